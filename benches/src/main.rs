@@ -1,0 +1,2 @@
+//! The comparison program (to come); for now see `cargo bench -p shmring-benches`.
+fn main() {}

@@ -1,0 +1,366 @@
+//! Error types, one per kind of operation. Each variant names the problem and
+//! carries the values that caused it.
+
+use core::fmt;
+
+/// Why a segment could not be initialised or attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The capacity is not a power of two within `MIN_CAPACITY..=MAX_CAPACITY`.
+    InvalidCapacity {
+        /// The capacity asked for, or found in the header.
+        capacity: u64,
+    },
+    /// The memory is shorter than the layout needs.
+    TooSmall {
+        /// Bytes available.
+        len: usize,
+        /// Bytes the layout needs.
+        required: u64,
+    },
+    /// The memory does not start on a [`SEGMENT_ALIGN`](crate::SEGMENT_ALIGN) boundary.
+    Misaligned {
+        /// The address given.
+        addr: usize,
+        /// The alignment needed.
+        align: usize,
+    },
+    /// The magic word is zero: nobody has finished initialising the segment.
+    Uninitialized,
+    /// The magic word is not shmring's.
+    BadMagic {
+        /// The word found.
+        found: u64,
+    },
+    /// The segment was written by a machine of the other byte order.
+    ForeignByteOrder,
+    /// The segment has another layout version.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+        /// The version this build understands.
+        supported: u32,
+    },
+    /// The segment holds another kind of ring.
+    WrongKind {
+        /// The kind found.
+        found: u32,
+        /// The kind expected.
+        expected: u32,
+    },
+    /// A header field does not have the value the layout and capacity imply.
+    HeaderMismatch {
+        /// Which field.
+        field: &'static str,
+        /// The value found.
+        found: u64,
+        /// The value expected.
+        expected: u64,
+    },
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::InvalidCapacity { capacity } => write!(
+                f,
+                "invalid capacity {capacity}: must be a power of two from {} to {}",
+                crate::MIN_CAPACITY,
+                crate::MAX_CAPACITY
+            ),
+            Self::TooSmall { len, required } => {
+                write!(f, "memory too small: {len} bytes, layout needs {required}")
+            }
+            Self::Misaligned { addr, align } => {
+                write!(f, "memory at {addr:#x} is not aligned to {align} bytes")
+            }
+            Self::Uninitialized => write!(f, "segment not initialised (magic is zero)"),
+            Self::BadMagic { found } => write!(f, "not a shmring segment (magic {found:#018x})"),
+            Self::ForeignByteOrder => write!(f, "segment written with the other byte order"),
+            Self::UnsupportedVersion { found, supported } => write!(
+                f,
+                "incompatible layout version {found} (this build supports {supported})"
+            ),
+            Self::WrongKind { found, expected } => {
+                write!(f, "wrong ring kind {found} (expected {expected})")
+            }
+            Self::HeaderMismatch {
+                field,
+                found,
+                expected,
+            } => write!(
+                f,
+                "corrupted header: {field} is {found}, expected {expected}"
+            ),
+        }
+    }
+}
+
+/// What a side found in shared memory that the protocol cannot produce: the mark of
+/// a buggy or hostile peer. The values seen are carried; nothing was read or written
+/// out of bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corruption {
+    /// A frame state word that is not zero and not a valid state.
+    BadFrameHeader {
+        /// Position of the frame.
+        position: u64,
+        /// The word read.
+        word: u32,
+    },
+    /// A message frame longer than the largest message or than the room left before
+    /// the end of the data region.
+    FrameTooLong {
+        /// Position of the frame.
+        position: u64,
+        /// Payload length in the header.
+        len: u32,
+        /// The most the frame could hold there.
+        limit: u64,
+    },
+    /// A padding frame that does not end exactly at the end of the data region.
+    BadPadding {
+        /// Position of the frame.
+        position: u64,
+        /// Bytes the padding frame spans.
+        size: u64,
+        /// Bytes left to the end of the data region.
+        expected: u64,
+    },
+    /// A frame that ends beyond what the producer may have written.
+    FrameBeyondWindow {
+        /// Position of the frame.
+        position: u64,
+        /// Position where it ends.
+        end: u64,
+        /// The furthest a frame may end.
+        limit: u64,
+    },
+    /// The consumer's published position moved backwards, past the producer, or off
+    /// the 8-byte grid.
+    ReadPosition {
+        /// The position read.
+        found: u64,
+        /// The least it could have been.
+        min: u64,
+        /// The most it could have been.
+        max: u64,
+    },
+    /// The producer's published position moved backwards, ran more than the capacity
+    /// ahead, or left the 8-byte grid.
+    WritePosition {
+        /// The position read.
+        found: u64,
+        /// The least it could have been.
+        min: u64,
+        /// The most it could have been.
+        max: u64,
+    },
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::BadFrameHeader { position, word } => {
+                write!(f, "bad frame header {word:#010x} at position {position}")
+            }
+            Self::FrameTooLong {
+                position,
+                len,
+                limit,
+            } => write!(
+                f,
+                "frame at position {position} claims {len} bytes, at most {limit} fit"
+            ),
+            Self::BadPadding {
+                position,
+                size,
+                expected,
+            } => write!(
+                f,
+                "padding frame at position {position} spans {size} bytes, expected {expected}"
+            ),
+            Self::FrameBeyondWindow {
+                position,
+                end,
+                limit,
+            } => write!(
+                f,
+                "frame at position {position} ends at {end}, beyond the writable limit {limit}"
+            ),
+            Self::ReadPosition { found, min, max } => write!(
+                f,
+                "read position {found} out of range {min}..={max} or misaligned"
+            ),
+            Self::WritePosition { found, min, max } => write!(
+                f,
+                "write position {found} out of range {min}..={max} or misaligned"
+            ),
+        }
+    }
+}
+
+/// Why a producer or consumer could not claim its side of a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimError {
+    /// Another handle holds the role.
+    Taken {
+        /// The token in the owner word.
+        owner: u32,
+    },
+    /// The shared state could not be recovered (the claim is given back).
+    Corrupted(Corruption),
+}
+
+impl fmt::Display for ClaimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Taken { owner } => write!(f, "role already taken (owner token {owner})"),
+            Self::Corrupted(c) => write!(f, "corrupted ring: {c}"),
+        }
+    }
+}
+
+/// Why a message could not be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The message is longer than the ring's largest message.
+    TooLarge {
+        /// Length asked for.
+        len: usize,
+        /// Largest message this ring takes.
+        max: usize,
+    },
+    /// Not enough free space now.
+    Full {
+        /// Bytes the frame needs (padding and the next frame header included).
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// The consumer's shared state is invalid.
+    Corrupted(Corruption),
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => {
+                write!(f, "message too large: {len} bytes, at most {max}")
+            }
+            Self::Full { needed, free } => {
+                write!(f, "ring full: {needed} bytes needed, {free} free")
+            }
+            Self::Corrupted(c) => write!(f, "corrupted ring: {c}"),
+        }
+    }
+}
+
+/// Why no message could be borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// No message is committed.
+    Empty,
+    /// The next frame is invalid.
+    Corrupted(Corruption),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => write!(f, "ring empty"),
+            Self::Corrupted(c) => write!(f, "corrupted ring: {c}"),
+        }
+    }
+}
+
+/// Why no message could be copied out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PopError {
+    /// No message is committed.
+    Empty,
+    /// The next message does not fit the buffer; nothing was consumed.
+    BufferTooSmall {
+        /// Length of the message.
+        len: usize,
+        /// Length of the buffer.
+        buffer: usize,
+    },
+    /// The next frame is invalid.
+    Corrupted(Corruption),
+}
+
+impl fmt::Display for PopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => write!(f, "ring empty"),
+            Self::BufferTooSmall { len, buffer } => write!(
+                f,
+                "buffer too small: message is {len} bytes, buffer {buffer}"
+            ),
+            Self::Corrupted(c) => write!(f, "corrupted ring: {c}"),
+        }
+    }
+}
+
+impl From<ReadError> for PopError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Empty => Self::Empty,
+            ReadError::Corrupted(c) => Self::Corrupted(c),
+        }
+    }
+}
+
+/// Why a blocking wait ended without its condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitError {
+    /// The deadline passed.
+    TimedOut,
+    /// The message waited for is longer than the ring's largest message.
+    TooLarge {
+        /// Length asked for.
+        len: usize,
+        /// Largest message this ring takes.
+        max: usize,
+    },
+    /// The peer's shared state is invalid.
+    Corrupted(Corruption),
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TimedOut => write!(f, "timed out"),
+            Self::TooLarge { len, max } => {
+                write!(f, "message too large: {len} bytes, at most {max}")
+            }
+            Self::Corrupted(c) => write!(f, "corrupted ring: {c}"),
+        }
+    }
+}
+
+/// The deadline of a wait passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut;
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out")
+    }
+}
+
+impl From<TimedOut> for WaitError {
+    fn from(_: TimedOut) -> Self {
+        Self::TimedOut
+    }
+}
+
+impl core::error::Error for LayoutError {}
+impl core::error::Error for Corruption {}
+impl core::error::Error for ClaimError {}
+impl core::error::Error for PushError {}
+impl core::error::Error for ReadError {}
+impl core::error::Error for PopError {}
+impl core::error::Error for WaitError {}
+impl core::error::Error for TimedOut {}

@@ -1,0 +1,70 @@
+//! The lock-free ring at the heart of shmring, over caller-provided memory.
+//!
+//! `#![no_std]`, no allocation, no system calls. A single-producer single-consumer
+//! ring of variable-length messages whose whole state lives in one `#[repr(C)]`
+//! segment (see [`layout`]), so that two processes, or a Rust and a C program, can
+//! share it through mapped memory:
+//!
+//! - **zero-copy** ([`Producer::grant`] → [`Grant::commit`], [`Consumer::read`] →
+//!   [`Message::release`]) and **copying** ([`Producer::push`], [`Consumer::pop`]);
+//! - **batching**: [`Producer::batch`] publishes several messages with one store,
+//!   and the consumer publishes its position lazily;
+//! - **one cache line per small message**: the consumer polls the frame header,
+//!   written last with Release, not the producer's position;
+//! - **hostile-peer safe**: every position, length and header word read from the
+//!   segment is read once and validated; a corrupt segment yields
+//!   [`Corruption`] errors or garbage payload bytes, never an out-of-bounds access,
+//!   a panic or an unbounded loop;
+//! - **crash-consistent**: a producer or consumer that dies can be replaced
+//!   ([`Producer::take_over`], [`Consumer::take_over`]); committed messages are
+//!   kept, released ones are not delivered again;
+//! - **blocking without system calls in core**: an eventcount ([`wait`]) over a
+//!   caller-supplied [`Futex`]; when nobody waits, publishing costs a fence and a
+//!   load, no system call and no read-modify-write.
+//!
+//! The algorithm is written once against [`Region`]; the model checks in
+//! `shmring-loom-tests` run it under loom through the [`sync`] facade
+//! (`--cfg shmring_loom`).
+//!
+//! ```
+//! use core::num::NonZeroU32;
+//! use shmring_core::{Consumer, Producer, RawRegion, segment_layout};
+//!
+//! #[repr(C, align(128))]
+//! struct Mem([u8; 512 + 4096]);
+//! let mut mem = Mem([0; 512 + 4096]);
+//! assert_eq!(segment_layout(4096)?.size(), mem.0.len());
+//!
+//! // `mem` outlives the handles and is touched only through them.
+//! let region = unsafe { RawRegion::init(mem.0.as_mut_ptr(), mem.0.len(), 4096) }?;
+//! let token = NonZeroU32::new(1).unwrap();
+//! let (mut tx, mut rx) = (Producer::claim(region.clone(), token)?, Consumer::claim(region, token)?);
+//! tx.push(b"ping")?;
+//! let mut buf = [0u8; 16];
+//! let n = rx.pop(&mut buf)?;
+//! assert_eq!(&buf[..n], b"ping");
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+#![cfg_attr(not(shmring_loom), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod error;
+pub mod layout;
+pub mod region;
+pub mod spsc;
+pub mod sync;
+pub mod wait;
+
+pub use error::{
+    ClaimError, Corruption, LayoutError, PopError, PushError, ReadError, TimedOut, WaitError,
+};
+pub use layout::{
+    DATA_OFFSET, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAX_CAPACITY, MIN_CAPACITY, SEGMENT_ALIGN,
+    max_message_len, segment_layout,
+};
+#[cfg(not(shmring_loom))]
+pub use region::RawRegion;
+pub use region::Region;
+pub use spsc::{Batch, Consumer, Grant, Message, Producer};
+pub use wait::Futex;

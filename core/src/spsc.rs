@@ -1,0 +1,1000 @@
+//! The single-producer single-consumer ring of variable-length messages.
+//!
+//! # Frames
+//!
+//! The data region holds frames, each starting on an 8-byte boundary:
+//!
+//! ```text
+//! +0  u32  state: 0 = nothing yet, else COMMITTED | [PADDING] | [RELEASED] | len
+//! +4  u32  reserved
+//! +8  len payload bytes, then zero to 7 bytes up to the next multiple of 8
+//! ```
+//!
+//! A frame never crosses the end of the data region: where a message does not fit
+//! before it, a padding frame fills the rest and the message starts the next lap.
+//!
+//! # Publication (one cache line per small message)
+//!
+//! The producer fills a frame, writes a zero into the state word *after* it (the
+//! next frame's header), then stores the frame's state word with Release. The
+//! consumer polls the state word at its read position with Acquire: when it turns
+//! non-zero the whole frame is visible. A small message and its header share a line,
+//! so a message crosses between cores as one line; the consumer never reads the
+//! producer's position on this path.
+//!
+//! The shared positions are for flow control. The producer reads `read_position`
+//! only when its cached copy says the ring is full. The consumer publishes it
+//! lazily: when it has released everything committed so far, after a quarter of the
+//! capacity, or when the producer is waiting for space. While the producer runs
+//! ahead, the position line changes hands once per quarter capacity, not per message. Each released frame is also marked `RELEASED` in
+//! place, so a consumer that takes over after a crash skips what was released but
+//! not yet published: nothing is delivered twice.
+
+use core::cell::Cell;
+use core::marker::PhantomData;
+use core::num::NonZeroU32;
+use core::ops::{Deref, DerefMut};
+use core::{fmt, slice};
+
+use crate::error::{ClaimError, Corruption, PopError, PushError, ReadError, WaitError};
+use crate::layout::{
+    FRAME_COMMITTED, FRAME_HEADER_SIZE, FRAME_LEN_MASK, FRAME_PADDING, FRAME_RELEASED,
+    max_message_len,
+};
+use crate::region::Region;
+use crate::sync::Ordering;
+use crate::wait::{Futex, WAITING, notify, prepare_wait};
+
+const HEADER: u64 = FRAME_HEADER_SIZE as u64;
+
+/// Bytes a frame with a `len`-byte payload spans.
+#[inline]
+const fn frame_size(len: u64) -> u64 {
+    (len + HEADER + 7) & !7
+}
+
+/// A decoded, validated frame state word.
+#[derive(Clone, Copy)]
+enum Frame {
+    /// A message of `len` bytes, not yet released.
+    Message { len: u32 },
+    /// A released message or padding: skip `size` bytes.
+    Skip { size: u64 },
+}
+
+/// What both sides know about the data region, copied once from the trusted region.
+#[derive(Clone, Copy)]
+struct Geometry {
+    capacity: u64,
+    mask: u64,
+    max_len: u64,
+}
+
+impl Geometry {
+    fn of<R: Region>(region: &R) -> Self {
+        let capacity = region.capacity();
+        debug_assert!(capacity.is_power_of_two());
+        Self {
+            capacity: capacity as u64,
+            mask: capacity as u64 - 1,
+            max_len: max_message_len(capacity) as u64,
+        }
+    }
+
+    #[inline]
+    fn offset(&self, position: u64) -> usize {
+        (position & self.mask) as usize
+    }
+
+    /// Validates the state `word` of the frame at `position`; `None` if empty.
+    /// Every frame this accepts lies within the data region and its payload within
+    /// the largest message.
+    #[inline]
+    fn decode(&self, position: u64, word: u32) -> Result<Option<Frame>, Corruption> {
+        if word == 0 {
+            return Ok(None);
+        }
+        let bad = word & FRAME_COMMITTED == 0
+            || word & (FRAME_PADDING | FRAME_RELEASED) == FRAME_PADDING | FRAME_RELEASED;
+        if bad {
+            return Err(Corruption::BadFrameHeader { position, word });
+        }
+        let len = word & FRAME_LEN_MASK;
+        let size = frame_size(len.into());
+        let tail = self.capacity - (position & self.mask);
+        if word & FRAME_PADDING != 0 {
+            if size != tail {
+                return Err(Corruption::BadPadding {
+                    position,
+                    size,
+                    expected: tail,
+                });
+            }
+            return Ok(Some(Frame::Skip { size }));
+        }
+        let limit = self.max_len.min(tail - HEADER);
+        if u64::from(len) > limit {
+            return Err(Corruption::FrameTooLong {
+                position,
+                len,
+                limit,
+            });
+        }
+        if word & FRAME_RELEASED != 0 {
+            Ok(Some(Frame::Skip { size }))
+        } else {
+            Ok(Some(Frame::Message { len }))
+        }
+    }
+}
+
+fn check_aligned(found: u64, corruption: Corruption) -> Result<u64, Corruption> {
+    if found % 8 == 0 {
+        Ok(found)
+    } else {
+        Err(corruption)
+    }
+}
+
+/// The writing side of a ring.
+///
+/// Claimed once per ring (a claim word in the segment); `Send` but not `Sync`.
+///
+/// # Examples
+/// ```
+/// use core::num::NonZeroU32;
+/// use shmring_core::{Consumer, Producer, RawRegion};
+///
+/// #[repr(C, align(128))]
+/// struct Mem([u8; 512 + 1024]);
+/// let mut mem = Mem([0; 512 + 1024]);
+/// // SAFETY: `mem` outlives the handles and is touched only through them.
+/// let region = unsafe { RawRegion::init(mem.0.as_mut_ptr(), mem.0.len(), 1024) }?;
+/// let token = NonZeroU32::new(1).unwrap();
+/// let mut tx = Producer::claim(region.clone(), token)?;
+/// let mut rx = Consumer::claim(region, token)?;
+///
+/// tx.push(b"hello")?;
+/// let mut grant = tx.grant(16)?;       // zero-copy: write in place...
+/// grant[..5].copy_from_slice(b"world");
+/// grant.commit(5);                     // ...and publish (possibly shorter)
+///
+/// let mut buf = [0u8; 64];
+/// let n = rx.pop(&mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// let msg = rx.read()?;                // zero-copy: borrow in place...
+/// assert_eq!(&*msg, b"world");
+/// msg.release();                       // ...and give the bytes back
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+///
+/// A handle is used by one thread at a time:
+/// ```compile_fail
+/// fn is_sync<T: Sync>() {}
+/// is_sync::<shmring_core::Producer<shmring_core::RawRegion>>();
+/// ```
+pub struct Producer<R: Region> {
+    region: R,
+    geo: Geometry,
+    /// Next frame position: exact, private.
+    write: u64,
+    /// The consumer's position as last read; at most the true one, can be stale.
+    read_cache: u64,
+    /// Inside a [`Batch`].
+    batching: bool,
+    /// The first frame of the open batch: position and state word, not yet stored.
+    pending: Option<(u64, u32)>,
+    /// A frame was published since the last [`Producer::wake_consumer`].
+    unnotified: bool,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<R: Region> fmt::Debug for Producer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.geo.capacity)
+            .field("write", &self.write)
+            .field("read_cache", &self.read_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Region> Producer<R> {
+    /// Claims the producer side of `region`, marking it with `token`, and recovers
+    /// the write position (after a crashed or departed producer: the end of the
+    /// committed frames).
+    ///
+    /// # Errors
+    /// [`ClaimError::Taken`] with the holder's token if a producer holds the ring;
+    /// [`ClaimError::Corrupted`] if the shared positions or frames are invalid (the
+    /// claim is then given back).
+    pub fn claim(region: R, token: NonZeroU32) -> Result<Self, ClaimError> {
+        Self::claim_from(region, token, 0)
+    }
+
+    /// Claims the producer side from a holder that is known to be gone (crashed).
+    ///
+    /// # Errors
+    /// As [`Producer::claim`]; `Taken` if the owner word no longer holds `previous`.
+    ///
+    /// # Safety
+    /// The handle that claimed with `previous` must no longer be in use by any thread
+    /// of this process (two producers would alias the same grant bytes). Another
+    /// process is outside Rust's reach; the caller must know it has exited.
+    pub unsafe fn take_over(
+        region: R,
+        token: NonZeroU32,
+        previous: NonZeroU32,
+    ) -> Result<Self, ClaimError> {
+        Self::claim_from(region, token, previous.get())
+    }
+
+    fn claim_from(region: R, token: NonZeroU32, previous: u32) -> Result<Self, ClaimError> {
+        let owner = &region.control().producer.0.owner;
+        // SYNC: Acquire pairs with the Release store of 0 in `Drop`: the previous
+        // producer's frames and write position are visible to the recovery below.
+        if let Err(found) =
+            owner.compare_exchange(previous, token.get(), Ordering::Acquire, Ordering::Relaxed)
+        {
+            return Err(ClaimError::Taken { owner: found });
+        }
+        match Self::recover(&region) {
+            Ok((write, read)) => {
+                let mut producer = Self {
+                    geo: Geometry::of(&region),
+                    region,
+                    write,
+                    read_cache: read,
+                    batching: false,
+                    pending: None,
+                    unnotified: false,
+                    _not_sync: PhantomData,
+                };
+                producer.publish_write();
+                Ok(producer)
+            }
+            Err(c) => {
+                owner.store(previous, Ordering::Release);
+                Err(ClaimError::Corrupted(c))
+            }
+        }
+    }
+
+    /// Finds the end of the committed frames: from the later of the two published
+    /// positions, walk frame headers until an empty one. Bounded by the capacity.
+    fn recover(region: &R) -> Result<(u64, u64), Corruption> {
+        let geo = Geometry::of(region);
+        let control = region.control();
+        // SYNC: Acquire pairs with the consumer's Release publication: its reads of
+        // the frames below `read` happen before we overwrite them.
+        let read = control.consumer.0.read_position.load(Ordering::Acquire);
+        let bad_read = Corruption::ReadPosition {
+            found: read,
+            min: 0,
+            max: u64::MAX - geo.capacity,
+        };
+        if read > u64::MAX - geo.capacity {
+            return Err(bad_read);
+        }
+        let read = check_aligned(read, bad_read)?;
+        let limit = read + geo.capacity;
+        // Relaxed: a hint; the claim's Acquire orders the previous producer's writes.
+        let hint = control.producer.0.write_position.load(Ordering::Relaxed);
+        let mut write = check_aligned(
+            hint,
+            Corruption::WritePosition {
+                found: hint,
+                min: 0,
+                max: limit,
+            },
+        )?;
+        if write > limit {
+            return Err(Corruption::WritePosition {
+                found: hint,
+                min: read,
+                max: limit,
+            });
+        }
+        write = write.max(read);
+        loop {
+            // Relaxed: ordered by the claim's Acquire (frames of earlier producers)
+            // or by program order (none of ours yet).
+            let word = region.frame_word(geo.offset(write)).load(Ordering::Relaxed);
+            let size = match geo.decode(write, word)? {
+                None => return Ok((write, read)),
+                Some(Frame::Skip { size }) => size,
+                Some(Frame::Message { len }) => frame_size(len.into()),
+            };
+            let end = write + size;
+            if end + HEADER > limit {
+                return Err(Corruption::FrameBeyondWindow {
+                    position: write,
+                    end,
+                    limit: limit - HEADER,
+                });
+            }
+            write = end;
+        }
+    }
+
+    /// Size of the data region.
+    pub fn capacity(&self) -> usize {
+        self.geo.capacity as usize
+    }
+
+    /// Largest message this ring takes.
+    pub fn max_message_len(&self) -> usize {
+        self.geo.max_len as usize
+    }
+
+    /// Reads the consumer's published position and validates it.
+    #[inline(never)]
+    fn refresh_read(&mut self) -> Result<(), Corruption> {
+        // SYNC: Acquire pairs with the Release store in `Consumer::publish`: the
+        // consumer's reads (and RELEASED marks) of frames below it happen before our
+        // writes into those bytes.
+        let found = self
+            .region
+            .control()
+            .consumer
+            .0
+            .read_position
+            .load(Ordering::Acquire);
+        if found < self.read_cache || found > self.write || found % 8 != 0 {
+            return Err(Corruption::ReadPosition {
+                found,
+                min: self.read_cache,
+                max: self.write,
+            });
+        }
+        self.read_cache = found;
+        Ok(())
+    }
+
+    /// Where a frame for `len` bytes goes: `(start, padding)`, checking space.
+    #[inline]
+    fn reserve(&mut self, len: usize) -> Result<(u64, u64), PushError> {
+        if len as u64 > self.geo.max_len {
+            return Err(PushError::TooLarge {
+                len,
+                max: self.geo.max_len as usize,
+            });
+        }
+        let size = frame_size(len as u64);
+        let tail = self.geo.capacity - (self.write & self.geo.mask);
+        let padding = if size <= tail { 0 } else { tail };
+        // The frame and the zeroed header after it must stay below the consumer's
+        // position plus the capacity.
+        let end = self.write + padding + size + HEADER;
+        if end > self.read_cache + self.geo.capacity {
+            self.refresh_read().map_err(PushError::Corrupted)?;
+            let limit = self.read_cache + self.geo.capacity;
+            if end > limit {
+                return Err(PushError::Full {
+                    needed: end - self.write,
+                    free: limit - self.write,
+                });
+            }
+        }
+        Ok((self.write + padding, padding))
+    }
+
+    /// Reserves a frame for a message of up to `len` bytes and lends its payload
+    /// bytes for writing in place. Nothing is visible to the consumer until
+    /// [`Grant::commit`]; dropping the grant commits nothing.
+    ///
+    /// The bytes are shared memory: they hold whatever was there before.
+    ///
+    /// # Errors
+    /// [`PushError::TooLarge`] beyond [`max_message_len`](Self::max_message_len),
+    /// [`PushError::Full`] when the space is not free yet, [`PushError::Corrupted`]
+    /// if the consumer's published position is invalid.
+    pub fn grant(&mut self, len: usize) -> Result<Grant<'_, R>, PushError> {
+        let (start, padding) = self.reserve(len)?;
+        if padding != 0 {
+            // Relaxed: published by the Release store of the padding just below.
+            self.region.frame_word(0).store(0, Ordering::Relaxed);
+            // SYNC: Release pairs with the consumer's Acquire load of this word: the
+            // zeroed header at the start of the next lap is visible once it skips
+            // the padding.
+            self.region.frame_word(self.geo.offset(self.write)).store(
+                FRAME_COMMITTED | FRAME_PADDING | (padding - HEADER) as u32,
+                Ordering::Release,
+            );
+            self.write = start;
+        }
+        let size = frame_size(len as u64) as usize;
+        self.region.will_write(self.geo.offset(start), size);
+        Ok(Grant {
+            producer: self,
+            position: start,
+            len,
+        })
+    }
+
+    /// Copies `message` into the ring as one message and publishes it.
+    ///
+    /// # Errors
+    /// As [`Producer::grant`].
+    pub fn push(&mut self, message: &[u8]) -> Result<(), PushError> {
+        let mut grant = self.grant(message.len())?;
+        grant.copy_from_slice(message);
+        grant.commit(message.len());
+        Ok(())
+    }
+
+    /// Opens a batch: messages committed through it become visible together, when
+    /// it is published or dropped, with one Release store.
+    pub fn batch(&mut self) -> Batch<'_, R> {
+        self.batching = true;
+        Batch { producer: self }
+    }
+
+    fn commit(&mut self, position: u64, len: usize) {
+        let offset = self.geo.offset(position);
+        let size = frame_size(len as u64);
+        let next = position + size;
+        self.region.will_write(offset, size as usize);
+        // Relaxed: published by the Release store of this frame's (or the batch's
+        // first frame's) state word, which the consumer reads before the next one.
+        self.region
+            .frame_word(self.geo.offset(next))
+            .store(0, Ordering::Relaxed);
+        let word = FRAME_COMMITTED | len as u32;
+        if !self.batching {
+            // SYNC: Release pairs with the Acquire load in `Consumer::read`: the
+            // payload and the zeroed next header are visible with the state word.
+            self.region
+                .frame_word(offset)
+                .store(word, Ordering::Release);
+            self.write = next;
+            self.publish_write();
+        } else if self.pending.is_none() {
+            self.pending = Some((position, word));
+            self.write = next;
+        } else {
+            // Relaxed: the consumer reaches this frame only after the Release store
+            // of the batch's first state word, which comes after this in program order.
+            self.region
+                .frame_word(offset)
+                .store(word, Ordering::Relaxed);
+            self.write = next;
+        }
+    }
+
+    fn end_batch(&mut self) {
+        self.batching = false;
+        if let Some((position, word)) = self.pending.take() {
+            // SYNC: Release pairs with the Acquire load in `Consumer::read`: every
+            // frame of the batch (stored before this) is visible with the first.
+            self.region
+                .frame_word(self.geo.offset(position))
+                .store(word, Ordering::Release);
+            self.publish_write();
+        }
+    }
+
+    fn publish_write(&mut self) {
+        // SYNC: Release pairs with the Acquire load in `Consumer::backlog`: every
+        // frame below this position is committed when it is seen.
+        self.region
+            .control()
+            .producer
+            .0
+            .write_position
+            .store(self.write, Ordering::Release);
+        self.unnotified = true;
+    }
+
+    /// Wakes the consumer if it is waiting, after messages were published. Costs a
+    /// fence and a load when nobody waits; nothing if nothing was published since
+    /// the last call. Callers whose consumer may block call this after each commit
+    /// (or batch).
+    pub fn wake_consumer<F: Futex + ?Sized>(&mut self, futex: &F) {
+        if self.unnotified {
+            self.unnotified = false;
+            notify(&self.region.control().signals.0.data_signal, futex);
+        }
+    }
+
+    /// Blocks until a message of `len` bytes fits, or the deadline passes. Returns
+    /// at once if it fits now.
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`], [`WaitError::TooLarge`] or [`WaitError::Corrupted`].
+    pub fn wait_for_space<F: Futex + ?Sized>(
+        &mut self,
+        len: usize,
+        futex: &F,
+        deadline: Option<F::Deadline>,
+    ) -> Result<(), WaitError> {
+        let fits = |p: &mut Self| match p.reserve(len) {
+            Ok(_) => Ok(true),
+            Err(PushError::Full { .. }) => Ok(false),
+            Err(PushError::TooLarge { len, max }) => Err(WaitError::TooLarge { len, max }),
+            Err(PushError::Corrupted(c)) => Err(WaitError::Corrupted(c)),
+        };
+        loop {
+            if fits(self)? {
+                return Ok(());
+            }
+            let key = prepare_wait(&self.region.control().signals.0.space_signal);
+            if fits(self)? {
+                return Ok(());
+            }
+            futex.wait(&self.region.control().signals.0.space_signal, key, deadline)?;
+        }
+    }
+}
+
+impl<R: Region> Drop for Producer<R> {
+    fn drop(&mut self) {
+        self.end_batch();
+        self.publish_write();
+        // SYNC: Release pairs with the Acquire compare-exchange in `claim`: the next
+        // producer's recovery sees every frame we wrote.
+        self.region
+            .control()
+            .producer
+            .0
+            .owner
+            .store(0, Ordering::Release);
+    }
+}
+
+/// A frame lent to the producer for writing in place. Derefs to its payload bytes.
+///
+/// [`commit`](Grant::commit) publishes it; dropping it publishes nothing.
+pub struct Grant<'a, R: Region> {
+    producer: &'a mut Producer<R>,
+    position: u64,
+    len: usize,
+}
+
+impl<R: Region> fmt::Debug for Grant<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<R: Region> Grant<'_, R> {
+    /// Publishes the first `len` bytes as one message.
+    ///
+    /// # Panics
+    /// If `len` exceeds the granted length (a bug in the caller).
+    pub fn commit(self, len: usize) {
+        assert!(
+            len <= self.len,
+            "commit of {len} bytes exceeds the grant of {}",
+            self.len
+        );
+        self.producer.commit(self.position, len);
+    }
+}
+
+impl<R: Region> Deref for Grant<'_, R> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let offset = self.producer.geo.offset(self.position) + FRAME_HEADER_SIZE;
+        // SAFETY: `reserve` placed the frame within the data region and within the
+        // space the consumer has released, so no other handle in this process reads
+        // or writes these `len` bytes until commit; the region keeps them valid.
+        unsafe { slice::from_raw_parts(self.producer.region.data().add(offset), self.len) }
+    }
+}
+
+impl<R: Region> DerefMut for Grant<'_, R> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let offset = self.producer.geo.offset(self.position) + FRAME_HEADER_SIZE;
+        // SAFETY: as in `deref`; `&mut self` makes this the only borrow.
+        unsafe { slice::from_raw_parts_mut(self.producer.region.data().add(offset), self.len) }
+    }
+}
+
+/// Messages committed through a batch are published together by one Release store
+/// (the first frame's state word, written last) when the batch is published or
+/// dropped.
+///
+/// While it is open the consumer sees none of them; a batch that fills the ring gets
+/// [`PushError::Full`] and must be published before the consumer can make room.
+pub struct Batch<'a, R: Region> {
+    producer: &'a mut Producer<R>,
+}
+
+impl<R: Region> fmt::Debug for Batch<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("producer", &self.producer)
+            .finish()
+    }
+}
+
+impl<R: Region> Batch<'_, R> {
+    /// As [`Producer::grant`], committing into the batch.
+    ///
+    /// # Errors
+    /// As [`Producer::grant`].
+    pub fn grant(&mut self, len: usize) -> Result<Grant<'_, R>, PushError> {
+        self.producer.grant(len)
+    }
+
+    /// As [`Producer::push`], into the batch.
+    ///
+    /// # Errors
+    /// As [`Producer::grant`].
+    pub fn push(&mut self, message: &[u8]) -> Result<(), PushError> {
+        self.producer.push(message)
+    }
+
+    /// Publishes the batch (the same as dropping it).
+    pub fn publish(self) {}
+}
+
+impl<R: Region> Drop for Batch<'_, R> {
+    fn drop(&mut self) {
+        self.producer.end_batch();
+    }
+}
+
+/// The reading side of a ring.
+///
+/// Claimed once per ring (a claim word in the segment); `Send` but not `Sync`:
+/// ```compile_fail
+/// fn is_sync<T: Sync>() {}
+/// is_sync::<shmring_core::Consumer<shmring_core::RawRegion>>();
+/// ```
+pub struct Consumer<R: Region> {
+    region: R,
+    geo: Geometry,
+    /// Next frame position: exact, private.
+    read: u64,
+    /// Last value stored to `read_position`; the producer writes below
+    /// `published + capacity`, so no valid frame ends beyond that.
+    published: u64,
+    /// Last `write_position` seen by [`Consumer::backlog`].
+    write_seen: u64,
+    /// A position was published since the last [`Consumer::wake_producer`].
+    unnotified: bool,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<R: Region> fmt::Debug for Consumer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.geo.capacity)
+            .field("read", &self.read)
+            .field("published", &self.published)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Region> Consumer<R> {
+    /// Claims the consumer side of `region`, marking it with `token`. Reading
+    /// resumes at the published read position, skipping messages a previous
+    /// consumer released.
+    ///
+    /// # Errors
+    /// [`ClaimError::Taken`] with the holder's token if a consumer holds the ring;
+    /// [`ClaimError::Corrupted`] if the published position is invalid.
+    pub fn claim(region: R, token: NonZeroU32) -> Result<Self, ClaimError> {
+        Self::claim_from(region, token, 0)
+    }
+
+    /// Claims the consumer side from a holder that is known to be gone (crashed).
+    /// Messages it read but did not release are delivered again; messages it
+    /// released are not.
+    ///
+    /// # Errors
+    /// As [`Consumer::claim`]; `Taken` if the owner word no longer holds `previous`.
+    ///
+    /// # Safety
+    /// The handle that claimed with `previous` must no longer be in use by any thread
+    /// of this process; another process must have exited.
+    pub unsafe fn take_over(
+        region: R,
+        token: NonZeroU32,
+        previous: NonZeroU32,
+    ) -> Result<Self, ClaimError> {
+        Self::claim_from(region, token, previous.get())
+    }
+
+    fn claim_from(region: R, token: NonZeroU32, previous: u32) -> Result<Self, ClaimError> {
+        let control = region.control();
+        let owner = &control.consumer.0.owner;
+        // SYNC: Acquire pairs with the Release store of 0 in `Drop`: the previous
+        // consumer's position and RELEASED marks are visible.
+        if let Err(found) =
+            owner.compare_exchange(previous, token.get(), Ordering::Acquire, Ordering::Relaxed)
+        {
+            return Err(ClaimError::Taken { owner: found });
+        }
+        let geo = Geometry::of(&region);
+        // Relaxed: ordered by the claim's Acquire.
+        let read = control.consumer.0.read_position.load(Ordering::Relaxed);
+        if read % 8 != 0 || read > u64::MAX - 2 * geo.capacity {
+            owner.store(previous, Ordering::Release);
+            return Err(ClaimError::Corrupted(Corruption::ReadPosition {
+                found: read,
+                min: 0,
+                max: u64::MAX - 2 * geo.capacity,
+            }));
+        }
+        Ok(Self {
+            region,
+            geo,
+            read,
+            published: read,
+            write_seen: 0,
+            unnotified: false,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Size of the data region.
+    pub fn capacity(&self) -> usize {
+        self.geo.capacity as usize
+    }
+
+    /// Largest message this ring takes.
+    pub fn max_message_len(&self) -> usize {
+        self.geo.max_len as usize
+    }
+
+    /// Borrows the next message in place. [`Message::release`] consumes it;
+    /// dropping the [`Message`] leaves it for the next read.
+    ///
+    /// # Errors
+    /// [`ReadError::Empty`] when no message is committed; [`ReadError::Corrupted`]
+    /// when the next frame is invalid (the position does not move, so the error
+    /// repeats until the peer repairs it).
+    pub fn read(&mut self) -> Result<Message<'_, R>, ReadError> {
+        // Each pass advances `read` by at least 8 bytes and no valid frame ends
+        // beyond `published + capacity`: at most capacity / 8 passes.
+        loop {
+            let offset = self.geo.offset(self.read);
+            // SYNC: Acquire pairs with the Release stores of the state word in
+            // `Producer::commit`, `end_batch` and `grant` (padding): the frame's
+            // bytes and the zeroed header after it are visible once it is non-zero.
+            let word = self.region.frame_word(offset).load(Ordering::Acquire);
+            let frame = match self.geo.decode(self.read, word) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    // Found empty: give the producer what we have released.
+                    if self.read != self.published {
+                        self.publish();
+                    }
+                    return Err(ReadError::Empty);
+                }
+                Err(c) => return Err(ReadError::Corrupted(c)),
+            };
+            let size = match frame {
+                Frame::Message { len } => frame_size(len.into()),
+                Frame::Skip { size } => size,
+            };
+            let end = self.read + size;
+            let limit = self.published + self.geo.capacity - HEADER;
+            if end > limit {
+                return Err(ReadError::Corrupted(Corruption::FrameBeyondWindow {
+                    position: self.read,
+                    end,
+                    limit,
+                }));
+            }
+            match frame {
+                Frame::Skip { .. } => self.read = end,
+                Frame::Message { len } => {
+                    self.region
+                        .will_read(offset + FRAME_HEADER_SIZE, len as usize);
+                    let position = self.read;
+                    return Ok(Message {
+                        consumer: self,
+                        position,
+                        word,
+                        len: len as usize,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Copies the next message into `buf` and consumes it; returns its length.
+    ///
+    /// # Errors
+    /// [`PopError::Empty`]; [`PopError::BufferTooSmall`] with the message's length,
+    /// consuming nothing; [`PopError::Corrupted`].
+    pub fn pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        let message = self.read()?;
+        let len = message.len();
+        let Some(dst) = buf.get_mut(..len) else {
+            return Err(PopError::BufferTooSmall {
+                len,
+                buffer: buf.len(),
+            });
+        };
+        dst.copy_from_slice(&message);
+        message.release();
+        Ok(len)
+    }
+
+    fn release(&mut self, position: u64, word: u32, len: usize) {
+        let offset = self.geo.offset(position);
+        self.region.will_read(offset + FRAME_HEADER_SIZE, len);
+        // Relaxed: ordered before the producer's reuse of these bytes by the Release
+        // publication of `read_position` (now or later), which it reads with Acquire.
+        self.region
+            .frame_word(offset)
+            .store(word | FRAME_RELEASED, Ordering::Relaxed);
+        self.read = position + frame_size(len as u64);
+        // Relaxed: a hint; a missed waiter is served when we next publish (the ring
+        // found empty, or a quarter of it released), and `wake_producer` follows
+        // every publication with the fenced check.
+        let producer_waits = self
+            .region
+            .control()
+            .signals
+            .0
+            .space_signal
+            .load(Ordering::Relaxed)
+            & WAITING
+            != 0;
+        // Relaxed: a hint too (a stale non-zero only delays publication until the
+        // ring is found empty); the line is the one the next read polls anyway.
+        let caught_up = self
+            .region
+            .frame_word(self.geo.offset(self.read))
+            .load(Ordering::Relaxed)
+            == 0;
+        if caught_up || producer_waits || self.read - self.published >= self.geo.capacity / 4 {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        // SYNC: Release pairs with the Acquire load in `Producer::refresh_read`: our
+        // reads and RELEASED marks below this position happen before its reuse.
+        self.region
+            .control()
+            .consumer
+            .0
+            .read_position
+            .store(self.read, Ordering::Release);
+        self.published = self.read;
+        self.unnotified = true;
+    }
+
+    /// Bytes committed and not yet consumed, as far as the producer's published
+    /// position tells (it may lag the frames by one commit).
+    ///
+    /// # Errors
+    /// [`Corruption::WritePosition`] if the published position moved backwards, ran
+    /// more than the capacity ahead of our published position, or is misaligned.
+    pub fn backlog(&mut self) -> Result<u64, Corruption> {
+        // SYNC: Acquire pairs with the Release store in `Producer::publish_write`:
+        // every frame below the position seen is committed and visible.
+        let found = self
+            .region
+            .control()
+            .producer
+            .0
+            .write_position
+            .load(Ordering::Acquire);
+        let max = self.published + self.geo.capacity;
+        if found < self.write_seen || found > max || found % 8 != 0 {
+            return Err(Corruption::WritePosition {
+                found,
+                min: self.write_seen,
+                max,
+            });
+        }
+        self.write_seen = found;
+        Ok(found.saturating_sub(self.read))
+    }
+
+    /// Wakes the producer if it waits for space, after releases were published.
+    /// Costs nothing if nothing was published since the last call, else a fence and
+    /// a load when nobody waits.
+    pub fn wake_producer<F: Futex + ?Sized>(&mut self, futex: &F) {
+        if self.unnotified {
+            self.unnotified = false;
+            notify(&self.region.control().signals.0.space_signal, futex);
+        }
+    }
+
+    /// Whether a frame (message, padding or garbage) is committed at the read
+    /// position; `order` is that of the load.
+    fn frame_ready(&self, order: Ordering) -> bool {
+        self.region
+            .frame_word(self.geo.offset(self.read))
+            .load(order)
+            != 0
+    }
+
+    /// Blocks until a frame is committed at the read position, or the deadline
+    /// passes. Before sleeping it publishes its position and wakes the producer, so
+    /// the two never sleep on each other. [`Consumer::read`] may still return
+    /// `Empty` afterwards (the frame was padding): call again.
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`].
+    pub fn wait_for_message<F: Futex + ?Sized>(
+        &mut self,
+        futex: &F,
+        deadline: Option<F::Deadline>,
+    ) -> Result<(), WaitError> {
+        loop {
+            // Acquire (as in `read`) so a caller may trust what it saw.
+            if self.frame_ready(Ordering::Acquire) {
+                return Ok(());
+            }
+            if self.read != self.published {
+                self.publish();
+            }
+            self.wake_producer(futex);
+            let word = &self.region.control().signals.0.data_signal;
+            let key = prepare_wait(word);
+            // Relaxed: ordered after the registration by `prepare_wait`'s fence.
+            if self.frame_ready(Ordering::Relaxed) {
+                return Ok(());
+            }
+            futex.wait(word, key, deadline)?;
+        }
+    }
+}
+
+impl<R: Region> Drop for Consumer<R> {
+    fn drop(&mut self) {
+        if self.read != self.published {
+            self.publish();
+        }
+        // SYNC: Release pairs with the Acquire compare-exchange in `claim`.
+        self.region
+            .control()
+            .consumer
+            .0
+            .owner
+            .store(0, Ordering::Release);
+    }
+}
+
+/// A message borrowed in place. Derefs to its payload.
+///
+/// [`release`](Message::release) consumes it; dropping it leaves it to be read again.
+/// The bytes are shared memory: a hostile producer could change them while borrowed
+/// (garbage payload, never an out-of-bounds access).
+pub struct Message<'a, R: Region> {
+    consumer: &'a mut Consumer<R>,
+    position: u64,
+    word: u32,
+    len: usize,
+}
+
+impl<R: Region> fmt::Debug for Message<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<R: Region> Message<'_, R> {
+    /// Consumes the message: its bytes may be reused by the producer, and no later
+    /// consumer will see it.
+    pub fn release(self) {
+        self.consumer.release(self.position, self.word, self.len);
+    }
+}
+
+impl<R: Region> Deref for Message<'_, R> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let offset = self.consumer.geo.offset(self.position) + FRAME_HEADER_SIZE;
+        // SAFETY: `decode` checked that the payload lies within the data region; the
+        // producer does not write these bytes until we publish a position past
+        // them, which needs `&mut Consumer`, held by this borrow.
+        unsafe { slice::from_raw_parts(self.consumer.region.data().add(offset), self.len) }
+    }
+}

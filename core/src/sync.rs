@@ -1,0 +1,25 @@
+//! The one place `shmring-core` takes its atomics from.
+//!
+//! Normally these are `core::sync::atomic`'s types. Built with `--cfg shmring_loom`
+//! they are loom's, so that the model checks in `shmring-loom-tests` run the ring's
+//! real algorithm under loom's scheduler and memory model. Nothing else in the crate
+//! names an atomic type from anywhere else.
+//!
+//! The cfg is a bare `--cfg`, never a cargo feature: `cargo test --workspace` unifies
+//! features, and a feature would put loom's atomics into every crate of the build.
+
+#[cfg(not(shmring_loom))]
+pub use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+#[cfg(shmring_loom)]
+pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+/// A pause inside a spin loop: the CPU's spin hint normally, a yield to loom's
+/// scheduler in the model checks (a model that spins without yielding never ends).
+#[inline]
+pub fn spin_loop() {
+    #[cfg(not(shmring_loom))]
+    core::hint::spin_loop();
+    #[cfg(shmring_loom)]
+    loom::thread::yield_now();
+}

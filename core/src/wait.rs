@@ -1,0 +1,89 @@
+//! The wait/notify protocol: an eventcount on a shared 32-bit word.
+//!
+//! Core makes no system calls. A side that must block calls [`Futex::wait`], which
+//! the caller supplies (the `shmring` crate: Linux futex on the shared word; the
+//! model checks: a mutex and condition variable that compare and sleep atomically).
+//!
+//! The word: bit 0 = "a waiter is registered", bits 1..32 = a notification count.
+//!
+//! ```text
+//! waiter                                   notifier
+//! key = word.fetch_or(WAITING) | WAITING   (publish: frame header / read_position)
+//! fence(SeqCst)        ──── pairs ────     fence(SeqCst)
+//! re-check the ring; ready? return         seen = word.load()
+//! futex.wait(word, key, deadline)          if seen & WAITING:
+//!                                              word.fetch_add(1)   // clear bit, count++
+//!                                              futex.wake(word)
+//! ```
+//!
+//! The two fences order "store, then load the other side's word" on both sides (the
+//! store-buffer pattern): whichever fence is later in the single total order of
+//! SeqCst operations, its side sees the other's store. So either the notifier sees
+//! `WAITING` and wakes, or the waiter's re-check sees the publication and does not
+//! sleep. If the notifier's `fetch_add` lands between the waiter's re-check and its
+//! sleep, the word no longer equals `key` and the futex does not sleep. When nobody
+//! waits, the notifier pays a fence and a load: no system call, no read-modify-write.
+//!
+//! Fences rather than SeqCst loads and stores, because loom models `fence(SeqCst)`
+//! but treats SeqCst accesses as Acquire/Release (tokio-rs/loom#180): the model
+//! checks would otherwise report lost wake-ups the hardware cannot produce.
+
+use crate::error::TimedOut;
+use crate::sync::{AtomicU32, Ordering, fence};
+
+/// Bit 0 of a signal word: a waiter is registered.
+pub const WAITING: u32 = 1;
+
+/// A compare-and-sleep on a shared 32-bit word, and its wake-up: what a futex does.
+///
+/// The caller of a blocking ring operation supplies it.
+pub trait Futex {
+    /// A point in time, in whatever clock the implementation uses.
+    type Deadline: Copy;
+
+    /// Sleeps while `word` holds `expected`, until [`wake`](Futex::wake) is called
+    /// on it, a spurious wake-up, or `deadline`. The compare and the sleep must be
+    /// atomic with respect to `wake` (a wake between them must not be lost).
+    ///
+    /// # Errors
+    /// [`TimedOut`] when the deadline has passed. Implementations check this on
+    /// every call, also when `word` no longer holds `expected`, so that a peer who
+    /// keeps changing the word cannot keep a caller past its deadline.
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Self::Deadline>,
+    ) -> Result<(), TimedOut>;
+
+    /// Wakes every thread sleeping in [`wait`](Futex::wait) on `word`.
+    fn wake(&self, word: &AtomicU32);
+}
+
+/// Registers the caller as a waiter on `word` and returns the value to sleep on.
+/// The caller must re-check its condition after this and before sleeping.
+#[inline]
+pub(crate) fn prepare_wait(word: &AtomicU32) -> u32 {
+    // Relaxed: the RMW only needs to be in `word`'s modification order; its
+    // ordering against the re-check that follows comes from the fence.
+    let key = word.fetch_or(WAITING, Ordering::Relaxed) | WAITING;
+    // SYNC: pairs with the fence in `notify` (store-buffer pattern, module doc):
+    // either the notifier's load sees WAITING, or our re-check sees its publication.
+    fence(Ordering::SeqCst);
+    key
+}
+
+/// After a publication: wakes the waiter on `word`, if one registered.
+#[inline]
+pub(crate) fn notify<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) {
+    // SYNC: pairs with the fence in `prepare_wait` (module doc): orders the
+    // caller's publication before the load of the waiter flag.
+    fence(Ordering::SeqCst);
+    // Relaxed: the fence orders it; the word carries no data.
+    if word.load(Ordering::Relaxed) & WAITING != 0 {
+        // Clears WAITING and counts one notification (bit 0 is set, so +1 carries
+        // into the count): a waiter that has not yet slept on its key won't sleep.
+        word.fetch_add(1, Ordering::Relaxed);
+        futex.wake(word);
+    }
+}

@@ -1,0 +1,1 @@
+//! Loom model checks of `shmring-core`; see `tests/` and the README.
