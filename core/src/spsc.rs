@@ -904,11 +904,12 @@ impl<R: Region> Consumer<R> {
     }
 
     /// Whether a frame (message, padding or garbage) is committed at the read
-    /// position; `order` is that of the load.
-    fn frame_ready(&self, order: Ordering) -> bool {
+    /// position. Relaxed: it only decides whether to stop waiting; `read` loads the
+    /// word again with Acquire before it touches the frame.
+    fn frame_ready(&self) -> bool {
         self.region
             .frame_word(self.geo.offset(self.read))
-            .load(order)
+            .load(Ordering::Relaxed)
             != 0
     }
 
@@ -925,8 +926,7 @@ impl<R: Region> Consumer<R> {
         deadline: Option<F::Deadline>,
     ) -> Result<(), WaitError> {
         loop {
-            // Acquire (as in `read`) so a caller may trust what it saw.
-            if self.frame_ready(Ordering::Acquire) {
+            if self.frame_ready() {
                 return Ok(());
             }
             if self.read != self.published {
@@ -935,8 +935,8 @@ impl<R: Region> Consumer<R> {
             self.wake_producer(futex);
             let word = &self.region.control().signals.0.data_signal;
             let key = prepare_wait(word);
-            // Relaxed: ordered after the registration by `prepare_wait`'s fence.
-            if self.frame_ready(Ordering::Relaxed) {
+            // Ordered after the registration by `prepare_wait`'s fence.
+            if self.frame_ready() {
                 return Ok(());
             }
             futex.wait(word, key, deadline)?;

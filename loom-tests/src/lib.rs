@@ -1,1 +1,170 @@
-//! Loom model checks of `shmring-core`; see `tests/` and the README.
+//! Loom model checks of `shmring-core`.
+//!
+//! Run with `RUSTFLAGS="--cfg shmring_loom" cargo test -p shmring-loom-tests --release`.
+//! Under that cfg, core's [`sync`](shmring_core::sync) facade hands out loom's
+//! atomics, and this crate supplies the two things core leaves to its caller:
+//!
+//! - [`LoomRegion`], a [`Region`] whose control block and frame words are loom
+//!   atomics and whose data bytes are checked for races by loom, slot by slot;
+//! - [`LoomFutex`], a [`Futex`] that compares and sleeps atomically (under a loom
+//!   mutex, with a condition variable), as the kernel's futex does.
+//!
+//! The models themselves are in `tests/`. Without the cfg this crate is empty.
+#![cfg(shmring_loom)]
+
+use std::cell::UnsafeCell;
+
+use loom::sync::atomic::Ordering;
+use loom::sync::{Arc, Condvar, Mutex};
+use shmring_core::layout::Control;
+use shmring_core::sync::AtomicU32;
+use shmring_core::{Futex, Region, TimedOut};
+
+struct Memory {
+    control: Control,
+    /// The state word of each 8-byte slot, when the slot holds a frame header.
+    words: Vec<AtomicU32>,
+    /// The data bytes themselves. Loom runs one thread at a time, so the raw
+    /// accesses never overlap; `access` below is what loom checks.
+    bytes: UnsafeCell<Box<[u8]>>,
+    /// One loom cell per 8-byte slot: the ring's reads and writes of data bytes are
+    /// recorded here, and loom reports any pair not ordered by happens-before.
+    access: Vec<loom::cell::UnsafeCell<()>>,
+    capacity: usize,
+}
+
+// SAFETY: the raw bytes are only touched by loom threads, which loom runs one at a
+// time; their ordering is what `access` checks.
+unsafe impl Sync for Memory {}
+// SAFETY: as above.
+unsafe impl Send for Memory {}
+
+/// A ring's memory for the models: loom atomics and race-checked bytes.
+#[derive(Clone)]
+pub struct LoomRegion(Arc<Memory>);
+
+impl std::fmt::Debug for LoomRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoomRegion")
+            .field("capacity", &self.0.capacity)
+            .finish()
+    }
+}
+
+impl LoomRegion {
+    /// A fresh, empty ring of `capacity` data bytes (call inside `loom::model`).
+    pub fn new(capacity: usize) -> Self {
+        assert!(capacity.is_power_of_two() && capacity >= shmring_core::MIN_CAPACITY);
+        let slots = capacity / 8;
+        Self(Arc::new(Memory {
+            control: Control::new(),
+            words: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            bytes: UnsafeCell::new(vec![0; capacity].into_boxed_slice()),
+            access: (0..slots)
+                .map(|_| loom::cell::UnsafeCell::new(()))
+                .collect(),
+            capacity,
+        }))
+    }
+
+    fn slots(offset: usize, len: usize) -> std::ops::Range<usize> {
+        offset / 8..(offset + len).div_ceil(8)
+    }
+}
+
+// SAFETY: capacity is a checked power of two and never changes; `data` is the same
+// boxed slice of `capacity` bytes for the region's life; `frame_word` indexes a
+// fixed vector (and panics, rather than misbehaving, off the grid).
+unsafe impl Region for LoomRegion {
+    fn control(&self) -> &Control {
+        &self.0.control
+    }
+
+    fn capacity(&self) -> usize {
+        self.0.capacity
+    }
+
+    fn frame_word(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 8 == 0, "frame word off the 8-byte grid: {offset}");
+        &self.0.words[offset / 8]
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: a pointer into the boxed slice, which lives as long as the Arc; no
+        // reference to the slice is kept.
+        unsafe { (*self.0.bytes.get()).as_mut_ptr() }
+    }
+
+    fn will_write(&self, offset: usize, len: usize) {
+        for slot in Self::slots(offset, len) {
+            self.0.access[slot].with_mut(|_| ());
+        }
+    }
+
+    fn will_read(&self, offset: usize, len: usize) {
+        for slot in Self::slots(offset, len) {
+            self.0.access[slot].with(|_| ());
+        }
+    }
+}
+
+/// A futex for the models: `wait` compares the word and sleeps under one mutex, and
+/// `wake` takes the same mutex, so a wake between the compare and the sleep cannot
+/// be lost, which is the guarantee the kernel's futex gives.
+#[derive(Debug, Default)]
+pub struct LoomFutex {
+    lock: Mutex<()>,
+    cond: Condvar,
+}
+
+impl LoomFutex {
+    /// A futex with nobody waiting.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// A model deadline that has always passed: a wait given `Some(Expired)` returns
+/// `TimedOut` at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Expired;
+
+impl Futex for LoomFutex {
+    type Deadline = Expired;
+
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Expired>,
+    ) -> Result<(), TimedOut> {
+        // The deadline is checked first, whatever the word holds (the trait's rule).
+        if deadline.is_some() {
+            return Err(TimedOut);
+        }
+        let guard = self.lock.lock().unwrap();
+        if word.load(Ordering::SeqCst) != expected {
+            return Ok(());
+        }
+        drop(self.cond.wait(guard).unwrap());
+        Ok(())
+    }
+
+    fn wake(&self, _word: &AtomicU32) {
+        let _guard = self.lock.lock().unwrap();
+        self.cond.notify_all();
+    }
+}
+
+/// Runs `f` under loom with a preemption bound (3 unless `LOOM_MAX_PREEMPTIONS`
+/// says otherwise), so that every model finishes in seconds to minutes.
+pub fn model<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}

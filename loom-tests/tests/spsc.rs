@@ -1,0 +1,318 @@
+//! Loom models of the SPSC ring: the real `shmring-core` code, loom's atomics.
+//!
+//! Each model names the atomic operations it covers; ARCHITECTURE.md lists which
+//! model fails when each ordering is weakened.
+#![cfg(shmring_loom)]
+
+use std::num::NonZeroU32;
+
+use loom::sync::Arc;
+use loom::thread;
+use shmring_core::{ClaimError, Consumer, PopError, Producer, PushError, ReadError, WaitError};
+use shmring_loom_tests::{Expired, LoomFutex, LoomRegion, model};
+
+fn token(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+/// A message whose bytes say which message it is.
+fn message(index: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| index.wrapping_mul(31).wrapping_add(i as u8))
+        .collect()
+}
+
+fn push_spinning(tx: &mut Producer<LoomRegion>, msg: &[u8]) {
+    loop {
+        match tx.push(msg) {
+            Ok(()) => return,
+            Err(PushError::Full { .. }) => thread::yield_now(),
+            Err(e) => panic!("push: {e}"),
+        }
+    }
+}
+
+fn pop_spinning(rx: &mut Consumer<LoomRegion>) -> Vec<u8> {
+    let mut buf = [0u8; 64];
+    loop {
+        match rx.pop(&mut buf) {
+            Ok(n) => return buf[..n].to_vec(),
+            Err(PopError::Empty) => thread::yield_now(),
+            Err(e) => panic!("pop: {e}"),
+        }
+    }
+}
+
+fn split(capacity: usize) -> (Producer<LoomRegion>, Consumer<LoomRegion>) {
+    let region = LoomRegion::new(capacity);
+    (
+        Producer::claim(region.clone(), token(1)).unwrap(),
+        Consumer::claim(region, token(2)).unwrap(),
+    )
+}
+
+/// Order and integrity across a wrap-around with a padding frame: capacity 64,
+/// frames of 32, 24 and 32 bytes, so the third waits for the first two to be
+/// released and then follows an 8-byte padding frame into the next lap.
+/// Covers: commit (state word Release, next header zeroed), padding (next lap's
+/// header zeroed, padding word Release), read (Acquire), release (mark, lazy
+/// publish Release), refresh_read (Acquire).
+#[test]
+fn wrap_with_padding_keeps_order_and_bytes() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let lens = [20, 12, 20];
+        let producer = thread::spawn(move || {
+            for (i, len) in lens.into_iter().enumerate() {
+                push_spinning(&mut tx, &message(i as u8, len));
+            }
+        });
+        for (i, len) in lens.into_iter().enumerate() {
+            assert_eq!(pop_spinning(&mut rx), message(i as u8, len));
+        }
+        producer.join().unwrap();
+        assert_eq!(rx.read().unwrap_err(), ReadError::Empty);
+    });
+}
+
+/// Full and empty edges with a grant committed short: four 16-byte frames through
+/// a 64-byte ring that holds three, the first granted 24 bytes and committed with 5.
+#[test]
+fn full_edge_and_short_commit() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let producer = thread::spawn(move || {
+            let mut grant = tx.grant(24).unwrap();
+            grant[..5].copy_from_slice(&message(0, 5));
+            grant.commit(5);
+            for i in 1..4 {
+                push_spinning(&mut tx, &message(i, 8));
+            }
+        });
+        assert_eq!(pop_spinning(&mut rx), message(0, 5));
+        for i in 1..4 {
+            assert_eq!(pop_spinning(&mut rx), message(i, 8));
+        }
+        producer.join().unwrap();
+    });
+}
+
+/// A batch becomes visible at once: a consumer that sees its first message finds
+/// the second without waiting. Covers end_batch (Release) and the Relaxed stores of
+/// the batch's later frames.
+#[test]
+fn batch_is_published_at_once() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let producer = thread::spawn(move || {
+            let mut batch = tx.batch();
+            batch.push(&message(0, 4)).unwrap();
+            batch.push(&message(1, 4)).unwrap();
+            batch.publish();
+        });
+        assert_eq!(pop_spinning(&mut rx), message(0, 4));
+        let mut buf = [0u8; 8];
+        let n = rx
+            .pop(&mut buf)
+            .expect("the batch's second message is visible with the first");
+        assert_eq!(buf[..n], message(1, 4));
+        producer.join().unwrap();
+    });
+}
+
+/// No lost wake-up on the empty side: the consumer blocks in wait_for_message, the
+/// producer commits and calls wake_consumer. A lost wake-up is a loom deadlock.
+/// Covers prepare_wait (fetch_or, fence) and notify (fence, load, fetch_add) on the
+/// data signal.
+#[test]
+fn no_lost_wakeup_when_empty() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let futex = Arc::new(LoomFutex::new());
+        let f = futex.clone();
+        let producer = thread::spawn(move || {
+            for i in 0..2 {
+                tx.push(&message(i, 4)).unwrap();
+                tx.wake_consumer(&*f);
+            }
+        });
+        let mut buf = [0u8; 8];
+        for i in 0..2 {
+            let n = loop {
+                match rx.pop(&mut buf) {
+                    Ok(n) => break n,
+                    Err(PopError::Empty) => rx.wait_for_message(&*futex, None).unwrap(),
+                    Err(e) => panic!("pop: {e}"),
+                }
+            };
+            assert_eq!(buf[..n], message(i, 4));
+        }
+        producer.join().unwrap();
+    });
+}
+
+/// No lost wake-up on the full side: a 64-byte ring holds three 16-byte frames; the
+/// producer blocks in wait_for_space for the fourth, the consumer releases and
+/// calls wake_producer. Both sides block; nobody spins. Covers the space signal,
+/// the consumer's publication (Release) and its waiter hint.
+#[test]
+fn no_lost_wakeup_when_full() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let futex = Arc::new(LoomFutex::new());
+        let f = futex.clone();
+        let producer = thread::spawn(move || {
+            for i in 0..4 {
+                let msg = message(i, 8);
+                loop {
+                    match tx.push(&msg) {
+                        Ok(()) => break,
+                        Err(PushError::Full { .. }) => tx.wait_for_space(8, &*f, None).unwrap(),
+                        Err(e) => panic!("push: {e}"),
+                    }
+                }
+                tx.wake_consumer(&*f);
+            }
+        });
+        let mut buf = [0u8; 8];
+        for i in 0..4 {
+            let n = loop {
+                match rx.pop(&mut buf) {
+                    Ok(n) => break n,
+                    Err(PopError::Empty) => rx.wait_for_message(&*futex, None).unwrap(),
+                    Err(e) => panic!("pop: {e}"),
+                }
+            };
+            assert_eq!(buf[..n], message(i, 8));
+            rx.wake_producer(&*futex);
+        }
+        producer.join().unwrap();
+    });
+}
+
+/// A deadline that has passed ends a wait with TimedOut, whatever the producer does.
+#[test]
+fn waits_time_out() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let futex = Arc::new(LoomFutex::new());
+        let f = futex.clone();
+        let producer = thread::spawn(move || {
+            tx.push(&message(0, 4)).unwrap();
+            tx.wake_consumer(&*f);
+        });
+        match rx.wait_for_message(&*futex, Some(Expired)) {
+            Ok(()) | Err(WaitError::TimedOut) => {}
+            Err(e) => panic!("wait: {e}"),
+        }
+        producer.join().unwrap();
+        assert_eq!(pop_spinning(&mut rx), message(0, 4));
+    });
+}
+
+/// The published write position covers committed frames: a consumer that sees
+/// backlog > 0 finds the message. Covers publish_write (Release) and backlog
+/// (Acquire).
+#[test]
+fn write_position_covers_committed_frames() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let producer = thread::spawn(move || tx.push(&message(0, 4)).unwrap());
+        while rx.backlog().unwrap() == 0 {
+            thread::yield_now();
+        }
+        let msg = rx
+            .read()
+            .expect("a message below the published write position");
+        assert_eq!(*msg, message(0, 4));
+        drop(msg);
+        producer.join().unwrap();
+    });
+}
+
+/// A producer that leaves hands over to the next: the second claims once the first
+/// dropped, recovers the write position from the committed frames and appends.
+/// Covers the producer claim (Acquire), Drop's release of the claim (Release) and the
+/// recovery walk.
+#[test]
+fn producer_handover_appends_after_committed() {
+    model(|| {
+        let region = LoomRegion::new(64);
+        let mut first = Producer::claim(region.clone(), token(1)).unwrap();
+        let r = region.clone();
+        let t = thread::spawn(move || {
+            first.push(&message(0, 4)).unwrap();
+            drop(first);
+        });
+        let mut second = loop {
+            match Producer::claim(r.clone(), token(3)) {
+                Ok(p) => break p,
+                Err(ClaimError::Taken { .. }) => thread::yield_now(),
+                Err(e) => panic!("claim: {e}"),
+            }
+        };
+        second.push(&message(1, 4)).unwrap();
+        t.join().unwrap();
+        drop(second);
+        let mut rx = Consumer::claim(region, token(2)).unwrap();
+        assert_eq!(pop_spinning(&mut rx), message(0, 4));
+        assert_eq!(pop_spinning(&mut rx), message(1, 4));
+    });
+}
+
+/// A new producer sees the space the consumer freed before the handover: capacity
+/// 64 with three 16-byte frames in it; the consumer pops one while a new producer
+/// claims and pushes a fourth. Covers the Acquire load of read_position in recovery
+/// (the new producer must not write where the consumer still reads).
+#[test]
+fn producer_recovery_sees_released_space() {
+    model(|| {
+        let region = LoomRegion::new(64);
+        {
+            let mut first = Producer::claim(region.clone(), token(1)).unwrap();
+            for i in 0..3 {
+                first.push(&message(i, 8)).unwrap();
+            }
+        }
+        let mut rx = Consumer::claim(region.clone(), token(2)).unwrap();
+        let consumer = thread::spawn(move || {
+            let got = pop_spinning(&mut rx);
+            (rx, got)
+        });
+        let mut second = Producer::claim(region, token(3)).unwrap();
+        push_spinning(&mut second, &message(3, 8));
+        let (mut rx, got) = consumer.join().unwrap();
+        assert_eq!(got, message(0, 8));
+        for i in 1..4 {
+            assert_eq!(pop_spinning(&mut rx), message(i, 8));
+        }
+    });
+}
+
+/// A consumer that leaves hands over to the next: what it released is not
+/// delivered again. Covers the consumer claim (Acquire), Drop's release (Release)
+/// and the Relaxed reads of read_position and the RELEASED marks it orders.
+#[test]
+fn consumer_handover_skips_released() {
+    model(|| {
+        let region = LoomRegion::new(64);
+        let mut tx = Producer::claim(region.clone(), token(1)).unwrap();
+        tx.push(&message(0, 4)).unwrap();
+        tx.push(&message(1, 4)).unwrap();
+        let mut first = Consumer::claim(region.clone(), token(2)).unwrap();
+        let t = thread::spawn(move || {
+            assert_eq!(pop_spinning(&mut first), message(0, 4));
+            drop(first);
+        });
+        let mut second = loop {
+            match Consumer::claim(region.clone(), token(4)) {
+                Ok(c) => break c,
+                Err(ClaimError::Taken { .. }) => thread::yield_now(),
+                Err(e) => panic!("claim: {e}"),
+            }
+        };
+        assert_eq!(pop_spinning(&mut second), message(1, 4));
+        t.join().unwrap();
+        drop(tx);
+    });
+}
