@@ -47,6 +47,11 @@ use crate::wait::{Futex, WAITING, notify, prepare_wait};
 
 const HEADER: u64 = FRAME_HEADER_SIZE as u64;
 
+/// The largest position either side accepts from shared memory. Positions count
+/// bytes since the ring was made; at 100 GB/s they would reach this after five
+/// years. Below it, `position + 2 * capacity` and the like cannot overflow.
+const MAX_POSITION: u64 = u64::MAX - 4 * crate::layout::MAX_CAPACITY as u64;
+
 /// Bytes a frame with a `len`-byte payload spans.
 #[inline]
 const fn frame_size(len: u64) -> u64 {
@@ -271,9 +276,9 @@ impl<R: Region> Producer<R> {
         let bad_read = Corruption::ReadPosition {
             found: read,
             min: 0,
-            max: u64::MAX - geo.capacity,
+            max: MAX_POSITION,
         };
-        if read > u64::MAX - geo.capacity {
+        if read > MAX_POSITION {
             return Err(bad_read);
         }
         let read = check_aligned(read, bad_read)?;
@@ -714,12 +719,12 @@ impl<R: Region> Consumer<R> {
         let geo = Geometry::of(&region);
         // Relaxed: ordered by the claim's Acquire.
         let read = control.consumer.0.read_position.load(Ordering::Relaxed);
-        if read % 8 != 0 || read > u64::MAX - 2 * geo.capacity {
+        if read % 8 != 0 || read > MAX_POSITION {
             owner.store(previous, Ordering::Release);
             return Err(ClaimError::Corrupted(Corruption::ReadPosition {
                 found: read,
                 min: 0,
-                max: u64::MAX - 2 * geo.capacity,
+                max: MAX_POSITION,
             }));
         }
         Ok(Self {
