@@ -286,6 +286,9 @@ fn producer_recovery_sees_released_space() {
         for i in 1..4 {
             assert_eq!(pop_spinning(&mut rx), message(i, 8));
         }
+        // The header the fourth frame zeroed at the start of the next lap must not
+        // have been overwritten by the consumer's RELEASED mark of the first.
+        assert_eq!(rx.read().unwrap_err(), ReadError::Empty);
     });
 }
 
