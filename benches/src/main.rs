@@ -1,2 +1,98 @@
-//! The comparison program (to come); for now see `cargo bench -p shmring-benches`.
-fn main() {}
+//! The comparison program. Until the cross-process comparison lands, it runs the
+//! in-process SPSC comparison: 8-byte messages between two threads through shmring,
+//! rtrb and crossbeam's ArrayQueue, in alternating rounds (A B C … A B C …), and
+//! reports each contender's median throughput, its range over the rounds, and its
+//! ratio to shmring measured round by round.
+
+use std::time::Duration;
+
+use shmring_benches::CONTENDERS;
+
+fn parse_args() -> (u64, usize, usize) {
+    let mut count = 10_000_000u64;
+    let mut rounds = 7usize;
+    let mut capacity = 4096usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{name} needs a number"))
+        };
+        match arg.as_str() {
+            "--quick" => {
+                count = 1_000_000;
+                rounds = 3;
+            }
+            "--messages" => count = value("--messages"),
+            "--rounds" => rounds = value("--rounds") as usize,
+            "--capacity" => capacity = value("--capacity") as usize,
+            "--help" | "-h" => {
+                println!(
+                    "usage: shmring-benches [--quick] [--messages N] [--rounds N] [--capacity MSGS]"
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other} (try --help)"),
+        }
+    }
+    (count, rounds.max(1), capacity)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() {
+    let (count, rounds, capacity) = parse_args();
+    println!(
+        "In-process SPSC throughput, 8-byte messages, two threads, capacity {capacity} messages,"
+    );
+    println!("{count} messages a run, {rounds} alternating rounds.\n");
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
+    // Warm-up: one short run each.
+    for c in CONTENDERS {
+        (c.run)(count / 10 + 1, capacity);
+    }
+    for round in 1..=rounds {
+        let times: Vec<Duration> = CONTENDERS
+            .iter()
+            .map(|c| (c.run)(count, capacity))
+            .collect();
+        eprint!("round {round}/{rounds}:");
+        for (i, t) in times.iter().enumerate() {
+            let rate = count as f64 / t.as_secs_f64() / 1e6;
+            rates[i].push(rate);
+            ratios[i].push(times[0].as_secs_f64() / t.as_secs_f64());
+            eprint!(" {:.1}", rate);
+        }
+        eprintln!(" M msg/s");
+    }
+    println!(
+        "{:<24} {:>12} {:>18} {:>16}",
+        "queue", "M msg/s", "range", "vs shmring push"
+    );
+    for (i, c) in CONTENDERS.iter().enumerate() {
+        let lo = rates[i].iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = rates[i].iter().copied().fold(0.0, f64::max);
+        let m = median(&mut rates[i]);
+        let r = median(&mut ratios[i]);
+        println!(
+            "{:<24} {:>12.1} {:>18} {:>15.2}x",
+            c.name,
+            m,
+            format!("{lo:.1}..{hi:.1}"),
+            r
+        );
+    }
+    println!(
+        "\n(ratio: the contender's rate over shmring push/pop's in the same round; median of rounds)"
+    );
+}
