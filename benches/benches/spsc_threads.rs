@@ -3,6 +3,7 @@
 //!
 //! Criterion runs one benchmark after another; for ratios robust to drift on a
 //! shared machine, `cargo run --release -p shmring-benches` alternates them.
+#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shmring_benches::CONTENDERS;
