@@ -289,7 +289,7 @@ pub struct Contender {
 }
 
 /// The in-process contenders, shmring first.
-pub const CONTENDERS: [Contender; 5] = [
+pub const CONTENDERS: [Contender; 6] = [
     Contender {
         name: "shmring push/pop",
         run: shmring,
@@ -310,4 +310,219 @@ pub const CONTENDERS: [Contender; 5] = [
         name: "crossbeam ArrayQueue",
         run: array_queue,
     },
+    Contender {
+        name: "bare two-line ring",
+        run: bare_ring,
+    },
 ];
+
+/// The reference design shmring is measured against: a bare SPSC ring of `u64` in
+/// the classic two-line layout (head and tail each on its own 128-byte line, each
+/// side caching the other's index), where the consumer learns of new items by
+/// reading the producer's position. It moves fixed-size items only and is not
+/// hardened: a yardstick, not a transport.
+pub mod bare {
+    use std::cell::UnsafeCell;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use crossbeam_utils::CachePadded;
+
+    struct Shared {
+        head: CachePadded<AtomicU64>,
+        tail: CachePadded<AtomicU64>,
+        slots: Box<[UnsafeCell<u64>]>,
+    }
+
+    // SAFETY: a slot is written by the producer only while it is outside
+    // [head, tail) and read by the consumer only while inside, with Release/Acquire
+    // on the indices ordering the two.
+    unsafe impl Sync for Shared {}
+
+    /// The writing side.
+    pub struct Sender {
+        shared: Arc<Shared>,
+        tail: u64,
+        head_cache: u64,
+    }
+
+    /// The reading side.
+    pub struct Receiver {
+        shared: Arc<Shared>,
+        head: u64,
+        tail_cache: u64,
+    }
+
+    impl std::fmt::Debug for Sender {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Sender").field("tail", &self.tail).finish()
+        }
+    }
+
+    impl std::fmt::Debug for Receiver {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Receiver")
+                .field("head", &self.head)
+                .finish()
+        }
+    }
+
+    /// A ring of `capacity` items (a power of two).
+    pub fn ring(capacity: usize) -> (Sender, Receiver) {
+        assert!(capacity.is_power_of_two());
+        let shared = Arc::new(Shared {
+            head: CachePadded::new(AtomicU64::new(0)),
+            tail: CachePadded::new(AtomicU64::new(0)),
+            slots: (0..capacity).map(|_| UnsafeCell::new(0)).collect(),
+        });
+        (
+            Sender {
+                shared: shared.clone(),
+                tail: 0,
+                head_cache: 0,
+            },
+            Receiver {
+                shared,
+                head: 0,
+                tail_cache: 0,
+            },
+        )
+    }
+
+    impl Sender {
+        /// Pushes `v`; `false` when full.
+        #[inline]
+        pub fn push(&mut self, v: u64) -> bool {
+            let cap = self.shared.slots.len() as u64;
+            if self.tail - self.head_cache == cap {
+                self.head_cache = self.shared.head.load(Ordering::Acquire);
+                if self.tail - self.head_cache == cap {
+                    return false;
+                }
+            }
+            let slot = &self.shared.slots[(self.tail & (cap - 1)) as usize];
+            // SAFETY: the slot is outside [head, tail): the consumer does not read it.
+            unsafe { *slot.get() = v };
+            self.tail += 1;
+            self.shared.tail.store(self.tail, Ordering::Release);
+            true
+        }
+    }
+
+    impl Receiver {
+        /// Pops an item, if any.
+        #[inline]
+        pub fn pop(&mut self) -> Option<u64> {
+            if self.head == self.tail_cache {
+                self.tail_cache = self.shared.tail.load(Ordering::Acquire);
+                if self.head == self.tail_cache {
+                    return None;
+                }
+            }
+            let cap = self.shared.slots.len() as u64;
+            let slot = &self.shared.slots[(self.head & (cap - 1)) as usize];
+            // SAFETY: the slot is inside [head, tail): the producer does not write it.
+            let v = unsafe { *slot.get() };
+            self.head += 1;
+            self.shared.head.store(self.head, Ordering::Release);
+            Some(v)
+        }
+    }
+}
+
+/// The bare two-line ring of `u64` ([`bare`]), item by item.
+pub fn bare_ring(count: u64, capacity_msgs: usize) -> Duration {
+    let (mut tx, mut rx) = bare::ring(capacity_msgs);
+    two_threads(
+        move || {
+            for i in 0..count {
+                while !tx.push(i) {
+                    spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0;
+            while got < count {
+                match rx.pop() {
+                    Some(v) => {
+                        sum = sum.wrapping_add(v);
+                        got += 1;
+                    }
+                    None => spin_loop(),
+                }
+            }
+            sum
+        },
+        count,
+    )
+}
+
+/// Round trips between two threads over a pair of queues: one thread sends a
+/// number, the other echoes it back, `count` times. Returns the total time.
+fn ping_pong<S: Send, R: Send>(
+    count: u64,
+    (mut ping_tx, mut ping_rx): (S, R),
+    (mut pong_tx, mut pong_rx): (S, R),
+    send: fn(&mut S, u64),
+    recv: fn(&mut R) -> u64,
+) -> Duration {
+    let barrier = Barrier::new(2);
+    thread::scope(|s| {
+        let barrier = &barrier;
+        s.spawn(move || {
+            barrier.wait();
+            for _ in 0..count {
+                let v = recv(&mut ping_rx);
+                send(&mut pong_tx, v + 1);
+            }
+        });
+        barrier.wait();
+        let start = Instant::now();
+        for i in 0..count {
+            send(&mut ping_tx, i);
+            assert_eq!(recv(&mut pong_rx), i + 1, "echo of round trip {i}");
+        }
+        start.elapsed()
+    })
+}
+
+/// Round-trip time of an 8-byte message through two shmring rings (busy-spin).
+pub fn shmring_round_trips(count: u64) -> Duration {
+    let (mut a, mut b) = (HeapRing::new(4096), HeapRing::new(4096));
+    fn send(tx: &mut Producer<RawRegion>, v: u64) {
+        while tx.push(&v.to_ne_bytes()).is_err() {
+            spin_loop();
+        }
+    }
+    fn recv(rx: &mut Consumer<RawRegion>) -> u64 {
+        let mut buf = [0u8; 8];
+        loop {
+            match rx.pop(&mut buf) {
+                Ok(_) => return u64::from_ne_bytes(buf),
+                Err(PopError::Empty) => spin_loop(),
+                Err(e) => panic!("pop: {e}"),
+            }
+        }
+    }
+    ping_pong(count, a.split(), b.split(), send, recv)
+}
+
+/// Round-trip time of a `u64` through two bare two-line rings (busy-spin).
+pub fn bare_round_trips(count: u64) -> Duration {
+    fn send(tx: &mut bare::Sender, v: u64) {
+        while !tx.push(v) {
+            spin_loop();
+        }
+    }
+    fn recv(rx: &mut bare::Receiver) -> u64 {
+        loop {
+            if let Some(v) = rx.pop() {
+                return v;
+            }
+            spin_loop();
+        }
+    }
+    ping_pong(count, bare::ring(256), bare::ring(256), send, recv)
+}
