@@ -921,7 +921,9 @@ impl<R: Region> Consumer<R> {
     /// Blocks until a frame is committed at the read position, or the deadline
     /// passes. Before sleeping it publishes its position and wakes the producer, so
     /// the two never sleep on each other. [`Consumer::read`] may still return
-    /// `Empty` afterwards (the frame was padding): call again.
+    /// `Empty` afterwards (the frame was padding): call again. A caller that loops
+    /// over `read` and this call must also check its deadline itself: a hostile
+    /// producer that keeps writing padding makes this return at once every time.
     ///
     /// # Errors
     /// [`WaitError::TimedOut`].
