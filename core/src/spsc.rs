@@ -42,7 +42,7 @@ use crate::layout::{
     max_message_len,
 };
 use crate::region::Region;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU32, Ordering};
 use crate::wait::{Futex, WAITING, notify, prepare_wait};
 
 const HEADER: u64 = FRAME_HEADER_SIZE as u64;
@@ -141,6 +141,24 @@ fn check_aligned(found: u64, corruption: Corruption) -> Result<u64, Corruption> 
     }
 }
 
+/// Claims a role: moves its owner word from `previous` (0: unclaimed) to `token`.
+fn claim_owner(owner: &AtomicU32, previous: u32, token: NonZeroU32) -> Result<(), ClaimError> {
+    // SYNC: Acquire pairs with the Release store in `release_owner`: what the
+    // previous holder wrote (frames, positions, RELEASED marks) is visible to the
+    // claimant's recovery.
+    match owner.compare_exchange(previous, token.get(), Ordering::Acquire, Ordering::Relaxed) {
+        Ok(_) => Ok(()),
+        Err(found) => Err(ClaimError::Taken { owner: found }),
+    }
+}
+
+/// Gives a role back: stores `value` (0, or the previous holder's token when a
+/// claim is abandoned) into its owner word.
+fn release_owner(owner: &AtomicU32, value: u32) {
+    // SYNC: Release pairs with the Acquire compare-exchange in `claim_owner`.
+    owner.store(value, Ordering::Release);
+}
+
 /// The writing side of a ring.
 ///
 /// Claimed once per ring (a claim word in the segment); `Send` but not `Sync`.
@@ -236,13 +254,7 @@ impl<R: Region> Producer<R> {
 
     fn claim_from(region: R, token: NonZeroU32, previous: u32) -> Result<Self, ClaimError> {
         let owner = &region.control().producer.0.owner;
-        // SYNC: Acquire pairs with the Release store of 0 in `Drop`: the previous
-        // producer's frames and write position are visible to the recovery below.
-        if let Err(found) =
-            owner.compare_exchange(previous, token.get(), Ordering::Acquire, Ordering::Relaxed)
-        {
-            return Err(ClaimError::Taken { owner: found });
-        }
+        claim_owner(owner, previous, token)?;
         match Self::recover(&region) {
             Ok((write, read)) => {
                 let mut producer = Self {
@@ -259,7 +271,7 @@ impl<R: Region> Producer<R> {
                 Ok(producer)
             }
             Err(c) => {
-                owner.store(previous, Ordering::Release);
+                release_owner(owner, previous);
                 Err(ClaimError::Corrupted(c))
             }
         }
@@ -536,14 +548,8 @@ impl<R: Region> Drop for Producer<R> {
     fn drop(&mut self) {
         self.end_batch();
         self.publish_write();
-        // SYNC: Release pairs with the Acquire compare-exchange in `claim`: the next
-        // producer's recovery sees every frame we wrote.
-        self.region
-            .control()
-            .producer
-            .0
-            .owner
-            .store(0, Ordering::Release);
+        // The next producer's recovery sees every frame we wrote.
+        release_owner(&self.region.control().producer.0.owner, 0);
     }
 }
 
@@ -709,18 +715,12 @@ impl<R: Region> Consumer<R> {
     fn claim_from(region: R, token: NonZeroU32, previous: u32) -> Result<Self, ClaimError> {
         let control = region.control();
         let owner = &control.consumer.0.owner;
-        // SYNC: Acquire pairs with the Release store of 0 in `Drop`: the previous
-        // consumer's position and RELEASED marks are visible.
-        if let Err(found) =
-            owner.compare_exchange(previous, token.get(), Ordering::Acquire, Ordering::Relaxed)
-        {
-            return Err(ClaimError::Taken { owner: found });
-        }
+        claim_owner(owner, previous, token)?;
         let geo = Geometry::of(&region);
         // Relaxed: ordered by the claim's Acquire.
         let read = control.consumer.0.read_position.load(Ordering::Relaxed);
         if read % 8 != 0 || read > MAX_POSITION {
-            owner.store(previous, Ordering::Release);
+            release_owner(owner, previous);
             return Err(ClaimError::Corrupted(Corruption::ReadPosition {
                 found: read,
                 min: 0,
@@ -956,13 +956,8 @@ impl<R: Region> Drop for Consumer<R> {
         if self.read != self.published {
             self.publish();
         }
-        // SYNC: Release pairs with the Acquire compare-exchange in `claim`.
-        self.region
-            .control()
-            .consumer
-            .0
-            .owner
-            .store(0, Ordering::Release);
+        // The next consumer sees our position and RELEASED marks.
+        release_owner(&self.region.control().consumer.0.owner, 0);
     }
 }
 
