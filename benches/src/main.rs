@@ -95,4 +95,36 @@ fn main() {
     println!(
         "\n(ratio: the contender's rate over shmring push/pop's in the same round; median of rounds)"
     );
+    round_trips(count / 20, rounds);
+}
+
+/// Ping-pong latency: shmring's one-line publication against the two-line design.
+fn round_trips(count: u64, rounds: usize) {
+    let count = count.max(1000);
+    println!("\nRound trip of an 8-byte message between two threads, busy-spin, {count} a run:");
+    shmring_benches::shmring_round_trips(count / 10);
+    shmring_benches::bare_round_trips(count / 10);
+    let (mut ours, mut bare, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let a = shmring_benches::shmring_round_trips(count).as_secs_f64() * 1e9 / count as f64;
+        let b = shmring_benches::bare_round_trips(count).as_secs_f64() * 1e9 / count as f64;
+        ours.push(a);
+        bare.push(b);
+        ratio.push(a / b);
+    }
+    println!(
+        "{:<38} {:>8.0} ns",
+        "shmring (frame header polled)",
+        median(&mut ours)
+    );
+    println!(
+        "{:<38} {:>8.0} ns",
+        "bare two-line ring (position polled)",
+        median(&mut bare)
+    );
+    println!(
+        "{:<38} {:>8.2}x",
+        "shmring / two-line, median of rounds",
+        median(&mut ratio)
+    );
 }
