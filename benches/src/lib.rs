@@ -132,8 +132,7 @@ pub fn shmring(count: u64, capacity_msgs: usize) -> Duration {
 }
 
 /// shmring with the batch API: the producer publishes [`BATCH`] messages with one
-/// store; the consumer reads in place and releases (its position is published
-/// lazily in any case).
+/// store; the consumer reads up to [`BATCH`] in place and releases them with one.
 pub fn shmring_batched(count: u64, capacity_msgs: usize) -> Duration {
     let mut ring = HeapRing::new(capacity_msgs * SHMRING_FRAME);
     let (mut tx, mut rx) = ring.split();
@@ -160,17 +159,17 @@ pub fn shmring_batched(count: u64, capacity_msgs: usize) -> Duration {
             let mut sum = 0u64;
             let mut got = 0;
             while got < count {
-                match rx.read() {
-                    Ok(msg) => {
+                let n = rx
+                    .read_batch(BATCH, |msg| {
                         let mut bytes = [0u8; 8];
-                        bytes.copy_from_slice(&msg);
-                        msg.release();
+                        bytes.copy_from_slice(msg);
                         sum = sum.wrapping_add(u64::from_ne_bytes(bytes));
-                        got += 1;
-                    }
-                    Err(shmring_core::ReadError::Empty) => spin_loop(),
-                    Err(e) => panic!("read: {e}"),
+                    })
+                    .expect("read_batch");
+                if n == 0 {
+                    spin_loop();
                 }
+                got += n as u64;
             }
             sum
         },

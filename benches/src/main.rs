@@ -8,7 +8,15 @@ use std::time::Duration;
 
 use shmring_benches::CONTENDERS;
 
-fn parse_args() -> (u64, usize, usize) {
+struct Args {
+    count: u64,
+    rounds: usize,
+    capacity: usize,
+    only: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut only = None;
     let mut count = 10_000_000u64;
     let mut rounds = 7usize;
     let mut capacity = 4096usize;
@@ -27,16 +35,22 @@ fn parse_args() -> (u64, usize, usize) {
             "--messages" => count = value("--messages"),
             "--rounds" => rounds = value("--rounds") as usize,
             "--capacity" => capacity = value("--capacity") as usize,
+            "--only" => only = Some(args.next().expect("--only needs a name")),
             "--help" | "-h" => {
                 println!(
-                    "usage: shmring-benches [--quick] [--messages N] [--rounds N] [--capacity MSGS]"
+                    "usage: shmring-benches [--quick] [--messages N] [--rounds N] [--capacity MSGS] [--only NAME-PART]"
                 );
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other} (try --help)"),
         }
     }
-    (count, rounds.max(1), capacity)
+    Args {
+        count,
+        rounds: rounds.max(1),
+        capacity,
+        only,
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -50,7 +64,24 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let (count, rounds, capacity) = parse_args();
+    let Args {
+        count,
+        rounds,
+        capacity,
+        only,
+    } = parse_args();
+    if let Some(only) = only {
+        // Profiling aid: one contender alone, no comparison.
+        for c in CONTENDERS.iter().filter(|c| c.name.contains(only.as_str())) {
+            let t = (c.run)(count, capacity);
+            println!(
+                "{}: {:.1} M msg/s",
+                c.name,
+                count as f64 / t.as_secs_f64() / 1e6
+            );
+        }
+        return;
+    }
     println!(
         "In-process SPSC throughput, 8-byte messages, two threads, capacity {capacity} messages,"
     );

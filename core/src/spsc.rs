@@ -47,6 +47,9 @@ use crate::wait::{Futex, WAITING, notify, prepare_wait};
 
 const HEADER: u64 = FRAME_HEADER_SIZE as u64;
 
+/// How far ahead (bytes) the batch paths prefetch the lines they will touch.
+const PREFETCH_AHEAD: u64 = 256;
+
 /// The largest position either side accepts from shared memory. Positions count
 /// bytes since the ring was made; at 100 GB/s they would reach this after five
 /// years. Below it, `position + 2 * capacity` and the like cannot overflow.
@@ -65,6 +68,14 @@ enum Frame {
     Message { len: u32 },
     /// A released message or padding: skip `size` bytes.
     Skip { size: u64 },
+}
+
+/// What the consumer finds at its read position.
+enum Next {
+    /// A message at `position` (after any skipped frames).
+    Message { position: u64, word: u32, len: u32 },
+    /// Nothing committed at `position` (after any skipped frames).
+    Empty { position: u64 },
 }
 
 /// What both sides know about the data region, copied once from the trusted region.
@@ -452,13 +463,13 @@ impl<R: Region> Producer<R> {
         let size = frame_size(len as u64);
         let next = position + size;
         self.region.will_write(offset, size as usize);
-        // Relaxed: published by the Release store of this frame's (or the batch's
-        // first frame's) state word, which the consumer reads before the next one.
-        self.region
-            .frame_word(self.geo.offset(next))
-            .store(0, Ordering::Relaxed);
         let word = FRAME_COMMITTED | len as u32;
         if !self.batching {
+            // Relaxed: published by the Release store of this frame's state word,
+            // which the consumer reads before the next one.
+            self.region
+                .frame_word(self.geo.offset(next))
+                .store(0, Ordering::Relaxed);
             // SYNC: Release pairs with the Acquire load in `Consumer::read`: the
             // payload and the zeroed next header are visible with the state word.
             self.region
@@ -482,6 +493,12 @@ impl<R: Region> Producer<R> {
     fn end_batch(&mut self) {
         self.batching = false;
         if let Some((position, word)) = self.pending.take() {
+            // Inside the batch each frame's header overwrote the slot after the one
+            // before; only the slot after the last needs zeroing. Relaxed: published
+            // by the Release store just below.
+            self.region
+                .frame_word(self.geo.offset(self.write))
+                .store(0, Ordering::Relaxed);
             // SYNC: Release pairs with the Acquire load in `Consumer::read`: every
             // frame of the batch (stored before this) is visible with the first.
             self.region
@@ -756,53 +773,128 @@ impl<R: Region> Consumer<R> {
     /// when the next frame is invalid (the position does not move, so the error
     /// repeats until the peer repairs it).
     pub fn read(&mut self) -> Result<Message<'_, R>, ReadError> {
-        // Each pass advances `read` by at least 8 bytes and no valid frame ends
+        match self.next_message(self.read) {
+            Ok(Next::Message {
+                position,
+                word,
+                len,
+            }) => {
+                self.read = position;
+                Ok(Message {
+                    consumer: self,
+                    position,
+                    word,
+                    len: len as usize,
+                })
+            }
+            Ok(Next::Empty { position }) => {
+                self.read = position;
+                // Found empty: give the producer what we have released.
+                if self.read != self.published {
+                    self.publish();
+                }
+                Err(ReadError::Empty)
+            }
+            Err(c) => Err(ReadError::Corrupted(c)),
+        }
+    }
+
+    /// Finds the next message at or after `position`, skipping padding and
+    /// released frames. Each state word is read once and validated.
+    #[inline]
+    fn next_message(&self, mut position: u64) -> Result<Next, Corruption> {
+        // Each pass advances `position` by at least 8 bytes and no valid frame ends
         // beyond `published + capacity`: at most capacity / 8 passes.
         loop {
-            let offset = self.geo.offset(self.read);
+            let offset = self.geo.offset(position);
             // SYNC: Acquire pairs with the Release stores of the state word in
             // `Producer::commit`, `end_batch` and `grant` (padding): the frame's
             // bytes and the zeroed header after it are visible once it is non-zero.
             let word = self.region.frame_word(offset).load(Ordering::Acquire);
-            let frame = match self.geo.decode(self.read, word) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => {
-                    // Found empty: give the producer what we have released.
-                    if self.read != self.published {
-                        self.publish();
-                    }
-                    return Err(ReadError::Empty);
-                }
-                Err(c) => return Err(ReadError::Corrupted(c)),
+            let Some(frame) = self.geo.decode(position, word)? else {
+                return Ok(Next::Empty { position });
             };
             let size = match frame {
                 Frame::Message { len } => frame_size(len.into()),
                 Frame::Skip { size } => size,
             };
-            let end = self.read + size;
+            let end = position + size;
             let limit = self.published + self.geo.capacity - HEADER;
             if end > limit {
-                return Err(ReadError::Corrupted(Corruption::FrameBeyondWindow {
-                    position: self.read,
+                return Err(Corruption::FrameBeyondWindow {
+                    position,
                     end,
                     limit,
-                }));
+                });
             }
             match frame {
-                Frame::Skip { .. } => self.read = end,
+                Frame::Skip { .. } => position = end,
                 Frame::Message { len } => {
                     self.region
                         .will_read(offset + FRAME_HEADER_SIZE, len as usize);
-                    let position = self.read;
-                    return Ok(Message {
-                        consumer: self,
+                    return Ok(Next::Message {
                         position,
                         word,
-                        len: len as usize,
+                        len,
                     });
                 }
             }
         }
+    }
+
+    /// Reads up to `max` messages in place, calling `f` on each in order, then
+    /// releases them all with one publication of the read position (no per-message
+    /// mark). Returns how many were read: 0 when the ring is empty.
+    ///
+    /// If `f` panics, nothing of this call is released. If the consumer dies while
+    /// `f` runs, the whole call's messages are delivered again to the next consumer.
+    ///
+    /// # Errors
+    /// [`Corruption`] if the first frame is invalid. A bad frame after some
+    /// messages ends the batch early; the next call reports it.
+    pub fn read_batch(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, Corruption> {
+        let mut position = self.read;
+        let mut count = 0;
+        while count < max {
+            let (at, len) = match self.next_message(position) {
+                Ok(Next::Message { position, len, .. }) => (position, len),
+                Ok(Next::Empty { position: end }) => {
+                    position = end;
+                    break;
+                }
+                Err(c) if count == 0 => return Err(c),
+                Err(_) => break,
+            };
+            let offset = self.geo.offset(at) + FRAME_HEADER_SIZE;
+            // Frames are found one after another, each through its header: start
+            // the transfer of the lines ahead before we get there.
+            crate::sync::prefetch_read(
+                self.region
+                    .data()
+                    .wrapping_add(self.geo.offset(at + PREFETCH_AHEAD)),
+            );
+            // SAFETY: `next_message` checked that the payload lies within the data
+            // region; the producer does not write it before we publish a position
+            // past it, below, after the last call of `f`.
+            let payload =
+                unsafe { slice::from_raw_parts(self.region.data().add(offset), len as usize) };
+            f(payload);
+            self.region.will_read(offset, len as usize);
+            position = at + frame_size(len.into());
+            count += 1;
+        }
+        self.read = position;
+        if count == max {
+            self.caught_up();
+        }
+        if self.read != self.published {
+            self.publish();
+        }
+        Ok(count)
     }
 
     /// Copies the next message into `buf` and consumes it; returns its length.
@@ -845,15 +937,35 @@ impl<R: Region> Consumer<R> {
             .load(Ordering::Relaxed)
             & WAITING
             != 0;
-        // Relaxed: a hint too (a stale non-zero only delays publication until the
-        // ring is found empty); the line is the one the next read polls anyway.
-        let caught_up = self
+        if self.caught_up() || producer_waits || self.read - self.published >= self.geo.capacity / 4
+        {
+            self.publish();
+        }
+    }
+
+    /// Whether every committed message is consumed; skips trailing padding, so that
+    /// a position published now covers it (the producer counts the padding as used
+    /// until then, and a largest message would not fit).
+    fn caught_up(&mut self) -> bool {
+        // Relaxed: a hint (a stale non-zero only delays publication until the ring
+        // is found empty); the line is the one the next read polls anyway.
+        let word = self
             .region
             .frame_word(self.geo.offset(self.read))
-            .load(Ordering::Relaxed)
-            == 0;
-        if caught_up || producer_waits || self.read - self.published >= self.geo.capacity / 4 {
-            self.publish();
+            .load(Ordering::Relaxed);
+        if word == 0 {
+            return true;
+        }
+        if word & FRAME_PADDING == 0 {
+            return false;
+        }
+        // Padding, once a lap: skip it (and anything skippable after it) properly.
+        match self.next_message(self.read) {
+            Ok(Next::Empty { position }) => {
+                self.read = position;
+                true
+            }
+            _ => false,
         }
     }
 

@@ -23,3 +23,16 @@ pub fn spin_loop() {
     #[cfg(shmring_loom)]
     loom::thread::yield_now();
 }
+
+/// Asks the CPU to start loading the cache line at `ptr` for reading. A hint: it
+/// never faults and changes no memory. Nothing under loom.
+#[inline(always)]
+pub fn prefetch_read(ptr: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(shmring_loom)))]
+    // SAFETY: prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(ptr.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(shmring_loom))))]
+    let _ = ptr;
+}

@@ -33,6 +33,10 @@ enum Op {
         lens: Vec<usize>,
         seed: u8,
     },
+    /// Read up to `max` in place and release them together.
+    ReadBatch {
+        max: usize,
+    },
 }
 
 fn op(max: usize) -> impl Strategy<Value = Op> {
@@ -46,6 +50,7 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
         2 => any::<bool>().prop_map(|release| Op::Read { release }),
         1 => (prop::collection::vec(0..24usize, 0..5), any::<u8>())
             .prop_map(|(lens, seed)| Op::Batch { lens, seed }),
+        1 => (0..6usize).prop_map(|max| Op::ReadBatch { max }),
     ]
 }
 
@@ -136,6 +141,19 @@ fn run(capacity: usize, ops: Vec<Op>) {
                 drop(batch);
                 model.extend(staged);
             }
+            Op::ReadBatch { max } => {
+                let mut got = Vec::new();
+                let n = rx.read_batch(max, |m| got.push(m.to_vec())).unwrap();
+                assert_eq!(n, got.len());
+                assert!(
+                    n == max.min(model.len()),
+                    "read {n} of {} (max {max})",
+                    model.len()
+                );
+                for m in got {
+                    assert_eq!(m, model.pop_front().unwrap());
+                }
+            }
         }
     }
     // Drain: everything committed comes out, in order, once.
@@ -148,7 +166,7 @@ fn run(capacity: usize, ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn ring_behaves_like_a_queue_64(ops in prop::collection::vec(op(24), 1..300)) {

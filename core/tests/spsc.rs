@@ -547,3 +547,53 @@ fn errors_display_lowercase_with_values() {
         "incompatible layout version 2 (this build supports 1)"
     );
 }
+
+#[test]
+fn read_batch_releases_with_one_publication() {
+    let (mem, mut tx, mut rx) = ring(1024);
+    let read_position = || u64::from_ne_bytes(mem.peek::<8>(256));
+    assert_eq!(rx.read_batch(8, |_| panic!("empty ring")), Ok(0));
+    for i in 0..5u8 {
+        tx.push(&[i; 3]).unwrap(); // 16-byte frames
+    }
+    let mut seen = Vec::new();
+    assert_eq!(rx.read_batch(3, |m| seen.push(m.to_vec())), Ok(3));
+    assert_eq!(seen, vec![vec![0; 3], vec![1; 3], vec![2; 3]]);
+    assert_eq!(read_position(), 48, "published once, after the batch");
+    // Not marked RELEASED: the position covers them.
+    assert_eq!(u32::from_ne_bytes(mem.peek::<4>(512)), FRAME_COMMITTED | 3);
+    seen.clear();
+    assert_eq!(rx.read_batch(10, |m| seen.push(m.to_vec())), Ok(2));
+    assert_eq!(seen, vec![vec![3; 3], vec![4; 3]]);
+    assert_eq!(read_position(), 80);
+    assert_eq!(pop_vec(&mut rx), Err(PopError::Empty));
+}
+
+#[test]
+fn read_batch_that_panics_releases_nothing() {
+    let (_mem, mut tx, mut rx) = ring(1024);
+    for i in 0..3u8 {
+        tx.push(&[i]).unwrap();
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = rx.read_batch(3, |m| assert_ne!(m, [1], "fails on the second"));
+    }));
+    assert!(result.is_err());
+    assert_eq!(pop_vec(&mut rx).unwrap(), [0]);
+}
+
+#[test]
+fn read_batch_stops_before_a_bad_frame() {
+    let (mem, mut tx, mut rx) = ring(1024);
+    tx.push(b"good").unwrap();
+    tx.push(b"bad!").unwrap();
+    mem.poke(512 + 16, &0x0000_0042u32.to_ne_bytes());
+    assert_eq!(rx.read_batch(8, |m| assert_eq!(m, b"good")), Ok(1));
+    assert_eq!(
+        rx.read_batch(8, |_| ()),
+        Err(Corruption::BadFrameHeader {
+            position: 16,
+            word: 0x42
+        })
+    );
+}

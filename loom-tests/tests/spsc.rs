@@ -116,6 +116,8 @@ fn batch_is_published_at_once() {
             .pop(&mut buf)
             .expect("the batch's second message is visible with the first");
         assert_eq!(buf[..n], message(1, 4));
+        // The header after the batch's last frame reads empty.
+        assert_eq!(rx.read().unwrap_err(), ReadError::Empty);
         producer.join().unwrap();
     });
 }
@@ -317,5 +319,34 @@ fn consumer_handover_skips_released() {
         assert_eq!(pop_spinning(&mut second), message(1, 4));
         t.join().unwrap();
         drop(tx);
+    });
+}
+
+/// Batched reads release with one publication, and the producer reuses the space
+/// only after it: four 16-byte frames through a 64-byte ring, read two at a time.
+/// Covers read_batch (Acquire loads, one Release publication).
+#[test]
+fn read_batch_then_reuse() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let producer = thread::spawn(move || {
+            for i in 0..4 {
+                push_spinning(&mut tx, &message(i, 8));
+            }
+        });
+        let mut next = 0u8;
+        while next < 4 {
+            let n = rx
+                .read_batch(2, |m| {
+                    assert_eq!(m, message(next, 8));
+                    next += 1;
+                })
+                .unwrap();
+            if n == 0 {
+                thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(rx.read().unwrap_err(), ReadError::Empty);
     });
 }
