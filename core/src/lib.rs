@@ -8,7 +8,8 @@
 //! - **zero-copy** ([`Producer::grant`] → [`Grant::commit`], [`Consumer::read`] →
 //!   [`Message::release`]) and **copying** ([`Producer::push`], [`Consumer::pop`]);
 //! - **batching**: [`Producer::batch`] publishes several messages with one store,
-//!   and the consumer publishes its position lazily;
+//!   [`Consumer::read_batch`] releases several with one, and the consumer publishes
+//!   its position lazily;
 //! - **one cache line per small message**: the consumer polls the frame header,
 //!   written last with Release, not the producer's position;
 //! - **hostile-peer safe**: every position, length and header word read from the

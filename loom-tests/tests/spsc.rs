@@ -98,12 +98,19 @@ fn full_edge_and_short_commit() {
 }
 
 /// A batch becomes visible at once: a consumer that sees its first message finds
-/// the second without waiting. Covers end_batch (Release) and the Relaxed stores of
-/// the batch's later frames.
+/// the second without waiting, and nothing after it. Covers end_batch (zeroing the
+/// slot after the last frame, Release of the first) and the Relaxed stores of the
+/// batch's later frames.
 #[test]
 fn batch_is_published_at_once() {
     model(|| {
         let (mut tx, mut rx) = split(64);
+        // A lap of traffic first, so the batch lands on stale (released) frames and
+        // the slot after it must be zeroed.
+        for i in 0..4 {
+            tx.push(&message(i, 8)).unwrap();
+            assert_eq!(pop_spinning(&mut rx), message(i, 8));
+        }
         let producer = thread::spawn(move || {
             let mut batch = tx.batch();
             batch.push(&message(0, 4)).unwrap();
@@ -323,19 +330,20 @@ fn consumer_handover_skips_released() {
 }
 
 /// Batched reads release with one publication, and the producer reuses the space
-/// only after it: four 16-byte frames through a 64-byte ring, read two at a time.
+/// only after it: five 16-byte frames through a 64-byte ring (the fifth overwrites
+/// the first's bytes), read two at a time.
 /// Covers read_batch (Acquire loads, one Release publication).
 #[test]
 fn read_batch_then_reuse() {
     model(|| {
         let (mut tx, mut rx) = split(64);
         let producer = thread::spawn(move || {
-            for i in 0..4 {
+            for i in 0..5 {
                 push_spinning(&mut tx, &message(i, 8));
             }
         });
         let mut next = 0u8;
-        while next < 4 {
+        while next < 5 {
             let n = rx
                 .read_batch(2, |m| {
                     assert_eq!(m, message(next, 8));
