@@ -14,16 +14,6 @@ pub use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 #[cfg(shmring_loom)]
 pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
-/// A pause inside a spin loop: the CPU's spin hint normally, a yield to loom's
-/// scheduler in the model checks (a model that spins without yielding never ends).
-#[inline]
-pub fn spin_loop() {
-    #[cfg(not(shmring_loom))]
-    core::hint::spin_loop();
-    #[cfg(shmring_loom)]
-    loom::thread::yield_now();
-}
-
 /// Asks the CPU to start loading the cache line at `ptr` for reading. A hint: it
 /// never faults and changes no memory. Nothing under loom.
 #[inline(always)]
