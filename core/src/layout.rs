@@ -109,8 +109,10 @@ pub struct ProducerLine {
     pub write_position: AtomicU64,
     /// Claim word: 0 when no producer holds the segment, else the holder's token.
     pub owner: AtomicU32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// How many producers have claimed the ring (wrapping). Non-zero tells an
+    /// observer that a producer has been here, so "none now" means "gone", not
+    /// "not yet".
+    pub claims: AtomicU32,
 }
 
 /// The consumer's line.
@@ -122,8 +124,8 @@ pub struct ConsumerLine {
     pub read_position: AtomicU64,
     /// Claim word: 0 when no consumer holds the segment, else the holder's token.
     pub owner: AtomicU32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// How many consumers have claimed the ring (wrapping); as for the producer's.
+    pub claims: AtomicU32,
 }
 
 /// The words of the wait/notify protocol (eventcounts; `u32` because a futex waits
@@ -156,12 +158,12 @@ impl Control {
             producer: LineAligned(ProducerLine {
                 write_position: AtomicU64::new(0),
                 owner: AtomicU32::new(0),
-                reserved: 0,
+                claims: AtomicU32::new(0),
             }),
             consumer: LineAligned(ConsumerLine {
                 read_position: AtomicU64::new(0),
                 owner: AtomicU32::new(0),
-                reserved: 0,
+                claims: AtomicU32::new(0),
             }),
             signals: LineAligned(SignalLine {
                 data_signal: AtomicU32::new(0),
@@ -210,8 +212,10 @@ const _: () = {
     assert!(offset_of!(Header, max_message_len) == 48);
     assert!(offset_of!(ProducerLine, write_position) == 0);
     assert!(offset_of!(ProducerLine, owner) == 8);
+    assert!(offset_of!(ProducerLine, claims) == 12);
     assert!(offset_of!(ConsumerLine, read_position) == 0);
     assert!(offset_of!(ConsumerLine, owner) == 8);
+    assert!(offset_of!(ConsumerLine, claims) == 12);
     assert!(offset_of!(SignalLine, data_signal) == 0);
     assert!(offset_of!(SignalLine, space_signal) == 4);
     assert!(size_of::<AtomicU32>() == 4 && align_of::<AtomicU32>() == 4);

@@ -65,7 +65,7 @@ pub use layout::{
     max_message_len, segment_layout,
 };
 #[cfg(not(shmring_loom))]
-pub use region::RawRegion;
+pub use region::{RawRegion, SegmentInfo};
 pub use region::Region;
 pub use spsc::{Batch, Consumer, Grant, Message, Producer};
 pub use wait::Futex;

@@ -53,7 +53,7 @@ pub unsafe trait Region {
 }
 
 #[cfg(not(shmring_loom))]
-pub use raw::RawRegion;
+pub use raw::{RawRegion, SegmentInfo};
 
 #[cfg(not(shmring_loom))]
 mod raw {
@@ -62,8 +62,9 @@ mod raw {
     use super::Region;
     use crate::error::LayoutError;
     use crate::layout::{
-        Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAGIC,
-        RING_KIND_SPSC, SEGMENT_ALIGN, SegmentHeader, check_capacity, max_message_len,
+        CONSUMER_LINE_OFFSET, Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE,
+        LAYOUT_VERSION, MAGIC, PRODUCER_LINE_OFFSET, RING_KIND_SPSC, SEGMENT_ALIGN,
+        SegmentHeader, check_capacity, max_message_len,
     };
     use crate::sync::{AtomicU32, Ordering};
 
@@ -100,6 +101,145 @@ mod raw {
             return Err(LayoutError::TooSmall { len, required });
         }
         Ok(())
+    }
+
+    /// The header's fields, each read once from the segment.
+    struct HeaderFields {
+        magic: u64,
+        version: u32,
+        kind: u32,
+        capacity: u64,
+        data_offset: u64,
+        segment_size: u64,
+        frame_header_size: u32,
+        frame_align: u32,
+        max_message_len: u64,
+    }
+
+    impl HeaderFields {
+        /// Checks, in order: magic (zero, byte-swapped or other), layout version,
+        /// ring kind, capacity, every derived field, then that `len` bytes hold the
+        /// whole layout. Returns the capacity.
+        fn validate(&self, len: u64) -> Result<usize, LayoutError> {
+            match self.magic {
+                MAGIC => {}
+                0 => return Err(LayoutError::Uninitialized),
+                m if m == MAGIC.swap_bytes() => return Err(LayoutError::ForeignByteOrder),
+                found => return Err(LayoutError::BadMagic { found }),
+            }
+            if self.version != LAYOUT_VERSION {
+                return Err(LayoutError::UnsupportedVersion {
+                    found: self.version,
+                    supported: LAYOUT_VERSION,
+                });
+            }
+            if self.kind != RING_KIND_SPSC {
+                return Err(LayoutError::WrongKind {
+                    found: self.kind,
+                    expected: RING_KIND_SPSC,
+                });
+            }
+            let capacity = self.capacity;
+            let capacity_usize =
+                usize::try_from(capacity).map_err(|_| LayoutError::InvalidCapacity { capacity })?;
+            check_capacity(capacity_usize)
+                .map_err(|_| LayoutError::InvalidCapacity { capacity })?;
+            let expect = |field, found: u64, expected: u64| {
+                if found == expected {
+                    Ok(())
+                } else {
+                    Err(LayoutError::HeaderMismatch {
+                        field,
+                        found,
+                        expected,
+                    })
+                }
+            };
+            let size = DATA_OFFSET as u64 + capacity;
+            expect("data_offset", self.data_offset, DATA_OFFSET as u64)?;
+            expect("segment_size", self.segment_size, size)?;
+            expect(
+                "frame_header_size",
+                self.frame_header_size.into(),
+                FRAME_HEADER_SIZE as u64,
+            )?;
+            expect("frame_align", self.frame_align.into(), FRAME_ALIGN as u64)?;
+            expect(
+                "max_message_len",
+                self.max_message_len,
+                max_message_len(capacity_usize) as u64,
+            )?;
+            if len < size {
+                return Err(LayoutError::TooSmall {
+                    len: usize::try_from(len).unwrap_or(usize::MAX),
+                    required: size,
+                });
+            }
+            Ok(capacity_usize)
+        }
+    }
+
+    /// What a copy of a segment's first bytes says about it, without mapping it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SegmentInfo {
+        /// Size of the data region.
+        pub capacity: usize,
+        /// The producer's published position (a hint: it may lag by one commit).
+        pub write_position: u64,
+        /// The consumer's published position.
+        pub read_position: u64,
+        /// The producer's claim word: 0 when free.
+        pub producer_owner: u32,
+        /// The consumer's claim word: 0 when free.
+        pub consumer_owner: u32,
+    }
+
+    impl SegmentInfo {
+        /// Validates the header in `bytes`, a copy of a segment's first
+        /// [`DATA_OFFSET`] (or more) bytes, of a segment `segment_len` bytes long, as
+        /// [`RawRegion::attach`] would, and reads the shared positions. For tools
+        /// that list segments (read with `pread`, no mapping needed).
+        ///
+        /// # Errors
+        /// As [`RawRegion::attach`]; [`LayoutError::TooSmall`] if `bytes` is
+        /// shorter than [`DATA_OFFSET`].
+        pub fn parse(bytes: &[u8], segment_len: u64) -> Result<Self, LayoutError> {
+            if bytes.len() < DATA_OFFSET {
+                return Err(LayoutError::TooSmall {
+                    len: bytes.len(),
+                    required: DATA_OFFSET as u64,
+                });
+            }
+            let u64_at = |at: usize| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&bytes[at..at + 8]);
+                u64::from_ne_bytes(word)
+            };
+            let u32_at = |at: usize| {
+                let mut word = [0u8; 4];
+                word.copy_from_slice(&bytes[at..at + 4]);
+                u32::from_ne_bytes(word)
+            };
+            let fields = HeaderFields {
+                magic: u64_at(0),
+                version: u32_at(8),
+                kind: u32_at(12),
+                capacity: u64_at(16),
+                data_offset: u64_at(24),
+                segment_size: u64_at(32),
+                frame_header_size: u32_at(40),
+                frame_align: u32_at(44),
+                max_message_len: u64_at(48),
+            };
+            let capacity = fields.validate(segment_len)?;
+            Ok(Self {
+                capacity,
+                write_position: u64_at(PRODUCER_LINE_OFFSET),
+                read_position: u64_at(CONSUMER_LINE_OFFSET),
+                producer_owner: u32_at(PRODUCER_LINE_OFFSET + 8),
+                consumer_owner: u32_at(CONSUMER_LINE_OFFSET + 8),
+            })
+        }
     }
 
     impl RawRegion {
@@ -173,70 +313,26 @@ mod raw {
             // other fields are read with volatile reads, once each, into copies:
             // another process may write them at any time and we must not assume
             // they stay put.
-            let (magic, version, kind, capacity, data_offset, segment_size, fhs, falign, max_len) = unsafe {
+            let fields = unsafe {
                 let h = &raw const (*segment).header.0;
-                // SYNC: Acquire pairs with the Release store of `magic` in `init`.
-                let magic = (*h).magic.load(Ordering::Acquire);
-                (
-                    magic,
-                    (&raw const (*h).layout_version).read_volatile(),
-                    (&raw const (*h).ring_kind).read_volatile(),
-                    (&raw const (*h).capacity).read_volatile(),
-                    (&raw const (*h).data_offset).read_volatile(),
-                    (&raw const (*h).segment_size).read_volatile(),
-                    (&raw const (*h).frame_header_size).read_volatile(),
-                    (&raw const (*h).frame_align).read_volatile(),
-                    (&raw const (*h).max_message_len).read_volatile(),
-                )
-            };
-            match magic {
-                MAGIC => {}
-                0 => return Err(LayoutError::Uninitialized),
-                m if m == MAGIC.swap_bytes() => return Err(LayoutError::ForeignByteOrder),
-                found => return Err(LayoutError::BadMagic { found }),
-            }
-            if version != LAYOUT_VERSION {
-                return Err(LayoutError::UnsupportedVersion {
-                    found: version,
-                    supported: LAYOUT_VERSION,
-                });
-            }
-            if kind != RING_KIND_SPSC {
-                return Err(LayoutError::WrongKind {
-                    found: kind,
-                    expected: RING_KIND_SPSC,
-                });
-            }
-            let capacity_usize =
-                usize::try_from(capacity).map_err(|_| LayoutError::InvalidCapacity { capacity })?;
-            check_capacity(capacity_usize)
-                .map_err(|_| LayoutError::InvalidCapacity { capacity })?;
-            let expect = |field, found: u64, expected: u64| {
-                if found == expected {
-                    Ok(())
-                } else {
-                    Err(LayoutError::HeaderMismatch {
-                        field,
-                        found,
-                        expected,
-                    })
+                HeaderFields {
+                    // SYNC: Acquire pairs with the Release store of `magic` in `init`.
+                    magic: (*h).magic.load(Ordering::Acquire),
+                    version: (&raw const (*h).layout_version).read_volatile(),
+                    kind: (&raw const (*h).ring_kind).read_volatile(),
+                    capacity: (&raw const (*h).capacity).read_volatile(),
+                    data_offset: (&raw const (*h).data_offset).read_volatile(),
+                    segment_size: (&raw const (*h).segment_size).read_volatile(),
+                    frame_header_size: (&raw const (*h).frame_header_size).read_volatile(),
+                    frame_align: (&raw const (*h).frame_align).read_volatile(),
+                    max_message_len: (&raw const (*h).max_message_len).read_volatile(),
                 }
             };
-            let size = DATA_OFFSET as u64 + capacity;
-            expect("data_offset", data_offset, DATA_OFFSET as u64)?;
-            expect("segment_size", segment_size, size)?;
-            expect("frame_header_size", fhs.into(), FRAME_HEADER_SIZE as u64)?;
-            expect("frame_align", falign.into(), FRAME_ALIGN as u64)?;
-            expect(
-                "max_message_len",
-                max_len,
-                max_message_len(capacity_usize) as u64,
-            )?;
-            check_memory(ptr, len, size)?;
+            let capacity = fields.validate(len as u64)?;
             Ok(Self {
                 // SAFETY: checked non-null in `check_memory`.
                 segment: unsafe { NonNull::new_unchecked(segment) },
-                capacity: capacity_usize,
+                capacity,
             })
         }
 

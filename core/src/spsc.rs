@@ -163,6 +163,14 @@ fn claim_owner(owner: &AtomicU32, previous: u32, token: NonZeroU32) -> Result<()
     }
 }
 
+/// Counts a successful claim in the role's `claims` word, so that an observer can
+/// tell "the peer has gone" from "no peer yet".
+fn count_claim(claims: &AtomicU32) {
+    // Relaxed: a statistic read by observers; the liveness mechanism that pairs it
+    // with "no holder now" (the `shmring` crate's locks) orders it by system calls.
+    claims.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Gives a role back: stores `value` (0, or the previous holder's token when a
 /// claim is abandoned) into its owner word.
 fn release_owner(owner: &AtomicU32, value: u32) {
@@ -279,6 +287,7 @@ impl<R: Region> Producer<R> {
                     _not_sync: PhantomData,
                 };
                 producer.publish_write();
+                count_claim(&producer.region.control().producer.0.claims);
                 Ok(producer)
             }
             Err(c) => {
@@ -601,6 +610,22 @@ impl<R: Region> Grant<'_, R> {
         );
         self.producer.commit(self.position, len);
     }
+
+    /// [`commit`](Grant::commit), then [`Producer::wake_consumer`]: for a consumer
+    /// that may be blocked.
+    ///
+    /// # Panics
+    /// As [`commit`](Grant::commit).
+    pub fn commit_and_wake<F: Futex + ?Sized>(self, len: usize, futex: &F) {
+        let producer = &mut *self.producer;
+        assert!(
+            len <= self.len,
+            "commit of {len} bytes exceeds the grant of {}",
+            self.len
+        );
+        producer.commit(self.position, len);
+        producer.wake_consumer(futex);
+    }
 }
 
 impl<R: Region> Deref for Grant<'_, R> {
@@ -744,6 +769,7 @@ impl<R: Region> Consumer<R> {
                 max: MAX_POSITION,
             }));
         }
+        count_claim(&control.consumer.0.claims);
         Ok(Self {
             region,
             geo,
@@ -1099,6 +1125,14 @@ impl<R: Region> Message<'_, R> {
     /// consumer will see it.
     pub fn release(self) {
         self.consumer.release(self.position, self.word, self.len);
+    }
+
+    /// [`release`](Message::release), then [`Consumer::wake_producer`]: for a
+    /// producer that may be blocked.
+    pub fn release_and_wake<F: Futex + ?Sized>(self, futex: &F) {
+        let consumer = self.consumer;
+        consumer.release(self.position, self.word, self.len);
+        consumer.wake_producer(futex);
     }
 }
 

@@ -1,7 +1,12 @@
 //! shmring: inter-process channels over a lock-free shared-memory ring.
-//!
-//! This crate will hold the operating-system side: shared-memory segments, blocking
-//! waits on a futex, peer liveness, permissions and the fallback transports. For
-//! now it re-exports the ring of [`shmring_core`], which everything here builds on.
+#![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!("shmring needs Linux (futex, memfd, OFD locks); other systems are not supported yet");
+
+pub mod error;
+mod lock;
+pub mod segment;
+
+pub use error::{Corrupted, Error, Result, Role};
 pub use shmring_core as core;

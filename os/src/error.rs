@@ -1,0 +1,238 @@
+//! The one error type of the `shmring` crate.
+
+use std::io;
+
+use shmring_core::{ClaimError, Corruption, LayoutError};
+
+/// A channel endpoint's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The writing side.
+    Sender,
+    /// The reading side.
+    Receiver,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Sender => "sender",
+            Role::Receiver => "receiver",
+        })
+    }
+}
+
+/// Everything that can go wrong in `shmring`. Each variant names the problem and
+/// carries the values that caused it; match on it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A channel name that is empty, too long, or not a single path component.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A capacity that is not a power of two in the supported range.
+    #[error(
+        "invalid capacity {capacity}: must be a power of two from {} to {}",
+        shmring_core::MIN_CAPACITY,
+        shmring_core::MAX_CAPACITY
+    )]
+    InvalidCapacity {
+        /// The capacity asked for.
+        capacity: u64,
+    },
+    /// A create call found the name (or path) taken.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// The segment name or path.
+        what: String,
+    },
+    /// An open call found no such segment.
+    #[error("{what} not found")]
+    NotFound {
+        /// The segment name or path.
+        what: String,
+    },
+    /// The operating system refused access (mode bits, owner).
+    #[error("permission denied: {what}")]
+    PermissionDenied {
+        /// The segment name or path.
+        what: String,
+    },
+    /// The segment belongs to another user, or others may write it, and the caller
+    /// did not say to trust that.
+    #[error("untrusted segment {what}: owner uid {owner}, mode {mode:#o} (expected owner {expected_owner}, no bits outside {allowed_mode:#o})")]
+    Untrusted {
+        /// The segment name or path.
+        what: String,
+        /// Owner found.
+        owner: u32,
+        /// Mode bits found.
+        mode: u32,
+        /// Owner expected.
+        expected_owner: u32,
+        /// Mode bits accepted.
+        allowed_mode: u32,
+    },
+    /// The segment was written by an incompatible build (layout version, ring kind
+    /// or byte order).
+    #[error("incompatible layout in {what}: {source}")]
+    IncompatibleLayout {
+        /// The segment name or path.
+        what: String,
+        /// What the header says.
+        source: LayoutError,
+    },
+    /// The segment's header or shared state is invalid: a bug or a hostile peer.
+    #[error("corrupted segment {what}: {detail}")]
+    Corrupted {
+        /// The segment name or path.
+        what: String,
+        /// What was found.
+        detail: Corrupted,
+    },
+    /// The object is too small (or large) to hold a ring.
+    #[error("{what} has size {size}, expected {expected}")]
+    BadSize {
+        /// The segment name or path.
+        what: String,
+        /// Size found.
+        size: u64,
+        /// Size a ring needs (the least, when the header could not be read).
+        expected: u64,
+    },
+    /// Space for the segment could not be reserved (a full `/dev/shm`: Docker's
+    /// default is 64 MB; raise it with `--shm-size`).
+    #[error("no space for {size} bytes in {what} (a full /dev/shm or file system?)")]
+    NoSpace {
+        /// The segment name or path.
+        what: String,
+        /// Bytes asked for.
+        size: u64,
+    },
+    /// Another live endpoint holds the role.
+    #[error("the {role} role is taken (owner token {owner})")]
+    RoleTaken {
+        /// The role asked for.
+        role: Role,
+        /// The token in the segment's owner word (the holder's process id).
+        owner: u32,
+    },
+    /// The message is longer than the channel's largest message.
+    #[error("message too large: {len} bytes, at most {max}")]
+    MessageTooLarge {
+        /// Length given.
+        len: usize,
+        /// Largest message the channel takes.
+        max: usize,
+    },
+    /// The buffer is shorter than the next message; nothing was consumed.
+    #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
+    BufferTooSmall {
+        /// Length of the message.
+        len: usize,
+        /// Length of the buffer.
+        buffer: usize,
+    },
+    /// No room for the message now (non-blocking call).
+    #[error("channel full: {needed} bytes needed, {free} free")]
+    Full {
+        /// Bytes the message needs.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// No message now (non-blocking call).
+    #[error("channel empty")]
+    Empty,
+    /// The peer has gone and the call cannot complete: a receiver found the channel
+    /// empty after its sender left, or a sender found it full after its receiver
+    /// left.
+    #[error("disconnected: the {peer} has gone")]
+    Disconnected {
+        /// The role that is gone.
+        peer: Role,
+    },
+    /// The timeout passed.
+    #[error("timed out")]
+    TimedOut,
+    /// This platform lacks what the call needs (futex, memfd, OFD locks: Linux).
+    #[error("unsupported on this platform: {what}")]
+    Unsupported {
+        /// What is missing.
+        what: &'static str,
+    },
+    /// Any other system call failure.
+    #[error("{op} on {what}: {source}")]
+    Io {
+        /// The operation that failed.
+        op: &'static str,
+        /// The segment name or path.
+        what: String,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+/// What a [`Error::Corrupted`] segment showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Corrupted {
+    /// A header field that the layout does not allow.
+    #[error("{0}")]
+    Header(LayoutError),
+    /// Shared ring state (a position or frame) that the protocol cannot produce.
+    #[error("{0}")]
+    Ring(Corruption),
+}
+
+impl Error {
+    /// An [`Error::Io`], or the named variant for the errno values that have one
+    /// (`ENOENT`, `EEXIST`, `EACCES`/`EPERM`, `ENOSPC`).
+    pub(crate) fn io(op: &'static str, what: impl Into<String>, source: io::Error) -> Self {
+        let what = what.into();
+        match source.raw_os_error() {
+            Some(libc::ENOENT) => Self::NotFound { what },
+            Some(libc::EEXIST) => Self::AlreadyExists { what },
+            Some(libc::EACCES) | Some(libc::EPERM) => Self::PermissionDenied { what },
+            _ => Self::Io { op, what, source },
+        }
+    }
+
+    /// Maps a layout error found in `what`: an incompatible build's segment, or a
+    /// corrupt one.
+    pub(crate) fn layout(what: impl Into<String>, e: LayoutError) -> Self {
+        let what = what.into();
+        match e {
+            LayoutError::UnsupportedVersion { .. }
+            | LayoutError::WrongKind { .. }
+            | LayoutError::ForeignByteOrder => Self::IncompatibleLayout { what, source: e },
+            LayoutError::TooSmall { len, required } => Self::BadSize {
+                what,
+                size: len as u64,
+                expected: required,
+            },
+            _ => Self::Corrupted {
+                what,
+                detail: Corrupted::Header(e),
+            },
+        }
+    }
+
+    /// Maps a failed claim of `role` on `what`.
+    pub(crate) fn claim(what: impl Into<String>, role: Role, e: ClaimError) -> Self {
+        match e {
+            ClaimError::Taken { owner } => Self::RoleTaken { role, owner },
+            ClaimError::Corrupted(c) => Self::Corrupted {
+                what: what.into(),
+                detail: Corrupted::Ring(c),
+            },
+        }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
