@@ -65,7 +65,9 @@ pub enum Error {
     },
     /// The segment belongs to another user, or others may write it, and the caller
     /// did not say to trust that.
-    #[error("untrusted segment {what}: owner uid {owner}, mode {mode:#o} (expected owner {expected_owner}, no bits outside {allowed_mode:#o})")]
+    #[error(
+        "untrusted segment {what}: owner uid {owner}, mode {mode:#o} (expected owner {expected_owner}, no bits outside {allowed_mode:#o})"
+    )]
     Untrusted {
         /// The segment name or path.
         what: String,

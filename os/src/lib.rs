@@ -1,12 +1,57 @@
 //! shmring: inter-process channels over a lock-free shared-memory ring.
+//!
+//! A [`ChannelBuilder`] creates or opens a channel: one single-producer
+//! single-consumer ring ([`shmring_core`]) in a shared-memory segment, backed by
+//! named POSIX shared memory, an anonymous memfd, or a regular file. Each side claims
+//! its role once: a [`Sender`] and a [`Receiver`], in two processes (or threads).
+//!
+//! - **Fast path**: a message is a frame in the ring; when nobody waits, sending and
+//!   receiving make no system call.
+//! - **Blocking**: every blocking call has a `_timeout` (and `_deadline`) variant and
+//!   a `try_` twin that never blocks. How a blocked call waits is a
+//!   [`WaitStrategy`]: spin, spin then sleep on a futex (the default), or sleep.
+//! - **Liveness**: each endpoint holds a lock the kernel drops when its process dies
+//!   (SIGKILL included). A receiver whose sender has gone gets every message the
+//!   sender committed, then [`Error::Disconnected`]; a sender whose receiver has gone
+//!   gets `Disconnected` instead of waiting on a full ring forever. A role whose
+//!   holder died can be claimed again; what a dead receiver read but did not release
+//!   is delivered to the next one.
+//! - **Trust**: the segment is validated on open (owner, mode, size, then every
+//!   header field), and the ring validates every position and length it reads. A
+//!   hostile peer can send garbage bytes or cause [`Error::Corrupted`], never an
+//!   out-of-bounds access. ARCHITECTURE.md has the threat model.
+//!
+//! ```no_run
+//! use shmring::ChannelBuilder;
+//! # fn main() -> shmring::Result<()> {
+//! // In one process:
+//! let mut tx = ChannelBuilder::shm("telemetry").capacity(1 << 20).create()?.sender()?;
+//! tx.send(b"hello")?;
+//! // In another:
+//! let mut rx = ChannelBuilder::shm("telemetry").open()?.receiver()?;
+//! let mut buf = vec![0u8; rx.max_message_len()];
+//! let n = rx.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! # Ok(()) }
+//! ```
+//!
+//! Linux only: the crate uses the futex, memfd and OFD locks, and does not build
+//! elsewhere.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(target_os = "linux"))]
-compile_error!("shmring needs Linux (futex, memfd, OFD locks); other systems are not supported yet");
+compile_error!(
+    "shmring needs Linux (futex, memfd, OFD locks); other systems are not supported yet"
+);
 
+pub mod channel;
 pub mod error;
+pub mod futex;
 mod lock;
 pub mod segment;
 
+pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};
 pub use error::{Corrupted, Error, Result, Role};
+pub use futex::SharedFutex;
+pub use segment::{Segment, list_segments};
 pub use shmring_core as core;

@@ -48,7 +48,11 @@ fn flock(kind: libc::c_int, offset: u64) -> libc::flock {
 /// lock. Never blocks.
 pub(crate) fn try_lock(fd: BorrowedFd<'_>, offset: u64, exclusive: bool) -> io::Result<bool> {
     let lock = flock(
-        if exclusive { libc::F_WRLCK } else { libc::F_RDLCK },
+        if exclusive {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        },
         offset,
     );
     // SAFETY: `fd` is open for the call (borrowed); `lock` is a valid flock.
@@ -60,18 +64,6 @@ pub(crate) fn try_lock(fd: BorrowedFd<'_>, offset: u64, exclusive: bool) -> io::
     match e.raw_os_error() {
         Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
         _ => Err(e),
-    }
-}
-
-/// Drops the lock on the byte at `offset` held through `fd`'s description.
-pub(crate) fn unlock(fd: BorrowedFd<'_>, offset: u64) -> io::Result<()> {
-    let lock = flock(libc::F_UNLCK, offset);
-    // SAFETY: as in `try_lock`.
-    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

@@ -1,0 +1,946 @@
+//! Named SPSC channels between processes: a builder, and the [`Sender`] and
+//! [`Receiver`] endpoints over one shared-memory ring.
+
+use std::fmt;
+use std::fs::File;
+use std::hint::spin_loop;
+use std::num::NonZeroU32;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmring_core::sync::AtomicU32;
+use shmring_core::{
+    Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, WaitError,
+};
+
+use crate::error::{Corrupted, Error, Result, Role};
+use crate::futex::SharedFutex;
+use crate::lock;
+use crate::segment::{Backing, Segment, SegmentConfig};
+
+/// A blocked call re-checks its peer's liveness at least this often (a dead peer
+/// wakes no futex waiter).
+pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(25);
+
+/// A failed non-blocking call checks the peer at most this often (a syscall).
+const TRY_LIVENESS_INTERVAL: Duration = Duration::from_millis(1);
+
+/// How a blocked call waits for its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitStrategy {
+    /// Poll the ring without sleeping: the lowest latency, one core kept busy.
+    BusySpin,
+    /// Poll for `spin`, then sleep on the futex (the default: 50 µs). A wake-up from
+    /// the futex costs the peer a system call and the sleeper the kernel's wake-up
+    /// latency (~10 µs); spinning first avoids both for a peer that answers soon.
+    SpinThenPark {
+        /// How long to poll before sleeping.
+        spin: Duration,
+    },
+    /// Sleep on the futex at once: no CPU burnt while waiting.
+    Park,
+}
+
+impl Default for WaitStrategy {
+    fn default() -> Self {
+        Self::SpinThenPark {
+            spin: Duration::from_micros(50),
+        }
+    }
+}
+
+/// Creates or opens a channel: the ring's backing, its size, permissions, and the
+/// endpoints' wait strategy.
+///
+/// ```no_run
+/// use shmring::ChannelBuilder;
+/// # fn main() -> shmring::Result<()> {
+/// // Process A
+/// let mut tx = ChannelBuilder::shm("orders").capacity(1 << 16).create()?.sender()?;
+/// tx.send(b"buy 100")?;
+/// // Process B
+/// let mut rx = ChannelBuilder::shm("orders").open()?.receiver()?;
+/// let mut buf = [0u8; 256];
+/// let n = rx.recv(&mut buf)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelBuilder {
+    backing: Backing,
+    config: SegmentConfig,
+    wait: WaitStrategy,
+}
+
+impl ChannelBuilder {
+    fn new(backing: Backing) -> Self {
+        let config = SegmentConfig {
+            unlink_on_drop: matches!(backing, Backing::Shm(_)),
+            ..SegmentConfig::default()
+        };
+        Self {
+            backing,
+            config,
+            wait: WaitStrategy::default(),
+        }
+    }
+
+    /// A channel in named POSIX shared memory (`/dev/shm/shmring.<name>`). Names are
+    /// one component of ASCII letters, digits, `.`, `_` and `-`.
+    pub fn shm(name: impl Into<String>) -> Self {
+        Self::new(Backing::Shm(name.into()))
+    }
+
+    /// A channel in a regular file at `path`: the ring persists, and reopening it
+    /// after every process has exited resumes with the unconsumed messages.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::new(Backing::File(path.into()))
+    }
+
+    /// A channel in an anonymous memfd, sealed against resizing, for a child
+    /// process ([`Channel::pass_to`]) or a peer reached over a Unix socket.
+    pub fn memfd() -> Self {
+        Self::new(Backing::Memfd)
+    }
+
+    /// Size of the ring's data region in bytes, a power of two (default 64 KiB).
+    /// The largest message is half of it less 8 bytes.
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.config.capacity = bytes;
+        self
+    }
+
+    /// Permission bits of a created segment (default `0o600`), set with `fchmod`
+    /// after creation so the umask does not change them.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// How the endpoints wait (default [`WaitStrategy::SpinThenPark`]).
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Map with `MAP_POPULATE`, so the first messages take no page faults (costs
+    /// the time to fault in the whole segment at creation or opening).
+    pub fn prefault(mut self, prefault: bool) -> Self {
+        self.config.prefault = prefault;
+        self
+    }
+
+    /// Whether the creator removes the name (or file) when its last handle drops
+    /// (default: yes for shared memory, no for files).
+    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
+        self.config.unlink_on_drop = unlink;
+        self
+    }
+
+    /// Let [`create`](Self::create) replace an existing segment of the same name
+    /// whose handles are all dead (left behind by a crash). A segment with any
+    /// live handle is never replaced.
+    pub fn reclaim(mut self, reclaim: bool) -> Self {
+        self.config.reclaim = reclaim;
+        self
+    }
+
+    /// On open, accept a segment owned by `uid` (default: only our own effective
+    /// uid).
+    pub fn trust_owner(mut self, uid: u32) -> Self {
+        self.config.owner = Some(uid);
+        self
+    }
+
+    /// On open, accept a segment whose permission bits lie within `mode` (default
+    /// `0o644`: nobody but the owner may write it).
+    pub fn allow_mode(mut self, mode: u32) -> Self {
+        self.config.allowed_mode = mode;
+        self
+    }
+
+    /// Creates the segment and a fresh, empty ring in it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::InvalidCapacity`], [`Error::AlreadyExists`],
+    /// [`Error::PermissionDenied`], [`Error::NoSpace`], or [`Error::Io`].
+    pub fn create(&self) -> Result<Channel> {
+        Ok(self.channel(Segment::create(&self.backing, &self.config)?))
+    }
+
+    /// Opens an existing segment and validates its ring.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::Untrusted`], [`Error::BadSize`], [`Error::IncompatibleLayout`],
+    /// [`Error::Corrupted`], or [`Error::Io`].
+    pub fn open(&self) -> Result<Channel> {
+        Ok(self.channel(Segment::open(&self.backing, &self.config)?))
+    }
+
+    /// Opens the segment behind `fd`, handed over by a parent or a peer (a memfd
+    /// from [`ChannelBuilder::memfd`]). Sizes, seals and the ring are checked.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn from_fd(&self, fd: OwnedFd) -> Result<Channel> {
+        Ok(self.channel(Segment::from_fd(fd, &self.config)?))
+    }
+
+    /// Opens the segment whose descriptor number a parent put in the environment
+    /// variable `var` ([`Channel::pass_to`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the variable is unset, not a number, or names no
+    /// open descriptor; else as [`from_fd`](Self::from_fd).
+    pub fn from_env(&self, var: &str) -> Result<Channel> {
+        let not_found = || Error::NotFound {
+            what: format!("inherited descriptor in ${var}"),
+        };
+        let fd: i32 = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&fd| fd >= 0)
+            .ok_or_else(not_found)?;
+        // SAFETY: F_GETFD only asks whether `fd` is open; it changes nothing.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return Err(not_found());
+        }
+        // SAFETY: the descriptor is open (checked) and was passed to this process
+        // for this purpose by `Channel::pass_to`; we take ownership of it. The
+        // variable is removed so that no second handle claims it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: removing a variable races only with other threads reading the
+        // environment; this runs at start-up of a child given the variable.
+        unsafe { std::env::remove_var(var) };
+        self.from_fd(fd)
+    }
+
+    fn channel(&self, segment: Segment) -> Channel {
+        Channel {
+            segment: Arc::new(segment),
+            wait: self.wait,
+        }
+    }
+}
+
+/// A created or opened channel: take its [`Sender`] or [`Receiver`] (or both, in
+/// one process). The segment lives while the channel or any endpoint does.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    segment: Arc<Segment>,
+    wait: WaitStrategy,
+}
+
+impl Channel {
+    /// Claims the sending side.
+    ///
+    /// # Errors
+    /// [`Error::RoleTaken`] while another live sender holds it (a sender that died
+    /// is replaced, and its committed messages stay); [`Error::Corrupted`].
+    pub fn sender(&self) -> Result<Sender> {
+        let (lock, token) = self.claim_lock(Role::Sender)?;
+        let region = self.segment.region().clone();
+        let previous = owner_word(&region, Role::Sender);
+        let claimed = match NonZeroU32::new(previous) {
+            None => Producer::claim(region, token),
+            // SAFETY: we hold the sender lock, which the previous holder held until
+            // its description closed: it has exited (or dropped its handle without
+            // clearing the word, impossible for a shmring handle), so no handle of
+            // this process uses the role.
+            Some(previous) => unsafe { Producer::take_over(region, token, previous) },
+        };
+        let producer =
+            claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Sender, e))?;
+        Ok(Sender {
+            producer,
+            _lock: lock,
+            link: Link::new(&self.segment, Role::Sender, self.wait),
+        })
+    }
+
+    /// Claims the receiving side. Reading starts at the first message no earlier
+    /// receiver released: what a receiver read but did not release before it died
+    /// is delivered again.
+    ///
+    /// # Errors
+    /// [`Error::RoleTaken`] while another live receiver holds it; [`Error::Corrupted`].
+    pub fn receiver(&self) -> Result<Receiver> {
+        let (lock, token) = self.claim_lock(Role::Receiver)?;
+        let region = self.segment.region().clone();
+        let previous = owner_word(&region, Role::Receiver);
+        let claimed = match NonZeroU32::new(previous) {
+            None => Consumer::claim(region, token),
+            // SAFETY: as in `sender`: holding the lock proves the previous holder gone.
+            Some(previous) => unsafe { Consumer::take_over(region, token, previous) },
+        };
+        let consumer =
+            claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Receiver, e))?;
+        Ok(Receiver {
+            consumer,
+            _lock: lock,
+            link: Link::new(&self.segment, Role::Receiver, self.wait),
+        })
+    }
+
+    /// Takes the role's liveness lock through a description of our own.
+    fn claim_lock(&self, role: Role) -> Result<(File, NonZeroU32)> {
+        let what = self.segment.describe();
+        let file = lock::reopen(self.segment.fd()).map_err(|e| Error::io("reopen", what, e))?;
+        let taken = !lock::try_lock(file.as_fd(), lock_offset(role), true)
+            .map_err(|e| Error::io("fcntl(F_OFD_SETLK)", what, e))?;
+        if taken {
+            return Err(Error::RoleTaken {
+                role,
+                owner: owner_word(self.segment.region(), role),
+            });
+        }
+        // The token names the holder for humans (`list_segments`); the lock, not
+        // the token, decides liveness, so pid reuse cannot fake it.
+        let token = NonZeroU32::new(std::process::id()).unwrap_or(NonZeroU32::MIN);
+        Ok((file, token))
+    }
+
+    /// The segment under the channel.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// Largest message the channel takes.
+    pub fn max_message_len(&self) -> usize {
+        self.segment.region().max_message_len()
+    }
+
+    /// Lets the child that `command` spawns open this channel: its descriptor is
+    /// inherited (close-on-exec cleared in the child only) and its number put in
+    /// the environment variable `var`, for [`ChannelBuilder::from_env`].
+    pub fn pass_to(&self, command: &mut Command, var: &str) {
+        use std::os::unix::process::CommandExt;
+        let fd = self.segment.fd().as_raw_fd();
+        command.env(var, fd.to_string());
+        // SAFETY: the closure runs in the child between fork and exec and calls
+        // only fcntl, which is async-signal-safe; it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+fn lock_offset(role: Role) -> u64 {
+    match role {
+        Role::Sender => lock::SENDER_LOCK,
+        Role::Receiver => lock::RECEIVER_LOCK,
+    }
+}
+
+fn owner_word(region: &RawRegion, role: Role) -> u32 {
+    use shmring_core::Region as _;
+    let control = region.control();
+    let word = match role {
+        Role::Sender => &control.producer.0.owner,
+        Role::Receiver => &control.consumer.0.owner,
+    };
+    // Relaxed: the claim's compare-exchange in core orders what matters; this value
+    // only picks claim or take-over (a stale value makes the claim fail `Taken`).
+    word.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn claims_word(region: &RawRegion, role: Role) -> &AtomicU32 {
+    use shmring_core::Region as _;
+    let control = region.control();
+    match role {
+        Role::Sender => &control.producer.0.claims,
+        Role::Receiver => &control.consumer.0.claims,
+    }
+}
+
+/// An endpoint's tie to its segment and peer: the mapping, the peer's liveness,
+/// and the waiting policy.
+struct Link {
+    segment: Arc<Segment>,
+    peer: Role,
+    wait: WaitStrategy,
+    last_check: Option<Instant>,
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("segment", &self.segment.describe())
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a blocked call does next.
+enum Pause {
+    Spin,
+    Park(Instant),
+}
+
+impl Link {
+    fn new(segment: &Arc<Segment>, own: Role, wait: WaitStrategy) -> Self {
+        Self {
+            segment: Arc::clone(segment),
+            peer: match own {
+                Role::Sender => Role::Receiver,
+                Role::Receiver => Role::Sender,
+            },
+            wait,
+            last_check: None,
+        }
+    }
+
+    /// Whether a peer has been here and none is now. A syscall (`F_OFD_GETLK`).
+    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        self.last_check = Some(now);
+        // Read the count first: a peer counted before the probe and still alive
+        // holds its lock during the probe; one that arrives after is not counted.
+        let claims = claims_word(self.segment.region(), self.peer)
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let alive = self.segment.is_role_alive(lock_offset(self.peer))?;
+        Ok(claims != 0 && !alive)
+    }
+
+    /// For a non-blocking call that found the ring full or empty: whether the peer
+    /// is gone, checked at most every [`TRY_LIVENESS_INTERVAL`].
+    fn peer_gone_throttled(&mut self) -> Result<bool> {
+        let now = Instant::now();
+        match self.last_check {
+            Some(last) if now.duration_since(last) < TRY_LIVENESS_INTERVAL => Ok(false),
+            _ => self.peer_gone(now),
+        }
+    }
+
+    fn peer_connected(&self) -> Result<bool> {
+        self.segment.is_role_alive(lock_offset(self.peer))
+    }
+
+    /// One step of a blocked call, after its condition failed for the `round`th
+    /// time: checks the deadline and (every [`LIVENESS_INTERVAL`]) the peer, then
+    /// says whether to spin or to park, and until when. `None`: the peer is gone;
+    /// the caller tries once more (whatever the peer committed before it went is
+    /// delivered first) and then reports [`Error::Disconnected`].
+    fn pause(
+        &mut self,
+        round: u32,
+        started: &mut Option<Instant>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Pause>> {
+        // A spinning caller reads the clock every 64 rounds only.
+        if self.wait != WaitStrategy::Park && round % 64 != 0 {
+            return Ok(Some(Pause::Spin));
+        }
+        let now = Instant::now();
+        let start = *started.get_or_insert(now);
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(Error::TimedOut);
+        }
+        let check_due = self
+            .last_check
+            .is_none_or(|last| now.duration_since(last) >= LIVENESS_INTERVAL);
+        if check_due && self.peer_gone(now)? {
+            return Ok(None);
+        }
+        let park = match self.wait {
+            WaitStrategy::BusySpin => false,
+            WaitStrategy::Park => true,
+            WaitStrategy::SpinThenPark { spin } => now.duration_since(start) >= spin,
+        };
+        if !park {
+            return Ok(Some(Pause::Spin));
+        }
+        // A dead peer wakes nobody: sleep at most until the next liveness check.
+        let wake_by = now + LIVENESS_INTERVAL;
+        Ok(Some(Pause::Park(
+            deadline.map_or(wake_by, |d| d.min(wake_by)),
+        )))
+    }
+}
+
+fn corrupted(segment: &Segment, c: shmring_core::Corruption) -> Error {
+    Error::Corrupted {
+        what: segment.describe().to_owned(),
+        detail: Corrupted::Ring(c),
+    }
+}
+
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    // A timeout too large for the clock is no deadline at all.
+    Instant::now().checked_add(timeout)
+}
+
+/// The sending side of a channel. `Send`, not `Sync`: one thread at a time.
+///
+/// Messages are committed in order; a committed message is delivered exactly once
+/// to a receiver (ARCHITECTURE.md: delivery semantics), also if this process dies
+/// right after committing it.
+pub struct Sender {
+    // Field order is drop order: the producer releases its claim word, then the
+    // lock goes (the role is free), then the mapping.
+    producer: Producer<RawRegion>,
+    _lock: File,
+    link: Link,
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("producer", &self.producer)
+            .field("link", &self.link)
+            .finish()
+    }
+}
+
+impl Sender {
+    /// Largest message the channel takes.
+    pub fn max_message_len(&self) -> usize {
+        self.producer.max_message_len()
+    }
+
+    /// Whether a receiver holds the other end now (a snapshot).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the liveness probe fails.
+    pub fn is_receiver_connected(&self) -> Result<bool> {
+        self.link.peer_connected()
+    }
+
+    fn push_error(&mut self, e: PushError) -> Error {
+        match e {
+            PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
+            PushError::Full { needed, free } => Error::Full { needed, free },
+            PushError::Corrupted(c) => corrupted(&self.link.segment, c),
+        }
+    }
+
+    /// Copies `message` into the channel if there is room now; never blocks.
+    ///
+    /// Room is not tied to a receiver: while there is room, messages queue for
+    /// whichever receiver comes next.
+    ///
+    /// # Errors
+    /// [`Error::Full`]; [`Error::Disconnected`] when full and the receiver has gone;
+    /// [`Error::MessageTooLarge`]; [`Error::Corrupted`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        match self.producer.push(message) {
+            Ok(()) => {
+                self.producer.wake_consumer(&SharedFutex);
+                Ok(())
+            }
+            Err(e @ PushError::Full { .. }) => {
+                if self.link.peer_gone_throttled()? {
+                    Err(Error::Disconnected {
+                        peer: Role::Receiver,
+                    })
+                } else {
+                    Err(self.push_error(e))
+                }
+            }
+            Err(e) => Err(self.push_error(e)),
+        }
+    }
+
+    /// Copies `message` into the channel, waiting for room.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] if the receiver goes while the channel is full;
+    /// [`Error::MessageTooLarge`]; [`Error::Corrupted`].
+    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.send_deadline(message, None)
+    }
+
+    /// As [`send`](Self::send), giving up after `timeout` with [`Error::TimedOut`].
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`Error::TimedOut`].
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_deadline(message, deadline_after(timeout))
+    }
+
+    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.wait_for_room(message.len(), deadline)?;
+        match self.producer.push(message) {
+            Ok(()) => {
+                self.producer.wake_consumer(&SharedFutex);
+                Ok(())
+            }
+            Err(e) => Err(self.push_error(e)),
+        }
+    }
+
+    /// Waits until a message of `len` bytes fits.
+    fn wait_for_room(&mut self, len: usize, deadline: Option<Instant>) -> Result<()> {
+        let mut round = 0u32;
+        let mut started = None;
+        loop {
+            // A grant that is dropped commits nothing; it only tests for room.
+            match self.producer.grant(len) {
+                Ok(_) => return Ok(()),
+                Err(PushError::Full { .. }) => {}
+                Err(e) => return Err(self.push_error(e)),
+            }
+            round = round.wrapping_add(1);
+            match self.link.pause(round, &mut started, deadline)? {
+                Some(Pause::Spin) => spin_loop(),
+                Some(Pause::Park(until)) => {
+                    match self.producer.wait_for_space(len, &SharedFutex, Some(until)) {
+                        Ok(()) | Err(WaitError::TimedOut) => {}
+                        Err(WaitError::TooLarge { len, max }) => {
+                            return Err(Error::MessageTooLarge { len, max });
+                        }
+                        Err(WaitError::Corrupted(c)) => {
+                            return Err(corrupted(&self.link.segment, c));
+                        }
+                    }
+                }
+                None => {
+                    return match self.producer.grant(len) {
+                        Ok(_) => Ok(()),
+                        Err(PushError::Full { .. }) => Err(Error::Disconnected {
+                            peer: Role::Receiver,
+                        }),
+                        Err(e) => Err(self.push_error(e)),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Lends `len` bytes of the ring to write a message in place, if there is room
+    /// now. [`SendGrant::commit`] publishes it; dropping the grant publishes nothing.
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    pub fn try_grant(&mut self, len: usize) -> Result<SendGrant<'_>> {
+        match self.producer.grant(len) {
+            Ok(_) => {}
+            Err(e @ PushError::Full { .. }) => {
+                return Err(if self.link.peer_gone_throttled()? {
+                    Error::Disconnected {
+                        peer: Role::Receiver,
+                    }
+                } else {
+                    self.push_error(e)
+                });
+            }
+            Err(e) => return Err(self.push_error(e)),
+        }
+        self.grant_now(len)
+    }
+
+    /// As [`try_grant`](Self::try_grant), waiting for room.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn grant(&mut self, len: usize) -> Result<SendGrant<'_>> {
+        self.wait_for_room(len, None)?;
+        self.grant_now(len)
+    }
+
+    /// As [`grant`](Self::grant), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn grant_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendGrant<'_>> {
+        self.wait_for_room(len, deadline_after(timeout))?;
+        self.grant_now(len)
+    }
+
+    fn grant_now(&mut self, len: usize) -> Result<SendGrant<'_>> {
+        // Room was found just before; only the receiver frees more, so this holds.
+        match self.producer.grant(len) {
+            Ok(grant) => Ok(SendGrant { grant }),
+            Err(e) => Err(match e {
+                PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
+                PushError::Full { needed, free } => Error::Full { needed, free },
+                PushError::Corrupted(c) => corrupted(&self.link.segment, c),
+            }),
+        }
+    }
+}
+
+/// Bytes of the ring lent for writing a message in place. Derefs to them (they hold
+/// whatever was there before).
+pub struct SendGrant<'a> {
+    grant: Grant<'a, RawRegion>,
+}
+
+impl fmt::Debug for SendGrant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.grant.fmt(f)
+    }
+}
+
+impl SendGrant<'_> {
+    /// Publishes the first `len` bytes as one message and wakes the receiver.
+    ///
+    /// # Panics
+    /// If `len` exceeds the granted length.
+    pub fn commit(self, len: usize) {
+        self.grant.commit_and_wake(len, &SharedFutex);
+    }
+}
+
+impl Deref for SendGrant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.grant
+    }
+}
+
+impl DerefMut for SendGrant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.grant
+    }
+}
+
+/// The receiving side of a channel. `Send`, not `Sync`: one thread at a time.
+pub struct Receiver {
+    // Field order is drop order, as for `Sender`.
+    consumer: Consumer<RawRegion>,
+    _lock: File,
+    link: Link,
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("consumer", &self.consumer)
+            .field("link", &self.link)
+            .finish()
+    }
+}
+
+impl Receiver {
+    /// Largest message the channel takes.
+    pub fn max_message_len(&self) -> usize {
+        self.consumer.max_message_len()
+    }
+
+    /// Whether a sender holds the other end now (a snapshot).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the liveness probe fails.
+    pub fn is_sender_connected(&self) -> Result<bool> {
+        self.link.peer_connected()
+    }
+
+    fn disconnected() -> Error {
+        Error::Disconnected { peer: Role::Sender }
+    }
+
+    fn pop_error(&self, e: PopError) -> Error {
+        match e {
+            PopError::Empty => Error::Empty,
+            PopError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
+            PopError::Corrupted(c) => corrupted(&self.link.segment, c),
+        }
+    }
+
+    fn pop(&mut self, buf: &mut [u8]) -> std::result::Result<usize, PopError> {
+        let n = self.consumer.pop(buf)?;
+        self.consumer.wake_producer(&SharedFutex);
+        Ok(n)
+    }
+
+    /// Copies the next message into `buf` and consumes it, if there is one now;
+    /// returns its length. Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; [`Error::Disconnected`] when empty and the sender has gone
+    /// (after every message it committed was received); [`Error::BufferTooSmall`]
+    /// (nothing consumed); [`Error::Corrupted`].
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        match self.pop(buf) {
+            Ok(n) => Ok(n),
+            Err(PopError::Empty) => {
+                if !self.link.peer_gone_throttled()? {
+                    return Err(Error::Empty);
+                }
+                // The sender is gone: anything it committed is visible now.
+                match self.pop(buf) {
+                    Err(PopError::Empty) => Err(Self::disconnected()),
+                    other => other.map_err(|e| self.pop_error(e)),
+                }
+            }
+            Err(e) => Err(self.pop_error(e)),
+        }
+    }
+
+    /// Copies the next message into `buf`, waiting for one; returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once the sender has gone and everything it committed
+    /// was received; [`Error::BufferTooSmall`]; [`Error::Corrupted`].
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_deadline(buf, None)
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout` with [`Error::TimedOut`].
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
+    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_deadline(buf, deadline_after(timeout))
+    }
+
+    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        self.wait_for_message(deadline)?;
+        self.pop(buf).map_err(|e| self.pop_error(e))
+    }
+
+    /// Receives the next message into a new `Vec`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), without `BufferTooSmall`.
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        let message = self.read()?;
+        let bytes = message.to_vec();
+        message.release();
+        Ok(bytes)
+    }
+
+    /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
+    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        let message = self.read_timeout(timeout)?;
+        let bytes = message.to_vec();
+        message.release();
+        Ok(bytes)
+    }
+
+    /// Waits until a message can be read (it stays in the ring).
+    fn wait_for_message(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let mut round = 0u32;
+        let mut started = None;
+        loop {
+            // Reading without releasing consumes nothing: a probe.
+            match self.consumer.read() {
+                Ok(_) => return Ok(()),
+                Err(ReadError::Empty) => {}
+                Err(ReadError::Corrupted(c)) => return Err(corrupted(&self.link.segment, c)),
+            }
+            round = round.wrapping_add(1);
+            match self.link.pause(round, &mut started, deadline)? {
+                Some(Pause::Spin) => spin_loop(),
+                Some(Pause::Park(until)) => {
+                    match self.consumer.wait_for_message(&SharedFutex, Some(until)) {
+                        Ok(()) | Err(WaitError::TimedOut) => {}
+                        Err(WaitError::Corrupted(c)) => {
+                            return Err(corrupted(&self.link.segment, c));
+                        }
+                        Err(WaitError::TooLarge { .. }) => {
+                            unreachable!("only a sender waits for room")
+                        }
+                    }
+                }
+                None => {
+                    return match self.consumer.read() {
+                        Ok(_) => Ok(()),
+                        Err(ReadError::Empty) => Err(Self::disconnected()),
+                        Err(ReadError::Corrupted(c)) => Err(corrupted(&self.link.segment, c)),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Borrows the next message in place, if there is one now. [`Received::release`]
+    /// consumes it; dropping it leaves it for the next read.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv), without `BufferTooSmall`.
+    pub fn try_read(&mut self) -> Result<Received<'_>> {
+        match self.consumer.read() {
+            Ok(_) => {}
+            Err(ReadError::Empty) => {
+                if !self.link.peer_gone_throttled()? {
+                    return Err(Error::Empty);
+                }
+                if let Err(ReadError::Empty) = self.consumer.read() {
+                    return Err(Self::disconnected());
+                }
+            }
+            Err(ReadError::Corrupted(c)) => return Err(corrupted(&self.link.segment, c)),
+        }
+        self.read_now()
+    }
+
+    /// As [`try_read`](Self::try_read), waiting for a message.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), without `BufferTooSmall`.
+    pub fn read(&mut self) -> Result<Received<'_>> {
+        self.wait_for_message(None)?;
+        self.read_now()
+    }
+
+    /// As [`read`](Self::read), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
+    pub fn read_timeout(&mut self, timeout: Duration) -> Result<Received<'_>> {
+        self.wait_for_message(deadline_after(timeout))?;
+        self.read_now()
+    }
+
+    fn read_now(&mut self) -> Result<Received<'_>> {
+        // A message was found just before; only we consume, so it is still there.
+        match self.consumer.read() {
+            Ok(message) => Ok(Received { message }),
+            Err(ReadError::Empty) => Err(Error::Empty),
+            Err(ReadError::Corrupted(c)) => Err(Error::Corrupted {
+                what: self.link.segment.describe().to_owned(),
+                detail: Corrupted::Ring(c),
+            }),
+        }
+    }
+}
+
+/// A message borrowed in place from the ring. Derefs to its bytes.
+///
+/// [`release`](Received::release) consumes it; dropping it leaves it to be read
+/// again (by this receiver, or by the next one if this process dies).
+pub struct Received<'a> {
+    message: Message<'a, RawRegion>,
+}
+
+impl fmt::Debug for Received<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message.fmt(f)
+    }
+}
+
+impl Received<'_> {
+    /// Consumes the message and wakes a sender waiting for room.
+    pub fn release(self) {
+        self.message.release_and_wake(&SharedFutex);
+    }
+}
+
+impl Deref for Received<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.message
+    }
+}
