@@ -64,8 +64,8 @@ pub use layout::{
     DATA_OFFSET, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAX_CAPACITY, MIN_CAPACITY, SEGMENT_ALIGN,
     max_message_len, segment_layout,
 };
+pub use region::Region;
 #[cfg(not(shmring_loom))]
 pub use region::{RawRegion, SegmentInfo};
-pub use region::Region;
 pub use spsc::{Batch, Consumer, Grant, Message, Producer};
 pub use wait::Futex;

@@ -62,9 +62,9 @@ mod raw {
     use super::Region;
     use crate::error::LayoutError;
     use crate::layout::{
-        CONSUMER_LINE_OFFSET, Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE,
-        LAYOUT_VERSION, MAGIC, PRODUCER_LINE_OFFSET, RING_KIND_SPSC, SEGMENT_ALIGN,
-        SegmentHeader, check_capacity, max_message_len,
+        CONSUMER_LINE_OFFSET, Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE, LAYOUT_VERSION,
+        MAGIC, PRODUCER_LINE_OFFSET, RING_KIND_SPSC, SEGMENT_ALIGN, SegmentHeader, check_capacity,
+        max_message_len,
     };
     use crate::sync::{AtomicU32, Ordering};
 

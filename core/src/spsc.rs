@@ -684,6 +684,14 @@ impl<R: Region> Batch<'_, R> {
 
     /// Publishes the batch (the same as dropping it).
     pub fn publish(self) {}
+
+    /// Publishes the batch, then [`Producer::wake_consumer`]: for a consumer that
+    /// may be blocked.
+    pub fn publish_and_wake<F: Futex + ?Sized>(self, futex: &F) {
+        self.producer.end_batch();
+        self.producer.wake_consumer(futex);
+        // Drop ends the batch again: a no-op, nothing is pending.
+    }
 }
 
 impl<R: Region> Drop for Batch<'_, R> {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::fs::File;
 use std::hint::spin_loop;
+use std::mem::ManuallyDrop;
 use std::num::NonZeroU32;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use shmring_core::sync::AtomicU32;
 use shmring_core::{
-    Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, WaitError,
+    Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, WaitError,
 };
 
 use crate::error::{Corrupted, Error, Result, Role};
@@ -620,6 +621,17 @@ impl Sender {
         }
     }
 
+    /// Opens a batch: messages sent through it are published together, with one
+    /// store and one wake-up check, when it is published or dropped. For
+    /// throughput: a burst of small messages costs the receiver one cache-line
+    /// hand-over instead of one per message.
+    pub fn batch(&mut self) -> SendBatch<'_> {
+        SendBatch {
+            batch: ManuallyDrop::new(self.producer.batch()),
+            segment: &self.link.segment,
+        }
+    }
+
     /// Lends `len` bytes of the ring to write a message in place, if there is room
     /// now. [`SendGrant::commit`] publishes it; dropping the grant publishes nothing.
     ///
@@ -670,6 +682,49 @@ impl Sender {
                 PushError::Corrupted(c) => corrupted(&self.link.segment, c),
             }),
         }
+    }
+}
+
+/// Messages sent through a batch become visible to the receiver together, with one
+/// publication and one wake-up check, when it is published or dropped.
+///
+/// While it is open the receiver sees none of them: a batch that fills the ring
+/// gets [`Error::Full`] and must be published before the receiver can make room.
+pub struct SendBatch<'a> {
+    /// Taken out only in `drop`, to publish and wake.
+    batch: ManuallyDrop<Batch<'a, RawRegion>>,
+    segment: &'a Segment,
+}
+
+impl fmt::Debug for SendBatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.batch.fmt(f)
+    }
+}
+
+impl SendBatch<'_> {
+    /// Copies `message` into the batch if there is room now; never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Full`] (publish the batch and retry), [`Error::MessageTooLarge`],
+    /// [`Error::Corrupted`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        self.batch.push(message).map_err(|e| match e {
+            PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
+            PushError::Full { needed, free } => Error::Full { needed, free },
+            PushError::Corrupted(c) => corrupted(self.segment, c),
+        })
+    }
+
+    /// Publishes the batch and wakes the receiver (dropping it does the same).
+    pub fn publish(self) {}
+}
+
+impl Drop for SendBatch<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `batch` is taken once, here, and `self` is not used after.
+        let batch = unsafe { ManuallyDrop::take(&mut self.batch) };
+        batch.publish_and_wake(&SharedFutex);
     }
 }
 
@@ -829,6 +884,25 @@ impl Receiver {
         Ok(bytes)
     }
 
+    /// Reads up to `max` messages in place, calling `f` on each in order, then
+    /// releases them all with one publication and wakes a sender waiting for room.
+    /// Returns how many were read; never blocks (0: the ring is empty, or the
+    /// sender gone, which [`try_recv`](Self::try_recv) reports).
+    ///
+    /// If this process dies while `f` runs, every message of the call is delivered
+    /// again to the next receiver.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if the first frame is invalid.
+    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize> {
+        let n = self
+            .consumer
+            .read_batch(max, f)
+            .map_err(|c| corrupted(&self.link.segment, c))?;
+        self.consumer.wake_producer(&SharedFutex);
+        Ok(n)
+    }
+
     /// Waits until a message can be read (it stays in the ring).
     fn wait_for_message(&mut self, deadline: Option<Instant>) -> Result<()> {
         let mut round = 0u32;
@@ -942,5 +1016,84 @@ impl Deref for Received<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         &self.message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memfd_pair(capacity: usize) -> (Sender, Receiver) {
+        let channel = ChannelBuilder::memfd()
+            .capacity(capacity)
+            .create()
+            .expect("memfd channel");
+        (
+            channel.sender().expect("sender"),
+            channel.receiver().expect("receiver"),
+        )
+    }
+
+    #[test]
+    fn batch_is_received_whole_and_in_order() {
+        let (mut tx, mut rx) = memfd_pair(4096);
+        let mut batch = tx.batch();
+        for i in 0u32..100 {
+            batch.try_send(&i.to_le_bytes()).expect("room for 100 small messages");
+        }
+        // Nothing is visible before the batch is published.
+        assert!(matches!(rx.try_recv(&mut [0u8; 8]), Err(Error::Empty)));
+        batch.publish();
+        let mut seen = Vec::new();
+        let n = rx
+            .try_recv_batch(1000, |m| {
+                seen.push(u32::from_le_bytes(m.try_into().expect("4 bytes")))
+            })
+            .expect("batch read");
+        assert_eq!(n, 100);
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        assert!(matches!(rx.try_recv(&mut [0u8; 8]), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn a_full_batch_reports_full_and_publishes_what_it_has() {
+        let (mut tx, mut rx) = memfd_pair(256);
+        let mut sent = 0u32;
+        {
+            let mut batch = tx.batch();
+            loop {
+                match batch.try_send(&sent.to_le_bytes()) {
+                    Ok(()) => sent += 1,
+                    Err(Error::Full { .. }) => break,
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+        }
+        assert!(sent > 0);
+        let mut got = 0u32;
+        let mut buf = [0u8; 4];
+        while let Ok(4) = rx.try_recv(&mut buf) {
+            assert_eq!(u32::from_le_bytes(buf), got);
+            got += 1;
+        }
+        assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn recv_batch_releases_room_for_a_parked_sender() {
+        let (mut tx, mut rx) = memfd_pair(256);
+        let max = tx.max_message_len();
+        tx.send(&vec![1u8; max]).expect("first largest message");
+        let sender = std::thread::spawn(move || {
+            // Parks until the receiver's batch read frees the room.
+            tx.send_timeout(&vec![2u8; max], Duration::from_secs(10))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let mut lens = Vec::new();
+        assert_eq!(rx.try_recv_batch(10, |m| lens.push(m.len())).unwrap(), 1);
+        sender.join().unwrap().expect("woken by the release");
+        let message = rx.recv_vec_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(message, vec![2u8; max]);
+        assert_eq!(lens, vec![max]);
     }
 }
