@@ -1,9 +1,18 @@
 //! Runners shared by the criterion benches and the comparison program.
 //!
-//! Each runner moves `count` 8-byte messages (a `u64` sequence) from one thread to
-//! another through one queue and returns the time from the moment both threads are
-//! ready to the moment the consumer has received the last message. The consumer
-//! checks the sum of what it received before the time is reported.
+//! Two comparisons live here:
+//!
+//! - **In-process** (this module's runners and [`CONTENDERS`]): each runner moves
+//!   `count` 8-byte messages (a `u64` sequence) from one thread to another through
+//!   one queue and returns the time from the moment both threads are ready to the
+//!   moment the consumer has received the last message. The consumer checks the sum
+//!   of what it received before the time is reported.
+//! - **Cross-process** ([`cross`], the program's default): round trips and one-way
+//!   throughput between two real processes, shmring against the cache-line limit,
+//!   a raw futex, pipes, Unix sockets and [`shared_bare`], a bare ring of `u64` in
+//!   shared memory.
+
+pub mod cross;
 
 use std::alloc::{self, Layout};
 use std::hint::spin_loop;
@@ -524,4 +533,145 @@ pub fn bare_round_trips(count: u64) -> Duration {
         }
     }
     ping_pong(count, bare::ring(256), bare::ring(256), send, recv)
+}
+
+/// The bare SPSC ring of `u64` of the cross-process throughput comparison: the
+/// reference of BENCHMARKING.md's "23 M msg/s across processes, capacity 4096".
+///
+/// The classic two-index design, laid out in shared memory: the producer's count
+/// (`tail`) and the consumer's count (`head`) each on a line of its own, each side
+/// keeping a private copy of the other's count and re-reading the shared one only
+/// when the copy says full (producer) or empty (consumer). Every push and pop
+/// publishes its count, so the two lines change hands as often as the items do.
+/// Fixed-size items only and not hardened against a hostile peer: a yardstick.
+///
+/// Every field is an atomic and all-zero bytes are an empty ring, so a fresh
+/// shared mapping (a memfd that `ftruncate` zero-filled) is one, and each process
+/// works on it through a plain `&SharedRing` into its own mapping.
+pub mod shared_bare {
+    use std::fmt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use crossbeam_utils::CachePadded;
+
+    /// Slots in the ring.
+    pub const CAPACITY: usize = 4096;
+    const MASK: u64 = CAPACITY as u64 - 1;
+
+    /// The ring as it lies in shared memory.
+    #[repr(C)]
+    pub struct SharedRing {
+        /// Items pushed so far: stored by the producer only (Release), loaded by the
+        /// consumer (Acquire).
+        tail: CachePadded<AtomicU64>,
+        /// Items popped so far: stored by the consumer only (Release), loaded by the
+        /// producer (Acquire).
+        head: CachePadded<AtomicU64>,
+        /// Item `i` lives in slot `i % CAPACITY`. Relaxed accesses (plain moves on
+        /// x86): the Release/Acquire pairs on the counts order them.
+        slots: [AtomicU64; CAPACITY],
+    }
+
+    impl fmt::Debug for SharedRing {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("SharedRing")
+                .field("head", &self.head.load(Ordering::Relaxed))
+                .field("tail", &self.tail.load(Ordering::Relaxed))
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// The writing side: one per ring, in one process.
+    #[derive(Debug)]
+    pub struct Sender<'a> {
+        ring: &'a SharedRing,
+        /// Our count, the truth (only we store `ring.tail`).
+        tail: u64,
+        /// The consumer's count as last read: it only grows, so a stale copy
+        /// under-estimates the room, never over-estimates it.
+        head_cache: u64,
+    }
+
+    /// The reading side: one per ring, in one process.
+    #[derive(Debug)]
+    pub struct Receiver<'a> {
+        ring: &'a SharedRing,
+        /// Our count, the truth (only we store `ring.head`).
+        head: u64,
+        /// The producer's count as last read: a stale copy under-estimates what
+        /// is there to read.
+        tail_cache: u64,
+    }
+
+    impl<'a> Sender<'a> {
+        /// The producer of `ring`, resuming at its current count.
+        pub fn new(ring: &'a SharedRing) -> Self {
+            // Relaxed: only this side ever stores `tail`.
+            let tail = ring.tail.load(Ordering::Relaxed);
+            // Acquire: as in `push`.
+            let head_cache = ring.head.load(Ordering::Acquire);
+            Self {
+                ring,
+                tail,
+                head_cache,
+            }
+        }
+
+        /// Pushes `v`; `false` when the ring is full.
+        #[inline]
+        pub fn push(&mut self, v: u64) -> bool {
+            if self.tail - self.head_cache == CAPACITY as u64 {
+                // Acquire pairs with the consumer's Release store of `head`: its
+                // loads of the slots it freed happened before we overwrite them.
+                self.head_cache = self.ring.head.load(Ordering::Acquire);
+                if self.tail - self.head_cache == CAPACITY as u64 {
+                    return false;
+                }
+            }
+            // Relaxed: the slot is outside [head, tail), the consumer does not read
+            // it until the Release store below publishes it.
+            self.ring.slots[(self.tail & MASK) as usize].store(v, Ordering::Relaxed);
+            self.tail += 1;
+            // Release: the slot's value is visible to whoever loads this count with
+            // Acquire.
+            self.ring.tail.store(self.tail, Ordering::Release);
+            true
+        }
+    }
+
+    impl<'a> Receiver<'a> {
+        /// The consumer of `ring`, resuming at its current count.
+        pub fn new(ring: &'a SharedRing) -> Self {
+            // Relaxed: only this side ever stores `head`.
+            let head = ring.head.load(Ordering::Relaxed);
+            // Acquire: as in `pop`.
+            let tail_cache = ring.tail.load(Ordering::Acquire);
+            Self {
+                ring,
+                head,
+                tail_cache,
+            }
+        }
+
+        /// Pops the oldest item, if any.
+        #[inline]
+        pub fn pop(&mut self) -> Option<u64> {
+            if self.head == self.tail_cache {
+                // Acquire pairs with the producer's Release store of `tail`: the
+                // slots it published are visible.
+                self.tail_cache = self.ring.tail.load(Ordering::Acquire);
+                if self.head == self.tail_cache {
+                    return None;
+                }
+            }
+            // Relaxed: the slot is inside [head, tail), published by the Acquire
+            // load above (now or on an earlier call); the producer leaves it alone
+            // until our Release store below frees it.
+            let v = self.ring.slots[(self.head & MASK) as usize].load(Ordering::Relaxed);
+            self.head += 1;
+            // Release: our load of the slot happens before the producer reuses it.
+            self.ring.head.store(self.head, Ordering::Release);
+            Some(v)
+        }
+    }
 }

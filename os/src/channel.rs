@@ -384,8 +384,13 @@ impl fmt::Debug for Link {
 
 /// What a blocked call does next.
 enum Pause {
+    /// Poll again.
     Spin,
+    /// Sleep on the futex until then at the latest.
     Park(Instant),
+    /// The peer has gone: try once more (whatever it committed before it went is
+    /// delivered first), then report [`Error::Disconnected`].
+    PeerGone,
 }
 
 impl Link {
@@ -428,18 +433,17 @@ impl Link {
 
     /// One step of a blocked call, after its condition failed for the `round`th
     /// time: checks the deadline and (every [`LIVENESS_INTERVAL`]) the peer, then
-    /// says whether to spin or to park, and until when. `None`: the peer is gone;
-    /// the caller tries once more (whatever the peer committed before it went is
-    /// delivered first) and then reports [`Error::Disconnected`].
+    /// says whether to spin or to park, and until when.
+    #[inline]
     fn pause(
         &mut self,
         round: u32,
         started: &mut Option<Instant>,
         deadline: Option<Instant>,
-    ) -> Result<Option<Pause>> {
+    ) -> Result<Pause> {
         // A spinning caller reads the clock every 64 rounds only.
         if self.wait != WaitStrategy::Park && round % 64 != 0 {
-            return Ok(Some(Pause::Spin));
+            return Ok(Pause::Spin);
         }
         let now = Instant::now();
         let start = *started.get_or_insert(now);
@@ -450,7 +454,7 @@ impl Link {
             .last_check
             .is_none_or(|last| now.duration_since(last) >= LIVENESS_INTERVAL);
         if check_due && self.peer_gone(now)? {
-            return Ok(None);
+            return Ok(Pause::PeerGone);
         }
         let park = match self.wait {
             WaitStrategy::BusySpin => false,
@@ -458,13 +462,11 @@ impl Link {
             WaitStrategy::SpinThenPark { spin } => now.duration_since(start) >= spin,
         };
         if !park {
-            return Ok(Some(Pause::Spin));
+            return Ok(Pause::Spin);
         }
         // A dead peer wakes nobody: sleep at most until the next liveness check.
         let wake_by = now + LIVENESS_INTERVAL;
-        Ok(Some(Pause::Park(
-            deadline.map_or(wake_by, |d| d.min(wake_by)),
-        )))
+        Ok(Pause::Park(deadline.map_or(wake_by, |d| d.min(wake_by))))
     }
 }
 
@@ -573,31 +575,31 @@ impl Sender {
     /// # Errors
     /// As [`send_timeout`](Self::send_timeout).
     pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
-        self.wait_for_room(message.len(), deadline)?;
-        match self.producer.push(message) {
-            Ok(()) => {
-                self.producer.wake_consumer(&SharedFutex);
-                Ok(())
-            }
-            Err(e) => Err(self.push_error(e)),
-        }
+        self.until_room(message.len(), deadline, |producer| producer.push(message))?;
+        self.producer.wake_consumer(&SharedFutex);
+        Ok(())
     }
 
-    /// Waits until a message of `len` bytes fits.
-    fn wait_for_room(&mut self, len: usize, deadline: Option<Instant>) -> Result<()> {
+    /// Runs `attempt` until it does not find the ring full, waiting for room for
+    /// `len` bytes between attempts by the wait strategy.
+    fn until_room<T>(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&mut Producer<RawRegion>) -> std::result::Result<T, PushError>,
+    ) -> Result<T> {
         let mut round = 0u32;
         let mut started = None;
         loop {
-            // A grant that is dropped commits nothing; it only tests for room.
-            match self.producer.grant(len) {
-                Ok(_) => return Ok(()),
+            match attempt(&mut self.producer) {
+                Ok(done) => return Ok(done),
                 Err(PushError::Full { .. }) => {}
                 Err(e) => return Err(self.push_error(e)),
             }
             round = round.wrapping_add(1);
             match self.link.pause(round, &mut started, deadline)? {
-                Some(Pause::Spin) => spin_loop(),
-                Some(Pause::Park(until)) => {
+                Pause::Spin => spin_loop(),
+                Pause::Park(until) => {
                     match self.producer.wait_for_space(len, &SharedFutex, Some(until)) {
                         Ok(()) | Err(WaitError::TimedOut) => {}
                         Err(WaitError::TooLarge { len, max }) => {
@@ -608,9 +610,9 @@ impl Sender {
                         }
                     }
                 }
-                None => {
-                    return match self.producer.grant(len) {
-                        Ok(_) => Ok(()),
+                Pause::PeerGone => {
+                    return match attempt(&mut self.producer) {
+                        Ok(done) => Ok(done),
                         Err(PushError::Full { .. }) => Err(Error::Disconnected {
                             peer: Role::Receiver,
                         }),
@@ -659,7 +661,8 @@ impl Sender {
     /// # Errors
     /// As [`send`](Self::send).
     pub fn grant(&mut self, len: usize) -> Result<SendGrant<'_>> {
-        self.wait_for_room(len, None)?;
+        // A grant dropped at once commits nothing: a probe for room.
+        self.until_room(len, None, |producer| producer.grant(len).map(drop))?;
         self.grant_now(len)
     }
 
@@ -668,7 +671,8 @@ impl Sender {
     /// # Errors
     /// As [`send_timeout`](Self::send_timeout).
     pub fn grant_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendGrant<'_>> {
-        self.wait_for_room(len, deadline_after(timeout))?;
+        let deadline = deadline_after(timeout);
+        self.until_room(len, deadline, |producer| producer.grant(len).map(drop))?;
         self.grant_now(len)
     }
 
@@ -858,8 +862,11 @@ impl Receiver {
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
-        self.wait_for_message(deadline)?;
-        self.pop(buf).map_err(|e| self.pop_error(e))
+        self.until_message(deadline, |consumer| {
+            let n = consumer.pop(buf)?;
+            consumer.wake_producer(&SharedFutex);
+            Ok(n)
+        })
     }
 
     /// Receives the next message into a new `Vec`, waiting for one.
@@ -903,21 +910,25 @@ impl Receiver {
         Ok(n)
     }
 
-    /// Waits until a message can be read (it stays in the ring).
-    fn wait_for_message(&mut self, deadline: Option<Instant>) -> Result<()> {
+    /// Runs `attempt` until it does not find the ring empty, waiting for a message
+    /// between attempts by the wait strategy.
+    fn until_message<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&mut Consumer<RawRegion>) -> std::result::Result<T, PopError>,
+    ) -> Result<T> {
         let mut round = 0u32;
         let mut started = None;
         loop {
-            // Reading without releasing consumes nothing: a probe.
-            match self.consumer.read() {
-                Ok(_) => return Ok(()),
-                Err(ReadError::Empty) => {}
-                Err(ReadError::Corrupted(c)) => return Err(corrupted(&self.link.segment, c)),
+            match attempt(&mut self.consumer) {
+                Ok(done) => return Ok(done),
+                Err(PopError::Empty) => {}
+                Err(e) => return Err(self.pop_error(e)),
             }
             round = round.wrapping_add(1);
             match self.link.pause(round, &mut started, deadline)? {
-                Some(Pause::Spin) => spin_loop(),
-                Some(Pause::Park(until)) => {
+                Pause::Spin => spin_loop(),
+                Pause::Park(until) => {
                     match self.consumer.wait_for_message(&SharedFutex, Some(until)) {
                         Ok(()) | Err(WaitError::TimedOut) => {}
                         Err(WaitError::Corrupted(c)) => {
@@ -928,15 +939,23 @@ impl Receiver {
                         }
                     }
                 }
-                None => {
-                    return match self.consumer.read() {
-                        Ok(_) => Ok(()),
-                        Err(ReadError::Empty) => Err(Self::disconnected()),
-                        Err(ReadError::Corrupted(c)) => Err(corrupted(&self.link.segment, c)),
+                Pause::PeerGone => {
+                    return match attempt(&mut self.consumer) {
+                        Ok(done) => Ok(done),
+                        Err(PopError::Empty) => Err(Self::disconnected()),
+                        Err(e) => Err(self.pop_error(e)),
                     };
                 }
             }
         }
+    }
+
+    /// Waits until a message can be read; it stays in the ring (a read that is
+    /// not released consumes nothing: a probe).
+    fn wait_for_message(&mut self, deadline: Option<Instant>) -> Result<()> {
+        self.until_message(deadline, |consumer| {
+            consumer.read().map(drop).map_err(PopError::from)
+        })
     }
 
     /// Borrows the next message in place, if there is one now. [`Received::release`]
@@ -1039,7 +1058,9 @@ mod tests {
         let (mut tx, mut rx) = memfd_pair(4096);
         let mut batch = tx.batch();
         for i in 0u32..100 {
-            batch.try_send(&i.to_le_bytes()).expect("room for 100 small messages");
+            batch
+                .try_send(&i.to_le_bytes())
+                .expect("room for 100 small messages");
         }
         // Nothing is visible before the batch is published.
         assert!(matches!(rx.try_recv(&mut [0u8; 8]), Err(Error::Empty)));
