@@ -114,8 +114,11 @@ impl ChannelBuilder {
         self
     }
 
-    /// Permission bits of a created segment (default `0o600`), set with `fchmod`
-    /// after creation so the umask does not change them.
+    /// Permission bits of a created named segment or file (default `0o600`), set
+    /// with `fchmod` after creation so the umask does not change them. A memfd is
+    /// always `0o666`: it has no name, only holders of its descriptor reach it, and
+    /// each endpoint reopens it through `/proc/self/fd` for a lock of its own, which
+    /// the mode would otherwise refuse to a holder of another uid.
     pub fn mode(mut self, mode: u32) -> Self {
         self.config.mode = mode;
         self
@@ -370,7 +373,8 @@ struct Link {
     segment: Arc<Segment>,
     peer: Role,
     wait: WaitStrategy,
-    last_check: Option<Instant>,
+    /// When the peer was last probed, and whether it was gone then.
+    last_check: Option<(Instant, bool)>,
 }
 
 impl fmt::Debug for Link {
@@ -408,13 +412,14 @@ impl Link {
 
     /// Whether a peer has been here and none is now. A syscall (`F_OFD_GETLK`).
     fn peer_gone(&mut self, now: Instant) -> Result<bool> {
-        self.last_check = Some(now);
         // Read the count first: a peer counted before the probe and still alive
         // holds its lock during the probe; one that arrives after is not counted.
         let claims = claims_word(self.segment.region(), self.peer)
             .load(std::sync::atomic::Ordering::Relaxed);
         let alive = self.segment.is_role_alive(lock_offset(self.peer))?;
-        Ok(claims != 0 && !alive)
+        let gone = claims != 0 && !alive;
+        self.last_check = Some((now, gone));
+        Ok(gone)
     }
 
     /// For a non-blocking call that found the ring full or empty: whether the peer
@@ -422,7 +427,8 @@ impl Link {
     fn peer_gone_throttled(&mut self) -> Result<bool> {
         let now = Instant::now();
         match self.last_check {
-            Some(last) if now.duration_since(last) < TRY_LIVENESS_INTERVAL => Ok(false),
+            // Within the interval, the last verdict stands (gone stays gone).
+            Some((last, gone)) if now.duration_since(last) < TRY_LIVENESS_INTERVAL => Ok(gone),
             _ => self.peer_gone(now),
         }
     }
@@ -452,7 +458,7 @@ impl Link {
         }
         let check_due = self
             .last_check
-            .is_none_or(|last| now.duration_since(last) >= LIVENESS_INTERVAL);
+            .is_none_or(|(last, _)| now.duration_since(last) >= LIVENESS_INTERVAL);
         if check_due && self.peer_gone(now)? {
             return Ok(Pause::PeerGone);
         }

@@ -704,6 +704,13 @@ fn create_memfd(size: usize, cfg: &SegmentConfig) -> Result<Segment> {
     // its presence lock.
     lock::try_lock(file.as_fd(), PRESENCE_LOCK, false)
         .map_err(|e| Error::io("F_OFD_SETLK", &what, e))?;
+    // Only holders of the descriptor reach a memfd: its mode only matters to the
+    // reopen through /proc/self/fd that every endpoint makes for its own lock, and
+    // must not refuse a holder of another uid.
+    let cfg = &SegmentConfig {
+        mode: 0o666,
+        ..cfg.clone()
+    };
     let (map, region) = finish_create(&file, &what, size, cfg, true)?;
     Ok(Segment {
         region,

@@ -1,0 +1,572 @@
+//! Helpers shared by the integration tests: unique names, deterministic messages,
+//! temporary directories, and child processes that run one test of this binary.
+//!
+//! Each test file uses a part of this module only.
+#![allow(dead_code)]
+
+use std::fmt::Display;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use shmring::{Error, WaitStrategy};
+
+// ---------------------------------------------------------------------------
+// Names, files, clocks
+// ---------------------------------------------------------------------------
+
+/// A channel name no other test (or test run) uses: `t-<pid>-<tag>-<n>`.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t-{}-{}-{}",
+        std::process::id(),
+        tag,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The file behind a named shm channel.
+pub fn shm_path(name: &str) -> PathBuf {
+    Path::new("/dev/shm").join(format!("shmring.{name}"))
+}
+
+/// Asserts that the shm channel `name` left nothing in `/dev/shm`.
+pub fn assert_no_shm(name: &str) {
+    let path = shm_path(name);
+    assert!(!path.exists(), "{} was left behind", path.display());
+}
+
+/// A directory under `std::env::temp_dir()`, removed with its contents on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("shmring-{}", unique(tag)));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process, so a
+/// timestamp taken in one process can be compared with one taken in another.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Minimum, median and maximum of `samples` (sorted in place), for reports.
+pub fn summary(samples: &mut [Duration]) -> String {
+    if samples.is_empty() {
+        return "no samples".to_owned();
+    }
+    samples.sort();
+    format!(
+        "n={} min={:?} median={:?} max={:?}",
+        samples.len(),
+        samples[0],
+        samples[samples.len() / 2],
+        samples[samples.len() - 1]
+    )
+}
+
+/// A count from the environment variable `var`, else `default`.
+pub fn count_from_env(var: &str, default: u64) -> u64 {
+    match std::env::var(var) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={v:?} is not a count")),
+        Err(_) => default,
+    }
+}
+
+/// The seed of a randomised test: `SHMRING_TEST_SEED` if set, else from the clock.
+/// Printed, so that a failure can be replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = match std::env::var("SHMRING_TEST_SEED") {
+        Ok(v) => v.parse().expect("SHMRING_TEST_SEED is a u64"),
+        Err(_) => monotonic_ns() ^ u64::from(std::process::id()) << 32,
+    };
+    eprintln!("{test}: seed {seed} (replay with SHMRING_TEST_SEED={seed})");
+    seed
+}
+
+// ---------------------------------------------------------------------------
+// Deterministic messages
+// ---------------------------------------------------------------------------
+
+/// SplitMix64: turns consecutive seeds into unrelated ones.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// xorshift64*: a small, fast, deterministic generator.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        Self(splitmix64(seed) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform enough in `0..n` for tests (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Largest stream message.
+pub const STREAM_MAX: usize = 4096;
+/// Stream messages of at least this many bytes start with the sequence number
+/// (8 bytes, little endian) and a checksum of the rest (8 bytes).
+pub const STREAM_HEADER: usize = 16;
+
+/// Length of stream message `seq` in a stream of messages up to `max` bytes:
+/// 0 to `max`, one in eight below 17 bytes (so short and empty messages are
+/// frequent).
+pub fn stream_len(seq: u64, max: usize) -> usize {
+    let r = splitmix64(seq ^ 0x5eed_1e75);
+    let limit = if r & 7 == 0 { max.min(16) } else { max };
+    ((r >> 3) % (limit as u64 + 1)) as usize
+}
+
+/// A 64-bit checksum (FNV-1a over 8-byte words, then the tail).
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        h = (h ^ u64::from_le_bytes(w.try_into().unwrap())).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Writes stream message `seq` into `out` (of length `stream_len(seq, max)`):
+/// bytes from a generator seeded by `seq`, under a header of sequence number and
+/// checksum when the message is long enough to hold one.
+pub fn fill_stream(seq: u64, out: &mut [u8]) {
+    let body_start = if out.len() >= STREAM_HEADER {
+        STREAM_HEADER
+    } else {
+        0
+    };
+    let mut rng = XorShift::new(seq);
+    let body = &mut out[body_start..];
+    let mut chunks = body.chunks_exact_mut(8);
+    for c in &mut chunks {
+        c.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    let tail = chunks.into_remainder();
+    let last = rng.next_u64().to_le_bytes();
+    let n = tail.len();
+    tail.copy_from_slice(&last[..n]);
+    if body_start == STREAM_HEADER {
+        let sum = checksum(&out[STREAM_HEADER..]);
+        out[..8].copy_from_slice(&seq.to_le_bytes());
+        out[8..16].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+/// Stream message `seq` (up to [`STREAM_MAX`] bytes) in a new vector.
+pub fn stream_message(seq: u64) -> Vec<u8> {
+    let mut v = vec![0u8; stream_len(seq, STREAM_MAX)];
+    fill_stream(seq, &mut v);
+    v
+}
+
+/// Checks that `got` is exactly stream message `seq` of a stream of messages up to
+/// `max` bytes (every byte), using `scratch` to regenerate it. The error says what
+/// was found instead.
+pub fn check_stream(seq: u64, max: usize, got: &[u8], scratch: &mut Vec<u8>) -> Result<(), String> {
+    let len = stream_len(seq, max);
+    let header = |got: &[u8]| {
+        if got.len() >= STREAM_HEADER {
+            let s = u64::from_le_bytes(got[..8].try_into().unwrap());
+            let sum = u64::from_le_bytes(got[8..16].try_into().unwrap());
+            let ok = sum == checksum(&got[STREAM_HEADER..]);
+            format!(
+                "its header says seq {s}, checksum {}",
+                if ok { "ok" } else { "BAD" }
+            )
+        } else {
+            "too short for a header".to_owned()
+        }
+    };
+    if got.len() != len {
+        return Err(format!(
+            "message {seq}: length {} instead of {len}; {}",
+            got.len(),
+            header(got)
+        ));
+    }
+    scratch.resize(len, 0);
+    fill_stream(seq, scratch);
+    if got != &scratch[..] {
+        let at = got.iter().zip(scratch.iter()).position(|(a, b)| a != b);
+        return Err(format!(
+            "message {seq} ({len} bytes): bytes differ from offset {at:?}; {}",
+            header(got)
+        ));
+    }
+    if len >= STREAM_HEADER {
+        let sum = u64::from_le_bytes(got[8..16].try_into().unwrap());
+        if sum != checksum(&got[STREAM_HEADER..]) {
+            return Err(format!("message {seq}: checksum mismatch"));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a small sequence-numbered message (8 to 72 bytes: `seq` then a pattern
+/// derived from it) into `out`.
+pub fn seq_message(seq: u64, out: &mut Vec<u8>) {
+    let extra = (splitmix64(seq) % 65) as usize;
+    out.clear();
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend((0..extra).map(|i| (seq as u8).wrapping_add(i as u8).wrapping_mul(31)));
+}
+
+/// Length of [`seq_message`]`(seq)`.
+pub fn seq_len(seq: u64) -> usize {
+    8 + (splitmix64(seq) % 65) as usize
+}
+
+/// Writes [`seq_message`]`(seq)` into `out`, of length [`seq_len`]`(seq)`.
+pub fn fill_seq(seq: u64, out: &mut [u8]) {
+    out[..8].copy_from_slice(&seq.to_le_bytes());
+    for (i, b) in out[8..].iter_mut().enumerate() {
+        *b = (seq as u8).wrapping_add(i as u8).wrapping_mul(31);
+    }
+}
+
+/// The sequence number of a [`seq_message`], after checking its length and bytes.
+pub fn parse_seq(m: &[u8]) -> Result<u64, String> {
+    if m.len() < 8 {
+        return Err(format!("message of {} bytes: no sequence number", m.len()));
+    }
+    let seq = u64::from_le_bytes(m[..8].try_into().unwrap());
+    if m.len() != seq_len(seq) {
+        return Err(format!(
+            "message {seq}: length {} instead of {}",
+            m.len(),
+            seq_len(seq)
+        ));
+    }
+    for (i, &b) in m[8..].iter().enumerate() {
+        if b != (seq as u8).wrapping_add(i as u8).wrapping_mul(31) {
+            return Err(format!("message {seq}: byte {} is wrong", i + 8));
+        }
+    }
+    Ok(seq)
+}
+
+// ---------------------------------------------------------------------------
+// Roles
+// ---------------------------------------------------------------------------
+
+/// Claims a role that is free or about to be: retries `RoleTaken` for up to 5 s.
+///
+/// The role's previous holder may be this process, whose lock description a
+/// concurrently spawned child (another test's `fork`) holds a copy of until it
+/// calls `exec`: a few milliseconds at most. A role that never comes free still
+/// fails.
+pub fn claim<T>(what: &str, mut f: impl FnMut() -> shmring::Result<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match f() {
+            Ok(t) => return t,
+            Err(Error::RoleTaken { .. }) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("claiming {what}: {e} ({e:?})"),
+        }
+    }
+}
+
+/// The wait strategies, with names for messages and environment variables.
+pub const STRATEGIES: [(&str, WaitStrategy); 3] = [
+    ("busy", WaitStrategy::BusySpin),
+    (
+        "spin",
+        WaitStrategy::SpinThenPark {
+            spin: Duration::from_micros(50),
+        },
+    ),
+    ("park", WaitStrategy::Park),
+];
+
+/// The strategy named `name` in [`STRATEGIES`].
+pub fn strategy(name: &str) -> WaitStrategy {
+    STRATEGIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no wait strategy {name:?}"))
+        .1
+}
+
+// ---------------------------------------------------------------------------
+// Child processes
+// ---------------------------------------------------------------------------
+
+/// Set in a child's environment: the child entry point named on its command line
+/// runs; in the normal suite those entry points return at once.
+pub const CHILD_VAR: &str = "SHMRING_TEST_CHILD";
+/// Prefix of the child's parameters in its environment.
+const PARAM_PREFIX: &str = "SHMRING_TEST_P_";
+/// Marks a report line in a child's standard output (the test harness writes there
+/// too, sometimes on the same line).
+const MARK: &str = "@@";
+
+/// Whether this process is a child started by [`Peer::spawn`].
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_VAR).is_some()
+}
+
+/// A parameter given to this child by [`Peer::spawn`].
+pub fn param(key: &str) -> String {
+    std::env::var(format!("{PARAM_PREFIX}{key}"))
+        .unwrap_or_else(|_| panic!("child parameter {key} missing"))
+}
+
+/// A parameter parsed as a number.
+pub fn param_u64(key: &str) -> u64 {
+    param(key)
+        .parse()
+        .unwrap_or_else(|_| panic!("child parameter {key} is not a number"))
+}
+
+/// In a child: tells the parent `key value` (one line, one `write`).
+pub fn report(key: &str, value: impl Display) {
+    let line = format!("{MARK}{key} {value}\n");
+    let mut out = std::io::stdout().lock();
+    out.write_all(line.as_bytes()).expect("report to parent");
+    out.flush().expect("report to parent");
+}
+
+/// In a child: blocks until the parent closes our standard input
+/// ([`Peer::release`]) or dies.
+pub fn wait_for_parent() {
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().lock().read_to_end(&mut sink);
+}
+
+/// In a child: exits the process after `limit` whatever happens, so that a child
+/// whose parent vanished cannot linger.
+pub fn child_watchdog(limit: Duration) {
+    thread::spawn(move || {
+        thread::sleep(limit);
+        eprintln!(
+            "child {}: watchdog fired after {limit:?}",
+            std::process::id()
+        );
+        std::process::exit(3);
+    });
+}
+
+/// A child process running one test of this binary, with its reports.
+pub struct Peer {
+    test: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    reports: mpsc::Receiver<(String, String)>,
+    status: Option<ExitStatus>,
+}
+
+impl Peer {
+    /// Runs the test `test` of this binary in a new process with
+    /// `SHMRING_TEST_CHILD` set and `params` in its environment.
+    pub fn spawn(test: &str, params: &[(&str, &dyn Display)]) -> Self {
+        Self::spawn_with(test, params, |_| {})
+    }
+
+    /// As [`spawn`](Self::spawn), letting `customize` adjust the command (pass a
+    /// descriptor).
+    pub fn spawn_with(
+        test: &str,
+        params: &[(&str, &dyn Display)],
+        customize: impl FnOnce(&mut Command),
+    ) -> Self {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut command = Command::new(exe);
+        command
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(CHILD_VAR, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in params {
+            command.env(format!("{PARAM_PREFIX}{key}"), value.to_string());
+        }
+        customize(&mut command);
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn child {test}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        let (tx, reports) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find(MARK) {
+                    let report = &line[at + MARK.len()..];
+                    let (key, value) = report.split_once(' ').unwrap_or((report, ""));
+                    if tx.send((key.to_owned(), value.to_owned())).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Self {
+            test: test.to_owned(),
+            child,
+            stdin,
+            reports,
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The next report, or `None` if the child closed its output (exited) or
+    /// `timeout` passed.
+    pub fn next_report(&mut self, timeout: Duration) -> Option<(String, String)> {
+        self.reports.recv_timeout(timeout).ok()
+    }
+
+    /// Every report the child makes until it closes its output (exits).
+    pub fn remaining_reports(&mut self) -> Vec<(String, String)> {
+        self.reports.iter().collect()
+    }
+
+    /// Waits up to 30 s for the child's next report, which must be `key`; returns
+    /// its value.
+    pub fn expect(&mut self, key: &str) -> String {
+        match self.reports.recv_timeout(Duration::from_secs(30)) {
+            Ok((k, v)) if k == key => v,
+            Ok((k, v)) => panic!(
+                "child {} (pid {}): expected report {key}, got {k} {v}",
+                self.test,
+                self.pid()
+            ),
+            Err(e) => {
+                let status = self.try_status();
+                panic!(
+                    "child {} (pid {}): no report {key} ({e:?}); exit status {status:?}",
+                    self.test,
+                    self.pid()
+                )
+            }
+        }
+    }
+
+    /// Closes the child's standard input: [`wait_for_parent`] returns there.
+    pub fn release(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Sends SIGKILL; returns the instant just before the signal was sent. The
+    /// child is not reaped: call [`wait`](Self::wait).
+    pub fn kill_now(&self) -> Instant {
+        let at = Instant::now();
+        // SAFETY: kill has no memory arguments; the child is not reaped yet, so the
+        // pid still names it.
+        let rc = unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+        at
+    }
+
+    /// SIGKILL, then reaps the child (its descriptors, and with them its locks,
+    /// are gone when this returns). Returns the instant before the signal.
+    pub fn kill(&mut self) -> Instant {
+        let at = self.kill_now();
+        let status = self.wait();
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "child {} ended by itself before the kill: {status:?}",
+            self.test
+        );
+        at
+    }
+
+    fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Waits (up to 60 s) for the child to exit; returns its status.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.try_status() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.kill_now();
+                panic!("child {} (pid {}) did not exit", self.test, self.pid());
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the child to exit and asserts it succeeded.
+    pub fn wait_ok(&mut self) {
+        let status = self.wait();
+        assert!(
+            status.success(),
+            "child {} (pid {}) failed: {status:?} (its stderr is above)",
+            self.test,
+            self.pid()
+        );
+    }
+}
+
+impl Drop for Peer {
+    /// A child still running when its test ends (a failure) is killed and reaped.
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            // SAFETY: as in `kill_now`: the child is not reaped.
+            unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}
