@@ -24,11 +24,20 @@ pub const MAGIC: u64 = 0x7368_6d72_696e_6701;
 
 /// The version of this layout. Any change to an offset, a field's meaning or the
 /// frame format changes it; `attach` refuses every other version.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// The only ring kind of this version: single producer, single consumer, messages
 /// of variable length.
 pub const RING_KIND_SPSC: u32 = 1;
+
+/// Header flag: waiters on this segment's signal words issue a barrier on every
+/// CPU (Linux `membarrier`) between registering and re-checking the ring, so
+/// notifiers may order their publication before their check for waiters with a
+/// compiler fence alone (see [`Futex::notifier_fence`](crate::Futex::notifier_fence)).
+/// Every process that uses the segment must honour it or refuse the segment.
+pub const FLAG_ASYMMETRIC_FENCES: u32 = 1;
+/// Every flag this version knows; `attach` refuses others.
+pub const KNOWN_FLAGS: u32 = FLAG_ASYMMETRIC_FENCES;
 
 /// Alignment the segment needs (the lines are 128 bytes: two 64-byte lines, since
 /// x86's adjacent-line prefetcher and Apple's 128-byte lines both pair them).
@@ -98,6 +107,8 @@ pub struct Header {
     pub frame_align: u32,
     /// Largest payload a frame may carry: `capacity / 2 - FRAME_HEADER_SIZE`.
     pub max_message_len: u64,
+    /// Protocol flags ([`FLAG_ASYMMETRIC_FENCES`]); unknown bits are refused.
+    pub flags: u32,
 }
 
 /// The producer's line.
@@ -210,6 +221,7 @@ const _: () = {
     assert!(offset_of!(Header, frame_header_size) == 40);
     assert!(offset_of!(Header, frame_align) == 44);
     assert!(offset_of!(Header, max_message_len) == 48);
+    assert!(offset_of!(Header, flags) == 56);
     assert!(offset_of!(ProducerLine, write_position) == 0);
     assert!(offset_of!(ProducerLine, owner) == 8);
     assert!(offset_of!(ProducerLine, claims) == 12);

@@ -20,7 +20,8 @@
 //!   ([`Producer::take_over`], [`Consumer::take_over`]); committed messages are
 //!   kept, released ones are not delivered again;
 //! - **blocking without system calls in core**: an eventcount ([`wait`]) over a
-//!   caller-supplied [`Futex`]; when nobody waits, publishing costs a fence and a
+//!   caller-supplied [`Futex`]; when nobody waits, publishing costs a fence (a
+//!   compiler fence with the asymmetric pair) and a
 //!   load, no system call and no read-modify-write.
 //!
 //! The algorithm is written once against [`Region`]; the model checks in
@@ -61,8 +62,8 @@ pub use error::{
     ClaimError, Corruption, LayoutError, PopError, PushError, ReadError, TimedOut, WaitError,
 };
 pub use layout::{
-    DATA_OFFSET, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAX_CAPACITY, MIN_CAPACITY, SEGMENT_ALIGN,
-    max_message_len, segment_layout,
+    DATA_OFFSET, FLAG_ASYMMETRIC_FENCES, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAX_CAPACITY,
+    MIN_CAPACITY, SEGMENT_ALIGN, max_message_len, segment_layout,
 };
 pub use region::Region;
 #[cfg(not(shmring_loom))]

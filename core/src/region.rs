@@ -62,9 +62,9 @@ mod raw {
     use super::Region;
     use crate::error::LayoutError;
     use crate::layout::{
-        CONSUMER_LINE_OFFSET, Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE, LAYOUT_VERSION,
-        MAGIC, PRODUCER_LINE_OFFSET, RING_KIND_SPSC, SEGMENT_ALIGN, SegmentHeader, check_capacity,
-        max_message_len,
+        CONSUMER_LINE_OFFSET, Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE, KNOWN_FLAGS,
+        LAYOUT_VERSION, MAGIC, PRODUCER_LINE_OFFSET, RING_KIND_SPSC, SEGMENT_ALIGN, SegmentHeader,
+        check_capacity, max_message_len,
     };
     use crate::sync::{AtomicU32, Ordering};
 
@@ -81,6 +81,7 @@ mod raw {
     pub struct RawRegion {
         segment: NonNull<SegmentHeader>,
         capacity: usize,
+        flags: u32,
     }
 
     // SAFETY: a RawRegion is a pointer to memory the caller of `init`/`attach`
@@ -114,6 +115,7 @@ mod raw {
         frame_header_size: u32,
         frame_align: u32,
         max_message_len: u64,
+        flags: u32,
     }
 
     impl HeaderFields {
@@ -169,6 +171,13 @@ mod raw {
                 self.max_message_len,
                 max_message_len(capacity_usize) as u64,
             )?;
+            if self.flags & !KNOWN_FLAGS != 0 {
+                return Err(LayoutError::HeaderMismatch {
+                    field: "flags",
+                    found: self.flags.into(),
+                    expected: u64::from(self.flags & KNOWN_FLAGS),
+                });
+            }
             if len < size {
                 return Err(LayoutError::TooSmall {
                     len: usize::try_from(len).unwrap_or(usize::MAX),
@@ -192,6 +201,8 @@ mod raw {
         pub producer_owner: u32,
         /// The consumer's claim word: 0 when free.
         pub consumer_owner: u32,
+        /// The header's protocol flags.
+        pub flags: u32,
     }
 
     impl SegmentInfo {
@@ -230,6 +241,7 @@ mod raw {
                 frame_header_size: u32_at(40),
                 frame_align: u32_at(44),
                 max_message_len: u64_at(48),
+                flags: u32_at(56),
             };
             let capacity = fields.validate(segment_len)?;
             Ok(Self {
@@ -238,6 +250,7 @@ mod raw {
                 read_position: u64_at(CONSUMER_LINE_OFFSET),
                 producer_owner: u32_at(PRODUCER_LINE_OFFSET + 8),
                 consumer_owner: u32_at(CONSUMER_LINE_OFFSET + 8),
+                flags: fields.flags,
             })
         }
     }
@@ -260,7 +273,32 @@ mod raw {
         ///   (other processes are outside this contract: see the threat model in
         ///   ARCHITECTURE.md).
         pub unsafe fn init(ptr: *mut u8, len: usize, capacity: usize) -> Result<Self, LayoutError> {
+            // SAFETY: the caller's contract is ours.
+            unsafe { Self::init_with_flags(ptr, len, capacity, 0) }
+        }
+
+        /// As [`RawRegion::init`], with protocol `flags` in the header
+        /// ([`FLAG_ASYMMETRIC_FENCES`](crate::layout::FLAG_ASYMMETRIC_FENCES)).
+        ///
+        /// # Errors
+        /// As [`RawRegion::init`]; [`LayoutError::HeaderMismatch`] for an unknown flag.
+        ///
+        /// # Safety
+        /// As for [`RawRegion::init`].
+        pub unsafe fn init_with_flags(
+            ptr: *mut u8,
+            len: usize,
+            capacity: usize,
+            flags: u32,
+        ) -> Result<Self, LayoutError> {
             check_capacity(capacity)?;
+            if flags & !KNOWN_FLAGS != 0 {
+                return Err(LayoutError::HeaderMismatch {
+                    field: "flags",
+                    found: flags.into(),
+                    expected: u64::from(flags & KNOWN_FLAGS),
+                });
+            }
             let size = DATA_OFFSET + capacity;
             check_memory(ptr, len, size as u64)?;
             // SAFETY: `ptr..ptr + size` is within the caller's `len` bytes (checked
@@ -279,6 +317,7 @@ mod raw {
                 (&raw mut (*h).frame_header_size).write(FRAME_HEADER_SIZE as u32);
                 (&raw mut (*h).frame_align).write(FRAME_ALIGN as u32);
                 (&raw mut (*h).max_message_len).write(max_message_len(capacity) as u64);
+                (&raw mut (*h).flags).write(flags);
                 // SYNC: Release pairs with the Acquire load of `magic` in `attach`:
                 // an attacher that sees the magic sees every field written above.
                 (*h).magic.store(MAGIC, Ordering::Release);
@@ -287,6 +326,7 @@ mod raw {
                 // SAFETY: checked non-null in `check_memory`.
                 segment: unsafe { NonNull::new_unchecked(segment) },
                 capacity,
+                flags,
             })
         }
 
@@ -326,6 +366,7 @@ mod raw {
                     frame_header_size: (&raw const (*h).frame_header_size).read_volatile(),
                     frame_align: (&raw const (*h).frame_align).read_volatile(),
                     max_message_len: (&raw const (*h).max_message_len).read_volatile(),
+                    flags: (&raw const (*h).flags).read_volatile(),
                 }
             };
             let capacity = fields.validate(len as u64)?;
@@ -333,12 +374,18 @@ mod raw {
                 // SAFETY: checked non-null in `check_memory`.
                 segment: unsafe { NonNull::new_unchecked(segment) },
                 capacity,
+                flags: fields.flags,
             })
         }
 
         /// Size of the data region.
         pub fn capacity(&self) -> usize {
             self.capacity
+        }
+
+        /// The header's protocol flags, as validated at `init` or `attach`.
+        pub fn flags(&self) -> u32 {
+            self.flags
         }
 
         /// Largest message this ring takes.

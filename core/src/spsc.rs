@@ -529,8 +529,9 @@ impl<R: Region> Producer<R> {
         self.unnotified = true;
     }
 
-    /// Wakes the consumer if it is waiting, after messages were published. Costs a
-    /// fence and a load when nobody waits; nothing if nothing was published since
+    /// Wakes the consumer if it is waiting, after messages were published. Costs
+    /// the futex's [`notifier_fence`](Futex::notifier_fence) and a load when nobody
+    /// waits; nothing if nothing was published since
     /// the last call. Callers whose consumer may block call this after each commit
     /// (or batch).
     pub fn wake_consumer<F: Futex + ?Sized>(&mut self, futex: &F) {
@@ -561,7 +562,7 @@ impl<R: Region> Producer<R> {
             if fits(self)? {
                 return Ok(());
             }
-            let key = prepare_wait(&self.region.control().signals.0.space_signal);
+            let key = prepare_wait(&self.region.control().signals.0.space_signal, futex);
             if fits(self)? {
                 return Ok(());
             }
@@ -1087,7 +1088,7 @@ impl<R: Region> Consumer<R> {
             }
             self.wake_producer(futex);
             let word = &self.region.control().signals.0.data_signal;
-            let key = prepare_wait(word);
+            let key = prepare_wait(word, futex);
             // Ordered after the registration by `prepare_wait`'s fence.
             if self.frame_ready() {
                 return Ok(());

@@ -22,7 +22,14 @@
 //! `WAITING` and wakes, or the waiter's re-check sees the publication and does not
 //! sleep. If the notifier's `fetch_add` lands between the waiter's re-check and its
 //! sleep, the word no longer equals `key` and the futex does not sleep. When nobody
-//! waits, the notifier pays a fence and a load: no system call, no read-modify-write.
+//! waits, the notifier pays its fence and a load: no system call, no read-modify-write.
+//!
+//! The two fences are the [`Futex`]'s ([`Futex::waiter_fence`],
+//! [`Futex::notifier_fence`]), `fence(SeqCst)` both by default. Waiting is rare
+//! and slow, notifying happens on every publication: an implementation may make the
+//! waiter's fence a barrier on every CPU (Linux `membarrier`), which does the
+//! notifier's ordering for it, and the notifier's a compiler fence. A segment
+//! says in its header whether its waiters do ([`crate::layout::FLAG_ASYMMETRIC_FENCES`]).
 //!
 //! Fences rather than SeqCst loads and stores, because loom models `fence(SeqCst)`
 //! but treats SeqCst accesses as Acquire/Release (tokio-rs/loom#180): the model
@@ -58,27 +65,47 @@ pub trait Futex {
 
     /// Wakes every thread sleeping in [`wait`](Futex::wait) on `word`.
     fn wake(&self, word: &AtomicU32);
+
+    /// The waiter's half of the fence pair: between registering as a waiter and
+    /// re-checking the ring. `fence(SeqCst)` unless overridden.
+    #[inline]
+    fn waiter_fence(&self) {
+        fence(Ordering::SeqCst);
+    }
+
+    /// The notifier's half of the fence pair: between publishing and checking for
+    /// a waiter. `fence(SeqCst)` unless overridden.
+    ///
+    /// An implementation may make this a compiler fence only if every waiter it
+    /// can meet makes its [`waiter_fence`](Futex::waiter_fence) a barrier on every
+    /// CPU that runs a notifier (Linux `membarrier`): the heavy side then does
+    /// the light side's ordering for it. Otherwise wake-ups are lost.
+    #[inline]
+    fn notifier_fence(&self) {
+        fence(Ordering::SeqCst);
+    }
 }
 
 /// Registers the caller as a waiter on `word` and returns the value to sleep on.
 /// The caller must re-check its condition after this and before sleeping.
 #[inline]
-pub(crate) fn prepare_wait(word: &AtomicU32) -> u32 {
+pub(crate) fn prepare_wait<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) -> u32 {
     // Relaxed: the RMW only needs to be in `word`'s modification order; its
     // ordering against the re-check that follows comes from the fence.
     let key = word.fetch_or(WAITING, Ordering::Relaxed) | WAITING;
-    // SYNC: pairs with the fence in `notify` (store-buffer pattern, module doc):
-    // either the notifier's load sees WAITING, or our re-check sees its publication.
-    fence(Ordering::SeqCst);
+    // SYNC: pairs with the notifier's fence in `notify` (store-buffer pattern,
+    // module doc): either the notifier's load sees WAITING, or our re-check sees
+    // its publication.
+    futex.waiter_fence();
     key
 }
 
 /// After a publication: wakes the waiter on `word`, if one registered.
 #[inline]
 pub(crate) fn notify<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) {
-    // SYNC: pairs with the fence in `prepare_wait` (module doc): orders the
-    // caller's publication before the load of the waiter flag.
-    fence(Ordering::SeqCst);
+    // SYNC: pairs with the waiter's fence in `prepare_wait` (module doc): orders
+    // the caller's publication before the load of the waiter flag.
+    futex.notifier_fence();
     // Relaxed: the fence orders it; the word carries no data.
     if word.load(Ordering::Relaxed) & WAITING != 0 {
         // Clears WAITING and counts one notification (bit 0 is set, so +1 carries

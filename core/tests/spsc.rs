@@ -173,6 +173,14 @@ fn attach_names_each_mismatch() {
                 expected: 504,
             },
         ),
+        (
+            Box::new(put_u32(56, 0b110)),
+            LayoutError::HeaderMismatch {
+                field: "flags",
+                found: 0b110,
+                expected: 0,
+            },
+        ),
     ];
     for (corrupt, expected) in cases {
         assert_eq!(attach_after(usize::MAX, corrupt).unwrap_err(), expected);

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shmring_core::FLAG_ASYMMETRIC_FENCES;
 use shmring_core::sync::AtomicU32;
 use shmring_core::{
     Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, WaitError,
@@ -144,6 +145,18 @@ impl ChannelBuilder {
         self
     }
 
+    /// Whether a created channel uses the asymmetric fence pair (default: yes,
+    /// where the kernel allows it): a sender's or receiver's check for a parked
+    /// peer then costs a compiler fence instead of a full fence per message, and a
+    /// call that parks pays a `membarrier` system call (a barrier on every CPU
+    /// running a process of the channel) instead. Every process that uses the
+    /// channel must then be allowed `membarrier`; one that is not gets
+    /// [`Error::Unsupported`] when it claims a role. Off: full fences on both sides.
+    pub fn asymmetric_fences(mut self, on: bool) -> Self {
+        self.config.asymmetric_fences = on;
+        self
+    }
+
     /// Let [`create`](Self::create) replace an existing segment of the same name
     /// whose handles are all dead (left behind by a crash). A segment with any
     /// live handle is never replaced.
@@ -246,6 +259,7 @@ impl Channel {
     /// [`Error::RoleTaken`] while another live sender holds it (a sender that died
     /// is replaced, and its committed messages stay); [`Error::Corrupted`].
     pub fn sender(&self) -> Result<Sender> {
+        let futex = self.futex()?;
         let (lock, token) = self.claim_lock(Role::Sender)?;
         let region = self.segment.region().clone();
         let previous = owner_word(&region, Role::Sender);
@@ -262,7 +276,7 @@ impl Channel {
         Ok(Sender {
             producer,
             _lock: lock,
-            link: Link::new(&self.segment, Role::Sender, self.wait),
+            link: Link::new(&self.segment, futex, Role::Sender, self.wait),
         })
     }
 
@@ -273,6 +287,7 @@ impl Channel {
     /// # Errors
     /// [`Error::RoleTaken`] while another live receiver holds it; [`Error::Corrupted`].
     pub fn receiver(&self) -> Result<Receiver> {
+        let futex = self.futex()?;
         let (lock, token) = self.claim_lock(Role::Receiver)?;
         let region = self.segment.region().clone();
         let previous = owner_word(&region, Role::Receiver);
@@ -286,7 +301,20 @@ impl Channel {
         Ok(Receiver {
             consumer,
             _lock: lock,
-            link: Link::new(&self.segment, Role::Receiver, self.wait),
+            link: Link::new(&self.segment, futex, Role::Receiver, self.wait),
+        })
+    }
+
+    /// The futex for this segment's protocol: with the asymmetric fence pair if its
+    /// header says so, which needs this process registered for `membarrier`
+    /// (before it claims a role, so that every notification it makes is covered).
+    fn futex(&self) -> Result<SharedFutex> {
+        if self.segment.region().flags() & FLAG_ASYMMETRIC_FENCES == 0 {
+            return Ok(SharedFutex::default());
+        }
+        SharedFutex::asymmetric().ok_or(Error::Unsupported {
+            what: "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
+                   creator chose (a seccomp filter or a kernel before 4.16 here?)",
         })
     }
 
@@ -371,6 +399,8 @@ fn claims_word(region: &RawRegion, role: Role) -> &AtomicU32 {
 /// and the waiting policy.
 struct Link {
     segment: Arc<Segment>,
+    /// The futex and fence pair the segment's protocol flags call for.
+    futex: SharedFutex,
     peer: Role,
     wait: WaitStrategy,
     /// When the peer was last probed, and whether it was gone then.
@@ -398,9 +428,10 @@ enum Pause {
 }
 
 impl Link {
-    fn new(segment: &Arc<Segment>, own: Role, wait: WaitStrategy) -> Self {
+    fn new(segment: &Arc<Segment>, futex: SharedFutex, own: Role, wait: WaitStrategy) -> Self {
         Self {
             segment: Arc::clone(segment),
+            futex,
             peer: match own {
                 Role::Sender => Role::Receiver,
                 Role::Receiver => Role::Sender,
@@ -543,7 +574,7 @@ impl Sender {
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         match self.producer.push(message) {
             Ok(()) => {
-                self.producer.wake_consumer(&SharedFutex);
+                self.producer.wake_consumer(&self.link.futex);
                 Ok(())
             }
             Err(e @ PushError::Full { .. }) => {
@@ -582,7 +613,7 @@ impl Sender {
     /// As [`send_timeout`](Self::send_timeout).
     pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
         self.until_room(message.len(), deadline, |producer| producer.push(message))?;
-        self.producer.wake_consumer(&SharedFutex);
+        self.producer.wake_consumer(&self.link.futex);
         Ok(())
     }
 
@@ -606,7 +637,10 @@ impl Sender {
             match self.link.pause(round, &mut started, deadline)? {
                 Pause::Spin => spin_loop(),
                 Pause::Park(until) => {
-                    match self.producer.wait_for_space(len, &SharedFutex, Some(until)) {
+                    match self
+                        .producer
+                        .wait_for_space(len, &self.link.futex, Some(until))
+                    {
                         Ok(()) | Err(WaitError::TimedOut) => {}
                         Err(WaitError::TooLarge { len, max }) => {
                             return Err(Error::MessageTooLarge { len, max });
@@ -637,6 +671,7 @@ impl Sender {
         SendBatch {
             batch: ManuallyDrop::new(self.producer.batch()),
             segment: &self.link.segment,
+            futex: self.link.futex,
         }
     }
 
@@ -685,7 +720,10 @@ impl Sender {
     fn grant_now(&mut self, len: usize) -> Result<SendGrant<'_>> {
         // Room was found just before; only the receiver frees more, so this holds.
         match self.producer.grant(len) {
-            Ok(grant) => Ok(SendGrant { grant }),
+            Ok(grant) => Ok(SendGrant {
+                grant,
+                futex: self.link.futex,
+            }),
             Err(e) => Err(match e {
                 PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
                 PushError::Full { needed, free } => Error::Full { needed, free },
@@ -704,6 +742,7 @@ pub struct SendBatch<'a> {
     /// Taken out only in `drop`, to publish and wake.
     batch: ManuallyDrop<Batch<'a, RawRegion>>,
     segment: &'a Segment,
+    futex: SharedFutex,
 }
 
 impl fmt::Debug for SendBatch<'_> {
@@ -734,7 +773,7 @@ impl Drop for SendBatch<'_> {
     fn drop(&mut self) {
         // SAFETY: `batch` is taken once, here, and `self` is not used after.
         let batch = unsafe { ManuallyDrop::take(&mut self.batch) };
-        batch.publish_and_wake(&SharedFutex);
+        batch.publish_and_wake(&self.futex);
     }
 }
 
@@ -742,6 +781,7 @@ impl Drop for SendBatch<'_> {
 /// whatever was there before).
 pub struct SendGrant<'a> {
     grant: Grant<'a, RawRegion>,
+    futex: SharedFutex,
 }
 
 impl fmt::Debug for SendGrant<'_> {
@@ -756,7 +796,7 @@ impl SendGrant<'_> {
     /// # Panics
     /// If `len` exceeds the granted length.
     pub fn commit(self, len: usize) {
-        self.grant.commit_and_wake(len, &SharedFutex);
+        self.grant.commit_and_wake(len, &self.futex);
     }
 }
 
@@ -818,7 +858,7 @@ impl Receiver {
 
     fn pop(&mut self, buf: &mut [u8]) -> std::result::Result<usize, PopError> {
         let n = self.consumer.pop(buf)?;
-        self.consumer.wake_producer(&SharedFutex);
+        self.consumer.wake_producer(&self.link.futex);
         Ok(n)
     }
 
@@ -868,9 +908,10 @@ impl Receiver {
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        let futex = self.link.futex;
         self.until_message(deadline, |consumer| {
             let n = consumer.pop(buf)?;
-            consumer.wake_producer(&SharedFutex);
+            consumer.wake_producer(&futex);
             Ok(n)
         })
     }
@@ -912,7 +953,7 @@ impl Receiver {
             .consumer
             .read_batch(max, f)
             .map_err(|c| corrupted(&self.link.segment, c))?;
-        self.consumer.wake_producer(&SharedFutex);
+        self.consumer.wake_producer(&self.link.futex);
         Ok(n)
     }
 
@@ -935,7 +976,10 @@ impl Receiver {
             match self.link.pause(round, &mut started, deadline)? {
                 Pause::Spin => spin_loop(),
                 Pause::Park(until) => {
-                    match self.consumer.wait_for_message(&SharedFutex, Some(until)) {
+                    match self
+                        .consumer
+                        .wait_for_message(&self.link.futex, Some(until))
+                    {
                         Ok(()) | Err(WaitError::TimedOut) => {}
                         Err(WaitError::Corrupted(c)) => {
                             return Err(corrupted(&self.link.segment, c));
@@ -1006,7 +1050,10 @@ impl Receiver {
     fn read_now(&mut self) -> Result<Received<'_>> {
         // A message was found just before; only we consume, so it is still there.
         match self.consumer.read() {
-            Ok(message) => Ok(Received { message }),
+            Ok(message) => Ok(Received {
+                message,
+                futex: self.link.futex,
+            }),
             Err(ReadError::Empty) => Err(Error::Empty),
             Err(ReadError::Corrupted(c)) => Err(Error::Corrupted {
                 what: self.link.segment.describe().to_owned(),
@@ -1022,6 +1069,7 @@ impl Receiver {
 /// again (by this receiver, or by the next one if this process dies).
 pub struct Received<'a> {
     message: Message<'a, RawRegion>,
+    futex: SharedFutex,
 }
 
 impl fmt::Debug for Received<'_> {
@@ -1033,7 +1081,7 @@ impl fmt::Debug for Received<'_> {
 impl Received<'_> {
     /// Consumes the message and wakes a sender waiting for room.
     pub fn release(self) {
-        self.message.release_and_wake(&SharedFutex);
+        self.message.release_and_wake(&self.futex);
     }
 }
 
@@ -1057,6 +1105,52 @@ mod tests {
             channel.sender().expect("sender"),
             channel.receiver().expect("receiver"),
         )
+    }
+
+    /// Parked ping-pong in both fence modes. A lost wake-up costs a parked call
+    /// the 25 ms liveness re-check; if most were lost, 2000 parks would take 50 s.
+    #[test]
+    fn both_fence_pairs_wake_parked_peers() {
+        for asymmetric in [false, true] {
+            let channel = |capacity| {
+                ChannelBuilder::memfd()
+                    .capacity(capacity)
+                    .wait_strategy(WaitStrategy::Park)
+                    .asymmetric_fences(asymmetric)
+                    .create()
+                    .expect("memfd channel")
+            };
+            let (ping, pong) = (channel(4096), channel(4096));
+            let flagged = ping.segment().region().flags() & FLAG_ASYMMETRIC_FENCES != 0;
+            assert_eq!(flagged, asymmetric && crate::futex::register_membarrier());
+            let (mut ping_tx, mut ping_rx) = (ping.sender().unwrap(), ping.receiver().unwrap());
+            let (mut pong_tx, mut pong_rx) = (pong.sender().unwrap(), pong.receiver().unwrap());
+            assert_eq!(ping_tx.link.futex.is_asymmetric(), flagged);
+            let echo = std::thread::spawn(move || {
+                let mut buf = [0u8; 8];
+                for _ in 0..1000 {
+                    let n = ping_rx.recv_timeout(&mut buf, Duration::from_secs(10))?;
+                    pong_tx.send_timeout(&buf[..n], Duration::from_secs(10))?;
+                }
+                Ok::<(), Error>(())
+            });
+            let start = Instant::now();
+            let mut buf = [0u8; 8];
+            for i in 0u64..1000 {
+                ping_tx.send(&i.to_le_bytes()).unwrap();
+                let n = pong_rx
+                    .recv_timeout(&mut buf, Duration::from_secs(10))
+                    .unwrap();
+                assert_eq!(&buf[..n], &i.to_le_bytes());
+            }
+            echo.join().unwrap().unwrap();
+            let elapsed = start.elapsed();
+            eprintln!("asymmetric {asymmetric}: 1000 parked round trips in {elapsed:?}");
+            assert!(
+                elapsed < Duration::from_secs(25),
+                "wake-ups lost: {elapsed:?}"
+            );
+        }
     }
 
     #[test]

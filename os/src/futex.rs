@@ -1,5 +1,7 @@
 //! Core's wait/wake trait on the Linux futex of the shared word.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{Ordering, compiler_fence, fence};
 use std::time::Instant;
 
 use shmring_core::sync::AtomicU32;
@@ -10,8 +12,57 @@ use shmring_core::{Futex, TimedOut};
 /// Uses `FUTEX_WAIT`/`FUTEX_WAKE` without `FUTEX_PRIVATE_FLAG`: the kernel keys the
 /// wait queue on the word's physical page, so a waiter in one process is woken by a
 /// waker in another that maps the same segment.
+///
+/// The eventcount's fence pair ([`Futex::waiter_fence`], [`Futex::notifier_fence`])
+/// is `fence(SeqCst)` on both sides by default ([`SharedFutex::default`]). On a
+/// segment whose header carries
+/// [`FLAG_ASYMMETRIC_FENCES`](shmring_core::FLAG_ASYMMETRIC_FENCES), the channel
+/// uses the asymmetric pair: the waiter (rare, about to sleep) calls
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, a barrier on every CPU running a
+/// registered process, and the notifier (every message) only stops the compiler
+/// from reordering. Both sides must have registered ([`register_membarrier`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SharedFutex;
+pub struct SharedFutex {
+    asymmetric: bool,
+}
+
+/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` and its registration (linux/membarrier.h).
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
+
+/// Registers this process for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (once per process):
+/// from then on, another process's expedited barrier also runs on this process's
+/// threads. `false` if the kernel (before 4.16) or a seccomp filter refuses it.
+pub fn register_membarrier() -> bool {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        // SAFETY: a system call with integer arguments only.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+                0,
+                0,
+            )
+        };
+        rc == 0
+    })
+}
+
+impl SharedFutex {
+    /// The asymmetric pair, for a segment flagged
+    /// [`FLAG_ASYMMETRIC_FENCES`](shmring_core::FLAG_ASYMMETRIC_FENCES). `None`
+    /// unless this process is registered ([`register_membarrier`]): a process that
+    /// cannot take part must not use such a segment.
+    pub fn asymmetric() -> Option<Self> {
+        register_membarrier().then_some(Self { asymmetric: true })
+    }
+
+    /// Whether this futex uses the asymmetric fence pair.
+    pub fn is_asymmetric(&self) -> bool {
+        self.asymmetric
+    }
+}
 
 impl Futex for SharedFutex {
     type Deadline = Instant;
@@ -67,6 +118,41 @@ impl Futex for SharedFutex {
             libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
         }
     }
+
+    /// A barrier on every CPU that runs a registered process (asymmetric), or
+    /// `fence(SeqCst)`.
+    #[inline]
+    fn waiter_fence(&self) {
+        if self.asymmetric {
+            // SYNC: the heavy half of the asymmetric pair with `notifier_fence`:
+            // every notifier thread runs a full barrier at some point during the
+            // call (or is not running, and a context switch is one), so either its
+            // publication is visible to our re-check after the call, or its check
+            // for waiters, after that barrier, sees our WAITING bit.
+            // SAFETY: a system call with integer arguments only.
+            let rc = unsafe {
+                libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0)
+            };
+            if rc == 0 {
+                return;
+            }
+            // Cannot fail once registered; if it did, a local fence is the best
+            // left (a lost wake-up is then bounded by the caller's 25 ms re-check).
+        }
+        fence(Ordering::SeqCst);
+    }
+
+    /// A compiler fence (asymmetric: the waiters' barrier orders the CPU), or
+    /// `fence(SeqCst)`.
+    #[inline]
+    fn notifier_fence(&self) {
+        if self.asymmetric {
+            // SYNC: the light half of the pair with `waiter_fence`'s membarrier.
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -82,7 +168,7 @@ mod tests {
         let deadline = start + Duration::from_millis(30);
         let mut result = Ok(());
         while result.is_ok() {
-            result = SharedFutex.wait(&word, 7, Some(deadline));
+            result = SharedFutex::default().wait(&word, 7, Some(deadline));
         }
         assert_eq!(result, Err(TimedOut));
         assert!(start.elapsed() >= Duration::from_millis(30));
@@ -92,7 +178,10 @@ mod tests {
     fn wait_returns_when_the_word_differs() {
         let word = AtomicU32::new(1);
         let deadline = Instant::now() + Duration::from_secs(10);
-        assert_eq!(SharedFutex.wait(&word, 2, Some(deadline)), Ok(()));
+        assert_eq!(
+            SharedFutex::default().wait(&word, 2, Some(deadline)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -103,14 +192,14 @@ mod tests {
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while word.load(std::sync::atomic::Ordering::Acquire) == 0 {
-                    SharedFutex.wait(&word, 0, Some(deadline))?;
+                    SharedFutex::default().wait(&word, 0, Some(deadline))?;
                 }
                 Ok::<(), TimedOut>(())
             })
         };
         std::thread::sleep(Duration::from_millis(20));
         word.store(1, std::sync::atomic::Ordering::Release);
-        SharedFutex.wake(&word);
+        SharedFutex::default().wake(&word);
         assert_eq!(waiter.join().unwrap(), Ok(()));
     }
 
@@ -118,7 +207,7 @@ mod tests {
     fn a_passed_deadline_fails_at_once_even_if_the_word_differs() {
         let word = AtomicU32::new(1);
         assert_eq!(
-            SharedFutex.wait(&word, 2, Some(Instant::now())),
+            SharedFutex::default().wait(&word, 2, Some(Instant::now())),
             Err(TimedOut)
         );
     }

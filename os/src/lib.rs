@@ -52,6 +52,6 @@ pub mod segment;
 
 pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};
 pub use error::{Corrupted, Error, Result, Role};
-pub use futex::SharedFutex;
+pub use futex::{SharedFutex, register_membarrier};
 pub use segment::{Segment, list_segments};
 pub use shmring_core as core;

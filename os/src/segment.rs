@@ -87,6 +87,9 @@ pub(crate) struct SegmentConfig {
     /// Open: the permission bits accepted; a segment with any other bit set is
     /// refused.
     pub(crate) allowed_mode: u32,
+    /// create: flag the header for the asymmetric fence pair, if this process can
+    /// register for `membarrier` (see `SharedFutex`).
+    pub(crate) asymmetric_fences: bool,
 }
 
 impl Default for SegmentConfig {
@@ -99,6 +102,7 @@ impl Default for SegmentConfig {
             reclaim: false,
             owner: None,
             allowed_mode: 0o644,
+            asymmetric_fences: true,
         }
     }
 }
@@ -741,13 +745,19 @@ fn finish_create(
         }
     }
     let map = map(file, size, cfg.prefault, what)?;
+    let flags = if cfg.asymmetric_fences && crate::futex::register_membarrier() {
+        shmring_core::FLAG_ASYMMETRIC_FENCES
+    } else {
+        0
+    };
     // SAFETY: `map` is a fresh shared read-write mapping of `size` bytes (page
     // aligned, so 128-aligned) that the Segment will own alongside the region;
     // nobody else touches it during init (an opener does not use a segment before
     // its magic is published); afterwards this process touches it only through
     // shmring handles.
-    let region = unsafe { RawRegion::init(map.as_mut_ptr(), map.len(), cfg.capacity) }
-        .map_err(|e| Error::layout(what, e))?;
+    let region =
+        unsafe { RawRegion::init_with_flags(map.as_mut_ptr(), map.len(), cfg.capacity, flags) }
+            .map_err(|e| Error::layout(what, e))?;
     Ok((map, region))
 }
 
@@ -1258,8 +1268,16 @@ mod tests {
             }) => {}
             other => panic!("{other:?}"),
         }
-        write_at(8, &1u32.to_ne_bytes());
+        write_at(8, &shmring_core::LAYOUT_VERSION.to_ne_bytes());
         Segment::open(&backing, &file_cfg(64)).unwrap();
+
+        // An unknown protocol flag.
+        write_at(56, &0x8000_0000u32.to_ne_bytes());
+        assert!(matches!(
+            Segment::open(&backing, &file_cfg(64)),
+            Err(Error::Corrupted { .. })
+        ));
+        write_at(56, &0u32.to_ne_bytes());
 
         // A capacity the rest of the header does not match.
         write_at(16, &8192u64.to_ne_bytes());

@@ -310,7 +310,7 @@ fn a_file_channel_with_a_bad_header_or_size_is_refused() {
         }) => {}
         other => panic!("layout version 99: {other:?}"),
     }
-    patch(&path, 8, &1u32.to_ne_bytes());
+    patch(&path, 8, &shmring::core::LAYOUT_VERSION.to_ne_bytes());
     open().expect("version restored");
 
     // ring_kind (offset 12) of another kind.
