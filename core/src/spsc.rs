@@ -954,11 +954,6 @@ impl<R: Region> Consumer<R> {
     fn release(&mut self, position: u64, word: u32, len: usize) {
         let offset = self.geo.offset(position);
         self.region.will_read(offset + FRAME_HEADER_SIZE, len);
-        // Relaxed: ordered before the producer's reuse of these bytes by the Release
-        // publication of `read_position` (now or later), which it reads with Acquire.
-        self.region
-            .frame_word(offset)
-            .store(word | FRAME_RELEASED, Ordering::Relaxed);
         self.read = position + frame_size(len as u64);
         // Relaxed: a hint; a missed waiter is served when we next publish (the ring
         // found empty, or a quarter of it released), and `wake_producer` follows
@@ -974,7 +969,18 @@ impl<R: Region> Consumer<R> {
             != 0;
         if self.caught_up() || producer_waits || self.read - self.published >= self.geo.capacity / 4
         {
+            // The published position covers the message: a successor starts past
+            // it. No mark: writing into the frame's line would make the producer,
+            // whose next frame is often on that line, fetch it back from us.
             self.publish();
+        } else {
+            // Not published yet: mark the message, so a successor skips it.
+            // Relaxed: ordered before the producer's reuse of these bytes by the
+            // Release publication of `read_position` (later), which it reads with
+            // Acquire.
+            self.region
+                .frame_word(offset)
+                .store(word | FRAME_RELEASED, Ordering::Relaxed);
         }
     }
 
