@@ -49,9 +49,11 @@ pub mod error;
 pub mod futex;
 mod lock;
 pub mod segment;
+pub mod transport;
 
 pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};
 pub use error::{Corrupted, Error, Result, Role};
 pub use futex::{SharedFutex, register_membarrier};
 pub use segment::{Segment, list_segments};
 pub use shmring_core as core;
+pub use transport::{MessageReceiver, MessageSender};

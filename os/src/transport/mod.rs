@@ -1,0 +1,131 @@
+//! One message API over every transport: [`MessageSender`] and [`MessageReceiver`].
+//!
+//! The shared-memory channels ([`Sender`](crate::Sender), [`Receiver`](crate::Receiver))
+//! implement them, and so does each fallback transport, so code written against the
+//! traits (or against `Box<dyn MessageSender + Send>`) switches method without
+//! change. Every transport keeps message boundaries, checks the largest message at
+//! the call ([`Error::MessageTooLarge`]), and reports a peer that has gone as
+//! [`Error::Disconnected`].
+
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+
+/// The sending half of a message transport.
+pub trait MessageSender {
+    /// The largest message this transport carries.
+    fn max_message_len(&self) -> usize;
+
+    /// Sends `message` if that can be done now without blocking.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when it would block; [`Error::MessageTooLarge`];
+    /// [`Error::Disconnected`] when the receiver has gone; others per transport.
+    fn try_send(&mut self, message: &[u8]) -> Result<()>;
+
+    /// Sends `message`, waiting until `deadline` at most (`None`: no limit).
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send), [`Error::TimedOut`] instead of `Full`.
+    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()>;
+
+    /// Sends `message`, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`send_deadline`](Self::send_deadline).
+    fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.send_deadline(message, None)
+    }
+
+    /// Sends `message`, waiting `timeout` at most.
+    ///
+    /// # Errors
+    /// As [`send_deadline`](Self::send_deadline).
+    fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_deadline(message, Instant::now().checked_add(timeout))
+    }
+}
+
+/// The receiving half of a message transport.
+pub trait MessageReceiver {
+    /// The largest message this transport carries.
+    fn max_message_len(&self) -> usize;
+
+    /// Receives the next message into `buf` if one is there now; returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] when none is there; [`Error::BufferTooSmall`] (the message
+    /// stays, where the transport can keep it: see its docs);
+    /// [`Error::Disconnected`] when the sender has gone and everything it sent was
+    /// received.
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize>;
+
+    /// Receives the next message into `buf`, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv), [`Error::TimedOut`] instead of `Empty`.
+    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize>;
+
+    /// Receives the next message into `buf`, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`recv_deadline`](Self::recv_deadline).
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_deadline(buf, None)
+    }
+
+    /// Receives the next message into `buf`, waiting `timeout` at most.
+    ///
+    /// # Errors
+    /// As [`recv_deadline`](Self::recv_deadline).
+    fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_deadline(buf, Instant::now().checked_add(timeout))
+    }
+
+    /// Receives the next message into a new `Vec`, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`recv_deadline`](Self::recv_deadline).
+    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.max_message_len()];
+        let n = self.recv_deadline(&mut buf, deadline)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+impl MessageSender for crate::Sender {
+    fn max_message_len(&self) -> usize {
+        crate::Sender::max_message_len(self)
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        crate::Sender::try_send(self, message)
+    }
+    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        crate::Sender::send_deadline(self, message, deadline)
+    }
+}
+
+impl MessageReceiver for crate::Receiver {
+    fn max_message_len(&self) -> usize {
+        crate::Receiver::max_message_len(self)
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        crate::Receiver::try_recv(self, buf)
+    }
+    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        crate::Receiver::recv_deadline(self, buf, deadline)
+    }
+    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        let message = match deadline {
+            None => self.read()?,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.read_timeout(left)?
+            }
+        };
+        let bytes = message.to_vec();
+        message.release();
+        Ok(bytes)
+    }
+}
