@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports, reason = "named by the doc links")]
+use crate::error::Error;
 use crate::error::Result;
 
 /// The sending half of a message transport.
