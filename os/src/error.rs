@@ -168,6 +168,61 @@ pub enum Error {
         /// What is missing.
         what: &'static str,
     },
+    /// A transport address that does not parse, or names something the transport
+    /// cannot use (a Unix socket path longer than `sun_path` holds, a TCP port out
+    /// of range, an unknown scheme).
+    #[error("invalid address {address:?}: {reason}")]
+    InvalidAddress {
+        /// The address given.
+        address: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Nobody receives at the address yet: a socket path or port with no listener
+    /// (`ECONNREFUSED`), a FIFO with no reader (`ENXIO`).
+    #[error("connection refused: nobody receives at {what}")]
+    ConnectionRefused {
+        /// The address.
+        what: String,
+    },
+    /// A path exists but is not the kind of file the transport uses (a regular
+    /// file where a FIFO was expected).
+    #[error("{what} is a {found}, not a {expected}")]
+    WrongFileType {
+        /// The path.
+        what: String,
+        /// The kind of file expected.
+        expected: &'static str,
+        /// The kind of file found.
+        found: &'static str,
+    },
+    /// A system limit refuses what was asked: the limit's name, its value, and how
+    /// to raise it.
+    #[error("{what}: {requested} is over the system limit {limit} = {value}; {raise}")]
+    LimitExceeded {
+        /// What was being created.
+        what: String,
+        /// The limit: a `/proc/sys` file or an `RLIMIT_*` resource.
+        limit: &'static str,
+        /// Its value now.
+        value: u64,
+        /// What the call needed (in the limit's unit).
+        requested: u64,
+        /// How to raise it.
+        raise: &'static str,
+    },
+    /// The peer sent a frame longer than this end's largest message: a peer with a
+    /// larger limit, or not a shmring peer. The stream cannot be resynchronised;
+    /// every later receive returns this error again.
+    #[error("{what}: the peer sent a frame of {len} bytes, more than the largest message {max}")]
+    FrameTooLong {
+        /// The transport.
+        what: String,
+        /// Length in the frame's header.
+        len: u64,
+        /// Largest message this end accepts.
+        max: usize,
+    },
     /// Any other system call failure.
     #[error("{op} on {what}: {source}")]
     Io {

@@ -5,7 +5,61 @@
 //! traits (or against `Box<dyn MessageSender + Send>`) switches method without
 //! change. Every transport keeps message boundaries, checks the largest message at
 //! the call ([`Error::MessageTooLarge`]), and reports a peer that has gone as
-//! [`Error::Disconnected`].
+//! [`Error::Disconnected`]. [`connect_sender`] and [`listen`] pick the transport
+//! from an address string ([`Address`]); each transport can also be used through
+//! its own types, in its module.
+//!
+//! | method | module, address | seed method | direction | scope | message or stream | largest message |
+//! |---|---|---|---|---|---|---|
+//! | shared-memory ring | [`ChannelBuilder::shm`](crate::ChannelBuilder::shm), [`memfd`](crate::ChannelBuilder::memfd); `shm:name` | shared memory | one-way (a channel each way for duplex) | same machine | message | capacity / 2 − 8 (32 760 in the 64 KiB default ring) |
+//! | file-backed ring | [`ChannelBuilder::file`](crate::ChannelBuilder::file); `file:/path` | memory-mapped file | one-way | same machine | message | as above |
+//! | Unix stream socket | [`unix`]; `unix:/path` | socket | duplex | same machine | stream, length-framed | [`DEFAULT_MAX_MESSAGE_LEN`] (1 MiB), settable up to 4 GiB − 1 |
+//! | Unix seqpacket socket | [`seqpacket`]; `seqpacket:/path` | socket | duplex | same machine | message | `SO_SNDBUF` − 32 (212 960 by default) |
+//! | TCP | [`tcp`]; `tcp://host:port` | socket | duplex | another host | stream, length-framed | 1 MiB, settable |
+//! | anonymous pipe | [`pipe`] (no address) | pipe | one-way; [`pipe::spawn`] makes two for duplex | parent and child | stream, length-framed | 1 MiB, settable |
+//! | named pipe | [`fifo`]; `fifo:/path` | named pipe | one-way | same machine | stream, length-framed | 1 MiB, settable |
+//! | POSIX message queue | [`mq`]; `mq:name` | message queue | one-way | same machine | message | `mq_msgsize` (8192 by default, up to `/proc/sys/fs/mqueue/msgsize_max`) |
+//!
+//! What survives a peer's death (SIGKILL): every transport delivers every
+//! *committed* message, then `Disconnected`. A message is committed when the send
+//! call that sent it returned, with two refinements: on the stream transports
+//! (Unix stream, TCP, pipes, FIFOs) a message the kernel took only part of is
+//! accepted but committed only once its last byte is written (a blocking `send`
+//! always returns with it written; see `pending_len` on their senders); and on TCP
+//! a committed message is in the *local* kernel, delivered unless the connection
+//! is reset or the network fails. Each module says more.
+//!
+//! ```no_run
+//! use shmring::transport::{connect_sender, listen};
+//! # fn main() -> shmring::Result<()> {
+//! // Receiver: "unix:/tmp/a.sock", "tcp://127.0.0.1:9000", "mq:jobs", "shm:jobs", ...
+//! let mut listener = listen("mq:jobs")?;
+//! // Sender, in another process:
+//! let mut tx = connect_sender("mq:jobs")?;
+//! tx.send(b"job 1")?;
+//! // Receiver:
+//! let mut rx = listener.accept()?;
+//! let job = rx.recv_vec_deadline(None)?;
+//! # Ok(()) }
+//! ```
+
+pub mod address;
+pub mod fifo;
+pub mod mq;
+pub mod pipe;
+pub mod seqpacket;
+mod stream;
+mod sys;
+pub mod tcp;
+pub mod unix;
+
+pub use address::{Address, Listener, connect_sender, connect_sender_timeout, listen};
+
+/// The default largest message of the length-framed transports (Unix stream
+/// sockets, TCP, pipes, FIFOs): 1 MiB. Each end can set its own
+/// (`with_max_message_len`); a receiver refuses a longer frame
+/// ([`Error::FrameTooLong`]), which bounds what a peer can make it allocate.
+pub const DEFAULT_MAX_MESSAGE_LEN: usize = 1 << 20;
 
 use std::time::{Duration, Instant};
 

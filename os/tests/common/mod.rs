@@ -570,3 +570,63 @@ impl Drop for Peer {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Privileges and facilities
+// ---------------------------------------------------------------------------
+
+/// In a child: drops this process's privileges to nobody (no supplementary
+/// groups, gid and uid 65534, in that order).
+pub fn become_nobody() {
+    become_user(65534);
+}
+
+/// In a child: drops this process's privileges to `uid` (no supplementary
+/// groups, gid and uid `uid`, in that order).
+pub fn become_user(uid: u32) {
+    // SAFETY: plain system calls with no memory arguments (setgroups with an empty
+    // list passes a null pointer and a zero count).
+    let (g, gid, uid_rc) = unsafe {
+        (
+            libc::setgroups(0, std::ptr::null()),
+            libc::setgid(uid),
+            libc::setuid(uid),
+        )
+    };
+    assert_eq!(
+        (g, gid, uid_rc),
+        (0, 0, 0),
+        "dropping privileges: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, uid);
+}
+
+/// Whether `CI=true` is set: then a test that cannot run here fails instead of
+/// skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether the test may drop privileges (we are root). Otherwise: fails under
+/// `CI=true`, else prints a skip notice.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let msg = format!("{test} needs root (to drop to nobody in a child)");
+    assert!(!in_ci(), "{msg}, and CI=true: run the tests as root in CI");
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+/// For a facility this machine lacks (`why`): fails under `CI=true`, else prints
+/// a skip notice. Returns `false` (the caller returns).
+pub fn facility_missing(test: &str, why: &str) -> bool {
+    let msg = format!("{test}: {why}");
+    assert!(!in_ci(), "{msg}, and CI=true: CI must provide it");
+    eprintln!("SKIPPED: {msg}");
+    false
+}

@@ -1,0 +1,554 @@
+//! Unix domain `SOCK_SEQPACKET` sockets: the kernel keeps message boundaries, no
+//! framing; between processes of one machine.
+//!
+//! The API mirrors [`unix`](super::unix): a [`SeqpacketListener`] binds a path
+//! (created `0600`, at most 107 bytes, removed on drop) and accepts peers,
+//! [`connect`] opens a connection, and a connection is a [`SeqpacketSender`] and a
+//! [`SeqpacketReceiver`].
+//!
+//! **Largest message:** the kernel refuses a packet longer than the sending
+//! socket's `SO_SNDBUF` less 32 bytes: 212 960 bytes with Linux's default
+//! `net.core.wmem_default` (212 992). [`SeqpacketSender::with_max_message_len`]
+//! raises the socket's buffer for more, within `net.core.wmem_max`.
+//!
+//! **Receiving.** With a buffer shorter than this end's largest message, a
+//! receive first peeks at the next packet's length (`MSG_PEEK | MSG_TRUNC`), so a
+//! buffer too small gets [`Error::BufferTooSmall`]
+//! and the packet stays queued. A packet of zero bytes is a message; the end of
+//! the connection also reads as zero bytes, and the two are told apart by the
+//! credentials the kernel attaches to every packet (`SO_PASSCRED` is set on both
+//! ends): the end carries none. Descriptors a peer passes (`SCM_RIGHTS`) are
+//! closed on arrival.
+//!
+//! **Committed:** a message is committed when `send` (or `try_send`) returned: the
+//! kernel put the whole packet in the peer's receive queue, where it stays if the
+//! sender dies. **Liveness:** the peer's end (closed or died) is
+//! [`Error::Disconnected`] after every queued packet;
+//! a sender gets it from `EPIPE`/`ECONNRESET` (sends use `MSG_NOSIGNAL`).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, Role};
+use crate::transport::sys::{self, UnixListenerFd};
+use crate::transport::{MessageReceiver, MessageSender};
+
+/// Bytes the kernel keeps of `SO_SNDBUF` for a packet's bookkeeping.
+const SNDBUF_OVERHEAD: usize = 32;
+
+fn describe(path: &Path) -> String {
+    format!("seqpacket socket {}", path.display())
+}
+
+/// A listening `SOCK_SEQPACKET` socket at a path, created `0600` and removed on
+/// drop.
+#[derive(Debug)]
+pub struct SeqpacketListener {
+    inner: UnixListenerFd,
+    what: String,
+}
+
+impl SeqpacketListener {
+    /// Binds `path` (which must not exist) and listens.
+    ///
+    /// # Errors
+    /// As [`UnixListener::bind`](super::unix::UnixListener::bind).
+    pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let what = describe(path);
+        let inner = UnixListenerFd::bind(path, libc::SOCK_SEQPACKET, &what)?;
+        Ok(Self { inner, what })
+    }
+
+    /// The path the listener is bound to.
+    pub fn path(&self) -> &Path {
+        self.inner.path()
+    }
+
+    /// Accepts one peer, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn accept(&self) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
+        self.accept_deadline(None)
+    }
+
+    /// As [`accept`](Self::accept), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`accept`](Self::accept), and [`Error::TimedOut`].
+    pub fn accept_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
+        self.accept_deadline(sys::deadline_after(timeout))
+    }
+
+    /// As [`accept`](Self::accept), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`accept_timeout`](Self::accept_timeout).
+    pub fn accept_deadline(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
+        let fd = self.inner.accept(deadline, &self.what)?;
+        pass_credentials(fd.as_fd())
+            .map_err(|e| sys::error("setsockopt", self.what.as_str(), e))?;
+        halves(fd, self.what.clone())
+    }
+}
+
+/// Connects to the listener at `path`.
+///
+/// # Errors
+/// As [`unix::connect`](super::unix::connect).
+pub fn connect(path: impl AsRef<Path>) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
+    let path = path.as_ref();
+    let what = describe(path);
+    let fd = sys::unix_connect(path, libc::SOCK_SEQPACKET, &what, pass_credentials)?;
+    halves(fd, what)
+}
+
+fn pass_credentials(fd: BorrowedFd<'_>) -> io::Result<()> {
+    sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PASSCRED, 1)
+}
+
+/// The largest packet the socket sends: its `SO_SNDBUF` less the kernel's 32.
+fn send_limit(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let sndbuf = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?;
+    Ok((sndbuf.max(0) as usize).saturating_sub(SNDBUF_OVERHEAD))
+}
+
+fn halves(fd: OwnedFd, what: String) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
+    let max = send_limit(fd.as_fd()).map_err(|e| sys::error("getsockopt", what.as_str(), e))?;
+    let fd = Arc::new(fd);
+    Ok((
+        SeqpacketSender {
+            fd: Arc::clone(&fd),
+            max,
+            gone: false,
+            what: what.clone(),
+        },
+        SeqpacketReceiver {
+            fd,
+            max,
+            ended: false,
+            what,
+        },
+    ))
+}
+
+/// The sending half of a `SOCK_SEQPACKET` connection. Dropping it shuts the
+/// direction down: the peer's receiver gets every packet, then `Disconnected`.
+#[derive(Debug)]
+pub struct SeqpacketSender {
+    fd: Arc<OwnedFd>,
+    max: usize,
+    gone: bool,
+    what: String,
+}
+
+impl SeqpacketSender {
+    /// The largest message: `SO_SNDBUF` less 32 bytes, or less if
+    /// [`with_max_message_len`](Self::with_max_message_len) set less.
+    pub fn max_message_len(&self) -> usize {
+        self.max
+    }
+
+    /// Sets the largest message, raising the socket's send buffer if it is too
+    /// small for it.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] naming `/proc/sys/net/core/wmem_max` if the kernel
+    /// caps the buffer below what `max` needs; [`Error::Io`].
+    pub fn with_max_message_len(mut self, max: usize) -> Result<Self> {
+        let fd = self.fd.as_fd();
+        let io = |e| sys::error("setsockopt(SO_SNDBUF)", self.what.as_str(), e);
+        if send_limit(fd).map_err(io)? < max {
+            // The kernel doubles the value asked for (its bookkeeping), capped at
+            // twice wmem_max.
+            let want = (max + SNDBUF_OVERHEAD).div_ceil(2);
+            let want = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
+            sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, want).map_err(io)?;
+            let got = send_limit(fd).map_err(io)?;
+            if got < max {
+                let wmem_max = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0);
+                return Err(Error::LimitExceeded {
+                    what: self.what.clone(),
+                    limit: "/proc/sys/net/core/wmem_max",
+                    value: wmem_max,
+                    requested: want as u64,
+                    raise: "raise it with `sysctl net.core.wmem_max=<bytes>` (as root)",
+                });
+            }
+        }
+        self.max = max;
+        Ok(self)
+    }
+
+    fn send_now(&mut self, message: &[u8]) -> Result<bool> {
+        if message.len() > self.max {
+            return Err(Error::MessageTooLarge {
+                len: message.len(),
+                max: self.max,
+            });
+        }
+        if self.gone {
+            return Err(Error::Disconnected {
+                peer: Role::Receiver,
+            });
+        }
+        match send_packet(self.fd.as_fd(), message) {
+            Ok(_) => Ok(true),
+            Err(e) if sys::would_block(&e) => Ok(false),
+            Err(e) if sys::is_peer_gone(&e) => {
+                self.gone = true;
+                Err(Error::Disconnected {
+                    peer: Role::Receiver,
+                })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => Err(Error::MessageTooLarge {
+                len: message.len(),
+                max: self.max,
+            }),
+            Err(e) => Err(sys::error("sendmsg", self.what.as_str(), e)),
+        }
+    }
+
+    /// Sends `message` as one packet if the kernel takes it now; never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Full`] (with `free: 0`: the kernel does not say how much room it
+    /// has); [`Error::MessageTooLarge`]; [`Error::Disconnected`] once the receiver
+    /// has gone; [`Error::Io`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        if self.send_now(message)? {
+            Ok(())
+        } else {
+            Err(Error::Full {
+                needed: message.len() as u64,
+                free: 0,
+            })
+        }
+    }
+
+    /// Sends `message`, waiting for room as long as it takes.
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send), without `Full`.
+    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.send_deadline(message, None)
+    }
+
+    /// As [`send`](Self::send), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`Error::TimedOut`].
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_deadline(message, sys::deadline_after(timeout))
+    }
+
+    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        loop {
+            if self.send_now(message)? {
+                return Ok(());
+            }
+            match sys::wait_for(self.fd.as_fd(), libc::POLLOUT, deadline) {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(Error::TimedOut),
+                Err(e) => return Err(sys::error("poll", self.what.as_str(), e)),
+            }
+        }
+    }
+}
+
+impl Drop for SeqpacketSender {
+    fn drop(&mut self) {
+        sys::shutdown(self.fd.as_fd(), libc::SHUT_WR);
+    }
+}
+
+/// The socket, for polling (an event loop).
+impl AsFd for SeqpacketSender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl MessageSender for SeqpacketSender {
+    fn max_message_len(&self) -> usize {
+        self.max
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        SeqpacketSender::try_send(self, message)
+    }
+    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        SeqpacketSender::send_deadline(self, message, deadline)
+    }
+}
+
+/// The receiving half of a `SOCK_SEQPACKET` connection. Dropping it shuts the
+/// direction down: the peer's sender gets `Disconnected`.
+#[derive(Debug)]
+pub struct SeqpacketReceiver {
+    fd: Arc<OwnedFd>,
+    max: usize,
+    /// The peer's end was read (sticky).
+    ended: bool,
+    what: String,
+}
+
+/// What one `recvmsg` found.
+enum Packet {
+    /// A packet of this length (its bytes, or as many as fitted, are in the buffer).
+    Message(usize),
+    /// The peer's end.
+    End,
+    /// Nothing queued.
+    Nothing,
+}
+
+impl SeqpacketReceiver {
+    /// The largest message this end expects: its own socket's `SO_SNDBUF` less 32
+    /// bytes (a peer's is the same unless it raised it), or what
+    /// [`with_max_message_len`](Self::with_max_message_len) set.
+    pub fn max_message_len(&self) -> usize {
+        self.max
+    }
+
+    /// Sets the largest message this end expects: receives into buffers at least
+    /// this long skip the peek at the length.
+    pub fn with_max_message_len(mut self, max: usize) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// One non-blocking `recvmsg` into `buf` with `flags` (plus `MSG_TRUNC`, so the
+    /// packet's whole length is returned), closing any descriptor passed along.
+    fn recv_packet(&mut self, buf: &mut [u8], flags: libc::c_int) -> Result<Packet> {
+        // Room for the credentials and a few descriptors, aligned for cmsghdr.
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: `msghdr` is a plain C struct for which all-zero bytes are valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let flags = flags | libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC;
+        let n = loop {
+            // SAFETY: `msg` points at `iov` (the caller's buffer, writable for its
+            // length) and `control`, all alive across the call.
+            let rc = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, flags) };
+            match sys::cvt_size(rc) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if sys::would_block(&e) => return Ok(Packet::Nothing),
+                Err(e) if sys::is_peer_gone(&e) => return Ok(Packet::End),
+                Err(e) => return Err(sys::error("recvmsg", self.what.as_str(), e)),
+            }
+        };
+        let credentials = close_passed_fds(&msg);
+        if n == 0 && !credentials {
+            return Ok(Packet::End);
+        }
+        Ok(Packet::Message(n))
+    }
+
+    /// Receives the next packet into `buf` if one is queued now; returns its length.
+    /// Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; [`Error::BufferTooSmall`] (the packet stays queued);
+    /// [`Error::Disconnected`] once the sender has gone and every packet it sent
+    /// was received; [`Error::FrameTooLong`] for a packet longer than a buffer of
+    /// at least [`max_message_len`](Self::max_message_len) bytes (a peer with a
+    /// larger limit: that packet is lost); [`Error::Io`].
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.ended {
+            return Err(Error::Disconnected { peer: Role::Sender });
+        }
+        if buf.len() < self.max {
+            match self.recv_packet(&mut [], libc::MSG_PEEK)? {
+                Packet::Message(len) if len > buf.len() => {
+                    return Err(Error::BufferTooSmall {
+                        len,
+                        buffer: buf.len(),
+                    });
+                }
+                Packet::Message(_) => {}
+                Packet::End => {
+                    self.ended = true;
+                    return Err(Error::Disconnected { peer: Role::Sender });
+                }
+                Packet::Nothing => return Err(Error::Empty),
+            }
+        }
+        match self.recv_packet(buf, 0)? {
+            Packet::Message(len) if len > buf.len() => Err(Error::FrameTooLong {
+                what: self.what.clone(),
+                len: len as u64,
+                max: buf.len(),
+            }),
+            Packet::Message(len) => Ok(len),
+            Packet::End => {
+                self.ended = true;
+                Err(Error::Disconnected { peer: Role::Sender })
+            }
+            Packet::Nothing => Err(Error::Empty),
+        }
+    }
+
+    fn wait_readable(&self, deadline: Option<Instant>) -> Result<()> {
+        match sys::wait_for(self.fd.as_fd(), libc::POLLIN, deadline) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Error::TimedOut),
+            Err(e) => Err(sys::error("poll", self.what.as_str(), e)),
+        }
+    }
+
+    /// Receives the next packet into `buf`, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv), without `Empty`.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_deadline(buf, None)
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
+    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_deadline(buf, sys::deadline_after(timeout))
+    }
+
+    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        loop {
+            match self.try_recv(buf) {
+                Err(Error::Empty) => self.wait_readable(deadline)?,
+                other => return other,
+            }
+        }
+    }
+
+    /// Receives the next packet into a new `Vec` of its length, waiting until
+    /// `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
+    pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        loop {
+            if self.ended {
+                return Err(Error::Disconnected { peer: Role::Sender });
+            }
+            match self.recv_packet(&mut [], libc::MSG_PEEK)? {
+                Packet::Message(len) => {
+                    let mut buf = vec![0u8; len];
+                    // Only this receiver takes packets: the peeked one is next.
+                    let n = self.try_recv(&mut buf)?;
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Packet::End => {
+                    self.ended = true;
+                    return Err(Error::Disconnected { peer: Role::Sender });
+                }
+                Packet::Nothing => self.wait_readable(deadline)?,
+            }
+        }
+    }
+}
+
+/// Sends `message` as one packet (an empty one too), without blocking or `SIGPIPE`.
+fn send_packet(fd: BorrowedFd<'_>, message: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `message` is readable for its length across the call.
+        let rc = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                message.as_ptr().cast(),
+                message.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        match sys::cvt_size(rc) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Closes every descriptor an `SCM_RIGHTS` message passed along with a packet;
+/// returns whether the packet carried credentials (`SCM_CREDENTIALS`).
+fn close_passed_fds(msg: &libc::msghdr) -> bool {
+    let mut credentials = false;
+    // SAFETY: `msg` was filled by a successful recvmsg: its control buffer holds
+    // `msg_controllen` bytes of well-formed cmsghdrs, walked with the CMSG macros.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            let header = &*cmsg;
+            if header.cmsg_level == libc::SOL_SOCKET {
+                if header.cmsg_type == libc::SCM_CREDENTIALS {
+                    credentials = true;
+                } else if header.cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(cmsg);
+                    let bytes = header.cmsg_len as usize - (data as usize - cmsg as usize);
+                    for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
+                        let fd = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
+                        drop(OwnedFd::from_raw_fd(fd));
+                    }
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    credentials
+}
+
+impl Drop for SeqpacketReceiver {
+    fn drop(&mut self) {
+        sys::shutdown(self.fd.as_fd(), libc::SHUT_RD);
+    }
+}
+
+/// The socket, for polling (an event loop).
+impl AsFd for SeqpacketReceiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl MessageReceiver for SeqpacketReceiver {
+    fn max_message_len(&self) -> usize {
+        self.max
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        SeqpacketReceiver::try_recv(self, buf)
+    }
+    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        SeqpacketReceiver::recv_deadline(self, buf, deadline)
+    }
+    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        SeqpacketReceiver::recv_vec_deadline(self, deadline)
+    }
+}
