@@ -4,94 +4,172 @@
 //! The parent (the comparison program) re-executes its own binary
 //! ([`std::env::current_exe`]) with [`CHILD_VAR`] naming the child's role; the
 //! child's `main` calls [`run_child_if_requested`] first, which runs the role and
-//! exits. Everything the child needs is inherited: descriptors (a shared
-//! block in a memfd, the shmring channels, pipes, a socket) whose numbers are
-//! in the environment, the number of round trips or messages, and the CPU to pin
-//! itself to. One child serves one method for one run, then exits; the parent
-//! times nothing until the child has answered (spawning is never timed).
+//! exits. Everything the child needs is inherited: descriptors (a shared block in a
+//! memfd, the shmring channels, pipes, sockets) whose numbers are in the
+//! environment, names (a FIFO's folder, message queues, iceoryx2 services), the
+//! message size, the number of round trips or messages, and the CPU to pin itself
+//! to. One child serves one method for one run, then exits; the parent times
+//! nothing until the child has said it is ready (spawning is never timed).
 //!
-//! Every run checks what it received: a round trip's echo must equal the ping, the
-//! child checks that the pings arrive in sequence, and a throughput receiver
-//! checks the order of every message. A failure is an error, not a figure.
+//! Every run checks what it received: a round trip's echo must equal the ping
+//! byte for byte, the child checks that the pings arrive in sequence, and a
+//! throughput receiver checks the length and sequence number of every message. A
+//! failure is an error, not a figure.
+//!
+//! Nothing hangs: every spin loop gives up after [`PATIENCE`] without progress;
+//! the child runs a watchdog thread that ends it (exit status 3) after
+//! [`PATIENCE`] without progress, whatever it is blocked in; the parent's sockets
+//! and message queues time out after [`PATIENCE`], and its pipes, FIFOs and shmring
+//! channels see the child's end go when the child does. A child the parent gives
+//! up on is killed and reaped; FIFOs, their folder and message-queue names are
+//! removed as soon as the child has opened them (and on every error path).
+
+mod kernel;
+mod shm;
+
+#[cfg(feature = "iceoryx2")]
+mod iox;
 
 use std::fs::File;
 use std::hint::spin_loop;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
-use shmring::{ChannelBuilder, WaitStrategy};
+use shmring::WaitStrategy;
 
-use crate::shared_bare::{self, SharedRing};
+use crate::shared_bare::SharedRing;
 
 /// The environment variable that makes the program a child of the comparison: its
-/// value is the key of the method to serve.
+/// value is `rtt:<method>` or `stream:<method>`.
 pub const CHILD_VAR: &str = "SHMRING_BENCH_CHILD";
 const CPU_VAR: &str = "SHMRING_BENCH_CPU";
 const COUNT_VAR: &str = "SHMRING_BENCH_COUNT";
+const SIZE_VAR: &str = "SHMRING_BENCH_SIZE";
 const BLOCK_VAR: &str = "SHMRING_BENCH_BLOCK";
 const FD_A_VAR: &str = "SHMRING_BENCH_FD_A";
 const FD_B_VAR: &str = "SHMRING_BENCH_FD_B";
+const NAME_VAR: &str = "SHMRING_BENCH_NAME";
 
 /// A side that has waited this long for its peer gives up (the peer died or hangs).
-const PATIENCE: Duration = Duration::from_secs(10);
+pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Ring size of the round-trip channels (one message in flight at a time).
+/// The small message: 8 bytes, the sequence number itself.
+pub const SMALL: usize = 8;
+/// The medium message of the second round-trip figure: 1 KiB.
+pub const MEDIUM: usize = 1024;
+/// The bandwidth message: 64 KiB.
+pub const LARGE: usize = 64 * 1024;
+
+/// Ring size of the round-trip channels (one message in flight at a time; the
+/// largest message is half of it less 8 bytes).
 const ROUND_TRIP_CAPACITY: usize = 4096;
+
+/// Messages a batch carries in the "shmring batch" throughput method.
+pub const STREAM_BATCH: usize = crate::BATCH;
 
 /// An error of a cross-process run.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// A result of a cross-process run.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// A round-trip method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoundTrip {
-    /// Two shmring channels, [`WaitStrategy::BusySpin`] on both sides.
+// ---------------------------------------------------------------------------
+// Methods and metrics
+
+/// A way to move messages between the two processes, or a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Two shmring channels (one each way), [`WaitStrategy::BusySpin`]; for
+    /// throughput, `try_send` / `try_recv` message by message.
     ShmringBusySpin,
     /// Two shmring channels, the default [`WaitStrategy::SpinThenPark`].
     ShmringSpinThenPark,
     /// Two shmring channels, [`WaitStrategy::Park`].
     ShmringPark,
-    /// The physical limit: a counter on one shared cache line each way.
-    CacheLine,
-    /// Raw `FUTEX_WAIT`/`FUTEX_WAKE` on two shared words: a parked wake-up.
-    Futex,
+    /// Throughput only: shmring, the sender publishing bursts of
+    /// [`STREAM_BATCH`] messages with `Sender::batch`, the receiver taking up to as
+    /// many at a time with `try_recv_batch`.
+    ShmringBatch,
+    /// iceoryx2 publish-subscribe, one service each way, both sides polling.
+    Iceoryx2,
+    /// A Unix stream socket pair.
+    UnixStream,
+    /// A Unix `SOCK_SEQPACKET` socket pair.
+    SeqPacket,
+    /// TCP over 127.0.0.1, `TCP_NODELAY` on both ends.
+    Tcp,
     /// Two anonymous pipes.
     Pipe,
-    /// A Unix stream socket pair.
-    UnixSocket,
+    /// Two named pipes (`mkfifo`, mode 0600, in a fresh temporary folder).
+    Fifo,
+    /// Two POSIX message queues (`mq_open`).
+    MessageQueue,
+    /// Reference: raw `FUTEX_WAIT`/`FUTEX_WAKE` on two shared words, the payload in
+    /// shared buffers: every round trip is two parked wake-ups.
+    Futex,
+    /// Reference, the physical limit of a round trip: one shared cache line each
+    /// way (carrying the 8-byte message itself; a larger one is copied through a
+    /// shared buffer first).
+    CacheLine,
+    /// Reference for throughput and bandwidth: a bare SPSC ring in shared memory
+    /// (4096 `u64` slots; 16 slots of 64 KiB for bandwidth), the classic two-index
+    /// design with cached indices.
+    BareRing,
 }
 
-impl RoundTrip {
+/// Whether a method measures a metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    /// It does.
+    Yes,
+    /// It does not apply (no row).
+    No,
+    /// It would apply but cannot run here: the reason, for the report.
+    Skipped(String),
+}
+
+impl Method {
     /// Every method, in report order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 14] = [
         Self::ShmringBusySpin,
         Self::ShmringSpinThenPark,
         Self::ShmringPark,
-        Self::CacheLine,
-        Self::Futex,
+        Self::ShmringBatch,
+        Self::Iceoryx2,
+        Self::UnixStream,
+        Self::SeqPacket,
+        Self::Tcp,
         Self::Pipe,
-        Self::UnixSocket,
+        Self::Fifo,
+        Self::MessageQueue,
+        Self::Futex,
+        Self::CacheLine,
+        Self::BareRing,
     ];
 
-    /// Short name, for `--only` and the child's role.
+    /// Short name: for `--only`, the child's role and the JSON.
     pub fn key(self) -> &'static str {
         match self {
             Self::ShmringBusySpin => "busy-spin",
             Self::ShmringSpinThenPark => "spin-then-park",
             Self::ShmringPark => "park",
-            Self::CacheLine => "cache-line",
-            Self::Futex => "futex",
+            Self::ShmringBatch => "shmring-batch",
+            Self::Iceoryx2 => "iceoryx2",
+            Self::UnixStream => "unix-socket",
+            Self::SeqPacket => "seqpacket",
+            Self::Tcp => "tcp",
             Self::Pipe => "pipe",
-            Self::UnixSocket => "unix-socket",
+            Self::Fifo => "fifo",
+            Self::MessageQueue => "mq",
+            Self::Futex => "futex",
+            Self::CacheLine => "cache-line",
+            Self::BareRing => "bare-ring",
         }
     }
 
@@ -101,50 +179,140 @@ impl RoundTrip {
             Self::ShmringBusySpin => "shmring busy-spin",
             Self::ShmringSpinThenPark => "shmring spin-then-park",
             Self::ShmringPark => "shmring park",
-            Self::CacheLine => "cache-line limit",
-            Self::Futex => "futex ping-pong",
+            Self::ShmringBatch => "shmring batch",
+            Self::Iceoryx2 => "iceoryx2 pub-sub",
+            Self::UnixStream => "unix stream socket",
+            Self::SeqPacket => "unix SOCK_SEQPACKET",
+            Self::Tcp => "TCP 127.0.0.1",
             Self::Pipe => "pipe",
-            Self::UnixSocket => "unix socket",
+            Self::Fifo => "FIFO",
+            Self::MessageQueue => "POSIX mq",
+            Self::Futex => "futex ping-pong",
+            Self::CacheLine => "cache-line limit",
+            Self::BareRing => "bare SPSC ring",
         }
     }
 
-    fn wait_strategy(self) -> Option<WaitStrategy> {
+    /// What the method's path goes through.
+    pub fn scope(self) -> &'static str {
         match self {
-            Self::ShmringBusySpin => Some(WaitStrategy::BusySpin),
-            Self::ShmringSpinThenPark => Some(WaitStrategy::default()),
-            Self::ShmringPark => Some(WaitStrategy::Park),
-            _ => None,
+            Self::ShmringBusySpin
+            | Self::ShmringSpinThenPark
+            | Self::ShmringPark
+            | Self::ShmringBatch => "shm, shmring",
+            Self::Iceoryx2 => "shm, iceoryx2",
+            Self::UnixStream
+            | Self::SeqPacket
+            | Self::Tcp
+            | Self::Pipe
+            | Self::Fifo
+            | Self::MessageQueue => "kernel",
+            Self::Futex => "ref: kernel wake",
+            Self::CacheLine | Self::BareRing => "ref: hardware",
         }
+    }
+
+    /// Whether this build can run the method at all (iceoryx2 needs the cargo
+    /// feature `iceoryx2`).
+    pub fn built(self) -> bool {
+        self != Self::Iceoryx2 || cfg!(feature = "iceoryx2")
+    }
+
+    /// Whether the method measures `metric`.
+    pub fn supports(self, metric: Metric) -> Support {
+        use Metric::{Bw64K, Rtt1K, Rtt8, Tput8};
+        let yes = |ok: bool| if ok { Support::Yes } else { Support::No };
+        match self {
+            Self::ShmringBusySpin
+            | Self::UnixStream
+            | Self::SeqPacket
+            | Self::Tcp
+            | Self::Pipe
+            | Self::Fifo => Support::Yes,
+            Self::ShmringSpinThenPark
+            | Self::ShmringPark
+            | Self::Iceoryx2
+            | Self::Futex
+            | Self::CacheLine => yes(matches!(metric, Rtt8 | Rtt1K)),
+            Self::ShmringBatch => yes(metric == Tput8),
+            Self::BareRing => yes(matches!(metric, Tput8 | Bw64K)),
+            Self::MessageQueue => match kernel::mq_limit_reason(metric.size()) {
+                None => Support::Yes,
+                Some(reason) => Support::Skipped(reason),
+            },
+        }
+    }
+
+    fn wait_strategy(self) -> WaitStrategy {
+        match self {
+            Self::ShmringSpinThenPark => WaitStrategy::default(),
+            Self::ShmringPark => WaitStrategy::Park,
+            _ => WaitStrategy::BusySpin,
+        }
+    }
+
+    fn by_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.key() == key)
     }
 }
 
-/// A one-way throughput method: the child sends, the parent receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// A shmring channel, [`WaitStrategy::BusySpin`], `try_send` and `try_recv` in
-    /// loops, a ring of [`shared_bare::CAPACITY`] 8-byte messages.
-    Shmring,
-    /// [`shared_bare`]: the bare ring of [`shared_bare::CAPACITY`] `u64` slots.
-    Bare,
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Round trip of an 8-byte message (ping and echo).
+    Rtt8,
+    /// Round trip of a 1 KiB message.
+    Rtt1K,
+    /// One-way throughput of 8-byte messages, child to parent.
+    Tput8,
+    /// One-way bandwidth with 64 KiB messages, child to parent.
+    Bw64K,
 }
 
-impl Stream {
-    /// Both methods, in report order.
-    pub const ALL: [Self; 2] = [Self::Shmring, Self::Bare];
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Self; 4] = [Self::Rtt8, Self::Rtt1K, Self::Tput8, Self::Bw64K];
 
-    /// Short name, for `--only` and the child's role.
+    /// Prefix of the JSON metric names.
     pub fn key(self) -> &'static str {
         match self {
-            Self::Shmring => "tput-shmring",
-            Self::Bare => "tput-bare",
+            Self::Rtt8 => "rtt_8B",
+            Self::Rtt1K => "rtt_1KiB",
+            Self::Tput8 => "tput_8B",
+            Self::Bw64K => "bw_64KiB",
         }
     }
 
-    /// Name in reports.
-    pub fn name(self) -> &'static str {
+    /// Heading in reports.
+    pub fn title(self) -> &'static str {
         match self {
-            Self::Shmring => "shmring busy-spin",
-            Self::Bare => "bare SPSC ring of u64",
+            Self::Rtt8 => "round trip, 8 B",
+            Self::Rtt1K => "round trip, 1 KiB",
+            Self::Tput8 => "throughput, 8 B messages",
+            Self::Bw64K => "bandwidth, 64 KiB messages",
+        }
+    }
+
+    /// Message size in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            Self::Rtt8 | Self::Tput8 => SMALL,
+            Self::Rtt1K => MEDIUM,
+            Self::Bw64K => LARGE,
+        }
+    }
+
+    /// Round trip (latency) or one-way (rate).
+    pub fn is_round_trip(self) -> bool {
+        matches!(self, Self::Rtt8 | Self::Rtt1K)
+    }
+
+    /// The reference every figure is divided by for the "vs limit" ratio.
+    pub fn limit(self) -> Method {
+        if self.is_round_trip() {
+            Method::CacheLine
+        } else {
+            Method::BareRing
         }
     }
 }
@@ -192,33 +360,53 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
 // ---------------------------------------------------------------------------
 // Shared memory and inheritance
 
-/// What the two processes of one run share besides the method's own channel: a
-/// page-aligned block in a memfd. All-zero is the initial state.
+/// What the two processes of one run share besides the method's own channel: the
+/// start of a memfd. All-zero is the initial state. After it, at
+/// [`PAYLOAD_A`] and [`PAYLOAD_B`], two page-aligned buffers carry the payload of
+/// the cache-line and futex references (parent to child, child to parent); at
+/// [`BULK`], the slots of the bare bandwidth ring.
 #[repr(C)]
 struct Block {
     /// Set by the child once it is ready: [`PINNED`] or [`NOT_PINNED`].
     child_status: CachePadded<AtomicU32>,
     /// Set by the parent to start a throughput run.
     go: CachePadded<AtomicU32>,
-    /// Cache-line limit: the parent's ping counter.
+    /// Cache-line limit: the parent's line.
     line_a: CachePadded<AtomicU64>,
-    /// Cache-line limit: the child's echo.
+    /// Cache-line limit: the child's line.
     line_b: CachePadded<AtomicU64>,
-    /// Futex ping-pong: the parent's ping word.
+    /// Futex ping-pong: the parent's word.
     futex_a: CachePadded<AtomicU32>,
-    /// Futex ping-pong: the child's echo word.
+    /// Futex ping-pong: the child's word.
     futex_b: CachePadded<AtomicU32>,
-    /// The bare ring of the throughput comparison.
+    /// The bare ring of `u64` of the throughput comparison.
     ring: SharedRing,
+    /// The bare bandwidth ring's counts.
+    bulk: shm::BulkCounts,
 }
+
+const PAGE: usize = 4096;
+
+const fn page_round(n: usize) -> usize {
+    n.div_ceil(PAGE) * PAGE
+}
+
+/// Largest payload of the cache-line and futex references.
+const PAYLOAD_MAX: usize = PAGE;
+const PAYLOAD_A: usize = page_round(size_of::<Block>());
+const PAYLOAD_B: usize = PAYLOAD_A + PAYLOAD_MAX;
+const BULK: usize = PAYLOAD_B + PAYLOAD_MAX;
+/// Slots of the bare bandwidth ring, each [`LARGE`] bytes.
+const BULK_SLOTS: usize = 16;
+const MAPPED: usize = BULK + BULK_SLOTS * LARGE;
 
 const PINNED: u32 = 1;
 const NOT_PINNED: u32 = 2;
 
-/// A block in a shared mapping of a memfd.
+/// The block in a shared mapping of a memfd.
 struct SharedBlock {
     file: File,
-    ptr: NonNull<Block>,
+    ptr: NonNull<u8>,
 }
 
 impl SharedBlock {
@@ -233,14 +421,14 @@ impl SharedBlock {
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         // ftruncate: the new bytes read as zeros, the block's initial state.
-        file.set_len(size_of::<Block>() as u64)?;
+        file.set_len(MAPPED as u64)?;
         Self::map(file)
     }
 
     /// The block behind an inherited descriptor.
     fn from_fd(fd: OwnedFd) -> io::Result<Self> {
         let file = File::from(fd);
-        if file.metadata()?.len() < size_of::<Block>() as u64 {
+        if file.metadata()?.len() < MAPPED as u64 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "shared block too small",
@@ -250,14 +438,15 @@ impl SharedBlock {
     }
 
     fn map(file: File) -> io::Result<Self> {
-        // SAFETY: a new shared mapping of the first size_of::<Block>() bytes of a
-        // file at least that long; it overlaps no Rust object.
+        // SAFETY: a new shared mapping of the first MAPPED bytes of a file at least
+        // that long; it overlaps no Rust object. MAP_POPULATE: no page faults
+        // while measuring.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                size_of::<Block>(),
+                MAPPED,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 file.as_raw_fd(),
                 0,
             )
@@ -265,16 +454,24 @@ impl SharedBlock {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr = NonNull::new(ptr.cast::<Block>()).expect("mmap returned null");
+        let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap returned null");
         Ok(Self { file, ptr })
     }
 
     fn block(&self) -> &Block {
-        // SAFETY: the mapping is page-aligned (more than Block's 128), spans
-        // size_of::<Block>() bytes and lives as long as `self`; Block is made of
-        // atomics only, for which any bytes, all-zero included, are valid values,
-        // and the other process touches them through atomics only.
-        unsafe { self.ptr.as_ref() }
+        // SAFETY: the mapping is page-aligned (more than Block's 128), spans more
+        // than size_of::<Block>() bytes and lives as long as `self`; Block is made
+        // of atomics only, for which any bytes, all-zero included, are valid
+        // values, and the other process touches them through atomics only.
+        unsafe { self.ptr.cast::<Block>().as_ref() }
+    }
+
+    /// The byte at `offset` of the mapping (`offset` below [`MAPPED`]); raw, for
+    /// the buffers that the references hand over by their own protocol.
+    fn at(&self, offset: usize) -> NonNull<u8> {
+        assert!(offset < MAPPED);
+        // SAFETY: `offset` is within the mapping (checked).
+        unsafe { self.ptr.add(offset) }
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
@@ -285,8 +482,8 @@ impl SharedBlock {
 impl Drop for SharedBlock {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `map`, with its length; no reference from
-        // `block` outlives `self`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), size_of::<Block>()) };
+        // `block` and no pointer from `at` outlives `self` (their users borrow it).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), MAPPED) };
     }
 }
 
@@ -328,31 +525,38 @@ fn env_number<T: std::str::FromStr>(var: &str) -> Result<T> {
         .ok_or_else(|| format!("${var} is unset or not a number").into())
 }
 
-/// A pipe, both ends close-on-exec: (read end, write end).
-fn pipe() -> io::Result<(File, File)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: two fresh descriptors that nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((File::from(r), File::from(w)))
+fn env_string(var: &str) -> Result<String> {
+    std::env::var(var).map_err(|_| format!("${var} is unset").into())
 }
 
-/// The command that runs this program as the child serving `key`.
+/// A name unique to this process and run, for FIFOs, queues and services.
+fn unique_tag() -> String {
+    static RUN: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The command that runs this program as the child serving `role`.
 fn child_command(
-    key: &str,
+    role: &str,
     count: u64,
+    size: usize,
     cpu: Option<usize>,
     block: &SharedBlock,
 ) -> Result<Command> {
     let mut command = Command::new(std::env::current_exe()?);
     command
-        .env(CHILD_VAR, key)
+        .env(CHILD_VAR, role)
         .env(COUNT_VAR, count.to_string())
+        .env(SIZE_VAR, size.to_string())
         .env_remove(CPU_VAR)
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        // Standard output is the report's (or the JSON's): a child writes to
+        // standard error only.
+        .stdout(Stdio::null());
     if let Some(cpu) = cpu {
         command.env(CPU_VAR, cpu.to_string());
     }
@@ -360,25 +564,76 @@ fn child_command(
     Ok(command)
 }
 
-/// Waits for `child` to exit and fails unless it succeeded.
-fn reap(mut child: Child) -> Result<()> {
-    let status = child.wait()?;
-    if !status.success() {
-        return Err(format!("the child failed: {status}").into());
+/// A spawned child: killed and reaped if dropped before [`reap`](Self::reap) (an
+/// error path), so that none is left behind.
+struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    fn spawn(command: &mut Command) -> Result<Self> {
+        Ok(Self(Some(command.spawn()?)))
     }
-    Ok(())
+
+    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        match &mut self.0 {
+            Some(child) => child.try_wait(),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits for the child to exit and fails unless it succeeded.
+    fn reap(mut self) -> Result<()> {
+        let mut child = self.0.take().expect("reaped once");
+        let status = child.wait()?;
+        if !status.success() {
+            return Err(format!("the child failed: {status}").into());
+        }
+        Ok(())
+    }
 }
 
-/// Whether the child said it pinned itself (after it answered once).
-fn child_pinned(block: &Block) -> bool {
-    block.child_status.load(Ordering::Acquire) == PINNED
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Things to remove once the child has opened them, or on any error: FIFOs and
+/// their folder, message-queue names. Dropping it removes them.
+#[derive(Default)]
+#[allow(dead_code)] // the fields are held for their `Drop`
+struct Cleanup {
+    fifo: Option<kernel::FifoDir>,
+    mq: Option<kernel::MqNames>,
+}
+
+/// Waits until the child says it is ready (it has opened everything), failing
+/// early if it exits first. Returns whether it pinned itself.
+fn wait_ready(block: &Block, child: &mut ChildGuard) -> Result<bool> {
+    let since = Instant::now();
+    loop {
+        // Acquire: pairs with the child's Release store, after its set-up.
+        match block.child_status.load(Ordering::Acquire) {
+            0 => {}
+            status => return Ok(status == PINNED),
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("the child exited before it was ready: {status}").into());
+        }
+        if since.elapsed() > PATIENCE {
+            return Err(format!("the child was not ready in {PATIENCE:?}").into());
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Waiting
 
 /// A spin loop's guard against a peer that died or hangs: reads the clock only
-/// every 65536 turns, and panics after [`PATIENCE`] without progress.
+/// every 65536 turns, and fails after [`PATIENCE`] without progress.
 struct Patience {
     what: &'static str,
     turns: u32,
@@ -395,22 +650,23 @@ impl Patience {
     }
 
     #[inline]
-    fn tick(&mut self) {
+    fn tick(&mut self) -> Result<()> {
         self.turns = self.turns.wrapping_add(1);
         if self.turns % 65536 == 0 {
-            self.check();
+            self.check()
+        } else {
+            Ok(())
         }
     }
 
     #[cold]
-    fn check(&mut self) {
+    fn check(&mut self) -> Result<()> {
         let now = Instant::now();
         let since = *self.since.get_or_insert(now);
-        assert!(
-            now.duration_since(since) < PATIENCE,
-            "no progress in {PATIENCE:?} waiting for {}",
-            self.what
-        );
+        if now.duration_since(since) >= PATIENCE {
+            return Err(format!("no progress in {PATIENCE:?} waiting for {}", self.what).into());
+        }
+        Ok(())
     }
 
     /// Progress: the next wait starts afresh.
@@ -419,6 +675,43 @@ impl Patience {
         self.turns = 0;
         self.since = None;
     }
+}
+
+/// The child's progress, for its watchdog: a count its only writer (the child's
+/// main thread) stores.
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
+
+#[inline]
+fn progress(count: u64) {
+    // Relaxed: the watchdog only asks whether the number moved.
+    PROGRESS.store(count, Ordering::Relaxed);
+}
+
+/// Starts the child's watchdog: a thread that ends the process (status 3) when
+/// [`PROGRESS`] has not moved for [`PATIENCE`], whatever the main thread is
+/// blocked in. It sleeps in between (a wake-up every 250 ms).
+fn start_watchdog(role: String) {
+    std::thread::spawn(move || {
+        let mut last = u64::MAX;
+        let mut since = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = PROGRESS.load(Ordering::Relaxed);
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= PATIENCE {
+                eprintln!(
+                    "\nshmring-benches child ({role}): no progress in {PATIENCE:?} \
+                     (after {now} messages), giving up"
+                );
+                // SAFETY: _exit ends the process at once, without running exit
+                // handlers that could race with the main thread; nothing of ours is
+                // observed after it.
+                unsafe { libc::_exit(3) };
+            }
+        }
+    });
 }
 
 /// Sleeps on the shared futex `word` while it holds `expected` (at most 100 ms).
@@ -450,37 +743,49 @@ fn futex_wake(word: &AtomicU32) {
     }
 }
 
-/// Waits on the futex `word` until it differs from `last`; returns the new value.
-fn futex_wait_change(word: &AtomicU32, last: u32, patience: &mut Patience) -> u32 {
-    loop {
-        // Acquire: pairs with the peer's Release store.
-        let now = word.load(Ordering::Acquire);
-        if now != last {
-            patience.reset();
-            return now;
+// ---------------------------------------------------------------------------
+// Messages
+
+/// A message of `size` bytes whose first 8 bytes (and, from 16 bytes on, last 8)
+/// hold its sequence number; the rest is a fixed pattern, written once.
+struct Stamp {
+    buf: Vec<u8>,
+}
+
+impl Stamp {
+    fn new(size: usize) -> Self {
+        assert!(size >= 8, "messages are at least 8 bytes");
+        Self {
+            buf: (0..size).map(|i| (i % 251) as u8).collect(),
         }
-        futex_wait(word, now);
-        // A wait ends in at most 100 ms: count each as many spin turns, so that
-        // PATIENCE is reached in roughly PATIENCE of sleeping.
-        for _ in 0..4096 {
-            patience.tick();
+    }
+
+    /// The message numbered `seq`.
+    #[inline]
+    fn stamp(&mut self, seq: u64) -> &[u8] {
+        let bytes = seq.to_ne_bytes();
+        let n = self.buf.len();
+        self.buf[..8].copy_from_slice(&bytes);
+        if n >= 16 {
+            self.buf[n - 8..].copy_from_slice(&bytes);
         }
+        &self.buf
     }
 }
 
-/// Spins until `word` differs from `last`; returns the new value.
+/// Checks that `msg` is message `seq` of `size` bytes (length and the sequence
+/// number at both ends).
 #[inline]
-fn spin_change(word: &AtomicU64, last: u64, patience: &mut Patience) -> u64 {
-    loop {
-        // Acquire: pairs with the peer's Release store.
-        let now = word.load(Ordering::Acquire);
-        if now != last {
-            patience.reset();
-            return now;
-        }
-        patience.tick();
-        spin_loop();
+fn check_stamp(msg: &[u8], size: usize, seq: u64) -> Result<()> {
+    if msg.len() != size {
+        return Err(format!("message {seq}: {} bytes, expected {size}", msg.len()).into());
     }
+    let at = |i: usize| u64::from_ne_bytes(msg[i..i + 8].try_into().expect("8 bytes"));
+    let (head, tail) = (at(0), at(size - 8));
+    if head != seq || (size >= 16 && tail != seq) {
+        return Err(format!("message {seq} arrived as {head} (tail {tail})").into());
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -505,266 +810,194 @@ pub struct RoundTripRun {
     pub histogram: Histogram<u64>,
     /// Mean of the batch, in nanoseconds.
     pub batch_mean_ns: f64,
+    /// The batch's total time.
+    pub batch_total: Duration,
     /// Whether the child pinned itself to its CPU.
     pub child_pinned: bool,
 }
 
-/// The parent's side of a round-trip method.
-trait Pinger {
-    /// Sends `seq` and returns the child's echo.
-    fn round_trip(&mut self, seq: u64) -> u64;
+/// One side's way to exchange whole messages with the other, for round trips.
+/// Both sides use the same kind: the parent sends then receives, the child
+/// receives then sends.
+trait Duplex {
+    /// Sends `msg` (whole).
+    fn send(&mut self, msg: &[u8]) -> Result<()>;
+    /// Receives the next message, which must be `buf.len()` bytes long, into `buf`.
+    fn recv(&mut self, buf: &mut [u8]) -> Result<()>;
 }
 
-/// The child's side of a round-trip method.
-trait Echoer {
-    /// Waits for the next ping, checks that it is `expected`, and echoes it.
-    fn echo(&mut self, expected: u64);
+/// The new histogram every round-trip run records into (1 ns to 60 s, three
+/// significant digits).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Measures `method` against a fresh child pinned to `child_cpu`: `plan.warmup`
-/// untimed round trips (at least one: the first waits for the child to start),
-/// `plan.samples` timed one by one, `plan.batch` timed together.
+/// Measures round trips of `size`-byte messages through `method` against a fresh
+/// child pinned to `child_cpu`: `plan.warmup` untimed round trips, `plan.samples`
+/// timed one by one into a histogram, `plan.batch` timed together. The clock
+/// starts after the child has said it is ready.
 ///
 /// The child is this program run again: its `main` must call
 /// [`run_child_if_requested`] before anything else.
 ///
 /// # Errors
-/// If the child cannot be set up or spawned, or fails. A wrong echo panics.
+/// If the method does not do round trips, the child cannot be set up or spawned,
+/// fails, hangs, or an echo differs from its ping.
 pub fn round_trips(
-    method: RoundTrip,
+    method: Method,
+    size: usize,
     plan: Plan,
     child_cpu: Option<usize>,
 ) -> Result<RoundTripRun> {
-    // The first round trip waits for the child to start: always one untimed.
-    let plan = Plan {
-        warmup: plan.warmup.max(1),
-        ..plan
-    };
     let block = SharedBlock::create()?;
     let total = plan.warmup + plan.samples + plan.batch;
-    let mut command = child_command(method.key(), total, child_cpu, &block)?;
-    match method {
-        RoundTrip::ShmringBusySpin | RoundTrip::ShmringSpinThenPark | RoundTrip::ShmringPark => {
-            let wait = method.wait_strategy().expect("a shmring method");
-            let builder = ChannelBuilder::memfd()
-                .capacity(ROUND_TRIP_CAPACITY)
-                .wait_strategy(wait);
-            let (ping, pong) = (builder.create()?, builder.create()?);
-            ping.pass_to(&mut command, FD_A_VAR);
-            pong.pass_to(&mut command, FD_B_VAR);
-            let pinger = ShmringPinger {
-                tx: ping.sender()?,
-                rx: pong.receiver()?,
-            };
-            let child = command.spawn()?;
-            drop((ping, pong));
-            drive(pinger, child, &block, plan)
-        }
-        RoundTrip::CacheLine => {
-            let child = command.spawn()?;
-            drive(CacheLinePinger(block.block()), child, &block, plan)
-        }
-        RoundTrip::Futex => {
-            let child = command.spawn()?;
-            drive(FutexPinger(block.block()), child, &block, plan)
-        }
-        RoundTrip::Pipe => {
-            let (ping_r, ping_w) = pipe()?;
-            let (pong_r, pong_w) = pipe()?;
-            inherit(&mut command, ping_r.as_fd(), FD_A_VAR);
-            inherit(&mut command, pong_w.as_fd(), FD_B_VAR);
-            let child = command.spawn()?;
-            // The child's ends close here: if it dies, our read sees end-of-file.
-            drop((ping_r, pong_w));
-            drive(
-                StreamPinger {
-                    tx: ping_w,
-                    rx: pong_r,
-                },
-                child,
-                &block,
-                plan,
-            )
-        }
-        RoundTrip::UnixSocket => {
-            let (ours, theirs) = UnixStream::pair()?;
-            inherit(&mut command, theirs.as_fd(), FD_A_VAR);
-            let child = command.spawn()?;
-            drop(theirs);
-            let rx = ours.try_clone()?;
-            drive(StreamPinger { tx: ours, rx }, child, &block, plan)
-        }
-    }
-}
-
-/// Runs a plan against a spawned child.
-fn drive<P: Pinger>(
-    mut pinger: P,
-    child: Child,
-    block: &SharedBlock,
-    plan: Plan,
-) -> Result<RoundTripRun> {
-    let mut seq = 0u64;
-    let mut next = |pinger: &mut P| {
-        seq += 1;
-        let echo = pinger.round_trip(seq);
-        assert_eq!(echo, seq, "the echo of round trip {seq}");
+    let role = format!("rtt:{}", method.key());
+    let mut command = child_command(&role, total, size, child_cpu, &block)?;
+    let run = Run {
+        block: &block,
+        size,
+        cleanup: Cleanup::default(),
     };
-    for _ in 0..plan.warmup {
-        next(&mut pinger);
+    match method {
+        Method::ShmringBusySpin | Method::ShmringSpinThenPark | Method::ShmringPark => {
+            let (duplex, channels) = shm::shmring_parent(method, &mut command)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            drop(channels);
+            run.drive(duplex, child, plan)
+        }
+        Method::CacheLine => {
+            let child = ChildGuard::spawn(&mut command)?;
+            run.drive(shm::CacheLine::parent(&block, size)?, child, plan)
+        }
+        Method::Futex => {
+            let child = ChildGuard::spawn(&mut command)?;
+            run.drive(shm::Futex::parent(&block, size)?, child, plan)
+        }
+        Method::UnixStream
+        | Method::SeqPacket
+        | Method::Tcp
+        | Method::Pipe
+        | Method::Fifo
+        | Method::MessageQueue => {
+            let prepared = kernel::prepare(method, size, &mut command)?;
+            let mut child = ChildGuard::spawn(&mut command)?;
+            let (duplex, cleanup) = prepared.connect(&mut child)?;
+            Run { cleanup, ..run }.drive(duplex, child, plan)
+        }
+        Method::Iceoryx2 => {
+            #[cfg(feature = "iceoryx2")]
+            {
+                iox::round_trips(run, &mut command, plan)
+            }
+            #[cfg(not(feature = "iceoryx2"))]
+            {
+                drop((run, command));
+                Err("iceoryx2 is not in this build (build with --features iceoryx2)".into())
+            }
+        }
+        Method::ShmringBatch | Method::BareRing => {
+            Err(format!("{} does not do round trips", method.name()).into())
+        }
     }
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-    for _ in 0..plan.samples {
+}
+
+/// The parent's side of one run.
+struct Run<'a> {
+    block: &'a SharedBlock,
+    size: usize,
+    cleanup: Cleanup,
+}
+
+impl Run<'_> {
+    /// Runs a round-trip plan against a spawned child.
+    fn drive<D: Duplex>(
+        self,
+        mut duplex: D,
+        mut child: ChildGuard,
+        plan: Plan,
+    ) -> Result<RoundTripRun> {
+        let child_pinned = wait_ready(self.block.block(), &mut child)?;
+        drop(self.cleanup);
+        let mut ping = Stamp::new(self.size);
+        let mut echo = vec![0u8; self.size];
+        let mut seq = 0u64;
+        let mut next = |duplex: &mut D| -> Result<()> {
+            seq += 1;
+            let msg = ping.stamp(seq);
+            duplex.send(msg)?;
+            duplex.recv(&mut echo)?;
+            if echo != msg {
+                return Err(format!("the echo of round trip {seq} differs from its ping").into());
+            }
+            Ok(())
+        };
+        for _ in 0..plan.warmup {
+            next(&mut duplex)?;
+        }
+        let mut histogram = new_histogram();
+        for _ in 0..plan.samples {
+            let start = Instant::now();
+            next(&mut duplex)?;
+            histogram.saturating_record(start.elapsed().as_nanos() as u64);
+        }
         let start = Instant::now();
-        next(&mut pinger);
-        histogram.saturating_record(start.elapsed().as_nanos() as u64);
+        for _ in 0..plan.batch {
+            next(&mut duplex)?;
+        }
+        let batch_total = start.elapsed();
+        drop(duplex);
+        child.reap()?;
+        Ok(RoundTripRun {
+            histogram,
+            batch_mean_ns: batch_total.as_nanos() as f64 / plan.batch.max(1) as f64,
+            batch_total,
+            child_pinned,
+        })
     }
-    let start = Instant::now();
-    for _ in 0..plan.batch {
-        next(&mut pinger);
-    }
-    let batch = start.elapsed();
-    drop(pinger);
-    let child_pinned = child_pinned(block.block());
-    reap(child)?;
-    Ok(RoundTripRun {
-        histogram,
-        batch_mean_ns: batch.as_nanos() as f64 / plan.batch.max(1) as f64,
-        child_pinned,
-    })
-}
 
-struct ShmringPinger {
-    tx: shmring::Sender,
-    rx: shmring::Receiver,
-}
-
-impl Pinger for ShmringPinger {
-    #[inline]
-    fn round_trip(&mut self, seq: u64) -> u64 {
-        self.tx.send(&seq.to_ne_bytes()).expect("send the ping");
-        let mut buf = [0u8; 8];
-        let n = self.rx.recv(&mut buf).expect("receive the echo");
-        assert_eq!(n, 8, "echo length");
-        u64::from_ne_bytes(buf)
-    }
-}
-
-struct ShmringEchoer {
-    rx: shmring::Receiver,
-    tx: shmring::Sender,
-}
-
-impl Echoer for ShmringEchoer {
-    #[inline]
-    fn echo(&mut self, expected: u64) {
-        let mut buf = [0u8; 8];
-        let n = self.rx.recv(&mut buf).expect("receive the ping");
-        assert_eq!(n, 8, "ping length");
-        assert_eq!(u64::from_ne_bytes(buf), expected, "ping out of sequence");
-        self.tx.send(&buf).expect("send the echo");
-    }
-}
-
-/// The parent writes the sequence number to line A; the child, spinning on A,
-/// copies it to line B; the parent spins on B. Nothing but the two lines moves.
-struct CacheLinePinger<'a>(&'a Block);
-
-impl Pinger for CacheLinePinger<'_> {
-    #[inline]
-    fn round_trip(&mut self, seq: u64) -> u64 {
-        // Release: pairs with the child's Acquire load (a message would need it).
-        self.0.line_a.store(seq, Ordering::Release);
-        spin_change(
-            &self.0.line_b,
-            seq - 1,
-            &mut Patience::new("the cache-line echo"),
-        )
-    }
-}
-
-struct CacheLineEchoer<'a>(&'a Block, Patience);
-
-impl Echoer for CacheLineEchoer<'_> {
-    #[inline]
-    fn echo(&mut self, expected: u64) {
-        let seq = spin_change(&self.0.line_a, expected - 1, &mut self.1);
-        assert_eq!(seq, expected, "ping out of sequence");
-        self.0.line_b.store(seq, Ordering::Release);
-    }
-}
-
-/// The parent stores the (32-bit) sequence number in word A and wakes it, then
-/// sleeps on word B until the child has stored the echo there and woken it. Both
-/// sides go to sleep at once: every round trip is two parked wake-ups.
-struct FutexPinger<'a>(&'a Block);
-
-impl Pinger for FutexPinger<'_> {
-    #[inline]
-    fn round_trip(&mut self, seq: u64) -> u64 {
-        let word = seq as u32;
-        self.0.futex_a.store(word, Ordering::Release);
-        futex_wake(&self.0.futex_a);
-        let mut patience = Patience::new("the futex echo");
-        let echo = futex_wait_change(&self.0.futex_b, word.wrapping_sub(1), &mut patience);
-        // The echo is 32 bits: widen it as the sequence it claims to be.
-        (seq & !0xFFFF_FFFF) | u64::from(echo)
-    }
-}
-
-struct FutexEchoer<'a>(&'a Block, Patience);
-
-impl Echoer for FutexEchoer<'_> {
-    #[inline]
-    fn echo(&mut self, expected: u64) {
-        let expected = expected as u32;
-        let seq = futex_wait_change(&self.0.futex_a, expected.wrapping_sub(1), &mut self.1);
-        assert_eq!(seq, expected, "ping out of sequence");
-        self.0.futex_b.store(seq, Ordering::Release);
-        futex_wake(&self.0.futex_b);
-    }
-}
-
-/// A pipe pair or a socket: 8 bytes written, 8 bytes read.
-struct StreamPinger<W, R> {
-    tx: W,
-    rx: R,
-}
-
-impl<W: Write, R: Read> Pinger for StreamPinger<W, R> {
-    #[inline]
-    fn round_trip(&mut self, seq: u64) -> u64 {
-        self.tx
-            .write_all(&seq.to_ne_bytes())
-            .expect("write the ping");
-        let mut buf = [0u8; 8];
-        self.rx.read_exact(&mut buf).expect("read the echo");
-        u64::from_ne_bytes(buf)
-    }
-}
-
-struct StreamEchoer<R, W> {
-    rx: R,
-    tx: W,
-}
-
-impl<R: Read, W: Write> Echoer for StreamEchoer<R, W> {
-    #[inline]
-    fn echo(&mut self, expected: u64) {
-        let mut buf = [0u8; 8];
-        self.rx.read_exact(&mut buf).expect("read the ping");
-        assert_eq!(u64::from_ne_bytes(buf), expected, "ping out of sequence");
-        self.tx.write_all(&buf).expect("write the echo");
-    }
-}
-
-fn serve<E: Echoer>(mut echoer: E, block: &Block, pinned: bool, count: u64) {
-    // Release: the status is visible to a parent that has seen our first echo.
-    block
-        .child_status
-        .store(if pinned { PINNED } else { NOT_PINNED }, Ordering::Release);
-    for seq in 1..=count {
-        echoer.echo(seq);
+    /// The parent's side of a throughput run: waits for the child, says go, and
+    /// receives `messages` through `sink`, timing all but the first tenth.
+    fn receive<S: Sink>(
+        self,
+        mut sink: S,
+        mut child: ChildGuard,
+        messages: u64,
+    ) -> Result<StreamRun> {
+        let shared = self.block.block();
+        let child_pinned = wait_ready(shared, &mut child)?;
+        drop(self.cleanup);
+        let warm = messages / 10;
+        let mut check = Check {
+            size: self.size,
+            next: 0,
+        };
+        let mut patience = Patience::new("the next message");
+        let mut start: Option<(Instant, u64)> = (warm == 0).then(|| (Instant::now(), 0));
+        // Release: nothing to publish but the start; kept symmetric with the Acquire.
+        shared.go.store(1, Ordering::Release);
+        while check.next < messages {
+            if sink.recv_some(&mut check)? == 0 {
+                patience.tick()?;
+                spin_loop();
+                continue;
+            }
+            patience.reset();
+            if start.is_none() && check.next >= warm {
+                start = Some((Instant::now(), check.next));
+            }
+        }
+        let (start, from) = start.expect("set at the warm-up's end");
+        let elapsed = start.elapsed();
+        if check.next != messages {
+            return Err(format!("received {} of {messages} messages", check.next).into());
+        }
+        drop(sink);
+        child.reap()?;
+        Ok(StreamRun {
+            elapsed,
+            messages: messages - from,
+            child_pinned,
+        })
     }
 }
 
@@ -774,117 +1007,117 @@ fn serve<E: Echoer>(mut echoer: E, block: &Block, pinned: bool, count: u64) {
 /// One run of a throughput method.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamRun {
-    /// From the parent's "go" to the last message received.
+    /// From the end of the warm-up (the first tenth of the messages) to the last
+    /// message received.
     pub elapsed: Duration,
+    /// Messages received in that time.
+    pub messages: u64,
     /// Whether the child pinned itself to its CPU.
     pub child_pinned: bool,
 }
 
-/// Moves `messages` 8-byte messages (the sequence 0, 1, …) from a fresh child
-/// pinned to `child_cpu` to this process through `method`, checking their order.
-/// The clock runs from the moment the child, ready, is told to start, to the last
+impl StreamRun {
+    /// Messages per second.
+    pub fn rate(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// The receiver's check of a stream: every message is `size` bytes and carries
+/// the next sequence number.
+struct Check {
+    size: usize,
+    next: u64,
+}
+
+impl Check {
+    #[inline]
+    fn check(&mut self, msg: &[u8]) -> Result<()> {
+        check_stamp(msg, self.size, self.next)?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+/// The sending side of a throughput method (the child).
+trait Source {
+    /// Sends message `next` (and for a batching source, more up to `end`) if there
+    /// is room now (a blocking source waits); returns how many went.
+    fn send_from(&mut self, stamp: &mut Stamp, next: u64, end: u64) -> Result<u64>;
+}
+
+/// The receiving side of a throughput method (the parent).
+trait Sink {
+    /// Receives what is there now (a blocking sink waits for something), checking
+    /// each whole message with `check`; returns how many whole messages came.
+    fn recv_some(&mut self, check: &mut Check) -> Result<u64>;
+}
+
+/// Moves `messages` messages of `size` bytes (numbered 0, 1, …) from a fresh
+/// child pinned to `child_cpu` to this process through `method`, checking every
+/// one. The clock runs from the end of the warm-up (the first tenth) to the last
 /// message received. As for [`round_trips`], `main` must call
 /// [`run_child_if_requested`] first.
 ///
 /// # Errors
-/// If the child cannot be set up or spawned, fails, or a message is out of order.
-pub fn stream(method: Stream, messages: u64, child_cpu: Option<usize>) -> Result<StreamRun> {
-    let block = SharedBlock::create()?;
-    let mut command = child_command(method.key(), messages, child_cpu, &block)?;
-    match method {
-        Stream::Shmring => {
-            let channel = ChannelBuilder::memfd()
-                .capacity(shared_bare::CAPACITY * crate::SHMRING_FRAME)
-                .wait_strategy(WaitStrategy::BusySpin)
-                .create()?;
-            channel.pass_to(&mut command, FD_A_VAR);
-            let mut rx = channel.receiver()?;
-            let child = command.spawn()?;
-            drop(channel);
-            let mut buf = [0u8; 8];
-            let mut recv = || match rx.try_recv(&mut buf) {
-                Ok(8) => Ok(Some(u64::from_ne_bytes(buf))),
-                Ok(n) => Err(format!("a message of {n} bytes").into()),
-                Err(shmring::Error::Empty) => Ok(None),
-                Err(e) => Err(Error::from(e)),
-            };
-            receive(&mut recv, child, &block, messages)
-        }
-        Stream::Bare => {
-            let child = command.spawn()?;
-            let mut rx = shared_bare::Receiver::new(&block.block().ring);
-            receive(&mut || Ok(rx.pop()), child, &block, messages)
-        }
-    }
-}
-
-/// The parent's side of a throughput run: waits for the child, says go, and
-/// receives `messages` through `recv` (`None`: nothing there yet).
-fn receive(
-    recv: &mut impl FnMut() -> Result<Option<u64>>,
-    child: Child,
-    block: &SharedBlock,
+/// If the method does not stream, the child cannot be set up or spawned, fails,
+/// hangs, or a message is wrong or out of order.
+pub fn stream(
+    method: Method,
+    size: usize,
     messages: u64,
+    child_cpu: Option<usize>,
 ) -> Result<StreamRun> {
-    let shared = block.block();
-    let mut patience = Patience::new("the child to start");
-    while shared.child_status.load(Ordering::Acquire) == 0 {
-        patience.tick();
-        spin_loop();
-    }
-    let mut patience = Patience::new("the next message");
-    let start = Instant::now();
-    // Release: nothing to publish but the start; kept symmetric with the Acquire.
-    shared.go.store(1, Ordering::Release);
-    let mut expected = 0u64;
-    while expected < messages {
-        match recv()? {
-            Some(v) => {
-                if v != expected {
-                    return Err(format!("message {expected} arrived as {v}").into());
-                }
-                expected += 1;
-                patience.reset();
-            }
-            None => {
-                patience.tick();
-                spin_loop();
+    let block = SharedBlock::create()?;
+    let role = format!("stream:{}", method.key());
+    let mut command = child_command(&role, messages, size, child_cpu, &block)?;
+    let run = Run {
+        block: &block,
+        size,
+        cleanup: Cleanup::default(),
+    };
+    match method {
+        Method::ShmringBusySpin | Method::ShmringBatch => {
+            let channel = shm::stream_channel(size)?.create()?;
+            channel.pass_to(&mut command, FD_A_VAR);
+            let rx = channel.receiver()?;
+            let child = ChildGuard::spawn(&mut command)?;
+            drop(channel);
+            if method == Method::ShmringBatch {
+                run.receive(shm::ShmringBatchSink(rx), child, messages)
+            } else {
+                run.receive(shm::ShmringSink::new(rx, size), child, messages)
             }
         }
-    }
-    let elapsed = start.elapsed();
-    let child_pinned = child_pinned(shared);
-    reap(child)?;
-    Ok(StreamRun {
-        elapsed,
-        child_pinned,
-    })
-}
-
-/// The child's side of a throughput run: says ready, waits for go, sends.
-fn send_all(
-    mut send: impl FnMut(u64) -> Result<bool>,
-    block: &Block,
-    pinned: bool,
-    count: u64,
-) -> Result<()> {
-    block
-        .child_status
-        .store(if pinned { PINNED } else { NOT_PINNED }, Ordering::Release);
-    let mut patience = Patience::new("the parent's go");
-    while block.go.load(Ordering::Acquire) == 0 {
-        patience.tick();
-        spin_loop();
-    }
-    let mut patience = Patience::new("room in the ring");
-    for seq in 0..count {
-        while !send(seq)? {
-            patience.tick();
-            spin_loop();
+        Method::BareRing => {
+            let child = ChildGuard::spawn(&mut command)?;
+            if size == SMALL {
+                let rx = crate::shared_bare::Receiver::new(&block.block().ring);
+                run.receive(shm::BareSink(rx), child, messages)
+            } else {
+                run.receive(shm::BulkSink::new(&block, size)?, child, messages)
+            }
         }
-        patience.reset();
+        Method::UnixStream
+        | Method::SeqPacket
+        | Method::Tcp
+        | Method::Pipe
+        | Method::Fifo
+        | Method::MessageQueue => {
+            let prepared = kernel::prepare(method, size, &mut command)?;
+            let mut child = ChildGuard::spawn(&mut command)?;
+            let (conn, cleanup) = prepared.connect(&mut child)?;
+            let sink = kernel::sink(conn, size);
+            Run { cleanup, ..run }.receive(sink, child, messages)
+        }
+        Method::ShmringSpinThenPark
+        | Method::ShmringPark
+        | Method::Iceoryx2
+        | Method::Futex
+        | Method::CacheLine => {
+            Err(format!("{} is measured in round trips only", method.name()).into())
+        }
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -893,84 +1126,170 @@ fn send_all(
 /// If this process was started as a child of the comparison ([`CHILD_VAR`] set),
 /// serves its method and exits; otherwise returns at once.
 pub fn run_child_if_requested() {
-    let Ok(key) = std::env::var(CHILD_VAR) else {
+    let Ok(role) = std::env::var(CHILD_VAR) else {
         return;
     };
-    let code = match child_main(&key) {
+    let code = match child_main(&role) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("shmring-benches child ({key}): {e}");
+            // On a line of its own: the parent's progress line may be open.
+            eprintln!("\nshmring-benches child ({role}): {e}");
             1
         }
     };
     std::process::exit(code);
 }
 
-fn child_main(key: &str) -> Result<()> {
+/// What the child knows about its run.
+struct ChildRun<'a> {
+    block: &'a Block,
+    pinned: bool,
+    size: usize,
+    count: u64,
+}
+
+impl ChildRun<'_> {
+    fn ready(&self) {
+        // Release: everything set up before is visible to a parent that sees it.
+        self.block.child_status.store(
+            if self.pinned { PINNED } else { NOT_PINNED },
+            Ordering::Release,
+        );
+    }
+
+    /// Echoes `count` messages, checking that they arrive in sequence.
+    fn serve<D: Duplex>(&self, mut duplex: D) -> Result<()> {
+        self.ready();
+        let mut buf = vec![0u8; self.size];
+        for seq in 1..=self.count {
+            duplex.recv(&mut buf)?;
+            check_stamp(&buf, self.size, seq)?;
+            duplex.send(&buf)?;
+            progress(seq);
+        }
+        Ok(())
+    }
+
+    /// Says ready, waits for go, sends `count` messages.
+    fn send_all<S: Source>(&self, mut source: S) -> Result<()> {
+        self.ready();
+        let mut patience = Patience::new("the parent's go");
+        while self.block.go.load(Ordering::Acquire) == 0 {
+            patience.tick()?;
+            spin_loop();
+        }
+        let mut patience = Patience::new("room to send");
+        let mut stamp = Stamp::new(self.size);
+        let mut next = 0;
+        while next < self.count {
+            let sent = source.send_from(&mut stamp, next, self.count)?;
+            if sent == 0 {
+                patience.tick()?;
+                spin_loop();
+            } else {
+                next += sent;
+                progress(next);
+                patience.reset();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn child_main(role: &str) -> Result<()> {
+    let (kind, key) = role
+        .split_once(':')
+        .ok_or_else(|| format!("malformed role {role:?}"))?;
+    let method = Method::by_key(key).ok_or_else(|| format!("unknown method {key:?}"))?;
+    let round_trip = match kind {
+        "rtt" => true,
+        "stream" => false,
+        _ => return Err(format!("malformed role {role:?}").into()),
+    };
     let pinned = match env_number::<usize>(CPU_VAR) {
         Ok(cpu) => pin_to(cpu).is_ok(),
         Err(_) => false,
     };
     let count: u64 = env_number(COUNT_VAR)?;
+    let size: usize = env_number(SIZE_VAR)?;
     let shared = SharedBlock::from_fd(inherited(BLOCK_VAR)?)?;
-    let block = shared.block();
-    if let Some(method) = RoundTrip::ALL.into_iter().find(|m| m.key() == key) {
-        match method {
-            RoundTrip::ShmringBusySpin
-            | RoundTrip::ShmringSpinThenPark
-            | RoundTrip::ShmringPark => {
-                let builder =
-                    ChannelBuilder::memfd().wait_strategy(method.wait_strategy().expect("shmring"));
-                let rx = builder.from_env(FD_A_VAR)?.receiver()?;
-                let tx = builder.from_env(FD_B_VAR)?.sender()?;
-                serve(ShmringEchoer { rx, tx }, block, pinned, count);
-            }
-            RoundTrip::CacheLine => serve(
-                CacheLineEchoer(block, Patience::new("the next cache-line ping")),
-                block,
-                pinned,
-                count,
-            ),
-            RoundTrip::Futex => serve(
-                FutexEchoer(block, Patience::new("the next futex ping")),
-                block,
-                pinned,
-                count,
-            ),
-            RoundTrip::Pipe => {
-                let rx = File::from(inherited(FD_A_VAR)?);
-                let tx = File::from(inherited(FD_B_VAR)?);
-                serve(StreamEchoer { rx, tx }, block, pinned, count);
-            }
-            RoundTrip::UnixSocket => {
-                let rx = UnixStream::from(inherited(FD_A_VAR)?);
-                let tx = rx.try_clone()?;
-                serve(StreamEchoer { rx, tx }, block, pinned, count);
+    let run = ChildRun {
+        block: shared.block(),
+        pinned,
+        size,
+        count,
+    };
+    // shmring's `from_env` changes the environment: open the channels before the
+    // watchdog thread starts.
+    let shmring = match method {
+        Method::ShmringBusySpin | Method::ShmringSpinThenPark | Method::ShmringPark
+            if round_trip =>
+        {
+            Some(shm::ShmringEnds::Duplex(shm::shmring_child(method)?))
+        }
+        Method::ShmringBusySpin | Method::ShmringBatch if !round_trip => {
+            Some(shm::ShmringEnds::Sender(shm::stream_child_sender(size)?))
+        }
+        _ => None,
+    };
+    start_watchdog(role.to_owned());
+    match (method, shmring) {
+        (_, Some(shm::ShmringEnds::Duplex(duplex))) => run.serve(duplex),
+        (Method::ShmringBatch, Some(shm::ShmringEnds::Sender(tx))) => {
+            run.send_all(shm::ShmringBatchSource(tx))
+        }
+        (_, Some(shm::ShmringEnds::Sender(tx))) => run.send_all(shm::ShmringSource(tx)),
+        (Method::CacheLine, None) if round_trip => run.serve(shm::CacheLine::child(&shared, size)?),
+        (Method::Futex, None) if round_trip => run.serve(shm::Futex::child(&shared, size)?),
+        (Method::BareRing, None) if !round_trip => {
+            if size == SMALL {
+                run.send_all(shm::BareSource(crate::shared_bare::Sender::new(
+                    &run.block.ring,
+                )))
+            } else {
+                run.send_all(shm::BulkSource::new(&shared, size)?)
             }
         }
-        return Ok(());
+        (
+            Method::UnixStream
+            | Method::SeqPacket
+            | Method::Tcp
+            | Method::Pipe
+            | Method::Fifo
+            | Method::MessageQueue,
+            None,
+        ) => {
+            let conn = kernel::child_conn(method)?;
+            if round_trip {
+                run.serve(conn)
+            } else {
+                run.send_all(kernel::KernelSource(conn))
+            }
+        }
+        #[cfg(feature = "iceoryx2")]
+        (Method::Iceoryx2, None) if round_trip => iox::serve(&run),
+        _ => Err(format!("no child role {role:?} in this build").into()),
     }
-    match Stream::ALL.into_iter().find(|m| m.key() == key) {
-        Some(Stream::Shmring) => {
-            let mut tx = ChannelBuilder::memfd()
-                .wait_strategy(WaitStrategy::BusySpin)
-                .from_env(FD_A_VAR)?
-                .sender()?;
-            send_all(
-                |seq| match tx.try_send(&seq.to_ne_bytes()) {
-                    Ok(()) => Ok(true),
-                    Err(shmring::Error::Full { .. }) => Ok(false),
-                    Err(e) => Err(e.into()),
-                },
-                block,
-                pinned,
-                count,
-            )
-        }
-        Some(Stream::Bare) => {
-            let mut tx = shared_bare::Sender::new(&block.ring);
-            send_all(|seq| Ok(tx.push(seq)), block, pinned, count)
-        }
-        None => Err(format!("unknown role {key:?}").into()),
-    }
+}
+
+// ---------------------------------------------------------------------------
+// Criterion
+
+/// For criterion's `iter_custom`: the time of `iters` round trips of `size`-byte
+/// messages through `method` against a fresh child (after 100 untimed ones).
+///
+/// # Errors
+/// As [`round_trips`].
+pub fn round_trip_batch(
+    method: Method,
+    size: usize,
+    iters: u64,
+    child_cpu: Option<usize>,
+) -> Result<Duration> {
+    let plan = Plan {
+        warmup: 100,
+        samples: 0,
+        batch: iters,
+    };
+    Ok(round_trips(method, size, plan, child_cpu)?.batch_total)
 }

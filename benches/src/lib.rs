@@ -7,10 +7,13 @@
 //!   one queue and returns the time from the moment both threads are ready to the
 //!   moment the consumer has received the last message. The consumer checks the sum
 //!   of what it received before the time is reported.
-//! - **Cross-process** ([`cross`], the program's default): round trips and one-way
-//!   throughput between two real processes, shmring against the cache-line limit,
-//!   a raw futex, pipes, Unix sockets and [`shared_bare`], a bare ring of `u64` in
-//!   shared memory.
+//! - **Cross-process** ([`cross`], the program's default): round trips (8 B and
+//!   1 KiB), one-way throughput (8-byte messages) and bandwidth (64 KiB messages)
+//!   between two real processes: shmring under each wait strategy and in batches,
+//!   iceoryx2 (cargo feature `iceoryx2`), Unix stream and `SOCK_SEQPACKET` sockets,
+//!   TCP on 127.0.0.1, pipes, FIFOs and POSIX message queues, against the
+//!   cache-line limit, a raw futex and [`shared_bare`], a bare ring in shared
+//!   memory.
 
 pub mod cross;
 

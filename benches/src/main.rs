@@ -1,48 +1,87 @@
 //! The comparison program.
 //!
-//! By default, the cross-process comparison: round trips of an 8-byte message
-//! between two real processes (this program and a copy of itself, pinned to two
-//! CPUs) through shmring under each wait strategy, the cache-line limit, a raw
-//! futex, pipes and a Unix socket; and one-way throughput, shmring against a bare
-//! ring of `u64` in shared memory. Methods alternate in rounds (A B C … A B C …);
-//! the report gives each method's median over the rounds, its range, and its ratio
-//! to a reference measured in the same round.
+//! By default, the cross-process comparison: two real processes (this program and
+//! a copy of itself, pinned to two CPUs) exchange messages through shmring under
+//! each wait strategy, iceoryx2 (cargo feature `iceoryx2`), the kernel's
+//! transports (Unix stream and `SOCK_SEQPACKET` sockets, TCP on 127.0.0.1, pipes,
+//! FIFOs, POSIX message queues) and two references (the cache-line limit and a
+//! raw futex ping-pong): round trips of 8 bytes and 1 KiB (p50, p99, p99.9, max),
+//! one-way throughput of 8-byte messages (shmring message by message and in
+//! batches against a bare ring) and bandwidth with 64 KiB messages. Methods
+//! alternate in rounds (A B C … A B C …); the report gives each figure's median
+//! over the rounds, its range, and its ratio to shmring busy-spin and to the
+//! physical limit measured in the same round. It prints a table (or `--json`) and
+//! writes `report.md`, `report.json` and `latency.svg` to a folder it names.
 //!
 //! `--in-process`: the in-process SPSC comparison (threads): shmring, rtrb and
 //! crossbeam's ArrayQueue.
 
+mod report;
+
 use std::error::Error;
-use std::time::Duration;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
-use hdrhistogram::Histogram;
 use shmring_benches::CONTENDERS;
-use shmring_benches::cross::{self, Plan, RoundTrip, Stream};
+use shmring_benches::cross::{self, Method, Metric, Plan, Support};
+
+use report::{Figure, Machine, Results, Series, Settings, median, range};
+
+const METHODS_HELP: &str = "\
+Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throughput of
+8-byte messages, b = bandwidth with 64 KiB messages):
+  busy-spin (r t b)   shmring, WaitStrategy::BusySpin; throughput: try_send / try_recv
+  spin-then-park (r)  shmring, the default WaitStrategy::SpinThenPark
+  park (r)            shmring, WaitStrategy::Park
+  shmring-batch (t)   shmring, Sender::batch bursts of 64, Receiver::try_recv_batch
+  iceoryx2 (r)        iceoryx2 publish-subscribe (build with --features iceoryx2)
+  unix-socket (r t b) Unix stream socket pair
+  seqpacket (r t b)   Unix SOCK_SEQPACKET socket pair
+  tcp (r t b)         TCP on 127.0.0.1, TCP_NODELAY
+  pipe (r t b)        anonymous pipes
+  fifo (r t b)        named pipes (mkfifo, 0600, in a fresh temporary folder)
+  mq (r t)            POSIX message queues (64 KiB exceeds msgsize_max: skipped)
+  futex (r)           reference: raw futex wait/wake ping-pong
+  cache-line (r)      reference: the physical limit, one cache line each way
+  bare-ring (t b)     reference: a bare SPSC ring in shared memory
+With --in-process, --only takes parts of contender names and runs each alone.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "shmring-benches",
-    about = "shmring against the cache-line limit and the kernel's IPC, between two processes",
-    after_help = "Methods for --only: busy-spin, spin-then-park, park, cache-line, futex, pipe, \
-                  unix-socket (round trips); tput-shmring, tput-bare (throughput). With \
-                  --in-process, --only takes parts of contender names and runs each alone."
+    about = "shmring against iceoryx2, the kernel's IPC and the hardware's limit, between two processes",
+    after_help = METHODS_HELP
 )]
 struct Cli {
-    /// A short run (seconds): 3 rounds, few samples and messages.
+    /// A short run (about 20 s): 3 rounds, fewer round trips and messages.
     #[arg(long)]
     quick: bool,
     /// Alternating rounds [default: 5; in-process 7; --quick 3].
     #[arg(long, value_name = "N")]
     rounds: Option<usize>,
-    /// Timed round trips per method and round [default: 50000; --quick 2000].
-    #[arg(long, value_name = "N")]
-    samples: Option<u64>,
-    /// Messages per throughput run [default: 20000000; in-process 10000000; --quick 1000000].
+    /// Round trips timed one by one per method, size and round (a tenth more
+    /// untimed before, a fifth more timed as a batch after) [default: 10000;
+    /// --quick 3000].
+    #[arg(long, visible_alias = "samples", value_name = "N")]
+    iterations: Option<u64>,
+    /// 8-byte messages per throughput run of a shared-memory method; a kernel
+    /// method moves a fiftieth, a bandwidth run one 2500th in 64 KiB messages
+    /// [default: 10000000; --quick 3000000; in-process 10000000, --quick 1000000].
     #[arg(long, value_name = "N")]
     messages: Option<u64>,
-    /// Only these methods (comma-separated; see below).
-    #[arg(long, value_name = "METHOD,...", value_delimiter = ',')]
+    /// Only these methods (see below), as `--only pipe tcp` or `--only pipe,tcp`.
+    #[arg(long, value_name = "METHOD", num_args = 1.., value_delimiter = ',')]
     only: Vec<String>,
+    /// Folder for report.md, report.json and latency.svg [default:
+    /// target/shmring-report/<UTC time>/].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print the JSON report to stdout instead of the table (progress stays on
+    /// stderr).
+    #[arg(long)]
+    json: bool,
     /// Run the in-process comparison (two threads) instead.
     #[arg(long)]
     in_process: bool,
@@ -57,338 +96,388 @@ fn main() {
     let cli = Cli::parse();
     if cli.in_process {
         in_process(&cli);
-    } else if let Err(e) = cross_process(&cli) {
-        eprintln!("shmring-benches: {e}");
-        std::process::exit(1);
+        return;
     }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn range(v: &[f64]) -> (f64, f64) {
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().copied().fold(0.0, f64::max);
-    (lo, hi)
-}
-
-/// A duration in nanoseconds, in a unit that keeps three or four digits.
-fn fmt_ns(ns: f64) -> String {
-    let (value, unit) = unit_for(ns);
-    format!("{:.*} {unit}", decimals(ns), ns / value)
-}
-
-fn fmt_ns_range(lo: f64, hi: f64) -> String {
-    let (value, unit) = unit_for(hi);
-    let d = decimals(hi);
-    format!("{:.*}..{:.*} {unit}", d, lo / value, d, hi / value)
-}
-
-fn unit_for(ns: f64) -> (f64, &'static str) {
-    if ns < 10_000.0 {
-        (1.0, "ns")
-    } else if ns < 1_000_000.0 {
-        (1_000.0, "µs")
-    } else {
-        (1_000_000.0, "ms")
-    }
-}
-
-fn decimals(ns: f64) -> usize {
-    if ns < 10_000.0 {
-        0
-    } else if ns < 1_000_000.0 {
-        1
-    } else {
-        2
+    match cross_process(&cli) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("shmring-benches: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
 // ---------------------------------------------------------------------------
 // Cross-process
 
-/// What a round-trip method gathered over the rounds.
-struct RoundTripStats {
-    method: RoundTrip,
-    /// Each round's p50, ns.
-    p50: Vec<f64>,
-    /// Each round's batch mean, ns.
-    batch: Vec<f64>,
-    /// Every round's samples together.
-    all: Histogram<u64>,
-}
+/// The methods `--only` names (all built ones without it), and those it cannot
+/// run in this build, with why.
+/// Methods to run, and methods this build cannot run with why.
+type Selection = (Vec<Method>, Vec<(Method, String)>);
 
-fn select(only: &[String]) -> Result<(Vec<RoundTrip>, Vec<Stream>), Box<dyn Error>> {
-    if only.is_empty() {
-        return Ok((RoundTrip::ALL.to_vec(), Stream::ALL.to_vec()));
-    }
+fn select(only: &[String]) -> Result<Selection, Box<dyn Error>> {
+    const NOT_BUILT: &str =
+        "not in this build: iceoryx2 is behind the cargo feature `iceoryx2` (off by default)";
     for key in only {
-        let known = RoundTrip::ALL.iter().any(|m| m.key() == key)
-            || Stream::ALL.iter().any(|m| m.key() == key);
-        if !known {
+        if !Method::ALL.iter().any(|m| m.key() == key) {
             return Err(format!("unknown method {key:?} for --only (see --help)").into());
         }
     }
-    let wanted = |key: &str| only.iter().any(|k| k == key);
-    Ok((
-        RoundTrip::ALL
-            .into_iter()
-            .filter(|m| wanted(m.key()))
-            .collect(),
-        Stream::ALL
-            .into_iter()
-            .filter(|m| wanted(m.key()))
-            .collect(),
-    ))
+    let wanted = |m: Method| only.is_empty() || only.iter().any(|k| k == m.key());
+    let mut methods = Vec::new();
+    let mut unbuilt = Vec::new();
+    for m in Method::ALL.into_iter().filter(|&m| wanted(m)) {
+        if m.built() {
+            methods.push(m);
+        } else if only.is_empty() {
+            unbuilt.push((m, NOT_BUILT.to_owned()));
+        } else {
+            return Err(format!("{}: {NOT_BUILT}", m.key()).into());
+        }
+    }
+    Ok((methods, unbuilt))
 }
 
-fn cross_process(cli: &Cli) -> Result<(), Box<dyn Error>> {
+/// Runs the comparison and writes the report; `Ok(false)` if a method failed.
+fn cross_process(cli: &Cli) -> Result<bool, Box<dyn Error>> {
+    let started_unix = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let wall = Instant::now();
     let rounds = cli.rounds.unwrap_or(if cli.quick { 3 } else { 5 }).max(1);
     let samples = cli
-        .samples
-        .unwrap_or(if cli.quick { 2_000 } else { 50_000 })
-        .max(1);
-    let messages = cli
-        .messages
-        .unwrap_or(if cli.quick { 1_000_000 } else { 20_000_000 })
+        .iterations
+        .unwrap_or(if cli.quick { 3_000 } else { 10_000 })
         .max(1);
     let plan = Plan {
         warmup: (samples / 10).max(100),
         samples,
         batch: (samples / 5).max(100),
     };
-    let (round_trips, streams) = select(&cli.only)?;
+    let messages_shm = cli
+        .messages
+        .unwrap_or(if cli.quick { 3_000_000 } else { 10_000_000 })
+        .max(1000);
+    let messages_kernel = (messages_shm / 50).max(1000);
+    let bw_messages = (messages_shm / 2500).max(64);
+    let (methods, unbuilt) = select(&cli.only)?;
+
+    // What runs: every (metric, method) pair the method supports.
+    let mut series = Vec::new();
+    let mut skipped = Vec::new();
+    for metric in Metric::ALL {
+        for &method in &methods {
+            match method.supports(metric) {
+                Support::Yes => series.push(Series::new(method, metric)),
+                Support::Skipped(reason) => skipped.push((method, metric, reason)),
+                Support::No => {}
+            }
+        }
+        for (method, reason) in &unbuilt {
+            if method.supports(metric) == Support::Yes {
+                skipped.push((*method, metric, reason.clone()));
+            }
+        }
+    }
 
     // Placement: this process on the first allowed CPU, each child on the second.
     let cpus = cross::allowed_cpus()?;
-    let (parent_pin, child_cpu) = match cpus.as_slice() {
-        [a, b, ..] => (
-            format!(
-                "parent → CPU {a}: {}",
-                match cross::pin_to(*a) {
-                    Ok(()) => "pinned".to_owned(),
-                    Err(e) => format!("NOT pinned ({e})"),
-                }
-            ),
-            Some(*b),
-        ),
-        _ => (
-            format!(
-                "NOT pinned: only {} CPU allowed, the two processes share it",
-                cpus.len()
-            ),
-            None,
-        ),
+    let cpus_allowed = cpus.len();
+    let (parent_cpu, parent_pinned, child_cpu) = match cpus.as_slice() {
+        [a, b, ..] => (Some(*a), cross::pin_to(*a).is_ok(), Some(*b)),
+        _ => (None, false, None),
     };
 
-    println!("shmring cross-process comparison: two real processes, this program and a copy");
-    println!(
-        "of itself (re-executed; spawning is never timed, a fresh child per method and round)."
-    );
-    println!(
-        "Pinning: {parent_pin}; each child pins itself to CPU {} (result after the run).",
-        child_cpu.map_or("-".to_owned(), |c| c.to_string())
-    );
-    if !round_trips.is_empty() {
-        println!(
-            "Round trip: the parent sends an 8-byte message, the child echoes it back, the parent"
-        );
-        println!(
-            "times the pair ({} warm-up, then {} timed one by one into a histogram, clock reads",
-            plan.warmup, plan.samples
-        );
-        println!(
-            "included; then a batch of {} timed as one, whose mean has no clock read in it).",
-            plan.batch
-        );
+    let mut out = std::io::stdout().lock();
+    if !cli.json {
+        writeln!(
+            out,
+            "shmring cross-process comparison: two real processes, this program and a copy of \
+             itself\n(re-executed; spawning is never timed; a fresh child per method, metric and \
+             round).\nPinning: parent → {}; each child pins itself to CPU {} (result below).\n\
+             Round trips: {} untimed, {} timed one by one, {} timed as a batch, per method, size \
+             and round.\nThroughput: {messages_shm} (shared memory) / {messages_kernel} (kernel) \
+             8-byte messages a run; bandwidth: {bw_messages} × 64 KiB.\n{rounds} alternating \
+             rounds: every method once a round, in the same order.\n",
+            match parent_cpu {
+                Some(cpu) if parent_pinned => format!("CPU {cpu}, pinned"),
+                Some(cpu) => format!("CPU {cpu}, NOT pinned"),
+                None => "NOT pinned (fewer than two CPUs allowed)".to_owned(),
+            },
+            child_cpu.map_or("-".to_owned(), |c| c.to_string()),
+            plan.warmup,
+            plan.samples,
+            plan.batch,
+        )?;
+        out.flush()?;
     }
-    if !streams.is_empty() {
-        println!(
-            "Throughput: {messages} 8-byte messages a run, child to parent, the parent checking their order."
-        );
-    }
-    println!("{rounds} alternating rounds: every method once a round, in the same order.\n");
 
-    let mut stats: Vec<RoundTripStats> = round_trips
-        .iter()
-        .map(|&method| {
-            Ok(RoundTripStats {
-                method,
-                p50: Vec::new(),
-                batch: Vec::new(),
-                all: Histogram::new_with_bounds(1, 60_000_000_000, 3)?,
-            })
-        })
-        .collect::<Result<_, hdrhistogram::CreationError>>()?;
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); streams.len()];
-    let (mut children, mut pinned_children) = (0usize, 0usize);
-
+    let mut failed: Vec<(Method, Metric, String)> = Vec::new();
+    let (mut children, mut children_pinned) = (0usize, 0usize);
     for round in 1..=rounds {
-        eprint!("round {round}/{rounds}:");
-        for s in &mut stats {
-            let run = cross::round_trips(s.method, plan, child_cpu)
-                .map_err(|e| format!("{}: {e}", s.method.name()))?;
-            let p50 = run.histogram.value_at_quantile(0.5) as f64;
-            eprint!(" {} {}", s.method.key(), fmt_ns(p50));
-            s.p50.push(p50);
-            s.batch.push(run.batch_mean_ns);
-            s.all.add(&run.histogram)?;
-            children += 1;
-            pinned_children += usize::from(run.child_pinned);
+        for metric in Metric::ALL {
+            let active: Vec<usize> = (0..series.len())
+                .filter(|&i| {
+                    let s = &series[i];
+                    s.metric == metric
+                        && !failed
+                            .iter()
+                            .any(|(m, x, _)| *m == s.method && *x == metric)
+                })
+                .collect();
+            if active.is_empty() {
+                continue;
+            }
+            eprint!("round {round}/{rounds} · {}:", metric.title());
+            for i in active {
+                let s = &mut series[i];
+                let result = measure(
+                    s,
+                    plan,
+                    messages_shm,
+                    messages_kernel,
+                    bw_messages,
+                    child_cpu,
+                );
+                match result {
+                    Ok((shown, pinned)) => {
+                        eprint!(" {} {shown}", s.method.key());
+                        children += 1;
+                        children_pinned += usize::from(pinned);
+                    }
+                    Err(e) => {
+                        eprint!(" {} FAILED", s.method.key());
+                        failed.push((s.method, metric, e.to_string()));
+                    }
+                }
+            }
+            eprintln!();
         }
-        for (i, &method) in streams.iter().enumerate() {
-            let run = cross::stream(method, messages, child_cpu)
-                .map_err(|e| format!("{} throughput: {e}", method.name()))?;
-            let rate = messages as f64 / run.elapsed.as_secs_f64() / 1e6;
-            eprint!(" {} {rate:.1} M/s", method.key());
-            rates[i].push(rate);
-            children += 1;
-            pinned_children += usize::from(run.child_pinned);
-        }
-        eprintln!();
     }
-
-    println!(
-        "Pinning: {parent_pin}; children → CPU {}: {pinned_children} of {children} pinned.\n",
-        child_cpu.map_or("-".to_owned(), |c| c.to_string())
-    );
-    if !stats.is_empty() {
-        report_round_trips(&stats, rounds);
-    }
-    if !streams.is_empty() {
-        report_streams(&streams, &rates, messages);
-    }
-    println!(
-        "Figures are from one run on a shared machine: absolute times move by ±25 % between runs"
-    );
-    println!(
-        "and machines. Compare the ratios, each taken against a reference measured in the same"
-    );
-    println!("round; treat p99.9 and max as indicative (host steal makes tails jump).");
-    Ok(())
-}
-
-/// Per-round ratios of `a`'s p50 to `b`'s, and their median.
-fn p50_ratio(stats: &[RoundTripStats], a: RoundTrip, b: RoundTrip) -> Option<f64> {
-    let find = |m: RoundTrip| stats.iter().find(|s| s.method == m);
-    let (a, b) = (find(a)?, find(b)?);
-    let per_round: Vec<f64> = a.p50.iter().zip(&b.p50).map(|(x, y)| x / y).collect();
-    Some(median(&per_round))
-}
-
-fn report_round_trips(stats: &[RoundTripStats], rounds: usize) {
-    println!(
-        "{:<24} {:>9} {:>16} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "round trip, 8 bytes", "p50", "p50 range", "p99", "p99.9", "max", "batch", "vs limit"
-    );
-    for s in stats {
-        let (lo, hi) = range(&s.p50);
-        let vs_limit = p50_ratio(stats, s.method, RoundTrip::CacheLine)
-            .map_or("-".to_owned(), |r| format!("{r:.2}x"));
-        println!(
-            "{:<24} {:>9} {:>16} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            s.method.name(),
-            fmt_ns(median(&s.p50)),
-            fmt_ns_range(lo, hi),
-            fmt_ns(s.all.value_at_quantile(0.99) as f64),
-            fmt_ns(s.all.value_at_quantile(0.999) as f64),
-            fmt_ns(s.all.max() as f64),
-            fmt_ns(median(&s.batch)),
-            vs_limit,
+    series.retain(|s| {
+        !failed
+            .iter()
+            .any(|(m, x, _)| *m == s.method && *x == s.metric)
+    });
+    for (method, metric, e) in &failed {
+        eprintln!(
+            "shmring-benches: {} / {}: {e}",
+            method.name(),
+            metric.title()
         );
     }
-    println!(
-        "(p50: median of the {rounds} rounds' p50s, range: lowest..highest of them; p99, p99.9, max:"
-    );
-    println!(
-        " all rounds' samples together; batch: median of the rounds' batch means; vs limit: p50"
-    );
-    println!(" over the cache-line limit's p50 in the same round, median of the rounds)\n");
 
-    let targets = [
-        (RoundTrip::ShmringBusySpin, RoundTrip::CacheLine, "<=", 1.15),
-        (RoundTrip::ShmringPark, RoundTrip::Futex, "<=", 1.1),
-        (RoundTrip::Pipe, RoundTrip::ShmringBusySpin, ">=", 25.0),
-    ];
-    let mut printed = false;
-    for (a, b, cmp, target) in targets {
-        let Some(r) = p50_ratio(stats, a, b) else {
+    let results = Results {
+        series,
+        skipped,
+        failed,
+        machine: machine(
+            cpus_allowed,
+            (parent_cpu, parent_pinned, child_cpu),
+            children,
+            children_pinned,
+        ),
+        settings: Settings {
+            quick: cli.quick,
+            rounds,
+            rtt_warmup: plan.warmup,
+            rtt_samples: plan.samples,
+            rtt_batch: plan.batch,
+            tput_messages_shm: messages_shm,
+            tput_messages_kernel: messages_kernel,
+            bw_messages,
+            stream_warmup_fraction: 0.1,
+            only: cli.only.clone(),
+            features: if cfg!(feature = "iceoryx2") {
+                vec!["iceoryx2".to_owned()]
+            } else {
+                Vec::new()
+            },
+        },
+        started_unix,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+    };
+
+    let dir = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(started_unix));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let json = results.json();
+    std::fs::write(dir.join("report.json"), &json)?;
+    std::fs::write(dir.join("report.md"), results.markdown())?;
+    let plotted = report::plot(&results, &dir.join("latency.svg"));
+    let written = format!(
+        "Report written to {}: report.md, report.json{}",
+        dir.display(),
+        match &plotted {
+            Ok(()) if results.series.iter().any(|s| s.pooled.is_some()) => ", latency.svg",
+            _ => "",
+        }
+    );
+    if cli.json {
+        writeln!(out, "{json}")?;
+        eprintln!("{written}");
+    } else {
+        writeln!(out, "Pinning: {}.\n", report::pinning(&results.machine))?;
+        write!(out, "{}", results.text())?;
+        writeln!(
+            out,
+            "Figures are from one run on a shared machine: absolute times move by ±25 % between \
+             runs\nand machines. Compare the ratios, each taken against a reference measured in \
+             the same\nround; treat p99.9 and max as indicative (host steal makes tails jump).\n"
+        )?;
+        writeln!(out, "{written}")?;
+    }
+    if let Err(e) = plotted {
+        eprintln!("shmring-benches: the plot failed: {e}");
+    }
+    Ok(results.failed.is_empty())
+}
+
+/// One run of `series`' method and metric; records its figures. Returns what to
+/// show as progress and whether the child pinned itself.
+fn measure(
+    series: &mut Series,
+    plan: Plan,
+    messages_shm: u64,
+    messages_kernel: u64,
+    bw_messages: u64,
+    child_cpu: Option<usize>,
+) -> cross::Result<(String, bool)> {
+    let (method, metric) = (series.method, series.metric);
+    if metric.is_round_trip() {
+        let run = cross::round_trips(method, metric.size(), plan, child_cpu)?;
+        let h = &run.histogram;
+        let p50 = h.value_at_quantile(0.5) as f64;
+        series.push(Figure::P50, p50);
+        series.push(Figure::P99, h.value_at_quantile(0.99) as f64);
+        series.push(Figure::P999, h.value_at_quantile(0.999) as f64);
+        series.push(Figure::Max, h.max() as f64);
+        series.push(Figure::Mean, run.batch_mean_ns);
+        if let Some(pooled) = &mut series.pooled {
+            pooled.add(h)?;
+        }
+        Ok((format_ns(p50), run.child_pinned))
+    } else {
+        let messages = match (metric, method.scope()) {
+            (Metric::Bw64K, _) => bw_messages,
+            (_, "kernel") => messages_kernel,
+            _ => messages_shm,
+        };
+        let run = cross::stream(method, metric.size(), messages, child_cpu)?;
+        let rate = run.rate();
+        Ok(if metric == Metric::Tput8 {
+            series.push(Figure::Rate, rate);
+            (format!("{:.1}M/s", rate / 1e6), run.child_pinned)
+        } else {
+            let bytes = rate * metric.size() as f64;
+            series.push(Figure::Rate, bytes);
+            (format!("{:.2}GB/s", bytes / 1e9), run.child_pinned)
+        })
+    }
+}
+
+fn format_ns(ns: f64) -> String {
+    if ns < 10_000.0 {
+        format!("{ns:.0}ns")
+    } else {
+        format!("{:.1}µs", ns / 1000.0)
+    }
+}
+
+/// `target/shmring-report/<UTC time>` in the target folder this program was built
+/// in (found from its own path), or under `./target` if it is not in one.
+fn default_out_dir(started_unix: u64) -> PathBuf {
+    let target = std::env::current_exe().ok().and_then(|exe| {
+        let target = exe.parent()?.parent()?;
+        (target.join("CACHEDIR.TAG").exists() || target.file_name()? == "target")
+            .then(|| target.to_path_buf())
+    });
+    target
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("shmring-report")
+        .join(report::stamp_string(started_unix))
+}
+
+/// The machine, for the report.
+fn machine(
+    cpus_allowed: usize,
+    (parent_cpu, parent_pinned, child_cpu): (Option<usize>, bool, Option<usize>),
+    children: usize,
+    children_pinned: usize,
+) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            (key.trim() == "model name").then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let mut cores = std::collections::BTreeSet::new();
+    let (mut package, mut core) = (None, None);
+    for line in cpuinfo.lines() {
+        let Some((key, value)) = line.split_once(':') else {
             continue;
         };
-        if !printed {
-            println!("Targets (p50 over p50 in the same round, median of the rounds):");
-            printed = true;
+        match key.trim() {
+            "processor" => (package, core) = (None, None),
+            "physical id" => package = Some(value.trim().to_owned()),
+            "core id" => core = Some(value.trim().to_owned()),
+            _ => continue,
         }
-        let met = if cmp == "<=" {
-            r <= target
-        } else {
-            r >= target
-        };
-        println!(
-            "  {:<42} {:>7.2}   target {} {}: {}",
-            format!("{} / {}", a.name(), b.name()),
-            r,
-            if cmp == "<=" { "≤" } else { "≥" },
-            target,
-            if met { "met" } else { "NOT met" }
-        );
+        if let (Some(p), Some(c)) = (&package, &core) {
+            cores.insert((p.clone(), c.clone()));
+        }
     }
-    if printed {
-        println!();
+    // SAFETY: sysconf only reads a system constant.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    Machine {
+        cpu_model,
+        cpus_online: usize::try_from(online).unwrap_or(0),
+        cpu_cores: if cores.is_empty() {
+            usize::try_from(online).unwrap_or(0)
+        } else {
+            cores.len()
+        },
+        cpus_allowed,
+        kernel: uname(),
+        parent_cpu: parent_cpu.filter(|_| parent_pinned),
+        parent_pinned,
+        child_cpu,
+        children,
+        children_pinned,
+        mq_msgsize_max: std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
     }
 }
 
-fn report_streams(streams: &[Stream], rates: &[Vec<f64>], messages: u64) {
-    println!(
-        "{:<42} {:>9} {:>14} {:>9}",
-        "one-way throughput, 8-byte messages", "M msg/s", "range", "vs bare"
-    );
-    let bare = streams.iter().position(|&m| m == Stream::Bare);
-    for (i, method) in streams.iter().enumerate() {
-        let (lo, hi) = range(&rates[i]);
-        let vs_bare = bare.map_or("-".to_owned(), |b| {
-            let per_round: Vec<f64> = rates[i].iter().zip(&rates[b]).map(|(x, y)| x / y).collect();
-            format!("{:.2}x", median(&per_round))
-        });
-        let label = match method {
-            Stream::Shmring => "shmring busy-spin (try_send / try_recv)".to_owned(),
-            Stream::Bare => format!(
-                "{} ({} slots)",
-                method.name(),
-                shmring_benches::shared_bare::CAPACITY
-            ),
-        };
-        println!(
-            "{:<42} {:>9.1} {:>14} {:>9}",
-            label,
-            median(&rates[i]),
-            format!("{lo:.1}..{hi:.1}"),
-            vs_bare
-        );
+/// uname's system, release, version and machine.
+fn uname() -> String {
+    // SAFETY: utsname is plain bytes; all-zero is valid.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a live utsname the call fills.
+    if unsafe { libc::uname(&mut u) } == -1 {
+        return "unknown".to_owned();
     }
-    println!(
-        "(median of the rounds, {messages} messages a run, same capacity in messages; vs bare: rate"
-    );
-    println!(" over the bare ring's in the same round, median of the rounds)");
-    if let (Some(s), Some(b)) = (streams.iter().position(|&m| m == Stream::Shmring), bare) {
-        let per_round: Vec<f64> = rates[s].iter().zip(&rates[b]).map(|(x, y)| x / y).collect();
-        let r = median(&per_round);
-        println!(
-            "Target: shmring / bare ring throughput {r:.2}, target ≥ 1.0: {}",
-            if r >= 1.0 { "met" } else { "NOT met" }
-        );
-    }
-    println!();
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!(
+        "{} {} {} {}",
+        field(&u.sysname),
+        field(&u.release),
+        field(&u.version),
+        field(&u.machine)
+    )
 }
 
 // ---------------------------------------------------------------------------

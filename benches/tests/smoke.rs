@@ -1,10 +1,11 @@
 //! The benchmark runners run, check what they moved, and report positive numbers.
 //! Smoke tests, not timing tests: no test here asserts a speed.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use shmring_benches::cross::{RoundTrip, Stream};
+use serde_json::Value;
 use shmring_benches::{CONTENDERS, bare_round_trips, shmring_round_trips};
 
 /// The tests spin on both CPUs: one at a time, or a spinning thread of one test
@@ -35,14 +36,97 @@ fn round_trips_run() {
     assert!(bare_round_trips(10_000).as_nanos() > 0);
 }
 
-/// The numbers in `line` after its first `skip` characters (ranges such as
-/// `337..349` give two; units and ratios' `x` are dropped).
-fn numbers(line: &str, skip: usize) -> Vec<f64> {
-    line[skip..]
-        .split(|c: char| c.is_whitespace() || c == 'x')
-        .flat_map(|token| token.split(".."))
-        .filter_map(|token| token.parse::<f64>().ok())
-        .collect()
+/// A fresh folder for one test's report, removed by the test.
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "shmring-benches-smoke-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs the program with `args`; returns its standard output (it must succeed).
+fn run(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_shmring-benches"))
+        .args(args)
+        .output()
+        .expect("run shmring-benches");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "shmring-benches {args:?} failed: {}\n{out}\n{err}",
+        output.status
+    );
+    out
+}
+
+#[test]
+fn quick_json_of_two_methods_has_every_record() {
+    let _serial = serial();
+    let dir = out_dir("json");
+    let out = run(&[
+        "--quick",
+        "--only",
+        "pipe",
+        "unix-socket",
+        "--json",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    let report: Value = serde_json::from_str(&out).expect("stdout is the JSON report");
+    let rounds = report["settings"]["rounds"].as_u64().expect("rounds");
+    assert!(rounds >= 1);
+    let records = report["records"].as_array().expect("records");
+    let metrics = [
+        "rtt_8B_p50_ns",
+        "rtt_8B_p99_ns",
+        "rtt_8B_p999_ns",
+        "rtt_8B_max_ns",
+        "rtt_8B_batch_mean_ns",
+        "rtt_1KiB_p50_ns",
+        "rtt_1KiB_p99_ns",
+        "rtt_1KiB_p999_ns",
+        "rtt_1KiB_max_ns",
+        "tput_8B_msg_per_s",
+        "bw_64KiB_GB_per_s",
+    ];
+    for method in ["pipe", "unix-socket"] {
+        for metric in metrics {
+            let record = records
+                .iter()
+                .find(|r| r["method"] == method && r["metric"] == metric)
+                .unwrap_or_else(|| panic!("no {method} {metric} record in\n{out}"));
+            let positive = |v: &Value| v.as_f64().is_some_and(|x| x > 0.0 && x.is_finite());
+            assert!(positive(&record["value"]), "{record}");
+            let per_round = record["rounds"].as_array().expect("rounds");
+            assert_eq!(per_round.len() as u64, rounds, "{record}");
+            assert!(per_round.iter().all(positive), "{record}");
+            // Only two methods ran: no reference, so no ratio.
+            assert!(record["vs_limit"].is_null(), "{record}");
+        }
+    }
+    // Nothing else ran.
+    assert!(
+        records
+            .iter()
+            .all(|r| r["method"] == "pipe" || r["method"] == "unix-socket")
+    );
+    assert!(report["failed"].as_array().expect("failed").is_empty());
+    let machine = &report["machine"];
+    assert!(machine["cpu_model"].is_string() && machine["kernel"].is_string());
+    for file in ["report.json", "report.md", "latency.svg"] {
+        let len = std::fs::metadata(dir.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .len();
+        assert!(len > 0, "{file} is empty");
+    }
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json"))
+            .expect("report.json parses");
+    assert_eq!(written, report, "report.json differs from the printed JSON");
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
 }
 
 /// The report line that starts with `name` after the line that starts with
@@ -55,46 +139,38 @@ fn row<'a>(out: &'a str, table: &str, name: &str) -> &'a str {
 }
 
 #[test]
-fn the_quick_cross_process_comparison_reports_every_method() {
+fn the_table_compares_against_the_references() {
     let _serial = serial();
-    let output = Command::new(env!("CARGO_BIN_EXE_shmring-benches"))
-        .arg("--quick")
-        .output()
-        .expect("run shmring-benches --quick");
-    let out = String::from_utf8_lossy(&output.stdout);
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "shmring-benches --quick failed: {}\n{out}\n{err}",
-        output.status
-    );
-    for method in RoundTrip::ALL {
-        let line = row(&out, "round trip, 8 bytes", method.name());
-        let numbers = numbers(line, method.name().len());
-        // p50, its range (two), p99, p99.9, max, batch mean, ratio to the limit.
-        assert_eq!(numbers.len(), 8, "{method:?}: {line}");
-        assert!(
-            numbers.iter().all(|&n| n > 0.0 && n.is_finite()),
-            "{method:?}: {line}"
-        );
-    }
-    for method in Stream::ALL {
-        let line = row(&out, "one-way throughput", method.name());
-        let numbers = numbers(line, line.find(')').map_or(method.name().len(), |i| i + 1));
-        // M msg/s, its range (two), ratio to the bare ring.
-        assert_eq!(numbers.len(), 4, "{method:?}: {line}");
-        assert!(
-            numbers.iter().all(|&n| n > 0.0 && n.is_finite()),
-            "{method:?}: {line}"
-        );
+    let dir = out_dir("table");
+    let out = run(&[
+        "--quick",
+        "--rounds",
+        "2",
+        "--only",
+        "busy-spin,cache-line,bare-ring",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    for (table, name) in [
+        ("round trip, 8 B", "shmring busy-spin"),
+        ("round trip, 8 B", "cache-line limit"),
+        ("round trip, 1 KiB", "shmring busy-spin"),
+        ("throughput, 8 B", "shmring busy-spin"),
+        ("throughput, 8 B", "bare SPSC ring"),
+        ("bandwidth, 64 KiB", "bare SPSC ring"),
+    ] {
+        let line = row(&out, table, name);
+        assert!(line.contains('x'), "{table} / {name}: no ratio in {line:?}");
     }
     assert!(out.contains("Pinning:"), "no pinning report:\n{out}");
-    for target in [
-        "shmring busy-spin / cache-line limit",
-        "shmring / bare ring",
+    for ratio in [
+        "shmring busy-spin p50 / cache-line limit p50",
+        "shmring 8 B throughput / bare ring throughput",
     ] {
-        assert!(out.contains(target), "no {target:?} ratio:\n{out}");
+        assert!(out.contains(ratio), "no {ratio:?} ratio:\n{out}");
     }
+    assert!(out.contains(&format!("Report written to {}", dir.display())));
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
 }
 
 #[test]
@@ -108,7 +184,11 @@ fn the_in_process_comparison_still_runs() {
     assert!(output.status.success(), "{}\n{out}", output.status);
     for contender in CONTENDERS {
         let line = row(&out, "queue", contender.name);
-        let numbers = numbers(line, contender.name.len());
+        let numbers: Vec<f64> = line[contender.name.len()..]
+            .split(|c: char| c.is_whitespace() || c == 'x')
+            .flat_map(|token| token.split(".."))
+            .filter_map(|token| token.parse::<f64>().ok())
+            .collect();
         assert!(
             !numbers.is_empty() && numbers.iter().all(|&n| n > 0.0 && n.is_finite()),
             "{}: {line}",

@@ -1,0 +1,995 @@
+//! The comparison's results and their forms: the terminal table, `report.md`,
+//! `report.json` and `latency.svg`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use shmring_benches::cross::{Method, Metric};
+
+/// One figure of a method and metric, measured once a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    /// Median round trip of the round's histogram, ns.
+    P50,
+    /// 99th percentile, ns.
+    P99,
+    /// 99.9th percentile, ns.
+    P999,
+    /// Longest round trip, ns.
+    Max,
+    /// Mean of the round trips timed as one batch (no clock read each), ns.
+    Mean,
+    /// Messages per second (throughput) or bytes per second (bandwidth).
+    Rate,
+}
+
+impl Figure {
+    /// The round-trip figures, in table order.
+    pub const ROUND_TRIP: [Self; 5] = [Self::P50, Self::P99, Self::P999, Self::Max, Self::Mean];
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::P50 => "p50",
+            Self::P99 => "p99",
+            Self::P999 => "p999",
+            Self::Max => "max",
+            Self::Mean => "batch_mean",
+            Self::Rate => "rate",
+        }
+    }
+}
+
+/// What one method measured for one metric over the rounds.
+#[derive(Debug)]
+pub struct Series {
+    pub method: Method,
+    pub metric: Metric,
+    /// Each figure's value in each round (ns, msg/s or bytes/s), rounds in order.
+    pub rounds: Vec<(Figure, Vec<f64>)>,
+    /// Round trips: every round's samples together (for the plot).
+    pub pooled: Option<Histogram<u64>>,
+}
+
+impl Series {
+    /// An empty series for `method` and `metric`.
+    pub fn new(method: Method, metric: Metric) -> Self {
+        let figures: &[Figure] = if metric.is_round_trip() {
+            &Figure::ROUND_TRIP
+        } else {
+            &[Figure::Rate]
+        };
+        Self {
+            method,
+            metric,
+            rounds: figures.iter().map(|&f| (f, Vec::new())).collect(),
+            pooled: metric
+                .is_round_trip()
+                .then(shmring_benches::cross::new_histogram),
+        }
+    }
+
+    /// Records one round's value of `figure`.
+    pub fn push(&mut self, figure: Figure, value: f64) {
+        if let Some((_, v)) = self.rounds.iter_mut().find(|(f, _)| *f == figure) {
+            v.push(value);
+        }
+    }
+
+    /// The rounds' values of `figure`.
+    pub fn values(&self, figure: Figure) -> &[f64] {
+        self.rounds
+            .iter()
+            .find(|(f, _)| *f == figure)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// The headline figure: p50 for round trips, the rate otherwise.
+    pub fn headline(&self) -> Figure {
+        if self.metric.is_round_trip() {
+            Figure::P50
+        } else {
+            Figure::Rate
+        }
+    }
+}
+
+/// Where and how the run happened.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// CPUs online (logical).
+    pub cpus_online: usize,
+    /// Distinct (physical id, core id) pairs in /proc/cpuinfo.
+    pub cpu_cores: usize,
+    /// CPUs this process was allowed to run on.
+    pub cpus_allowed: usize,
+    /// uname: system, release, version, machine.
+    pub kernel: String,
+    /// The parent's CPU, if it was pinned.
+    pub parent_cpu: Option<usize>,
+    /// Whether pinning the parent succeeded.
+    pub parent_pinned: bool,
+    /// The CPU each child was asked to pin itself to.
+    pub child_cpu: Option<usize>,
+    /// Children spawned.
+    pub children: usize,
+    /// Children that said they pinned themselves.
+    pub children_pinned: usize,
+    /// /proc/sys/fs/mqueue/msgsize_max.
+    pub mq_msgsize_max: Option<usize>,
+}
+
+/// How much was measured.
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    pub quick: bool,
+    pub rounds: usize,
+    /// Untimed round trips before the timed ones, per method, size and round.
+    pub rtt_warmup: u64,
+    /// Round trips timed one by one into the histogram.
+    pub rtt_samples: u64,
+    /// Round trips timed together after them (the batch mean).
+    pub rtt_batch: u64,
+    /// Messages per 8-byte throughput run, shared-memory methods.
+    pub tput_messages_shm: u64,
+    /// Messages per 8-byte throughput run, kernel methods.
+    pub tput_messages_kernel: u64,
+    /// 64 KiB messages per bandwidth run.
+    pub bw_messages: u64,
+    /// Of each throughput or bandwidth run, the untimed first part.
+    pub stream_warmup_fraction: f64,
+    /// `--only`, as given.
+    pub only: Vec<String>,
+    /// Cargo features of this build.
+    pub features: Vec<String>,
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct Results {
+    pub series: Vec<Series>,
+    /// (method, metric, reason): not measured here.
+    pub skipped: Vec<(Method, Metric, String)>,
+    /// (method, metric, error): a run failed; the method was dropped from the
+    /// later rounds of that metric.
+    pub failed: Vec<(Method, Metric, String)>,
+    pub machine: Machine,
+    pub settings: Settings,
+    /// Seconds since the epoch at the start.
+    pub started_unix: u64,
+    /// Wall time of the whole comparison, seconds.
+    pub wall_seconds: f64,
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub fn range(v: &[f64]) -> (f64, f64) {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
+impl Results {
+    pub fn find(&self, method: Method, metric: Metric) -> Option<&Series> {
+        self.series
+            .iter()
+            .find(|s| s.method == method && s.metric == metric)
+    }
+
+    /// Median over the rounds of `series`' `figure` over `reference`'s in the
+    /// same round.
+    pub fn ratio(&self, series: &Series, figure: Figure, reference: Method) -> Option<f64> {
+        let reference = self.find(reference, series.metric)?;
+        let per_round: Vec<f64> = series
+            .values(figure)
+            .iter()
+            .zip(reference.values(figure))
+            .map(|(a, b)| a / b)
+            .collect();
+        (!per_round.is_empty()).then(|| median(&per_round))
+    }
+
+    /// Median over the rounds of `a`'s headline figure over `b`'s, same metric.
+    pub fn headline_ratio(&self, metric: Metric, a: Method, b: Method) -> Option<f64> {
+        let a = self.find(a, metric)?;
+        self.ratio(a, a.headline(), b)
+    }
+
+    /// The ratios the issue's closing note quotes, in order: (label, value).
+    pub fn key_ratios(&self) -> Vec<(&'static str, Option<f64>)> {
+        use Method::*;
+        let rtt = Metric::Rtt8;
+        vec![
+            (
+                "shmring busy-spin p50 / cache-line limit p50 (8 B round trip)",
+                self.headline_ratio(rtt, ShmringBusySpin, CacheLine),
+            ),
+            (
+                "pipe p50 / shmring busy-spin p50 (8 B round trip)",
+                self.headline_ratio(rtt, Pipe, ShmringBusySpin),
+            ),
+            (
+                "unix stream socket p50 / shmring busy-spin p50 (8 B round trip)",
+                self.headline_ratio(rtt, UnixStream, ShmringBusySpin),
+            ),
+            (
+                "shmring 8 B throughput / bare ring throughput",
+                self.headline_ratio(Metric::Tput8, ShmringBusySpin, BareRing),
+            ),
+            (
+                "shmring busy-spin p50 / iceoryx2 p50 (8 B round trip)",
+                self.headline_ratio(rtt, ShmringBusySpin, Iceoryx2),
+            ),
+        ]
+    }
+
+    /// The targets the project set itself: (a, b, metric, at most?, target).
+    fn targets(&self) -> Vec<(String, f64, &'static str, f64, bool)> {
+        use Method::*;
+        let list = [
+            (Metric::Rtt8, ShmringBusySpin, CacheLine, true, 1.15),
+            (Metric::Rtt8, ShmringPark, Futex, true, 1.1),
+            (Metric::Rtt8, Pipe, ShmringBusySpin, false, 25.0),
+            (Metric::Tput8, ShmringBusySpin, BareRing, false, 1.0),
+        ];
+        list.into_iter()
+            .filter_map(|(metric, a, b, at_most, target)| {
+                let r = self.headline_ratio(metric, a, b)?;
+                let met = if at_most { r <= target } else { r >= target };
+                Some((
+                    format!("{} / {} ({})", a.name(), b.name(), metric.title()),
+                    r,
+                    if at_most { "≤" } else { "≥" },
+                    target,
+                    met,
+                ))
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+
+/// A latency in µs with three or four significant digits.
+fn fmt_us(ns: f64) -> String {
+    let us = ns / 1000.0;
+    if !us.is_finite() {
+        "-".to_owned()
+    } else if us < 10.0 {
+        format!("{us:.3}")
+    } else if us < 100.0 {
+        format!("{us:.2}")
+    } else {
+        format!("{us:.1}")
+    }
+}
+
+fn fmt_rate(metric: Metric, v: f64) -> String {
+    match metric {
+        Metric::Tput8 => format!("{:.2}", v / 1e6),
+        _ => format!("{:.2}", v / 1e9),
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r.is_finite() => {
+            if r >= 100.0 {
+                format!("{r:.0}x")
+            } else if r >= 10.0 {
+                format!("{r:.1}x")
+            } else if r >= 0.1 {
+                format!("{r:.2}x")
+            } else {
+                format!("{r:.3}x")
+            }
+        }
+        _ => "-".to_owned(),
+    }
+}
+
+fn unit(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Rtt8 | Metric::Rtt1K => "µs",
+        Metric::Tput8 => "M msg/s",
+        Metric::Bw64K => "GB/s",
+    }
+}
+
+/// One metric's table: a heading row and rows of cells.
+struct Table {
+    title: String,
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+/// Columns before the figures (left-aligned).
+const TEXT_COLUMNS: usize = 4;
+
+impl Results {
+    fn tables(&self) -> Vec<Table> {
+        let mut tables = Vec::new();
+        for metric in Metric::ALL {
+            let series: Vec<&Series> = self.series.iter().filter(|s| s.metric == metric).collect();
+            if series.is_empty() {
+                continue;
+            }
+            let header = if metric.is_round_trip() {
+                vec![
+                    "method",
+                    "direction",
+                    "scope",
+                    "unit",
+                    "p50",
+                    "p50 range",
+                    "p99",
+                    "p99.9",
+                    "max",
+                    "batch mean",
+                    "vs busy-spin",
+                    "vs limit",
+                ]
+            } else {
+                vec![
+                    "method",
+                    "direction",
+                    "scope",
+                    "unit",
+                    "median",
+                    "range",
+                    "vs busy-spin",
+                    "vs limit",
+                ]
+            };
+            let mut rows = Vec::new();
+            for s in series {
+                let mut row = vec![
+                    s.method.name().to_owned(),
+                    if metric.is_round_trip() {
+                        "round trip"
+                    } else {
+                        "child → parent"
+                    }
+                    .to_owned(),
+                    s.method.scope().to_owned(),
+                    unit(metric).to_owned(),
+                ];
+                if metric.is_round_trip() {
+                    let p50 = s.values(Figure::P50);
+                    let (lo, hi) = range(p50);
+                    row.push(fmt_us(median(p50)));
+                    row.push(format!("{}..{}", fmt_us(lo), fmt_us(hi)));
+                    for f in [Figure::P99, Figure::P999, Figure::Max, Figure::Mean] {
+                        row.push(fmt_us(median(s.values(f))));
+                    }
+                } else {
+                    let v = s.values(Figure::Rate);
+                    let (lo, hi) = range(v);
+                    row.push(fmt_rate(metric, median(v)));
+                    row.push(format!(
+                        "{}..{}",
+                        fmt_rate(metric, lo),
+                        fmt_rate(metric, hi)
+                    ));
+                }
+                let head = s.headline();
+                row.push(fmt_ratio(self.ratio(s, head, Method::ShmringBusySpin)));
+                row.push(fmt_ratio(self.ratio(s, head, metric.limit())));
+                rows.push(row);
+            }
+            let notes = self.skipped.iter().map(|x| (x, "not measured: see below"));
+            let failures = self.failed.iter().map(|x| (x, "FAILED: see below"));
+            for ((method, m, _), why) in notes.chain(failures) {
+                if *m == metric {
+                    let mut row = vec![
+                        method.name().to_owned(),
+                        String::new(),
+                        method.scope().to_owned(),
+                        String::new(),
+                    ];
+                    row.push(format!("({why})"));
+                    rows.push(row);
+                }
+            }
+            let title = metric.title().to_owned();
+            tables.push(Table {
+                title,
+                header,
+                rows,
+            });
+        }
+        tables
+    }
+}
+
+/// `text` broken into lines of at most `width` characters, at spaces.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split_whitespace() {
+        let n = word.chars().count();
+        if line > 0 && line + 1 + n > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += n;
+    }
+    out
+}
+
+fn widths(table: &Table) -> Vec<usize> {
+    let mut w: Vec<usize> = table.header.iter().map(|h| h.chars().count()).collect();
+    for row in &table.rows {
+        // A note row (fewer cells) spans the figure columns: it does not widen them.
+        if row.len() < table.header.len() {
+            continue;
+        }
+        for (i, cell) in row.iter().enumerate() {
+            w[i] = w[i].max(cell.chars().count());
+        }
+    }
+    w[0] = w[0].max(table.title.chars().count());
+    w
+}
+
+fn pad(cell: &str, width: usize, right: bool) -> String {
+    let n = cell.chars().count();
+    let fill = " ".repeat(width.saturating_sub(n));
+    if right {
+        format!("{fill}{cell}")
+    } else {
+        format!("{cell}{fill}")
+    }
+}
+
+impl Results {
+    /// The terminal report.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for table in self.tables() {
+            let w = widths(&table);
+            let line = |cells: &[String]| -> String {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if cells.len() < w.len() && i == cells.len() - 1 {
+                            c.clone()
+                        } else {
+                            pad(c, w[i], i >= TEXT_COLUMNS)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_owned()
+            };
+            let mut header: Vec<String> = table.header.iter().map(|h| (*h).to_owned()).collect();
+            header[0] = table.title.clone();
+            let _ = writeln!(out, "{}", line(&header));
+            for row in &table.rows {
+                let _ = writeln!(out, "{}", line(row));
+            }
+            out.push('\n');
+        }
+        out.push_str(&self.notes(false));
+        out
+    }
+
+    /// The closing notes: how to read the tables, targets, key ratios, what was
+    /// not measured.
+    fn notes(&self, markdown: bool) -> String {
+        let s = &self.settings;
+        let paragraphs = [
+            format!(
+                "How to read: every figure is the median over {} alternating rounds (A B C … A B C \
+                 …), its range the lowest..highest round. Round trips: p50, p99, p99.9 and max of \
+                 each round's histogram ({} round trips timed one by one after {} untimed, clock \
+                 reads included); batch mean: {} more timed as one, no clock read in it. \
+                 \"vs busy-spin\" and \"vs limit\": the figure over shmring busy-spin's (or the \
+                 limit's) in the same round, median of the rounds; the limit is the cache-line \
+                 ping-pong for round trips and the bare SPSC ring for throughput and bandwidth. For \
+                 round trips a ratio above 1 is slower; for rates a ratio below 1 is slower.",
+                s.rounds, s.rtt_samples, s.rtt_warmup, s.rtt_batch
+            ),
+            "Coordinated omission: a round trip is closed-loop (one message in flight; the next \
+             ping leaves when the echo is back), so there is no send schedule for a stall to hide \
+             samples from: a stall is one long sample, not the many an open-loop sender would have \
+             queued behind it. No correction is applied."
+                .to_owned(),
+            format!(
+                "Throughput: the child sends {} (shared memory) or {} (kernel) 8-byte messages a \
+                 run, bandwidth {} messages of 64 KiB; the first tenth is untimed. Kernel streams: \
+                 one write per message, the reader reads up to 64 KiB at a time and splits (64 KiB \
+                 messages: read straight into the message buffer); SOCK_SEQPACKET and mq: one call \
+                 per message each side. Every run checks what it received (echo equal to the ping; \
+                 every message's length and sequence number) before it reports.",
+                s.tput_messages_shm, s.tput_messages_kernel, s.bw_messages
+            ),
+        ];
+        let mut out = String::new();
+        for p in &paragraphs {
+            if markdown {
+                let _ = writeln!(out, "{p}\n");
+            } else {
+                let _ = writeln!(out, "{}\n", wrap(p, 100));
+            }
+        }
+        let heading = |out: &mut String, title: &str| {
+            let _ = if markdown {
+                writeln!(out, "**{title}**\n")
+            } else {
+                writeln!(out, "{title}")
+            };
+        };
+        let bullet = if markdown { "- " } else { "  " };
+        let targets = self.targets();
+        if !targets.is_empty() {
+            heading(
+                &mut out,
+                "Targets (p50 or rate over the reference's, same round, median of rounds):",
+            );
+            for (label, r, cmp, target, met) in targets {
+                let _ = writeln!(
+                    out,
+                    "{bullet}{label}: {r:.2}, target {cmp} {target}: {}",
+                    if met { "met" } else { "NOT met" }
+                );
+            }
+            out.push('\n');
+        }
+        let ratios = self.key_ratios();
+        if ratios.iter().any(|(_, r)| r.is_some()) {
+            heading(
+                &mut out,
+                "Key ratios of this run (median over rounds of same-round ratios):",
+            );
+            for (label, r) in ratios {
+                let _ = writeln!(
+                    out,
+                    "{bullet}{label}: {}",
+                    r.map_or("not measured".to_owned(), |r| format!("{r:.3}"))
+                );
+            }
+            out.push('\n');
+        }
+        if !self.skipped.is_empty() || !self.failed.is_empty() {
+            heading(&mut out, "Not measured:");
+            for (method, metric, reason) in &self.skipped {
+                let _ = writeln!(
+                    out,
+                    "{bullet}{} / {}: {reason}",
+                    method.name(),
+                    metric.title()
+                );
+            }
+            for (method, metric, error) in &self.failed {
+                let _ = writeln!(
+                    out,
+                    "{bullet}{} / {}: FAILED: {error}",
+                    method.name(),
+                    metric.title()
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `report.md`.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut out = String::new();
+        let _ = writeln!(out, "# shmring cross-process comparison\n");
+        let _ = writeln!(
+            out,
+            "Run at {} (UTC), {:.0} s. Two real processes: the program and a copy of itself \
+             (re-executed; spawning is never timed; a fresh child per method, metric and round).\n",
+            utc_string(self.started_unix),
+            self.wall_seconds
+        );
+        let _ = writeln!(out, "## Machine\n");
+        let _ = writeln!(out, "- CPU: {}", m.cpu_model);
+        let _ = writeln!(
+            out,
+            "- CPUs: {} online ({} cores), {} allowed to this process",
+            m.cpus_online, m.cpu_cores, m.cpus_allowed
+        );
+        let _ = writeln!(out, "- Kernel: {}", m.kernel);
+        let _ = writeln!(out, "- Pinning: {}", pinning(m));
+        if let Some(max) = m.mq_msgsize_max {
+            let _ = writeln!(out, "- /proc/sys/fs/mqueue/msgsize_max: {max}");
+        }
+        let _ = writeln!(
+            out,
+            "- Build features: {}\n",
+            if self.settings.features.is_empty() {
+                "none".to_owned()
+            } else {
+                self.settings.features.join(", ")
+            }
+        );
+        let _ = writeln!(out, "## Results\n");
+        for table in self.tables() {
+            let _ = writeln!(out, "### {}\n", table.title);
+            let _ = writeln!(out, "| {} |", table.header.join(" | "));
+            let _ = writeln!(
+                out,
+                "|{}",
+                table
+                    .header
+                    .iter()
+                    .enumerate()
+                    .map(|(i, _)| if i >= TEXT_COLUMNS { "---:|" } else { "---|" })
+                    .collect::<String>()
+            );
+            for row in &table.rows {
+                let mut cells = row.clone();
+                cells.resize(table.header.len(), String::new());
+                let _ = writeln!(out, "| {} |", cells.join(" | "));
+            }
+            out.push('\n');
+        }
+        if self.series.iter().any(|s| s.pooled.is_some()) {
+            let _ = writeln!(
+                out,
+                "![Round-trip latency distributions](latency.svg)\n\n*Round-trip latency by \
+                 percentile, every round's samples together (log scales).*\n"
+            );
+        }
+        let _ = writeln!(out, "## Notes\n");
+        out.push_str(&self.notes(true));
+        out.push_str(
+            "\nFigures are from one run on a shared machine: absolute times move by ±25 % between \
+             runs and machines. Compare the ratios, each taken against a reference measured in the \
+             same round; treat p99.9 and max as indicative (host steal makes tails jump).\n",
+        );
+        out
+    }
+}
+
+pub fn pinning(m: &Machine) -> String {
+    match (m.parent_cpu, m.child_cpu) {
+        (Some(p), Some(c)) => format!(
+            "parent → CPU {p} ({}), children → CPU {c} ({} of {} pinned): the two processes on \
+             separate cores",
+            if m.parent_pinned {
+                "pinned"
+            } else {
+                "NOT pinned"
+            },
+            m.children_pinned,
+            m.children
+        ),
+        _ => format!(
+            "NOT pinned: {} CPU(s) allowed, the two processes share them",
+            m.cpus_allowed
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema: &'static str,
+    started_unix: u64,
+    started_utc: String,
+    wall_seconds: f64,
+    machine: &'a Machine,
+    settings: &'a Settings,
+    methods: Vec<JsonMethod>,
+    records: Vec<JsonRecord>,
+    key_ratios: Vec<JsonRatio>,
+    skipped: Vec<JsonSkip>,
+    failed: Vec<JsonSkip>,
+}
+
+#[derive(Serialize)]
+struct JsonMethod {
+    key: &'static str,
+    name: &'static str,
+    scope: &'static str,
+}
+
+#[derive(Serialize)]
+struct JsonRecord {
+    method: &'static str,
+    metric: String,
+    unit: &'static str,
+    value: f64,
+    min: f64,
+    max: f64,
+    rounds: Vec<f64>,
+    vs_busy_spin: Option<f64>,
+    vs_limit: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonRatio {
+    name: &'static str,
+    value: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonSkip {
+    method: &'static str,
+    metric: &'static str,
+    reason: String,
+}
+
+impl Results {
+    /// `report.json`.
+    pub fn json(&self) -> String {
+        let mut records = Vec::new();
+        for s in &self.series {
+            for (figure, values) in &s.rounds {
+                let (metric, unit, scale) = match figure {
+                    Figure::Rate if s.metric == Metric::Tput8 => {
+                        (format!("{}_msg_per_s", s.metric.key()), "msg/s", 1.0)
+                    }
+                    Figure::Rate => (format!("{}_GB_per_s", s.metric.key()), "GB/s", 1e-9),
+                    f => (format!("{}_{}_ns", s.metric.key(), f.key()), "ns", 1.0),
+                };
+                let rounds: Vec<f64> = values.iter().map(|v| v * scale).collect();
+                let (min, max) = range(&rounds);
+                records.push(JsonRecord {
+                    method: s.method.key(),
+                    metric,
+                    unit,
+                    value: median(&rounds),
+                    min,
+                    max,
+                    rounds,
+                    vs_busy_spin: self.ratio(s, *figure, Method::ShmringBusySpin),
+                    vs_limit: self.ratio(s, *figure, s.metric.limit()),
+                });
+            }
+        }
+        let skip = |list: &[(Method, Metric, String)]| {
+            list.iter()
+                .map(|(method, metric, reason)| JsonSkip {
+                    method: method.key(),
+                    metric: metric.key(),
+                    reason: reason.clone(),
+                })
+                .collect()
+        };
+        let mut methods: Vec<Method> = Vec::new();
+        for s in &self.series {
+            if !methods.contains(&s.method) {
+                methods.push(s.method);
+            }
+        }
+        let report = JsonReport {
+            schema: "shmring-benches/cross-process/v1",
+            started_unix: self.started_unix,
+            started_utc: utc_string(self.started_unix),
+            wall_seconds: self.wall_seconds,
+            machine: &self.machine,
+            settings: &self.settings,
+            methods: methods
+                .into_iter()
+                .map(|m| JsonMethod {
+                    key: m.key(),
+                    name: m.name(),
+                    scope: m.scope(),
+                })
+                .collect(),
+            records,
+            key_ratios: self
+                .key_ratios()
+                .into_iter()
+                .map(|(name, value)| JsonRatio { name, value })
+                .collect(),
+            skipped: skip(&self.skipped),
+            failed: skip(&self.failed),
+        };
+        serde_json::to_string_pretty(&report).expect("the report serialises")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The plot
+
+/// `latency.svg`: for each round-trip metric, every method's latency by
+/// percentile (x: 1/(1-q), log; y: µs, log), every round's samples together.
+pub fn plot(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+
+    let metrics: Vec<Metric> = Metric::ALL
+        .into_iter()
+        .filter(|&m| {
+            results
+                .series
+                .iter()
+                .any(|s| s.metric == m && s.pooled.is_some())
+        })
+        .collect();
+    if metrics.is_empty() {
+        return Ok(());
+    }
+    const PANEL: u32 = 700;
+    const LEGEND: u32 = 230;
+    let width = PANEL * metrics.len() as u32 + LEGEND;
+    let root = SVGBackend::new(path, (width, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (plots, legend) = root.split_horizontally(PANEL * metrics.len() as u32);
+    // One colour per method, the same in every panel.
+    let color = |method: Method| {
+        let i = Method::ALL.iter().position(|&m| m == method).unwrap_or(0);
+        Palette99::pick(i).to_rgba()
+    };
+    let mut shown: Vec<Method> = Vec::new();
+    let panels = plots.split_evenly((1, metrics.len()));
+    for (panel, metric) in panels.iter().zip(metrics) {
+        let curves: Vec<(Method, Vec<(f64, f64)>)> = results
+            .series
+            .iter()
+            .filter(|s| s.metric == metric)
+            .filter_map(|s| Some((s.method, curve(s.pooled.as_ref()?))))
+            .filter(|(_, c)| !c.is_empty())
+            .collect();
+        let x_max = curves
+            .iter()
+            .flat_map(|(_, c)| c.iter().map(|p| p.0))
+            .fold(10.0, f64::max);
+        let (y_min, y_max) = curves
+            .iter()
+            .flat_map(|(_, c)| c.iter().map(|p| p.1))
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), y| {
+                (lo.min(y), hi.max(y))
+            });
+        let (y_min, y_max) = (y_min.max(0.01) / 1.3, y_max.max(0.02) * 1.3);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(
+                format!("{}, two processes", metric.title()),
+                ("sans-serif", 22),
+            )
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d((1.0..x_max).log_scale(), (y_min..y_max).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile")
+            .y_desc("round trip (µs)")
+            .x_label_formatter(&|x| percentile_label(*x))
+            .y_label_formatter(&|y| format!("{y}"))
+            .draw()?;
+        for (method, points) in curves {
+            chart.draw_series(LineSeries::new(points, color(method).stroke_width(2)))?;
+            if !shown.contains(&method) {
+                shown.push(method);
+            }
+        }
+    }
+    // The legend, beside the panels.
+    shown.sort_by_key(|&m| Method::ALL.iter().position(|&x| x == m));
+    legend.draw(&Text::new(
+        "all rounds' samples",
+        (10, 60),
+        ("sans-serif", 15).into_font(),
+    ))?;
+    for (i, method) in shown.into_iter().enumerate() {
+        let y = 90 + 24 * i as i32;
+        legend.draw(&PathElement::new(
+            vec![(10, y), (40, y)],
+            color(method).stroke_width(3),
+        ))?;
+        legend.draw(&Text::new(
+            method.name(),
+            (48, y - 8),
+            ("sans-serif", 15).into_font(),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Points (1/(1-q), µs) of a histogram's percentile curve, 20 a decade, up to the
+/// last sample.
+fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let n = h.len() as f64;
+    let mut points = Vec::new();
+    let mut k = 0;
+    loop {
+        let x = 10f64.powf(k as f64 / 20.0);
+        let q = 1.0 - 1.0 / x;
+        if x > n {
+            break;
+        }
+        points.push((x, h.value_at_quantile(q) as f64 / 1000.0));
+        k += 1;
+    }
+    points.push((n.max(1.0), h.max() as f64 / 1000.0));
+    points
+}
+
+fn percentile_label(x: f64) -> String {
+    let q = 100.0 * (1.0 - 1.0 / x);
+    if q < 99.0 {
+        format!("{q:.0}%")
+    } else {
+        // Less a hair: 100 - 99.9 is 0.0999…, whose log would ask for a digit more.
+        let digits = (-(100.0 - q).log10() - 1e-6).ceil().max(0.0) as usize;
+        format!("{q:.*}%", digits)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Time
+
+/// "YYYY-MM-DD HH:MM:SS" of a Unix time, UTC.
+pub fn utc_string(unix: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(unix);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+/// "YYYYMMDD-HHMMSS" of a Unix time, UTC: the default report folder's name.
+pub fn stamp_string(unix: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(unix);
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
+/// Year, month, day, hour, minute, second of a Unix time (UTC), by Howard
+/// Hinnant's days-to-civil.
+fn civil(unix: u64) -> (i64, u32, u32, u64, u64, u64) {
+    let days = (unix / 86_400) as i64;
+    let rem = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(utc_string(0), "1970-01-01 00:00:00");
+        assert_eq!(utc_string(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(stamp_string(1_700_000_000), "20231114-221320");
+    }
+
+    #[test]
+    fn percentile_labels() {
+        assert_eq!(percentile_label(2.0), "50%");
+        assert_eq!(percentile_label(100.0), "99%");
+        assert_eq!(percentile_label(200.0), "99.5%");
+        assert_eq!(percentile_label(1000.0), "99.9%");
+        assert_eq!(percentile_label(10_000.0), "99.99%");
+    }
+}
