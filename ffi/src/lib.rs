@@ -1,8 +1,202 @@
-//! The C ABI of shmring. It starts with the version query; the channel calls follow
-//! once the `shmring` crate has channels to export.
+//! The C ABI of shmring: `libshmring_c.so` / `libshmring_c.a` and the header
+//! `include/shmring.h`, generated from this crate by cbindgen (see `ffi/README.md`).
+//!
+//! # Shape
+//!
+//! - A **channel** (`shmring_channel`) is a created or opened segment: named shared
+//!   memory (`shmring_channel_create`/`_open`), a file (`_create_file`/`_open_file`)
+//!   or an anonymous memfd (`_create_memfd`, `shmring_channel_fd`, `_open_fd`).
+//! - From it, a **sender** (`shmring_sender_new`) and a **receiver**
+//!   (`shmring_receiver_new`) claim the two roles. Each keeps the segment mapped:
+//!   the channel may be closed as soon as the endpoints are made.
+//! - Copying calls (`send`, `recv`), zero-copy calls (`grant`/`commit`,
+//!   `read`/`release`) and batches, each blocking, `try_` (never blocks) and
+//!   `_timeout` (milliseconds, relative).
+//!
+//! # Conventions
+//!
+//! - Every fallible function returns an `int`: `SHMRING_OK` (0) or a negative
+//!   [`shmring_status`]. [`shmring_last_error_message`] has the details.
+//! - Results go through out-pointers. On failure, constructors, grants, reads and
+//!   receives leave theirs NULL or 0, except a receive's `out_len` on
+//!   `SHMRING_E_BUFFER_TOO_SMALL` (the length needed) and a batch's count (what was
+//!   done before the failure).
+//! - NULL pointers, sizes above `PTRDIFF_MAX`, bad names and unknown flags return a
+//!   code, never crash. A Rust panic never unwinds into C: it returns
+//!   `SHMRING_E_PANIC`.
+//!
+//! # Ownership
+//!
+//! Each `shmring_*_new`/`_create`/`_open` returns a handle that the caller owns and
+//! frees with the matching `shmring_*_close` (closing NULL is a no-op). Pointers
+//! from a grant or a read are borrowed from the handle until commit/abort or
+//! release/unread. Strings returned by the library are static or thread-local:
+//! never free them.
+//!
+//! # Threads
+//!
+//! A sender or receiver handle is used by one thread at a time: calling it from two
+//! threads at once is undefined behaviour. It may move between threads (one thread
+//! after another, with the caller's own synchronisation in between). Different
+//! handles may be used from different threads at the same time. A channel handle
+//! may be used from several threads at once (its functions do not change it),
+//! except `shmring_channel_close`. `shmring_strerror`, `shmring_version` and
+//! `shmring_layout_version` are thread-safe; `shmring_last_error_message` is per
+//! thread.
+#![allow(
+    non_camel_case_types,
+    reason = "C names: the header shows these types and variants as they are spelt here"
+)]
 
-/// The layout version this library reads and writes (see ARCHITECTURE.md).
+use std::ffi::{CStr, c_char, c_void};
+use std::ptr::NonNull;
+
+pub mod channel;
+mod handle;
+pub mod receiver;
+pub mod sender;
+pub mod status;
+
+pub use channel::*;
+pub use receiver::*;
+pub use sender::*;
+pub use status::*;
+
+use shmring::core::layout;
+use status::Failure;
+
+// ---------------------------------------------------------------------------
+// Constants. cbindgen copies literals only, so each value is written out and
+// pinned to the Rust library's own constant by a compile-time assertion.
+// ---------------------------------------------------------------------------
+
+/// Major version of the library this header belongs to.
+pub const SHMRING_VERSION_MAJOR: u32 = 0;
+/// Minor version of the library this header belongs to.
+pub const SHMRING_VERSION_MINOR: u32 = 1;
+/// Patch version of the library this header belongs to.
+pub const SHMRING_VERSION_PATCH: u32 = 0;
+
+/// The segment layout version this library reads and writes (ARCHITECTURE.md:
+/// "Segment layout"); `shmring_layout_version()` returns the library's own.
+pub const SHMRING_LAYOUT_VERSION: u32 = 2;
+/// The first 8 bytes of every initialised segment, in the creator's byte order.
+pub const SHMRING_MAGIC: u64 = 0x7368_6d72_696e_6701;
+/// Alignment of a segment's start, and of each of its 128-byte control lines.
+pub const SHMRING_SEGMENT_ALIGN: usize = 128;
+/// Offset of the header line (magic, version, capacity, ...).
+pub const SHMRING_HEADER_OFFSET: usize = 0;
+/// Offset of the producer's line (write position, owner, claims).
+pub const SHMRING_PRODUCER_LINE_OFFSET: usize = 128;
+/// Offset of the consumer's line (read position, owner, claims).
+pub const SHMRING_CONSUMER_LINE_OFFSET: usize = 256;
+/// Offset of the signal line (the two eventcounts).
+pub const SHMRING_SIGNAL_LINE_OFFSET: usize = 384;
+/// Offset of the data region: a segment is `SHMRING_DATA_OFFSET + capacity` bytes.
+pub const SHMRING_DATA_OFFSET: usize = 512;
+/// Bytes of a frame's header before its payload.
+pub const SHMRING_FRAME_HEADER_SIZE: usize = 8;
+/// Alignment of every frame in the data region.
+pub const SHMRING_FRAME_ALIGN: usize = 8;
+/// The smallest capacity (bytes of the data region).
+pub const SHMRING_MIN_CAPACITY: usize = 64;
+/// The largest capacity (1 GiB).
+pub const SHMRING_MAX_CAPACITY: usize = 1073741824;
+/// Header flag (offset 56): the segment uses the asymmetric fence pair.
+pub const SHMRING_HEADER_FLAG_ASYMMETRIC_FENCES: u32 = 1;
+
+const _: () = {
+    assert!(SHMRING_LAYOUT_VERSION == layout::LAYOUT_VERSION);
+    assert!(SHMRING_MAGIC == layout::MAGIC);
+    assert!(SHMRING_SEGMENT_ALIGN == layout::SEGMENT_ALIGN);
+    assert!(SHMRING_HEADER_OFFSET == layout::HEADER_OFFSET);
+    assert!(SHMRING_PRODUCER_LINE_OFFSET == layout::PRODUCER_LINE_OFFSET);
+    assert!(SHMRING_CONSUMER_LINE_OFFSET == layout::CONSUMER_LINE_OFFSET);
+    assert!(SHMRING_SIGNAL_LINE_OFFSET == layout::SIGNAL_LINE_OFFSET);
+    assert!(SHMRING_DATA_OFFSET == layout::DATA_OFFSET);
+    assert!(SHMRING_FRAME_HEADER_SIZE == layout::FRAME_HEADER_SIZE);
+    assert!(SHMRING_FRAME_ALIGN == layout::FRAME_ALIGN);
+    assert!(SHMRING_MIN_CAPACITY == layout::MIN_CAPACITY);
+    assert!(SHMRING_MAX_CAPACITY == layout::MAX_CAPACITY);
+    assert!(SHMRING_HEADER_FLAG_ASYMMETRIC_FENCES == layout::FLAG_ASYMMETRIC_FENCES);
+    assert!(size_of::<layout::SegmentHeader>() == SHMRING_DATA_OFFSET);
+    assert!(align_of::<layout::SegmentHeader>() == SHMRING_SEGMENT_ALIGN);
+    assert!(SHMRING_VERSION_MAJOR == parse_u32(env!("CARGO_PKG_VERSION_MAJOR")));
+    assert!(SHMRING_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VERSION_MINOR")));
+    assert!(SHMRING_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")));
+};
+
+/// A decimal number at compile time (for the version assertions).
+const fn parse_u32(s: &str) -> u32 {
+    let bytes = s.as_bytes();
+    let mut n = 0u32;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit());
+        n = n * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
+
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => panic!("the package version has no interior NUL"),
+    };
+
+/// The library's version, e.g. `"0.1.0"`: static, NUL-terminated, never freed.
+/// Compare with `SHMRING_VERSION_MAJOR`/`_MINOR`/`_PATCH` to check that the header
+/// and the library loaded at run time match. Thread-safe; cannot fail.
+#[unsafe(no_mangle)]
+pub extern "C" fn shmring_version() -> *const c_char {
+    VERSION.as_ptr()
+}
+
+/// The segment layout version this library reads and writes (the same as
+/// `SHMRING_LAYOUT_VERSION` in a matching header). Thread-safe; cannot fail.
 #[unsafe(no_mangle)]
 pub extern "C" fn shmring_layout_version() -> u32 {
-    shmring_core::LAYOUT_VERSION
+    layout::LAYOUT_VERSION
+}
+
+// ---------------------------------------------------------------------------
+// Argument checks shared by the modules.
+// ---------------------------------------------------------------------------
+
+/// `ptr` as a non-null out-pointer, or `SHMRING_E_INVALID_ARGUMENT`.
+fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<NonNull<T>, Failure> {
+    NonNull::new(ptr).ok_or_else(|| Failure::null(what))
+}
+
+/// Checks a caller's byte count: sizes above `isize::MAX` cannot describe memory.
+fn check_len(len: usize, what: &str) -> Result<(), Failure> {
+    if len > isize::MAX as usize {
+        return Err(Failure::invalid(format!(
+            "{what} of {len} bytes is beyond PTRDIFF_MAX (a negative size?)"
+        )));
+    }
+    Ok(())
+}
+
+/// The caller's writable `len` bytes at `data` (NULL allowed when `len` is 0).
+///
+/// # Safety
+/// Unless NULL or `len` is 0, `data` points to `len` writable bytes that nothing
+/// else reads or writes until the returned slice is dropped.
+unsafe fn bytes_mut<'a>(
+    data: *mut c_void,
+    len: usize,
+    what: &str,
+) -> Result<&'a mut [u8], Failure> {
+    check_len(len, what)?;
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if data.is_null() {
+        return Err(Failure::null(what));
+    }
+    // SAFETY: non-null, at most isize::MAX bytes (checked), writable and not
+    // otherwise accessed for the slice's life (the caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
 }

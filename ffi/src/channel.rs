@@ -1,0 +1,582 @@
+//! Channels: create or open a segment (named shared memory, a file, or a memfd),
+//! with options.
+
+use std::ffi::{OsStr, c_char, c_int};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use shmring::{Channel, ChannelBuilder, WaitStrategy};
+
+use crate::out_ptr;
+use crate::status::{Failure, guard, shmring_status};
+
+/// A created or opened channel: a mapped segment holding one ring. Make its
+/// endpoints with `shmring_sender_new` and `shmring_receiver_new`; free it with
+/// `shmring_channel_close` (the endpoints keep the segment mapped on their own).
+///
+/// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
+pub struct shmring_channel {
+    pub(crate) channel: Channel,
+}
+
+/// How a blocked call waits for its peer: the `wait_strategy` field of
+/// `shmring_channel_options`. The strategy belongs to the process that creates or
+/// opens the channel (each side chooses its own).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum shmring_wait_strategy {
+    /// Poll for `spin_ns` (default 50 us), then sleep on the futex (the default).
+    WAIT_SPIN_THEN_PARK = 0,
+    /// Poll without sleeping: the lowest latency, one core kept busy.
+    WAIT_BUSY_SPIN = 1,
+    /// Sleep on the futex at once.
+    WAIT_PARK = 2,
+}
+
+/// Option flag: on create, replace a segment of the same name whose handles are
+/// all dead (left behind by a crash). A segment with a live handle is never
+/// replaced.
+pub const SHMRING_OPTION_RECLAIM: u32 = 1;
+/// Option flag: on create, keep the name (or file) when the creator's last handle
+/// closes (default for named shared memory: remove it).
+pub const SHMRING_OPTION_KEEP: u32 = 2;
+/// Option flag: on create, remove the name (or file) when the creator's last handle
+/// closes (default for files: keep it). Not together with `SHMRING_OPTION_KEEP`.
+pub const SHMRING_OPTION_UNLINK: u32 = 4;
+/// Option flag: on create, use full fences on both sides instead of the asymmetric
+/// pair (`membarrier`). Needed when a process that may use the channel cannot call
+/// `membarrier` (a seccomp filter, valgrind): with the asymmetric pair such a
+/// process gets `SHMRING_E_UNSUPPORTED` when it makes a sender or receiver.
+pub const SHMRING_OPTION_SYMMETRIC_FENCES: u32 = 8;
+/// Option flag: map with `MAP_POPULATE`, so the first messages take no page faults.
+pub const SHMRING_OPTION_PREFAULT: u32 = 16;
+/// Option flag: on open, accept a segment owned by `trusted_uid` (default: only
+/// the caller's effective uid).
+pub const SHMRING_OPTION_TRUST_OWNER: u32 = 32;
+
+const KNOWN_OPTIONS: u32 = SHMRING_OPTION_RECLAIM
+    | SHMRING_OPTION_KEEP
+    | SHMRING_OPTION_UNLINK
+    | SHMRING_OPTION_SYMMETRIC_FENCES
+    | SHMRING_OPTION_PREFAULT
+    | SHMRING_OPTION_TRUST_OWNER;
+
+/// `sizeof(shmring_channel_options)`, for a C11 `_Static_assert`.
+pub const SHMRING_CHANNEL_OPTIONS_SIZE: usize = 80;
+
+/// Options of the channel create and open calls. Fill it with
+/// `shmring_channel_options_init` (all zero is the same: every field's default),
+/// then change what you need. Passing NULL instead of options means defaults.
+///
+/// Fields that apply only to create (or only to open) are ignored by the other.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct shmring_channel_options {
+    /// `SHMRING_OPTION_*` bits; others are refused (`SHMRING_E_INVALID_ARGUMENT`).
+    pub flags: u32,
+    /// Create: permission bits of a named segment or file, e.g. `0600`; 0 means the
+    /// default `0600`. A memfd is always `0666` (only holders of its descriptor
+    /// reach it).
+    pub mode: u32,
+    /// Open: the permission bits an opened segment may have; a segment with any
+    /// other bit set is refused with `SHMRING_E_UNTRUSTED`. 0 means the default
+    /// `0644` (nobody but the owner may write it).
+    pub allowed_mode: u32,
+    /// Open: with `SHMRING_OPTION_TRUST_OWNER`, also accept segments owned by this
+    /// uid.
+    pub trusted_uid: u32,
+    /// A `shmring_wait_strategy` value.
+    pub wait_strategy: u32,
+    /// Reserved: must be zero.
+    pub reserved0: u32,
+    /// With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
+    /// nanoseconds; 0 means the default, 50 us.
+    pub spin_ns: u64,
+    /// Reserved for later options: must be zero.
+    pub reserved: [u64; 6],
+}
+
+const _: () = assert!(size_of::<shmring_channel_options>() == SHMRING_CHANNEL_OPTIONS_SIZE);
+// Handles move between threads (one at a time); a channel is shared between them.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Channel>();
+};
+
+/// Longest channel name read (one more byte is read to tell it is too long).
+const MAX_NAME: usize = 255;
+/// Longest file path read.
+const MAX_PATH: usize = libc::PATH_MAX as usize - 1;
+
+impl shmring_channel_options {
+    /// The builder for `backing` with these options applied.
+    fn apply(&self, backing: ChannelBuilder) -> Result<ChannelBuilder, Failure> {
+        if self.flags & !KNOWN_OPTIONS != 0 {
+            return Err(Failure::invalid(format!(
+                "unknown option flags {:#x}",
+                self.flags & !KNOWN_OPTIONS
+            )));
+        }
+        if self.reserved0 != 0 || self.reserved.iter().any(|&r| r != 0) {
+            return Err(Failure::invalid(
+                "reserved option fields must be zero (use shmring_channel_options_init)",
+            ));
+        }
+        let keep = self.flags & SHMRING_OPTION_KEEP != 0;
+        let unlink = self.flags & SHMRING_OPTION_UNLINK != 0;
+        if keep && unlink {
+            return Err(Failure::invalid(
+                "SHMRING_OPTION_KEEP and SHMRING_OPTION_UNLINK together",
+            ));
+        }
+        for (field, mode) in [("mode", self.mode), ("allowed_mode", self.allowed_mode)] {
+            if mode > 0o7777 {
+                return Err(Failure::invalid(format!(
+                    "{field} {mode:#o} has bits beyond 07777"
+                )));
+            }
+        }
+        let wait = match self.wait_strategy {
+            x if x == shmring_wait_strategy::WAIT_SPIN_THEN_PARK as u32 => {
+                if self.spin_ns == 0 {
+                    WaitStrategy::default()
+                } else {
+                    WaitStrategy::SpinThenPark {
+                        spin: Duration::from_nanos(self.spin_ns),
+                    }
+                }
+            }
+            x if x == shmring_wait_strategy::WAIT_BUSY_SPIN as u32 => WaitStrategy::BusySpin,
+            x if x == shmring_wait_strategy::WAIT_PARK as u32 => WaitStrategy::Park,
+            other => {
+                return Err(Failure::invalid(format!("unknown wait strategy {other}")));
+            }
+        };
+        let mut builder = backing
+            .wait_strategy(wait)
+            .reclaim(self.flags & SHMRING_OPTION_RECLAIM != 0)
+            .asymmetric_fences(self.flags & SHMRING_OPTION_SYMMETRIC_FENCES == 0)
+            .prefault(self.flags & SHMRING_OPTION_PREFAULT != 0);
+        if keep || unlink {
+            builder = builder.unlink_on_drop(unlink);
+        }
+        if self.mode != 0 {
+            builder = builder.mode(self.mode);
+        }
+        if self.allowed_mode != 0 {
+            builder = builder.allow_mode(self.allowed_mode);
+        }
+        if self.flags & SHMRING_OPTION_TRUST_OWNER != 0 {
+            builder = builder.trust_owner(self.trusted_uid);
+        }
+        Ok(builder)
+    }
+}
+
+/// Reads the caller's options (NULL: defaults) and applies them to `backing`.
+///
+/// # Safety
+/// `options` is NULL or points to a readable `shmring_channel_options`.
+unsafe fn builder(
+    backing: ChannelBuilder,
+    options: *const shmring_channel_options,
+) -> Result<ChannelBuilder, Failure> {
+    // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
+    // every bit pattern of its integer fields is valid.
+    let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
+    options.apply(backing)
+}
+
+/// The bytes of a NUL-terminated string of at most `max` bytes.
+///
+/// # Safety
+/// `s` is NULL or a NUL-terminated string.
+unsafe fn c_string<'a>(s: *const c_char, what: &str, max: usize) -> Result<&'a [u8], Failure> {
+    if s.is_null() {
+        return Err(Failure::null(what));
+    }
+    // SAFETY: a NUL-terminated string (the caller's contract): strnlen reads up to
+    // its NUL or `max + 1` bytes, whichever comes first, never past the NUL.
+    let len = unsafe { libc::strnlen(s, max + 1) };
+    if len > max {
+        return Err(Failure::new(
+            shmring_status::E_INVALID_NAME,
+            format!("{what} is longer than {max} bytes"),
+        ));
+    }
+    if len == 0 {
+        return Err(Failure::new(
+            shmring_status::E_INVALID_NAME,
+            format!("{what} is empty"),
+        ));
+    }
+    // SAFETY: the `len` bytes before the NUL, just measured.
+    Ok(unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) })
+}
+
+/// A channel name from C: UTF-8, at most `MAX_NAME` bytes (the Rust library checks
+/// the rest).
+///
+/// # Safety
+/// As [`c_string`].
+unsafe fn shm_name(name: *const c_char) -> Result<String, Failure> {
+    // SAFETY: delegated to the caller.
+    let bytes = unsafe { c_string(name, "name", MAX_NAME) }?;
+    match std::str::from_utf8(bytes) {
+        Ok(name) => Ok(name.to_owned()),
+        Err(_) => Err(Failure::new(
+            shmring_status::E_INVALID_NAME,
+            format!(
+                "name {:?} is not UTF-8",
+                String::from_utf8_lossy(bytes).into_owned()
+            ),
+        )),
+    }
+}
+
+/// A file path from C (any bytes but NUL, at most `PATH_MAX - 1`).
+///
+/// # Safety
+/// As [`c_string`].
+unsafe fn file_path<'a>(path: *const c_char) -> Result<&'a Path, Failure> {
+    // SAFETY: delegated to the caller.
+    let bytes = unsafe { c_string(path, "path", MAX_PATH) }?;
+    Ok(Path::new(OsStr::from_bytes(bytes)))
+}
+
+/// The common body of the constructors: clears `*out`, makes the channel, stores it.
+fn construct(
+    out: *mut *mut shmring_channel,
+    make: impl FnOnce() -> Result<Channel, Failure>,
+) -> c_int {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: `out` is non-null and writable (the caller's contract).
+        unsafe { out.write(std::ptr::null_mut()) };
+        let channel = make()?;
+        let handle = Box::into_raw(Box::new(shmring_channel { channel }));
+        // SAFETY: as above.
+        unsafe { out.write(handle) };
+        Ok(())
+    })
+}
+
+/// Fills `*options` with the defaults (all fields zero): wait strategy
+/// spin-then-park (50 us), mode `0600`, accepted mode `0644`, no flags.
+///
+/// # Safety
+/// `options` is NULL or points to a writable `shmring_channel_options`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_options_init(
+    options: *mut shmring_channel_options,
+) -> c_int {
+    guard(|| {
+        let options = out_ptr(options, "options")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { options.write(shmring_channel_options::default()) };
+        Ok(())
+    })
+}
+
+/// Creates a channel in named POSIX shared memory, `/dev/shm/shmring.<name>`, with
+/// a fresh, empty ring of `capacity` bytes, and returns it in `*out`.
+///
+/// The segment is created `0600` (see `options.mode`) and removed when the
+/// creator's last handle (channel, sender, receiver) closes, unless
+/// `SHMRING_OPTION_KEEP`. The largest message is `capacity / 2 - 8` bytes.
+///
+/// # Arguments
+/// - `name`: 1 to 200 bytes of ASCII letters, digits, `.`, `_`, `-`; not `.`/`..`.
+/// - `capacity`: a power of two from `SHMRING_MIN_CAPACITY` (64) to
+///   `SHMRING_MAX_CAPACITY` (1 GiB); 64 KiB is a good default.
+/// - `options`: NULL for defaults.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_INVALID_CAPACITY`,
+/// `SHMRING_E_ALREADY_EXISTS` (see `SHMRING_OPTION_RECLAIM`),
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// - `name` is NULL or a NUL-terminated string.
+/// - `options` is NULL or points to a readable `shmring_channel_options`.
+/// - `out` is NULL or points to a writable `shmring_channel *`; it receives the new
+///   handle (owned by the caller: free it with `shmring_channel_close`), or NULL on
+///   failure.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_create(
+    name: *const c_char,
+    capacity: usize,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_channel,
+) -> c_int {
+    construct(out, || {
+        // SAFETY: the caller's contract on `name` and `options`.
+        let builder = unsafe { builder(ChannelBuilder::shm(shm_name(name)?), options) }?;
+        Ok(builder.capacity(capacity).create()?)
+    })
+}
+
+/// Opens the channel `/dev/shm/shmring.<name>` made by another process (or this
+/// one) and validates it: owner and mode (see `options`), size, every header field.
+/// A channel still being created is waited for (up to 2 s).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `shmring_channel_create`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_open(
+    name: *const c_char,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_channel,
+) -> c_int {
+    construct(out, || {
+        // SAFETY: the caller's contract on `name` and `options`.
+        let builder = unsafe { builder(ChannelBuilder::shm(shm_name(name)?), options) }?;
+        Ok(builder.open()?)
+    })
+}
+
+/// Creates a channel in a regular file at `path` (created exclusively, `0600`):
+/// the ring persists, and reopening it after every process has exited resumes with
+/// the unconsumed messages. The file is kept when the creator closes, unless
+/// `SHMRING_OPTION_UNLINK`.
+///
+/// # Returns
+/// As `shmring_channel_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
+///
+/// # Safety
+/// As `shmring_channel_create`, with `path` a NUL-terminated path (any bytes, at
+/// most `PATH_MAX - 1`).
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_create_file(
+    path: *const c_char,
+    capacity: usize,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_channel,
+) -> c_int {
+    construct(out, || {
+        // SAFETY: the caller's contract on `path` and `options`.
+        let builder = unsafe { builder(ChannelBuilder::file(file_path(path)?), options) }?;
+        Ok(builder.capacity(capacity).create()?)
+    })
+}
+
+/// Opens a channel file made by `shmring_channel_create_file`.
+///
+/// # Returns
+/// As `shmring_channel_open`.
+///
+/// # Safety
+/// As `shmring_channel_create_file`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_open_file(
+    path: *const c_char,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_channel,
+) -> c_int {
+    construct(out, || {
+        // SAFETY: the caller's contract on `path` and `options`.
+        let builder = unsafe { builder(ChannelBuilder::file(file_path(path)?), options) }?;
+        Ok(builder.open()?)
+    })
+}
+
+/// Creates a channel in an anonymous memfd (no name anywhere, nothing to clean
+/// up), sealed against resizing. Hand it to another process with
+/// `shmring_channel_fd` (by inheritance across `fork`/`exec`, or `SCM_RIGHTS`);
+/// that process opens it with `shmring_channel_open_fd`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY`, `SHMRING_E_NO_SPACE`,
+/// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// - `options` is NULL or points to a readable `shmring_channel_options`.
+/// - `out` is NULL or points to a writable `shmring_channel *` (as in
+///   `shmring_channel_create`).
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_create_memfd(
+    capacity: usize,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_channel,
+) -> c_int {
+    construct(out, || {
+        // SAFETY: the caller's contract on `options`.
+        let builder = unsafe { builder(ChannelBuilder::memfd(), options) }?;
+        Ok(builder.capacity(capacity).create()?)
+    })
+}
+
+/// Opens the channel behind the descriptor `fd`: a memfd from
+/// `shmring_channel_create_memfd` (or any channel's descriptor) handed over by
+/// another process. The size, seals and ring are checked; owner and mode are not
+/// (whoever holds the descriptor can write the segment anyway).
+///
+/// The library duplicates `fd` (close-on-exec): the caller keeps its own `fd` and
+/// may close it at once.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
+/// `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_IO` (e.g. an unsealed memfd).
+///
+/// # Safety
+/// As `shmring_channel_create_memfd`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_open_fd(
+    fd: c_int,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_channel,
+) -> c_int {
+    construct(out, || {
+        // SAFETY: the caller's contract on `options`.
+        let builder = unsafe { builder(ChannelBuilder::memfd(), options) }?;
+        if fd < 0 {
+            return Err(Failure::invalid(format!("descriptor {fd} is negative")));
+        }
+        // SAFETY: F_DUPFD_CLOEXEC on any integer: fails with EBADF if it is not an
+        // open descriptor, else makes a new one that we own.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EBADF) => Failure::invalid(format!("descriptor {fd} is not open: {e}")),
+                _ => Failure::new(
+                    shmring_status::E_IO,
+                    format!("fcntl(F_DUPFD_CLOEXEC) on descriptor {fd}: {e}"),
+                ),
+            });
+        }
+        // SAFETY: `dup` was just made by fcntl and is owned by nobody else.
+        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+        Ok(builder.from_fd(owned)?)
+    })
+}
+
+/// A shared reference to a live channel, or the failure for NULL.
+///
+/// # Safety
+/// `channel` is NULL or a live channel handle.
+pub(crate) unsafe fn channel_ref<'a>(
+    channel: *const shmring_channel,
+) -> Result<&'a shmring_channel, Failure> {
+    // SAFETY: NULL or live (the caller's contract); channel functions only read it.
+    unsafe { channel.as_ref() }.ok_or_else(|| Failure::null("channel"))
+}
+
+/// Stores the channel's descriptor in `*out_fd`, to hand the channel to another
+/// process (a memfd's only way there). The descriptor stays the channel's: do not
+/// close it; it is valid until `shmring_channel_close`. It is close-on-exec: to
+/// pass it across `exec`, `dup` it (the copy is not close-on-exec) in the child or
+/// clear `FD_CLOEXEC` there; or send it with `SCM_RIGHTS`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `channel` is NULL or a live channel handle; `out_fd` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_fd(
+    channel: *const shmring_channel,
+    out_fd: *mut c_int,
+) -> c_int {
+    guard(|| {
+        let out_fd = out_ptr(out_fd, "out_fd")?;
+        // SAFETY: the caller's contract.
+        let channel = unsafe { channel_ref(channel) }?;
+        let fd = channel.channel.segment().fd().as_raw_fd();
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out_fd.write(fd) };
+        Ok(())
+    })
+}
+
+/// Stores the channel's capacity (bytes of its data region) in `*out`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `channel` is NULL or a live channel handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_capacity(
+    channel: *const shmring_channel,
+    out: *mut usize,
+) -> c_int {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller's contract.
+        let channel = unsafe { channel_ref(channel) }?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out.write(channel.channel.segment().capacity()) };
+        Ok(())
+    })
+}
+
+/// Stores the largest message the channel takes (`capacity / 2 - 8`) in `*out`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `channel` is NULL or a live channel handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_channel_max_message_len(
+    channel: *const shmring_channel,
+    out: *mut usize,
+) -> c_int {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller's contract.
+        let channel = unsafe { channel_ref(channel) }?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out.write(channel.channel.max_message_len()) };
+        Ok(())
+    })
+}
+
+/// Frees a channel handle. Senders and receivers made from it stay valid (they
+/// keep the segment mapped); a named segment created with the default options is
+/// removed when the last of them closes. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// `channel` is NULL or a live channel handle, not used by any thread during or
+/// after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmring_channel_close(channel: *mut shmring_channel) -> c_int {
+    let Some(channel) = NonNull::new(channel) else {
+        return shmring_status::OK.code();
+    };
+    guard(|| {
+        // SAFETY: a live handle from `Box::into_raw` in `construct`, given back by
+        // its owner (the caller's contract): freed once, here.
+        drop(unsafe { Box::from_raw(channel.as_ptr()) });
+        Ok(())
+    })
+}

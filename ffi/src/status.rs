@@ -1,0 +1,331 @@
+//! Status codes, the thread-local error message, and the barrier that keeps Rust
+//! panics out of C.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::panic::{self, AssertUnwindSafe};
+
+use shmring::Error;
+
+/// The status every fallible `shmring_` function returns: `SHMRING_OK` (0) on
+/// success, one of the negative codes below on failure.
+///
+/// `shmring_strerror` names a code; `shmring_last_error_message` gives the details
+/// of the last failure on the calling thread. New codes may be added in later
+/// versions (always negative, never reusing a value): treat an unknown negative
+/// code as a failure.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum shmring_status {
+    /// Success.
+    OK = 0,
+    /// A NULL pointer where a value is needed, a size beyond `PTRDIFF_MAX`, an
+    /// unknown flag or option value, a non-zero reserved field, a commit longer
+    /// than its grant, or a descriptor that is not open.
+    E_INVALID_ARGUMENT = -1,
+    /// A channel name (or file path) that is empty, too long, not UTF-8, or not a
+    /// single component of ASCII letters, digits, `.`, `_` and `-`.
+    E_INVALID_NAME = -2,
+    /// A create call found the name (or path) taken by a live segment.
+    E_ALREADY_EXISTS = -3,
+    /// An open call found no such segment (or a file's directory is missing).
+    E_NOT_FOUND = -4,
+    /// The operating system refused access (mode bits, owner).
+    E_PERMISSION_DENIED = -5,
+    /// The segment was made by an incompatible build (layout version, ring kind,
+    /// byte order).
+    E_INCOMPATIBLE_LAYOUT = -6,
+    /// The segment's header or ring state is invalid: a bug or a hostile peer.
+    /// The same call keeps failing until the peer repairs the ring.
+    E_CORRUPTED = -7,
+    /// The message is longer than the channel's largest message (half the
+    /// capacity less 8 bytes).
+    E_MESSAGE_TOO_LARGE = -8,
+    /// The receive buffer is shorter than the next message. Nothing was consumed;
+    /// the message's length is reported through `out_len`.
+    E_BUFFER_TOO_SMALL = -9,
+    /// No room for the message now (non-blocking calls).
+    E_FULL = -10,
+    /// No message now (non-blocking calls).
+    E_EMPTY = -11,
+    /// The peer has gone and the call cannot complete: a receiver found the ring
+    /// empty after its sender left (everything the sender committed was received
+    /// first), or a sender found it full after its receiver left. A new peer can
+    /// claim the role; calls then succeed again.
+    E_DISCONNECTED = -12,
+    /// The timeout passed.
+    E_TIMED_OUT = -13,
+    /// Another live sender (or receiver) holds the role.
+    E_ROLE_TAKEN = -14,
+    /// No space for the segment (a full `/dev/shm` or file system).
+    E_NO_SPACE = -15,
+    /// The handle is borrowed: a grant or a read is outstanding (commit/abort or
+    /// release/unread it first), or the call came from inside the handle's own
+    /// batch callback.
+    E_BUSY = -16,
+    /// The system lacks what the call needs, e.g. `membarrier` for a channel
+    /// created with asymmetric fences, in a process where it is refused.
+    E_UNSUPPORTED = -17,
+    /// Any other system call failure (the message names the call and errno).
+    E_IO = -18,
+    /// A bug: the library panicked. The panic was caught; the handle it happened
+    /// on returns this code from every later call (close it).
+    E_PANIC = -19,
+    /// A capacity that is not a power of two from `SHMRING_MIN_CAPACITY` to
+    /// `SHMRING_MAX_CAPACITY` (zero included).
+    E_INVALID_CAPACITY = -20,
+    /// The opened segment belongs to another user, or others may write it, and
+    /// the options did not say to trust that.
+    E_UNTRUSTED = -21,
+    /// The object is too small (or too large) to hold a ring.
+    E_BAD_SIZE = -22,
+    /// Nothing to finish: a commit or abort without an outstanding grant, or a
+    /// release or unread without an outstanding read.
+    E_NOT_BORROWED = -23,
+    /// An error of the Rust library that this version of the C ABI has no code
+    /// for; the message says what it is.
+    E_UNKNOWN = -24,
+}
+
+use shmring_status as S;
+
+impl shmring_status {
+    /// Every status, for tests and tables.
+    pub const ALL: [shmring_status; 25] = [
+        S::OK,
+        S::E_INVALID_ARGUMENT,
+        S::E_INVALID_NAME,
+        S::E_ALREADY_EXISTS,
+        S::E_NOT_FOUND,
+        S::E_PERMISSION_DENIED,
+        S::E_INCOMPATIBLE_LAYOUT,
+        S::E_CORRUPTED,
+        S::E_MESSAGE_TOO_LARGE,
+        S::E_BUFFER_TOO_SMALL,
+        S::E_FULL,
+        S::E_EMPTY,
+        S::E_DISCONNECTED,
+        S::E_TIMED_OUT,
+        S::E_ROLE_TAKEN,
+        S::E_NO_SPACE,
+        S::E_BUSY,
+        S::E_UNSUPPORTED,
+        S::E_IO,
+        S::E_PANIC,
+        S::E_INVALID_CAPACITY,
+        S::E_UNTRUSTED,
+        S::E_BAD_SIZE,
+        S::E_NOT_BORROWED,
+        S::E_UNKNOWN,
+    ];
+
+    /// The status with this code, if there is one.
+    pub fn from_code(code: c_int) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as c_int == code)
+    }
+
+    /// The code C sees.
+    pub const fn code(self) -> c_int {
+        self as c_int
+    }
+
+    /// A short description, lowercase, no trailing punctuation.
+    pub const fn description(self) -> &'static CStr {
+        match self {
+            S::OK => c"success",
+            S::E_INVALID_ARGUMENT => c"invalid argument",
+            S::E_INVALID_NAME => c"invalid channel name or path",
+            S::E_ALREADY_EXISTS => c"channel already exists",
+            S::E_NOT_FOUND => c"channel not found",
+            S::E_PERMISSION_DENIED => c"permission denied",
+            S::E_INCOMPATIBLE_LAYOUT => c"incompatible segment layout",
+            S::E_CORRUPTED => c"corrupted segment",
+            S::E_MESSAGE_TOO_LARGE => c"message too large for the channel",
+            S::E_BUFFER_TOO_SMALL => c"buffer too small for the next message (nothing consumed)",
+            S::E_FULL => c"channel full",
+            S::E_EMPTY => c"channel empty",
+            S::E_DISCONNECTED => c"the peer has gone",
+            S::E_TIMED_OUT => c"timed out",
+            S::E_ROLE_TAKEN => c"role taken by another live endpoint",
+            S::E_NO_SPACE => c"no space for the segment",
+            S::E_BUSY => c"handle busy: a grant or read is outstanding, or a callback is running",
+            S::E_UNSUPPORTED => c"unsupported on this system",
+            S::E_IO => c"system call failed",
+            S::E_PANIC => c"internal error (a caught panic)",
+            S::E_INVALID_CAPACITY => c"invalid capacity",
+            S::E_UNTRUSTED => c"untrusted segment owner or mode",
+            S::E_BAD_SIZE => c"segment has the wrong size",
+            S::E_NOT_BORROWED => c"no grant or read outstanding",
+            S::E_UNKNOWN => c"unknown error",
+        }
+    }
+}
+
+/// A failed call: its status and the details kept for
+/// `shmring_last_error_message`.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) status: shmring_status,
+    detail: Detail,
+}
+
+#[derive(Debug)]
+enum Detail {
+    /// No allocation: for the codes a polling loop meets on every turn.
+    Fixed(&'static CStr),
+    Owned(String),
+}
+
+impl Failure {
+    pub(crate) fn new(status: shmring_status, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: Detail::Owned(detail.into()),
+        }
+    }
+
+    /// A failure whose message is the status's description (no allocation).
+    pub(crate) const fn plain(status: shmring_status) -> Self {
+        Self {
+            status,
+            detail: Detail::Fixed(status.description()),
+        }
+    }
+
+    pub(crate) fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(S::E_INVALID_ARGUMENT, detail)
+    }
+
+    pub(crate) fn null(what: &str) -> Self {
+        Self::invalid(format!("{what} is NULL"))
+    }
+
+    fn panic(payload: &(dyn Any + Send)) -> Self {
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        Self::new(S::E_PANIC, format!("shmring panicked (a bug): {what}"))
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::InvalidName { .. } => S::E_INVALID_NAME,
+            Error::InvalidCapacity { .. } => S::E_INVALID_CAPACITY,
+            Error::AlreadyExists { .. } => S::E_ALREADY_EXISTS,
+            Error::NotFound { .. } => S::E_NOT_FOUND,
+            Error::PermissionDenied { .. } => S::E_PERMISSION_DENIED,
+            Error::Untrusted { .. } => S::E_UNTRUSTED,
+            Error::IncompatibleLayout { .. } => S::E_INCOMPATIBLE_LAYOUT,
+            Error::Corrupted { .. } => S::E_CORRUPTED,
+            Error::BadSize { .. } => S::E_BAD_SIZE,
+            Error::NoSpace { .. } => S::E_NO_SPACE,
+            Error::RoleTaken { .. } => S::E_ROLE_TAKEN,
+            Error::MessageTooLarge { .. } => S::E_MESSAGE_TOO_LARGE,
+            Error::BufferTooSmall { .. } => S::E_BUFFER_TOO_SMALL,
+            // The codes a polling loop meets on every turn: no allocation.
+            Error::Full { .. } => return Self::plain(S::E_FULL),
+            Error::Empty => return Self::plain(S::E_EMPTY),
+            Error::TimedOut => return Self::plain(S::E_TIMED_OUT),
+            Error::Disconnected { .. } => S::E_DISCONNECTED,
+            Error::Unsupported { .. } => S::E_UNSUPPORTED,
+            Error::Io { .. } => S::E_IO,
+            // The transports' errors (not yet exported to C, but mapped so a later
+            // export reports them by name).
+            Error::InvalidAddress { .. } | Error::WrongFileType { .. } => S::E_INVALID_ARGUMENT,
+            Error::ConnectionRefused { .. } => S::E_NOT_FOUND,
+            Error::LimitExceeded { .. } => S::E_NO_SPACE,
+            Error::FrameTooLong { .. } => S::E_CORRUPTED,
+            _ => S::E_UNKNOWN,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+/// What `shmring_last_error_message` returns.
+enum LastError {
+    Fixed(&'static CStr),
+    Owned(CString),
+}
+
+thread_local! {
+    /// The message of the last failure on this thread.
+    static LAST_ERROR: RefCell<LastError> = const { RefCell::new(LastError::Fixed(c"")) };
+}
+
+/// Keeps `detail` as this thread's last error message.
+fn record(detail: Detail) {
+    let message = match detail {
+        Detail::Fixed(s) => LastError::Fixed(s),
+        // Interior NULs (from a name, say) would cut the message short: escape them.
+        Detail::Owned(s) => LastError::Owned(
+            CString::new(s.replace('\0', "\\0")).unwrap_or_else(|_| c"(unprintable)".into()),
+        ),
+    };
+    // `try_with`: during thread teardown the slot may be gone; the message is lost
+    // then, the status still returned.
+    let _ = LAST_ERROR.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = message;
+        }
+    });
+}
+
+/// Runs the body of an exported function: maps its result to a status code,
+/// records the failure's message, and catches any panic (which must never unwind
+/// into C) as `SHMRING_E_PANIC`.
+pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> c_int {
+    let failure = match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return S::OK.code(),
+        Ok(Err(failure)) => failure,
+        Err(payload) => Failure::panic(&*payload),
+    };
+    let code = failure.status.code();
+    record(failure.detail);
+    code
+}
+
+/// Runs `body` under its own panic barrier and reports whether it panicked, with
+/// the failure to return: for a handle, which is then marked unusable.
+pub(crate) fn catch<T>(
+    body: impl FnOnce() -> Result<T, Failure>,
+) -> Result<Result<T, Failure>, Failure> {
+    panic::catch_unwind(AssertUnwindSafe(body)).map_err(|payload| Failure::panic(&*payload))
+}
+
+/// A static, NUL-terminated description of a status code: `"success"` for
+/// `SHMRING_OK`, `"unknown status code"` for a value that is not a status.
+///
+/// Thread-safe; the string lives as long as the library and must not be freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn shmring_strerror(code: c_int) -> *const c_char {
+    match shmring_status::from_code(code) {
+        Some(status) => status.description().as_ptr(),
+        None => c"unknown status code".as_ptr(),
+    }
+}
+
+/// The details of the last failed call on the calling thread (e.g. `shm segment
+/// "orders" not found`), as a NUL-terminated string; `""` if no call on this thread
+/// has failed yet.
+///
+/// Never NULL. The string belongs to the library: do not free it. It is valid until
+/// the next `shmring_` call on the same thread (copy it to keep it). Calls that
+/// succeed may leave the previous message in place: read it only after a call
+/// returned a failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn shmring_last_error_message() -> *const c_char {
+    LAST_ERROR
+        .try_with(|last| match last.try_borrow() {
+            Ok(last) => match &*last {
+                LastError::Fixed(s) => s.as_ptr(),
+                LastError::Owned(s) => s.as_ptr(),
+            },
+            Err(_) => c"".as_ptr(),
+        })
+        .unwrap_or(c"".as_ptr())
+}

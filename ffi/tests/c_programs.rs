@@ -1,0 +1,296 @@
+//! C programs against `include/shmring.h` and the built library, compiled with the
+//! system C compiler (C11, `-Wall -Wextra -Werror -pedantic`) and C++ compiler
+//! (C++17), talking to Rust across processes.
+//!
+//! The valgrind run is `#[ignore]`d here and run by `.ci/run`:
+//! `cargo test -p shmring-ffi --test c_programs -- --ignored valgrind`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Link, compile, expect_success, pattern, unique, wait_with_deadline};
+use shmring::{ChannelBuilder, Error, Role};
+
+/// Messages per cross-process test (each one checked, byte by byte).
+const COUNT: u64 = 100_000;
+/// The longest message of the pattern (the shortest is 12 bytes).
+const MAX_LEN: usize = 1024;
+/// Per blocking call, on either side.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Per C program.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The C program's closing line.
+fn ok_line(count: u64, sum: u64) -> String {
+    format!("ok count={count} sum={sum}\n")
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Copying {
+    Copy,
+    ZeroCopy,
+}
+
+impl Copying {
+    fn mode(self) -> &'static str {
+        match self {
+            Copying::Copy => "copy",
+            Copying::ZeroCopy => "zero-copy",
+        }
+    }
+}
+
+/// A C sender (spawned, opening the channel by name) to a Rust receiver.
+fn c_sender_to_rust_receiver(how: Copying) {
+    let start = Instant::now();
+    let peer = compile("peer.c", Link::Shared);
+    let name = unique("c2r");
+    let channel = ChannelBuilder::shm(&name)
+        .capacity(1 << 16)
+        .create()
+        .expect("create the channel");
+    let mut rx = channel.receiver().expect("claim the receiver");
+    let child = Command::new(&peer)
+        .args(["send", how.mode(), &format!("open:{name}")])
+        .args([COUNT.to_string(), MAX_LEN.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the C sender");
+
+    let mut buf = vec![0u8; MAX_LEN];
+    let mut sum = 0u64;
+    for i in 0..COUNT {
+        let checked = match how {
+            Copying::Copy => {
+                let n = rx.recv_timeout(&mut buf, TIMEOUT).expect("receive");
+                pattern::check(&buf[..n], i, MAX_LEN)
+            }
+            Copying::ZeroCopy => {
+                let message = rx.read_timeout(TIMEOUT).expect("read");
+                let checked = pattern::check(&message, i, MAX_LEN);
+                message.release();
+                checked
+            }
+        };
+        sum += u64::from(checked.unwrap_or_else(|e| panic!("from C: {e}")));
+    }
+    match rx.recv_timeout(&mut buf, TIMEOUT) {
+        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        other => panic!("after the last message: {other:?}, expected Disconnected"),
+    }
+    let output = wait_with_deadline(child, LIMIT, "the C sender");
+    let stdout = expect_success(&output, "the C sender");
+    assert_eq!(stdout, ok_line(COUNT, sum));
+    assert_eq!(sum, pattern::total(COUNT, MAX_LEN));
+    eprintln!(
+        "{COUNT} messages C -> Rust ({}) in {:?}",
+        how.mode(),
+        start.elapsed()
+    );
+}
+
+/// A Rust sender to a C receiver (spawned, given a memfd's descriptor, or opening
+/// the channel by name).
+fn rust_sender_to_c_receiver(how: Copying, memfd: bool) {
+    let start = Instant::now();
+    let peer = compile("peer.c", Link::Shared);
+    let name = unique("r2c");
+    let builder = if memfd {
+        ChannelBuilder::memfd()
+    } else {
+        ChannelBuilder::shm(&name)
+    };
+    let channel = builder
+        .capacity(1 << 16)
+        .create()
+        .expect("create the channel");
+    let mut tx = channel.sender().expect("claim the sender");
+    let mut command = Command::new(&peer);
+    command.args(["recv", how.mode()]);
+    if memfd {
+        channel.pass_to(&mut command, "SHMRING_TEST_FD");
+        command.arg("env:SHMRING_TEST_FD");
+    } else {
+        command.arg(format!("open:{name}"));
+    }
+    let child = command
+        .args([COUNT.to_string(), MAX_LEN.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the C receiver");
+    drop(channel); // the sender keeps the segment; the child has its descriptor
+
+    let mut buf = vec![0u8; MAX_LEN];
+    let mut sum = 0u64;
+    for i in 0..COUNT {
+        let len = pattern::len(i, MAX_LEN);
+        match how {
+            Copying::Copy => {
+                sum += u64::from(pattern::fill(&mut buf[..len], i));
+                tx.send_timeout(&buf[..len], TIMEOUT).expect("send");
+            }
+            Copying::ZeroCopy => {
+                let mut grant = tx.grant_timeout(len, TIMEOUT).expect("grant");
+                sum += u64::from(pattern::fill(&mut grant, i));
+                grant.commit(len);
+            }
+        }
+    }
+    drop(tx); // the C receiver then sees SHMRING_E_DISCONNECTED
+    let output = wait_with_deadline(child, LIMIT, "the C receiver");
+    let stdout = expect_success(&output, "the C receiver");
+    assert_eq!(stdout, ok_line(COUNT, sum));
+    eprintln!(
+        "{COUNT} messages Rust -> C ({}, {}) in {:?}",
+        how.mode(),
+        if memfd { "memfd" } else { "shm" },
+        start.elapsed()
+    );
+}
+
+#[test]
+fn c_sender_to_rust_receiver_copy() {
+    c_sender_to_rust_receiver(Copying::Copy);
+}
+
+#[test]
+fn c_sender_to_rust_receiver_zero_copy() {
+    c_sender_to_rust_receiver(Copying::ZeroCopy);
+}
+
+#[test]
+fn rust_sender_to_c_receiver_copy_over_memfd() {
+    rust_sender_to_c_receiver(Copying::Copy, true);
+}
+
+#[test]
+fn rust_sender_to_c_receiver_zero_copy() {
+    rust_sender_to_c_receiver(Copying::ZeroCopy, false);
+}
+
+/// Two C processes: a batch sender that creates a memfd channel and spawns a batch
+/// receiver with the descriptor inherited.
+#[test]
+fn c_batches_between_c_processes_over_memfd() {
+    let peer = compile("peer.c", Link::Shared);
+    let child = Command::new(&peer)
+        .args(["send", "batch", "spawn:batch"])
+        .args([COUNT.to_string(), MAX_LEN.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the C sender");
+    let output = wait_with_deadline(child, LIMIT, "the C batch pair");
+    let stdout = expect_success(&output, "the C batch pair");
+    let line = ok_line(COUNT, pattern::total(COUNT, MAX_LEN));
+    // Both processes print the same line: the receiver (spawned) and the sender.
+    assert_eq!(stdout, format!("{line}{line}"));
+}
+
+/// Every documented failure, provoked from C (`tests/c/bad_input.c`), linked
+/// against the staticlib.
+#[test]
+fn c_bad_input_returns_documented_codes() {
+    let program = compile("bad_input.c", Link::Static);
+    let child = Command::new(&program)
+        .arg(unique("bad"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bad_input");
+    let output = wait_with_deadline(child, LIMIT, "bad_input");
+    let stdout = expect_success(&output, "bad_input");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    eprint!("bad_input: {stdout}");
+}
+
+/// The header compiles as C11 with `-Wall -Wextra -Werror -pedantic`, its layout
+/// constants hold as `_Static_assert`s against a C mirror of the layout, and a live
+/// segment read through that mirror agrees.
+#[test]
+fn c11_static_asserts_and_layout() {
+    let program = compile("static_asserts.c", Link::Static);
+    let output = Command::new(&program).output().expect("run static_asserts");
+    assert_eq!(expect_success(&output, "static_asserts"), "ok\n");
+}
+
+/// The header compiles as C++17 with `-Wall -Wextra -Werror`, and a zero-copy
+/// round trip works from C++.
+#[test]
+fn header_compiles_as_cpp17() {
+    if !common::have("g++") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "g++ is missing, and CI=true"
+        );
+        eprintln!("skipped: no g++");
+        return;
+    }
+    let program = compile("header_cpp.cpp", Link::Shared);
+    let output = Command::new(&program).output().expect("run header_cpp");
+    assert_eq!(expect_success(&output, "header_cpp"), "ok\n");
+}
+
+/// Two C processes under valgrind (memcheck; no errors, no definite leaks): a named
+/// channel created inside valgrind, and memfd channels handed to an exec'd child,
+/// in every copying mode. Short: valgrind is slow.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_c_peers_across_processes() {
+    const COUNT: u64 = 2_000;
+    if !common::have("valgrind") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "valgrind is missing, and CI=true"
+        );
+        eprintln!("skipped: no valgrind");
+        return;
+    }
+    let peer = compile("peer.c", Link::Shared);
+    let line = ok_line(COUNT, pattern::total(COUNT, MAX_LEN));
+    let valgrind = |args: &[&str]| {
+        let mut command = Command::new("valgrind");
+        command
+            .args(["-q", "--error-exitcode=1", "--leak-check=full"])
+            .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
+            .arg(&peer)
+            .args(args)
+            .args([COUNT.to_string(), MAX_LEN.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let start = Instant::now();
+
+    // A named channel: the receiver creates it (inside valgrind, with full
+    // fences), the sender opens it.
+    let name = unique("vg");
+    let receiver = valgrind(&["recv", "zero-copy", &format!("create:{name}")])
+        .spawn()
+        .expect("spawn valgrind");
+    let sender = valgrind(&["send", "copy", &format!("open:{name}")])
+        .spawn()
+        .expect("spawn valgrind");
+    let sent = wait_with_deadline(sender, LIMIT, "valgrind: C sender");
+    let received = wait_with_deadline(receiver, LIMIT, "valgrind: C receiver");
+    assert_eq!(expect_success(&sent, "valgrind: C sender (copy)"), line);
+    assert_eq!(
+        expect_success(&received, "valgrind: C receiver (zero-copy)"),
+        line
+    );
+
+    // memfd channels, the other side exec'd with the descriptor inherited.
+    for (side, mode, child_mode) in [("send", "zero-copy", "copy"), ("recv", "batch", "batch")] {
+        let pair = valgrind(&[side, mode, &format!("spawn:{child_mode}")])
+            .spawn()
+            .expect("spawn valgrind");
+        let what = format!("valgrind: C {side} {mode} with a spawned {child_mode} peer");
+        let output = wait_with_deadline(pair, LIMIT, &what);
+        assert_eq!(expect_success(&output, &what), format!("{line}{line}"));
+    }
+    eprintln!("valgrind runs took {:?}", start.elapsed());
+}
