@@ -34,7 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn child() -> Result<(), Box<dyn std::error::Error>> {
-    let channel = ChannelBuilder::memfd().from_env(VAR)?;
+    // SAFETY: the parent passed the memfd to us in VAR; this is the one call.
+    let channel = unsafe { ChannelBuilder::memfd().from_env(VAR) }?;
     let mut tx = channel.sender()?;
     for i in 0..5 {
         tx.send(format!("hello #{i} from pid {}", std::process::id()).as_bytes())?;

@@ -208,12 +208,18 @@ impl ChannelBuilder {
     }
 
     /// Opens the segment whose descriptor number a parent put in the environment
-    /// variable `var` ([`Channel::pass_to`]).
+    /// variable `var` ([`Channel::pass_to`]), taking ownership of the descriptor.
     ///
     /// # Errors
     /// [`Error::NotFound`] if the variable is unset, not a number, or names no
     /// open descriptor; else as [`from_fd`](Self::from_fd).
-    pub fn from_env(&self, var: &str) -> Result<Channel> {
+    ///
+    /// # Safety
+    /// The descriptor the variable names was passed to this process for this
+    /// channel, and nothing else in the process owns it: the channel closes it
+    /// when it drops. So call this at most once per variable (the variable is left
+    /// as it is: changing the environment is itself unsafe once threads run).
+    pub unsafe fn from_env(&self, var: &str) -> Result<Channel> {
         let not_found = || Error::NotFound {
             what: format!("inherited descriptor in ${var}"),
         };
@@ -226,13 +232,9 @@ impl ChannelBuilder {
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
             return Err(not_found());
         }
-        // SAFETY: the descriptor is open (checked) and was passed to this process
-        // for this purpose by `Channel::pass_to`; we take ownership of it. The
-        // variable is removed so that no second handle claims it.
+        // SAFETY: the descriptor is open (checked) and, by the caller's contract,
+        // passed to us for this channel and owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: removing a variable races only with other threads reading the
-        // environment; this runs at start-up of a child given the variable.
-        unsafe { std::env::remove_var(var) };
         self.from_fd(fd)
     }
 
@@ -670,8 +672,7 @@ impl Sender {
     pub fn batch(&mut self) -> SendBatch<'_> {
         SendBatch {
             batch: ManuallyDrop::new(self.producer.batch()),
-            segment: &self.link.segment,
-            futex: self.link.futex,
+            link: &mut self.link,
         }
     }
 
@@ -741,8 +742,7 @@ impl Sender {
 pub struct SendBatch<'a> {
     /// Taken out only in `drop`, to publish and wake.
     batch: ManuallyDrop<Batch<'a, RawRegion>>,
-    segment: &'a Segment,
-    futex: SharedFutex,
+    link: &'a mut Link,
 }
 
 impl fmt::Debug for SendBatch<'_> {
@@ -758,11 +758,18 @@ impl SendBatch<'_> {
     /// [`Error::Full`] (publish the batch and retry), [`Error::MessageTooLarge`],
     /// [`Error::Corrupted`].
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        self.batch.push(message).map_err(|e| match e {
-            PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
-            PushError::Full { needed, free } => Error::Full { needed, free },
-            PushError::Corrupted(c) => corrupted(self.segment, c),
-        })
+        match self.batch.push(message) {
+            Ok(()) => Ok(()),
+            Err(PushError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
+            Err(PushError::Full { needed, free }) => Err(if self.link.peer_gone_throttled()? {
+                Error::Disconnected {
+                    peer: Role::Receiver,
+                }
+            } else {
+                Error::Full { needed, free }
+            }),
+            Err(PushError::Corrupted(c)) => Err(corrupted(&self.link.segment, c)),
+        }
     }
 
     /// Publishes the batch and wakes the receiver (dropping it does the same).
@@ -773,7 +780,7 @@ impl Drop for SendBatch<'_> {
     fn drop(&mut self) {
         // SAFETY: `batch` is taken once, here, and `self` is not used after.
         let batch = unsafe { ManuallyDrop::take(&mut self.batch) };
-        batch.publish_and_wake(&self.futex);
+        batch.publish_and_wake(&self.link.futex);
     }
 }
 
@@ -940,21 +947,36 @@ impl Receiver {
 
     /// Reads up to `max` messages in place, calling `f` on each in order, then
     /// releases them all with one publication and wakes a sender waiting for room.
-    /// Returns how many were read; never blocks (0: the ring is empty, or the
-    /// sender gone, which [`try_recv`](Self::try_recv) reports).
+    /// Returns how many were read (0 only if `max` is 0); never blocks.
     ///
     /// If this process dies while `f` runs, every message of the call is delivered
     /// again to the next receiver.
     ///
     /// # Errors
-    /// [`Error::Corrupted`] if the first frame is invalid.
-    pub fn try_recv_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize> {
-        let n = self
-            .consumer
-            .read_batch(max, f)
-            .map_err(|c| corrupted(&self.link.segment, c))?;
-        self.consumer.wake_producer(&self.link.futex);
-        Ok(n)
+    /// [`Error::Empty`]; [`Error::Disconnected`] when empty and the sender has gone
+    /// (after everything it committed was received); [`Error::Corrupted`] if the
+    /// first frame is invalid.
+    pub fn try_recv_batch(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
+        let mut batch = |receiver: &mut Self| {
+            let n = receiver
+                .consumer
+                .read_batch(max, &mut f)
+                .map_err(|c| corrupted(&receiver.link.segment, c))?;
+            receiver.consumer.wake_producer(&receiver.link.futex);
+            Ok::<usize, Error>(n)
+        };
+        let n = batch(self)?;
+        if n > 0 || max == 0 {
+            return Ok(n);
+        }
+        if !self.link.peer_gone_throttled()? {
+            return Err(Error::Empty);
+        }
+        // The sender is gone: anything it committed is visible now.
+        match batch(self)? {
+            0 => Err(Self::disconnected()),
+            n => Ok(n),
+        }
     }
 
     /// Runs `attempt` until it does not find the ring empty, waiting for a message

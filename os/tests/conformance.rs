@@ -264,8 +264,10 @@ fn child_transport() -> T {
 /// The child's sender to the parent's receiver.
 fn child_sender() -> Tx {
     match child_transport() {
+        // SAFETY: the parent passed these pipes to this child, and this is the one
+        // call in it.
         T::Pipe => Box::new(
-            transport::pipe::from_env(PIPE_VAR)
+            unsafe { transport::pipe::from_env(PIPE_VAR) }
                 .expect("pipe::from_env")
                 .0,
         ),
@@ -282,7 +284,9 @@ fn child_sender() -> Tx {
 fn child_receiver() -> Rx {
     match child_transport() {
         T::Pipe => {
-            let rx = transport::pipe::from_env(PIPE_VAR)
+            // SAFETY: the parent passed these pipes to this child, and this is the
+            // one call in it.
+            let rx = unsafe { transport::pipe::from_env(PIPE_VAR) }
                 .expect("pipe::from_env")
                 .1;
             report("READY", "pipe");

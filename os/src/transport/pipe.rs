@@ -14,8 +14,8 @@
 //! let (mut child, mut tx, mut rx) = pipe::spawn(&mut Command::new("worker"), "WORKER_PIPES")?;
 //! tx.send(b"job 1")?;
 //! let reply = rx.recv_vec_deadline(None)?;
-//! // Child ("worker")
-//! let (mut tx, mut rx) = pipe::from_env("WORKER_PIPES")?;
+//! // Child ("worker"): the variable names pipes passed to it, owned by nothing else.
+//! let (mut tx, mut rx) = unsafe { pipe::from_env("WORKER_PIPES") }?;
 //! # Ok(()) }
 //! ```
 //!
@@ -222,15 +222,20 @@ pub fn spawn(command: &mut Command, var: &str) -> Result<(Child, PipeSender, Pip
     Ok((child, sender, receiver))
 }
 
-/// In a child spawned by [`spawn`] (or given [`ChildPipes::pass_to`]): takes the
-/// inherited ends whose numbers are in the environment variable `var`, and removes
-/// the variable (so that nothing takes them twice). Returns the sender to the
-/// parent and the receiver from it.
+/// In a child spawned by [`spawn`] (or given [`ChildPipes::pass_to`]): takes
+/// ownership of the inherited ends whose numbers are in the environment variable
+/// `var`. Returns the sender to the parent and the receiver from it.
 ///
 /// # Errors
 /// [`Error::NotFound`] if the variable is unset, malformed, or names a descriptor
 /// that is not open; [`Error::WrongFileType`] if one is not a pipe.
-pub fn from_env(var: &str) -> Result<(PipeSender, PipeReceiver)> {
+///
+/// # Safety
+/// The descriptors the variable names were passed to this process for these
+/// pipes, and nothing else in the process owns them: the ends close them when
+/// they drop. So call this at most once per variable (the variable is left as it
+/// is: changing the environment is itself unsafe once threads run).
+pub unsafe fn from_env(var: &str) -> Result<(PipeSender, PipeReceiver)> {
     let not_found = || Error::NotFound {
         what: format!("inherited pipes in ${var}"),
     };
@@ -248,12 +253,8 @@ pub fn from_env(var: &str) -> Result<(PipeSender, PipeReceiver)> {
     if read == write {
         return Err(not_found());
     }
-    // SAFETY: both descriptors are open (checked), distinct, and were passed to
-    // this process for this purpose by `ChildPipes::pass_to`; we take ownership.
-    // The variable is removed so that no second call claims them.
+    // SAFETY: both descriptors are open (checked), distinct, and by the caller's
+    // contract passed to us for these pipes and owned by nothing else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(read), OwnedFd::from_raw_fd(write)) };
-    // SAFETY: removing a variable races only with other threads reading the
-    // environment; this runs at start-up of a child given the variable.
-    unsafe { std::env::remove_var(var) };
     Ok((PipeSender::from_fd(write)?, PipeReceiver::from_fd(read)?))
 }
