@@ -180,7 +180,8 @@ enum shmring_status
     /**
      * A NULL pointer where a value is needed, a size beyond `PTRDIFF_MAX`, an
      * unknown flag or option value, a non-zero reserved field, a commit longer
-     * than its grant, or a descriptor that is not open.
+     * than its grant, a descriptor that is not open, or a transport address that
+     * cannot be parsed (unknown scheme, empty path, bad port, wrong file type).
      */
     SHMRING_E_INVALID_ARGUMENT = -1,
     /**
@@ -193,7 +194,9 @@ enum shmring_status
      */
     SHMRING_E_ALREADY_EXISTS = -3,
     /**
-     * An open call found no such segment (or a file's directory is missing).
+     * An open call found no such segment (or a file's directory is missing); or
+     * nobody receives at a transport address (no socket, queue or channel there,
+     * or the connection was refused).
      */
     SHMRING_E_NOT_FOUND = -4,
     /**
@@ -339,6 +342,37 @@ typedef uint32_t shmring_wait_strategy;
  * Opaque: only pointers to it exist in C.
  */
 typedef struct shmring_channel shmring_channel;
+
+/**
+ * Where a transport receives: made by `shmring_listen` from an address, it hands
+ * out a receiver per sender (`shmring_listener_accept`). Free it with
+ * `shmring_listener_close`.
+ *
+ * Used by one thread at a time; it may move between threads.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_listener shmring_listener;
+
+/**
+ * The receiving end of an address-based transport, made by
+ * `shmring_listener_accept`. Free it with `shmring_msg_receiver_close`.
+ *
+ * Used by one thread at a time; it may move between threads.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_msg_receiver shmring_msg_receiver;
+
+/**
+ * The sending end of an address-based transport, made by
+ * `shmring_connect_sender`. Free it with `shmring_msg_sender_close`.
+ *
+ * Used by one thread at a time; it may move between threads.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_msg_sender shmring_msg_sender;
 
 /**
  * The receiving side of a channel (one per channel at a time, across all
@@ -1110,6 +1144,259 @@ const char *shmring_strerror(int code);
  * returned a failure.
  */
 const char *shmring_last_error_message(void);
+
+/**
+ * Starts receiving at `address` (`"unix:/path"`, `"seqpacket:/path"`,
+ * `"tcp://host:port"` (port 0: any free port; `tcp://:port` is 127.0.0.1),
+ * `"fifo:/path"`, `"mq:name"`, `"shm:name"`, `"file:/path"`): binds the socket,
+ * or creates the FIFO, queue or channel (removed again when the listener and the
+ * receiver it gave are closed). `shmring_listener_accept` then gives receivers.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (NULL, not UTF-8, an unknown scheme,
+ * an empty path, a socket path over 107 bytes, a bad port, a path of the wrong
+ * file type); `SHMRING_E_INVALID_NAME` (a queue or channel name breaking the name
+ * rules); `SHMRING_E_ALREADY_EXISTS`; `SHMRING_E_NO_SPACE` (also a system limit,
+ * e.g. on message queues); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
+ *
+ * # Safety
+ * - `address` is NULL or a NUL-terminated string.
+ * - `out` is NULL or points to a writable `shmring_listener *`; it receives the
+ *   new handle (owned by the caller: free it with `shmring_listener_close`), or
+ *   NULL on failure.
+ */
+SHMRING_MUST_USE int shmring_listen(const char *address, struct shmring_listener **out);
+
+/**
+ * Copies the address senders connect to (NUL-terminated, in the form
+ * `shmring_connect_sender` takes; for `tcp://host:0`, with the port picked) into
+ * `buf`. `*out_len` receives its length without the NUL, as `strlen` would: `buf`
+ * needs `*out_len + 1` bytes.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_BUFFER_TOO_SMALL` (`buf_len` is at most `*out_len`;
+ * nothing written to `buf`); `SHMRING_E_INVALID_ARGUMENT` (NULL `listener` or
+ * `out_len`, or NULL `buf` with a non-zero `buf_len`).
+ *
+ * # Safety
+ * - `listener` is NULL or a live listener handle.
+ * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
+ * - `out_len` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_listener_address(const struct shmring_listener *listener,
+                             char *buf,
+                             size_t buf_len,
+                             size_t *out_len);
+
+/**
+ * Waits for the next sender and returns the receiver for it in `*out`, waiting
+ * `timeout_ms` milliseconds at most (0: only if one is there now; `UINT64_MAX`:
+ * without limit). For a FIFO, queue or channel the listener has one receiver,
+ * handed out at once by the first call.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_ROLE_TAKEN` (a second call on a
+ * FIFO, queue or channel listener); `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * - `listener` is NULL or a live listener handle.
+ * - `out` is NULL or points to a writable `shmring_msg_receiver *`; it receives
+ *   the new handle (owned by the caller: free it with
+ *   `shmring_msg_receiver_close`), or NULL on failure.
+ */
+SHMRING_MUST_USE
+int shmring_listener_accept(struct shmring_listener *listener,
+                            uint64_t timeout_ms,
+                            struct shmring_msg_receiver **out);
+
+/**
+ * Frees a listener: closes its socket, or drops the FIFO, queue or channel it
+ * made if no receiver was handed out (a receiver handed out keeps working).
+ * Socket paths are removed. Closing NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `listener` is NULL or a live listener handle, not used by any thread during or
+ * after this call.
+ */
+int shmring_listener_close(struct shmring_listener *listener);
+
+/**
+ * Opens a sender to the receiver at `address` (the forms of `shmring_listen`)
+ * and returns it in `*out`. With `timeout_ms` 0 it tries once; otherwise it
+ * tries again while nobody receives there yet, for `timeout_ms` milliseconds at
+ * most (`UINT64_MAX`: without limit).
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_NOT_FOUND` (nobody receives there: no such socket,
+ * queue or channel, or a refused connection) when `timeout_ms` is 0;
+ * `SHMRING_E_TIMED_OUT` when nobody came within a non-zero timeout;
+ * `SHMRING_E_INVALID_ARGUMENT` (as `shmring_listen`); `SHMRING_E_INVALID_NAME`;
+ * `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_ROLE_TAKEN` (a channel's sender is
+ * taken); `SHMRING_E_IO`.
+ *
+ * # Safety
+ * - `address` is NULL or a NUL-terminated string.
+ * - `out` is NULL or points to a writable `shmring_msg_sender *`; it receives the
+ *   new handle (owned by the caller: free it with `shmring_msg_sender_close`), or
+ *   NULL on failure.
+ */
+SHMRING_MUST_USE
+int shmring_connect_sender(const char *address,
+                           uint64_t timeout_ms,
+                           struct shmring_msg_sender **out);
+
+/**
+ * Frees a sender; its receiver sees `SHMRING_E_DISCONNECTED` once it has
+ * received everything sent. Closing NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `sender` is NULL or a live sender handle, not used by any thread during or
+ * after this call.
+ */
+int shmring_msg_sender_close(struct shmring_msg_sender *sender);
+
+/**
+ * Stores the largest message the transport carries in `*out`.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `sender` is NULL or a live sender handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_max_message_len(const struct shmring_msg_sender *sender,
+                                       size_t *out);
+
+/**
+ * Sends `len` bytes at `data` as one message if that can be done now without
+ * blocking.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has
+ * gone); `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_IO`;
+ * `SHMRING_E_INVALID_ARGUMENT`. On the stream transports (Unix stream sockets,
+ * TCP, FIFOs) a message the kernel took only part of is accepted (`SHMRING_OK`)
+ * and its rest written by the next call.
+ *
+ * # Safety
+ * - `sender` is NULL or a live sender handle.
+ * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_try_send(struct shmring_msg_sender *sender,
+                                const void *data,
+                                size_t len);
+
+/**
+ * As `shmring_msg_sender_try_send`, waiting for room as long as it takes
+ * instead of returning `SHMRING_E_FULL`.
+ *
+ * # Safety
+ * As `shmring_msg_sender_try_send`.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_send(struct shmring_msg_sender *sender,
+                            const void *data,
+                            size_t len);
+
+/**
+ * As `shmring_msg_sender_send`, giving up after `timeout_ms` milliseconds with
+ * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
+ *
+ * # Safety
+ * As `shmring_msg_sender_try_send`.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_send_timeout(struct shmring_msg_sender *sender,
+                                    const void *data,
+                                    size_t len,
+                                    uint64_t timeout_ms);
+
+/**
+ * Frees a receiver (and the queue, channel or FIFO its listener made, once the
+ * listener is closed too). Closing NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiver handle, not used by any thread during or
+ * after this call.
+ */
+int shmring_msg_receiver_close(struct shmring_msg_receiver *receiver);
+
+/**
+ * Stores the largest message the transport carries in `*out`: a receive buffer
+ * this long never gets `SHMRING_E_BUFFER_TOO_SMALL`.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiver handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_max_message_len(const struct shmring_msg_receiver *receiver,
+                                         size_t *out);
+
+/**
+ * Copies the next message into `buf`, if there is one now; never blocks.
+ * `*out_len` receives its length.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (the sender has gone
+ * and everything it sent was received); `SHMRING_E_BUFFER_TOO_SMALL` (`*out_len`
+ * is the length needed; nothing is consumed: the message stays for the next
+ * call); `SHMRING_E_CORRUPTED` (a stream peer sent a
+ * frame longer than the largest message: every later call fails too);
+ * `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. `*out_len` is 0 after other
+ * failures.
+ *
+ * # Safety
+ * - `receiver` is NULL or a live receiver handle.
+ * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
+ * - `out_len` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_try_recv(struct shmring_msg_receiver *receiver,
+                                  void *buf,
+                                  size_t buf_len,
+                                  size_t *out_len);
+
+/**
+ * As `shmring_msg_receiver_try_recv`, waiting for a message as long as it takes
+ * instead of returning `SHMRING_E_EMPTY`.
+ *
+ * # Safety
+ * As `shmring_msg_receiver_try_recv`.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_recv(struct shmring_msg_receiver *receiver,
+                              void *buf,
+                              size_t buf_len,
+                              size_t *out_len);
+
+/**
+ * As `shmring_msg_receiver_recv`, giving up after `timeout_ms` milliseconds with
+ * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
+ *
+ * # Safety
+ * As `shmring_msg_receiver_try_recv`.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_recv_timeout(struct shmring_msg_receiver *receiver,
+                                      void *buf,
+                                      size_t buf_len,
+                                      size_t *out_len,
+                                      uint64_t timeout_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

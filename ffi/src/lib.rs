@@ -12,6 +12,10 @@
 //! - Copying calls (`send`, `recv`), zero-copy calls (`grant`/`commit`,
 //!   `read`/`release`) and batches, each blocking, `try_` (never blocks) and
 //!   `_timeout` (milliseconds, relative).
+//! - The **address-based transports** (`unix:/path`, `seqpacket:/path`,
+//!   `tcp://host:port`, `fifo:/path`, `mq:name`, `shm:name`, `file:/path`): a
+//!   receiver `shmring_listen`s and accepts a `shmring_msg_receiver` per sender; a
+//!   sender `shmring_connect_sender`s a `shmring_msg_sender`. Copying calls only.
 //!
 //! # Conventions
 //!
@@ -56,11 +60,13 @@ mod handle;
 pub mod receiver;
 pub mod sender;
 pub mod status;
+pub mod transport;
 
 pub use channel::*;
 pub use receiver::*;
 pub use sender::*;
 pub use status::*;
+pub use transport::*;
 
 use shmring::core::layout;
 use status::Failure;

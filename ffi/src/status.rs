@@ -22,14 +22,17 @@ pub enum shmring_status {
     OK = 0,
     /// A NULL pointer where a value is needed, a size beyond `PTRDIFF_MAX`, an
     /// unknown flag or option value, a non-zero reserved field, a commit longer
-    /// than its grant, or a descriptor that is not open.
+    /// than its grant, a descriptor that is not open, or a transport address that
+    /// cannot be parsed (unknown scheme, empty path, bad port, wrong file type).
     E_INVALID_ARGUMENT = -1,
     /// A channel name (or file path) that is empty, too long, not UTF-8, or not a
     /// single component of ASCII letters, digits, `.`, `_` and `-`.
     E_INVALID_NAME = -2,
     /// A create call found the name (or path) taken by a live segment.
     E_ALREADY_EXISTS = -3,
-    /// An open call found no such segment (or a file's directory is missing).
+    /// An open call found no such segment (or a file's directory is missing); or
+    /// nobody receives at a transport address (no socket, queue or channel there,
+    /// or the connection was refused).
     E_NOT_FOUND = -4,
     /// The operating system refused access (mode bits, owner).
     E_PERMISSION_DENIED = -5,
@@ -234,8 +237,7 @@ impl From<Error> for Failure {
             Error::Disconnected { .. } => S::E_DISCONNECTED,
             Error::Unsupported { .. } => S::E_UNSUPPORTED,
             Error::Io { .. } => S::E_IO,
-            // The transports' errors (not yet exported to C, but mapped so a later
-            // export reports them by name).
+            // The address-based transports' errors (`transport.rs`).
             Error::InvalidAddress { .. } | Error::WrongFileType { .. } => S::E_INVALID_ARGUMENT,
             Error::ConnectionRefused { .. } => S::E_NOT_FOUND,
             Error::LimitExceeded { .. } => S::E_NO_SPACE,

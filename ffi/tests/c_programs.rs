@@ -208,6 +208,28 @@ fn c_bad_input_returns_documented_codes() {
     eprint!("bad_input: {stdout}");
 }
 
+/// The address-based transports from C (`tests/c/transports.c`): bad addresses,
+/// nobody listening, NULL handles, then for `unix:`, `mq:` and
+/// `tcp://127.0.0.1:0` a forked C child sends 1000 checked messages to its parent,
+/// which then sees `SHMRING_E_DISCONNECTED`.
+#[test]
+fn c_transports_across_fork() {
+    let start = Instant::now();
+    let program = compile("transports.c", Link::Shared);
+    let child = Command::new(&program)
+        .arg(unique("tr"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn transports");
+    let output = wait_with_deadline(child, LIMIT, "transports");
+    let stdout = expect_success(&output, "transports");
+    let sum = pattern::total(1000, 1024);
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    assert!(stdout.ends_with(&format!(" sum={sum}\n")), "{stdout}");
+    eprint!("transports ({:?}): {stdout}", start.elapsed());
+}
+
 /// The header compiles as C11 with `-Wall -Wextra -Werror -pedantic`, its layout
 /// constants hold as `_Static_assert`s against a C mirror of the layout, and a live
 /// segment read through that mirror agrees.
