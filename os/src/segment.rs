@@ -573,7 +573,7 @@ impl Named {
 }
 
 /// Checks a shared memory segment's name (before any system call).
-fn validate_name(name: &str) -> Result<()> {
+pub(crate) fn validate_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         "empty"
     } else if name.len() > MAX_NAME_LEN {

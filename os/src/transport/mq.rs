@@ -71,8 +71,6 @@ use crate::transport::{MessageReceiver, MessageSender};
 pub const DEFAULT_CAPACITY: usize = 10;
 /// Default largest message (Linux's `msgsize_default`).
 pub const DEFAULT_MAX_MESSAGE_LEN: usize = 8192;
-/// Longest queue name accepted, in bytes (as for shared-memory channels).
-const MAX_NAME_LEN: usize = 200;
 /// The kernel's ceilings for a privileged creator.
 const HARD_MSGMAX: u64 = 65_536;
 const HARD_MSGSIZEMAX: u64 = 16 * 1024 * 1024;
@@ -106,28 +104,7 @@ const fn peer_of(role: Role) -> Role {
 /// Checks a queue name (before any system call): the rules of shared-memory
 /// channel names.
 pub(crate) fn validate_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        "empty"
-    } else if name.len() > MAX_NAME_LEN {
-        "longer than 200 bytes"
-    } else if name.contains('\0') {
-        "contains a NUL byte"
-    } else if name.contains('/') {
-        "contains '/'"
-    } else if name == "." || name == ".." {
-        "is \".\" or \"..\""
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        "contains a character other than ASCII letters, digits, '.', '_' and '-'"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidName {
-        name: name.to_owned(),
-        reason,
-    })
+    crate::segment::validate_name(name)
 }
 
 fn queue_name(name: &str) -> CString {
