@@ -185,6 +185,40 @@ fn check_len(len: usize, what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Receives one message into the caller's buffer: `*out_len` is the message's
+/// length on success, the length needed on `BufferTooSmall`, and 0 after any other
+/// failure. `recv` gets the buffer and returns the receive's result, or a failure
+/// of the handle itself (busy, poisoned).
+///
+/// # Safety
+/// `buf` and `buf_len` as for [`bytes_mut`]; `out_len` is NULL or writable.
+unsafe fn receive_into(
+    buf: *mut c_void,
+    buf_len: usize,
+    out_len: *mut usize,
+    recv: impl FnOnce(&mut [u8]) -> Result<shmring::Result<usize>, Failure>,
+) -> Result<(), Failure> {
+    let out_len = out_ptr(out_len, "out_len")?;
+    // SAFETY: non-null and writable (the caller's contract).
+    unsafe { out_len.write(0) };
+    // SAFETY: the caller's contract on `buf`.
+    let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
+    match recv(buf)? {
+        Ok(n) => {
+            // SAFETY: as above.
+            unsafe { out_len.write(n) };
+            Ok(())
+        }
+        Err(e) => {
+            if let shmring::Error::BufferTooSmall { len, .. } = e {
+                // SAFETY: as above.
+                unsafe { out_len.write(len) };
+            }
+            Err(e.into())
+        }
+    }
+}
+
 /// The caller's writable `len` bytes at `data` (NULL allowed when `len` is 0).
 ///
 /// # Safety

@@ -5,12 +5,12 @@ use std::ffi::{c_int, c_void};
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use shmring::{Error, Received, Receiver};
+use shmring::{Received, Receiver};
 
 use crate::channel::{channel_ref, shmring_channel};
 use crate::handle::{State, Stateful, call, in_callback};
+use crate::out_ptr;
 use crate::status::{Failure, guard, shmring_status};
-use crate::{bytes_mut, out_ptr};
 
 /// The receiving side of a channel (one per channel at a time, across all
 /// processes). Make it with `shmring_receiver_new`, free it with
@@ -264,25 +264,8 @@ unsafe fn recv_with(
     recv: impl FnOnce(&mut Receiver, &mut [u8]) -> shmring::Result<usize>,
 ) -> c_int {
     let body = |h: &shmring_receiver| {
-        let out_len = out_ptr(out_len, "out_len")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out_len.write(0) };
-        // SAFETY: the caller's contract on `buf`.
-        let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
-        match h.with_receiver(|r| recv(r, buf))? {
-            Ok(n) => {
-                // SAFETY: as above.
-                unsafe { out_len.write(n) };
-                Ok(())
-            }
-            Err(e) => {
-                if let Error::BufferTooSmall { len, .. } = e {
-                    // SAFETY: as above.
-                    unsafe { out_len.write(len) };
-                }
-                Err(e.into())
-            }
-        }
+        // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
+        unsafe { crate::receive_into(buf, buf_len, out_len, |b| h.with_receiver(|r| recv(r, b))) }
     };
     // SAFETY: delegated to the caller.
     unsafe { call(receiver, body) }

@@ -7,7 +7,6 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use shmring::Error;
 use shmring::transport::{self, Listener, MessageReceiver, MessageSender};
 
 use crate::handle::{State, Stateful, call};
@@ -568,25 +567,8 @@ unsafe fn recv_with(
     recv: impl FnOnce(&mut (dyn MessageReceiver + Send), &mut [u8]) -> shmring::Result<usize>,
 ) -> c_int {
     let body = |h: &shmring_msg_receiver| {
-        let out_len = out_ptr(out_len, "out_len")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out_len.write(0) };
-        // SAFETY: the caller's contract on `buf`.
-        let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
-        match h.with_receiver(|r| recv(r, buf))? {
-            Ok(n) => {
-                // SAFETY: as above.
-                unsafe { out_len.write(n) };
-                Ok(())
-            }
-            Err(e) => {
-                if let Error::BufferTooSmall { len, .. } = e {
-                    // SAFETY: as above.
-                    unsafe { out_len.write(len) };
-                }
-                Err(e.into())
-            }
-        }
+        // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
+        unsafe { crate::receive_into(buf, buf_len, out_len, |b| h.with_receiver(|r| recv(r, b))) }
     };
     // SAFETY: delegated to the caller.
     unsafe { call(receiver, body) }
