@@ -1,5 +1,7 @@
 //! In-process SPSC throughput of 8-byte messages between two threads: shmring
-//! against rtrb and crossbeam's ArrayQueue, same capacity (in messages).
+//! against rtrb and crossbeam's ArrayQueue, same capacity in messages (shmring
+//! also at the same capacity in bytes: half the messages, since its frames take 16
+//! bytes to rtrb's 8; see `shmring_benches::CONTENDERS`).
 //!
 //! Criterion runs one benchmark after another; for ratios robust to drift on a
 //! shared machine, `cargo run --release -p shmring-benches` alternates them.

@@ -24,7 +24,10 @@
 //! up on is killed and reaped; FIFOs, their folder and message-queue names are
 //! removed as soon as the child has opened them (and on every error path).
 
+mod connection;
 mod kernel;
+mod mpmc;
+mod rpc;
 mod shm;
 
 #[cfg(feature = "iceoryx2")]
@@ -96,6 +99,19 @@ pub enum Method {
     /// [`STREAM_BATCH`] messages with `Sender::batch`, the receiver taking up to as
     /// many at a time with `try_recv_batch`.
     ShmringBatch,
+    /// Round trips only: request/response ([`shmring::rpc`]), `RpcClient::call`
+    /// against `RpcServer::serve_one` over two shmring channels with
+    /// [`WaitStrategy::BusySpin`], as [`Method::ShmringBusySpin`]: the difference
+    /// is the RPC layer's cost.
+    Rpc,
+    /// Round trips only: a [`shmring::connection`] upgraded to shared memory (both
+    /// sides require it), [`WaitStrategy::BusySpin`], 4 KiB rings: compared with
+    /// [`Method::ShmringBusySpin`], the connection layer's cost.
+    ConnectionShm,
+    /// Round trips only: a [`shmring::connection`] with shared memory forbidden
+    /// (`SocketOnly`), length-framed over its Unix stream socket: compared with
+    /// [`Method::UnixStream`], the framing's cost.
+    ConnectionSocket,
     /// iceoryx2 publish-subscribe, one service each way, both sides polling.
     Iceoryx2,
     /// A Unix stream socket pair.
@@ -113,6 +129,16 @@ pub enum Method {
     /// Reference: raw `FUTEX_WAIT`/`FUTEX_WAKE` on two shared words, the payload in
     /// shared buffers: every round trip is two parked wake-ups.
     Futex,
+    /// Two shmring events (memfd), the payload in shared buffers as for
+    /// [`Method::Futex`]: a sequence word published, then `notify_one`; the other
+    /// side waits with `prepare`/`wait_from`.
+    Event,
+    /// Two shmring semaphores (memfd), the payload in shared buffers: `post`, and
+    /// `wait` on the other side.
+    Semaphore,
+    /// Throughput only: one shmring MPMC channel, 2 producer and 2 consumer
+    /// processes (the parent and three children), default spin-then-park.
+    Mpmc,
     /// Reference, the physical limit of a round trip: one shared cache line each
     /// way (carrying the 8-byte message itself; a larger one is copied through a
     /// shared buffer first).
@@ -136,11 +162,14 @@ pub enum Support {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 20] = [
         Self::ShmringBusySpin,
         Self::ShmringSpinThenPark,
         Self::ShmringPark,
         Self::ShmringBatch,
+        Self::Rpc,
+        Self::ConnectionShm,
+        Self::ConnectionSocket,
         Self::Iceoryx2,
         Self::UnixStream,
         Self::SeqPacket,
@@ -149,6 +178,9 @@ impl Method {
         Self::Fifo,
         Self::MessageQueue,
         Self::Futex,
+        Self::Event,
+        Self::Semaphore,
+        Self::Mpmc,
         Self::CacheLine,
         Self::BareRing,
     ];
@@ -160,6 +192,9 @@ impl Method {
             Self::ShmringSpinThenPark => "spin-then-park",
             Self::ShmringPark => "park",
             Self::ShmringBatch => "shmring-batch",
+            Self::Rpc => "rpc",
+            Self::ConnectionShm => "connection-shm",
+            Self::ConnectionSocket => "connection-socket",
             Self::Iceoryx2 => "iceoryx2",
             Self::UnixStream => "unix-socket",
             Self::SeqPacket => "seqpacket",
@@ -168,6 +203,9 @@ impl Method {
             Self::Fifo => "fifo",
             Self::MessageQueue => "mq",
             Self::Futex => "futex",
+            Self::Event => "event",
+            Self::Semaphore => "semaphore",
+            Self::Mpmc => "mpmc",
             Self::CacheLine => "cache-line",
             Self::BareRing => "bare-ring",
         }
@@ -180,6 +218,9 @@ impl Method {
             Self::ShmringSpinThenPark => "shmring spin-then-park",
             Self::ShmringPark => "shmring park",
             Self::ShmringBatch => "shmring batch",
+            Self::Rpc => "shmring rpc busy-spin",
+            Self::ConnectionShm => "shmring connection shm busy-spin",
+            Self::ConnectionSocket => "shmring connection unix socket",
             Self::Iceoryx2 => "iceoryx2 pub-sub",
             Self::UnixStream => "unix stream socket",
             Self::SeqPacket => "unix SOCK_SEQPACKET",
@@ -188,6 +229,9 @@ impl Method {
             Self::Fifo => "FIFO",
             Self::MessageQueue => "POSIX mq",
             Self::Futex => "futex ping-pong",
+            Self::Event => "shmring event ping-pong",
+            Self::Semaphore => "shmring semaphore ping-pong",
+            Self::Mpmc => "shmring MPMC 2x2",
             Self::CacheLine => "cache-line limit",
             Self::BareRing => "bare SPSC ring",
         }
@@ -200,6 +244,9 @@ impl Method {
             | Self::ShmringSpinThenPark
             | Self::ShmringPark
             | Self::ShmringBatch => "shm, shmring",
+            Self::Rpc => "shm, shmring rpc",
+            Self::ConnectionShm => "shm, shmring connection",
+            Self::ConnectionSocket => "kernel, shmring connection",
             Self::Iceoryx2 => "shm, iceoryx2",
             Self::UnixStream
             | Self::SeqPacket
@@ -208,6 +255,8 @@ impl Method {
             | Self::Fifo
             | Self::MessageQueue => "kernel",
             Self::Futex => "ref: kernel wake",
+            Self::Event | Self::Semaphore => "shm, shmring sync",
+            Self::Mpmc => "shm, 4 processes",
             Self::CacheLine | Self::BareRing => "ref: hardware",
         }
     }
@@ -233,8 +282,13 @@ impl Method {
             | Self::ShmringPark
             | Self::Iceoryx2
             | Self::Futex
+            | Self::Event
+            | Self::Semaphore
+            | Self::Rpc
+            | Self::ConnectionShm
+            | Self::ConnectionSocket
             | Self::CacheLine => yes(matches!(metric, Rtt8 | Rtt1K)),
-            Self::ShmringBatch => yes(metric == Tput8),
+            Self::ShmringBatch | Self::Mpmc => yes(metric == Tput8),
             Self::BareRing => yes(matches!(metric, Tput8 | Bw64K)),
             Self::MessageQueue => match kernel::mq_limit_reason(metric.size()) {
                 None => Support::Yes,
@@ -865,6 +919,19 @@ pub fn round_trips(
             drop(channels);
             run.drive(duplex, child, plan)
         }
+        Method::Rpc => {
+            let (duplex, channels) = rpc::parent(&mut command)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            drop(channels);
+            run.drive(duplex, child, plan)
+        }
+        Method::ConnectionShm | Method::ConnectionSocket => {
+            let rendezvous = connection::parent(method, &mut command)?;
+            let mut child = ChildGuard::spawn(&mut command)?;
+            let duplex = rendezvous.accept(&mut child)?;
+            drop(rendezvous);
+            run.drive(duplex, child, plan)
+        }
         Method::CacheLine => {
             let child = ChildGuard::spawn(&mut command)?;
             run.drive(shm::CacheLine::parent(&block, size)?, child, plan)
@@ -872,6 +939,11 @@ pub fn round_trips(
         Method::Futex => {
             let child = ChildGuard::spawn(&mut command)?;
             run.drive(shm::Futex::parent(&block, size)?, child, plan)
+        }
+        Method::Event | Method::Semaphore => {
+            let pair = shm::SyncPair::parent(method, &mut command)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            run.drive(shm::SyncDuplex::new(&block, size, true, pair)?, child, plan)
         }
         Method::UnixStream
         | Method::SeqPacket
@@ -895,7 +967,7 @@ pub fn round_trips(
                 Err("iceoryx2 is not in this build (build with --features iceoryx2)".into())
             }
         }
-        Method::ShmringBatch | Method::BareRing => {
+        Method::ShmringBatch | Method::BareRing | Method::Mpmc => {
             Err(format!("{} does not do round trips", method.name()).into())
         }
     }
@@ -1089,6 +1161,7 @@ pub fn stream(
                 run.receive(shm::ShmringSink::new(rx, size), child, messages)
             }
         }
+        Method::Mpmc => mpmc::stream(&block, size, messages),
         Method::BareRing => {
             let child = ChildGuard::spawn(&mut command)?;
             if size == SMALL {
@@ -1114,6 +1187,11 @@ pub fn stream(
         | Method::ShmringPark
         | Method::Iceoryx2
         | Method::Futex
+        | Method::Event
+        | Method::Semaphore
+        | Method::Rpc
+        | Method::ConnectionShm
+        | Method::ConnectionSocket
         | Method::CacheLine => {
             Err(format!("{} is measured in round trips only", method.name()).into())
         }
@@ -1232,7 +1310,24 @@ fn child_main(role: &str) -> Result<()> {
         }
         _ => None,
     };
+    let rpc_server = match method {
+        Method::Rpc if round_trip => Some(rpc::child()?),
+        _ => None,
+    };
+    // Connecting waits for the parent's accept (bounded by PATIENCE).
+    let connection = match method {
+        Method::ConnectionShm | Method::ConnectionSocket if round_trip => {
+            Some(connection::child(method)?)
+        }
+        _ => None,
+    };
     start_watchdog(role.to_owned());
+    if let Some(server) = rpc_server {
+        return rpc::serve(&run, server);
+    }
+    if let Some(duplex) = connection {
+        return run.serve(duplex);
+    }
     match (method, shmring) {
         (_, Some(shm::ShmringEnds::Duplex(duplex))) => run.serve(duplex),
         (Method::ShmringBatch, Some(shm::ShmringEnds::Sender(tx))) => {
@@ -1241,6 +1336,11 @@ fn child_main(role: &str) -> Result<()> {
         (_, Some(shm::ShmringEnds::Sender(tx))) => run.send_all(shm::ShmringSource(tx)),
         (Method::CacheLine, None) if round_trip => run.serve(shm::CacheLine::child(&shared, size)?),
         (Method::Futex, None) if round_trip => run.serve(shm::Futex::child(&shared, size)?),
+        (Method::Event | Method::Semaphore, None) if round_trip => {
+            let pair = shm::SyncPair::child(method)?;
+            run.serve(shm::SyncDuplex::new(&shared, size, false, pair)?)
+        }
+        (Method::Mpmc, None) if !round_trip => mpmc::child(&run),
         (Method::BareRing, None) if !round_trip => {
             if size == SMALL {
                 run.send_all(shm::BareSource(crate::shared_bare::Sender::new(

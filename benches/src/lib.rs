@@ -106,9 +106,20 @@ fn two_threads(
     elapsed
 }
 
-/// shmring, message by message: `push` and `pop`.
+/// shmring, message by message: `push` and `pop`, with room for `capacity_msgs`
+/// messages (twice the bytes of an rtrb ring of as many `u64`).
 pub fn shmring(count: u64, capacity_msgs: usize) -> Duration {
-    let mut ring = HeapRing::new(capacity_msgs * SHMRING_FRAME);
+    shmring_in(count, capacity_msgs * SHMRING_FRAME)
+}
+
+/// [`shmring`] in as many bytes as rtrb's ring of `capacity_msgs` `u64`s (room for
+/// half as many messages).
+pub fn shmring_equal_bytes(count: u64, capacity_msgs: usize) -> Duration {
+    shmring_in(count, capacity_msgs * 8)
+}
+
+fn shmring_in(count: u64, ring_bytes: usize) -> Duration {
+    let mut ring = HeapRing::new(ring_bytes);
     let (mut tx, mut rx) = ring.split();
     two_threads(
         move || {
@@ -145,8 +156,18 @@ pub fn shmring(count: u64, capacity_msgs: usize) -> Duration {
 
 /// shmring with the batch API: the producer publishes [`BATCH`] messages with one
 /// store; the consumer reads up to [`BATCH`] in place and releases them with one.
+/// Room for `capacity_msgs` messages.
 pub fn shmring_batched(count: u64, capacity_msgs: usize) -> Duration {
-    let mut ring = HeapRing::new(capacity_msgs * SHMRING_FRAME);
+    shmring_batched_in(count, capacity_msgs * SHMRING_FRAME)
+}
+
+/// [`shmring_batched`] in as many bytes as rtrb's ring of `capacity_msgs` `u64`s.
+pub fn shmring_batched_equal_bytes(count: u64, capacity_msgs: usize) -> Duration {
+    shmring_batched_in(count, capacity_msgs * 8)
+}
+
+fn shmring_batched_in(count: u64, ring_bytes: usize) -> Duration {
+    let mut ring = HeapRing::new(ring_bytes);
     let (mut tx, mut rx) = ring.split();
     two_threads(
         move || {
@@ -299,15 +320,25 @@ pub struct Contender {
     pub run: fn(u64, usize) -> Duration,
 }
 
-/// The in-process contenders, shmring first.
-pub const CONTENDERS: [Contender; 6] = [
+/// The in-process contenders, shmring first. "=msgs": room for as many messages as
+/// the others (16-byte frames: twice rtrb's bytes); "=bytes": as many bytes as
+/// rtrb's ring (half the messages). The targets compare at equal messages.
+pub const CONTENDERS: [Contender; 8] = [
     Contender {
-        name: "shmring push/pop",
+        name: "shmring push/pop =msgs",
         run: shmring,
     },
     Contender {
-        name: "shmring batch",
+        name: "shmring batch =msgs",
         run: shmring_batched,
+    },
+    Contender {
+        name: "shmring push/pop =bytes",
+        run: shmring_equal_bytes,
+    },
+    Contender {
+        name: "shmring batch =bytes",
+        run: shmring_batched_equal_bytes,
     },
     Contender {
         name: "rtrb push/pop",

@@ -36,6 +36,9 @@ Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throu
   spin-then-park (r)  shmring, the default WaitStrategy::SpinThenPark
   park (r)            shmring, WaitStrategy::Park
   shmring-batch (t)   shmring, Sender::batch bursts of 64, Receiver::try_recv_batch
+  rpc (r)             shmring::rpc, RpcClient::call / RpcServer::serve_one, busy-spin
+  connection-shm (r)  shmring::connection upgraded to shared memory, busy-spin
+  connection-socket (r) shmring::connection over its Unix socket (shared memory forbidden)
   iceoryx2 (r)        iceoryx2 publish-subscribe (build with --features iceoryx2)
   unix-socket (r t b) Unix stream socket pair
   seqpacket (r t b)   Unix SOCK_SEQPACKET socket pair
@@ -45,6 +48,7 @@ Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throu
   mq (r t)            POSIX message queues (64 KiB exceeds msgsize_max: skipped)
   futex (r)           reference: raw futex wait/wake ping-pong
   cache-line (r)      reference: the physical limit, one cache line each way
+  mpmc (t)            shmring MPMC channel: 2 producer, 2 consumer processes
   bare-ring (t b)     reference: a bare SPSC ring in shared memory
 With --in-process, --only takes parts of contender names and runs each alone.";
 
@@ -546,6 +550,30 @@ fn in_process(cli: &Cli) {
     println!(
         "\n(ratio: the contender's rate over shmring push/pop's in the same round; median of rounds)"
     );
+    // The issue's targets, each a ratio of rates within one round, median of rounds.
+    let index = |name: &str| {
+        CONTENDERS
+            .iter()
+            .position(|c| c.name == name)
+            .expect("a contender of that name")
+    };
+    let targets = [
+        ("shmring push/pop =msgs", "rtrb push/pop", "target >= 1"),
+        ("shmring batch =msgs", "rtrb chunks", "target >= 1"),
+        ("shmring push/pop =bytes", "rtrb push/pop", ""),
+        ("shmring batch =bytes", "rtrb chunks", ""),
+        ("shmring push/pop =msgs", "crossbeam ArrayQueue", ""),
+    ];
+    println!();
+    for (ours, theirs, note) in targets {
+        let (a, b) = (index(ours), index(theirs));
+        let per_round: Vec<f64> = rates[a].iter().zip(&rates[b]).map(|(x, y)| x / y).collect();
+        println!(
+            "{:<50} {:>6.2}x  {note}",
+            format!("{ours} / {theirs}"),
+            median(&per_round)
+        );
+    }
     in_process_round_trips(count / 20, rounds);
 }
 

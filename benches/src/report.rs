@@ -234,6 +234,30 @@ impl Results {
                 "shmring busy-spin p50 / iceoryx2 p50 (8 B round trip)",
                 self.headline_ratio(rtt, ShmringBusySpin, Iceoryx2),
             ),
+            (
+                "shmring event p50 / futex ping-pong p50 (8 B round trip)",
+                self.headline_ratio(rtt, Event, Futex),
+            ),
+            (
+                "shmring semaphore p50 / futex ping-pong p50 (8 B round trip)",
+                self.headline_ratio(rtt, Semaphore, Futex),
+            ),
+            (
+                "shmring MPMC 2x2 throughput / shmring busy-spin throughput (8 B)",
+                self.headline_ratio(Metric::Tput8, Mpmc, ShmringBusySpin),
+            ),
+            (
+                "shmring rpc p50 / shmring busy-spin p50 (8 B round trip, both busy-spin)",
+                self.headline_ratio(rtt, Rpc, ShmringBusySpin),
+            ),
+            (
+                "shmring connection shm p50 / shmring busy-spin p50 (8 B round trip, both busy-spin)",
+                self.headline_ratio(rtt, ConnectionShm, ShmringBusySpin),
+            ),
+            (
+                "shmring connection unix socket p50 / unix stream socket p50 (8 B round trip)",
+                self.headline_ratio(rtt, ConnectionSocket, UnixStream),
+            ),
         ]
     }
 
@@ -362,6 +386,8 @@ impl Results {
                     s.method.name().to_owned(),
                     if metric.is_round_trip() {
                         "round trip"
+                    } else if s.method == Method::Mpmc {
+                        "2 children → 1 child + parent"
                     } else {
                         "child → parent"
                     }
@@ -525,6 +551,29 @@ impl Results {
                  every message's length and sequence number) before it reports.",
                 s.tput_messages_shm, s.tput_messages_kernel, s.bw_messages
             ),
+            "MPMC 2x2: one shmring MPMC channel (4096 slots of 8 bytes), two producer children \
+             sending half of the messages each, a consumer child and the parent receiving, every \
+             endpoint with the default spin-then-park and none pinned; timed from the go to the \
+             last message (nothing untimed). Each consumer checks per-producer order; together \
+             they must hold every message exactly once (count and sum)."
+                .to_owned(),
+            "rpc: shmring::rpc request/response, RpcClient::call in the parent against \
+             RpcServer::serve_one in the child (echoing), over the same two channels as \
+             shmring busy-spin (4 KiB rings, WaitStrategy::BusySpin): its ratio to busy-spin is the \
+             RPC layer's cost (a 16-byte header each way, matching responses to calls by id, the \
+             client's locks, a new Vec per request and per response). Neither side sets a \
+             deadline, as for busy-spin."
+                .to_owned(),
+            "connection-shm, connection-socket: shmring::connection, the parent's Listener (in a \
+             fresh private folder) accepting the child's connect. connection-shm: both sides \
+             require shared memory, so the connection is upgraded to two memfd rings of 4 KiB with \
+             WaitStrategy::BusySpin, as shmring busy-spin: its ratio to busy-spin is the \
+             connection layer's cost (liveness flags kept by the watcher thread, the dispatch \
+             between transports, a deadline on every call). connection-socket: both sides forbid \
+             shared memory, so the messages go length-framed over the connection's Unix stream \
+             socket: its ratio to the unix stream socket row is the framing's cost. Each side \
+             checks that it got the transport the row names."
+                .to_owned(),
         ];
         let mut out = String::new();
         for p in &paragraphs {

@@ -173,6 +173,75 @@ fn the_table_compares_against_the_references() {
     std::fs::remove_dir_all(&dir).expect("remove the report folder");
 }
 
+/// The request/response row runs (client and server in two processes, every
+/// echo checked) and is compared with shmring busy-spin, round by round.
+#[test]
+fn the_rpc_row_is_compared_with_busy_spin() {
+    let _serial = serial();
+    let dir = out_dir("rpc");
+    let out = run(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--iterations",
+        "500",
+        "--messages",
+        "100000",
+        "--only",
+        "rpc,busy-spin",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    for table in ["round trip, 8 B", "round trip, 1 KiB"] {
+        let line = row(&out, table, "shmring rpc busy-spin");
+        assert!(line.contains('x'), "{table}: no ratio in {line:?}");
+    }
+    let ratio = out
+        .lines()
+        .find_map(|line| {
+            line.trim().strip_prefix(
+                "shmring rpc p50 / shmring busy-spin p50 (8 B round trip, both busy-spin): ",
+            )
+        })
+        .unwrap_or_else(|| panic!("no rpc ratio:\n{out}"));
+    let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("ratio {ratio:?}"));
+    assert!(ratio > 0.0 && ratio.is_finite(), "{ratio}");
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
+}
+
+/// The MPMC row runs (2 producer and 2 consumer processes, every message checked)
+/// and is compared with shmring busy-spin's throughput.
+#[test]
+fn the_mpmc_row_is_compared_with_busy_spin() {
+    let _serial = serial();
+    let dir = out_dir("mpmc");
+    let out = run(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--iterations",
+        "500",
+        "--messages",
+        "200000",
+        "--only",
+        "mpmc,busy-spin",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    let line = row(&out, "throughput, 8 B", "shmring MPMC 2x2");
+    assert!(line.contains('x'), "no ratio in {line:?}");
+    let ratio = out
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("shmring MPMC 2x2 throughput / shmring busy-spin throughput (8 B): ")
+        })
+        .unwrap_or_else(|| panic!("no MPMC ratio:\n{out}"));
+    let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("ratio {ratio:?}"));
+    assert!(ratio > 0.0 && ratio.is_finite(), "{ratio}");
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
+}
+
 #[test]
 fn the_in_process_comparison_still_runs() {
     let _serial = serial();

@@ -26,9 +26,21 @@ pub const MAGIC: u64 = 0x7368_6d72_696e_6701;
 /// frame format changes it; `attach` refuses every other version.
 pub const LAYOUT_VERSION: u32 = 2;
 
-/// The only ring kind of this version: single producer, single consumer, messages
+/// Ring kind: single producer, single consumer, messages
 /// of variable length.
 pub const RING_KIND_SPSC: u32 = 1;
+
+/// Multiple producers, multiple consumers, fixed-size slots (the
+/// [`mpmc`](crate::mpmc) ring; its layout is in [`crate::mpmc::layout`]).
+pub const RING_KIND_MPMC: u32 = 2;
+
+/// Object kind (same field as the ring kind): a named event, an eventcount over
+/// one futex word (the `shmring` crate's `Event`). Its layout is not a ring's:
+/// ARCHITECTURE.md, "Events and semaphores".
+pub const OBJECT_KIND_EVENT: u32 = 3;
+/// Object kind: a named counting semaphore over one futex word (the `shmring`
+/// crate's `Semaphore`).
+pub const OBJECT_KIND_SEMAPHORE: u32 = 4;
 
 /// Header flag: waiters on this segment's signal words issue a barrier on every
 /// CPU (Linux `membarrier`) between registering and re-checking the ring, so

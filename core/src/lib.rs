@@ -53,6 +53,7 @@
 
 pub mod error;
 pub mod layout;
+pub mod mpmc;
 pub mod region;
 pub mod spsc;
 pub mod sync;
@@ -64,6 +65,13 @@ pub use error::{
 pub use layout::{
     DATA_OFFSET, FLAG_ASYMMETRIC_FENCES, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAX_CAPACITY,
     MIN_CAPACITY, SEGMENT_ALIGN, max_message_len, segment_layout,
+};
+pub use mpmc::layout::{MpmcGeometry, mpmc_segment_layout};
+#[cfg(not(shmring_loom))]
+pub use mpmc::RawMpmcRegion;
+pub use mpmc::{
+    Liveness, MpmcConsumer, MpmcCorruption, MpmcLayoutError, MpmcProducer, MpmcRegion,
+    MpmcStats, MpmcWaitError, RecvError, Recovery, RegisterError, SendError,
 };
 pub use region::Region;
 #[cfg(not(shmring_loom))]

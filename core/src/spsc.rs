@@ -20,7 +20,8 @@
 //! consumer polls the state word at its read position with Acquire: when it turns
 //! non-zero the whole frame is visible. A small message and its header share a line,
 //! so a message crosses between cores as one line; the consumer never reads the
-//! producer's position on this path.
+//! producer's position to find a message (only, once per 2 KiB, as a hint for
+//! prefetching: `PREFETCH_FAR`).
 //!
 //! The shared positions are for flow control. The producer reads `read_position`
 //! only when its cached copy says the ring is full. The consumer publishes it
@@ -47,8 +48,18 @@ use crate::wait::{Futex, WAITING, notify, prepare_wait};
 
 const HEADER: u64 = FRAME_HEADER_SIZE as u64;
 
-/// How far ahead (bytes) the batch paths prefetch the lines they will touch.
+/// How far ahead (bytes) the consumer prefetches the lines it will read.
 const PREFETCH_AHEAD: u64 = 256;
+
+/// The consumer prefetches message by message only while the producer is known to
+/// be at least this many bytes ahead: near the producer, a prefetch would pull the
+/// line it is writing (see "Performance notes" in ARCHITECTURE.md).
+const PREFETCH_FAR: u64 = 4096;
+
+/// The consumer reads the producer's `write_position` for its prefetch hint at most
+/// once per this many bytes consumed: the producer stores it on every commit, so
+/// each read moves its line.
+const HINT_REFRESH: u64 = 2048;
 
 /// The largest position either side accepts from shared memory. Positions count
 /// bytes since the ring was made; at 100 GB/s they would reach this after five
@@ -141,6 +152,49 @@ impl Geometry {
         } else {
             Ok(Some(Frame::Message { len }))
         }
+    }
+
+    /// The common case of [`Geometry::decode`] and the window check after it: the
+    /// state `word` of the frame at `position` is a committed message, neither
+    /// padding nor released, whose payload lies within the data region and the
+    /// largest message, and whose frame ends at or below `limit`. Returns its
+    /// length; `None` for anything else (empty, skippable or invalid), which the
+    /// caller then decodes in full. It accepts exactly the messages `decode` and
+    /// the window check accept.
+    #[inline(always)]
+    fn plain_message(&self, position: u64, word: u32, limit: u64) -> Option<u32> {
+        // A plain message's word is COMMITTED | len, PADDING and RELEASED clear:
+        // less COMMITTED it is `len`. Any other word (empty, not committed, padding
+        // or released) leaves at least FRAME_RELEASED, more than any payload limit
+        // (see the assertion below), so one compare checks the flags and the length.
+        let len = word.wrapping_sub(FRAME_COMMITTED);
+        // `tail - HEADER` in `decode`: the payload ends within the data region.
+        let room = self.capacity - (position & self.mask) - HEADER;
+        if u64::from(len) <= self.max_len.min(room) && position + frame_size(len.into()) <= limit {
+            Some(len)
+        } else {
+            None
+        }
+    }
+}
+
+// `Geometry::plain_message` relies on every payload limit being below the flag bits.
+const _: () = assert!(max_message_len(crate::layout::MAX_CAPACITY) < FRAME_RELEASED as usize);
+
+/// Copies `src` into `dst`, of the same length. Most messages are small, and a
+/// call to `memcpy` for 8 bytes costs more than the rest of a push: up to 16 bytes
+/// are copied inline with at most two (overlapping) word moves.
+#[inline(always)]
+fn copy_message(dst: &mut [u8], src: &[u8]) {
+    let len = src.len();
+    if dst.len() == len && (8..=16).contains(&len) {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[len - 8..].copy_from_slice(&src[len - 8..]);
+    } else if dst.len() == len && (4..8).contains(&len) {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[len - 4..].copy_from_slice(&src[len - 4..]);
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -389,8 +443,30 @@ impl<R: Region> Producer<R> {
     }
 
     /// Where a frame for `len` bytes goes: `(start, padding)`, checking space.
-    #[inline]
+    ///
+    /// The common case (no padding, space known free from the cached position) is
+    /// a few compares inline; everything else goes to [`Self::reserve_slow`].
+    #[inline(always)]
     fn reserve(&mut self, len: usize) -> Result<(u64, u64), PushError> {
+        if len as u64 <= self.geo.max_len {
+            let size = frame_size(len as u64);
+            // The frame fits before the end of the data region, and it and the
+            // zeroed header after it stay below the cached read position plus the
+            // capacity (the cache is at most the true position: conservative).
+            if (self.write & self.geo.mask) + size <= self.geo.capacity
+                && self.write + size + HEADER <= self.read_cache + self.geo.capacity
+            {
+                return Ok((self.write, 0));
+            }
+        }
+        self.reserve_slow(len)
+    }
+
+    /// [`Self::reserve`] when the message is too large, needs padding first, or the
+    /// cached read position says the ring is full.
+    #[cold]
+    #[inline(never)]
+    fn reserve_slow(&mut self, len: usize) -> Result<(u64, u64), PushError> {
         if len as u64 > self.geo.max_len {
             return Err(PushError::TooLarge {
                 len,
@@ -429,16 +505,7 @@ impl<R: Region> Producer<R> {
     pub fn grant(&mut self, len: usize) -> Result<Grant<'_, R>, PushError> {
         let (start, padding) = self.reserve(len)?;
         if padding != 0 {
-            // Relaxed: published by the Release store of the padding just below.
-            self.region.frame_word(0).store(0, Ordering::Relaxed);
-            // SYNC: Release pairs with the consumer's Acquire load of this word: the
-            // zeroed header at the start of the next lap is visible once it skips
-            // the padding.
-            self.region.frame_word(self.geo.offset(self.write)).store(
-                FRAME_COMMITTED | FRAME_PADDING | (padding - HEADER) as u32,
-                Ordering::Release,
-            );
-            self.write = start;
+            self.write_padding(start, padding);
         }
         let size = frame_size(len as u64) as usize;
         self.region.will_write(self.geo.offset(start), size);
@@ -449,13 +516,67 @@ impl<R: Region> Producer<R> {
         })
     }
 
+    /// Fills the rest of the lap with a padding frame of `padding` bytes; the
+    /// message goes at `start`, the beginning of the next lap. Once a lap.
+    #[cold]
+    #[inline(never)]
+    fn write_padding(&mut self, start: u64, padding: u64) {
+        // Relaxed: published by the Release store of the padding just below.
+        self.region.frame_word(0).store(0, Ordering::Relaxed);
+        // SYNC: Release pairs with the consumer's Acquire load of this word: the
+        // zeroed header at the start of the next lap is visible once it skips the
+        // padding.
+        self.region.frame_word(self.geo.offset(self.write)).store(
+            FRAME_COMMITTED | FRAME_PADDING | (padding - HEADER) as u32,
+            Ordering::Release,
+        );
+        self.write = start;
+    }
+
     /// Copies `message` into the ring as one message and publishes it.
     ///
     /// # Errors
     /// As [`Producer::grant`].
+    #[inline]
     pub fn push(&mut self, message: &[u8]) -> Result<(), PushError> {
+        // The common case inline, on copies of the fields: a store into the data
+        // region could alias `self` as far as the compiler knows, and it would
+        // reload every field after the payload copy.
+        let geo = self.geo;
+        let len = message.len();
+        let write = self.write;
+        if len as u64 <= geo.max_len {
+            let size = frame_size(len as u64);
+            // As in `reserve`: no padding needed, space known free.
+            if geo.offset(write) as u64 + size <= geo.capacity
+                && write + size + HEADER <= self.read_cache + geo.capacity
+            {
+                let offset = geo.offset(write);
+                self.region.will_write(offset, size as usize);
+                // SAFETY: as in `Grant::deref_mut`: the frame lies within the data
+                // region and the space the consumer has released, so nothing else
+                // in this process touches these `len` bytes until the commit below.
+                let payload = unsafe {
+                    slice::from_raw_parts_mut(
+                        self.region.data().add(offset + FRAME_HEADER_SIZE),
+                        len,
+                    )
+                };
+                copy_message(payload, message);
+                self.commit_in(geo, write, len);
+                return Ok(());
+            }
+        }
+        self.push_slow(message)
+    }
+
+    /// [`Producer::push`] when the message needs padding first, does not fit, or is
+    /// too large.
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, message: &[u8]) -> Result<(), PushError> {
         let mut grant = self.grant(message.len())?;
-        grant.copy_from_slice(message);
+        copy_message(&mut grant, message);
         grant.commit(message.len());
         Ok(())
     }
@@ -468,7 +589,13 @@ impl<R: Region> Producer<R> {
     }
 
     fn commit(&mut self, position: u64, len: usize) {
-        let offset = self.geo.offset(position);
+        self.commit_in(self.geo, position, len);
+    }
+
+    /// [`Producer::commit`] with a copy of the geometry (see `push`).
+    #[inline(always)]
+    fn commit_in(&mut self, geo: Geometry, position: u64, len: usize) {
+        let offset = geo.offset(position);
         let size = frame_size(len as u64);
         let next = position + size;
         self.region.will_write(offset, size as usize);
@@ -477,7 +604,7 @@ impl<R: Region> Producer<R> {
             // Relaxed: published by the Release store of this frame's state word,
             // which the consumer reads before the next one.
             self.region
-                .frame_word(self.geo.offset(next))
+                .frame_word(geo.offset(next))
                 .store(0, Ordering::Relaxed);
             // SYNC: Release pairs with the Acquire load in `Consumer::read`: the
             // payload and the zeroed next header are visible with the state word.
@@ -718,6 +845,11 @@ pub struct Consumer<R: Region> {
     published: u64,
     /// Last `write_position` seen by [`Consumer::backlog`].
     write_seen: u64,
+    /// `write_position` as last read for prefetching, clamped to the window. Only
+    /// decides whether to prefetch; never used to find or read a frame.
+    written_hint: u64,
+    /// Read position at which `written_hint` may be read again.
+    hint_refresh_at: u64,
     /// A position was published since the last [`Consumer::wake_producer`].
     unnotified: bool,
     _not_sync: PhantomData<Cell<()>>,
@@ -785,6 +917,8 @@ impl<R: Region> Consumer<R> {
             read,
             published: read,
             write_seen: 0,
+            written_hint: read,
+            hint_refresh_at: read,
             unnotified: false,
             _not_sync: PhantomData,
         })
@@ -807,20 +941,30 @@ impl<R: Region> Consumer<R> {
     /// [`ReadError::Empty`] when no message is committed; [`ReadError::Corrupted`]
     /// when the next frame is invalid (the position does not move, so the error
     /// repeats until the peer repairs it).
+    #[inline]
     pub fn read(&mut self) -> Result<Message<'_, R>, ReadError> {
-        match self.next_message(self.read) {
+        let (position, word, len) = self.find(self.geo)?;
+        Ok(Message {
+            consumer: self,
+            position,
+            word,
+            len,
+        })
+    }
+
+    /// Moves the read position to the next message and returns its position, state
+    /// word and length; on `Empty`, publishes what was released. `geo` is a copy of
+    /// the geometry, for the caller to use after the Acquire load in here.
+    #[inline(always)]
+    fn find(&mut self, geo: Geometry) -> Result<(u64, u32, usize), ReadError> {
+        match self.next_message_in(geo, self.window_end(), self.read) {
             Ok(Next::Message {
                 position,
                 word,
                 len,
             }) => {
                 self.read = position;
-                Ok(Message {
-                    consumer: self,
-                    position,
-                    word,
-                    len: len as usize,
-                })
+                Ok((position, word, len as usize))
             }
             Ok(Next::Empty { position }) => {
                 self.read = position;
@@ -834,18 +978,70 @@ impl<R: Region> Consumer<R> {
         }
     }
 
+    /// Loads the state word of the frame at `position`.
+    #[inline(always)]
+    fn load_word(&self, position: u64) -> u32 {
+        // SYNC: Acquire pairs with the Release stores of the state word in
+        // `Producer::commit`, `end_batch` and `write_padding`: the frame's bytes
+        // and the zeroed header after it are visible once it is non-zero.
+        self.region
+            .frame_word(self.geo.offset(position))
+            .load(Ordering::Acquire)
+    }
+
+    /// The producer writes below `published + capacity`, a frame and the zeroed
+    /// header after it: no valid frame ends beyond this.
+    #[inline(always)]
+    fn window_end(&self) -> u64 {
+        self.published + self.geo.capacity - HEADER
+    }
+
     /// Finds the next message at or after `position`, skipping padding and
     /// released frames. Each state word is read once and validated.
-    #[inline]
-    fn next_message(&self, mut position: u64) -> Result<Next, Corruption> {
+    #[inline(always)]
+    fn next_message(&self, position: u64) -> Result<Next, Corruption> {
+        self.next_message_in(self.geo, self.window_end(), position)
+    }
+
+    /// [`Consumer::next_message`] with the geometry and window end passed in:
+    /// copies in registers. (After an Acquire load the compiler reloads every field
+    /// of `self` it uses, since another thread could have written it.)
+    #[inline(always)]
+    fn next_message_in(
+        &self,
+        geo: Geometry,
+        limit: u64,
+        position: u64,
+    ) -> Result<Next, Corruption> {
+        // SYNC: Acquire, as in `load_word`.
+        let word = self
+            .region
+            .frame_word(geo.offset(position))
+            .load(Ordering::Acquire);
+        if let Some(len) = geo.plain_message(position, word, limit) {
+            self.region
+                .will_read(geo.offset(position) + FRAME_HEADER_SIZE, len as usize);
+            return Ok(Next::Message {
+                position,
+                word,
+                len,
+            });
+        }
+        if word == 0 {
+            return Ok(Next::Empty { position });
+        }
+        self.next_message_slow(position, word)
+    }
+
+    /// [`Consumer::next_message`] for anything but a plain message or an empty
+    /// frame: `word`, already loaded from `position`, is padding, released, or
+    /// invalid.
+    #[cold]
+    #[inline(never)]
+    fn next_message_slow(&self, mut position: u64, mut word: u32) -> Result<Next, Corruption> {
         // Each pass advances `position` by at least 8 bytes and no valid frame ends
         // beyond `published + capacity`: at most capacity / 8 passes.
         loop {
-            let offset = self.geo.offset(position);
-            // SYNC: Acquire pairs with the Release stores of the state word in
-            // `Producer::commit`, `end_batch` and `grant` (padding): the frame's
-            // bytes and the zeroed header after it are visible once it is non-zero.
-            let word = self.region.frame_word(offset).load(Ordering::Acquire);
             let Some(frame) = self.geo.decode(position, word)? else {
                 return Ok(Next::Empty { position });
             };
@@ -854,7 +1050,7 @@ impl<R: Region> Consumer<R> {
                 Frame::Skip { size } => size,
             };
             let end = position + size;
-            let limit = self.published + self.geo.capacity - HEADER;
+            let limit = self.window_end();
             if end > limit {
                 return Err(Corruption::FrameBeyondWindow {
                     position,
@@ -863,10 +1059,13 @@ impl<R: Region> Consumer<R> {
                 });
             }
             match frame {
-                Frame::Skip { .. } => position = end,
+                Frame::Skip { .. } => {
+                    position = end;
+                    word = self.load_word(position);
+                }
                 Frame::Message { len } => {
                     self.region
-                        .will_read(offset + FRAME_HEADER_SIZE, len as usize);
+                        .will_read(self.geo.offset(position) + FRAME_HEADER_SIZE, len as usize);
                     return Ok(Next::Message {
                         position,
                         word,
@@ -894,8 +1093,12 @@ impl<R: Region> Consumer<R> {
     ) -> Result<usize, Corruption> {
         let mut position = self.read;
         let mut count = 0;
+        // Copies for the loop (see `next_message_in`).
+        let geo = self.geo;
+        let limit = self.window_end();
+        let data = self.region.data();
         while count < max {
-            let (at, len) = match self.next_message(position) {
+            let (at, len) = match self.next_message_in(geo, limit, position) {
                 Ok(Next::Message { position, len, .. }) => (position, len),
                 Ok(Next::Empty { position: end }) => {
                     position = end;
@@ -904,19 +1107,14 @@ impl<R: Region> Consumer<R> {
                 Err(c) if count == 0 => return Err(c),
                 Err(_) => break,
             };
-            let offset = self.geo.offset(at) + FRAME_HEADER_SIZE;
+            let offset = geo.offset(at) + FRAME_HEADER_SIZE;
             // Frames are found one after another, each through its header: start
             // the transfer of the lines ahead before we get there.
-            crate::sync::prefetch_read(
-                self.region
-                    .data()
-                    .wrapping_add(self.geo.offset(at + PREFETCH_AHEAD)),
-            );
-            // SAFETY: `next_message` checked that the payload lies within the data
+            crate::sync::prefetch_read(data.wrapping_add(geo.offset(at + PREFETCH_AHEAD)));
+            // SAFETY: `next_message_in` checked that the payload lies within the data
             // region; the producer does not write it before we publish a position
             // past it, below, after the last call of `f`.
-            let payload =
-                unsafe { slice::from_raw_parts(self.region.data().add(offset), len as usize) };
+            let payload = unsafe { slice::from_raw_parts(data.add(offset), len as usize) };
             f(payload);
             self.region.will_read(offset, len as usize);
             position = at + frame_size(len.into());
@@ -937,24 +1135,55 @@ impl<R: Region> Consumer<R> {
     /// # Errors
     /// [`PopError::Empty`]; [`PopError::BufferTooSmall`] with the message's length,
     /// consuming nothing; [`PopError::Corrupted`].
+    #[inline]
     pub fn pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        let message = self.read()?;
-        let len = message.len();
+        let geo = self.geo;
+        let (position, word, len) = self.find(geo)?;
         let Some(dst) = buf.get_mut(..len) else {
             return Err(PopError::BufferTooSmall {
                 len,
                 buffer: buf.len(),
             });
         };
-        dst.copy_from_slice(&message);
-        message.release();
+        // SAFETY: as in `Message::deref`: `find` checked that the payload lies
+        // within the data region, and the producer does not write these bytes
+        // before we publish a position past them (in `release_in`, below).
+        let payload = unsafe {
+            slice::from_raw_parts(
+                self.region
+                    .data()
+                    .add(geo.offset(position) + FRAME_HEADER_SIZE),
+                len,
+            )
+        };
+        copy_message(dst, payload);
+        self.release_in(geo, position, word, len);
         Ok(len)
     }
 
+    #[inline]
     fn release(&mut self, position: u64, word: u32, len: usize) {
-        let offset = self.geo.offset(position);
+        self.release_in(self.geo, position, word, len);
+    }
+
+    /// [`Consumer::release`] with a copy of the geometry (see `pop`).
+    #[inline(always)]
+    fn release_in(&mut self, geo: Geometry, position: u64, word: u32, len: usize) {
+        let offset = geo.offset(position);
         self.region.will_read(offset + FRAME_HEADER_SIZE, len);
         self.read = position + frame_size(len as u64);
+        // Frames are found one after another, each through its header, so the CPU
+        // cannot run ahead on its own: prefetch, but only far behind the producer,
+        // where the lines are committed and it has left them.
+        if self.read + PREFETCH_FAR <= self.written_hint {
+            crate::sync::prefetch_read(
+                self.region
+                    .data()
+                    .wrapping_add(geo.offset(self.read + PREFETCH_AHEAD)),
+            );
+        } else if self.read >= self.hint_refresh_at {
+            self.refresh_written_hint();
+        }
         // Relaxed: a hint; a missed waiter is served when we next publish (the ring
         // found empty, or a quarter of it released), and `wake_producer` follows
         // every publication with the fenced check.
@@ -967,7 +1196,9 @@ impl<R: Region> Consumer<R> {
             .load(Ordering::Relaxed)
             & WAITING
             != 0;
-        if self.caught_up() || producer_waits || self.read - self.published >= self.geo.capacity / 4
+        if self.caught_up_in(geo)
+            || producer_waits
+            || self.read - self.published >= geo.capacity / 4
         {
             // The published position covers the message: a successor starts past
             // it. No mark: writing into the frame's line would make the producer,
@@ -987,12 +1218,19 @@ impl<R: Region> Consumer<R> {
     /// Whether every committed message is consumed; skips trailing padding, so that
     /// a position published now covers it (the producer counts the padding as used
     /// until then, and a largest message would not fit).
+    #[inline(always)]
     fn caught_up(&mut self) -> bool {
+        self.caught_up_in(self.geo)
+    }
+
+    /// [`Consumer::caught_up`] with a copy of the geometry.
+    #[inline(always)]
+    fn caught_up_in(&mut self, geo: Geometry) -> bool {
         // Relaxed: a hint (a stale non-zero only delays publication until the ring
         // is found empty); the line is the one the next read polls anyway.
         let word = self
             .region
-            .frame_word(self.geo.offset(self.read))
+            .frame_word(geo.offset(self.read))
             .load(Ordering::Relaxed);
         if word == 0 {
             return true;
@@ -1000,7 +1238,32 @@ impl<R: Region> Consumer<R> {
         if word & FRAME_PADDING == 0 {
             return false;
         }
-        // Padding, once a lap: skip it (and anything skippable after it) properly.
+        self.skip_padding()
+    }
+
+    /// Reads the producer's `write_position` into the prefetch hint.
+    #[cold]
+    #[inline(never)]
+    fn refresh_written_hint(&mut self) {
+        // Relaxed: the value only decides whether to prefetch, and a prefetch never
+        // faults (its address is masked into the data region): any value is
+        // harmless. Clamped to the window all the same.
+        let found = self
+            .region
+            .control()
+            .producer
+            .0
+            .write_position
+            .load(Ordering::Relaxed);
+        self.written_hint = found.min(self.published + self.geo.capacity);
+        self.hint_refresh_at = self.read + HINT_REFRESH;
+    }
+
+    /// Padding, once a lap: skips it (and anything skippable after it) properly,
+    /// validating each word; whether that reaches an empty frame.
+    #[cold]
+    #[inline(never)]
+    fn skip_padding(&mut self) -> bool {
         match self.next_message(self.read) {
             Ok(Next::Empty { position }) => {
                 self.read = position;

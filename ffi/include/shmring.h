@@ -160,6 +160,76 @@
 #define SHMRING_CHANNEL_OPTIONS_SIZE 80
 
 /**
+ * The `transport` option (listener and client): shared memory if both sides
+ * can, else the socket (the default).
+ */
+#define SHMRING_TRANSPORT_POLICY_ANY 0
+
+/**
+ * The `transport` option: shared memory or nothing (a connection that cannot
+ * have it fails).
+ */
+#define SHMRING_TRANSPORT_POLICY_SHARED_MEMORY_ONLY 1
+
+/**
+ * The `transport` option: never shared memory, always the socket (what the
+ * environment variable `SHMRING_NO_SHM=1` makes of `SHMRING_TRANSPORT_POLICY_ANY`).
+ */
+#define SHMRING_TRANSPORT_POLICY_SOCKET_ONLY 2
+
+/**
+ * Listener option flag: also let clients of `allowed_uid` connect (checked with
+ * `SO_PEERCRED`; the listener's own uid is always allowed).
+ */
+#define SHMRING_CONN_OPTION_ALLOW_UID 1
+
+/**
+ * Connect option flag: also trust a listener running as `trusted_uid` (this uid
+ * and root are always trusted).
+ */
+#define SHMRING_CONN_OPTION_TRUST_SERVER_UID 2
+
+/**
+ * `sizeof(shmring_sync_options)`, for a C11 `_Static_assert`.
+ */
+#define SHMRING_SYNC_OPTIONS_SIZE 56
+
+/**
+ * The largest maximum count of a semaphore (`INT32_MAX`).
+ */
+#define SHMRING_SEMAPHORE_MAX_LIMIT 2147483647
+
+/**
+ * What a connection's messages travel on: `shmring_connection_transport`.
+ */
+enum shmring_transport
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A pair of shared-memory rings (memfds), with the Unix socket beside them
+     * for liveness.
+     */
+    SHMRING_TRANSPORT_SHARED_MEMORY = 1,
+    /**
+     * The Unix socket itself, length-framed (the fallback).
+     */
+    SHMRING_TRANSPORT_UNIX_SOCKET = 2,
+    /**
+     * A TCP connection, length-framed (`tcp://` addresses).
+     */
+    SHMRING_TRANSPORT_TCP = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum shmring_transport shmring_transport;
+#else
+typedef uint32_t shmring_transport;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The status every fallible `shmring_` function returns: `SHMRING_OK` (0) on
  * success, one of the negative codes below on failure.
  *
@@ -224,7 +294,8 @@ enum shmring_status
      */
     SHMRING_E_BUFFER_TOO_SMALL = -9,
     /**
-     * No room for the message now (non-blocking calls).
+     * No room for the message now (non-blocking calls); or a semaphore post at
+     * the semaphore's maximum count (nothing changed).
      */
     SHMRING_E_FULL = -10,
     /**
@@ -273,6 +344,9 @@ enum shmring_status
     /**
      * A capacity that is not a power of two from `SHMRING_MIN_CAPACITY` to
      * `SHMRING_MAX_CAPACITY` (zero included).
+     * For an MPMC channel: a slot count that is not a power of two from 2 to
+     * 2^24, a slot size of 0 or over 16 MiB, an endpoint count of 0 or over 1024,
+     * or a shape whose segment would exceed 2^40 bytes.
      */
     SHMRING_E_INVALID_CAPACITY = -20,
     /**
@@ -294,6 +368,25 @@ enum shmring_status
      * for; the message says what it is.
      */
     SHMRING_E_UNKNOWN = -24,
+    /**
+     * Every entry of an MPMC channel's endpoint table is held by a live sender
+     * or receiver: no more can attach until one closes (or dies).
+     */
+    SHMRING_E_TABLE_FULL = -25,
+    /**
+     * Request/response: the server's handler failed and answered with an error
+     * message; `shmring_last_error_message` gives it exactly as the handler
+     * wrote it (invalid UTF-8 replaced). Nothing else went wrong: the client
+     * stays usable.
+     */
+    SHMRING_E_REMOTE = -26,
+    /**
+     * A connection's handshake failed: the peer at the address is not a shmring
+     * listener (or client), speaks another protocol version, passed descriptors
+     * that fail the checks, or the two sides' transport policies leave no
+     * transport. The message names the peer and what was wrong.
+     */
+    SHMRING_E_HANDSHAKE = -27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -344,6 +437,37 @@ typedef uint32_t shmring_wait_strategy;
 typedef struct shmring_channel shmring_channel;
 
 /**
+ * A bound connection listener: hands out a `shmring_connection` per client
+ * (`shmring_conn_listener_accept`). Make it with `shmring_conn_listener_bind`,
+ * free it with `shmring_conn_listener_close` (which removes the socket file;
+ * accepted connections live on).
+ *
+ * Used by one thread at a time; it may move between threads.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_conn_listener shmring_conn_listener;
+
+/**
+ * A duplex connection to one peer, made by `shmring_connect` or
+ * `shmring_conn_listener_accept`: messages both ways, over shared memory or a
+ * socket (`shmring_connection_transport`). Free it with
+ * `shmring_connection_close`.
+ *
+ * Used by one thread at a time; it may move between threads.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_connection shmring_connection;
+
+/**
+ * A named event in shared memory. Free it with `shmring_event_close`.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_event shmring_event;
+
+/**
  * Where a transport receives: made by `shmring_listen` from an address, it hands
  * out a receiver per sender (`shmring_listener_accept`). Free it with
  * `shmring_listener_close`.
@@ -353,6 +477,31 @@ typedef struct shmring_channel shmring_channel;
  * Opaque: only pointers to it exist in C.
  */
 typedef struct shmring_listener shmring_listener;
+
+/**
+ * A created or opened MPMC channel. Attach endpoints with
+ * `shmring_mpmc_sender_new` and `shmring_mpmc_receiver_new`; free it with
+ * `shmring_mpmc_close` (the endpoints keep the segment mapped on their own).
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_mpmc shmring_mpmc;
+
+/**
+ * A receiver attached to an MPMC channel. Free it with
+ * `shmring_mpmc_receiver_close`.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_mpmc_receiver shmring_mpmc_receiver;
+
+/**
+ * A sender attached to an MPMC channel. Free it with `shmring_mpmc_sender_close`
+ * (which frees its table entry).
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_mpmc_sender shmring_mpmc_sender;
 
 /**
  * The receiving end of an address-based transport, made by
@@ -384,6 +533,36 @@ typedef struct shmring_msg_sender shmring_msg_sender;
  * Opaque: only pointers to it exist in C.
  */
 typedef struct shmring_receiver shmring_receiver;
+
+/**
+ * The calling side of request/response. Make it with `shmring_rpc_client_new`,
+ * free it with `shmring_rpc_client_close`.
+ *
+ * Unlike the other handles, a client may be used by several threads at once:
+ * each `shmring_rpc_call` gets its own response (calls in flight at once are told
+ * apart by ids). Only `shmring_rpc_client_close` must run alone.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_rpc_client shmring_rpc_client;
+
+/**
+ * The answering side of request/response. Make it with `shmring_rpc_server_new`,
+ * free it with `shmring_rpc_server_close`.
+ *
+ * Used by one thread at a time; it may move between threads.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_rpc_server shmring_rpc_server;
+
+/**
+ * A named counting semaphore in shared memory. Free it with
+ * `shmring_semaphore_close`.
+ *
+ * Opaque: only pointers to it exist in C.
+ */
+typedef struct shmring_semaphore shmring_semaphore;
 
 /**
  * The sending side of a channel (one per channel at a time, across all
@@ -445,12 +624,210 @@ typedef struct shmring_channel_options {
 } shmring_channel_options;
 
 /**
+ * Options of `shmring_conn_listener_bind`. Fill it with
+ * `shmring_conn_listener_options_init` (all zero is the same: every field's
+ * default), then change what you need. Passing NULL instead of options means
+ * defaults.
+ */
+typedef struct shmring_conn_listener_options {
+    /**
+     * The directory of the socket, a NUL-terminated path, read during the call;
+     * NULL: `$XDG_RUNTIME_DIR/shmring`, or `/tmp/shmring-<euid>`. Created `0700`
+     * if missing (its parent must exist), then checked: a directory, not a
+     * symbolic link, owned by this uid, no mode bits beyond `directory_mode`.
+     */
+    const char *directory;
+    /**
+     * `SHMRING_CONN_OPTION_ALLOW_UID` or 0; other bits are refused.
+     */
+    uint32_t flags;
+    /**
+     * With `SHMRING_CONN_OPTION_ALLOW_UID`: the other uid allowed to connect.
+     */
+    uint32_t allowed_uid;
+    /**
+     * The mode bits the directory may have; 0 means the default `0700`.
+     */
+    uint32_t directory_mode;
+    /**
+     * The socket file's mode; 0 means the default `0600`.
+     */
+    uint32_t socket_mode;
+    /**
+     * The ring capacity of each direction, a power of two; 0 means the default
+     * (256 KiB). The largest message is half of it less 8 bytes, on every
+     * transport.
+     */
+    uint64_t capacity;
+    /**
+     * The largest capacity a client may ask for; 0 means the default (16 MiB).
+     */
+    uint64_t max_capacity;
+    /**
+     * A `SHMRING_TRANSPORT_POLICY_*` value.
+     */
+    uint32_t transport;
+    /**
+     * A `shmring_wait_strategy` value: how the listener's ends of shared-memory
+     * connections wait.
+     */
+    uint32_t wait_strategy;
+    /**
+     * With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
+     * nanoseconds; 0 means the default, 50 us.
+     */
+    uint64_t spin_ns;
+    /**
+     * How long one client's handshake may take, in milliseconds; 0 means the
+     * default, 5000.
+     */
+    uint64_t handshake_timeout_ms;
+    /**
+     * Reserved for later options: must be zero.
+     */
+    uint64_t reserved[4];
+} shmring_conn_listener_options;
+
+/**
+ * Options of `shmring_connect`. Fill it with `shmring_connect_options_init` (all
+ * zero is the same: every field's default), then change what you need. Passing
+ * NULL instead of options means defaults.
+ */
+typedef struct shmring_connect_options {
+    /**
+     * The directory of the listener's socket, a NUL-terminated path, read during
+     * the call; NULL: the listener's default. Checked before connecting: a
+     * directory, not a symbolic link, owned by this uid, root or a trusted uid,
+     * not writable by group or others.
+     */
+    const char *directory;
+    /**
+     * `SHMRING_CONN_OPTION_TRUST_SERVER_UID` or 0; other bits are refused.
+     */
+    uint32_t flags;
+    /**
+     * With `SHMRING_CONN_OPTION_TRUST_SERVER_UID`: the other uid trusted as the
+     * listener's.
+     */
+    uint32_t trusted_uid;
+    /**
+     * The ring capacity to ask for, a power of two; 0: the listener's. The
+     * listener grants at most its `max_capacity`.
+     */
+    uint64_t capacity;
+    /**
+     * A `SHMRING_TRANSPORT_POLICY_*` value.
+     */
+    uint32_t transport;
+    /**
+     * A `shmring_wait_strategy` value: how this side's ends of a shared-memory
+     * connection wait.
+     */
+    uint32_t wait_strategy;
+    /**
+     * With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
+     * nanoseconds; 0 means the default, 50 us.
+     */
+    uint64_t spin_ns;
+    /**
+     * Reserved for later options: must be zero.
+     */
+    uint64_t reserved[4];
+} shmring_connect_options;
+
+/**
+ * Options of the event and semaphore create and open calls. Fill it with
+ * `shmring_sync_options_init` (all zero is the same: every field's default),
+ * then change what you need. Passing NULL instead of options means defaults.
+ */
+typedef struct shmring_sync_options {
+    /**
+     * `SHMRING_OPTION_RECLAIM`, `SHMRING_OPTION_KEEP`, `SHMRING_OPTION_UNLINK`,
+     * `SHMRING_OPTION_TRUST_OWNER` (as for channels); others are refused
+     * (`SHMRING_E_INVALID_ARGUMENT`).
+     */
+    uint32_t flags;
+    /**
+     * Create: permission bits of a named object, e.g. `0600`; 0 means `0600`.
+     */
+    uint32_t mode;
+    /**
+     * Open: the permission bits an opened object may have; 0 means `0644`.
+     */
+    uint32_t allowed_mode;
+    /**
+     * Open: with `SHMRING_OPTION_TRUST_OWNER`, also accept objects of this uid.
+     */
+    uint32_t trusted_uid;
+    /**
+     * Semaphore create: the initial count.
+     */
+    uint32_t initial_count;
+    /**
+     * Semaphore create: the largest count, 1 to `SHMRING_SEMAPHORE_MAX_LIMIT`; 0
+     * means that limit.
+     */
+    uint32_t max_count;
+    /**
+     * Reserved for later options: must be zero.
+     */
+    uint64_t reserved[4];
+} shmring_sync_options;
+
+/**
+ * The recovery statistics of an MPMC channel (`shmring_mpmc_stats`).
+ */
+typedef struct shmring_mpmc_counters {
+    /**
+     * Positions claimed by a sender that died before publishing, skipped by a
+     * receiver (no message was lost there).
+     */
+    uint64_t skipped;
+    /**
+     * Messages lost with a receiver that died between claiming and copying them.
+     */
+    uint64_t lost;
+} shmring_mpmc_counters;
+
+/**
  * The callback of `shmring_receiver_try_recv_batch`: called once per message, in
  * order, with the caller's `context` and the message's `len` bytes at `data`
  * (valid during the call only). It must not unwind or `longjmp` out; calls on the
  * same receiver from inside it return `SHMRING_E_BUSY`.
  */
 typedef void (*shmring_recv_fn)(void *context, const uint8_t *data, size_t len);
+
+/**
+ * The handler of `shmring_rpc_serve_one`, called once per request with:
+ *
+ * - `context`: the pointer given to `shmring_rpc_serve_one`, untouched;
+ * - `request`, `request_len`: the request's bytes, valid during the call only
+ *   (`request` is never NULL, even when `request_len` is 0);
+ * - `response`, `response_cap`: a buffer of the library's, `response_cap` bytes
+ *   (the server's `shmring_rpc_server_max_response_len`), valid during the call
+ *   only, to write the response into;
+ * - `response_len`: where the handler stores how many bytes of `response` it
+ *   wrote (0 when it does not store anything).
+ *
+ * Return 0 to send `response[0 .. *response_len]` as the response. Return any
+ * other value to send an error response instead: `response[0 .. *response_len]`
+ * is then the error message (UTF-8, no NUL needed; invalid UTF-8 is replaced),
+ * which the client's call returns as `SHMRING_E_REMOTE` with the message in
+ * `shmring_last_error_message`.
+ *
+ * The handler must not unwind (a C++ exception) or `longjmp` out, and must not
+ * write beyond `response_cap` bytes. A `*response_len` above `response_cap` is
+ * not trusted: the client gets an error response, and `shmring_rpc_serve_one`
+ * returns `SHMRING_E_INVALID_ARGUMENT`. Calls on the same server from inside the
+ * handler return `SHMRING_E_BUSY`; other handles (a client, a channel) may be
+ * used.
+ */
+typedef int (*shmring_rpc_handler_fn)(void *context,
+                                      const uint8_t *request,
+                                      size_t request_len,
+                                      uint8_t *response,
+                                      size_t response_cap,
+                                      size_t *response_len);
 
 /**
  * One message of a batch: `len` bytes at `data` (`data` may be NULL when `len` is
@@ -677,6 +1054,794 @@ int shmring_channel_max_message_len(const struct shmring_channel *channel,
  * after this call.
  */
 int shmring_channel_close(struct shmring_channel *channel);
+
+/**
+ * Fills `*options` with the defaults (all fields zero): the default directory,
+ * modes `0700`/`0600`, 256 KiB rings (clients may ask up to 16 MiB), transport
+ * policy any, spin-then-park, a 5 s handshake timeout.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ * `options` is NULL or points to a writable `shmring_conn_listener_options`.
+ */
+SHMRING_MUST_USE
+int shmring_conn_listener_options_init(struct shmring_conn_listener_options *options);
+
+/**
+ * Fills `*options` with the defaults (all fields zero): the default directory,
+ * the listener's capacity, transport policy any, spin-then-park, trust servers
+ * of this uid and root.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ * `options` is NULL or points to a writable `shmring_connect_options`.
+ */
+SHMRING_MUST_USE int shmring_connect_options_init(struct shmring_connect_options *options);
+
+/**
+ * Binds `address` and listens: a name (the socket is `<directory>/<name>.sock`;
+ * the channel name rules apply) or `"tcp://host:port"` (`tcp://:0`: a free port
+ * on 127.0.0.1; no authentication, no encryption). A socket file left by a
+ * listener that died is replaced; a live one is not.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`; `SHMRING_E_INVALID_ARGUMENT` (NULL, a
+ * bad `tcp://` address, unknown flags or option values, non-zero reserved
+ * fields, a directory that is not a directory); `SHMRING_E_INVALID_CAPACITY`;
+ * `SHMRING_E_UNTRUSTED` (a directory of another owner or with more mode bits than
+ * `directory_mode`); `SHMRING_E_ALREADY_EXISTS` (a live listener has the name, or
+ * the port is taken); `SHMRING_E_UNSUPPORTED` (shared memory required but
+ * forbidden by `SHMRING_NO_SHM`); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
+ *
+ * # Safety
+ * - `address` is NULL or a NUL-terminated string.
+ * - `options` is NULL or points to a readable `shmring_conn_listener_options`
+ *   whose `directory` is NULL or a NUL-terminated string.
+ * - `out` is NULL or points to a writable `shmring_conn_listener *`; it receives
+ *   the new handle (owned by the caller: free it with
+ *   `shmring_conn_listener_close`), or NULL on failure.
+ */
+SHMRING_MUST_USE
+int shmring_conn_listener_bind(const char *address,
+                               const struct shmring_conn_listener_options *options,
+                               struct shmring_conn_listener **out);
+
+/**
+ * The TCP port a `tcp://` listener listens on (the one picked for port 0), in
+ * `*out_port`.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (NULL, or a named listener, which
+ * has no port).
+ *
+ * # Safety
+ * `listener` is NULL or a live listener handle; `out_port` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_conn_listener_port(const struct shmring_conn_listener *listener,
+                               uint16_t *out_port);
+
+/**
+ * Accepts the next client, waiting as long as it takes, and returns the
+ * connection in `*out`. A client that fails the handshake (a uid not allowed,
+ * not a shmring client, policies that leave no transport, a stall longer than the
+ * handshake timeout) is told why where possible and skipped: the call goes on
+ * waiting.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * - `listener` is NULL or a live listener handle.
+ * - `out` is NULL or points to a writable `shmring_connection *`; it receives the
+ *   new handle (owned by the caller: free it with `shmring_connection_close`), or
+ *   NULL on failure.
+ */
+SHMRING_MUST_USE
+int shmring_conn_listener_accept(struct shmring_conn_listener *listener,
+                                 struct shmring_connection **out);
+
+/**
+ * As `shmring_conn_listener_accept`, giving up after `timeout_ms` milliseconds
+ * with `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit). A client that has
+ * connected gets its handshake time even if the timeout ends meanwhile.
+ *
+ * # Safety
+ * As `shmring_conn_listener_accept`.
+ */
+SHMRING_MUST_USE
+int shmring_conn_listener_accept_timeout(struct shmring_conn_listener *listener,
+                                         uint64_t timeout_ms,
+                                         struct shmring_connection **out);
+
+/**
+ * Accepts a client that is waiting now, or returns `SHMRING_E_EMPTY`. A waiting
+ * client is handshaken, which takes a round trip (bounded by the handshake
+ * timeout).
+ *
+ * # Safety
+ * As `shmring_conn_listener_accept`.
+ */
+SHMRING_MUST_USE
+int shmring_conn_listener_try_accept(struct shmring_conn_listener *listener,
+                                     struct shmring_connection **out);
+
+/**
+ * Frees a listener and removes its socket file; connections it accepted live
+ * on. Closing NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `listener` is NULL or a live listener handle, not used by any thread during or
+ * after this call.
+ */
+int shmring_conn_listener_close(struct shmring_conn_listener *listener);
+
+/**
+ * Connects to `address` (a listener's name, or `"tcp://host:port"`) and returns
+ * the connection in `*out`, giving up after `timeout_ms` milliseconds
+ * (`UINT64_MAX`: without limit; a listener that dies ends the wait anyway).
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`; `SHMRING_E_INVALID_ARGUMENT` (NULL, a
+ * bad `tcp://` address, unknown flags or option values, non-zero reserved
+ * fields); `SHMRING_E_INVALID_CAPACITY`; `SHMRING_E_NOT_FOUND` (no such socket or
+ * directory, or nobody listens); `SHMRING_E_PERMISSION_DENIED` (the directory or
+ * socket mode refuses us, or the listener refused our uid: the message says
+ * which); `SHMRING_E_UNTRUSTED` (a directory or listener of an untrusted uid);
+ * `SHMRING_E_HANDSHAKE` (not a shmring listener, descriptors that fail the
+ * checks, policies that leave no transport); `SHMRING_E_UNSUPPORTED` (shared
+ * memory required but forbidden); `SHMRING_E_TIMED_OUT`; `SHMRING_E_IO`.
+ *
+ * # Safety
+ * - `address` is NULL or a NUL-terminated string.
+ * - `options` is NULL or points to a readable `shmring_connect_options` whose
+ *   `directory` is NULL or a NUL-terminated string.
+ * - `out` is NULL or points to a writable `shmring_connection *`; it receives the
+ *   new handle (owned by the caller: free it with `shmring_connection_close`), or
+ *   NULL on failure.
+ */
+SHMRING_MUST_USE
+int shmring_connect(const char *address,
+                    const struct shmring_connect_options *options,
+                    uint64_t timeout_ms,
+                    struct shmring_connection **out);
+
+/**
+ * Frees a connection: the peer's calls return `SHMRING_E_DISCONNECTED` once they
+ * have received everything this side sent. Closing NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle, not used by any thread
+ * during or after this call.
+ */
+int shmring_connection_close(struct shmring_connection *connection);
+
+/**
+ * Stores what the connection's messages travel on in `*out`.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_connection_transport(const struct shmring_connection *connection,
+                                 shmring_transport *out);
+
+/**
+ * Stores the largest message, in either direction, in `*out` (the same on every
+ * transport: half the ring capacity less 8 bytes). A receive buffer this long
+ * never gets `SHMRING_E_BUFFER_TOO_SMALL`.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_connection_max_message_len(const struct shmring_connection *connection,
+                                       size_t *out);
+
+/**
+ * Sends `len` bytes at `data` as one message if that can be done now without
+ * blocking.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the peer has gone);
+ * `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. Over
+ * a socket, a message the kernel took only part of is accepted (`SHMRING_OK`)
+ * and its rest written by the next call.
+ *
+ * # Safety
+ * - `connection` is NULL or a live connection handle.
+ * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
+ */
+SHMRING_MUST_USE
+int shmring_connection_try_send(struct shmring_connection *connection,
+                                const void *data,
+                                size_t len);
+
+/**
+ * As `shmring_connection_try_send`, waiting for room as long as it takes instead
+ * of returning `SHMRING_E_FULL`.
+ *
+ * # Safety
+ * As `shmring_connection_try_send`.
+ */
+SHMRING_MUST_USE
+int shmring_connection_send(struct shmring_connection *connection,
+                            const void *data,
+                            size_t len);
+
+/**
+ * As `shmring_connection_send`, giving up after `timeout_ms` milliseconds with
+ * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
+ *
+ * # Safety
+ * As `shmring_connection_try_send`.
+ */
+SHMRING_MUST_USE
+int shmring_connection_send_timeout(struct shmring_connection *connection,
+                                    const void *data,
+                                    size_t len,
+                                    uint64_t timeout_ms);
+
+/**
+ * Copies the next message into `buf`, if there is one now; never blocks.
+ * `*out_len` receives its length.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (the peer has gone and
+ * everything it sent was received); `SHMRING_E_BUFFER_TOO_SMALL` (`*out_len` is
+ * the length needed; nothing is consumed: the message stays for the next call);
+ * `SHMRING_E_CORRUPTED` (a hostile peer: a bad ring or an over-long frame);
+ * `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. `*out_len` is 0 after other
+ * failures.
+ *
+ * # Safety
+ * - `connection` is NULL or a live connection handle.
+ * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
+ * - `out_len` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_connection_try_recv(struct shmring_connection *connection,
+                                void *buf,
+                                size_t buf_len,
+                                size_t *out_len);
+
+/**
+ * As `shmring_connection_try_recv`, waiting for a message as long as it takes
+ * instead of returning `SHMRING_E_EMPTY`.
+ *
+ * # Safety
+ * As `shmring_connection_try_recv`.
+ */
+SHMRING_MUST_USE
+int shmring_connection_recv(struct shmring_connection *connection,
+                            void *buf,
+                            size_t buf_len,
+                            size_t *out_len);
+
+/**
+ * As `shmring_connection_recv`, giving up after `timeout_ms` milliseconds with
+ * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
+ *
+ * # Safety
+ * As `shmring_connection_try_recv`.
+ */
+SHMRING_MUST_USE
+int shmring_connection_recv_timeout(struct shmring_connection *connection,
+                                    void *buf,
+                                    size_t buf_len,
+                                    size_t *out_len,
+                                    uint64_t timeout_ms);
+
+/**
+ * Fills `*options` with the defaults (all fields zero): mode `0600`, accepted
+ * mode `0644`, no flags, initial count 0, the largest maximum.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ * `options` is NULL or points to a writable `shmring_sync_options`.
+ */
+SHMRING_MUST_USE int shmring_sync_options_init(struct shmring_sync_options *options);
+
+/**
+ * Creates an event in named POSIX shared memory, `/dev/shm/shmring.<name>`,
+ * with the channels' name rules; removed when the creator closes it, unless
+ * `SHMRING_OPTION_KEEP`.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
+ * `SHMRING_OPTION_RECLAIM`), `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
+ * `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * - `name` is NULL or a NUL-terminated string.
+ * - `options` is NULL or points to a readable `shmring_sync_options`.
+ * - `out` is NULL or points to a writable `shmring_event *`; it receives the new
+ *   handle (owned by the caller: free it with `shmring_event_close`), or NULL.
+ */
+SHMRING_MUST_USE
+int shmring_event_create(const char *name,
+                         const struct shmring_sync_options *options,
+                         struct shmring_event **out);
+
+/**
+ * Opens the event `/dev/shm/shmring.<name>` and validates it: owner and mode (see
+ * `options`), size, every header field (a semaphore or channel is refused with
+ * `SHMRING_E_INCOMPATIBLE_LAYOUT` or `SHMRING_E_BAD_SIZE`).
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+ * `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+ * `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * As `shmring_event_create`.
+ */
+SHMRING_MUST_USE
+int shmring_event_open(const char *name,
+                       const struct shmring_sync_options *options,
+                       struct shmring_event **out);
+
+/**
+ * Creates an event in a regular file at `path` (created exclusively, `0600`),
+ * kept when the creator closes it unless `SHMRING_OPTION_UNLINK`.
+ *
+ * # Returns
+ * As `shmring_event_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
+ *
+ * # Safety
+ * As `shmring_event_create`, with `path` a NUL-terminated path (any bytes, at
+ * most `PATH_MAX - 1`).
+ */
+SHMRING_MUST_USE
+int shmring_event_create_file(const char *path,
+                              const struct shmring_sync_options *options,
+                              struct shmring_event **out);
+
+/**
+ * Opens an event file made by `shmring_event_create_file`.
+ *
+ * # Returns
+ * As `shmring_event_open`.
+ *
+ * # Safety
+ * As `shmring_event_create_file`.
+ */
+SHMRING_MUST_USE
+int shmring_event_open_file(const char *path,
+                            const struct shmring_sync_options *options,
+                            struct shmring_event **out);
+
+/**
+ * Creates an event in an anonymous memfd, sealed against resizing; hand it over
+ * with `shmring_event_fd`, open it with `shmring_event_open_fd`.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `options` and `out` as in `shmring_event_create`.
+ */
+SHMRING_MUST_USE
+int shmring_event_create_memfd(const struct shmring_sync_options *options,
+                               struct shmring_event **out);
+
+/**
+ * Opens the event behind the descriptor `fd` (duplicated: the caller keeps its
+ * own). Size, seals and header are checked; owner and mode are not.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
+ * `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+ * `SHMRING_E_IO`.
+ *
+ * # Safety
+ * `options` and `out` as in `shmring_event_create`.
+ */
+SHMRING_MUST_USE
+int shmring_event_open_fd(int fd,
+                          const struct shmring_sync_options *options,
+                          struct shmring_event **out);
+
+/**
+ * Stores the event's descriptor in `*out_fd` (the event's own, close-on-exec:
+ * do not close it; valid until `shmring_event_close`).
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `event` is NULL or a live event handle; `out_fd` is NULL or writable.
+ */
+SHMRING_MUST_USE int shmring_event_fd(const struct shmring_event *event, int *out_fd);
+
+/**
+ * Wakes at least one waiter whose wait began before this call (the kernel wakes
+ * one sleeper); with nobody waiting, nothing happens and nothing is stored.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event handle.
+ */
+SHMRING_MUST_USE int shmring_event_notify_one(const struct shmring_event *event);
+
+/**
+ * Wakes every waiter whose wait began before this call, in every process.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event handle.
+ */
+SHMRING_MUST_USE int shmring_event_notify_all(const struct shmring_event *event);
+
+/**
+ * Stores the event's sequence now in `*out_key`: a later
+ * `shmring_event_wait_from` with it returns once a notification is made after
+ * this call (at once if one was made already).
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `event` is NULL or a live event handle; `out_key` is NULL or writable.
+ */
+SHMRING_MUST_USE int shmring_event_prepare(const struct shmring_event *event, uint32_t *out_key);
+
+/**
+ * Waits for the next notification (one made after this call starts).
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event handle.
+ */
+SHMRING_MUST_USE int shmring_event_wait(const struct shmring_event *event);
+
+/**
+ * As `shmring_event_wait`, giving up after `timeout_ms` milliseconds.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event handle.
+ */
+SHMRING_MUST_USE
+int shmring_event_wait_timeout(const struct shmring_event *event,
+                               uint64_t timeout_ms);
+
+/**
+ * Waits until a notification made after `key` was taken
+ * (`shmring_event_prepare`), giving up after `timeout_ms` milliseconds;
+ * `UINT64_MAX` waits without limit.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event handle.
+ */
+SHMRING_MUST_USE
+int shmring_event_wait_from(const struct shmring_event *event,
+                            uint32_t key,
+                            uint64_t timeout_ms);
+
+/**
+ * Frees an event handle; a named event created with the default options is
+ * removed. Closing NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `event` is NULL or a live event handle, not used by any thread during or after
+ * this call.
+ */
+int shmring_event_close(struct shmring_event *event);
+
+/**
+ * Creates an MPMC channel in named POSIX shared memory,
+ * `/dev/shm/shmring.<name>`: `slots` slots (a power of two from 2 to 2^24) of
+ * `slot_size` bytes (the largest message, 1 to 16 MiB), and an endpoint table
+ * of `endpoints` entries (how many senders and receivers together may be
+ * attached at once, 1 to 1024). Removed when the creator's last handle closes,
+ * unless `SHMRING_OPTION_KEEP`.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a bad shape),
+ * `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS`,
+ * `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`,
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * - `name` is NULL or a NUL-terminated string.
+ * - `options` is NULL or points to a readable `shmring_channel_options`.
+ * - `out` is NULL or points to a writable `shmring_mpmc *`; it receives the new
+ *   handle (owned by the caller: free it with `shmring_mpmc_close`), or NULL.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_create(const char *name,
+                        size_t slots,
+                        size_t slot_size,
+                        size_t endpoints,
+                        const struct shmring_channel_options *options,
+                        struct shmring_mpmc **out);
+
+/**
+ * Creates an MPMC channel in an anonymous memfd, sealed against resizing; hand
+ * it over with `shmring_mpmc_fd` (or `fork`), open it with `shmring_mpmc_open_fd`.
+ *
+ * # Returns
+ * As `shmring_mpmc_create`, without the name errors.
+ *
+ * # Safety
+ * `options` and `out` as in `shmring_mpmc_create`.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_create_memfd(size_t slots,
+                              size_t slot_size,
+                              size_t endpoints,
+                              const struct shmring_channel_options *options,
+                              struct shmring_mpmc **out);
+
+/**
+ * Opens the MPMC channel `/dev/shm/shmring.<name>` and validates it (owner, mode,
+ * size, every header field).
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+ * `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+ * `SHMRING_E_INCOMPATIBLE_LAYOUT` (an SPSC channel, an event...),
+ * `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * As `shmring_mpmc_create`.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_open(const char *name,
+                      const struct shmring_channel_options *options,
+                      struct shmring_mpmc **out);
+
+/**
+ * Opens the MPMC channel behind the descriptor `fd` (duplicated: the caller
+ * keeps its own). Size, seals and header are checked; owner and mode are not.
+ *
+ * # Returns
+ * As `shmring_mpmc_open`, without the name errors.
+ *
+ * # Safety
+ * `options` and `out` as in `shmring_mpmc_create`.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_open_fd(int fd,
+                         const struct shmring_channel_options *options,
+                         struct shmring_mpmc **out);
+
+/**
+ * Stores the channel's descriptor in `*out_fd` (the channel's own, close-on-exec:
+ * do not close it; valid until `shmring_mpmc_close`).
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `ch` is NULL or a live MPMC channel handle; `out_fd` is NULL or writable.
+ */
+SHMRING_MUST_USE int shmring_mpmc_fd(const struct shmring_mpmc *ch, int *out_fd);
+
+/**
+ * Stores the largest message (the slot size) in `*out_len`.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `ch` is NULL or a live MPMC channel handle; `out_len` is NULL or writable.
+ */
+SHMRING_MUST_USE int shmring_mpmc_max_message_len(const struct shmring_mpmc *ch, size_t *out_len);
+
+/**
+ * Stores the channel's recovery statistics in `*out` (read from the segment: a
+ * snapshot of what every process's endpoints recovered).
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `ch` is NULL or a live MPMC channel handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_stats(const struct shmring_mpmc *ch,
+                       struct shmring_mpmc_counters *out);
+
+/**
+ * Closes a channel handle (NULL: nothing). Endpoints made from it stay usable.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `ch` is NULL or a live MPMC channel handle, not used during or after the call.
+ */
+int shmring_mpmc_close(struct shmring_mpmc *ch);
+
+/**
+ * Attaches a sender to the channel, in the first table entry no live endpoint
+ * holds.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_TABLE_FULL`; `SHMRING_E_UNSUPPORTED` (a channel with
+ * asymmetric fences where `membarrier` is refused); `SHMRING_E_IO`;
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `ch` is NULL or a live MPMC channel handle; `out` is NULL or points to a
+ * writable `shmring_mpmc_sender *`, which receives the handle (free it with
+ * `shmring_mpmc_sender_close`) or NULL.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_sender_new(const struct shmring_mpmc *ch,
+                            struct shmring_mpmc_sender **out);
+
+/**
+ * Attaches a receiver to the channel.
+ *
+ * # Returns
+ * As `shmring_mpmc_sender_new`.
+ *
+ * # Safety
+ * As `shmring_mpmc_sender_new`, with `shmring_mpmc_receiver *`.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_receiver_new(const struct shmring_mpmc *ch,
+                              struct shmring_mpmc_receiver **out);
+
+/**
+ * Detaches and frees a sender (NULL: nothing); its table entry is free again.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `tx` is NULL or a live MPMC sender, not used during or after the call.
+ */
+int shmring_mpmc_sender_close(struct shmring_mpmc_sender *tx);
+
+/**
+ * Detaches and frees a receiver (NULL: nothing).
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `rx` is NULL or a live MPMC receiver, not used during or after the call.
+ */
+int shmring_mpmc_receiver_close(struct shmring_mpmc_receiver *rx);
+
+/**
+ * Copies `len` bytes at `data` into a slot, waiting for one.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` (full, and no receiver alive though one
+ * has attached); `SHMRING_E_MESSAGE_TOO_LARGE` (over the slot size);
+ * `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT`; `SHMRING_E_PANIC`.
+ *
+ * # Safety
+ * `tx` is NULL or a live MPMC sender used by this thread alone during the call;
+ * unless NULL or `len` is 0, `data` points to `len` readable bytes.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_send(struct shmring_mpmc_sender *tx,
+                      const void *data,
+                      size_t len);
+
+/**
+ * As `shmring_mpmc_send`, but never waits: `SHMRING_E_FULL` when no slot is free
+ * now.
+ *
+ * # Returns
+ * As `shmring_mpmc_send`, and `SHMRING_E_FULL`.
+ *
+ * # Safety
+ * As `shmring_mpmc_send`.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_try_send(struct shmring_mpmc_sender *tx,
+                          const void *data,
+                          size_t len);
+
+/**
+ * As `shmring_mpmc_send`, giving up after `timeout_ms` milliseconds (relative)
+ * with `SHMRING_E_TIMED_OUT`.
+ *
+ * # Returns
+ * As `shmring_mpmc_send`, and `SHMRING_E_TIMED_OUT`.
+ *
+ * # Safety
+ * As `shmring_mpmc_send`.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_send_timeout(struct shmring_mpmc_sender *tx,
+                              const void *data,
+                              size_t len,
+                              uint64_t timeout_ms);
+
+/**
+ * Copies the next message into `buf` (`buf_len` bytes), waiting for one, and
+ * stores its length in `*out_len`.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` (empty, and no sender alive though one
+ * has attached); `SHMRING_E_BUFFER_TOO_SMALL` (nothing consumed; `*out_len` is
+ * the length needed); `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT`;
+ * `SHMRING_E_PANIC`.
+ *
+ * # Safety
+ * `rx` is NULL or a live MPMC receiver used by this thread alone during the call;
+ * unless NULL or `buf_len` is 0, `buf` points to `buf_len` writable bytes;
+ * `out_len` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_recv(struct shmring_mpmc_receiver *rx,
+                      void *buf,
+                      size_t buf_len,
+                      size_t *out_len);
+
+/**
+ * As `shmring_mpmc_recv`, but never waits: `SHMRING_E_EMPTY` when no message is
+ * there now.
+ *
+ * # Returns
+ * As `shmring_mpmc_recv`, and `SHMRING_E_EMPTY`.
+ *
+ * # Safety
+ * As `shmring_mpmc_recv`.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_try_recv(struct shmring_mpmc_receiver *rx,
+                          void *buf,
+                          size_t buf_len,
+                          size_t *out_len);
+
+/**
+ * As `shmring_mpmc_recv`, giving up after `timeout_ms` milliseconds (relative)
+ * with `SHMRING_E_TIMED_OUT`.
+ *
+ * # Returns
+ * As `shmring_mpmc_recv`, and `SHMRING_E_TIMED_OUT`.
+ *
+ * # Safety
+ * As `shmring_mpmc_recv`.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_recv_timeout(struct shmring_mpmc_receiver *rx,
+                              void *buf,
+                              size_t buf_len,
+                              size_t *out_len,
+                              uint64_t timeout_ms);
 
 /**
  * Claims the receiving side of `channel` and returns it in `*out`. Reading starts
@@ -908,6 +2073,387 @@ int shmring_receiver_try_recv_batch(struct shmring_receiver *receiver,
                                     shmring_recv_fn callback,
                                     void *context,
                                     size_t *out_count);
+
+/**
+ * Makes a client on `requests` (sending) and `responses` (receiving) and returns
+ * it in `*out`. The channels are not consumed: the client claims the sender of
+ * `requests` and the receiver of `responses` and keeps both segments mapped, so
+ * both channel handles may be closed right after. Waiting for a response uses the
+ * response channel's wait strategy.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` (either role is held by another live
+ * endpoint; nothing is claimed then); `SHMRING_E_UNSUPPORTED`,
+ * `SHMRING_E_CORRUPTED`, `SHMRING_E_IO` (as `shmring_sender_new`);
+ * `SHMRING_E_INVALID_ARGUMENT` (a NULL pointer).
+ *
+ * # Safety
+ * - `requests` and `responses` are NULL or live channel handles.
+ * - `out` is NULL or points to a writable `shmring_rpc_client *`; it receives the
+ *   new handle (owned by the caller: free it with `shmring_rpc_client_close`), or
+ *   NULL on failure.
+ */
+SHMRING_MUST_USE
+int shmring_rpc_client_new(const struct shmring_channel *requests,
+                           const struct shmring_channel *responses,
+                           struct shmring_rpc_client **out);
+
+/**
+ * Frees a client and gives up both roles; the server then sees
+ * `SHMRING_E_DISCONNECTED`. Responses still on their way are dropped. Closing
+ * NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `client` is NULL or a live client handle, not used by any thread during or
+ * after this call.
+ */
+int shmring_rpc_client_close(struct shmring_rpc_client *client);
+
+/**
+ * Stores the longest request the client sends in `*out`: the request channel's
+ * largest message less the 16-byte header.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `client` is NULL or a live client handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_rpc_client_max_request_len(const struct shmring_rpc_client *client,
+                                       size_t *out);
+
+/**
+ * Stores the longest response the client can receive in `*out`: the response
+ * channel's largest message less the 16-byte header. A response buffer this
+ * long never gets `SHMRING_E_BUFFER_TOO_SMALL`.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `client` is NULL or a live client handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_rpc_client_max_response_len(const struct shmring_rpc_client *client,
+                                        size_t *out);
+
+/**
+ * Sends the `request_len` bytes at `request` as a request and waits
+ * `timeout_ms` milliseconds at most (`UINT64_MAX`: without limit; 0: sends if
+ * that does not block, and takes a response only if it is already there) for its
+ * response, which is copied into `response`; `*response_len` receives its
+ * length. Thread-safe: several threads may call the same client at once, and
+ * each gets the response to its own request.
+ *
+ * # Returns
+ * - `SHMRING_OK`: `response[0 .. *response_len]` is the response.
+ * - `SHMRING_E_REMOTE`: the server's handler failed; `shmring_last_error_message`
+ *   has its message.
+ * - `SHMRING_E_BUFFER_TOO_SMALL`: the response is longer than `response_cap`;
+ *   `*response_len` is its length. Unlike a channel receive, the response is
+ *   **lost** (the server did the work; the call is over). Size the buffer with
+ *   `shmring_rpc_client_max_response_len` to never see this.
+ * - `SHMRING_E_TIMED_OUT`: no response in time (or no room to send). A response
+ *   that comes later is dropped: the client never hands it to another call.
+ * - `SHMRING_E_DISCONNECTED`: the server has gone (now or earlier); every later
+ *   call fails the same way: make a new client.
+ * - `SHMRING_E_CORRUPTED`: the server sent a message that breaks the wire format;
+ *   every later call fails the same way.
+ * - `SHMRING_E_MESSAGE_TOO_LARGE`: `request_len` is above
+ *   `shmring_rpc_client_max_request_len` (nothing sent).
+ * - `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT` (NULL `client` or
+ *   `response_len`, NULL `request` or `response` with a non-zero length).
+ *
+ * `*response_len` is 0 after a failure but `SHMRING_E_BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * - `client` is NULL or a live client handle.
+ * - `request` is NULL only if `request_len` is 0, else points to `request_len`
+ *   readable bytes, not written during the call.
+ * - `response` is NULL only if `response_cap` is 0, else points to
+ *   `response_cap` writable bytes, not otherwise accessed during the call.
+ * - `response_len` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_rpc_call(const struct shmring_rpc_client *client,
+                     const void *request,
+                     size_t request_len,
+                     void *response,
+                     size_t response_cap,
+                     size_t *response_len,
+                     uint64_t timeout_ms);
+
+/**
+ * Makes a server on `requests` (receiving) and `responses` (sending) and returns
+ * it in `*out`. The channels are not consumed: the server claims the receiver of
+ * `requests` and the sender of `responses` and keeps both segments mapped, so
+ * both channel handles may be closed right after. Waiting for a request uses the
+ * request channel's wait strategy.
+ *
+ * # Returns
+ * As `shmring_rpc_client_new`.
+ *
+ * # Safety
+ * - `requests` and `responses` are NULL or live channel handles.
+ * - `out` is NULL or points to a writable `shmring_rpc_server *`; it receives the
+ *   new handle (owned by the caller: free it with `shmring_rpc_server_close`), or
+ *   NULL on failure.
+ */
+SHMRING_MUST_USE
+int shmring_rpc_server_new(const struct shmring_channel *requests,
+                           const struct shmring_channel *responses,
+                           struct shmring_rpc_server **out);
+
+/**
+ * Frees a server and gives up both roles; its client's calls then return
+ * `SHMRING_E_DISCONNECTED`. Closing NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_BUSY` (nothing freed) when called from inside the
+ * server's own handler.
+ *
+ * # Safety
+ * `server` is NULL or a live server handle, not used by any thread during or
+ * after this call (but for the refused call from its own handler).
+ */
+int shmring_rpc_server_close(struct shmring_rpc_server *server);
+
+/**
+ * Stores the longest response the server sends in `*out`: the response
+ * channel's largest message less the 16-byte header. It is the `response_cap`
+ * every handler call gets.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `server` is NULL or a live server handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_rpc_server_max_response_len(const struct shmring_rpc_server *server,
+                                        size_t *out);
+
+/**
+ * Waits `timeout_ms` milliseconds at most (0: only if a request is there now;
+ * `UINT64_MAX`: without limit) for one request, calls `handler` with it (see
+ * `shmring_rpc_handler_fn` for the contract), and sends the handler's response or
+ * error message back.
+ *
+ * # Returns
+ * - `SHMRING_OK`: a request was answered (with a response or an error
+ *   response).
+ * - `SHMRING_E_TIMED_OUT`: no request in time; or the answer could not be sent
+ *   in time: it is kept and sent first by the next call (nothing lost, nothing
+ *   sent twice).
+ * - `SHMRING_E_DISCONNECTED`: the client has gone.
+ * - `SHMRING_E_CORRUPTED`: the message received breaks the wire format; it is
+ *   consumed, nobody is answered, and the server can go on.
+ * - `SHMRING_E_INVALID_ARGUMENT`: NULL `server` or `handler`; or the handler
+ *   stored a `*response_len` above `response_cap` (the client got an error
+ *   response saying so).
+ * - `SHMRING_E_BUSY`: called from inside the server's own handler.
+ * - `SHMRING_E_IO`.
+ *
+ * # Safety
+ * - `server` is NULL or a live server handle.
+ * - `handler` keeps the contract of `shmring_rpc_handler_fn`.
+ * - `context` is passed to `handler` as it is; the library does not use it.
+ */
+SHMRING_MUST_USE
+int shmring_rpc_serve_one(struct shmring_rpc_server *server,
+                          shmring_rpc_handler_fn handler,
+                          void *context,
+                          uint64_t timeout_ms);
+
+/**
+ * Creates a semaphore in named POSIX shared memory, `/dev/shm/shmring.<name>`,
+ * with `options.initial_count` units and at most `options.max_count` (0: the
+ * limit); removed when the creator closes it, unless `SHMRING_OPTION_KEEP`.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_FULL` (an initial count over the maximum, or a maximum
+ * over `SHMRING_SEMAPHORE_MAX_LIMIT`), `SHMRING_E_INVALID_NAME`,
+ * `SHMRING_E_ALREADY_EXISTS`, `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
+ * `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * - `name` is NULL or a NUL-terminated string.
+ * - `options` is NULL or points to a readable `shmring_sync_options`.
+ * - `out` is NULL or points to a writable `shmring_semaphore *`; it receives the
+ *   new handle (owned by the caller: free it with `shmring_semaphore_close`), or
+ *   NULL.
+ */
+SHMRING_MUST_USE
+int shmring_semaphore_create(const char *name,
+                             const struct shmring_sync_options *options,
+                             struct shmring_semaphore **out);
+
+/**
+ * Opens the semaphore `/dev/shm/shmring.<name>` and validates it (owner, mode,
+ * size, every header field). Its own initial count and maximum apply; the
+ * options' are ignored.
+ *
+ * # Returns
+ * As `shmring_event_open`.
+ *
+ * # Safety
+ * As `shmring_semaphore_create`.
+ */
+SHMRING_MUST_USE
+int shmring_semaphore_open(const char *name,
+                           const struct shmring_sync_options *options,
+                           struct shmring_semaphore **out);
+
+/**
+ * Creates a semaphore in a regular file at `path` (created exclusively,
+ * `0600`), kept when the creator closes it unless `SHMRING_OPTION_UNLINK`: the
+ * count persists.
+ *
+ * # Returns
+ * As `shmring_semaphore_create`; `SHMRING_E_NOT_FOUND` if the directory is
+ * missing.
+ *
+ * # Safety
+ * As `shmring_semaphore_create`, with `path` a NUL-terminated path (any bytes,
+ * at most `PATH_MAX - 1`).
+ */
+SHMRING_MUST_USE
+int shmring_semaphore_create_file(const char *path,
+                                  const struct shmring_sync_options *options,
+                                  struct shmring_semaphore **out);
+
+/**
+ * Opens a semaphore file made by `shmring_semaphore_create_file`.
+ *
+ * # Returns
+ * As `shmring_semaphore_open`.
+ *
+ * # Safety
+ * As `shmring_semaphore_create_file`.
+ */
+SHMRING_MUST_USE
+int shmring_semaphore_open_file(const char *path,
+                                const struct shmring_sync_options *options,
+                                struct shmring_semaphore **out);
+
+/**
+ * Creates a semaphore in an anonymous memfd, sealed against resizing; hand it
+ * over with `shmring_semaphore_fd`, open it with `shmring_semaphore_open_fd`.
+ *
+ * # Returns
+ * As `shmring_semaphore_create`, without the name errors.
+ *
+ * # Safety
+ * `options` and `out` as in `shmring_semaphore_create`.
+ */
+SHMRING_MUST_USE
+int shmring_semaphore_create_memfd(const struct shmring_sync_options *options,
+                                   struct shmring_semaphore **out);
+
+/**
+ * Opens the semaphore behind the descriptor `fd` (duplicated: the caller keeps
+ * its own). Size, seals and header are checked; owner and mode are not.
+ *
+ * # Returns
+ * As `shmring_event_open_fd`.
+ *
+ * # Safety
+ * `options` and `out` as in `shmring_semaphore_create`.
+ */
+SHMRING_MUST_USE
+int shmring_semaphore_open_fd(int fd,
+                              const struct shmring_sync_options *options,
+                              struct shmring_semaphore **out);
+
+/**
+ * Stores the semaphore's descriptor in `*out_fd` (the semaphore's own,
+ * close-on-exec: do not close it; valid until `shmring_semaphore_close`).
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore handle; `out_fd` is NULL or writable.
+ */
+SHMRING_MUST_USE int shmring_semaphore_fd(const struct shmring_semaphore *sem, int *out_fd);
+
+/**
+ * Adds one unit and wakes one waiter.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_FULL` at the maximum count (nothing changed);
+ * `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore handle.
+ */
+SHMRING_MUST_USE int shmring_semaphore_post(const struct shmring_semaphore *sem);
+
+/**
+ * Takes one unit if there is one; never blocks.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_EMPTY` at count zero; `SHMRING_E_CORRUPTED`;
+ * `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore handle.
+ */
+SHMRING_MUST_USE int shmring_semaphore_try_wait(const struct shmring_semaphore *sem);
+
+/**
+ * Takes one unit, sleeping while the count is zero.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore handle.
+ */
+SHMRING_MUST_USE int shmring_semaphore_wait(const struct shmring_semaphore *sem);
+
+/**
+ * As `shmring_semaphore_wait`, giving up after `timeout_ms` milliseconds.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_CORRUPTED`;
+ * `SHMRING_E_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore handle.
+ */
+SHMRING_MUST_USE
+int shmring_semaphore_wait_timeout(const struct shmring_semaphore *sem,
+                                   uint64_t timeout_ms);
+
+/**
+ * Stores the count now (a snapshot) in `*out`.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_CORRUPTED` (a count over the maximum);
+ * `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore handle; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE int shmring_semaphore_value(const struct shmring_semaphore *sem, uint32_t *out);
+
+/**
+ * Frees a semaphore handle; a named semaphore created with the default options
+ * is removed. Closing NULL does nothing.
+ *
+ * # Returns
+ * `SHMRING_OK`.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore handle, not used by any thread during or
+ * after this call.
+ */
+int shmring_semaphore_close(struct shmring_semaphore *sem);
 
 /**
  * Claims the sending side of `channel` and returns it in `*out`. The sender keeps

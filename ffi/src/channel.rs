@@ -223,7 +223,7 @@ unsafe fn c_string<'a>(s: *const c_char, what: &str, max: usize) -> Result<&'a [
 ///
 /// # Safety
 /// As [`c_string`].
-unsafe fn shm_name(name: *const c_char) -> Result<String, Failure> {
+pub(crate) unsafe fn shm_name(name: *const c_char) -> Result<String, Failure> {
     // SAFETY: delegated to the caller.
     let bytes = unsafe { c_string(name, "name", MAX_NAME) }?;
     match std::str::from_utf8(bytes) {
@@ -242,7 +242,7 @@ unsafe fn shm_name(name: *const c_char) -> Result<String, Failure> {
 ///
 /// # Safety
 /// As [`c_string`].
-unsafe fn file_path<'a>(path: *const c_char) -> Result<&'a Path, Failure> {
+pub(crate) unsafe fn file_path<'a>(path: *const c_char) -> Result<&'a Path, Failure> {
     // SAFETY: delegated to the caller.
     let bytes = unsafe { c_string(path, "path", MAX_PATH) }?;
     Ok(Path::new(OsStr::from_bytes(bytes)))

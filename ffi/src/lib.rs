@@ -12,10 +12,18 @@
 //! - Copying calls (`send`, `recv`), zero-copy calls (`grant`/`commit`,
 //!   `read`/`release`) and batches, each blocking, `try_` (never blocks) and
 //!   `_timeout` (milliseconds, relative).
+//! - An **MPMC channel** (`shmring_mpmc`, `shmring_mpmc_create`/`_open`) takes any
+//!   number of senders and receivers (`shmring_mpmc_sender_new`,
+//!   `shmring_mpmc_receiver_new`) up to its endpoint table's size; copying calls,
+//!   blocking, `try_` and `_timeout`.
 //! - The **address-based transports** (`unix:/path`, `seqpacket:/path`,
 //!   `tcp://host:port`, `fifo:/path`, `mq:name`, `shm:name`, `file:/path`): a
 //!   receiver `shmring_listen`s and accepts a `shmring_msg_receiver` per sender; a
 //!   sender `shmring_connect_sender`s a `shmring_msg_sender`. Copying calls only.
+//! - **Request/response** over two channels: a `shmring_rpc_client`
+//!   (`shmring_rpc_client_new`, `shmring_rpc_call`) and a `shmring_rpc_server`
+//!   (`shmring_rpc_server_new`, `shmring_rpc_serve_one` with a C handler), each
+//!   made from the two channel handles, which they do not consume.
 //!
 //! # Conventions
 //!
@@ -44,9 +52,10 @@
 //! after another, with the caller's own synchronisation in between). Different
 //! handles may be used from different threads at the same time. A channel handle
 //! may be used from several threads at once (its functions do not change it),
-//! except `shmring_channel_close`. `shmring_strerror`, `shmring_version` and
-//! `shmring_layout_version` are thread-safe; `shmring_last_error_message` is per
-//! thread.
+//! except `shmring_channel_close`. An RPC client may be used from several threads
+//! at once (each call gets its own response), except `shmring_rpc_client_close`.
+//! `shmring_strerror`, `shmring_version` and `shmring_layout_version` are
+//! thread-safe; `shmring_last_error_message` is per thread.
 #![allow(
     non_camel_case_types,
     reason = "C names: the header shows these types and variants as they are spelt here"
@@ -56,14 +65,24 @@ use std::ffi::{CStr, c_char, c_void};
 use std::ptr::NonNull;
 
 pub mod channel;
+pub mod connection;
+pub mod event;
 mod handle;
+pub mod mpmc;
 pub mod receiver;
+pub mod rpc;
+pub mod semaphore;
 pub mod sender;
 pub mod status;
 pub mod transport;
 
 pub use channel::*;
+pub use connection::*;
+pub use event::*;
+pub use mpmc::*;
 pub use receiver::*;
+pub use rpc::*;
+pub use semaphore::*;
 pub use sender::*;
 pub use status::*;
 pub use transport::*;

@@ -48,7 +48,8 @@ pub enum shmring_status {
     /// The receive buffer is shorter than the next message. Nothing was consumed;
     /// the message's length is reported through `out_len`.
     E_BUFFER_TOO_SMALL = -9,
-    /// No room for the message now (non-blocking calls).
+    /// No room for the message now (non-blocking calls); or a semaphore post at
+    /// the semaphore's maximum count (nothing changed).
     E_FULL = -10,
     /// No message now (non-blocking calls).
     E_EMPTY = -11,
@@ -77,6 +78,9 @@ pub enum shmring_status {
     E_PANIC = -19,
     /// A capacity that is not a power of two from `SHMRING_MIN_CAPACITY` to
     /// `SHMRING_MAX_CAPACITY` (zero included).
+    /// For an MPMC channel: a slot count that is not a power of two from 2 to
+    /// 2^24, a slot size of 0 or over 16 MiB, an endpoint count of 0 or over 1024,
+    /// or a shape whose segment would exceed 2^40 bytes.
     E_INVALID_CAPACITY = -20,
     /// The opened segment belongs to another user, or others may write it, and
     /// the options did not say to trust that.
@@ -89,13 +93,26 @@ pub enum shmring_status {
     /// An error of the Rust library that this version of the C ABI has no code
     /// for; the message says what it is.
     E_UNKNOWN = -24,
+    /// Every entry of an MPMC channel's endpoint table is held by a live sender
+    /// or receiver: no more can attach until one closes (or dies).
+    E_TABLE_FULL = -25,
+    /// Request/response: the server's handler failed and answered with an error
+    /// message; `shmring_last_error_message` gives it exactly as the handler
+    /// wrote it (invalid UTF-8 replaced). Nothing else went wrong: the client
+    /// stays usable.
+    E_REMOTE = -26,
+    /// A connection's handshake failed: the peer at the address is not a shmring
+    /// listener (or client), speaks another protocol version, passed descriptors
+    /// that fail the checks, or the two sides' transport policies leave no
+    /// transport. The message names the peer and what was wrong.
+    E_HANDSHAKE = -27,
 }
 
 use shmring_status as S;
 
 impl shmring_status {
     /// Every status, for tests and tables.
-    pub const ALL: [shmring_status; 25] = [
+    pub const ALL: [shmring_status; 28] = [
         S::OK,
         S::E_INVALID_ARGUMENT,
         S::E_INVALID_NAME,
@@ -121,6 +138,9 @@ impl shmring_status {
         S::E_BAD_SIZE,
         S::E_NOT_BORROWED,
         S::E_UNKNOWN,
+        S::E_TABLE_FULL,
+        S::E_REMOTE,
+        S::E_HANDSHAKE,
     ];
 
     /// The status with this code, if there is one.
@@ -161,6 +181,9 @@ impl shmring_status {
             S::E_BAD_SIZE => c"segment has the wrong size",
             S::E_NOT_BORROWED => c"no grant or read outstanding",
             S::E_UNKNOWN => c"unknown error",
+            S::E_TABLE_FULL => c"endpoint table full",
+            S::E_REMOTE => c"the server's handler failed",
+            S::E_HANDSHAKE => c"connection handshake failed",
         }
     }
 }
@@ -232,6 +255,8 @@ impl From<Error> for Failure {
             Error::BufferTooSmall { .. } => S::E_BUFFER_TOO_SMALL,
             // The codes a polling loop meets on every turn: no allocation.
             Error::Full { .. } => return Self::plain(S::E_FULL),
+            // A semaphore at its maximum (`shmring::Semaphore::post`).
+            Error::CountOverflow { .. } => S::E_FULL,
             Error::Empty => return Self::plain(S::E_EMPTY),
             Error::TimedOut => return Self::plain(S::E_TIMED_OUT),
             Error::Disconnected { .. } => S::E_DISCONNECTED,
@@ -242,6 +267,20 @@ impl From<Error> for Failure {
             Error::ConnectionRefused { .. } => S::E_NOT_FOUND,
             Error::LimitExceeded { .. } => S::E_NO_SPACE,
             Error::FrameTooLong { .. } => S::E_CORRUPTED,
+            // Request/response (`shmring::rpc`): a message off the wire format; a
+            // handler's error, with its message.
+            Error::MalformedFrame { .. } => S::E_CORRUPTED,
+            // The handler's own words, without the Rust error's prefix.
+            Error::Remote { message } => return Self::new(S::E_REMOTE, message),
+            // A connection's handshake (`connection.rs`): not a shmring peer, bad
+            // descriptors, policies that leave no transport.
+            Error::Handshake { .. } => S::E_HANDSHAKE,
+            // MPMC channels (`ffi/src/mpmc.rs`): a bad shape is a bad capacity.
+            Error::InvalidSlotCount { .. }
+            | Error::InvalidSlotSize { .. }
+            | Error::InvalidEndpointCount { .. }
+            | Error::SegmentTooLarge { .. } => S::E_INVALID_CAPACITY,
+            Error::EndpointTableFull { .. } => S::E_TABLE_FULL,
             _ => S::E_UNKNOWN,
         };
         Self::new(status, e.to_string())

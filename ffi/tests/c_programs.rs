@@ -230,6 +230,205 @@ fn c_transports_across_fork() {
     eprint!("transports ({:?}): {stdout}", start.elapsed());
 }
 
+/// Events and semaphores from C (`tests/c/sync_objects.c`): bad input, then across
+/// `fork`: a named event wakes a child, a child posts a semaphore 500 times and the
+/// parent takes 500 units, memfd objects opened by descriptor; timeouts, maximum.
+#[test]
+fn c_events_and_semaphores_across_fork() {
+    let program = compile("sync_objects.c", Link::Shared);
+    let child = Command::new(&program)
+        .arg(unique("so"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sync_objects");
+    let output = wait_with_deadline(child, LIMIT, "sync_objects");
+    let stdout = expect_success(&output, "sync_objects");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+}
+
+/// `tests/c/sync_objects.c` under valgrind (memcheck, forked children included):
+/// no errors, no definite leaks.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_c_events_and_semaphores() {
+    if !common::have("valgrind") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "valgrind is missing, and CI=true"
+        );
+        eprintln!("skipped: no valgrind");
+        return;
+    }
+    let program = compile("sync_objects.c", Link::Shared);
+    let child = Command::new("valgrind")
+        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
+        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
+        .arg(&program)
+        .arg(unique("vgso"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn valgrind");
+    let output = wait_with_deadline(child, LIMIT, "valgrind: sync_objects");
+    let stdout = expect_success(&output, "valgrind: sync_objects");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+}
+
+/// MPMC channels from C (`tests/c/mpmc.c`): bad input (shapes, a full endpoint
+/// table, full and empty rings, timeouts, `Disconnected`), then 2 producer × 2
+/// consumer processes across `fork`: per-producer order in each consumer, counts
+/// and sums exact, nothing skipped or lost.
+#[test]
+fn c_mpmc_across_fork() {
+    let program = compile("mpmc.c", Link::Shared);
+    let child = Command::new(&program)
+        .arg(unique("mp"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mpmc");
+    let output = wait_with_deadline(child, LIMIT, "mpmc");
+    let stdout = expect_success(&output, "mpmc");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    eprint!("mpmc: {stdout}");
+}
+
+/// `tests/c/mpmc.c` under valgrind (memcheck, forked children included), with
+/// fewer messages: no errors, no definite leaks.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_c_mpmc() {
+    if !common::have("valgrind") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "valgrind is missing, and CI=true"
+        );
+        eprintln!("skipped: no valgrind");
+        return;
+    }
+    let program = compile("mpmc.c", Link::Shared);
+    let child = Command::new("valgrind")
+        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
+        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
+        .arg(&program)
+        .arg(unique("vgmp"))
+        .arg("500")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn valgrind");
+    let output = wait_with_deadline(child, LIMIT, "valgrind: mpmc");
+    let stdout = expect_success(&output, "valgrind: mpmc");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+}
+
+/// Request/response from C (`tests/c/rpc.c`): bad input, roles and timeouts in
+/// one process, then across `fork`: a C server's handler answers 10,000 checked
+/// calls, a handler's error arrives as `SHMRING_E_REMOTE` with its message, a
+/// call times out and its late response goes to nobody, a response too large for
+/// the buffer reports its length, a handler's bad length is refused; closing the
+/// client disconnects the server.
+#[test]
+fn c_rpc_across_fork() {
+    let program = compile("rpc.c", Link::Shared);
+    let child = Command::new(&program)
+        .arg(unique("rpc"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rpc");
+    let output = wait_with_deadline(child, LIMIT, "rpc");
+    let stdout = expect_success(&output, "rpc");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    eprint!("rpc: {stdout}");
+}
+
+/// `tests/c/rpc.c` under valgrind (memcheck, the forked server included), with
+/// fewer calls: no errors, no definite leaks.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_c_rpc() {
+    if !common::have("valgrind") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "valgrind is missing, and CI=true"
+        );
+        eprintln!("skipped: no valgrind");
+        return;
+    }
+    let program = compile("rpc.c", Link::Shared);
+    let child = Command::new("valgrind")
+        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
+        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
+        .arg(&program)
+        .arg(unique("vgrpc"))
+        .arg("200")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn valgrind");
+    let output = wait_with_deadline(child, LIMIT, "valgrind: rpc");
+    let stdout = expect_success(&output, "valgrind: rpc");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+}
+
+/// Connections from C (`tests/c/connection.c`): bad input, nobody listening
+/// (`SHMRING_E_NOT_FOUND`), a name taken; then across `fork`, a C listener echoes
+/// 10,000 checked messages to a C client over shared memory, then over the Unix
+/// socket (socket-only policy; a shared-memory-only client is refused with
+/// `SHMRING_E_HANDSHAKE` first); the echoes' checksums add up.
+#[test]
+fn c_connections_across_fork() {
+    const COUNT: u64 = 10_000;
+    let start = Instant::now();
+    let program = compile("connection.c", Link::Shared);
+    let child = Command::new(&program)
+        .arg(unique("cn"))
+        .arg(COUNT.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn connection");
+    let output = wait_with_deadline(child, LIMIT, "connection");
+    let stdout = expect_success(&output, "connection");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let sum = pattern::total(COUNT, MAX_LEN);
+    assert!(stdout.ends_with(&format!(" sum={sum}\n")), "{stdout}");
+    eprint!("connection ({:?}): {stdout}", start.elapsed());
+}
+
+/// `tests/c/connection.c` under valgrind (memcheck, the forked listener
+/// included), with fewer messages: no errors, no definite leaks. The
+/// default-policy session may fall back to the socket there: the listener's rings
+/// use asymmetric fences, and valgrind refuses `membarrier`.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_c_connections() {
+    if !common::have("valgrind") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "valgrind is missing, and CI=true"
+        );
+        eprintln!("skipped: no valgrind");
+        return;
+    }
+    let program = compile("connection.c", Link::Shared);
+    let child = Command::new("valgrind")
+        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
+        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
+        .arg(&program)
+        .arg(unique("vgcn"))
+        .args(["300", "any"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn valgrind");
+    let output = wait_with_deadline(child, LIMIT, "valgrind: connection");
+    let stdout = expect_success(&output, "valgrind: connection");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+}
+
 /// The header compiles as C11 with `-Wall -Wextra -Werror -pedantic`, its layout
 /// constants hold as `_Static_assert`s against a C mirror of the layout, and a live
 /// segment read through that mirror agrees.

@@ -7,7 +7,10 @@
 //! - [`LoomRegion`], a [`Region`] whose control block and frame words are loom
 //!   atomics and whose data bytes are checked for races by loom, slot by slot;
 //! - [`LoomFutex`], a [`Futex`] that compares and sleeps atomically (under a loom
-//!   mutex, with a condition variable), as the kernel's futex does.
+//!   mutex, with a condition variable), as the kernel's futex does;
+//! - [`LoomMpmcRegion`] and [`LoomLiveness`], the same for the MPMC ring: an
+//!   [`MpmcRegion`](shmring_core::MpmcRegion) and a stand-in for the kernel's
+//!   liveness marks.
 //!
 //! The models themselves are in `tests/`. Without the cfg this crate is empty.
 #![cfg(shmring_loom)]
@@ -167,4 +170,136 @@ where
         builder.preemption_bound = Some(3);
     }
     builder.check(f);
+}
+
+pub use mpmc::{LoomLiveness, LoomMpmcRegion};
+
+mod mpmc {
+    use std::cell::UnsafeCell;
+
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    use shmring_core::mpmc::layout::{EndpointEntry, MpmcControl, SlotHeader};
+    use shmring_core::{Liveness, MpmcGeometry, MpmcRegion};
+
+    struct MpmcMemory {
+        geometry: MpmcGeometry,
+        control: MpmcControl,
+        entries: Vec<EndpointEntry>,
+        slots: Vec<SlotHeader>,
+        /// The payload bytes, `slot_size` per slot. Loom runs one thread at a time,
+        /// so the raw accesses never overlap; `access` below is what loom checks.
+        bytes: UnsafeCell<Box<[u8]>>,
+        /// One loom cell per slot: the ring's payload reads and writes are recorded
+        /// here, and loom reports any pair not ordered by happens-before.
+        access: Vec<loom::cell::UnsafeCell<()>>,
+    }
+
+    // SAFETY: the raw bytes are only touched by loom threads, which loom runs one
+    // at a time; their ordering is what `access` checks.
+    unsafe impl Sync for MpmcMemory {}
+    // SAFETY: as above.
+    unsafe impl Send for MpmcMemory {}
+
+    /// An MPMC ring's memory for the models: loom atomics and race-checked payloads.
+    #[derive(Clone)]
+    pub struct LoomMpmcRegion(Arc<MpmcMemory>);
+
+    impl std::fmt::Debug for LoomMpmcRegion {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("LoomMpmcRegion")
+                .field("geometry", &self.0.geometry)
+                .finish()
+        }
+    }
+
+    impl LoomMpmcRegion {
+        /// A fresh, empty ring (call inside `loom::model`).
+        pub fn new(slots: usize, slot_size: usize, endpoints: usize) -> Self {
+            let geometry = MpmcGeometry::new(slots, slot_size, endpoints).unwrap();
+            Self(Arc::new(MpmcMemory {
+                geometry,
+                control: MpmcControl::new(),
+                entries: (0..endpoints).map(|_| EndpointEntry::new()).collect(),
+                slots: (0..slots as u64).map(SlotHeader::new).collect(),
+                bytes: UnsafeCell::new(vec![0; slots * slot_size].into_boxed_slice()),
+                access: (0..slots)
+                    .map(|_| loom::cell::UnsafeCell::new(()))
+                    .collect(),
+            }))
+        }
+    }
+
+    // SAFETY: the geometry is fixed at creation; entries and slot headers are
+    // fixed vectors of the sizes it names (indexing panics, rather than
+    // misbehaving, out of range); payload `i` is `slot_size` bytes of one boxed
+    // slice, disjoint from the others.
+    unsafe impl MpmcRegion for LoomMpmcRegion {
+        fn geometry(&self) -> MpmcGeometry {
+            self.0.geometry
+        }
+
+        fn control(&self) -> &MpmcControl {
+            &self.0.control
+        }
+
+        fn entry(&self, index: usize) -> &EndpointEntry {
+            &self.0.entries[index]
+        }
+
+        fn slot(&self, index: usize) -> &SlotHeader {
+            &self.0.slots[index]
+        }
+
+        fn payload(&self, index: usize) -> *mut u8 {
+            assert!(index < self.0.slots.len());
+            // SAFETY: a pointer into the boxed slice, which lives as long as the
+            // Arc; no reference to the slice is kept.
+            unsafe {
+                (*self.0.bytes.get())
+                    .as_mut_ptr()
+                    .add(index * self.0.geometry.slot_size())
+            }
+        }
+
+        fn will_write(&self, index: usize) {
+            self.0.access[index].with_mut(|_| ());
+        }
+
+        fn will_read(&self, index: usize) {
+            self.0.access[index].with(|_| ());
+        }
+    }
+
+    /// A stand-in for the kernel's liveness marks: one flag per table entry, set
+    /// "dead" by the endpoint itself as the last thing it does (as the kernel
+    /// releases a dead process's lock after its last instruction).
+    #[derive(Debug, Clone)]
+    pub struct LoomLiveness(Arc<Vec<AtomicBool>>);
+
+    impl LoomLiveness {
+        /// Every entry alive.
+        pub fn new(endpoints: usize) -> Self {
+            Self(Arc::new(
+                (0..endpoints).map(|_| AtomicBool::new(false)).collect(),
+            ))
+        }
+
+        /// Marks `entry` dead. Call only when the endpoint in it will never touch
+        /// the ring again (its handle leaked, its thread about to end).
+        pub fn kill(&self, entry: usize) {
+            // Release: the endpoint's last accesses happen before a recoverer that
+            // sees it dead (the kernel's lock release does this for a process).
+            self.0[entry].store(true, Ordering::Release);
+        }
+    }
+
+    // SAFETY: an entry reads dead only after `kill`, whose contract is that the
+    // endpoint never touches the ring again.
+    unsafe impl Liveness for LoomLiveness {
+        fn is_alive(&self, entry: usize) -> bool {
+            // Acquire pairs with the Release in `kill`.
+            !self.0[entry].load(Ordering::Acquire)
+        }
+    }
 }

@@ -11,10 +11,13 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use shmring_core::FLAG_ASYMMETRIC_FENCES;
+use shmring_core::Futex;
 use shmring_core::sync::AtomicU32;
+use shmring_core::wait::WAITING;
 use shmring_core::{
     Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, WaitError,
 };
@@ -407,6 +410,10 @@ struct Link {
     wait: WaitStrategy,
     /// When the peer was last probed, and whether it was gone then.
     last_check: Option<(Instant, bool)>,
+    /// Set by whoever learns first that the peer has gone (a connection's socket
+    /// watcher, `crate::connection`): consulted on every pause, so a parked call
+    /// need not wait for the next lock probe. `None` for a bare channel.
+    peer_gone_flag: Option<Arc<AtomicBool>>,
 }
 
 impl fmt::Debug for Link {
@@ -440,11 +447,33 @@ impl Link {
             },
             wait,
             last_check: None,
+            peer_gone_flag: None,
+        }
+    }
+
+    /// Whether the peer-gone flag is set. SeqCst: the store-buffer pairing with
+    /// the flag's setter, see [`PeerGoneFutex`].
+    fn flagged_gone(&self) -> bool {
+        self.peer_gone_flag
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+
+    /// The futex a parked call sleeps on: the segment's, and with a peer-gone
+    /// flag, one that does not sleep once the flag is set.
+    fn park_futex(&self) -> PeerGoneFutex<'_> {
+        PeerGoneFutex {
+            inner: self.futex,
+            flag: self.peer_gone_flag.as_deref(),
         }
     }
 
     /// Whether a peer has been here and none is now. A syscall (`F_OFD_GETLK`).
     fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        if self.flagged_gone() {
+            self.last_check = Some((now, true));
+            return Ok(true);
+        }
         // Read the count first: a peer counted before the probe and still alive
         // holds its lock during the probe; one that arrives after is not counted.
         let claims = claims_word(self.segment.region(), self.peer)
@@ -458,6 +487,9 @@ impl Link {
     /// For a non-blocking call that found the ring full or empty: whether the peer
     /// is gone, checked at most every [`TRY_LIVENESS_INTERVAL`].
     fn peer_gone_throttled(&mut self) -> Result<bool> {
+        if self.flagged_gone() {
+            return Ok(true);
+        }
         let now = Instant::now();
         match self.last_check {
             // Within the interval, the last verdict stands (gone stays gone).
@@ -484,6 +516,10 @@ impl Link {
         if self.wait != WaitStrategy::Park && round % 64 != 0 {
             return Ok(Pause::Spin);
         }
+        // A load, no system call: checked on every pause that gets this far.
+        if self.flagged_gone() {
+            return Ok(Pause::PeerGone);
+        }
         let now = Instant::now();
         let start = *started.get_or_insert(now);
         if deadline.is_some_and(|d| now >= d) {
@@ -506,6 +542,92 @@ impl Link {
         // A dead peer wakes nobody: sleep at most until the next liveness check.
         let wake_by = now + LIVENESS_INTERVAL;
         Ok(Pause::Park(deadline.map_or(wake_by, |d| d.min(wake_by))))
+    }
+}
+
+/// The futex a parked call sleeps on when its link has a peer-gone flag: the
+/// segment's own, except that it does not sleep once the flag is set (it reports
+/// a timeout, so the caller's next pause sees the flag and ends the call).
+///
+/// The flag's setter ([`Channel::wake_parked`]) stores the flag, then loads the
+/// signal word and wakes a registered waiter; the waiter registers on the word
+/// (`prepare_wait`: `fetch_or(WAITING)` and the waiter fence), then this `wait`
+/// loads the flag. The store-buffer pattern: either the waiter sees the flag, or
+/// the setter sees `WAITING` and changes the word and wakes it, so no wake-up is
+/// lost and a parked call ends at once, not at its next liveness probe.
+struct PeerGoneFutex<'a> {
+    inner: SharedFutex,
+    flag: Option<&'a AtomicBool>,
+}
+
+impl Futex for PeerGoneFutex<'_> {
+    type Deadline = Instant;
+
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), shmring_core::TimedOut> {
+        // SYNC: pairs with the SeqCst store and fence in `Channel::wake_parked`
+        // (store-buffer pattern, above); the waiter fence ran before this load.
+        if self.flag.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
+            return Err(shmring_core::TimedOut);
+        }
+        self.inner.wait(word, expected, deadline)
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        self.inner.wake(word);
+    }
+
+    #[inline]
+    fn waiter_fence(&self) {
+        self.inner.waiter_fence();
+    }
+
+    #[inline]
+    fn notifier_fence(&self) {
+        self.inner.notifier_fence();
+    }
+}
+
+impl Channel {
+    /// For a transport that learns of the peer's death before the lock probe
+    /// does (`crate::connection`'s socket watcher): after it set the flag given to
+    /// [`Sender::set_peer_gone_flag`] / [`Receiver::set_peer_gone_flag`], wakes
+    /// every call parked on this channel, which then sees the flag.
+    pub(crate) fn wake_parked(&self) {
+        use shmring_core::Region as _;
+        let signals = &self.segment.region().control().signals.0;
+        for word in [&signals.data_signal, &signals.space_signal] {
+            // SYNC: the store-buffer pairing of `PeerGoneFutex`: orders the
+            // caller's SeqCst store of the flag before this load of the word.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            // Relaxed: the fence orders it; the word carries no data.
+            if word.load(Ordering::Relaxed) & WAITING != 0 {
+                // As the ring's own notification: clears WAITING, counts one, so a
+                // waiter that has not slept yet on its key does not sleep.
+                word.fetch_add(1, Ordering::Relaxed);
+                SharedFutex::default().wake(word);
+            }
+        }
+    }
+}
+
+impl Sender {
+    /// Makes `flag` a second liveness signal: once it is set, a blocked call ends
+    /// with [`Error::Disconnected`] (after what fits or is there), without waiting
+    /// for the lock probe. Whoever sets it calls [`Channel::wake_parked`].
+    pub(crate) fn set_peer_gone_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.link.peer_gone_flag = Some(flag);
+    }
+}
+
+impl Receiver {
+    /// As [`Sender::set_peer_gone_flag`].
+    pub(crate) fn set_peer_gone_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.link.peer_gone_flag = Some(flag);
     }
 }
 
@@ -641,7 +763,7 @@ impl Sender {
                 Pause::Park(until) => {
                     match self
                         .producer
-                        .wait_for_space(len, &self.link.futex, Some(until))
+                        .wait_for_space(len, &self.link.park_futex(), Some(until))
                     {
                         Ok(()) | Err(WaitError::TimedOut) => {}
                         Err(WaitError::TooLarge { len, max }) => {
@@ -1000,7 +1122,7 @@ impl Receiver {
                 Pause::Park(until) => {
                     match self
                         .consumer
-                        .wait_for_message(&self.link.futex, Some(until))
+                        .wait_for_message(&self.link.park_futex(), Some(until))
                     {
                         Ok(()) | Err(WaitError::TimedOut) => {}
                         Err(WaitError::Corrupted(c)) => {

@@ -162,6 +162,63 @@ pub enum Error {
     /// The timeout passed.
     #[error("timed out")]
     TimedOut,
+    /// A semaphore count past its maximum: a post on a semaphore at its maximum
+    /// (nothing changed), an initial count over the maximum, or a maximum of 0 or
+    /// over `SEMAPHORE_MAX_LIMIT` (then `max` is that limit).
+    #[error("{what}: a count of {count} is over the maximum {max}")]
+    CountOverflow {
+        /// The semaphore.
+        what: String,
+        /// The count the call would have made (or the maximum asked for).
+        count: u64,
+        /// The largest count allowed.
+        max: u32,
+    },
+    /// An MPMC slot count that is not a power of two from
+    /// [`MIN_SLOTS`](shmring_core::mpmc::layout::MIN_SLOTS) to
+    /// [`MAX_SLOTS`](shmring_core::mpmc::layout::MAX_SLOTS).
+    #[error(
+        "invalid slot count {slots}: must be a power of two from {} to {}",
+        shmring_core::mpmc::layout::MIN_SLOTS,
+        shmring_core::mpmc::layout::MAX_SLOTS
+    )]
+    InvalidSlotCount {
+        /// The slot count asked for.
+        slots: u64,
+    },
+    /// An MPMC slot size of zero or above `max`.
+    #[error("invalid slot size {slot_size}: must be from 1 to {max}")]
+    InvalidSlotSize {
+        /// The slot size asked for.
+        slot_size: u64,
+        /// The largest slot size.
+        max: u64,
+    },
+    /// An MPMC endpoint table size of zero or above `max`.
+    #[error("invalid endpoint count {endpoints}: must be from 1 to {max}")]
+    InvalidEndpointCount {
+        /// The endpoint count asked for.
+        endpoints: u64,
+        /// The largest endpoint count.
+        max: u64,
+    },
+    /// An MPMC shape whose segment would exceed `max` bytes.
+    #[error("an MPMC segment of {size} bytes is over the largest, {max}")]
+    SegmentTooLarge {
+        /// Bytes the shape asked for would span.
+        size: u64,
+        /// The largest MPMC segment.
+        max: u64,
+    },
+    /// Every entry of an MPMC channel's endpoint table is held by a live sender or
+    /// receiver: no more can attach until one leaves (or dies).
+    #[error("{what}: the endpoint table is full ({endpoints} live endpoints)")]
+    EndpointTableFull {
+        /// The segment.
+        what: String,
+        /// Entries in the table.
+        endpoints: usize,
+    },
     /// This platform lacks what the call needs (futex, memfd, OFD locks: Linux).
     #[error("unsupported on this platform: {what}")]
     Unsupported {
@@ -223,6 +280,41 @@ pub enum Error {
         /// Largest message this end accepts.
         max: usize,
     },
+    /// A request/response message ([`rpc`](crate::rpc)) that breaks the wire
+    /// format: shorter than its header, of an unknown kind or the wrong kind for
+    /// its direction, or with a non-zero reserved field. A bug or not a shmring
+    /// peer.
+    #[error("malformed {what} of {len} bytes: {reason}")]
+    MalformedFrame {
+        /// What was expected: `"request"` or `"response"`.
+        what: &'static str,
+        /// Length of the message received.
+        len: usize,
+        /// What is wrong with it, with the offending value.
+        reason: String,
+    },
+    /// The server's request handler failed ([`rpc`](crate::rpc)); its message.
+    #[error("the server failed the request: {message}")]
+    Remote {
+        /// The handler's error, as the server wrote it (lossily decoded UTF-8).
+        message: String,
+    },
+    /// A connection handshake failed (`crate::connection`): the peer is not a
+    /// shmring peer of this protocol version, sent a field out of range or
+    /// descriptors that fail the checks (unsealed, wrong size, too many), or the
+    /// two sides' transport policies leave no transport. `found` and `expected`
+    /// are the values compared (0 where the reason has none).
+    #[error("handshake with {what} failed: {reason} (found {found}, expected {expected})")]
+    Handshake {
+        /// The peer: socket path or address.
+        what: String,
+        /// What was wrong.
+        reason: &'static str,
+        /// The value found.
+        found: u64,
+        /// The value expected.
+        expected: u64,
+    },
     /// Any other system call failure.
     #[error("{op} on {what}: {source}")]
     Io {
@@ -244,6 +336,27 @@ pub enum Corrupted {
     /// Shared ring state (a position or frame) that the protocol cannot produce.
     #[error("{0}")]
     Ring(Corruption),
+    /// MPMC ring state (a slot's sequence number or length) that the protocol
+    /// cannot produce.
+    #[error("{0}")]
+    Mpmc(shmring_core::MpmcCorruption),
+    /// A semaphore count word above the semaphore's maximum.
+    #[error("count {found} is over the maximum {max}")]
+    CountOutOfRange {
+        /// The word read.
+        found: u32,
+        /// The maximum from the header.
+        max: u32,
+    },
+    /// A shared word that changed between every load and compare-and-swap of
+    /// `attempts` attempts in a row: a peer writing it continuously.
+    #[error("the {word} changed under {attempts} attempts in a row")]
+    WordUnstable {
+        /// Which word.
+        word: &'static str,
+        /// Attempts made.
+        attempts: u32,
+    },
 }
 
 impl Error {

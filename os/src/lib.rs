@@ -16,6 +16,14 @@
 //!   gets `Disconnected` instead of waiting on a full ring forever. A role whose
 //!   holder died can be claimed again; what a dead receiver read but did not release
 //!   is delivered to the next one.
+//! - **Events and semaphores**: an [`EventBuilder`] or [`SemaphoreBuilder`] makes a
+//!   named [`Event`] (notify one or all; wait, with a key for waits that cannot miss
+//!   a notification) or counting [`Semaphore`] in shared memory, one futex word each,
+//!   with the channels' naming, permission and cleanup rules.
+//! - **Many to many**: an [`MpmcChannelBuilder`] makes a channel that any number of
+//!   processes send into and receive from (fixed-size slots; each message goes to
+//!   one receiver); an endpoint that dies holding a slot is recovered after a
+//!   bound and counted ([`mpmc`]).
 //! - **Trust**: the segment is validated on open (owner, mode, size, then every
 //!   header field), and the ring validates every position and length it reads. A
 //!   hostile peer can send garbage bytes or cause [`Error::Corrupted`], never an
@@ -45,15 +53,27 @@ compile_error!(
 );
 
 pub mod channel;
+pub mod connection;
 pub mod error;
+pub mod event;
 pub mod futex;
 mod lock;
+pub mod mpmc;
+pub mod rpc;
 pub mod segment;
+pub mod semaphore;
+mod sync_object;
 pub mod transport;
 
 pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};
+pub use connection::{Connection, Listener, connect};
 pub use error::{Corrupted, Error, Result, Role};
+pub use event::{Event, EventBuilder, EventKey};
 pub use futex::{SharedFutex, register_membarrier};
+pub use mpmc::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender, MpmcStats};
+pub use rpc::{RpcClient, RpcServer};
 pub use segment::{Segment, list_segments};
+pub use semaphore::{SEMAPHORE_MAX_LIMIT, Semaphore, SemaphoreBuilder};
 pub use shmring_core as core;
+pub use sync_object::{OBJECT_LAYOUT_VERSION, OBJECT_SIZE};
 pub use transport::{MessageReceiver, MessageSender};

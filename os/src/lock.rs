@@ -79,3 +79,16 @@ pub(crate) fn is_locked(fd: BorrowedFd<'_>, offset: u64) -> io::Result<bool> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// Releases this description's lock on the byte at `offset` (an MPMC endpoint
+/// that took an entry's lock and then could not register there).
+pub(crate) fn unlock(fd: BorrowedFd<'_>, offset: u64) -> io::Result<()> {
+    let lock = flock(libc::F_UNLCK, offset);
+    // SAFETY: as in `try_lock`.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

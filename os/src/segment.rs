@@ -127,10 +127,14 @@ impl Default for SegmentConfig {
 /// `F_SEAL_GROW`, `F_SEAL_SEAL`), so the risk is gone there. For named shared memory
 /// and files it is documented, not prevented: only let processes you trust write the
 /// segment (its owner and mode are checked on open for that reason).
-pub struct Segment {
+///
+/// `C` is what the mapping holds: the ring's [`RawRegion`] (the default, for
+/// channels), or a synchronisation object (an event or a semaphore, see
+/// `crate::sync_object`).
+pub struct Segment<C = RawRegion> {
     // Field order matters for drop: the region (a bare pointer, no Drop) goes
     // first, then the mapping, then the file (closing it drops the presence lock).
-    region: RawRegion,
+    region: C,
     map: MmapRaw,
     file: File,
     what: String,
@@ -139,22 +143,63 @@ pub struct Segment {
     unlink: Option<Named>,
 }
 
-impl fmt::Debug for Segment {
+#[allow(
+    private_bounds,
+    reason = "only this crate makes segments of other contents than a ring"
+)]
+impl<C: Contents> fmt::Debug for Segment<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (field, value) = self.region.summary();
         f.debug_struct("Segment")
             .field("what", &self.what)
             .field("fd", &self.file.as_raw_fd())
             .field("len", &self.map.len())
-            .field("capacity", &self.region.capacity())
+            .field(field, &value)
             .field("unlink_on_drop", &self.unlink.is_some())
             .finish_non_exhaustive()
     }
 }
 
-#[allow(
-    clippy::len_without_is_empty,
-    reason = "a segment always maps at least its header: it is never empty"
-)]
+/// What a segment's mapping holds, as far as opening it goes: the sizes a file
+/// holding it may have, and how to validate and attach to it.
+pub(crate) trait Contents: Sized {
+    /// The least file size that can hold it (its header at least).
+    const MIN_SIZE: u64;
+    /// The greatest file size that can hold it (rounded up to a page on open).
+    const MAX_SIZE: u64;
+
+    /// Validates every header field of the mapped memory and returns a view of it;
+    /// [`LayoutError::Uninitialized`] while its creator has not published it.
+    ///
+    /// # Safety
+    /// `map` is a shared read-write mapping that outlives the returned view (the
+    /// [`Segment`] owns both) and that this process touches only through shmring
+    /// handles.
+    unsafe fn attach(map: &MmapRaw) -> std::result::Result<Self, LayoutError>;
+
+    /// A field for `Debug`: its name and value.
+    fn summary(&self) -> (&'static str, u64);
+}
+
+impl Contents for RawRegion {
+    const MIN_SIZE: u64 = DATA_OFFSET as u64;
+    const MAX_SIZE: u64 = DATA_OFFSET as u64 + MAX_CAPACITY as u64;
+
+    unsafe fn attach(map: &MmapRaw) -> std::result::Result<Self, LayoutError> {
+        // SAFETY: the caller's contract: a shared mapping of `map.len()` bytes that
+        // outlives the region.
+        unsafe { RawRegion::attach(map.as_mut_ptr(), map.len()) }
+    }
+
+    fn summary(&self) -> (&'static str, u64) {
+        ("capacity", self.capacity() as u64)
+    }
+}
+
+/// Initialises a freshly created, sized (and for a memfd sealed) mapping of a
+/// segment described as the `&str`: what [`Segment::create_with`] fills it with.
+pub(crate) type Init<'a, C> = &'a dyn Fn(&MmapRaw, &str) -> Result<C>;
+
 impl Segment {
     /// Creates a segment holding a fresh, empty ring of `cfg.capacity` bytes.
     ///
@@ -182,10 +227,8 @@ impl Segment {
                 capacity: capacity as u64,
             })?
             .size();
-        match named {
-            Some(named) => create_named(named, size, cfg),
-            None => create_memfd(size, cfg),
-        }
+        let init = |map: &MmapRaw, what: &str| init_ring(map, what, cfg);
+        Segment::create_named_or_memfd(named, size, cfg, &init)
     }
 
     /// Opens an existing named segment and validates it: its owner must be
@@ -203,13 +246,7 @@ impl Segment {
     /// [`Error::PermissionDenied`], [`Error::Untrusted`], [`Error::BadSize`],
     /// [`Error::IncompatibleLayout`], [`Error::Corrupted`], [`Error::Io`].
     pub(crate) fn open(backing: &Backing, cfg: &SegmentConfig) -> Result<Segment> {
-        match Named::new(backing)? {
-            Some(named) => open_named(named, cfg),
-            None => Err(Error::InvalidName {
-                name: String::new(),
-                reason: "an anonymous memfd has no name to open: pass its descriptor to from_fd",
-            }),
-        }
+        Segment::open_with(backing, cfg)
     }
 
     /// Opens the segment behind `fd`: a memfd (or any segment's descriptor) handed
@@ -231,10 +268,73 @@ impl Segment {
     /// [`Error::BadSize`], [`Error::Io`], [`Error::IncompatibleLayout`],
     /// [`Error::Corrupted`].
     pub(crate) fn from_fd(fd: OwnedFd, cfg: &SegmentConfig) -> Result<Segment> {
+        Segment::from_fd_with(fd, cfg)
+    }
+
+    /// The validated ring region (initialised by `create`, attached by `open` and
+    /// `from_fd`). Clones of it point into this segment's mapping: they must not
+    /// outlive `self`.
+    pub(crate) fn region(&self) -> &RawRegion {
+        &self.region
+    }
+
+    /// Bytes in the ring's data region.
+    pub fn capacity(&self) -> usize {
+        self.region.capacity()
+    }
+}
+
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "a segment always maps at least its header: it is never empty"
+)]
+#[allow(
+    private_bounds,
+    reason = "only this crate makes segments of other contents than a ring"
+)]
+impl<C: Contents> Segment<C> {
+    /// Creates a segment of `size` bytes as [`Segment::create`] does (names,
+    /// modes, reclaim, sizing and sealing alike) and fills it with `init`.
+    pub(crate) fn create_with(
+        backing: &Backing,
+        size: usize,
+        cfg: &SegmentConfig,
+        init: Init<'_, C>,
+    ) -> Result<Segment<C>> {
+        Segment::create_named_or_memfd(Named::new(backing)?, size, cfg, init)
+    }
+
+    fn create_named_or_memfd(
+        named: Option<Named>,
+        size: usize,
+        cfg: &SegmentConfig,
+        init: Init<'_, C>,
+    ) -> Result<Segment<C>> {
+        match named {
+            Some(named) => create_named(named, size, cfg, init),
+            None => create_memfd(size, cfg, init),
+        }
+    }
+
+    /// Opens an existing named segment as [`Segment::open`] does, checking its
+    /// size against `C`'s and attaching `C`.
+    pub(crate) fn open_with(backing: &Backing, cfg: &SegmentConfig) -> Result<Segment<C>> {
+        match Named::new(backing)? {
+            Some(named) => open_named(named, cfg),
+            None => Err(Error::InvalidName {
+                name: String::new(),
+                reason: "an anonymous memfd has no name to open: pass its descriptor to from_fd",
+            }),
+        }
+    }
+
+    /// Opens the segment behind `fd` as [`Segment::from_fd`] does, checking its
+    /// size against `C`'s and attaching `C`.
+    pub(crate) fn from_fd_with(fd: OwnedFd, cfg: &SegmentConfig) -> Result<Segment<C>> {
         let file = File::from(fd);
         let (what, is_memfd) = describe_fd(&file);
         let meta = file.metadata().map_err(|e| Error::io("fstat", &what, e))?;
-        let len = check_size(&meta, &what)?;
+        let len = check_size::<C>(&meta, &what)?;
         check_seals(&file, &what, is_memfd)?;
         // A false result means a reclaimer holds the lock exclusively and is about
         // to remove the segment's name; the file itself stays valid for us, and the
@@ -246,8 +346,7 @@ impl Segment {
         // returned Segment owns alongside the region, so it outlives the region
         // (the crate keeps clones of the region within the Segment's life); this
         // process touches it only through shmring handles.
-        let region = unsafe { RawRegion::attach(map.as_mut_ptr(), map.len()) }
-            .map_err(|e| Error::layout(&what, e))?;
+        let region = unsafe { C::attach(&map) }.map_err(|e| Error::layout(&what, e))?;
         Ok(Segment {
             region,
             map,
@@ -257,10 +356,10 @@ impl Segment {
         })
     }
 
-    /// The validated ring region (initialised by `create`, attached by `open` and
-    /// `from_fd`). Clones of it point into this segment's mapping: they must not
-    /// outlive `self`.
-    pub(crate) fn region(&self) -> &RawRegion {
+    /// What the mapping holds (initialised by `create`, attached by `open` and
+    /// `from_fd`). Views made from it point into this segment's mapping: they must
+    /// not outlive `self`.
+    pub(crate) fn contents(&self) -> &C {
         &self.region
     }
 
@@ -280,11 +379,6 @@ impl Segment {
     /// ring layout's, possibly more for an opened file).
     pub fn len(&self) -> usize {
         self.map.len()
-    }
-
-    /// Bytes in the ring's data region.
-    pub fn capacity(&self) -> usize {
-        self.region.capacity()
     }
 
     /// Writes the whole mapping back to its file and waits (`msync(MS_SYNC)`):
@@ -316,7 +410,7 @@ impl Segment {
     }
 }
 
-impl Drop for Segment {
+impl<C> Drop for Segment<C> {
     /// Removes the name if this handle created the segment with `unlink_on_drop`,
     /// and only if the name still refers to this segment's file (never a newer
     /// segment of the same name made by a reclaimer). Errors are ignored.
@@ -626,7 +720,12 @@ fn remove_if_ours(named: &Named, file: &File) -> io::Result<()> {
     Ok(())
 }
 
-fn create_named(named: Named, size: usize, cfg: &SegmentConfig) -> Result<Segment> {
+fn create_named<C>(
+    named: Named,
+    size: usize,
+    cfg: &SegmentConfig,
+    init: Init<'_, C>,
+) -> Result<Segment<C>> {
     let what = named.what().to_owned();
     for _ in 0..MAX_RACES {
         let file = match named.create_excl() {
@@ -648,7 +747,7 @@ fn create_named(named: Named, size: usize, cfg: &SegmentConfig) -> Result<Segmen
         if !locked || !is_ours(&named, &file).map_err(|e| Error::io("stat", &what, e))? {
             continue;
         }
-        return match finish_create(&file, &what, size, cfg, false) {
+        return match finish_create_with(&file, &what, size, cfg, false, init) {
             Ok((map, region)) => Ok(Segment {
                 region,
                 map,
@@ -688,7 +787,7 @@ fn reclaim(named: &Named) -> Result<()> {
     Ok(())
 }
 
-fn create_memfd(size: usize, cfg: &SegmentConfig) -> Result<Segment> {
+fn create_memfd<C>(size: usize, cfg: &SegmentConfig, init: Init<'_, C>) -> Result<Segment<C>> {
     let what = "memfd".to_owned();
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: the name is a NUL-terminated literal; no other memory is passed.
@@ -715,7 +814,7 @@ fn create_memfd(size: usize, cfg: &SegmentConfig) -> Result<Segment> {
         mode: 0o666,
         ..cfg.clone()
     };
-    let (map, region) = finish_create(&file, &what, size, cfg, true)?;
+    let (map, region) = finish_create_with(&file, &what, size, cfg, true, init)?;
     Ok(Segment {
         region,
         map,
@@ -725,7 +824,8 @@ fn create_memfd(size: usize, cfg: &SegmentConfig) -> Result<Segment> {
     })
 }
 
-/// Sets the mode, reserves `size` bytes, seals a memfd, maps and initialises.
+/// Sets the mode, reserves `size` bytes, seals a memfd, maps and initialises a ring.
+#[cfg(test)]
 fn finish_create(
     file: &File,
     what: &str,
@@ -733,6 +833,20 @@ fn finish_create(
     cfg: &SegmentConfig,
     seal: bool,
 ) -> Result<(MmapRaw, RawRegion)> {
+    let init = |map: &MmapRaw, what: &str| init_ring(map, what, cfg);
+    finish_create_with(file, what, size, cfg, seal, &init)
+}
+
+/// Sets the mode, reserves `size` bytes, seals a memfd, maps and initialises with
+/// `init`.
+fn finish_create_with<C>(
+    file: &File,
+    what: &str,
+    size: usize,
+    cfg: &SegmentConfig,
+    seal: bool,
+    init: Init<'_, C>,
+) -> Result<(MmapRaw, C)> {
     file.set_permissions(Permissions::from_mode(cfg.mode & 0o777))
         .map_err(|e| Error::io("fchmod", what, e))?;
     allocate(file, size, what)?;
@@ -745,6 +859,12 @@ fn finish_create(
         }
     }
     let map = map(file, size, cfg.prefault, what)?;
+    let contents = init(&map, what)?;
+    Ok((map, contents))
+}
+
+/// Initialises a fresh ring of `cfg.capacity` bytes in `map`.
+fn init_ring(map: &MmapRaw, what: &str, cfg: &SegmentConfig) -> Result<RawRegion> {
     let flags = if cfg.asymmetric_fences && crate::futex::register_membarrier() {
         shmring_core::FLAG_ASYMMETRIC_FENCES
     } else {
@@ -755,10 +875,8 @@ fn finish_create(
     // nobody else touches it during init (an opener does not use a segment before
     // its magic is published); afterwards this process touches it only through
     // shmring handles.
-    let region =
-        unsafe { RawRegion::init_with_flags(map.as_mut_ptr(), map.len(), cfg.capacity, flags) }
-            .map_err(|e| Error::layout(what, e))?;
-    Ok((map, region))
+    unsafe { RawRegion::init_with_flags(map.as_mut_ptr(), map.len(), cfg.capacity, flags) }
+        .map_err(|e| Error::layout(what, e))
 }
 
 /// `posix_fallocate(fd, 0, size)`: reserves the pages (tmpfs included), so a full
@@ -804,8 +922,8 @@ fn map(file: &File, len: usize, prefault: bool, what: &str) -> Result<MmapRaw> {
 }
 
 /// What one open attempt came to.
-enum Attempt {
-    Ready(Segment),
+enum Attempt<C> {
+    Ready(Segment<C>),
     /// Lost a race with a reclaimer (or a creator's cleanup): start again.
     Raced(Error),
     /// The segment is still being created; `creator_alive` if another handle on it
@@ -816,7 +934,7 @@ enum Attempt {
     },
 }
 
-fn open_named(named: Named, cfg: &SegmentConfig) -> Result<Segment> {
+fn open_named<C: Contents>(named: Named, cfg: &SegmentConfig) -> Result<Segment<C>> {
     let start = Instant::now();
     let mut races = 0;
     loop {
@@ -842,7 +960,7 @@ fn open_named(named: Named, cfg: &SegmentConfig) -> Result<Segment> {
     }
 }
 
-fn open_attempt(named: &Named, cfg: &SegmentConfig) -> Result<Attempt> {
+fn open_attempt<C: Contents>(named: &Named, cfg: &SegmentConfig) -> Result<Attempt<C>> {
     let what = named.what();
     let file = named
         .open_rw()
@@ -866,17 +984,17 @@ fn open_attempt(named: &Named, cfg: &SegmentConfig) -> Result<Attempt> {
             error: Error::BadSize {
                 what: what.to_owned(),
                 size: 0,
-                expected: DATA_OFFSET as u64,
+                expected: C::MIN_SIZE,
             },
             creator_alive: creator_alive(),
         });
     }
-    let len = check_size(&meta, what)?;
+    let len = check_size::<C>(&meta, what)?;
     let map = map(&file, len, cfg.prefault, what)?;
     // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes (the size we
     // validated) that the Segment owns alongside the region; this process touches
     // it only through shmring handles.
-    let region = match unsafe { RawRegion::attach(map.as_mut_ptr(), map.len()) } {
+    let region = match unsafe { C::attach(&map) } {
         Ok(region) => region,
         Err(LayoutError::Uninitialized) => {
             return Ok(Attempt::Initializing {
@@ -922,9 +1040,9 @@ fn page_size() -> u64 {
     u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096)
 }
 
-/// Checks that the file is a regular file whose size can hold a ring's header and
-/// at most the largest ring; returns the size to map.
-fn check_size(meta: &std::fs::Metadata, what: &str) -> Result<usize> {
+/// Checks that the file is a regular file whose size can hold `C`'s header and at
+/// most the largest `C` (for a ring: the largest ring); returns the size to map.
+fn check_size<C: Contents>(meta: &std::fs::Metadata, what: &str) -> Result<usize> {
     if !meta.file_type().is_file() {
         return Err(Error::Io {
             op: "fstat",
@@ -934,9 +1052,9 @@ fn check_size(meta: &std::fs::Metadata, what: &str) -> Result<usize> {
     }
     let size = meta.size();
     let page = page_size();
-    let max = (DATA_OFFSET as u64 + MAX_CAPACITY as u64).div_ceil(page) * page;
-    let expected = if size < DATA_OFFSET as u64 {
-        DATA_OFFSET as u64
+    let max = C::MAX_SIZE.div_ceil(page) * page;
+    let expected = if size < C::MIN_SIZE {
+        C::MIN_SIZE
     } else if size > max {
         max
     } else {

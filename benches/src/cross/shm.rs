@@ -388,6 +388,159 @@ impl Duplex for Futex<'_> {
 }
 
 // ---------------------------------------------------------------------------
+// shmring events and semaphores
+
+/// A round trip's two synchronisation objects, seen from one side: the one this
+/// side signals and the one it waits on.
+pub(super) enum SyncPair {
+    /// [`Method::Event`].
+    Events {
+        out: shmring::Event,
+        inn: shmring::Event,
+    },
+    /// [`Method::Semaphore`].
+    Semaphores {
+        out: shmring::Semaphore,
+        inn: shmring::Semaphore,
+    },
+}
+
+impl SyncPair {
+    /// Creates the two memfd objects (ping: parent to child, passed as
+    /// [`FD_A_VAR`]; pong: child to parent, [`FD_B_VAR`]).
+    pub(super) fn parent(method: Method, command: &mut Command) -> Result<Self> {
+        let pair = match method {
+            Method::Event => {
+                let builder = shmring::EventBuilder::memfd();
+                let (out, inn) = (builder.create()?, builder.create()?);
+                super::inherit(command, out.fd(), FD_A_VAR);
+                super::inherit(command, inn.fd(), FD_B_VAR);
+                Self::Events { out, inn }
+            }
+            Method::Semaphore => {
+                let builder = shmring::SemaphoreBuilder::memfd();
+                let (out, inn) = (builder.create()?, builder.create()?);
+                super::inherit(command, out.fd(), FD_A_VAR);
+                super::inherit(command, inn.fd(), FD_B_VAR);
+                Self::Semaphores { out, inn }
+            }
+            _ => return Err(format!("{} is not a sync object", method.name()).into()),
+        };
+        Ok(pair)
+    }
+
+    /// Opens the objects the parent passed.
+    pub(super) fn child(method: Method) -> Result<Self> {
+        let (ping, pong) = (super::inherited(FD_A_VAR)?, super::inherited(FD_B_VAR)?);
+        Ok(match method {
+            Method::Event => {
+                let builder = shmring::EventBuilder::memfd();
+                Self::Events {
+                    inn: builder.from_fd(ping)?,
+                    out: builder.from_fd(pong)?,
+                }
+            }
+            Method::Semaphore => {
+                let builder = shmring::SemaphoreBuilder::memfd();
+                Self::Semaphores {
+                    inn: builder.from_fd(ping)?,
+                    out: builder.from_fd(pong)?,
+                }
+            }
+            _ => return Err(format!("{} is not a sync object", method.name()).into()),
+        })
+    }
+}
+
+/// The futex ping-pong's design over shmring's events or semaphores: the payload
+/// in the shared block's buffers, the signal through the objects.
+pub(super) struct SyncDuplex<'a> {
+    lanes: Lanes<'a, AtomicU32>,
+    pair: SyncPair,
+    sent: u32,
+    last_in: u32,
+    patience: Patience,
+}
+
+/// How long one wait of [`SyncDuplex::recv`] lasts before it counts patience.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl<'a> SyncDuplex<'a> {
+    pub(super) fn new(
+        shared: &'a SharedBlock,
+        size: usize,
+        parent: bool,
+        pair: SyncPair,
+    ) -> Result<Self> {
+        let block = shared.block();
+        Ok(Self {
+            lanes: Lanes::new(shared, size, parent, (&*block.futex_a, &*block.futex_b))?,
+            pair,
+            sent: 0,
+            last_in: 0,
+            patience: Patience::new("the peer's event or semaphore"),
+        })
+    }
+
+    /// A wait that timed out: counted as many spin turns, as for the futex.
+    fn waited(&mut self) -> Result<()> {
+        for _ in 0..4096 {
+            self.patience.tick()?;
+        }
+        Ok(())
+    }
+}
+
+impl Duplex for SyncDuplex<'_> {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.lanes.put(msg);
+        match &self.pair {
+            SyncPair::Events { out, .. } => {
+                self.sent = self.sent.wrapping_add(1);
+                // Release: the buffer is visible with the new count.
+                self.lanes.out_word.store(self.sent, Ordering::Release);
+                out.notify_one();
+            }
+            // The post's swap is a Release: the buffer is visible to the taker.
+            SyncPair::Semaphores { out, .. } => out.post()?,
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
+        loop {
+            let waited = match &self.pair {
+                SyncPair::Events { inn, .. } => {
+                    let key = inn.prepare();
+                    // Acquire: pairs with the peer's Release store.
+                    let now = self.lanes.in_word.load(Ordering::Acquire);
+                    if now != self.last_in {
+                        self.last_in = now;
+                        break;
+                    }
+                    inn.wait_from_timeout(key, SYNC_WAIT)
+                }
+                // The wait's swap is an Acquire: the peer's buffer is visible.
+                SyncPair::Semaphores { inn, .. } => match inn.wait_timeout(SYNC_WAIT) {
+                    Ok(()) => break,
+                    other => other,
+                },
+            };
+            match waited {
+                Ok(()) => {}
+                Err(shmring::Error::TimedOut) => self.waited()?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.patience.reset();
+        self.lanes.take(buf);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The bare rings
 
 /// The bare `u64` ring ([`shared_bare`]): the message is the sequence number.

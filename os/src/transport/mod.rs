@@ -48,8 +48,8 @@ pub mod fifo;
 pub mod mq;
 pub mod pipe;
 pub mod seqpacket;
-mod stream;
-mod sys;
+pub(crate) mod stream;
+pub(crate) mod sys;
 pub mod tcp;
 pub mod unix;
 

@@ -1,0 +1,268 @@
+//! The MPMC ring's error types. Each variant names the problem and carries the
+//! values that caused it.
+
+use core::fmt;
+
+use crate::error::{LayoutError, TimedOut};
+
+/// Why an MPMC segment could not be laid out, initialised or attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MpmcLayoutError {
+    /// The slot count is not a power of two within `MIN_SLOTS..=MAX_SLOTS`.
+    InvalidSlotCount {
+        /// The count asked for, or found in the header.
+        slots: u64,
+    },
+    /// The slot payload size is zero or above `MAX_SLOT_SIZE`.
+    InvalidSlotSize {
+        /// The size asked for, or found in the header.
+        slot_size: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// The endpoint count is zero or above `MAX_ENDPOINTS`.
+    InvalidEndpointCount {
+        /// The count asked for, or found in the header.
+        endpoints: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// The layout would span more than `MAX_MPMC_SEGMENT` bytes or the address space.
+    SegmentTooLarge {
+        /// Bytes it would span.
+        size: u64,
+    },
+    /// A problem every segment kind shares: alignment, size, magic, version, ring
+    /// kind, a header field that disagrees with the shape, an unknown flag.
+    Segment(LayoutError),
+}
+
+impl From<LayoutError> for MpmcLayoutError {
+    fn from(e: LayoutError) -> Self {
+        Self::Segment(e)
+    }
+}
+
+impl fmt::Display for MpmcLayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::InvalidSlotCount { slots } => write!(
+                f,
+                "invalid slot count {slots}: must be a power of two from {} to {}",
+                super::layout::MIN_SLOTS,
+                super::layout::MAX_SLOTS
+            ),
+            Self::InvalidSlotSize { slot_size, max } => {
+                write!(f, "invalid slot size {slot_size}: must be from 1 to {max}")
+            }
+            Self::InvalidEndpointCount { endpoints, max } => write!(
+                f,
+                "invalid endpoint count {endpoints}: must be from 1 to {max}"
+            ),
+            Self::SegmentTooLarge { size } => {
+                write!(f, "segment of {size} bytes is too large")
+            }
+            Self::Segment(e) => e.fmt(f),
+        }
+    }
+}
+
+/// What an MPMC endpoint found in shared memory that the protocol cannot produce:
+/// the mark of a buggy or hostile peer. Nothing was read or written out of bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MpmcCorruption {
+    /// A slot's sequence number is neither "free" nor "full" for any position that
+    /// maps to that slot.
+    BadSequence {
+        /// The position whose slot was read.
+        position: u64,
+        /// The sequence number found.
+        seq: u64,
+    },
+    /// A published message's length exceeds the slot size. (The slot was consumed
+    /// and freed: the ring moves on.)
+    BadLength {
+        /// The message's position.
+        position: u64,
+        /// The length found.
+        len: u32,
+        /// The slot size.
+        max: usize,
+    },
+}
+
+impl fmt::Display for MpmcCorruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::BadSequence { position, seq } => {
+                write!(f, "bad sequence number {seq} for position {position}")
+            }
+            Self::BadLength { position, len, max } => write!(
+                f,
+                "message at position {position} claims {len} bytes, slots hold {max}"
+            ),
+        }
+    }
+}
+
+/// Why an endpoint could not register in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterError {
+    /// Every entry of the table is held.
+    TableFull {
+        /// Entries in the table.
+        endpoints: usize,
+    },
+    /// The entry index is beyond the table.
+    EntryOutOfRange {
+        /// The index asked for.
+        entry: usize,
+        /// Entries in the table.
+        endpoints: usize,
+    },
+    /// The entry is held by someone else (or, for a take-over, by someone other
+    /// than the expected previous holder).
+    Taken {
+        /// The entry.
+        entry: usize,
+        /// The owner word found.
+        owner: u32,
+    },
+}
+
+impl fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::TableFull { endpoints } => {
+                write!(f, "endpoint table full ({endpoints} entries)")
+            }
+            Self::EntryOutOfRange { entry, endpoints } => write!(
+                f,
+                "endpoint entry {entry} out of range (table has {endpoints})"
+            ),
+            Self::Taken { entry, owner } => {
+                write!(f, "endpoint entry {entry} is held (owner token {owner})")
+            }
+        }
+    }
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The message is longer than a slot.
+    TooLarge {
+        /// Length asked for.
+        len: usize,
+        /// The slot size.
+        max: usize,
+    },
+    /// Every slot holds an unconsumed message.
+    Full,
+    /// The slot for `position` still holds the message of the previous lap, which a
+    /// consumer claimed and has not freed: it is copying, or it died. After the
+    /// caller's bound, [`MpmcProducer::reclaim_from_dead_consumer`](super::MpmcProducer::reclaim_from_dead_consumer)
+    /// frees it if that consumer is dead.
+    Stalled {
+        /// The position the producer wants to claim.
+        position: u64,
+    },
+    /// Other endpoints (or a hostile peer) kept moving the positions through a
+    /// bounded number of attempts; try again.
+    Contended,
+    /// The shared state is invalid.
+    Corrupted(MpmcCorruption),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => {
+                write!(f, "message too large: {len} bytes, slots hold {max}")
+            }
+            Self::Full => write!(f, "ring full"),
+            Self::Stalled { position } => write!(
+                f,
+                "slot for position {position} still held by a consumer of the previous lap"
+            ),
+            Self::Contended => write!(f, "contended: positions kept moving"),
+            Self::Corrupted(c) => write!(f, "corrupted ring: {c}"),
+        }
+    }
+}
+
+/// Why no message could be received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// No message is published or claimed.
+    Empty,
+    /// The next message does not fit the buffer; nothing was consumed.
+    BufferTooSmall {
+        /// Length of the message.
+        len: usize,
+        /// Length of the buffer.
+        buffer: usize,
+    },
+    /// A producer claimed `position` and has not published it: it is writing, or
+    /// it died. After the caller's bound,
+    /// [`MpmcConsumer::skip_dead_producer`](super::MpmcConsumer::skip_dead_producer)
+    /// skips it if that producer is dead.
+    Stalled {
+        /// The position waited for.
+        position: u64,
+    },
+    /// Other endpoints (or a hostile peer) kept moving the positions through a
+    /// bounded number of attempts; try again.
+    Contended,
+    /// The shared state is invalid.
+    Corrupted(MpmcCorruption),
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => write!(f, "ring empty"),
+            Self::BufferTooSmall { len, buffer } => write!(
+                f,
+                "buffer too small: message is {len} bytes, buffer {buffer}"
+            ),
+            Self::Stalled { position } => write!(
+                f,
+                "position {position} claimed by a producer and not yet published"
+            ),
+            Self::Contended => write!(f, "contended: positions kept moving"),
+            Self::Corrupted(c) => write!(f, "corrupted ring: {c}"),
+        }
+    }
+}
+
+/// Why a blocking MPMC wait ended without its condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MpmcWaitError {
+    /// The deadline passed.
+    TimedOut,
+    /// The shared state is invalid.
+    Corrupted(MpmcCorruption),
+}
+
+impl fmt::Display for MpmcWaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TimedOut => write!(f, "timed out"),
+            Self::Corrupted(c) => write!(f, "corrupted ring: {c}"),
+        }
+    }
+}
+
+impl From<TimedOut> for MpmcWaitError {
+    fn from(_: TimedOut) -> Self {
+        Self::TimedOut
+    }
+}
+
+impl core::error::Error for MpmcLayoutError {}
+impl core::error::Error for MpmcCorruption {}
+impl core::error::Error for RegisterError {}
+impl core::error::Error for SendError {}
+impl core::error::Error for RecvError {}
+impl core::error::Error for MpmcWaitError {}

@@ -1,0 +1,393 @@
+//! The MPMC segment layout: the bytes every producer and consumer process agrees on.
+//!
+//! ```text
+//! offset        size        what
+//!      0         128        MpmcHeader      read-only after `init`; magic written last
+//!    128         128        tail line       tail (u64): next position to claim for sending
+//!    256         128        head line       head (u64): next position to claim for receiving
+//!    384         128        signal line     data_signal (u32), space_signal (u32),
+//!                                           skipped (u64), lost (u64)
+//!    512     E * 128        endpoint table  one 128-byte entry per endpoint
+//!    512 + E*128  S * stride  slots         S = slot count, a power of two
+//! ```
+//!
+//! A slot is a 16-byte header (`seq: u64`, `len: u32`, reserved `u32`) followed by
+//! `slot_size` payload bytes rounded up to 8. ARCHITECTURE.md ("The MPMC ring")
+//! documents every byte; the constants below are the contract, and compile-time
+//! assertions tie them to the structs.
+
+use core::alloc::Layout;
+
+use super::error::MpmcLayoutError;
+use crate::layout::{LineAligned, SEGMENT_ALIGN};
+use crate::sync::{AtomicU32, AtomicU64};
+
+/// Offset of the [`MpmcHeader`].
+pub const MPMC_HEADER_OFFSET: usize = 0;
+/// Offset of the tail line ([`MpmcControl::tail`]).
+pub const MPMC_TAIL_OFFSET: usize = 128;
+/// Offset of the head line ([`MpmcControl::head`]).
+pub const MPMC_HEAD_OFFSET: usize = 256;
+/// Offset of the signal and statistics line ([`MpmcSignals`]).
+pub const MPMC_SIGNAL_OFFSET: usize = 384;
+/// Offset of the endpoint table.
+pub const MPMC_TABLE_OFFSET: usize = 512;
+/// Bytes of one endpoint table entry (its own pair of 64-byte lines).
+pub const ENDPOINT_ENTRY_SIZE: usize = 128;
+/// Bytes of a slot's header: `seq` (u64), `len` (u32), reserved (u32).
+pub const SLOT_HEADER_SIZE: usize = 16;
+/// Slot strides are multiples of this, so every slot header is 8-aligned.
+pub const SLOT_ALIGN: usize = 8;
+
+/// Fewest slots: two (the slot protocol tells "free for position P" from "full for
+/// P" by `seq == P` versus `seq == P + 1`, which needs two slots to be unambiguous).
+pub const MIN_SLOTS: usize = 2;
+/// Most slots: 2^24.
+pub const MAX_SLOTS: usize = 1 << 24;
+/// Largest slot payload: 16 MiB.
+pub const MAX_SLOT_SIZE: usize = 1 << 24;
+/// Fewest endpoints in the table.
+pub const MIN_ENDPOINTS: usize = 1;
+/// Most endpoints in the table (128 KiB of table).
+pub const MAX_ENDPOINTS: usize = 1024;
+/// Largest segment a layout may span: 2^40 bytes.
+pub const MAX_MPMC_SEGMENT: u64 = 1 << 40;
+
+/// `EndpointEntry::role` of a free entry.
+pub const ROLE_NONE: u32 = 0;
+/// `EndpointEntry::role` of a producer's entry.
+pub const ROLE_PRODUCER: u32 = 1;
+/// `EndpointEntry::role` of a consumer's entry.
+pub const ROLE_CONSUMER: u32 = 2;
+/// `EndpointEntry::intent` when the endpoint claims nothing.
+pub const INTENT_NONE: u64 = u64::MAX;
+
+/// The MPMC segment's first line. The first 16 bytes are those of every shmring
+/// segment (magic, layout version, ring kind), so a reader tells the kinds apart.
+///
+/// Every field but `magic` is written once by `init` before `magic` is stored
+/// (Release) and never changes after; `attach` reads each once (after an Acquire
+/// load of `magic`) and keeps its own copy.
+#[derive(Debug)]
+#[repr(C)]
+pub struct MpmcHeader {
+    /// [`MAGIC`](crate::layout::MAGIC) once initialised; zero before.
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`](crate::layout::LAYOUT_VERSION).
+    pub layout_version: u32,
+    /// [`RING_KIND_MPMC`](crate::layout::RING_KIND_MPMC).
+    pub ring_kind: u32,
+    /// Number of slots, a power of two within [`MIN_SLOTS`]`..=`[`MAX_SLOTS`].
+    pub slot_count: u64,
+    /// Largest payload of one slot, `1..=`[`MAX_SLOT_SIZE`].
+    pub slot_size: u32,
+    /// Bytes from one slot to the next: [`SLOT_HEADER_SIZE`] + `slot_size` rounded
+    /// up to [`SLOT_ALIGN`].
+    pub slot_stride: u32,
+    /// Entries in the endpoint table, within [`MIN_ENDPOINTS`]`..=`[`MAX_ENDPOINTS`].
+    pub endpoint_count: u32,
+    /// [`ENDPOINT_ENTRY_SIZE`].
+    pub entry_size: u32,
+    /// [`MPMC_TABLE_OFFSET`].
+    pub table_offset: u64,
+    /// Offset of slot 0: `table_offset + endpoint_count * entry_size`.
+    pub slots_offset: u64,
+    /// Bytes the layout spans: `slots_offset + slot_count * slot_stride`.
+    pub segment_size: u64,
+    /// Protocol flags ([`FLAG_ASYMMETRIC_FENCES`](crate::FLAG_ASYMMETRIC_FENCES));
+    /// unknown bits are refused.
+    pub flags: u32,
+}
+
+/// The words of the wait/notify protocol and the recovery statistics.
+#[derive(Debug)]
+#[repr(C)]
+pub struct MpmcSignals {
+    /// Consumers wait here for messages; producers notify after publishing.
+    pub data_signal: AtomicU32,
+    /// Producers wait here for space; consumers notify after freeing slots.
+    pub space_signal: AtomicU32,
+    /// Claims of dead producers skipped by consumers (each slot counted once).
+    pub skipped: AtomicU64,
+    /// Messages lost with a consumer that died between claiming and freeing them,
+    /// freed by a producer (each counted once).
+    pub lost: AtomicU64,
+}
+
+/// The shared lines the protocol runs on, between the header and the table.
+#[derive(Debug)]
+#[repr(C)]
+pub struct MpmcControl {
+    /// Next position a producer claims (monotonic, wrapping u64).
+    pub tail: LineAligned<AtomicU64>,
+    /// Next position a consumer claims (monotonic, wrapping u64).
+    pub head: LineAligned<AtomicU64>,
+    /// Signals and statistics.
+    pub signals: LineAligned<MpmcSignals>,
+}
+
+impl MpmcControl {
+    /// A control block for a fresh ring: positions zero, nobody waiting.
+    pub fn new() -> Self {
+        Self {
+            tail: LineAligned(AtomicU64::new(0)),
+            head: LineAligned(AtomicU64::new(0)),
+            signals: LineAligned(MpmcSignals {
+                data_signal: AtomicU32::new(0),
+                space_signal: AtomicU32::new(0),
+                skipped: AtomicU64::new(0),
+                lost: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl Default for MpmcControl {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything before the endpoint table, as it lies in the segment.
+#[derive(Debug)]
+#[repr(C)]
+pub struct MpmcSegmentHeader {
+    /// The header line.
+    pub header: LineAligned<MpmcHeader>,
+    /// The tail, head and signal lines.
+    pub control: MpmcControl,
+}
+
+/// One endpoint's entry in the table, alone on its 128 bytes: written by its
+/// endpoint, read by the others only when they find a slot stalled.
+#[derive(Debug)]
+#[repr(C, align(128))]
+pub struct EndpointEntry {
+    /// Position the endpoint is claiming or holds (a producer: sending into; a
+    /// consumer: receiving from), [`INTENT_NONE`] when none.
+    pub intent: AtomicU64,
+    /// Claim word: 0 when free, else the holder's token.
+    pub owner: AtomicU32,
+    /// [`ROLE_NONE`], [`ROLE_PRODUCER`] or [`ROLE_CONSUMER`].
+    pub role: AtomicU32,
+    /// Incremented (wrapping) at every registration into this entry.
+    pub generation: AtomicU32,
+    /// Reserved for the caller (the `shmring` crate stores the holder's pid); core
+    /// never reads it.
+    pub pid: AtomicU32,
+}
+
+impl EndpointEntry {
+    /// A free entry.
+    pub fn new() -> Self {
+        Self {
+            intent: AtomicU64::new(INTENT_NONE),
+            owner: AtomicU32::new(0),
+            role: AtomicU32::new(ROLE_NONE),
+            generation: AtomicU32::new(0),
+            pid: AtomicU32::new(0),
+        }
+    }
+}
+
+impl Default for EndpointEntry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A slot's header: its sequence number and the length of the message in it.
+///
+/// For position `P` held by this slot: `seq == P` means free for `P`;
+/// `seq == P + 1` means the message for `P` is published; a consumer that has copied
+/// it stores `P + slots` (free for the next lap).
+#[derive(Debug)]
+#[repr(C)]
+pub struct SlotHeader {
+    /// The sequence number.
+    pub seq: AtomicU64,
+    /// Payload length of the published message (valid while `seq == P + 1`).
+    pub len: AtomicU32,
+    /// Reserved, zero.
+    pub reserved: AtomicU32,
+}
+
+impl SlotHeader {
+    /// The header of slot `index` of a fresh ring: free for position `index`.
+    pub fn new(index: u64) -> Self {
+        Self {
+            seq: AtomicU64::new(index),
+            len: AtomicU32::new(0),
+            reserved: AtomicU32::new(0),
+        }
+    }
+}
+
+#[cfg(not(shmring_loom))]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<MpmcSegmentHeader>() == MPMC_TABLE_OFFSET);
+    assert!(align_of::<MpmcSegmentHeader>() == SEGMENT_ALIGN);
+    assert!(offset_of!(MpmcSegmentHeader, header) == MPMC_HEADER_OFFSET);
+    assert!(offset_of!(MpmcSegmentHeader, control.tail) == MPMC_TAIL_OFFSET);
+    assert!(offset_of!(MpmcSegmentHeader, control.head) == MPMC_HEAD_OFFSET);
+    assert!(offset_of!(MpmcSegmentHeader, control.signals) == MPMC_SIGNAL_OFFSET);
+    assert!(offset_of!(MpmcHeader, magic) == 0);
+    assert!(offset_of!(MpmcHeader, layout_version) == 8);
+    assert!(offset_of!(MpmcHeader, ring_kind) == 12);
+    assert!(offset_of!(MpmcHeader, slot_count) == 16);
+    assert!(offset_of!(MpmcHeader, slot_size) == 24);
+    assert!(offset_of!(MpmcHeader, slot_stride) == 28);
+    assert!(offset_of!(MpmcHeader, endpoint_count) == 32);
+    assert!(offset_of!(MpmcHeader, entry_size) == 36);
+    assert!(offset_of!(MpmcHeader, table_offset) == 40);
+    assert!(offset_of!(MpmcHeader, slots_offset) == 48);
+    assert!(offset_of!(MpmcHeader, segment_size) == 56);
+    assert!(offset_of!(MpmcHeader, flags) == 64);
+    assert!(offset_of!(MpmcSignals, data_signal) == 0);
+    assert!(offset_of!(MpmcSignals, space_signal) == 4);
+    assert!(offset_of!(MpmcSignals, skipped) == 8);
+    assert!(offset_of!(MpmcSignals, lost) == 16);
+    assert!(size_of::<EndpointEntry>() == ENDPOINT_ENTRY_SIZE);
+    assert!(offset_of!(EndpointEntry, intent) == 0);
+    assert!(offset_of!(EndpointEntry, owner) == 8);
+    assert!(offset_of!(EndpointEntry, role) == 12);
+    assert!(offset_of!(EndpointEntry, generation) == 16);
+    assert!(offset_of!(EndpointEntry, pid) == 20);
+    assert!(size_of::<SlotHeader>() == SLOT_HEADER_SIZE);
+    assert!(offset_of!(SlotHeader, seq) == 0);
+    assert!(offset_of!(SlotHeader, len) == 8);
+    assert!(offset_of!(SlotHeader, reserved) == 12);
+};
+
+/// The shape of an MPMC ring, validated: slot count, slot payload size, endpoint
+/// table size, and every offset derived from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MpmcGeometry {
+    slots: usize,
+    slot_size: usize,
+    endpoints: usize,
+}
+
+impl MpmcGeometry {
+    /// Checks a requested shape.
+    ///
+    /// # Errors
+    /// [`MpmcLayoutError::InvalidSlotCount`] unless `slots` is a power of two within
+    /// [`MIN_SLOTS`]`..=`[`MAX_SLOTS`]; [`MpmcLayoutError::InvalidSlotSize`] unless
+    /// `slot_size` is within `1..=`[`MAX_SLOT_SIZE`];
+    /// [`MpmcLayoutError::InvalidEndpointCount`] unless `endpoints` is within
+    /// [`MIN_ENDPOINTS`]`..=`[`MAX_ENDPOINTS`]; [`MpmcLayoutError::SegmentTooLarge`]
+    /// beyond [`MAX_MPMC_SEGMENT`] bytes or the address space.
+    pub const fn new(
+        slots: usize,
+        slot_size: usize,
+        endpoints: usize,
+    ) -> Result<Self, MpmcLayoutError> {
+        if !slots.is_power_of_two() || slots < MIN_SLOTS || slots > MAX_SLOTS {
+            return Err(MpmcLayoutError::InvalidSlotCount {
+                slots: slots as u64,
+            });
+        }
+        if slot_size == 0 || slot_size > MAX_SLOT_SIZE {
+            return Err(MpmcLayoutError::InvalidSlotSize {
+                slot_size: slot_size as u64,
+                max: MAX_SLOT_SIZE as u64,
+            });
+        }
+        if endpoints < MIN_ENDPOINTS || endpoints > MAX_ENDPOINTS {
+            return Err(MpmcLayoutError::InvalidEndpointCount {
+                endpoints: endpoints as u64,
+                max: MAX_ENDPOINTS as u64,
+            });
+        }
+        let geometry = Self {
+            slots,
+            slot_size,
+            endpoints,
+        };
+        // Each factor is at most 2^24 + 16, so the products fit in u64.
+        let size = geometry.segment_size_u64();
+        if size > MAX_MPMC_SEGMENT || size > isize::MAX as u64 {
+            return Err(MpmcLayoutError::SegmentTooLarge { size });
+        }
+        Ok(geometry)
+    }
+
+    /// Number of slots (a power of two).
+    pub const fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Largest payload of one slot.
+    pub const fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
+    /// Entries in the endpoint table.
+    pub const fn endpoints(&self) -> usize {
+        self.endpoints
+    }
+
+    /// Bytes from one slot to the next.
+    pub const fn slot_stride(&self) -> usize {
+        SLOT_HEADER_SIZE + self.slot_size.next_multiple_of(SLOT_ALIGN)
+    }
+
+    /// Offset of endpoint entry `index` in the segment (not checked against the
+    /// table size). The `shmring` crate locks a byte range here as the endpoint's
+    /// liveness mark.
+    pub const fn entry_offset(&self, index: usize) -> usize {
+        MPMC_TABLE_OFFSET + index * ENDPOINT_ENTRY_SIZE
+    }
+
+    /// Offset of slot 0 (a multiple of 128).
+    pub const fn slots_offset(&self) -> usize {
+        self.entry_offset(self.endpoints)
+    }
+
+    /// Offset of slot `index`'s header (not checked against the slot count).
+    pub const fn slot_offset(&self, index: usize) -> usize {
+        self.slots_offset() + index * self.slot_stride()
+    }
+
+    const fn segment_size_u64(&self) -> u64 {
+        self.slots_offset() as u64 + self.slots as u64 * self.slot_stride() as u64
+    }
+
+    /// Bytes the layout spans.
+    pub const fn segment_size(&self) -> usize {
+        self.segment_size_u64() as usize
+    }
+
+    /// Size and alignment of the segment.
+    pub const fn layout(&self) -> Layout {
+        match Layout::from_size_align(self.segment_size(), SEGMENT_ALIGN) {
+            Ok(layout) => layout,
+            // `new` bounded the size by isize::MAX and the alignment is a power of two.
+            Err(_) => panic!("MpmcGeometry::new checked the size"),
+        }
+    }
+}
+
+/// Size and alignment of an MPMC segment of `slots` slots of `slot_size` payload
+/// bytes and an endpoint table of `endpoints` entries.
+///
+/// # Errors
+/// As [`MpmcGeometry::new`].
+///
+/// # Examples
+/// ```
+/// let layout = shmring_core::mpmc_segment_layout(4, 8, 2)?;
+/// // 512 bytes of lines, 2 entries of 128 bytes, 4 slots of 16 + 8 bytes.
+/// assert_eq!(layout.size(), 512 + 2 * 128 + 4 * 24);
+/// assert_eq!(layout.align(), 128);
+/// # Ok::<(), shmring_core::MpmcLayoutError>(())
+/// ```
+pub fn mpmc_segment_layout(
+    slots: usize,
+    slot_size: usize,
+    endpoints: usize,
+) -> Result<Layout, MpmcLayoutError> {
+    Ok(MpmcGeometry::new(slots, slot_size, endpoints)?.layout())
+}

@@ -1,0 +1,933 @@
+//! The multi-producer multi-consumer ring of fixed-size slots, crash-consistent.
+//!
+//! A bounded queue in the style of Dmitry Vyukov's: `S` slots (a power of two),
+//! each with a sequence number, and two shared positions, `tail` (producers claim
+//! from it) and `head` (consumers claim from it). Position `P` lives in slot
+//! `P mod S`. For that slot, `seq == P` says "free for `P`", `seq == P + 1` says
+//! "the message for `P` is published", and the consumer that has copied it stores
+//! `P + S` ("free for the next lap").
+//!
+//! ```text
+//! producer                                 consumer
+//! P = tail; seq(P) == P?                   P = head; seq(P) == P + 1?
+//! intent = P            (Release)          intent = P            (Release)
+//! CAS tail P -> P+1     (AcqRel)           CAS head P -> P+1     (AcqRel)
+//! write len, payload                       copy len, payload out
+//! seq = P + 1           (Release)          seq = P + S           (Release)
+//! intent = NONE         (Release)          intent = NONE         (Release)
+//! ```
+//!
+//! # Crash consistency
+//!
+//! Each endpoint registers in an entry of the segment's endpoint table and, before
+//! it claims a position, writes the position into its entry's `intent` word. A
+//! caller-supplied [`Liveness`] tells whether the holder of an entry is alive (the
+//! `shmring` crate: an OFD lock the kernel drops at death).
+//!
+//! - A consumer that finds position `P` claimed but unpublished gets
+//!   [`RecvError::Stalled`]. When the stall has lasted longer than the caller's
+//!   bound, [`MpmcConsumer::skip_dead_producer`] looks for a live endpoint whose
+//!   intent is `P`; if there is none the claimant is dead, and the slot is skipped:
+//!   one compare-and-swap of its `seq` from `P` to `P + S` (exactly one consumer
+//!   wins, so all agree), the winner counts it in `skipped` and advances `head`.
+//! - A producer that finds the slot still held by a consumer of the previous lap
+//!   gets [`SendError::Stalled`]; [`MpmcProducer::reclaim_from_dead_consumer`]
+//!   frees it if no live endpoint intends that position (CAS `seq` from `P + 1` to
+//!   `P + S`), counting the message in `lost`.
+//!
+//! Every published message is delivered at most once and, per producer, in order;
+//! a message is lost only if its consumer dies between claiming it and freeing its
+//! slot, and every such loss is counted. ARCHITECTURE.md ("The MPMC ring") has the
+//! argument and the memory orderings.
+
+mod error;
+pub mod layout;
+pub mod region;
+
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::num::NonZeroU32;
+
+pub use error::{MpmcCorruption, MpmcLayoutError, MpmcWaitError, RecvError, RegisterError, SendError};
+use layout::{INTENT_NONE, MpmcControl, MpmcGeometry, ROLE_CONSUMER, ROLE_PRODUCER};
+pub use region::MpmcRegion;
+#[cfg(not(shmring_loom))]
+pub use region::RawMpmcRegion;
+
+use crate::sync::{AtomicU32, Ordering};
+use crate::wait::{Futex, notify, prepare_wait};
+
+/// Attempts a `try_` call makes before it gives up with `Contended`: each failed
+/// attempt means another endpoint claimed a position (or a hostile peer moved one).
+const MAX_ATTEMPTS: u32 = 256;
+
+/// Whether the holder of an endpoint table entry is alive.
+///
+/// # Safety
+///
+/// [`is_alive`](Liveness::is_alive) may return `false` for an entry only if no
+/// endpoint that ever registered in it will access the ring again: its process has
+/// exited (the kernel released its mark), or in one process its handle has been
+/// dropped or leaked for good. The ring then treats the entry's claim as abandoned
+/// and lets another endpoint reuse the claimed slot; a wrong `false` lets two
+/// endpoints write the same slot bytes.
+pub unsafe trait Liveness {
+    /// Whether the endpoint registered in table entry `entry` may still access the
+    /// ring. `true` is always safe (recovery then waits).
+    fn is_alive(&self, entry: usize) -> bool;
+}
+
+/// The ring's recovery statistics, read from the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MpmcStats {
+    /// Claims of dead producers that consumers skipped (no message was published
+    /// there, so none was lost).
+    pub skipped: u64,
+    /// Messages lost with a consumer that died between claiming and freeing them.
+    pub lost: u64,
+}
+
+impl MpmcStats {
+    /// Reads the counters (Relaxed: statistics, ordered with nothing).
+    pub fn read(control: &MpmcControl) -> Self {
+        Self {
+            skipped: control.signals.0.skipped.load(Ordering::Relaxed),
+            lost: control.signals.0.lost.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a recovery call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// This call freed the slot (and counted it).
+    Recovered,
+    /// The position is no longer stalled: published, freed, or recovered by
+    /// another endpoint. Try the operation again.
+    AlreadyMoved,
+    /// A live endpoint intends the position: it is slow, not dead. Keep waiting.
+    ClaimantAlive {
+        /// Its table entry.
+        entry: usize,
+    },
+}
+
+/// What both endpoint kinds keep: the region, its trusted shape, their table entry.
+struct Endpoint<R: MpmcRegion> {
+    region: R,
+    mask: u64,
+    slots: u64,
+    slot_size: usize,
+    endpoints: usize,
+    entry: usize,
+    generation: u32,
+    /// Signals to notify at the next `wake`: bit 0 data, bit 1 space.
+    pending: u8,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+const PENDING_DATA: u8 = 1;
+const PENDING_SPACE: u8 = 2;
+
+impl<R: MpmcRegion> Endpoint<R> {
+    /// Registers in a free entry (`at: None`), or in entry `at` held by `previous`.
+    fn register(
+        region: R,
+        role: u32,
+        token: NonZeroU32,
+        at: Option<usize>,
+        previous: u32,
+    ) -> Result<Self, RegisterError> {
+        let geometry = region.geometry();
+        let endpoints = geometry.endpoints();
+        let claim = |index: usize| {
+            // SYNC: Acquire pairs with the Release store of the owner word in
+            // `Drop`: the previous holder's last intent clear is visible.
+            region.entry(index).owner.compare_exchange(
+                previous,
+                token.get(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+        };
+        let entry = match at {
+            Some(index) if index >= endpoints => {
+                return Err(RegisterError::EntryOutOfRange {
+                    entry: index,
+                    endpoints,
+                });
+            }
+            Some(index) => match claim(index) {
+                Ok(_) => index,
+                Err(owner) => {
+                    return Err(RegisterError::Taken {
+                        entry: index,
+                        owner,
+                    });
+                }
+            },
+            None => (0..endpoints)
+                .find(|&index| claim(index).is_ok())
+                .ok_or(RegisterError::TableFull { endpoints })?,
+        };
+        let e = region.entry(entry);
+        // SYNC: Release: a scanner that reads NONE here (Acquire) sees nothing of
+        // the previous holder's after it. The holder is gone (the owner CAS or the
+        // caller's take-over contract), so its stale intent must not keep anyone
+        // waiting once this entry's liveness reports the new holder.
+        e.intent.store(INTENT_NONE, Ordering::Release);
+        // Relaxed: informational words, read by observers and the `shmring` crate.
+        e.role.store(role, Ordering::Relaxed);
+        let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        Ok(Self {
+            mask: geometry.slots() as u64 - 1,
+            slots: geometry.slots() as u64,
+            slot_size: geometry.slot_size(),
+            endpoints,
+            region,
+            entry,
+            generation,
+            pending: 0,
+            _not_sync: PhantomData,
+        })
+    }
+
+    #[inline]
+    fn index(&self, position: u64) -> usize {
+        (position & self.mask) as usize
+    }
+
+    /// Whether `seq` can be the sequence number of `position`'s slot at all: every
+    /// value the protocol writes there is `≡ position` or `≡ position + 1` modulo the
+    /// slot count.
+    #[inline]
+    fn check_seq(&self, position: u64, seq: u64) -> Result<(), MpmcCorruption> {
+        if seq.wrapping_sub(position) & self.mask <= 1 {
+            Ok(())
+        } else {
+            Err(MpmcCorruption::BadSequence { position, seq })
+        }
+    }
+
+    #[inline]
+    fn set_intent(&self, position: u64) {
+        // SYNC: Release pairs with the Acquire load in `claimant_alive`: a
+        // recoverer that reads this value (a later claim) also sees our earlier
+        // `seq` publication, so its compare-and-swap of that slot fails. The
+        // publication of this value *to* a recoverer is the Release of the
+        // tail/head CAS that follows (the recoverer Acquire-loads tail/head).
+        self.region
+            .entry(self.entry)
+            .intent
+            .store(position, Ordering::Release);
+    }
+
+    #[inline]
+    fn clear_intent(&self) {
+        // SYNC: Release pairs with the Acquire load in `claimant_alive`: a
+        // recoverer that reads NONE sees our `seq` store before it, so its
+        // compare-and-swap of the slot fails rather than undo our publication.
+        self.region
+            .entry(self.entry)
+            .intent
+            .store(INTENT_NONE, Ordering::Release);
+    }
+
+    /// A live endpoint whose intent is `position`, if any.
+    fn claimant_alive<L: Liveness + ?Sized>(&self, position: u64, liveness: &L) -> Option<usize> {
+        (0..self.endpoints).find(|&index| {
+            // SYNC: Acquire pairs with the Release stores in `set_intent` and
+            // `clear_intent` (see there).
+            self.region.entry(index).intent.load(Ordering::Acquire) == position
+                && liveness.is_alive(index)
+        })
+    }
+
+    fn stats(&self) -> MpmcStats {
+        MpmcStats::read(self.region.control())
+    }
+
+    fn wake<F: Futex + ?Sized>(&mut self, futex: &F) {
+        let signals = &self.region.control().signals.0;
+        if self.pending & PENDING_DATA != 0 {
+            notify(&signals.data_signal, futex);
+        }
+        if self.pending & PENDING_SPACE != 0 {
+            notify(&signals.space_signal, futex);
+        }
+        self.pending = 0;
+    }
+
+    /// Blocks on `word` until `ready` holds or the deadline passes.
+    fn wait_until<F: Futex + ?Sized>(
+        &mut self,
+        word: fn(&MpmcControl) -> &AtomicU32,
+        ready: fn(&Self) -> Result<bool, MpmcCorruption>,
+        futex: &F,
+        deadline: Option<F::Deadline>,
+    ) -> Result<(), MpmcWaitError> {
+        loop {
+            if ready(self).map_err(MpmcWaitError::Corrupted)? {
+                return Ok(());
+            }
+            // Never sleep owing the others a wake-up.
+            self.wake(futex);
+            let word = word(self.region.control());
+            let key = prepare_wait(word, futex);
+            // Ordered after the registration by `prepare_wait`'s fence.
+            if ready(self).map_err(MpmcWaitError::Corrupted)? {
+                return Ok(());
+            }
+            futex.wait(word, key, deadline)?;
+        }
+    }
+}
+
+#[cfg(shmring_loom)]
+impl<R: MpmcRegion> Endpoint<R> {
+    /// Drops the region without the `Drop` clean-up.
+    fn die(self) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the region is moved
+        // out exactly once.
+        drop(unsafe { core::ptr::read(&this.region) });
+    }
+}
+
+impl<R: MpmcRegion> Drop for Endpoint<R> {
+    fn drop(&mut self) {
+        let entry = self.region.entry(self.entry);
+        // Relaxed: published by the Release store of the owner word just below.
+        entry.intent.store(INTENT_NONE, Ordering::Relaxed);
+        // SYNC: Release pairs with the Acquire CAS in `register`.
+        entry.owner.store(0, Ordering::Release);
+    }
+}
+
+/// A sending endpoint of an MPMC ring. Any number may send at once (one handle
+/// each, up to the table size); `Send` but not `Sync`.
+///
+/// # Examples
+/// ```
+/// use core::num::NonZeroU32;
+/// use shmring_core::{MpmcConsumer, MpmcProducer, RawMpmcRegion, mpmc_segment_layout};
+///
+/// #[repr(C, align(128))]
+/// struct Mem([u8; 1024]);
+/// let mut mem = Mem([0; 1024]);
+/// assert!(mpmc_segment_layout(4, 16, 2)?.size() <= mem.0.len());
+/// // SAFETY: `mem` outlives the handles and is touched only through them.
+/// let region = unsafe { RawMpmcRegion::init(mem.0.as_mut_ptr(), mem.0.len(), 4, 16, 2) }?;
+/// let token = NonZeroU32::new(1).unwrap();
+/// let mut tx = MpmcProducer::register(region.clone(), token)?;
+/// let mut rx = MpmcConsumer::register(region, token)?;
+/// tx.try_send(b"hello")?;
+/// let mut buf = [0u8; 16];
+/// let n = rx.try_recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+pub struct MpmcProducer<R: MpmcRegion> {
+    ep: Endpoint<R>,
+}
+
+impl<R: MpmcRegion> fmt::Debug for MpmcProducer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpmcProducer")
+            .field("entry", &self.ep.entry)
+            .field("generation", &self.ep.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receiving endpoint of an MPMC ring. Any number may receive at once; `Send`
+/// but not `Sync`.
+pub struct MpmcConsumer<R: MpmcRegion> {
+    ep: Endpoint<R>,
+}
+
+impl<R: MpmcRegion> fmt::Debug for MpmcConsumer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpmcConsumer")
+            .field("entry", &self.ep.entry)
+            .field("generation", &self.ep.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! endpoint_common {
+    ($ty:ident, $role:expr, $what:literal) => {
+        impl<R: MpmcRegion> $ty<R> {
+            #[doc = concat!("Registers a ", $what, " in the first free entry of the endpoint table.")]
+            ///
+            /// # Errors
+            /// [`RegisterError::TableFull`] when every entry is held.
+            pub fn register(region: R, token: NonZeroU32) -> Result<Self, RegisterError> {
+                Endpoint::register(region, $role, token, None, 0).map(|ep| Self { ep })
+            }
+
+            #[doc = concat!("Registers a ", $what, " in table entry `entry`, which must be free")]
+            /// (owner word 0). The `shmring` crate calls this after taking the
+            /// entry's liveness lock.
+            ///
+            /// # Errors
+            /// [`RegisterError::EntryOutOfRange`], or [`RegisterError::Taken`] with the
+            /// owner word found.
+            pub fn register_at(
+                region: R,
+                entry: usize,
+                token: NonZeroU32,
+            ) -> Result<Self, RegisterError> {
+                Endpoint::register(region, $role, token, Some(entry), 0).map(|ep| Self { ep })
+            }
+
+            #[doc = concat!("Registers a ", $what, " in table entry `entry`, taking it over from a")]
+            /// holder that is gone (its owner word still holds `previous`). Its
+            /// claim, if any, stays recoverable by the others.
+            ///
+            /// # Errors
+            /// As [`register_at`](Self::register_at); `Taken` if the owner word no
+            /// longer holds `previous`.
+            ///
+            /// # Safety
+            /// The endpoint that registered with `previous` will never access the ring
+            /// again: its process has exited, or its handle in this process has been
+            /// leaked for good.
+            pub unsafe fn take_over_at(
+                region: R,
+                entry: usize,
+                token: NonZeroU32,
+                previous: NonZeroU32,
+            ) -> Result<Self, RegisterError> {
+                Endpoint::register(region, $role, token, Some(entry), previous.get())
+                    .map(|ep| Self { ep })
+            }
+
+            /// This endpoint's entry in the table.
+            pub fn entry(&self) -> usize {
+                self.ep.entry
+            }
+
+            /// The entry's generation number after this endpoint registered.
+            pub fn generation(&self) -> u32 {
+                self.ep.generation
+            }
+
+            /// The ring's shape.
+            pub fn geometry(&self) -> MpmcGeometry {
+                self.ep.region.geometry()
+            }
+
+            /// The ring's recovery statistics.
+            pub fn stats(&self) -> MpmcStats {
+                self.ep.stats()
+            }
+
+            /// Wakes the endpoints waiting for what this one has done since the last
+            /// call: consumers after messages were published (or a slot skipped),
+            /// producers after slots were freed. Costs nothing if nothing was done,
+            /// else the futex's notifier fence and a load per signal when nobody
+            /// waits.
+            pub fn wake<F: Futex + ?Sized>(&mut self, futex: &F) {
+                self.ep.wake(futex);
+            }
+        }
+    };
+}
+
+endpoint_common!(MpmcProducer, ROLE_PRODUCER, "producer");
+endpoint_common!(MpmcConsumer, ROLE_CONSUMER, "consumer");
+
+impl<R: MpmcRegion> MpmcProducer<R> {
+    /// Largest message: the slot size.
+    pub fn max_message_len(&self) -> usize {
+        self.ep.slot_size
+    }
+
+    /// Claims the next position: its slot is ours to write until we publish it.
+    /// On return the intent holds the position.
+    fn claim(&mut self) -> Result<u64, SendError> {
+        let ep = &self.ep;
+        let control = ep.region.control();
+        // SYNC: Acquire pairs with the Release half of the tail CASes (one
+        // release sequence): every claim below the tail, and so the `seq` each
+        // claimant read, happen before our `seq` load, which therefore reads no
+        // older value than `position - slots` (free for the previous lap).
+        let mut position = control.tail.0.load(Ordering::Acquire);
+        for _ in 0..MAX_ATTEMPTS {
+            // SYNC: Acquire pairs with the consumer's Release store of `seq`
+            // (P + S) in `try_recv` and with the recoverers' AcqRel CASes: their
+            // reads of this slot happen before our writes.
+            let seq = ep.region.slot(ep.index(position)).seq.load(Ordering::Acquire);
+            if let Err(c) = ep.check_seq(position, seq) {
+                ep.clear_intent();
+                return Err(SendError::Corrupted(c));
+            }
+            let diff = seq.wrapping_sub(position) as i64;
+            if diff == 0 {
+                ep.set_intent(position);
+                // SYNC: AcqRel. Release publishes our intent to a consumer that
+                // Acquire-loads a tail beyond `position` (its stall check and
+                // recovery); Acquire orders our later CASes after other producers'.
+                // Acquire on failure: `found` is a new starting point, as the load
+                // above.
+                match control.tail.0.compare_exchange(
+                    position,
+                    position.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return Ok(position),
+                    Err(found) => position = found,
+                }
+            } else if diff == 1 - self.ep.slots as i64 || diff == -(self.ep.slots as i64) {
+                // The slot holds the previous lap: its message unconsumed, or
+                // claimed by a consumer that has not freed it yet, or (seq == P - S)
+                // claimed by a producer of that lap and not published.
+                ep.clear_intent();
+                if diff == -(self.ep.slots as i64) {
+                    return Err(SendError::Full);
+                }
+                // Relaxed: only tells Full from Stalled; recovery re-reads it.
+                let head = control.head.0.load(Ordering::Relaxed);
+                let previous = position.wrapping_sub(self.ep.slots);
+                return Err(if head.wrapping_sub(previous) as i64 > 0 {
+                    SendError::Stalled { position }
+                } else {
+                    SendError::Full
+                });
+            } else {
+                // Another producer claimed `position` (its seq moved on), or our
+                // tail was stale: reload. A producer moves `tail` before `seq`, so
+                // a legitimate reload gives another value.
+                // SYNC: Acquire, as the first load of the tail.
+                let found = control.tail.0.load(Ordering::Acquire);
+                if found == position {
+                    ep.clear_intent();
+                    return Err(SendError::Corrupted(MpmcCorruption::BadSequence {
+                        position,
+                        seq,
+                    }));
+                }
+                position = found;
+            }
+        }
+        ep.clear_intent();
+        Err(SendError::Contended)
+    }
+
+    /// Copies `message` into a slot and publishes it.
+    ///
+    /// # Errors
+    /// [`SendError::TooLarge`] beyond the slot size; [`SendError::Full`];
+    /// [`SendError::Stalled`] when the slot is still held by a consumer of the
+    /// previous lap (wait, and after the caller's bound try
+    /// [`reclaim_from_dead_consumer`](Self::reclaim_from_dead_consumer));
+    /// [`SendError::Contended`]; [`SendError::Corrupted`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
+        if message.len() > self.ep.slot_size {
+            return Err(SendError::TooLarge {
+                len: message.len(),
+                max: self.ep.slot_size,
+            });
+        }
+        let position = self.claim()?;
+        self.publish(position, message);
+        Ok(())
+    }
+
+    fn publish(&mut self, position: u64, message: &[u8]) {
+        let ep = &mut self.ep;
+        let index = ep.index(position);
+        let slot = ep.region.slot(index);
+        ep.region.will_write(index);
+        // Relaxed: published by the Release store of `seq` below.
+        slot.len.store(message.len() as u32, Ordering::Relaxed);
+        // SAFETY: `message.len() <= slot_size` (checked by the caller); the slot is
+        // ours from the tail CAS until the `seq` store below: consumers read it
+        // only after that store, producers claim it only once a consumer frees it,
+        // and recoverers take it only from a dead claimant. The region keeps
+        // `slot_size` bytes valid at `payload(index)`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                message.as_ptr(),
+                ep.region.payload(index),
+                message.len(),
+            );
+        }
+        // SYNC: Release pairs with the Acquire load of `seq` in `try_recv`: the
+        // length and payload are visible once a consumer sees P + 1.
+        slot.seq.store(position.wrapping_add(1), Ordering::Release);
+        ep.clear_intent();
+        ep.pending |= PENDING_DATA;
+    }
+
+    /// Frees the slot of `position - slots` if the consumer that claimed it is
+    /// dead: the message in it is lost (counted in [`MpmcStats::lost`]). Call after
+    /// [`SendError::Stalled`] for `position` has lasted longer than a bound the
+    /// caller chooses (a live consumer copying a message is not dead; a bound of
+    /// milliseconds avoids scanning the table at every stall).
+    ///
+    /// # Errors
+    /// [`MpmcCorruption`] if the slot's sequence number is invalid.
+    pub fn reclaim_from_dead_consumer<L: Liveness + ?Sized>(
+        &mut self,
+        position: u64,
+        liveness: &L,
+    ) -> Result<Recovery, MpmcCorruption> {
+        let ep = &mut self.ep;
+        let previous = position.wrapping_sub(ep.slots);
+        let slot = ep.region.slot(ep.index(position));
+        // Relaxed: the CAS below decides; this only filters.
+        let seq = slot.seq.load(Ordering::Relaxed);
+        ep.check_seq(position, seq)?;
+        if seq != previous.wrapping_add(1) {
+            return Ok(Recovery::AlreadyMoved);
+        }
+        // SYNC: Acquire pairs with the Release half of the consumer's head CAS: the
+        // intent it stored before claiming `previous` is visible to the scan.
+        let head = ep.region.control().head.0.load(Ordering::Acquire);
+        if head.wrapping_sub(previous) as i64 <= 0 {
+            // Not claimed by a consumer: the ring is merely full.
+            return Ok(Recovery::AlreadyMoved);
+        }
+        if let Some(entry) = ep.claimant_alive(previous, liveness) {
+            return Ok(Recovery::ClaimantAlive { entry });
+        }
+        // SYNC: AcqRel: Acquire as for `claim`'s seq load; Release pairs with the
+        // producers' Acquire loads of `seq` (this frees the slot). Exactly one
+        // recoverer wins; a live consumer's free (P + S) makes it fail.
+        match slot.seq.compare_exchange(
+            previous.wrapping_add(1),
+            position,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                // Relaxed: a statistic.
+                ep.region
+                    .control()
+                    .signals
+                    .0
+                    .lost
+                    .fetch_add(1, Ordering::Relaxed);
+                ep.pending |= PENDING_SPACE;
+                Ok(Recovery::Recovered)
+            }
+            Err(_) => Ok(Recovery::AlreadyMoved),
+        }
+    }
+
+    /// Whether the slot at the tail may take a message now (or the tail moved, or
+    /// the slot is garbage: `try_send` will tell).
+    fn space_ready(ep: &Endpoint<R>) -> Result<bool, MpmcCorruption> {
+        let control = ep.region.control();
+        // Relaxed: only decides whether to stop waiting; `try_send` re-reads both.
+        let position = control.tail.0.load(Ordering::Relaxed);
+        let seq = ep.region.slot(ep.index(position)).seq.load(Ordering::Relaxed);
+        ep.check_seq(position, seq)?;
+        let diff = seq.wrapping_sub(position) as i64;
+        Ok(diff != 1 - ep.slots as i64 && diff != -(ep.slots as i64))
+    }
+
+    /// Blocks until the slot at the tail is free (or the tail moves), or the
+    /// deadline passes. Returns at once if it is free now. [`try_send`](Self::try_send)
+    /// may still fail afterwards (another producer took the slot): call again.
+    /// While a consumer holds the slot (stalled), this sleeps until it frees it: a
+    /// caller that must recover from dead consumers passes a deadline no later than
+    /// its stall bound.
+    ///
+    /// # Errors
+    /// [`MpmcWaitError::TimedOut`], [`MpmcWaitError::Corrupted`].
+    pub fn wait_for_space<F: Futex + ?Sized>(
+        &mut self,
+        futex: &F,
+        deadline: Option<F::Deadline>,
+    ) -> Result<(), MpmcWaitError> {
+        self.ep.wait_until(
+            |c| &c.signals.0.space_signal,
+            Self::space_ready,
+            futex,
+            deadline,
+        )
+    }
+
+    /// Test support for the model checks: claims a position as
+    /// [`try_send`](Self::try_send) does and returns it without publishing, as a
+    /// producer that dies right after its claim would leave it.
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn claim_without_publishing(&mut self) -> Result<u64, SendError> {
+        self.claim()
+    }
+
+    /// Test support for the model checks: ends this handle as a killed process
+    /// would, leaving its table entry (owner, intent) as it is.
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn die(self) {
+        self.ep.die();
+    }
+}
+
+impl<R: MpmcRegion> MpmcConsumer<R> {
+    /// Largest message: the slot size.
+    pub fn max_message_len(&self) -> usize {
+        self.ep.slot_size
+    }
+
+    /// Claims the next published message, copies it into `buf` and frees its slot;
+    /// returns its length.
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`]; [`RecvError::BufferTooSmall`] with the message's length
+    /// (nothing consumed); [`RecvError::Stalled`] when a producer claimed the next
+    /// position and has not published it (wait, and after the caller's bound try
+    /// [`skip_dead_producer`](Self::skip_dead_producer)); [`RecvError::Contended`];
+    /// [`RecvError::Corrupted`] (for a bad length field the slot was consumed and
+    /// freed, so the next call moves on).
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let (position, len) = self.claim(buf.len())?;
+        self.finish(position, len, Some(buf))
+    }
+
+    /// Claims the next published message; `(position, length)`, intent set.
+    fn claim(&mut self, buffer: usize) -> Result<(u64, u32), RecvError> {
+        let ep = &self.ep;
+        let control = ep.region.control();
+        // SYNC: Acquire pairs with the Release half of the head CASes: every claim
+        // below the head, and the `seq` each claimant read, happen before our
+        // `seq` load, which therefore reads no older value than
+        // `position - slots + 1` (the previous lap's message).
+        let mut position = control.head.0.load(Ordering::Acquire);
+        for _ in 0..MAX_ATTEMPTS {
+            let slot = ep.region.slot(ep.index(position));
+            // SYNC: Acquire pairs with the producer's Release store of `seq`
+            // (P + 1) in `publish`: the length and payload are visible.
+            let seq = slot.seq.load(Ordering::Acquire);
+            if let Err(c) = ep.check_seq(position, seq) {
+                ep.clear_intent();
+                return Err(RecvError::Corrupted(c));
+            }
+            let diff = seq.wrapping_sub(position) as i64;
+            if diff == 1 {
+                // Relaxed: ordered after the Acquire above. Read once; stable while
+                // seq == P + 1 (no producer writes the slot before it is freed).
+                let len = slot.len.load(Ordering::Relaxed);
+                if len as usize <= ep.slot_size && len as usize > buffer {
+                    ep.clear_intent();
+                    return Err(RecvError::BufferTooSmall {
+                        len: len as usize,
+                        buffer,
+                    });
+                }
+                ep.set_intent(position);
+                // SYNC: AcqRel. Release publishes our intent to a producer that
+                // Acquire-loads a head beyond `position` (its recovery);
+                // Acquire orders us after the consumer (or skipper) before us.
+                // Acquire on failure: `found` is a new starting point, as the load
+                // above.
+                match control.head.0.compare_exchange(
+                    position,
+                    position.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return Ok((position, len)),
+                    Err(found) => position = found,
+                }
+            } else if diff == 0 {
+                ep.clear_intent();
+                // SYNC: Acquire pairs with the Release half of the producers' tail
+                // CAS: if the tail is past `position`, its claimant's intent is
+                // visible to `skip_dead_producer`.
+                let tail = control.tail.0.load(Ordering::Acquire);
+                return Err(if tail.wrapping_sub(position) as i64 > 0 {
+                    RecvError::Stalled { position }
+                } else {
+                    RecvError::Empty
+                });
+            } else if diff == 1 - ep.slots as i64 {
+                // The previous lap's message is claimed by a consumer that has not
+                // freed it yet: nothing can be published here before it does.
+                ep.clear_intent();
+                return Err(RecvError::Empty);
+            } else if diff == ep.slots as i64 || diff == ep.slots as i64 + 1 {
+                // Consumed by another consumer (our head is stale), or skipped by a
+                // consumer that has not advanced `head` yet (it may have died
+                // there): help.
+                // SYNC: AcqRel and Acquire on failure, as in the claim above.
+                match control.head.0.compare_exchange(
+                    position,
+                    position.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => position = position.wrapping_add(1),
+                    Err(found) => position = found,
+                }
+            } else {
+                // Our head is stale by more: reload. A consumer moves `head` before
+                // it frees `seq`, so a legitimate reload gives another value.
+                // SYNC: Acquire, as the first load of the head.
+                let found = control.head.0.load(Ordering::Acquire);
+                if found == position {
+                    ep.clear_intent();
+                    return Err(RecvError::Corrupted(MpmcCorruption::BadSequence {
+                        position,
+                        seq,
+                    }));
+                }
+                position = found;
+            }
+        }
+        ep.clear_intent();
+        Err(RecvError::Contended)
+    }
+
+    /// Copies the claimed message out (if `buf`) and frees the slot.
+    fn finish(&mut self, position: u64, len: u32, buf: Option<&mut [u8]>) -> Result<usize, RecvError> {
+        let ep = &mut self.ep;
+        let index = ep.index(position);
+        let slot = ep.region.slot(index);
+        let result = if len as usize > ep.slot_size {
+            Err(RecvError::Corrupted(MpmcCorruption::BadLength {
+                position,
+                len,
+                max: ep.slot_size,
+            }))
+        } else {
+            if let Some(buf) = buf {
+                ep.region.will_read(index);
+                // SAFETY: `len <= slot_size` (checked) and `len <= buf.len()` (checked
+                // in `claim`); the slot is ours from the head CAS until the `seq`
+                // store below; the region keeps `slot_size` bytes valid there.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        ep.region.payload(index),
+                        buf.as_mut_ptr(),
+                        len as usize,
+                    );
+                }
+            }
+            Ok(len as usize)
+        };
+        // SYNC: Release pairs with the producers' Acquire load of `seq` in `claim`:
+        // our copy happens before the next lap's writes.
+        slot.seq
+            .store(position.wrapping_add(ep.slots), Ordering::Release);
+        ep.clear_intent();
+        ep.pending |= PENDING_SPACE;
+        result
+    }
+
+    /// Skips `position` if the producer that claimed it is dead (no message was
+    /// published there; counted in [`MpmcStats::skipped`]). Call after
+    /// [`RecvError::Stalled`] for `position` has lasted longer than a bound the
+    /// caller chooses (a live producer copying its message is not dead).
+    ///
+    /// # Errors
+    /// [`MpmcCorruption`] if the slot's sequence number is invalid.
+    pub fn skip_dead_producer<L: Liveness + ?Sized>(
+        &mut self,
+        position: u64,
+        liveness: &L,
+    ) -> Result<Recovery, MpmcCorruption> {
+        let ep = &mut self.ep;
+        let control = ep.region.control();
+        let slot = ep.region.slot(ep.index(position));
+        // Relaxed: the CAS below decides; this only filters.
+        let seq = slot.seq.load(Ordering::Relaxed);
+        ep.check_seq(position, seq)?;
+        if seq != position {
+            return Ok(Recovery::AlreadyMoved);
+        }
+        // SYNC: Acquire pairs with the Release half of the producers' tail CAS: the
+        // intent the claimant of `position` stored before claiming is visible.
+        let tail = control.tail.0.load(Ordering::Acquire);
+        if tail.wrapping_sub(position) as i64 <= 0 {
+            return Ok(Recovery::AlreadyMoved);
+        }
+        if let Some(entry) = ep.claimant_alive(position, liveness) {
+            return Ok(Recovery::ClaimantAlive { entry });
+        }
+        // SYNC: AcqRel: Release pairs with the producers' Acquire load of `seq`
+        // (the slot is free for the next lap) and with the consumers' (they help
+        // advance the head). Exactly one skipper wins; a late publication by a live
+        // claimant (P + 1) makes it fail.
+        match slot.seq.compare_exchange(
+            position,
+            position.wrapping_add(ep.slots),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                // Relaxed: a statistic.
+                control.signals.0.skipped.fetch_add(1, Ordering::Relaxed);
+                // SYNC: AcqRel as in `claim`. If this fails, another consumer
+                // already helped.
+                let _ = control.head.0.compare_exchange(
+                    position,
+                    position.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                ep.pending |= PENDING_DATA | PENDING_SPACE;
+                Ok(Recovery::Recovered)
+            }
+            Err(_) => Ok(Recovery::AlreadyMoved),
+        }
+    }
+
+    /// Whether the slot at the head holds something to act on: a message, a slot
+    /// to help past, or garbage (`try_recv` will tell).
+    fn message_ready(ep: &Endpoint<R>) -> Result<bool, MpmcCorruption> {
+        let control = ep.region.control();
+        // Relaxed: only decides whether to stop waiting; `try_recv` re-reads both.
+        let position = control.head.0.load(Ordering::Relaxed);
+        let seq = ep.region.slot(ep.index(position)).seq.load(Ordering::Relaxed);
+        ep.check_seq(position, seq)?;
+        let diff = seq.wrapping_sub(position) as i64;
+        Ok(diff != 0 && diff != 1 - ep.slots as i64)
+    }
+
+    /// Blocks until the slot at the head is published (or the head moves), or the
+    /// deadline passes. Returns at once if it is ready now.
+    /// [`try_recv`](Self::try_recv) may still return `Empty` afterwards (another
+    /// consumer took it): call again. While a producer's claim is unpublished
+    /// (stalled), this sleeps until it publishes: a caller that must recover from
+    /// dead producers passes a deadline no later than its stall bound.
+    ///
+    /// # Errors
+    /// [`MpmcWaitError::TimedOut`], [`MpmcWaitError::Corrupted`].
+    pub fn wait_for_message<F: Futex + ?Sized>(
+        &mut self,
+        futex: &F,
+        deadline: Option<F::Deadline>,
+    ) -> Result<(), MpmcWaitError> {
+        self.ep.wait_until(
+            |c| &c.signals.0.data_signal,
+            Self::message_ready,
+            futex,
+            deadline,
+        )
+    }
+
+    /// Test support for the model checks: claims the next message as
+    /// [`try_recv`](Self::try_recv) does and returns its position without copying or
+    /// freeing it, as a consumer that dies right after its claim would leave it.
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn claim_without_freeing(&mut self) -> Result<u64, RecvError> {
+        self.claim(usize::MAX).map(|(position, _)| position)
+    }
+
+    /// Test support for the model checks: ends this handle as a killed process
+    /// would, leaving its table entry (owner, intent) as it is.
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn die(self) {
+        self.ep.die();
+    }
+}

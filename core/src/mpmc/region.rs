@@ -1,0 +1,426 @@
+//! How the MPMC ring reaches its shared words and slot bytes.
+//!
+//! The algorithm in [`crate::mpmc`] is written once against [`MpmcRegion`]. In
+//! production the region is [`RawMpmcRegion`]: the layout in raw (usually shared,
+//! mapped) memory. In the model checks it is a loom-owned structure.
+
+use super::layout::{EndpointEntry, MpmcControl, MpmcGeometry, SlotHeader};
+
+/// Access to an MPMC ring's control lines, endpoint table, slot headers and slot
+/// payload bytes.
+///
+/// # Safety
+///
+/// Implementors promise, for as long as the value (or any clone of it) lives:
+/// - [`geometry`](MpmcRegion::geometry) always returns the same value;
+/// - [`control`](MpmcRegion::control) always returns the same control block;
+/// - [`entry`](MpmcRegion::entry) returns, for each index below
+///   `geometry().endpoints()`, always the same entry;
+/// - [`slot`](MpmcRegion::slot) returns, for each index below `geometry().slots()`,
+///   always the same header;
+/// - [`payload`](MpmcRegion::payload) returns, for each such index, always the same
+///   pointer, valid for reads and writes of `geometry().slot_size()` bytes from any
+///   thread, not overlapping any other slot's payload or any atomic above.
+///
+/// The ring calls these only with indices in range.
+pub unsafe trait MpmcRegion {
+    /// The ring's shape (trusted: never re-read from shared memory).
+    fn geometry(&self) -> MpmcGeometry;
+
+    /// The tail, head and signal lines.
+    fn control(&self) -> &MpmcControl;
+
+    /// Endpoint table entry `index`.
+    fn entry(&self, index: usize) -> &EndpointEntry;
+
+    /// The header of slot `index`.
+    fn slot(&self, index: usize) -> &SlotHeader;
+
+    /// The payload bytes of slot `index`.
+    fn payload(&self, index: usize) -> *mut u8;
+
+    /// Called as the ring starts writing slot `index`'s payload. Raw memory does
+    /// nothing; the loom region records a write to check for races.
+    #[inline]
+    fn will_write(&self, index: usize) {
+        let _ = index;
+    }
+
+    /// Called as the ring starts reading slot `index`'s payload.
+    #[inline]
+    fn will_read(&self, index: usize) {
+        let _ = index;
+    }
+}
+
+#[cfg(not(shmring_loom))]
+pub use raw::RawMpmcRegion;
+
+#[cfg(not(shmring_loom))]
+mod raw {
+    use core::ptr::{self, NonNull};
+
+    use super::MpmcRegion;
+    use crate::error::LayoutError;
+    use crate::layout::{KNOWN_FLAGS, LAYOUT_VERSION, MAGIC, RING_KIND_MPMC, SEGMENT_ALIGN};
+    use crate::mpmc::MpmcStats;
+    use crate::mpmc::error::MpmcLayoutError;
+    use crate::mpmc::layout::{
+        ENDPOINT_ENTRY_SIZE, EndpointEntry, INTENT_NONE, MPMC_TABLE_OFFSET, MpmcControl,
+        MpmcGeometry, MpmcSegmentHeader, SlotHeader,
+    };
+    use crate::sync::Ordering;
+
+    /// An MPMC ring's layout in raw memory: the production [`MpmcRegion`].
+    ///
+    /// Made by [`RawMpmcRegion::init`] (write a fresh layout) or
+    /// [`RawMpmcRegion::attach`] (validate one another process wrote). It holds a
+    /// pointer and the shape it validated; it never re-reads the header.
+    #[derive(Debug, Clone)]
+    pub struct RawMpmcRegion {
+        base: NonNull<u8>,
+        geometry: MpmcGeometry,
+        flags: u32,
+    }
+
+    // SAFETY: a pointer to memory the caller of `init`/`attach` promised stays
+    // valid; every access through it is atomic, or to slot payload bytes that the
+    // slot protocol gives to one endpoint at a time.
+    unsafe impl Send for RawMpmcRegion {}
+    // SAFETY: as for Send: `&RawMpmcRegion` only hands out atomics and pointers.
+    unsafe impl Sync for RawMpmcRegion {}
+
+    fn check_memory(ptr: *mut u8, len: usize, required: u64) -> Result<(), LayoutError> {
+        if ptr.is_null() || (ptr as usize) % SEGMENT_ALIGN != 0 {
+            return Err(LayoutError::Misaligned {
+                addr: ptr as usize,
+                align: SEGMENT_ALIGN,
+            });
+        }
+        if (len as u64) < required {
+            return Err(LayoutError::TooSmall { len, required });
+        }
+        Ok(())
+    }
+
+    fn check_flags(flags: u32) -> Result<(), LayoutError> {
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(LayoutError::HeaderMismatch {
+                field: "flags",
+                found: flags.into(),
+                expected: u64::from(flags & KNOWN_FLAGS),
+            });
+        }
+        Ok(())
+    }
+
+    /// The header's fields, each read once from the segment.
+    struct HeaderFields {
+        magic: u64,
+        version: u32,
+        kind: u32,
+        slot_count: u64,
+        slot_size: u32,
+        slot_stride: u32,
+        endpoint_count: u32,
+        entry_size: u32,
+        table_offset: u64,
+        slots_offset: u64,
+        segment_size: u64,
+        flags: u32,
+    }
+
+    impl HeaderFields {
+        /// Checks, in order: magic, layout version, ring kind, slot count, slot
+        /// size, endpoint count, every derived field, flags, then that `len` bytes
+        /// hold the whole layout.
+        fn validate(&self, len: u64) -> Result<MpmcGeometry, MpmcLayoutError> {
+            match self.magic {
+                MAGIC => {}
+                0 => return Err(LayoutError::Uninitialized.into()),
+                m if m == MAGIC.swap_bytes() => return Err(LayoutError::ForeignByteOrder.into()),
+                found => return Err(LayoutError::BadMagic { found }.into()),
+            }
+            if self.version != LAYOUT_VERSION {
+                return Err(LayoutError::UnsupportedVersion {
+                    found: self.version,
+                    supported: LAYOUT_VERSION,
+                }
+                .into());
+            }
+            if self.kind != RING_KIND_MPMC {
+                return Err(LayoutError::WrongKind {
+                    found: self.kind,
+                    expected: RING_KIND_MPMC,
+                }
+                .into());
+            }
+            let slots = usize::try_from(self.slot_count).map_err(|_| {
+                MpmcLayoutError::InvalidSlotCount {
+                    slots: self.slot_count,
+                }
+            })?;
+            let geometry = MpmcGeometry::new(
+                slots,
+                self.slot_size as usize,
+                self.endpoint_count as usize,
+            )?;
+            let expect = |field, found: u64, expected: u64| {
+                if found == expected {
+                    Ok(())
+                } else {
+                    Err(MpmcLayoutError::Segment(LayoutError::HeaderMismatch {
+                        field,
+                        found,
+                        expected,
+                    }))
+                }
+            };
+            expect(
+                "slot_stride",
+                self.slot_stride.into(),
+                geometry.slot_stride() as u64,
+            )?;
+            expect(
+                "entry_size",
+                self.entry_size.into(),
+                ENDPOINT_ENTRY_SIZE as u64,
+            )?;
+            expect("table_offset", self.table_offset, MPMC_TABLE_OFFSET as u64)?;
+            expect(
+                "slots_offset",
+                self.slots_offset,
+                geometry.slots_offset() as u64,
+            )?;
+            let size = geometry.segment_size() as u64;
+            expect("segment_size", self.segment_size, size)?;
+            check_flags(self.flags)?;
+            if len < size {
+                return Err(LayoutError::TooSmall {
+                    len: usize::try_from(len).unwrap_or(usize::MAX),
+                    required: size,
+                }
+                .into());
+            }
+            Ok(geometry)
+        }
+    }
+
+    impl RawMpmcRegion {
+        /// Writes a fresh, empty MPMC ring into `len` bytes at `ptr`: zeroes the
+        /// layout, marks every slot free for its first position and every entry
+        /// free, writes the header and stores the magic word last (Release).
+        ///
+        /// # Errors
+        /// [`MpmcLayoutError::InvalidSlotCount`], [`InvalidSlotSize`](MpmcLayoutError::InvalidSlotSize),
+        /// [`InvalidEndpointCount`](MpmcLayoutError::InvalidEndpointCount),
+        /// [`SegmentTooLarge`](MpmcLayoutError::SegmentTooLarge), or
+        /// [`Segment`](MpmcLayoutError::Segment) with [`LayoutError::Misaligned`]
+        /// (not on a 128-byte boundary) or [`LayoutError::TooSmall`].
+        ///
+        /// # Safety
+        /// - `ptr` is valid for reads and writes of `len` bytes for as long as the
+        ///   returned region, its clones, and every handle made from them live;
+        /// - nothing else reads or writes those bytes while `init` runs;
+        /// - afterwards, this process touches them only through shmring handles.
+        pub unsafe fn init(
+            ptr: *mut u8,
+            len: usize,
+            slots: usize,
+            slot_size: usize,
+            endpoints: usize,
+        ) -> Result<Self, MpmcLayoutError> {
+            // SAFETY: the caller's contract is ours.
+            unsafe { Self::init_with_flags(ptr, len, slots, slot_size, endpoints, 0) }
+        }
+
+        /// As [`RawMpmcRegion::init`], with protocol `flags` in the header
+        /// ([`FLAG_ASYMMETRIC_FENCES`](crate::FLAG_ASYMMETRIC_FENCES)).
+        ///
+        /// # Errors
+        /// As [`RawMpmcRegion::init`]; `Segment(HeaderMismatch)` for an unknown flag.
+        ///
+        /// # Safety
+        /// As for [`RawMpmcRegion::init`].
+        pub unsafe fn init_with_flags(
+            ptr: *mut u8,
+            len: usize,
+            slots: usize,
+            slot_size: usize,
+            endpoints: usize,
+            flags: u32,
+        ) -> Result<Self, MpmcLayoutError> {
+            let geometry = MpmcGeometry::new(slots, slot_size, endpoints)?;
+            check_flags(flags)?;
+            let size = geometry.segment_size();
+            check_memory(ptr, len, size as u64)?;
+            // SAFETY: `ptr..ptr + size` is within the caller's `len` bytes (checked
+            // above), writable, and not accessed by anyone else during init.
+            unsafe { ptr::write_bytes(ptr, 0, size) };
+            // SAFETY: non-null (checked in `check_memory`).
+            let base = unsafe { NonNull::new_unchecked(ptr) };
+            let region = Self {
+                base,
+                geometry,
+                flags,
+            };
+            // Nobody else sees the memory yet: Relaxed stores, published by the
+            // Release store of the magic below.
+            for index in 0..endpoints {
+                region
+                    .entry(index)
+                    .intent
+                    .store(INTENT_NONE, Ordering::Relaxed);
+            }
+            for index in 0..slots {
+                region
+                    .slot(index)
+                    .seq
+                    .store(index as u64, Ordering::Relaxed);
+            }
+            let segment = ptr.cast::<MpmcSegmentHeader>();
+            // SAFETY: aligned (checked) and in bounds; the fields are plain integers
+            // written through raw pointers before the magic publishes them.
+            unsafe {
+                let h = &raw mut (*segment).header.0;
+                (&raw mut (*h).layout_version).write(LAYOUT_VERSION);
+                (&raw mut (*h).ring_kind).write(RING_KIND_MPMC);
+                (&raw mut (*h).slot_count).write(slots as u64);
+                (&raw mut (*h).slot_size).write(slot_size as u32);
+                (&raw mut (*h).slot_stride).write(geometry.slot_stride() as u32);
+                (&raw mut (*h).endpoint_count).write(endpoints as u32);
+                (&raw mut (*h).entry_size).write(ENDPOINT_ENTRY_SIZE as u32);
+                (&raw mut (*h).table_offset).write(MPMC_TABLE_OFFSET as u64);
+                (&raw mut (*h).slots_offset).write(geometry.slots_offset() as u64);
+                (&raw mut (*h).segment_size).write(size as u64);
+                (&raw mut (*h).flags).write(flags);
+                // SYNC: Release pairs with the Acquire load of `magic` in `attach`:
+                // an attacher that sees the magic sees the header, the free slots
+                // and the free entries written above.
+                (*h).magic.store(MAGIC, Ordering::Release);
+            }
+            Ok(region)
+        }
+
+        /// Validates the MPMC layout found in `len` bytes at `ptr` and returns a
+        /// region over it. Each header field is read once and checked (see
+        /// ARCHITECTURE.md for the order); the shape is copied into the region and
+        /// never read again.
+        ///
+        /// # Errors
+        /// A distinct [`MpmcLayoutError`] for each mismatch, with the value found;
+        /// an SPSC segment gives `Segment(WrongKind { found: 1, expected: 2 })`.
+        ///
+        /// # Safety
+        /// As for [`RawMpmcRegion::init`], except that other processes may be using
+        /// the memory: `ptr` is valid for reads and writes of `len` bytes for as long
+        /// as the region and its handles live, and this process touches them only
+        /// through shmring handles.
+        pub unsafe fn attach(ptr: *mut u8, len: usize) -> Result<Self, MpmcLayoutError> {
+            check_memory(ptr, len, MPMC_TABLE_OFFSET as u64)?;
+            let segment = ptr.cast::<MpmcSegmentHeader>();
+            // SAFETY: aligned and at least MPMC_TABLE_OFFSET bytes (checked). Volatile
+            // reads, once each, into copies: another process may write them at any
+            // time.
+            let fields = unsafe {
+                let h = &raw const (*segment).header.0;
+                HeaderFields {
+                    // SYNC: Acquire pairs with the Release store of `magic` in `init`.
+                    magic: (*h).magic.load(Ordering::Acquire),
+                    version: (&raw const (*h).layout_version).read_volatile(),
+                    kind: (&raw const (*h).ring_kind).read_volatile(),
+                    slot_count: (&raw const (*h).slot_count).read_volatile(),
+                    slot_size: (&raw const (*h).slot_size).read_volatile(),
+                    slot_stride: (&raw const (*h).slot_stride).read_volatile(),
+                    endpoint_count: (&raw const (*h).endpoint_count).read_volatile(),
+                    entry_size: (&raw const (*h).entry_size).read_volatile(),
+                    table_offset: (&raw const (*h).table_offset).read_volatile(),
+                    slots_offset: (&raw const (*h).slots_offset).read_volatile(),
+                    segment_size: (&raw const (*h).segment_size).read_volatile(),
+                    flags: (&raw const (*h).flags).read_volatile(),
+                }
+            };
+            let geometry = fields.validate(len as u64)?;
+            Ok(Self {
+                // SAFETY: checked non-null in `check_memory`.
+                base: unsafe { NonNull::new_unchecked(ptr) },
+                geometry,
+                flags: fields.flags,
+            })
+        }
+
+        /// The header's protocol flags, as validated at `init` or `attach`.
+        pub fn flags(&self) -> u32 {
+            self.flags
+        }
+
+        /// Bytes the layout spans.
+        pub fn segment_size(&self) -> usize {
+            self.geometry.segment_size()
+        }
+
+        /// The recovery statistics.
+        pub fn stats(&self) -> MpmcStats {
+            MpmcStats::read(self.control())
+        }
+    }
+
+    // SAFETY: the geometry was validated and is never re-read; `init`/`attach`'s
+    // contracts keep `segment_size()` bytes valid; the base is 128-aligned, entries
+    // are 128 bytes from offset 512, slots start on a multiple of 128 with an
+    // 8-multiple stride, so every atomic handed out is in bounds and aligned, and
+    // payloads (after each 16-byte slot header, `slot_size` bytes, within the
+    // stride) do not overlap anything else.
+    unsafe impl MpmcRegion for RawMpmcRegion {
+        #[inline]
+        fn geometry(&self) -> MpmcGeometry {
+            self.geometry
+        }
+
+        #[inline]
+        fn control(&self) -> &MpmcControl {
+            // SAFETY: in bounds and aligned (see the impl's SAFETY); shared access
+            // to atomics is always sound.
+            unsafe { &(*self.base.as_ptr().cast::<MpmcSegmentHeader>()).control }
+        }
+
+        #[inline]
+        fn entry(&self, index: usize) -> &EndpointEntry {
+            debug_assert!(index < self.geometry.endpoints());
+            // SAFETY: the ring passes indices below the endpoint count (trait
+            // contract): in bounds and 128-aligned.
+            unsafe {
+                &*self
+                    .base
+                    .as_ptr()
+                    .add(self.geometry.entry_offset(index))
+                    .cast::<EndpointEntry>()
+            }
+        }
+
+        #[inline]
+        fn slot(&self, index: usize) -> &SlotHeader {
+            debug_assert!(index < self.geometry.slots());
+            // SAFETY: the ring passes indices below the slot count: in bounds and
+            // 8-aligned.
+            unsafe {
+                &*self
+                    .base
+                    .as_ptr()
+                    .add(self.geometry.slot_offset(index))
+                    .cast::<SlotHeader>()
+            }
+        }
+
+        #[inline]
+        fn payload(&self, index: usize) -> *mut u8 {
+            debug_assert!(index < self.geometry.slots());
+            // SAFETY: as for `slot`: the payload follows the header within the stride.
+            unsafe {
+                self.base
+                    .as_ptr()
+                    .add(self.geometry.slot_offset(index) + super::super::layout::SLOT_HEADER_SIZE)
+            }
+        }
+    }
+}

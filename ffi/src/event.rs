@@ -1,0 +1,559 @@
+//! Named events (`shmring_event`) and the options events and semaphores share
+//! (`shmring_sync_options`).
+//!
+//! An event is a notification, like a condition variable: `notify_one`/`notify_all`
+//! wake the waiters whose wait (or key) they postdate and store nothing when
+//! nobody waits. `shmring_event_prepare` then `shmring_event_wait_from` waits
+//! without losing a notification made between a check and the sleep. The Rust
+//! documentation of `shmring::event` has the exact semantics.
+//!
+//! Event and semaphore handles may be used from several threads at once (every
+//! call but close only reads the handle).
+
+use std::ffi::{c_char, c_int};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use shmring::{Event, EventBuilder, EventKey};
+
+use crate::channel::{SHMRING_OPTION_KEEP, SHMRING_OPTION_RECLAIM, SHMRING_OPTION_TRUST_OWNER};
+use crate::channel::{SHMRING_OPTION_UNLINK, file_path, shm_name};
+use crate::out_ptr;
+use crate::status::{Failure, guard, shmring_status};
+
+/// `sizeof(shmring_sync_options)`, for a C11 `_Static_assert`.
+pub const SHMRING_SYNC_OPTIONS_SIZE: usize = 56;
+
+/// Options of the event and semaphore create and open calls. Fill it with
+/// `shmring_sync_options_init` (all zero is the same: every field's default),
+/// then change what you need. Passing NULL instead of options means defaults.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct shmring_sync_options {
+    /// `SHMRING_OPTION_RECLAIM`, `SHMRING_OPTION_KEEP`, `SHMRING_OPTION_UNLINK`,
+    /// `SHMRING_OPTION_TRUST_OWNER` (as for channels); others are refused
+    /// (`SHMRING_E_INVALID_ARGUMENT`).
+    pub flags: u32,
+    /// Create: permission bits of a named object, e.g. `0600`; 0 means `0600`.
+    pub mode: u32,
+    /// Open: the permission bits an opened object may have; 0 means `0644`.
+    pub allowed_mode: u32,
+    /// Open: with `SHMRING_OPTION_TRUST_OWNER`, also accept objects of this uid.
+    pub trusted_uid: u32,
+    /// Semaphore create: the initial count.
+    pub initial_count: u32,
+    /// Semaphore create: the largest count, 1 to `SHMRING_SEMAPHORE_MAX_LIMIT`; 0
+    /// means that limit.
+    pub max_count: u32,
+    /// Reserved for later options: must be zero.
+    pub reserved: [u64; 4],
+}
+
+const _: () = assert!(size_of::<shmring_sync_options>() == SHMRING_SYNC_OPTIONS_SIZE);
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Event>();
+    send_sync::<shmring::Semaphore>();
+};
+
+const KNOWN_SYNC_OPTIONS: u32 = SHMRING_OPTION_RECLAIM
+    | SHMRING_OPTION_KEEP
+    | SHMRING_OPTION_UNLINK
+    | SHMRING_OPTION_TRUST_OWNER;
+
+/// The options' common settings, checked.
+pub(crate) struct SyncSettings {
+    pub(crate) reclaim: bool,
+    pub(crate) unlink_on_drop: Option<bool>,
+    pub(crate) mode: Option<u32>,
+    pub(crate) allowed_mode: Option<u32>,
+    pub(crate) trust_owner: Option<u32>,
+    pub(crate) initial_count: u32,
+    pub(crate) max_count: Option<u32>,
+}
+
+/// Reads and checks the caller's options (NULL: defaults).
+///
+/// # Safety
+/// `options` is NULL or points to a readable `shmring_sync_options`.
+pub(crate) unsafe fn sync_settings(
+    options: *const shmring_sync_options,
+) -> Result<SyncSettings, Failure> {
+    // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
+    // every bit pattern of its integer fields is valid.
+    let o = unsafe { options.as_ref() }.copied().unwrap_or_default();
+    if o.flags & !KNOWN_SYNC_OPTIONS != 0 {
+        return Err(Failure::invalid(format!(
+            "unknown option flags {:#x} for an event or semaphore",
+            o.flags & !KNOWN_SYNC_OPTIONS
+        )));
+    }
+    if o.reserved.iter().any(|&r| r != 0) {
+        return Err(Failure::invalid(
+            "reserved option fields must be zero (use shmring_sync_options_init)",
+        ));
+    }
+    let keep = o.flags & SHMRING_OPTION_KEEP != 0;
+    let unlink = o.flags & SHMRING_OPTION_UNLINK != 0;
+    if keep && unlink {
+        return Err(Failure::invalid(
+            "SHMRING_OPTION_KEEP and SHMRING_OPTION_UNLINK together",
+        ));
+    }
+    for (field, mode) in [("mode", o.mode), ("allowed_mode", o.allowed_mode)] {
+        if mode > 0o7777 {
+            return Err(Failure::invalid(format!(
+                "{field} {mode:#o} has bits beyond 07777"
+            )));
+        }
+    }
+    let nonzero = |v: u32| (v != 0).then_some(v);
+    Ok(SyncSettings {
+        reclaim: o.flags & SHMRING_OPTION_RECLAIM != 0,
+        unlink_on_drop: (keep || unlink).then_some(unlink),
+        mode: nonzero(o.mode),
+        allowed_mode: nonzero(o.allowed_mode),
+        trust_owner: (o.flags & SHMRING_OPTION_TRUST_OWNER != 0).then_some(o.trusted_uid),
+        initial_count: o.initial_count,
+        max_count: nonzero(o.max_count),
+    })
+}
+
+/// Applies the common settings to an event or semaphore builder.
+macro_rules! apply_settings {
+    ($builder:expr, $s:expr) => {{
+        let s = &$s;
+        let mut b = $builder.reclaim(s.reclaim);
+        if let Some(unlink) = s.unlink_on_drop {
+            b = b.unlink_on_drop(unlink);
+        }
+        if let Some(mode) = s.mode {
+            b = b.mode(mode);
+        }
+        if let Some(mode) = s.allowed_mode {
+            b = b.allow_mode(mode);
+        }
+        if let Some(uid) = s.trust_owner {
+            b = b.trust_owner(uid);
+        }
+        b
+    }};
+}
+pub(crate) use apply_settings;
+
+/// Duplicates the caller's descriptor `fd` (close-on-exec) for a handle to own.
+pub(crate) fn dup_fd(fd: c_int) -> Result<OwnedFd, Failure> {
+    if fd < 0 {
+        return Err(Failure::invalid(format!("descriptor {fd} is negative")));
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on any integer: fails with EBADF if it is not an
+    // open descriptor, else makes a new one that we own.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::EBADF) => Failure::invalid(format!("descriptor {fd} is not open: {e}")),
+            _ => Failure::new(
+                shmring_status::E_IO,
+                format!("fcntl(F_DUPFD_CLOEXEC) on descriptor {fd}: {e}"),
+            ),
+        });
+    }
+    // SAFETY: `dup` was just made by fcntl and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+/// Clears `*out`, makes a handle with `make`, boxes it and stores it.
+pub(crate) fn construct_boxed<T>(
+    out: *mut *mut T,
+    make: impl FnOnce() -> Result<T, Failure>,
+) -> c_int {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: `out` is non-null and writable (the caller's contract).
+        unsafe { out.write(std::ptr::null_mut()) };
+        let handle = Box::into_raw(Box::new(make()?));
+        // SAFETY: as above.
+        unsafe { out.write(handle) };
+        Ok(())
+    })
+}
+
+/// Frees a boxed handle made by [`construct_boxed`] (NULL: nothing).
+///
+/// # Safety
+/// `ptr` is NULL or a live handle from `construct_boxed`, not used by any thread
+/// during or after the call.
+pub(crate) unsafe fn close_boxed<T>(ptr: *mut T) -> c_int {
+    let Some(ptr) = NonNull::new(ptr) else {
+        return shmring_status::OK.code();
+    };
+    guard(|| {
+        // SAFETY: a live handle from `Box::into_raw`, given back by its owner (the
+        // caller's contract): freed once, here.
+        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+        Ok(())
+    })
+}
+
+/// Fills `*options` with the defaults (all fields zero): mode `0600`, accepted
+/// mode `0644`, no flags, initial count 0, the largest maximum.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+///
+/// # Safety
+/// `options` is NULL or points to a writable `shmring_sync_options`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_sync_options_init(options: *mut shmring_sync_options) -> c_int {
+    guard(|| {
+        let options = out_ptr(options, "options")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { options.write(shmring_sync_options::default()) };
+        Ok(())
+    })
+}
+
+/// A named event in shared memory. Free it with `shmring_event_close`.
+///
+/// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
+pub struct shmring_event {
+    event: Event,
+}
+
+/// The live event behind `event`, or the failure for NULL.
+///
+/// # Safety
+/// `event` is NULL or a live event handle.
+unsafe fn event_ref<'a>(event: *const shmring_event) -> Result<&'a Event, Failure> {
+    // SAFETY: NULL or live (the caller's contract); event calls only read it.
+    unsafe { event.as_ref() }
+        .map(|e| &e.event)
+        .ok_or_else(|| Failure::null("event"))
+}
+
+/// Runs `body` on the live event `event`.
+///
+/// # Safety
+/// `event` is NULL or a live event handle.
+unsafe fn with_event(
+    event: *const shmring_event,
+    body: impl FnOnce(&Event) -> Result<(), Failure>,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    guard(|| body(unsafe { event_ref(event) }?))
+}
+
+/// Creates an event in named POSIX shared memory, `/dev/shm/shmring.<name>`,
+/// with the channels' name rules; removed when the creator closes it, unless
+/// `SHMRING_OPTION_KEEP`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
+/// `SHMRING_OPTION_RECLAIM`), `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
+/// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// - `name` is NULL or a NUL-terminated string.
+/// - `options` is NULL or points to a readable `shmring_sync_options`.
+/// - `out` is NULL or points to a writable `shmring_event *`; it receives the new
+///   handle (owned by the caller: free it with `shmring_event_close`), or NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_create(
+    name: *const c_char,
+    options: *const shmring_sync_options,
+    out: *mut *mut shmring_event,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `name` and `options`.
+        let (name, s) = unsafe { (shm_name(name)?, sync_settings(options)?) };
+        let event = apply_settings!(EventBuilder::shm(name), s).create()?;
+        Ok(shmring_event { event })
+    })
+}
+
+/// Opens the event `/dev/shm/shmring.<name>` and validates it: owner and mode (see
+/// `options`), size, every header field (a semaphore or channel is refused with
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT` or `SHMRING_E_BAD_SIZE`).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `shmring_event_create`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_open(
+    name: *const c_char,
+    options: *const shmring_sync_options,
+    out: *mut *mut shmring_event,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `name` and `options`.
+        let (name, s) = unsafe { (shm_name(name)?, sync_settings(options)?) };
+        let event = apply_settings!(EventBuilder::shm(name), s).open()?;
+        Ok(shmring_event { event })
+    })
+}
+
+/// Creates an event in a regular file at `path` (created exclusively, `0600`),
+/// kept when the creator closes it unless `SHMRING_OPTION_UNLINK`.
+///
+/// # Returns
+/// As `shmring_event_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
+///
+/// # Safety
+/// As `shmring_event_create`, with `path` a NUL-terminated path (any bytes, at
+/// most `PATH_MAX - 1`).
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_create_file(
+    path: *const c_char,
+    options: *const shmring_sync_options,
+    out: *mut *mut shmring_event,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `path` and `options`.
+        let (path, s) = unsafe { (file_path(path)?, sync_settings(options)?) };
+        let event = apply_settings!(EventBuilder::file(path), s).create()?;
+        Ok(shmring_event { event })
+    })
+}
+
+/// Opens an event file made by `shmring_event_create_file`.
+///
+/// # Returns
+/// As `shmring_event_open`.
+///
+/// # Safety
+/// As `shmring_event_create_file`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_open_file(
+    path: *const c_char,
+    options: *const shmring_sync_options,
+    out: *mut *mut shmring_event,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `path` and `options`.
+        let (path, s) = unsafe { (file_path(path)?, sync_settings(options)?) };
+        let event = apply_settings!(EventBuilder::file(path), s).open()?;
+        Ok(shmring_event { event })
+    })
+}
+
+/// Creates an event in an anonymous memfd, sealed against resizing; hand it over
+/// with `shmring_event_fd`, open it with `shmring_event_open_fd`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `options` and `out` as in `shmring_event_create`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_create_memfd(
+    options: *const shmring_sync_options,
+    out: *mut *mut shmring_event,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `options`.
+        let s = unsafe { sync_settings(options) }?;
+        let event = apply_settings!(EventBuilder::memfd(), s).create()?;
+        Ok(shmring_event { event })
+    })
+}
+
+/// Opens the event behind the descriptor `fd` (duplicated: the caller keeps its
+/// own). Size, seals and header are checked; owner and mode are not.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
+/// `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_IO`.
+///
+/// # Safety
+/// `options` and `out` as in `shmring_event_create`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_open_fd(
+    fd: c_int,
+    options: *const shmring_sync_options,
+    out: *mut *mut shmring_event,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `options`.
+        let s = unsafe { sync_settings(options) }?;
+        let event = apply_settings!(EventBuilder::memfd(), s).from_fd(dup_fd(fd)?)?;
+        Ok(shmring_event { event })
+    })
+}
+
+/// Stores the event's descriptor in `*out_fd` (the event's own, close-on-exec:
+/// do not close it; valid until `shmring_event_close`).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `event` is NULL or a live event handle; `out_fd` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_fd(
+    event: *const shmring_event,
+    out_fd: *mut c_int,
+) -> c_int {
+    let body = |event: &Event| {
+        let out_fd = out_ptr(out_fd, "out_fd")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out_fd.write(event.fd().as_raw_fd()) };
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_event(event, body) }
+}
+
+/// Wakes at least one waiter whose wait began before this call (the kernel wakes
+/// one sleeper); with nobody waiting, nothing happens and nothing is stored.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// `event` is NULL or a live event handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_notify_one(event: *const shmring_event) -> c_int {
+    let body = |event: &Event| {
+        event.notify_one();
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_event(event, body) }
+}
+
+/// Wakes every waiter whose wait began before this call, in every process.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// `event` is NULL or a live event handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_notify_all(event: *const shmring_event) -> c_int {
+    let body = |event: &Event| {
+        event.notify_all();
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_event(event, body) }
+}
+
+/// Stores the event's sequence now in `*out_key`: a later
+/// `shmring_event_wait_from` with it returns once a notification is made after
+/// this call (at once if one was made already).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `event` is NULL or a live event handle; `out_key` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_prepare(
+    event: *const shmring_event,
+    out_key: *mut u32,
+) -> c_int {
+    let body = |event: &Event| {
+        let out_key = out_ptr(out_key, "out_key")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out_key.write(event.prepare().to_raw()) };
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_event(event, body) }
+}
+
+/// Waits for the next notification (one made after this call starts).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// `event` is NULL or a live event handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_wait(event: *const shmring_event) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { with_event(event, |event| Ok(event.wait()?)) }
+}
+
+/// As `shmring_event_wait`, giving up after `timeout_ms` milliseconds.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// `event` is NULL or a live event handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_wait_timeout(
+    event: *const shmring_event,
+    timeout_ms: u64,
+) -> c_int {
+    let timeout = Duration::from_millis(timeout_ms);
+    // SAFETY: the caller's contract.
+    unsafe { with_event(event, |event| Ok(event.wait_timeout(timeout)?)) }
+}
+
+/// Waits until a notification made after `key` was taken
+/// (`shmring_event_prepare`), giving up after `timeout_ms` milliseconds;
+/// `UINT64_MAX` waits without limit.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// `event` is NULL or a live event handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_event_wait_from(
+    event: *const shmring_event,
+    key: u32,
+    timeout_ms: u64,
+) -> c_int {
+    let key = EventKey::from_raw(key);
+    let body = |event: &Event| {
+        if timeout_ms == u64::MAX {
+            event.wait_from(key)?;
+        } else {
+            event.wait_from_timeout(key, Duration::from_millis(timeout_ms))?;
+        }
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_event(event, body) }
+}
+
+/// Frees an event handle; a named event created with the default options is
+/// removed. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// `event` is NULL or a live event handle, not used by any thread during or after
+/// this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmring_event_close(event: *mut shmring_event) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { close_boxed(event) }
+}

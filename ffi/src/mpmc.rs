@@ -1,0 +1,708 @@
+//! MPMC channels (`shmring_mpmc`): any number of processes send into and receive
+//! from one ring of fixed-size slots.
+//!
+//! `shmring_mpmc_create` (named shared memory) or `shmring_mpmc_create_memfd` makes
+//! the channel with its shape (slot count, slot size, endpoint table size);
+//! `shmring_mpmc_open` / `shmring_mpmc_open_fd` attach to it. From a channel,
+//! `shmring_mpmc_sender_new` and `shmring_mpmc_receiver_new` attach endpoints, each
+//! taking one entry of the endpoint table (`SHMRING_E_TABLE_FULL` when none is
+//! free). The options are the SPSC channels' `shmring_channel_options`.
+//!
+//! A receiver that waits on a position a dead sender claimed skips it after the
+//! stall bound (2 ms), and a sender that waits on a slot a dead receiver holds
+//! frees it; `shmring_mpmc_stats` counts both. `SHMRING_E_DISCONNECTED`: a
+//! receiver found the ring empty with no sender alive (after one had attached), a
+//! sender found it full with no receiver alive.
+//!
+//! A sender or receiver handle is used by one thread at a time; a channel handle
+//! by any number at once (except `shmring_mpmc_close`).
+
+use std::ffi::{c_char, c_int, c_void};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use shmring::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender, WaitStrategy};
+
+use crate::channel::{
+    SHMRING_OPTION_KEEP, SHMRING_OPTION_PREFAULT, SHMRING_OPTION_RECLAIM,
+    SHMRING_OPTION_SYMMETRIC_FENCES, SHMRING_OPTION_TRUST_OWNER, SHMRING_OPTION_UNLINK, shm_name,
+    shmring_channel_options, shmring_wait_strategy,
+};
+use crate::event::{close_boxed, construct_boxed, dup_fd};
+use crate::status::{Failure, catch, guard, shmring_status};
+use crate::{check_len, out_ptr, receive_into};
+
+/// A created or opened MPMC channel. Attach endpoints with
+/// `shmring_mpmc_sender_new` and `shmring_mpmc_receiver_new`; free it with
+/// `shmring_mpmc_close` (the endpoints keep the segment mapped on their own).
+///
+/// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
+pub struct shmring_mpmc {
+    channel: MpmcChannel,
+}
+
+/// A sender attached to an MPMC channel. Free it with `shmring_mpmc_sender_close`
+/// (which frees its table entry).
+///
+/// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
+pub struct shmring_mpmc_sender {
+    sender: MpmcSender,
+    poisoned: bool,
+}
+
+/// A receiver attached to an MPMC channel. Free it with
+/// `shmring_mpmc_receiver_close`.
+///
+/// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
+pub struct shmring_mpmc_receiver {
+    receiver: MpmcReceiver,
+    poisoned: bool,
+}
+
+/// The recovery statistics of an MPMC channel (`shmring_mpmc_stats`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct shmring_mpmc_counters {
+    /// Positions claimed by a sender that died before publishing, skipped by a
+    /// receiver (no message was lost there).
+    pub skipped: u64,
+    /// Messages lost with a receiver that died between claiming and copying them.
+    pub lost: u64,
+}
+
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<MpmcChannel>();
+    send::<MpmcSender>();
+    send::<MpmcReceiver>();
+};
+
+const KNOWN_OPTIONS: u32 = SHMRING_OPTION_RECLAIM
+    | SHMRING_OPTION_KEEP
+    | SHMRING_OPTION_UNLINK
+    | SHMRING_OPTION_SYMMETRIC_FENCES
+    | SHMRING_OPTION_PREFAULT
+    | SHMRING_OPTION_TRUST_OWNER;
+
+/// Reads the caller's options (NULL: defaults) and applies them to `builder`, with
+/// the checks of the SPSC channels' options.
+///
+/// # Safety
+/// `options` is NULL or points to a readable `shmring_channel_options`.
+unsafe fn apply(
+    builder: MpmcChannelBuilder,
+    options: *const shmring_channel_options,
+) -> Result<MpmcChannelBuilder, Failure> {
+    // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
+    // every bit pattern of its integer fields is valid.
+    let o = unsafe { options.as_ref() }.copied().unwrap_or_default();
+    if o.flags & !KNOWN_OPTIONS != 0 {
+        return Err(Failure::invalid(format!(
+            "unknown option flags {:#x}",
+            o.flags & !KNOWN_OPTIONS
+        )));
+    }
+    if o.reserved0 != 0 || o.reserved.iter().any(|&r| r != 0) {
+        return Err(Failure::invalid(
+            "reserved option fields must be zero (use shmring_channel_options_init)",
+        ));
+    }
+    let keep = o.flags & SHMRING_OPTION_KEEP != 0;
+    let unlink = o.flags & SHMRING_OPTION_UNLINK != 0;
+    if keep && unlink {
+        return Err(Failure::invalid(
+            "SHMRING_OPTION_KEEP and SHMRING_OPTION_UNLINK together",
+        ));
+    }
+    for (field, mode) in [("mode", o.mode), ("allowed_mode", o.allowed_mode)] {
+        if mode > 0o7777 {
+            return Err(Failure::invalid(format!(
+                "{field} {mode:#o} has bits beyond 07777"
+            )));
+        }
+    }
+    let wait = match o.wait_strategy {
+        x if x == shmring_wait_strategy::WAIT_SPIN_THEN_PARK as u32 => {
+            if o.spin_ns == 0 {
+                WaitStrategy::default()
+            } else {
+                WaitStrategy::SpinThenPark {
+                    spin: Duration::from_nanos(o.spin_ns),
+                }
+            }
+        }
+        x if x == shmring_wait_strategy::WAIT_BUSY_SPIN as u32 => WaitStrategy::BusySpin,
+        x if x == shmring_wait_strategy::WAIT_PARK as u32 => WaitStrategy::Park,
+        other => return Err(Failure::invalid(format!("unknown wait strategy {other}"))),
+    };
+    let mut builder = builder
+        .wait_strategy(wait)
+        .reclaim(o.flags & SHMRING_OPTION_RECLAIM != 0)
+        .asymmetric_fences(o.flags & SHMRING_OPTION_SYMMETRIC_FENCES == 0)
+        .prefault(o.flags & SHMRING_OPTION_PREFAULT != 0);
+    if keep || unlink {
+        builder = builder.unlink_on_drop(unlink);
+    }
+    if o.mode != 0 {
+        builder = builder.mode(o.mode);
+    }
+    if o.allowed_mode != 0 {
+        builder = builder.allow_mode(o.allowed_mode);
+    }
+    if o.flags & SHMRING_OPTION_TRUST_OWNER != 0 {
+        builder = builder.trust_owner(o.trusted_uid);
+    }
+    Ok(builder)
+}
+
+/// Runs `body` on the live channel `ch`.
+///
+/// # Safety
+/// `ch` is NULL or a live channel handle.
+unsafe fn with_channel(
+    ch: *const shmring_mpmc,
+    body: impl FnOnce(&MpmcChannel) -> Result<(), Failure>,
+) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or live (the caller's contract); channel calls only read it.
+        let ch = unsafe { ch.as_ref() }.ok_or_else(|| Failure::null("channel"))?;
+        body(&ch.channel)
+    })
+}
+
+/// An endpoint handle with its poison flag.
+trait Endpoint {
+    const WHAT: &'static str;
+    fn poisoned(&mut self) -> &mut bool;
+}
+
+impl Endpoint for shmring_mpmc_sender {
+    const WHAT: &'static str = "sender";
+    fn poisoned(&mut self) -> &mut bool {
+        &mut self.poisoned
+    }
+}
+
+impl Endpoint for shmring_mpmc_receiver {
+    const WHAT: &'static str = "receiver";
+    fn poisoned(&mut self) -> &mut bool {
+        &mut self.poisoned
+    }
+}
+
+/// Runs `body` on the live endpoint `ptr`, refusing a poisoned one and poisoning
+/// it if `body` panics.
+///
+/// # Safety
+/// `ptr` is NULL or a live endpoint handle of this module, used by no other thread
+/// during the call.
+unsafe fn with_endpoint<H: Endpoint>(
+    ptr: *mut H,
+    body: impl FnOnce(&mut H) -> Result<(), Failure>,
+) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or live, and ours alone for the call (the caller's
+        // contract): a unique reference is sound.
+        let handle = unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null(H::WHAT))?;
+        if *handle.poisoned() {
+            return Err(Failure::new(
+                shmring_status::E_PANIC,
+                format!("an earlier call on this {} panicked: close it", H::WHAT),
+            ));
+        }
+        match catch(|| body(&mut *handle)) {
+            Ok(result) => result,
+            Err(panicked) => {
+                *handle.poisoned() = true;
+                Err(panicked)
+            }
+        }
+    })
+}
+
+/// Creates an MPMC channel in named POSIX shared memory,
+/// `/dev/shm/shmring.<name>`: `slots` slots (a power of two from 2 to 2^24) of
+/// `slot_size` bytes (the largest message, 1 to 16 MiB), and an endpoint table
+/// of `endpoints` entries (how many senders and receivers together may be
+/// attached at once, 1 to 1024). Removed when the creator's last handle closes,
+/// unless `SHMRING_OPTION_KEEP`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a bad shape),
+/// `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// - `name` is NULL or a NUL-terminated string.
+/// - `options` is NULL or points to a readable `shmring_channel_options`.
+/// - `out` is NULL or points to a writable `shmring_mpmc *`; it receives the new
+///   handle (owned by the caller: free it with `shmring_mpmc_close`), or NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_create(
+    name: *const c_char,
+    slots: usize,
+    slot_size: usize,
+    endpoints: usize,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_mpmc,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `name` and `options`.
+        let builder = unsafe { apply(MpmcChannelBuilder::shm(shm_name(name)?), options) }?;
+        let channel = builder
+            .slots(slots)
+            .slot_size(slot_size)
+            .endpoints(endpoints)
+            .create()?;
+        Ok(shmring_mpmc { channel })
+    })
+}
+
+/// Creates an MPMC channel in an anonymous memfd, sealed against resizing; hand
+/// it over with `shmring_mpmc_fd` (or `fork`), open it with `shmring_mpmc_open_fd`.
+///
+/// # Returns
+/// As `shmring_mpmc_create`, without the name errors.
+///
+/// # Safety
+/// `options` and `out` as in `shmring_mpmc_create`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_create_memfd(
+    slots: usize,
+    slot_size: usize,
+    endpoints: usize,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_mpmc,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `options`.
+        let builder = unsafe { apply(MpmcChannelBuilder::memfd(), options) }?;
+        let channel = builder
+            .slots(slots)
+            .slot_size(slot_size)
+            .endpoints(endpoints)
+            .create()?;
+        Ok(shmring_mpmc { channel })
+    })
+}
+
+/// Opens the MPMC channel `/dev/shm/shmring.<name>` and validates it (owner, mode,
+/// size, every header field).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT` (an SPSC channel, an event...),
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `shmring_mpmc_create`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_open(
+    name: *const c_char,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_mpmc,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `name` and `options`.
+        let builder = unsafe { apply(MpmcChannelBuilder::shm(shm_name(name)?), options) }?;
+        Ok(shmring_mpmc {
+            channel: builder.open()?,
+        })
+    })
+}
+
+/// Opens the MPMC channel behind the descriptor `fd` (duplicated: the caller
+/// keeps its own). Size, seals and header are checked; owner and mode are not.
+///
+/// # Returns
+/// As `shmring_mpmc_open`, without the name errors.
+///
+/// # Safety
+/// `options` and `out` as in `shmring_mpmc_create`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_open_fd(
+    fd: c_int,
+    options: *const shmring_channel_options,
+    out: *mut *mut shmring_mpmc,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: the caller's contract on `options`.
+        let builder = unsafe { apply(MpmcChannelBuilder::memfd(), options) }?;
+        Ok(shmring_mpmc {
+            channel: builder.from_fd(dup_fd(fd)?)?,
+        })
+    })
+}
+
+/// Stores the channel's descriptor in `*out_fd` (the channel's own, close-on-exec:
+/// do not close it; valid until `shmring_mpmc_close`).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `ch` is NULL or a live MPMC channel handle; `out_fd` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_fd(ch: *const shmring_mpmc, out_fd: *mut c_int) -> c_int {
+    let body = |channel: &MpmcChannel| {
+        let out_fd = out_ptr(out_fd, "out_fd")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out_fd.write(channel.segment().fd().as_raw_fd()) };
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_channel(ch, body) }
+}
+
+/// Stores the largest message (the slot size) in `*out_len`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `ch` is NULL or a live MPMC channel handle; `out_len` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_max_message_len(
+    ch: *const shmring_mpmc,
+    out_len: *mut usize,
+) -> c_int {
+    let body = |channel: &MpmcChannel| {
+        let out_len = out_ptr(out_len, "out_len")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out_len.write(channel.max_message_len()) };
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_channel(ch, body) }
+}
+
+/// Stores the channel's recovery statistics in `*out` (read from the segment: a
+/// snapshot of what every process's endpoints recovered).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `ch` is NULL or a live MPMC channel handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_stats(
+    ch: *const shmring_mpmc,
+    out: *mut shmring_mpmc_counters,
+) -> c_int {
+    let body = |channel: &MpmcChannel| {
+        let out = out_ptr(out, "out")?;
+        let stats = channel.stats();
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe {
+            out.write(shmring_mpmc_counters {
+                skipped: stats.skipped,
+                lost: stats.lost,
+            });
+        }
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { with_channel(ch, body) }
+}
+
+/// Closes a channel handle (NULL: nothing). Endpoints made from it stay usable.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// `ch` is NULL or a live MPMC channel handle, not used during or after the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmring_mpmc_close(ch: *mut shmring_mpmc) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { close_boxed(ch) }
+}
+
+/// Attaches a sender to the channel, in the first table entry no live endpoint
+/// holds.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TABLE_FULL`; `SHMRING_E_UNSUPPORTED` (a channel with
+/// asymmetric fences where `membarrier` is refused); `SHMRING_E_IO`;
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `ch` is NULL or a live MPMC channel handle; `out` is NULL or points to a
+/// writable `shmring_mpmc_sender *`, which receives the handle (free it with
+/// `shmring_mpmc_sender_close`) or NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_sender_new(
+    ch: *const shmring_mpmc,
+    out: *mut *mut shmring_mpmc_sender,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: NULL or live (the caller's contract).
+        let ch = unsafe { ch.as_ref() }.ok_or_else(|| Failure::null("channel"))?;
+        Ok(shmring_mpmc_sender {
+            sender: ch.channel.sender()?,
+            poisoned: false,
+        })
+    })
+}
+
+/// Attaches a receiver to the channel.
+///
+/// # Returns
+/// As `shmring_mpmc_sender_new`.
+///
+/// # Safety
+/// As `shmring_mpmc_sender_new`, with `shmring_mpmc_receiver *`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_receiver_new(
+    ch: *const shmring_mpmc,
+    out: *mut *mut shmring_mpmc_receiver,
+) -> c_int {
+    construct_boxed(out, || {
+        // SAFETY: NULL or live (the caller's contract).
+        let ch = unsafe { ch.as_ref() }.ok_or_else(|| Failure::null("channel"))?;
+        Ok(shmring_mpmc_receiver {
+            receiver: ch.channel.receiver()?,
+            poisoned: false,
+        })
+    })
+}
+
+/// Detaches and frees a sender (NULL: nothing); its table entry is free again.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// `tx` is NULL or a live MPMC sender, not used during or after the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmring_mpmc_sender_close(tx: *mut shmring_mpmc_sender) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { close_boxed(tx) }
+}
+
+/// Detaches and frees a receiver (NULL: nothing).
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// `rx` is NULL or a live MPMC receiver, not used during or after the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmring_mpmc_receiver_close(rx: *mut shmring_mpmc_receiver) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { close_boxed(rx) }
+}
+
+/// The caller's message, checked.
+///
+/// # Safety
+/// Unless NULL or `len` is 0, `data` points to `len` readable bytes.
+unsafe fn message<'a>(data: *const c_void, len: usize) -> Result<&'a [u8], Failure> {
+    check_len(len, "len")?;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(Failure::null("data"));
+    }
+    // SAFETY: non-null, at most isize::MAX bytes, readable (the caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
+/// Sends with `send` on the live sender `tx`.
+///
+/// # Safety
+/// As `shmring_mpmc_send`.
+unsafe fn send_with(
+    tx: *mut shmring_mpmc_sender,
+    data: *const c_void,
+    len: usize,
+    send: impl FnOnce(&mut MpmcSender, &[u8]) -> shmring::Result<()>,
+) -> c_int {
+    // SAFETY: the caller's contract on `data`.
+    let body =
+        |h: &mut shmring_mpmc_sender| Ok(send(&mut h.sender, unsafe { message(data, len) }?)?);
+    // SAFETY: the caller's contract on `tx`.
+    unsafe { with_endpoint(tx, body) }
+}
+
+/// Copies `len` bytes at `data` into a slot, waiting for one.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_DISCONNECTED` (full, and no receiver alive though one
+/// has attached); `SHMRING_E_MESSAGE_TOO_LARGE` (over the slot size);
+/// `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT`; `SHMRING_E_PANIC`.
+///
+/// # Safety
+/// `tx` is NULL or a live MPMC sender used by this thread alone during the call;
+/// unless NULL or `len` is 0, `data` points to `len` readable bytes.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_send(
+    tx: *mut shmring_mpmc_sender,
+    data: *const c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { send_with(tx, data, len, |s, m| s.send(m)) }
+}
+
+/// As `shmring_mpmc_send`, but never waits: `SHMRING_E_FULL` when no slot is free
+/// now.
+///
+/// # Returns
+/// As `shmring_mpmc_send`, and `SHMRING_E_FULL`.
+///
+/// # Safety
+/// As `shmring_mpmc_send`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_try_send(
+    tx: *mut shmring_mpmc_sender,
+    data: *const c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { send_with(tx, data, len, |s, m| s.try_send(m)) }
+}
+
+/// As `shmring_mpmc_send`, giving up after `timeout_ms` milliseconds (relative)
+/// with `SHMRING_E_TIMED_OUT`.
+///
+/// # Returns
+/// As `shmring_mpmc_send`, and `SHMRING_E_TIMED_OUT`.
+///
+/// # Safety
+/// As `shmring_mpmc_send`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_send_timeout(
+    tx: *mut shmring_mpmc_sender,
+    data: *const c_void,
+    len: usize,
+    timeout_ms: u64,
+) -> c_int {
+    let timeout = Duration::from_millis(timeout_ms);
+    // SAFETY: the caller's contract.
+    unsafe { send_with(tx, data, len, |s, m| s.send_timeout(m, timeout)) }
+}
+
+/// Receives with `recv` on the live receiver `rx` into the caller's buffer.
+///
+/// # Safety
+/// As `shmring_mpmc_recv`.
+unsafe fn recv_with(
+    rx: *mut shmring_mpmc_receiver,
+    buf: *mut c_void,
+    buf_len: usize,
+    out_len: *mut usize,
+    recv: impl FnOnce(&mut MpmcReceiver, &mut [u8]) -> shmring::Result<usize>,
+) -> c_int {
+    let body = |h: &mut shmring_mpmc_receiver| {
+        // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
+        unsafe { receive_into(buf, buf_len, out_len, |b| Ok(recv(&mut h.receiver, b))) }
+    };
+    // SAFETY: the caller's contract on `rx`.
+    unsafe { with_endpoint(rx, body) }
+}
+
+/// Copies the next message into `buf` (`buf_len` bytes), waiting for one, and
+/// stores its length in `*out_len`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_DISCONNECTED` (empty, and no sender alive though one
+/// has attached); `SHMRING_E_BUFFER_TOO_SMALL` (nothing consumed; `*out_len` is
+/// the length needed); `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT`;
+/// `SHMRING_E_PANIC`.
+///
+/// # Safety
+/// `rx` is NULL or a live MPMC receiver used by this thread alone during the call;
+/// unless NULL or `buf_len` is 0, `buf` points to `buf_len` writable bytes;
+/// `out_len` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_recv(
+    rx: *mut shmring_mpmc_receiver,
+    buf: *mut c_void,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { recv_with(rx, buf, buf_len, out_len, |r, b| r.recv(b)) }
+}
+
+/// As `shmring_mpmc_recv`, but never waits: `SHMRING_E_EMPTY` when no message is
+/// there now.
+///
+/// # Returns
+/// As `shmring_mpmc_recv`, and `SHMRING_E_EMPTY`.
+///
+/// # Safety
+/// As `shmring_mpmc_recv`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_try_recv(
+    rx: *mut shmring_mpmc_receiver,
+    buf: *mut c_void,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { recv_with(rx, buf, buf_len, out_len, |r, b| r.try_recv(b)) }
+}
+
+/// As `shmring_mpmc_recv`, giving up after `timeout_ms` milliseconds (relative)
+/// with `SHMRING_E_TIMED_OUT`.
+///
+/// # Returns
+/// As `shmring_mpmc_recv`, and `SHMRING_E_TIMED_OUT`.
+///
+/// # Safety
+/// As `shmring_mpmc_recv`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_recv_timeout(
+    rx: *mut shmring_mpmc_receiver,
+    buf: *mut c_void,
+    buf_len: usize,
+    out_len: *mut usize,
+    timeout_ms: u64,
+) -> c_int {
+    let timeout = Duration::from_millis(timeout_ms);
+    // SAFETY: the caller's contract.
+    unsafe { recv_with(rx, buf, buf_len, out_len, |r, b| r.recv_timeout(b, timeout)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::NonNull;
+
+    #[test]
+    fn null_pointers_are_refused() {
+        let mut out: *mut shmring_mpmc = NonNull::dangling().as_ptr();
+        // SAFETY: valid out-pointer; NULL name.
+        let rc =
+            unsafe { shmring_mpmc_create(std::ptr::null(), 4, 8, 2, std::ptr::null(), &mut out) };
+        assert_eq!(rc, shmring_status::E_INVALID_ARGUMENT.code());
+        assert!(out.is_null());
+        // SAFETY: NULL handles are refused.
+        let rc = unsafe { shmring_mpmc_send(std::ptr::null_mut(), std::ptr::null(), 0) };
+        assert_eq!(rc, shmring_status::E_INVALID_ARGUMENT.code());
+    }
+}

@@ -1,0 +1,540 @@
+//! Request/response over two channels (`shmring::rpc`): a client sends a request
+//! and waits for the matching response; a server answers requests with a C
+//! handler.
+//!
+//! Both sides are made from two channel handles: the client claims the sender of
+//! the request channel and the receiver of the response channel, the server the
+//! other two ends. The wire format, the ids that match responses to calls, and
+//! what happens to late responses are those of the Rust library (module
+//! `shmring::rpc`; ARCHITECTURE.md, "Request/response").
+
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::{c_int, c_void};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use shmring::rpc::{HEADER_LEN, RpcClient, RpcServer};
+use shmring::transport::{MessageReceiver, MessageSender};
+
+use crate::channel::{channel_ref, shmring_channel};
+use crate::handle::{State, Stateful, call, in_callback};
+use crate::status::{Failure, guard, shmring_status};
+use crate::{bytes_mut, out_ptr};
+
+/// The calling side of request/response. Make it with `shmring_rpc_client_new`,
+/// free it with `shmring_rpc_client_close`.
+///
+/// Unlike the other handles, a client may be used by several threads at once:
+/// each `shmring_rpc_call` gets its own response (calls in flight at once are told
+/// apart by ids). Only `shmring_rpc_client_close` must run alone.
+///
+/// Opaque: only pointers to it exist in C.
+pub struct shmring_rpc_client {
+    client: RpcClient,
+    /// The longest response: the response channel's largest message less the
+    /// header.
+    max_response_len: usize,
+}
+
+/// The answering side of request/response. Make it with `shmring_rpc_server_new`,
+/// free it with `shmring_rpc_server_close`.
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
+pub struct shmring_rpc_server {
+    state: Cell<State>,
+    /// The buffer the handler writes its response (or error message) into:
+    /// `max_response_len` bytes, initialised once.
+    response: UnsafeCell<Vec<u8>>,
+    server: UnsafeCell<RpcServer>,
+}
+
+impl std::fmt::Debug for shmring_rpc_client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("shmring_rpc_client")
+            .field("client", &self.client)
+            .field("max_response_len", &self.max_response_len)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for shmring_rpc_server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("shmring_rpc_server")
+            .field("state", &self.state.get())
+            .finish_non_exhaustive()
+    }
+}
+
+// A client is shared between threads; a server may move to another thread between
+// calls.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<shmring_rpc_client>();
+    send::<shmring_rpc_server>();
+};
+
+impl Stateful for shmring_rpc_server {
+    const WHAT: &'static str = "rpc server";
+    fn state(&self) -> &Cell<State> {
+        &self.state
+    }
+}
+
+/// The handler of `shmring_rpc_serve_one`, called once per request with:
+///
+/// - `context`: the pointer given to `shmring_rpc_serve_one`, untouched;
+/// - `request`, `request_len`: the request's bytes, valid during the call only
+///   (`request` is never NULL, even when `request_len` is 0);
+/// - `response`, `response_cap`: a buffer of the library's, `response_cap` bytes
+///   (the server's `shmring_rpc_server_max_response_len`), valid during the call
+///   only, to write the response into;
+/// - `response_len`: where the handler stores how many bytes of `response` it
+///   wrote (0 when it does not store anything).
+///
+/// Return 0 to send `response[0 .. *response_len]` as the response. Return any
+/// other value to send an error response instead: `response[0 .. *response_len]`
+/// is then the error message (UTF-8, no NUL needed; invalid UTF-8 is replaced),
+/// which the client's call returns as `SHMRING_E_REMOTE` with the message in
+/// `shmring_last_error_message`.
+///
+/// The handler must not unwind (a C++ exception) or `longjmp` out, and must not
+/// write beyond `response_cap` bytes. A `*response_len` above `response_cap` is
+/// not trusted: the client gets an error response, and `shmring_rpc_serve_one`
+/// returns `SHMRING_E_INVALID_ARGUMENT`. Calls on the same server from inside the
+/// handler return `SHMRING_E_BUSY`; other handles (a client, a channel) may be
+/// used.
+pub type shmring_rpc_handler_fn = Option<
+    unsafe extern "C" fn(
+        context: *mut c_void,
+        request: *const u8,
+        request_len: usize,
+        response: *mut u8,
+        response_cap: usize,
+        response_len: *mut usize,
+    ) -> c_int,
+>;
+
+/// The deadline `timeout_ms` milliseconds from now; `None` (no limit) when the
+/// clock cannot express it (`UINT64_MAX`).
+fn deadline(timeout_ms: u64) -> Option<Instant> {
+    Instant::now().checked_add(Duration::from_millis(timeout_ms))
+}
+
+/// Makes a client on `requests` (sending) and `responses` (receiving) and returns
+/// it in `*out`. The channels are not consumed: the client claims the sender of
+/// `requests` and the receiver of `responses` and keeps both segments mapped, so
+/// both channel handles may be closed right after. Waiting for a response uses the
+/// response channel's wait strategy.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` (either role is held by another live
+/// endpoint; nothing is claimed then); `SHMRING_E_UNSUPPORTED`,
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO` (as `shmring_sender_new`);
+/// `SHMRING_E_INVALID_ARGUMENT` (a NULL pointer).
+///
+/// # Safety
+/// - `requests` and `responses` are NULL or live channel handles.
+/// - `out` is NULL or points to a writable `shmring_rpc_client *`; it receives the
+///   new handle (owned by the caller: free it with `shmring_rpc_client_close`), or
+///   NULL on failure.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_rpc_client_new(
+    requests: *const shmring_channel,
+    responses: *const shmring_channel,
+    out: *mut *mut shmring_rpc_client,
+) -> c_int {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: the caller's contract.
+        let requests = unsafe { channel_ref(requests) }?;
+        // SAFETY: the caller's contract.
+        let responses = unsafe { channel_ref(responses) }?;
+        let sender = requests.channel.sender()?;
+        let receiver = responses.channel.receiver()?;
+        let max_response_len =
+            MessageReceiver::max_message_len(&receiver).saturating_sub(HEADER_LEN);
+        let handle = Box::new(shmring_rpc_client {
+            client: RpcClient::new(sender, receiver),
+            max_response_len,
+        });
+        // SAFETY: as above.
+        unsafe { out.write(Box::into_raw(handle)) };
+        Ok(())
+    })
+}
+
+/// Frees a client and gives up both roles; the server then sees
+/// `SHMRING_E_DISCONNECTED`. Responses still on their way are dropped. Closing
+/// NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// `client` is NULL or a live client handle, not used by any thread during or
+/// after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmring_rpc_client_close(client: *mut shmring_rpc_client) -> c_int {
+    let Some(ptr) = NonNull::new(client) else {
+        return shmring_status::OK.code();
+    };
+    guard(|| {
+        // SAFETY: made by `Box::into_raw` in `shmring_rpc_client_new`, given back
+        // by its owner, used by no other thread: freed once, here.
+        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+        Ok(())
+    })
+}
+
+/// A shared reference to a live client.
+///
+/// # Safety
+/// `client` is NULL or a live client handle, not closed during the reference's
+/// life.
+unsafe fn client_ref<'a>(
+    client: *const shmring_rpc_client,
+) -> Result<&'a shmring_rpc_client, Failure> {
+    // SAFETY: NULL or live (the caller's contract); only shared references to a
+    // client are made (`RpcClient` is `Sync`) but by close.
+    unsafe { client.as_ref() }.ok_or_else(|| Failure::null("client"))
+}
+
+/// Stores the longest request the client sends in `*out`: the request channel's
+/// largest message less the 16-byte header.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `client` is NULL or a live client handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_rpc_client_max_request_len(
+    client: *const shmring_rpc_client,
+    out: *mut usize,
+) -> c_int {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller's contract.
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out.write(client.client.max_request_len()) };
+        Ok(())
+    })
+}
+
+/// Stores the longest response the client can receive in `*out`: the response
+/// channel's largest message less the 16-byte header. A response buffer this
+/// long never gets `SHMRING_E_BUFFER_TOO_SMALL`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `client` is NULL or a live client handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_rpc_client_max_response_len(
+    client: *const shmring_rpc_client,
+    out: *mut usize,
+) -> c_int {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: the caller's contract.
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out.write(client.max_response_len) };
+        Ok(())
+    })
+}
+
+/// Sends the `request_len` bytes at `request` as a request and waits
+/// `timeout_ms` milliseconds at most (`UINT64_MAX`: without limit; 0: sends if
+/// that does not block, and takes a response only if it is already there) for its
+/// response, which is copied into `response`; `*response_len` receives its
+/// length. Thread-safe: several threads may call the same client at once, and
+/// each gets the response to its own request.
+///
+/// # Returns
+/// - `SHMRING_OK`: `response[0 .. *response_len]` is the response.
+/// - `SHMRING_E_REMOTE`: the server's handler failed; `shmring_last_error_message`
+///   has its message.
+/// - `SHMRING_E_BUFFER_TOO_SMALL`: the response is longer than `response_cap`;
+///   `*response_len` is its length. Unlike a channel receive, the response is
+///   **lost** (the server did the work; the call is over). Size the buffer with
+///   `shmring_rpc_client_max_response_len` to never see this.
+/// - `SHMRING_E_TIMED_OUT`: no response in time (or no room to send). A response
+///   that comes later is dropped: the client never hands it to another call.
+/// - `SHMRING_E_DISCONNECTED`: the server has gone (now or earlier); every later
+///   call fails the same way: make a new client.
+/// - `SHMRING_E_CORRUPTED`: the server sent a message that breaks the wire format;
+///   every later call fails the same way.
+/// - `SHMRING_E_MESSAGE_TOO_LARGE`: `request_len` is above
+///   `shmring_rpc_client_max_request_len` (nothing sent).
+/// - `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT` (NULL `client` or
+///   `response_len`, NULL `request` or `response` with a non-zero length).
+///
+/// `*response_len` is 0 after a failure but `SHMRING_E_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// - `client` is NULL or a live client handle.
+/// - `request` is NULL only if `request_len` is 0, else points to `request_len`
+///   readable bytes, not written during the call.
+/// - `response` is NULL only if `response_cap` is 0, else points to
+///   `response_cap` writable bytes, not otherwise accessed during the call.
+/// - `response_len` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_rpc_call(
+    client: *const shmring_rpc_client,
+    request: *const c_void,
+    request_len: usize,
+    response: *mut c_void,
+    response_cap: usize,
+    response_len: *mut usize,
+    timeout_ms: u64,
+) -> c_int {
+    let deadline = deadline(timeout_ms);
+    guard(|| {
+        let response_len = out_ptr(response_len, "response_len")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { response_len.write(0) };
+        // SAFETY: the caller's contract.
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: the caller's contract on `response`.
+        let buf = unsafe { bytes_mut(response, response_cap, "response") }?;
+        if request_len > 0 && request.is_null() {
+            return Err(Failure::null("request"));
+        }
+        let max = client.client.max_request_len();
+        if request_len > max {
+            return Err(Failure::new(
+                shmring_status::E_MESSAGE_TOO_LARGE,
+                format!("request too large: {request_len} bytes, at most {max}"),
+            ));
+        }
+        let request: &[u8] = if request_len == 0 {
+            &[]
+        } else {
+            // SAFETY: non-null, at most `max_request_len` bytes (below
+            // isize::MAX), readable and not written during the call (the caller's
+            // contract).
+            unsafe { std::slice::from_raw_parts(request.cast::<u8>(), request_len) }
+        };
+        let reply = client.client.call_deadline(request, deadline)?;
+        if reply.len() > buf.len() {
+            // SAFETY: as above.
+            unsafe { response_len.write(reply.len()) };
+            return Err(Failure::new(
+                shmring_status::E_BUFFER_TOO_SMALL,
+                format!(
+                    "the response of {} bytes does not fit the buffer of {}: it is lost \
+                     (size the buffer with shmring_rpc_client_max_response_len)",
+                    reply.len(),
+                    buf.len()
+                ),
+            ));
+        }
+        buf[..reply.len()].copy_from_slice(&reply);
+        // SAFETY: as above.
+        unsafe { response_len.write(reply.len()) };
+        Ok(())
+    })
+}
+
+/// Makes a server on `requests` (receiving) and `responses` (sending) and returns
+/// it in `*out`. The channels are not consumed: the server claims the receiver of
+/// `requests` and the sender of `responses` and keeps both segments mapped, so
+/// both channel handles may be closed right after. Waiting for a request uses the
+/// request channel's wait strategy.
+///
+/// # Returns
+/// As `shmring_rpc_client_new`.
+///
+/// # Safety
+/// - `requests` and `responses` are NULL or live channel handles.
+/// - `out` is NULL or points to a writable `shmring_rpc_server *`; it receives the
+///   new handle (owned by the caller: free it with `shmring_rpc_server_close`), or
+///   NULL on failure.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_rpc_server_new(
+    requests: *const shmring_channel,
+    responses: *const shmring_channel,
+    out: *mut *mut shmring_rpc_server,
+) -> c_int {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: the caller's contract.
+        let requests = unsafe { channel_ref(requests) }?;
+        // SAFETY: the caller's contract.
+        let responses = unsafe { channel_ref(responses) }?;
+        let receiver = requests.channel.receiver()?;
+        let sender = responses.channel.sender()?;
+        let max_response_len = MessageSender::max_message_len(&sender).saturating_sub(HEADER_LEN);
+        let server = RpcServer::new(receiver, sender);
+        debug_assert_eq!(server.max_response_len(), max_response_len);
+        let handle = Box::new(shmring_rpc_server {
+            state: Cell::new(State::Idle),
+            response: UnsafeCell::new(vec![0u8; max_response_len]),
+            server: UnsafeCell::new(server),
+        });
+        // SAFETY: as above.
+        unsafe { out.write(Box::into_raw(handle)) };
+        Ok(())
+    })
+}
+
+/// Frees a server and gives up both roles; its client's calls then return
+/// `SHMRING_E_DISCONNECTED`. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_BUSY` (nothing freed) when called from inside the
+/// server's own handler.
+///
+/// # Safety
+/// `server` is NULL or a live server handle, not used by any thread during or
+/// after this call (but for the refused call from its own handler).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmring_rpc_server_close(server: *mut shmring_rpc_server) -> c_int {
+    let Some(ptr) = NonNull::new(server) else {
+        return shmring_status::OK.code();
+    };
+    guard(|| {
+        // SAFETY: a live handle (the caller's contract); a shared reference, as
+        // the serve call that may be running holds.
+        let handle = unsafe { ptr.as_ref() };
+        if handle.state.get() == State::InCallback {
+            return Err(in_callback(shmring_rpc_server::WHAT));
+        }
+        // SAFETY: made by `Box::into_raw` in `shmring_rpc_server_new`, given back
+        // by its owner, no call running on it (checked above for the handler; the
+        // caller's contract otherwise): freed once, here.
+        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+        Ok(())
+    })
+}
+
+/// Stores the longest response the server sends in `*out`: the response
+/// channel's largest message less the 16-byte header. It is the `response_cap`
+/// every handler call gets.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// `server` is NULL or a live server handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_rpc_server_max_response_len(
+    server: *const shmring_rpc_server,
+    out: *mut usize,
+) -> c_int {
+    let body = |h: &shmring_rpc_server| {
+        let out = out_ptr(out, "out")?;
+        h.check_idle()?;
+        // SAFETY: Idle: no serve call is running on the handle (one thread at a
+        // time, the caller's contract; calls from the handler stop above), so
+        // nothing writes the buffer's length.
+        let len = unsafe { (*h.response.get()).len() };
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out.write(len) };
+        Ok(())
+    };
+    // SAFETY: the caller's contract.
+    unsafe { call(server, body) }
+}
+
+/// Waits `timeout_ms` milliseconds at most (0: only if a request is there now;
+/// `UINT64_MAX`: without limit) for one request, calls `handler` with it (see
+/// `shmring_rpc_handler_fn` for the contract), and sends the handler's response or
+/// error message back.
+///
+/// # Returns
+/// - `SHMRING_OK`: a request was answered (with a response or an error
+///   response).
+/// - `SHMRING_E_TIMED_OUT`: no request in time; or the answer could not be sent
+///   in time: it is kept and sent first by the next call (nothing lost, nothing
+///   sent twice).
+/// - `SHMRING_E_DISCONNECTED`: the client has gone.
+/// - `SHMRING_E_CORRUPTED`: the message received breaks the wire format; it is
+///   consumed, nobody is answered, and the server can go on.
+/// - `SHMRING_E_INVALID_ARGUMENT`: NULL `server` or `handler`; or the handler
+///   stored a `*response_len` above `response_cap` (the client got an error
+///   response saying so).
+/// - `SHMRING_E_BUSY`: called from inside the server's own handler.
+/// - `SHMRING_E_IO`.
+///
+/// # Safety
+/// - `server` is NULL or a live server handle.
+/// - `handler` keeps the contract of `shmring_rpc_handler_fn`.
+/// - `context` is passed to `handler` as it is; the library does not use it.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_rpc_serve_one(
+    server: *mut shmring_rpc_server,
+    handler: shmring_rpc_handler_fn,
+    context: *mut c_void,
+    timeout_ms: u64,
+) -> c_int {
+    let deadline = deadline(timeout_ms);
+    let body = |h: &shmring_rpc_server| {
+        let handler = handler.ok_or_else(|| Failure::null("handler"))?;
+        h.check_idle()?;
+        // What the handler did wrong, if anything, for the caller.
+        let mut misuse = None;
+        // SAFETY: Idle: no other call is running on the handle (one thread at a
+        // time, the caller's contract; calls from the handler see `InCallback` and
+        // stop at the state check before touching either cell). So these are the
+        // only references while the serve call runs.
+        let (server, buffer) = unsafe { (&mut *h.server.get(), &mut *h.response.get()) };
+        let answer = |request: &[u8]| -> Result<Vec<u8>, String> {
+            let cap = buffer.len();
+            let mut len = 0usize;
+            // Calls from the handler see this and stop at the state check.
+            h.state.set(State::InCallback);
+            // SAFETY: the handler's contract: it gets the request's bytes (valid
+            // during the call; a non-null pointer even when empty), the buffer's
+            // `cap` writable bytes, and a local to store the length in.
+            let rc = unsafe {
+                handler(
+                    context,
+                    request.as_ptr(),
+                    request.len(),
+                    buffer.as_mut_ptr(),
+                    cap,
+                    &mut len,
+                )
+            };
+            h.state.set(State::Idle);
+            if len > cap {
+                let message = format!(
+                    "the server's handler reported a {} of {len} bytes in a buffer of {cap}",
+                    if rc == 0 { "response" } else { "error message" }
+                );
+                misuse = Some(message.clone());
+                return Err(message);
+            }
+            if rc == 0 {
+                Ok(buffer[..len].to_vec())
+            } else {
+                Err(String::from_utf8_lossy(&buffer[..len]).into_owned())
+            }
+        };
+        server.serve_one_deadline(answer, deadline)?;
+        match misuse {
+            Some(message) => Err(Failure::invalid(message)),
+            None => Ok(()),
+        }
+    };
+    // SAFETY: the caller's contract.
+    unsafe { call(server, body) }
+}

@@ -1,0 +1,375 @@
+//! Loom models of the MPMC ring: the real `shmring-core` code, loom's atomics.
+//!
+//! Each model names what it covers; ARCHITECTURE.md ("The MPMC ring") lists which
+//! model fails when each ordering is weakened.
+#![cfg(shmring_loom)]
+
+use std::num::NonZeroU32;
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use shmring_core::{MpmcConsumer, MpmcProducer, RecvError, Recovery, SendError};
+use shmring_loom_tests::{LoomFutex, LoomLiveness, LoomMpmcRegion};
+
+type Producer = MpmcProducer<LoomMpmcRegion>;
+type Consumer = MpmcConsumer<LoomMpmcRegion>;
+
+fn token(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+/// Runs `f` under loom with preemption bound `bound` (unless `LOOM_MAX_PREEMPTIONS`
+/// says otherwise).
+fn model<F>(bound: usize, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(bound);
+    }
+    builder.check(f);
+}
+
+/// Message `seq` of producer `producer`: two bytes, so a torn copy shows.
+fn message(producer: u8, seq: u8) -> [u8; 2] {
+    [producer, seq]
+}
+
+fn send_blocking(tx: &mut Producer, msg: &[u8], futex: &LoomFutex) {
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => {
+                tx.wake(futex);
+                return;
+            }
+            // Stalled: a consumer is copying the previous lap's message out.
+            Err(SendError::Full | SendError::Stalled { .. }) => {
+                tx.wait_for_space(futex, None).unwrap()
+            }
+            Err(SendError::Contended) => {}
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+}
+
+/// Receives `quota` messages, blocking while there are none.
+fn receive_blocking(rx: &mut Consumer, quota: usize, futex: &LoomFutex) -> Vec<[u8; 2]> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2];
+    while got.len() < quota {
+        match rx.try_recv(&mut buf) {
+            Ok(n) => {
+                assert_eq!(n, 2);
+                got.push(buf);
+                rx.wake(futex);
+            }
+            // Stalled: a producer claimed the position and is writing.
+            Err(RecvError::Empty | RecvError::Stalled { .. }) => {
+                rx.wait_for_message(futex, None).unwrap()
+            }
+            Err(RecvError::Contended) => {}
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    got
+}
+
+/// Every message exactly once across the consumers, and each consumer sees each
+/// producer's messages in the order they were sent.
+fn check_delivery(shares: &[Vec<[u8; 2]>], producers: std::ops::Range<u8>, per_producer: u8) {
+    let mut all: Vec<[u8; 2]> = shares.iter().flatten().copied().collect();
+    all.sort_unstable();
+    let expected: Vec<[u8; 2]> = producers
+        .clone()
+        .flat_map(|p| (0..per_producer).map(move |s| message(p, s)))
+        .collect();
+    assert_eq!(all, expected, "not every message exactly once");
+    for share in shares {
+        for p in producers.clone() {
+            let seqs: Vec<u8> = share.iter().filter(|m| m[0] == p).map(|m| m[1]).collect();
+            assert!(seqs.is_sorted(), "producer {p} out of order: {seqs:?}");
+        }
+    }
+}
+
+/// `producers` threads each sending `per_producer` messages, `consumers` threads
+/// receiving `quota` each, through `slots` slots; everybody blocks (futex, no
+/// deadline) when it cannot proceed, so a lost wake-up on either side is a
+/// deadlock loom reports. Covers the claim (seq Acquire, intent, tail/head CAS),
+/// the publication (seq Release), the free (seq Release), the wait/notify pairs
+/// and the slot bytes' race freedom.
+fn mpmc_model(producers: u8, per_producer: u8, consumers: usize, slots: usize, bound: usize) {
+    let total = producers as usize * per_producer as usize;
+    assert_eq!(total % consumers, 0);
+    let quota = total / consumers;
+    model(bound, move || {
+        let endpoints = producers as usize + consumers;
+        let region = LoomMpmcRegion::new(slots, 2, endpoints);
+        let futex = Arc::new(LoomFutex::new());
+        let mut handles = Vec::new();
+        for p in 0..producers {
+            let mut tx = Producer::register(region.clone(), token(1 + p as u32)).unwrap();
+            let futex = futex.clone();
+            handles.push(thread::spawn(move || {
+                for s in 0..per_producer {
+                    send_blocking(&mut tx, &message(p, s), &futex);
+                }
+                Vec::new()
+            }));
+        }
+        let mut rxs: Vec<Consumer> = (0..consumers)
+            .map(|c| Consumer::register(region.clone(), token(100 + c as u32)).unwrap())
+            .collect();
+        let mut main_rx = rxs.pop().unwrap();
+        for mut rx in rxs {
+            let futex = futex.clone();
+            handles.push(thread::spawn(move || receive_blocking(&mut rx, quota, &futex)));
+        }
+        let mut shares = vec![receive_blocking(&mut main_rx, quota, &futex)];
+        for h in handles {
+            shares.push(h.join().unwrap());
+        }
+        check_delivery(&shares, 0..producers, per_producer);
+        assert_eq!(main_rx.try_recv(&mut [0; 2]), Err(RecvError::Empty));
+        assert_eq!(main_rx.stats().skipped + main_rx.stats().lost, 0);
+    });
+}
+
+/// 2 producers × 2 consumers, 2 slots, one message each.
+#[test]
+fn two_by_two_capacity_2() {
+    mpmc_model(2, 1, 2, 2, 1);
+}
+
+/// 2 producers × 2 consumers, 4 slots, one message each.
+#[test]
+fn two_by_two_capacity_4() {
+    mpmc_model(2, 1, 2, 4, 1);
+}
+
+/// 2 producers × 1 consumer, 2 slots, two messages each: the ring fills and wraps.
+#[test]
+fn two_by_one_capacity_2_wraps() {
+    mpmc_model(2, 2, 1, 2, 2);
+}
+
+/// No lost wake-up on the producer side: one slot-pair ring, a producer blocks in
+/// `wait_for_space` (no deadline) for three messages while the consumer blocks in
+/// `wait_for_message` and frees slots, waking it.
+#[test]
+fn no_lost_wakeup_producer() {
+    model(2, || {
+        let region = LoomMpmcRegion::new(2, 2, 2);
+        let futex = Arc::new(LoomFutex::new());
+        let mut tx = Producer::register(region.clone(), token(1)).unwrap();
+        let mut rx = Consumer::register(region, token(2)).unwrap();
+        let f = futex.clone();
+        let producer = thread::spawn(move || {
+            for s in 0..3 {
+                loop {
+                    match tx.try_send(&message(0, s)) {
+                        Ok(()) => break,
+                        Err(SendError::Full | SendError::Stalled { .. }) => {
+                            tx.wait_for_space(&*f, None).unwrap()
+                        }
+                        Err(e) => panic!("send: {e}"),
+                    }
+                }
+                tx.wake(&*f);
+            }
+        });
+        let mut buf = [0u8; 2];
+        for s in 0..3 {
+            loop {
+                match rx.try_recv(&mut buf) {
+                    Ok(_) => break,
+                    // Stalled: the producer claimed and is writing.
+                    Err(RecvError::Empty | RecvError::Stalled { .. }) => {
+                        rx.wait_for_message(&*futex, None).unwrap()
+                    }
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            assert_eq!(buf, message(0, s));
+            rx.wake(&*futex);
+        }
+        producer.join().unwrap();
+    });
+}
+
+/// Receives until `received` reaches `total` (or for `attempts` calls, if given),
+/// spinning (the dead claim cannot be waited for with a futex: nobody publishes
+/// it) and skipping a stalled position whenever it finds one. Returns what this
+/// consumer got.
+fn receive_skipping(
+    rx: &mut Consumer,
+    liveness: &LoomLiveness,
+    received: &AtomicUsize,
+    total: usize,
+    attempts: Option<usize>,
+) -> Vec<[u8; 2]> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2];
+    let mut left = attempts.unwrap_or(usize::MAX);
+    while left > 0 && received.load(Ordering::Acquire) < total {
+        left -= 1;
+        match rx.try_recv(&mut buf) {
+            Ok(_) => {
+                got.push(buf);
+                received.fetch_add(1, Ordering::AcqRel);
+            }
+            // The model calls this at once, not after a bound: recovery must be
+            // safe whenever it is called (a live claimant answers ClaimantAlive).
+            Err(RecvError::Stalled { position }) => {
+                match rx.skip_dead_producer(position, liveness).unwrap() {
+                    Recovery::Recovered | Recovery::AlreadyMoved => {}
+                    Recovery::ClaimantAlive { .. } => thread::yield_now(),
+                }
+            }
+            Err(RecvError::Empty | RecvError::Contended) => thread::yield_now(),
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    got
+}
+
+/// A producer claims a position and dies before publishing (its thread stops; its
+/// handle ends without clean-up; then its liveness mark drops). Another producer
+/// sends `messages`. `consumers` consumers receive them all, skipping the dead
+/// claim once it is marked dead, and only then: `skipped` ends at exactly one, so
+/// no live claim was skipped and no two consumers both skipped it. Covers intent
+/// Release / tail CAS Release → the recoverer's tail and intent Acquire, the skip
+/// CAS, the head help, and the dead claim's slot bytes never being read (loom's
+/// cell checks).
+fn dead_producer_model(consumers: usize, messages: u8, bound: usize) {
+    model(bound, move || {
+        let region = LoomMpmcRegion::new(4, 2, 2 + consumers);
+        let liveness = LoomLiveness::new(2 + consumers);
+        let mut dead = Producer::register(region.clone(), token(1)).unwrap();
+        let mut live = Producer::register(region.clone(), token(2)).unwrap();
+        let l = liveness.clone();
+        let dying = thread::spawn(move || {
+            dead.claim_without_publishing().unwrap();
+            let entry = dead.entry();
+            dead.die();
+            l.kill(entry);
+        });
+        let sender = thread::spawn(move || {
+            for s in 0..messages {
+                live.try_send(&message(1, s)).unwrap();
+            }
+        });
+        let received = Arc::new(AtomicUsize::new(0));
+        let total = messages as usize;
+        let mut rxs: Vec<Consumer> = (0..consumers)
+            .map(|c| Consumer::register(region.clone(), token(10 + c as u32)).unwrap())
+            .collect();
+        let mut main_rx = rxs.pop().unwrap();
+        let others: Vec<_> = rxs
+            .into_iter()
+            .map(|mut rx| {
+                let (l, r) = (liveness.clone(), received.clone());
+                // A bounded number of attempts: two consumers spinning make
+                // loom's paths too long, and one that races the other to the
+                // skip a few times is what this checks.
+                thread::spawn(move || receive_skipping(&mut rx, &l, &r, total, Some(3)))
+            })
+            .collect();
+        let mut shares = vec![receive_skipping(
+            &mut main_rx,
+            &liveness,
+            &received,
+            total,
+            None,
+        )];
+        for t in others {
+            shares.push(t.join().unwrap());
+        }
+        sender.join().unwrap();
+        dying.join().unwrap();
+        check_delivery(&shares, 1..2, messages);
+        // Drain: a dead claim behind every message is still there.
+        let mut buf = [0u8; 2];
+        loop {
+            match main_rx.try_recv(&mut buf) {
+                Err(RecvError::Stalled { position }) => assert_eq!(
+                    main_rx.skip_dead_producer(position, &liveness).unwrap(),
+                    Recovery::Recovered
+                ),
+                Err(RecvError::Empty) => break,
+                other => panic!("drain: {other:?}"),
+            }
+        }
+        assert_eq!(main_rx.stats().skipped, 1);
+        assert_eq!(main_rx.stats().lost, 0);
+    });
+}
+
+/// One consumer, two messages around the dead claim.
+#[test]
+fn dead_producer_is_skipped() {
+    dead_producer_model(1, 2, 2);
+}
+
+/// Two consumers racing to skip the dead claim: exactly one skip counts.
+#[test]
+fn dead_producer_two_consumers_agree() {
+    dead_producer_model(2, 1, 1);
+}
+
+/// A consumer claims a message and dies before freeing it. The producer then sends
+/// two more messages into the two slots, finds the dead consumer's slot stalled,
+/// and reclaims it once the consumer is marked dead (and only then: `lost` ends at
+/// exactly one). Another consumer receives the two. Covers the consumer's intent
+/// Release / head CAS Release → the producer's head and intent Acquire, and the
+/// reclaim CAS.
+#[test]
+fn dead_consumer_is_reclaimed() {
+    model(2, || {
+        let region = LoomMpmcRegion::new(2, 2, 3);
+        let liveness = LoomLiveness::new(3);
+        let mut tx = Producer::register(region.clone(), token(1)).unwrap();
+        let mut dead = Consumer::register(region.clone(), token(2)).unwrap();
+        let mut rx = Consumer::register(region.clone(), token(3)).unwrap();
+        tx.try_send(&message(0, 0)).unwrap();
+        let l = liveness.clone();
+        let dying = thread::spawn(move || {
+            assert_eq!(dead.claim_without_freeing(), Ok(0));
+            let entry = dead.entry();
+            dead.die();
+            l.kill(entry);
+        });
+        let l = liveness.clone();
+        let producer = thread::spawn(move || {
+            for s in 1..3 {
+                loop {
+                    match tx.try_send(&message(0, s)) {
+                        Ok(()) => break,
+                        // The model reclaims at once, not after a bound: reclaiming
+                        // must be safe whenever it is called.
+                        Err(SendError::Stalled { position }) => {
+                            match tx.reclaim_from_dead_consumer(position, &l).unwrap() {
+                                Recovery::Recovered | Recovery::AlreadyMoved => {}
+                                Recovery::ClaimantAlive { .. } => thread::yield_now(),
+                            }
+                        }
+                        Err(SendError::Full | SendError::Contended) => thread::yield_now(),
+                        Err(e) => panic!("send: {e}"),
+                    }
+                }
+            }
+        });
+        producer.join().unwrap();
+        dying.join().unwrap();
+        let mut buf = [0u8; 2];
+        for s in 1..3 {
+            assert_eq!(rx.try_recv(&mut buf), Ok(2));
+            assert_eq!(buf, message(0, s));
+        }
+        assert_eq!(rx.try_recv(&mut buf), Err(RecvError::Empty));
+        assert_eq!(rx.stats().lost, 1);
+        assert_eq!(rx.stats().skipped, 0);
+    });
+}

@@ -1,0 +1,551 @@
+//! [`Connection`] and its halves: the rings or the framed socket, and the
+//! socket kept beside the rings for liveness.
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::channel::{Receiver, Sender};
+#[allow(unused_imports, reason = "named by the doc links")]
+use crate::error::Error;
+use crate::error::{Result, Role};
+use crate::transport::stream::{EndOfStream, FrameReader, FrameWriter};
+use crate::transport::sys::{self, WriteMode};
+use crate::transport::{MessageReceiver, MessageSender};
+
+use super::Transport;
+use super::fdpass;
+use super::handshake;
+use super::watcher::Watcher;
+
+/// The process at the other end of a Unix-socket connection, as the kernel
+/// recorded it at `connect` (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// Process id.
+    pub pid: i32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// What the halves of a connection share: the socket (and its watcher).
+struct Shared {
+    /// Stopped and joined on drop, before the socket closes.
+    watcher: Option<Watcher>,
+    socket: Arc<OwnedFd>,
+    transport: Transport,
+    what: String,
+    peer: Option<PeerCredentials>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("transport", &self.transport)
+            .field("what", &self.what)
+            .field("socket", &self.socket.as_raw_fd())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.stop();
+        }
+    }
+}
+
+/// Runs when a half drops, after its ring end or stream has (field order):
+/// tells the peer that this direction is gone.
+#[derive(Debug)]
+struct HalfClose {
+    shared: Arc<Shared>,
+    role: Role,
+}
+
+impl Drop for HalfClose {
+    fn drop(&mut self) {
+        let fd = self.shared.socket.as_fd();
+        match (self.role, self.shared.transport) {
+            // The peer's receiver sees the end of the stream (its watcher, or its
+            // frame reader) after everything sent.
+            (Role::Sender, _) => sys::shutdown(fd, libc::SHUT_WR),
+            // The peer's sender learns from the byte (its watcher), without
+            // waiting for its lock probe. If our sending half shut the socket
+            // down already, the write fails; the peer learns when the socket
+            // closes.
+            (Role::Receiver, Transport::SharedMemory) => {
+                let _ = fdpass::send_with_fds(fd, &[handshake::RECEIVER_GONE], &[]);
+            }
+            (Role::Receiver, _) => sys::shutdown(fd, libc::SHUT_RD),
+        }
+    }
+}
+
+enum SendInner {
+    Ring(Sender),
+    Stream(FrameWriter),
+}
+
+enum RecvInner {
+    Ring(Receiver),
+    Stream(FrameReader),
+}
+
+/// The sending half of a [`Connection`] ([`Connection::split`]). `Send`: it can
+/// live in another thread than the receiving half. Dropping it ends this
+/// direction: the peer receives every message sent, then
+/// [`Error::Disconnected`].
+pub struct ConnectionSender {
+    // Field order is drop order: the ring end (or stream) first, then the
+    // shutdown that tells the peer.
+    inner: SendInner,
+    close: HalfClose,
+}
+
+/// The receiving half of a [`Connection`] ([`Connection::split`]). `Send`.
+/// Dropping it tells the peer, whose sender then gets [`Error::Disconnected`]
+/// once the ring (or socket buffer) is full.
+pub struct ConnectionReceiver {
+    inner: RecvInner,
+    close: HalfClose,
+}
+
+impl fmt::Debug for ConnectionSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionSender")
+            .field("transport", &self.close.shared.transport)
+            .field("what", &self.close.shared.what)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ConnectionReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionReceiver")
+            .field("transport", &self.close.shared.transport)
+            .field("what", &self.close.shared.what)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A duplex connection to one peer, made by [`connect`](super::connect) or
+/// [`Listener::accept`](super::Listener::accept):
+/// messages both ways, over shared memory or a socket ([`transport`](Self::transport)).
+///
+/// Every committed message is delivered in order, once; a peer that closes or
+/// dies gives [`Error::Disconnected`] after what it committed. Every blocking call
+/// has `_timeout` and `_deadline` variants and a `try_` twin.
+/// [`split`](Self::split) gives two halves for two threads.
+#[derive(Debug)]
+pub struct Connection {
+    // Drop order: the sending half first (its shutdown reaches the peer first),
+    // then the receiving half, then the shared socket.
+    tx: ConnectionSender,
+    rx: ConnectionReceiver,
+}
+
+impl Connection {
+    /// A connection over the rings `outgoing` (we send: `tx`) and `incoming`
+    /// (we receive: `rx`), with `fd` watched beside them.
+    pub(super) fn over_rings(
+        fd: OwnedFd,
+        mut tx: Sender,
+        mut rx: Receiver,
+        outgoing: crate::Channel,
+        incoming: crate::Channel,
+        what: String,
+        peer: Option<PeerCredentials>,
+    ) -> Result<Self> {
+        let socket = Arc::new(fd);
+        let watcher = Watcher::start(Arc::clone(&socket), outgoing, incoming, &what)?;
+        tx.set_peer_gone_flag(watcher.peer_receiver_gone());
+        rx.set_peer_gone_flag(watcher.peer_sender_gone());
+        let shared = Arc::new(Shared {
+            watcher: Some(watcher),
+            socket,
+            transport: Transport::SharedMemory,
+            what,
+            peer,
+        });
+        Ok(Self::assemble(
+            SendInner::Ring(tx),
+            RecvInner::Ring(rx),
+            shared,
+        ))
+    }
+
+    /// A connection whose messages are framed on `fd` itself.
+    pub(super) fn over_stream(
+        fd: OwnedFd,
+        transport: Transport,
+        max_message_len: usize,
+        what: String,
+        peer: Option<PeerCredentials>,
+    ) -> Self {
+        let socket = Arc::new(fd);
+        let writer = FrameWriter::new(
+            Arc::clone(&socket),
+            WriteMode::Socket,
+            max_message_len,
+            what.clone(),
+        );
+        let reader = FrameReader::new(
+            Arc::clone(&socket),
+            EndOfStream::Eof,
+            max_message_len,
+            what.clone(),
+        );
+        let shared = Arc::new(Shared {
+            watcher: None,
+            socket,
+            transport,
+            what,
+            peer,
+        });
+        Self::assemble(SendInner::Stream(writer), RecvInner::Stream(reader), shared)
+    }
+
+    fn assemble(tx: SendInner, rx: RecvInner, shared: Arc<Shared>) -> Self {
+        Self {
+            tx: ConnectionSender {
+                inner: tx,
+                close: HalfClose {
+                    shared: Arc::clone(&shared),
+                    role: Role::Sender,
+                },
+            },
+            rx: ConnectionReceiver {
+                inner: rx,
+                close: HalfClose {
+                    shared,
+                    role: Role::Receiver,
+                },
+            },
+        }
+    }
+
+    /// What the messages travel on.
+    pub fn transport(&self) -> Transport {
+        self.tx.transport()
+    }
+
+    /// The peer's socket path or address, for messages.
+    pub fn describe(&self) -> &str {
+        self.tx.describe()
+    }
+
+    /// The peer process's credentials (Unix socket connections only).
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.tx.close.shared.peer
+    }
+
+    /// The largest message, in either direction (the same on every transport:
+    /// half the ring capacity less 8 bytes).
+    pub fn max_message_len(&self) -> usize {
+        self.tx.max_message_len()
+    }
+
+    /// Splits into halves that can be used from two threads.
+    pub fn split(self) -> (ConnectionSender, ConnectionReceiver) {
+        (self.tx, self.rx)
+    }
+
+    /// Sends `message` if that can be done now.
+    ///
+    /// # Errors
+    /// As [`ConnectionSender::try_send`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        self.tx.try_send(message)
+    }
+
+    /// Sends `message`, waiting for room.
+    ///
+    /// # Errors
+    /// As [`ConnectionSender::send`].
+    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.tx.send(message)
+    }
+
+    /// As [`send`](Self::send), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`ConnectionSender::send_timeout`].
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.tx.send_timeout(message, timeout)
+    }
+
+    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`ConnectionSender::send_deadline`].
+    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.tx.send_deadline(message, deadline)
+    }
+
+    /// Receives the next message into `buf` if one is there now.
+    ///
+    /// # Errors
+    /// As [`ConnectionReceiver::try_recv`].
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.rx.try_recv(buf)
+    }
+
+    /// Receives the next message into `buf`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`ConnectionReceiver::recv`].
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.rx.recv(buf)
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`ConnectionReceiver::recv_timeout`].
+    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.rx.recv_timeout(buf, timeout)
+    }
+
+    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`ConnectionReceiver::recv_deadline`].
+    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        self.rx.recv_deadline(buf, deadline)
+    }
+
+    /// Receives the next message into a new `Vec`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`ConnectionReceiver::recv_vec`].
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        self.rx.recv_vec()
+    }
+
+    /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`ConnectionReceiver::recv_vec_timeout`].
+    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.rx.recv_vec_timeout(timeout)
+    }
+
+    /// As [`recv_vec`](Self::recv_vec), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`ConnectionReceiver::recv_vec_deadline`].
+    pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        self.rx.recv_vec_deadline(deadline)
+    }
+}
+
+impl ConnectionSender {
+    /// What the messages travel on.
+    pub fn transport(&self) -> Transport {
+        self.close.shared.transport
+    }
+
+    /// The peer's socket path or address, for messages.
+    pub fn describe(&self) -> &str {
+        &self.close.shared.what
+    }
+
+    /// The largest message.
+    pub fn max_message_len(&self) -> usize {
+        match &self.inner {
+            SendInner::Ring(tx) => tx.max_message_len(),
+            SendInner::Stream(w) => w.max_message_len(),
+        }
+    }
+
+    /// Sends `message` if that can be done now; never blocks. Over a socket, a
+    /// message the kernel took only in part is accepted, and its tail written
+    /// before anything else (as [`transport::unix`](crate::transport::unix)).
+    ///
+    /// # Errors
+    /// [`Error::Full`]; [`Error::MessageTooLarge`]; [`Error::Disconnected`] when
+    /// the peer has gone (on shared memory: when the ring is full and the peer's
+    /// receiver has gone); [`Error::Corrupted`] (a ring a hostile peer damaged);
+    /// [`Error::Io`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        match &mut self.inner {
+            SendInner::Ring(tx) => tx.try_send(message),
+            SendInner::Stream(w) => w.try_send(message),
+        }
+    }
+
+    /// Sends `message`, waiting for room as long as it takes.
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send), without `Full`.
+    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.send_deadline(message, None)
+    }
+
+    /// As [`send`](Self::send), giving up after `timeout` with [`Error::TimedOut`].
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`Error::TimedOut`].
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_deadline(message, sys::deadline_after(timeout))
+    }
+
+    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        match &mut self.inner {
+            SendInner::Ring(tx) => tx.send_deadline(message, deadline),
+            SendInner::Stream(w) => w.send_deadline(message, deadline),
+        }
+    }
+}
+
+impl ConnectionReceiver {
+    /// What the messages travel on.
+    pub fn transport(&self) -> Transport {
+        self.close.shared.transport
+    }
+
+    /// The peer's socket path or address, for messages.
+    pub fn describe(&self) -> &str {
+        &self.close.shared.what
+    }
+
+    /// The largest message.
+    pub fn max_message_len(&self) -> usize {
+        match &self.inner {
+            RecvInner::Ring(rx) => rx.max_message_len(),
+            RecvInner::Stream(r) => r.max_message_len(),
+        }
+    }
+
+    /// Receives the next message into `buf` if one is there now; returns its
+    /// length. Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; [`Error::Disconnected`] once the peer has gone and every
+    /// message it committed was received; [`Error::BufferTooSmall`] (the message
+    /// stays); [`Error::Corrupted`] or [`Error::FrameTooLong`] (a hostile peer);
+    /// [`Error::Io`].
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        match &mut self.inner {
+            RecvInner::Ring(rx) => rx.try_recv(buf),
+            RecvInner::Stream(r) => r.try_recv(buf),
+        }
+    }
+
+    /// Receives the next message into `buf`, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv), without `Empty`.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_deadline(buf, None)
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout` with [`Error::TimedOut`].
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
+    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_deadline(buf, sys::deadline_after(timeout))
+    }
+
+    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        match &mut self.inner {
+            RecvInner::Ring(rx) => rx.recv_deadline(buf, deadline),
+            RecvInner::Stream(r) => r.recv_deadline(buf, deadline),
+        }
+    }
+
+    /// Receives the next message into a new `Vec`, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), without `BufferTooSmall`.
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        self.recv_vec_deadline(None)
+    }
+
+    /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
+    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.recv_vec_deadline(sys::deadline_after(timeout))
+    }
+
+    /// As [`recv_vec`](Self::recv_vec), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`recv_vec_timeout`](Self::recv_vec_timeout).
+    pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        match &mut self.inner {
+            RecvInner::Ring(rx) => MessageReceiver::recv_vec_deadline(rx, deadline),
+            RecvInner::Stream(r) => r.recv_vec_deadline(deadline),
+        }
+    }
+}
+
+impl MessageSender for ConnectionSender {
+    fn max_message_len(&self) -> usize {
+        ConnectionSender::max_message_len(self)
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        ConnectionSender::try_send(self, message)
+    }
+    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        ConnectionSender::send_deadline(self, message, deadline)
+    }
+}
+
+impl MessageReceiver for ConnectionReceiver {
+    fn max_message_len(&self) -> usize {
+        ConnectionReceiver::max_message_len(self)
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        ConnectionReceiver::try_recv(self, buf)
+    }
+    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        ConnectionReceiver::recv_deadline(self, buf, deadline)
+    }
+    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        ConnectionReceiver::recv_vec_deadline(self, deadline)
+    }
+}
+
+impl MessageSender for Connection {
+    fn max_message_len(&self) -> usize {
+        Connection::max_message_len(self)
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        self.tx.try_send(message)
+    }
+    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.tx.send_deadline(message, deadline)
+    }
+}
+
+impl MessageReceiver for Connection {
+    fn max_message_len(&self) -> usize {
+        Connection::max_message_len(self)
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.rx.try_recv(buf)
+    }
+    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        self.rx.recv_deadline(buf, deadline)
+    }
+    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        self.rx.recv_vec_deadline(deadline)
+    }
+}

@@ -1,0 +1,181 @@
+//! The socket watcher of a shared-memory connection: a thread blocked in `poll`
+//! on the socket that sets the rings' peer-gone flags and wakes parked calls the
+//! moment the peer goes.
+//!
+//! What the socket says, after the handshake (nothing else travels on it):
+//! - end of stream (`read` returns 0; the peer's sending half shut its direction
+//!   down): the peer's sender is gone; our receiver drains, then reports
+//!   `Disconnected`.
+//! - the byte [`RECEIVER_GONE`](super::handshake::RECEIVER_GONE): the peer's
+//!   receiving half dropped; our sender reports `Disconnected` once the ring is
+//!   full.
+//! - hang-up or error (`POLLHUP`/`POLLERR`: the peer closed the socket, or died
+//!   and the kernel closed it): both.
+//!
+//! Other bytes are ignored (a hostile peer gains nothing by sending them: it can
+//! write anything into the rings anyway).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+use crate::transport::sys;
+
+use super::handshake::RECEIVER_GONE;
+
+/// A running watcher; [`stop`](Watcher::stop) ends and joins it.
+pub(crate) struct Watcher {
+    peer_sender_gone: Arc<AtomicBool>,
+    peer_receiver_gone: Arc<AtomicBool>,
+    /// An eventfd: written to stop the thread.
+    stop: Arc<OwnedFd>,
+    thread: JoinHandle<()>,
+}
+
+impl Watcher {
+    /// Starts watching `socket` for the connection whose rings are `outgoing`
+    /// (we send) and `incoming` (we receive).
+    pub(crate) fn start(
+        socket: Arc<OwnedFd>,
+        outgoing: Channel,
+        incoming: Channel,
+        what: &str,
+    ) -> Result<Self> {
+        // SAFETY: eventfd has no memory arguments.
+        let stop = sys::owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
+            .map_err(|e| Error::io("eventfd", what, e))?;
+        let stop = Arc::new(stop);
+        let peer_sender_gone = Arc::new(AtomicBool::new(false));
+        let peer_receiver_gone = Arc::new(AtomicBool::new(false));
+        let state = Watch {
+            socket,
+            stop: Arc::clone(&stop),
+            peer_sender_gone: Arc::clone(&peer_sender_gone),
+            peer_receiver_gone: Arc::clone(&peer_receiver_gone),
+            outgoing,
+            incoming,
+        };
+        let thread = std::thread::Builder::new()
+            .name("shmring-watch".to_owned())
+            .spawn(move || state.run())
+            .map_err(|e| Error::io("spawn watcher thread", what, e))?;
+        Ok(Self {
+            peer_sender_gone,
+            peer_receiver_gone,
+            stop,
+            thread,
+        })
+    }
+
+    /// The flag for our receiver: the peer's sender has gone.
+    pub(crate) fn peer_sender_gone(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.peer_sender_gone)
+    }
+
+    /// The flag for our sender: the peer's receiver has gone.
+    pub(crate) fn peer_receiver_gone(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.peer_receiver_gone)
+    }
+
+    /// Stops the thread and waits for it.
+    pub(crate) fn stop(self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live array to an eventfd we own.
+        unsafe { libc::write(self.stop.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        let _ = self.thread.join();
+    }
+}
+
+/// The thread's state.
+struct Watch {
+    socket: Arc<OwnedFd>,
+    stop: Arc<OwnedFd>,
+    peer_sender_gone: Arc<AtomicBool>,
+    peer_receiver_gone: Arc<AtomicBool>,
+    outgoing: Channel,
+    incoming: Channel,
+}
+
+impl Watch {
+    fn run(self) {
+        let mut end_seen = false;
+        loop {
+            // After the end of the stream the socket stays readable: ask only for
+            // the hang-up (always reported) from then on.
+            let events = if end_seen {
+                0
+            } else {
+                libc::POLLIN | libc::POLLRDHUP
+            };
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.socket.as_raw_fd(),
+                    events,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.stop.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is an array of two valid pollfds, alive across the call.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if rc < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // Cannot watch any more: say the peer has gone rather than let a
+                // blocked call hang (the rings' lock probe would say so too if it
+                // were true; a false "gone" only ends calls early).
+                self.all_gone();
+                return;
+            }
+            if fds[1].revents != 0 {
+                return;
+            }
+            let revents = fds[0].revents;
+            if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                self.all_gone();
+                return;
+            }
+            if revents & (libc::POLLIN | libc::POLLRDHUP) != 0 {
+                let mut buf = [0u8; 64];
+                match sys::read(self.socket.as_fd(), &mut buf) {
+                    Ok(0) => {
+                        end_seen = true;
+                        self.set(&self.peer_sender_gone, &self.incoming);
+                    }
+                    Ok(n) => {
+                        if buf[..n].contains(&RECEIVER_GONE) {
+                            self.set(&self.peer_receiver_gone, &self.outgoing);
+                        }
+                    }
+                    Err(e) if sys::would_block(&e) => {}
+                    Err(_) => {
+                        self.all_gone();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sets `flag` and wakes whoever is parked on `channel`.
+    fn set(&self, flag: &AtomicBool, channel: &Channel) {
+        // SYNC: SeqCst, then `wake_parked`'s fence and load of the signal words:
+        // the store-buffer pairing with a parking call (channel.rs,
+        // `PeerGoneFutex`).
+        flag.store(true, Ordering::SeqCst);
+        channel.wake_parked();
+    }
+
+    fn all_gone(&self) {
+        self.set(&self.peer_sender_gone, &self.incoming);
+        self.set(&self.peer_receiver_gone, &self.outgoing);
+    }
+}

@@ -1,0 +1,280 @@
+//! Named events between processes: an eventcount over one futex word in shared
+//! memory.
+//!
+//! # Semantics
+//!
+//! An [`Event`] is a *notification*, like a condition variable and unlike a
+//! latching Windows event: it stores nothing but a sequence number that every
+//! notification advances.
+//!
+//! - [`notify_one`](Event::notify_one) and [`notify_all`](Event::notify_all) advance
+//!   the sequence. With nobody waiting they cost one atomic add and store nothing:
+//!   a later [`wait`](Event::wait) does not see them.
+//! - A wait returns `Ok` only once the sequence differs from its *key*: the value
+//!   the sequence had when the wait began ([`wait`](Event::wait)) or when the caller
+//!   took the key ([`prepare`](Event::prepare), then
+//!   [`wait_from`](Event::wait_from)). So `Ok` always means "a notification was
+//!   made after the key was taken": spurious futex wake-ups and signals are waited
+//!   through, never reported. A notification made between `prepare` and
+//!   `wait_from` is not lost: `wait_from` returns at once.
+//! - `notify_all` releases every waiter whose key it postdates, in every process.
+//! - `notify_one` releases *at least one* such waiter if any is waiting (as
+//!   `pthread_cond_signal` does): the kernel wakes one sleeping waiter
+//!   (`FUTEX_WAKE` of 1), but a waiter whose key it also postdates and that had not
+//!   gone to sleep yet, or that wakes for another reason (a signal), returns too.
+//! - The sequence is 32 bits: a waiter that sleeps through exactly a multiple of
+//!   2^32 notifications misses them (it sees its key again).
+//!
+//! Any process that can write the segment can notify (writing the word is a
+//! notification), so a hostile peer can wake waiters early, never keep them past
+//! their deadline, and never make them touch memory out of bounds.
+//!
+//! ```no_run
+//! use shmring::EventBuilder;
+//! # fn ready() -> bool { true }
+//! # fn main() -> shmring::Result<()> {
+//! // Process A
+//! let event = EventBuilder::shm("config-changed").create()?;
+//! event.notify_all();
+//! // Process B: a wait that cannot miss a notification made after `ready()` was
+//! // found false.
+//! let event = EventBuilder::shm("config-changed").open()?;
+//! let key = event.prepare();
+//! if !ready() {
+//!     event.wait_from_timeout(key, std::time::Duration::from_secs(1))?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use shmring_core::Futex;
+use shmring_core::layout::OBJECT_KIND_EVENT;
+
+use crate::error::{Error, Result};
+use crate::futex::SharedFutex;
+use crate::segment::Backing;
+use crate::sync_object::{
+    ObjectOptions, ObjectSegment, Registered, deadline_after, debug_object, futex_wake,
+    object_builder_options,
+};
+
+/// Creates or opens a named [`Event`]: its backing, permissions and cleanup, with
+/// the rules of [`ChannelBuilder`](crate::ChannelBuilder).
+#[derive(Debug, Clone)]
+pub struct EventBuilder {
+    options: ObjectOptions,
+}
+
+impl EventBuilder {
+    fn with(options: ObjectOptions) -> Self {
+        Self { options }
+    }
+
+    object_builder_options!();
+
+    /// Creates the event (sequence zero, nobody waiting).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::PermissionDenied`],
+    /// [`Error::NoSpace`], [`Error::NotFound`] (a file's directory is missing), or
+    /// [`Error::Io`].
+    pub fn create(&self) -> Result<Event> {
+        Ok(Event {
+            segment: self.options.create(OBJECT_KIND_EVENT, 0, 0)?,
+        })
+    }
+
+    /// Opens an existing event and validates it (owner, mode, size, then every
+    /// header field; a semaphore or a channel of that name is refused).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::Untrusted`], [`Error::BadSize`], [`Error::IncompatibleLayout`]
+    /// (another kind of object, another layout version), [`Error::Corrupted`], or
+    /// [`Error::Io`].
+    pub fn open(&self) -> Result<Event> {
+        Ok(Event {
+            segment: self.options.open(OBJECT_KIND_EVENT)?,
+        })
+    }
+
+    /// Opens the event behind `fd`, handed over by a parent or a peer (a memfd
+    /// from [`EventBuilder::memfd`]): sizes, seals and header are checked, owner
+    /// and mode are not.
+    ///
+    /// # Errors
+    /// [`Error::BadSize`], [`Error::Io`], [`Error::IncompatibleLayout`],
+    /// [`Error::Corrupted`].
+    pub fn from_fd(&self, fd: OwnedFd) -> Result<Event> {
+        Ok(Event {
+            segment: self.options.open_fd(fd, OBJECT_KIND_EVENT)?,
+        })
+    }
+}
+
+/// What [`Event::prepare`] returns: the sequence number a later
+/// [`Event::wait_from`] waits to see change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "pass the key to wait_from"]
+pub struct EventKey(u32);
+
+impl EventKey {
+    /// The sequence number the key holds (for a C caller or a message).
+    pub fn to_raw(self) -> u32 {
+        self.0
+    }
+
+    /// A key from a sequence number [`to_raw`](Self::to_raw) gave.
+    pub fn from_raw(sequence: u32) -> Self {
+        Self(sequence)
+    }
+}
+
+/// A named event in shared memory: notify one or all waiters, in any process.
+/// Cloning makes another handle on the same mapping. See the [module](self) docs
+/// for the exact semantics.
+#[derive(Clone)]
+pub struct Event {
+    segment: ObjectSegment,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_object(f, "Event", &self.segment)
+    }
+}
+
+impl Event {
+    fn words(&self) -> &crate::sync_object::ObjectWords {
+        self.segment.contents().words()
+    }
+
+    /// Wakes at least one waiter whose key this call postdates (the kernel wakes
+    /// one sleeper); with nobody waiting, nothing happens and nothing is stored.
+    /// No system call when no waiter is registered.
+    pub fn notify_one(&self) {
+        self.notify(1);
+    }
+
+    /// Wakes every waiter whose key this call postdates, in every process. No
+    /// system call when no waiter is registered.
+    pub fn notify_all(&self) {
+        self.notify(i32::MAX);
+    }
+
+    fn notify(&self, count: i32) {
+        let words = self.words();
+        // SYNC: SeqCst, paired with a waiter's SeqCst registration and re-load
+        // (`Registered::new`): either we see its registration below, or it sees
+        // the new sequence and does not sleep.
+        words.word.fetch_add(1, Ordering::SeqCst);
+        if words.waiters.load(Ordering::SeqCst) != 0 {
+            futex_wake(&words.word, count);
+        }
+    }
+
+    /// The sequence now, as a key: a later [`wait_from`](Self::wait_from) returns
+    /// once a notification has been made after this call.
+    pub fn prepare(&self) -> EventKey {
+        // SYNC: SeqCst: ordered with the caller's later check of its condition by
+        // program order, and with notifiers' SeqCst increments.
+        EventKey(self.words().word.load(Ordering::SeqCst))
+    }
+
+    /// Waits for the next notification (one made after this call starts).
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for a corrupted object.
+    pub fn wait(&self) -> Result<()> {
+        self.wait_from_deadline_opt(self.prepare(), None)
+    }
+
+    /// As [`wait`](Self::wait), for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] once `timeout` has passed without a notification.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_from_deadline_opt(self.prepare(), deadline_after(timeout))
+    }
+
+    /// As [`wait`](Self::wait), until `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] once `deadline` has passed without a notification.
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        self.wait_from_deadline_opt(self.prepare(), Some(deadline))
+    }
+
+    /// Waits until a notification made after `key` was taken: returns at once if
+    /// one was made already.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for a corrupted object.
+    pub fn wait_from(&self, key: EventKey) -> Result<()> {
+        self.wait_from_deadline_opt(key, None)
+    }
+
+    /// As [`wait_from`](Self::wait_from), for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] once `timeout` has passed without a notification.
+    pub fn wait_from_timeout(&self, key: EventKey, timeout: Duration) -> Result<()> {
+        self.wait_from_deadline_opt(key, deadline_after(timeout))
+    }
+
+    /// As [`wait_from`](Self::wait_from), until `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] once `deadline` has passed without a notification.
+    pub fn wait_from_deadline(&self, key: EventKey, deadline: Instant) -> Result<()> {
+        self.wait_from_deadline_opt(key, Some(deadline))
+    }
+
+    /// Whether a notification was made after `key` was taken (never blocks).
+    pub fn is_notified_since(&self, key: EventKey) -> bool {
+        self.words().word.load(Ordering::SeqCst) != key.0
+    }
+
+    fn wait_from_deadline_opt(&self, key: EventKey, deadline: Option<Instant>) -> Result<()> {
+        let words = self.words();
+        if words.word.load(Ordering::SeqCst) != key.0 {
+            return Ok(());
+        }
+        let _registered = Registered::new(&words.waiters);
+        // Each turn sleeps while the word holds the key, or returns. The futex
+        // checks the deadline before every sleep, so a peer that keeps changing the
+        // word (and back) cannot keep us past it.
+        loop {
+            // SYNC: SeqCst re-load after the SeqCst registration (see `notify`).
+            if words.word.load(Ordering::SeqCst) != key.0 {
+                return Ok(());
+            }
+            SharedFutex::default()
+                .wait(&words.word, key.0, deadline)
+                .map_err(|_| Error::TimedOut)?;
+        }
+    }
+
+    /// How many callers are registered to wait, in every process (a snapshot; a
+    /// waiter killed while waiting stays counted, which costs notifiers only a
+    /// system call).
+    pub fn waiters(&self) -> u32 {
+        self.words().waiters.load(Ordering::SeqCst)
+    }
+
+    /// The event segment's descriptor: to pass to a child or a peer, which opens it
+    /// with [`EventBuilder::from_fd`].
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.segment.fd()
+    }
+
+    /// What the event is, for messages: `shm segment "name"`, `file /path` or
+    /// `memfd`.
+    pub fn describe(&self) -> &str {
+        self.segment.describe()
+    }
+}

@@ -1,0 +1,1351 @@
+//! Named MPMC channels: any number of processes send into and receive from one
+//! shared ring of fixed-size slots ([`shmring_core::mpmc`]).
+//!
+//! The builder, permissions, backings, reclaim and clean-up rules are the SPSC
+//! channels' ([`ChannelBuilder`](crate::ChannelBuilder)); so are the blocking calls
+//! and their [`WaitStrategy`]. What differs:
+//!
+//! - **Endpoints**: every [`MpmcSender`] and [`MpmcReceiver`] registers in an entry
+//!   of the segment's endpoint table (its size is fixed at creation,
+//!   [`MpmcChannelBuilder::endpoints`]). Attaching beyond it is
+//!   [`Error::EndpointTableFull`]. An endpoint holds an exclusive OFD lock on the
+//!   first byte of its entry while it lives: the kernel drops it when the process
+//!   dies, which is how the others tell a dead endpoint from a slow one.
+//! - **Crash consistency**: a receiver that finds a position claimed by a sender
+//!   but not published waits; once that has lasted longer than the stall timeout
+//!   ([`MpmcChannelBuilder::stall_timeout`], default 2 ms) it checks whether the
+//!   claimant is alive, and skips the slot if it is dead (counted in
+//!   [`MpmcStats::skipped`]). A sender that finds a slot still held by a receiver
+//!   of the previous lap does the same, and frees it if that receiver is dead (its
+//!   message is lost: counted in [`MpmcStats::lost`]). A live but slow claimant is
+//!   waited for.
+//! - **Disconnected**: a receiver gets [`Error::Disconnected`] when the ring holds
+//!   no message, no sender is registered and alive, and at least one sender has
+//!   registered in the table (its entry still says so). A sender gets it when the
+//!   ring is full and, likewise, no receiver is alive though one has been.
+//!
+//! ```no_run
+//! use shmring::MpmcChannelBuilder;
+//! # fn main() -> shmring::Result<()> {
+//! // Any number of processes:
+//! let channel = MpmcChannelBuilder::shm("jobs").slots(1024).slot_size(256).create()?;
+//! let mut tx = channel.sender()?;
+//! tx.send(b"job 1")?;
+//! // Any number of others:
+//! let mut rx = MpmcChannelBuilder::shm("jobs").open()?.receiver()?;
+//! let mut buf = [0u8; 256];
+//! let n = rx.recv(&mut buf)?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::fs::File;
+use std::hint::spin_loop;
+use std::num::NonZeroU32;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use memmap2::MmapRaw;
+use shmring_core::mpmc::layout::{
+    MAX_MPMC_SEGMENT, MAX_SLOTS, MPMC_TABLE_OFFSET, ROLE_CONSUMER, ROLE_PRODUCER,
+};
+use shmring_core::{
+    FLAG_ASYMMETRIC_FENCES, LayoutError, Liveness, MpmcConsumer, MpmcCorruption, MpmcGeometry,
+    MpmcLayoutError, MpmcProducer, MpmcRegion, MpmcWaitError, RawMpmcRegion, Recovery, RecvError,
+    RegisterError, SendError,
+};
+
+pub use shmring_core::MpmcStats;
+
+use crate::channel::{LIVENESS_INTERVAL, WaitStrategy};
+use crate::error::{Corrupted, Error, Result, Role};
+use crate::futex::SharedFutex;
+use crate::lock;
+use crate::segment::{Backing, Contents, Segment, SegmentConfig};
+
+/// The default stall timeout: how long a claimed but unfinished slot is waited
+/// for before its claimant's liveness is checked.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(2);
+
+/// The longest stall timeout (so that `now + timeout` never overflows the clock).
+const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A failed non-blocking call checks the other side's liveness at most this often.
+const TRY_LIVENESS_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Steps one non-blocking call takes at most: a step ends in a message, a
+/// recovered slot (then the call goes on), or a contended claim.
+const TRY_STEPS: u32 = 64;
+
+/// `Contended` results in a row a call accepts before it reports the position as
+/// unstable (each is 256 failed claims: other endpoints, or a hostile peer, kept
+/// moving it).
+const MAX_CONTENDED: u32 = 64;
+
+/// A segment holding an MPMC ring.
+pub type MpmcSegment = Segment<RawMpmcRegion>;
+
+/// Maps an MPMC layout error found in a segment's header to the layout error the
+/// segment machinery reports.
+fn header_error(e: MpmcLayoutError) -> LayoutError {
+    match e {
+        MpmcLayoutError::InvalidSlotCount { slots } => LayoutError::HeaderMismatch {
+            field: "slot_count",
+            found: slots,
+            expected: MAX_SLOTS as u64,
+        },
+        MpmcLayoutError::InvalidSlotSize { slot_size, max } => LayoutError::HeaderMismatch {
+            field: "slot_size",
+            found: slot_size,
+            expected: max,
+        },
+        MpmcLayoutError::InvalidEndpointCount { endpoints, max } => LayoutError::HeaderMismatch {
+            field: "endpoint_count",
+            found: endpoints,
+            expected: max,
+        },
+        MpmcLayoutError::SegmentTooLarge { size } => LayoutError::HeaderMismatch {
+            field: "segment_size",
+            found: size,
+            expected: MAX_MPMC_SEGMENT,
+        },
+        MpmcLayoutError::Segment(e) => e,
+    }
+}
+
+/// Maps a requested shape's error (before any system call).
+fn shape_error(e: MpmcLayoutError) -> Error {
+    match e {
+        MpmcLayoutError::InvalidSlotCount { slots } => Error::InvalidSlotCount { slots },
+        MpmcLayoutError::InvalidSlotSize { slot_size, max } => {
+            Error::InvalidSlotSize { slot_size, max }
+        }
+        MpmcLayoutError::InvalidEndpointCount { endpoints, max } => {
+            Error::InvalidEndpointCount { endpoints, max }
+        }
+        MpmcLayoutError::SegmentTooLarge { size } => Error::SegmentTooLarge {
+            size,
+            max: MAX_MPMC_SEGMENT,
+        },
+        MpmcLayoutError::Segment(e) => Error::layout("MPMC layout", e),
+    }
+}
+
+impl Contents for RawMpmcRegion {
+    const MIN_SIZE: u64 = MPMC_TABLE_OFFSET as u64;
+    const MAX_SIZE: u64 = MAX_MPMC_SEGMENT;
+
+    unsafe fn attach(map: &MmapRaw) -> std::result::Result<Self, LayoutError> {
+        // SAFETY: the caller's contract: a shared mapping of `map.len()` bytes that
+        // outlives the region, touched by this process only through shmring handles.
+        unsafe { RawMpmcRegion::attach(map.as_mut_ptr(), map.len()) }.map_err(header_error)
+    }
+
+    fn summary(&self) -> (&'static str, u64) {
+        ("slots", self.geometry().slots() as u64)
+    }
+}
+
+/// Creates or opens an MPMC channel: its backing, its shape (slot count, slot size,
+/// endpoint table), permissions, and the endpoints' waiting.
+#[derive(Debug, Clone)]
+pub struct MpmcChannelBuilder {
+    backing: Backing,
+    config: SegmentConfig,
+    slots: usize,
+    slot_size: usize,
+    endpoints: usize,
+    wait: WaitStrategy,
+    stall_timeout: Duration,
+}
+
+impl MpmcChannelBuilder {
+    fn new(backing: Backing) -> Self {
+        let config = SegmentConfig {
+            unlink_on_drop: matches!(backing, Backing::Shm(_)),
+            ..SegmentConfig::default()
+        };
+        Self {
+            backing,
+            config,
+            slots: 1024,
+            slot_size: 256,
+            endpoints: 16,
+            wait: WaitStrategy::default(),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+        }
+    }
+
+    /// A channel in named POSIX shared memory (`/dev/shm/shmring.<name>`), with
+    /// the SPSC channels' name rules.
+    pub fn shm(name: impl Into<String>) -> Self {
+        Self::new(Backing::Shm(name.into()))
+    }
+
+    /// A channel in a regular file at `path` (it persists).
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::new(Backing::File(path.into()))
+    }
+
+    /// A channel in an anonymous memfd, sealed against resizing, for child
+    /// processes ([`MpmcChannel::pass_to`]) or peers reached over a Unix socket.
+    pub fn memfd() -> Self {
+        Self::new(Backing::Memfd)
+    }
+
+    /// Number of slots (messages the ring holds), a power of two from 2 to 2^24
+    /// (default 1024).
+    pub fn slots(mut self, slots: usize) -> Self {
+        self.slots = slots;
+        self
+    }
+
+    /// Largest message in bytes, from 1 to 16 MiB (default 256). Every slot
+    /// takes this much room whatever the message's length.
+    pub fn slot_size(mut self, bytes: usize) -> Self {
+        self.slot_size = bytes;
+        self
+    }
+
+    /// Entries in the endpoint table: how many senders and receivers together
+    /// can be attached at once, from 1 to 1024 (default 16).
+    pub fn endpoints(mut self, endpoints: usize) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// Permission bits of a created named segment or file (default `0o600`), as
+    /// [`ChannelBuilder::mode`](crate::ChannelBuilder::mode).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// How the endpoints wait (default [`WaitStrategy::SpinThenPark`]).
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// How long an endpoint waits on a slot that another endpoint claimed and has
+    /// not finished (a sender writing it, a receiver copying it out) before it
+    /// checks whether that endpoint's process is alive (default 2 ms). A dead
+    /// claimant's slot is then recovered at once; a live one is waited for, with
+    /// a check every `timeout`. Shorter: a death costs the others less; longer:
+    /// fewer liveness checks (system calls) while a claimant is merely slow.
+    /// Longer than an hour counts as an hour.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout.min(MAX_STALL_TIMEOUT);
+        self
+    }
+
+    /// Map with `MAP_POPULATE` (no page faults on the first messages).
+    pub fn prefault(mut self, prefault: bool) -> Self {
+        self.config.prefault = prefault;
+        self
+    }
+
+    /// Whether the creator removes the name (or file) when its last handle drops
+    /// (default: yes for shared memory, no for files).
+    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
+        self.config.unlink_on_drop = unlink;
+        self
+    }
+
+    /// Whether a created channel uses the asymmetric fence pair (default: yes,
+    /// where the kernel allows it), as
+    /// [`ChannelBuilder::asymmetric_fences`](crate::ChannelBuilder::asymmetric_fences).
+    pub fn asymmetric_fences(mut self, on: bool) -> Self {
+        self.config.asymmetric_fences = on;
+        self
+    }
+
+    /// Let [`create`](Self::create) replace an existing segment of the same name
+    /// whose handles are all dead. A segment with any live handle is never
+    /// replaced.
+    pub fn reclaim(mut self, reclaim: bool) -> Self {
+        self.config.reclaim = reclaim;
+        self
+    }
+
+    /// On open, accept a segment owned by `uid` (default: our effective uid).
+    pub fn trust_owner(mut self, uid: u32) -> Self {
+        self.config.owner = Some(uid);
+        self
+    }
+
+    /// On open, accept a segment whose permission bits lie within `mode`
+    /// (default `0o644`).
+    pub fn allow_mode(mut self, mode: u32) -> Self {
+        self.config.allowed_mode = mode;
+        self
+    }
+
+    /// Creates the segment and a fresh, empty ring in it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlotCount`], [`Error::InvalidSlotSize`],
+    /// [`Error::InvalidEndpointCount`], [`Error::SegmentTooLarge`] (all before
+    /// any system call), [`Error::InvalidName`], [`Error::AlreadyExists`],
+    /// [`Error::PermissionDenied`], [`Error::NoSpace`], [`Error::Io`].
+    pub fn create(&self) -> Result<MpmcChannel> {
+        let geometry =
+            MpmcGeometry::new(self.slots, self.slot_size, self.endpoints).map_err(shape_error)?;
+        let flags = if self.config.asymmetric_fences && crate::futex::register_membarrier() {
+            FLAG_ASYMMETRIC_FENCES
+        } else {
+            0
+        };
+        let init = |map: &MmapRaw, what: &str| {
+            // SAFETY: `map` is a fresh shared read-write mapping of at least the
+            // layout's size (page aligned, so 128-aligned) that the Segment owns
+            // alongside the region; nobody uses it before its magic is published;
+            // afterwards this process touches it only through shmring handles.
+            unsafe {
+                RawMpmcRegion::init_with_flags(
+                    map.as_mut_ptr(),
+                    map.len(),
+                    geometry.slots(),
+                    geometry.slot_size(),
+                    geometry.endpoints(),
+                    flags,
+                )
+            }
+            .map_err(|e| Error::layout(what, header_error(e)))
+        };
+        let segment =
+            Segment::create_with(&self.backing, geometry.segment_size(), &self.config, &init)?;
+        Ok(self.channel(segment))
+    }
+
+    /// Opens an existing MPMC channel and validates its header.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::Untrusted`], [`Error::BadSize`], [`Error::IncompatibleLayout`]
+    /// (an SPSC channel or another kind of segment), [`Error::Corrupted`],
+    /// [`Error::Io`].
+    pub fn open(&self) -> Result<MpmcChannel> {
+        Ok(self.channel(Segment::open_with(&self.backing, &self.config)?))
+    }
+
+    /// Opens the channel behind `fd`, handed over by a parent or a peer.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn from_fd(&self, fd: OwnedFd) -> Result<MpmcChannel> {
+        Ok(self.channel(Segment::from_fd_with(fd, &self.config)?))
+    }
+
+    /// Opens the channel whose descriptor number a parent put in the environment
+    /// variable `var` ([`MpmcChannel::pass_to`]), taking ownership of it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the variable is unset, not a number, or names no
+    /// open descriptor; else as [`from_fd`](Self::from_fd).
+    ///
+    /// # Safety
+    /// As [`ChannelBuilder::from_env`](crate::ChannelBuilder::from_env): the
+    /// descriptor was passed to this process for this channel and nothing else
+    /// in the process owns it.
+    pub unsafe fn from_env(&self, var: &str) -> Result<MpmcChannel> {
+        let not_found = || Error::NotFound {
+            what: format!("inherited descriptor in ${var}"),
+        };
+        let fd: i32 = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&fd| fd >= 0)
+            .ok_or_else(not_found)?;
+        // SAFETY: F_GETFD only asks whether `fd` is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return Err(not_found());
+        }
+        // SAFETY: open (checked), and by the caller's contract ours alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        self.from_fd(fd)
+    }
+
+    fn channel(&self, segment: MpmcSegment) -> MpmcChannel {
+        MpmcChannel {
+            segment: Arc::new(segment),
+            wait: self.wait,
+            stall_timeout: self.stall_timeout,
+        }
+    }
+}
+
+/// A created or opened MPMC channel: attach any number of [`MpmcSender`]s and
+/// [`MpmcReceiver`]s (up to the endpoint table's size). The segment lives while
+/// the channel or any endpoint does.
+#[derive(Debug, Clone)]
+pub struct MpmcChannel {
+    segment: Arc<MpmcSegment>,
+    wait: WaitStrategy,
+    stall_timeout: Duration,
+}
+
+impl MpmcChannel {
+    /// Attaches a sender.
+    ///
+    /// # Errors
+    /// [`Error::EndpointTableFull`] while every entry is held by a live endpoint
+    /// (the entry of a dead one is taken over); [`Error::Unsupported`] (a channel
+    /// with asymmetric fences where `membarrier` is refused); [`Error::Io`].
+    pub fn sender(&self) -> Result<MpmcSender> {
+        let (producer, lock, futex) =
+            self.attach(ROLE_PRODUCER, |region, entry, token, prev| {
+                match prev {
+                    None => MpmcProducer::register_at(region, entry, token),
+                    // SAFETY: we hold the entry's lock, which its previous holder held
+                    // until its description closed: it has exited (a shmring handle
+                    // clears the owner word before it lets the lock go).
+                    Some(prev) => unsafe { MpmcProducer::take_over_at(region, entry, token, prev) },
+                }
+            })?;
+        Ok(MpmcSender {
+            producer,
+            _lock: lock,
+            link: self.link(futex, ROLE_CONSUMER),
+        })
+    }
+
+    /// Attaches a receiver.
+    ///
+    /// # Errors
+    /// As [`sender`](Self::sender).
+    pub fn receiver(&self) -> Result<MpmcReceiver> {
+        let (consumer, lock, futex) =
+            self.attach(ROLE_CONSUMER, |region, entry, token, prev| {
+                match prev {
+                    None => MpmcConsumer::register_at(region, entry, token),
+                    // SAFETY: as in `sender`.
+                    Some(prev) => unsafe { MpmcConsumer::take_over_at(region, entry, token, prev) },
+                }
+            })?;
+        Ok(MpmcReceiver {
+            consumer,
+            _lock: lock,
+            link: self.link(futex, ROLE_PRODUCER),
+        })
+    }
+
+    fn link(&self, futex: SharedFutex, peer_role: u32) -> Link {
+        Link {
+            segment: Arc::clone(&self.segment),
+            futex,
+            wait: self.wait,
+            stall_timeout: self.stall_timeout,
+            peer_role,
+            last_check: None,
+            stall: None,
+        }
+    }
+
+    /// The futex for the segment's protocol (see `Channel::futex`).
+    fn futex(&self) -> Result<SharedFutex> {
+        if self.segment.contents().flags() & FLAG_ASYMMETRIC_FENCES == 0 {
+            return Ok(SharedFutex::default());
+        }
+        SharedFutex::asymmetric().ok_or(Error::Unsupported {
+            what: "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
+                   creator chose (a seccomp filter or a kernel before 4.16 here?)",
+        })
+    }
+
+    /// Takes the lock of the first entry no live endpoint holds, through a
+    /// description of our own, and registers there with `register`.
+    fn attach<T>(
+        &self,
+        role: u32,
+        register: impl Fn(
+            RawMpmcRegion,
+            usize,
+            NonZeroU32,
+            Option<NonZeroU32>,
+        ) -> std::result::Result<T, RegisterError>,
+    ) -> Result<(T, File, SharedFutex)> {
+        let futex = self.futex()?;
+        let what = self.segment.describe();
+        let file = lock::reopen(self.segment.fd()).map_err(|e| Error::io("reopen", what, e))?;
+        let region = self.segment.contents();
+        let geometry = region.geometry();
+        // The token names the holder for humans; the lock decides liveness.
+        let token = NonZeroU32::new(std::process::id()).unwrap_or(NonZeroU32::MIN);
+        for entry in 0..geometry.endpoints() {
+            let offset = geometry.entry_offset(entry) as u64;
+            let locked = lock::try_lock(file.as_fd(), offset, true)
+                .map_err(|e| Error::io("fcntl(F_OFD_SETLK)", what, e))?;
+            if !locked {
+                continue;
+            }
+            // Acquire pairs with the Release store of the owner word when a holder
+            // drops; the value only picks register or take-over (core's CAS decides).
+            let previous = region.entry(entry).owner.load(Ordering::Acquire);
+            match register(region.clone(), entry, token, NonZeroU32::new(previous)) {
+                Ok(endpoint) => {
+                    // Relaxed: informational, for observers.
+                    region
+                        .entry(entry)
+                        .pid
+                        .store(std::process::id(), Ordering::Relaxed);
+                    debug_assert_eq!(region.entry(entry).role.load(Ordering::Relaxed), role);
+                    return Ok((endpoint, file, futex));
+                }
+                // The owner word changed under our lock: not a shmring endpoint's
+                // doing. Leave that entry alone.
+                Err(RegisterError::Taken { .. }) => {
+                    lock::unlock(file.as_fd(), offset)
+                        .map_err(|e| Error::io("fcntl(F_OFD_SETLK)", what, e))?;
+                }
+                Err(RegisterError::TableFull { .. } | RegisterError::EntryOutOfRange { .. }) => {
+                    unreachable!("entry {entry} is below the table size")
+                }
+            }
+        }
+        Err(Error::EndpointTableFull {
+            what: what.to_owned(),
+            endpoints: geometry.endpoints(),
+        })
+    }
+
+    /// The segment under the channel.
+    pub fn segment(&self) -> &MpmcSegment {
+        &self.segment
+    }
+
+    /// Largest message: the slot size.
+    pub fn max_message_len(&self) -> usize {
+        self.segment.contents().geometry().slot_size()
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.segment.contents().geometry().slots()
+    }
+
+    /// Entries in the endpoint table.
+    pub fn endpoints(&self) -> usize {
+        self.segment.contents().geometry().endpoints()
+    }
+
+    /// The ring's recovery statistics: slots skipped after a sender died between
+    /// claiming and publishing, messages lost with a receiver that died between
+    /// claiming and copying them out.
+    pub fn stats(&self) -> MpmcStats {
+        self.segment.contents().stats()
+    }
+
+    /// How many senders are attached and alive now (a snapshot; `F_OFD_GETLK` per
+    /// sender entry).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a probe fails.
+    pub fn live_senders(&self) -> Result<usize> {
+        Ok(scan(&self.segment, ROLE_PRODUCER)?.alive)
+    }
+
+    /// How many receivers are attached and alive now (a snapshot).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a probe fails.
+    pub fn live_receivers(&self) -> Result<usize> {
+        Ok(scan(&self.segment, ROLE_CONSUMER)?.alive)
+    }
+
+    /// Lets the child that `command` spawns open this channel: its descriptor is
+    /// inherited and its number put in `var`, for [`MpmcChannelBuilder::from_env`].
+    pub fn pass_to(&self, command: &mut Command, var: &str) {
+        use std::os::unix::process::CommandExt;
+        let fd = self.segment.fd().as_raw_fd();
+        command.env(var, fd.to_string());
+        // SAFETY: the closure runs in the child between fork and exec and calls
+        // only fcntl, which is async-signal-safe; it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// What a scan of the endpoint table found for one role.
+struct Scan {
+    /// Entries of the role whose holder is alive.
+    alive: usize,
+    /// Entries whose role word says the role (alive or not): it has been here.
+    seen: usize,
+}
+
+/// Scans the table for endpoints of `role`: the role words (Relaxed: a snapshot,
+/// read once each), then the lock of each entry that has a holder.
+fn scan(segment: &MpmcSegment, role: u32) -> Result<Scan> {
+    let region = segment.contents();
+    let geometry = region.geometry();
+    let mut found = Scan { alive: 0, seen: 0 };
+    for index in 0..geometry.endpoints() {
+        let entry = region.entry(index);
+        // Relaxed: informational words; the lock decides liveness.
+        if entry.role.load(Ordering::Relaxed) != role {
+            continue;
+        }
+        found.seen += 1;
+        if entry.owner.load(Ordering::Relaxed) != 0
+            && segment.is_role_alive(geometry.entry_offset(index) as u64)?
+        {
+            found.alive += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// The endpoint table's liveness marks, as core's recovery asks for them.
+struct EntryLocks<'a>(&'a MpmcSegment);
+
+// SAFETY: `is_alive` returns false only when no open file description holds the
+// entry's lock. Every shmring endpoint takes that lock (through a description of
+// its own) before it registers in the entry and keeps it until after it has
+// cleared the entry's owner word and intent; a description is closed by the
+// kernel only when no descriptor refers to it (the process exited, or the
+// endpoint dropped). So an unlocked entry's past holders never touch the ring
+// again. A failed probe answers "alive", which is always safe.
+unsafe impl Liveness for EntryLocks<'_> {
+    fn is_alive(&self, entry: usize) -> bool {
+        let geometry = self.0.contents().geometry();
+        if entry >= geometry.endpoints() {
+            return true;
+        }
+        self.0
+            .is_role_alive(geometry.entry_offset(entry) as u64)
+            .unwrap_or(true)
+    }
+}
+
+/// A stall being waited out: the position, and when to check its claimant next.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    position: u64,
+    check_at: Instant,
+}
+
+/// What one attempt of a call came to.
+enum Step<T> {
+    /// Finished.
+    Done(T),
+    /// Progress without a result (a slot recovered, a contended claim): try again
+    /// at once.
+    Again,
+    /// Nothing to do now: wait (until the stall's check, if one is due).
+    Wait,
+}
+
+/// What a blocked call does next.
+enum Pause {
+    Spin,
+    Park(Instant),
+    PeerGone,
+}
+
+/// An endpoint's tie to its segment and the other side.
+struct Link {
+    segment: Arc<MpmcSegment>,
+    futex: SharedFutex,
+    wait: WaitStrategy,
+    stall_timeout: Duration,
+    /// The role at the other side: what "gone" is about.
+    peer_role: u32,
+    /// When the other side was last probed, and whether it was gone then.
+    last_check: Option<(Instant, bool)>,
+    stall: Option<Stall>,
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("segment", &self.segment.describe())
+            .field("wait", &self.wait)
+            .field("stall_timeout", &self.stall_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    fn peer(&self) -> Role {
+        if self.peer_role == ROLE_PRODUCER {
+            Role::Sender
+        } else {
+            Role::Receiver
+        }
+    }
+
+    fn disconnected(&self) -> Error {
+        Error::Disconnected { peer: self.peer() }
+    }
+
+    fn corrupted(&self, c: MpmcCorruption) -> Error {
+        Error::Corrupted {
+            what: self.segment.describe().to_owned(),
+            detail: Corrupted::Mpmc(c),
+        }
+    }
+
+    fn unstable(&self, word: &'static str) -> Error {
+        Error::Corrupted {
+            what: self.segment.describe().to_owned(),
+            detail: Corrupted::WordUnstable {
+                word,
+                attempts: MAX_CONTENDED * 256,
+            },
+        }
+    }
+
+    /// Whether the other side has been here and none of it is alive now.
+    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        let found = scan(&self.segment, self.peer_role)?;
+        let gone = found.seen > 0 && found.alive == 0;
+        self.last_check = Some((now, gone));
+        Ok(gone)
+    }
+
+    /// As `peer_gone`, at most every [`TRY_LIVENESS_INTERVAL`].
+    fn peer_gone_throttled(&mut self) -> Result<bool> {
+        let now = Instant::now();
+        match self.last_check {
+            Some((last, gone)) if now.duration_since(last) < TRY_LIVENESS_INTERVAL => Ok(gone),
+            _ => self.peer_gone(now),
+        }
+    }
+
+    /// Whether recovery of the stall at `position` is due now (`force`: the other
+    /// side is known gone, so at once). Starts timing a new stall.
+    fn recovery_due(&mut self, position: u64, force: bool) -> bool {
+        let now = Instant::now();
+        match self.stall {
+            Some(stall) if stall.position == position => force || now >= stall.check_at,
+            _ => {
+                self.stall = Some(Stall {
+                    position,
+                    check_at: now + self.stall_timeout,
+                });
+                force
+            }
+        }
+    }
+
+    /// Acts on a recovery's outcome: `Again` if the slot moved on, else `Wait`
+    /// (the claimant is alive) with the next check a stall timeout away.
+    fn recovered<T>(
+        &mut self,
+        outcome: std::result::Result<Recovery, MpmcCorruption>,
+    ) -> Result<Step<T>> {
+        match outcome.map_err(|c| self.corrupted(c))? {
+            Recovery::Recovered | Recovery::AlreadyMoved => {
+                self.stall = None;
+                Ok(Step::Again)
+            }
+            Recovery::ClaimantAlive { .. } => {
+                if let Some(stall) = &mut self.stall {
+                    stall.check_at = Instant::now() + self.stall_timeout;
+                }
+                Ok(Step::Wait)
+            }
+        }
+    }
+
+    /// One pause of a blocked call (as the SPSC channel's): the deadline, the
+    /// other side's liveness every [`LIVENESS_INTERVAL`], spin or park.
+    fn pause(
+        &mut self,
+        round: u32,
+        started: &mut Option<Instant>,
+        deadline: Option<Instant>,
+    ) -> Result<Pause> {
+        if self.wait != WaitStrategy::Park && round % 64 != 0 {
+            return Ok(Pause::Spin);
+        }
+        let now = Instant::now();
+        let start = *started.get_or_insert(now);
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(Error::TimedOut);
+        }
+        let check_due = self
+            .last_check
+            .is_none_or(|(last, _)| now.duration_since(last) >= LIVENESS_INTERVAL);
+        if check_due && self.peer_gone(now)? {
+            return Ok(Pause::PeerGone);
+        }
+        let park = match self.wait {
+            WaitStrategy::BusySpin => false,
+            WaitStrategy::Park => true,
+            WaitStrategy::SpinThenPark { spin } => now.duration_since(start) >= spin,
+        };
+        if !park {
+            return Ok(Pause::Spin);
+        }
+        // A dead endpoint wakes nobody: sleep at most until the next liveness
+        // check, and no later than a pending stall's check.
+        let mut until = now + LIVENESS_INTERVAL;
+        if let Some(stall) = self.stall {
+            until = until.min(stall.check_at.max(now));
+        }
+        Ok(Pause::Park(deadline.map_or(until, |d| d.min(until))))
+    }
+}
+
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// A sending endpoint of an MPMC channel. `Send`, not `Sync`.
+///
+/// Messages one sender sends are received in the order sent (by whichever
+/// receivers take them); a sent message is received at most once, and exactly
+/// once unless the receiver that took it dies before copying it out (then it is
+/// counted in [`MpmcStats::lost`]).
+pub struct MpmcSender {
+    // Field order is drop order: the producer clears its entry, then the lock
+    // goes (the entry is free), then the mapping.
+    producer: MpmcProducer<RawMpmcRegion>,
+    _lock: File,
+    link: Link,
+}
+
+impl fmt::Debug for MpmcSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpmcSender")
+            .field("producer", &self.producer)
+            .field("link", &self.link)
+            .finish()
+    }
+}
+
+impl MpmcSender {
+    /// Largest message: the slot size.
+    pub fn max_message_len(&self) -> usize {
+        self.producer.max_message_len()
+    }
+
+    /// This sender's entry in the endpoint table.
+    pub fn entry(&self) -> usize {
+        self.producer.entry()
+    }
+
+    /// The entry's generation: how many endpoints have registered in it, this one
+    /// included (wrapping).
+    pub fn generation(&self) -> u32 {
+        self.producer.generation()
+    }
+
+    /// The ring's recovery statistics.
+    pub fn stats(&self) -> MpmcStats {
+        self.producer.stats()
+    }
+
+    /// One attempt; `peer_gone`: no receiver is alive (recover at once, and a full
+    /// ring is `Disconnected`).
+    fn step(&mut self, message: &[u8], peer_gone: bool, contended: &mut u32) -> Result<Step<()>> {
+        match self.producer.try_send(message) {
+            Ok(()) => {
+                self.link.stall = None;
+                self.producer.wake(&self.link.futex);
+                Ok(Step::Done(()))
+            }
+            Err(SendError::Full) => {
+                self.link.stall = None;
+                if peer_gone {
+                    Err(self.link.disconnected())
+                } else {
+                    Ok(Step::Wait)
+                }
+            }
+            Err(SendError::Stalled { position }) => {
+                if !self.link.recovery_due(position, peer_gone) {
+                    return Ok(Step::Wait);
+                }
+                let outcome = self
+                    .producer
+                    .reclaim_from_dead_consumer(position, &EntryLocks(&self.link.segment));
+                let step = self.link.recovered(outcome)?;
+                self.producer.wake(&self.link.futex);
+                Ok(step)
+            }
+            Err(SendError::Contended) => {
+                *contended += 1;
+                if *contended >= MAX_CONTENDED {
+                    return Err(self.link.unstable("tail"));
+                }
+                Ok(Step::Again)
+            }
+            Err(SendError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
+            Err(SendError::Corrupted(c)) => Err(self.link.corrupted(c)),
+        }
+    }
+
+    /// Copies `message` into a free slot if there is one now; never blocks.
+    ///
+    /// A slot that a dead receiver holds is freed once it has been held longer
+    /// than the stall timeout, so a loop of `try_send` calls gets past a death.
+    ///
+    /// # Errors
+    /// [`Error::Full`] (`needed`: the message's length, `free`: 0); [`Error::Disconnected`]
+    /// when full and no receiver is alive (though one has been attached);
+    /// [`Error::MessageTooLarge`]; [`Error::Corrupted`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        let mut contended = 0;
+        let mut gone = false;
+        for _ in 0..TRY_STEPS {
+            match self.step(message, gone, &mut contended)? {
+                Step::Done(()) => return Ok(()),
+                Step::Again => {}
+                Step::Wait if gone => break,
+                Step::Wait => {
+                    if !self.link.peer_gone_throttled()? {
+                        break;
+                    }
+                    gone = true;
+                }
+            }
+        }
+        Err(Error::Full {
+            needed: message.len() as u64,
+            free: 0,
+        })
+    }
+
+    /// Copies `message` into a slot, waiting for one.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] if the ring is full and no receiver is alive;
+    /// [`Error::MessageTooLarge`]; [`Error::Corrupted`].
+    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+        self.send_deadline(message, None)
+    }
+
+    /// As [`send`](Self::send), giving up after `timeout` with [`Error::TimedOut`].
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`Error::TimedOut`].
+    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_deadline(message, deadline_after(timeout))
+    }
+
+    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        let mut contended = 0;
+        let mut gone = false;
+        let mut round = 0u32;
+        let mut started = None;
+        loop {
+            match self.step(message, gone, &mut contended)? {
+                Step::Done(()) => return Ok(()),
+                Step::Again => {
+                    round = round.wrapping_add(1);
+                    if round % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::TimedOut);
+                    }
+                    continue;
+                }
+                // A claimant found alive though the last check said gone: one is
+                // back.
+                Step::Wait => gone = false,
+            }
+            round = round.wrapping_add(1);
+            match self.link.pause(round, &mut started, deadline)? {
+                Pause::Spin => spin_loop(),
+                Pause::Park(until) => {
+                    match self.producer.wait_for_space(&self.link.futex, Some(until)) {
+                        Ok(()) | Err(MpmcWaitError::TimedOut) => {}
+                        Err(MpmcWaitError::Corrupted(c)) => return Err(self.link.corrupted(c)),
+                    }
+                }
+                Pause::PeerGone => gone = true,
+            }
+        }
+    }
+}
+
+/// A receiving endpoint of an MPMC channel. `Send`, not `Sync`.
+pub struct MpmcReceiver {
+    // Field order is drop order, as for `MpmcSender`.
+    consumer: MpmcConsumer<RawMpmcRegion>,
+    _lock: File,
+    link: Link,
+}
+
+impl fmt::Debug for MpmcReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpmcReceiver")
+            .field("consumer", &self.consumer)
+            .field("link", &self.link)
+            .finish()
+    }
+}
+
+impl MpmcReceiver {
+    /// Largest message: the slot size.
+    pub fn max_message_len(&self) -> usize {
+        self.consumer.max_message_len()
+    }
+
+    /// This receiver's entry in the endpoint table.
+    pub fn entry(&self) -> usize {
+        self.consumer.entry()
+    }
+
+    /// The entry's generation (see [`MpmcSender::generation`]).
+    pub fn generation(&self) -> u32 {
+        self.consumer.generation()
+    }
+
+    /// The ring's recovery statistics.
+    pub fn stats(&self) -> MpmcStats {
+        self.consumer.stats()
+    }
+
+    /// One attempt; `peer_gone`: no sender is alive (recover at once, and an empty
+    /// ring is `Disconnected`).
+    fn step(
+        &mut self,
+        buf: &mut [u8],
+        peer_gone: bool,
+        contended: &mut u32,
+    ) -> Result<Step<usize>> {
+        match self.consumer.try_recv(buf) {
+            Ok(n) => {
+                self.link.stall = None;
+                self.consumer.wake(&self.link.futex);
+                Ok(Step::Done(n))
+            }
+            Err(RecvError::Empty) => {
+                self.link.stall = None;
+                if peer_gone {
+                    Err(self.link.disconnected())
+                } else {
+                    Ok(Step::Wait)
+                }
+            }
+            Err(RecvError::Stalled { position }) => {
+                if !self.link.recovery_due(position, peer_gone) {
+                    return Ok(Step::Wait);
+                }
+                let outcome = self
+                    .consumer
+                    .skip_dead_producer(position, &EntryLocks(&self.link.segment));
+                let step = self.link.recovered(outcome)?;
+                self.consumer.wake(&self.link.futex);
+                Ok(step)
+            }
+            Err(RecvError::Contended) => {
+                *contended += 1;
+                if *contended >= MAX_CONTENDED {
+                    return Err(self.link.unstable("head"));
+                }
+                Ok(Step::Again)
+            }
+            Err(RecvError::BufferTooSmall { len, buffer }) => {
+                Err(Error::BufferTooSmall { len, buffer })
+            }
+            Err(RecvError::Corrupted(c)) => {
+                // A bad length consumed and freed its slot: let the others know.
+                self.consumer.wake(&self.link.futex);
+                Err(self.link.corrupted(c))
+            }
+        }
+    }
+
+    /// Copies the next message into `buf` and consumes it, if there is one now;
+    /// returns its length. Never blocks.
+    ///
+    /// A position a dead sender claimed and never published is skipped once it
+    /// has been waited on longer than the stall timeout, so a loop of `try_recv`
+    /// calls gets past a death.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; [`Error::Disconnected`] when empty and no sender is alive
+    /// (though one has been attached); [`Error::BufferTooSmall`] (nothing
+    /// consumed); [`Error::Corrupted`].
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut contended = 0;
+        let mut gone = false;
+        for _ in 0..TRY_STEPS {
+            match self.step(buf, gone, &mut contended)? {
+                Step::Done(n) => return Ok(n),
+                Step::Again => {}
+                Step::Wait if gone => break,
+                Step::Wait => {
+                    if !self.link.peer_gone_throttled()? {
+                        break;
+                    }
+                    gone = true;
+                }
+            }
+        }
+        Err(Error::Empty)
+    }
+
+    /// Copies the next message into `buf`, waiting for one; returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once no sender is alive and the ring is empty;
+    /// [`Error::BufferTooSmall`]; [`Error::Corrupted`].
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_deadline(buf, None)
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout` with [`Error::TimedOut`].
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
+    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_deadline(buf, deadline_after(timeout))
+    }
+
+    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        let mut contended = 0;
+        let mut gone = false;
+        let mut round = 0u32;
+        let mut started = None;
+        loop {
+            match self.step(buf, gone, &mut contended)? {
+                Step::Done(n) => return Ok(n),
+                Step::Again => {
+                    round = round.wrapping_add(1);
+                    if round % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::TimedOut);
+                    }
+                    continue;
+                }
+                Step::Wait => gone = false,
+            }
+            round = round.wrapping_add(1);
+            match self.link.pause(round, &mut started, deadline)? {
+                Pause::Spin => spin_loop(),
+                Pause::Park(until) => {
+                    match self
+                        .consumer
+                        .wait_for_message(&self.link.futex, Some(until))
+                    {
+                        Ok(()) | Err(MpmcWaitError::TimedOut) => {}
+                        Err(MpmcWaitError::Corrupted(c)) => return Err(self.link.corrupted(c)),
+                    }
+                }
+                Pause::PeerGone => gone = true,
+            }
+        }
+    }
+
+    /// Receives the next message into a new `Vec`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), without `BufferTooSmall`.
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        self.recv_vec_deadline(None)
+    }
+
+    /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
+    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.recv_vec_deadline(deadline_after(timeout))
+    }
+
+    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.max_message_len()];
+        let n = self.recv_deadline(&mut buf, deadline)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+impl crate::transport::MessageSender for MpmcSender {
+    fn max_message_len(&self) -> usize {
+        MpmcSender::max_message_len(self)
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        MpmcSender::try_send(self, message)
+    }
+    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        MpmcSender::send_deadline(self, message, deadline)
+    }
+}
+
+impl crate::transport::MessageReceiver for MpmcReceiver {
+    fn max_message_len(&self) -> usize {
+        MpmcReceiver::max_message_len(self)
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        MpmcReceiver::try_recv(self, buf)
+    }
+    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        MpmcReceiver::recv_deadline(self, buf, deadline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shmring_core::mpmc::layout::{MAX_ENDPOINTS, MAX_SLOT_SIZE};
+
+    fn memfd(slots: usize, endpoints: usize) -> MpmcChannel {
+        MpmcChannelBuilder::memfd()
+            .slots(slots)
+            .slot_size(16)
+            .endpoints(endpoints)
+            .create()
+            .expect("memfd MPMC channel")
+    }
+
+    #[test]
+    fn in_one_process() {
+        let channel = memfd(4, 4);
+        let mut tx = channel.sender().unwrap();
+        let mut rx = channel.receiver().unwrap();
+        assert!(matches!(rx.try_recv(&mut [0u8; 16]), Err(Error::Empty)));
+        for i in 0u8..4 {
+            tx.try_send(&[i; 3]).unwrap();
+        }
+        assert!(matches!(
+            tx.try_send(b"x"),
+            Err(Error::Full { needed: 1, free: 0 })
+        ));
+        let mut buf = [0u8; 16];
+        for i in 0u8..4 {
+            assert_eq!(
+                rx.recv_timeout(&mut buf, Duration::from_secs(5)).unwrap(),
+                3
+            );
+            assert_eq!(&buf[..3], &[i; 3]);
+        }
+        assert!(matches!(
+            tx.try_send(&[0; 17]),
+            Err(Error::MessageTooLarge { len: 17, max: 16 })
+        ));
+        assert_eq!(channel.live_senders().unwrap(), 1);
+        assert_eq!(channel.live_receivers().unwrap(), 1);
+        drop(tx);
+        assert_eq!(channel.live_senders().unwrap(), 0);
+        // The sender has gone and the ring is empty.
+        assert!(matches!(
+            rx.recv_timeout(&mut buf, Duration::from_secs(5)),
+            Err(Error::Disconnected { peer: Role::Sender })
+        ));
+    }
+
+    #[test]
+    fn table_full_and_reuse() {
+        let channel = memfd(4, 2);
+        let a = channel.sender().unwrap();
+        let b = channel.receiver().unwrap();
+        assert_eq!((a.entry(), b.entry()), (0, 1));
+        match channel.sender() {
+            Err(Error::EndpointTableFull { endpoints: 2, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        drop(a);
+        let c = channel.receiver().unwrap();
+        assert_eq!(c.entry(), 0);
+        assert_eq!(c.generation(), 2);
+    }
+
+    #[test]
+    fn bad_shapes() {
+        let shape = |slots, slot_size, endpoints| {
+            MpmcChannelBuilder::memfd()
+                .slots(slots)
+                .slot_size(slot_size)
+                .endpoints(endpoints)
+                .create()
+        };
+        assert!(matches!(
+            shape(6, 8, 2),
+            Err(Error::InvalidSlotCount { slots: 6 })
+        ));
+        assert!(matches!(
+            shape(1, 8, 2),
+            Err(Error::InvalidSlotCount { slots: 1 })
+        ));
+        assert!(matches!(
+            shape(8, 0, 2),
+            Err(Error::InvalidSlotSize { slot_size: 0, .. })
+        ));
+        assert!(matches!(
+            shape(8, 8, 0),
+            Err(Error::InvalidEndpointCount { endpoints: 0, .. })
+        ));
+        assert!(matches!(
+            shape(MAX_SLOTS, MAX_SLOT_SIZE, 2),
+            Err(Error::SegmentTooLarge { .. })
+        ));
+        assert!(matches!(
+            shape(8, 8, MAX_ENDPOINTS + 1),
+            Err(Error::InvalidEndpointCount { .. })
+        ));
+    }
+
+    #[test]
+    fn the_transport_traits_reach_the_channel() {
+        use crate::transport::{MessageReceiver, MessageSender};
+        let channel = memfd(4, 2);
+        let mut tx: Box<dyn MessageSender + Send> = Box::new(channel.sender().unwrap());
+        let mut rx: Box<dyn MessageReceiver + Send> = Box::new(channel.receiver().unwrap());
+        assert_eq!((tx.max_message_len(), rx.max_message_len()), (16, 16));
+        tx.send_timeout(b"boxed", Duration::from_secs(5)).unwrap();
+        let got = rx.recv_vec_deadline(None).unwrap();
+        assert_eq!(got, b"boxed");
+        assert!(matches!(rx.try_recv(&mut [0u8; 16]), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn parked_receivers_are_woken() {
+        let channel = MpmcChannelBuilder::memfd()
+            .slots(8)
+            .slot_size(8)
+            .wait_strategy(WaitStrategy::Park)
+            .create()
+            .unwrap();
+        let mut tx = channel.sender().unwrap();
+        let receivers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut rx = channel.receiver().unwrap();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 8];
+                    loop {
+                        match rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
+                            Ok(8) => got.push(u64::from_le_bytes(buf)),
+                            Err(Error::Disconnected { .. }) => return got,
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in 0u64..3000 {
+            tx.send_timeout(&i.to_le_bytes(), Duration::from_secs(10))
+                .unwrap();
+        }
+        drop(tx);
+        let mut all: Vec<u64> = receivers
+            .into_iter()
+            .flat_map(|r| r.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..3000).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,366 @@
+//! Named counting semaphores between processes: a count in one futex word in
+//! shared memory.
+//!
+//! # Semantics
+//!
+//! - [`post`](Semaphore::post) adds one to the count and wakes one sleeping waiter
+//!   (`FUTEX_WAKE` of 1), with no system call when nobody waits. A post that would
+//!   take the count past the semaphore's maximum (set at creation, at most
+//!   [`SEMAPHORE_MAX_LIMIT`] = `i32::MAX`) fails with [`Error::CountOverflow`] and
+//!   changes nothing.
+//! - [`try_wait`](Semaphore::try_wait) takes one unit if the count is non-zero, else
+//!   fails with [`Error::Empty`]; [`wait`](Semaphore::wait) and its `_timeout` and
+//!   `_deadline` variants sleep until a unit can be taken or the deadline passes
+//!   ([`Error::TimedOut`]).
+//! - Process death: a unit taken by a process that dies is **not** given back (as
+//!   with POSIX semaphores): the count only changes by `post` and `wait`. A waiter
+//!   killed while waiting takes nothing.
+//! - Trust: the count is read once per attempt and checked against the maximum
+//!   read from the header at open; a count above it (a hostile or buggy peer) is
+//!   reported as [`Error::Corrupted`] with [`Corrupted::CountOutOfRange`], never
+//!   wrapped or waited on. A compare-and-swap that keeps failing (a peer flipping
+//!   the word) gives up after [`MAX_ATTEMPTS`] turns with
+//!   [`Corrupted::WordUnstable`], and a blocking call never stays past its
+//!   deadline.
+//!
+//! ```no_run
+//! use shmring::SemaphoreBuilder;
+//! # fn main() -> shmring::Result<()> {
+//! // Process A: four slots.
+//! let slots = SemaphoreBuilder::shm("gpu-slots").initial(4).create()?;
+//! // Process B
+//! let slots = SemaphoreBuilder::shm("gpu-slots").open()?;
+//! slots.wait_timeout(std::time::Duration::from_secs(1))?;
+//! // ... use the slot ...
+//! slots.post()?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::hint::spin_loop;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use shmring_core::Futex;
+use shmring_core::layout::OBJECT_KIND_SEMAPHORE;
+
+use crate::error::{Corrupted, Error, Result};
+use crate::futex::SharedFutex;
+use crate::segment::Backing;
+pub use crate::sync_object::SEMAPHORE_MAX_LIMIT;
+use crate::sync_object::{
+    ObjectOptions, ObjectSegment, ObjectWords, Registered, deadline_after, debug_object,
+    futex_wake, object_builder_options,
+};
+
+/// How many times in a row a compare-and-swap on the count may fail (each failure
+/// means the word changed between our load and our swap) before the call reports
+/// [`Corrupted::WordUnstable`]. Honest contention never comes near it.
+pub const MAX_ATTEMPTS: u32 = 1 << 16;
+
+/// Creates or opens a named [`Semaphore`]: its backing, permissions, cleanup (the
+/// rules of [`ChannelBuilder`](crate::ChannelBuilder)), initial count and maximum.
+#[derive(Debug, Clone)]
+pub struct SemaphoreBuilder {
+    options: ObjectOptions,
+    initial: u32,
+    max: u32,
+}
+
+impl SemaphoreBuilder {
+    fn with(options: ObjectOptions) -> Self {
+        Self {
+            options,
+            initial: 0,
+            max: SEMAPHORE_MAX_LIMIT,
+        }
+    }
+
+    object_builder_options!();
+
+    /// The count a created semaphore starts with (default 0).
+    pub fn initial(mut self, count: u32) -> Self {
+        self.initial = count;
+        self
+    }
+
+    /// The largest count a created semaphore may hold, 1 to
+    /// [`SEMAPHORE_MAX_LIMIT`] (default: the limit). A post past it fails.
+    pub fn max(mut self, max: u32) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// Creates the semaphore with the initial count.
+    ///
+    /// # Errors
+    /// [`Error::CountOverflow`] (before any system call) if the initial count is
+    /// over the maximum, or the maximum is 0 or over [`SEMAPHORE_MAX_LIMIT`];
+    /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::PermissionDenied`],
+    /// [`Error::NoSpace`], [`Error::NotFound`] (a file's directory is missing), or
+    /// [`Error::Io`].
+    pub fn create(&self) -> Result<Semaphore> {
+        let what = || match &self.options.backing {
+            Backing::Shm(name) => format!("shm segment {name:?}"),
+            Backing::File(path) => format!("file {}", path.display()),
+            Backing::Memfd => "memfd".to_owned(),
+        };
+        if self.max == 0 || self.max > SEMAPHORE_MAX_LIMIT {
+            return Err(Error::CountOverflow {
+                what: what(),
+                count: self.max.into(),
+                max: SEMAPHORE_MAX_LIMIT,
+            });
+        }
+        if self.initial > self.max {
+            return Err(Error::CountOverflow {
+                what: what(),
+                count: self.initial.into(),
+                max: self.max,
+            });
+        }
+        let segment = self
+            .options
+            .create(OBJECT_KIND_SEMAPHORE, self.max, self.initial)?;
+        Ok(Semaphore::new(segment))
+    }
+
+    /// Opens an existing semaphore and validates it (owner, mode, size, then
+    /// every header field; an event or a channel of that name is refused). The
+    /// builder's initial count and maximum are not used: the semaphore's own are.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::Untrusted`], [`Error::BadSize`], [`Error::IncompatibleLayout`]
+    /// (another kind of object, another layout version), [`Error::Corrupted`], or
+    /// [`Error::Io`].
+    pub fn open(&self) -> Result<Semaphore> {
+        Ok(Semaphore::new(self.options.open(OBJECT_KIND_SEMAPHORE)?))
+    }
+
+    /// Opens the semaphore behind `fd`, handed over by a parent or a peer (a memfd
+    /// from [`SemaphoreBuilder::memfd`]): sizes, seals and header are checked,
+    /// owner and mode are not.
+    ///
+    /// # Errors
+    /// [`Error::BadSize`], [`Error::Io`], [`Error::IncompatibleLayout`],
+    /// [`Error::Corrupted`].
+    pub fn from_fd(&self, fd: OwnedFd) -> Result<Semaphore> {
+        Ok(Semaphore::new(
+            self.options.open_fd(fd, OBJECT_KIND_SEMAPHORE)?,
+        ))
+    }
+}
+
+/// A named counting semaphore in shared memory. Cloning makes another handle on
+/// the same mapping. See the [module](self) docs for the exact semantics.
+#[derive(Clone)]
+pub struct Semaphore {
+    segment: ObjectSegment,
+    max: u32,
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_object(f, "Semaphore", &self.segment)
+    }
+}
+
+/// What one attempt to take a unit found.
+enum Take {
+    Taken,
+    /// The count was zero.
+    Zero,
+    /// The word changed under the swap [`MAX_ATTEMPTS`] times in a row.
+    Unstable,
+}
+
+impl Semaphore {
+    fn new(segment: ObjectSegment) -> Self {
+        let max = segment.contents().max_count();
+        Self { segment, max }
+    }
+
+    fn words(&self) -> &ObjectWords {
+        self.segment.contents().words()
+    }
+
+    /// Loads the count (once) and checks it against the maximum.
+    fn load(&self) -> Result<u32> {
+        // SYNC: SeqCst: a waiter's re-load after its SeqCst registration, and a
+        // poster's load before its SeqCst swap (see `post` and `wait`).
+        let count = self.words().word.load(Ordering::SeqCst);
+        if count > self.max {
+            return Err(self.corrupted(Corrupted::CountOutOfRange {
+                found: count,
+                max: self.max,
+            }));
+        }
+        Ok(count)
+    }
+
+    fn corrupted(&self, detail: Corrupted) -> Error {
+        Error::Corrupted {
+            what: self.segment.describe().to_owned(),
+            detail,
+        }
+    }
+
+    fn unstable(&self) -> Error {
+        self.corrupted(Corrupted::WordUnstable {
+            word: "semaphore count",
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Adds one to the count and wakes one waiter (no system call when nobody
+    /// waits).
+    ///
+    /// # Errors
+    /// [`Error::CountOverflow`] if the count is at the maximum (nothing changes);
+    /// [`Error::Corrupted`] if the count word is out of range or keeps changing.
+    pub fn post(&self) -> Result<()> {
+        let words = self.words();
+        for _ in 0..MAX_ATTEMPTS {
+            let count = self.load()?;
+            if count == self.max {
+                return Err(Error::CountOverflow {
+                    what: self.segment.describe().to_owned(),
+                    count: u64::from(count) + 1,
+                    max: self.max,
+                });
+            }
+            // SYNC: SeqCst swap then SeqCst load of `waiters`, paired with a
+            // waiter's SeqCst registration then SeqCst re-load of the count: either
+            // we see it registered and wake it, or it sees our unit. Release (in
+            // SeqCst) also publishes to the taker what we did before posting.
+            if words
+                .word
+                .compare_exchange(count, count + 1, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                if words.waiters.load(Ordering::SeqCst) != 0 {
+                    futex_wake(&words.word, 1);
+                }
+                return Ok(());
+            }
+            spin_loop();
+        }
+        Err(self.unstable())
+    }
+
+    fn take(&self) -> Result<Take> {
+        let words = self.words();
+        for _ in 0..MAX_ATTEMPTS {
+            let count = self.load()?;
+            if count == 0 {
+                return Ok(Take::Zero);
+            }
+            // SYNC: Acquire (in SeqCst) pairs with the poster's swap: what it did
+            // before posting is visible to us.
+            if words
+                .word
+                .compare_exchange(count, count - 1, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(Take::Taken);
+            }
+            spin_loop();
+        }
+        Ok(Take::Unstable)
+    }
+
+    /// Takes one unit if the count is non-zero; never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] if the count is zero; [`Error::Corrupted`] if the count
+    /// word is out of range or keeps changing.
+    pub fn try_wait(&self) -> Result<()> {
+        match self.take()? {
+            Take::Taken => Ok(()),
+            Take::Zero => Err(Error::Empty),
+            Take::Unstable => Err(self.unstable()),
+        }
+    }
+
+    /// Takes one unit, sleeping while the count is zero.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if the count word is out of range or keeps changing.
+    pub fn wait(&self) -> Result<()> {
+        self.wait_until(None)
+    }
+
+    /// As [`wait`](Self::wait), for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] once `timeout` has passed with the count at zero; as
+    /// [`wait`](Self::wait).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_until(deadline_after(timeout))
+    }
+
+    /// As [`wait`](Self::wait), until `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] once `deadline` has passed with the count at zero; as
+    /// [`wait`](Self::wait).
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        self.wait_until(Some(deadline))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<()> {
+        let words = self.words();
+        let mut registered = None;
+        loop {
+            match self.take()? {
+                Take::Taken => return Ok(()),
+                Take::Unstable => return Err(self.unstable()),
+                Take::Zero => {}
+            }
+            if registered.is_none() {
+                // Register, then take again before sleeping (see `post`).
+                registered = Some(Registered::new(&words.waiters));
+                continue;
+            }
+            // Sleeps while the count is zero; checks the deadline before every
+            // sleep, so no peer can keep us past it.
+            SharedFutex::default()
+                .wait(&words.word, 0, deadline)
+                .map_err(|_| Error::TimedOut)?;
+        }
+    }
+
+    /// The count now (a snapshot).
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if the count word is over the maximum.
+    pub fn value(&self) -> Result<u32> {
+        self.load()
+    }
+
+    /// The maximum count, read from the header when the semaphore was opened.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// How many callers are registered to wait, in every process (a snapshot; a
+    /// waiter killed while waiting stays counted, which costs posters only a
+    /// system call).
+    pub fn waiters(&self) -> u32 {
+        self.words().waiters.load(Ordering::SeqCst)
+    }
+
+    /// The semaphore segment's descriptor: to pass to a child or a peer, which
+    /// opens it with [`SemaphoreBuilder::from_fd`].
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.segment.fd()
+    }
+
+    /// What the semaphore is, for messages: `shm segment "name"`, `file /path` or
+    /// `memfd`.
+    pub fn describe(&self) -> &str {
+        self.segment.describe()
+    }
+}
