@@ -432,8 +432,51 @@ pub struct SegmentStatus {
     pub owner_uid: u32,
     /// Permission bits (`st_mode & 0o7777`).
     pub mode: u32,
-    /// What its header and locks say, or why they could not be read.
+    /// What kind of object the header says it is (`None`: no shmring header could
+    /// be read: too short, not yet initialised, or another program's file).
+    pub kind: Option<SegmentKind>,
+    /// For a channel ([`SegmentKind::Channel`]): what its header and locks say, or
+    /// why they could not be read. For the other kinds: an error naming the kind
+    /// (only channels are inspected further).
     pub state: Result<SegmentState, String>,
+}
+
+/// The kind of shmring object in a segment, from the kind word that every
+/// shmring header keeps at the same offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// A single-producer single-consumer channel ([`ChannelBuilder`](crate::ChannelBuilder)).
+    Channel,
+    /// A many-to-many channel ([`MpmcChannelBuilder`](crate::MpmcChannelBuilder)).
+    MpmcChannel,
+    /// A named event ([`EventBuilder`](crate::EventBuilder)).
+    Event,
+    /// A named semaphore ([`SemaphoreBuilder`](crate::SemaphoreBuilder)).
+    Semaphore,
+    /// A kind word this version does not know (a newer shmring, or corruption).
+    Unknown(u32),
+}
+
+impl SegmentKind {
+    /// Reads the kind from the first 16 bytes of a header: the magic (in this
+    /// machine's byte order), the layout version, then the kind word.
+    fn from_header(header: &[u8]) -> Option<Self> {
+        use shmring_core::layout::{
+            MAGIC, OBJECT_KIND_EVENT, OBJECT_KIND_SEMAPHORE, RING_KIND_MPMC, RING_KIND_SPSC,
+        };
+        let magic = u64::from_ne_bytes(header.get(0..8)?.try_into().ok()?);
+        if magic != MAGIC {
+            return None;
+        }
+        let kind = u32::from_ne_bytes(header.get(12..16)?.try_into().ok()?);
+        Some(match kind {
+            RING_KIND_SPSC => Self::Channel,
+            RING_KIND_MPMC => Self::MpmcChannel,
+            OBJECT_KIND_EVENT => Self::Event,
+            OBJECT_KIND_SEMAPHORE => Self::Semaphore,
+            other => Self::Unknown(other),
+        })
+    }
 }
 
 /// What a listed segment's header and locks say (a snapshot).
@@ -489,13 +532,17 @@ fn status_of(name: String, path: &Path) -> Option<SegmentStatus> {
         .open(path)
         .and_then(|file| file.metadata().map(|meta| (file, meta)));
     match opened {
-        Ok((file, meta)) => Some(SegmentStatus {
-            name,
-            size: meta.size(),
-            owner_uid: meta.uid(),
-            mode: meta.mode() & 0o7777,
-            state: probe(&file, &meta),
-        }),
+        Ok((file, meta)) => {
+            let (kind, state) = probe(&file, &meta);
+            Some(SegmentStatus {
+                name,
+                size: meta.size(),
+                owner_uid: meta.uid(),
+                mode: meta.mode() & 0o7777,
+                kind,
+                state,
+            })
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => {
             let meta = std::fs::symlink_metadata(path).ok();
@@ -504,19 +551,39 @@ fn status_of(name: String, path: &Path) -> Option<SegmentStatus> {
                 size: meta.as_ref().map_or(0, |m| m.size()),
                 owner_uid: meta.as_ref().map_or(0, |m| m.uid()),
                 mode: meta.as_ref().map_or(0, |m| m.mode() & 0o7777),
+                kind: None,
                 state: Err(e.to_string()),
             })
         }
     }
 }
 
-fn probe(file: &File, meta: &std::fs::Metadata) -> Result<SegmentState, String> {
+fn probe(
+    file: &File,
+    meta: &std::fs::Metadata,
+) -> (Option<SegmentKind>, Result<SegmentState, String>) {
     if !meta.file_type().is_file() {
-        return Err("not a regular file".to_owned());
+        return (None, Err("not a regular file".to_owned()));
     }
     let mut header = [0u8; DATA_OFFSET];
-    let n = read_full_at(file, &mut header).map_err(|e| format!("pread: {e}"))?;
-    let info = SegmentInfo::parse(&header[..n], meta.size()).map_err(|e| e.to_string())?;
+    let n = match read_full_at(file, &mut header) {
+        Ok(n) => n,
+        Err(e) => return (None, Err(format!("pread: {e}"))),
+    };
+    let kind = SegmentKind::from_header(&header[..n]);
+    let state = match kind {
+        Some(SegmentKind::Channel) | None => probe_channel(file, meta, &header[..n]),
+        Some(other) => Err(format!("{other:?}: only channels are inspected")),
+    };
+    (kind, state)
+}
+
+fn probe_channel(
+    file: &File,
+    meta: &std::fs::Metadata,
+    header: &[u8],
+) -> Result<SegmentState, String> {
+    let info = SegmentInfo::parse(header, meta.size()).map_err(|e| e.to_string())?;
     let locked =
         |offset| lock::is_locked(file.as_fd(), offset).map_err(|e| format!("F_OFD_GETLK: {e}"));
     Ok(SegmentState {

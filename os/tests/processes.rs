@@ -1682,6 +1682,7 @@ fn a_killed_creator_leaves_a_usable_channel_that_reclaim_replaces() {
         .into_iter()
         .find(|s| s.name == name)
         .expect("the leftover is listed");
+    assert_eq!(listed.kind, Some(shmring::segment::SegmentKind::Channel));
     let state = listed.state.expect("a valid header");
     assert!(!state.sender_alive && state.receiver_alive && state.handles_alive);
     // A live handle (ours) keeps it from being reclaimed.

@@ -897,3 +897,32 @@ fn another_user_is_refused_by_the_mode() {
     assert!(sem.contains("PermissionDenied"), "{sem}");
     child.wait_ok();
 }
+
+#[test]
+fn listed_segments_name_their_kind() {
+    use shmring::segment::SegmentKind;
+    let (event_name, sem_name, mpmc_name, channel_name) = (
+        unique("list-ev"),
+        unique("list-sem"),
+        unique("list-mpmc"),
+        unique("list-ch"),
+    );
+    let _event = EventBuilder::shm(&event_name).create().unwrap();
+    let _sem = SemaphoreBuilder::shm(&sem_name).create().unwrap();
+    let _mpmc = shmring::MpmcChannelBuilder::shm(&mpmc_name)
+        .create()
+        .unwrap();
+    let _channel = ChannelBuilder::shm(&channel_name).create().unwrap();
+    let listed = shmring::list_segments().unwrap();
+    let kind_of = |name: &str| {
+        let status = listed
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} is listed"));
+        (status.kind, status.state.is_ok())
+    };
+    assert_eq!(kind_of(&event_name), (Some(SegmentKind::Event), false));
+    assert_eq!(kind_of(&sem_name), (Some(SegmentKind::Semaphore), false));
+    assert_eq!(kind_of(&mpmc_name), (Some(SegmentKind::MpmcChannel), false));
+    assert_eq!(kind_of(&channel_name), (Some(SegmentKind::Channel), true));
+}
