@@ -529,7 +529,7 @@ fn in_process(cli: &Cli) {
             let rate = count as f64 / t.as_secs_f64() / 1e6;
             rates[i].push(rate);
             ratios[i].push(times[0].as_secs_f64() / t.as_secs_f64());
-            eprint!(" {:.1}", rate);
+            eprint!(" {}", three_digits(rate));
         }
         eprintln!(" M msg/s");
     }
@@ -540,11 +540,11 @@ fn in_process(cli: &Cli) {
     for (i, c) in CONTENDERS.iter().enumerate() {
         let (lo, hi) = range(&rates[i]);
         println!(
-            "{:<24} {:>12.1} {:>18} {:>15.2}x",
+            "{:<24} {:>12} {:>18} {:>15}x",
             c.name,
-            median(&rates[i]),
-            format!("{lo:.1}..{hi:.1}"),
-            median(&ratios[i])
+            three_digits(median(&rates[i])),
+            format!("{}..{}", three_digits(lo), three_digits(hi)),
+            three_digits(median(&ratios[i]))
         );
     }
     println!(
@@ -607,4 +607,14 @@ fn in_process_round_trips(count: u64, rounds: usize) {
         "shmring / two-line, median of rounds",
         median(&ratio)
     );
+}
+
+/// `x` with three significant digits (at least one decimal), so that a rate
+/// measured on a starved machine (0.004 M msg/s) does not print as zero.
+fn three_digits(x: f64) -> String {
+    if !x.is_finite() || x <= 0.0 {
+        return format!("{x}");
+    }
+    let decimals = (2 - x.log10().floor() as i32).max(1) as usize;
+    format!("{x:.decimals$}")
 }

@@ -569,7 +569,7 @@ impl Results {
              require shared memory, so the connection is upgraded to two memfd rings of 4 KiB with \
              WaitStrategy::BusySpin, as shmring busy-spin: its ratio to busy-spin is the \
              connection layer's cost (liveness flags kept by the watcher thread, the dispatch \
-             between transports, a deadline on every call). connection-socket: both sides forbid \
+             between transports); neither side sets a deadline, as for busy-spin. connection-socket: both sides forbid \
              shared memory, so the messages go length-framed over the connection's Unix stream \
              socket: its ratio to the unix stream socket row is the framing's cost. Each side \
              checks that it got the transport the row names."

@@ -242,6 +242,49 @@ fn the_mpmc_row_is_compared_with_busy_spin() {
     std::fs::remove_dir_all(&dir).expect("remove the report folder");
 }
 
+/// The connection rows run (a listener in the parent, the child connecting; over
+/// shared memory, then over the Unix socket; every echo checked) and are compared
+/// with shmring busy-spin and with the Unix stream socket, round by round.
+#[test]
+fn the_connection_rows_are_compared_with_busy_spin_and_the_socket() {
+    let _serial = serial();
+    let dir = out_dir("connection");
+    let out = run(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--iterations",
+        "500",
+        "--messages",
+        "100000",
+        "--only",
+        "connection-shm,connection-socket,busy-spin,unix-socket",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    for table in ["round trip, 8 B", "round trip, 1 KiB"] {
+        for name in [
+            "shmring connection shm busy-spin",
+            "shmring connection unix socket",
+        ] {
+            let line = row(&out, table, name);
+            assert!(line.contains('x'), "{table}: no ratio in {line:?}");
+        }
+    }
+    for label in [
+        "shmring connection shm p50 / shmring busy-spin p50 (8 B round trip, both busy-spin): ",
+        "shmring connection unix socket p50 / unix stream socket p50 (8 B round trip): ",
+    ] {
+        let ratio = out
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} ratio:\n{out}"));
+        let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("ratio {ratio:?}"));
+        assert!(ratio > 0.0 && ratio.is_finite(), "{ratio}");
+    }
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
+}
+
 #[test]
 fn the_in_process_comparison_still_runs() {
     let _serial = serial();

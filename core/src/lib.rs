@@ -24,6 +24,10 @@
 //!   compiler fence with the asymmetric pair) and a
 //!   load, no system call and no read-modify-write.
 //!
+//! Beside it, [`mpmc`]: a bounded multi-producer multi-consumer ring of fixed-size
+//! slots in the same layout family ([`MpmcProducer`], [`MpmcConsumer`]), copying,
+//! crash-consistent through an endpoint table and a caller-supplied [`Liveness`].
+//!
 //! The algorithm is written once against [`Region`]; the model checks in
 //! `shmring-loom-tests` run it under loom through the [`sync`] facade
 //! (`--cfg shmring_loom`).
@@ -66,12 +70,12 @@ pub use layout::{
     DATA_OFFSET, FLAG_ASYMMETRIC_FENCES, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAX_CAPACITY,
     MIN_CAPACITY, SEGMENT_ALIGN, max_message_len, segment_layout,
 };
-pub use mpmc::layout::{MpmcGeometry, mpmc_segment_layout};
 #[cfg(not(shmring_loom))]
 pub use mpmc::RawMpmcRegion;
+pub use mpmc::layout::{MpmcGeometry, mpmc_segment_layout};
 pub use mpmc::{
-    Liveness, MpmcConsumer, MpmcCorruption, MpmcLayoutError, MpmcProducer, MpmcRegion,
-    MpmcStats, MpmcWaitError, RecvError, Recovery, RegisterError, SendError,
+    Liveness, MpmcConsumer, MpmcCorruption, MpmcLayoutError, MpmcProducer, MpmcRegion, MpmcStats,
+    MpmcWaitError, Recovery, RecvError, RegisterError, SendError,
 };
 pub use region::Region;
 #[cfg(not(shmring_loom))]

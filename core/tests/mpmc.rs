@@ -13,7 +13,7 @@ use common::{GuardedMemory, token};
 use shmring_core::mpmc::layout::{INTENT_NONE, MPMC_HEAD_OFFSET, MPMC_TAIL_OFFSET};
 use shmring_core::{
     LayoutError, Liveness, MpmcConsumer, MpmcGeometry, MpmcLayoutError, MpmcProducer, MpmcRegion,
-    RawMpmcRegion, RawRegion, RecvError, Recovery, RegisterError, SendError, mpmc_segment_layout,
+    RawMpmcRegion, RawRegion, Recovery, RecvError, RegisterError, SendError, mpmc_segment_layout,
 };
 
 /// Liveness for the tests: a flag per entry, all alive at first.
@@ -305,11 +305,7 @@ fn attach_validates_every_field() {
             }
             .into(),
         ),
-        (
-            0,
-            &0u64.to_ne_bytes(),
-            LayoutError::Uninitialized.into(),
-        ),
+        (0, &0u64.to_ne_bytes(), LayoutError::Uninitialized.into()),
     ];
     for (at, bytes, expected) in cases {
         let saved = mem.peek::<8>(*at);
@@ -323,7 +319,10 @@ fn attach_validates_every_field() {
     let short = unsafe { RawMpmcRegion::attach(mem.ptr(), 600) };
     assert!(matches!(
         short,
-        Err(MpmcLayoutError::Segment(LayoutError::TooSmall { len: 600, .. }))
+        Err(MpmcLayoutError::Segment(LayoutError::TooSmall {
+            len: 600,
+            ..
+        }))
     ));
 }
 
@@ -352,16 +351,25 @@ fn dead_producer_claim_is_skipped_and_counted() {
     tx.try_send(b"after").unwrap();
     let mut buf = [0u8; 8];
     assert_eq!(rx.try_recv(&mut buf), Ok(6));
-    assert_eq!(rx.try_recv(&mut buf), Err(RecvError::Stalled { position: stalled }));
+    assert_eq!(
+        rx.try_recv(&mut buf),
+        Err(RecvError::Stalled { position: stalled })
+    );
     // Alive: waited for, not skipped.
     assert_eq!(
         rx.skip_dead_producer(stalled, &flags),
         Ok(Recovery::ClaimantAlive { entry: dead_entry })
     );
     flags.kill(dead_entry);
-    assert_eq!(rx.skip_dead_producer(stalled, &flags), Ok(Recovery::Recovered));
+    assert_eq!(
+        rx.skip_dead_producer(stalled, &flags),
+        Ok(Recovery::Recovered)
+    );
     // A second consumer agrees: nothing left to skip.
-    assert_eq!(rx2.skip_dead_producer(stalled, &flags), Ok(Recovery::AlreadyMoved));
+    assert_eq!(
+        rx2.skip_dead_producer(stalled, &flags),
+        Ok(Recovery::AlreadyMoved)
+    );
     assert_eq!(rx2.try_recv(&mut buf), Ok(5));
     assert_eq!(&buf[..5], b"after");
     assert_eq!(rx.stats().skipped, 1);
@@ -409,14 +417,23 @@ fn dead_consumer_slot_is_reclaimed_and_counted() {
     // The dead consumer claimed position 0 (intent, then head) and died copying.
     mem.poke(geometry.entry_offset(dead_entry), &0u64.to_ne_bytes());
     mem.poke(MPMC_HEAD_OFFSET, &1u64.to_ne_bytes());
-    assert_eq!(tx.try_send(b"next"), Err(SendError::Stalled { position: 2 }));
+    assert_eq!(
+        tx.try_send(b"next"),
+        Err(SendError::Stalled { position: 2 })
+    );
     assert_eq!(
         tx.reclaim_from_dead_consumer(2, &flags),
         Ok(Recovery::ClaimantAlive { entry: dead_entry })
     );
     flags.kill(dead_entry);
-    assert_eq!(tx.reclaim_from_dead_consumer(2, &flags), Ok(Recovery::Recovered));
-    assert_eq!(tx.reclaim_from_dead_consumer(2, &flags), Ok(Recovery::AlreadyMoved));
+    assert_eq!(
+        tx.reclaim_from_dead_consumer(2, &flags),
+        Ok(Recovery::Recovered)
+    );
+    assert_eq!(
+        tx.reclaim_from_dead_consumer(2, &flags),
+        Ok(Recovery::AlreadyMoved)
+    );
     tx.try_send(b"next").unwrap();
     let mut buf = [0u8; 8];
     assert_eq!(rx.try_recv(&mut buf), Ok(4));
@@ -429,7 +446,10 @@ fn dead_consumer_slot_is_reclaimed_and_counted() {
     tx.try_send(b"1").unwrap();
     tx.try_send(b"2").unwrap();
     assert_eq!(tx.try_send(b"3"), Err(SendError::Full));
-    assert_eq!(tx.reclaim_from_dead_consumer(6, &flags), Ok(Recovery::AlreadyMoved));
+    assert_eq!(
+        tx.reclaim_from_dead_consumer(6, &flags),
+        Ok(Recovery::AlreadyMoved)
+    );
     assert_eq!(rx.stats().lost, 1);
 }
 
@@ -438,7 +458,10 @@ fn dropped_endpoint_clears_its_entry() {
     let (mem, region) = ring(2, 8, 1);
     let geometry = region.geometry();
     let tx = MpmcProducer::register(region.clone(), token(7)).unwrap();
-    assert_eq!(mem.peek::<4>(geometry.entry_offset(0) + 8), 7u32.to_ne_bytes());
+    assert_eq!(
+        mem.peek::<4>(geometry.entry_offset(0) + 8),
+        7u32.to_ne_bytes()
+    );
     drop(tx);
     assert_eq!(peek_u64(&mem, geometry.entry_offset(0)), INTENT_NONE);
     assert_eq!(mem.peek::<4>(geometry.entry_offset(0) + 8), [0; 4]);
@@ -461,9 +484,9 @@ fn threaded_run(producers: usize, consumers: usize, slots: usize, per_producer: 
                     loop {
                         match tx.try_send(&msg) {
                             Ok(()) => break,
-                            Err(SendError::Full | SendError::Stalled { .. } | SendError::Contended) => {
-                                std::hint::spin_loop()
-                            }
+                            Err(
+                                SendError::Full | SendError::Stalled { .. } | SendError::Contended,
+                            ) => std::hint::spin_loop(),
                             Err(e) => panic!("send: {e}"),
                         }
                     }
@@ -472,8 +495,7 @@ fn threaded_run(producers: usize, consumers: usize, slots: usize, per_producer: 
         }
         let handles: Vec<_> = (0..consumers)
             .map(|c| {
-                let mut rx =
-                    MpmcConsumer::register(region.clone(), token(100 + c as u32)).unwrap();
+                let mut rx = MpmcConsumer::register(region.clone(), token(100 + c as u32)).unwrap();
                 let received = received.clone();
                 s.spawn(move || {
                     let mut last = vec![None::<u32>; producers];
@@ -490,9 +512,9 @@ fn threaded_run(producers: usize, consumers: usize, slots: usize, per_producer: 
                                 received.fetch_add(1, Ordering::Relaxed);
                             }
                             Ok(n) => panic!("length {n}"),
-                            Err(RecvError::Empty | RecvError::Stalled { .. } | RecvError::Contended) => {
-                                std::hint::spin_loop()
-                            }
+                            Err(
+                                RecvError::Empty | RecvError::Stalled { .. } | RecvError::Contended,
+                            ) => std::hint::spin_loop(),
                             Err(e) => panic!("recv: {e}"),
                         }
                     }

@@ -17,8 +17,8 @@ use shmring::connection::{ConnectOptions, Connection, Listener, Transport, Trans
 
 use crate::channel::{file_path, shm_name, shmring_wait_strategy};
 use crate::handle::{State, Stateful, call};
-use crate::status::{Failure, guard, shmring_status};
 use crate::out_ptr;
+use crate::status::{Failure, guard, shmring_status};
 
 /// What a connection's messages travel on: `shmring_connection_transport`.
 #[repr(u32)]
@@ -161,7 +161,9 @@ fn policy(value: u32) -> Result<TransportPolicy, Failure> {
         SHMRING_TRANSPORT_POLICY_ANY => Ok(TransportPolicy::Any),
         SHMRING_TRANSPORT_POLICY_SHARED_MEMORY_ONLY => Ok(TransportPolicy::SharedMemoryOnly),
         SHMRING_TRANSPORT_POLICY_SOCKET_ONLY => Ok(TransportPolicy::SocketOnly),
-        other => Err(Failure::invalid(format!("unknown transport policy {other}"))),
+        other => Err(Failure::invalid(format!(
+            "unknown transport policy {other}"
+        ))),
     }
 }
 
@@ -833,11 +835,7 @@ unsafe fn recv_with(
 ) -> c_int {
     let body = |h: &shmring_connection| {
         // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
-        unsafe {
-            crate::receive_into(buf, buf_len, out_len, |b| {
-                h.with_connection(|c| recv(c, b))
-            })
-        }
+        unsafe { crate::receive_into(buf, buf_len, out_len, |b| h.with_connection(|c| recv(c, b))) }
     };
     // SAFETY: delegated to the caller.
     unsafe { call(connection, body) }

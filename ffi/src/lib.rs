@@ -20,6 +20,11 @@
 //!   `tcp://host:port`, `fifo:/path`, `mq:name`, `shm:name`, `file:/path`): a
 //!   receiver `shmring_listen`s and accepts a `shmring_msg_receiver` per sender; a
 //!   sender `shmring_connect_sender`s a `shmring_msg_sender`. Copying calls only.
+//! - **Connections** (`shmring::connection`): a service `shmring_conn_listener_bind`s a
+//!   name (or `tcp://host:port`) and accepts a duplex `shmring_connection` per client;
+//!   a client `shmring_connect`s one. It runs over two shared-memory rings, or over
+//!   the socket where shared memory cannot be had (`shmring_connection_transport`
+//!   says which). Copying calls only.
 //! - **Request/response** over two channels: a `shmring_rpc_client`
 //!   (`shmring_rpc_client_new`, `shmring_rpc_call`) and a `shmring_rpc_server`
 //!   (`shmring_rpc_server_new`, `shmring_rpc_serve_one` with a C handler), each

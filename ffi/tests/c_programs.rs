@@ -400,8 +400,9 @@ fn c_connections_across_fork() {
 
 /// `tests/c/connection.c` under valgrind (memcheck, the forked listener
 /// included), with fewer messages: no errors, no definite leaks. The
-/// default-policy session may fall back to the socket there: the listener's rings
-/// use asymmetric fences, and valgrind refuses `membarrier`.
+/// default-policy session accepts either transport there (the listener's rings
+/// use asymmetric fences: where valgrind refuses `membarrier`, the listener falls
+/// back to the socket).
 #[test]
 #[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
 fn valgrind_c_connections() {

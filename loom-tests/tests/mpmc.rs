@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use shmring_core::{MpmcConsumer, MpmcProducer, RecvError, Recovery, SendError};
+use shmring_core::{MpmcConsumer, MpmcProducer, Recovery, RecvError, SendError};
 use shmring_loom_tests::{LoomFutex, LoomLiveness, LoomMpmcRegion};
 
 type Producer = MpmcProducer<LoomMpmcRegion>;
@@ -125,7 +125,9 @@ fn mpmc_model(producers: u8, per_producer: u8, consumers: usize, slots: usize, b
         let mut main_rx = rxs.pop().unwrap();
         for mut rx in rxs {
             let futex = futex.clone();
-            handles.push(thread::spawn(move || receive_blocking(&mut rx, quota, &futex)));
+            handles.push(thread::spawn(move || {
+                receive_blocking(&mut rx, quota, &futex)
+            }));
         }
         let mut shares = vec![receive_blocking(&mut main_rx, quota, &futex)];
         for h in handles {
@@ -370,6 +372,94 @@ fn dead_consumer_is_reclaimed() {
         }
         assert_eq!(rx.try_recv(&mut buf), Err(RecvError::Empty));
         assert_eq!(rx.stats().lost, 1);
+        assert_eq!(rx.stats().skipped, 0);
+    });
+}
+
+/// Recovery called at every stall never takes a live endpoint's slot: a producer
+/// sends three messages through two slots and calls `reclaim_from_dead_consumer`
+/// whenever it finds a consumer's claim unfreed, while the (live) consumer is
+/// copying; every call must answer `ClaimantAlive` or `AlreadyMoved`. Covers the
+/// consumer's intent Release and head CAS Release → the reclaimer's head and intent
+/// Acquire; a weakened one lets the producer overwrite a slot being copied (loom
+/// reports the race) or count a live message lost.
+#[test]
+fn live_consumer_is_not_reclaimed() {
+    model(2, || {
+        let region = LoomMpmcRegion::new(2, 2, 2);
+        let liveness = LoomLiveness::new(2);
+        let mut tx = Producer::register(region.clone(), token(1)).unwrap();
+        let mut rx = Consumer::register(region, token(2)).unwrap();
+        let producer = thread::spawn(move || {
+            for s in 0..3 {
+                loop {
+                    match tx.try_send(&message(0, s)) {
+                        Ok(()) => break,
+                        Err(SendError::Stalled { position }) => {
+                            let r = tx.reclaim_from_dead_consumer(position, &liveness);
+                            assert_ne!(r, Ok(Recovery::Recovered), "live consumer reclaimed");
+                            thread::yield_now();
+                        }
+                        Err(SendError::Full | SendError::Contended) => thread::yield_now(),
+                        Err(e) => panic!("send: {e}"),
+                    }
+                }
+            }
+        });
+        let mut buf = [0u8; 2];
+        for s in 0..3 {
+            loop {
+                match rx.try_recv(&mut buf) {
+                    Ok(_) => break,
+                    Err(RecvError::Empty | RecvError::Stalled { .. } | RecvError::Contended) => {
+                        thread::yield_now()
+                    }
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            assert_eq!(buf, message(0, s));
+        }
+        producer.join().unwrap();
+        assert_eq!(rx.stats().lost, 0);
+    });
+}
+
+/// The same for producers: two live producers send one message each while the
+/// consumer calls `skip_dead_producer` at every stall; it must never skip. Covers
+/// the producer's intent Release and tail CAS Release → the skipper's tail and
+/// intent Acquire, and the intent clear's Release after the publication.
+#[test]
+fn live_producer_is_not_skipped() {
+    model(2, || {
+        let region = LoomMpmcRegion::new(2, 2, 3);
+        let liveness = LoomLiveness::new(3);
+        let mut senders = Vec::new();
+        for p in 0..2u8 {
+            let mut tx = Producer::register(region.clone(), token(1 + p as u32)).unwrap();
+            senders.push(thread::spawn(move || {
+                tx.try_send(&message(p, 0)).unwrap();
+            }));
+        }
+        let mut rx = Consumer::register(region, token(9)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2];
+        while got.len() < 2 {
+            match rx.try_recv(&mut buf) {
+                Ok(_) => got.push(buf),
+                Err(RecvError::Stalled { position }) => {
+                    let r = rx.skip_dead_producer(position, &liveness);
+                    assert_ne!(r, Ok(Recovery::Recovered), "live producer skipped");
+                    thread::yield_now();
+                }
+                Err(RecvError::Empty | RecvError::Contended) => thread::yield_now(),
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        got.sort_unstable();
+        assert_eq!(got, [message(0, 0), message(1, 0)]);
         assert_eq!(rx.stats().skipped, 0);
     });
 }

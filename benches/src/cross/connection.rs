@@ -54,20 +54,21 @@ fn check_transport(connection: &Connection, expected: Transport) -> Result<()> {
     Ok(())
 }
 
-/// One side's connection, for round trips. Every call gives up after
-/// [`PATIENCE`] (a peer that died is seen at once anyway).
+/// One side's connection, for round trips. No call sets a deadline, as for the
+/// busy-spin row: a peer that dies is seen at once (the connection's watcher, or
+/// the socket's end), and the child's watchdog ends a child that hangs.
 pub(super) struct ConnectionDuplex(Connection);
 
 impl Duplex for ConnectionDuplex {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.0.send_timeout(msg, PATIENCE)?;
+        self.0.send(msg)?;
         Ok(())
     }
 
     #[inline]
     fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
-        let n = self.0.recv_timeout(buf, PATIENCE)?;
+        let n = self.0.recv(buf)?;
         if n != buf.len() {
             return Err(format!("a message of {n} bytes, expected {}", buf.len()).into());
         }

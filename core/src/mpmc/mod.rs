@@ -49,7 +49,9 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::num::NonZeroU32;
 
-pub use error::{MpmcCorruption, MpmcLayoutError, MpmcWaitError, RecvError, RegisterError, SendError};
+pub use error::{
+    MpmcCorruption, MpmcLayoutError, MpmcWaitError, RecvError, RegisterError, SendError,
+};
 use layout::{INTENT_NONE, MpmcControl, MpmcGeometry, ROLE_CONSUMER, ROLE_PRODUCER};
 pub use region::MpmcRegion;
 #[cfg(not(shmring_loom))]
@@ -459,7 +461,11 @@ impl<R: MpmcRegion> MpmcProducer<R> {
             // SYNC: Acquire pairs with the consumer's Release store of `seq`
             // (P + S) in `try_recv` and with the recoverers' AcqRel CASes: their
             // reads of this slot happen before our writes.
-            let seq = ep.region.slot(ep.index(position)).seq.load(Ordering::Acquire);
+            let seq = ep
+                .region
+                .slot(ep.index(position))
+                .seq
+                .load(Ordering::Acquire);
             if let Err(c) = ep.check_seq(position, seq) {
                 ep.clear_intent();
                 return Err(SendError::Corrupted(c));
@@ -625,7 +631,11 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         let control = ep.region.control();
         // Relaxed: only decides whether to stop waiting; `try_send` re-reads both.
         let position = control.tail.0.load(Ordering::Relaxed);
-        let seq = ep.region.slot(ep.index(position)).seq.load(Ordering::Relaxed);
+        let seq = ep
+            .region
+            .slot(ep.index(position))
+            .seq
+            .load(Ordering::Relaxed);
         ep.check_seq(position, seq)?;
         let diff = seq.wrapping_sub(position) as i64;
         Ok(diff != 1 - ep.slots as i64 && diff != -(ep.slots as i64))
@@ -787,7 +797,12 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     }
 
     /// Copies the claimed message out (if `buf`) and frees the slot.
-    fn finish(&mut self, position: u64, len: u32, buf: Option<&mut [u8]>) -> Result<usize, RecvError> {
+    fn finish(
+        &mut self,
+        position: u64,
+        len: u32,
+        buf: Option<&mut [u8]>,
+    ) -> Result<usize, RecvError> {
         let ep = &mut self.ep;
         let index = ep.index(position);
         let slot = ep.region.slot(index);
@@ -886,7 +901,11 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         let control = ep.region.control();
         // Relaxed: only decides whether to stop waiting; `try_recv` re-reads both.
         let position = control.head.0.load(Ordering::Relaxed);
-        let seq = ep.region.slot(ep.index(position)).seq.load(Ordering::Relaxed);
+        let seq = ep
+            .region
+            .slot(ep.index(position))
+            .seq
+            .load(Ordering::Relaxed);
         ep.check_seq(position, seq)?;
         let diff = seq.wrapping_sub(position) as i64;
         Ok(diff != 0 && diff != 1 - ep.slots as i64)

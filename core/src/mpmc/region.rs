@@ -81,6 +81,10 @@ mod raw {
         base: NonNull<u8>,
         geometry: MpmcGeometry,
         flags: u32,
+        /// `base + geometry.slots_offset()` and `geometry.slot_stride()`, cached:
+        /// the hot path finds a slot with one multiply-add.
+        slots: NonNull<u8>,
+        stride: usize,
     }
 
     // SAFETY: a pointer to memory the caller of `init`/`attach` promised stays
@@ -160,11 +164,8 @@ mod raw {
                     slots: self.slot_count,
                 }
             })?;
-            let geometry = MpmcGeometry::new(
-                slots,
-                self.slot_size as usize,
-                self.endpoint_count as usize,
-            )?;
+            let geometry =
+                MpmcGeometry::new(slots, self.slot_size as usize, self.endpoint_count as usize)?;
             let expect = |field, found: u64, expected: u64| {
                 if found == expected {
                     Ok(())
@@ -207,6 +208,19 @@ mod raw {
     }
 
     impl RawMpmcRegion {
+        /// A region over `base`, whose layout has been checked to hold `geometry`.
+        fn new(base: NonNull<u8>, geometry: MpmcGeometry, flags: u32) -> Self {
+            // SAFETY: the slots start within the checked segment.
+            let slots = unsafe { base.add(geometry.slots_offset()) };
+            Self {
+                base,
+                geometry,
+                flags,
+                slots,
+                stride: geometry.slot_stride(),
+            }
+        }
+
         /// Writes a fresh, empty MPMC ring into `len` bytes at `ptr`: zeroes the
         /// layout, marks every slot free for its first position and every entry
         /// free, writes the header and stores the magic word last (Release).
@@ -259,11 +273,7 @@ mod raw {
             unsafe { ptr::write_bytes(ptr, 0, size) };
             // SAFETY: non-null (checked in `check_memory`).
             let base = unsafe { NonNull::new_unchecked(ptr) };
-            let region = Self {
-                base,
-                geometry,
-                flags,
-            };
+            let region = Self::new(base, geometry, flags);
             // Nobody else sees the memory yet: Relaxed stores, published by the
             // Release store of the magic below.
             for index in 0..endpoints {
@@ -341,12 +351,9 @@ mod raw {
                 }
             };
             let geometry = fields.validate(len as u64)?;
-            Ok(Self {
-                // SAFETY: checked non-null in `check_memory`.
-                base: unsafe { NonNull::new_unchecked(ptr) },
-                geometry,
-                flags: fields.flags,
-            })
+            // SAFETY: checked non-null in `check_memory`.
+            let base = unsafe { NonNull::new_unchecked(ptr) };
+            Ok(Self::new(base, geometry, fields.flags))
         }
 
         /// The header's protocol flags, as validated at `init` or `attach`.
@@ -405,9 +412,9 @@ mod raw {
             // 8-aligned.
             unsafe {
                 &*self
-                    .base
+                    .slots
                     .as_ptr()
-                    .add(self.geometry.slot_offset(index))
+                    .add(index * self.stride)
                     .cast::<SlotHeader>()
             }
         }
@@ -417,9 +424,9 @@ mod raw {
             debug_assert!(index < self.geometry.slots());
             // SAFETY: as for `slot`: the payload follows the header within the stride.
             unsafe {
-                self.base
+                self.slots
                     .as_ptr()
-                    .add(self.geometry.slot_offset(index) + super::super::layout::SLOT_HEADER_SIZE)
+                    .add(index * self.stride + super::super::layout::SLOT_HEADER_SIZE)
             }
         }
     }

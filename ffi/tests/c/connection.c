@@ -38,6 +38,8 @@
 #define CAPACITY 65536u
 
 static int checks;
+/* The transport the default-policy session got, for the closing line. */
+static const char *default_transport = "?";
 
 #define EXPECT(call, code)                                                                  \
     do {                                                                                    \
@@ -263,6 +265,8 @@ static uint64_t session(const char *prefix, const char *dir, const char *what, u
     } else {
         ASSERT(t == SHMRING_TRANSPORT_SHARED_MEMORY || t == SHMRING_TRANSPORT_UNIX_SOCKET);
     }
+    if (policy == SHMRING_TRANSPORT_POLICY_ANY)
+        default_transport = t == SHMRING_TRANSPORT_SHARED_MEMORY ? "shared memory" : "unix socket";
     size_t max = 0;
     EXPECT(shmring_connection_max_message_len(c, &max), SHMRING_OK);
     ASSERT(max == CAPACITY / 2 - 8);
@@ -328,7 +332,7 @@ int main(int argc, char **argv) {
                                   (int)SHMRING_TRANSPORT_UNIX_SOCKET, count);
     ASSERT(shm_sum == socket_sum);
     ASSERT(rmdir(dir) == 0);
-    printf("ok: %d checks, %llu echoed messages per transport, sum=%llu\n", checks,
-           (unsigned long long)count, (unsigned long long)shm_sum);
+    printf("ok: %d checks, %llu echoed messages per session (default policy: %s), sum=%llu\n",
+           checks, (unsigned long long)count, default_transport, (unsigned long long)shm_sum);
     return 0;
 }
