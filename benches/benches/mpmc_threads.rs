@@ -5,13 +5,14 @@
 //! Each run moves `iters` messages in total (split evenly among the producers) and
 //! is timed from the moment every thread is ready to the moment the last consumer
 //! has received its share; the consumers check the sum of what they received.
-//! Consumers poll (`try_recv`, `pop`) and spin (`spin_loop`) when empty; shmring's
-//! and `ArrayQueue`'s producers spin when full, the channel's use its blocking
-//! `send` (which spins briefly before parking).
+//! Consumers poll (`try_recv`, `pop`) and back off (crossbeam's `Backoff::snooze`:
+//! spin, then yield the CPU) when empty; shmring's and `ArrayQueue`'s producers
+//! back off the same way when full, the channel's use its blocking `send` (which
+//! spins briefly before parking). Yielding matters with more threads than cores: a
+//! thread descheduled between claiming a slot and publishing it holds up the others.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::alloc::{self, Layout};
-use std::hint::spin_loop;
 use std::num::NonZeroU32;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::Backoff;
 use shmring_core::{
     MpmcConsumer, MpmcProducer, RawMpmcRegion, RecvError, SendError, mpmc_segment_layout,
 };
@@ -63,9 +65,11 @@ where
                 s.spawn(move || {
                     barrier.wait();
                     let (mut count, mut local) = (0u64, 0u64);
+                    let backoff = Backoff::new();
                     loop {
                         match recv() {
                             Some(v) => {
+                                backoff.reset();
                                 local = local.wrapping_add(v);
                                 count += 1;
                                 // Publish progress now and then, and at the end.
@@ -82,7 +86,7 @@ where
                                 if received.load(Ordering::Relaxed) >= total {
                                     break;
                                 }
-                                spin_loop();
+                                backoff.snooze();
                             }
                         }
                     }
@@ -149,11 +153,12 @@ fn shmring(total: u64, producers: usize, consumers: usize) -> Duration {
         || {
             let mut tx = MpmcProducer::register(ring.region.clone(), token).unwrap();
             move |v: u64| {
+                let backoff = Backoff::new();
                 loop {
                     match tx.try_send(&v.to_ne_bytes()) {
                         Ok(()) => return,
                         Err(SendError::Full | SendError::Stalled { .. } | SendError::Contended) => {
-                            spin_loop()
+                            backoff.snooze()
                         }
                         Err(e) => panic!("send: {e}"),
                     }
@@ -185,8 +190,9 @@ fn array_queue(total: u64, producers: usize, consumers: usize) -> Duration {
         || {
             let queue = &queue;
             move |v: u64| {
+                let backoff = Backoff::new();
                 while queue.push(v).is_err() {
-                    spin_loop();
+                    backoff.snooze();
                 }
             }
         },

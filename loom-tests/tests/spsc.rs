@@ -234,7 +234,6 @@ fn write_position_covers_committed_frames() {
             .read()
             .expect("a message below the published write position");
         assert_eq!(*msg, message(0, 4));
-        drop(msg);
         producer.join().unwrap();
     });
 }

@@ -457,6 +457,9 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         // claimant read, happen before our `seq` load, which therefore reads no
         // older value than `position - slots` (free for the previous lap).
         let mut position = control.tail.0.load(Ordering::Acquire);
+        // Whether our entry holds an intent to clear on the way out (polling an
+        // empty or full ring then writes nothing).
+        let mut intent_set = false;
         for _ in 0..MAX_ATTEMPTS {
             // SYNC: Acquire pairs with the consumer's Release store of `seq`
             // (P + S) in `try_recv` and with the recoverers' AcqRel CASes: their
@@ -467,12 +470,15 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                 .seq
                 .load(Ordering::Acquire);
             if let Err(c) = ep.check_seq(position, seq) {
-                ep.clear_intent();
+                if intent_set {
+                    ep.clear_intent();
+                }
                 return Err(SendError::Corrupted(c));
             }
             let diff = seq.wrapping_sub(position) as i64;
             if diff == 0 {
                 ep.set_intent(position);
+                intent_set = true;
                 // SYNC: AcqRel. Release publishes our intent to a consumer that
                 // Acquire-loads a tail beyond `position` (its stall check and
                 // recovery); Acquire orders our later CASes after other producers'.
@@ -491,7 +497,9 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                 // The slot holds the previous lap: its message unconsumed, or
                 // claimed by a consumer that has not freed it yet, or (seq == P - S)
                 // claimed by a producer of that lap and not published.
-                ep.clear_intent();
+                if intent_set {
+                    ep.clear_intent();
+                }
                 if diff == -(self.ep.slots as i64) {
                     return Err(SendError::Full);
                 }
@@ -510,7 +518,9 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                 // SYNC: Acquire, as the first load of the tail.
                 let found = control.tail.0.load(Ordering::Acquire);
                 if found == position {
-                    ep.clear_intent();
+                    if intent_set {
+                        ep.clear_intent();
+                    }
                     return Err(SendError::Corrupted(MpmcCorruption::BadSequence {
                         position,
                         seq,
@@ -519,7 +529,9 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                 position = found;
             }
         }
-        ep.clear_intent();
+        if intent_set {
+            ep.clear_intent();
+        }
         Err(SendError::Contended)
     }
 
@@ -711,13 +723,18 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         // `seq` load, which therefore reads no older value than
         // `position - slots + 1` (the previous lap's message).
         let mut position = control.head.0.load(Ordering::Acquire);
+        // Whether our entry holds an intent to clear on the way out (polling an
+        // empty or full ring then writes nothing).
+        let mut intent_set = false;
         for _ in 0..MAX_ATTEMPTS {
             let slot = ep.region.slot(ep.index(position));
             // SYNC: Acquire pairs with the producer's Release store of `seq`
             // (P + 1) in `publish`: the length and payload are visible.
             let seq = slot.seq.load(Ordering::Acquire);
             if let Err(c) = ep.check_seq(position, seq) {
-                ep.clear_intent();
+                if intent_set {
+                    ep.clear_intent();
+                }
                 return Err(RecvError::Corrupted(c));
             }
             let diff = seq.wrapping_sub(position) as i64;
@@ -726,13 +743,16 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 // seq == P + 1 (no producer writes the slot before it is freed).
                 let len = slot.len.load(Ordering::Relaxed);
                 if len as usize <= ep.slot_size && len as usize > buffer {
-                    ep.clear_intent();
+                    if intent_set {
+                        ep.clear_intent();
+                    }
                     return Err(RecvError::BufferTooSmall {
                         len: len as usize,
                         buffer,
                     });
                 }
                 ep.set_intent(position);
+                intent_set = true;
                 // SYNC: AcqRel. Release publishes our intent to a producer that
                 // Acquire-loads a head beyond `position` (its recovery);
                 // Acquire orders us after the consumer (or skipper) before us.
@@ -748,7 +768,9 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                     Err(found) => position = found,
                 }
             } else if diff == 0 {
-                ep.clear_intent();
+                if intent_set {
+                    ep.clear_intent();
+                }
                 // SYNC: Acquire pairs with the Release half of the producers' tail
                 // CAS: if the tail is past `position`, its claimant's intent is
                 // visible to `skip_dead_producer`.
@@ -761,7 +783,9 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
             } else if diff == 1 - ep.slots as i64 {
                 // The previous lap's message is claimed by a consumer that has not
                 // freed it yet: nothing can be published here before it does.
-                ep.clear_intent();
+                if intent_set {
+                    ep.clear_intent();
+                }
                 return Err(RecvError::Empty);
             } else if diff == ep.slots as i64 || diff == ep.slots as i64 + 1 {
                 // Consumed by another consumer (our head is stale), or skipped by a
@@ -783,7 +807,9 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 // SYNC: Acquire, as the first load of the head.
                 let found = control.head.0.load(Ordering::Acquire);
                 if found == position {
-                    ep.clear_intent();
+                    if intent_set {
+                        ep.clear_intent();
+                    }
                     return Err(RecvError::Corrupted(MpmcCorruption::BadSequence {
                         position,
                         seq,
@@ -792,7 +818,9 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 position = found;
             }
         }
-        ep.clear_intent();
+        if intent_set {
+            ep.clear_intent();
+        }
         Err(RecvError::Contended)
     }
 
