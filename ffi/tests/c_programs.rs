@@ -27,6 +27,64 @@ fn ok_line(count: u64, sum: u64) -> String {
     format!("ok count={count} sum={sum}\n")
 }
 
+/// Runs the self-checking C program `source` (in `tests/c/`) with `args`, within
+/// [`LIMIT`]; it must exit 0 and print a line starting with `ok: `, which is
+/// returned.
+fn run_checked(source: &str, link: Link, args: &[&str]) -> String {
+    let program = compile(source, link);
+    let child = Command::new(&program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {source}: {e}"));
+    let output = wait_with_deadline(child, LIMIT, source);
+    let stdout = expect_success(&output, source);
+    assert!(stdout.starts_with("ok: "), "{source}: {stdout}");
+    stdout
+}
+
+/// Whether valgrind is here; without it, the valgrind tests fail under `CI=true`
+/// and are skipped (saying so) otherwise.
+fn have_valgrind() -> bool {
+    if common::have("valgrind") {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "valgrind is missing, and CI=true"
+    );
+    eprintln!("skipped: no valgrind");
+    false
+}
+
+/// A command running the C program at `program` under valgrind's memcheck
+/// (forked and exec'd children included): exit status 1 on any error or definite
+/// leak.
+fn valgrind(program: &std::path::Path) -> Command {
+    let mut command = Command::new("valgrind");
+    command
+        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
+        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
+        .arg(program)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// [`run_checked`] under [`valgrind`].
+fn run_checked_under_valgrind(source: &str, args: &[&str]) {
+    let program = compile(source, Link::Shared);
+    let what = format!("valgrind: {source}");
+    let child = valgrind(&program)
+        .args(args)
+        .spawn()
+        .expect("spawn valgrind");
+    let output = wait_with_deadline(child, LIMIT, &what);
+    let stdout = expect_success(&output, &what);
+    assert!(stdout.starts_with("ok: "), "{what}: {stdout}");
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Copying {
     Copy,
@@ -195,16 +253,7 @@ fn c_batches_between_c_processes_over_memfd() {
 /// against the staticlib.
 #[test]
 fn c_bad_input_returns_documented_codes() {
-    let program = compile("bad_input.c", Link::Static);
-    let child = Command::new(&program)
-        .arg(unique("bad"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bad_input");
-    let output = wait_with_deadline(child, LIMIT, "bad_input");
-    let stdout = expect_success(&output, "bad_input");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let stdout = run_checked("bad_input.c", Link::Static, &[&unique("bad")]);
     eprint!("bad_input: {stdout}");
 }
 
@@ -215,17 +264,8 @@ fn c_bad_input_returns_documented_codes() {
 #[test]
 fn c_transports_across_fork() {
     let start = Instant::now();
-    let program = compile("transports.c", Link::Shared);
-    let child = Command::new(&program)
-        .arg(unique("tr"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn transports");
-    let output = wait_with_deadline(child, LIMIT, "transports");
-    let stdout = expect_success(&output, "transports");
+    let stdout = run_checked("transports.c", Link::Shared, &[&unique("tr")]);
     let sum = pattern::total(1000, 1024);
-    assert!(stdout.starts_with("ok: "), "{stdout}");
     assert!(stdout.ends_with(&format!(" sum={sum}\n")), "{stdout}");
     eprint!("transports ({:?}): {stdout}", start.elapsed());
 }
@@ -235,16 +275,8 @@ fn c_transports_across_fork() {
 /// parent takes 500 units, memfd objects opened by descriptor; timeouts, maximum.
 #[test]
 fn c_events_and_semaphores_across_fork() {
-    let program = compile("sync_objects.c", Link::Shared);
-    let child = Command::new(&program)
-        .arg(unique("so"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sync_objects");
-    let output = wait_with_deadline(child, LIMIT, "sync_objects");
-    let stdout = expect_success(&output, "sync_objects");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let stdout = run_checked("sync_objects.c", Link::Shared, &[&unique("so")]);
+    eprint!("sync_objects: {stdout}");
 }
 
 /// `tests/c/sync_objects.c` under valgrind (memcheck, forked children included):
@@ -252,27 +284,9 @@ fn c_events_and_semaphores_across_fork() {
 #[test]
 #[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
 fn valgrind_c_events_and_semaphores() {
-    if !common::have("valgrind") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "valgrind is missing, and CI=true"
-        );
-        eprintln!("skipped: no valgrind");
-        return;
+    if have_valgrind() {
+        run_checked_under_valgrind("sync_objects.c", &[&unique("vgso")]);
     }
-    let program = compile("sync_objects.c", Link::Shared);
-    let child = Command::new("valgrind")
-        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
-        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
-        .arg(&program)
-        .arg(unique("vgso"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn valgrind");
-    let output = wait_with_deadline(child, LIMIT, "valgrind: sync_objects");
-    let stdout = expect_success(&output, "valgrind: sync_objects");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
 }
 
 /// MPMC channels from C (`tests/c/mpmc.c`): bad input (shapes, a full endpoint
@@ -281,16 +295,7 @@ fn valgrind_c_events_and_semaphores() {
 /// and sums exact, nothing skipped or lost.
 #[test]
 fn c_mpmc_across_fork() {
-    let program = compile("mpmc.c", Link::Shared);
-    let child = Command::new(&program)
-        .arg(unique("mp"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mpmc");
-    let output = wait_with_deadline(child, LIMIT, "mpmc");
-    let stdout = expect_success(&output, "mpmc");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let stdout = run_checked("mpmc.c", Link::Shared, &[&unique("mp")]);
     eprint!("mpmc: {stdout}");
 }
 
@@ -299,28 +304,9 @@ fn c_mpmc_across_fork() {
 #[test]
 #[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
 fn valgrind_c_mpmc() {
-    if !common::have("valgrind") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "valgrind is missing, and CI=true"
-        );
-        eprintln!("skipped: no valgrind");
-        return;
+    if have_valgrind() {
+        run_checked_under_valgrind("mpmc.c", &[&unique("vgmp"), "500"]);
     }
-    let program = compile("mpmc.c", Link::Shared);
-    let child = Command::new("valgrind")
-        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
-        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
-        .arg(&program)
-        .arg(unique("vgmp"))
-        .arg("500")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn valgrind");
-    let output = wait_with_deadline(child, LIMIT, "valgrind: mpmc");
-    let stdout = expect_success(&output, "valgrind: mpmc");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
 }
 
 /// Request/response from C (`tests/c/rpc.c`): bad input, roles and timeouts in
@@ -331,16 +317,7 @@ fn valgrind_c_mpmc() {
 /// client disconnects the server.
 #[test]
 fn c_rpc_across_fork() {
-    let program = compile("rpc.c", Link::Shared);
-    let child = Command::new(&program)
-        .arg(unique("rpc"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rpc");
-    let output = wait_with_deadline(child, LIMIT, "rpc");
-    let stdout = expect_success(&output, "rpc");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let stdout = run_checked("rpc.c", Link::Shared, &[&unique("rpc")]);
     eprint!("rpc: {stdout}");
 }
 
@@ -349,28 +326,9 @@ fn c_rpc_across_fork() {
 #[test]
 #[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
 fn valgrind_c_rpc() {
-    if !common::have("valgrind") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "valgrind is missing, and CI=true"
-        );
-        eprintln!("skipped: no valgrind");
-        return;
+    if have_valgrind() {
+        run_checked_under_valgrind("rpc.c", &[&unique("vgrpc"), "200"]);
     }
-    let program = compile("rpc.c", Link::Shared);
-    let child = Command::new("valgrind")
-        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
-        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
-        .arg(&program)
-        .arg(unique("vgrpc"))
-        .arg("200")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn valgrind");
-    let output = wait_with_deadline(child, LIMIT, "valgrind: rpc");
-    let stdout = expect_success(&output, "valgrind: rpc");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
 }
 
 /// Connections from C (`tests/c/connection.c`): bad input, nobody listening
@@ -382,17 +340,11 @@ fn valgrind_c_rpc() {
 fn c_connections_across_fork() {
     const COUNT: u64 = 10_000;
     let start = Instant::now();
-    let program = compile("connection.c", Link::Shared);
-    let child = Command::new(&program)
-        .arg(unique("cn"))
-        .arg(COUNT.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn connection");
-    let output = wait_with_deadline(child, LIMIT, "connection");
-    let stdout = expect_success(&output, "connection");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let stdout = run_checked(
+        "connection.c",
+        Link::Shared,
+        &[&unique("cn"), &COUNT.to_string()],
+    );
     let sum = pattern::total(COUNT, MAX_LEN);
     assert!(stdout.ends_with(&format!(" sum={sum}\n")), "{stdout}");
     eprint!("connection ({:?}): {stdout}", start.elapsed());
@@ -406,28 +358,9 @@ fn c_connections_across_fork() {
 #[test]
 #[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
 fn valgrind_c_connections() {
-    if !common::have("valgrind") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "valgrind is missing, and CI=true"
-        );
-        eprintln!("skipped: no valgrind");
-        return;
+    if have_valgrind() {
+        run_checked_under_valgrind("connection.c", &[&unique("vgcn"), "300", "any"]);
     }
-    let program = compile("connection.c", Link::Shared);
-    let child = Command::new("valgrind")
-        .args(["-q", "--error-exitcode=1", "--leak-check=full"])
-        .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
-        .arg(&program)
-        .arg(unique("vgcn"))
-        .args(["300", "any"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn valgrind");
-    let output = wait_with_deadline(child, LIMIT, "valgrind: connection");
-    let stdout = expect_success(&output, "valgrind: connection");
-    assert!(stdout.starts_with("ok: "), "{stdout}");
 }
 
 /// The header compiles as C11 with `-Wall -Wextra -Werror -pedantic`, its layout
@@ -464,26 +397,16 @@ fn header_compiles_as_cpp17() {
 #[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
 fn valgrind_c_peers_across_processes() {
     const COUNT: u64 = 2_000;
-    if !common::have("valgrind") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "valgrind is missing, and CI=true"
-        );
-        eprintln!("skipped: no valgrind");
+    if !have_valgrind() {
         return;
     }
     let peer = compile("peer.c", Link::Shared);
     let line = ok_line(COUNT, pattern::total(COUNT, MAX_LEN));
     let valgrind = |args: &[&str]| {
-        let mut command = Command::new("valgrind");
+        let mut command = valgrind(&peer);
         command
-            .args(["-q", "--error-exitcode=1", "--leak-check=full"])
-            .args(["--errors-for-leak-kinds=definite", "--trace-children=yes"])
-            .arg(&peer)
             .args(args)
-            .args([COUNT.to_string(), MAX_LEN.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args([COUNT.to_string(), MAX_LEN.to_string()]);
         command
     };
     let start = Instant::now();
