@@ -113,8 +113,9 @@ const MAX_NAME: usize = 255;
 const MAX_PATH: usize = libc::PATH_MAX as usize - 1;
 
 impl shmring_channel_options {
-    /// The builder for `backing` with these options applied.
-    fn apply(&self, backing: ChannelBuilder) -> Result<ChannelBuilder, Failure> {
+    /// Checks the fields (flags known, reserved zero, no contradiction, modes in
+    /// range) and returns the wait strategy they name.
+    pub(crate) fn check(&self) -> Result<WaitStrategy, Failure> {
         if self.flags & !KNOWN_OPTIONS != 0 {
             return Err(Failure::invalid(format!(
                 "unknown option flags {:#x}",
@@ -126,9 +127,7 @@ impl shmring_channel_options {
                 "reserved option fields must be zero (use shmring_channel_options_init)",
             ));
         }
-        let keep = self.flags & SHMRING_OPTION_KEEP != 0;
-        let unlink = self.flags & SHMRING_OPTION_UNLINK != 0;
-        if keep && unlink {
+        if self.flags & SHMRING_OPTION_KEEP != 0 && self.flags & SHMRING_OPTION_UNLINK != 0 {
             return Err(Failure::invalid(
                 "SHMRING_OPTION_KEEP and SHMRING_OPTION_UNLINK together",
             ));
@@ -140,42 +139,56 @@ impl shmring_channel_options {
                 )));
             }
         }
-        let wait = match self.wait_strategy {
+        match self.wait_strategy {
             x if x == shmring_wait_strategy::WAIT_SPIN_THEN_PARK as u32 => {
-                if self.spin_ns == 0 {
+                Ok(if self.spin_ns == 0 {
                     WaitStrategy::default()
                 } else {
                     WaitStrategy::SpinThenPark {
                         spin: Duration::from_nanos(self.spin_ns),
                     }
-                }
+                })
             }
-            x if x == shmring_wait_strategy::WAIT_BUSY_SPIN as u32 => WaitStrategy::BusySpin,
-            x if x == shmring_wait_strategy::WAIT_PARK as u32 => WaitStrategy::Park,
-            other => {
-                return Err(Failure::invalid(format!("unknown wait strategy {other}")));
-            }
-        };
-        let mut builder = backing
-            .wait_strategy(wait)
-            .reclaim(self.flags & SHMRING_OPTION_RECLAIM != 0)
-            .asymmetric_fences(self.flags & SHMRING_OPTION_SYMMETRIC_FENCES == 0)
-            .prefault(self.flags & SHMRING_OPTION_PREFAULT != 0);
-        if keep || unlink {
-            builder = builder.unlink_on_drop(unlink);
+            x if x == shmring_wait_strategy::WAIT_BUSY_SPIN as u32 => Ok(WaitStrategy::BusySpin),
+            x if x == shmring_wait_strategy::WAIT_PARK as u32 => Ok(WaitStrategy::Park),
+            other => Err(Failure::invalid(format!("unknown wait strategy {other}"))),
         }
-        if self.mode != 0 {
-            builder = builder.mode(self.mode);
-        }
-        if self.allowed_mode != 0 {
-            builder = builder.allow_mode(self.allowed_mode);
-        }
-        if self.flags & SHMRING_OPTION_TRUST_OWNER != 0 {
-            builder = builder.trust_owner(self.trusted_uid);
-        }
-        Ok(builder)
+    }
+
+    /// The builder for `backing` with these options applied.
+    fn apply(&self, backing: ChannelBuilder) -> Result<ChannelBuilder, Failure> {
+        Ok(apply_channel_options!(backing, self, self.check()?))
     }
 }
+
+/// Applies checked `shmring_channel_options` (`$options`, with the wait strategy
+/// `$wait` from [`shmring_channel_options::check`]) to a builder of SPSC or MPMC
+/// channels: both have the same option methods.
+macro_rules! apply_channel_options {
+    ($builder:expr, $options:expr, $wait:expr) => {{
+        let o = $options;
+        let mut builder = $builder
+            .wait_strategy($wait)
+            .reclaim(o.flags & $crate::channel::SHMRING_OPTION_RECLAIM != 0)
+            .asymmetric_fences(o.flags & $crate::channel::SHMRING_OPTION_SYMMETRIC_FENCES == 0)
+            .prefault(o.flags & $crate::channel::SHMRING_OPTION_PREFAULT != 0);
+        let unlink = o.flags & $crate::channel::SHMRING_OPTION_UNLINK != 0;
+        if o.flags & $crate::channel::SHMRING_OPTION_KEEP != 0 || unlink {
+            builder = builder.unlink_on_drop(unlink);
+        }
+        if o.mode != 0 {
+            builder = builder.mode(o.mode);
+        }
+        if o.allowed_mode != 0 {
+            builder = builder.allow_mode(o.allowed_mode);
+        }
+        if o.flags & $crate::channel::SHMRING_OPTION_TRUST_OWNER != 0 {
+            builder = builder.trust_owner(o.trusted_uid);
+        }
+        builder
+    }};
+}
+pub(crate) use apply_channel_options;
 
 /// Reads the caller's options (NULL: defaults) and applies them to `backing`.
 ///

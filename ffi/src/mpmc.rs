@@ -21,13 +21,9 @@ use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use shmring::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender, WaitStrategy};
+use shmring::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender};
 
-use crate::channel::{
-    SHMRING_OPTION_KEEP, SHMRING_OPTION_PREFAULT, SHMRING_OPTION_RECLAIM,
-    SHMRING_OPTION_SYMMETRIC_FENCES, SHMRING_OPTION_TRUST_OWNER, SHMRING_OPTION_UNLINK, shm_name,
-    shmring_channel_options, shmring_wait_strategy,
-};
+use crate::channel::{shm_name, shmring_channel_options};
 use crate::event::{close_boxed, construct_boxed, dup_fd};
 use crate::status::{Failure, catch, guard, shmring_status};
 use crate::{check_len, out_ptr, receive_into};
@@ -81,13 +77,6 @@ const _: () = {
     send::<MpmcReceiver>();
 };
 
-const KNOWN_OPTIONS: u32 = SHMRING_OPTION_RECLAIM
-    | SHMRING_OPTION_KEEP
-    | SHMRING_OPTION_UNLINK
-    | SHMRING_OPTION_SYMMETRIC_FENCES
-    | SHMRING_OPTION_PREFAULT
-    | SHMRING_OPTION_TRUST_OWNER;
-
 /// Reads the caller's options (NULL: defaults) and applies them to `builder`, with
 /// the checks of the SPSC channels' options.
 ///
@@ -100,63 +89,8 @@ unsafe fn apply(
     // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
     // every bit pattern of its integer fields is valid.
     let o = unsafe { options.as_ref() }.copied().unwrap_or_default();
-    if o.flags & !KNOWN_OPTIONS != 0 {
-        return Err(Failure::invalid(format!(
-            "unknown option flags {:#x}",
-            o.flags & !KNOWN_OPTIONS
-        )));
-    }
-    if o.reserved0 != 0 || o.reserved.iter().any(|&r| r != 0) {
-        return Err(Failure::invalid(
-            "reserved option fields must be zero (use shmring_channel_options_init)",
-        ));
-    }
-    let keep = o.flags & SHMRING_OPTION_KEEP != 0;
-    let unlink = o.flags & SHMRING_OPTION_UNLINK != 0;
-    if keep && unlink {
-        return Err(Failure::invalid(
-            "SHMRING_OPTION_KEEP and SHMRING_OPTION_UNLINK together",
-        ));
-    }
-    for (field, mode) in [("mode", o.mode), ("allowed_mode", o.allowed_mode)] {
-        if mode > 0o7777 {
-            return Err(Failure::invalid(format!(
-                "{field} {mode:#o} has bits beyond 07777"
-            )));
-        }
-    }
-    let wait = match o.wait_strategy {
-        x if x == shmring_wait_strategy::WAIT_SPIN_THEN_PARK as u32 => {
-            if o.spin_ns == 0 {
-                WaitStrategy::default()
-            } else {
-                WaitStrategy::SpinThenPark {
-                    spin: Duration::from_nanos(o.spin_ns),
-                }
-            }
-        }
-        x if x == shmring_wait_strategy::WAIT_BUSY_SPIN as u32 => WaitStrategy::BusySpin,
-        x if x == shmring_wait_strategy::WAIT_PARK as u32 => WaitStrategy::Park,
-        other => return Err(Failure::invalid(format!("unknown wait strategy {other}"))),
-    };
-    let mut builder = builder
-        .wait_strategy(wait)
-        .reclaim(o.flags & SHMRING_OPTION_RECLAIM != 0)
-        .asymmetric_fences(o.flags & SHMRING_OPTION_SYMMETRIC_FENCES == 0)
-        .prefault(o.flags & SHMRING_OPTION_PREFAULT != 0);
-    if keep || unlink {
-        builder = builder.unlink_on_drop(unlink);
-    }
-    if o.mode != 0 {
-        builder = builder.mode(o.mode);
-    }
-    if o.allowed_mode != 0 {
-        builder = builder.allow_mode(o.allowed_mode);
-    }
-    if o.flags & SHMRING_OPTION_TRUST_OWNER != 0 {
-        builder = builder.trust_owner(o.trusted_uid);
-    }
-    Ok(builder)
+    let wait = o.check()?;
+    Ok(crate::channel::apply_channel_options!(builder, &o, wait))
 }
 
 /// Runs `body` on the live channel `ch`.

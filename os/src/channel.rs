@@ -7,7 +7,7 @@ use std::hint::spin_loop;
 use std::mem::ManuallyDrop;
 use std::num::NonZeroU32;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -223,21 +223,8 @@ impl ChannelBuilder {
     /// when it drops. So call this at most once per variable (the variable is left
     /// as it is: changing the environment is itself unsafe once threads run).
     pub unsafe fn from_env(&self, var: &str) -> Result<Channel> {
-        let not_found = || Error::NotFound {
-            what: format!("inherited descriptor in ${var}"),
-        };
-        let fd: i32 = std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&fd| fd >= 0)
-            .ok_or_else(not_found)?;
-        // SAFETY: F_GETFD only asks whether `fd` is open; it changes nothing.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-            return Err(not_found());
-        }
-        // SAFETY: the descriptor is open (checked) and, by the caller's contract,
-        // passed to us for this channel and owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the caller's contract is `inherited_fd`'s.
+        let fd = unsafe { crate::segment::inherited_fd(var) }?;
         self.from_fd(fd)
     }
 

@@ -42,7 +42,7 @@ use std::fmt;
 use std::fs::File;
 use std::hint::spin_loop;
 use std::num::NonZeroU32;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -353,20 +353,8 @@ impl MpmcChannelBuilder {
     /// descriptor was passed to this process for this channel and nothing else
     /// in the process owns it.
     pub unsafe fn from_env(&self, var: &str) -> Result<MpmcChannel> {
-        let not_found = || Error::NotFound {
-            what: format!("inherited descriptor in ${var}"),
-        };
-        let fd: i32 = std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&fd| fd >= 0)
-            .ok_or_else(not_found)?;
-        // SAFETY: F_GETFD only asks whether `fd` is open.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-            return Err(not_found());
-        }
-        // SAFETY: open (checked), and by the caller's contract ours alone.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the caller's contract is `inherited_fd`'s.
+        let fd = unsafe { crate::segment::inherited_fd(var) }?;
         self.from_fd(fd)
     }
 

@@ -733,6 +733,35 @@ impl Named {
     }
 }
 
+/// Takes ownership of the descriptor whose number a parent put in the
+/// environment variable `var` (`pass_to` on a channel).
+///
+/// # Errors
+/// [`Error::NotFound`] if the variable is unset, not a number, or names no open
+/// descriptor.
+///
+/// # Safety
+/// The descriptor the variable names was passed to this process for the caller's
+/// object, and nothing else in the process owns it: the returned handle closes it
+/// when it drops. So call this at most once per variable.
+pub(crate) unsafe fn inherited_fd(var: &str) -> Result<OwnedFd> {
+    let not_found = || Error::NotFound {
+        what: format!("inherited descriptor in ${var}"),
+    };
+    let fd: i32 = std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&fd| fd >= 0)
+        .ok_or_else(not_found)?;
+    // SAFETY: F_GETFD only asks whether `fd` is open; it changes nothing.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(not_found());
+    }
+    // SAFETY: the descriptor is open (checked) and, by the caller's contract,
+    // passed to us for this object and owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Checks a shared memory segment's name (before any system call).
 pub(crate) fn validate_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
