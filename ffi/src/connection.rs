@@ -17,8 +17,8 @@ use shmring::connection::{ConnectOptions, Connection, Listener, Transport, Trans
 
 use crate::channel::{file_path, shm_name, shmring_wait_strategy};
 use crate::handle::{State, Stateful, call};
-use crate::out_ptr;
 use crate::status::{Failure, guard, shmring_status};
+use crate::{message_bytes, out_ptr};
 
 /// What a connection's messages travel on: `shmring_connection_transport`.
 #[repr(u32)]
@@ -740,25 +740,8 @@ unsafe fn send_with(
     send: impl FnOnce(&mut Connection, &[u8]) -> shmring::Result<()>,
 ) -> c_int {
     let body = |h: &shmring_connection| {
-        if len > 0 && data.is_null() {
-            return Err(Failure::null("data"));
-        }
-        if len > h.max_message_len {
-            return Err(Failure::new(
-                shmring_status::E_MESSAGE_TOO_LARGE,
-                format!(
-                    "message too large: {len} bytes, at most {}",
-                    h.max_message_len
-                ),
-            ));
-        }
-        let message: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: non-null, at most max_message_len bytes (below isize::MAX),
-            // readable (the caller's contract).
-            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
-        };
+        // SAFETY: the caller's contract on `data` and `len`.
+        let message = unsafe { message_bytes(data, len, h.max_message_len) }?;
         Ok(h.with_connection(|c| send(c, message))??)
     };
     // SAFETY: delegated to the caller.

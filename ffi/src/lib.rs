@@ -243,6 +243,36 @@ unsafe fn receive_into(
     }
 }
 
+/// The caller's message of `len` bytes at `data` (NULL allowed when `len` is 0),
+/// refused with `SHMRING_E_MESSAGE_TOO_LARGE` above `max` bytes before it is
+/// touched.
+///
+/// # Safety
+/// Unless NULL or `len` is 0, `data` points to `len` readable bytes that nothing
+/// writes until the returned slice is dropped.
+unsafe fn message_bytes<'a>(
+    data: *const c_void,
+    len: usize,
+    max: usize,
+) -> Result<&'a [u8], Failure> {
+    if len > 0 && data.is_null() {
+        return Err(Failure::null("data"));
+    }
+    if len > max {
+        return Err(Failure::new(
+            shmring_status::E_MESSAGE_TOO_LARGE,
+            format!("message too large: {len} bytes, at most {max}"),
+        ));
+    }
+    check_len(len, "len")?;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: non-null, at most isize::MAX bytes (checked), readable and not
+    // written for the slice's life (the caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
 /// The caller's writable `len` bytes at `data` (NULL allowed when `len` is 0).
 ///
 /// # Safety

@@ -26,7 +26,7 @@ use shmring::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender};
 use crate::channel::{shm_name, shmring_channel_options};
 use crate::event::{close_boxed, construct_boxed, dup_fd};
 use crate::status::{Failure, catch, guard, shmring_status};
-use crate::{check_len, out_ptr, receive_into};
+use crate::{message_bytes, out_ptr, receive_into};
 
 /// A created or opened MPMC channel. Attach endpoints with
 /// `shmring_mpmc_sender_new` and `shmring_mpmc_receiver_new`; free it with
@@ -442,22 +442,6 @@ pub unsafe extern "C" fn shmring_mpmc_receiver_close(rx: *mut shmring_mpmc_recei
     unsafe { close_boxed(rx) }
 }
 
-/// The caller's message, checked.
-///
-/// # Safety
-/// Unless NULL or `len` is 0, `data` points to `len` readable bytes.
-unsafe fn message<'a>(data: *const c_void, len: usize) -> Result<&'a [u8], Failure> {
-    check_len(len, "len")?;
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if data.is_null() {
-        return Err(Failure::null("data"));
-    }
-    // SAFETY: non-null, at most isize::MAX bytes, readable (the caller's contract).
-    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
-}
-
 /// Sends with `send` on the live sender `tx`.
 ///
 /// # Safety
@@ -468,9 +452,12 @@ unsafe fn send_with(
     len: usize,
     send: impl FnOnce(&mut MpmcSender, &[u8]) -> shmring::Result<()>,
 ) -> c_int {
-    // SAFETY: the caller's contract on `data`.
-    let body =
-        |h: &mut shmring_mpmc_sender| Ok(send(&mut h.sender, unsafe { message(data, len) }?)?);
+    let body = |h: &mut shmring_mpmc_sender| {
+        let max = h.sender.max_message_len();
+        // SAFETY: the caller's contract on `data` and `len`.
+        let message = unsafe { message_bytes(data, len, max) }?;
+        Ok(send(&mut h.sender, message)?)
+    };
     // SAFETY: the caller's contract on `tx`.
     unsafe { with_endpoint(tx, body) }
 }

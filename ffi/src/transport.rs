@@ -11,7 +11,7 @@ use shmring::transport::{self, Listener, MessageReceiver, MessageSender};
 
 use crate::handle::{State, Stateful, call};
 use crate::status::{Failure, guard, shmring_status};
-use crate::{bytes_mut, out_ptr};
+use crate::{bytes_mut, message_bytes, out_ptr};
 
 /// The longest address accepted (bytes, without the NUL).
 const MAX_ADDRESS: usize = libc::PATH_MAX as usize + 16;
@@ -433,25 +433,8 @@ unsafe fn send_with(
     send: impl FnOnce(&mut (dyn MessageSender + Send), &[u8]) -> shmring::Result<()>,
 ) -> c_int {
     let body = |h: &shmring_msg_sender| {
-        if len > 0 && data.is_null() {
-            return Err(Failure::null("data"));
-        }
-        if len > h.max_message_len {
-            return Err(Failure::new(
-                shmring_status::E_MESSAGE_TOO_LARGE,
-                format!(
-                    "message too large: {len} bytes, at most {}",
-                    h.max_message_len
-                ),
-            ));
-        }
-        let message: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: non-null, at most max_message_len bytes (below isize::MAX
-            // on every transport), readable (the caller's contract).
-            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
-        };
+        // SAFETY: the caller's contract on `data` and `len`.
+        let message = unsafe { message_bytes(data, len, h.max_message_len) }?;
         Ok(h.with_sender(|s| send(s, message))??)
     };
     // SAFETY: delegated to the caller.
