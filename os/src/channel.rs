@@ -266,8 +266,8 @@ impl Channel {
         let producer =
             claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Sender, e))?;
         Ok(Sender {
-            producer,
-            _lock: lock,
+            producer: ManuallyDrop::new(producer),
+            lock: ManuallyDrop::new(lock),
             link: Link::new(&self.segment, futex, Role::Sender, self.wait),
         })
     }
@@ -291,8 +291,8 @@ impl Channel {
         let consumer =
             claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Receiver, e))?;
         Ok(Receiver {
-            consumer,
-            _lock: lock,
+            consumer: ManuallyDrop::new(consumer),
+            lock: ManuallyDrop::new(lock),
             link: Link::new(&self.segment, futex, Role::Receiver, self.wait),
         })
     }
@@ -446,12 +446,23 @@ impl Link {
             .is_some_and(|flag| flag.load(Ordering::SeqCst))
     }
 
-    /// The futex a parked call sleeps on: the segment's, and with a peer-gone
-    /// flag, one that does not sleep once the flag is set.
+    /// Whether a peer has claimed the role and none holds its claim word now: a
+    /// clean departure (the lock is released just after), a death seen by a
+    /// successor's take-over... or a hostile write. Two loads, no system call.
+    fn peer_released(&self) -> bool {
+        let region = self.segment.region();
+        // Relaxed: a hint that makes the lock probe due sooner; the probe decides.
+        claims_word(region, self.peer).load(Ordering::Relaxed) != 0
+            && owner_word(region, self.peer) == 0
+    }
+
+    /// The futex a parked call sleeps on: the segment's, except that it does not
+    /// sleep once the peer-gone flag is set or the peer has released its claim.
     fn park_futex(&self) -> PeerGoneFutex<'_> {
         PeerGoneFutex {
             inner: self.futex,
             flag: self.peer_gone_flag.as_deref(),
+            link: self,
         }
     }
 
@@ -512,9 +523,17 @@ impl Link {
         if deadline.is_some_and(|d| now >= d) {
             return Err(Error::TimedOut);
         }
+        // A peer that has been here and released its claim word is leaving (or
+        // gone, or a hostile peer says so): the lock decides, probed at the
+        // non-blocking calls' interval instead of the parked one.
+        let interval = if self.peer_released() {
+            TRY_LIVENESS_INTERVAL
+        } else {
+            LIVENESS_INTERVAL
+        };
         let check_due = self
             .last_check
-            .is_none_or(|(last, _)| now.duration_since(last) >= LIVENESS_INTERVAL);
+            .is_none_or(|(last, _)| now.duration_since(last) >= interval);
         if check_due && self.peer_gone(now)? {
             return Ok(Pause::PeerGone);
         }
@@ -527,7 +546,7 @@ impl Link {
             return Ok(Pause::Spin);
         }
         // A dead peer wakes nobody: sleep at most until the next liveness check.
-        let wake_by = now + LIVENESS_INTERVAL;
+        let wake_by = now + interval;
         Ok(Pause::Park(deadline.map_or(wake_by, |d| d.min(wake_by))))
     }
 }
@@ -542,9 +561,15 @@ impl Link {
 /// loads the flag. The store-buffer pattern: either the waiter sees the flag, or
 /// the setter sees `WAITING` and changes the word and wakes it, so no wake-up is
 /// lost and a parked call ends at once, not at its next liveness probe.
+///
+/// A peer's clean departure works the same way: it releases its claim word and
+/// its lock, then wakes parked calls (`Drop for Sender`/`Receiver`), and this
+/// `wait` does not sleep once the claim word is released, so the departure is
+/// seen at once (the caller's next pause probes the lock).
 struct PeerGoneFutex<'a> {
     inner: SharedFutex,
     flag: Option<&'a AtomicBool>,
+    link: &'a Link,
 }
 
 impl Futex for PeerGoneFutex<'_> {
@@ -559,6 +584,16 @@ impl Futex for PeerGoneFutex<'_> {
         // SYNC: pairs with the SeqCst store and fence in `Channel::wake_parked`
         // (store-buffer pattern, above); the waiter fence ran before this load.
         if self.flag.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
+            return Err(shmring_core::TimedOut);
+        }
+        // SYNC: the same pairing with `wake_parked`'s fence, for the claim word
+        // the departing peer released before calling it. Only a sleep planned
+        // before the release was seen (the long interval) is cut short: the pause
+        // that sees it plans a short one, slept normally, so a claim word held at
+        // 0 (by a hostile peer) costs a probe a millisecond, not a spinning core.
+        if self.link.peer_released()
+            && deadline.is_none_or(|d| d > Instant::now() + TRY_LIVENESS_INTERVAL)
+        {
             return Err(shmring_core::TimedOut);
         }
         self.inner.wait(word, expected, deadline)
@@ -585,19 +620,26 @@ impl Channel {
     /// [`Sender::set_peer_gone_flag`] / [`Receiver::set_peer_gone_flag`], wakes
     /// every call parked on this channel, which then sees the flag.
     pub(crate) fn wake_parked(&self) {
-        use shmring_core::Region as _;
-        let signals = &self.segment.region().control().signals.0;
-        for word in [&signals.data_signal, &signals.space_signal] {
-            // SYNC: the store-buffer pairing of `PeerGoneFutex`: orders the
-            // caller's SeqCst store of the flag before this load of the word.
-            std::sync::atomic::fence(Ordering::SeqCst);
-            // Relaxed: the fence orders it; the word carries no data.
-            if word.load(Ordering::Relaxed) & WAITING != 0 {
-                // As the ring's own notification: clears WAITING, counts one, so a
-                // waiter that has not slept yet on its key does not sleep.
-                word.fetch_add(1, Ordering::Relaxed);
-                SharedFutex::default().wake(word);
-            }
+        wake_parked(&self.segment);
+    }
+}
+
+/// Wakes every call parked on `segment`'s signal words, in every process, so
+/// that it looks again at what changed: a peer-gone flag, or a peer's claim word
+/// released by a clean departure.
+fn wake_parked(segment: &Segment) {
+    use shmring_core::Region as _;
+    let signals = &segment.region().control().signals.0;
+    for word in [&signals.data_signal, &signals.space_signal] {
+        // SYNC: the store-buffer pairing of `PeerGoneFutex`: orders the
+        // caller's SeqCst store of the flag before this load of the word.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // Relaxed: the fence orders it; the word carries no data.
+        if word.load(Ordering::Relaxed) & WAITING != 0 {
+            // As the ring's own notification: clears WAITING, counts one, so a
+            // waiter that has not slept yet on its key does not sleep.
+            word.fetch_add(1, Ordering::Relaxed);
+            SharedFutex::default().wake(word);
         }
     }
 }
@@ -636,10 +678,11 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// to a receiver (ARCHITECTURE.md: delivery semantics), also if this process dies
 /// right after committing it.
 pub struct Sender {
-    // Field order is drop order: the producer releases its claim word, then the
-    // lock goes (the role is free), then the mapping.
-    producer: Producer<RawRegion>,
-    _lock: File,
+    // Dropped by hand, in this order (`Drop for Sender`): the producer releases its
+    // claim word, then the lock goes (the role is free), then a parked receiver is
+    // woken; the mapping goes with `link`.
+    producer: ManuallyDrop<Producer<RawRegion>>,
+    lock: ManuallyDrop<File>,
     link: Link,
 }
 
@@ -885,11 +928,38 @@ impl SendBatch<'_> {
     pub fn publish(self) {}
 }
 
+impl Drop for Sender {
+    fn drop(&mut self) {
+        // SAFETY: each field is dropped once, here, and never used again (the
+        // struct is being dropped; `link` does not touch them).
+        unsafe {
+            // Publishes what is pending and releases the claim word...
+            ManuallyDrop::drop(&mut self.producer);
+            // ...then frees the role: a probe now finds it unheld.
+            ManuallyDrop::drop(&mut self.lock);
+        }
+        // A parked receiver sees the departure now, not at its next probe.
+        wake_parked(&self.link.segment);
+    }
+}
+
 impl Drop for SendBatch<'_> {
     fn drop(&mut self) {
         // SAFETY: `batch` is taken once, here, and `self` is not used after.
         let batch = unsafe { ManuallyDrop::take(&mut self.batch) };
         batch.publish_and_wake(&self.link.futex);
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        // SAFETY: as in `Drop for Sender`.
+        unsafe {
+            ManuallyDrop::drop(&mut self.consumer);
+            ManuallyDrop::drop(&mut self.lock);
+        }
+        // A sender parked on a full ring sees the departure now.
+        wake_parked(&self.link.segment);
     }
 }
 
@@ -931,9 +1001,9 @@ impl DerefMut for SendGrant<'_> {
 
 /// The receiving side of a channel. `Send`, not `Sync`: one thread at a time.
 pub struct Receiver {
-    // Field order is drop order, as for `Sender`.
-    consumer: Consumer<RawRegion>,
-    _lock: File,
+    // Dropped by hand, as for `Sender`.
+    consumer: ManuallyDrop<Consumer<RawRegion>>,
+    lock: ManuallyDrop<File>,
     link: Link,
 }
 

@@ -635,3 +635,71 @@ fn the_builder_options_reach_the_segment() {
     drop(again);
     assert_no_shm(&name);
 }
+
+/// A side that leaves cleanly (drops its handle) ends the other side's parked
+/// call at once, not at its next liveness probe (`LIVENESS_INTERVAL`, 25 ms):
+/// the median over trials is well under that interval. Both directions: a
+/// receiver parked on an empty ring, a sender parked on a full one.
+#[test]
+fn a_clean_departure_ends_a_parked_call_at_once() {
+    use shmring::channel::LIVENESS_INTERVAL;
+    const TRIALS: usize = 9;
+    const LONG: Duration = Duration::from_secs(10);
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (mut receiver_waits, mut sender_waits) = (Vec::new(), Vec::new());
+    for _ in 0..TRIALS {
+        let channel = ChannelBuilder::memfd()
+            .capacity(4096)
+            .wait_strategy(WaitStrategy::Park)
+            .create()
+            .unwrap();
+        // A receiver parked on an empty ring; the sender leaves.
+        let (tx, mut rx) = (channel.sender().unwrap(), channel.receiver().unwrap());
+        let parked = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let result = rx.recv_timeout(&mut buf, LONG);
+            (result, Instant::now(), rx)
+        });
+        std::thread::sleep(Duration::from_millis(5));
+        let left = Instant::now();
+        drop(tx);
+        let (result, returned, rx) = parked.join().unwrap();
+        assert!(
+            matches!(result, Err(Error::Disconnected { peer: Role::Sender })),
+            "{result:?}"
+        );
+        receiver_waits.push(returned.saturating_duration_since(left));
+        drop(rx);
+
+        // A sender parked on a full ring; the receiver leaves.
+        let (mut tx, rx) = (channel.sender().unwrap(), channel.receiver().unwrap());
+        while tx.try_send(&[7; 64]).is_ok() {}
+        let parked = std::thread::spawn(move || {
+            let result = tx.send_timeout(&[7; 64], LONG);
+            (result, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(5));
+        let left = Instant::now();
+        drop(rx);
+        let (result, returned) = parked.join().unwrap();
+        assert!(
+            matches!(
+                result,
+                Err(Error::Disconnected {
+                    peer: Role::Receiver
+                })
+            ),
+            "{result:?}"
+        );
+        sender_waits.push(returned.saturating_duration_since(left));
+    }
+    let (receiver, sender) = (median(receiver_waits), median(sender_waits));
+    eprintln!(
+        "clean departure seen after (median of {TRIALS}): receiver {receiver:?}, sender {sender:?}"
+    );
+    assert!(receiver < LIVENESS_INTERVAL / 5, "receiver: {receiver:?}");
+    assert!(sender < LIVENESS_INTERVAL / 5, "sender: {sender:?}");
+}
