@@ -64,6 +64,30 @@ use crate::wait::{Futex, notify, prepare_wait};
 /// attempt means another endpoint claimed a position (or a hostile peer moved one).
 const MAX_ATTEMPTS: u32 = 256;
 
+/// Copies `len` bytes from `src` to `dst`. Messages of 8 to 16 bytes take two
+/// (possibly overlapping) 8-byte moves inline: for them a `memcpy` call costs more
+/// than the copy (ARCHITECTURE.md, "Performance notes" of the MPMC ring).
+///
+/// # Safety
+/// `src` is valid for reads and `dst` for writes of `len` bytes, and the two ranges
+/// do not overlap.
+#[inline(always)]
+unsafe fn copy_message(src: *const u8, dst: *mut u8, len: usize) {
+    if (8..=16).contains(&len) {
+        // SAFETY: `0 + 8 <= len` and `len - 8 + 8 == len`: both 8-byte moves are
+        // within the `len` bytes the caller vouches for (unaligned accesses).
+        unsafe {
+            let first = src.cast::<u64>().read_unaligned();
+            let last = src.add(len - 8).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().write_unaligned(first);
+            dst.add(len - 8).cast::<u64>().write_unaligned(last);
+        }
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+    }
+}
+
 /// Whether the holder of an endpoint table entry is alive.
 ///
 /// # Safety
@@ -449,17 +473,55 @@ impl<R: MpmcRegion> MpmcProducer<R> {
 
     /// Claims the next position: its slot is ours to write until we publish it.
     /// On return the intent holds the position.
+    ///
+    /// The common case (the slot at the tail is free and our compare-and-swap
+    /// wins) is handled here, small enough to inline into `try_send`; everything
+    /// else goes to [`claim_from`](Self::claim_from), which starts over from the
+    /// tail position last seen and re-reads the slot.
+    #[inline(always)]
     fn claim(&mut self) -> Result<u64, SendError> {
         let ep = &self.ep;
         let control = ep.region.control();
-        // SYNC: Acquire pairs with the Release half of the tail CASes (one
+        // SYNC: Acquire, as in `claim_from`.
+        let position = control.tail.0.load(Ordering::Acquire);
+        // SYNC: Acquire, as in `claim_from`.
+        let seq = ep
+            .region
+            .slot(ep.index(position))
+            .seq
+            .load(Ordering::Acquire);
+        // `seq == position` is the valid "free for `position`" value.
+        if seq == position {
+            ep.set_intent(position);
+            // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
+            match control.tail.0.compare_exchange(
+                position,
+                position.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(position),
+                Err(found) => return self.claim_from(found, true),
+            }
+        }
+        self.claim_from(position, false)
+    }
+
+    /// The general claim loop, from tail position `position` (`intent_set`: our
+    /// entry holds an intent to clear if we give up).
+    #[inline(never)]
+    fn claim_from(&mut self, position: u64, intent_set: bool) -> Result<u64, SendError> {
+        let ep = &self.ep;
+        let control = ep.region.control();
+        // SYNC: `position` came from an Acquire load of the tail (or a failed
+        // Acquire CAS), which pairs with the Release half of the tail CASes (one
         // release sequence): every claim below the tail, and so the `seq` each
         // claimant read, happen before our `seq` load, which therefore reads no
         // older value than `position - slots` (free for the previous lap).
-        let mut position = control.tail.0.load(Ordering::Acquire);
+        let mut position = position;
         // Whether our entry holds an intent to clear on the way out (polling an
         // empty or full ring then writes nothing).
-        let mut intent_set = false;
+        let mut intent_set = intent_set;
         for _ in 0..MAX_ATTEMPTS {
             // SYNC: Acquire pairs with the consumer's Release store of `seq`
             // (P + S) in `try_recv` and with the recoverers' AcqRel CASes: their
@@ -566,14 +628,9 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         // ours from the tail CAS until the `seq` store below: consumers read it
         // only after that store, producers claim it only once a consumer frees it,
         // and recoverers take it only from a dead claimant. The region keeps
-        // `slot_size` bytes valid at `payload(index)`.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                message.as_ptr(),
-                ep.region.payload(index),
-                message.len(),
-            );
-        }
+        // `slot_size` bytes valid at `payload(index)`; `message` is the caller's
+        // memory, not the segment's.
+        unsafe { copy_message(message.as_ptr(), ep.region.payload(index), message.len()) };
         // SYNC: Release pairs with the Acquire load of `seq` in `try_recv`: the
         // length and payload are visible once a consumer sees P + 1.
         slot.seq.store(position.wrapping_add(1), Ordering::Release);
@@ -715,17 +772,63 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     }
 
     /// Claims the next published message; `(position, length)`, intent set.
+    ///
+    /// The common case (a message that fits `buffer` at the head, and our
+    /// compare-and-swap wins) is handled here, small enough to inline into
+    /// `try_recv`; everything else goes to [`claim_from`](Self::claim_from), which
+    /// starts over from the head position last seen and re-reads the slot.
+    #[inline(always)]
     fn claim(&mut self, buffer: usize) -> Result<(u64, u32), RecvError> {
         let ep = &self.ep;
         let control = ep.region.control();
-        // SYNC: Acquire pairs with the Release half of the head CASes: every claim
-        // below the head, and the `seq` each claimant read, happen before our
-        // `seq` load, which therefore reads no older value than
+        // SYNC: Acquire, as in `claim_from`.
+        let position = control.head.0.load(Ordering::Acquire);
+        let slot = ep.region.slot(ep.index(position));
+        // SYNC: Acquire, as in `claim_from`: the length and payload are visible.
+        let seq = slot.seq.load(Ordering::Acquire);
+        // `seq == position + 1` is the valid "published" value.
+        if seq == position.wrapping_add(1) {
+            // Relaxed: ordered after the Acquire above; read once, as in
+            // `claim_from`. A length beyond the slot size is claimed and reported
+            // by `finish`, as there.
+            let len = slot.len.load(Ordering::Relaxed);
+            if len as usize <= buffer {
+                ep.set_intent(position);
+                // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
+                match control.head.0.compare_exchange(
+                    position,
+                    position.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return Ok((position, len)),
+                    Err(found) => return self.claim_from(found, buffer, true),
+                }
+            }
+        }
+        self.claim_from(position, buffer, false)
+    }
+
+    /// The general claim loop, from head position `position` (`intent_set`: our
+    /// entry holds an intent to clear if we give up).
+    #[inline(never)]
+    fn claim_from(
+        &mut self,
+        position: u64,
+        buffer: usize,
+        intent_set: bool,
+    ) -> Result<(u64, u32), RecvError> {
+        let ep = &self.ep;
+        let control = ep.region.control();
+        // SYNC: `position` came from an Acquire load of the head (or a failed
+        // Acquire CAS), which pairs with the Release half of the head CASes: every
+        // claim below the head, and the `seq` each claimant read, happen before
+        // our `seq` load, which therefore reads no older value than
         // `position - slots + 1` (the previous lap's message).
-        let mut position = control.head.0.load(Ordering::Acquire);
+        let mut position = position;
         // Whether our entry holds an intent to clear on the way out (polling an
         // empty or full ring then writes nothing).
-        let mut intent_set = false;
+        let mut intent_set = intent_set;
         for _ in 0..MAX_ATTEMPTS {
             let slot = ep.region.slot(ep.index(position));
             // SYNC: Acquire pairs with the producer's Release store of `seq`
@@ -844,15 +947,10 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
             if let Some(buf) = buf {
                 ep.region.will_read(index);
                 // SAFETY: `len <= slot_size` (checked) and `len <= buf.len()` (checked
-                // in `claim`); the slot is ours from the head CAS until the `seq`
-                // store below; the region keeps `slot_size` bytes valid there.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        ep.region.payload(index),
-                        buf.as_mut_ptr(),
-                        len as usize,
-                    );
-                }
+                // in `claim` or `claim_from`); the slot is ours from the head CAS
+                // until the `seq` store below; the region keeps `slot_size` bytes
+                // valid there; `buf` is the caller's memory, not the segment's.
+                unsafe { copy_message(ep.region.payload(index), buf.as_mut_ptr(), len as usize) };
             }
             Ok(len as usize)
         };
@@ -976,5 +1074,40 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     #[doc(hidden)]
     pub fn die(self) {
         self.ep.die();
+    }
+}
+
+#[cfg(all(test, not(shmring_loom)))]
+mod tests {
+    use super::*;
+
+    #[repr(C, align(128))]
+    struct Mem([u8; 4096]);
+
+    /// Every length from 0 to the slot size, on both sides of `copy_message`'s
+    /// 8-to-16-byte inline path, arrives intact, and the receive buffer beyond the
+    /// message is left alone.
+    #[test]
+    fn every_message_length_round_trips() {
+        const SLOT: usize = 40;
+        let mut mem = Mem([0; 4096]);
+        assert!(layout::mpmc_segment_layout(4, SLOT, 2).unwrap().size() <= mem.0.len());
+        // SAFETY: `mem` outlives the handles and is touched only through them.
+        let region =
+            unsafe { RawMpmcRegion::init(mem.0.as_mut_ptr(), mem.0.len(), 4, SLOT, 2) }.unwrap();
+        let token = NonZeroU32::new(1).unwrap();
+        let mut tx = MpmcProducer::register(region.clone(), token).unwrap();
+        let mut rx = MpmcConsumer::register(region, token).unwrap();
+        for len in 0..=SLOT {
+            let message: [u8; SLOT] = core::array::from_fn(|i| (len * 7 + i) as u8 | 1);
+            tx.try_send(&message[..len]).unwrap();
+            let mut buf = [0u8; SLOT + 8];
+            assert_eq!(rx.try_recv(&mut buf), Ok(len));
+            assert_eq!(&buf[..len], &message[..len], "length {len}");
+            assert!(
+                buf[len..].iter().all(|&b| b == 0),
+                "length {len}: wrote past"
+            );
+        }
     }
 }
