@@ -87,6 +87,14 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result, Role};
 use crate::transport::{MessageReceiver, MessageSender};
 
+thread_local! {
+    /// The condition variable a call sleeps on while another caller leads: one
+    /// per thread, reused by its calls (a thread makes one call at a time), so a
+    /// call allocates nothing for it. A notification meant for an earlier call is
+    /// a spurious wake-up to a later one, which re-checks its slot.
+    static CALLER_WAKE: Arc<Condvar> = Arc::new(Condvar::new());
+}
+
 /// Length of the header in front of every request and response.
 pub const HEADER_LEN: usize = 16;
 
@@ -358,7 +366,7 @@ impl RpcClient {
             });
         }
         self.drain_abandoned();
-        let wake = Arc::new(Condvar::new());
+        let wake = CALLER_WAKE.with(Arc::clone);
         let id = self.register(&wake, deadline)?;
         if let Err(e) = self.send(id, request, deadline) {
             let mut state = lock(&self.state);
