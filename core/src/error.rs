@@ -136,6 +136,17 @@ pub enum Corruption {
         /// The furthest a frame may end.
         limit: u64,
     },
+    /// A run frame whose run word does not fit its state word: a message length of
+    /// zero or beyond the largest message, a payload that is not a whole number of
+    /// strides, or a released count not below the run's message count.
+    BadRun {
+        /// Position of the frame.
+        position: u64,
+        /// The state word read.
+        word: u32,
+        /// The run word read.
+        run_word: u32,
+    },
     /// The consumer's published position moved backwards, past the producer, or off
     /// the 8-byte grid.
     ReadPosition {
@@ -187,6 +198,14 @@ impl fmt::Display for Corruption {
             } => write!(
                 f,
                 "frame at position {position} ends at {end}, beyond the writable limit {limit}"
+            ),
+            Self::BadRun {
+                position,
+                word,
+                run_word,
+            } => write!(
+                f,
+                "bad run at position {position}: state word {word:#010x}, run word {run_word:#010x}"
             ),
             Self::ReadPosition { found, min, max } => write!(
                 f,

@@ -24,7 +24,7 @@ pub const MAGIC: u64 = 0x7368_6d72_696e_6701;
 
 /// The version of this layout. Any change to an offset, a field's meaning or the
 /// frame format changes it; `attach` refuses every other version.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Ring kind: single producer, single consumer, messages
 /// of variable length.
@@ -65,16 +65,17 @@ pub const SIGNAL_LINE_OFFSET: usize = 384;
 /// Offset of the data region; also the size of everything before it.
 pub const DATA_OFFSET: usize = 512;
 
-/// Size of a frame header: a `u32` state word and four reserved bytes.
+/// Size of a frame header: a `u32` state word and a `u32` run word (used by run
+/// frames only, see [`FRAME_RUN`]).
 pub const FRAME_HEADER_SIZE: usize = 8;
 /// Every frame starts at a multiple of this, so payloads are 8-aligned.
 pub const FRAME_ALIGN: usize = 8;
 
 /// Smallest data region: four 16-byte frames.
 pub const MIN_CAPACITY: usize = 64;
-/// Largest data region, 1 GiB: the frame length field has 29 bits and the largest
+/// Largest data region, 512 MiB: the frame length field has 28 bits and the largest
 /// message is half the capacity.
-pub const MAX_CAPACITY: usize = 1 << 30;
+pub const MAX_CAPACITY: usize = 1 << 29;
 
 /// Frame state bit: the frame is published. A zero word means "nothing here yet".
 pub const FRAME_COMMITTED: u32 = 1 << 31;
@@ -82,8 +83,21 @@ pub const FRAME_COMMITTED: u32 = 1 << 31;
 pub const FRAME_PADDING: u32 = 1 << 30;
 /// Frame state bit: a consumer has released this message.
 pub const FRAME_RELEASED: u32 = 1 << 29;
+/// Frame state bit: a run of messages of one length packed under one header (a
+/// batch writes them). The length field holds the run's payload bytes, `count *
+/// stride`; the run word after the state word holds the message length (low 16
+/// bits, [`RUN_LEN_MASK`]) and how many of the run's messages a consumer has
+/// released (high 16 bits, [`RUN_RELEASED_SHIFT`]). Each message starts at a
+/// multiple of 8 bytes after the header: `stride` is the length rounded up to 8.
+pub const FRAME_RUN: u32 = 1 << 28;
 /// Mask of the payload length in a frame state word.
-pub const FRAME_LEN_MASK: u32 = FRAME_RELEASED - 1;
+pub const FRAME_LEN_MASK: u32 = FRAME_RUN - 1;
+/// Mask of the message length in a run word.
+pub const RUN_LEN_MASK: u32 = 0xffff;
+/// Shift of the released count in a run word.
+pub const RUN_RELEASED_SHIFT: u32 = 16;
+/// Most messages in one run: the released count must fit its 16 bits.
+pub const MAX_RUN_COUNT: u32 = 0xffff;
 
 /// A `repr(C)` wrapper that puts `T` alone on a 128-byte line at a fixed offset.
 ///

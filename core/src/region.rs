@@ -17,8 +17,9 @@ use crate::sync::AtomicU32;
 ///   [`MIN_CAPACITY`](crate::MIN_CAPACITY)`..=`[`MAX_CAPACITY`](crate::MAX_CAPACITY);
 /// - [`data`](Region::data) always returns the same pointer, aligned to 8, valid for
 ///   reads and writes of `capacity()` bytes from any thread;
-/// - [`frame_word`](Region::frame_word) returns, for each `offset` below
-///   `capacity()` that is a multiple of 8, always the same atomic;
+/// - [`frame_word`](Region::frame_word) and [`run_word`](Region::run_word) return,
+///   for each `offset` below `capacity()` that is a multiple of 8, always the same
+///   atomic (two different ones);
 /// - [`control`](Region::control) always returns the same control block.
 ///
 /// The ring calls `frame_word` only with such offsets and touches only
@@ -32,6 +33,10 @@ pub unsafe trait Region {
 
     /// The state word of the frame header at `offset` in the data region.
     fn frame_word(&self, offset: usize) -> &AtomicU32;
+
+    /// The run word of the frame header at `offset` (the header's second `u32`,
+    /// meaningful in run frames only: see [`FRAME_RUN`](crate::FRAME_RUN)).
+    fn run_word(&self, offset: usize) -> &AtomicU32;
 
     /// Start of the data region.
     fn data(&self) -> *mut u8;
@@ -423,6 +428,14 @@ mod raw {
             // (the trait's contract), so the word is in bounds and aligned; the bytes
             // are only ever accessed as this atomic while they hold a frame header.
             unsafe { &*self.data().add(offset).cast::<AtomicU32>() }
+        }
+
+        #[inline]
+        fn run_word(&self, offset: usize) -> &AtomicU32 {
+            debug_assert!(offset < self.capacity && offset % FRAME_ALIGN == 0);
+            // SAFETY: as in `frame_word`: 4 bytes further, still within the 8-byte
+            // header, which lies within the data region (capacity is a multiple of 8).
+            unsafe { &*self.data().add(offset + 4).cast::<AtomicU32>() }
         }
 
         #[inline]

@@ -39,8 +39,8 @@ use core::{fmt, slice};
 
 use crate::error::{ClaimError, Corruption, PopError, PushError, ReadError, WaitError};
 use crate::layout::{
-    FRAME_COMMITTED, FRAME_HEADER_SIZE, FRAME_LEN_MASK, FRAME_PADDING, FRAME_RELEASED,
-    max_message_len,
+    FRAME_COMMITTED, FRAME_HEADER_SIZE, FRAME_LEN_MASK, FRAME_PADDING, FRAME_RELEASED, FRAME_RUN,
+    MAX_RUN_COUNT, RUN_LEN_MASK, RUN_RELEASED_SHIFT, max_message_len,
 };
 use crate::region::Region;
 use crate::sync::{AtomicU32, Ordering};
@@ -72,6 +72,15 @@ const fn frame_size(len: u64) -> u64 {
     (len + HEADER + 7) & !7
 }
 
+/// Bytes a `len`-byte message spans inside a run: its length rounded up to 8.
+#[inline]
+const fn stride(len: u64) -> u64 {
+    (len + 7) & !7
+}
+
+/// `Consumer::run_at` when no run is being read: no frame starts there.
+const NO_RUN: u64 = u64::MAX;
+
 /// A decoded, validated frame state word.
 #[derive(Clone, Copy)]
 enum Frame {
@@ -79,6 +88,9 @@ enum Frame {
     Message { len: u32 },
     /// A released message or padding: skip `size` bytes.
     Skip { size: u64 },
+    /// A run of messages (not all released) with `total` payload bytes; its run
+    /// word is still to be read and checked.
+    Run { total: u32 },
 }
 
 /// What the consumer finds at its read position.
@@ -87,6 +99,15 @@ enum Next {
     Message { position: u64, word: u32, len: u32 },
     /// Nothing committed at `position` (after any skipped frames).
     Empty { position: u64 },
+    /// A run frame at `position` (after any skipped frames) of `count` messages of
+    /// `len` bytes, of which the first `released` were released; all checked.
+    Run {
+        position: u64,
+        word: u32,
+        len: u32,
+        count: u32,
+        released: u32,
+    },
 }
 
 /// What both sides know about the data region, copied once from the trusted region.
@@ -122,7 +143,8 @@ impl Geometry {
             return Ok(None);
         }
         let bad = word & FRAME_COMMITTED == 0
-            || word & (FRAME_PADDING | FRAME_RELEASED) == FRAME_PADDING | FRAME_RELEASED;
+            || word & (FRAME_PADDING | FRAME_RELEASED) == FRAME_PADDING | FRAME_RELEASED
+            || word & (FRAME_PADDING | FRAME_RUN) == FRAME_PADDING | FRAME_RUN;
         if bad {
             return Err(Corruption::BadFrameHeader { position, word });
         }
@@ -149,9 +171,43 @@ impl Geometry {
         }
         if word & FRAME_RELEASED != 0 {
             Ok(Some(Frame::Skip { size }))
+        } else if word & FRAME_RUN != 0 {
+            Ok(Some(Frame::Run { total: len }))
         } else {
             Ok(Some(Frame::Message { len }))
         }
+    }
+
+    /// Validates the run word `run` of the run frame at `position`, whose state word
+    /// `word` announced `total` payload bytes (already checked by `decode`): returns
+    /// `(len, count, released)`, with `1 <= len`, `count * stride(len) == total` and
+    /// `released < count`.
+    fn decode_run(
+        &self,
+        position: u64,
+        word: u32,
+        total: u32,
+        run: u32,
+    ) -> Result<(u32, u32, u32), Corruption> {
+        let len = run & RUN_LEN_MASK;
+        let released = run >> RUN_RELEASED_SHIFT;
+        let bad = Corruption::BadRun {
+            position,
+            word,
+            run_word: run,
+        };
+        if len == 0 || u64::from(len) > self.max_len {
+            return Err(bad);
+        }
+        let stride = stride(len.into()) as u32;
+        if total % stride != 0 {
+            return Err(bad);
+        }
+        let count = total / stride;
+        if count > MAX_RUN_COUNT || released >= count {
+            return Err(bad);
+        }
+        Ok((len, count, released))
     }
 
     /// The common case of [`Geometry::decode`] and the window check after it: the
@@ -165,7 +221,7 @@ impl Geometry {
     fn plain_message(&self, position: u64, word: u32, limit: u64) -> Option<u32> {
         // A plain message's word is COMMITTED | len, PADDING and RELEASED clear:
         // less COMMITTED it is `len`. Any other word (empty, not committed, padding
-        // or released) leaves at least FRAME_RELEASED, more than any payload limit
+        // released or a run) leaves at least FRAME_RUN, more than any payload limit
         // (see the assertion below), so one compare checks the flags and the length.
         let len = word.wrapping_sub(FRAME_COMMITTED);
         // `tail - HEADER` in `decode`: the payload ends within the data region.
@@ -179,7 +235,9 @@ impl Geometry {
 }
 
 // `Geometry::plain_message` relies on every payload limit being below the flag bits.
-const _: () = assert!(max_message_len(crate::layout::MAX_CAPACITY) < FRAME_RELEASED as usize);
+const _: () = assert!(max_message_len(crate::layout::MAX_CAPACITY) < FRAME_RUN as usize);
+// Every flag lies above the length field.
+const _: () = assert!(FRAME_LEN_MASK == FRAME_RUN - 1 && FRAME_RUN < FRAME_RELEASED);
 
 /// Copies `src` into `dst`, of the same length. Most messages are small, and a
 /// call to `memcpy` for 8 bytes costs more than the rest of a push: up to 16 bytes
@@ -280,6 +338,17 @@ pub struct Producer<R: Region> {
     batching: bool,
     /// The first frame of the open batch: position and state word, not yet stored.
     pending: Option<(u64, u32)>,
+    /// The open run of the batch (see [`FRAME_RUN`]): messages in it so far, 0 when
+    /// none is open. Its header is written when it closes.
+    run_count: u32,
+    /// Length of the open run's messages.
+    run_len: u32,
+    /// Position of the open run's header.
+    run_start: u64,
+    /// The open run may grow while `write` stays at or below this: the end of the
+    /// lap, the largest frame, the most messages a run holds, and the space known
+    /// free (less the zeroed header after the run), whichever comes first.
+    run_limit: u64,
     /// A frame was published since the last [`Producer::wake_consumer`].
     unnotified: bool,
     _not_sync: PhantomData<Cell<()>>,
@@ -337,6 +406,10 @@ impl<R: Region> Producer<R> {
                     read_cache: read,
                     batching: false,
                     pending: None,
+                    run_count: 0,
+                    run_len: 0,
+                    run_start: 0,
+                    run_limit: 0,
                     unnotified: false,
                     _not_sync: PhantomData,
                 };
@@ -394,7 +467,7 @@ impl<R: Region> Producer<R> {
             let size = match geo.decode(write, word)? {
                 None => return Ok((write, read)),
                 Some(Frame::Skip { size }) => size,
-                Some(Frame::Message { len }) => frame_size(len.into()),
+                Some(Frame::Message { len } | Frame::Run { total: len }) => frame_size(len.into()),
             };
             let end = write + size;
             if end + HEADER > limit {
@@ -585,7 +658,15 @@ impl<R: Region> Producer<R> {
     /// it is published or dropped, with one Release store.
     pub fn batch(&mut self) -> Batch<'_, R> {
         self.batching = true;
-        Batch { producer: self }
+        Batch {
+            data: self.region.data(),
+            mask: self.geo.mask,
+            producer: self,
+            run_count: 0,
+            run_len: 0,
+            run_end: 0,
+            run_limit: 0,
+        }
     }
 
     fn commit(&mut self, position: u64, len: usize) {
@@ -613,20 +694,89 @@ impl<R: Region> Producer<R> {
                 .store(word, Ordering::Release);
             self.write = next;
             self.publish_write();
-        } else if self.pending.is_none() {
-            self.pending = Some((position, word));
-            self.write = next;
         } else {
-            // Relaxed: the consumer reaches this frame only after the Release store
-            // of the batch's first state word, which comes after this in program order.
-            self.region
-                .frame_word(offset)
-                .store(word, Ordering::Relaxed);
+            // An open run lies before this frame: its header first, so that the
+            // batch's first frame is the one held back.
+            self.close_run();
+            self.close_in_batch(position, word);
             self.write = next;
         }
     }
 
+    /// Writes the state word of a frame of the open batch: held back if it is the
+    /// batch's first frame, else stored now.
+    #[inline(always)]
+    fn close_in_batch(&mut self, position: u64, word: u32) {
+        if self.pending.is_none() {
+            self.pending = Some((position, word));
+        } else {
+            // Relaxed: the consumer reaches this frame only after the Release store
+            // of the batch's first state word, which comes after this in program order.
+            self.region
+                .frame_word(self.geo.offset(position))
+                .store(word, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes the open run, if any, and starts a run with `message`: reserved as a
+    /// one-message frame, which the run grows from. A message no run takes (empty,
+    /// or longer than [`RUN_LEN_MASK`]) goes into a frame of its own.
+    #[inline(never)]
+    fn start_run(&mut self, message: &[u8]) -> Result<(), PushError> {
+        self.close_run();
+        let len = message.len();
+        if len == 0 || len > RUN_LEN_MASK as usize {
+            return self.push(message);
+        }
+        let (start, padding) = self.reserve(len)?;
+        if padding != 0 {
+            self.write_padding(start, padding);
+        }
+        let geo = self.geo;
+        let offset = geo.offset(start) + FRAME_HEADER_SIZE;
+        self.region.will_write(offset, len);
+        // SAFETY: `reserve` placed a frame for `len` bytes at `start`, within the data
+        // region and the space the consumer has released.
+        let payload = unsafe { slice::from_raw_parts_mut(self.region.data().add(offset), len) };
+        copy_message(payload, message);
+        self.region.will_write(offset, len);
+        let stride = stride(len as u64);
+        let lap_end = start - (start & geo.mask) + geo.capacity;
+        self.run_start = start;
+        self.run_len = len as u32;
+        self.run_count = 1;
+        self.write = start + HEADER + stride;
+        self.run_limit = lap_end
+            .min(start + HEADER + geo.max_len)
+            .min(start + HEADER + u64::from(MAX_RUN_COUNT) * stride)
+            .min(self.read_cache + geo.capacity - HEADER);
+        Ok(())
+    }
+
+    /// Writes the open run's header (a plain message frame if it holds one message)
+    /// and closes it.
+    #[inline]
+    fn close_run(&mut self) {
+        if self.run_count == 0 {
+            return;
+        }
+        let count = core::mem::replace(&mut self.run_count, 0);
+        let word = if count == 1 {
+            FRAME_COMMITTED | self.run_len
+        } else {
+            // Relaxed: published with the batch, by the Release store of its first
+            // state word, after this in program order.
+            self.region
+                .run_word(self.geo.offset(self.run_start))
+                .store(self.run_len, Ordering::Relaxed);
+            let total = u64::from(count) * stride(self.run_len.into());
+            FRAME_COMMITTED | FRAME_RUN | total as u32
+        };
+        self.close_in_batch(self.run_start, word);
+    }
+
     fn end_batch(&mut self) {
+        self.close_run();
         self.batching = false;
         if let Some((position, word)) = self.pending.take() {
             // Inside the batch each frame's header overwrote the slot after the one
@@ -783,7 +933,27 @@ impl<R: Region> DerefMut for Grant<'_, R> {
 /// [`PushError::Full`] and must be published before the consumer can make room.
 pub struct Batch<'a, R: Region> {
     producer: &'a mut Producer<R>,
+    // The open run's cursor, kept here rather than in the producer so that the
+    // compiler holds it in registers across pushes (a store into the data region
+    // could alias the producer's fields, as far as it knows). Written back to the
+    // producer (`flush`) before anything else touches the run.
+    /// Messages in the open run; 0 when none is open.
+    run_count: u32,
+    /// Their length.
+    run_len: u32,
+    /// Where the run's next message goes (the producer's write position).
+    run_end: u64,
+    /// The producer's `run_limit`.
+    run_limit: u64,
+    /// The data region and its mask, copied likewise.
+    data: *mut u8,
+    mask: u64,
 }
+
+// SAFETY: `data` is the region's data pointer, which the region promises is valid
+// from any thread; everything else in a batch is the `&mut Producer` (Send when the
+// region is) and plain numbers. The pointer only stops the automatic impl.
+unsafe impl<R: Region + Send> Send for Batch<'_, R> {}
 
 impl<R: Region> fmt::Debug for Batch<'_, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -799,15 +969,56 @@ impl<R: Region> Batch<'_, R> {
     /// # Errors
     /// As [`Producer::grant`].
     pub fn grant(&mut self, len: usize) -> Result<Grant<'_, R>, PushError> {
+        self.flush();
+        self.producer.close_run();
+        self.run_count = 0;
         self.producer.grant(len)
     }
 
-    /// As [`Producer::push`], into the batch.
+    /// As [`Producer::push`], into the batch. Consecutive messages of one length
+    /// share a frame header (a run, see [`FRAME_RUN`](crate::FRAME_RUN)): an 8-byte
+    /// message then takes 8 bytes of the ring instead of 16.
     ///
     /// # Errors
     /// As [`Producer::grant`].
+    #[inline]
     pub fn push(&mut self, message: &[u8]) -> Result<(), PushError> {
-        self.producer.push(message)
+        let len = message.len();
+        if self.run_count != 0 && len == self.run_len as usize {
+            let at = self.run_end;
+            let end = at + stride(len as u64);
+            if end <= self.run_limit {
+                let offset = (at & self.mask) as usize;
+                self.producer.region.will_write(offset, len);
+                // SAFETY: `end <= run_limit`: the bytes lie within the lap (so within
+                // the data region) and within the space the consumer has released;
+                // nothing in this process touches them until the batch is published.
+                let payload = unsafe { slice::from_raw_parts_mut(self.data.add(offset), len) };
+                copy_message(payload, message);
+                self.producer.region.will_write(offset, len);
+                self.run_end = end;
+                self.run_count += 1;
+                return Ok(());
+            }
+        }
+        // Passed and returned by value: a `&mut self` call would keep the cursor
+        // in memory.
+        let (result, cursor) = push_to_new_run(
+            self.producer,
+            (self.run_count, self.run_len, self.run_end, self.run_limit),
+            message,
+        );
+        (self.run_count, self.run_len, self.run_end, self.run_limit) = cursor;
+        result
+    }
+
+    /// Writes the run cursor back to the producer.
+    #[inline]
+    fn flush(&mut self) {
+        if self.run_count != 0 {
+            self.producer.run_count = self.run_count;
+            self.producer.write = self.run_end;
+        }
     }
 
     /// Publishes the batch (the same as dropping it).
@@ -815,15 +1026,45 @@ impl<R: Region> Batch<'_, R> {
 
     /// Publishes the batch, then [`Producer::wake_consumer`]: for a consumer that
     /// may be blocked.
-    pub fn publish_and_wake<F: Futex + ?Sized>(self, futex: &F) {
+    pub fn publish_and_wake<F: Futex + ?Sized>(mut self, futex: &F) {
+        self.flush();
+        self.run_count = 0;
         self.producer.end_batch();
         self.producer.wake_consumer(futex);
         // Drop ends the batch again: a no-op, nothing is pending.
     }
 }
 
+/// A [`Batch`]'s run cursor: count, length, end and limit.
+type RunCursor = (u32, u32, u64, u64);
+
+/// [`Batch::push`] when no run is open, `message` has another length, or the run
+/// cannot grow: writes the batch's `cursor` back, closes the run and starts
+/// another; returns the new cursor.
+#[inline(never)]
+fn push_to_new_run<R: Region>(
+    producer: &mut Producer<R>,
+    (count, _, end, _): RunCursor,
+    message: &[u8],
+) -> (Result<(), PushError>, RunCursor) {
+    if count != 0 {
+        producer.run_count = count;
+        producer.write = end;
+    }
+    let result = producer.start_run(message);
+    let cursor = (
+        producer.run_count,
+        producer.run_len,
+        producer.write,
+        producer.run_limit,
+    );
+    (result, cursor)
+}
+
 impl<R: Region> Drop for Batch<'_, R> {
+    #[inline]
     fn drop(&mut self) {
+        self.flush();
         self.producer.end_batch();
     }
 }
@@ -852,6 +1093,18 @@ pub struct Consumer<R: Region> {
     hint_refresh_at: u64,
     /// A position was published since the last [`Consumer::wake_producer`].
     unnotified: bool,
+    /// Position of the run frame being read, [`NO_RUN`] if none. While it equals
+    /// `read`, the next message is the run's `run_next`-th: the run's header was
+    /// read and checked once, on arrival, and these are our copies.
+    run_at: u64,
+    /// The run's state word.
+    run_state: u32,
+    /// Length of the run's messages.
+    run_len: u32,
+    /// Messages in the run.
+    run_count: u32,
+    /// Index of the run's next message (those before it are released).
+    run_next: u32,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -920,6 +1173,11 @@ impl<R: Region> Consumer<R> {
             written_hint: read,
             hint_refresh_at: read,
             unnotified: false,
+            run_at: NO_RUN,
+            run_state: 0,
+            run_len: 0,
+            run_count: 0,
+            run_next: 0,
             _not_sync: PhantomData,
         })
     }
@@ -955,8 +1213,15 @@ impl<R: Region> Consumer<R> {
     /// Moves the read position to the next message and returns its position, state
     /// word and length; on `Empty`, publishes what was released. `geo` is a copy of
     /// the geometry, for the caller to use after the Acquire load in here.
+    ///
+    /// A message in a run is returned as if it had a frame of its own: its payload
+    /// at `position + HEADER`, and the run's state word (with [`FRAME_RUN`]), which
+    /// tells [`Self::release_in`] what it is.
     #[inline(always)]
     fn find(&mut self, geo: Geometry) -> Result<(u64, u32, usize), ReadError> {
+        if self.run_at == self.read {
+            return Ok(self.run_message());
+        }
         match self.next_message_in(geo, self.window_end(), self.read) {
             Ok(Next::Message {
                 position,
@@ -965,6 +1230,17 @@ impl<R: Region> Consumer<R> {
             }) => {
                 self.read = position;
                 Ok((position, word, len as usize))
+            }
+            Ok(Next::Run {
+                position,
+                word,
+                len,
+                count,
+                released,
+            }) => {
+                self.read = position;
+                self.enter_run(position, word, len, count, released);
+                Ok(self.run_message())
             }
             Ok(Next::Empty { position }) => {
                 self.read = position;
@@ -976,6 +1252,22 @@ impl<R: Region> Consumer<R> {
             }
             Err(c) => Err(ReadError::Corrupted(c)),
         }
+    }
+
+    /// Starts reading the checked run at `position`.
+    fn enter_run(&mut self, position: u64, word: u32, len: u32, count: u32, released: u32) {
+        self.run_at = position;
+        self.run_state = word;
+        self.run_len = len;
+        self.run_count = count;
+        self.run_next = released;
+    }
+
+    /// The run's next message, as [`Self::find`] returns it.
+    #[inline]
+    fn run_message(&self) -> (u64, u32, usize) {
+        let at = self.run_at + u64::from(self.run_next) * stride(self.run_len.into());
+        (at, self.run_state, self.run_len as usize)
     }
 
     /// Loads the state word of the frame at `position`.
@@ -1046,7 +1338,7 @@ impl<R: Region> Consumer<R> {
                 return Ok(Next::Empty { position });
             };
             let size = match frame {
-                Frame::Message { len } => frame_size(len.into()),
+                Frame::Message { len } | Frame::Run { total: len } => frame_size(len.into()),
                 Frame::Skip { size } => size,
             };
             let end = position + size;
@@ -1070,6 +1362,22 @@ impl<R: Region> Consumer<R> {
                         position,
                         word,
                         len,
+                    });
+                }
+                Frame::Run { total } => {
+                    // Relaxed: the Acquire load of this state word (or of the batch's
+                    // first, which the producer stored after this one) orders it.
+                    let run = self
+                        .region
+                        .run_word(self.geo.offset(position))
+                        .load(Ordering::Relaxed);
+                    let (len, count, released) = self.geo.decode_run(position, word, total, run)?;
+                    return Ok(Next::Run {
+                        position,
+                        word,
+                        len,
+                        count,
+                        released,
                     });
                 }
             }
@@ -1098,8 +1406,45 @@ impl<R: Region> Consumer<R> {
         let limit = self.window_end();
         let data = self.region.data();
         while count < max {
+            if self.run_at == position {
+                // Inside a run: its messages lie one stride apart.
+                let len = self.run_len as usize;
+                let stride = stride(self.run_len.into());
+                let take = (self.run_count - self.run_next).min((max - count) as u32);
+                let mut at = self.run_at + HEADER + u64::from(self.run_next) * stride;
+                for _ in 0..take {
+                    let offset = geo.offset(at);
+                    // SAFETY: the run was checked on arrival to lie within the data
+                    // region (`decode`) and to hold `run_count` messages of `len`
+                    // bytes one stride apart (`decode_run`); the producer does not
+                    // write them before we publish a position past the run.
+                    let payload = unsafe { slice::from_raw_parts(data.add(offset), len) };
+                    f(payload);
+                    self.region.will_read(offset, len);
+                    at += stride;
+                }
+                self.run_next += take;
+                count += take as usize;
+                if self.run_next < self.run_count {
+                    break;
+                }
+                position = self.run_at + frame_size(u64::from(self.run_count) * stride);
+                self.run_at = NO_RUN;
+                continue;
+            }
             let (at, len) = match self.next_message_in(geo, limit, position) {
                 Ok(Next::Message { position, len, .. }) => (position, len),
+                Ok(Next::Run {
+                    position: at,
+                    word,
+                    len,
+                    count: n,
+                    released,
+                }) => {
+                    position = at;
+                    self.enter_run(at, word, len, n, released);
+                    continue;
+                }
                 Ok(Next::Empty { position: end }) => {
                     position = end;
                     break;
@@ -1121,6 +1466,9 @@ impl<R: Region> Consumer<R> {
             count += 1;
         }
         self.read = position;
+        if self.run_at == position {
+            self.record_run_progress();
+        }
         if count == max {
             self.caught_up();
         }
@@ -1169,9 +1517,52 @@ impl<R: Region> Consumer<R> {
     /// [`Consumer::release`] with a copy of the geometry (see `pop`).
     #[inline(always)]
     fn release_in(&mut self, geo: Geometry, position: u64, word: u32, len: usize) {
+        if word & FRAME_RUN != 0 {
+            self.release_run_message(geo, position, len);
+            return;
+        }
         let offset = geo.offset(position);
         self.region.will_read(offset + FRAME_HEADER_SIZE, len);
         self.read = position + frame_size(len as u64);
+        self.after_release(geo, offset, word);
+    }
+
+    /// Releases the run's next message, found at `position` (as [`Self::find`] gave
+    /// it). Before the last, the count of released messages goes into the run
+    /// word; the last releases the run frame as a message is released.
+    #[inline(never)]
+    fn release_run_message(&mut self, geo: Geometry, position: u64, len: usize) {
+        self.region
+            .will_read(geo.offset(position) + FRAME_HEADER_SIZE, len);
+        self.run_next += 1;
+        if self.run_next < self.run_count {
+            self.record_run_progress();
+            return;
+        }
+        let stride = stride(self.run_len.into());
+        self.read = self.run_at + frame_size(u64::from(self.run_count) * stride);
+        let offset = geo.offset(self.run_at);
+        self.run_at = NO_RUN;
+        self.after_release(geo, offset, self.run_state);
+    }
+
+    /// Stores how many of the run's messages are released into its run word, so
+    /// that a successor resumes after them (the read position stays at the run's
+    /// header until the whole run is released).
+    fn record_run_progress(&mut self) {
+        // Relaxed: as the RELEASED mark in `after_release`: ordered before the
+        // producer's reuse of the run by the Release publication of a position past
+        // it, which comes later.
+        self.region.run_word(self.geo.offset(self.run_at)).store(
+            self.run_len | self.run_next << RUN_RELEASED_SHIFT,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// What follows the release of the frame at `offset` with state `word`, `read`
+    /// already past it: publish the position, or mark the frame released.
+    #[inline(always)]
+    fn after_release(&mut self, geo: Geometry, offset: usize, word: u32) {
         // Frames are found one after another, each through its header, so the CPU
         // cannot run ahead on its own: prefetch, but only far behind the producer,
         // where the lines are committed and it has left them.

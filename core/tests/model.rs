@@ -1,13 +1,15 @@
 //! Model-based property test: random sequences of push, pop, grant, commit, read,
-//! release and batches with random sizes, checked against a `VecDeque`.
+//! release, batches (with runs of same-length messages and grants inside) and
+//! consumer and producer restarts (a consumer abandoned mid-run included) with
+//! random sizes, checked against a `VecDeque`.
 
 mod common;
 
 use std::collections::VecDeque;
 
-use common::ring;
+use common::{GuardedMemory, token};
 use proptest::prelude::*;
-use shmring_core::{PopError, PushError, ReadError};
+use shmring_core::{Consumer, PopError, Producer, PushError, RawRegion, ReadError};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -29,14 +31,22 @@ enum Op {
     Read {
         release: bool,
     },
+    /// A batch: each item a length and whether it goes in through a grant.
     Batch {
-        lens: Vec<usize>,
+        items: Vec<(usize, bool)>,
         seed: u8,
     },
     /// Read up to `max` in place and release them together.
     ReadBatch {
         max: usize,
     },
+    /// A new consumer takes over: after a clean drop, or after the old one is
+    /// abandoned as if its process had died (`take_over`).
+    RestartConsumer {
+        crash: bool,
+    },
+    /// A new producer claims the ring after the old one is dropped.
+    RestartProducer,
 }
 
 fn op(max: usize) -> impl Strategy<Value = Op> {
@@ -48,9 +58,24 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
             .prop_map(|(len, used, commit, seed)| Op::Grant { len, used, commit, seed }),
         3 => (0..=max + 8).prop_map(|buf| Op::Pop { buf }),
         2 => any::<bool>().prop_map(|release| Op::Read { release }),
-        1 => (prop::collection::vec(0..24usize, 0..5), any::<u8>())
-            .prop_map(|(lens, seed)| Op::Batch { lens, seed }),
-        1 => (0..6usize).prop_map(|max| Op::ReadBatch { max }),
+        2 => (batch_items(max), any::<u8>()).prop_map(|(items, seed)| Op::Batch { items, seed }),
+        2 => (0..6usize).prop_map(|max| Op::ReadBatch { max }),
+        1 => any::<bool>().prop_map(|crash| Op::RestartConsumer { crash }),
+        1 => Just(Op::RestartProducer),
+    ]
+}
+
+/// Batch contents: mixed lengths; runs of one length (packed under one header);
+/// a few lengths, so that runs start and stop; now and then a grant.
+fn batch_items(max: usize) -> impl Strategy<Value = Vec<(usize, bool)>> {
+    let grant = prop::bool::weighted(0.1);
+    prop_oneof![
+        prop::collection::vec((0..24usize, grant), 0..5),
+        (0..=max.min(40), 1..40usize).prop_map(|(len, n)| vec![(len, false); n]),
+        prop::collection::vec(
+            (prop::sample::select(vec![1usize, 8, 8, 8, 13, 16]), grant),
+            0..30
+        ),
     ]
 }
 
@@ -61,7 +86,13 @@ fn bytes(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn run(capacity: usize, ops: Vec<Op>) {
-    let (_mem, mut tx, mut rx) = ring(capacity);
+    let mem = GuardedMemory::new(512 + capacity);
+    // SAFETY: `mem` outlives the region and the handles (dropped at the end).
+    let region = unsafe { RawRegion::init(mem.ptr(), mem.len(), capacity) }.unwrap();
+    let mut tx = Producer::claim(region.clone(), token(1)).unwrap();
+    let mut rx = Consumer::claim(region.clone(), token(2)).unwrap();
+    let mut rx_token = token(2);
+    let mut next_token = 3;
     let max = tx.max_message_len();
     let mut model: VecDeque<Vec<u8>> = VecDeque::new();
     for op in ops {
@@ -126,20 +157,55 @@ fn run(capacity: usize, ops: Vec<Op>) {
                 Err(ReadError::Empty) => assert!(model.is_empty()),
                 Err(e) => panic!("read: {e}"),
             },
-            Op::Batch { lens, seed } => {
+            Op::Batch { items, seed } => {
                 let mut batch = tx.batch();
                 let mut staged = Vec::new();
-                for (i, len) in lens.into_iter().enumerate() {
+                for (i, (len, through_grant)) in items.into_iter().enumerate() {
                     let msg = bytes(len, seed.wrapping_add(i as u8));
-                    match batch.push(&msg) {
+                    let result = if through_grant {
+                        batch.grant(len).map(|mut grant| {
+                            grant.copy_from_slice(&msg);
+                            grant.commit(len);
+                        })
+                    } else {
+                        batch.push(&msg)
+                    };
+                    match result {
                         Ok(()) => staged.push(msg),
                         Err(PushError::Full { .. }) => break,
+                        Err(PushError::TooLarge { .. }) => assert!(len > max),
                         Err(e) => panic!("batch push: {e}"),
                     }
                 }
                 // Nothing of the batch is visible before it is published.
+                let mut out = vec![0u8; max];
+                if model.is_empty() {
+                    assert_eq!(rx.pop(&mut out), Err(PopError::Empty));
+                }
                 drop(batch);
                 model.extend(staged);
+            }
+            Op::RestartConsumer { crash } => {
+                let region = region.clone();
+                let old = rx_token;
+                rx_token = token(next_token);
+                if crash {
+                    // Abandoned where it stands: what it released stays released,
+                    // what it did not is delivered again.
+                    std::mem::forget(rx);
+                    // SAFETY: the old handle is forgotten, never used again.
+                    rx = unsafe { Consumer::take_over(region, token(next_token), old) }.unwrap();
+                } else {
+                    drop(rx);
+                    rx = Consumer::claim(region, token(next_token)).unwrap();
+                }
+                next_token += 1;
+            }
+            Op::RestartProducer => {
+                let region = region.clone();
+                drop(tx);
+                tx = Producer::claim(region, token(next_token)).unwrap();
+                next_token += 1;
             }
             Op::ReadBatch { max } => {
                 let mut got = Vec::new();
@@ -163,6 +229,8 @@ fn run(capacity: usize, ops: Vec<Op>) {
         assert_eq!(out[..n], expected);
     }
     assert_eq!(rx.pop(&mut out), Err(PopError::Empty));
+    drop((tx, rx));
+    drop(mem);
 }
 
 proptest! {

@@ -220,7 +220,7 @@ fn attach_validates_every_field() {
             &7u32.to_ne_bytes(),
             LayoutError::UnsupportedVersion {
                 found: 7,
-                supported: 2,
+                supported: shmring_core::LAYOUT_VERSION,
             }
             .into(),
         ),

@@ -309,7 +309,7 @@ pub unsafe extern "C" fn shmring_channel_options_init(
 /// # Arguments
 /// - `name`: 1 to 200 bytes of ASCII letters, digits, `.`, `_`, `-`; not `.`/`..`.
 /// - `capacity`: a power of two from `SHMRING_MIN_CAPACITY` (64) to
-///   `SHMRING_MAX_CAPACITY` (1 GiB); 64 KiB is a good default.
+///   `SHMRING_MAX_CAPACITY` (512 MiB); 64 KiB is a good default.
 /// - `options`: NULL for defaults.
 ///
 /// # Returns

@@ -109,7 +109,7 @@ pub const SHMRING_VERSION_PATCH: u32 = 0;
 
 /// The segment layout version this library reads and writes (ARCHITECTURE.md:
 /// "Segment layout"); `shmring_layout_version()` returns the library's own.
-pub const SHMRING_LAYOUT_VERSION: u32 = 2;
+pub const SHMRING_LAYOUT_VERSION: u32 = 3;
 /// The first 8 bytes of every initialised segment, in the creator's byte order.
 pub const SHMRING_MAGIC: u64 = 0x7368_6d72_696e_6701;
 /// Alignment of a segment's start, and of each of its 128-byte control lines.
@@ -130,8 +130,8 @@ pub const SHMRING_FRAME_HEADER_SIZE: usize = 8;
 pub const SHMRING_FRAME_ALIGN: usize = 8;
 /// The smallest capacity (bytes of the data region).
 pub const SHMRING_MIN_CAPACITY: usize = 64;
-/// The largest capacity (1 GiB).
-pub const SHMRING_MAX_CAPACITY: usize = 1073741824;
+/// The largest capacity (512 MiB).
+pub const SHMRING_MAX_CAPACITY: usize = 536870912;
 /// Header flag (offset 56): the segment uses the asymmetric fence pair.
 pub const SHMRING_HEADER_FLAG_ASYMMETRIC_FENCES: u32 = 1;
 

@@ -27,6 +27,8 @@ struct Memory {
     control: Control,
     /// The state word of each 8-byte slot, when the slot holds a frame header.
     words: Vec<AtomicU32>,
+    /// The run word of each 8-byte slot, when the slot holds a run frame's header.
+    run_words: Vec<AtomicU32>,
     /// The data bytes themselves. Loom runs one thread at a time, so the raw
     /// accesses never overlap; `access` below is what loom checks.
     bytes: UnsafeCell<Box<[u8]>>,
@@ -62,6 +64,7 @@ impl LoomRegion {
         Self(Arc::new(Memory {
             control: Control::new(),
             words: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            run_words: (0..slots).map(|_| AtomicU32::new(0)).collect(),
             bytes: UnsafeCell::new(vec![0; capacity].into_boxed_slice()),
             access: (0..slots)
                 .map(|_| loom::cell::UnsafeCell::new(()))
@@ -90,6 +93,11 @@ unsafe impl Region for LoomRegion {
     fn frame_word(&self, offset: usize) -> &AtomicU32 {
         assert!(offset % 8 == 0, "frame word off the 8-byte grid: {offset}");
         &self.0.words[offset / 8]
+    }
+
+    fn run_word(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 8 == 0, "run word off the 8-byte grid: {offset}");
+        &self.0.run_words[offset / 8]
     }
 
     fn data(&self) -> *mut u8 {

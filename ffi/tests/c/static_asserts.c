@@ -44,7 +44,7 @@ struct segment_header {
     alignas(SHMRING_SEGMENT_ALIGN) struct signal_line signals;
 };
 
-_Static_assert(SHMRING_LAYOUT_VERSION == 2, "layout version");
+_Static_assert(SHMRING_LAYOUT_VERSION == 3, "layout version");
 _Static_assert(SHMRING_DATA_OFFSET == 512, "data offset");
 _Static_assert(SHMRING_SEGMENT_ALIGN == 128, "segment alignment");
 _Static_assert(sizeof(struct segment_header) == SHMRING_DATA_OFFSET, "header size");
@@ -59,7 +59,7 @@ _Static_assert(offsetof(struct segment_header, signals) == SHMRING_SIGNAL_LINE_O
 _Static_assert(offsetof(struct header, flags) == 56, "flags word");
 _Static_assert(offsetof(struct header, max_message_len) == 48, "max_message_len");
 _Static_assert(SHMRING_FRAME_HEADER_SIZE == 8 && SHMRING_FRAME_ALIGN == 8, "frames");
-_Static_assert(SHMRING_MIN_CAPACITY == 64 && SHMRING_MAX_CAPACITY == 1073741824, "capacities");
+_Static_assert(SHMRING_MIN_CAPACITY == 64 && SHMRING_MAX_CAPACITY == 536870912, "capacities");
 _Static_assert(SHMRING_DATA_OFFSET % SHMRING_SEGMENT_ALIGN == 0, "data region alignment");
 _Static_assert(sizeof(shmring_channel_options) == SHMRING_CHANNEL_OPTIONS_SIZE, "options size");
 _Static_assert(offsetof(shmring_channel_options, spin_ns) == 24, "options layout");
