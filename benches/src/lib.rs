@@ -188,26 +188,65 @@ fn shmring_batched_in(count: u64, ring_bytes: usize) -> Duration {
                 }
             }
         },
-        move || {
-            let mut sum = 0u64;
-            let mut got = 0;
-            while got < count {
-                let n = rx
-                    .read_batch(BATCH, |msg| {
-                        let mut bytes = [0u8; 8];
-                        bytes.copy_from_slice(msg);
-                        sum = sum.wrapping_add(u64::from_ne_bytes(bytes));
-                    })
-                    .expect("read_batch");
-                if n == 0 {
-                    spin_loop();
-                }
-                got += n as u64;
-            }
-            sum
-        },
+        move || consume_batches(&mut rx, count),
         count,
     )
+}
+
+/// shmring with the zero-copy batch API, as rtrb's chunks: the producer reserves up
+/// to [`BATCH`] 8-byte messages at once (`Batch::grant_run`), writes them in place
+/// and publishes them with one store; the consumer reads up to [`BATCH`] in place
+/// and releases them with one. Room for `capacity_msgs` messages of 16-byte frames
+/// (a run packs them at 8 bytes each).
+pub fn shmring_run_grant(count: u64, capacity_msgs: usize) -> Duration {
+    let mut ring = HeapRing::new(capacity_msgs * SHMRING_FRAME);
+    let (mut tx, mut rx) = ring.split();
+    two_threads(
+        move || {
+            let mut i = 0;
+            while i < count {
+                let mut batch = tx.batch();
+                let want = (count - i).min(BATCH as u64) as usize;
+                match batch.grant_run(8, want) {
+                    Ok(mut grant) => {
+                        let n = grant.count();
+                        for (k, message) in grant.messages_mut().enumerate() {
+                            message.copy_from_slice(&(i + k as u64).to_ne_bytes());
+                        }
+                        grant.commit(n);
+                        i += n as u64;
+                    }
+                    Err(PushError::Full { .. }) => {
+                        drop(batch);
+                        spin_loop();
+                    }
+                    Err(e) => panic!("grant_run: {e}"),
+                }
+            }
+        },
+        move || consume_batches(&mut rx, count),
+        count,
+    )
+}
+
+/// The consumer of the batched runners: `read_batch` of up to [`BATCH`].
+fn consume_batches(rx: &mut Consumer<RawRegion>, count: u64) -> u64 {
+    let mut sum = 0u64;
+    let mut got = 0;
+    while got < count {
+        let n = rx
+            .read_batch(BATCH, |msg| {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(msg);
+                sum = sum.wrapping_add(u64::from_ne_bytes(bytes));
+            })
+            .expect("read_batch");
+        if n == 0 {
+            spin_loop();
+        }
+        got += n as u64;
+    }
+    sum
 }
 
 /// rtrb, item by item: `push` and `pop`.
@@ -323,7 +362,7 @@ pub struct Contender {
 /// The in-process contenders, shmring first. "=msgs": room for as many messages as
 /// the others (16-byte frames: twice rtrb's bytes); "=bytes": as many bytes as
 /// rtrb's ring (half the messages). The targets compare at equal messages.
-pub const CONTENDERS: [Contender; 8] = [
+pub const CONTENDERS: [Contender; 9] = [
     Contender {
         name: "shmring push/pop =msgs",
         run: shmring,
@@ -331,6 +370,10 @@ pub const CONTENDERS: [Contender; 8] = [
     Contender {
         name: "shmring batch =msgs",
         run: shmring_batched,
+    },
+    Contender {
+        name: "shmring run grant =msgs",
+        run: shmring_run_grant,
     },
     Contender {
         name: "shmring push/pop =bytes",

@@ -559,7 +559,8 @@ fn in_process(cli: &Cli) {
     };
     let targets = [
         ("shmring push/pop =msgs", "rtrb push/pop", "target >= 1"),
-        ("shmring batch =msgs", "rtrb chunks", "target >= 1"),
+        ("shmring run grant =msgs", "rtrb chunks", "target >= 1"),
+        ("shmring batch =msgs", "rtrb chunks", ""),
         ("shmring push/pop =bytes", "rtrb push/pop", ""),
         ("shmring batch =bytes", "rtrb chunks", ""),
         ("shmring push/pop =msgs", "crossbeam ArrayQueue", ""),

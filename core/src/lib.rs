@@ -80,5 +80,5 @@ pub use mpmc::{
 pub use region::Region;
 #[cfg(not(shmring_loom))]
 pub use region::{RawRegion, SegmentInfo};
-pub use spsc::{Batch, Consumer, Grant, Message, Producer};
+pub use spsc::{Batch, Consumer, Grant, Message, Producer, RunGrant};
 pub use wait::Futex;

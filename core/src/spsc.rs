@@ -200,10 +200,15 @@ impl Geometry {
             return Err(bad);
         }
         let stride = stride(len.into()) as u32;
-        if total % stride != 0 {
+        // 8-byte multiples: a shift for the common power-of-two strides.
+        let count = if stride.is_power_of_two() {
+            total >> stride.trailing_zeros()
+        } else {
+            total / stride
+        };
+        if count * stride != total {
             return Err(bad);
         }
-        let count = total / stride;
         if count > MAX_RUN_COUNT || released >= count {
             return Err(bad);
         }
@@ -338,9 +343,9 @@ pub struct Producer<R: Region> {
     batching: bool,
     /// The first frame of the open batch: position and state word, not yet stored.
     pending: Option<(u64, u32)>,
-    /// The open run of the batch (see [`FRAME_RUN`]): messages in it so far, 0 when
-    /// none is open. Its header is written when it closes.
-    run_count: u32,
+    /// A run is open in the batch (see [`FRAME_RUN`]): its messages end at `write`;
+    /// its header is written when it closes.
+    run_open: bool,
     /// Length of the open run's messages.
     run_len: u32,
     /// Position of the open run's header.
@@ -406,7 +411,7 @@ impl<R: Region> Producer<R> {
                     read_cache: read,
                     batching: false,
                     pending: None,
-                    run_count: 0,
+                    run_open: false,
                     run_len: 0,
                     run_start: 0,
                     run_limit: 0,
@@ -662,8 +667,7 @@ impl<R: Region> Producer<R> {
             data: self.region.data(),
             mask: self.geo.mask,
             producer: self,
-            run_count: 0,
-            run_len: 0,
+            open_len: NOT_OPEN,
             run_end: 0,
             run_limit: 0,
         }
@@ -718,34 +722,25 @@ impl<R: Region> Producer<R> {
         }
     }
 
-    /// Closes the open run, if any, and starts a run with `message`: reserved as a
-    /// one-message frame, which the run grows from. A message no run takes (empty,
-    /// or longer than [`RUN_LEN_MASK`]) goes into a frame of its own.
-    #[inline(never)]
-    fn start_run(&mut self, message: &[u8]) -> Result<(), PushError> {
+    /// Closes the open run, if any, and opens one for messages of `len` bytes
+    /// (`1..=RUN_LEN_MASK`) at the write position: room for one is reserved (with
+    /// padding before it if needed); the run holds none yet.
+    fn open_run(&mut self, len: usize) -> Result<(), PushError> {
+        debug_assert!(len != 0 && len <= RUN_LEN_MASK as usize);
         self.close_run();
-        let len = message.len();
-        if len == 0 || len > RUN_LEN_MASK as usize {
-            return self.push(message);
-        }
         let (start, padding) = self.reserve(len)?;
         if padding != 0 {
             self.write_padding(start, padding);
         }
         let geo = self.geo;
-        let offset = geo.offset(start) + FRAME_HEADER_SIZE;
-        self.region.will_write(offset, len);
-        // SAFETY: `reserve` placed a frame for `len` bytes at `start`, within the data
-        // region and the space the consumer has released.
-        let payload = unsafe { slice::from_raw_parts_mut(self.region.data().add(offset), len) };
-        copy_message(payload, message);
-        self.region.will_write(offset, len);
         let stride = stride(len as u64);
         let lap_end = start - (start & geo.mask) + geo.capacity;
+        self.run_open = true;
         self.run_start = start;
         self.run_len = len as u32;
-        self.run_count = 1;
-        self.write = start + HEADER + stride;
+        self.write = start + HEADER;
+        // `reserve` checked that one message fits: the limit is at least
+        // `write + stride`.
         self.run_limit = lap_end
             .min(start + HEADER + geo.max_len)
             .min(start + HEADER + u64::from(MAX_RUN_COUNT) * stride)
@@ -753,15 +748,20 @@ impl<R: Region> Producer<R> {
         Ok(())
     }
 
-    /// Writes the open run's header (a plain message frame if it holds one message)
-    /// and closes it.
+    /// Writes the open run's header and closes it: a run frame, a plain message
+    /// frame if it holds one message, nothing if it holds none.
     #[inline]
     fn close_run(&mut self) {
-        if self.run_count == 0 {
+        if !self.run_open {
             return;
         }
-        let count = core::mem::replace(&mut self.run_count, 0);
-        let word = if count == 1 {
+        self.run_open = false;
+        let total = self.write - self.run_start - HEADER;
+        if total == 0 {
+            self.write = self.run_start;
+            return;
+        }
+        let word = if total == stride(self.run_len.into()) {
             FRAME_COMMITTED | self.run_len
         } else {
             // Relaxed: published with the batch, by the Release store of its first
@@ -769,7 +769,6 @@ impl<R: Region> Producer<R> {
             self.region
                 .run_word(self.geo.offset(self.run_start))
                 .store(self.run_len, Ordering::Relaxed);
-            let total = u64::from(count) * stride(self.run_len.into());
             FRAME_COMMITTED | FRAME_RUN | total as u32
         };
         self.close_in_batch(self.run_start, word);
@@ -937,10 +936,8 @@ pub struct Batch<'a, R: Region> {
     // compiler holds it in registers across pushes (a store into the data region
     // could alias the producer's fields, as far as it knows). Written back to the
     // producer (`flush`) before anything else touches the run.
-    /// Messages in the open run; 0 when none is open.
-    run_count: u32,
-    /// Their length.
-    run_len: u32,
+    /// Length of the open run's messages; [`NOT_OPEN`] when none is open.
+    open_len: usize,
     /// Where the run's next message goes (the producer's write position).
     run_end: u64,
     /// The producer's `run_limit`.
@@ -949,6 +946,12 @@ pub struct Batch<'a, R: Region> {
     data: *mut u8,
     mask: u64,
 }
+
+/// `Batch::open_len` when no run is open: no message has this length.
+const NOT_OPEN: usize = usize::MAX;
+
+/// A [`Batch`]'s run cursor: `open_len`, `run_end`, `run_limit`.
+type RunCursor = (usize, u64, u64);
 
 // SAFETY: `data` is the region's data pointer, which the region promises is valid
 // from any thread; everything else in a batch is the `&mut Producer` (Send when the
@@ -959,11 +962,11 @@ impl<R: Region> fmt::Debug for Batch<'_, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batch")
             .field("producer", &self.producer)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl<R: Region> Batch<'_, R> {
+impl<'a, R: Region> Batch<'a, R> {
     /// As [`Producer::grant`], committing into the batch.
     ///
     /// # Errors
@@ -971,20 +974,21 @@ impl<R: Region> Batch<'_, R> {
     pub fn grant(&mut self, len: usize) -> Result<Grant<'_, R>, PushError> {
         self.flush();
         self.producer.close_run();
-        self.run_count = 0;
+        self.open_len = NOT_OPEN;
         self.producer.grant(len)
     }
 
     /// As [`Producer::push`], into the batch. Consecutive messages of one length
-    /// share a frame header (a run, see [`FRAME_RUN`](crate::FRAME_RUN)): an 8-byte
-    /// message then takes 8 bytes of the ring instead of 16.
+    /// (1 to 65535 bytes) share a frame header (a run, see
+    /// [`FRAME_RUN`](crate::FRAME_RUN)): an 8-byte message then takes 8 bytes of
+    /// the ring instead of 16.
     ///
     /// # Errors
     /// As [`Producer::grant`].
     #[inline]
     pub fn push(&mut self, message: &[u8]) -> Result<(), PushError> {
         let len = message.len();
-        if self.run_count != 0 && len == self.run_len as usize {
+        if len == self.open_len {
             let at = self.run_end;
             let end = at + stride(len as u64);
             if end <= self.run_limit {
@@ -997,26 +1001,77 @@ impl<R: Region> Batch<'_, R> {
                 copy_message(payload, message);
                 self.producer.region.will_write(offset, len);
                 self.run_end = end;
-                self.run_count += 1;
                 return Ok(());
             }
         }
         // Passed and returned by value: a `&mut self` call would keep the cursor
         // in memory.
-        let (result, cursor) = push_to_new_run(
-            self.producer,
-            (self.run_count, self.run_len, self.run_end, self.run_limit),
-            message,
-        );
-        (self.run_count, self.run_len, self.run_end, self.run_limit) = cursor;
+        let (result, cursor) = push_to_new_run(self.producer, self.cursor(), message);
+        self.set_cursor(cursor);
         result
+    }
+
+    /// Reserves up to `count` messages of `len` bytes each, packed in a run, and
+    /// lends them for writing in place: the zero-copy way to batch fixed-size
+    /// records. The grant may hold fewer than `count` (at least one): as many as
+    /// fit in one run before the end of the data region, the space known free and
+    /// the largest frame; ask again for the rest. [`RunGrant::commit`] adds the
+    /// first `n` to the batch; dropping the grant adds none.
+    ///
+    /// # Errors
+    /// [`PushError::TooLarge`] when `len` exceeds the largest message or 65535
+    /// bytes (the most a run's length field holds; [`Batch::push`] takes such
+    /// messages one frame each); [`PushError::Full`] when not even one fits;
+    /// [`PushError::Corrupted`] if the consumer's published position is invalid.
+    ///
+    /// # Panics
+    /// If `len` is 0: a run of empty messages would take no bytes.
+    pub fn grant_run(
+        &mut self,
+        len: usize,
+        count: usize,
+    ) -> Result<RunGrant<'_, 'a, R>, PushError> {
+        assert!(len != 0, "a run of empty messages");
+        let max = (self.producer.geo.max_len as usize).min(RUN_LEN_MASK as usize);
+        if len > max {
+            return Err(PushError::TooLarge { len, max });
+        }
+        let stride = stride(len as u64);
+        if len != self.open_len || self.run_end + stride > self.run_limit {
+            let (result, cursor) = open_new_run(self.producer, self.cursor(), len);
+            self.set_cursor(cursor);
+            result?;
+        }
+        // At least one: `open_run` reserved room for one.
+        let room = ((self.run_limit - self.run_end) / stride) as usize;
+        let count = count.min(room);
+        let offset = (self.run_end & self.mask) as usize;
+        self.producer
+            .region
+            .will_write(offset, count * stride as usize);
+        Ok(RunGrant {
+            batch: self,
+            offset,
+            len,
+            stride: stride as usize,
+            count,
+        })
+    }
+
+    fn cursor(&self) -> RunCursor {
+        (self.open_len, self.run_end, self.run_limit)
+    }
+
+    fn set_cursor(&mut self, (open_len, run_end, run_limit): RunCursor) {
+        self.open_len = open_len;
+        self.run_end = run_end;
+        self.run_limit = run_limit;
     }
 
     /// Writes the run cursor back to the producer.
     #[inline]
     fn flush(&mut self) {
-        if self.run_count != 0 {
-            self.producer.run_count = self.run_count;
+        if self.open_len != NOT_OPEN {
             self.producer.write = self.run_end;
         }
     }
@@ -1028,37 +1083,156 @@ impl<R: Region> Batch<'_, R> {
     /// may be blocked.
     pub fn publish_and_wake<F: Futex + ?Sized>(mut self, futex: &F) {
         self.flush();
-        self.run_count = 0;
+        self.open_len = NOT_OPEN;
         self.producer.end_batch();
         self.producer.wake_consumer(futex);
         // Drop ends the batch again: a no-op, nothing is pending.
     }
 }
 
-/// A [`Batch`]'s run cursor: count, length, end and limit.
-type RunCursor = (u32, u32, u64, u64);
+/// The producer's run state as a [`Batch`] cursor.
+fn cursor_of<R: Region>(producer: &Producer<R>) -> RunCursor {
+    if producer.run_open {
+        (
+            producer.run_len as usize,
+            producer.write,
+            producer.run_limit,
+        )
+    } else {
+        (NOT_OPEN, 0, 0)
+    }
+}
 
 /// [`Batch::push`] when no run is open, `message` has another length, or the run
-/// cannot grow: writes the batch's `cursor` back, closes the run and starts
-/// another; returns the new cursor.
+/// cannot grow: writes the batch's `cursor` back, closes the run and opens
+/// another with `message` in it (or, for a length no run takes, commits it as a
+/// frame of its own); returns the new cursor.
 #[inline(never)]
 fn push_to_new_run<R: Region>(
     producer: &mut Producer<R>,
-    (count, _, end, _): RunCursor,
+    (open_len, end, _): RunCursor,
     message: &[u8],
 ) -> (Result<(), PushError>, RunCursor) {
-    if count != 0 {
-        producer.run_count = count;
+    if open_len != NOT_OPEN {
         producer.write = end;
     }
-    let result = producer.start_run(message);
-    let cursor = (
-        producer.run_count,
-        producer.run_len,
-        producer.write,
-        producer.run_limit,
-    );
-    (result, cursor)
+    let len = message.len();
+    if len == 0 || len > RUN_LEN_MASK as usize || len as u64 > producer.geo.max_len {
+        producer.close_run();
+        let result = producer.push(message);
+        return (result, cursor_of(producer));
+    }
+    if let Err(e) = producer.open_run(len) {
+        return (Err(e), cursor_of(producer));
+    }
+    let offset = producer.geo.offset(producer.write);
+    producer.region.will_write(offset, len);
+    // SAFETY: `open_run` reserved room for one message of `len` bytes at `write`,
+    // within the data region and the space the consumer has released.
+    let payload = unsafe { slice::from_raw_parts_mut(producer.region.data().add(offset), len) };
+    copy_message(payload, message);
+    producer.region.will_write(offset, len);
+    producer.write += stride(len as u64);
+    (Ok(()), cursor_of(producer))
+}
+
+/// [`Batch::grant_run`] when the open run cannot take a message of `len` bytes:
+/// writes the batch's `cursor` back and opens a run; returns the new cursor.
+#[inline(never)]
+fn open_new_run<R: Region>(
+    producer: &mut Producer<R>,
+    (open_len, end, _): RunCursor,
+    len: usize,
+) -> (Result<(), PushError>, RunCursor) {
+    if open_len != NOT_OPEN {
+        producer.write = end;
+    }
+    let result = producer.open_run(len);
+    (result, cursor_of(producer))
+}
+
+/// Messages of one length reserved in a run, written in place: see
+/// [`Batch::grant_run`]. Message `i` is `message_mut(i)`; all of them in order are
+/// [`messages_mut`](RunGrant::messages_mut).
+///
+/// The bytes are shared memory: they hold whatever was there before.
+pub struct RunGrant<'b, 'a, R: Region> {
+    batch: &'b mut Batch<'a, R>,
+    /// Offset in the data region of the first message.
+    offset: usize,
+    len: usize,
+    stride: usize,
+    count: usize,
+}
+
+impl<R: Region> fmt::Debug for RunGrant<'_, '_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunGrant")
+            .field("message_len", &self.len)
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Region> RunGrant<'_, '_, R> {
+    /// Messages reserved.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Length of each message.
+    pub fn message_len(&self) -> usize {
+        self.len
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: `grant_run` reserved `count` strides from `offset` within one run:
+        // within the lap (so the data region) and the space the consumer has
+        // released; nothing else in this process touches them while the grant
+        // borrows the batch mutably.
+        unsafe {
+            slice::from_raw_parts_mut(self.batch.data.add(self.offset), self.count * self.stride)
+        }
+    }
+
+    /// The bytes of message `index`.
+    ///
+    /// # Panics
+    /// If `index` is not below [`count`](RunGrant::count).
+    pub fn message_mut(&mut self, index: usize) -> &mut [u8] {
+        assert!(
+            index < self.count,
+            "message {index} of a run grant of {}",
+            self.count
+        );
+        let (stride, len) = (self.stride, self.len);
+        &mut self.bytes()[index * stride..index * stride + len]
+    }
+
+    /// The bytes of each message, in order.
+    pub fn messages_mut(&mut self) -> impl Iterator<Item = &mut [u8]> + '_ {
+        let (stride, len) = (self.stride, self.len);
+        self.bytes()
+            .chunks_exact_mut(stride)
+            .map(move |message| &mut message[..len])
+    }
+
+    /// Adds the first `count` messages to the batch (published with it).
+    ///
+    /// # Panics
+    /// If `count` exceeds the grant's.
+    pub fn commit(self, count: usize) {
+        assert!(
+            count <= self.count,
+            "commit of {count} messages exceeds the run grant of {}",
+            self.count
+        );
+        self.batch
+            .producer
+            .region
+            .will_write(self.offset, self.count * self.stride);
+        self.batch.run_end += (count * self.stride) as u64;
+    }
 }
 
 impl<R: Region> Drop for Batch<'_, R> {
@@ -1326,9 +1500,8 @@ impl<R: Region> Consumer<R> {
     }
 
     /// [`Consumer::next_message`] for anything but a plain message or an empty
-    /// frame: `word`, already loaded from `position`, is padding, released, or
-    /// invalid.
-    #[cold]
+    /// frame: `word`, already loaded from `position`, is padding, released, a run,
+    /// or invalid. (Not `#[cold]`: a run starts each batch.)
     #[inline(never)]
     fn next_message_slow(&self, mut position: u64, mut word: u32) -> Result<Next, Corruption> {
         // Each pass advances `position` by at least 8 bytes and no valid frame ends

@@ -11,6 +11,19 @@ use common::{GuardedMemory, token};
 use proptest::prelude::*;
 use shmring_core::{Consumer, PopError, Producer, PushError, RawRegion, ReadError};
 
+/// How a batch item goes in.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Push,
+    Grant,
+    /// `Batch::grant_run` for up to `count` messages of the item's length, of which
+    /// the first `commit` (clamped) are committed.
+    RunGrant {
+        count: usize,
+        commit: usize,
+    },
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Push {
@@ -31,9 +44,9 @@ enum Op {
     Read {
         release: bool,
     },
-    /// A batch: each item a length and whether it goes in through a grant.
+    /// A batch: each item a length and how it goes in.
     Batch {
-        items: Vec<(usize, bool)>,
+        items: Vec<(usize, Via)>,
         seed: u8,
     },
     /// Read up to `max` in place and release them together.
@@ -66,14 +79,18 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
 }
 
 /// Batch contents: mixed lengths; runs of one length (packed under one header);
-/// a few lengths, so that runs start and stop; now and then a grant.
-fn batch_items(max: usize) -> impl Strategy<Value = Vec<(usize, bool)>> {
-    let grant = prop::bool::weighted(0.1);
+/// a few lengths, so that runs start and stop; now and then a grant or a run grant.
+fn batch_items(max: usize) -> impl Strategy<Value = Vec<(usize, Via)>> {
+    let via = prop_oneof![
+        8 => Just(Via::Push),
+        1 => Just(Via::Grant),
+        1 => (0..12usize, 0..14usize).prop_map(|(count, commit)| Via::RunGrant { count, commit }),
+    ];
     prop_oneof![
-        prop::collection::vec((0..24usize, grant), 0..5),
-        (0..=max.min(40), 1..40usize).prop_map(|(len, n)| vec![(len, false); n]),
+        prop::collection::vec((0..24usize, via.clone()), 0..5),
+        (0..=max.min(40), 1..40usize).prop_map(|(len, n)| vec![(len, Via::Push); n]),
         prop::collection::vec(
-            (prop::sample::select(vec![1usize, 8, 8, 8, 13, 16]), grant),
+            (prop::sample::select(vec![1usize, 8, 8, 8, 13, 16]), via),
             0..30
         ),
     ]
@@ -160,20 +177,39 @@ fn run(capacity: usize, ops: Vec<Op>) {
             Op::Batch { items, seed } => {
                 let mut batch = tx.batch();
                 let mut staged = Vec::new();
-                for (i, (len, through_grant)) in items.into_iter().enumerate() {
+                for (i, (len, via)) in items.into_iter().enumerate() {
                     let msg = bytes(len, seed.wrapping_add(i as u8));
-                    let result = if through_grant {
-                        batch.grant(len).map(|mut grant| {
+                    let result = match via {
+                        Via::Push => batch.push(&msg).map(|()| staged.push(msg)),
+                        Via::Grant => batch.grant(len).map(|mut grant| {
                             grant.copy_from_slice(&msg);
                             grant.commit(len);
-                        })
-                    } else {
-                        batch.push(&msg)
+                            staged.push(msg);
+                        }),
+                        Via::RunGrant { .. } if len == 0 => Ok(()),
+                        Via::RunGrant { count, commit } => {
+                            batch.grant_run(len, count).map(|mut grant| {
+                                assert!(grant.count() <= count);
+                                assert!(count == 0 || grant.count() >= 1);
+                                assert_eq!(grant.message_len(), len);
+                                let seeds: Vec<u8> = (0..grant.count())
+                                    .map(|k| seed.wrapping_add((i + k) as u8))
+                                    .collect();
+                                for (k, m) in grant.messages_mut().enumerate() {
+                                    m.copy_from_slice(&bytes(len, seeds[k]));
+                                }
+                                let n = commit.min(grant.count());
+                                grant.commit(n);
+                                staged.extend(seeds[..n].iter().map(|&s| bytes(len, s)));
+                            })
+                        }
                     };
                     match result {
-                        Ok(()) => staged.push(msg),
+                        Ok(()) => {}
                         Err(PushError::Full { .. }) => break,
-                        Err(PushError::TooLarge { .. }) => assert!(len > max),
+                        Err(PushError::TooLarge { len: l, max: m }) => {
+                            assert!(l == len && m <= max && len > m)
+                        }
                         Err(e) => panic!("batch push: {e}"),
                     }
                 }
