@@ -98,9 +98,10 @@ fn full_edge_and_short_commit() {
 }
 
 /// A batch becomes visible at once: a consumer that sees its first message finds
-/// the second without waiting, and nothing after it. Covers end_batch (zeroing the
-/// slot after the last frame, Release of the first) and the Relaxed stores of the
-/// batch's later frames.
+/// the second without waiting, and nothing after it (the two 4-byte messages form
+/// a run under one header). Covers end_batch (zeroing the slot after the last
+/// frame, Release of the first), the Relaxed stores of the batch's later frames and
+/// of the run word.
 #[test]
 fn batch_is_published_at_once() {
     model(|| {
@@ -351,6 +352,83 @@ fn read_batch_then_reuse() {
                 .unwrap();
             if n == 0 {
                 thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(rx.read().unwrap_err(), ReadError::Empty);
+    });
+}
+
+/// Pushes `messages` in batches, publishing each batch when the ring is full and
+/// waiting for room before the next.
+fn batches_spinning(tx: &mut Producer<LoomRegion>, messages: &[Vec<u8>]) {
+    let mut next = 0;
+    while next < messages.len() {
+        let mut batch = tx.batch();
+        while next < messages.len() {
+            match batch.push(&messages[next]) {
+                Ok(()) => next += 1,
+                Err(PushError::Full { .. }) => break,
+                Err(e) => panic!("batch push: {e}"),
+            }
+        }
+        batch.publish();
+        if next < messages.len() {
+            thread::yield_now();
+        }
+    }
+}
+
+/// Runs (same-length messages of a batch under one header) across a wrap, read
+/// message by message, in place and in batches: capacity 64, three batches of
+/// 8-byte messages, runs of 32, 24 and 32 bytes, the third behind an 8-byte padding
+/// frame in the next lap and reusing the first run's bytes.
+/// Covers close_run (run word Relaxed, published by the batch's Release), the
+/// consumer's Relaxed load of the run word after its Acquire of the state word,
+/// record_run_progress (run word Relaxed, ordered by the later publication), and the
+/// release of a whole run (mark or publication).
+#[test]
+fn runs_across_a_wrap() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let sizes = [3, 2, 3];
+        let producer = thread::spawn(move || {
+            let mut index = 0;
+            for n in sizes {
+                let run: Vec<Vec<u8>> = (index..index + n).map(|i| message(i, 8)).collect();
+                batches_spinning(&mut tx, &run);
+                index += n;
+            }
+        });
+        let total: u8 = sizes.iter().sum();
+        let mut next = 0u8;
+        while next < total {
+            // In turn: a copy out, a read in place, a batch of up to two.
+            match next % 3 {
+                0 => {
+                    assert_eq!(pop_spinning(&mut rx), message(next, 8));
+                    next += 1;
+                }
+                1 => match rx.read() {
+                    Ok(m) => {
+                        assert_eq!(*m, message(next, 8)[..]);
+                        m.release();
+                        next += 1;
+                    }
+                    Err(ReadError::Empty) => thread::yield_now(),
+                    Err(e) => panic!("read: {e}"),
+                },
+                _ => {
+                    let n = rx
+                        .read_batch(2, |m| {
+                            assert_eq!(m, message(next, 8));
+                            next += 1;
+                        })
+                        .unwrap();
+                    if n == 0 {
+                        thread::yield_now();
+                    }
+                }
             }
         }
         producer.join().unwrap();
