@@ -54,7 +54,7 @@
  * The segment layout version this library reads and writes (ARCHITECTURE.md:
  * "Segment layout"); `shmring_layout_version()` returns the library's own.
  */
-#define SHMRING_LAYOUT_VERSION 2
+#define SHMRING_LAYOUT_VERSION 3
 
 /**
  * The first 8 bytes of every initialised segment, in the creator's byte order.
@@ -107,9 +107,9 @@
 #define SHMRING_MIN_CAPACITY 64
 
 /**
- * The largest capacity (1 GiB).
+ * The largest capacity (512 MiB).
  */
-#define SHMRING_MAX_CAPACITY 1073741824
+#define SHMRING_MAX_CAPACITY 536870912
 
 /**
  * Header flag (offset 56): the segment uses the asymmetric fence pair.
@@ -886,7 +886,7 @@ SHMRING_MUST_USE int shmring_channel_options_init(struct shmring_channel_options
  * # Arguments
  * - `name`: 1 to 200 bytes of ASCII letters, digits, `.`, `_`, `-`; not `.`/`..`.
  * - `capacity`: a power of two from `SHMRING_MIN_CAPACITY` (64) to
- *   `SHMRING_MAX_CAPACITY` (1 GiB); 64 KiB is a good default.
+ *   `SHMRING_MAX_CAPACITY` (512 MiB); 64 KiB is a good default.
  * - `options`: NULL for defaults.
  *
  * # Returns

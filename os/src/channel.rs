@@ -19,7 +19,8 @@ use shmring_core::Futex;
 use shmring_core::sync::AtomicU32;
 use shmring_core::wait::WAITING;
 use shmring_core::{
-    Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, WaitError,
+    Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, RunGrant,
+    WaitError,
 };
 
 use crate::error::{Corrupted, Error, Result, Role};
@@ -903,7 +904,7 @@ impl fmt::Debug for SendBatch<'_> {
     }
 }
 
-impl SendBatch<'_> {
+impl<'a> SendBatch<'a> {
     /// Copies `message` into the batch if there is room now; never blocks.
     ///
     /// # Errors
@@ -912,6 +913,39 @@ impl SendBatch<'_> {
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
         match self.batch.push(message) {
             Ok(()) => Ok(()),
+            Err(PushError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
+            Err(PushError::Full { needed, free }) => Err(if self.link.peer_gone_throttled()? {
+                Error::Disconnected {
+                    peer: Role::Receiver,
+                }
+            } else {
+                Error::Full { needed, free }
+            }),
+            Err(PushError::Corrupted(c)) => Err(corrupted(&self.link.segment, c)),
+        }
+    }
+
+    /// Reserves up to `count` messages of `len` bytes each, packed under one frame
+    /// header, for writing in place, if there is room now; never blocks. The grant
+    /// may hold fewer (at least one): write them, [`RunGrant::commit`] the first
+    /// `n`, and ask again for the rest. They are published with the batch. For
+    /// streams of fixed-size records: an 8-byte record then takes 8 bytes of the
+    /// ring, not 16, and no per-message call.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when not even one fits (publish the batch and retry),
+    /// [`Error::MessageTooLarge`] beyond the largest message or 65535 bytes,
+    /// [`Error::Corrupted`].
+    ///
+    /// # Panics
+    /// If `len` is 0.
+    pub fn try_grant_run(
+        &mut self,
+        len: usize,
+        count: usize,
+    ) -> Result<RunGrant<'_, 'a, RawRegion>> {
+        match self.batch.grant_run(len, count) {
+            Ok(grant) => Ok(grant),
             Err(PushError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
             Err(PushError::Full { needed, free }) => Err(if self.link.peer_gone_throttled()? {
                 Error::Disconnected {

@@ -273,6 +273,41 @@ fn grants_commit_what_they_say_and_reads_release_only_on_release() {
 }
 
 #[test]
+fn a_run_grant_sends_records_written_in_place() {
+    let channel = memfd(4096);
+    let mut tx = channel.sender().unwrap();
+    let mut rx = channel.receiver().unwrap();
+    let mut batch = tx.batch();
+    let mut grant = batch.try_grant_run(8, 10).unwrap();
+    assert_eq!((grant.count(), grant.message_len()), (10, 8));
+    for (i, record) in grant.messages_mut().enumerate() {
+        record.copy_from_slice(&(i as u64).to_le_bytes());
+    }
+    grant.commit(7);
+    // A message of another length between runs, then a second run of 12 bytes.
+    batch.try_send(b"between").unwrap();
+    let mut grant = batch.try_grant_run(12, 2).unwrap();
+    grant.message_mut(0).copy_from_slice(b"twelve bytes");
+    grant.message_mut(1).copy_from_slice(b"TWELVE BYTES");
+    grant.commit(2);
+    assert!(matches!(rx.try_read().map(|m| m.len()), Err(Error::Empty)));
+    batch.publish();
+    let mut got = Vec::new();
+    rx.try_recv_batch(100, |m| got.push(m.to_vec())).unwrap();
+    let mut expected: Vec<Vec<u8>> = (0..7u64).map(|i| i.to_le_bytes().to_vec()).collect();
+    expected.push(b"between".to_vec());
+    expected.push(b"twelve bytes".to_vec());
+    expected.push(b"TWELVE BYTES".to_vec());
+    assert_eq!(got, expected);
+    // Too long for a run's length field.
+    let mut batch = tx.batch();
+    assert!(matches!(
+        batch.try_grant_run(70_000, 1),
+        Err(Error::MessageTooLarge { len: 70_000, .. })
+    ));
+}
+
+#[test]
 #[should_panic]
 fn committing_more_than_was_granted_panics() {
     let channel = memfd(4096);
