@@ -197,9 +197,19 @@ fn shmring_batched_in(count: u64, ring_bytes: usize) -> Duration {
 /// to [`BATCH`] 8-byte messages at once (`Batch::grant_run`), writes them in place
 /// and publishes them with one store; the consumer reads up to [`BATCH`] in place
 /// and releases them with one. Room for `capacity_msgs` messages of 16-byte frames
-/// (a run packs them at 8 bytes each).
+/// (a run packs them at 8 bytes each, so the ring holds twice as many).
 pub fn shmring_run_grant(count: u64, capacity_msgs: usize) -> Duration {
-    let mut ring = HeapRing::new(capacity_msgs * SHMRING_FRAME);
+    shmring_run_grant_in(count, capacity_msgs * SHMRING_FRAME)
+}
+
+/// [`shmring_run_grant`] in as many bytes as rtrb's ring of `capacity_msgs` `u64`s
+/// (in runs, as many messages).
+pub fn shmring_run_grant_equal_bytes(count: u64, capacity_msgs: usize) -> Duration {
+    shmring_run_grant_in(count, capacity_msgs * 8)
+}
+
+fn shmring_run_grant_in(count: u64, ring_bytes: usize) -> Duration {
+    let mut ring = HeapRing::new(ring_bytes);
     let (mut tx, mut rx) = ring.split();
     two_threads(
         move || {
@@ -362,7 +372,7 @@ pub struct Contender {
 /// The in-process contenders, shmring first. "=msgs": room for as many messages as
 /// the others (16-byte frames: twice rtrb's bytes); "=bytes": as many bytes as
 /// rtrb's ring (half the messages). The targets compare at equal messages.
-pub const CONTENDERS: [Contender; 9] = [
+pub const CONTENDERS: [Contender; 10] = [
     Contender {
         name: "shmring push/pop =msgs",
         run: shmring,
@@ -382,6 +392,10 @@ pub const CONTENDERS: [Contender; 9] = [
     Contender {
         name: "shmring batch =bytes",
         run: shmring_batched_equal_bytes,
+    },
+    Contender {
+        name: "shmring run grant =bytes",
+        run: shmring_run_grant_equal_bytes,
     },
     Contender {
         name: "rtrb push/pop",

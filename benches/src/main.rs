@@ -563,6 +563,7 @@ fn in_process(cli: &Cli) {
         ("shmring batch =msgs", "rtrb chunks", ""),
         ("shmring push/pop =bytes", "rtrb push/pop", ""),
         ("shmring batch =bytes", "rtrb chunks", ""),
+        ("shmring run grant =bytes", "rtrb chunks", ""),
         ("shmring push/pop =msgs", "crossbeam ArrayQueue", ""),
     ];
     println!();

@@ -51,6 +51,12 @@ const HEADER: u64 = FRAME_HEADER_SIZE as u64;
 /// How far ahead (bytes) the consumer prefetches the lines it will read.
 const PREFETCH_AHEAD: u64 = 256;
 
+/// How far ahead (bytes) `read_batch` keeps the lines it will read prefetched,
+/// while the producer is known to be at least [`PREFETCH_FAR`] ahead. A batch read
+/// walks its frames faster than the lines arrive one by one (a run's messages need
+/// no header each), so it asks for many at once.
+const READ_AHEAD: u64 = 2048;
+
 /// The consumer prefetches message by message only while the producer is known to
 /// be at least this many bytes ahead: near the producer, a prefetch would pull the
 /// line it is writing (see "Performance notes" in ARCHITECTURE.md).
@@ -1265,6 +1271,8 @@ pub struct Consumer<R: Region> {
     written_hint: u64,
     /// Read position at which `written_hint` may be read again.
     hint_refresh_at: u64,
+    /// `read_batch` has prefetched the lines below this position.
+    prefetched: u64,
     /// A position was published since the last [`Consumer::wake_producer`].
     unnotified: bool,
     /// Position of the run frame being read, [`NO_RUN`] if none. While it equals
@@ -1346,6 +1354,7 @@ impl<R: Region> Consumer<R> {
             write_seen: 0,
             written_hint: read,
             hint_refresh_at: read,
+            prefetched: read,
             unnotified: false,
             run_at: NO_RUN,
             run_state: 0,
@@ -1578,6 +1587,7 @@ impl<R: Region> Consumer<R> {
         let geo = self.geo;
         let limit = self.window_end();
         let data = self.region.data();
+        self.prefetch_window(geo, position);
         while count < max {
             if self.run_at == position {
                 // Inside a run: its messages lie one stride apart.
@@ -1803,6 +1813,28 @@ impl<R: Region> Consumer<R> {
             return false;
         }
         self.skip_padding()
+    }
+
+    /// For a batch read from `position`: if the producer is known to be at least
+    /// [`PREFETCH_FAR`] ahead, asks for the lines up to [`READ_AHEAD`] bytes ahead
+    /// that were not asked for yet (each line once). Near the producer it does
+    /// nothing: a prefetch would pull the lines it is writing.
+    #[inline]
+    fn prefetch_window(&mut self, geo: Geometry, position: u64) {
+        if position >= self.hint_refresh_at {
+            self.refresh_written_hint();
+        }
+        if position + PREFETCH_FAR > self.written_hint {
+            return;
+        }
+        let end = position + READ_AHEAD;
+        let mut line = self.prefetched.max(position) & !63;
+        let data = self.region.data();
+        while line < end {
+            crate::sync::prefetch_read(data.wrapping_add(geo.offset(line)));
+            line += 64;
+        }
+        self.prefetched = end;
     }
 
     /// Reads the producer's `write_position` into the prefetch hint.
