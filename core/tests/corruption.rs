@@ -41,13 +41,27 @@ fn nasty(rng: &mut Rng, capacity: u64) -> u64 {
 }
 
 /// A frame state word a hostile peer might write: mostly plausible ones (committed,
-/// maybe padding or released, lengths around the capacity), sometimes anything.
+/// maybe padding, released or a run, lengths around the capacity), sometimes
+/// anything.
 fn nasty_state(rng: &mut Rng, capacity: u64) -> u32 {
     let len = rng.below(capacity + 16) as u32;
-    match rng.below(5) {
+    match rng.below(7) {
         0 => (1 << 31) | len,
         1 => (1 << 31) | (1 << 30) | len,
         2 => (1 << 31) | (1 << 29) | len,
+        3 => (1 << 31) | (1 << 28) | (len & !7),
+        4 => (1 << 31) | (1 << 28) | len,
+        _ => nasty(rng, capacity) as u32,
+    }
+}
+
+/// A run word a hostile peer might write: message lengths near the strides,
+/// released counts near and beyond the count, or anything.
+fn nasty_run_word(rng: &mut Rng, capacity: u64) -> u32 {
+    match rng.below(4) {
+        0 => rng.below(24) as u32,
+        1 => (rng.below(24) as u32) | ((rng.below(capacity / 8 + 2) as u32) << 16),
+        2 => 0xffff_0000 | rng.below(0x1_0000) as u32,
         _ => nasty(rng, capacity) as u32,
     }
 }
@@ -65,7 +79,12 @@ fn corrupt(mem: &GuardedMemory, rng: &mut Rng, capacity: usize) {
         6 | 7 => {
             let base = if rng.below(2) == 0 { read } else { write };
             let at = 512 + ((base.wrapping_add(8 * rng.below(4))) & (cap - 1) & !7) as usize;
-            mem.poke(at, &state.to_ne_bytes())
+            if rng.below(3) == 0 {
+                // The run word beside it.
+                mem.poke(at + 4, &nasty_run_word(rng, cap).to_ne_bytes())
+            } else {
+                mem.poke(at, &state.to_ne_bytes())
+            }
         }
         // Header fields (already validated and copied: must not matter).
         0 => mem.poke(rng.below(64) as usize & !3, &(value as u32).to_ne_bytes()),
@@ -106,7 +125,41 @@ fn hostile_run(seed: u64, capacity: usize, steps: u32) {
             corrupt(&mem, &mut rng, capacity);
         }
         let started = Instant::now();
-        match rng.below(10) {
+        match rng.below(13) {
+            10 => {
+                // A batch: a run of one length, maybe another message after it.
+                if let Some(tx) = tx.as_mut() {
+                    let len = 1 + rng.below(24) as usize;
+                    let mut batch = tx.batch();
+                    for _ in 0..rng.below(12) {
+                        let _ = batch.push(&buf[..len]);
+                    }
+                    if rng.below(2) == 0 {
+                        let _ = batch.push(&buf[..rng.below(40) as usize]);
+                    }
+                }
+            }
+            11 => {
+                if let Some(tx) = tx.as_mut() {
+                    let mut batch = tx.batch();
+                    if let Ok(mut run) = batch.grant_run(1 + rng.below(24) as usize, 8) {
+                        for m in run.messages_mut() {
+                            m.fill(0xcd);
+                        }
+                        let n = rng.below(run.count() as u64 + 1) as usize;
+                        run.commit(n);
+                    }
+                }
+            }
+            12 => {
+                if let Some(rx) = rx.as_mut() {
+                    let mut sum = 0u64;
+                    let _ = rx.read_batch(1 + rng.below(8) as usize, |m| {
+                        sum += m.iter().map(|&b| u64::from(b)).sum::<u64>();
+                    });
+                    std::hint::black_box(sum);
+                }
+            }
             0..=2 => {
                 if let Some(tx) = tx.as_mut() {
                     let len = rng.below(capacity as u64 / 2) as usize;
