@@ -124,9 +124,9 @@ fn bad_shapes_get_named_errors() {
         Err(MpmcLayoutError::SegmentTooLarge { .. })
     ));
     let g = MpmcGeometry::new(4, 13, 3).unwrap();
-    assert_eq!(g.slot_stride(), 16 + 16);
+    assert_eq!(g.slot_stride(), 8 + 16);
     assert_eq!(g.slots_offset(), 512 + 3 * 128);
-    assert_eq!(g.segment_size(), 512 + 3 * 128 + 4 * 32);
+    assert_eq!(g.segment_size(), 512 + 3 * 128 + 4 * 24);
     // init checks the memory too.
     let mem = GuardedMemory::new(4096);
     // SAFETY: `mem` outlives the (failed) calls.
@@ -135,7 +135,7 @@ fn bad_shapes_get_named_errors() {
         short.unwrap_err(),
         MpmcLayoutError::Segment(LayoutError::TooSmall {
             len: 600,
-            required: 512 + 256 + 4 * 24
+            required: 512 + 256 + 4 * 16
         })
     );
     // SAFETY: as above.
@@ -243,7 +243,7 @@ fn attach_validates_every_field() {
             LayoutError::HeaderMismatch {
                 field: "slot_stride",
                 found: 17,
-                expected: 40,
+                expected: 32,
             }
             .into(),
         ),
@@ -291,7 +291,7 @@ fn attach_validates_every_field() {
             LayoutError::HeaderMismatch {
                 field: "segment_size",
                 found: 1,
-                expected: 512 + 3 * 128 + 8 * 40,
+                expected: 512 + 3 * 128 + 8 * 32,
             }
             .into(),
         ),
@@ -395,11 +395,48 @@ fn head_left_behind_by_a_skipper_is_helped_forward() {
     // advancing the head: the message "a" was there, so play it as if position 0
     // had been a dead claim instead.
     let slot0 = region.geometry().slot_offset(0);
-    mem.poke(slot0, &4u64.to_ne_bytes());
+    mem.poke(slot0, &region.geometry().slot_state(4, 0).to_ne_bytes());
     let mut buf = [0u8; 8];
     assert_eq!(rx.try_recv(&mut buf), Ok(1));
     assert_eq!(buf[0], b'b');
     assert_eq!(peek_u64(&mem, MPMC_HEAD_OFFSET), 2);
+}
+
+/// An endpoint's intent keeps naming its last position after the operation: a
+/// live, idle producer whose last message a consumer claimed and then died with
+/// must not look like that consumer to the recovery scan (which looks at
+/// consumers' entries only), or the slot would never be reclaimed.
+#[test]
+fn idle_producer_intent_does_not_block_reclaim() {
+    let (mem, region) = ring(2, 8, 4);
+    let geometry = region.geometry();
+    let flags = Flags::new(4);
+    let mut idle = MpmcProducer::register(region.clone(), token(1)).unwrap();
+    let mut tx = MpmcProducer::register(region.clone(), token(2)).unwrap();
+    let dead = MpmcConsumer::register(region.clone(), token(3)).unwrap();
+    let dead_entry = dead.entry();
+    std::mem::forget(dead);
+    idle.try_send(b"lost").unwrap();
+    tx.try_send(b"kept").unwrap();
+    // The idle producer's entry still names position 0, its last message.
+    assert_eq!(peek_u64(&mem, geometry.entry_offset(idle.entry())), 0);
+    // The dead consumer claimed position 0 (intent, then head) and died copying.
+    mem.poke(geometry.entry_offset(dead_entry), &0u64.to_ne_bytes());
+    mem.poke(MPMC_HEAD_OFFSET, &1u64.to_ne_bytes());
+    assert_eq!(
+        tx.try_send(b"next"),
+        Err(SendError::Stalled { position: 2 })
+    );
+    assert_eq!(
+        tx.reclaim_from_dead_consumer(2, &flags),
+        Ok(Recovery::ClaimantAlive { entry: dead_entry })
+    );
+    flags.kill(dead_entry);
+    assert_eq!(
+        tx.reclaim_from_dead_consumer(2, &flags),
+        Ok(Recovery::Recovered)
+    );
+    assert_eq!(tx.stats().lost, 1);
 }
 
 #[test]

@@ -10,7 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{GuardedMemory, token};
-use shmring_core::mpmc::layout::{MPMC_HEAD_OFFSET, MPMC_SIGNAL_OFFSET, MPMC_TAIL_OFFSET};
+use shmring_core::mpmc::layout::{
+    MPMC_HEAD_OFFSET, MPMC_SIGNAL_OFFSET, MPMC_TAIL_OFFSET, SLOT_HEADER_SIZE,
+};
 use shmring_core::{
     Liveness, MpmcConsumer, MpmcGeometry, MpmcProducer, MpmcRegion, RawMpmcRegion,
     mpmc_segment_layout,
@@ -86,26 +88,39 @@ fn corrupt(mem: &GuardedMemory, rng: &mut Rng, g: MpmcGeometry) {
                 mem.poke(at, &value.to_ne_bytes());
             }
         }
-        // A slot's sequence number, near the head or tail.
+        // A slot's state word, near the head or tail: a nasty sequence number
+        // (with a zero or a small length), or raw garbage.
         5 | 6 => {
             let index = (near.wrapping_add(rng.below(3)) % slots) as usize;
-            mem.poke(g.slot_offset(index), &value.to_ne_bytes());
+            let state = match rng.below(3) {
+                0 => g.slot_state(value, 0),
+                1 => g.slot_state(value, rng.below(g.slot_size() as u64 + 1)),
+                _ => value,
+            };
+            mem.poke(g.slot_offset(index), &state.to_ne_bytes());
         }
-        // A slot's length word.
+        // A slot's length field (the low `len_bits` of its state word): up to the
+        // slot size and beyond, the sequence number kept.
         7 => {
             let index = rng.below(slots) as usize;
+            let at = g.slot_offset(index);
+            let state = u64::from_ne_bytes(mem.peek::<8>(at));
+            let mask = (1u64 << g.len_bits()) - 1;
             let len = match rng.below(3) {
-                0 => rng.below(g.slot_size() as u64 + 2) as u32,
-                1 => u32::MAX - rng.below(4) as u32,
-                _ => value as u32,
-            };
-            mem.poke(g.slot_offset(index) + 8, &len.to_ne_bytes());
+                0 => rng.below(g.slot_size() as u64 + 2),
+                1 => mask.saturating_sub(rng.below(4)),
+                _ => value,
+            } & mask;
+            mem.poke(at, &((state & !mask) | len).to_ne_bytes());
         }
         // Payload bytes.
         _ => {
             let index = rng.below(slots) as usize;
             let n = g.slot_size().min(8);
-            mem.poke(g.slot_offset(index) + 16, &value.to_ne_bytes()[..n]);
+            mem.poke(
+                g.slot_offset(index) + SLOT_HEADER_SIZE,
+                &value.to_ne_bytes()[..n],
+            );
         }
     }
 }

@@ -229,7 +229,9 @@ mod mpmc {
                 geometry,
                 control: MpmcControl::new(),
                 entries: (0..endpoints).map(|_| EndpointEntry::new()).collect(),
-                slots: (0..slots as u64).map(SlotHeader::new).collect(),
+                slots: (0..slots as u64)
+                    .map(|i| SlotHeader::new(geometry.slot_state(i, 0)))
+                    .collect(),
                 bytes: UnsafeCell::new(vec![0; slots * slot_size].into_boxed_slice()),
                 access: (0..slots)
                     .map(|_| loom::cell::UnsafeCell::new(()))

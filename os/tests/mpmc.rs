@@ -351,9 +351,17 @@ impl RawView {
         unsafe { &*self.base.add(offset).cast::<AtomicU64>() }
     }
 
-    fn seq(&self, position: u64) -> &AtomicU64 {
+    /// The state word of `position`'s slot: its sequence number and length
+    /// (`MpmcGeometry::slot_state`).
+    fn state(&self, position: u64) -> &AtomicU64 {
         let index = (position % self.geometry.slots() as u64) as usize;
         self.word(self.geometry.slot_offset(index))
+    }
+
+    /// Whether `position`'s slot holds sequence number `seq` (any length).
+    fn has_seq(&self, position: u64, seq: u64) -> bool {
+        let len_mask = (1u64 << self.geometry.len_bits()) - 1;
+        self.state(position).load(Ordering::Acquire) & !len_mask == self.geometry.slot_state(seq, 0)
     }
 
     /// Claims the position at the tail for the producer in `entry`, without
@@ -365,7 +373,7 @@ impl RawView {
         loop {
             assert!(Instant::now() < deadline, "no free slot to claim");
             let p = tail.load(Ordering::Acquire);
-            if self.seq(p).load(Ordering::Acquire) != p {
+            if !self.has_seq(p, p) {
                 thread::sleep(Duration::from_millis(1));
                 continue;
             }
@@ -388,7 +396,7 @@ impl RawView {
         loop {
             assert!(Instant::now() < deadline, "no message to claim");
             let p = head.load(Ordering::Acquire);
-            if self.seq(p).load(Ordering::Acquire) != p + 1 {
+            if !self.has_seq(p, p + 1) {
                 thread::sleep(Duration::from_millis(1));
                 continue;
             }
@@ -1086,7 +1094,10 @@ fn a_corrupt_segment_gives_errors_never_hangs() {
     let mut rx = channel.receiver().unwrap();
     let mut tx = channel.sender().unwrap();
     // A sequence number no protocol step writes, in the slot at the head.
-    write_at(geometry.slot_offset(0) as u64, &7u64.to_ne_bytes());
+    write_at(
+        geometry.slot_offset(0) as u64,
+        &geometry.slot_state(7, 0).to_ne_bytes(),
+    );
     let mut buf = [0u8; MESSAGE_LEN];
     for result in [rx.try_recv(&mut buf), rx.recv_timeout(&mut buf, LONG)] {
         match result {
@@ -1099,8 +1110,13 @@ fn a_corrupt_segment_gives_errors_never_hangs() {
         Err(Error::Corrupted { .. })
     ));
     // A published message whose length is over the slot size.
-    write_at(geometry.slot_offset(0) as u64, &1u64.to_ne_bytes());
-    write_at(geometry.slot_offset(0) as u64 + 8, &1000u32.to_ne_bytes());
+    // (The length field holds up to 2^len_bits - 1: 31 for 24-byte slots.)
+    let too_long = (1u64 << geometry.len_bits()) - 1;
+    assert!(too_long > MESSAGE_LEN as u64);
+    write_at(
+        geometry.slot_offset(0) as u64,
+        &geometry.slot_state(1, too_long).to_ne_bytes(),
+    );
     assert!(matches!(
         rx.recv_timeout(&mut buf, LONG),
         Err(Error::Corrupted { .. })

@@ -11,8 +11,10 @@
 //!    512 + E*128  S * stride  slots         S = slot count, a power of two
 //! ```
 //!
-//! A slot is a 16-byte header (`seq: u64`, `len: u32`, reserved `u32`) followed by
-//! `slot_size` payload bytes rounded up to 8. ARCHITECTURE.md ("The MPMC ring")
+//! A slot is an 8-byte state word (the slot's sequence number and the length of the
+//! message in it, [`MpmcGeometry::slot_state`]) followed by `slot_size` payload
+//! bytes rounded up to 8: 16 bytes in all for 8-byte messages, four slots to a
+//! cache line. ARCHITECTURE.md ("The MPMC ring")
 //! documents every byte; the constants below are the contract, and compile-time
 //! assertions tie them to the structs.
 
@@ -34,8 +36,8 @@ pub const MPMC_SIGNAL_OFFSET: usize = 384;
 pub const MPMC_TABLE_OFFSET: usize = 512;
 /// Bytes of one endpoint table entry (its own pair of 64-byte lines).
 pub const ENDPOINT_ENTRY_SIZE: usize = 128;
-/// Bytes of a slot's header: `seq` (u64), `len` (u32), reserved (u32).
-pub const SLOT_HEADER_SIZE: usize = 16;
+/// Bytes of a slot's header: its state word (u64).
+pub const SLOT_HEADER_SIZE: usize = 8;
 /// Slot strides are multiples of this, so every slot header is 8-aligned.
 pub const SLOT_ALIGN: usize = 8;
 
@@ -164,7 +166,8 @@ pub struct MpmcSegmentHeader {
 #[repr(C, align(128))]
 pub struct EndpointEntry {
     /// Position the endpoint is claiming or holds (a producer: sending into; a
-    /// consumer: receiving from), [`INTENT_NONE`] when none.
+    /// consumer: receiving from), or, after the operation, the one it last held;
+    /// [`INTENT_NONE`] when none.
     pub intent: AtomicU64,
     /// Claim word: 0 when free, else the holder's token.
     pub owner: AtomicU32,
@@ -196,29 +199,27 @@ impl Default for EndpointEntry {
     }
 }
 
-/// A slot's header: its sequence number and the length of the message in it.
+/// A slot's header: one word holding its sequence number and the length of the
+/// message in it ([`MpmcGeometry::slot_state`] has the encoding), so that a
+/// producer publishes both with one store and a consumer reads both with one load.
 ///
-/// For position `P` held by this slot: `seq == P` means free for `P`;
-/// `seq == P + 1` means the message for `P` is published; a consumer that has copied
-/// it stores `P + slots` (free for the next lap).
+/// For position `P` held by this slot, with `seq` the sequence number: `seq == P`
+/// means free for `P`; `seq == P + 1` means the message for `P` is published (its
+/// length in the length field); a consumer that has copied it stores `P + slots`
+/// (free for the next lap). The length field is zero but in published slots.
 #[derive(Debug)]
 #[repr(C)]
 pub struct SlotHeader {
-    /// The sequence number.
-    pub seq: AtomicU64,
-    /// Payload length of the published message (valid while `seq == P + 1`).
-    pub len: AtomicU32,
-    /// Reserved, zero.
-    pub reserved: AtomicU32,
+    /// The state word: `seq << len_bits | len`.
+    pub state: AtomicU64,
 }
 
 impl SlotHeader {
-    /// The header of slot `index` of a fresh ring: free for position `index`.
-    pub fn new(index: u64) -> Self {
+    /// A header holding `state` (a fresh ring's slot `i` holds
+    /// `geometry.slot_state(i, 0)`: free for position `i`).
+    pub fn new(state: u64) -> Self {
         Self {
-            seq: AtomicU64::new(index),
-            len: AtomicU32::new(0),
-            reserved: AtomicU32::new(0),
+            state: AtomicU64::new(state),
         }
     }
 }
@@ -255,9 +256,7 @@ const _: () = {
     assert!(offset_of!(EndpointEntry, generation) == 16);
     assert!(offset_of!(EndpointEntry, pid) == 20);
     assert!(size_of::<SlotHeader>() == SLOT_HEADER_SIZE);
-    assert!(offset_of!(SlotHeader, seq) == 0);
-    assert!(offset_of!(SlotHeader, len) == 8);
-    assert!(offset_of!(SlotHeader, reserved) == 12);
+    assert!(offset_of!(SlotHeader, state) == 0);
 };
 
 /// The shape of an MPMC ring, validated: slot count, slot payload size, endpoint
@@ -306,7 +305,7 @@ impl MpmcGeometry {
             slot_size,
             endpoints,
         };
-        // Each factor is at most 2^24 + 16, so the products fit in u64.
+        // Each factor is at most 2^24 + 8, so the products fit in u64.
         let size = geometry.segment_size_u64();
         if size > MAX_MPMC_SEGMENT || size > isize::MAX as u64 {
             return Err(MpmcLayoutError::SegmentTooLarge { size });
@@ -327,6 +326,21 @@ impl MpmcGeometry {
     /// Entries in the endpoint table.
     pub const fn endpoints(&self) -> usize {
         self.endpoints
+    }
+
+    /// Bits of a slot's state word that hold the message length: enough for
+    /// `slot_size` (4 for 8-byte slots, 25 for 16 MiB slots). The other
+    /// `64 - len_bits` hold the sequence number, modulo `2^(64 - len_bits)`.
+    pub const fn len_bits(&self) -> u32 {
+        usize::BITS - self.slot_size.leading_zeros()
+    }
+
+    /// The state word of a slot whose sequence number is `seq` and whose message is
+    /// `len` bytes long (`len` below `2^len_bits`): `seq << len_bits | len`. The
+    /// shift drops the top `len_bits` bits of `seq`; wrapping arithmetic on
+    /// positions carries over.
+    pub const fn slot_state(&self, seq: u64, len: u64) -> u64 {
+        (seq << self.len_bits()) | len
     }
 
     /// Bytes from one slot to the next.
@@ -379,8 +393,8 @@ impl MpmcGeometry {
 /// # Examples
 /// ```
 /// let layout = shmring_core::mpmc_segment_layout(4, 8, 2)?;
-/// // 512 bytes of lines, 2 entries of 128 bytes, 4 slots of 16 + 8 bytes.
-/// assert_eq!(layout.size(), 512 + 2 * 128 + 4 * 24);
+/// // 512 bytes of lines, 2 entries of 128 bytes, 4 slots of 8 + 8 bytes.
+/// assert_eq!(layout.size(), 512 + 2 * 128 + 4 * 16);
 /// assert_eq!(layout.align(), 128);
 /// # Ok::<(), shmring_core::MpmcLayoutError>(())
 /// ```

@@ -5,22 +5,26 @@
 //! from it) and `head` (consumers claim from it). Position `P` lives in slot
 //! `P mod S`. For that slot, `seq == P` says "free for `P`", `seq == P + 1` says
 //! "the message for `P` is published", and the consumer that has copied it stores
-//! `P + S` ("free for the next lap").
+//! `P + S` ("free for the next lap"). The sequence number and the message's length
+//! share one state word (`seq << len_bits | len`, [`MpmcGeometry::slot_state`]):
+//! one store publishes both, one load reads both, and a slot of an 8-byte message
+//! spans 16 bytes.
 //!
 //! ```text
 //! producer                                 consumer
-//! P = tail; seq(P) == P?                   P = head; seq(P) == P + 1?
+//! P = tail; seq(P) == P?                   P = head; seq(P) == P + 1? (and len)
 //! intent = P            (Release)          intent = P            (Release)
 //! CAS tail P -> P+1     (AcqRel)           CAS head P -> P+1     (AcqRel)
-//! write len, payload                       copy len, payload out
-//! seq = P + 1           (Release)          seq = P + S           (Release)
-//! intent = NONE         (Release)          intent = NONE         (Release)
+//! write payload                            copy payload out
+//! state = P + 1, len    (Release)          state = P + S, 0      (Release)
 //! ```
 //!
 //! # Crash consistency
 //!
 //! Each endpoint registers in an entry of the segment's endpoint table and, before
-//! it claims a position, writes the position into its entry's `intent` word. A
+//! it claims a position, writes the position into its entry's `intent` word (and
+//! leaves it there after the operation: it names a position this endpoint has
+//! finished with, which no recovery looks for). A
 //! caller-supplied [`Liveness`] tells whether the holder of an entry is alive (the
 //! `shmring` crate: an OFD lock the kernel drops at death).
 //!
@@ -63,6 +67,33 @@ use crate::wait::{Futex, notify, prepare_wait};
 /// Attempts a `try_` call makes before it gives up with `Contended`: each failed
 /// attempt means another endpoint claimed a position (or a hostile peer moved one).
 const MAX_ATTEMPTS: u32 = 256;
+
+/// Spin hints a claim waits, at most, after losing a compare-and-swap or finding
+/// its position stalled (claimed by a live endpoint that has not finished with the
+/// slot: a producer writing it, a consumer copying out of it). The waits double
+/// from 1 to this; a stall still there after the wait of this many is reported
+/// (`Stalled`): 63 hints in all, a few microseconds. Crossbeam's `ArrayQueue`
+/// waits the same way (ARCHITECTURE.md, "Performance notes (MPMC, in-process)").
+#[cfg(not(shmring_loom))]
+const BACKOFF_SPINS_MAX: u32 = 64;
+/// Under the model checker a wait is nothing (spinning synchronizes nothing, and
+/// a yield would only multiply the interleavings) and a stall is reported at once:
+/// looking again only repeats the loop's first look, and the models that call
+/// recovery at every stall catch more weakenings when stalls are reported at once
+/// (`live_producer_is_not_skipped` misses a weakened tail CAS otherwise).
+#[cfg(shmring_loom)]
+const BACKOFF_SPINS_MAX: u32 = 1;
+
+/// Waits `*spins` spin hints (nothing under the model checker) and doubles
+/// `*spins`, up to [`BACKOFF_SPINS_MAX`].
+#[inline]
+fn backoff(spins: &mut u32) {
+    #[cfg(not(shmring_loom))]
+    for _ in 0..*spins {
+        core::hint::spin_loop();
+    }
+    *spins = (*spins * 2).min(BACKOFF_SPINS_MAX);
+}
 
 /// Copies `len` bytes from `src` to `dst`. Messages of 8 to 16 bytes take two
 /// (possibly overlapping) 8-byte moves inline: for them a `memcpy` call costs more
@@ -145,6 +176,9 @@ struct Endpoint<R: MpmcRegion> {
     mask: u64,
     slots: u64,
     slot_size: usize,
+    /// The geometry's `len_bits` and the mask of those bits.
+    len_bits: u32,
+    len_mask: u64,
     endpoints: usize,
     entry: usize,
     generation: u32,
@@ -203,13 +237,17 @@ impl<R: MpmcRegion> Endpoint<R> {
         // caller's take-over contract), so its stale intent must not keep anyone
         // waiting once this entry's liveness reports the new holder.
         e.intent.store(INTENT_NONE, Ordering::Release);
-        // Relaxed: informational words, read by observers and the `shmring` crate.
+        // Relaxed: read by observers, the `shmring` crate and the recovery scan
+        // (`claimant_alive`), which reads it only after an intent this holder
+        // stored with Release after this store.
         e.role.store(role, Ordering::Relaxed);
         let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         Ok(Self {
             mask: geometry.slots() as u64 - 1,
             slots: geometry.slots() as u64,
             slot_size: geometry.slot_size(),
+            len_bits: geometry.len_bits(),
+            len_mask: (1 << geometry.len_bits()) - 1,
             endpoints,
             region,
             entry,
@@ -224,15 +262,41 @@ impl<R: MpmcRegion> Endpoint<R> {
         (position & self.mask) as usize
     }
 
-    /// Whether `seq` can be the sequence number of `position`'s slot at all: every
-    /// value the protocol writes there is `≡ position` or `≡ position + 1` modulo the
-    /// slot count.
+    /// The slot state word for sequence number `seq` and length `len`
+    /// (`MpmcGeometry::slot_state`).
     #[inline]
-    fn check_seq(&self, position: u64, seq: u64) -> Result<(), MpmcCorruption> {
-        if seq.wrapping_sub(position) & self.mask <= 1 {
+    fn state(&self, seq: u64, len: u64) -> u64 {
+        (seq << self.len_bits) | len
+    }
+
+    /// The sequence number in `state` minus `position`, as a signed number: the
+    /// sequence number is kept modulo `2^(64 - len_bits)`, so the subtraction is
+    /// done in the word's upper bits and shifted down arithmetically (the length
+    /// bits below cannot borrow from it).
+    #[inline]
+    fn diff(&self, position: u64, state: u64) -> i64 {
+        (state.wrapping_sub(position << self.len_bits) as i64) >> self.len_bits
+    }
+
+    /// The length field of `state`.
+    #[inline]
+    fn len_of(&self, state: u64) -> u32 {
+        // At most 25 bits (`len_bits` of a 16 MiB slot).
+        (state & self.len_mask) as u32
+    }
+
+    /// Whether `state` can be the state word of `position`'s slot at all: every
+    /// sequence number the protocol writes there is `≡ position` or
+    /// `≡ position + 1` modulo the slot count (which divides `2^(64 - len_bits)`).
+    #[inline]
+    fn check_seq(&self, position: u64, state: u64) -> Result<(), MpmcCorruption> {
+        if (self.diff(position, state) as u64) & self.mask <= 1 {
             Ok(())
         } else {
-            Err(MpmcCorruption::BadSequence { position, seq })
+            Err(MpmcCorruption::BadSequence {
+                position,
+                seq: state >> self.len_bits,
+            })
         }
     }
 
@@ -249,23 +313,46 @@ impl<R: MpmcRegion> Endpoint<R> {
             .store(position, Ordering::Release);
     }
 
+    /// Withdraws an intent for a position this endpoint did not claim (its
+    /// compare-and-swap failed and it gives up), so that it keeps no recoverer
+    /// waiting on another endpoint's claim. After a completed operation the
+    /// intent stays: see `claimant_alive`.
     #[inline]
     fn clear_intent(&self) {
-        // SYNC: Release pairs with the Acquire load in `claimant_alive`: a
-        // recoverer that reads NONE sees our `seq` store before it, so its
-        // compare-and-swap of the slot fails rather than undo our publication.
+        // SYNC: Release pairs with the Acquire load in `claimant_alive`, as in
+        // `set_intent`.
         self.region
             .entry(self.entry)
             .intent
             .store(INTENT_NONE, Ordering::Release);
     }
 
-    /// A live endpoint whose intent is `position`, if any.
-    fn claimant_alive<L: Liveness + ?Sized>(&self, position: u64, liveness: &L) -> Option<usize> {
+    /// A live endpoint of role `role` whose intent is `position`, if any.
+    ///
+    /// An endpoint's intent keeps naming its last position after the operation
+    /// completes. That position is then published (a producer's) or freed (a
+    /// consumer's), and recovery acts only on a slot still unpublished (skip) or
+    /// still held (reclaim), so only the other role's leftover could name a
+    /// position being recovered: a producer's `P`, published and claimed by a
+    /// consumer that died. Hence the role filter. A leftover read while the slot
+    /// still looked stalled only answers `ClaimantAlive` (the caller looks again);
+    /// a dead endpoint's leftover names a slot whose last store (publish or free)
+    /// is ordered before the recoverer's compare-and-swap by the liveness check,
+    /// so that compare-and-swap fails.
+    fn claimant_alive<L: Liveness + ?Sized>(
+        &self,
+        position: u64,
+        role: u32,
+        liveness: &L,
+    ) -> Option<usize> {
         (0..self.endpoints).find(|&index| {
+            let entry = self.region.entry(index);
             // SYNC: Acquire pairs with the Release stores in `set_intent` and
             // `clear_intent` (see there).
-            self.region.entry(index).intent.load(Ordering::Acquire) == position
+            entry.intent.load(Ordering::Acquire) == position
+                // Relaxed: stored at registration, before the entry's first intent
+                // (so visible once that intent is).
+                && entry.role.load(Ordering::Relaxed) == role
                 && liveness.is_alive(index)
         })
     }
@@ -485,13 +572,13 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         // SYNC: Acquire, as in `claim_from`.
         let position = control.tail.0.load(Ordering::Acquire);
         // SYNC: Acquire, as in `claim_from`.
-        let seq = ep
+        let state = ep
             .region
             .slot(ep.index(position))
-            .seq
+            .state
             .load(Ordering::Acquire);
-        // `seq == position` is the valid "free for `position`" value.
-        if seq == position {
+        // Sequence number `position`, length zero: the valid "free for `position`".
+        if state == ep.state(position, 0) {
             ep.set_intent(position);
             // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
             match control.tail.0.compare_exchange(
@@ -522,22 +609,28 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         // Whether our entry holds an intent to clear on the way out (polling an
         // empty or full ring then writes nothing).
         let mut intent_set = intent_set;
+        // The wait after a lost compare-and-swap or a stall (`backoff`).
+        let mut spins = 1;
+        if intent_set {
+            // The fast path lost its compare-and-swap.
+            backoff(&mut spins);
+        }
         for _ in 0..MAX_ATTEMPTS {
             // SYNC: Acquire pairs with the consumer's Release store of `seq`
             // (P + S) in `try_recv` and with the recoverers' AcqRel CASes: their
             // reads of this slot happen before our writes.
-            let seq = ep
+            let state = ep
                 .region
                 .slot(ep.index(position))
-                .seq
+                .state
                 .load(Ordering::Acquire);
-            if let Err(c) = ep.check_seq(position, seq) {
+            if let Err(c) = ep.check_seq(position, state) {
                 if intent_set {
                     ep.clear_intent();
                 }
                 return Err(SendError::Corrupted(c));
             }
-            let diff = seq.wrapping_sub(position) as i64;
+            let diff = ep.diff(position, state);
             if diff == 0 {
                 ep.set_intent(position);
                 intent_set = true;
@@ -553,7 +646,12 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => return Ok(position),
-                    Err(found) => position = found,
+                    Err(found) => {
+                        // Another producer won: let it run on before we pull the
+                        // tail's line back.
+                        position = found;
+                        backoff(&mut spins);
+                    }
                 }
             } else if diff == 1 - self.ep.slots as i64 || diff == -(self.ep.slots as i64) {
                 // The slot holds the previous lap: its message unconsumed, or
@@ -568,11 +666,16 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                 // Relaxed: only tells Full from Stalled; recovery re-reads it.
                 let head = control.head.0.load(Ordering::Relaxed);
                 let previous = position.wrapping_sub(self.ep.slots);
-                return Err(if head.wrapping_sub(previous) as i64 > 0 {
-                    SendError::Stalled { position }
-                } else {
-                    SendError::Full
-                });
+                if head.wrapping_sub(previous) as i64 <= 0 {
+                    return Err(SendError::Full);
+                }
+                if spins == BACKOFF_SPINS_MAX {
+                    return Err(SendError::Stalled { position });
+                }
+                // A consumer is copying the previous lap's message out: it
+                // usually frees the slot within nanoseconds. Wait, look again.
+                backoff(&mut spins);
+                intent_set = false;
             } else {
                 // Another producer claimed `position` (its seq moved on), or our
                 // tail was stale: reload. A producer moves `tail` before `seq`, so
@@ -585,7 +688,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                     }
                     return Err(SendError::Corrupted(MpmcCorruption::BadSequence {
                         position,
-                        seq,
+                        seq: state >> ep.len_bits,
                     }));
                 }
                 position = found;
@@ -602,7 +705,8 @@ impl<R: MpmcRegion> MpmcProducer<R> {
     /// # Errors
     /// [`SendError::TooLarge`] beyond the slot size; [`SendError::Full`];
     /// [`SendError::Stalled`] when the slot is still held by a consumer of the
-    /// previous lap (wait, and after the caller's bound try
+    /// previous lap after a few microseconds of spinning (wait, and after the
+    /// caller's bound try
     /// [`reclaim_from_dead_consumer`](Self::reclaim_from_dead_consumer));
     /// [`SendError::Contended`]; [`SendError::Corrupted`].
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
@@ -622,8 +726,6 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         let index = ep.index(position);
         let slot = ep.region.slot(index);
         ep.region.will_write(index);
-        // Relaxed: published by the Release store of `seq` below.
-        slot.len.store(message.len() as u32, Ordering::Relaxed);
         // SAFETY: `message.len() <= slot_size` (checked by the caller); the slot is
         // ours from the tail CAS until the `seq` store below: consumers read it
         // only after that store, producers claim it only once a consumer frees it,
@@ -631,10 +733,14 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         // `slot_size` bytes valid at `payload(index)`; `message` is the caller's
         // memory, not the segment's.
         unsafe { copy_message(message.as_ptr(), ep.region.payload(index), message.len()) };
-        // SYNC: Release pairs with the Acquire load of `seq` in `try_recv`: the
-        // length and payload are visible once a consumer sees P + 1.
-        slot.seq.store(position.wrapping_add(1), Ordering::Release);
-        ep.clear_intent();
+        // SYNC: Release pairs with the Acquire load of the state in `try_recv`: the
+        // payload is visible once a consumer sees P + 1 (and the length with it,
+        // in the same word).
+        slot.state.store(
+            ep.state(position.wrapping_add(1), message.len() as u64),
+            Ordering::Release,
+        );
+        // The intent keeps naming `position` (see `claimant_alive`).
         ep.pending |= PENDING_DATA;
     }
 
@@ -655,9 +761,9 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         let previous = position.wrapping_sub(ep.slots);
         let slot = ep.region.slot(ep.index(position));
         // Relaxed: the CAS below decides; this only filters.
-        let seq = slot.seq.load(Ordering::Relaxed);
-        ep.check_seq(position, seq)?;
-        if seq != previous.wrapping_add(1) {
+        let state = slot.state.load(Ordering::Relaxed);
+        ep.check_seq(position, state)?;
+        if ep.diff(previous, state) != 1 {
             return Ok(Recovery::AlreadyMoved);
         }
         // SYNC: Acquire pairs with the Release half of the consumer's head CAS: the
@@ -667,15 +773,15 @@ impl<R: MpmcRegion> MpmcProducer<R> {
             // Not claimed by a consumer: the ring is merely full.
             return Ok(Recovery::AlreadyMoved);
         }
-        if let Some(entry) = ep.claimant_alive(previous, liveness) {
+        if let Some(entry) = ep.claimant_alive(previous, ROLE_CONSUMER, liveness) {
             return Ok(Recovery::ClaimantAlive { entry });
         }
         // SYNC: AcqRel: Acquire as for `claim`'s seq load; Release pairs with the
         // producers' Acquire loads of `seq` (this frees the slot). Exactly one
         // recoverer wins; a live consumer's free (P + S) makes it fail.
-        match slot.seq.compare_exchange(
-            previous.wrapping_add(1),
-            position,
+        match slot.state.compare_exchange(
+            state,
+            ep.state(position, 0),
             Ordering::AcqRel,
             Ordering::Relaxed,
         ) {
@@ -700,13 +806,13 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         let control = ep.region.control();
         // Relaxed: only decides whether to stop waiting; `try_send` re-reads both.
         let position = control.tail.0.load(Ordering::Relaxed);
-        let seq = ep
+        let state = ep
             .region
             .slot(ep.index(position))
-            .seq
+            .state
             .load(Ordering::Relaxed);
-        ep.check_seq(position, seq)?;
-        let diff = seq.wrapping_sub(position) as i64;
+        ep.check_seq(position, state)?;
+        let diff = ep.diff(position, state);
         Ok(diff != 1 - ep.slots as i64 && diff != -(ep.slots as i64))
     }
 
@@ -762,7 +868,8 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     /// # Errors
     /// [`RecvError::Empty`]; [`RecvError::BufferTooSmall`] with the message's length
     /// (nothing consumed); [`RecvError::Stalled`] when a producer claimed the next
-    /// position and has not published it (wait, and after the caller's bound try
+    /// position and has not published it after a few microseconds of spinning
+    /// (wait, and after the caller's bound try
     /// [`skip_dead_producer`](Self::skip_dead_producer)); [`RecvError::Contended`];
     /// [`RecvError::Corrupted`] (for a bad length field the slot was consumed and
     /// freed, so the next call moves on).
@@ -784,14 +891,13 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         // SYNC: Acquire, as in `claim_from`.
         let position = control.head.0.load(Ordering::Acquire);
         let slot = ep.region.slot(ep.index(position));
-        // SYNC: Acquire, as in `claim_from`: the length and payload are visible.
-        let seq = slot.seq.load(Ordering::Acquire);
-        // `seq == position + 1` is the valid "published" value.
-        if seq == position.wrapping_add(1) {
-            // Relaxed: ordered after the Acquire above; read once, as in
-            // `claim_from`. A length beyond the slot size is claimed and reported
-            // by `finish`, as there.
-            let len = slot.len.load(Ordering::Relaxed);
+        // SYNC: Acquire, as in `claim_from`: the payload is visible.
+        let state = slot.state.load(Ordering::Acquire);
+        // Sequence number `position + 1` is the valid "published".
+        if state & !ep.len_mask == ep.state(position.wrapping_add(1), 0) {
+            // Read once with the sequence number, as in `claim_from`. A length
+            // beyond the slot size is claimed and reported by `finish`, as there.
+            let len = ep.len_of(state);
             if len as usize <= buffer {
                 ep.set_intent(position);
                 // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
@@ -829,22 +935,27 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         // Whether our entry holds an intent to clear on the way out (polling an
         // empty or full ring then writes nothing).
         let mut intent_set = intent_set;
+        // The wait after a lost compare-and-swap or a stall (`backoff`).
+        let mut spins = 1;
+        if intent_set {
+            // The fast path lost its compare-and-swap.
+            backoff(&mut spins);
+        }
         for _ in 0..MAX_ATTEMPTS {
             let slot = ep.region.slot(ep.index(position));
-            // SYNC: Acquire pairs with the producer's Release store of `seq`
-            // (P + 1) in `publish`: the length and payload are visible.
-            let seq = slot.seq.load(Ordering::Acquire);
-            if let Err(c) = ep.check_seq(position, seq) {
+            // SYNC: Acquire pairs with the producer's Release store of the state
+            // (P + 1) in `publish`: the payload is visible.
+            let state = slot.state.load(Ordering::Acquire);
+            if let Err(c) = ep.check_seq(position, state) {
                 if intent_set {
                     ep.clear_intent();
                 }
                 return Err(RecvError::Corrupted(c));
             }
-            let diff = seq.wrapping_sub(position) as i64;
+            let diff = ep.diff(position, state);
             if diff == 1 {
-                // Relaxed: ordered after the Acquire above. Read once; stable while
-                // seq == P + 1 (no producer writes the slot before it is freed).
-                let len = slot.len.load(Ordering::Relaxed);
+                // Read once, in the same word as the sequence number.
+                let len = ep.len_of(state);
                 if len as usize <= ep.slot_size && len as usize > buffer {
                     if intent_set {
                         ep.clear_intent();
@@ -868,7 +979,12 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => return Ok((position, len)),
-                    Err(found) => position = found,
+                    Err(found) => {
+                        // Another consumer won: let it run on before we pull the
+                        // head's line back.
+                        position = found;
+                        backoff(&mut spins);
+                    }
                 }
             } else if diff == 0 {
                 if intent_set {
@@ -878,11 +994,16 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 // CAS: if the tail is past `position`, its claimant's intent is
                 // visible to `skip_dead_producer`.
                 let tail = control.tail.0.load(Ordering::Acquire);
-                return Err(if tail.wrapping_sub(position) as i64 > 0 {
-                    RecvError::Stalled { position }
-                } else {
-                    RecvError::Empty
-                });
+                if tail.wrapping_sub(position) as i64 <= 0 {
+                    return Err(RecvError::Empty);
+                }
+                if spins == BACKOFF_SPINS_MAX {
+                    return Err(RecvError::Stalled { position });
+                }
+                // A producer is writing the message: it usually publishes within
+                // nanoseconds. Wait, look again.
+                backoff(&mut spins);
+                intent_set = false;
             } else if diff == 1 - ep.slots as i64 {
                 // The previous lap's message is claimed by a consumer that has not
                 // freed it yet: nothing can be published here before it does.
@@ -915,7 +1036,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                     }
                     return Err(RecvError::Corrupted(MpmcCorruption::BadSequence {
                         position,
-                        seq,
+                        seq: state >> ep.len_bits,
                     }));
                 }
                 position = found;
@@ -954,11 +1075,13 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
             }
             Ok(len as usize)
         };
-        // SYNC: Release pairs with the producers' Acquire load of `seq` in `claim`:
-        // our copy happens before the next lap's writes.
-        slot.seq
-            .store(position.wrapping_add(ep.slots), Ordering::Release);
-        ep.clear_intent();
+        // SYNC: Release pairs with the producers' Acquire load of the state in
+        // `claim`: our copy happens before the next lap's writes.
+        slot.state.store(
+            ep.state(position.wrapping_add(ep.slots), 0),
+            Ordering::Release,
+        );
+        // The intent keeps naming `position` (see `claimant_alive`).
         ep.pending |= PENDING_SPACE;
         result
     }
@@ -979,9 +1102,9 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         let control = ep.region.control();
         let slot = ep.region.slot(ep.index(position));
         // Relaxed: the CAS below decides; this only filters.
-        let seq = slot.seq.load(Ordering::Relaxed);
-        ep.check_seq(position, seq)?;
-        if seq != position {
+        let state = slot.state.load(Ordering::Relaxed);
+        ep.check_seq(position, state)?;
+        if ep.diff(position, state) != 0 {
             return Ok(Recovery::AlreadyMoved);
         }
         // SYNC: Acquire pairs with the Release half of the producers' tail CAS: the
@@ -990,16 +1113,16 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         if tail.wrapping_sub(position) as i64 <= 0 {
             return Ok(Recovery::AlreadyMoved);
         }
-        if let Some(entry) = ep.claimant_alive(position, liveness) {
+        if let Some(entry) = ep.claimant_alive(position, ROLE_PRODUCER, liveness) {
             return Ok(Recovery::ClaimantAlive { entry });
         }
         // SYNC: AcqRel: Release pairs with the producers' Acquire load of `seq`
         // (the slot is free for the next lap) and with the consumers' (they help
         // advance the head). Exactly one skipper wins; a late publication by a live
         // claimant (P + 1) makes it fail.
-        match slot.seq.compare_exchange(
-            position,
-            position.wrapping_add(ep.slots),
+        match slot.state.compare_exchange(
+            state,
+            ep.state(position.wrapping_add(ep.slots), 0),
             Ordering::AcqRel,
             Ordering::Relaxed,
         ) {
@@ -1027,13 +1150,13 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         let control = ep.region.control();
         // Relaxed: only decides whether to stop waiting; `try_recv` re-reads both.
         let position = control.head.0.load(Ordering::Relaxed);
-        let seq = ep
+        let state = ep
             .region
             .slot(ep.index(position))
-            .seq
+            .state
             .load(Ordering::Relaxed);
-        ep.check_seq(position, seq)?;
-        let diff = seq.wrapping_sub(position) as i64;
+        ep.check_seq(position, state)?;
+        let diff = ep.diff(position, state);
         Ok(diff != 0 && diff != 1 - ep.slots as i64)
     }
 

@@ -285,8 +285,8 @@ mod raw {
             for index in 0..slots {
                 region
                     .slot(index)
-                    .seq
-                    .store(index as u64, Ordering::Relaxed);
+                    .state
+                    .store(geometry.slot_state(index as u64, 0), Ordering::Relaxed);
             }
             let segment = ptr.cast::<MpmcSegmentHeader>();
             // SAFETY: aligned (checked) and in bounds; the fields are plain integers
@@ -376,7 +376,7 @@ mod raw {
     // contracts keep `segment_size()` bytes valid; the base is 128-aligned, entries
     // are 128 bytes from offset 512, slots start on a multiple of 128 with an
     // 8-multiple stride, so every atomic handed out is in bounds and aligned, and
-    // payloads (after each 16-byte slot header, `slot_size` bytes, within the
+    // payloads (after each 8-byte slot header, `slot_size` bytes, within the
     // stride) do not overlap anything else.
     unsafe impl MpmcRegion for RawMpmcRegion {
         #[inline]
