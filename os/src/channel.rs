@@ -485,6 +485,22 @@ impl Link {
 
     /// For a non-blocking call that found the ring full or empty: whether the peer
     /// is gone, checked at most every [`TRY_LIVENESS_INTERVAL`].
+    /// The error for a push that did not go through and will not be retried:
+    /// `Full` becomes `Disconnected` once the receiver has gone.
+    fn refused_push(&mut self, e: PushError) -> Error {
+        match e {
+            PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
+            PushError::Full { needed, free } => match self.peer_gone_throttled() {
+                Ok(true) => Error::Disconnected {
+                    peer: Role::Receiver,
+                },
+                Ok(false) => Error::Full { needed, free },
+                Err(e) => e,
+            },
+            PushError::Corrupted(c) => corrupted(&self.segment, c),
+        }
+    }
+
     fn peer_gone_throttled(&mut self) -> Result<bool> {
         if self.flagged_gone() {
             return Ok(true);
@@ -732,16 +748,7 @@ impl Sender {
                 self.producer.wake_consumer(&self.link.futex);
                 Ok(())
             }
-            Err(e @ PushError::Full { .. }) => {
-                if self.link.peer_gone_throttled()? {
-                    Err(Error::Disconnected {
-                        peer: Role::Receiver,
-                    })
-                } else {
-                    Err(self.push_error(e))
-                }
-            }
-            Err(e) => Err(self.push_error(e)),
+            Err(e) => Err(self.link.refused_push(e)),
         }
     }
 
@@ -835,18 +842,8 @@ impl Sender {
     /// # Errors
     /// As [`try_send`](Self::try_send).
     pub fn try_grant(&mut self, len: usize) -> Result<SendGrant<'_>> {
-        match self.producer.grant(len) {
-            Ok(_) => {}
-            Err(e @ PushError::Full { .. }) => {
-                return Err(if self.link.peer_gone_throttled()? {
-                    Error::Disconnected {
-                        peer: Role::Receiver,
-                    }
-                } else {
-                    self.push_error(e)
-                });
-            }
-            Err(e) => return Err(self.push_error(e)),
+        if let Err(e) = self.producer.grant(len) {
+            return Err(self.link.refused_push(e));
         }
         self.grant_now(len)
     }
@@ -911,18 +908,9 @@ impl<'a> SendBatch<'a> {
     /// [`Error::Full`] (publish the batch and retry), [`Error::MessageTooLarge`],
     /// [`Error::Corrupted`].
     pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
-        match self.batch.push(message) {
-            Ok(()) => Ok(()),
-            Err(PushError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
-            Err(PushError::Full { needed, free }) => Err(if self.link.peer_gone_throttled()? {
-                Error::Disconnected {
-                    peer: Role::Receiver,
-                }
-            } else {
-                Error::Full { needed, free }
-            }),
-            Err(PushError::Corrupted(c)) => Err(corrupted(&self.link.segment, c)),
-        }
+        self.batch
+            .push(message)
+            .map_err(|e| self.link.refused_push(e))
     }
 
     /// Reserves up to `count` messages of `len` bytes each, packed under one frame
@@ -944,18 +932,9 @@ impl<'a> SendBatch<'a> {
         len: usize,
         count: usize,
     ) -> Result<RunGrant<'_, 'a, RawRegion>> {
-        match self.batch.grant_run(len, count) {
-            Ok(grant) => Ok(grant),
-            Err(PushError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
-            Err(PushError::Full { needed, free }) => Err(if self.link.peer_gone_throttled()? {
-                Error::Disconnected {
-                    peer: Role::Receiver,
-                }
-            } else {
-                Error::Full { needed, free }
-            }),
-            Err(PushError::Corrupted(c)) => Err(corrupted(&self.link.segment, c)),
-        }
+        self.batch
+            .grant_run(len, count)
+            .map_err(|e| self.link.refused_push(e))
     }
 
     /// Publishes the batch and wakes the receiver (dropping it does the same).
