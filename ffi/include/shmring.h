@@ -2569,6 +2569,37 @@ int shmring_sender_send_timeout(struct shmring_sender *sender,
                                 uint64_t timeout_ms);
 
 /**
+ * Copies as many of the `count` records at `records` as fit now, in order, each as
+ * a message of `record_len` bytes (record `i` at `records + i * record_len`), and
+ * publishes them together (one store and one wake-up for the lot); never blocks.
+ * Records of up to 65535 bytes are packed under one frame header per run (an
+ * 8-byte record takes 8 bytes of the ring, not 16): the way to stream an array of
+ * fixed-size structs. `*out_sent` receives how many were sent (always the first
+ * ones).
+ *
+ * # Returns
+ * `SHMRING_OK` when all were sent; `SHMRING_E_FULL` when only `*out_sent` (maybe
+ * 0) fitted; `SHMRING_E_DISCONNECTED` when the ring is full and the receiver has
+ * gone (`*out_sent` went before); `SHMRING_E_MESSAGE_TOO_LARGE` when `record_len`
+ * exceeds the largest message
+ * (nothing sent); `SHMRING_E_INVALID_ARGUMENT` (NULL `records` with a non-zero
+ * size, NULL `out_sent`, a total size beyond `PTRDIFF_MAX`); `SHMRING_E_CORRUPTED`;
+ * `SHMRING_E_BUSY` (grant outstanding).
+ *
+ * # Safety
+ * - `sender` is NULL or a live sender handle.
+ * - `records` is NULL only if `count * record_len` is 0, else points to
+ *   `count * record_len` readable bytes that do not change during the call.
+ * - `out_sent` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_sender_try_send_records(struct shmring_sender *sender,
+                                    const void *records,
+                                    size_t record_len,
+                                    size_t count,
+                                    size_t *out_sent);
+
+/**
  * Copies as many of the `count` messages as fit now, in order, and publishes them
  * together (one store and one wake-up for the lot: for bursts of small messages);
  * never blocks. `*out_sent` receives how many were sent (always the first ones).

@@ -364,6 +364,106 @@ pub unsafe extern "C" fn shmring_sender_send_timeout(
     unsafe { send_with(sender, data, len, |s, m| s.send_timeout(m, timeout)) }
 }
 
+/// Copies as many of the `count` records at `records` as fit now, in order, each as
+/// a message of `record_len` bytes (record `i` at `records + i * record_len`), and
+/// publishes them together (one store and one wake-up for the lot); never blocks.
+/// Records of up to 65535 bytes are packed under one frame header per run (an
+/// 8-byte record takes 8 bytes of the ring, not 16): the way to stream an array of
+/// fixed-size structs. `*out_sent` receives how many were sent (always the first
+/// ones).
+///
+/// # Returns
+/// `SHMRING_OK` when all were sent; `SHMRING_E_FULL` when only `*out_sent` (maybe
+/// 0) fitted; `SHMRING_E_DISCONNECTED` when the ring is full and the receiver has
+/// gone (`*out_sent` went before); `SHMRING_E_MESSAGE_TOO_LARGE` when `record_len`
+/// exceeds the largest message
+/// (nothing sent); `SHMRING_E_INVALID_ARGUMENT` (NULL `records` with a non-zero
+/// size, NULL `out_sent`, a total size beyond `PTRDIFF_MAX`); `SHMRING_E_CORRUPTED`;
+/// `SHMRING_E_BUSY` (grant outstanding).
+///
+/// # Safety
+/// - `sender` is NULL or a live sender handle.
+/// - `records` is NULL only if `count * record_len` is 0, else points to
+///   `count * record_len` readable bytes that do not change during the call.
+/// - `out_sent` is NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_sender_try_send_records(
+    sender: *mut shmring_sender,
+    records: *const c_void,
+    record_len: usize,
+    count: usize,
+    out_sent: *mut usize,
+) -> c_int {
+    let body = |h: &shmring_sender| {
+        let out_sent = out_ptr(out_sent, "out_sent")?;
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { out_sent.write(0) };
+        if count == 0 {
+            return Ok(());
+        }
+        let total = count.checked_mul(record_len).unwrap_or(usize::MAX);
+        check_len(total, "records")?;
+        // SAFETY: the first record, if any bytes, lies within the caller's array;
+        // this checks the pointer and the record length against the largest message.
+        unsafe { h.message(records, record_len) }?;
+        let all: &[u8] = if total == 0 {
+            &[]
+        } else {
+            // SAFETY: non-null (checked by `message`, as `record_len > 0` here),
+            // `total` readable bytes (the caller's contract), at most isize::MAX.
+            unsafe { std::slice::from_raw_parts(records.cast::<u8>(), total) }
+        };
+        let record = |i: usize| &all[i * record_len..(i + 1) * record_len];
+        let mut sent = 0;
+        let result = h.with_sender(|s| {
+            let mut batch = s.batch();
+            if record_len == 0 || record_len > 0xffff {
+                // No run takes these: a frame each.
+                while sent < count {
+                    match batch.try_send(record(sent)) {
+                        Ok(()) => sent += 1,
+                        Err(Error::Full { .. }) => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            } else {
+                while sent < count {
+                    match batch.try_grant_run(record_len, count - sent) {
+                        Ok(mut grant) => {
+                            let n = grant.count();
+                            for (k, message) in grant.messages_mut().enumerate() {
+                                message.copy_from_slice(record(sent + k));
+                            }
+                            grant.commit(n);
+                            sent += n;
+                        }
+                        Err(Error::Full { .. }) => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            drop(batch); // publishes and wakes the receiver
+            if sent == 0 {
+                // Nothing fitted: a plain send tells "full" from "receiver gone"
+                // (and succeeds if room appeared meanwhile).
+                s.try_send(record(0))?;
+                sent = 1;
+            }
+            if sent == count {
+                Ok(())
+            } else {
+                Err(Failure::plain(shmring_status::E_FULL))
+            }
+        });
+        // SAFETY: as above.
+        unsafe { out_sent.write(sent) };
+        result?
+    };
+    // SAFETY: the caller's contract.
+    unsafe { call(sender, body) }
+}
+
 /// Copies as many of the `count` messages as fit now, in order, and publishes them
 /// together (one store and one wake-up for the lot: for bursts of small messages);
 /// never blocks. `*out_sent` receives how many were sent (always the first ones).

@@ -352,6 +352,33 @@ int main(int argc, char **argv) {
     EXPECT(shmring_receiver_try_recv_batch(rx, 10, count_only, &seen, &count), SHMRING_E_EMPTY);
     ASSERT(count == 0);
 
+    /* ---- arrays of fixed-size records ---- */
+    uint64_t records[40];
+    for (size_t i = 0; i < 40; i++) records[i] = 1000 + i;
+    EXPECT(shmring_sender_try_send_records(tx, NULL, 8, 2, &count), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_sender_try_send_records(tx, records, 8, 2, NULL), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_sender_try_send_records(tx, records, max + 1, 1, &count),
+           SHMRING_E_MESSAGE_TOO_LARGE);
+    ASSERT(count == 0);
+    EXPECT(shmring_sender_try_send_records(tx, records, 8, (size_t)-1 / 4, &count),
+           SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_sender_try_send_records(tx, records, 8, 0, &count), SHMRING_OK);
+    ASSERT(count == 0);
+    EXPECT(shmring_sender_try_send_records(tx, records, 8, 40, &count), SHMRING_OK);
+    ASSERT(count == 40);
+    EXPECT(shmring_sender_try_send_records(tx, "abcabcabc", 3, 3, &count), SHMRING_OK);
+    ASSERT(count == 3);
+    for (size_t i = 0; i < 40; i++) {
+        uint64_t got = 0;
+        EXPECT(shmring_receiver_try_recv(rx, &got, sizeof got, &n), SHMRING_OK);
+        ASSERT(n == 8 && got == 1000 + i);
+    }
+    for (int i = 0; i < 3; i++) {
+        EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_OK);
+        ASSERT(n == 3 && memcmp(buf, "abc", 3) == 0);
+    }
+    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_E_EMPTY);
+
     /* ---- a gone peer ---- */
     EXPECT(shmring_sender_try_send(tx, "last", 4), SHMRING_OK);
     EXPECT(shmring_sender_close(tx), SHMRING_OK);
