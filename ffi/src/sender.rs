@@ -402,7 +402,7 @@ pub unsafe extern "C" fn shmring_sender_try_send_records(
         if count == 0 {
             return Ok(());
         }
-        let total = count.checked_mul(record_len).unwrap_or(usize::MAX);
+        let total = count.saturating_mul(record_len);
         check_len(total, "records")?;
         // SAFETY: the first record, if any bytes, lies within the caller's array;
         // this checks the pointer and the record length against the largest message.
