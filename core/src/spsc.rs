@@ -5,13 +5,19 @@
 //! The data region holds frames, each starting on an 8-byte boundary:
 //!
 //! ```text
-//! +0  u32  state: 0 = nothing yet, else COMMITTED | [PADDING] | [RELEASED] | len
-//! +4  u32  reserved
+//! +0  u32  state: 0 = nothing yet, else COMMITTED | [PADDING] | [RELEASED] | [RUN] | len
+//! +4  u32  run word (run frames only): message length | released count << 16
 //! +8  len payload bytes, then zero to 7 bytes up to the next multiple of 8
 //! ```
 //!
 //! A frame never crosses the end of the data region: where a message does not fit
 //! before it, a padding frame fills the rest and the message starts the next lap.
+//!
+//! A run frame (written only by a [`Batch`]) packs consecutive messages of one
+//! length, each starting at a multiple of 8 after the header: an 8-byte message
+//! takes 8 bytes instead of 16. The consumer hands them out one by one as if each
+//! had a frame of its own; releasing one before the last records the count in the
+//! run word, so that a successor resumes after it.
 //!
 //! # Publication (one cache line per small message)
 //!
@@ -27,9 +33,10 @@
 //! only when its cached copy says the ring is full. The consumer publishes it
 //! lazily: when it has released everything committed so far, after a quarter of the
 //! capacity, or when the producer is waiting for space. While the producer runs
-//! ahead, the position line changes hands once per quarter capacity, not per message. Each released frame is also marked `RELEASED` in
-//! place, so a consumer that takes over after a crash skips what was released but
-//! not yet published: nothing is delivered twice.
+//! ahead, the position line changes hands once per quarter capacity, not per
+//! message. Each released frame is also marked `RELEASED` in place, so a consumer
+//! that takes over after a crash skips what was released but not yet published:
+//! nothing is delivered twice.
 
 use core::cell::Cell;
 use core::marker::PhantomData;
