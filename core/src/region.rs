@@ -35,7 +35,7 @@ pub unsafe trait Region {
     fn frame_word(&self, offset: usize) -> &AtomicU32;
 
     /// The run word of the frame header at `offset` (the header's second `u32`,
-    /// meaningful in run frames only: see [`FRAME_RUN`](crate::FRAME_RUN)).
+    /// meaningful in run frames only: see [`FRAME_RUN`](crate::layout::FRAME_RUN)).
     fn run_word(&self, offset: usize) -> &AtomicU32;
 
     /// Start of the data region.

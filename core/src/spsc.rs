@@ -993,7 +993,7 @@ impl<'a, R: Region> Batch<'a, R> {
 
     /// As [`Producer::push`], into the batch. Consecutive messages of one length
     /// (1 to 65535 bytes) share a frame header (a run, see
-    /// [`FRAME_RUN`](crate::FRAME_RUN)): an 8-byte message then takes 8 bytes of
+    /// [`FRAME_RUN`]): an 8-byte message then takes 8 bytes of
     /// the ring instead of 16.
     ///
     /// # Errors
