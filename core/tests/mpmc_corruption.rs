@@ -255,3 +255,56 @@ fn hostile_peer_long() {
         }
     }
 }
+
+/// The receive path checks the sequence number and the length field in one
+/// comparison against the smaller of the slot size and the buffer: a length field
+/// beyond the slot size is `Corrupted(BadLength)` (the slot consumed, so the ring
+/// moves on) also when the caller's buffer is larger than the slot, and one beyond
+/// the buffer but within the slot is `BufferTooSmall`, nothing consumed.
+#[test]
+fn length_field_is_checked_against_slot_and_buffer() {
+    const SLOTS: usize = 4;
+    const SLOT_SIZE: usize = 13;
+    let size = mpmc_segment_layout(SLOTS, SLOT_SIZE, 2).unwrap().size();
+    let mem = GuardedMemory::new(size);
+    // SAFETY: `mem` outlives the handles (dropped at the end of this function).
+    let region = unsafe { RawMpmcRegion::init(mem.ptr(), mem.len(), SLOTS, SLOT_SIZE, 2) }.unwrap();
+    let g = region.geometry();
+    let mask = (1u64 << g.len_bits()) - 1;
+    let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
+    let mut rx = MpmcConsumer::register(region, token(2)).unwrap();
+    let set_len = |index: usize, len: u64| {
+        let at = g.slot_offset(index);
+        let state = u64::from_ne_bytes(mem.peek::<8>(at));
+        mem.poke(at, &((state & !mask) | len).to_ne_bytes());
+    };
+    // A buffer as large as the length field can say.
+    let mut big = vec![0u8; mask as usize + 1];
+    for (position, bad) in [(0, SLOT_SIZE as u64 + 1), (1, mask)] {
+        tx.try_send(b"message").unwrap();
+        set_len(position, bad);
+        assert_eq!(
+            rx.try_recv(&mut big),
+            Err(shmring_core::RecvError::Corrupted(
+                shmring_core::MpmcCorruption::BadLength {
+                    position: position as u64,
+                    len: bad as u32,
+                    max: SLOT_SIZE,
+                }
+            ))
+        );
+        assert_eq!(rx.try_recv(&mut big), Err(shmring_core::RecvError::Empty));
+    }
+    // Within the slot, beyond the buffer: refused, not consumed.
+    tx.try_send(&[7; SLOT_SIZE]).unwrap();
+    let mut small = [0u8; SLOT_SIZE - 1];
+    assert_eq!(
+        rx.try_recv(&mut small),
+        Err(shmring_core::RecvError::BufferTooSmall {
+            len: SLOT_SIZE,
+            buffer: SLOT_SIZE - 1,
+        })
+    );
+    assert_eq!(rx.try_recv(&mut big), Ok(SLOT_SIZE));
+    assert_eq!(&big[..SLOT_SIZE], &[7; SLOT_SIZE]);
+}

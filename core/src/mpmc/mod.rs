@@ -119,6 +119,37 @@ unsafe fn copy_message(src: *const u8, dst: *mut u8, len: usize) {
     }
 }
 
+/// Copies `message` into the payload of slot `index` (its header `slot`, its
+/// bytes `payload`) and publishes it: stores the state word `published`
+/// (`P + 1` and the length).
+///
+/// # Safety
+/// `message.len()` is at most the slot size; `slot` and `payload` are slot
+/// `index`'s; the caller's tail compare-and-swap claimed the slot's position.
+#[inline(always)]
+unsafe fn write_and_publish<R: MpmcRegion>(
+    region: &R,
+    index: usize,
+    slot: &layout::SlotHeader,
+    payload: *mut u8,
+    published: u64,
+    message: &[u8],
+) {
+    region.will_write(index);
+    // SAFETY: `message.len() <= slot_size` (the caller's contract); the slot is
+    // ours from the tail CAS until the state store below: consumers read it only
+    // after that store, producers claim it only once a consumer frees it, and
+    // recoverers take it only from a dead claimant. The region keeps `slot_size`
+    // bytes valid at `payload`; `message` is the caller's memory, not the
+    // segment's.
+    unsafe { copy_message(message.as_ptr(), payload, message.len()) };
+    // SYNC: Release pairs with the Acquire load of the state in `try_recv`: the
+    // payload is visible once a consumer sees P + 1 (and the length with it, in
+    // the same word). The intent keeps naming the position (see
+    // `claimant_alive`).
+    slot.state.store(published, Ordering::Release);
+}
+
 /// Whether the holder of an endpoint table entry is alive.
 ///
 /// # Safety
@@ -182,13 +213,14 @@ struct Endpoint<R: MpmcRegion> {
     endpoints: usize,
     entry: usize,
     generation: u32,
-    /// Signals to notify at the next `wake`: bit 0 data, bit 1 space.
-    pending: u8,
+    /// Whether the next `wake` owes the consumers a notification (messages
+    /// published, a slot skipped) and the producers one (slots freed). Set by
+    /// `note_published` and `note_freed`, which write only when the flag
+    /// changes.
+    owe_data: bool,
+    owe_space: bool,
     _not_sync: PhantomData<Cell<()>>,
 }
-
-const PENDING_DATA: u8 = 1;
-const PENDING_SPACE: u8 = 2;
 
 impl<R: MpmcRegion> Endpoint<R> {
     /// Registers in a free entry (`at: None`), or in entry `at` held by `previous`.
@@ -252,7 +284,8 @@ impl<R: MpmcRegion> Endpoint<R> {
             region,
             entry,
             generation,
-            pending: 0,
+            owe_data: false,
+            owe_space: false,
             _not_sync: PhantomData,
         })
     }
@@ -357,19 +390,39 @@ impl<R: MpmcRegion> Endpoint<R> {
         })
     }
 
+    /// Records that the next `wake` owes the consumers a notification. Stores
+    /// only if the flag is not set yet: the endpoint is the caller's memory, which
+    /// may share a cache line with another thread's (two handles side by side),
+    /// and a store per message would pull that line back and forth.
+    #[inline(always)]
+    fn note_published(&mut self) {
+        if !self.owe_data {
+            self.owe_data = true;
+        }
+    }
+
+    /// As [`note_published`](Self::note_published), for the producers.
+    #[inline(always)]
+    fn note_freed(&mut self) {
+        if !self.owe_space {
+            self.owe_space = true;
+        }
+    }
+
     fn stats(&self) -> MpmcStats {
         MpmcStats::read(self.region.control())
     }
 
     fn wake<F: Futex + ?Sized>(&mut self, futex: &F) {
         let signals = &self.region.control().signals.0;
-        if self.pending & PENDING_DATA != 0 {
+        if self.owe_data {
             notify(&signals.data_signal, futex);
         }
-        if self.pending & PENDING_SPACE != 0 {
+        if self.owe_space {
             notify(&signals.space_signal, futex);
         }
-        self.pending = 0;
+        self.owe_data = false;
+        self.owe_space = false;
     }
 
     /// Blocks on `word` until `ready` holds or the deadline passes.
@@ -558,46 +611,10 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         self.ep.slot_size
     }
 
-    /// Claims the next position: its slot is ours to write until we publish it.
-    /// On return the intent holds the position.
-    ///
-    /// The common case (the slot at the tail is free and our compare-and-swap
-    /// wins) is handled here, small enough to inline into `try_send`; everything
-    /// else goes to [`claim_from`](Self::claim_from), which starts over from the
-    /// tail position last seen and re-reads the slot.
-    #[inline(always)]
-    fn claim(&mut self) -> Result<u64, SendError> {
-        let ep = &self.ep;
-        let control = ep.region.control();
-        // SYNC: Acquire, as in `claim_from`.
-        let position = control.tail.0.load(Ordering::Acquire);
-        // SYNC: Acquire, as in `claim_from`.
-        let state = ep
-            .region
-            .slot(ep.index(position))
-            .state
-            .load(Ordering::Acquire);
-        // Sequence number `position`, length zero: the valid "free for `position`".
-        if state == ep.state(position, 0) {
-            ep.set_intent(position);
-            // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
-            match control.tail.0.compare_exchange(
-                position,
-                position.wrapping_add(1),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(position),
-                Err(found) => return self.claim_from(found, true),
-            }
-        }
-        self.claim_from(position, false)
-    }
-
     /// The general claim loop, from tail position `position` (`intent_set`: our
     /// entry holds an intent to clear if we give up).
     #[inline(never)]
-    fn claim_from(&mut self, position: u64, intent_set: bool) -> Result<u64, SendError> {
+    fn claim_from(&self, position: u64, intent_set: bool) -> Result<u64, SendError> {
         let ep = &self.ep;
         let control = ep.region.control();
         // SYNC: `position` came from an Acquire load of the tail (or a failed
@@ -710,38 +727,84 @@ impl<R: MpmcRegion> MpmcProducer<R> {
     /// [`reclaim_from_dead_consumer`](Self::reclaim_from_dead_consumer));
     /// [`SendError::Contended`]; [`SendError::Corrupted`].
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
-        if message.len() > self.ep.slot_size {
+        let ep = &self.ep;
+        let len = message.len();
+        if len > ep.slot_size {
             return Err(SendError::TooLarge {
-                len: message.len(),
-                max: self.ep.slot_size,
+                len,
+                max: ep.slot_size,
             });
         }
-        let position = self.claim()?;
-        self.publish(position, message);
-        Ok(())
-    }
-
-    fn publish(&mut self, position: u64, message: &[u8]) {
-        let ep = &mut self.ep;
+        // The common case (the slot at the tail is free and our compare-and-swap
+        // wins) is handled here, with everything it needs computed before the
+        // atomics (after them the compiler would load the endpoint's fields
+        // again); everything else goes to `send_slow`, which starts over from the
+        // tail position last seen and re-reads the slot.
+        let len_bits = ep.len_bits;
+        let control = ep.region.control();
+        let intent = &ep.region.entry(ep.entry).intent;
+        // SYNC: Acquire, as in `claim_from`.
+        let position = control.tail.0.load(Ordering::Acquire);
         let index = ep.index(position);
         let slot = ep.region.slot(index);
-        ep.region.will_write(index);
-        // SAFETY: `message.len() <= slot_size` (checked by the caller); the slot is
-        // ours from the tail CAS until the `seq` store below: consumers read it
-        // only after that store, producers claim it only once a consumer frees it,
-        // and recoverers take it only from a dead claimant. The region keeps
-        // `slot_size` bytes valid at `payload(index)`; `message` is the caller's
-        // memory, not the segment's.
-        unsafe { copy_message(message.as_ptr(), ep.region.payload(index), message.len()) };
-        // SYNC: Release pairs with the Acquire load of the state in `try_recv`: the
-        // payload is visible once a consumer sees P + 1 (and the length with it,
-        // in the same word).
-        slot.state.store(
-            ep.state(position.wrapping_add(1), message.len() as u64),
-            Ordering::Release,
-        );
-        // The intent keeps naming `position` (see `claimant_alive`).
-        ep.pending |= PENDING_DATA;
+        let payload = ep.region.payload(index);
+        // SYNC: Acquire, as in `claim_from`.
+        let state = slot.state.load(Ordering::Acquire);
+        // Sequence number `position`, length zero: the valid "free for `position`".
+        if state == position << len_bits {
+            let published = (position.wrapping_add(1) << len_bits) | len as u64;
+            // SYNC: Release, as in `set_intent`.
+            intent.store(position, Ordering::Release);
+            // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
+            match control.tail.0.compare_exchange(
+                position,
+                position.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // SAFETY: `len <= slot_size` (checked above); `slot` and
+                    // `payload` are `position`'s slot, which our compare-and-swap
+                    // just claimed.
+                    unsafe {
+                        write_and_publish(&ep.region, index, slot, payload, published, message)
+                    };
+                    self.ep.note_published();
+                    return Ok(());
+                }
+                Err(found) => return self.send_slow(found, true, message),
+            }
+        }
+        self.send_slow(position, false, message)
+    }
+
+    /// `try_send` past its common case: the claim loop from `position`
+    /// (`intent_set` as for `claim_from`), then the publication.
+    #[inline(never)]
+    fn send_slow(
+        &mut self,
+        position: u64,
+        intent_set: bool,
+        message: &[u8],
+    ) -> Result<(), SendError> {
+        let position = self.claim_from(position, intent_set)?;
+        let ep = &self.ep;
+        let index = ep.index(position);
+        let published = ep.state(position.wrapping_add(1), message.len() as u64);
+        // SAFETY: `message.len() <= slot_size` (checked in `try_send`); the slot
+        // and payload are `position`'s, which `claim_from` claimed.
+        unsafe {
+            write_and_publish(
+                &ep.region,
+                index,
+                ep.region.slot(index),
+                ep.region.payload(index),
+                published,
+                message,
+            );
+        }
+        self.ep.owe_data = true;
+        Ok(())
     }
 
     /// Frees the slot of `position - slots` if the consumer that claimed it is
@@ -776,7 +839,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         if let Some(entry) = ep.claimant_alive(previous, ROLE_CONSUMER, liveness) {
             return Ok(Recovery::ClaimantAlive { entry });
         }
-        // SYNC: AcqRel: Acquire as for `claim`'s seq load; Release pairs with the
+        // SYNC: AcqRel: Acquire as for a claim's seq load; Release pairs with the
         // producers' Acquire loads of `seq` (this frees the slot). Exactly one
         // recoverer wins; a live consumer's free (P + S) makes it fail.
         match slot.state.compare_exchange(
@@ -793,7 +856,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                     .0
                     .lost
                     .fetch_add(1, Ordering::Relaxed);
-                ep.pending |= PENDING_SPACE;
+                ep.owe_space = true;
                 Ok(Recovery::Recovered)
             }
             Err(_) => Ok(Recovery::AlreadyMoved),
@@ -844,7 +907,9 @@ impl<R: MpmcRegion> MpmcProducer<R> {
     #[cfg(shmring_loom)]
     #[doc(hidden)]
     pub fn claim_without_publishing(&mut self) -> Result<u64, SendError> {
-        self.claim()
+        // SYNC: Acquire, as in `try_send`.
+        let position = self.ep.region.control().tail.0.load(Ordering::Acquire);
+        self.claim_from(position, false)
     }
 
     /// Test support for the model checks: ends this handle as a killed process
@@ -874,44 +939,78 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     /// [`RecvError::Corrupted`] (for a bad length field the slot was consumed and
     /// freed, so the next call moves on).
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        let (position, len) = self.claim(buf.len())?;
+        let ep = &self.ep;
+        // The common case (a message that fits both the slot and `buf` at the
+        // head, and our compare-and-swap wins) is handled here, with everything it
+        // needs computed before the atomics (after them the compiler would load
+        // the endpoint's fields again); everything else goes to `recv_slow`, which
+        // starts over from the head position last seen and re-reads the slot.
+        let len_bits = ep.len_bits;
+        // Below `2^len_bits`: the slot size is.
+        let fits = buf.len().min(ep.slot_size) as u64;
+        let slots = ep.slots;
+        let control = ep.region.control();
+        let intent = &ep.region.entry(ep.entry).intent;
+        // SYNC: Acquire, as in `claim_from`.
+        let position = control.head.0.load(Ordering::Acquire);
+        let index = ep.index(position);
+        let slot = ep.region.slot(index);
+        let payload = ep.region.payload(index);
+        // SYNC: Acquire, as in `claim_from`: the payload is visible.
+        let state = slot.state.load(Ordering::Acquire);
+        // Read once, with the sequence number. One comparison checks both: the
+        // difference is the length field if the sequence number is `position + 1`
+        // (the valid "published"), and at least `2^len_bits` if it is not.
+        let published = position.wrapping_add(1) << len_bits;
+        let len = state.wrapping_sub(published);
+        if len <= fits {
+            // SYNC: Release, as in `set_intent`.
+            intent.store(position, Ordering::Release);
+            // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
+            match control.head.0.compare_exchange(
+                position,
+                position.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    ep.region.will_read(index);
+                    // SAFETY: `len <= slot_size` and `len <= buf.len()` (`fits`);
+                    // the slot is ours from the head CAS until the state store
+                    // below; the region keeps `slot_size` bytes valid at
+                    // `payload`; `buf` is the caller's memory, not the segment's.
+                    unsafe { copy_message(payload, buf.as_mut_ptr(), len as usize) };
+                    // SYNC: Release, as in `finish`: our copy happens before the
+                    // next lap's writes.
+                    slot.state
+                        .store(position.wrapping_add(slots) << len_bits, Ordering::Release);
+                    self.ep.note_freed();
+                    return Ok(len as usize);
+                }
+                Err(found) => return self.recv_slow(found, true, buf),
+            }
+        }
+        self.recv_slow(position, false, buf)
+    }
+
+    /// `try_recv` past its common case: the claim loop from `position`
+    /// (`intent_set` as for `claim_from`), then the copy and the free.
+    #[inline(never)]
+    fn recv_slow(
+        &mut self,
+        position: u64,
+        intent_set: bool,
+        buf: &mut [u8],
+    ) -> Result<usize, RecvError> {
+        let (position, len) = self.claim_from(position, buf.len(), intent_set)?;
         self.finish(position, len, Some(buf))
     }
 
     /// Claims the next published message; `(position, length)`, intent set.
-    ///
-    /// The common case (a message that fits `buffer` at the head, and our
-    /// compare-and-swap wins) is handled here, small enough to inline into
-    /// `try_recv`; everything else goes to [`claim_from`](Self::claim_from), which
-    /// starts over from the head position last seen and re-reads the slot.
-    #[inline(always)]
+    #[cfg(shmring_loom)]
     fn claim(&mut self, buffer: usize) -> Result<(u64, u32), RecvError> {
-        let ep = &self.ep;
-        let control = ep.region.control();
         // SYNC: Acquire, as in `claim_from`.
-        let position = control.head.0.load(Ordering::Acquire);
-        let slot = ep.region.slot(ep.index(position));
-        // SYNC: Acquire, as in `claim_from`: the payload is visible.
-        let state = slot.state.load(Ordering::Acquire);
-        // Sequence number `position + 1` is the valid "published".
-        if state & !ep.len_mask == ep.state(position.wrapping_add(1), 0) {
-            // Read once with the sequence number, as in `claim_from`. A length
-            // beyond the slot size is claimed and reported by `finish`, as there.
-            let len = ep.len_of(state);
-            if len as usize <= buffer {
-                ep.set_intent(position);
-                // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
-                match control.head.0.compare_exchange(
-                    position,
-                    position.wrapping_add(1),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => return Ok((position, len)),
-                    Err(found) => return self.claim_from(found, buffer, true),
-                }
-            }
-        }
+        let position = self.ep.region.control().head.0.load(Ordering::Acquire);
         self.claim_from(position, buffer, false)
     }
 
@@ -944,7 +1043,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         for _ in 0..MAX_ATTEMPTS {
             let slot = ep.region.slot(ep.index(position));
             // SYNC: Acquire pairs with the producer's Release store of the state
-            // (P + 1) in `publish`: the payload is visible.
+            // (P + 1) in `write_and_publish`: the payload is visible.
             let state = slot.state.load(Ordering::Acquire);
             if let Err(c) = ep.check_seq(position, state) {
                 if intent_set {
@@ -1068,7 +1167,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
             if let Some(buf) = buf {
                 ep.region.will_read(index);
                 // SAFETY: `len <= slot_size` (checked) and `len <= buf.len()` (checked
-                // in `claim` or `claim_from`); the slot is ours from the head CAS
+                // in `claim_from`); the slot is ours from the head CAS
                 // until the `seq` store below; the region keeps `slot_size` bytes
                 // valid there; `buf` is the caller's memory, not the segment's.
                 unsafe { copy_message(ep.region.payload(index), buf.as_mut_ptr(), len as usize) };
@@ -1076,13 +1175,14 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
             Ok(len as usize)
         };
         // SYNC: Release pairs with the producers' Acquire load of the state in
-        // `claim`: our copy happens before the next lap's writes.
+        // `try_send` and `claim_from`: our copy happens before the next lap's
+        // writes.
         slot.state.store(
             ep.state(position.wrapping_add(ep.slots), 0),
             Ordering::Release,
         );
         // The intent keeps naming `position` (see `claimant_alive`).
-        ep.pending |= PENDING_SPACE;
+        ep.owe_space = true;
         result
     }
 
@@ -1129,7 +1229,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
             Ok(_) => {
                 // Relaxed: a statistic.
                 control.signals.0.skipped.fetch_add(1, Ordering::Relaxed);
-                // SYNC: AcqRel as in `claim`. If this fails, another consumer
+                // SYNC: AcqRel as in `claim_from`. If this fails, another consumer
                 // already helped.
                 let _ = control.head.0.compare_exchange(
                     position,
@@ -1137,7 +1237,8 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 );
-                ep.pending |= PENDING_DATA | PENDING_SPACE;
+                ep.owe_data = true;
+                ep.owe_space = true;
                 Ok(Recovery::Recovered)
             }
             Err(_) => Ok(Recovery::AlreadyMoved),
