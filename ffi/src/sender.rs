@@ -444,17 +444,7 @@ pub unsafe extern "C" fn shmring_sender_try_send_records(
                 }
             }
             drop(batch); // publishes and wakes the receiver
-            if sent == 0 {
-                // Nothing fitted: a plain send tells "full" from "receiver gone"
-                // (and succeeds if room appeared meanwhile).
-                s.try_send(record(0))?;
-                sent = 1;
-            }
-            if sent == count {
-                Ok(())
-            } else {
-                Err(Failure::plain(shmring_status::E_FULL))
-            }
+            end_batch(s, &mut sent, count, || Ok(record(0)))
         });
         // SAFETY: as above.
         unsafe { out_sent.write(sent) };
@@ -518,19 +508,10 @@ pub unsafe extern "C" fn shmring_sender_try_send_batch(
                 }
             }
             drop(batch); // publishes and wakes the receiver
-            if sent == 0 {
-                // Nothing fitted: a plain send tells "full" from "receiver gone"
-                // (and succeeds if room appeared meanwhile).
-                let m = &list[0];
-                // SAFETY: as above.
-                s.try_send(unsafe { h.message(m.data, m.len) }?)?;
-                sent = 1;
-            }
-            if sent == list.len() {
-                Ok(())
-            } else {
-                Err(Failure::plain(shmring_status::E_FULL))
-            }
+            // SAFETY: as above.
+            end_batch(s, &mut sent, list.len(), || unsafe {
+                h.message(list[0].data, list[0].len)
+            })
         });
         // SAFETY: as above.
         unsafe { out_sent.write(sent) };
@@ -538,6 +519,26 @@ pub unsafe extern "C" fn shmring_sender_try_send_batch(
     };
     // SAFETY: the caller's contract.
     unsafe { call(sender, body) }
+}
+
+/// The end of a published batch call that sent `*sent` of `count` messages: if
+/// none fitted, a plain send of the first (`first`) tells "full" from "receiver
+/// gone" (and succeeds if room appeared meanwhile). `E_FULL` unless all went.
+fn end_batch<'a>(
+    s: &mut Sender,
+    sent: &mut usize,
+    count: usize,
+    first: impl FnOnce() -> Result<&'a [u8], Failure>,
+) -> Result<(), Failure> {
+    if *sent == 0 {
+        s.try_send(first()?)?;
+        *sent = 1;
+    }
+    if *sent == count {
+        Ok(())
+    } else {
+        Err(Failure::plain(shmring_status::E_FULL))
+    }
 }
 
 /// The common body of the grant calls.
