@@ -420,7 +420,21 @@ fn idle_producer_intent_does_not_block_reclaim() {
     tx.try_send(b"kept").unwrap();
     // The idle producer's entry still names position 0, its last message.
     assert_eq!(peek_u64(&mem, geometry.entry_offset(idle.entry())), 0);
-    // The dead consumer claimed position 0 (intent, then head) and died copying.
+    reclaim_from_consumer_dead_at_0(&mem, &mut tx, dead_entry, &flags);
+    assert_eq!(tx.stats().lost, 1);
+}
+
+/// Plays the consumer of entry `dead_entry` claiming position 0 (intent, then
+/// head) and dying while it copies, in a 2-slot ring holding two messages: `tx`'s
+/// next send stalls at position 2, a reclaim waits while the entry is alive and
+/// succeeds once `flags` marks it dead.
+fn reclaim_from_consumer_dead_at_0(
+    mem: &GuardedMemory,
+    tx: &mut MpmcProducer<RawMpmcRegion>,
+    dead_entry: usize,
+    flags: &Flags,
+) {
+    let geometry = tx.geometry();
     mem.poke(geometry.entry_offset(dead_entry), &0u64.to_ne_bytes());
     mem.poke(MPMC_HEAD_OFFSET, &1u64.to_ne_bytes());
     assert_eq!(
@@ -428,21 +442,19 @@ fn idle_producer_intent_does_not_block_reclaim() {
         Err(SendError::Stalled { position: 2 })
     );
     assert_eq!(
-        tx.reclaim_from_dead_consumer(2, &flags),
+        tx.reclaim_from_dead_consumer(2, flags),
         Ok(Recovery::ClaimantAlive { entry: dead_entry })
     );
     flags.kill(dead_entry);
     assert_eq!(
-        tx.reclaim_from_dead_consumer(2, &flags),
+        tx.reclaim_from_dead_consumer(2, flags),
         Ok(Recovery::Recovered)
     );
-    assert_eq!(tx.stats().lost, 1);
 }
 
 #[test]
 fn dead_consumer_slot_is_reclaimed_and_counted() {
     let (mem, region) = ring(2, 8, 3);
-    let geometry = region.geometry();
     let flags = Flags::new(3);
     let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
     let dead = MpmcConsumer::register(region.clone(), token(2)).unwrap();
@@ -451,22 +463,7 @@ fn dead_consumer_slot_is_reclaimed_and_counted() {
     let mut rx = MpmcConsumer::register(region.clone(), token(3)).unwrap();
     tx.try_send(b"lost").unwrap();
     tx.try_send(b"kept").unwrap();
-    // The dead consumer claimed position 0 (intent, then head) and died copying.
-    mem.poke(geometry.entry_offset(dead_entry), &0u64.to_ne_bytes());
-    mem.poke(MPMC_HEAD_OFFSET, &1u64.to_ne_bytes());
-    assert_eq!(
-        tx.try_send(b"next"),
-        Err(SendError::Stalled { position: 2 })
-    );
-    assert_eq!(
-        tx.reclaim_from_dead_consumer(2, &flags),
-        Ok(Recovery::ClaimantAlive { entry: dead_entry })
-    );
-    flags.kill(dead_entry);
-    assert_eq!(
-        tx.reclaim_from_dead_consumer(2, &flags),
-        Ok(Recovery::Recovered)
-    );
+    reclaim_from_consumer_dead_at_0(&mem, &mut tx, dead_entry, &flags);
     assert_eq!(
         tx.reclaim_from_dead_consumer(2, &flags),
         Ok(Recovery::AlreadyMoved)
