@@ -16,6 +16,7 @@
 //!   memory.
 
 pub mod cross;
+pub mod mpmc_threads;
 
 use std::alloc::{self, Layout};
 use std::hint::spin_loop;
