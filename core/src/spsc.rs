@@ -1026,9 +1026,10 @@ impl<'a, R: Region> Batch<'a, R> {
 
     /// Reserves up to `count` messages of `len` bytes each, packed in a run, and
     /// lends them for writing in place: the zero-copy way to batch fixed-size
-    /// records. The grant may hold fewer than `count` (at least one): as many as
-    /// fit in one run before the end of the data region, the space known free and
-    /// the largest frame; ask again for the rest. [`RunGrant::commit`] adds the
+    /// records. The grant may hold fewer than `count` (at least one, unless
+    /// `count` is 0): as many as fit in one run before the end of the data region,
+    /// the space known free and the largest frame; ask again for the rest. A grant
+    /// of 0 reserves nothing and never fails for want of room. [`RunGrant::commit`] adds the
     /// first `n` to the batch; dropping the grant adds none.
     ///
     /// # Errors
@@ -1050,12 +1051,13 @@ impl<'a, R: Region> Batch<'a, R> {
             return Err(PushError::TooLarge { len, max });
         }
         let stride = stride(len as u64);
-        if len != self.open_len || self.run_end + stride > self.run_limit {
+        if count != 0 && (len != self.open_len || self.run_end + stride > self.run_limit) {
             let (result, cursor) = open_new_run(self.producer, self.cursor(), len);
             self.set_cursor(cursor);
             result?;
         }
-        // At least one: `open_run` reserved room for one.
+        // At least one if `count` is: `open_run` reserved room for one. (With no
+        // run open, `run_end` and `run_limit` are both 0.)
         let room = ((self.run_limit - self.run_end) / stride) as usize;
         let count = count.min(room);
         let offset = (self.run_end & self.mask) as usize;

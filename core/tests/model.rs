@@ -206,7 +206,13 @@ fn run(capacity: usize, ops: Vec<Op>) {
                     };
                     match result {
                         Ok(()) => {}
-                        Err(PushError::Full { .. }) => break,
+                        Err(PushError::Full { .. }) => {
+                            assert!(
+                                !matches!(via, Via::RunGrant { count: 0, .. }),
+                                "a run grant of nothing reported Full"
+                            );
+                            break;
+                        }
                         Err(PushError::TooLarge { len: l, max: m }) => {
                             assert!(l == len && m <= max && len > m)
                         }
