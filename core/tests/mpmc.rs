@@ -487,6 +487,70 @@ fn dead_consumer_slot_is_reclaimed_and_counted() {
     assert_eq!(rx.stats().lost, 1);
 }
 
+/// `try_recv` writes its intent before it looks at the slot: a poll that finds the
+/// ring empty withdraws it, or the idle consumer, alive and naming position 0,
+/// would look like the claimant of a slot a dead consumer took there later.
+#[test]
+fn empty_poll_leaves_no_intent_to_block_reclaim() {
+    let (mem, region) = ring(2, 8, 4);
+    let flags = Flags::new(4);
+    let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
+    let mut idle = MpmcConsumer::register(region.clone(), token(2)).unwrap();
+    let dead = MpmcConsumer::register(region.clone(), token(3)).unwrap();
+    let dead_entry = dead.entry();
+    std::mem::forget(dead);
+    let mut buf = [0u8; 8];
+    assert_eq!(idle.try_recv(&mut buf), Err(RecvError::Empty));
+    let geometry = region.geometry();
+    assert_eq!(
+        peek_u64(&mem, geometry.entry_offset(idle.entry())),
+        INTENT_NONE
+    );
+    tx.try_send(b"lost").unwrap();
+    tx.try_send(b"kept").unwrap();
+    reclaim_from_consumer_dead_at_0(&mem, &mut tx, dead_entry, &flags);
+    assert_eq!(tx.stats().lost, 1);
+}
+
+/// As above for producers: a send that finds the ring full withdraws the intent it
+/// wrote for the tail position, so it does not hold up the skip of a dead
+/// producer's claim there.
+#[test]
+fn full_poll_leaves_no_intent_to_block_skip() {
+    let (mem, region) = ring(2, 8, 4);
+    let geometry = region.geometry();
+    let flags = Flags::new(4);
+    let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
+    let mut idle = MpmcProducer::register(region.clone(), token(2)).unwrap();
+    let dead = MpmcProducer::register(region.clone(), token(3)).unwrap();
+    let dead_entry = dead.entry();
+    std::mem::forget(dead);
+    let mut rx = MpmcConsumer::register(region.clone(), token(4)).unwrap();
+    tx.try_send(b"first").unwrap();
+    tx.try_send(b"second").unwrap();
+    assert_eq!(idle.try_send(b"no room"), Err(SendError::Full));
+    assert_eq!(
+        peek_u64(&mem, geometry.entry_offset(idle.entry())),
+        INTENT_NONE
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(rx.try_recv(&mut buf), Ok(5));
+    // The dead producer claims position 2, where `idle` found no room.
+    let stalled = play_dead_producer_claim(&mem, geometry, dead_entry);
+    assert_eq!(stalled, 2);
+    assert_eq!(rx.try_recv(&mut buf), Ok(6));
+    assert_eq!(
+        rx.try_recv(&mut buf),
+        Err(RecvError::Stalled { position: stalled })
+    );
+    flags.kill(dead_entry);
+    assert_eq!(
+        rx.skip_dead_producer(stalled, &flags),
+        Ok(Recovery::Recovered)
+    );
+    assert_eq!(rx.stats().skipped, 1);
+}
+
 #[test]
 fn dropped_endpoint_clears_its_entry() {
     let (mem, region) = ring(2, 8, 1);
