@@ -12,8 +12,9 @@
 //!
 //! ```text
 //! producer                                 consumer
-//! P = tail; seq(P) == P?                   P = head; seq(P) == P + 1? (and len)
+//! P = tail                                 P = head
 //! intent = P            (Release)          intent = P            (Release)
+//! seq(P) == P?                             seq(P) == P + 1? (and len)
 //! CAS tail P -> P+1     (AcqRel)           CAS head P -> P+1     (AcqRel)
 //! write payload                            copy payload out
 //! state = P + 1, len    (Release)          state = P + S, 0      (Release)
@@ -22,9 +23,10 @@
 //! # Crash consistency
 //!
 //! Each endpoint registers in an entry of the segment's endpoint table and, before
-//! it claims a position, writes the position into its entry's `intent` word (and
-//! leaves it there after the operation: it names a position this endpoint has
-//! finished with, which no recovery looks for). A
+//! it looks at a position's slot to claim it, writes the position into its entry's
+//! `intent` word. It withdraws it if it returns without a claim, and leaves it there
+//! after a completed operation (it then names a position this endpoint has finished
+//! with, which no recovery looks for). A
 //! caller-supplied [`Liveness`] tells whether the holder of an entry is alive (the
 //! `shmring` crate: an OFD lock the kernel drops at death).
 //!
