@@ -17,21 +17,36 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shmring_benches::mpmc_threads::{self as mpmc, Miss};
+use shmring_benches::mpmc_threads::{self as mpmc, Miss, Placement};
 
 const CAPACITY: usize = 1024;
 
 fn shmring(per_producer: u64, producers: usize, consumers: usize) -> Duration {
-    mpmc::shmring(CAPACITY, per_producer, producers, consumers).elapsed
+    mpmc::shmring(
+        Placement::Free,
+        CAPACITY,
+        per_producer,
+        producers,
+        consumers,
+    )
+    .elapsed
 }
 
 fn array_queue(per_producer: u64, producers: usize, consumers: usize) -> Duration {
-    mpmc::array_queue(CAPACITY, per_producer, producers, consumers).elapsed
+    mpmc::array_queue(
+        Placement::Free,
+        CAPACITY,
+        per_producer,
+        producers,
+        consumers,
+    )
+    .elapsed
 }
 
 fn channel(per_producer: u64, producers: usize, consumers: usize) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
     mpmc::run(
+        Placement::Free,
         per_producer,
         producers,
         consumers,

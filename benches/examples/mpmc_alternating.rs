@@ -5,12 +5,15 @@
 //! (MPMC, in-process)").
 //!
 //! ```text
-//! mpmc_alternating alternate RUNS MESSAGES PRODUCERS CONSUMERS [shmring|array_queue]
+//! mpmc_alternating alternate RUNS MESSAGES PRODUCERS CONSUMERS [WORD...]
 //!     RUNS pairs of runs (ArrayQueue, then shmring); prints every pair with the
 //!     failed polls of each (a receive that found nothing, a send that found no
 //!     room), then the medians in ns per message and their ratio (ArrayQueue /
-//!     shmring: >= 1 means shmring is at least as fast). With a last argument,
-//!     runs that side only (to profile it).
+//!     shmring: >= 1 means shmring is at least as fast). Optional words:
+//!     `shmring` or `array_queue` runs that side only (to profile it); `mixed`
+//!     pins producer i and consumer i to the i-th allowed CPU (2x2 on two CPUs:
+//!     one of each per core), `split` the producers to the first CPU and the
+//!     consumers to the second (`mpmc_threads::Placement`).
 //! mpmc_alternating single-shmring ROUNDS | single-array-queue ROUNDS
 //!     one thread: ROUNDS times send 512 messages, then receive them. For
 //!     instruction counts under callgrind: the difference between two ROUNDS
@@ -24,19 +27,21 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 
 use crossbeam_queue::ArrayQueue;
-use shmring_benches::mpmc_threads::{self as mpmc, HeapMpmc, Run};
+use shmring_benches::mpmc_threads::{self as mpmc, HeapMpmc, Placement, Run};
 use shmring_core::{MpmcConsumer, MpmcProducer};
 
 const CAPACITY: usize = 1024;
 
 /// `total` messages, split evenly among the producers (rounded down).
-fn shmring(total: u64, producers: usize, consumers: usize) -> Run {
-    mpmc::shmring(CAPACITY, total / producers as u64, producers, consumers)
+fn shmring(placement: Placement, total: u64, producers: usize, consumers: usize) -> Run {
+    let per_producer = total / producers as u64;
+    mpmc::shmring(placement, CAPACITY, per_producer, producers, consumers)
 }
 
 /// As [`shmring`], through crossbeam's `ArrayQueue`.
-fn array_queue(total: u64, producers: usize, consumers: usize) -> Run {
-    mpmc::array_queue(CAPACITY, total / producers as u64, producers, consumers)
+fn array_queue(placement: Placement, total: u64, producers: usize, consumers: usize) -> Run {
+    let per_producer = total / producers as u64;
+    mpmc::array_queue(placement, CAPACITY, per_producer, producers, consumers)
 }
 
 #[inline(never)]
@@ -101,19 +106,27 @@ fn main() {
             let producers = arg(&args, 4, "producers") as usize;
             let consumers = arg(&args, 5, "consumers") as usize;
             let (mut aq, mut shm) = (Vec::new(), Vec::new());
-            // An optional last argument runs one side only (to profile it): the
-            // other side's time is NaN and its polls 0.
-            let only = args.get(6).map(String::as_str);
+            // Optional words: one side only (to profile it: the other side's time
+            // is NaN and its polls 0), and the placement.
+            let words: Vec<&str> = args[6..].iter().map(String::as_str).collect();
+            let only = |side| words.contains(&side);
+            let placement = if words.contains(&"mixed") {
+                Placement::Mixed
+            } else if words.contains(&"split") {
+                Placement::Split
+            } else {
+                Placement::Free
+            };
             for _ in 0..runs {
-                let a_run = if only == Some("shmring") {
+                let a_run = if only("shmring") {
                     Run::default()
                 } else {
-                    array_queue(messages, producers, consumers)
+                    array_queue(placement, messages, producers, consumers)
                 };
-                let s_run = if only == Some("array_queue") {
+                let s_run = if only("array_queue") {
                     Run::default()
                 } else {
-                    shmring(messages, producers, consumers)
+                    shmring(placement, messages, producers, consumers)
                 };
                 let (a, s) = (a_run.ns_per_message(), s_run.ns_per_message());
                 let (a_empty, a_full) = (a_run.empty_polls, a_run.full_polls);
@@ -129,7 +142,7 @@ fn main() {
             }
             let (a, s) = (median(&mut aq), median(&mut shm));
             println!(
-                "{producers}x{consumers} medians of {runs}: array_queue {a:.1} ns/msg, \
+                "{producers}x{consumers} {placement:?} medians of {runs}: array_queue {a:.1} ns/msg, \
                  shmring {s:.1} ns/msg, ratio (array_queue / shmring) {:.2}",
                 a / s
             );
@@ -139,7 +152,7 @@ fn main() {
             println!("{}", single_array_queue(arg(&args, 2, "rounds")))
         }
         _ => eprintln!(
-            "usage: mpmc_alternating alternate RUNS MESSAGES PRODUCERS CONSUMERS \
+            "usage: mpmc_alternating alternate RUNS MESSAGES PRODUCERS CONSUMERS [WORD...] \
              | single-shmring ROUNDS | single-array-queue ROUNDS"
         ),
     }

@@ -53,6 +53,40 @@ impl Run {
     }
 }
 
+/// Where a run's threads go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Wherever the scheduler puts them.
+    Free,
+    /// Producer `i` and consumer `i` pinned to the `i`-th allowed CPU (modulo
+    /// their number): on two CPUs with 2×2, one producer and one consumer per core.
+    Mixed,
+    /// Producers pinned to the first allowed CPU, consumers to the second.
+    Split,
+}
+
+impl Placement {
+    /// The CPU (from `cpus`, the allowed ones) of producer `index` (`consumer`
+    /// false) or consumer `index`; `None` for [`Placement::Free`].
+    fn cpu(self, cpus: &[usize], consumer: bool, index: usize) -> Option<usize> {
+        match self {
+            Placement::Free => None,
+            Placement::Mixed => Some(cpus[index % cpus.len()]),
+            Placement::Split => Some(cpus[usize::from(consumer) % cpus.len()]),
+        }
+    }
+}
+
+/// Pins the calling thread to `cpu`, if any.
+///
+/// # Panics
+/// If the kernel refuses: a run that claims a placement must have it.
+fn pin(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        crate::cross::pin_to(cpu).unwrap_or_else(|e| panic!("pinning to CPU {cpu}: {e}"));
+    }
+}
+
 /// A thread's count, added to a shared counter when dropped.
 struct Tally<'a>(u64, &'a AtomicU64);
 
@@ -66,12 +100,13 @@ impl Drop for Tally<'_> {
 /// sends `p * per_producer..(p + 1) * per_producer`) and `consumers` threads
 /// receiving until all have arrived. `make_sender` and `make_receiver` are called
 /// once per thread, before the threads start; a sender or receiver returns a
-/// [`Miss`] when it did nothing this time.
+/// [`Miss`] when it did nothing this time. The threads go where `placement` says.
 ///
 /// # Panics
-/// If the consumers received the wrong messages ("messages lost or duplicated")
-/// or `consumers` is zero.
+/// If the consumers received the wrong messages ("messages lost or duplicated"),
+/// `consumers` is zero, or a placement's pinning fails.
 pub fn run<S, R>(
+    placement: Placement,
     per_producer: u64,
     producers: usize,
     consumers: usize,
@@ -88,11 +123,17 @@ where
     let received = AtomicU64::new(0);
     let sum = AtomicU64::new(0);
     let [empty_polls, full_polls, stalled] = [(); 3].map(|()| AtomicU64::new(0));
+    let cpus = match placement {
+        Placement::Free => Vec::new(),
+        _ => crate::cross::allowed_cpus().expect("sched_getaffinity"),
+    };
+    let cpus = &cpus;
     let elapsed = thread::scope(|s| {
         for p in 0..producers as u64 {
             let mut send = make_sender();
             let (barrier, full_polls, stalled) = (&barrier, &full_polls, &stalled);
             s.spawn(move || {
+                pin(placement.cpu(cpus, false, p as usize));
                 let mut full = Tally(0, full_polls);
                 let mut stalls = Tally(0, stalled);
                 barrier.wait();
@@ -109,11 +150,12 @@ where
             });
         }
         let done: Vec<_> = (0..consumers)
-            .map(|_| {
+            .map(|c| {
                 let mut recv = make_receiver();
                 let (barrier, received, sum) = (&barrier, &received, &sum);
                 let (empty_polls, stalled) = (&empty_polls, &stalled);
                 s.spawn(move || {
+                    pin(placement.cpu(cpus, true, c));
                     let mut empty = Tally(0, empty_polls);
                     let mut stalls = Tally(0, stalled);
                     barrier.wait();
@@ -221,12 +263,19 @@ impl Drop for HeapMpmc {
 }
 
 /// [`run`] over shmring's MPMC ring of `capacity` slots in heap memory.
-pub fn shmring(capacity: usize, per_producer: u64, producers: usize, consumers: usize) -> Run {
+pub fn shmring(
+    placement: Placement,
+    capacity: usize,
+    per_producer: u64,
+    producers: usize,
+    consumers: usize,
+) -> Run {
     let ring = HeapMpmc::new(capacity, producers + consumers);
     // SAFETY: the handles live in the run's threads, which end before `ring`.
     let region = unsafe { ring.region() };
     let token = NonZeroU32::new(1).unwrap();
     run(
+        placement,
         per_producer,
         producers,
         consumers,
@@ -255,9 +304,16 @@ pub fn shmring(capacity: usize, per_producer: u64, producers: usize, consumers: 
 }
 
 /// [`run`] over crossbeam's `ArrayQueue` of `capacity` slots.
-pub fn array_queue(capacity: usize, per_producer: u64, producers: usize, consumers: usize) -> Run {
+pub fn array_queue(
+    placement: Placement,
+    capacity: usize,
+    per_producer: u64,
+    producers: usize,
+    consumers: usize,
+) -> Run {
     let queue = ArrayQueue::new(capacity);
     run(
+        placement,
         per_producer,
         producers,
         consumers,
