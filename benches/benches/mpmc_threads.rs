@@ -17,39 +17,22 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shmring_benches::mpmc_threads::{self as mpmc, Miss, Placement};
+use shmring_benches::mpmc_threads::{self as mpmc, Miss, Threads};
 
 const CAPACITY: usize = 1024;
 
-fn shmring(per_producer: u64, producers: usize, consumers: usize) -> Duration {
-    mpmc::shmring(
-        Placement::Free,
-        CAPACITY,
-        per_producer,
-        producers,
-        consumers,
-    )
-    .elapsed
+fn shmring(threads: Threads) -> Duration {
+    mpmc::shmring(CAPACITY, threads).elapsed
 }
 
-fn array_queue(per_producer: u64, producers: usize, consumers: usize) -> Duration {
-    mpmc::array_queue(
-        Placement::Free,
-        CAPACITY,
-        per_producer,
-        producers,
-        consumers,
-    )
-    .elapsed
+fn array_queue(threads: Threads) -> Duration {
+    mpmc::array_queue(CAPACITY, threads).elapsed
 }
 
-fn channel(per_producer: u64, producers: usize, consumers: usize) -> Duration {
+fn channel(threads: Threads) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
     mpmc::run(
-        Placement::Free,
-        per_producer,
-        producers,
-        consumers,
+        threads,
         || {
             let tx = tx.clone();
             move |v: u64| {
@@ -65,8 +48,8 @@ fn channel(per_producer: u64, producers: usize, consumers: usize) -> Duration {
     .elapsed
 }
 
-/// Moves `per_producer` messages from each producer; returns the elapsed time.
-type Runner = fn(u64, usize, usize) -> Duration;
+/// Runs the threads; returns the elapsed time.
+type Runner = fn(Threads) -> Duration;
 
 fn mpmc_threads(c: &mut Criterion) {
     let contenders: [(&str, Runner); 3] = [
@@ -80,8 +63,7 @@ fn mpmc_threads(c: &mut Criterion) {
         for (name, runner) in contenders {
             group.bench_function(name, |b| {
                 // `iters` messages in all, rounded up to a multiple of the producers.
-                let per_producer = |iters: u64| iters.max(1).div_ceil(producers as u64);
-                b.iter_custom(|iters| runner(per_producer(iters), producers, consumers));
+                b.iter_custom(|iters| runner(Threads::free(producers, consumers, iters)));
             });
         }
         group.finish();

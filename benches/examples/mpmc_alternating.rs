@@ -27,22 +27,10 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 
 use crossbeam_queue::ArrayQueue;
-use shmring_benches::mpmc_threads::{self as mpmc, HeapMpmc, Placement, Run};
+use shmring_benches::mpmc_threads::{self as mpmc, HeapMpmc, Placement, Run, Threads};
 use shmring_core::{MpmcConsumer, MpmcProducer};
 
 const CAPACITY: usize = 1024;
-
-/// `total` messages, split evenly among the producers (rounded down).
-fn shmring(placement: Placement, total: u64, producers: usize, consumers: usize) -> Run {
-    let per_producer = total / producers as u64;
-    mpmc::shmring(placement, CAPACITY, per_producer, producers, consumers)
-}
-
-/// As [`shmring`], through crossbeam's `ArrayQueue`.
-fn array_queue(placement: Placement, total: u64, producers: usize, consumers: usize) -> Run {
-    let per_producer = total / producers as u64;
-    mpmc::array_queue(placement, CAPACITY, per_producer, producers, consumers)
-}
 
 #[inline(never)]
 fn single_shmring(rounds: u64) -> u64 {
@@ -117,16 +105,20 @@ fn main() {
             } else {
                 Placement::Free
             };
+            let threads = Threads {
+                placement,
+                ..Threads::free(producers, consumers, messages)
+            };
             for _ in 0..runs {
                 let a_run = if only("shmring") {
                     Run::default()
                 } else {
-                    array_queue(placement, messages, producers, consumers)
+                    mpmc::array_queue(CAPACITY, threads)
                 };
                 let s_run = if only("array_queue") {
                     Run::default()
                 } else {
-                    shmring(placement, messages, producers, consumers)
+                    mpmc::shmring(CAPACITY, threads)
                 };
                 let (a, s) = (a_run.ns_per_message(), s_run.ns_per_message());
                 let (a_empty, a_full) = (a_run.empty_polls, a_run.full_polls);

@@ -96,20 +96,45 @@ impl Drop for Tally<'_> {
     }
 }
 
-/// Runs `producers` threads sending `per_producer` messages each (producer `p`
-/// sends `p * per_producer..(p + 1) * per_producer`) and `consumers` threads
-/// receiving until all have arrived. `make_sender` and `make_receiver` are called
-/// once per thread, before the threads start; a sender or receiver returns a
-/// [`Miss`] when it did nothing this time. The threads go where `placement` says.
+/// The threads of a run: how many of each, how many messages each producer
+/// sends, and where the threads go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threads {
+    /// Producer threads.
+    pub producers: usize,
+    /// Consumer threads (at least one).
+    pub consumers: usize,
+    /// Messages each producer sends.
+    pub per_producer: u64,
+    /// Where the threads go.
+    pub placement: Placement,
+}
+
+impl Threads {
+    /// `producers` × `consumers` threads wherever the scheduler puts them, moving
+    /// `total` messages (rounded up to a multiple of the producers).
+    pub fn free(producers: usize, consumers: usize, total: u64) -> Self {
+        Self {
+            producers,
+            consumers,
+            per_producer: total.max(1).div_ceil(producers as u64),
+            placement: Placement::Free,
+        }
+    }
+}
+
+/// Runs `threads.producers` threads sending `per_producer` messages each
+/// (producer `p` sends `p * per_producer..(p + 1) * per_producer`) and
+/// `threads.consumers` threads receiving until all have arrived, placed as
+/// `threads.placement` says. `make_sender` and `make_receiver` are called once per
+/// thread, before the threads start; a sender or receiver returns a [`Miss`] when
+/// it did nothing this time.
 ///
 /// # Panics
 /// If the consumers received the wrong messages ("messages lost or duplicated"),
-/// `consumers` is zero, or a placement's pinning fails.
+/// there are no consumers, or a placement's pinning fails.
 pub fn run<S, R>(
-    placement: Placement,
-    per_producer: u64,
-    producers: usize,
-    consumers: usize,
+    threads: Threads,
     mut make_sender: impl FnMut() -> S,
     mut make_receiver: impl FnMut() -> R,
 ) -> Run
@@ -117,7 +142,12 @@ where
     S: FnMut(u64) -> Result<(), Miss> + Send,
     R: FnMut() -> Result<u64, Miss> + Send,
 {
-    let per = per_producer;
+    let Threads {
+        producers,
+        consumers,
+        per_producer: per,
+        placement,
+    } = threads;
     let total = per * producers as u64;
     let barrier = Barrier::new(producers + consumers + 1);
     let received = AtomicU64::new(0);
@@ -263,22 +293,13 @@ impl Drop for HeapMpmc {
 }
 
 /// [`run`] over shmring's MPMC ring of `capacity` slots in heap memory.
-pub fn shmring(
-    placement: Placement,
-    capacity: usize,
-    per_producer: u64,
-    producers: usize,
-    consumers: usize,
-) -> Run {
-    let ring = HeapMpmc::new(capacity, producers + consumers);
+pub fn shmring(capacity: usize, threads: Threads) -> Run {
+    let ring = HeapMpmc::new(capacity, threads.producers + threads.consumers);
     // SAFETY: the handles live in the run's threads, which end before `ring`.
     let region = unsafe { ring.region() };
     let token = NonZeroU32::new(1).unwrap();
     run(
-        placement,
-        per_producer,
-        producers,
-        consumers,
+        threads,
         || {
             let mut tx = MpmcProducer::register(region.clone(), token).unwrap();
             move |v: u64| match tx.try_send(&v.to_ne_bytes()) {
@@ -304,19 +325,10 @@ pub fn shmring(
 }
 
 /// [`run`] over crossbeam's `ArrayQueue` of `capacity` slots.
-pub fn array_queue(
-    placement: Placement,
-    capacity: usize,
-    per_producer: u64,
-    producers: usize,
-    consumers: usize,
-) -> Run {
+pub fn array_queue(capacity: usize, threads: Threads) -> Run {
     let queue = ArrayQueue::new(capacity);
     run(
-        placement,
-        per_producer,
-        producers,
-        consumers,
+        threads,
         || {
             let queue = &queue;
             move |v: u64| queue.push(v).map_err(|_| Miss::Again)
