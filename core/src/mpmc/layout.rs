@@ -165,9 +165,9 @@ pub struct MpmcSegmentHeader {
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub struct EndpointEntry {
-    /// Position the endpoint is claiming or holds (a producer: sending into; a
-    /// consumer: receiving from), or, after the operation, the one it last held;
-    /// [`INTENT_NONE`] when none.
+    /// Position the endpoint is looking at to claim, is claiming or holds (a
+    /// producer: sending into; a consumer: receiving from), or, after the
+    /// operation, the one it last held; [`INTENT_NONE`] when none.
     pub intent: AtomicU64,
     /// Claim word: 0 when free, else the holder's token.
     pub owner: AtomicU32,
