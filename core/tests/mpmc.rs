@@ -551,6 +551,53 @@ fn full_poll_leaves_no_intent_to_block_skip() {
     assert_eq!(rx.stats().skipped, 1);
 }
 
+/// The other returns without a claim withdraw the intent too: a message too large
+/// for the buffer, and a stall on either side.
+#[test]
+fn calls_without_a_claim_leave_no_intent() {
+    let (mem, region) = ring(2, 8, 4);
+    let geometry = region.geometry();
+    let intent_of = |entry: usize| peek_u64(&mem, geometry.entry_offset(entry));
+    let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
+    let mut rx = MpmcConsumer::register(region.clone(), token(2)).unwrap();
+    let dead = MpmcProducer::register(region.clone(), token(3)).unwrap();
+    let dead_entry = dead.entry();
+    std::mem::forget(dead);
+    tx.try_send(b"12345678").unwrap();
+    let mut small = [0u8; 4];
+    assert_eq!(
+        rx.try_recv(&mut small),
+        Err(RecvError::BufferTooSmall { len: 8, buffer: 4 })
+    );
+    assert_eq!(intent_of(rx.entry()), INTENT_NONE);
+    let mut buf = [0u8; 8];
+    assert_eq!(rx.try_recv(&mut buf), Ok(8));
+    // A consumer stalled on a claim that was never published.
+    let stalled = play_dead_producer_claim(&mem, geometry, dead_entry);
+    assert_eq!(
+        rx.try_recv(&mut buf),
+        Err(RecvError::Stalled { position: stalled })
+    );
+    assert_eq!(intent_of(rx.entry()), INTENT_NONE);
+    // A producer stalled on a slot a consumer claimed and never freed: a fresh
+    // ring with both slots full, the head moved past position 0 as a consumer's
+    // claim does, and slot 0 not freed.
+    let (mem, region) = ring(2, 8, 2);
+    let geometry = region.geometry();
+    let mut tx = MpmcProducer::register(region, token(1)).unwrap();
+    tx.try_send(b"held").unwrap();
+    tx.try_send(b"next").unwrap();
+    mem.poke(MPMC_HEAD_OFFSET, &1u64.to_ne_bytes());
+    assert_eq!(
+        tx.try_send(b"later"),
+        Err(SendError::Stalled { position: 2 })
+    );
+    assert_eq!(
+        peek_u64(&mem, geometry.entry_offset(tx.entry())),
+        INTENT_NONE
+    );
+}
+
 #[test]
 fn dropped_endpoint_clears_its_entry() {
     let (mem, region) = ring(2, 8, 1);
