@@ -351,8 +351,8 @@ impl<R: MpmcRegion> Endpoint<R> {
 
     /// Withdraws an intent for a position this endpoint did not claim (it found
     /// nothing to claim there, or its compare-and-swap failed, and it gives up),
-    /// so that it keeps no recoverer waiting on another endpoint's claim. After a completed operation the
-    /// intent stays: see `claimant_alive`.
+    /// so that it keeps no recoverer waiting on another endpoint's claim. After a
+    /// completed operation the intent stays: see `claimant_alive`.
     #[inline]
     fn clear_intent(&self) {
         // SYNC: Release pairs with the Acquire load in `claimant_alive`, as in
