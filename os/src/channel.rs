@@ -23,41 +23,12 @@ use shmring_core::{
     WaitError,
 };
 
+pub use crate::blocking::{LIVENESS_INTERVAL, WaitStrategy};
+use crate::blocking::{TRY_LIVENESS_INTERVAL, deadline_after};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;
 use crate::segment::{Backing, Segment, SegmentConfig};
-
-/// A blocked call re-checks its peer's liveness at least this often (a dead peer
-/// wakes no futex waiter).
-pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(25);
-
-/// A failed non-blocking call checks the peer at most this often (a syscall).
-const TRY_LIVENESS_INTERVAL: Duration = Duration::from_millis(1);
-
-/// How a blocked call waits for its peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitStrategy {
-    /// Poll the ring without sleeping: the lowest latency, one core kept busy.
-    BusySpin,
-    /// Poll for `spin`, then sleep on the futex (the default: 50 µs). A wake-up from
-    /// the futex costs the peer a system call and the sleeper the kernel's wake-up
-    /// latency (~10 µs); spinning first avoids both for a peer that answers soon.
-    SpinThenPark {
-        /// How long to poll before sleeping.
-        spin: Duration,
-    },
-    /// Sleep on the futex at once: no CPU burnt while waiting.
-    Park,
-}
-
-impl Default for WaitStrategy {
-    fn default() -> Self {
-        Self::SpinThenPark {
-            spin: Duration::from_micros(50),
-        }
-    }
-}
 
 /// Creates or opens a channel: the ring's backing, its size, permissions, and the
 /// endpoints' wait strategy.
@@ -682,11 +653,6 @@ fn corrupted(segment: &Segment, c: shmring_core::Corruption) -> Error {
         what: segment.describe().to_owned(),
         detail: Corrupted::Ring(c),
     }
-}
-
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    // A timeout too large for the clock is no deadline at all.
-    Instant::now().checked_add(timeout)
 }
 
 /// The sending side of a channel. `Send`, not `Sync`: one thread at a time.

@@ -54,12 +54,12 @@ use std::time::{Duration, Instant};
 use shmring_core::Futex;
 use shmring_core::layout::OBJECT_KIND_EVENT;
 
+use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
 use crate::futex::SharedFutex;
 use crate::segment::Backing;
 use crate::sync_object::{
-    ObjectOptions, ObjectSegment, Registered, deadline_after, debug_object, futex_wake,
-    object_builder_options,
+    ObjectOptions, ObjectSegment, Registered, debug_object, futex_wake, object_builder_options,
 };
 
 /// Creates or opens a named [`Event`]: its backing, permissions and cleanup, with

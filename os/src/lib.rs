@@ -52,6 +52,7 @@ compile_error!(
     "shmring needs Linux (futex, memfd, OFD locks); other systems are not supported yet"
 );
 
+mod blocking;
 pub mod channel;
 pub mod connection;
 pub mod error;

@@ -61,7 +61,7 @@ use shmring_core::{
 
 pub use shmring_core::MpmcStats;
 
-use crate::channel::{LIVENESS_INTERVAL, WaitStrategy};
+use crate::blocking::{LIVENESS_INTERVAL, TRY_LIVENESS_INTERVAL, WaitStrategy, deadline_after};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;
@@ -73,9 +73,6 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(2);
 
 /// The longest stall timeout (so that `now + timeout` never overflows the clock).
 const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// A failed non-blocking call checks the other side's liveness at most this often.
-const TRY_LIVENESS_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Steps one non-blocking call takes at most: a step ends in a message, a
 /// recovered slot (then the call goes on), or a contended claim.
@@ -786,10 +783,6 @@ impl Link {
         }
         Ok(Pause::Park(deadline.map_or(until, |d| d.min(until))))
     }
-}
-
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 /// A sending endpoint of an MPMC channel. `Send`, not `Sync`.

@@ -45,13 +45,14 @@ use std::time::{Duration, Instant};
 use shmring_core::Futex;
 use shmring_core::layout::OBJECT_KIND_SEMAPHORE;
 
+use crate::blocking::deadline_after;
 use crate::error::{Corrupted, Error, Result};
 use crate::futex::SharedFutex;
 use crate::segment::Backing;
 pub use crate::sync_object::SEMAPHORE_MAX_LIMIT;
 use crate::sync_object::{
-    ObjectOptions, ObjectSegment, ObjectWords, Registered, deadline_after, debug_object,
-    futex_wake, object_builder_options,
+    ObjectOptions, ObjectSegment, ObjectWords, Registered, debug_object, futex_wake,
+    object_builder_options,
 };
 
 /// How many times in a row a compare-and-swap on the count may fail (each failure

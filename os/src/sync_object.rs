@@ -20,7 +20,6 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use memmap2::MmapRaw;
 use shmring_core::LayoutError;
@@ -377,11 +376,6 @@ macro_rules! object_builder_options {
     };
 }
 pub(crate) use object_builder_options;
-
-/// The deadline `timeout` from now; `None` (forever) if it is out of range.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
 
 /// `FUTEX_WAKE` of at most `count` waiters on `word` (shared, not private: the
 /// waiters may be in other processes).

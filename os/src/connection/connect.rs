@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::blocking::deadline_after;
 use crate::channel::{ChannelBuilder, Receiver, Sender, WaitStrategy};
 use crate::error::{Error, Result};
 use crate::transport::sys;
@@ -124,7 +125,7 @@ impl ConnectOptions {
                 capacity: self.capacity as u64,
             });
         }
-        let deadline = self.timeout.and_then(sys::deadline_after);
+        let deadline = self.timeout.and_then(deadline_after);
         match parse_endpoint(address)? {
             Endpoint::Named(name) => {
                 let dir = self.directory.clone().unwrap_or_else(dir::default_dir);

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::blocking::deadline_after;
 use crate::channel::{Receiver, Sender};
 #[allow(unused_imports, reason = "named by the doc links")]
 use crate::error::Error;
@@ -392,7 +393,7 @@ impl ConnectionSender {
     /// # Errors
     /// As [`send`](Self::send), and [`Error::TimedOut`].
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline(message, sys::deadline_after(timeout))
+        self.send_deadline(message, deadline_after(timeout))
     }
 
     /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
@@ -454,7 +455,7 @@ impl ConnectionReceiver {
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::TimedOut`].
     pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_deadline(buf, sys::deadline_after(timeout))
+        self.recv_deadline(buf, deadline_after(timeout))
     }
 
     /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
@@ -481,7 +482,7 @@ impl ConnectionReceiver {
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
     pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_vec_deadline(sys::deadline_after(timeout))
+        self.recv_vec_deadline(deadline_after(timeout))
     }
 
     /// As [`recv_vec`](Self::recv_vec), giving up at `deadline` (`None`: never).

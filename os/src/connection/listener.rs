@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::blocking::deadline_after;
 use crate::channel::{ChannelBuilder, Receiver, Sender, WaitStrategy};
 use crate::error::{Error, Result};
 use crate::transport::sys::{self, UnixListenerFd};
@@ -303,7 +304,7 @@ impl Listener {
     /// # Errors
     /// As [`accept`](Self::accept), and [`Error::TimedOut`].
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection> {
-        self.accept_deadline(sys::deadline_after(timeout))
+        self.accept_deadline(deadline_after(timeout))
     }
 
     /// Accepts a client that is waiting now: [`Error::Empty`] if none is. A
@@ -328,7 +329,7 @@ impl Listener {
             let (fd, what, transport) = self.accept_socket(deadline)?;
             // A client that has connected gets its handshake time even when the
             // caller's deadline is near (a `try_accept` included).
-            let handshake_deadline = sys::deadline_after(self.config.handshake_timeout);
+            let handshake_deadline = deadline_after(self.config.handshake_timeout);
             if let Ok(connection) =
                 server_handshake(fd, transport, what, &self.config, handshake_deadline)
             {

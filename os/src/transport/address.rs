@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use crate::blocking::deadline_after;
 use crate::channel::ChannelBuilder;
 use crate::error::{Error, Result, Role};
 use crate::transport::fifo::{FifoReceiver, FifoSender};
@@ -199,7 +200,7 @@ pub fn connect_sender_timeout(
     timeout: Duration,
 ) -> Result<Box<dyn MessageSender + Send>> {
     let address = Address::parse(address)?;
-    let deadline = sys::deadline_after(timeout);
+    let deadline = deadline_after(timeout);
     loop {
         match connect(&address) {
             Err(Error::NotFound { .. } | Error::ConnectionRefused { .. }) => {
@@ -306,7 +307,7 @@ impl Listener {
     /// # Errors
     /// As [`accept`](Self::accept), and [`Error::TimedOut`].
     pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Box<dyn MessageReceiver + Send>> {
-        self.accept_deadline(sys::deadline_after(timeout))
+        self.accept_deadline(deadline_after(timeout))
     }
 
     /// As [`accept`](Self::accept), giving up at `deadline` (`None`: never). A

@@ -49,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
 use crate::transport::DEFAULT_MAX_MESSAGE_LEN;
 use crate::transport::stream::{
@@ -247,7 +248,7 @@ impl FifoSender {
     /// As [`open`](Self::open); [`Error::TimedOut`] instead of `NotFound` and
     /// `ConnectionRefused`.
     pub fn open_timeout(path: impl AsRef<Path>, timeout: Duration) -> Result<Self> {
-        match sys::deadline_after(timeout) {
+        match deadline_after(timeout) {
             Some(deadline) => Self::open_deadline(path, deadline),
             None => loop {
                 match Self::open_once(path.as_ref()) {

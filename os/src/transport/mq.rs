@@ -62,6 +62,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::blocking::{LIVENESS_INTERVAL, TRY_LIVENESS_INTERVAL, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::lock;
 use crate::transport::sys;
@@ -77,10 +78,6 @@ const HARD_MSGSIZEMAX: u64 = 16 * 1024 * 1024;
 /// Bytes the kernel counts per message and per priority node (64-bit kernels).
 const MSG_OVERHEAD: u64 = 48;
 const MQ_PRIO_MAX: u64 = 32_768;
-/// A blocked call re-checks its peer's liveness at least this often.
-const LIVENESS_INTERVAL: Duration = Duration::from_millis(25);
-/// A failed non-blocking call checks the peer at most this often.
-const TRY_LIVENESS_INTERVAL: Duration = Duration::from_millis(1);
 /// Where each role's process id is written in the lock file.
 const fn pid_offset(role: Role) -> u64 {
     match role {
@@ -823,7 +820,7 @@ impl MqSender {
     /// # Errors
     /// As [`send`](Self::send), and [`Error::TimedOut`].
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline(message, sys::deadline_after(timeout))
+        self.send_deadline(message, deadline_after(timeout))
     }
 
     /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
@@ -971,7 +968,7 @@ impl MqReceiver {
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::TimedOut`].
     pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_deadline(buf, sys::deadline_after(timeout))
+        self.recv_deadline(buf, deadline_after(timeout))
     }
 
     /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).

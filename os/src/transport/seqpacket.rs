@@ -32,6 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::blocking::deadline_after;
 use crate::error::{Error, Result, Role};
 use crate::transport::sys::{self, UnixListenerFd};
 use crate::transport::{MessageReceiver, MessageSender};
@@ -84,7 +85,7 @@ impl SeqpacketListener {
         &self,
         timeout: Duration,
     ) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
-        self.accept_deadline(sys::deadline_after(timeout))
+        self.accept_deadline(deadline_after(timeout))
     }
 
     /// As [`accept`](Self::accept), giving up at `deadline` (`None`: never).
@@ -252,7 +253,7 @@ impl SeqpacketSender {
     /// # Errors
     /// As [`send`](Self::send), and [`Error::TimedOut`].
     pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline(message, sys::deadline_after(timeout))
+        self.send_deadline(message, deadline_after(timeout))
     }
 
     /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
@@ -434,7 +435,7 @@ impl SeqpacketReceiver {
     /// # Errors
     /// As [`recv`](Self::recv), and [`Error::TimedOut`].
     pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_deadline(buf, sys::deadline_after(timeout))
+        self.recv_deadline(buf, deadline_after(timeout))
     }
 
     /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).

@@ -531,7 +531,7 @@ macro_rules! framed_sender_methods {
                 timeout: std::time::Duration,
             ) -> crate::Result<()> {
                 self.writer
-                    .send_deadline(message, crate::transport::sys::deadline_after(timeout))
+                    .send_deadline(message, $crate::blocking::deadline_after(timeout))
             }
 
             /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
@@ -650,7 +650,7 @@ macro_rules! framed_receiver_methods {
                 timeout: std::time::Duration,
             ) -> crate::Result<usize> {
                 self.reader
-                    .recv_deadline(buf, crate::transport::sys::deadline_after(timeout))
+                    .recv_deadline(buf, $crate::blocking::deadline_after(timeout))
             }
 
             /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 
@@ -211,12 +211,6 @@ pub(crate) fn poll_now(fd: BorrowedFd<'_>, events: libc::c_short) -> io::Result<
             return Err(e);
         }
     }
-}
-
-/// The deadline `timeout` from now (`None`, no deadline, if the clock cannot
-/// represent it).
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 // ---------------------------------------------------------------------------

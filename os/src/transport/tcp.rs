@@ -32,6 +32,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
 use crate::transport::DEFAULT_MAX_MESSAGE_LEN;
 use crate::transport::stream::{
@@ -145,7 +146,7 @@ impl TcpListener {
     /// # Errors
     /// As [`accept`](Self::accept), and [`Error::TimedOut`].
     pub fn accept_timeout(&self, timeout: Duration) -> Result<(TcpSender, TcpReceiver)> {
-        self.accept_deadline(sys::deadline_after(timeout))
+        self.accept_deadline(deadline_after(timeout))
     }
 
     /// As [`accept`](Self::accept), giving up at `deadline` (`None`: never).

@@ -61,6 +61,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::blocking::deadline_after;
 use crate::error::Result;
 use crate::transport::DEFAULT_MAX_MESSAGE_LEN;
 use crate::transport::stream::{
@@ -115,7 +116,7 @@ impl UnixListener {
     /// # Errors
     /// As [`accept`](Self::accept), and [`Error::TimedOut`](crate::Error::TimedOut).
     pub fn accept_timeout(&self, timeout: Duration) -> Result<(UnixSender, UnixReceiver)> {
-        self.accept_deadline(sys::deadline_after(timeout))
+        self.accept_deadline(deadline_after(timeout))
     }
 
     /// As [`accept`](Self::accept), giving up at `deadline` (`None`: never).
