@@ -9,7 +9,16 @@
 //! wakes: what counts as a peer gone, and how often it is looked at, is decided
 //! here.
 
+use std::hint::spin_loop;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use shmring_core::sync::AtomicU32;
+use shmring_core::{Futex, TimedOut};
+
+use crate::error::{Error, Result};
+use crate::futex::SharedFutex;
 
 /// A blocked call re-checks its peer's liveness at least this often (a dead peer
 /// wakes no futex waiter).
@@ -47,4 +56,292 @@ impl Default for WaitStrategy {
 /// represent it.
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
+}
+
+/// An endpoint's waiting state: its strategy, the peer's last liveness verdict,
+/// and the peer-gone flag.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    strategy: WaitStrategy,
+    /// When the peer was last probed, and whether it was gone then.
+    last_check: Option<(Instant, bool)>,
+    /// Set by whoever learns first that the peer has gone (a connection's socket
+    /// watcher, `crate::connection`): consulted on every pause, so a parked call
+    /// need not wait for the next probe. `None` unless one was given.
+    peer_gone_flag: Option<Arc<AtomicBool>>,
+}
+
+impl Waiter {
+    pub(crate) fn new(strategy: WaitStrategy) -> Self {
+        Self {
+            strategy,
+            last_check: None,
+            peer_gone_flag: None,
+        }
+    }
+
+    pub(crate) fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    /// Makes `flag` a second liveness signal: once it is set, the peer is gone.
+    /// Whoever sets it stores it `SeqCst` and then wakes the parked calls (the
+    /// store-buffer pairing of [`ParkFutex`]).
+    pub(crate) fn set_peer_gone_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.peer_gone_flag = Some(flag);
+    }
+
+    /// Whether the peer-gone flag is set. SeqCst: the store-buffer pairing with
+    /// the flag's setter, see [`ParkFutex`].
+    #[inline]
+    pub(crate) fn flagged_gone(&self) -> bool {
+        self.peer_gone_flag
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+
+    /// Whether the peer is gone now: the flag, else `probe` (a system call); the
+    /// verdict is remembered with `now`.
+    pub(crate) fn peer_gone(
+        &mut self,
+        now: Instant,
+        probe: impl FnOnce() -> Result<bool>,
+    ) -> Result<bool> {
+        let gone = self.flagged_gone() || probe()?;
+        self.last_check = Some((now, gone));
+        Ok(gone)
+    }
+
+    /// For a non-blocking call that found nothing to do: whether the peer is gone,
+    /// probed at most every [`TRY_LIVENESS_INTERVAL`] (within it, the last verdict
+    /// stands).
+    pub(crate) fn peer_gone_throttled(
+        &mut self,
+        probe: impl FnOnce() -> Result<bool>,
+    ) -> Result<bool> {
+        if self.flagged_gone() {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        match self.last_check {
+            Some((last, gone)) if now.duration_since(last) < TRY_LIVENESS_INTERVAL => Ok(gone),
+            _ => self.peer_gone(now, probe),
+        }
+    }
+
+    /// The futex a parked call sleeps on: `inner`, except that it does not sleep
+    /// once the peer-gone flag is set or `leaving` says the peer is leaving.
+    pub(crate) fn park_futex<L: Fn() -> bool>(
+        &self,
+        inner: SharedFutex,
+        leaving: L,
+    ) -> ParkFutex<'_, L> {
+        ParkFutex {
+            inner,
+            flag: self.peer_gone_flag.as_deref(),
+            leaving,
+        }
+    }
+}
+
+/// What the blocking driver asks of an endpoint, beside each call's attempt and
+/// park.
+pub(crate) trait Endpoint {
+    /// The endpoint's waiting state.
+    fn waiter(&mut self) -> &mut Waiter;
+
+    /// Whether the peer has been here and is gone now: [`Waiter::peer_gone`] with
+    /// the endpoint's probe.
+    fn peer_gone(&mut self, now: Instant) -> Result<bool>;
+
+    /// Whether the peer says it is leaving (a hint, no system call): the probe is
+    /// then due every [`TRY_LIVENESS_INTERVAL`] instead of [`LIVENESS_INTERVAL`].
+    fn peer_leaving(&self) -> bool {
+        false
+    }
+
+    /// An instant by which the endpoint must look again though nothing wakes it
+    /// (a parked call sleeps no later).
+    fn check_by(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// What one attempt of a blocking call came to.
+pub(crate) enum Step<T> {
+    /// Finished.
+    Done(T),
+    /// Progress without a result (a slot recovered, a contended claim): try again
+    /// at once.
+    Again,
+    /// Nothing to do now: wait (and, if the attempt was told the peer is gone, it
+    /// found the peer back).
+    Wait,
+}
+
+/// What a blocked call does next.
+enum Pause {
+    /// Poll again.
+    Spin,
+    /// Sleep until then at the latest.
+    Park(Instant),
+    /// The peer has gone: attempt again, told so (whatever it committed before it
+    /// went is delivered first).
+    PeerGone,
+}
+
+/// Runs a blocking call: `attempt` until it is done or fails, pausing between
+/// attempts by the endpoint's [`WaitStrategy`] (spin, or `park` until the instant
+/// given), until `deadline` ([`Error::TimedOut`]). Every [`LIVENESS_INTERVAL`] (or
+/// at once, when flagged) it asks whether the peer is gone; once it is, each
+/// attempt is told so (`true`) and ends the call: with what the peer left, or
+/// with [`Error::Disconnected`], unless it finds the peer back ([`Step::Wait`]).
+///
+/// Generic over the closures and inlined, so each call compiles to its own loop.
+#[inline]
+pub(crate) fn block<E: Endpoint, T>(
+    endpoint: &mut E,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut(&mut E, bool) -> Result<Step<T>>,
+    mut park: impl FnMut(&mut E, Instant) -> Result<()>,
+) -> Result<T> {
+    let mut gone = false;
+    let mut round = 0u32;
+    let mut started = None;
+    loop {
+        match attempt(endpoint, gone)? {
+            Step::Done(done) => return Ok(done),
+            Step::Again => {
+                round = round.wrapping_add(1);
+                if round % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Error::TimedOut);
+                }
+                continue;
+            }
+            Step::Wait => gone = false,
+        }
+        round = round.wrapping_add(1);
+        match pause(endpoint, round, &mut started, deadline)? {
+            Pause::Spin => spin_loop(),
+            Pause::Park(until) => park(endpoint, until)?,
+            Pause::PeerGone => gone = true,
+        }
+    }
+}
+
+/// One step of a blocked call, after its condition failed for the `round`th
+/// time: checks the deadline and (every [`LIVENESS_INTERVAL`]) the peer, then
+/// says whether to spin or to park, and until when.
+#[inline]
+fn pause<E: Endpoint>(
+    endpoint: &mut E,
+    round: u32,
+    started: &mut Option<Instant>,
+    deadline: Option<Instant>,
+) -> Result<Pause> {
+    let strategy = endpoint.waiter().strategy;
+    // A spinning caller reads the clock every 64 rounds only.
+    if strategy != WaitStrategy::Park && round % 64 != 0 {
+        return Ok(Pause::Spin);
+    }
+    // A load, no system call: checked on every pause that gets this far.
+    if endpoint.waiter().flagged_gone() {
+        return Ok(Pause::PeerGone);
+    }
+    let now = Instant::now();
+    let start = *started.get_or_insert(now);
+    if deadline.is_some_and(|d| now >= d) {
+        return Err(Error::TimedOut);
+    }
+    // A peer that says it is leaving (or a hostile one that says so): the probe
+    // decides, at the non-blocking calls' interval instead of the parked one.
+    let interval = if endpoint.peer_leaving() {
+        TRY_LIVENESS_INTERVAL
+    } else {
+        LIVENESS_INTERVAL
+    };
+    let check_due = endpoint
+        .waiter()
+        .last_check
+        .is_none_or(|(last, _)| now.duration_since(last) >= interval);
+    if check_due && endpoint.peer_gone(now)? {
+        return Ok(Pause::PeerGone);
+    }
+    let park = match strategy {
+        WaitStrategy::BusySpin => false,
+        WaitStrategy::Park => true,
+        WaitStrategy::SpinThenPark { spin } => now.duration_since(start) >= spin,
+    };
+    if !park {
+        return Ok(Pause::Spin);
+    }
+    // A dead peer wakes nobody: sleep at most until the next liveness check, and
+    // no later than the endpoint must look again.
+    let mut until = now + interval;
+    if let Some(by) = endpoint.check_by() {
+        until = until.min(by.max(now));
+    }
+    Ok(Pause::Park(deadline.map_or(until, |d| d.min(until))))
+}
+
+/// The futex a parked call sleeps on when its endpoint may learn of the peer's
+/// departure other than by a probe: the segment's own, except that it does not
+/// sleep once the peer-gone flag is set (it reports a timeout, so the caller's
+/// next pause sees the flag and ends the call).
+///
+/// The flag's setter stores the flag, then loads the signal word and wakes a
+/// registered waiter (`Channel::wake_parked`); the waiter registers on the word
+/// (`prepare_wait`: `fetch_or(WAITING)` and the waiter fence), then this `wait`
+/// loads the flag. The store-buffer pattern: either the waiter sees the flag, or
+/// the setter sees `WAITING` and changes the word and wakes it, so no wake-up is
+/// lost and a parked call ends at once, not at its next liveness probe.
+///
+/// A peer's clean departure works the same way with `leaving`: the peer releases
+/// its claim and its lock, then wakes parked calls, and this `wait` does not sleep
+/// once `leaving` says so, so the departure is seen at once (the caller's next
+/// pause probes the lock).
+pub(crate) struct ParkFutex<'a, L> {
+    inner: SharedFutex,
+    flag: Option<&'a AtomicBool>,
+    leaving: L,
+}
+
+impl<L: Fn() -> bool> Futex for ParkFutex<'_, L> {
+    type Deadline = Instant;
+
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), TimedOut> {
+        // SYNC: pairs with the flag setter's SeqCst store and fence (store-buffer
+        // pattern, above); the waiter fence ran before this load.
+        if self.flag.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
+            return Err(TimedOut);
+        }
+        // SYNC: the same pairing with the waker's fence, for the departure the
+        // peer published before waking. Only a sleep planned before the departure
+        // was seen (the long interval) is cut short: the pause that sees it plans a
+        // short one, slept normally, so a peer that says it is leaving and stays
+        // (a hostile one) costs a probe a millisecond, not a spinning core.
+        if (self.leaving)() && deadline.is_none_or(|d| d > Instant::now() + TRY_LIVENESS_INTERVAL) {
+            return Err(TimedOut);
+        }
+        self.inner.wait(word, expected, deadline)
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        self.inner.wake(word);
+    }
+
+    #[inline]
+    fn waiter_fence(&self) {
+        self.inner.waiter_fence();
+    }
+
+    #[inline]
+    fn notifier_fence(&self) {
+        self.inner.notifier_fence();
+    }
 }

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::fs::File;
-use std::hint::spin_loop;
 use std::mem::ManuallyDrop;
 use std::num::NonZeroU32;
 use std::ops::{Deref, DerefMut};
@@ -23,8 +22,8 @@ use shmring_core::{
     WaitError,
 };
 
+use crate::blocking::{self, Endpoint, ParkFutex, Step, Waiter, deadline_after};
 pub use crate::blocking::{LIVENESS_INTERVAL, WaitStrategy};
-use crate::blocking::{TRY_LIVENESS_INTERVAL, deadline_after};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;
@@ -366,33 +365,18 @@ struct Link {
     /// The futex and fence pair the segment's protocol flags call for.
     futex: SharedFutex,
     peer: Role,
-    wait: WaitStrategy,
-    /// When the peer was last probed, and whether it was gone then.
-    last_check: Option<(Instant, bool)>,
-    /// Set by whoever learns first that the peer has gone (a connection's socket
-    /// watcher, `crate::connection`): consulted on every pause, so a parked call
-    /// need not wait for the next lock probe. `None` for a bare channel.
-    peer_gone_flag: Option<Arc<AtomicBool>>,
+    /// The wait strategy, the last liveness verdict and the peer-gone flag (a
+    /// connection's socket watcher sets it, `crate::connection`).
+    waiter: Waiter,
 }
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Link")
             .field("segment", &self.segment.describe())
-            .field("wait", &self.wait)
+            .field("wait", &self.waiter.strategy())
             .finish_non_exhaustive()
     }
-}
-
-/// What a blocked call does next.
-enum Pause {
-    /// Poll again.
-    Spin,
-    /// Sleep on the futex until then at the latest.
-    Park(Instant),
-    /// The peer has gone: try once more (whatever it committed before it went is
-    /// delivered first), then report [`Error::Disconnected`].
-    PeerGone,
 }
 
 impl Link {
@@ -404,18 +388,8 @@ impl Link {
                 Role::Sender => Role::Receiver,
                 Role::Receiver => Role::Sender,
             },
-            wait,
-            last_check: None,
-            peer_gone_flag: None,
+            waiter: Waiter::new(wait),
         }
-    }
-
-    /// Whether the peer-gone flag is set. SeqCst: the store-buffer pairing with
-    /// the flag's setter, see [`PeerGoneFutex`].
-    fn flagged_gone(&self) -> bool {
-        self.peer_gone_flag
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::SeqCst))
     }
 
     /// Whether a peer has claimed the role and none holds its claim word now: a
@@ -429,33 +403,25 @@ impl Link {
     }
 
     /// The futex a parked call sleeps on: the segment's, except that it does not
-    /// sleep once the peer-gone flag is set or the peer has released its claim.
-    fn park_futex(&self) -> PeerGoneFutex<'_> {
-        PeerGoneFutex {
-            inner: self.futex,
-            flag: self.peer_gone_flag.as_deref(),
-            link: self,
-        }
+    /// sleep once the peer-gone flag is set or the peer has released its claim
+    /// (`Drop for Sender`/`Receiver` wake parked calls after releasing it).
+    fn park_futex(&self) -> ParkFutex<'_, impl Fn() -> bool + '_> {
+        self.waiter.park_futex(self.futex, || self.peer_released())
     }
 
     /// Whether a peer has been here and none is now. A syscall (`F_OFD_GETLK`).
     fn peer_gone(&mut self, now: Instant) -> Result<bool> {
-        if self.flagged_gone() {
-            self.last_check = Some((now, true));
-            return Ok(true);
-        }
-        // Read the count first: a peer counted before the probe and still alive
-        // holds its lock during the probe; one that arrives after is not counted.
-        let claims = claims_word(self.segment.region(), self.peer)
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let alive = self.segment.is_role_alive(lock_offset(self.peer))?;
-        let gone = claims != 0 && !alive;
-        self.last_check = Some((now, gone));
-        Ok(gone)
+        self.waiter
+            .peer_gone(now, || probe_peer(&self.segment, self.peer))
     }
 
     /// For a non-blocking call that found the ring full or empty: whether the peer
     /// is gone, checked at most every [`TRY_LIVENESS_INTERVAL`].
+    fn peer_gone_throttled(&mut self) -> Result<bool> {
+        self.waiter
+            .peer_gone_throttled(|| probe_peer(&self.segment, self.peer))
+    }
+
     /// The error for a push that did not go through and will not be retried:
     /// `Full` becomes `Disconnected` once the receiver has gone.
     fn refused_push(&mut self, e: PushError) -> Error {
@@ -472,133 +438,44 @@ impl Link {
         }
     }
 
-    fn peer_gone_throttled(&mut self) -> Result<bool> {
-        if self.flagged_gone() {
-            return Ok(true);
-        }
-        let now = Instant::now();
-        match self.last_check {
-            // Within the interval, the last verdict stands (gone stays gone).
-            Some((last, gone)) if now.duration_since(last) < TRY_LIVENESS_INTERVAL => Ok(gone),
-            _ => self.peer_gone(now),
-        }
-    }
-
     fn peer_connected(&self) -> Result<bool> {
         self.segment.is_role_alive(lock_offset(self.peer))
     }
+}
 
-    /// One step of a blocked call, after its condition failed for the `round`th
-    /// time: checks the deadline and (every [`LIVENESS_INTERVAL`]) the peer, then
-    /// says whether to spin or to park, and until when.
-    #[inline]
-    fn pause(
-        &mut self,
-        round: u32,
-        started: &mut Option<Instant>,
-        deadline: Option<Instant>,
-    ) -> Result<Pause> {
-        // A spinning caller reads the clock every 64 rounds only.
-        if self.wait != WaitStrategy::Park && round % 64 != 0 {
-            return Ok(Pause::Spin);
-        }
-        // A load, no system call: checked on every pause that gets this far.
-        if self.flagged_gone() {
-            return Ok(Pause::PeerGone);
-        }
-        let now = Instant::now();
-        let start = *started.get_or_insert(now);
-        if deadline.is_some_and(|d| now >= d) {
-            return Err(Error::TimedOut);
-        }
-        // A peer that has been here and released its claim word is leaving (or
-        // gone, or a hostile peer says so): the lock decides, probed at the
-        // non-blocking calls' interval instead of the parked one.
-        let interval = if self.peer_released() {
-            TRY_LIVENESS_INTERVAL
-        } else {
-            LIVENESS_INTERVAL
-        };
-        let check_due = self
-            .last_check
-            .is_none_or(|(last, _)| now.duration_since(last) >= interval);
-        if check_due && self.peer_gone(now)? {
-            return Ok(Pause::PeerGone);
-        }
-        let park = match self.wait {
-            WaitStrategy::BusySpin => false,
-            WaitStrategy::Park => true,
-            WaitStrategy::SpinThenPark { spin } => now.duration_since(start) >= spin,
-        };
-        if !park {
-            return Ok(Pause::Spin);
-        }
-        // A dead peer wakes nobody: sleep at most until the next liveness check.
-        let wake_by = now + interval;
-        Ok(Pause::Park(deadline.map_or(wake_by, |d| d.min(wake_by))))
+/// Whether a peer has been here (its role's claims word counts one) and does not
+/// hold the role's lock now. A syscall (`F_OFD_GETLK`).
+fn probe_peer(segment: &Segment, peer: Role) -> Result<bool> {
+    // Read the count first: a peer counted before the probe and still alive
+    // holds its lock during the probe; one that arrives after is not counted.
+    // Relaxed: the count only says whether a peer has been here; the lock probe
+    // decides whether it still is.
+    let claims = claims_word(segment.region(), peer).load(Ordering::Relaxed);
+    let alive = segment.is_role_alive(lock_offset(peer))?;
+    Ok(claims != 0 && !alive)
+}
+
+impl Endpoint for Sender {
+    fn waiter(&mut self) -> &mut Waiter {
+        &mut self.link.waiter
+    }
+    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        self.link.peer_gone(now)
+    }
+    fn peer_leaving(&self) -> bool {
+        self.link.peer_released()
     }
 }
 
-/// The futex a parked call sleeps on when its link has a peer-gone flag: the
-/// segment's own, except that it does not sleep once the flag is set (it reports
-/// a timeout, so the caller's next pause sees the flag and ends the call).
-///
-/// The flag's setter ([`Channel::wake_parked`]) stores the flag, then loads the
-/// signal word and wakes a registered waiter; the waiter registers on the word
-/// (`prepare_wait`: `fetch_or(WAITING)` and the waiter fence), then this `wait`
-/// loads the flag. The store-buffer pattern: either the waiter sees the flag, or
-/// the setter sees `WAITING` and changes the word and wakes it, so no wake-up is
-/// lost and a parked call ends at once, not at its next liveness probe.
-///
-/// A peer's clean departure works the same way: it releases its claim word and
-/// its lock, then wakes parked calls (`Drop for Sender`/`Receiver`), and this
-/// `wait` does not sleep once the claim word is released, so the departure is
-/// seen at once (the caller's next pause probes the lock).
-struct PeerGoneFutex<'a> {
-    inner: SharedFutex,
-    flag: Option<&'a AtomicBool>,
-    link: &'a Link,
-}
-
-impl Futex for PeerGoneFutex<'_> {
-    type Deadline = Instant;
-
-    fn wait(
-        &self,
-        word: &AtomicU32,
-        expected: u32,
-        deadline: Option<Instant>,
-    ) -> std::result::Result<(), shmring_core::TimedOut> {
-        // SYNC: pairs with the SeqCst store and fence in `Channel::wake_parked`
-        // (store-buffer pattern, above); the waiter fence ran before this load.
-        if self.flag.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
-            return Err(shmring_core::TimedOut);
-        }
-        // SYNC: the same pairing with `wake_parked`'s fence, for the claim word
-        // the departing peer released before calling it. Only a sleep planned
-        // before the release was seen (the long interval) is cut short: the pause
-        // that sees it plans a short one, slept normally, so a claim word held at
-        // 0 (by a hostile peer) costs a probe a millisecond, not a spinning core.
-        if self.link.peer_released()
-            && deadline.is_none_or(|d| d > Instant::now() + TRY_LIVENESS_INTERVAL)
-        {
-            return Err(shmring_core::TimedOut);
-        }
-        self.inner.wait(word, expected, deadline)
+impl Endpoint for Receiver {
+    fn waiter(&mut self) -> &mut Waiter {
+        &mut self.link.waiter
     }
-
-    fn wake(&self, word: &AtomicU32) {
-        self.inner.wake(word);
+    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        self.link.peer_gone(now)
     }
-
-    #[inline]
-    fn waiter_fence(&self) {
-        self.inner.waiter_fence();
-    }
-
-    #[inline]
-    fn notifier_fence(&self) {
-        self.inner.notifier_fence();
+    fn peer_leaving(&self) -> bool {
+        self.link.peer_released()
     }
 }
 
@@ -619,7 +496,7 @@ fn wake_parked(segment: &Segment) {
     use shmring_core::Region as _;
     let signals = &segment.region().control().signals.0;
     for word in [&signals.data_signal, &signals.space_signal] {
-        // SYNC: the store-buffer pairing of `PeerGoneFutex`: orders the
+        // SYNC: the store-buffer pairing of `ParkFutex`: orders the
         // caller's SeqCst store of the flag before this load of the word.
         std::sync::atomic::fence(Ordering::SeqCst);
         // Relaxed: the fence orders it; the word carries no data.
@@ -637,14 +514,14 @@ impl Sender {
     /// with [`Error::Disconnected`] (after what fits or is there), without waiting
     /// for the lock probe. Whoever sets it calls [`Channel::wake_parked`].
     pub(crate) fn set_peer_gone_flag(&mut self, flag: Arc<AtomicBool>) {
-        self.link.peer_gone_flag = Some(flag);
+        self.link.waiter.set_peer_gone_flag(flag);
     }
 }
 
 impl Receiver {
     /// As [`Sender::set_peer_gone_flag`].
     pub(crate) fn set_peer_gone_flag(&mut self, flag: Arc<AtomicBool>) {
-        self.link.peer_gone_flag = Some(flag);
+        self.link.waiter.set_peer_gone_flag(flag);
     }
 }
 
@@ -747,48 +624,33 @@ impl Sender {
 
     /// Runs `attempt` until it does not find the ring full, waiting for room for
     /// `len` bytes between attempts by the wait strategy.
+    #[inline]
     fn until_room<T>(
         &mut self,
         len: usize,
         deadline: Option<Instant>,
         mut attempt: impl FnMut(&mut Producer<RawRegion>) -> std::result::Result<T, PushError>,
     ) -> Result<T> {
-        let mut round = 0u32;
-        let mut started = None;
-        loop {
-            match attempt(&mut self.producer) {
-                Ok(done) => return Ok(done),
-                Err(PushError::Full { .. }) => {}
-                Err(e) => return Err(self.push_error(e)),
-            }
-            round = round.wrapping_add(1);
-            match self.link.pause(round, &mut started, deadline)? {
-                Pause::Spin => spin_loop(),
-                Pause::Park(until) => {
-                    match self
-                        .producer
-                        .wait_for_space(len, &self.link.park_futex(), Some(until))
-                    {
-                        Ok(()) | Err(WaitError::TimedOut) => {}
-                        Err(WaitError::TooLarge { len, max }) => {
-                            return Err(Error::MessageTooLarge { len, max });
-                        }
-                        Err(WaitError::Corrupted(c)) => {
-                            return Err(corrupted(&self.link.segment, c));
-                        }
-                    }
-                }
-                Pause::PeerGone => {
-                    return match attempt(&mut self.producer) {
-                        Ok(done) => Ok(done),
-                        Err(PushError::Full { .. }) => Err(Error::Disconnected {
-                            peer: Role::Receiver,
-                        }),
-                        Err(e) => Err(self.push_error(e)),
-                    };
-                }
-            }
-        }
+        blocking::block(
+            self,
+            deadline,
+            |tx, gone| match attempt(&mut tx.producer) {
+                Ok(done) => Ok(Step::Done(done)),
+                Err(PushError::Full { .. }) if gone => Err(Error::Disconnected {
+                    peer: Role::Receiver,
+                }),
+                Err(PushError::Full { .. }) => Ok(Step::Wait),
+                Err(e) => Err(tx.push_error(e)),
+            },
+            |tx, until| match tx
+                .producer
+                .wait_for_space(len, &tx.link.park_futex(), Some(until))
+            {
+                Ok(()) | Err(WaitError::TimedOut) => Ok(()),
+                Err(WaitError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
+                Err(WaitError::Corrupted(c)) => Err(corrupted(&tx.link.segment, c)),
+            },
+        )
     }
 
     /// Opens a batch: messages sent through it are published together, with one
@@ -1139,45 +1001,32 @@ impl Receiver {
 
     /// Runs `attempt` until it does not find the ring empty, waiting for a message
     /// between attempts by the wait strategy.
+    #[inline]
     fn until_message<T>(
         &mut self,
         deadline: Option<Instant>,
         mut attempt: impl FnMut(&mut Consumer<RawRegion>) -> std::result::Result<T, PopError>,
     ) -> Result<T> {
-        let mut round = 0u32;
-        let mut started = None;
-        loop {
-            match attempt(&mut self.consumer) {
-                Ok(done) => return Ok(done),
-                Err(PopError::Empty) => {}
-                Err(e) => return Err(self.pop_error(e)),
-            }
-            round = round.wrapping_add(1);
-            match self.link.pause(round, &mut started, deadline)? {
-                Pause::Spin => spin_loop(),
-                Pause::Park(until) => {
-                    match self
-                        .consumer
-                        .wait_for_message(&self.link.park_futex(), Some(until))
-                    {
-                        Ok(()) | Err(WaitError::TimedOut) => {}
-                        Err(WaitError::Corrupted(c)) => {
-                            return Err(corrupted(&self.link.segment, c));
-                        }
-                        Err(WaitError::TooLarge { .. }) => {
-                            unreachable!("only a sender waits for room")
-                        }
-                    }
+        blocking::block(
+            self,
+            deadline,
+            |rx, gone| match attempt(&mut rx.consumer) {
+                Ok(done) => Ok(Step::Done(done)),
+                Err(PopError::Empty) if gone => Err(Self::disconnected()),
+                Err(PopError::Empty) => Ok(Step::Wait),
+                Err(e) => Err(rx.pop_error(e)),
+            },
+            |rx, until| match rx
+                .consumer
+                .wait_for_message(&rx.link.park_futex(), Some(until))
+            {
+                Ok(()) | Err(WaitError::TimedOut) => Ok(()),
+                Err(WaitError::Corrupted(c)) => Err(corrupted(&rx.link.segment, c)),
+                Err(WaitError::TooLarge { .. }) => {
+                    unreachable!("only a sender waits for room")
                 }
-                Pause::PeerGone => {
-                    return match attempt(&mut self.consumer) {
-                        Ok(done) => Ok(done),
-                        Err(PopError::Empty) => Err(Self::disconnected()),
-                        Err(e) => Err(self.pop_error(e)),
-                    };
-                }
-            }
-        }
+            },
+        )
     }
 
     /// Waits until a message can be read; it stays in the ring (a read that is
