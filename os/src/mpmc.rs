@@ -40,7 +40,6 @@
 
 use std::fmt;
 use std::fs::File;
-use std::hint::spin_loop;
 use std::num::NonZeroU32;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -61,7 +60,7 @@ use shmring_core::{
 
 pub use shmring_core::MpmcStats;
 
-use crate::blocking::{LIVENESS_INTERVAL, TRY_LIVENESS_INTERVAL, WaitStrategy, deadline_after};
+use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;
@@ -423,10 +422,9 @@ impl MpmcChannel {
         Link {
             segment: Arc::clone(&self.segment),
             futex,
-            wait: self.wait,
+            waiter: Waiter::new(self.wait),
             stall_timeout: self.stall_timeout,
             peer_role,
-            last_check: None,
             stall: None,
         }
     }
@@ -621,34 +619,15 @@ struct Stall {
     check_at: Instant,
 }
 
-/// What one attempt of a call came to.
-enum Step<T> {
-    /// Finished.
-    Done(T),
-    /// Progress without a result (a slot recovered, a contended claim): try again
-    /// at once.
-    Again,
-    /// Nothing to do now: wait (until the stall's check, if one is due).
-    Wait,
-}
-
-/// What a blocked call does next.
-enum Pause {
-    Spin,
-    Park(Instant),
-    PeerGone,
-}
-
 /// An endpoint's tie to its segment and the other side.
 struct Link {
     segment: Arc<MpmcSegment>,
     futex: SharedFutex,
-    wait: WaitStrategy,
+    /// The wait strategy and the other side's last liveness verdict.
+    waiter: Waiter,
     stall_timeout: Duration,
     /// The role at the other side: what "gone" is about.
     peer_role: u32,
-    /// When the other side was last probed, and whether it was gone then.
-    last_check: Option<(Instant, bool)>,
     stall: Option<Stall>,
 }
 
@@ -656,7 +635,7 @@ impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Link")
             .field("segment", &self.segment.describe())
-            .field("wait", &self.wait)
+            .field("wait", &self.waiter.strategy())
             .field("stall_timeout", &self.stall_timeout)
             .finish_non_exhaustive()
     }
@@ -694,19 +673,15 @@ impl Link {
 
     /// Whether the other side has been here and none of it is alive now.
     fn peer_gone(&mut self, now: Instant) -> Result<bool> {
-        let found = scan(&self.segment, self.peer_role)?;
-        let gone = found.seen > 0 && found.alive == 0;
-        self.last_check = Some((now, gone));
-        Ok(gone)
+        self.waiter
+            .peer_gone(now, || probe_peer(&self.segment, self.peer_role))
     }
 
-    /// As `peer_gone`, at most every [`TRY_LIVENESS_INTERVAL`].
+    /// As `peer_gone`, at most every
+    /// [`TRY_LIVENESS_INTERVAL`](blocking::TRY_LIVENESS_INTERVAL).
     fn peer_gone_throttled(&mut self) -> Result<bool> {
-        let now = Instant::now();
-        match self.last_check {
-            Some((last, gone)) if now.duration_since(last) < TRY_LIVENESS_INTERVAL => Ok(gone),
-            _ => self.peer_gone(now),
-        }
+        self.waiter
+            .peer_gone_throttled(|| probe_peer(&self.segment, self.peer_role))
     }
 
     /// Whether recovery of the stall at `position` is due now (`force`: the other
@@ -744,45 +719,13 @@ impl Link {
             }
         }
     }
+}
 
-    /// One pause of a blocked call (as the SPSC channel's): the deadline, the
-    /// other side's liveness every [`LIVENESS_INTERVAL`], spin or park.
-    fn pause(
-        &mut self,
-        round: u32,
-        started: &mut Option<Instant>,
-        deadline: Option<Instant>,
-    ) -> Result<Pause> {
-        if self.wait != WaitStrategy::Park && round % 64 != 0 {
-            return Ok(Pause::Spin);
-        }
-        let now = Instant::now();
-        let start = *started.get_or_insert(now);
-        if deadline.is_some_and(|d| now >= d) {
-            return Err(Error::TimedOut);
-        }
-        let check_due = self
-            .last_check
-            .is_none_or(|(last, _)| now.duration_since(last) >= LIVENESS_INTERVAL);
-        if check_due && self.peer_gone(now)? {
-            return Ok(Pause::PeerGone);
-        }
-        let park = match self.wait {
-            WaitStrategy::BusySpin => false,
-            WaitStrategy::Park => true,
-            WaitStrategy::SpinThenPark { spin } => now.duration_since(start) >= spin,
-        };
-        if !park {
-            return Ok(Pause::Spin);
-        }
-        // A dead endpoint wakes nobody: sleep at most until the next liveness
-        // check, and no later than a pending stall's check.
-        let mut until = now + LIVENESS_INTERVAL;
-        if let Some(stall) = self.stall {
-            until = until.min(stall.check_at.max(now));
-        }
-        Ok(Pause::Park(deadline.map_or(until, |d| d.min(until))))
-    }
+/// Whether an endpoint of `role` has registered in the table and none of them is
+/// alive now. A system call per entry of the role.
+fn probe_peer(segment: &MpmcSegment, role: u32) -> Result<bool> {
+    let found = scan(segment, role)?;
+    Ok(found.seen > 0 && found.alive == 0)
 }
 
 /// A sending endpoint of an MPMC channel. `Send`, not `Sync`.
@@ -924,35 +867,17 @@ impl MpmcSender {
     /// As [`send_timeout`](Self::send_timeout).
     pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
         let mut contended = 0;
-        let mut gone = false;
-        let mut round = 0u32;
-        let mut started = None;
-        loop {
-            match self.step(message, gone, &mut contended)? {
-                Step::Done(()) => return Ok(()),
-                Step::Again => {
-                    round = round.wrapping_add(1);
-                    if round % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(Error::TimedOut);
-                    }
-                    continue;
-                }
-                // A claimant found alive though the last check said gone: one is
-                // back.
-                Step::Wait => gone = false,
-            }
-            round = round.wrapping_add(1);
-            match self.link.pause(round, &mut started, deadline)? {
-                Pause::Spin => spin_loop(),
-                Pause::Park(until) => {
-                    match self.producer.wait_for_space(&self.link.futex, Some(until)) {
-                        Ok(()) | Err(MpmcWaitError::TimedOut) => {}
-                        Err(MpmcWaitError::Corrupted(c)) => return Err(self.link.corrupted(c)),
-                    }
-                }
-                Pause::PeerGone => gone = true,
-            }
-        }
+        blocking::block(
+            self,
+            deadline,
+            // A claimant found alive though the last check said gone (`Wait`): one
+            // is back.
+            |tx, gone| tx.step(message, gone, &mut contended),
+            |tx, until| match tx.producer.wait_for_space(&tx.link.futex, Some(until)) {
+                Ok(()) | Err(MpmcWaitError::TimedOut) => Ok(()),
+                Err(MpmcWaitError::Corrupted(c)) => Err(tx.link.corrupted(c)),
+            },
+        )
     }
 }
 
@@ -1098,36 +1023,15 @@ impl MpmcReceiver {
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
         let mut contended = 0;
-        let mut gone = false;
-        let mut round = 0u32;
-        let mut started = None;
-        loop {
-            match self.step(buf, gone, &mut contended)? {
-                Step::Done(n) => return Ok(n),
-                Step::Again => {
-                    round = round.wrapping_add(1);
-                    if round % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(Error::TimedOut);
-                    }
-                    continue;
-                }
-                Step::Wait => gone = false,
-            }
-            round = round.wrapping_add(1);
-            match self.link.pause(round, &mut started, deadline)? {
-                Pause::Spin => spin_loop(),
-                Pause::Park(until) => {
-                    match self
-                        .consumer
-                        .wait_for_message(&self.link.futex, Some(until))
-                    {
-                        Ok(()) | Err(MpmcWaitError::TimedOut) => {}
-                        Err(MpmcWaitError::Corrupted(c)) => return Err(self.link.corrupted(c)),
-                    }
-                }
-                Pause::PeerGone => gone = true,
-            }
-        }
+        blocking::block(
+            self,
+            deadline,
+            |rx, gone| rx.step(buf, gone, &mut contended),
+            |rx, until| match rx.consumer.wait_for_message(&rx.link.futex, Some(until)) {
+                Ok(()) | Err(MpmcWaitError::TimedOut) => Ok(()),
+                Err(MpmcWaitError::Corrupted(c)) => Err(rx.link.corrupted(c)),
+            },
+        )
     }
 
     /// Receives the next message into a new `Vec`, waiting for one.
@@ -1151,6 +1055,32 @@ impl MpmcReceiver {
         let n = self.recv_deadline(&mut buf, deadline)?;
         buf.truncate(n);
         Ok(buf)
+    }
+}
+
+/// The blocking driver's view of an endpoint: the other side's liveness, and a
+/// pending stall's check (a parked call wakes for it).
+impl Endpoint for MpmcSender {
+    fn waiter(&mut self) -> &mut Waiter {
+        &mut self.link.waiter
+    }
+    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        self.link.peer_gone(now)
+    }
+    fn check_by(&self) -> Option<Instant> {
+        self.link.stall.map(|stall| stall.check_at)
+    }
+}
+
+impl Endpoint for MpmcReceiver {
+    fn waiter(&mut self) -> &mut Waiter {
+        &mut self.link.waiter
+    }
+    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        self.link.peer_gone(now)
+    }
+    fn check_by(&self) -> Option<Instant> {
+        self.link.stall.map(|stall| stall.check_at)
     }
 }
 
