@@ -50,10 +50,12 @@
 //! removes it in one call.
 //!
 //! Timeouts use `mq_timedsend`/`mq_timedreceive` with `CLOCK_REALTIME` deadlines,
-//! in slices of at most 25 ms between liveness checks; the deadline itself is
-//! measured on the monotonic clock, so a change of the wall clock shortens or
-//! lengthens one slice at most.
+//! in slices of at most 25 ms ([`LIVENESS_INTERVAL`](crate::channel::LIVENESS_INTERVAL))
+//! between liveness checks; each slice's end and the deadline are measured on the
+//! monotonic clock (a slice the wall clock ends early is resumed), so a change of
+//! the wall clock lengthens one slice at most.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -62,7 +64,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::blocking::{LIVENESS_INTERVAL, TRY_LIVENESS_INTERVAL, deadline_after};
+use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::lock;
 use crate::transport::sys;
@@ -247,7 +249,7 @@ impl MqBuilder {
             role,
             msgsize: 0,
             created: None,
-            last_check: None,
+            waiter: Waiter::new(WaitStrategy::Park),
         };
         // From here on, dropping `queue` closes the descriptor; the names are
         // removed by hand until `created` is set.
@@ -312,7 +314,7 @@ impl MqBuilder {
             role,
             msgsize: 0,
             created: None,
-            last_check: None,
+            waiter: Waiter::new(WaitStrategy::Park),
         };
         let queue_meta = sys::metadata(queue.fd()).map_err(|e| queue.io("fstat", e))?;
         check_trust(&queue_meta, &queue.what)?;
@@ -547,8 +549,9 @@ struct Queue {
     msgsize: usize,
     /// For the creator: what to remove on drop.
     created: Option<Created>,
-    /// When the peer was last probed, and whether it was gone then.
-    last_check: Option<(Instant, bool)>,
+    /// The peer's last liveness verdict. The strategy is `Park`: a queue's waits
+    /// are the kernel's (`mq_timedsend`, `mq_timedreceive`).
+    waiter: Waiter,
 }
 
 impl Queue {
@@ -597,37 +600,20 @@ impl Queue {
 
     /// The process id last written for `role` (0: never held).
     fn holder(&self, role: Role) -> io::Result<u32> {
-        let mut word = [0u8; 4];
-        match self.lock.read_exact_at(&mut word, pid_offset(role)) {
-            Ok(()) => Ok(u32::from_le_bytes(word)),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-            Err(e) => Err(e),
-        }
+        holder(&self.lock, role)
     }
 
     /// Whether the peer has held its role and does not now. Two system calls.
     fn peer_gone(&mut self, now: Instant) -> Result<bool> {
-        let peer = peer_of(self.role);
-        let lock_what = || lock_path(&self.name).display().to_string();
-        // Read the mark first: a peer marked before the probe and still alive
-        // holds its lock during the probe.
-        let held = self
-            .holder(peer)
-            .map_err(|e| sys::error("pread", lock_what(), e))?
-            != 0;
-        let alive = lock::is_locked(self.lock.as_fd(), lock_offset(peer))
-            .map_err(|e| sys::error("fcntl(F_OFD_GETLK)", lock_what(), e))?;
-        let gone = held && !alive;
-        self.last_check = Some((now, gone));
-        Ok(gone)
+        self.waiter
+            .peer_gone(now, || probe_peer(&self.lock, &self.name, self.role))
     }
 
+    /// As `peer_gone`, at most every
+    /// [`TRY_LIVENESS_INTERVAL`](crate::blocking::TRY_LIVENESS_INTERVAL).
     fn peer_gone_throttled(&mut self) -> Result<bool> {
-        let now = Instant::now();
-        match self.last_check {
-            Some((last, gone)) if now.duration_since(last) < TRY_LIVENESS_INTERVAL => Ok(gone),
-            _ => self.peer_gone(now),
-        }
+        self.waiter
+            .peer_gone_throttled(|| probe_peer(&self.lock, &self.name, self.role))
     }
 
     /// Whether the peer's role is held now (a snapshot).
@@ -639,12 +625,6 @@ impl Queue {
                 e,
             )
         })
-    }
-
-    /// The end of the next wait slice: the deadline or the next liveness check.
-    fn slice_end(deadline: Option<Instant>) -> Instant {
-        let next_check = Instant::now() + LIVENESS_INTERVAL;
-        deadline.map_or(next_check, |d| d.min(next_check))
     }
 
     /// `mq_timedsend` until `until` (`None`: fail at once if full). Whether sent.
@@ -660,6 +640,11 @@ impl Queue {
                 Ok(_) => return Ok(true),
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EINTR) => continue,
+                    // Early by the wall clock (it was set forward): the end is
+                    // on the monotonic clock, which the liveness throttle reads.
+                    Some(libc::ETIMEDOUT) if until.is_some_and(|u| Instant::now() < u) => {
+                        continue;
+                    }
                     Some(libc::ETIMEDOUT) | Some(libc::EAGAIN) => return Ok(false),
                     Some(libc::EMSGSIZE) => {
                         return Err(Error::MessageTooLarge {
@@ -694,12 +679,40 @@ impl Queue {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EINTR) => continue,
+                    // Early by the wall clock (it was set forward): the end is
+                    // on the monotonic clock, which the liveness throttle reads.
+                    Some(libc::ETIMEDOUT) if until.is_some_and(|u| Instant::now() < u) => {
+                        continue;
+                    }
                     Some(libc::ETIMEDOUT) | Some(libc::EAGAIN) => return Ok(None),
                     _ => return Err(self.io("mq_timedreceive", e)),
                 },
             }
         }
     }
+}
+
+/// The process id last written in `lock` for `role` (0: never held).
+fn holder(lock: &File, role: Role) -> io::Result<u32> {
+    let mut word = [0u8; 4];
+    match lock.read_exact_at(&mut word, pid_offset(role)) {
+        Ok(()) => Ok(u32::from_le_bytes(word)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the peer of `role` in the queue `name` (its side file open as `lock`)
+/// has held its role and does not now. Two system calls.
+fn probe_peer(lock: &File, name: &str, role: Role) -> Result<bool> {
+    let peer = peer_of(role);
+    let lock_what = || lock_path(name).display().to_string();
+    // Read the mark first: a peer marked before the probe and still alive
+    // holds its lock during the probe.
+    let held = holder(lock, peer).map_err(|e| sys::error("pread", lock_what(), e))? != 0;
+    let alive = lock::is_locked(lock.as_fd(), lock_offset(peer))
+        .map_err(|e| sys::error("fcntl(F_OFD_GETLK)", lock_what(), e))?;
+    Ok(held && !alive)
 }
 
 impl Drop for Queue {
@@ -829,23 +842,30 @@ impl MqSender {
     /// As [`send_timeout`](Self::send_timeout).
     pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
         self.check(message)?;
-        loop {
-            if self.queue.send(message, Some(Queue::slice_end(deadline)))? {
-                return Ok(());
-            }
-            if self.queue.peer_gone(Instant::now())? {
-                // Room may have come just before the receiver went.
-                if self.queue.send(message, None)? {
-                    return Ok(());
+        // The kernel's timed call is the park: a pause hands its end to the next
+        // attempt, which waits in `mq_timedsend` until then.
+        let until = Cell::new(None);
+        blocking::block(
+            self,
+            deadline,
+            |tx, gone| {
+                if tx.queue.send(message, until.take())? {
+                    return Ok(Step::Done(()));
                 }
-                return Err(Error::Disconnected {
-                    peer: Role::Receiver,
-                });
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::TimedOut);
-            }
-        }
+                // Gone: that attempt did not wait, and room may have come just
+                // before the receiver went.
+                if gone {
+                    return Err(Error::Disconnected {
+                        peer: Role::Receiver,
+                    });
+                }
+                Ok(Step::Wait)
+            },
+            |_, end| {
+                until.set(Some(end));
+                Ok(())
+            },
+        )
     }
 }
 
@@ -854,6 +874,15 @@ impl MqSender {
 impl AsFd for MqSender {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.queue.fd()
+    }
+}
+
+impl Endpoint for MqSender {
+    fn waiter(&mut self) -> &mut Waiter {
+        &mut self.queue.waiter
+    }
+    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        self.queue.peer_gone(now)
     }
 }
 
@@ -979,20 +1008,24 @@ impl MqReceiver {
         if let Some(result) = self.unstash(buf) {
             return result;
         }
-        loop {
-            if let Some(n) = self.receive(buf, Some(Queue::slice_end(deadline)))? {
-                return Ok(n);
-            }
-            if self.queue.peer_gone(Instant::now())? {
-                return match self.receive(buf, None)? {
-                    Some(n) => Ok(n),
-                    None => Err(Error::Disconnected { peer: Role::Sender }),
-                };
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::TimedOut);
-            }
-        }
+        // As in `MqSender::send_deadline`: the pause hands the wait's end to the
+        // next attempt.
+        let until = Cell::new(None);
+        blocking::block(
+            self,
+            deadline,
+            |rx, gone| match rx.receive(buf, until.take())? {
+                Some(n) => Ok(Step::Done(n)),
+                // The sender is gone: anything it sent was in the queue for that
+                // attempt (which did not wait).
+                None if gone => Err(Error::Disconnected { peer: Role::Sender }),
+                None => Ok(Step::Wait),
+            },
+            |_, end| {
+                until.set(Some(end));
+                Ok(())
+            },
+        )
     }
 
     /// Receives the next message into a new `Vec` of its length, waiting until
@@ -1020,6 +1053,15 @@ impl MqReceiver {
 impl AsFd for MqReceiver {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.queue.fd()
+    }
+}
+
+impl Endpoint for MqReceiver {
+    fn waiter(&mut self) -> &mut Waiter {
+        &mut self.queue.waiter
+    }
+    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+        self.queue.peer_gone(now)
     }
 }
 
