@@ -1,4 +1,6 @@
-//! Core's wait/wake trait on the Linux futex of the shared word.
+//! Core's wait/wake trait on the Linux futex of the shared word: it waits and
+//! wakes, nothing more (when a blocked call parks, for how long, and what ends it
+//! early are `crate::blocking`'s).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{Ordering, compiler_fence, fence};
@@ -137,7 +139,8 @@ impl Futex for SharedFutex {
                 return;
             }
             // Cannot fail once registered; if it did, a local fence is the best
-            // left (a lost wake-up is then bounded by the caller's 25 ms re-check).
+            // left (a lost wake-up is then bounded by the blocked call's periodic
+            // re-check, which `crate::blocking` schedules).
         }
         fence(Ordering::SeqCst);
     }
