@@ -1121,6 +1121,42 @@ impl Deref for Received<'_> {
     }
 }
 
+impl crate::message::MessageSender for Sender {
+    fn max_message_len(&self) -> usize {
+        Sender::max_message_len(self)
+    }
+    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+        Sender::try_send(self, message)
+    }
+    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+        Sender::send_deadline(self, message, deadline)
+    }
+}
+
+impl crate::message::MessageReceiver for Receiver {
+    fn max_message_len(&self) -> usize {
+        Receiver::max_message_len(self)
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        Receiver::try_recv(self, buf)
+    }
+    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        Receiver::recv_deadline(self, buf, deadline)
+    }
+    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        let message = match deadline {
+            None => self.read()?,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.read_timeout(left)?
+            }
+        };
+        let bytes = message.to_vec();
+        message.release();
+        Ok(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

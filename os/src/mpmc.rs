@@ -1084,7 +1084,7 @@ impl Endpoint for MpmcReceiver {
     }
 }
 
-impl crate::transport::MessageSender for MpmcSender {
+impl crate::message::MessageSender for MpmcSender {
     fn max_message_len(&self) -> usize {
         MpmcSender::max_message_len(self)
     }
@@ -1096,7 +1096,7 @@ impl crate::transport::MessageSender for MpmcSender {
     }
 }
 
-impl crate::transport::MessageReceiver for MpmcReceiver {
+impl crate::message::MessageReceiver for MpmcReceiver {
     fn max_message_len(&self) -> usize {
         MpmcReceiver::max_message_len(self)
     }
@@ -1211,7 +1211,7 @@ mod tests {
 
     #[test]
     fn the_transport_traits_reach_the_channel() {
-        use crate::transport::{MessageReceiver, MessageSender};
+        use crate::message::{MessageReceiver, MessageSender};
         let channel = memfd(4, 2);
         let mut tx: Box<dyn MessageSender + Send> = Box::new(channel.sender().unwrap());
         let mut rx: Box<dyn MessageReceiver + Send> = Box::new(channel.receiver().unwrap());

@@ -85,7 +85,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, Role};
-use crate::transport::{MessageReceiver, MessageSender};
+use crate::message::{MessageReceiver, MessageSender};
 
 thread_local! {
     /// The condition variable a call sleeps on while another caller leads: one

@@ -11,9 +11,9 @@ use crate::channel::{Receiver, Sender};
 #[allow(unused_imports, reason = "named by the doc links")]
 use crate::error::Error;
 use crate::error::{Result, Role};
+use crate::message::{MessageReceiver, MessageSender};
 use crate::transport::stream::{EndOfStream, FrameReader, FrameWriter};
 use crate::transport::sys::{self, WriteMode};
-use crate::transport::{MessageReceiver, MessageSender};
 
 use super::Transport;
 use super::fdpass;

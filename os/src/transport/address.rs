@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use crate::blocking::deadline_after;
 use crate::channel::ChannelBuilder;
 use crate::error::{Error, Result, Role};
+use crate::message::{MessageReceiver, MessageSender};
 use crate::transport::fifo::{FifoReceiver, FifoSender};
 use crate::transport::mq::MqBuilder;
 use crate::transport::seqpacket::SeqpacketListener;
+use crate::transport::sys;
 use crate::transport::tcp::TcpListener;
 use crate::transport::unix::UnixListener;
-use crate::transport::{MessageReceiver, MessageSender, sys};
 
 /// How often [`connect_sender_timeout`] tries again while nobody receives yet.
 const RETRY_PAUSE: Duration = Duration::from_millis(2);

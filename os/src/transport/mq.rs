@@ -67,8 +67,8 @@ use std::time::{Duration, Instant};
 use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::lock;
+use crate::message::{MessageReceiver, MessageSender};
 use crate::transport::sys;
-use crate::transport::{MessageReceiver, MessageSender};
 
 /// Default queue size (Linux's `msg_default`).
 pub const DEFAULT_CAPACITY: usize = 10;

@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use crate::blocking::deadline_after;
 use crate::error::{Error, Result, Role};
+use crate::message::{MessageReceiver, MessageSender};
 use crate::transport::sys::{self, UnixListenerFd};
-use crate::transport::{MessageReceiver, MessageSender};
 
 /// Bytes the kernel keeps of `SO_SNDBUF` for a packet's bookkeeping.
 const SNDBUF_OVERHEAD: usize = 32;

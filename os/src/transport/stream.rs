@@ -579,7 +579,7 @@ macro_rules! framed_sender_methods {
             }
         }
 
-        impl crate::transport::MessageSender for $ty {
+        impl crate::message::MessageSender for $ty {
             fn max_message_len(&self) -> usize {
                 self.writer.max_message_len()
             }
@@ -693,7 +693,7 @@ macro_rules! framed_receiver_methods {
             }
         }
 
-        impl crate::transport::MessageReceiver for $ty {
+        impl crate::message::MessageReceiver for $ty {
             fn max_message_len(&self) -> usize {
                 self.reader.max_message_len()
             }
