@@ -5,7 +5,7 @@
 //!
 //! The SPSC channel, the MPMC channel and the message-queue transport call the
 //! same driver; each brings only its attempt, its way to park, and its liveness
-//! probe. The futex wrapper ([`SharedFutex`](crate::SharedFutex)) only waits and
+//! probe. The futex wrapper ([`SharedFutex`]) only waits and
 //! wakes: what counts as a peer gone, and how often it is looked at, is decided
 //! here.
 

@@ -416,7 +416,8 @@ impl Link {
     }
 
     /// For a non-blocking call that found the ring full or empty: whether the peer
-    /// is gone, checked at most every [`TRY_LIVENESS_INTERVAL`].
+    /// is gone, checked at most every
+    /// [`TRY_LIVENESS_INTERVAL`](crate::blocking::TRY_LIVENESS_INTERVAL).
     fn peer_gone_throttled(&mut self) -> Result<bool> {
         self.waiter
             .peer_gone_throttled(|| probe_peer(&self.segment, self.peer))

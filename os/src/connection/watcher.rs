@@ -168,8 +168,8 @@ impl Watch {
     /// Sets `flag` and wakes whoever is parked on `channel`.
     fn set(&self, flag: &AtomicBool, channel: &Channel) {
         // SYNC: SeqCst, then `wake_parked`'s fence and load of the signal words:
-        // the store-buffer pairing with a parking call (channel.rs,
-        // `PeerGoneFutex`).
+        // the store-buffer pairing with a parking call (`ParkFutex`,
+        // blocking.rs).
         flag.store(true, Ordering::SeqCst);
         channel.wake_parked();
     }
