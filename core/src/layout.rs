@@ -103,9 +103,25 @@ pub const MAX_RUN_COUNT: u32 = 0xffff;
 ///
 /// Unlike `crossbeam_utils::CachePadded`, whose size depends on the target, this is
 /// 128 bytes everywhere, so another process or a C program computes the same offsets.
+/// It derefs to `T`, so `control.producer.owner` reads through it.
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub struct LineAligned<T>(pub T);
+
+impl<T> core::ops::Deref for LineAligned<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> core::ops::DerefMut for LineAligned<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
 
 /// The segment's first line: what a reader checks before it trusts anything else.
 ///

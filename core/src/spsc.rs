@@ -413,7 +413,7 @@ impl<R: Region> Producer<R> {
     }
 
     fn claim_from(region: R, token: NonZeroU32, previous: u32) -> Result<Self, ClaimError> {
-        let owner = &region.control().producer.0.owner;
+        let owner = &region.control().producer.owner;
         claim_owner(owner, previous, token)?;
         match Self::recover(&region) {
             Ok((write, read)) => {
@@ -432,7 +432,7 @@ impl<R: Region> Producer<R> {
                     _not_sync: PhantomData,
                 };
                 producer.publish_write();
-                count_claim(&producer.region.control().producer.0.claims);
+                count_claim(&producer.region.control().producer.claims);
                 Ok(producer)
             }
             Err(c) => {
@@ -449,7 +449,7 @@ impl<R: Region> Producer<R> {
         let control = region.control();
         // SYNC: Acquire pairs with the consumer's Release publication: its reads of
         // the frames below `read` happen before we overwrite them.
-        let read = control.consumer.0.read_position.load(Ordering::Acquire);
+        let read = control.consumer.read_position.load(Ordering::Acquire);
         let bad_read = Corruption::ReadPosition {
             found: read,
             min: 0,
@@ -461,7 +461,7 @@ impl<R: Region> Producer<R> {
         let read = check_aligned(read, bad_read)?;
         let limit = read + geo.capacity;
         // Relaxed: a hint; the claim's Acquire orders the previous producer's writes.
-        let hint = control.producer.0.write_position.load(Ordering::Relaxed);
+        let hint = control.producer.write_position.load(Ordering::Relaxed);
         let mut write = check_aligned(
             hint,
             Corruption::WritePosition {
@@ -519,7 +519,6 @@ impl<R: Region> Producer<R> {
             .region
             .control()
             .consumer
-            .0
             .read_position
             .load(Ordering::Acquire);
         if found < self.read_cache || found > self.write || found % 8 != 0 {
@@ -812,7 +811,6 @@ impl<R: Region> Producer<R> {
         self.region
             .control()
             .producer
-            .0
             .write_position
             .store(self.write, Ordering::Release);
         self.unnotified = true;
@@ -826,7 +824,7 @@ impl<R: Region> Producer<R> {
     pub fn wake_consumer<F: Futex + ?Sized>(&mut self, futex: &F) {
         if self.unnotified {
             self.unnotified = false;
-            notify(&self.region.control().signals.0.data_signal, futex);
+            notify(&self.region.control().signals.data_signal, futex);
         }
     }
 
@@ -851,11 +849,11 @@ impl<R: Region> Producer<R> {
             if fits(self)? {
                 return Ok(());
             }
-            let key = prepare_wait(&self.region.control().signals.0.space_signal, futex);
+            let key = prepare_wait(&self.region.control().signals.space_signal, futex);
             if fits(self)? {
                 return Ok(());
             }
-            futex.wait(&self.region.control().signals.0.space_signal, key, deadline)?;
+            futex.wait(&self.region.control().signals.space_signal, key, deadline)?;
         }
     }
 }
@@ -865,7 +863,7 @@ impl<R: Region> Drop for Producer<R> {
         self.end_batch();
         self.publish_write();
         // The next producer's recovery sees every frame we wrote.
-        release_owner(&self.region.control().producer.0.owner, 0);
+        release_owner(&self.region.control().producer.owner, 0);
     }
 }
 
@@ -1341,11 +1339,11 @@ impl<R: Region> Consumer<R> {
 
     fn claim_from(region: R, token: NonZeroU32, previous: u32) -> Result<Self, ClaimError> {
         let control = region.control();
-        let owner = &control.consumer.0.owner;
+        let owner = &control.consumer.owner;
         claim_owner(owner, previous, token)?;
         let geo = Geometry::of(&region);
         // Relaxed: ordered by the claim's Acquire.
-        let read = control.consumer.0.read_position.load(Ordering::Relaxed);
+        let read = control.consumer.read_position.load(Ordering::Relaxed);
         if read % 8 != 0 || read > MAX_POSITION {
             release_owner(owner, previous);
             return Err(ClaimError::Corrupted(Corruption::ReadPosition {
@@ -1354,7 +1352,7 @@ impl<R: Region> Consumer<R> {
                 max: MAX_POSITION,
             }));
         }
-        count_claim(&control.consumer.0.claims);
+        count_claim(&control.consumer.claims);
         Ok(Self {
             region,
             geo,
@@ -1774,7 +1772,6 @@ impl<R: Region> Consumer<R> {
             .region
             .control()
             .signals
-            .0
             .space_signal
             .load(Ordering::Relaxed)
             & WAITING
@@ -1857,7 +1854,6 @@ impl<R: Region> Consumer<R> {
             .region
             .control()
             .producer
-            .0
             .write_position
             .load(Ordering::Relaxed);
         self.written_hint = found.min(self.published + self.geo.capacity);
@@ -1884,7 +1880,6 @@ impl<R: Region> Consumer<R> {
         self.region
             .control()
             .consumer
-            .0
             .read_position
             .store(self.read, Ordering::Release);
         self.published = self.read;
@@ -1904,7 +1899,6 @@ impl<R: Region> Consumer<R> {
             .region
             .control()
             .producer
-            .0
             .write_position
             .load(Ordering::Acquire);
         let max = self.published + self.geo.capacity;
@@ -1925,7 +1919,7 @@ impl<R: Region> Consumer<R> {
     pub fn wake_producer<F: Futex + ?Sized>(&mut self, futex: &F) {
         if self.unnotified {
             self.unnotified = false;
-            notify(&self.region.control().signals.0.space_signal, futex);
+            notify(&self.region.control().signals.space_signal, futex);
         }
     }
 
@@ -1961,7 +1955,7 @@ impl<R: Region> Consumer<R> {
                 self.publish();
             }
             self.wake_producer(futex);
-            let word = &self.region.control().signals.0.data_signal;
+            let word = &self.region.control().signals.data_signal;
             let key = prepare_wait(word, futex);
             // Ordered after the registration by `prepare_wait`'s fence.
             if self.frame_ready() {
@@ -1978,7 +1972,7 @@ impl<R: Region> Drop for Consumer<R> {
             self.publish();
         }
         // The next consumer sees our position and RELEASED marks.
-        release_owner(&self.region.control().consumer.0.owner, 0);
+        release_owner(&self.region.control().consumer.owner, 0);
     }
 }
 
