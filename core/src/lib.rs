@@ -58,7 +58,6 @@
 pub mod error;
 pub mod layout;
 pub mod mpmc;
-pub mod region;
 pub mod spsc;
 pub mod sync;
 pub mod wait;
@@ -77,8 +76,8 @@ pub use mpmc::{
     Liveness, MpmcConsumer, MpmcCorruption, MpmcLayoutError, MpmcProducer, MpmcRegion, MpmcStats,
     MpmcWaitError, Recovery, RecvError, RegisterError, SendError,
 };
-pub use region::Region;
-#[cfg(not(shmring_loom))]
-pub use region::{RawRegion, SegmentInfo};
+pub use spsc::Region;
 pub use spsc::{Batch, Consumer, Grant, Message, Producer, RunGrant};
+#[cfg(not(shmring_loom))]
+pub use spsc::{RawRegion, SegmentInfo};
 pub use wait::Futex;

@@ -38,6 +38,8 @@
 //! that takes over after a crash skips what was released but not yet published:
 //! nothing is delivered twice.
 
+pub mod region;
+
 use core::cell::Cell;
 use core::marker::PhantomData;
 use core::num::NonZeroU32;
@@ -49,9 +51,11 @@ use crate::layout::{
     FRAME_COMMITTED, FRAME_HEADER_SIZE, FRAME_LEN_MASK, FRAME_PADDING, FRAME_RELEASED, FRAME_RUN,
     MAX_RUN_COUNT, RUN_LEN_MASK, RUN_RELEASED_SHIFT, max_message_len,
 };
-use crate::region::Region;
 use crate::sync::{AtomicU32, Ordering};
 use crate::wait::{Futex, WAITING, notify, prepare_wait};
+pub use region::Region;
+#[cfg(not(shmring_loom))]
+pub use region::{RawRegion, SegmentInfo};
 
 const HEADER: u64 = FRAME_HEADER_SIZE as u64;
 
