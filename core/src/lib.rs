@@ -2,7 +2,7 @@
 //!
 //! `#![no_std]`, no allocation, no system calls. A single-producer single-consumer
 //! ring of variable-length messages whose whole state lives in one `#[repr(C)]`
-//! segment (see [`layout`]), so that two processes, or a Rust and a C program, can
+//! segment (see [`spsc::layout`]), so that two processes, or a Rust and a C program, can
 //! share it through mapped memory:
 //!
 //! - **zero-copy** ([`Producer::grant`] → [`Grant::commit`], [`Consumer::read`] →
@@ -65,10 +65,7 @@ pub mod wait;
 pub use error::{
     ClaimError, Corruption, LayoutError, PopError, PushError, ReadError, TimedOut, WaitError,
 };
-pub use layout::{
-    DATA_OFFSET, FLAG_ASYMMETRIC_FENCES, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAX_CAPACITY,
-    MIN_CAPACITY, SEGMENT_ALIGN, max_message_len, segment_layout,
-};
+pub use layout::{FLAG_ASYMMETRIC_FENCES, LAYOUT_VERSION, SEGMENT_ALIGN};
 #[cfg(not(shmring_loom))]
 pub use mpmc::RawMpmcRegion;
 pub use mpmc::layout::{MpmcGeometry, mpmc_segment_layout};
@@ -77,6 +74,9 @@ pub use mpmc::{
     MpmcWaitError, Recovery, RecvError, RegisterError, SendError,
 };
 pub use spsc::Region;
+pub use spsc::layout::{
+    DATA_OFFSET, FRAME_HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY, max_message_len, segment_layout,
+};
 pub use spsc::{Batch, Consumer, Grant, Message, Producer, RunGrant};
 #[cfg(not(shmring_loom))]
 pub use spsc::{RawRegion, SegmentInfo};

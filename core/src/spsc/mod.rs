@@ -38,6 +38,7 @@
 //! that takes over after a crash skips what was released but not yet published:
 //! nothing is delivered twice.
 
+pub mod layout;
 pub mod region;
 
 use core::cell::Cell;
@@ -47,12 +48,12 @@ use core::ops::{Deref, DerefMut};
 use core::{fmt, slice};
 
 use crate::error::{ClaimError, Corruption, PopError, PushError, ReadError, WaitError};
-use crate::layout::{
+use crate::sync::{AtomicU32, Ordering};
+use crate::wait::{Futex, WAITING, notify, prepare_wait};
+use layout::{
     FRAME_COMMITTED, FRAME_HEADER_SIZE, FRAME_LEN_MASK, FRAME_PADDING, FRAME_RELEASED, FRAME_RUN,
     MAX_RUN_COUNT, RUN_LEN_MASK, RUN_RELEASED_SHIFT, max_message_len,
 };
-use crate::sync::{AtomicU32, Ordering};
-use crate::wait::{Futex, WAITING, notify, prepare_wait};
 pub use region::Region;
 #[cfg(not(shmring_loom))]
 pub use region::{RawRegion, SegmentInfo};
@@ -81,7 +82,7 @@ const HINT_REFRESH: u64 = 2048;
 /// The largest position either side accepts from shared memory. Positions count
 /// bytes since the ring was made; at 100 GB/s they would reach this after five
 /// years. Below it, `position + 2 * capacity` and the like cannot overflow.
-const MAX_POSITION: u64 = u64::MAX - 4 * crate::layout::MAX_CAPACITY as u64;
+const MAX_POSITION: u64 = u64::MAX - 4 * layout::MAX_CAPACITY as u64;
 
 /// Bytes a frame with a `len`-byte payload spans.
 #[inline]
@@ -257,7 +258,7 @@ impl Geometry {
 }
 
 // `Geometry::plain_message` relies on every payload limit being below the flag bits.
-const _: () = assert!(max_message_len(crate::layout::MAX_CAPACITY) < FRAME_RUN as usize);
+const _: () = assert!(max_message_len(layout::MAX_CAPACITY) < FRAME_RUN as usize);
 // Every flag lies above the length field.
 const _: () = assert!(FRAME_LEN_MASK == FRAME_RUN - 1 && FRAME_RUN < FRAME_RELEASED);
 
