@@ -62,9 +62,7 @@ pub mod spsc;
 pub mod sync;
 pub mod wait;
 
-pub use error::{
-    ClaimError, Corruption, LayoutError, PopError, PushError, ReadError, TimedOut, WaitError,
-};
+pub use error::{LayoutError, TimedOut};
 pub use layout::{FLAG_ASYMMETRIC_FENCES, LAYOUT_VERSION, SEGMENT_ALIGN};
 #[cfg(not(shmring_loom))]
 pub use mpmc::RawMpmcRegion;
@@ -77,7 +75,10 @@ pub use spsc::Region;
 pub use spsc::layout::{
     DATA_OFFSET, FRAME_HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY, max_message_len, segment_layout,
 };
-pub use spsc::{Batch, Consumer, Grant, Message, Producer, RunGrant};
+pub use spsc::{
+    Batch, ClaimError, Consumer, Corruption, Grant, Message, PopError, Producer, PushError,
+    ReadError, RunGrant, WaitError,
+};
 #[cfg(not(shmring_loom))]
 pub use spsc::{RawRegion, SegmentInfo};
 pub use wait::Futex;

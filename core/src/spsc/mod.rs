@@ -38,6 +38,7 @@
 //! that takes over after a crash skips what was released but not yet published:
 //! nothing is delivered twice.
 
+mod error;
 pub mod layout;
 pub mod region;
 
@@ -47,9 +48,9 @@ use core::num::NonZeroU32;
 use core::ops::{Deref, DerefMut};
 use core::{fmt, slice};
 
-use crate::error::{ClaimError, Corruption, PopError, PushError, ReadError, WaitError};
 use crate::sync::{AtomicU32, Ordering};
 use crate::wait::{Futex, WAITING, notify, prepare_wait};
+pub use error::{ClaimError, Corruption, PopError, PushError, ReadError, WaitError};
 use layout::{
     FRAME_COMMITTED, FRAME_HEADER_SIZE, FRAME_LEN_MASK, FRAME_PADDING, FRAME_RELEASED, FRAME_RUN,
     MAX_RUN_COUNT, RUN_LEN_MASK, RUN_RELEASED_SHIFT, max_message_len,
