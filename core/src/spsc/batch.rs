@@ -19,7 +19,8 @@ impl<R: Region> Producer<R> {
             data: self.region.data(),
             mask: self.geo.mask,
             producer: self,
-            open_len: NOT_OPEN,
+            run_len: NOT_OPEN,
+            run_start: 0,
             run_end: 0,
             run_limit: 0,
         }
@@ -40,60 +41,10 @@ impl<R: Region> Producer<R> {
         }
     }
 
-    /// Closes the open run, if any, and opens one for messages of `len` bytes
-    /// (`1..=RUN_LEN_MASK`) at the write position: room for one is reserved (with
-    /// padding before it if needed); the run holds none yet.
-    pub(super) fn open_run(&mut self, len: usize) -> Result<(), PushError> {
-        debug_assert!(len != 0 && len <= RUN_LEN_MASK as usize);
-        self.close_run();
-        let (start, padding) = self.reserve(len)?;
-        if padding != 0 {
-            self.write_padding(start, padding);
-        }
-        let geo = self.geo;
-        let stride = stride(len as u64);
-        let lap_end = start - (start & geo.mask) + geo.capacity;
-        self.run_open = true;
-        self.run_start = start;
-        self.run_len = len as u32;
-        self.write = start + HEADER;
-        // `reserve` checked that one message fits: the limit is at least
-        // `write + stride`.
-        self.run_limit = lap_end
-            .min(start + HEADER + geo.max_len)
-            .min(start + HEADER + u64::from(MAX_RUN_COUNT) * stride)
-            .min(self.read_cache + geo.capacity - HEADER);
-        Ok(())
-    }
-
-    /// Writes the open run's header and closes it: a run frame, a plain message
-    /// frame if it holds one message, nothing if it holds none.
-    #[inline]
-    pub(super) fn close_run(&mut self) {
-        if !self.run_open {
-            return;
-        }
-        self.run_open = false;
-        let total = self.write - self.run_start - HEADER;
-        if total == 0 {
-            self.write = self.run_start;
-            return;
-        }
-        let word = if total == stride(self.run_len.into()) {
-            FRAME_COMMITTED | self.run_len
-        } else {
-            // Relaxed: published with the batch, by the Release store of its first
-            // state word, after this in program order.
-            self.region
-                .run_word(self.geo.offset(self.run_start))
-                .store(self.run_len, Ordering::Relaxed);
-            FRAME_COMMITTED | FRAME_RUN | total as u32
-        };
-        self.close_in_batch(self.run_start, word);
-    }
-
+    /// Publishes the batch: zeroes the header after its last frame, then stores its
+    /// first frame's state word. The batch's open run, if any, is closed first (by
+    /// the [`Batch`]; after a leaked batch none is).
     pub(super) fn end_batch(&mut self) {
-        self.close_run();
         self.batching = false;
         if let Some((position, word)) = self.pending.take() {
             // Inside the batch each frame's header overwrote the slot after the one
@@ -120,26 +71,110 @@ impl<R: Region> Producer<R> {
 /// [`PushError::Full`] and must be published before the consumer can make room.
 pub struct Batch<'a, R: Region> {
     producer: &'a mut Producer<R>,
-    // The open run's cursor, kept here rather than in the producer so that the
-    // compiler holds it in registers across pushes (a store into the data region
-    // could alias the producer's fields, as far as it knows). Written back to the
-    // producer (`flush`) before anything else touches the run.
-    /// Length of the open run's messages; [`NOT_OPEN`] when none is open.
-    open_len: usize,
-    /// Where the run's next message goes (the producer's write position).
+    // The open run (a `Run`, field by field): held here and nowhere else, so that
+    // the compiler keeps it in registers across pushes (a store into the data region
+    // could alias the producer's fields, as far as it knows). Separate fields, not a
+    // `Run`: passing a `Run` field by value lets the compiler hand the callee its
+    // address, and the run then lives in memory. The producer's write position stays
+    // at the run's header until the run closes.
+    /// `Run::len`.
+    run_len: usize,
+    /// `Run::start`.
+    run_start: u64,
+    /// `Run::end`.
     run_end: u64,
-    /// The producer's `run_limit`.
+    /// `Run::limit`.
     run_limit: u64,
     /// The data region and its mask, copied likewise.
     data: *mut u8,
     mask: u64,
 }
 
-/// `Batch::open_len` when no run is open: no message has this length.
+/// `Run::len` when no run is open: no message has this length.
 const NOT_OPEN: usize = usize::MAX;
 
-/// A [`Batch`]'s run cursor: `open_len`, `run_end`, `run_limit`.
-type RunCursor = (usize, u64, u64);
+/// A batch's open run (see [`FRAME_RUN`]): consecutive messages of one length
+/// under one frame header, written when the run closes. The batch holds it field by
+/// field; the functions that open and close runs take it and return it by value (a
+/// `&mut` would keep it in memory).
+#[derive(Clone, Copy)]
+struct Run {
+    /// Length of the run's messages; [`NOT_OPEN`] when no run is open.
+    len: usize,
+    /// Position of the run's header.
+    start: u64,
+    /// Where the run's next message goes: its messages end here.
+    end: u64,
+    /// The run may grow while `end` stays at or below this: the end of the lap, the
+    /// largest frame, the most messages a run holds, and the space known free (less
+    /// the zeroed header after the run), whichever comes first.
+    limit: u64,
+}
+
+impl Run {
+    /// No run: no message has its length, and it has room for none.
+    const CLOSED: Self = Self {
+        len: NOT_OPEN,
+        start: 0,
+        end: 0,
+        limit: 0,
+    };
+
+    /// Opens a run for messages of `len` bytes (`1..=RUN_LEN_MASK`) at the
+    /// producer's write position (the batch has no run open): room for one is
+    /// reserved (with padding before it if needed); the run holds none yet.
+    fn open<R: Region>(producer: &mut Producer<R>, len: usize) -> Result<Self, PushError> {
+        debug_assert!(len != 0 && len <= RUN_LEN_MASK as usize);
+        let (start, padding) = producer.reserve(len)?;
+        if padding != 0 {
+            producer.write_padding(start, padding);
+        }
+        let geo = producer.geo;
+        let stride = stride(len as u64);
+        let lap_end = start - (start & geo.mask) + geo.capacity;
+        // `reserve` checked that one message fits: the limit is at least
+        // `start + HEADER + stride`.
+        let limit = lap_end
+            .min(start + HEADER + geo.max_len)
+            .min(start + HEADER + u64::from(MAX_RUN_COUNT) * stride)
+            .min(producer.read_cache + geo.capacity - HEADER);
+        Ok(Self {
+            len,
+            start,
+            end: start + HEADER,
+            limit,
+        })
+    }
+
+    /// Writes the run's header into the producer's batch and moves the producer's
+    /// write position past the run: a run frame, a plain message frame if it holds
+    /// one message, nothing if it holds none (or is [`Run::CLOSED`]).
+    #[inline]
+    fn close<R: Region>(self, producer: &mut Producer<R>) {
+        if self.len == NOT_OPEN {
+            return;
+        }
+        let total = self.end - self.start - HEADER;
+        if total == 0 {
+            // The producer's write position is still the run's header.
+            return;
+        }
+        let len = self.len as u32;
+        let word = if total == stride(len.into()) {
+            FRAME_COMMITTED | len
+        } else {
+            // Relaxed: published with the batch, by the Release store of its first
+            // state word, after this in program order.
+            producer
+                .region
+                .run_word(producer.geo.offset(self.start))
+                .store(len, Ordering::Relaxed);
+            FRAME_COMMITTED | FRAME_RUN | total as u32
+        };
+        producer.close_in_batch(self.start, word);
+        producer.write = self.end;
+    }
+}
 
 // SAFETY: `data` is the region's data pointer, which the region promises is valid
 // from any thread; everything else in a batch is the `&mut Producer` (Send when the
@@ -160,9 +195,9 @@ impl<'a, R: Region> Batch<'a, R> {
     /// # Errors
     /// As [`Producer::grant`].
     pub fn grant(&mut self, len: usize) -> Result<Grant<'_, R>, PushError> {
-        self.flush();
-        self.producer.close_run();
-        self.open_len = NOT_OPEN;
+        // The open run lies before the granted frame: its header goes into the batch
+        // first, so that the batch's first frame is the one held back.
+        self.close_run();
         self.producer.grant(len)
     }
 
@@ -176,7 +211,7 @@ impl<'a, R: Region> Batch<'a, R> {
     #[inline]
     pub fn push(&mut self, message: &[u8]) -> Result<(), PushError> {
         let len = message.len();
-        if len == self.open_len {
+        if len == self.run_len {
             let at = self.run_end;
             let end = at + stride(len as u64);
             if end <= self.run_limit {
@@ -192,10 +227,10 @@ impl<'a, R: Region> Batch<'a, R> {
                 return Ok(());
             }
         }
-        // Passed and returned by value: a `&mut self` call would keep the cursor
-        // in memory.
-        let (result, cursor) = push_to_new_run(self.producer, self.cursor(), message);
-        self.set_cursor(cursor);
+        // Passed and returned by value: a `&mut self` call would keep the run in
+        // memory.
+        let (result, run) = push_to_new_run(self.producer, self.run(), message);
+        self.set_run(run);
         result
     }
 
@@ -226,12 +261,12 @@ impl<'a, R: Region> Batch<'a, R> {
             return Err(PushError::TooLarge { len, max });
         }
         let stride = stride(len as u64);
-        if count != 0 && (len != self.open_len || self.run_end + stride > self.run_limit) {
-            let (result, cursor) = open_new_run(self.producer, self.cursor(), len);
-            self.set_cursor(cursor);
+        if count != 0 && (len != self.run_len || self.run_end + stride > self.run_limit) {
+            let (result, run) = open_new_run(self.producer, self.run(), len);
+            self.set_run(run);
             result?;
         }
-        // At least one if `count` is: `open_run` reserved room for one. (With no
+        // At least one if `count` is: `Run::open` reserved room for one. (With no
         // run open, `run_end` and `run_limit` are both 0.)
         let room = ((self.run_limit - self.run_end) / stride) as usize;
         let count = count.min(room);
@@ -248,22 +283,30 @@ impl<'a, R: Region> Batch<'a, R> {
         })
     }
 
-    fn cursor(&self) -> RunCursor {
-        (self.open_len, self.run_end, self.run_limit)
-    }
-
-    fn set_cursor(&mut self, (open_len, run_end, run_limit): RunCursor) {
-        self.open_len = open_len;
-        self.run_end = run_end;
-        self.run_limit = run_limit;
-    }
-
-    /// Writes the run cursor back to the producer.
+    /// The open run.
     #[inline]
-    fn flush(&mut self) {
-        if self.open_len != NOT_OPEN {
-            self.producer.write = self.run_end;
+    fn run(&self) -> Run {
+        Run {
+            len: self.run_len,
+            start: self.run_start,
+            end: self.run_end,
+            limit: self.run_limit,
         }
+    }
+
+    #[inline]
+    fn set_run(&mut self, run: Run) {
+        self.run_len = run.len;
+        self.run_start = run.start;
+        self.run_end = run.end;
+        self.run_limit = run.limit;
+    }
+
+    /// Closes the open run, if any.
+    #[inline]
+    fn close_run(&mut self) {
+        self.run().close(self.producer);
+        self.set_run(Run::CLOSED);
     }
 
     /// Publishes the batch (the same as dropping it).
@@ -272,73 +315,57 @@ impl<'a, R: Region> Batch<'a, R> {
     /// Publishes the batch, then [`Producer::wake_consumer`]: for a consumer that
     /// may be blocked.
     pub fn publish_and_wake<F: Futex + ?Sized>(mut self, futex: &F) {
-        self.flush();
-        self.open_len = NOT_OPEN;
+        self.close_run();
         self.producer.end_batch();
         self.producer.wake_consumer(futex);
         // Drop ends the batch again: a no-op, nothing is pending.
     }
 }
 
-/// The producer's run state as a [`Batch`] cursor.
-fn cursor_of<R: Region>(producer: &Producer<R>) -> RunCursor {
-    if producer.run_open {
-        (
-            producer.run_len as usize,
-            producer.write,
-            producer.run_limit,
-        )
-    } else {
-        (NOT_OPEN, 0, 0)
-    }
-}
-
 /// [`Batch::push`] when no run is open, `message` has another length, or the run
-/// cannot grow: writes the batch's `cursor` back, closes the run and opens
-/// another with `message` in it (or, for a length no run takes, commits it as a
-/// frame of its own); returns the new cursor.
+/// cannot grow: closes the batch's `run` and opens another with `message` in it
+/// (or, for a length no run takes, commits it as a frame of its own); returns the
+/// new run.
 #[inline(never)]
 fn push_to_new_run<R: Region>(
     producer: &mut Producer<R>,
-    (open_len, end, _): RunCursor,
+    run: Run,
     message: &[u8],
-) -> (Result<(), PushError>, RunCursor) {
-    if open_len != NOT_OPEN {
-        producer.write = end;
-    }
+) -> (Result<(), PushError>, Run) {
+    run.close(producer);
     let len = message.len();
     if len == 0 || len > RUN_LEN_MASK as usize || len as u64 > producer.geo.max_len {
-        producer.close_run();
         let result = producer.push(message);
-        return (result, cursor_of(producer));
+        return (result, Run::CLOSED);
     }
-    if let Err(e) = producer.open_run(len) {
-        return (Err(e), cursor_of(producer));
-    }
-    let offset = producer.geo.offset(producer.write);
+    let mut run = match Run::open(producer, len) {
+        Ok(run) => run,
+        Err(e) => return (Err(e), Run::CLOSED),
+    };
+    let offset = producer.geo.offset(run.end);
     producer.region.will_write(offset, len);
-    // SAFETY: `open_run` reserved room for one message of `len` bytes at `write`,
+    // SAFETY: `Run::open` reserved room for one message of `len` bytes at `run.end`,
     // within the data region and the space the consumer has released.
     let payload = unsafe { slice::from_raw_parts_mut(producer.region.data().add(offset), len) };
     copy_message(payload, message);
     producer.region.will_write(offset, len);
-    producer.write += stride(len as u64);
-    (Ok(()), cursor_of(producer))
+    run.end += stride(len as u64);
+    (Ok(()), run)
 }
 
 /// [`Batch::grant_run`] when the open run cannot take a message of `len` bytes:
-/// writes the batch's `cursor` back and opens a run; returns the new cursor.
+/// closes the batch's `run` and opens another; returns the new run.
 #[inline(never)]
 fn open_new_run<R: Region>(
     producer: &mut Producer<R>,
-    (open_len, end, _): RunCursor,
+    run: Run,
     len: usize,
-) -> (Result<(), PushError>, RunCursor) {
-    if open_len != NOT_OPEN {
-        producer.write = end;
+) -> (Result<(), PushError>, Run) {
+    run.close(producer);
+    match Run::open(producer, len) {
+        Ok(run) => (Ok(()), run),
+        Err(e) => (Err(e), Run::CLOSED),
     }
-    let result = producer.open_run(len);
-    (result, cursor_of(producer))
 }
 
 /// Messages of one length reserved in a run, written in place: see
@@ -428,7 +455,7 @@ impl<R: Region> RunGrant<'_, '_, R> {
 impl<R: Region> Drop for Batch<'_, R> {
     #[inline]
     fn drop(&mut self) {
-        self.flush();
+        self.close_run();
         self.producer.end_batch();
     }
 }

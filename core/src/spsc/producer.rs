@@ -63,25 +63,15 @@ fn check_aligned(found: u64, corruption: Corruption) -> Result<u64, Corruption> 
 pub struct Producer<R: Region> {
     pub(super) region: R,
     pub(super) geo: Geometry,
-    /// Next frame position: exact, private.
+    /// Next frame position: exact, private. While a batch's run is open, the run's
+    /// header (the batch holds where its messages end).
     pub(super) write: u64,
     /// The consumer's position as last read; at most the true one, can be stale.
     pub(super) read_cache: u64,
-    /// Inside a [`Batch`](super::Batch).
+    /// Inside a [`Batch`](super::Batch): commits go into the batch.
     pub(super) batching: bool,
     /// The first frame of the open batch: position and state word, not yet stored.
     pub(super) pending: Option<(u64, u32)>,
-    /// A run is open in the batch (see [`FRAME_RUN`](super::layout::FRAME_RUN)): its messages end at `write`;
-    /// its header is written when it closes.
-    pub(super) run_open: bool,
-    /// Length of the open run's messages.
-    pub(super) run_len: u32,
-    /// Position of the open run's header.
-    pub(super) run_start: u64,
-    /// The open run may grow while `write` stays at or below this: the end of the
-    /// lap, the largest frame, the most messages a run holds, and the space known
-    /// free (less the zeroed header after the run), whichever comes first.
-    pub(super) run_limit: u64,
     /// A frame was published since the last [`Producer::wake_consumer`].
     pub(super) unnotified: bool,
     _not_sync: PhantomData<Cell<()>>,
@@ -139,10 +129,6 @@ impl<R: Region> Producer<R> {
                     read_cache: read,
                     batching: false,
                     pending: None,
-                    run_open: false,
-                    run_len: 0,
-                    run_start: 0,
-                    run_limit: 0,
                     unnotified: false,
                     _not_sync: PhantomData,
                 };
@@ -412,9 +398,6 @@ impl<R: Region> Producer<R> {
             self.write = next;
             self.publish_write();
         } else {
-            // An open run lies before this frame: its header first, so that the
-            // batch's first frame is the one held back.
-            self.close_run();
             self.close_in_batch(position, word);
             self.write = next;
         }
