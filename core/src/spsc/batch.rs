@@ -284,7 +284,6 @@ impl<'a, R: Region> Batch<'a, R> {
     }
 
     /// The open run.
-    #[inline]
     fn run(&self) -> Run {
         Run {
             len: self.run_len,
@@ -294,7 +293,6 @@ impl<'a, R: Region> Batch<'a, R> {
         }
     }
 
-    #[inline]
     fn set_run(&mut self, run: Run) {
         self.run_len = run.len;
         self.run_start = run.start;
