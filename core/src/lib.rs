@@ -2,7 +2,7 @@
 //!
 //! `#![no_std]`, no allocation, no system calls. A single-producer single-consumer
 //! ring of variable-length messages whose whole state lives in one `#[repr(C)]`
-//! segment (see [`layout`]), so that two processes, or a Rust and a C program, can
+//! segment (see [`spsc::layout`]), so that two processes, or a Rust and a C program, can
 //! share it through mapped memory:
 //!
 //! - **zero-copy** ([`Producer::grant`] → [`Grant::commit`], [`Consumer::read`] →
@@ -58,18 +58,12 @@
 pub mod error;
 pub mod layout;
 pub mod mpmc;
-pub mod region;
 pub mod spsc;
 pub mod sync;
 pub mod wait;
 
-pub use error::{
-    ClaimError, Corruption, LayoutError, PopError, PushError, ReadError, TimedOut, WaitError,
-};
-pub use layout::{
-    DATA_OFFSET, FLAG_ASYMMETRIC_FENCES, FRAME_HEADER_SIZE, LAYOUT_VERSION, MAX_CAPACITY,
-    MIN_CAPACITY, SEGMENT_ALIGN, max_message_len, segment_layout,
-};
+pub use error::{LayoutError, TimedOut};
+pub use layout::{FLAG_ASYMMETRIC_FENCES, LAYOUT_VERSION, SEGMENT_ALIGN};
 #[cfg(not(shmring_loom))]
 pub use mpmc::RawMpmcRegion;
 pub use mpmc::layout::{MpmcGeometry, mpmc_segment_layout};
@@ -77,8 +71,14 @@ pub use mpmc::{
     Liveness, MpmcConsumer, MpmcCorruption, MpmcLayoutError, MpmcProducer, MpmcRegion, MpmcStats,
     MpmcWaitError, Recovery, RecvError, RegisterError, SendError,
 };
-pub use region::Region;
+pub use spsc::Region;
+pub use spsc::layout::{
+    DATA_OFFSET, FRAME_HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY, max_message_len, segment_layout,
+};
+pub use spsc::{
+    Batch, ClaimError, Consumer, Corruption, Grant, Message, PopError, Producer, PushError,
+    ReadError, RunGrant, WaitError,
+};
 #[cfg(not(shmring_loom))]
-pub use region::{RawRegion, SegmentInfo};
-pub use spsc::{Batch, Consumer, Grant, Message, Producer, RunGrant};
+pub use spsc::{RawRegion, SegmentInfo};
 pub use wait::Futex;

@@ -1,6 +1,10 @@
 //! The MPMC ring over raw memory: the API's contracts, bad input, the layout's
 //! validation, recovery from dead endpoints (played by poking the segment), and a
 //! threaded run checking exactly-once, per-producer FIFO delivery.
+#![allow(
+    clippy::disallowed_types,
+    reason = "the test's own flags and counters, not the ring's atomics"
+)]
 
 mod common;
 

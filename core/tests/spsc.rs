@@ -3,7 +3,7 @@
 mod common;
 
 use common::{GuardedMemory, ring, token};
-use shmring_core::layout::{FRAME_COMMITTED, FRAME_RELEASED};
+use shmring_core::spsc::layout::{FRAME_COMMITTED, FRAME_RELEASED};
 use shmring_core::{
     ClaimError, Consumer, Corruption, DATA_OFFSET, LAYOUT_VERSION, LayoutError, PopError, Producer,
     PushError, RawRegion, ReadError, max_message_len, segment_layout,

@@ -93,6 +93,7 @@ pub use status::*;
 pub use transport::*;
 
 use shmring::core::layout;
+use shmring::core::spsc::layout as spsc_layout;
 use status::Failure;
 
 // ---------------------------------------------------------------------------
@@ -139,18 +140,18 @@ const _: () = {
     assert!(SHMRING_LAYOUT_VERSION == layout::LAYOUT_VERSION);
     assert!(SHMRING_MAGIC == layout::MAGIC);
     assert!(SHMRING_SEGMENT_ALIGN == layout::SEGMENT_ALIGN);
-    assert!(SHMRING_HEADER_OFFSET == layout::HEADER_OFFSET);
-    assert!(SHMRING_PRODUCER_LINE_OFFSET == layout::PRODUCER_LINE_OFFSET);
-    assert!(SHMRING_CONSUMER_LINE_OFFSET == layout::CONSUMER_LINE_OFFSET);
-    assert!(SHMRING_SIGNAL_LINE_OFFSET == layout::SIGNAL_LINE_OFFSET);
-    assert!(SHMRING_DATA_OFFSET == layout::DATA_OFFSET);
-    assert!(SHMRING_FRAME_HEADER_SIZE == layout::FRAME_HEADER_SIZE);
-    assert!(SHMRING_FRAME_ALIGN == layout::FRAME_ALIGN);
-    assert!(SHMRING_MIN_CAPACITY == layout::MIN_CAPACITY);
-    assert!(SHMRING_MAX_CAPACITY == layout::MAX_CAPACITY);
+    assert!(SHMRING_HEADER_OFFSET == spsc_layout::HEADER_OFFSET);
+    assert!(SHMRING_PRODUCER_LINE_OFFSET == spsc_layout::PRODUCER_LINE_OFFSET);
+    assert!(SHMRING_CONSUMER_LINE_OFFSET == spsc_layout::CONSUMER_LINE_OFFSET);
+    assert!(SHMRING_SIGNAL_LINE_OFFSET == spsc_layout::SIGNAL_LINE_OFFSET);
+    assert!(SHMRING_DATA_OFFSET == spsc_layout::DATA_OFFSET);
+    assert!(SHMRING_FRAME_HEADER_SIZE == spsc_layout::FRAME_HEADER_SIZE);
+    assert!(SHMRING_FRAME_ALIGN == spsc_layout::FRAME_ALIGN);
+    assert!(SHMRING_MIN_CAPACITY == spsc_layout::MIN_CAPACITY);
+    assert!(SHMRING_MAX_CAPACITY == spsc_layout::MAX_CAPACITY);
     assert!(SHMRING_HEADER_FLAG_ASYMMETRIC_FENCES == layout::FLAG_ASYMMETRIC_FENCES);
-    assert!(size_of::<layout::SegmentHeader>() == SHMRING_DATA_OFFSET);
-    assert!(align_of::<layout::SegmentHeader>() == SHMRING_SEGMENT_ALIGN);
+    assert!(size_of::<spsc_layout::SegmentHeader>() == SHMRING_DATA_OFFSET);
+    assert!(align_of::<spsc_layout::SegmentHeader>() == SHMRING_SEGMENT_ALIGN);
     assert!(SHMRING_VERSION_MAJOR == parse_u32(env!("CARGO_PKG_VERSION_MAJOR")));
     assert!(SHMRING_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VERSION_MINOR")));
     assert!(SHMRING_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")));

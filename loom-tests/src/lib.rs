@@ -19,7 +19,7 @@ use std::cell::UnsafeCell;
 
 use loom::sync::atomic::Ordering;
 use loom::sync::{Arc, Condvar, Mutex};
-use shmring_core::layout::Control;
+use shmring_core::spsc::layout::Control;
 use shmring_core::sync::AtomicU32;
 use shmring_core::{Futex, Region, TimedOut};
 

@@ -318,7 +318,7 @@ impl ConnectOptions {
                     ));
                 }
                 let capacity = capacity as usize;
-                let max_message_len = shmring_core::layout::max_message_len(capacity);
+                let max_message_len = shmring_core::spsc::layout::max_message_len(capacity);
                 if reply.max_message_len != max_message_len as u64 {
                     return Err(failed(
                         what,

@@ -445,7 +445,7 @@ fn server_handshake(
         0 => config.capacity,
         wanted => (wanted as usize).min(config.max_capacity),
     };
-    let max_message_len = shmring_core::layout::max_message_len(capacity);
+    let max_message_len = shmring_core::spsc::layout::max_message_len(capacity);
     let shm_allowed = transport == Transport::UnixSocket
         && client_policy != TransportPolicy::SocketOnly
         && config.policy != TransportPolicy::SocketOnly;

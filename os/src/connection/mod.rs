@@ -168,11 +168,11 @@ fn describe_unix(path: &Path) -> String {
 
 /// Capacity rules shared by both sides: a power of two the ring supports.
 fn valid_capacity(capacity: u64) -> bool {
-    usize::try_from(capacity).is_ok_and(|c| shmring_core::layout::check_capacity(c).is_ok())
+    usize::try_from(capacity).is_ok_and(|c| shmring_core::spsc::layout::check_capacity(c).is_ok())
 }
 
 fn segment_size(capacity: usize) -> Result<usize> {
-    shmring_core::layout::segment_layout(capacity)
+    shmring_core::spsc::layout::segment_layout(capacity)
         .map(|l| l.size())
         .map_err(|_| Error::InvalidCapacity {
             capacity: capacity as u64,

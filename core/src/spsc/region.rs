@@ -5,7 +5,7 @@
 //! shared, mapped) memory. In the model checks it is a loom-owned structure whose
 //! atomics are loom's and whose byte accesses loom checks for races.
 
-use crate::layout::Control;
+use super::layout::Control;
 use crate::sync::AtomicU32;
 
 /// Access to a ring's control block, frame words and data bytes.
@@ -35,7 +35,7 @@ pub unsafe trait Region {
     fn frame_word(&self, offset: usize) -> &AtomicU32;
 
     /// The run word of the frame header at `offset` (the header's second `u32`,
-    /// meaningful in run frames only: see [`FRAME_RUN`](crate::layout::FRAME_RUN)).
+    /// meaningful in run frames only: see [`FRAME_RUN`](crate::spsc::layout::FRAME_RUN)).
     fn run_word(&self, offset: usize) -> &AtomicU32;
 
     /// Start of the data region.
@@ -66,10 +66,10 @@ mod raw {
 
     use super::Region;
     use crate::error::LayoutError;
-    use crate::layout::{
-        CONSUMER_LINE_OFFSET, Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE, KNOWN_FLAGS,
-        LAYOUT_VERSION, MAGIC, PRODUCER_LINE_OFFSET, RING_KIND_SPSC, SEGMENT_ALIGN, SegmentHeader,
-        check_capacity, max_message_len,
+    use crate::layout::{KNOWN_FLAGS, LAYOUT_VERSION, MAGIC, RING_KIND_SPSC, SEGMENT_ALIGN};
+    use crate::spsc::layout::{
+        CONSUMER_LINE_OFFSET, Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE,
+        PRODUCER_LINE_OFFSET, SegmentHeader, check_capacity, max_message_len,
     };
     use crate::sync::{AtomicU32, Ordering};
 
