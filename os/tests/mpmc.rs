@@ -1072,6 +1072,19 @@ fn try_send_alone_gets_past_a_dead_consumer() {
     assert_eq!(parse(&buf), (0, 2));
 }
 
+/// An MPMC channel whose version word says 3 is refused, naming both versions.
+#[test]
+fn a_channel_of_layout_version_3_is_refused() {
+    if is_child() {
+        return;
+    }
+    let name = unique("v3");
+    let channel = create(&name, 4, 2);
+    assert_version_3_refused(&shm_path(&name), || builder(&name).open());
+    drop(channel);
+    assert_no_shm(&name);
+}
+
 #[test]
 fn a_corrupt_segment_gives_errors_never_hangs() {
     if is_child() {

@@ -277,6 +277,18 @@ impl<R: MpmcRegion> Endpoint<R> {
         // stored with Release after this store.
         e.role.store(role, Ordering::Relaxed);
         let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let signals = &region.control().signals.0;
+        let registered = if role == ROLE_PRODUCER {
+            &signals.producers_registered
+        } else {
+            &signals.consumers_registered
+        };
+        // Relaxed: a record for observers ("this role has been here"), ordered
+        // with nothing in the ring's protocol. Whoever receives a message this
+        // endpoint publishes sees it (the publication's Release comes after);
+        // the `shmring` crate reads it beside liveness probes, which are system
+        // calls.
+        registered.fetch_add(1, Ordering::Relaxed);
         Ok(Self {
             mask: geometry.slots() as u64 - 1,
             slots: geometry.slots() as u64,
@@ -469,6 +481,8 @@ impl<R: MpmcRegion> Drop for Endpoint<R> {
         let entry = self.region.entry(self.entry);
         // Relaxed: published by the Release store of the owner word just below.
         entry.intent.store(INTENT_NONE, Ordering::Relaxed);
+        // Relaxed: a hint for observers; as the intent.
+        entry.pid.store(0, Ordering::Relaxed);
         // SYNC: Release pairs with the Acquire CAS in `register`.
         entry.owner.store(0, Ordering::Release);
     }
