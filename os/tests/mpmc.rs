@@ -9,7 +9,8 @@
 //! dead consumer's held slot reclaimed and counted (both deterministic); the
 //! endpoint table full across processes and the take-over of a dead entry;
 //! blocking and timeouts on both sides with wake-ups across processes;
-//! `Disconnected` after every sender is killed; bad shapes; modes, clean-up and
+//! `Disconnected` after every sender is killed, also for a receiver (or sender)
+//! that attaches only after every peer died; bad shapes; modes, clean-up and
 //! reclaim (a live segment is never reclaimed); a corrupt slot or header gives
 //! `Corrupted` at once, never a hang.
 //!
@@ -254,6 +255,7 @@ fn child_mpmc_dead_consumer() {
 }
 
 /// Holds a sender or a receiver (`role`) until the parent says go or kills it.
+/// A sender first sends `send` messages (0 if the parameter is absent).
 #[test]
 fn child_mpmc_hold() {
     if !child_start() {
@@ -261,7 +263,12 @@ fn child_mpmc_hold() {
     }
     let channel = open_in_child();
     let entry = if param("role") == "sender" {
-        let tx = channel.sender().expect("sender");
+        let mut tx = channel.sender().expect("sender");
+        let send = std::env::var("SHMRING_TEST_P_send").map_or(0, |n| n.parse().unwrap());
+        for seq in 0..send {
+            tx.send_timeout(&message(0, seq), LONG)
+                .unwrap_or_else(|e| panic!("send {seq}: {e}"));
+        }
         let e = tx.entry();
         std::mem::forget(tx);
         e
@@ -979,6 +986,68 @@ fn receivers_get_disconnected_when_every_sender_is_killed() {
             peer: Role::Receiver
         })
     ));
+}
+
+/// The restart of a consumer after its producer crashed: a sender sends and is
+/// killed before any receiver exists; a receiver that attaches afterwards (into
+/// the dead sender's table entry, the first free one) drains what was committed,
+/// then gets `Disconnected`, not a timeout. And the mirror: a sender attaching
+/// after the only receiver was killed gets `Disconnected` once the ring is full.
+#[test]
+fn endpoints_attaching_after_every_peer_died_get_disconnected() {
+    if is_child() {
+        return;
+    }
+    const SENT: u64 = 5;
+    let name = unique("late");
+    let channel = create(&name, 8, 4);
+    let mut sender = Peer::spawn(
+        "child_mpmc_hold",
+        &[
+            ("name", &name),
+            ("wait", &"spin"),
+            ("role", &"sender"),
+            ("send", &SENT),
+        ],
+    );
+    assert_eq!(sender.expect("ready"), "0");
+    sender.kill();
+    let mut rx = channel.receiver().unwrap();
+    assert_eq!(rx.entry(), 0, "the receiver reuses the dead sender's entry");
+    let mut buf = [0u8; MESSAGE_LEN];
+    for seq in 0..SENT {
+        let n = rx.recv_timeout(&mut buf, LONG).unwrap();
+        assert_eq!(parse(&buf[..n]), (0, seq));
+    }
+    // Generous: a correct receiver returns within one liveness interval.
+    match rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
+        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        other => panic!("expected Disconnected from the sender, got {other:?}"),
+    }
+    drop((rx, channel));
+    assert_no_shm(&name);
+
+    let name = unique("late");
+    let channel = create(&name, 8, 4);
+    let mut receiver = Peer::spawn(
+        "child_mpmc_hold",
+        &[("name", &name), ("wait", &"spin"), ("role", &"receiver")],
+    );
+    assert_eq!(receiver.expect("ready"), "0");
+    receiver.kill();
+    let mut tx = channel.sender().unwrap();
+    assert_eq!(tx.entry(), 0, "the sender reuses the dead receiver's entry");
+    for seq in 0..8 {
+        tx.send_timeout(&message(0, seq), LONG).unwrap();
+    }
+    match tx.send_timeout(&message(0, 8), Duration::from_secs(10)) {
+        Err(Error::Disconnected {
+            peer: Role::Receiver,
+        }) => {}
+        other => panic!("expected Disconnected from the receiver, got {other:?}"),
+    }
+    drop((tx, channel));
+    assert_no_shm(&name);
 }
 
 #[test]
