@@ -524,7 +524,9 @@ impl MpmcChannel {
 
     /// The ring's recovery statistics: slots skipped after a sender died between
     /// claiming and publishing, messages lost with a receiver that died between
-    /// claiming and copying them out.
+    /// claiming and copying them out ([`MpmcStats::lost`] says exactly which: once
+    /// a receiver has got [`Error::Disconnected`], every message committed was
+    /// delivered or is counted in `lost`).
     pub fn stats(&self) -> MpmcStats {
         self.segment.contents().stats()
     }
@@ -1035,6 +1037,13 @@ impl MpmcReceiver {
             Err(RecvError::Empty) => {
                 self.link.stall = None;
                 if peer_gone {
+                    // The stream has ended: free what dead receivers still hold,
+                    // so that `lost` counts every message they took with them
+                    // (no sender will come round to those slots).
+                    self.consumer
+                        .reclaim_dead_consumers(&EntryLocks(&self.link.segment))
+                        .map_err(|c| self.link.corrupted(c))?;
+                    self.consumer.wake(&self.link.futex);
                     Err(self.link.disconnected())
                 } else {
                     Ok(Step::Wait)

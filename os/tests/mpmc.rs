@@ -800,6 +800,49 @@ fn a_dead_consumers_slot_is_reclaimed_and_counted() {
     assert_eq!(parse(&buf), (0, 4));
 }
 
+/// A receiver dies holding a message that no sender comes round to (the ring
+/// never wraps): once the stream ends, the survivor's `Disconnected` comes with
+/// that message counted, so committed = delivered + lost.
+#[test]
+fn a_message_lost_with_a_dead_consumer_is_counted_when_the_stream_ends() {
+    if is_child() {
+        return;
+    }
+    const COMMITTED: u64 = 4;
+    let name = unique("lostcount");
+    let channel = create(&name, 8, 4);
+    let mut tx = channel.sender().unwrap();
+    let mut rx = channel.receiver().unwrap();
+    let mut dead = Peer::spawn(
+        "child_mpmc_dead_consumer",
+        &[("name", &name), ("wait", &"spin")],
+    );
+    tx.send(&message(0, 0)).unwrap();
+    assert_eq!(dead.expect("claimed"), "0");
+    for seq in 1..COMMITTED {
+        tx.send(&message(0, seq)).unwrap();
+    }
+    dead.kill();
+    drop(tx);
+    let mut buf = [0u8; MESSAGE_LEN];
+    let mut delivered = 0;
+    loop {
+        match rx.recv_timeout(&mut buf, LONG) {
+            Ok(n) => {
+                delivered += 1;
+                assert_eq!(parse(&buf[..n]), (0, delivered));
+            }
+            Err(Error::Disconnected { peer: Role::Sender }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let stats = channel.stats();
+    assert_eq!(delivered, COMMITTED - 1);
+    assert_eq!(stats.lost, 1, "{stats:?}");
+    assert_eq!(delivered + stats.lost, COMMITTED);
+    assert_eq!(stats.skipped, 0);
+}
+
 // ---------------------------------------------------------------------------
 // Endpoint table, blocking, disconnection
 // ---------------------------------------------------------------------------
