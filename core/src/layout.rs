@@ -13,8 +13,12 @@
 pub const MAGIC: u64 = 0x7368_6d72_696e_6701;
 
 /// The version of this layout. Any change to an offset, a field's meaning or the
-/// frame format changes it; `attach` refuses every other version.
-pub const LAYOUT_VERSION: u32 = 3;
+/// frame format changes it; `attach` refuses every other version. Version 4 added
+/// the holder's pid to each SPSC role's line, per-role registration counts to the
+/// MPMC signal line, and the reserved [`ARMED`](crate::wait::ARMED) bit of the
+/// signal words (moving the notification count up one bit); CHANGELOG.md lists
+/// every byte.
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Ring kind: single producer, single consumer, messages
 /// of variable length.

@@ -4,7 +4,11 @@
 //! the caller supplies (the `shmring` crate: Linux futex on the shared word; the
 //! model checks: a mutex and condition variable that compare and sleep atomically).
 //!
-//! The word: bit 0 = "a waiter is registered", bits 1..32 = a notification count.
+//! The word: bit 1 = "a waiter is registered" ([`WAITING`]), bits 2..32 = a
+//! notification count, bit 0 = [`ARMED`], reserved (layout version 4) for a waiter
+//! armed on a readiness descriptor rather than asleep on the futex. Nothing sets
+//! `ARMED` yet; the protocol leaves it as it finds it (no addition carries into
+//! it), so a peer that sets it costs at most spurious wake-ups.
 //!
 //! ```text
 //! waiter                                   notifier
@@ -12,7 +16,7 @@
 //! fence(SeqCst)        ──── pairs ────     fence(SeqCst)
 //! re-check the ring; ready? return         seen = word.load()
 //! futex.wait(word, key, deadline)          if seen & WAITING:
-//!                                              word.fetch_add(1)   // clear bit, count++
+//!                                              word.fetch_add(WAITING) // clear bit, count++
 //!                                              futex.wake(word)
 //! ```
 //!
@@ -38,8 +42,16 @@
 use crate::error::TimedOut;
 use crate::sync::{AtomicU32, Ordering, fence};
 
-/// Bit 0 of a signal word: a waiter is registered.
-pub const WAITING: u32 = 1;
+/// Bit 1 of a signal word: a waiter is registered (asleep on the futex, or about
+/// to be). A notifier that sees it adds `WAITING` to the word, which clears it and
+/// carries one into the notification count (bits 2..32).
+pub const WAITING: u32 = 1 << 1;
+
+/// Bit 0 of a signal word, reserved: a waiter armed on a readiness descriptor
+/// (layout version 4 makes room for it; no code sets it yet). It sits below
+/// [`WAITING`] so that the notifier's addition never carries into it; every
+/// reader treats a word with it set like any other (the word carries no data).
+pub const ARMED: u32 = 1;
 
 /// A compare-and-sleep on a shared 32-bit word, and its wake-up: what a futex does.
 ///
@@ -108,9 +120,10 @@ pub(crate) fn notify<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) {
     futex.notifier_fence();
     // Relaxed: the fence orders it; the word carries no data.
     if word.load(Ordering::Relaxed) & WAITING != 0 {
-        // Clears WAITING and counts one notification (bit 0 is set, so +1 carries
-        // into the count): a waiter that has not yet slept on its key won't sleep.
-        word.fetch_add(1, Ordering::Relaxed);
+        // Clears WAITING and counts one notification (the bit is set, so the
+        // addition carries into the count above it and leaves ARMED below it
+        // alone): a waiter that has not yet slept on its key won't sleep.
+        word.fetch_add(WAITING, Ordering::Relaxed);
         futex.wake(word);
     }
 }

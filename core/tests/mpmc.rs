@@ -491,6 +491,67 @@ fn dead_consumer_slot_is_reclaimed_and_counted() {
     assert_eq!(rx.stats().lost, 1);
 }
 
+/// Two consumers die holding messages no producer comes round to (the ring does
+/// not wrap): `reclaim_dead_consumers` frees both and counts them, so committed =
+/// delivered + lost. Live holders and dead consumers' finished positions are not
+/// counted, and a second call counts nothing more.
+#[test]
+fn messages_held_by_dead_consumers_are_counted_when_reclaimed() {
+    let (mem, region) = ring(8, 8, 4);
+    let flags = Flags::new(4);
+    let geometry = region.geometry();
+    let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
+    let dead: Vec<usize> = (0..2)
+        .map(|i| {
+            let c = MpmcConsumer::register(region.clone(), token(2 + i)).unwrap();
+            let entry = c.entry();
+            std::mem::forget(c);
+            entry
+        })
+        .collect();
+    let mut rx = MpmcConsumer::register(region.clone(), token(9)).unwrap();
+    const COMMITTED: u64 = 4;
+    for seq in 0..COMMITTED {
+        tx.try_send(&seq.to_ne_bytes()).unwrap();
+    }
+    // Each dead consumer claimed one position (intent, then head) and died
+    // copying it.
+    for (position, &entry) in dead.iter().enumerate() {
+        mem.poke(
+            geometry.entry_offset(entry),
+            &(position as u64).to_ne_bytes(),
+        );
+    }
+    mem.poke(MPMC_HEAD_OFFSET, &2u64.to_ne_bytes());
+    let mut buf = [0u8; 8];
+    let mut delivered = 0;
+    while let Ok(8) = rx.try_recv(&mut buf) {
+        assert_eq!(u64::from_ne_bytes(buf), 2 + delivered);
+        delivered += 1;
+    }
+    assert_eq!(delivered, 2);
+    // While they are alive, they are copying: nothing is freed.
+    assert_eq!(rx.reclaim_dead_consumers(&flags), Ok(0));
+    assert_eq!(rx.stats().lost, 0);
+    for &entry in &dead {
+        flags.kill(entry);
+    }
+    assert_eq!(rx.reclaim_dead_consumers(&flags), Ok(2));
+    assert_eq!(tx.stats().lost, 2);
+    assert_eq!(delivered + tx.stats().lost, COMMITTED);
+    // A dead consumer whose last position it freed took nothing with it.
+    let rx_entry = rx.entry();
+    std::mem::forget(rx);
+    flags.kill(rx_entry);
+    assert_eq!(tx.reclaim_dead_consumers(&flags), Ok(0));
+    assert_eq!(tx.stats().lost, 2);
+    // The freed slots take the next lap.
+    for seq in 0..8u64 {
+        tx.try_send(&seq.to_ne_bytes()).unwrap();
+    }
+    assert_eq!(tx.try_send(b"full"), Err(SendError::Full));
+}
+
 /// `try_recv` writes its intent before it looks at the slot: a poll that finds the
 /// ring empty withdraws it, or the idle consumer, alive and naming position 0,
 /// would look like the claimant of a slot a dead consumer took there later.

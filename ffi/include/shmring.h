@@ -54,7 +54,7 @@
  * The segment layout version this library reads and writes (ARCHITECTURE.md:
  * "Segment layout"); `shmring_layout_version()` returns the library's own.
  */
-#define SHMRING_LAYOUT_VERSION 3
+#define SHMRING_LAYOUT_VERSION 4
 
 /**
  * The first 8 bytes of every initialised segment, in the creator's byte order.
@@ -72,12 +72,12 @@
 #define SHMRING_HEADER_OFFSET 0
 
 /**
- * Offset of the producer's line (write position, owner, claims).
+ * Offset of the producer's line (write position, owner, claims, pid).
  */
 #define SHMRING_PRODUCER_LINE_OFFSET 128
 
 /**
- * Offset of the consumer's line (read position, owner, claims).
+ * Offset of the consumer's line (read position, owner, claims, pid).
  */
 #define SHMRING_CONSUMER_LINE_OFFSET 256
 

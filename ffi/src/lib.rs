@@ -110,16 +110,16 @@ pub const SHMRING_VERSION_PATCH: u32 = 0;
 
 /// The segment layout version this library reads and writes (ARCHITECTURE.md:
 /// "Segment layout"); `shmring_layout_version()` returns the library's own.
-pub const SHMRING_LAYOUT_VERSION: u32 = 3;
+pub const SHMRING_LAYOUT_VERSION: u32 = 4;
 /// The first 8 bytes of every initialised segment, in the creator's byte order.
 pub const SHMRING_MAGIC: u64 = 0x7368_6d72_696e_6701;
 /// Alignment of a segment's start, and of each of its 128-byte control lines.
 pub const SHMRING_SEGMENT_ALIGN: usize = 128;
 /// Offset of the header line (magic, version, capacity, ...).
 pub const SHMRING_HEADER_OFFSET: usize = 0;
-/// Offset of the producer's line (write position, owner, claims).
+/// Offset of the producer's line (write position, owner, claims, pid).
 pub const SHMRING_PRODUCER_LINE_OFFSET: usize = 128;
-/// Offset of the consumer's line (read position, owner, claims).
+/// Offset of the consumer's line (read position, owner, claims, pid).
 pub const SHMRING_CONSUMER_LINE_OFFSET: usize = 256;
 /// Offset of the signal line (the two eventcounts).
 pub const SHMRING_SIGNAL_LINE_OFFSET: usize = 384;

@@ -236,6 +236,7 @@ impl Channel {
         };
         let producer =
             claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Sender, e))?;
+        set_pid(self.segment.region(), Role::Sender, std::process::id());
         Ok(Sender {
             producer: ManuallyDrop::new(producer),
             lock: ManuallyDrop::new(lock),
@@ -261,6 +262,7 @@ impl Channel {
         };
         let consumer =
             claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Receiver, e))?;
+        set_pid(self.segment.region(), Role::Receiver, std::process::id());
         Ok(Receiver {
             consumer: ManuallyDrop::new(consumer),
             lock: ManuallyDrop::new(lock),
@@ -347,6 +349,19 @@ fn owner_word(region: &RawRegion, role: Role) -> u32 {
     // Relaxed: the claim's compare-exchange in core orders what matters; this value
     // only picks claim or take-over (a stale value makes the claim fail `Taken`).
     word.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Writes the holder's pid into the role's line (0 at release): a hint for
+/// observers, never trusted (layout version 4).
+fn set_pid(region: &RawRegion, role: Role, pid: u32) {
+    use shmring_core::Region as _;
+    let control = region.control();
+    let word = match role {
+        Role::Sender => &control.producer.0.pid,
+        Role::Receiver => &control.consumer.0.pid,
+    };
+    // Relaxed: informational; written only by the role's holder, under its lock.
+    word.store(pid, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn claims_word(region: &RawRegion, role: Role) -> &AtomicU32 {
@@ -504,7 +519,7 @@ fn wake_parked(segment: &Segment) {
         if word.load(Ordering::Relaxed) & WAITING != 0 {
             // As the ring's own notification: clears WAITING, counts one, so a
             // waiter that has not slept yet on its key does not sleep.
-            word.fetch_add(1, Ordering::Relaxed);
+            word.fetch_add(WAITING, Ordering::Relaxed);
             SharedFutex::default().wake(word);
         }
     }
@@ -772,6 +787,8 @@ impl<'a> SendBatch<'a> {
 
 impl Drop for Sender {
     fn drop(&mut self) {
+        // Before the claim word is released: the next holder writes its own.
+        set_pid(self.link.segment.region(), Role::Sender, 0);
         // SAFETY: each field is dropped once, here, and never used again (the
         // struct is being dropped; `link` does not touch them).
         unsafe {
@@ -795,6 +812,8 @@ impl Drop for SendBatch<'_> {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
+        // As in `Drop for Sender`.
+        set_pid(self.link.segment.region(), Role::Receiver, 0);
         // SAFETY: as in `Drop for Sender`.
         unsafe {
             ManuallyDrop::drop(&mut self.consumer);

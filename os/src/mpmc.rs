@@ -21,7 +21,8 @@
 //!   waited for.
 //! - **Disconnected**: a receiver gets [`Error::Disconnected`] when the ring holds
 //!   no message, no sender is registered and alive, and at least one sender has
-//!   registered in the table (its entry still says so). A sender gets it when the
+//!   ever registered (the segment counts registrations per role; a receiver that
+//!   attaches after every sender died gets it too). A sender gets it when the
 //!   ring is full and, likewise, no receiver is alive though one has been.
 //!
 //! ```no_run
@@ -518,7 +519,9 @@ impl MpmcChannel {
 
     /// The ring's recovery statistics: slots skipped after a sender died between
     /// claiming and publishing, messages lost with a receiver that died between
-    /// claiming and copying them out.
+    /// claiming and copying them out ([`MpmcStats::lost`] says exactly which: once
+    /// a receiver has got [`Error::Disconnected`], every message committed was
+    /// delivered or is counted in `lost`).
     pub fn stats(&self) -> MpmcStats {
         self.segment.contents().stats()
     }
@@ -564,23 +567,38 @@ impl MpmcChannel {
 struct Scan {
     /// Entries of the role whose holder is alive.
     alive: usize,
-    /// Entries whose role word says the role (alive or not): it has been here.
-    seen: usize,
+    /// Whether an endpoint of the role has ever registered (the segment's
+    /// registration count, which survives the reuse of a dead endpoint's entry
+    /// by the other role; the entries' role words do not).
+    registered: bool,
 }
 
-/// Scans the table for endpoints of `role`: the role words (Relaxed: a snapshot,
-/// read once each), then the lock of each entry that has a holder.
+/// Scans the table for endpoints of `role`: the role's registration count first
+/// (as SPSC reads `claims` before probing), then the role words (Relaxed: a
+/// snapshot, read once each), then the lock of each entry that has a holder.
 fn scan(segment: &MpmcSegment, role: u32) -> Result<Scan> {
     let region = segment.contents();
     let geometry = region.geometry();
-    let mut found = Scan { alive: 0, seen: 0 };
+    let signals = &region.control().signals.0;
+    let count = if role == ROLE_PRODUCER {
+        &signals.producers_registered
+    } else {
+        &signals.consumers_registered
+    };
+    // Relaxed: a record ordered with nothing. Read before the probes (system
+    // calls) below: an endpoint counts itself while it holds its lock, so one
+    // whose death a probe sees was counted before; a registration racing this
+    // scan may be missed, as its role word may (a snapshot).
+    let mut found = Scan {
+        alive: 0,
+        registered: count.load(Ordering::Relaxed) != 0,
+    };
     for index in 0..geometry.endpoints() {
         let entry = region.entry(index);
         // Relaxed: informational words; the lock decides liveness.
         if entry.role.load(Ordering::Relaxed) != role {
             continue;
         }
-        found.seen += 1;
         if entry.owner.load(Ordering::Relaxed) != 0
             && segment.is_role_alive(geometry.entry_offset(index) as u64)?
         {
@@ -671,7 +689,8 @@ impl Link {
         }
     }
 
-    /// Whether the other side has been here and none of it is alive now.
+    /// Whether the other side has been here (ever: its registration count) and
+    /// none of it is alive now.
     fn peer_gone(&mut self, now: Instant) -> Result<bool> {
         self.waiter
             .peer_gone(now, || probe_peer(&self.segment, self.peer_role))
@@ -725,7 +744,7 @@ impl Link {
 /// alive now. A system call per entry of the role.
 fn probe_peer(segment: &MpmcSegment, role: u32) -> Result<bool> {
     let found = scan(segment, role)?;
-    Ok(found.seen > 0 && found.alive == 0)
+    Ok(found.registered && found.alive == 0)
 }
 
 /// A sending endpoint of an MPMC channel. `Send`, not `Sync`.
@@ -936,6 +955,13 @@ impl MpmcReceiver {
             Err(RecvError::Empty) => {
                 self.link.stall = None;
                 if peer_gone {
+                    // The stream has ended: free what dead receivers still hold,
+                    // so that `lost` counts every message they took with them
+                    // (no sender will come round to those slots).
+                    self.consumer
+                        .reclaim_dead_consumers(&EntryLocks(&self.link.segment))
+                        .map_err(|c| self.link.corrupted(c))?;
+                    self.consumer.wake(&self.link.futex);
                     Err(self.link.disconnected())
                 } else {
                     Ok(Step::Wait)

@@ -328,6 +328,17 @@ fn patch(path: &std::path::Path, offset: u64, bytes: &[u8]) {
     f.write_all(bytes).unwrap();
 }
 
+/// A channel whose version word says 3 (a peer of the previous layout made it)
+/// is refused, naming both versions, while its creator still holds it.
+#[test]
+fn a_channel_of_layout_version_3_is_refused() {
+    let name = unique("v3");
+    let channel = ChannelBuilder::shm(&name).capacity(4096).create().unwrap();
+    assert_version_3_refused(&shm_path(&name), || ChannelBuilder::shm(&name).open());
+    drop(channel);
+    assert_no_shm(&name);
+}
+
 #[test]
 fn a_file_channel_with_a_bad_header_or_size_is_refused() {
     let dir = TempDir::new("bad-file");

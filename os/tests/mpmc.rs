@@ -9,7 +9,8 @@
 //! dead consumer's held slot reclaimed and counted (both deterministic); the
 //! endpoint table full across processes and the take-over of a dead entry;
 //! blocking and timeouts on both sides with wake-ups across processes;
-//! `Disconnected` after every sender is killed; bad shapes; modes, clean-up and
+//! `Disconnected` after every sender is killed, also for a receiver (or sender)
+//! that attaches only after every peer died; bad shapes; modes, clean-up and
 //! reclaim (a live segment is never reclaimed); a corrupt slot or header gives
 //! `Corrupted` at once, never a hang.
 //!
@@ -254,6 +255,7 @@ fn child_mpmc_dead_consumer() {
 }
 
 /// Holds a sender or a receiver (`role`) until the parent says go or kills it.
+/// A sender first sends `send` messages (0 if the parameter is absent).
 #[test]
 fn child_mpmc_hold() {
     if !child_start() {
@@ -261,7 +263,12 @@ fn child_mpmc_hold() {
     }
     let channel = open_in_child();
     let entry = if param("role") == "sender" {
-        let tx = channel.sender().expect("sender");
+        let mut tx = channel.sender().expect("sender");
+        let send = std::env::var("SHMRING_TEST_P_send").map_or(0, |n| n.parse().unwrap());
+        for seq in 0..send {
+            tx.send_timeout(&message(0, seq), LONG)
+                .unwrap_or_else(|e| panic!("send {seq}: {e}"));
+        }
         let e = tx.entry();
         std::mem::forget(tx);
         e
@@ -793,6 +800,49 @@ fn a_dead_consumers_slot_is_reclaimed_and_counted() {
     assert_eq!(parse(&buf), (0, 4));
 }
 
+/// A receiver dies holding a message that no sender comes round to (the ring
+/// never wraps): once the stream ends, the survivor's `Disconnected` comes with
+/// that message counted, so committed = delivered + lost.
+#[test]
+fn a_message_lost_with_a_dead_consumer_is_counted_when_the_stream_ends() {
+    if is_child() {
+        return;
+    }
+    const COMMITTED: u64 = 4;
+    let name = unique("lostcount");
+    let channel = create(&name, 8, 4);
+    let mut tx = channel.sender().unwrap();
+    let mut rx = channel.receiver().unwrap();
+    let mut dead = Peer::spawn(
+        "child_mpmc_dead_consumer",
+        &[("name", &name), ("wait", &"spin")],
+    );
+    tx.send(&message(0, 0)).unwrap();
+    assert_eq!(dead.expect("claimed"), "0");
+    for seq in 1..COMMITTED {
+        tx.send(&message(0, seq)).unwrap();
+    }
+    dead.kill();
+    drop(tx);
+    let mut buf = [0u8; MESSAGE_LEN];
+    let mut delivered = 0;
+    loop {
+        match rx.recv_timeout(&mut buf, LONG) {
+            Ok(n) => {
+                delivered += 1;
+                assert_eq!(parse(&buf[..n]), (0, delivered));
+            }
+            Err(Error::Disconnected { peer: Role::Sender }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let stats = channel.stats();
+    assert_eq!(delivered, COMMITTED - 1);
+    assert_eq!(stats.lost, 1, "{stats:?}");
+    assert_eq!(delivered + stats.lost, COMMITTED);
+    assert_eq!(stats.skipped, 0);
+}
+
 // ---------------------------------------------------------------------------
 // Endpoint table, blocking, disconnection
 // ---------------------------------------------------------------------------
@@ -981,6 +1031,68 @@ fn receivers_get_disconnected_when_every_sender_is_killed() {
     ));
 }
 
+/// The restart of a consumer after its producer crashed: a sender sends and is
+/// killed before any receiver exists; a receiver that attaches afterwards (into
+/// the dead sender's table entry, the first free one) drains what was committed,
+/// then gets `Disconnected`, not a timeout. And the mirror: a sender attaching
+/// after the only receiver was killed gets `Disconnected` once the ring is full.
+#[test]
+fn endpoints_attaching_after_every_peer_died_get_disconnected() {
+    if is_child() {
+        return;
+    }
+    const SENT: u64 = 5;
+    let name = unique("late");
+    let channel = create(&name, 8, 4);
+    let mut sender = Peer::spawn(
+        "child_mpmc_hold",
+        &[
+            ("name", &name),
+            ("wait", &"spin"),
+            ("role", &"sender"),
+            ("send", &SENT),
+        ],
+    );
+    assert_eq!(sender.expect("ready"), "0");
+    sender.kill();
+    let mut rx = channel.receiver().unwrap();
+    assert_eq!(rx.entry(), 0, "the receiver reuses the dead sender's entry");
+    let mut buf = [0u8; MESSAGE_LEN];
+    for seq in 0..SENT {
+        let n = rx.recv_timeout(&mut buf, LONG).unwrap();
+        assert_eq!(parse(&buf[..n]), (0, seq));
+    }
+    // Generous: a correct receiver returns within one liveness interval.
+    match rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
+        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        other => panic!("expected Disconnected from the sender, got {other:?}"),
+    }
+    drop((rx, channel));
+    assert_no_shm(&name);
+
+    let name = unique("late");
+    let channel = create(&name, 8, 4);
+    let mut receiver = Peer::spawn(
+        "child_mpmc_hold",
+        &[("name", &name), ("wait", &"spin"), ("role", &"receiver")],
+    );
+    assert_eq!(receiver.expect("ready"), "0");
+    receiver.kill();
+    let mut tx = channel.sender().unwrap();
+    assert_eq!(tx.entry(), 0, "the sender reuses the dead receiver's entry");
+    for seq in 0..8 {
+        tx.send_timeout(&message(0, seq), LONG).unwrap();
+    }
+    match tx.send_timeout(&message(0, 8), Duration::from_secs(10)) {
+        Err(Error::Disconnected {
+            peer: Role::Receiver,
+        }) => {}
+        other => panic!("expected Disconnected from the receiver, got {other:?}"),
+    }
+    drop((tx, channel));
+    assert_no_shm(&name);
+}
+
 #[test]
 fn permissions_cleanup_and_reclaim_follow_the_channels_rules() {
     if is_child() {
@@ -1070,6 +1182,19 @@ fn try_send_alone_gets_past_a_dead_consumer() {
     assert_eq!(channel.stats().lost, 1);
     rx.recv_timeout(&mut buf, LONG).unwrap();
     assert_eq!(parse(&buf), (0, 2));
+}
+
+/// An MPMC channel whose version word says 3 is refused, naming both versions.
+#[test]
+fn a_channel_of_layout_version_3_is_refused() {
+    if is_child() {
+        return;
+    }
+    let name = unique("v3");
+    let channel = create(&name, 4, 2);
+    assert_version_3_refused(&shm_path(&name), || builder(&name).open());
+    drop(channel);
+    assert_no_shm(&name);
 }
 
 #[test]

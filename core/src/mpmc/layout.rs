@@ -6,7 +6,9 @@
 //!    128         128        tail line       tail (u64): next position to claim for sending
 //!    256         128        head line       head (u64): next position to claim for receiving
 //!    384         128        signal line     data_signal (u32), space_signal (u32),
-//!                                           skipped (u64), lost (u64)
+//!                                           skipped (u64), lost (u64),
+//!                                           producers_registered (u64),
+//!                                           consumers_registered (u64)
 //!    512     E * 128        endpoint table  one 128-byte entry per endpoint
 //!    512 + E*128  S * stride  slots         S = slot count, a power of two
 //! ```
@@ -101,7 +103,10 @@ pub struct MpmcHeader {
     pub flags: u32,
 }
 
-/// The words of the wait/notify protocol and the recovery statistics.
+/// The words of the wait/notify protocol, the recovery statistics and the
+/// registration counts. The signal words are eventcounts as in SPSC segments
+/// ([`SignalLine`](crate::layout::SignalLine): bit 0 reserved, bit 1 a waiter,
+/// bits 2..32 a count).
 #[derive(Debug)]
 #[repr(C)]
 pub struct MpmcSignals {
@@ -112,8 +117,14 @@ pub struct MpmcSignals {
     /// Claims of dead producers skipped by consumers (each slot counted once).
     pub skipped: AtomicU64,
     /// Messages lost with a consumer that died between claiming and freeing them,
-    /// freed by a producer (each counted once).
+    /// freed by a recoverer (each counted once).
     pub lost: AtomicU64,
+    /// How many producers have registered in the table, ever (wrapping): unlike
+    /// the entries' role words, which the next holder of an entry overwrites, it
+    /// survives entry reuse, so "none alive" tells "gone" from "not yet".
+    pub producers_registered: AtomicU64,
+    /// How many consumers have registered, ever; as for `producers_registered`.
+    pub consumers_registered: AtomicU64,
 }
 
 /// The shared lines the protocol runs on, between the header and the table.
@@ -139,6 +150,8 @@ impl MpmcControl {
                 space_signal: AtomicU32::new(0),
                 skipped: AtomicU64::new(0),
                 lost: AtomicU64::new(0),
+                producers_registered: AtomicU64::new(0),
+                consumers_registered: AtomicU64::new(0),
             }),
         }
     }
@@ -175,8 +188,11 @@ pub struct EndpointEntry {
     pub role: AtomicU32,
     /// Incremented (wrapping) at every registration into this entry.
     pub generation: AtomicU32,
-    /// Reserved for the caller (the `shmring` crate stores the holder's pid); core
-    /// never reads it.
+    /// The holder's process id, for display and as a hint for death detection:
+    /// written by the caller after it registers (the `shmring` crate does), cleared
+    /// to 0 by core when the endpoint is dropped. Wrong across pid namespaces and
+    /// after pid reuse, and any peer may write it: a hint only. Core never reads
+    /// it.
     pub pid: AtomicU32,
 }
 
@@ -249,6 +265,8 @@ const _: () = {
     assert!(offset_of!(MpmcSignals, space_signal) == 4);
     assert!(offset_of!(MpmcSignals, skipped) == 8);
     assert!(offset_of!(MpmcSignals, lost) == 16);
+    assert!(offset_of!(MpmcSignals, producers_registered) == 24);
+    assert!(offset_of!(MpmcSignals, consumers_registered) == 32);
     assert!(size_of::<EndpointEntry>() == ENDPOINT_ENTRY_SIZE);
     assert!(offset_of!(EndpointEntry, intent) == 0);
     assert!(offset_of!(EndpointEntry, owner) == 8);

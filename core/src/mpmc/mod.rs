@@ -175,7 +175,13 @@ pub struct MpmcStats {
     /// Claims of dead producers that consumers skipped (no message was published
     /// there, so none was lost).
     pub skipped: u64,
-    /// Messages lost with a consumer that died between claiming and freeing them.
+    /// Messages published, claimed by a consumer that died before it freed their
+    /// slot, and freed by recovery since: by a producer that came round to the slot
+    /// ([`MpmcProducer::reclaim_from_dead_consumer`]) or by
+    /// [`reclaim_dead_consumers`](MpmcConsumer::reclaim_dead_consumers). A message
+    /// whose slot a consumer freed counts as delivered, even if that consumer's
+    /// process died before using it; one still held by a dead consumer that no
+    /// recovery has reached yet is not counted yet.
     pub lost: u64,
 }
 
@@ -277,6 +283,18 @@ impl<R: MpmcRegion> Endpoint<R> {
         // stored with Release after this store.
         e.role.store(role, Ordering::Relaxed);
         let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let signals = &region.control().signals.0;
+        let registered = if role == ROLE_PRODUCER {
+            &signals.producers_registered
+        } else {
+            &signals.consumers_registered
+        };
+        // Relaxed: a record for observers ("this role has been here"), ordered
+        // with nothing in the ring's protocol. Whoever receives a message this
+        // endpoint publishes sees it (the publication's Release comes after);
+        // the `shmring` crate reads it beside liveness probes, which are system
+        // calls.
+        registered.fetch_add(1, Ordering::Relaxed);
         Ok(Self {
             mask: geometry.slots() as u64 - 1,
             slots: geometry.slots() as u64,
@@ -393,6 +411,85 @@ impl<R: MpmcRegion> Endpoint<R> {
         })
     }
 
+    /// Frees the slot of `previous` if a consumer claimed it and is dead (the
+    /// body of [`MpmcProducer::reclaim_from_dead_consumer`], which passes the
+    /// position of the previous lap, and of `reclaim_dead_consumers`).
+    fn free_from_dead_consumer<L: Liveness + ?Sized>(
+        &mut self,
+        previous: u64,
+        liveness: &L,
+    ) -> Result<Recovery, MpmcCorruption> {
+        let ep = self;
+        let position = previous.wrapping_add(ep.slots);
+        let slot = ep.region.slot(ep.index(position));
+        // Relaxed: the CAS below decides; this only filters.
+        let state = slot.state.load(Ordering::Relaxed);
+        ep.check_seq(position, state)?;
+        if ep.diff(previous, state) != 1 {
+            return Ok(Recovery::AlreadyMoved);
+        }
+        // SYNC: Acquire pairs with the Release half of the consumer's head CAS: the
+        // intent it stored before claiming `previous` is visible to the scan.
+        let head = ep.region.control().head.0.load(Ordering::Acquire);
+        if head.wrapping_sub(previous) as i64 <= 0 {
+            // Not claimed by a consumer: the ring is merely full.
+            return Ok(Recovery::AlreadyMoved);
+        }
+        if let Some(entry) = ep.claimant_alive(previous, ROLE_CONSUMER, liveness) {
+            return Ok(Recovery::ClaimantAlive { entry });
+        }
+        // SYNC: AcqRel: Acquire as for a claim's seq load; Release pairs with the
+        // producers' Acquire loads of `seq` (this frees the slot). Exactly one
+        // recoverer wins; a live consumer's free (P + S) makes it fail.
+        match slot.state.compare_exchange(
+            state,
+            ep.state(position, 0),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                // Relaxed: a statistic.
+                ep.region
+                    .control()
+                    .signals
+                    .0
+                    .lost
+                    .fetch_add(1, Ordering::Relaxed);
+                ep.owe_space = true;
+                Ok(Recovery::Recovered)
+            }
+            Err(_) => Ok(Recovery::AlreadyMoved),
+        }
+    }
+
+    /// Frees every slot still held by a dead consumer (its entry's intent names
+    /// a position claimed, published and never freed) and counts each message in
+    /// `lost`; returns how many this call freed.
+    fn reclaim_dead_consumers<L: Liveness + ?Sized>(
+        &mut self,
+        liveness: &L,
+    ) -> Result<u64, MpmcCorruption> {
+        let mut freed = 0;
+        for index in 0..self.endpoints {
+            let entry = self.region.entry(index);
+            // Relaxed: a filter; `free_from_dead_consumer` decides with the slot's
+            // state, the head and the live intents, as for a stall.
+            if entry.role.load(Ordering::Relaxed) != ROLE_CONSUMER {
+                continue;
+            }
+            // SYNC: Acquire pairs with the Release stores in `set_intent` (as in
+            // `claimant_alive`).
+            let intent = entry.intent.load(Ordering::Acquire);
+            if intent == INTENT_NONE || liveness.is_alive(index) {
+                continue;
+            }
+            if self.free_from_dead_consumer(intent, liveness)? == Recovery::Recovered {
+                freed += 1;
+            }
+        }
+        Ok(freed)
+    }
+
     /// Records that the next `wake` owes the consumers a notification. Stores
     /// only if the flag is not set yet: the endpoint is the caller's memory, which
     /// may share a cache line with another thread's (two handles side by side),
@@ -469,6 +566,8 @@ impl<R: MpmcRegion> Drop for Endpoint<R> {
         let entry = self.region.entry(self.entry);
         // Relaxed: published by the Release store of the owner word just below.
         entry.intent.store(INTENT_NONE, Ordering::Relaxed);
+        // Relaxed: a hint for observers; as the intent.
+        entry.pid.store(0, Ordering::Relaxed);
         // SYNC: Release pairs with the Acquire CAS in `register`.
         entry.owner.store(0, Ordering::Release);
     }
@@ -591,6 +690,25 @@ macro_rules! endpoint_common {
             /// The ring's recovery statistics.
             pub fn stats(&self) -> MpmcStats {
                 self.ep.stats()
+            }
+
+            /// Frees every slot still held by a consumer that is dead (its entry's
+            /// intent names a position claimed, published and never freed, and no
+            /// live endpoint intends it), counting each message in
+            /// [`MpmcStats::lost`]; returns how many this call freed. Producers free
+            /// such a slot when they come round to it
+            /// ([`MpmcProducer::reclaim_from_dead_consumer`]); this frees the ones
+            /// they have not reached, so that, once every endpoint has finished,
+            /// every message published is delivered, or counted in `lost`. Costs
+            /// a liveness query per consumer entry holding an intent.
+            ///
+            /// # Errors
+            /// [`MpmcCorruption`] if a slot's sequence number is invalid.
+            pub fn reclaim_dead_consumers<L: Liveness + ?Sized>(
+                &mut self,
+                liveness: &L,
+            ) -> Result<u64, MpmcCorruption> {
+                self.ep.reclaim_dead_consumers(liveness)
             }
 
             /// Wakes the endpoints waiting for what this one has done since the last
@@ -833,47 +951,8 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         position: u64,
         liveness: &L,
     ) -> Result<Recovery, MpmcCorruption> {
-        let ep = &mut self.ep;
-        let previous = position.wrapping_sub(ep.slots);
-        let slot = ep.region.slot(ep.index(position));
-        // Relaxed: the CAS below decides; this only filters.
-        let state = slot.state.load(Ordering::Relaxed);
-        ep.check_seq(position, state)?;
-        if ep.diff(previous, state) != 1 {
-            return Ok(Recovery::AlreadyMoved);
-        }
-        // SYNC: Acquire pairs with the Release half of the consumer's head CAS: the
-        // intent it stored before claiming `previous` is visible to the scan.
-        let head = ep.region.control().head.0.load(Ordering::Acquire);
-        if head.wrapping_sub(previous) as i64 <= 0 {
-            // Not claimed by a consumer: the ring is merely full.
-            return Ok(Recovery::AlreadyMoved);
-        }
-        if let Some(entry) = ep.claimant_alive(previous, ROLE_CONSUMER, liveness) {
-            return Ok(Recovery::ClaimantAlive { entry });
-        }
-        // SYNC: AcqRel: Acquire as for a claim's seq load; Release pairs with the
-        // producers' Acquire loads of `seq` (this frees the slot). Exactly one
-        // recoverer wins; a live consumer's free (P + S) makes it fail.
-        match slot.state.compare_exchange(
-            state,
-            ep.state(position, 0),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => {
-                // Relaxed: a statistic.
-                ep.region
-                    .control()
-                    .signals
-                    .0
-                    .lost
-                    .fetch_add(1, Ordering::Relaxed);
-                ep.owe_space = true;
-                Ok(Recovery::Recovered)
-            }
-            Err(_) => Ok(Recovery::AlreadyMoved),
-        }
+        self.ep
+            .free_from_dead_consumer(position.wrapping_sub(self.ep.slots), liveness)
     }
 
     /// Whether the slot at the tail may take a message now (or the tail moved, or

@@ -3,8 +3,8 @@
 //! ```text
 //! offset  size  what
 //!      0   128  Header          read-only after `init`; magic written last
-//!    128   128  ProducerLine    write_position (u64), producer owner (u32)
-//!    256   128  ConsumerLine    read_position (u64), consumer owner (u32)
+//!    128   128  ProducerLine    write_position (u64), owner (u32), claims (u32), pid (u32)
+//!    256   128  ConsumerLine    read_position (u64), owner (u32), claims (u32), pid (u32)
 //!    384   128  SignalLine      data_signal (u32), space_signal (u32)
 //!    512     C  data region     frames; C = capacity, a power of two
 //! ```
@@ -106,6 +106,11 @@ pub struct ProducerLine {
     /// observer that a producer has been here, so "none now" means "gone", not
     /// "not yet".
     pub claims: AtomicU32,
+    /// The holder's process id, for display and as a hint for death detection:
+    /// written by the claimant after its claim, 0 at release (and while
+    /// unclaimed). Wrong across pid namespaces and after pid reuse, and any peer
+    /// may write it: never trusted for anything but a hint. Core never reads it.
+    pub pid: AtomicU32,
 }
 
 /// The consumer's line.
@@ -119,10 +124,14 @@ pub struct ConsumerLine {
     pub owner: AtomicU32,
     /// How many consumers have claimed the ring (wrapping); as for the producer's.
     pub claims: AtomicU32,
+    /// The holder's process id: a hint, as for the producer's.
+    pub pid: AtomicU32,
 }
 
 /// The words of the wait/notify protocol (eventcounts; `u32` because a futex waits
-/// on 32 bits). Bit 0 says "a waiter is registered", bits 1..32 count notifications.
+/// on 32 bits). Bit 0 is [`ARMED`](crate::wait::ARMED) (reserved), bit 1
+/// [`WAITING`](crate::wait::WAITING) ("a waiter is registered"), bits 2..32 count
+/// notifications.
 #[derive(Debug)]
 #[repr(C)]
 pub struct SignalLine {
@@ -152,11 +161,13 @@ impl Control {
                 write_position: AtomicU64::new(0),
                 owner: AtomicU32::new(0),
                 claims: AtomicU32::new(0),
+                pid: AtomicU32::new(0),
             }),
             consumer: LineAligned(ConsumerLine {
                 read_position: AtomicU64::new(0),
                 owner: AtomicU32::new(0),
                 claims: AtomicU32::new(0),
+                pid: AtomicU32::new(0),
             }),
             signals: LineAligned(SignalLine {
                 data_signal: AtomicU32::new(0),
@@ -207,9 +218,11 @@ const _: () = {
     assert!(offset_of!(ProducerLine, write_position) == 0);
     assert!(offset_of!(ProducerLine, owner) == 8);
     assert!(offset_of!(ProducerLine, claims) == 12);
+    assert!(offset_of!(ProducerLine, pid) == 16);
     assert!(offset_of!(ConsumerLine, read_position) == 0);
     assert!(offset_of!(ConsumerLine, owner) == 8);
     assert!(offset_of!(ConsumerLine, claims) == 12);
+    assert!(offset_of!(ConsumerLine, pid) == 16);
     assert!(offset_of!(SignalLine, data_signal) == 0);
     assert!(offset_of!(SignalLine, space_signal) == 4);
     assert!(size_of::<AtomicU32>() == 4 && align_of::<AtomicU32>() == 4);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "shmring.h"
 
@@ -30,6 +31,7 @@ struct side_line {
     uint64_t position; /* write_position (producer) or read_position (consumer) */
     uint32_t owner;
     uint32_t claims;
+    uint32_t pid; /* the holder's pid: a hint, 0 when unclaimed (version 4) */
 };
 
 struct signal_line {
@@ -44,7 +46,7 @@ struct segment_header {
     alignas(SHMRING_SEGMENT_ALIGN) struct signal_line signals;
 };
 
-_Static_assert(SHMRING_LAYOUT_VERSION == 3, "layout version");
+_Static_assert(SHMRING_LAYOUT_VERSION == 4, "layout version");
 _Static_assert(SHMRING_DATA_OFFSET == 512, "data offset");
 _Static_assert(SHMRING_SEGMENT_ALIGN == 128, "segment alignment");
 _Static_assert(sizeof(struct segment_header) == SHMRING_DATA_OFFSET, "header size");
@@ -57,6 +59,7 @@ _Static_assert(offsetof(struct segment_header, consumer) == SHMRING_CONSUMER_LIN
 _Static_assert(offsetof(struct segment_header, signals) == SHMRING_SIGNAL_LINE_OFFSET,
                "signal line");
 _Static_assert(offsetof(struct header, flags) == 56, "flags word");
+_Static_assert(offsetof(struct side_line, pid) == 16, "pid word");
 _Static_assert(offsetof(struct header, max_message_len) == 48, "max_message_len");
 _Static_assert(SHMRING_FRAME_HEADER_SIZE == 8 && SHMRING_FRAME_ALIGN == 8, "frames");
 _Static_assert(SHMRING_MIN_CAPACITY == 64 && SHMRING_MAX_CAPACITY == 536870912, "capacities");
@@ -106,10 +109,11 @@ int main(void) {
     shmring_sender *tx = NULL;
     CHECK(shmring_sender_new(channel, &tx) == SHMRING_OK);
     CHECK(seg->producer.owner != 0 && seg->producer.claims == 1);
+    CHECK(seg->producer.pid == (uint32_t)getpid() && seg->consumer.pid == 0);
     CHECK(shmring_sender_send(tx, "12345", 5) == SHMRING_OK);
     CHECK(seg->producer.position == 16); /* one frame: 8-byte header + 5 bytes, aligned */
     CHECK(shmring_sender_close(tx) == SHMRING_OK);
-    CHECK(seg->producer.owner == 0);
+    CHECK(seg->producer.owner == 0 && seg->producer.pid == 0);
     munmap(map, size);
     CHECK(shmring_channel_close(channel) == SHMRING_OK);
     printf("ok\n");

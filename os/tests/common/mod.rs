@@ -630,3 +630,40 @@ pub fn facility_missing(test: &str, why: &str) -> bool {
     eprintln!("SKIPPED: {msg}");
     false
 }
+
+/// Rewrites the layout version word (offset 8, in the machine's byte order, as
+/// every segment kind has it) of the segment behind `path` to 3, as a peer built
+/// for layout version 3 would have written it, and checks that `open` refuses
+/// it with an error that names both versions.
+pub fn assert_version_3_refused<T: std::fmt::Debug>(
+    path: &Path,
+    open: impl FnOnce() -> shmring::Result<T>,
+) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    file.write_all_at(&3u32.to_ne_bytes(), 8).unwrap();
+    let current = shmring::core::LAYOUT_VERSION;
+    assert_eq!(current, 4, "this test is about layout version 4 meeting 3");
+    match open() {
+        Err(
+            e @ shmring::Error::IncompatibleLayout {
+                source:
+                    shmring::core::LayoutError::UnsupportedVersion {
+                        found: 3,
+                        supported,
+                    },
+                ..
+            },
+        ) if supported == current => {
+            let text = e.to_string();
+            assert!(
+                text.contains("version 3") && text.contains("supports 4"),
+                "the error names both versions: {text}"
+            );
+        }
+        other => panic!("a segment of layout version 3 opened: {other:?}"),
+    }
+}
