@@ -110,9 +110,9 @@ impl Default for SegmentConfig {
 /// One mapped segment: a file (a shared memory object, a regular file or a memfd),
 /// its mapping, and the validated core ring region over it.
 ///
-/// While it lives it holds a shared lock on `PRESENCE_LOCK` through its own
-/// descriptor (for `Segment::from_fd`, through the descriptor it was given), so a
-/// reclaiming creator can tell it is alive.
+/// While it lives it holds a shared lock on `PRESENCE_LOCK` through an open file
+/// description of its own (`Segment::from_fd` reopens the descriptor it was given),
+/// so a reclaiming creator can tell it is alive, and closing it releases the lock.
 ///
 /// # Hazards
 ///
@@ -264,6 +264,11 @@ impl Segment {
     /// No wait for a segment still being created: the descriptor's sender is
     /// expected to have created it.
     ///
+    /// `fd` is closed (on success too): the segment holds its lock through a
+    /// description of its own, reopened through `/proc/self/fd`, so no lock stays
+    /// on descriptors sharing `fd`'s description once the segment is dropped or
+    /// the open fails.
+    ///
     /// # Errors
     /// [`Error::BadSize`], [`Error::Io`], [`Error::IncompatibleLayout`],
     /// [`Error::Corrupted`].
@@ -331,16 +336,12 @@ impl<C: Contents> Segment<C> {
     /// Opens the segment behind `fd` as [`Segment::from_fd`] does, checking its
     /// size against `C`'s and attaching `C`.
     pub(crate) fn from_fd_with(fd: OwnedFd, cfg: &SegmentConfig) -> Result<Segment<C>> {
-        let file = File::from(fd);
-        let (what, is_memfd) = describe_fd(&file);
-        let meta = file.metadata().map_err(|e| Error::io("fstat", &what, e))?;
+        let given = File::from(fd);
+        let (what, is_memfd) = describe_fd(&given);
+        let meta = given.metadata().map_err(|e| Error::io("fstat", &what, e))?;
         let len = check_size::<C>(&meta, &what)?;
-        check_seals(&file, &what, is_memfd)?;
-        // A false result means a reclaimer holds the lock exclusively and is about
-        // to remove the segment's name; the file itself stays valid for us, and the
-        // peer that handed it over keeps it alive.
-        lock::try_lock(file.as_fd(), PRESENCE_LOCK, false)
-            .map_err(|e| Error::io("F_OFD_SETLK", &what, e))?;
+        check_seals(&given, &what, is_memfd)?;
+        let file = own_description(given, &what)?;
         let map = map(&file, len, cfg.prefault, &what)?;
         // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes that the
         // returned Segment owns alongside the region, so it outlives the region
@@ -918,6 +919,34 @@ fn create_memfd<C>(size: usize, cfg: &SegmentConfig, init: Init<'_, C>) -> Resul
         what,
         unlink: None,
     })
+}
+
+/// The file behind `given` through an open file description of our own, holding
+/// this handle's presence lock; `given` is closed.
+///
+/// The lock must not go on `given`'s description: that description is shared with
+/// every descriptor duplicated from it (the caller's own, when it passed a
+/// duplicate, as the C API does), so a lock there would outlive this handle and a
+/// failed open, making the segment look alive to reclaim and listing (and a later
+/// open wait for a creator) while the caller keeps its descriptor.
+///
+/// If this process may not open the file itself (reopening through
+/// `/proc/self/fd` checks the file's mode: another uid's `0o600` object handed
+/// over), `given` is kept and no presence lock is taken: the segment then looks
+/// dead to a reclaimer, which may remove its name; the file stays valid for us.
+fn own_description(given: File, what: &str) -> Result<File> {
+    let file = match lock::reopen(given.as_fd()) {
+        Ok(own) => own,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(given),
+        Err(e) => return Err(Error::io("reopen", what, e)),
+    };
+    drop(given);
+    // A false result means a reclaimer holds the lock exclusively and is about to
+    // remove the segment's name; the file itself stays valid for us, and the peer
+    // that handed it over keeps it alive.
+    lock::try_lock(file.as_fd(), PRESENCE_LOCK, false)
+        .map_err(|e| Error::io("F_OFD_SETLK", what, e))?;
+    Ok(file)
 }
 
 /// Sets the mode, reserves `size` bytes, seals a memfd, maps and initialises a ring.
