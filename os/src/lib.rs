@@ -13,7 +13,9 @@
 //! - **Liveness**: each endpoint holds a lock the kernel drops when its process dies
 //!   (SIGKILL included). A receiver whose sender has gone gets every message the
 //!   sender committed, then [`Error::Disconnected`]; a sender whose receiver has gone
-//!   gets `Disconnected` instead of waiting on a full ring forever. A role whose
+//!   gets `Disconnected` instead of waiting on a full ring forever; a blocked call
+//!   sees a death within [`PEER_DEATH_BOUND`](channel::PEER_DEATH_BOUND) of the
+//!   kernel releasing the dead process's lock. A role whose
 //!   holder died can be claimed again; what a dead receiver read but did not release
 //!   is delivered to the next one.
 //! - **Events and semaphores**: an [`EventBuilder`] or [`SemaphoreBuilder`] makes a
