@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use shmring::core::{LayoutError, MAX_CAPACITY, MIN_CAPACITY};
-use shmring::{ChannelBuilder, Corrupted, Error, Role, WaitStrategy};
+use shmring::{ChannelBuilder, Corrupted, Error, Role, SegmentBuilder, WaitStrategy};
 
 fn memfd(capacity: usize) -> shmring::Channel {
     ChannelBuilder::memfd()

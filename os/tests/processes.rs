@@ -30,7 +30,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{Channel, ChannelBuilder, Error, Receiver, Role, Sender, WaitStrategy};
+use shmring::{
+    Channel, ChannelBuilder, Error, Receiver, Role, SegmentBuilder, Sender, WaitStrategy,
+};
 
 /// Ring of the stream tests: small enough that the sender often finds it full.
 const STREAM_CAPACITY: usize = 64 * 1024;

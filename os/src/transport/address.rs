@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::channel::ChannelBuilder;
 use crate::error::{Error, Result, Role};
+use crate::options::SegmentBuilder as _;
 use crate::transport::fifo::{FifoReceiver, FifoSender};
 use crate::transport::mq::MqBuilder;
 use crate::transport::seqpacket::SeqpacketListener;
