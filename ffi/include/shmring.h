@@ -987,7 +987,9 @@ int shmring_channel_create_memfd(size_t capacity,
  * (whoever holds the descriptor can write the segment anyway).
  *
  * The library duplicates `fd` (close-on-exec): the caller keeps its own `fd` and
- * may close it at once.
+ * may close it at once. The channel's liveness locks are on a description of its
+ * own (reopened through `/proc/self/fd`): none stays on `fd` after a failed open
+ * or `shmring_channel_close`.
  *
  * # Returns
  * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),

@@ -2,14 +2,14 @@
 //! with options.
 
 use std::ffi::{OsStr, c_char, c_int};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::time::Duration;
 
-use shmring::{Channel, ChannelBuilder, WaitStrategy};
+use shmring::{Channel, ChannelBuilder, SegmentBuilder};
 
+use crate::options::{SegmentSettings, wait_strategy};
 use crate::out_ptr;
 use crate::status::{Failure, guard, shmring_status};
 
@@ -114,94 +114,39 @@ const MAX_PATH: usize = libc::PATH_MAX as usize - 1;
 
 impl shmring_channel_options {
     /// Checks the fields (flags known, reserved zero, no contradiction, modes in
-    /// range) and returns the wait strategy they name.
-    pub(crate) fn check(&self) -> Result<WaitStrategy, Failure> {
-        if self.flags & !KNOWN_OPTIONS != 0 {
-            return Err(Failure::invalid(format!(
-                "unknown option flags {:#x}",
-                self.flags & !KNOWN_OPTIONS
-            )));
-        }
+    /// range, a known wait strategy) and returns the settings they make.
+    pub(crate) fn check(&self) -> Result<SegmentSettings, Failure> {
         if self.reserved0 != 0 || self.reserved.iter().any(|&r| r != 0) {
             return Err(Failure::invalid(
                 "reserved option fields must be zero (use shmring_channel_options_init)",
             ));
         }
-        if self.flags & SHMRING_OPTION_KEEP != 0 && self.flags & SHMRING_OPTION_UNLINK != 0 {
-            return Err(Failure::invalid(
-                "SHMRING_OPTION_KEEP and SHMRING_OPTION_UNLINK together",
-            ));
-        }
-        for (field, mode) in [("mode", self.mode), ("allowed_mode", self.allowed_mode)] {
-            if mode > 0o7777 {
-                return Err(Failure::invalid(format!(
-                    "{field} {mode:#o} has bits beyond 07777"
-                )));
-            }
-        }
-        match self.wait_strategy {
-            x if x == shmring_wait_strategy::WAIT_SPIN_THEN_PARK as u32 => {
-                Ok(if self.spin_ns == 0 {
-                    WaitStrategy::default()
-                } else {
-                    WaitStrategy::SpinThenPark {
-                        spin: Duration::from_nanos(self.spin_ns),
-                    }
-                })
-            }
-            x if x == shmring_wait_strategy::WAIT_BUSY_SPIN as u32 => Ok(WaitStrategy::BusySpin),
-            x if x == shmring_wait_strategy::WAIT_PARK as u32 => Ok(WaitStrategy::Park),
-            other => Err(Failure::invalid(format!("unknown wait strategy {other}"))),
-        }
-    }
-
-    /// The builder for `backing` with these options applied.
-    fn apply(&self, backing: ChannelBuilder) -> Result<ChannelBuilder, Failure> {
-        Ok(apply_channel_options!(backing, self, self.check()?))
+        let settings = SegmentSettings::check(
+            self.flags,
+            KNOWN_OPTIONS,
+            "",
+            self.mode,
+            self.allowed_mode,
+            self.trusted_uid,
+        )?;
+        let wait = wait_strategy(self.wait_strategy, self.spin_ns)?;
+        Ok(settings.waiting(wait))
     }
 }
 
-/// Applies checked `shmring_channel_options` (`$options`, with the wait strategy
-/// `$wait` from [`shmring_channel_options::check`]) to a builder of SPSC or MPMC
-/// channels: both have the same option methods.
-macro_rules! apply_channel_options {
-    ($builder:expr, $options:expr, $wait:expr) => {{
-        let o = $options;
-        let mut builder = $builder
-            .wait_strategy($wait)
-            .reclaim(o.flags & $crate::channel::SHMRING_OPTION_RECLAIM != 0)
-            .asymmetric_fences(o.flags & $crate::channel::SHMRING_OPTION_SYMMETRIC_FENCES == 0)
-            .prefault(o.flags & $crate::channel::SHMRING_OPTION_PREFAULT != 0);
-        let unlink = o.flags & $crate::channel::SHMRING_OPTION_UNLINK != 0;
-        if o.flags & $crate::channel::SHMRING_OPTION_KEEP != 0 || unlink {
-            builder = builder.unlink_on_drop(unlink);
-        }
-        if o.mode != 0 {
-            builder = builder.mode(o.mode);
-        }
-        if o.allowed_mode != 0 {
-            builder = builder.allow_mode(o.allowed_mode);
-        }
-        if o.flags & $crate::channel::SHMRING_OPTION_TRUST_OWNER != 0 {
-            builder = builder.trust_owner(o.trusted_uid);
-        }
-        builder
-    }};
-}
-pub(crate) use apply_channel_options;
-
-/// Reads the caller's options (NULL: defaults) and applies them to `backing`.
+/// Reads the caller's channel options (NULL: defaults), checks them and applies
+/// them to `builder`: an SPSC or an MPMC channel's.
 ///
 /// # Safety
 /// `options` is NULL or points to a readable `shmring_channel_options`.
-unsafe fn builder(
-    backing: ChannelBuilder,
+pub(crate) unsafe fn builder<B: SegmentBuilder>(
+    builder: B,
     options: *const shmring_channel_options,
-) -> Result<ChannelBuilder, Failure> {
+) -> Result<B, Failure> {
     // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
     // every bit pattern of its integer fields is valid.
     let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
-    options.apply(backing)
+    Ok(options.check()?.apply(builder))
 }
 
 /// The bytes of a NUL-terminated string of at most `max` bytes.
@@ -445,7 +390,9 @@ pub unsafe extern "C" fn shmring_channel_create_memfd(
 /// (whoever holds the descriptor can write the segment anyway).
 ///
 /// The library duplicates `fd` (close-on-exec): the caller keeps its own `fd` and
-/// may close it at once.
+/// may close it at once. The channel's liveness locks are on a description of its
+/// own (reopened through `/proc/self/fd`): none stays on `fd` after a failed open
+/// or `shmring_channel_close`.
 ///
 /// # Returns
 /// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
@@ -464,25 +411,7 @@ pub unsafe extern "C" fn shmring_channel_open_fd(
     construct(out, || {
         // SAFETY: the caller's contract on `options`.
         let builder = unsafe { builder(ChannelBuilder::memfd(), options) }?;
-        if fd < 0 {
-            return Err(Failure::invalid(format!("descriptor {fd} is negative")));
-        }
-        // SAFETY: F_DUPFD_CLOEXEC on any integer: fails with EBADF if it is not an
-        // open descriptor, else makes a new one that we own.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(libc::EBADF) => Failure::invalid(format!("descriptor {fd} is not open: {e}")),
-                _ => Failure::new(
-                    shmring_status::E_IO,
-                    format!("fcntl(F_DUPFD_CLOEXEC) on descriptor {fd}: {e}"),
-                ),
-            });
-        }
-        // SAFETY: `dup` was just made by fcntl and is owned by nobody else.
-        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
-        Ok(builder.from_fd(owned)?)
+        Ok(builder.from_fd(crate::event::dup_fd(fd)?)?)
     })
 }
 

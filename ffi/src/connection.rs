@@ -12,11 +12,11 @@ use std::ffi::{c_char, c_int, c_void};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use shmring::WaitStrategy;
 use shmring::connection::{ConnectOptions, Connection, Listener, Transport, TransportPolicy};
 
 use crate::channel::{file_path, shm_name, shmring_wait_strategy};
 use crate::handle::{State, Stateful, call};
+use crate::options::wait_strategy;
 use crate::status::{Failure, guard, shmring_status};
 use crate::{message_bytes, out_ptr};
 
@@ -164,21 +164,6 @@ fn policy(value: u32) -> Result<TransportPolicy, Failure> {
         other => Err(Failure::invalid(format!(
             "unknown transport policy {other}"
         ))),
-    }
-}
-
-fn wait_strategy(value: u32, spin_ns: u64) -> Result<WaitStrategy, Failure> {
-    match value {
-        x if x == shmring_wait_strategy::WAIT_SPIN_THEN_PARK as u32 => Ok(if spin_ns == 0 {
-            WaitStrategy::default()
-        } else {
-            WaitStrategy::SpinThenPark {
-                spin: Duration::from_nanos(spin_ns),
-            }
-        }),
-        x if x == shmring_wait_strategy::WAIT_BUSY_SPIN as u32 => Ok(WaitStrategy::BusySpin),
-        x if x == shmring_wait_strategy::WAIT_PARK as u32 => Ok(WaitStrategy::Park),
-        other => Err(Failure::invalid(format!("unknown wait strategy {other}"))),
     }
 }
 

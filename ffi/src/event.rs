@@ -19,6 +19,7 @@ use shmring::{Event, EventBuilder, EventKey};
 
 use crate::channel::{SHMRING_OPTION_KEEP, SHMRING_OPTION_RECLAIM, SHMRING_OPTION_TRUST_OWNER};
 use crate::channel::{SHMRING_OPTION_UNLINK, file_path, shm_name};
+use crate::options::SegmentSettings;
 use crate::out_ptr;
 use crate::status::{Failure, guard, shmring_status};
 
@@ -62,13 +63,9 @@ const KNOWN_SYNC_OPTIONS: u32 = SHMRING_OPTION_RECLAIM
     | SHMRING_OPTION_UNLINK
     | SHMRING_OPTION_TRUST_OWNER;
 
-/// The options' common settings, checked.
+/// Event and semaphore options, checked: the segment's, and a semaphore's counts.
 pub(crate) struct SyncSettings {
-    pub(crate) reclaim: bool,
-    pub(crate) unlink_on_drop: Option<bool>,
-    pub(crate) mode: Option<u32>,
-    pub(crate) allowed_mode: Option<u32>,
-    pub(crate) trust_owner: Option<u32>,
+    pub(crate) segment: SegmentSettings,
     pub(crate) initial_count: u32,
     pub(crate) max_count: Option<u32>,
 }
@@ -83,64 +80,24 @@ pub(crate) unsafe fn sync_settings(
     // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
     // every bit pattern of its integer fields is valid.
     let o = unsafe { options.as_ref() }.copied().unwrap_or_default();
-    if o.flags & !KNOWN_SYNC_OPTIONS != 0 {
-        return Err(Failure::invalid(format!(
-            "unknown option flags {:#x} for an event or semaphore",
-            o.flags & !KNOWN_SYNC_OPTIONS
-        )));
-    }
     if o.reserved.iter().any(|&r| r != 0) {
         return Err(Failure::invalid(
             "reserved option fields must be zero (use shmring_sync_options_init)",
         ));
     }
-    let keep = o.flags & SHMRING_OPTION_KEEP != 0;
-    let unlink = o.flags & SHMRING_OPTION_UNLINK != 0;
-    if keep && unlink {
-        return Err(Failure::invalid(
-            "SHMRING_OPTION_KEEP and SHMRING_OPTION_UNLINK together",
-        ));
-    }
-    for (field, mode) in [("mode", o.mode), ("allowed_mode", o.allowed_mode)] {
-        if mode > 0o7777 {
-            return Err(Failure::invalid(format!(
-                "{field} {mode:#o} has bits beyond 07777"
-            )));
-        }
-    }
-    let nonzero = |v: u32| (v != 0).then_some(v);
     Ok(SyncSettings {
-        reclaim: o.flags & SHMRING_OPTION_RECLAIM != 0,
-        unlink_on_drop: (keep || unlink).then_some(unlink),
-        mode: nonzero(o.mode),
-        allowed_mode: nonzero(o.allowed_mode),
-        trust_owner: (o.flags & SHMRING_OPTION_TRUST_OWNER != 0).then_some(o.trusted_uid),
+        segment: SegmentSettings::check(
+            o.flags,
+            KNOWN_SYNC_OPTIONS,
+            " for an event or semaphore",
+            o.mode,
+            o.allowed_mode,
+            o.trusted_uid,
+        )?,
         initial_count: o.initial_count,
-        max_count: nonzero(o.max_count),
+        max_count: (o.max_count != 0).then_some(o.max_count),
     })
 }
-
-/// Applies the common settings to an event or semaphore builder.
-macro_rules! apply_settings {
-    ($builder:expr, $s:expr) => {{
-        let s = &$s;
-        let mut b = $builder.reclaim(s.reclaim);
-        if let Some(unlink) = s.unlink_on_drop {
-            b = b.unlink_on_drop(unlink);
-        }
-        if let Some(mode) = s.mode {
-            b = b.mode(mode);
-        }
-        if let Some(mode) = s.allowed_mode {
-            b = b.allow_mode(mode);
-        }
-        if let Some(uid) = s.trust_owner {
-            b = b.trust_owner(uid);
-        }
-        b
-    }};
-}
-pub(crate) use apply_settings;
 
 /// Duplicates the caller's descriptor `fd` (close-on-exec) for a handle to own.
 pub(crate) fn dup_fd(fd: c_int) -> Result<OwnedFd, Failure> {
@@ -271,7 +228,7 @@ pub unsafe extern "C" fn shmring_event_create(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
         let (name, s) = unsafe { (shm_name(name)?, sync_settings(options)?) };
-        let event = apply_settings!(EventBuilder::shm(name), s).create()?;
+        let event = s.segment.apply(EventBuilder::shm(name)).create()?;
         Ok(shmring_event { event })
     })
 }
@@ -298,7 +255,7 @@ pub unsafe extern "C" fn shmring_event_open(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
         let (name, s) = unsafe { (shm_name(name)?, sync_settings(options)?) };
-        let event = apply_settings!(EventBuilder::shm(name), s).open()?;
+        let event = s.segment.apply(EventBuilder::shm(name)).open()?;
         Ok(shmring_event { event })
     })
 }
@@ -322,7 +279,7 @@ pub unsafe extern "C" fn shmring_event_create_file(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `path` and `options`.
         let (path, s) = unsafe { (file_path(path)?, sync_settings(options)?) };
-        let event = apply_settings!(EventBuilder::file(path), s).create()?;
+        let event = s.segment.apply(EventBuilder::file(path)).create()?;
         Ok(shmring_event { event })
     })
 }
@@ -344,7 +301,7 @@ pub unsafe extern "C" fn shmring_event_open_file(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `path` and `options`.
         let (path, s) = unsafe { (file_path(path)?, sync_settings(options)?) };
-        let event = apply_settings!(EventBuilder::file(path), s).open()?;
+        let event = s.segment.apply(EventBuilder::file(path)).open()?;
         Ok(shmring_event { event })
     })
 }
@@ -366,7 +323,7 @@ pub unsafe extern "C" fn shmring_event_create_memfd(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `options`.
         let s = unsafe { sync_settings(options) }?;
-        let event = apply_settings!(EventBuilder::memfd(), s).create()?;
+        let event = s.segment.apply(EventBuilder::memfd()).create()?;
         Ok(shmring_event { event })
     })
 }
@@ -391,7 +348,10 @@ pub unsafe extern "C" fn shmring_event_open_fd(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `options`.
         let s = unsafe { sync_settings(options) }?;
-        let event = apply_settings!(EventBuilder::memfd(), s).from_fd(dup_fd(fd)?)?;
+        let event = s
+            .segment
+            .apply(EventBuilder::memfd())
+            .from_fd(dup_fd(fd)?)?;
         Ok(shmring_event { event })
     })
 }

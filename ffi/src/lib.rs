@@ -74,6 +74,7 @@ pub mod connection;
 pub mod event;
 mod handle;
 pub mod mpmc;
+mod options;
 pub mod receiver;
 pub mod rpc;
 pub mod semaphore;

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use shmring::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender};
 
-use crate::channel::{shm_name, shmring_channel_options};
+use crate::channel::{builder, shm_name, shmring_channel_options};
 use crate::event::{close_boxed, construct_boxed, dup_fd};
 use crate::status::{Failure, catch, guard, shmring_status};
 use crate::{message_bytes, out_ptr, receive_into};
@@ -76,22 +76,6 @@ const _: () = {
     send::<MpmcSender>();
     send::<MpmcReceiver>();
 };
-
-/// Reads the caller's options (NULL: defaults) and applies them to `builder`, with
-/// the checks of the SPSC channels' options.
-///
-/// # Safety
-/// `options` is NULL or points to a readable `shmring_channel_options`.
-unsafe fn apply(
-    builder: MpmcChannelBuilder,
-    options: *const shmring_channel_options,
-) -> Result<MpmcChannelBuilder, Failure> {
-    // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
-    // every bit pattern of its integer fields is valid.
-    let o = unsafe { options.as_ref() }.copied().unwrap_or_default();
-    let wait = o.check()?;
-    Ok(crate::channel::apply_channel_options!(builder, &o, wait))
-}
 
 /// Runs `body` on the live channel `ch`.
 ///
@@ -188,7 +172,7 @@ pub unsafe extern "C" fn shmring_mpmc_create(
 ) -> c_int {
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
-        let builder = unsafe { apply(MpmcChannelBuilder::shm(shm_name(name)?), options) }?;
+        let builder = unsafe { builder(MpmcChannelBuilder::shm(shm_name(name)?), options) }?;
         let channel = builder
             .slots(slots)
             .slot_size(slot_size)
@@ -217,7 +201,7 @@ pub unsafe extern "C" fn shmring_mpmc_create_memfd(
 ) -> c_int {
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `options`.
-        let builder = unsafe { apply(MpmcChannelBuilder::memfd(), options) }?;
+        let builder = unsafe { builder(MpmcChannelBuilder::memfd(), options) }?;
         let channel = builder
             .slots(slots)
             .slot_size(slot_size)
@@ -247,7 +231,7 @@ pub unsafe extern "C" fn shmring_mpmc_open(
 ) -> c_int {
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
-        let builder = unsafe { apply(MpmcChannelBuilder::shm(shm_name(name)?), options) }?;
+        let builder = unsafe { builder(MpmcChannelBuilder::shm(shm_name(name)?), options) }?;
         Ok(shmring_mpmc {
             channel: builder.open()?,
         })
@@ -271,7 +255,7 @@ pub unsafe extern "C" fn shmring_mpmc_open_fd(
 ) -> c_int {
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `options`.
-        let builder = unsafe { apply(MpmcChannelBuilder::memfd(), options) }?;
+        let builder = unsafe { builder(MpmcChannelBuilder::memfd(), options) }?;
         Ok(shmring_mpmc {
             channel: builder.from_fd(dup_fd(fd)?)?,
         })

@@ -13,9 +13,7 @@ use std::time::Duration;
 use shmring::{Semaphore, SemaphoreBuilder};
 
 use crate::channel::{file_path, shm_name};
-use crate::event::{
-    apply_settings, close_boxed, construct_boxed, dup_fd, shmring_sync_options, sync_settings,
-};
+use crate::event::{close_boxed, construct_boxed, dup_fd, shmring_sync_options, sync_settings};
 use crate::out_ptr;
 use crate::status::{Failure, guard};
 
@@ -58,7 +56,7 @@ unsafe fn create_with(
 ) -> Result<shmring_semaphore, Failure> {
     // SAFETY: the caller's contract on `options`.
     let s = unsafe { sync_settings(options) }?;
-    let mut builder = apply_settings!(builder, s).initial(s.initial_count);
+    let mut builder = s.segment.apply(builder).initial(s.initial_count);
     if let Some(max) = s.max_count {
         builder = builder.max(max);
     }
@@ -115,7 +113,7 @@ pub unsafe extern "C" fn shmring_semaphore_open(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
         let (name, s) = unsafe { (shm_name(name)?, sync_settings(options)?) };
-        let semaphore = apply_settings!(SemaphoreBuilder::shm(name), s).open()?;
+        let semaphore = s.segment.apply(SemaphoreBuilder::shm(name)).open()?;
         Ok(shmring_semaphore { semaphore })
     })
 }
@@ -161,7 +159,7 @@ pub unsafe extern "C" fn shmring_semaphore_open_file(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `path` and `options`.
         let (path, s) = unsafe { (file_path(path)?, sync_settings(options)?) };
-        let semaphore = apply_settings!(SemaphoreBuilder::file(path), s).open()?;
+        let semaphore = s.segment.apply(SemaphoreBuilder::file(path)).open()?;
         Ok(shmring_semaphore { semaphore })
     })
 }
@@ -204,7 +202,10 @@ pub unsafe extern "C" fn shmring_semaphore_open_fd(
     construct_boxed(out, || {
         // SAFETY: the caller's contract on `options`.
         let s = unsafe { sync_settings(options) }?;
-        let semaphore = apply_settings!(SemaphoreBuilder::memfd(), s).from_fd(dup_fd(fd)?)?;
+        let semaphore = s
+            .segment
+            .apply(SemaphoreBuilder::memfd())
+            .from_fd(dup_fd(fd)?)?;
         Ok(shmring_semaphore { semaphore })
     })
 }

@@ -1,6 +1,8 @@
 //! The receiving half of the two-terminal example: creates the channel and prints
 //! each message until the sender leaves. See `sender.rs`.
 
+use shmring::SegmentBuilder;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::args().nth(1).unwrap_or_else(|| "demo".to_owned());
     // `reclaim`: a channel of this name left behind by a crashed run is replaced.

@@ -20,9 +20,23 @@ use shmring_core::{Futex, TimedOut};
 use crate::error::{Error, Result};
 use crate::futex::SharedFutex;
 
-/// A blocked call re-checks its peer's liveness at least this often (a dead peer
-/// wakes no futex waiter).
+/// A blocked call's next probe of its peer's liveness falls due this long after
+/// its last one (a dead peer wakes no futex waiter), and a parked call sleeps at
+/// most this long at a time before it pauses again; see [`PEER_DEATH_BOUND`].
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(25);
+
+/// The longest a blocked call takes to return [`Error::Disconnected`] after its
+/// peer died (50 ms), counted from the moment the kernel released the dead
+/// process's locks: a probe falls due [`LIVENESS_INTERVAL`] after the last one and
+/// is made at the call's next pause, which comes at most one park slice (itself
+/// at most [`LIVENESS_INTERVAL`]) later, since a sleep planned just before the
+/// probe fell due (after an early wake-up) runs its course.
+///
+/// Not counted: how long the kernel takes to release a killed process's locks
+/// (it tears down the process's memory first) and scheduling delays (a thread the
+/// kernel wakes late returns late). A clean departure is seen at once, and over a
+/// [`Connection`](crate::Connection) so is a death (its socket tells).
+pub const PEER_DEATH_BOUND: Duration = LIVENESS_INTERVAL.saturating_mul(2);
 
 /// A failed non-blocking call checks the peer at most this often (a syscall); a
 /// blocked call whose peer says it is leaving checks this often too.

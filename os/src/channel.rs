@@ -23,44 +23,52 @@ use shmring_core::{
 };
 
 use crate::blocking::{self, Endpoint, ParkFutex, Step, Waiter, deadline_after};
-pub use crate::blocking::{LIVENESS_INTERVAL, WaitStrategy};
+pub use crate::blocking::{LIVENESS_INTERVAL, PEER_DEATH_BOUND, WaitStrategy};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;
-use crate::segment::{Backing, Segment, SegmentConfig};
+use crate::options::{SegmentBuilder, SegmentOptions};
+use crate::segment::{Backing, Segment};
 
-/// Creates or opens a channel: the ring's backing, its size, permissions, and the
-/// endpoints' wait strategy.
+/// Creates or opens a channel: the ring's backing and size here, permissions,
+/// cleanup and the endpoints' wait strategy through [`SegmentBuilder`].
 ///
 /// ```no_run
-/// use shmring::ChannelBuilder;
+/// use shmring::{ChannelBuilder, SegmentBuilder, WaitStrategy};
 /// # fn main() -> shmring::Result<()> {
 /// // Process A
 /// let mut tx = ChannelBuilder::shm("orders").capacity(1 << 16).create()?.sender()?;
 /// tx.send(b"buy 100")?;
 /// // Process B
-/// let mut rx = ChannelBuilder::shm("orders").open()?.receiver()?;
+/// let mut rx = ChannelBuilder::shm("orders")
+///     .wait_strategy(WaitStrategy::Park)
+///     .open()?
+///     .receiver()?;
 /// let mut buf = [0u8; 256];
 /// let n = rx.recv(&mut buf)?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct ChannelBuilder {
-    backing: Backing,
-    config: SegmentConfig,
-    wait: WaitStrategy,
+    options: SegmentOptions,
+    capacity: usize,
+}
+
+impl SegmentBuilder for ChannelBuilder {
+    fn options(&self) -> &SegmentOptions {
+        &self.options
+    }
+
+    fn options_mut(&mut self) -> &mut SegmentOptions {
+        &mut self.options
+    }
 }
 
 impl ChannelBuilder {
     fn new(backing: Backing) -> Self {
-        let config = SegmentConfig {
-            unlink_on_drop: matches!(backing, Backing::Shm(_)),
-            ..SegmentConfig::default()
-        };
         Self {
-            backing,
-            config,
-            wait: WaitStrategy::default(),
+            options: SegmentOptions::new(backing),
+            capacity: 64 * 1024,
         }
     }
 
@@ -85,71 +93,7 @@ impl ChannelBuilder {
     /// Size of the ring's data region in bytes, a power of two (default 64 KiB).
     /// The largest message is half of it less 8 bytes.
     pub fn capacity(mut self, bytes: usize) -> Self {
-        self.config.capacity = bytes;
-        self
-    }
-
-    /// Permission bits of a created named segment or file (default `0o600`), set
-    /// with `fchmod` after creation so the umask does not change them. A memfd is
-    /// always `0o666`: it has no name, only holders of its descriptor reach it, and
-    /// each endpoint reopens it through `/proc/self/fd` for a lock of its own, which
-    /// the mode would otherwise refuse to a holder of another uid.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.config.mode = mode;
-        self
-    }
-
-    /// How the endpoints wait (default [`WaitStrategy::SpinThenPark`]).
-    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    /// Map with `MAP_POPULATE`, so the first messages take no page faults (costs
-    /// the time to fault in the whole segment at creation or opening).
-    pub fn prefault(mut self, prefault: bool) -> Self {
-        self.config.prefault = prefault;
-        self
-    }
-
-    /// Whether the creator removes the name (or file) when its last handle drops
-    /// (default: yes for shared memory, no for files).
-    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
-        self.config.unlink_on_drop = unlink;
-        self
-    }
-
-    /// Whether a created channel uses the asymmetric fence pair (default: yes,
-    /// where the kernel allows it): a sender's or receiver's check for a parked
-    /// peer then costs a compiler fence instead of a full fence per message, and a
-    /// call that parks pays a `membarrier` system call (a barrier on every CPU
-    /// running a process of the channel) instead. Every process that uses the
-    /// channel must then be allowed `membarrier`; one that is not gets
-    /// [`Error::Unsupported`] when it claims a role. Off: full fences on both sides.
-    pub fn asymmetric_fences(mut self, on: bool) -> Self {
-        self.config.asymmetric_fences = on;
-        self
-    }
-
-    /// Let [`create`](Self::create) replace an existing segment of the same name
-    /// whose handles are all dead (left behind by a crash). A segment with any
-    /// live handle is never replaced.
-    pub fn reclaim(mut self, reclaim: bool) -> Self {
-        self.config.reclaim = reclaim;
-        self
-    }
-
-    /// On open, accept a segment owned by `uid` (default: only our own effective
-    /// uid).
-    pub fn trust_owner(mut self, uid: u32) -> Self {
-        self.config.owner = Some(uid);
-        self
-    }
-
-    /// On open, accept a segment whose permission bits lie within `mode` (default
-    /// `0o644`: nobody but the owner may write it).
-    pub fn allow_mode(mut self, mode: u32) -> Self {
-        self.config.allowed_mode = mode;
+        self.capacity = bytes;
         self
     }
 
@@ -159,7 +103,7 @@ impl ChannelBuilder {
     /// [`Error::InvalidName`], [`Error::InvalidCapacity`], [`Error::AlreadyExists`],
     /// [`Error::PermissionDenied`], [`Error::NoSpace`], or [`Error::Io`].
     pub fn create(&self) -> Result<Channel> {
-        Ok(self.channel(Segment::create(&self.backing, &self.config)?))
+        Ok(self.channel(Segment::create(&self.options, self.capacity)?))
     }
 
     /// Opens an existing segment and validates its ring.
@@ -169,7 +113,7 @@ impl ChannelBuilder {
     /// [`Error::Untrusted`], [`Error::BadSize`], [`Error::IncompatibleLayout`],
     /// [`Error::Corrupted`], or [`Error::Io`].
     pub fn open(&self) -> Result<Channel> {
-        Ok(self.channel(Segment::open(&self.backing, &self.config)?))
+        Ok(self.channel(Segment::open(&self.options)?))
     }
 
     /// Opens the segment behind `fd`, handed over by a parent or a peer (a memfd
@@ -178,7 +122,7 @@ impl ChannelBuilder {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn from_fd(&self, fd: OwnedFd) -> Result<Channel> {
-        Ok(self.channel(Segment::from_fd(fd, &self.config)?))
+        Ok(self.channel(Segment::from_fd(fd, &self.options)?))
     }
 
     /// Opens the segment whose descriptor number a parent put in the environment
@@ -202,7 +146,7 @@ impl ChannelBuilder {
     fn channel(&self, segment: Segment) -> Channel {
         Channel {
             segment: Arc::new(segment),
-            wait: self.wait,
+            wait: self.options.wait,
         }
     }
 }

@@ -57,24 +57,53 @@ use shmring_core::layout::OBJECT_KIND_EVENT;
 use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
 use crate::futex::SharedFutex;
+use crate::options::{SegmentBuilder, SegmentOptions};
 use crate::segment::Backing;
 use crate::sync_object::{
-    ObjectOptions, ObjectSegment, Registered, debug_object, futex_wake, object_builder_options,
+    ObjectSegment, Registered, create_object, debug_object, futex_wake, open_object, open_object_fd,
 };
 
-/// Creates or opens a named [`Event`]: its backing, permissions and cleanup, with
-/// the rules of [`ChannelBuilder`](crate::ChannelBuilder).
+/// Creates or opens a named [`Event`]: its backing here; permissions and cleanup
+/// through [`SegmentBuilder`], with the channels' rules.
 #[derive(Debug, Clone)]
 pub struct EventBuilder {
-    options: ObjectOptions,
+    options: SegmentOptions,
+}
+
+impl SegmentBuilder for EventBuilder {
+    fn options(&self) -> &SegmentOptions {
+        &self.options
+    }
+
+    fn options_mut(&mut self) -> &mut SegmentOptions {
+        &mut self.options
+    }
 }
 
 impl EventBuilder {
-    fn with(options: ObjectOptions) -> Self {
-        Self { options }
+    fn new(backing: Backing) -> Self {
+        Self {
+            options: SegmentOptions::new(backing),
+        }
     }
 
-    object_builder_options!();
+    /// An event in named POSIX shared memory (`/dev/shm/shmring.<name>`), with the
+    /// channels' name rules.
+    pub fn shm(name: impl Into<String>) -> Self {
+        Self::new(Backing::Shm(name.into()))
+    }
+
+    /// An event in a regular file at `path`.
+    pub fn file(path: impl Into<std::path::PathBuf>) -> Self {
+        Self::new(Backing::File(path.into()))
+    }
+
+    /// An event in an anonymous memfd, sealed against resizing, for a child
+    /// process (pass [`Event::fd`]) or a peer reached over a Unix socket; the
+    /// other side opens it with [`from_fd`](Self::from_fd).
+    pub fn memfd() -> Self {
+        Self::new(Backing::Memfd)
+    }
 
     /// Creates the event (sequence zero, nobody waiting).
     ///
@@ -84,7 +113,7 @@ impl EventBuilder {
     /// [`Error::Io`].
     pub fn create(&self) -> Result<Event> {
         Ok(Event {
-            segment: self.options.create(OBJECT_KIND_EVENT, 0, 0)?,
+            segment: create_object(&self.options, OBJECT_KIND_EVENT, 0, 0)?,
         })
     }
 
@@ -98,7 +127,7 @@ impl EventBuilder {
     /// [`Error::Io`].
     pub fn open(&self) -> Result<Event> {
         Ok(Event {
-            segment: self.options.open(OBJECT_KIND_EVENT)?,
+            segment: open_object(&self.options, OBJECT_KIND_EVENT)?,
         })
     }
 
@@ -111,7 +140,7 @@ impl EventBuilder {
     /// [`Error::Corrupted`].
     pub fn from_fd(&self, fd: OwnedFd) -> Result<Event> {
         Ok(Event {
-            segment: self.options.open_fd(fd, OBJECT_KIND_EVENT)?,
+            segment: open_object_fd(&self.options, fd, OBJECT_KIND_EVENT)?,
         })
     }
 }

@@ -13,7 +13,9 @@
 //! - **Liveness**: each endpoint holds a lock the kernel drops when its process dies
 //!   (SIGKILL included). A receiver whose sender has gone gets every message the
 //!   sender committed, then [`Error::Disconnected`]; a sender whose receiver has gone
-//!   gets `Disconnected` instead of waiting on a full ring forever. A role whose
+//!   gets `Disconnected` instead of waiting on a full ring forever; a blocked call
+//!   sees a death within [`PEER_DEATH_BOUND`](channel::PEER_DEATH_BOUND) of the
+//!   kernel releasing the dead process's lock. A role whose
 //!   holder died can be claimed again; what a dead receiver read but did not release
 //!   is delivered to the next one.
 //! - **Events and semaphores**: an [`EventBuilder`] or [`SemaphoreBuilder`] makes a
@@ -61,6 +63,7 @@ pub mod futex;
 mod lock;
 mod message;
 pub mod mpmc;
+pub mod options;
 pub mod rpc;
 pub mod segment;
 pub mod semaphore;
@@ -74,6 +77,7 @@ pub use event::{Event, EventBuilder, EventKey};
 pub use futex::{SharedFutex, register_membarrier};
 pub use message::{MessageReceiver, MessageSender};
 pub use mpmc::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender, MpmcStats};
+pub use options::{SegmentBuilder, SegmentOptions};
 pub use rpc::{RpcClient, RpcServer};
 pub use segment::{Segment, list_segments};
 pub use semaphore::{SEMAPHORE_MAX_LIMIT, Semaphore, SemaphoreBuilder};

@@ -1,9 +1,9 @@
 //! Named MPMC channels: any number of processes send into and receive from one
 //! shared ring of fixed-size slots ([`shmring_core::mpmc`]).
 //!
-//! The builder, permissions, backings, reclaim and clean-up rules are the SPSC
-//! channels' ([`ChannelBuilder`](crate::ChannelBuilder)); so are the blocking calls
-//! and their [`WaitStrategy`]. What differs:
+//! The backings, permissions, reclaim and clean-up rules are every segment's
+//! ([`SegmentBuilder`]); the blocking calls and their [`WaitStrategy`] are the SPSC
+//! channels'. What differs:
 //!
 //! - **Endpoints**: every [`MpmcSender`] and [`MpmcReceiver`] registers in an entry
 //!   of the segment's endpoint table (its size is fixed at creation,
@@ -65,7 +65,8 @@ use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;
-use crate::segment::{Backing, Contents, Segment, SegmentConfig};
+use crate::options::{SegmentBuilder, SegmentOptions};
+use crate::segment::{Backing, Contents, Segment};
 
 /// The default stall timeout: how long a claimed but unfinished slot is waited
 /// for before its claimant's liveness is checked.
@@ -148,31 +149,34 @@ impl Contents for RawMpmcRegion {
 }
 
 /// Creates or opens an MPMC channel: its backing, its shape (slot count, slot size,
-/// endpoint table), permissions, and the endpoints' waiting.
+/// endpoint table) and stall timeout here; permissions, cleanup and the
+/// endpoints' wait strategy through [`SegmentBuilder`].
 #[derive(Debug, Clone)]
 pub struct MpmcChannelBuilder {
-    backing: Backing,
-    config: SegmentConfig,
+    options: SegmentOptions,
     slots: usize,
     slot_size: usize,
     endpoints: usize,
-    wait: WaitStrategy,
     stall_timeout: Duration,
+}
+
+impl SegmentBuilder for MpmcChannelBuilder {
+    fn options(&self) -> &SegmentOptions {
+        &self.options
+    }
+
+    fn options_mut(&mut self) -> &mut SegmentOptions {
+        &mut self.options
+    }
 }
 
 impl MpmcChannelBuilder {
     fn new(backing: Backing) -> Self {
-        let config = SegmentConfig {
-            unlink_on_drop: matches!(backing, Backing::Shm(_)),
-            ..SegmentConfig::default()
-        };
         Self {
-            backing,
-            config,
+            options: SegmentOptions::new(backing),
             slots: 1024,
             slot_size: 256,
             endpoints: 16,
-            wait: WaitStrategy::default(),
             stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
@@ -215,19 +219,6 @@ impl MpmcChannelBuilder {
         self
     }
 
-    /// Permission bits of a created named segment or file (default `0o600`), as
-    /// [`ChannelBuilder::mode`](crate::ChannelBuilder::mode).
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.config.mode = mode;
-        self
-    }
-
-    /// How the endpoints wait (default [`WaitStrategy::SpinThenPark`]).
-    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
-        self.wait = wait;
-        self
-    }
-
     /// How long an endpoint waits on a slot that another endpoint claimed and has
     /// not finished (a sender writing it, a receiver copying it out) before it
     /// checks whether that endpoint's process is alive (default 2 ms). A dead
@@ -237,48 +228,6 @@ impl MpmcChannelBuilder {
     /// Longer than an hour counts as an hour.
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = timeout.min(MAX_STALL_TIMEOUT);
-        self
-    }
-
-    /// Map with `MAP_POPULATE` (no page faults on the first messages).
-    pub fn prefault(mut self, prefault: bool) -> Self {
-        self.config.prefault = prefault;
-        self
-    }
-
-    /// Whether the creator removes the name (or file) when its last handle drops
-    /// (default: yes for shared memory, no for files).
-    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
-        self.config.unlink_on_drop = unlink;
-        self
-    }
-
-    /// Whether a created channel uses the asymmetric fence pair (default: yes,
-    /// where the kernel allows it), as
-    /// [`ChannelBuilder::asymmetric_fences`](crate::ChannelBuilder::asymmetric_fences).
-    pub fn asymmetric_fences(mut self, on: bool) -> Self {
-        self.config.asymmetric_fences = on;
-        self
-    }
-
-    /// Let [`create`](Self::create) replace an existing segment of the same name
-    /// whose handles are all dead. A segment with any live handle is never
-    /// replaced.
-    pub fn reclaim(mut self, reclaim: bool) -> Self {
-        self.config.reclaim = reclaim;
-        self
-    }
-
-    /// On open, accept a segment owned by `uid` (default: our effective uid).
-    pub fn trust_owner(mut self, uid: u32) -> Self {
-        self.config.owner = Some(uid);
-        self
-    }
-
-    /// On open, accept a segment whose permission bits lie within `mode`
-    /// (default `0o644`).
-    pub fn allow_mode(mut self, mode: u32) -> Self {
-        self.config.allowed_mode = mode;
         self
     }
 
@@ -292,7 +241,7 @@ impl MpmcChannelBuilder {
     pub fn create(&self) -> Result<MpmcChannel> {
         let geometry =
             MpmcGeometry::new(self.slots, self.slot_size, self.endpoints).map_err(shape_error)?;
-        let flags = if self.config.asymmetric_fences && crate::futex::register_membarrier() {
+        let flags = if self.options.asymmetric_fences && crate::futex::register_membarrier() {
             FLAG_ASYMMETRIC_FENCES
         } else {
             0
@@ -314,8 +263,7 @@ impl MpmcChannelBuilder {
             }
             .map_err(|e| Error::layout(what, header_error(e)))
         };
-        let segment =
-            Segment::create_with(&self.backing, geometry.segment_size(), &self.config, &init)?;
+        let segment = Segment::create_with(&self.options, geometry.segment_size(), &init)?;
         Ok(self.channel(segment))
     }
 
@@ -327,7 +275,7 @@ impl MpmcChannelBuilder {
     /// (an SPSC channel or another kind of segment), [`Error::Corrupted`],
     /// [`Error::Io`].
     pub fn open(&self) -> Result<MpmcChannel> {
-        Ok(self.channel(Segment::open_with(&self.backing, &self.config)?))
+        Ok(self.channel(Segment::open_with(&self.options)?))
     }
 
     /// Opens the channel behind `fd`, handed over by a parent or a peer.
@@ -335,7 +283,7 @@ impl MpmcChannelBuilder {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn from_fd(&self, fd: OwnedFd) -> Result<MpmcChannel> {
-        Ok(self.channel(Segment::from_fd_with(fd, &self.config)?))
+        Ok(self.channel(Segment::from_fd_with(fd, &self.options)?))
     }
 
     /// Opens the channel whose descriptor number a parent put in the environment
@@ -358,7 +306,7 @@ impl MpmcChannelBuilder {
     fn channel(&self, segment: MpmcSegment) -> MpmcChannel {
         MpmcChannel {
             segment: Arc::new(segment),
-            wait: self.wait,
+            wait: self.options.wait,
             stall_timeout: self.stall_timeout,
         }
     }

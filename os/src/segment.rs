@@ -28,6 +28,7 @@ use shmring_core::{
 
 use crate::error::{Error, Result};
 use crate::lock::{self, PRESENCE_LOCK, RECEIVER_LOCK, SENDER_LOCK};
+use crate::options::SegmentOptions;
 
 /// Where named shared memory objects live on Linux.
 const SHM_DIR: &str = "/dev/shm";
@@ -64,55 +65,12 @@ pub enum Backing {
     Memfd,
 }
 
-/// Options of [`Segment::create`], [`Segment::open`] and [`Segment::from_fd`]; the
-/// channel builder fills this.
-#[derive(Debug, Clone)]
-pub(crate) struct SegmentConfig {
-    /// Create: bytes in the data region (a power of two, see
-    /// [`shmring_core::segment_layout`]).
-    pub(crate) capacity: usize,
-    /// Create: permission bits, set with `fchmod` after creation so the umask
-    /// cannot change them.
-    pub(crate) mode: u32,
-    /// Map with `MAP_POPULATE`, so the first messages take no page faults.
-    pub(crate) prefault: bool,
-    /// Create: when the [`Segment`] is dropped, remove its name or path (if it still
-    /// refers to the segment's file).
-    pub(crate) unlink_on_drop: bool,
-    /// Create: if the name exists but no handle on it is alive, remove it and
-    /// create afresh. Live segments are never reclaimed.
-    pub(crate) reclaim: bool,
-    /// Open: the owner uid expected (`None`: our effective uid).
-    pub(crate) owner: Option<u32>,
-    /// Open: the permission bits accepted; a segment with any other bit set is
-    /// refused.
-    pub(crate) allowed_mode: u32,
-    /// create: flag the header for the asymmetric fence pair, if this process can
-    /// register for `membarrier` (see `SharedFutex`).
-    pub(crate) asymmetric_fences: bool,
-}
-
-impl Default for SegmentConfig {
-    fn default() -> Self {
-        Self {
-            capacity: 64 * 1024,
-            mode: 0o600,
-            prefault: false,
-            unlink_on_drop: true,
-            reclaim: false,
-            owner: None,
-            allowed_mode: 0o644,
-            asymmetric_fences: true,
-        }
-    }
-}
-
 /// One mapped segment: a file (a shared memory object, a regular file or a memfd),
 /// its mapping, and the validated core ring region over it.
 ///
-/// While it lives it holds a shared lock on `PRESENCE_LOCK` through its own
-/// descriptor (for `Segment::from_fd`, through the descriptor it was given), so a
-/// reclaiming creator can tell it is alive.
+/// While it lives it holds a shared lock on `PRESENCE_LOCK` through an open file
+/// description of its own (`Segment::from_fd` reopens the descriptor it was given),
+/// so a reclaiming creator can tell it is alive, and closing it releases the lock.
 ///
 /// # Hazards
 ///
@@ -201,15 +159,17 @@ impl Contents for RawRegion {
 pub(crate) type Init<'a, C> = &'a dyn Fn(&MmapRaw, &str) -> Result<C>;
 
 impl Segment {
-    /// Creates a segment holding a fresh, empty ring of `cfg.capacity` bytes.
+    /// Creates a segment in `options.backing` holding a fresh, empty ring of
+    /// `capacity` bytes in its data region (a power of two, see
+    /// [`shmring_core::segment_layout`]).
     ///
     /// Named shared memory and files are created exclusively (`O_CREAT | O_EXCL`,
-    /// mode `0o600`, then `fchmod` to `cfg.mode`) and sized with `posix_fallocate`,
+    /// mode `0o600`, then `fchmod` to `options.mode`) and sized with `posix_fallocate`,
     /// which reserves the pages: a full `/dev/shm` fails here with
     /// [`Error::NoSpace`] rather than with `SIGBUS` later. A memfd is sealed against
     /// resizing.
     ///
-    /// If the name exists: with `cfg.reclaim`, and only if no handle on the old
+    /// If the name exists: with `options.reclaim`, and only if no handle on the old
     /// segment is alive (nobody holds its presence lock), the old name is removed
     /// and the segment created afresh; a live segment is never reclaimed. Reclaiming
     /// a [`Backing::File`] discards the messages it held.
@@ -219,21 +179,20 @@ impl Segment {
     /// call), [`Error::AlreadyExists`], [`Error::NoSpace`], [`Error::NotFound`] (a
     /// file's directory is missing), [`Error::PermissionDenied`], [`Error::Io`].
     /// Nothing is left behind when creation fails after the name was made.
-    pub(crate) fn create(backing: &Backing, cfg: &SegmentConfig) -> Result<Segment> {
-        let named = Named::new(backing)?;
-        let capacity = cfg.capacity;
+    pub(crate) fn create(options: &SegmentOptions, capacity: usize) -> Result<Segment> {
+        let named = Named::new(&options.backing)?;
         let size = segment_layout(capacity)
             .map_err(|_| Error::InvalidCapacity {
                 capacity: capacity as u64,
             })?
             .size();
-        let init = |map: &MmapRaw, what: &str| init_ring(map, what, cfg);
-        Segment::create_named_or_memfd(named, size, cfg, &init)
+        let init = |map: &MmapRaw, what: &str| init_ring(map, what, capacity, options);
+        Segment::create_named_or_memfd(named, size, options, &init)
     }
 
     /// Opens an existing named segment and validates it: its owner must be
-    /// `cfg.owner` (default: our effective uid) and its permission bits within
-    /// `cfg.allowed_mode`; its size must hold a header and at most the largest
+    /// `options.owner` (default: our effective uid) and its permission bits within
+    /// `options.allowed_mode`; its size must hold a header and at most the largest
     /// ring; then every header field is checked by [`RawRegion::attach`].
     ///
     /// A segment that is still being created (size zero, or header not yet
@@ -245,8 +204,8 @@ impl Segment {
     /// open: pass its descriptor to [`Segment::from_fd`]), [`Error::NotFound`],
     /// [`Error::PermissionDenied`], [`Error::Untrusted`], [`Error::BadSize`],
     /// [`Error::IncompatibleLayout`], [`Error::Corrupted`], [`Error::Io`].
-    pub(crate) fn open(backing: &Backing, cfg: &SegmentConfig) -> Result<Segment> {
-        Segment::open_with(backing, cfg)
+    pub(crate) fn open(options: &SegmentOptions) -> Result<Segment> {
+        Segment::open_with(options)
     }
 
     /// Opens the segment behind `fd`: a memfd (or any segment's descriptor) handed
@@ -264,11 +223,16 @@ impl Segment {
     /// No wait for a segment still being created: the descriptor's sender is
     /// expected to have created it.
     ///
+    /// `fd` is closed (on success too): the segment holds its lock through a
+    /// description of its own, reopened through `/proc/self/fd`, so no lock stays
+    /// on descriptors sharing `fd`'s description once the segment is dropped or
+    /// the open fails.
+    ///
     /// # Errors
     /// [`Error::BadSize`], [`Error::Io`], [`Error::IncompatibleLayout`],
     /// [`Error::Corrupted`].
-    pub(crate) fn from_fd(fd: OwnedFd, cfg: &SegmentConfig) -> Result<Segment> {
-        Segment::from_fd_with(fd, cfg)
+    pub(crate) fn from_fd(fd: OwnedFd, options: &SegmentOptions) -> Result<Segment> {
+        Segment::from_fd_with(fd, options)
     }
 
     /// The validated ring region (initialised by `create`, attached by `open` and
@@ -296,31 +260,30 @@ impl<C: Contents> Segment<C> {
     /// Creates a segment of `size` bytes as [`Segment::create`] does (names,
     /// modes, reclaim, sizing and sealing alike) and fills it with `init`.
     pub(crate) fn create_with(
-        backing: &Backing,
+        options: &SegmentOptions,
         size: usize,
-        cfg: &SegmentConfig,
         init: Init<'_, C>,
     ) -> Result<Segment<C>> {
-        Segment::create_named_or_memfd(Named::new(backing)?, size, cfg, init)
+        Segment::create_named_or_memfd(Named::new(&options.backing)?, size, options, init)
     }
 
     fn create_named_or_memfd(
         named: Option<Named>,
         size: usize,
-        cfg: &SegmentConfig,
+        options: &SegmentOptions,
         init: Init<'_, C>,
     ) -> Result<Segment<C>> {
         match named {
-            Some(named) => create_named(named, size, cfg, init),
-            None => create_memfd(size, cfg, init),
+            Some(named) => create_named(named, size, options, init),
+            None => create_memfd(size, options, init),
         }
     }
 
     /// Opens an existing named segment as [`Segment::open`] does, checking its
     /// size against `C`'s and attaching `C`.
-    pub(crate) fn open_with(backing: &Backing, cfg: &SegmentConfig) -> Result<Segment<C>> {
-        match Named::new(backing)? {
-            Some(named) => open_named(named, cfg),
+    pub(crate) fn open_with(options: &SegmentOptions) -> Result<Segment<C>> {
+        match Named::new(&options.backing)? {
+            Some(named) => open_named(named, options),
             None => Err(Error::InvalidName {
                 name: String::new(),
                 reason: "an anonymous memfd has no name to open: pass its descriptor to from_fd",
@@ -330,18 +293,14 @@ impl<C: Contents> Segment<C> {
 
     /// Opens the segment behind `fd` as [`Segment::from_fd`] does, checking its
     /// size against `C`'s and attaching `C`.
-    pub(crate) fn from_fd_with(fd: OwnedFd, cfg: &SegmentConfig) -> Result<Segment<C>> {
-        let file = File::from(fd);
-        let (what, is_memfd) = describe_fd(&file);
-        let meta = file.metadata().map_err(|e| Error::io("fstat", &what, e))?;
+    pub(crate) fn from_fd_with(fd: OwnedFd, options: &SegmentOptions) -> Result<Segment<C>> {
+        let given = File::from(fd);
+        let (what, is_memfd) = describe_fd(&given);
+        let meta = given.metadata().map_err(|e| Error::io("fstat", &what, e))?;
         let len = check_size::<C>(&meta, &what)?;
-        check_seals(&file, &what, is_memfd)?;
-        // A false result means a reclaimer holds the lock exclusively and is about
-        // to remove the segment's name; the file itself stays valid for us, and the
-        // peer that handed it over keeps it alive.
-        lock::try_lock(file.as_fd(), PRESENCE_LOCK, false)
-            .map_err(|e| Error::io("F_OFD_SETLK", &what, e))?;
-        let map = map(&file, len, cfg.prefault, &what)?;
+        check_seals(&given, &what, is_memfd)?;
+        let file = own_description(given, &what)?;
+        let map = map(&file, len, options.prefault, &what)?;
         // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes that the
         // returned Segment owns alongside the region, so it outlives the region
         // (the crate keeps clones of the region within the Segment's life); this
@@ -819,7 +778,7 @@ fn remove_if_ours(named: &Named, file: &File) -> io::Result<()> {
 fn create_named<C>(
     named: Named,
     size: usize,
-    cfg: &SegmentConfig,
+    options: &SegmentOptions,
     init: Init<'_, C>,
 ) -> Result<Segment<C>> {
     let what = named.what().to_owned();
@@ -827,8 +786,8 @@ fn create_named<C>(
         let file = match named.create_excl() {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if cfg.reclaim {
-                    reclaim(&named)?;
+                if options.reclaim {
+                    remove_if_dead(&named)?;
                     continue;
                 }
                 return Err(Error::AlreadyExists { what });
@@ -843,13 +802,21 @@ fn create_named<C>(
         if !locked || !is_ours(&named, &file).map_err(|e| Error::io("stat", &what, e))? {
             continue;
         }
-        return match finish_create_with(&file, &what, size, cfg, false, init) {
+        return match finish_create_with(
+            &file,
+            &what,
+            size,
+            options.mode,
+            options.prefault,
+            false,
+            init,
+        ) {
             Ok((map, region)) => Ok(Segment {
                 region,
                 map,
                 file,
                 what,
-                unlink: cfg.unlink_on_drop.then_some(named),
+                unlink: options.unlinks_on_drop().then_some(named),
             }),
             Err(e) => {
                 let _ = remove_if_ours(&named, &file);
@@ -862,7 +829,7 @@ fn create_named<C>(
 
 /// Removes `named` if no handle on it is alive. `Ok` when the name is gone (or was
 /// gone already): the caller retries its exclusive create.
-fn reclaim(named: &Named) -> Result<()> {
+fn remove_if_dead(named: &Named) -> Result<()> {
     let what = named.what();
     let file = match named.open_rw() {
         Ok(file) => file,
@@ -883,7 +850,7 @@ fn reclaim(named: &Named) -> Result<()> {
     Ok(())
 }
 
-fn create_memfd<C>(size: usize, cfg: &SegmentConfig, init: Init<'_, C>) -> Result<Segment<C>> {
+fn create_memfd<C>(size: usize, options: &SegmentOptions, init: Init<'_, C>) -> Result<Segment<C>> {
     let what = "memfd".to_owned();
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: the name is a NUL-terminated literal; no other memory is passed.
@@ -906,11 +873,8 @@ fn create_memfd<C>(size: usize, cfg: &SegmentConfig, init: Init<'_, C>) -> Resul
     // Only holders of the descriptor reach a memfd: its mode only matters to the
     // reopen through /proc/self/fd that every endpoint makes for its own lock, and
     // must not refuse a holder of another uid.
-    let cfg = &SegmentConfig {
-        mode: 0o666,
-        ..cfg.clone()
-    };
-    let (map, region) = finish_create_with(&file, &what, size, cfg, true, init)?;
+    let (map, region) =
+        finish_create_with(&file, &what, size, 0o666, options.prefault, true, init)?;
     Ok(Segment {
         region,
         map,
@@ -920,30 +884,68 @@ fn create_memfd<C>(size: usize, cfg: &SegmentConfig, init: Init<'_, C>) -> Resul
     })
 }
 
+/// The file behind `given` through an open file description of our own, holding
+/// this handle's presence lock; `given` is closed.
+///
+/// The lock must not go on `given`'s description: that description is shared with
+/// every descriptor duplicated from it (the caller's own, when it passed a
+/// duplicate, as the C API does), so a lock there would outlive this handle and a
+/// failed open, making the segment look alive to reclaim and listing (and a later
+/// open wait for a creator) while the caller keeps its descriptor.
+///
+/// If this process may not open the file itself (reopening through
+/// `/proc/self/fd` checks the file's mode: another uid's `0o600` object handed
+/// over), `given` is kept and no presence lock is taken: the segment then looks
+/// dead to a reclaimer, which may remove its name; the file stays valid for us.
+fn own_description(given: File, what: &str) -> Result<File> {
+    let file = match lock::reopen(given.as_fd()) {
+        Ok(own) => own,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(given),
+        Err(e) => return Err(Error::io("reopen", what, e)),
+    };
+    drop(given);
+    // A false result means a reclaimer holds the lock exclusively and is about to
+    // remove the segment's name; the file itself stays valid for us, and the peer
+    // that handed it over keeps it alive.
+    lock::try_lock(file.as_fd(), PRESENCE_LOCK, false)
+        .map_err(|e| Error::io("F_OFD_SETLK", what, e))?;
+    Ok(file)
+}
+
 /// Sets the mode, reserves `size` bytes, seals a memfd, maps and initialises a ring.
 #[cfg(test)]
 fn finish_create(
     file: &File,
     what: &str,
     size: usize,
-    cfg: &SegmentConfig,
+    capacity: usize,
+    options: &SegmentOptions,
     seal: bool,
 ) -> Result<(MmapRaw, RawRegion)> {
-    let init = |map: &MmapRaw, what: &str| init_ring(map, what, cfg);
-    finish_create_with(file, what, size, cfg, seal, &init)
+    let init = |map: &MmapRaw, what: &str| init_ring(map, what, capacity, options);
+    finish_create_with(
+        file,
+        what,
+        size,
+        options.mode,
+        options.prefault,
+        seal,
+        &init,
+    )
 }
 
-/// Sets the mode, reserves `size` bytes, seals a memfd, maps and initialises with
-/// `init`.
+/// Sets the permission bits to `mode`, reserves `size` bytes, seals a memfd, maps
+/// (with `MAP_POPULATE` if `prefault`) and initialises with `init`.
 fn finish_create_with<C>(
     file: &File,
     what: &str,
     size: usize,
-    cfg: &SegmentConfig,
+    mode: u32,
+    prefault: bool,
     seal: bool,
     init: Init<'_, C>,
 ) -> Result<(MmapRaw, C)> {
-    file.set_permissions(Permissions::from_mode(cfg.mode & 0o777))
+    file.set_permissions(Permissions::from_mode(mode & 0o777))
         .map_err(|e| Error::io("fchmod", what, e))?;
     allocate(file, size, what)?;
     if seal {
@@ -954,14 +956,19 @@ fn finish_create_with<C>(
             return Err(Error::io("F_ADD_SEALS", what, io::Error::last_os_error()));
         }
     }
-    let map = map(file, size, cfg.prefault, what)?;
+    let map = map(file, size, prefault, what)?;
     let contents = init(&map, what)?;
     Ok((map, contents))
 }
 
-/// Initialises a fresh ring of `cfg.capacity` bytes in `map`.
-fn init_ring(map: &MmapRaw, what: &str, cfg: &SegmentConfig) -> Result<RawRegion> {
-    let flags = if cfg.asymmetric_fences && crate::futex::register_membarrier() {
+/// Initialises a fresh ring of `capacity` bytes in `map`.
+fn init_ring(
+    map: &MmapRaw,
+    what: &str,
+    capacity: usize,
+    options: &SegmentOptions,
+) -> Result<RawRegion> {
+    let flags = if options.asymmetric_fences && crate::futex::register_membarrier() {
         shmring_core::FLAG_ASYMMETRIC_FENCES
     } else {
         0
@@ -971,7 +978,7 @@ fn init_ring(map: &MmapRaw, what: &str, cfg: &SegmentConfig) -> Result<RawRegion
     // nobody else touches it during init (an opener does not use a segment before
     // its magic is published); afterwards this process touches it only through
     // shmring handles.
-    unsafe { RawRegion::init_with_flags(map.as_mut_ptr(), map.len(), cfg.capacity, flags) }
+    unsafe { RawRegion::init_with_flags(map.as_mut_ptr(), map.len(), capacity, flags) }
         .map_err(|e| Error::layout(what, e))
 }
 
@@ -1030,11 +1037,11 @@ enum Attempt<C> {
     },
 }
 
-fn open_named<C: Contents>(named: Named, cfg: &SegmentConfig) -> Result<Segment<C>> {
+fn open_named<C: Contents>(named: Named, options: &SegmentOptions) -> Result<Segment<C>> {
     let start = Instant::now();
     let mut races = 0;
     loop {
-        match open_attempt(&named, cfg)? {
+        match open_attempt(&named, options)? {
             Attempt::Ready(segment) => return Ok(segment),
             Attempt::Raced(error) => {
                 races += 1;
@@ -1056,7 +1063,7 @@ fn open_named<C: Contents>(named: Named, cfg: &SegmentConfig) -> Result<Segment<
     }
 }
 
-fn open_attempt<C: Contents>(named: &Named, cfg: &SegmentConfig) -> Result<Attempt<C>> {
+fn open_attempt<C: Contents>(named: &Named, options: &SegmentOptions) -> Result<Attempt<C>> {
     let what = named.what();
     let file = named
         .open_rw()
@@ -1072,7 +1079,7 @@ fn open_attempt<C: Contents>(named: &Named, cfg: &SegmentConfig) -> Result<Attem
         return Ok(Attempt::Raced(gone()));
     }
     let meta = file.metadata().map_err(|e| Error::io("fstat", what, e))?;
-    check_trust(&meta, cfg, what)?;
+    check_trust(&meta, options, what)?;
     let creator_alive = || lock::is_locked(file.as_fd(), PRESENCE_LOCK).unwrap_or(false);
     if meta.size() == 0 && meta.file_type().is_file() {
         // Created, not yet sized.
@@ -1086,7 +1093,7 @@ fn open_attempt<C: Contents>(named: &Named, cfg: &SegmentConfig) -> Result<Attem
         });
     }
     let len = check_size::<C>(&meta, what)?;
-    let map = map(&file, len, cfg.prefault, what)?;
+    let map = map(&file, len, options.prefault, what)?;
     // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes (the size we
     // validated) that the Segment owns alongside the region; this process touches
     // it only through shmring handles.
@@ -1115,16 +1122,16 @@ fn euid() -> u32 {
 }
 
 /// Owner and mode checks of an opened segment.
-fn check_trust(meta: &std::fs::Metadata, cfg: &SegmentConfig, what: &str) -> Result<()> {
-    let expected_owner = cfg.owner.unwrap_or_else(euid);
+fn check_trust(meta: &std::fs::Metadata, options: &SegmentOptions, what: &str) -> Result<()> {
+    let expected_owner = options.owner.unwrap_or_else(euid);
     let mode = meta.mode() & 0o7777;
-    if meta.uid() != expected_owner || mode & !cfg.allowed_mode & 0o777 != 0 {
+    if meta.uid() != expected_owner || mode & !options.allowed_mode & 0o777 != 0 {
         return Err(Error::Untrusted {
             what: what.to_owned(),
             owner: meta.uid(),
             mode,
             expected_owner,
-            allowed_mode: cfg.allowed_mode,
+            allowed_mode: options.allowed_mode,
         });
     }
     Ok(())
@@ -1237,19 +1244,9 @@ mod tests {
         )
     }
 
-    fn cfg(capacity: usize) -> SegmentConfig {
-        SegmentConfig {
-            capacity,
-            ..SegmentConfig::default()
-        }
-    }
-
-    fn file_cfg(capacity: usize) -> SegmentConfig {
-        SegmentConfig {
-            capacity,
-            unlink_on_drop: false,
-            ..SegmentConfig::default()
-        }
+    /// The default options for `backing`.
+    fn opts(backing: &Backing) -> SegmentOptions {
+        SegmentOptions::new(backing.clone())
     }
 
     fn shm_path(name: &str) -> PathBuf {
@@ -1303,8 +1300,8 @@ mod tests {
         ];
         for &(name, expected) in cases {
             for result in [
-                Segment::create(&Backing::Shm(name.to_owned()), &cfg(4096)),
-                Segment::open(&Backing::Shm(name.to_owned()), &cfg(4096)),
+                Segment::create(&opts(&Backing::Shm(name.to_owned())), 4096),
+                Segment::open(&opts(&Backing::Shm(name.to_owned()))),
             ] {
                 match result {
                     Err(Error::InvalidName { name: n, reason }) => {
@@ -1319,7 +1316,7 @@ mod tests {
             validate_name(good).unwrap();
         }
         assert!(matches!(
-            Segment::open(&Backing::Memfd, &cfg(4096)),
+            Segment::open(&opts(&Backing::Memfd)),
             Err(Error::InvalidName { .. })
         ));
     }
@@ -1328,7 +1325,7 @@ mod tests {
     fn shm_create_open_round_trip() {
         let name = unique("rt");
         let backing = Backing::Shm(name.clone());
-        let created = Segment::create(&backing, &cfg(4096)).unwrap();
+        let created = Segment::create(&opts(&backing), 4096).unwrap();
         assert_eq!(created.capacity(), 4096);
         assert_eq!(created.len(), DATA_OFFSET + 4096);
         assert_eq!(created.describe(), format!("shm segment \"{name}\""));
@@ -1336,7 +1333,7 @@ mod tests {
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert_eq!(meta.len(), (DATA_OFFSET + 4096) as u64);
 
-        let opened = Segment::open(&backing, &cfg(1 << 20)).unwrap();
+        let opened = Segment::open(&opts(&backing)).unwrap();
         assert_eq!(opened.capacity(), 4096);
         assert_eq!(opened.len(), DATA_OFFSET + 4096);
         assert!(format!("{opened:?}").contains("Segment"));
@@ -1362,17 +1359,17 @@ mod tests {
     fn create_twice_and_open_missing() {
         let name = unique("twice");
         let backing = Backing::Shm(name.clone());
-        let _first = Segment::create(&backing, &cfg(4096)).unwrap();
+        let _first = Segment::create(&opts(&backing), 4096).unwrap();
         assert!(matches!(
-            Segment::create(&backing, &cfg(4096)),
+            Segment::create(&opts(&backing), 4096),
             Err(Error::AlreadyExists { .. })
         ));
         assert!(matches!(
-            Segment::open(&Backing::Shm(unique("missing")), &cfg(4096)),
+            Segment::open(&opts(&Backing::Shm(unique("missing")))),
             Err(Error::NotFound { .. })
         ));
         assert!(matches!(
-            Segment::open(&Backing::File(temp_path("missing")), &cfg(4096)),
+            Segment::open(&opts(&Backing::File(temp_path("missing")))),
             Err(Error::NotFound { .. })
         ));
     }
@@ -1381,7 +1378,7 @@ mod tests {
     fn bad_capacities() {
         for capacity in [0, 100, 1 << 31, 32] {
             let name = unique("cap");
-            match Segment::create(&Backing::Shm(name.clone()), &cfg(capacity)) {
+            match Segment::create(&opts(&Backing::Shm(name.clone())), capacity) {
                 Err(Error::InvalidCapacity { capacity: c }) => assert_eq!(c, capacity as u64),
                 other => panic!("capacity {capacity}: {other:?}"),
             }
@@ -1389,7 +1386,7 @@ mod tests {
             assert!(!shm_path(&name).exists());
         }
         assert!(matches!(
-            Segment::create(&Backing::Memfd, &cfg(100)),
+            Segment::create(&opts(&Backing::Memfd), 100),
             Err(Error::InvalidCapacity { capacity: 100 })
         ));
     }
@@ -1399,7 +1396,7 @@ mod tests {
         let path = temp_path("file");
         let backing = Backing::File(path.clone());
         {
-            let seg = Segment::create(&backing, &file_cfg(4096)).unwrap();
+            let seg = Segment::create(&opts(&backing), 4096).unwrap();
             assert_eq!(seg.describe(), format!("file {}", path.display()));
             let mut tx = Producer::claim(seg.region().clone(), token()).unwrap();
             tx.push(b"kept").unwrap();
@@ -1408,7 +1405,7 @@ mod tests {
         }
         assert!(path.exists());
         {
-            let seg = Segment::open(&backing, &file_cfg(64)).unwrap();
+            let seg = Segment::open(&opts(&backing)).unwrap();
             assert_eq!(seg.capacity(), 4096);
             let mut rx = Consumer::claim(seg.region().clone(), token()).unwrap();
             let mut buf = [0u8; 16];
@@ -1416,7 +1413,7 @@ mod tests {
             assert_eq!(&buf[..n], b"kept");
         }
         assert!(matches!(
-            Segment::create(&backing, &file_cfg(4096)),
+            Segment::create(&opts(&backing), 4096),
             Err(Error::AlreadyExists { .. })
         ));
         std::fs::remove_file(&path).unwrap();
@@ -1425,11 +1422,11 @@ mod tests {
     #[test]
     fn file_unlink_on_drop() {
         let path = temp_path("fdrop");
-        let cfg = SegmentConfig {
-            unlink_on_drop: true,
-            ..cfg(4096)
+        let options = SegmentOptions {
+            unlink_on_drop: Some(true),
+            ..opts(&Backing::File(path.clone()))
         };
-        let seg = Segment::create(&Backing::File(path.clone()), &cfg).unwrap();
+        let seg = Segment::create(&options, 4096).unwrap();
         assert!(path.exists());
         drop(seg);
         assert!(!path.exists());
@@ -1439,7 +1436,7 @@ mod tests {
     fn truncated_file() {
         let path = temp_path("trunc");
         let backing = Backing::File(path.clone());
-        drop(Segment::create(&backing, &file_cfg(1 << 16)).unwrap());
+        drop(Segment::create(&opts(&backing), 1 << 16).unwrap());
         for (len, expected) in [
             (100, DATA_OFFSET as u64),
             (600, (DATA_OFFSET + (1 << 16)) as u64),
@@ -1450,7 +1447,7 @@ mod tests {
                 .unwrap()
                 .set_len(len)
                 .unwrap();
-            match Segment::open(&backing, &file_cfg(64)) {
+            match Segment::open(&opts(&backing)) {
                 Err(Error::BadSize {
                     size, expected: e, ..
                 }) => {
@@ -1467,7 +1464,7 @@ mod tests {
     fn garbage_headers() {
         let path = temp_path("garbage");
         let backing = Backing::File(path.clone());
-        drop(Segment::create(&backing, &file_cfg(4096)).unwrap());
+        drop(Segment::create(&opts(&backing), 4096).unwrap());
         let write_at = |offset: u64, bytes: &[u8]| {
             let mut f = std::fs::File::options().write(true).open(&path).unwrap();
             f.seek(SeekFrom::Start(offset)).unwrap();
@@ -1475,7 +1472,7 @@ mod tests {
         };
 
         write_at(8, &99u32.to_ne_bytes());
-        match Segment::open(&backing, &file_cfg(64)) {
+        match Segment::open(&opts(&backing)) {
             Err(Error::IncompatibleLayout {
                 source: LayoutError::UnsupportedVersion { found: 99, .. },
                 ..
@@ -1483,12 +1480,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         write_at(8, &shmring_core::LAYOUT_VERSION.to_ne_bytes());
-        Segment::open(&backing, &file_cfg(64)).unwrap();
+        Segment::open(&opts(&backing)).unwrap();
 
         // An unknown protocol flag.
         write_at(56, &0x8000_0000u32.to_ne_bytes());
         assert!(matches!(
-            Segment::open(&backing, &file_cfg(64)),
+            Segment::open(&opts(&backing)),
             Err(Error::Corrupted { .. })
         ));
         write_at(56, &0u32.to_ne_bytes());
@@ -1496,17 +1493,17 @@ mod tests {
         // A capacity the rest of the header does not match.
         write_at(16, &8192u64.to_ne_bytes());
         assert!(matches!(
-            Segment::open(&backing, &file_cfg(64)),
+            Segment::open(&opts(&backing)),
             Err(Error::Corrupted { .. })
         ));
         write_at(0, &0x0123_4567_89ab_cdefu64.to_ne_bytes());
         assert!(matches!(
-            Segment::open(&backing, &file_cfg(64)),
+            Segment::open(&opts(&backing)),
             Err(Error::Corrupted { .. })
         ));
         // Magic zero: an unfinished creation, waited for briefly then refused.
         write_at(0, &0u64.to_ne_bytes());
-        match Segment::open(&backing, &file_cfg(64)) {
+        match Segment::open(&opts(&backing)) {
             Err(Error::Corrupted { .. }) => {}
             other => panic!("{other:?}"),
         }
@@ -1517,36 +1514,36 @@ mod tests {
     fn untrusted_mode_is_refused() {
         let name = unique("mode");
         let backing = Backing::Shm(name);
-        let loose = SegmentConfig {
+        let loose = SegmentOptions {
             mode: 0o666,
-            ..cfg(4096)
+            ..opts(&backing)
         };
-        let _seg = Segment::create(&backing, &loose).unwrap();
-        match Segment::open(&backing, &cfg(4096)) {
+        let _seg = Segment::create(&loose, 4096).unwrap();
+        match Segment::open(&opts(&backing)) {
             Err(Error::Untrusted { mode, .. }) => assert_eq!(mode, 0o666),
             other => panic!("{other:?}"),
         }
-        let other_owner = SegmentConfig {
+        let other_owner = SegmentOptions {
             owner: Some(euid().wrapping_add(1)),
-            ..cfg(4096)
+            ..opts(&backing)
         };
         assert!(matches!(
-            Segment::open(&backing, &other_owner),
+            Segment::open(&other_owner),
             Err(Error::Untrusted { .. })
         ));
-        let trusting = SegmentConfig {
+        let trusting = SegmentOptions {
             allowed_mode: 0o666,
-            ..cfg(4096)
+            ..opts(&backing)
         };
-        Segment::open(&backing, &trusting).unwrap();
+        Segment::open(&trusting).unwrap();
     }
 
     #[test]
     fn memfd_create_and_from_fd() {
-        let seg = Segment::create(&Backing::Memfd, &cfg(4096)).unwrap();
+        let seg = Segment::create(&opts(&Backing::Memfd), 4096).unwrap();
         assert_eq!(seg.describe(), "memfd");
         let dup = seg.fd().try_clone_to_owned().unwrap();
-        let other = Segment::from_fd(dup, &cfg(64)).unwrap();
+        let other = Segment::from_fd(dup, &SegmentOptions::default()).unwrap();
         assert_eq!(other.capacity(), 4096);
         assert_eq!(other.describe(), "memfd");
 
@@ -1575,7 +1572,7 @@ mod tests {
         File::from(owned.try_clone().unwrap())
             .set_len((DATA_OFFSET + 4096) as u64)
             .unwrap();
-        match Segment::from_fd(owned, &cfg(64)) {
+        match Segment::from_fd(owned, &SegmentOptions::default()) {
             Err(Error::Io {
                 op: "F_GET_SEALS",
                 source,
@@ -1587,8 +1584,12 @@ mod tests {
         }
 
         let name = unique("fromfd");
-        let seg = Segment::create(&Backing::Shm(name.clone()), &cfg(4096)).unwrap();
-        let other = Segment::from_fd(seg.fd().try_clone_to_owned().unwrap(), &cfg(64)).unwrap();
+        let seg = Segment::create(&opts(&Backing::Shm(name.clone())), 4096).unwrap();
+        let other = Segment::from_fd(
+            seg.fd().try_clone_to_owned().unwrap(),
+            &SegmentOptions::default(),
+        )
+        .unwrap();
         assert_eq!(other.capacity(), 4096);
         assert_eq!(other.describe(), format!("shm segment \"{name}\""));
 
@@ -1597,31 +1598,31 @@ mod tests {
         std::fs::write(&path, [0u8; 100]).unwrap();
         let f = File::open(&path).unwrap();
         assert!(matches!(
-            Segment::from_fd(f.into(), &cfg(64)),
+            Segment::from_fd(f.into(), &SegmentOptions::default()),
             Err(Error::BadSize { size: 100, .. })
         ));
         std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
-    fn reclaim_dead_only() {
+    fn only_dead_segments_are_reclaimed() {
         let name = unique("reclaim");
         let backing = Backing::Shm(name.clone());
         leftover_shm(&name, 4096);
         // Without reclaim the leftover blocks the name.
         assert!(matches!(
-            Segment::create(&backing, &cfg(4096)),
+            Segment::create(&opts(&backing), 4096),
             Err(Error::AlreadyExists { .. })
         ));
-        let reclaiming = SegmentConfig {
+        let reclaiming = SegmentOptions {
             reclaim: true,
-            ..cfg(4096)
+            ..opts(&backing)
         };
-        let seg = Segment::create(&backing, &reclaiming).unwrap();
+        let seg = Segment::create(&reclaiming, 4096).unwrap();
         assert_eq!(seg.capacity(), 4096);
         // A live segment is never reclaimed.
         assert!(matches!(
-            Segment::create(&backing, &reclaiming),
+            Segment::create(&reclaiming, 4096),
             Err(Error::AlreadyExists { .. })
         ));
         let seg_ino = std::fs::metadata(shm_path(&name)).unwrap().ino();
@@ -1629,26 +1630,26 @@ mod tests {
         assert!(!shm_path(&name).exists());
 
         // Nor one that only an opener keeps alive.
-        let keep = SegmentConfig {
-            unlink_on_drop: false,
-            ..cfg(4096)
+        let keep = SegmentOptions {
+            unlink_on_drop: Some(false),
+            ..opts(&backing)
         };
-        let creator = Segment::create(&backing, &keep).unwrap();
-        let opened = Segment::open(&backing, &cfg(64)).unwrap();
+        let creator = Segment::create(&keep, 4096).unwrap();
+        let opened = Segment::open(&opts(&backing)).unwrap();
         drop(creator);
         assert!(matches!(
-            Segment::create(&backing, &reclaiming),
+            Segment::create(&reclaiming, 4096),
             Err(Error::AlreadyExists { .. })
         ));
         drop(opened);
-        let again = Segment::create(&backing, &reclaiming).unwrap();
+        let again = Segment::create(&reclaiming, 4096).unwrap();
         assert_ne!(std::fs::metadata(shm_path(&name)).unwrap().ino(), seg_ino);
         drop(again);
         assert!(!shm_path(&name).exists());
 
         // A leftover of size zero (a creator that died at once) is reclaimed too.
         leftover_shm(&name, 0);
-        drop(Segment::create(&backing, &reclaiming).unwrap());
+        drop(Segment::create(&reclaiming, 4096).unwrap());
         assert!(!shm_path(&name).exists());
     }
 
@@ -1656,23 +1657,23 @@ mod tests {
     fn unlink_on_drop_only_our_inode() {
         let name = unique("drop");
         let backing = Backing::Shm(name.clone());
-        let seg = Segment::create(&backing, &cfg(4096)).unwrap();
+        let seg = Segment::create(&opts(&backing), 4096).unwrap();
         assert!(shm_path(&name).exists());
         drop(seg);
         assert!(!shm_path(&name).exists());
 
-        let keep = SegmentConfig {
-            unlink_on_drop: false,
-            ..cfg(4096)
+        let keep = SegmentOptions {
+            unlink_on_drop: Some(false),
+            ..opts(&backing)
         };
-        drop(Segment::create(&backing, &keep).unwrap());
+        drop(Segment::create(&keep, 4096).unwrap());
         assert!(shm_path(&name).exists());
         std::fs::remove_file(shm_path(&name)).unwrap();
 
         // A newer segment under the same name survives the older one's drop.
-        let old = Segment::create(&backing, &cfg(4096)).unwrap();
+        let old = Segment::create(&opts(&backing), 4096).unwrap();
         std::fs::remove_file(shm_path(&name)).unwrap();
-        let newer = Segment::create(&backing, &cfg(4096)).unwrap();
+        let newer = Segment::create(&opts(&backing), 4096).unwrap();
         drop(old);
         assert!(shm_path(&name).exists());
         drop(newer);
@@ -1694,11 +1695,18 @@ mod tests {
         assert!(lock::try_lock(file.as_fd(), PRESENCE_LOCK, false).unwrap());
         let opener = {
             let backing = backing.clone();
-            thread::spawn(move || Segment::open(&backing, &cfg(64)).map(|s| s.capacity()))
+            thread::spawn(move || Segment::open(&opts(&backing)).map(|s| s.capacity()))
         };
         thread::sleep(Duration::from_millis(30));
-        let (map, region) =
-            finish_create(&file, "test", DATA_OFFSET + 4096, &cfg(4096), false).unwrap();
+        let (map, region) = finish_create(
+            &file,
+            "test",
+            DATA_OFFSET + 4096,
+            4096,
+            &opts(&backing),
+            false,
+        )
+        .unwrap();
         assert_eq!(opener.join().unwrap().unwrap(), 4096);
         drop((region, map, file));
         std::fs::remove_file(shm_path(&name)).unwrap();
@@ -1707,7 +1715,7 @@ mod tests {
     #[test]
     fn list_shows_segments() {
         let name = unique("list");
-        let seg = Segment::create(&Backing::Shm(name.clone()), &cfg(8192)).unwrap();
+        let seg = Segment::create(&opts(&Backing::Shm(name.clone())), 8192).unwrap();
         let mut tx = Producer::claim(seg.region().clone(), token()).unwrap();
         tx.push(&[1; 100]).unwrap();
         drop(tx);

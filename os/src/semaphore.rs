@@ -48,11 +48,12 @@ use shmring_core::layout::OBJECT_KIND_SEMAPHORE;
 use crate::blocking::deadline_after;
 use crate::error::{Corrupted, Error, Result};
 use crate::futex::SharedFutex;
+use crate::options::{SegmentBuilder, SegmentOptions};
 use crate::segment::Backing;
 pub use crate::sync_object::SEMAPHORE_MAX_LIMIT;
 use crate::sync_object::{
-    ObjectOptions, ObjectSegment, ObjectWords, Registered, debug_object, futex_wake,
-    object_builder_options,
+    ObjectSegment, ObjectWords, Registered, create_object, debug_object, futex_wake, open_object,
+    open_object_fd,
 };
 
 /// How many times in a row a compare-and-swap on the count may fail (each failure
@@ -60,25 +61,52 @@ use crate::sync_object::{
 /// [`Corrupted::WordUnstable`]. Honest contention never comes near it.
 pub const MAX_ATTEMPTS: u32 = 1 << 16;
 
-/// Creates or opens a named [`Semaphore`]: its backing, permissions, cleanup (the
-/// rules of [`ChannelBuilder`](crate::ChannelBuilder)), initial count and maximum.
+/// Creates or opens a named [`Semaphore`]: its backing, initial count and maximum
+/// here; permissions and cleanup through [`SegmentBuilder`], with the channels'
+/// rules.
 #[derive(Debug, Clone)]
 pub struct SemaphoreBuilder {
-    options: ObjectOptions,
+    options: SegmentOptions,
     initial: u32,
     max: u32,
 }
 
+impl SegmentBuilder for SemaphoreBuilder {
+    fn options(&self) -> &SegmentOptions {
+        &self.options
+    }
+
+    fn options_mut(&mut self) -> &mut SegmentOptions {
+        &mut self.options
+    }
+}
+
 impl SemaphoreBuilder {
-    fn with(options: ObjectOptions) -> Self {
+    fn new(backing: Backing) -> Self {
         Self {
-            options,
+            options: SegmentOptions::new(backing),
             initial: 0,
             max: SEMAPHORE_MAX_LIMIT,
         }
     }
 
-    object_builder_options!();
+    /// A semaphore in named POSIX shared memory (`/dev/shm/shmring.<name>`), with
+    /// the channels' name rules.
+    pub fn shm(name: impl Into<String>) -> Self {
+        Self::new(Backing::Shm(name.into()))
+    }
+
+    /// A semaphore in a regular file at `path`: its count survives every process.
+    pub fn file(path: impl Into<std::path::PathBuf>) -> Self {
+        Self::new(Backing::File(path.into()))
+    }
+
+    /// A semaphore in an anonymous memfd, sealed against resizing, for a child
+    /// process (pass [`Semaphore::fd`]) or a peer reached over a Unix socket; the
+    /// other side opens it with [`from_fd`](Self::from_fd).
+    pub fn memfd() -> Self {
+        Self::new(Backing::Memfd)
+    }
 
     /// The count a created semaphore starts with (default 0).
     pub fn initial(mut self, count: u32) -> Self {
@@ -121,9 +149,7 @@ impl SemaphoreBuilder {
                 max: self.max,
             });
         }
-        let segment = self
-            .options
-            .create(OBJECT_KIND_SEMAPHORE, self.max, self.initial)?;
+        let segment = create_object(&self.options, OBJECT_KIND_SEMAPHORE, self.max, self.initial)?;
         Ok(Semaphore::new(segment))
     }
 
@@ -137,7 +163,10 @@ impl SemaphoreBuilder {
     /// (another kind of object, another layout version), [`Error::Corrupted`], or
     /// [`Error::Io`].
     pub fn open(&self) -> Result<Semaphore> {
-        Ok(Semaphore::new(self.options.open(OBJECT_KIND_SEMAPHORE)?))
+        Ok(Semaphore::new(open_object(
+            &self.options,
+            OBJECT_KIND_SEMAPHORE,
+        )?))
     }
 
     /// Opens the semaphore behind `fd`, handed over by a parent or a peer (a memfd
@@ -148,9 +177,11 @@ impl SemaphoreBuilder {
     /// [`Error::BadSize`], [`Error::Io`], [`Error::IncompatibleLayout`],
     /// [`Error::Corrupted`].
     pub fn from_fd(&self, fd: OwnedFd) -> Result<Semaphore> {
-        Ok(Semaphore::new(
-            self.options.open_fd(fd, OBJECT_KIND_SEMAPHORE)?,
-        ))
+        Ok(Semaphore::new(open_object_fd(
+            &self.options,
+            fd,
+            OBJECT_KIND_SEMAPHORE,
+        )?))
     }
 }
 

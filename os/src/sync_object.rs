@@ -1,6 +1,6 @@
 //! What events and semaphores share: their segment layout (a header line and a line
-//! of futex words), its validation, and the builder options (names, permissions,
-//! cleanup), which are the channels'.
+//! of futex words), its validation, creating and opening it (with the
+//! [`SegmentOptions`] every segment has), and their waits.
 //!
 //! ```text
 //! offset  size  what
@@ -28,7 +28,8 @@ use shmring_core::sync::{AtomicU32, AtomicU64};
 use std::sync::atomic::Ordering;
 
 use crate::error::Result;
-use crate::segment::{Backing, Contents, Segment, SegmentConfig};
+use crate::options::SegmentOptions;
+use crate::segment::{Contents, Segment};
 
 /// Version of the event and semaphore layout (independent of the ring's
 /// [`LAYOUT_VERSION`](shmring_core::LAYOUT_VERSION)).
@@ -262,44 +263,31 @@ impl Contents for ObjectView {
 /// A mapped event or semaphore segment, shared by the clones of one handle.
 pub(crate) type ObjectSegment = Arc<Segment<ObjectView>>;
 
-/// The builder options events and semaphores share with channels.
-#[derive(Debug, Clone)]
-pub(crate) struct ObjectOptions {
-    pub(crate) backing: Backing,
-    pub(crate) config: SegmentConfig,
+/// Creates a segment with a fresh object of `kind`.
+pub(crate) fn create_object(
+    options: &SegmentOptions,
+    kind: u32,
+    max_count: u32,
+    word: u32,
+) -> Result<ObjectSegment> {
+    let init = |map: &MmapRaw, what: &str| {
+        ObjectView::init(map, kind, max_count, word).map_err(|e| crate::Error::layout(what, e))
+    };
+    Ok(Arc::new(Segment::create_with(options, OBJECT_SIZE, &init)?))
 }
 
-impl ObjectOptions {
-    pub(crate) fn new(backing: Backing) -> Self {
-        let config = SegmentConfig {
-            unlink_on_drop: matches!(backing, Backing::Shm(_)),
-            ..SegmentConfig::default()
-        };
-        Self { backing, config }
-    }
+/// Opens an existing object, which must be of `kind`.
+pub(crate) fn open_object(options: &SegmentOptions, kind: u32) -> Result<ObjectSegment> {
+    check_kind(Segment::open_with(options)?, kind)
+}
 
-    /// Creates the segment with a fresh object of `kind`.
-    pub(crate) fn create(&self, kind: u32, max_count: u32, word: u32) -> Result<ObjectSegment> {
-        let init = |map: &MmapRaw, what: &str| {
-            ObjectView::init(map, kind, max_count, word).map_err(|e| crate::Error::layout(what, e))
-        };
-        Ok(Arc::new(Segment::create_with(
-            &self.backing,
-            OBJECT_SIZE,
-            &self.config,
-            &init,
-        )?))
-    }
-
-    /// Opens an existing object, which must be of `kind`.
-    pub(crate) fn open(&self, kind: u32) -> Result<ObjectSegment> {
-        check_kind(Segment::open_with(&self.backing, &self.config)?, kind)
-    }
-
-    /// Opens the object behind a handed-over descriptor, which must be of `kind`.
-    pub(crate) fn open_fd(&self, fd: OwnedFd, kind: u32) -> Result<ObjectSegment> {
-        check_kind(Segment::from_fd_with(fd, &self.config)?, kind)
-    }
+/// Opens the object behind a handed-over descriptor, which must be of `kind`.
+pub(crate) fn open_object_fd(
+    options: &SegmentOptions,
+    fd: OwnedFd,
+    kind: u32,
+) -> Result<ObjectSegment> {
+    check_kind(Segment::from_fd_with(fd, options)?, kind)
 }
 
 fn check_kind(segment: Segment<ObjectView>, kind: u32) -> Result<ObjectSegment> {
@@ -315,67 +303,6 @@ fn check_kind(segment: Segment<ObjectView>, kind: u32) -> Result<ObjectSegment> 
     }
     Ok(Arc::new(segment))
 }
-
-/// Defines the builder methods events and semaphores share.
-macro_rules! object_builder_options {
-    () => {
-        /// In named POSIX shared memory (`/dev/shm/shmring.<name>`), with the
-        /// channels' name rules: 1 to 200 bytes of ASCII letters, digits, `.`, `_`
-        /// and `-`, neither `.` nor `..`.
-        pub fn shm(name: impl Into<String>) -> Self {
-            Self::with(ObjectOptions::new(Backing::Shm(name.into())))
-        }
-
-        /// In a regular file at `path` (which persists the word: a semaphore's
-        /// count survives every process).
-        pub fn file(path: impl Into<std::path::PathBuf>) -> Self {
-            Self::with(ObjectOptions::new(Backing::File(path.into())))
-        }
-
-        /// In an anonymous memfd, sealed against resizing, for a child process
-        /// (pass the handle's `fd`) or a peer reached over a Unix socket; the
-        /// other side opens it with `from_fd`.
-        pub fn memfd() -> Self {
-            Self::with(ObjectOptions::new(Backing::Memfd))
-        }
-
-        /// Permission bits of a created named object or file (default `0o600`),
-        /// set with `fchmod` after creation so the umask does not change them.
-        pub fn mode(mut self, mode: u32) -> Self {
-            self.options.config.mode = mode;
-            self
-        }
-
-        /// Whether the creator removes the name (or file) when its last handle
-        /// drops (default: yes for shared memory, no for files).
-        pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
-            self.options.config.unlink_on_drop = unlink;
-            self
-        }
-
-        /// Let `create` replace an existing object of the same name whose handles
-        /// are all dead (left behind by a crash). A live one is never replaced.
-        pub fn reclaim(mut self, reclaim: bool) -> Self {
-            self.options.config.reclaim = reclaim;
-            self
-        }
-
-        /// On open, accept an object owned by `uid` (default: only our own
-        /// effective uid).
-        pub fn trust_owner(mut self, uid: u32) -> Self {
-            self.options.config.owner = Some(uid);
-            self
-        }
-
-        /// On open, accept an object whose permission bits lie within `mode`
-        /// (default `0o644`: nobody but the owner may write it).
-        pub fn allow_mode(mut self, mode: u32) -> Self {
-            self.options.config.allowed_mode = mode;
-            self
-        }
-    };
-}
-pub(crate) use object_builder_options;
 
 /// `FUTEX_WAKE` of at most `count` waiters on `word` (shared, not private: the
 /// waiters may be in other processes).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use shmring::core::{LayoutError, MAX_CAPACITY, MIN_CAPACITY};
-use shmring::{ChannelBuilder, Corrupted, Error, Role, WaitStrategy};
+use shmring::{ChannelBuilder, Corrupted, Error, Role, SegmentBuilder, WaitStrategy};
 
 fn memfd(capacity: usize) -> shmring::Channel {
     ChannelBuilder::memfd()
@@ -748,4 +748,76 @@ fn a_clean_departure_ends_a_parked_call_at_once() {
     );
     assert!(receiver < LIVENESS_INTERVAL / 5, "receiver: {receiver:?}");
     assert!(sender < LIVENESS_INTERVAL / 5, "sender: {sender:?}");
+}
+
+/// Whether `list_segments` shows a live handle on the shm segment `name`.
+fn handles_alive(name: &str) -> bool {
+    let list = shmring::list_segments().expect("list /dev/shm");
+    let entry = list.iter().find(|s| s.name == name).expect("listed");
+    entry
+        .state
+        .clone()
+        .expect("a readable channel")
+        .handles_alive
+}
+
+/// A kept shm channel `name` (no handle left on it) and a read-write descriptor of
+/// it, which the tests below keep open throughout as a caller of `from_fd` would:
+/// the library gets a duplicate (as `shmring_channel_open_fd` makes one), which
+/// shares its open file description.
+fn kept_channel_and_callers_fd(name: &str) -> (ChannelBuilder, std::fs::File) {
+    let keep = ChannelBuilder::shm(name)
+        .capacity(4096)
+        .unlink_on_drop(false);
+    drop(keep.create().unwrap());
+    let caller = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shm_path(name))
+        .unwrap();
+    (keep, caller)
+}
+
+/// A channel opened with `from_fd` takes its locks on a description of its own:
+/// once it is closed, listing and reclaim see the segment dead, though the caller
+/// still holds the descriptor it passed.
+#[test]
+fn a_closed_from_fd_channel_leaves_no_lock_on_the_callers_descriptor() {
+    let name = unique("fromfd-close");
+    let (keep, caller) = kept_channel_and_callers_fd(&name);
+    assert!(!handles_alive(&name));
+    let channel = ChannelBuilder::memfd()
+        .from_fd(caller.try_clone().unwrap().into())
+        .unwrap();
+    let (tx, rx) = (channel.sender().unwrap(), channel.receiver().unwrap());
+    assert!(handles_alive(&name));
+    drop((tx, rx, channel));
+    assert!(!handles_alive(&name), "a closed channel left a lock");
+    match keep.reclaim(true).create() {
+        Ok(channel) => drop(channel),
+        Err(e) => panic!("a closed channel left a lock: {e}"),
+    }
+    drop(caller);
+    std::fs::remove_file(shm_path(&name)).unwrap();
+}
+
+/// A `from_fd` that fails after it has looked into the segment leaves no lock on
+/// the caller's descriptor either.
+#[test]
+fn a_failed_from_fd_open_leaves_no_lock_on_the_callers_descriptor() {
+    let name = unique("fromfd-fail");
+    let (keep, caller) = kept_channel_and_callers_fd(&name);
+    // A header of another layout version: refused after the size checks.
+    (&caller).seek(SeekFrom::Start(8)).unwrap();
+    (&caller).write_all(&99u32.to_ne_bytes()).unwrap();
+    match ChannelBuilder::memfd().from_fd(caller.try_clone().unwrap().into()) {
+        Err(Error::IncompatibleLayout { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    match keep.reclaim(true).create() {
+        Ok(channel) => drop(channel),
+        Err(e) => panic!("a failed open left a lock: {e}"),
+    }
+    drop(caller);
+    std::fs::remove_file(shm_path(&name)).unwrap();
 }

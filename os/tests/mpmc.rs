@@ -31,7 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{Error, MpmcChannel, MpmcChannelBuilder, Role, WaitStrategy};
+use shmring::{Error, MpmcChannel, MpmcChannelBuilder, Role, SegmentBuilder, WaitStrategy};
 
 /// Messages in total (over 4 producers) of the 4 × 4 test, default and ignored.
 const MESSAGES: u64 = 200_000;

@@ -30,7 +30,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{Channel, ChannelBuilder, Error, Receiver, Role, Sender, WaitStrategy};
+use shmring::{
+    Channel, ChannelBuilder, Error, Receiver, Role, SegmentBuilder, Sender, WaitStrategy,
+};
 
 /// Ring of the stream tests: small enough that the sender often finds it full.
 const STREAM_CAPACITY: usize = 64 * 1024;
@@ -1350,6 +1352,60 @@ fn a_sender_facing_a_full_ring_and_a_dead_receiver_gets_disconnected() {
         "dead receiver, full ring: kill -> Disconnected {}",
         summary(&mut latencies)
     );
+}
+
+/// The stated bound on noticing a death, checked loosely: a receiver parked on an
+/// empty ring (`Park`: it sleeps the longest slices) gets `Disconnected` after its
+/// sender is killed at a random phase of the liveness interval, within ten times
+/// [`PEER_DEATH_BOUND`] of the kill. The margin covers what the bound leaves out
+/// (the kernel's teardown of the killed process before it releases the lock, and
+/// scheduling on a loaded machine): no speed is asserted. How many trials took
+/// longer than the bound itself is printed.
+#[test]
+fn a_parked_receiver_sees_a_killed_sender_within_the_stated_bound() {
+    use shmring::channel::PEER_DEATH_BOUND;
+    const TRIALS: u64 = 20;
+    let mut rng = XorShift::new(seed("death_bound"));
+    let name = unique("death-bound");
+    let channel = create(&name, 4096, WaitStrategy::Park);
+    let mut latencies = Vec::new();
+    for trial in 0..TRIALS {
+        let mut rx = channel.receiver().unwrap();
+        let mut child = Peer::spawn("child_hold", &[("NAME", &name), ("ROLE", &"sender")]);
+        child.expect("READY");
+        let blocked = thread::spawn(move || {
+            let result = rx.recv_timeout(&mut [0u8; 64], LONG);
+            (Instant::now(), result)
+        });
+        thread::sleep(Duration::from_micros(5_000 + rng.below(50_000)));
+        let killed_at = child.kill_now();
+        let (returned_at, result) = blocked.join().unwrap();
+        assert!(
+            matches!(result, Err(Error::Disconnected { peer: Role::Sender })),
+            "trial {trial}: {result:?}"
+        );
+        assert!(
+            returned_at > killed_at,
+            "trial {trial}: returned before the kill"
+        );
+        let latency = returned_at - killed_at;
+        assert!(
+            latency < PEER_DEATH_BOUND * 10,
+            "trial {trial}: Disconnected {latency:?} after the kill"
+        );
+        latencies.push(latency);
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&child.wait()),
+            Some(libc::SIGKILL)
+        );
+    }
+    let over = latencies.iter().filter(|&&l| l > PEER_DEATH_BOUND).count();
+    eprintln!(
+        "parked receiver, killed sender: kill -> Disconnected {} ({over} over {PEER_DEATH_BOUND:?})",
+        summary(&mut latencies)
+    );
+    drop(channel);
+    assert_no_shm(&name);
 }
 
 // ---------------------------------------------------------------------------

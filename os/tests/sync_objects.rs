@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use shmring::core::LayoutError;
 use shmring::{
-    ChannelBuilder, Corrupted, Error, EventBuilder, SEMAPHORE_MAX_LIMIT, SemaphoreBuilder,
+    ChannelBuilder, Corrupted, Error, EventBuilder, SEMAPHORE_MAX_LIMIT, SegmentBuilder,
+    SemaphoreBuilder,
 };
 
 /// A bound on calls that should return long before it.

@@ -14,7 +14,7 @@
 use std::process::Command;
 
 use shmring::rpc::{RpcClient, RpcServer};
-use shmring::{Channel, ChannelBuilder, WaitStrategy};
+use shmring::{Channel, ChannelBuilder, SegmentBuilder, WaitStrategy};
 
 use super::{
     ChildRun, Duplex, FD_A_VAR, FD_B_VAR, ROUND_TRIP_CAPACITY, Result, check_stamp, progress,

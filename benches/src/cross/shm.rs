@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
-use shmring::{Channel, ChannelBuilder, WaitStrategy};
+use shmring::{Channel, ChannelBuilder, SegmentBuilder, WaitStrategy};
 
 use super::{
     BULK, BULK_SLOTS, Check, Duplex, FD_A_VAR, FD_B_VAR, LARGE, Method, PAYLOAD_A, PAYLOAD_B,

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,11 +76,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bad_input NAME_PREFIX\n");
         return 2;
     }
-    char name[128], other[128], missing[128], open_mode[128];
+    char name[128], other[128], missing[128], open_mode[128], by_fd[128];
     snprintf(name, sizeof name, "%s-a", argv[1]);
     snprintf(other, sizeof other, "%s-b", argv[1]);
     snprintf(missing, sizeof missing, "%s-missing", argv[1]);
     snprintf(open_mode, sizeof open_mode, "%s-mode", argv[1]);
+    snprintf(by_fd, sizeof by_fd, "%s-fd", argv[1]);
 
     /* ---- version and strings ---- */
     char version[64];
@@ -169,6 +171,39 @@ int main(int argc, char **argv) {
         fclose(f);
         EXPECT(shmring_channel_open_file(path, NULL, &ch), codes[k]);
         unlink(path);
+    }
+
+    /* ---- open_fd leaves no lock on the caller's descriptor: after a close and
+     * after a failed open, a reclaiming create sees the segment dead while the
+     * caller still holds its descriptor ---- */
+    {
+        shmring_channel_options keep;
+        EXPECT(shmring_channel_options_init(&keep), SHMRING_OK);
+        keep.flags = SHMRING_OPTION_KEEP;
+        shmring_channel_options reclaim = keep;
+        reclaim.flags |= SHMRING_OPTION_RECLAIM;
+        char shm[256];
+        snprintf(shm, sizeof shm, "/dev/shm/shmring.%s", by_fd);
+        EXPECT(shmring_channel_create(by_fd, 1024, &keep, &ch), SHMRING_OK);
+        EXPECT(shmring_channel_close(ch), SHMRING_OK);
+        int caller = open(shm, O_RDWR | O_CLOEXEC);
+        ASSERT(caller >= 0);
+        EXPECT(shmring_channel_open_fd(caller, NULL, &ch), SHMRING_OK);
+        EXPECT(shmring_channel_close(ch), SHMRING_OK);
+        EXPECT(shmring_channel_create(by_fd, 1024, &reclaim, &ch), SHMRING_OK);
+        EXPECT(shmring_channel_close(ch), SHMRING_OK);
+        close(caller);
+
+        /* The new segment, doctored to a layout version this build does not know. */
+        caller = open(shm, O_RDWR | O_CLOEXEC);
+        ASSERT(caller >= 0);
+        uint32_t version = 99;
+        ASSERT(pwrite(caller, &version, 4, 8) == 4);
+        EXPECT(shmring_channel_open_fd(caller, NULL, &ch), SHMRING_E_INCOMPATIBLE_LAYOUT);
+        EXPECT(shmring_channel_create(by_fd, 1024, &reclaim, &ch), SHMRING_OK);
+        EXPECT(shmring_channel_close(ch), SHMRING_OK);
+        close(caller);
+        unlink(shm);
     }
 
     /* ---- a segment others may write is not trusted ---- */

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::blocking::deadline_after;
 use crate::channel::{ChannelBuilder, Receiver, Sender, WaitStrategy};
 use crate::error::{Error, Result};
+use crate::options::SegmentBuilder as _;
 use crate::transport::sys::{self, UnixListenerFd};
 
 use super::handshake::{self, Hello, Reply, failed};

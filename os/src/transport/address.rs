@@ -10,6 +10,7 @@ use crate::blocking::deadline_after;
 use crate::channel::ChannelBuilder;
 use crate::error::{Error, Result, Role};
 use crate::message::{MessageReceiver, MessageSender};
+use crate::options::SegmentBuilder as _;
 use crate::transport::fifo::{FifoReceiver, FifoSender};
 use crate::transport::mq::MqBuilder;
 use crate::transport::seqpacket::SeqpacketListener;
