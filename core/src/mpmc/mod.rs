@@ -58,9 +58,8 @@ pub mod region;
 mod slot;
 
 pub use consumer::MpmcConsumer;
-pub use error::{
-    MpmcCorruption, MpmcLayoutError, MpmcWaitError, RecvError, RegisterError, SendError,
-};
+pub use error::{MpmcCorruption, MpmcWaitError, RecvError, RegisterError, SendError};
+pub use layout::MpmcLayoutError;
 pub use producer::MpmcProducer;
 pub use recovery::{Liveness, MpmcStats, Recovery};
 pub use region::MpmcRegion;
