@@ -56,7 +56,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         let control = ep.region.control();
         let intent = &ep.region.entry(ep.entry).intent;
         // SYNC: Acquire, as in `claim_from`.
-        let position = control.head.0.load(Ordering::Acquire);
+        let position = control.head.load(Ordering::Acquire);
         let index = ep.index(position);
         let slot = ep.region.slot(index);
         let payload = ep.region.payload(index);
@@ -73,7 +73,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         let len = state.wrapping_sub(published);
         if len <= fits {
             // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
-            match control.head.0.compare_exchange(
+            match control.head.compare_exchange(
                 position,
                 position.wrapping_add(1),
                 Ordering::AcqRel,
@@ -116,7 +116,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     #[cfg(shmring_loom)]
     fn claim(&mut self, buffer: usize) -> Result<(u64, u32), RecvError> {
         // SYNC: Acquire, as in `claim_from`.
-        let position = self.ep.region.control().head.0.load(Ordering::Acquire);
+        let position = self.ep.region.control().head.load(Ordering::Acquire);
         self.claim_from(position, buffer, false, false)
     }
 
@@ -177,7 +177,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 // Acquire orders us after the consumer (or skipper) before us.
                 // Acquire on failure: `found` is a new starting point, as the load
                 // above.
-                match control.head.0.compare_exchange(
+                match control.head.compare_exchange(
                     position,
                     position.wrapping_add(1),
                     Ordering::AcqRel,
@@ -198,7 +198,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 // SYNC: Acquire pairs with the Release half of the producers' tail
                 // CAS: if the tail is past `position`, its claimant's intent is
                 // visible to `skip_dead_producer`.
-                let tail = control.tail.0.load(Ordering::Acquire);
+                let tail = control.tail.load(Ordering::Acquire);
                 if tail.wrapping_sub(position) as i64 <= 0 {
                     return Err(RecvError::Empty);
                 }
@@ -221,7 +221,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 // consumer that has not advanced `head` yet (it may have died
                 // there): help.
                 // SYNC: AcqRel and Acquire on failure, as in the claim above.
-                match control.head.0.compare_exchange(
+                match control.head.compare_exchange(
                     position,
                     position.wrapping_add(1),
                     Ordering::AcqRel,
@@ -234,7 +234,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 // Our head is stale by more: reload. A consumer moves `head` before
                 // it frees `seq`, so a legitimate reload gives another value.
                 // SYNC: Acquire, as the first load of the head.
-                let found = control.head.0.load(Ordering::Acquire);
+                let found = control.head.load(Ordering::Acquire);
                 if found == position {
                     if intent_set {
                         ep.clear_intent();
@@ -297,7 +297,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     fn message_ready(ep: &Endpoint<R>) -> Result<bool, MpmcCorruption> {
         let control = ep.region.control();
         // Relaxed: only decides whether to stop waiting; `try_recv` re-reads both.
-        let position = control.head.0.load(Ordering::Relaxed);
+        let position = control.head.load(Ordering::Relaxed);
         let state = ep
             .region
             .slot(ep.index(position))
@@ -323,7 +323,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         deadline: Option<F::Deadline>,
     ) -> Result<(), MpmcWaitError> {
         self.ep.wait_until(
-            |c| &c.signals.0.data_signal,
+            |c| &c.signals.data_signal,
             Self::message_ready,
             futex,
             deadline,

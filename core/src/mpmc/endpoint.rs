@@ -86,7 +86,7 @@ impl<R: MpmcRegion> Endpoint<R> {
         // stored with Release after this store.
         e.role.store(role, Ordering::Relaxed);
         let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        let signals = &region.control().signals.0;
+        let signals = &region.control().signals;
         let registered = if role == ROLE_PRODUCER {
             &signals.producers_registered
         } else {
@@ -165,7 +165,7 @@ impl<R: MpmcRegion> Endpoint<R> {
     }
 
     fn wake<F: Futex + ?Sized>(&mut self, futex: &F) {
-        let signals = &self.region.control().signals.0;
+        let signals = &self.region.control().signals;
         if self.owe_data {
             notify(&signals.data_signal, futex);
         }

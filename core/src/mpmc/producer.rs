@@ -132,7 +132,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                 // recovery); Acquire orders our later CASes after other producers'.
                 // Acquire on failure: `found` is a new starting point, as the load
                 // above.
-                match control.tail.0.compare_exchange(
+                match control.tail.compare_exchange(
                     position,
                     position.wrapping_add(1),
                     Ordering::AcqRel,
@@ -157,7 +157,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                     return Err(SendError::Full);
                 }
                 // Relaxed: only tells Full from Stalled; recovery re-reads it.
-                let head = control.head.0.load(Ordering::Relaxed);
+                let head = control.head.load(Ordering::Relaxed);
                 let previous = position.wrapping_sub(self.ep.slots);
                 if head.wrapping_sub(previous) as i64 <= 0 {
                     return Err(SendError::Full);
@@ -174,7 +174,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                 // tail was stale: reload. A producer moves `tail` before `seq`, so
                 // a legitimate reload gives another value.
                 // SYNC: Acquire, as the first load of the tail.
-                let found = control.tail.0.load(Ordering::Acquire);
+                let found = control.tail.load(Ordering::Acquire);
                 if found == position {
                     if intent_set {
                         ep.clear_intent();
@@ -220,7 +220,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         let control = ep.region.control();
         let intent = &ep.region.entry(ep.entry).intent;
         // SYNC: Acquire, as in `claim_from`.
-        let position = control.tail.0.load(Ordering::Acquire);
+        let position = control.tail.load(Ordering::Acquire);
         let index = ep.index(position);
         let slot = ep.region.slot(index);
         let payload = ep.region.payload(index);
@@ -238,7 +238,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         if state == position << len_bits {
             let published = (position.wrapping_add(1) << len_bits) | len as u64;
             // SYNC: AcqRel and Acquire on failure, as in `claim_from`.
-            match control.tail.0.compare_exchange(
+            match control.tail.compare_exchange(
                 position,
                 position.wrapping_add(1),
                 Ordering::AcqRel,
@@ -294,7 +294,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
     fn space_ready(ep: &Endpoint<R>) -> Result<bool, MpmcCorruption> {
         let control = ep.region.control();
         // Relaxed: only decides whether to stop waiting; `try_send` re-reads both.
-        let position = control.tail.0.load(Ordering::Relaxed);
+        let position = control.tail.load(Ordering::Relaxed);
         let state = ep
             .region
             .slot(ep.index(position))
@@ -320,7 +320,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         deadline: Option<F::Deadline>,
     ) -> Result<(), MpmcWaitError> {
         self.ep.wait_until(
-            |c| &c.signals.0.space_signal,
+            |c| &c.signals.space_signal,
             Self::space_ready,
             futex,
             deadline,
@@ -334,7 +334,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
     #[doc(hidden)]
     pub fn claim_without_publishing(&mut self) -> Result<u64, SendError> {
         // SYNC: Acquire, as in `try_send`.
-        let position = self.ep.region.control().tail.0.load(Ordering::Acquire);
+        let position = self.ep.region.control().tail.load(Ordering::Acquire);
         self.claim_from(position, false, false)
     }
 

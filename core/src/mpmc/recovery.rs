@@ -44,8 +44,8 @@ impl MpmcStats {
     /// Reads the counters (Relaxed: statistics, ordered with nothing).
     pub fn read(control: &MpmcControl) -> Self {
         Self {
-            skipped: control.signals.0.skipped.load(Ordering::Relaxed),
-            lost: control.signals.0.lost.load(Ordering::Relaxed),
+            skipped: control.signals.skipped.load(Ordering::Relaxed),
+            lost: control.signals.lost.load(Ordering::Relaxed),
         }
     }
 }
@@ -115,7 +115,7 @@ impl<R: MpmcRegion> Endpoint<R> {
         }
         // SYNC: Acquire pairs with the Release half of the consumer's head CAS: the
         // intent it stored before claiming `previous` is visible to the scan.
-        let head = ep.region.control().head.0.load(Ordering::Acquire);
+        let head = ep.region.control().head.load(Ordering::Acquire);
         if head.wrapping_sub(previous) as i64 <= 0 {
             // Not claimed by a consumer: the ring is merely full.
             return Ok(Recovery::AlreadyMoved);
@@ -137,7 +137,6 @@ impl<R: MpmcRegion> Endpoint<R> {
                 ep.region
                     .control()
                     .signals
-                    .0
                     .lost
                     .fetch_add(1, Ordering::Relaxed);
                 ep.owe_space = true;
@@ -219,7 +218,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         }
         // SYNC: Acquire pairs with the Release half of the producers' tail CAS: the
         // intent the claimant of `position` stored before claiming is visible.
-        let tail = control.tail.0.load(Ordering::Acquire);
+        let tail = control.tail.load(Ordering::Acquire);
         if tail.wrapping_sub(position) as i64 <= 0 {
             return Ok(Recovery::AlreadyMoved);
         }
@@ -238,10 +237,10 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         ) {
             Ok(_) => {
                 // Relaxed: a statistic.
-                control.signals.0.skipped.fetch_add(1, Ordering::Relaxed);
+                control.signals.skipped.fetch_add(1, Ordering::Relaxed);
                 // SYNC: AcqRel as in `claim_from`. If this fails, another consumer
                 // already helped.
-                let _ = control.head.0.compare_exchange(
+                let _ = control.head.compare_exchange(
                     position,
                     position.wrapping_add(1),
                     Ordering::AcqRel,
