@@ -1,10 +1,10 @@
-//! The receiving endpoint: its claim loop, the common path of a receive, the copy
-//! out and the free, and its wait for messages.
+//! The consumer: its claim loop, the common path of a pop, the copy out and the
+//! free, and its wait for messages.
 
 use core::fmt;
 
 use super::endpoint::Endpoint;
-use super::error::{MpmcCorruption, MpmcWaitError, RecvError};
+use super::error::{MpmcCorruption, MpmcPopError, MpmcWaitError};
 use super::slot::copy_message;
 use super::{BACKOFF_SPINS_MAX, MAX_ATTEMPTS, MpmcRegion, backoff};
 use crate::sync::Ordering;
@@ -35,19 +35,19 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     /// returns its length.
     ///
     /// # Errors
-    /// [`RecvError::Empty`]; [`RecvError::BufferTooSmall`] with the message's length
-    /// (nothing consumed); [`RecvError::Stalled`] when a producer claimed the next
-    /// position and has not published it after a few microseconds of spinning
-    /// (wait, and after the caller's bound try
-    /// [`skip_dead_producer`](Self::skip_dead_producer)); [`RecvError::Contended`];
-    /// [`RecvError::Corrupted`] (for a bad length field the slot was consumed and
-    /// freed, so the next call moves on).
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+    /// [`MpmcPopError::Empty`]; [`MpmcPopError::BufferTooSmall`] with the message's
+    /// length (nothing consumed); [`MpmcPopError::Stalled`] when a producer claimed
+    /// the next position and has not published it after a few microseconds of
+    /// spinning (wait, and after the caller's bound try
+    /// [`skip_dead_producer`](Self::skip_dead_producer));
+    /// [`MpmcPopError::Contended`]; [`MpmcPopError::Corrupted`] (for a bad length
+    /// field the slot was consumed and freed, so the next call moves on).
+    pub fn pop(&mut self, buf: &mut [u8]) -> Result<usize, MpmcPopError> {
         let ep = &self.ep;
         // The common case (a message that fits both the slot and `buf` at the
         // head, and our compare-and-swap wins) is handled here, with everything it
         // needs computed before the atomics (after them the compiler would load
-        // the endpoint's fields again); everything else goes to `recv_slow`, which
+        // the endpoint's fields again); everything else goes to `pop_slow`, which
         // starts over from the head position last seen and re-reads the slot.
         let len_bits = ep.len_bits;
         // Below `2^len_bits`: the slot size is.
@@ -60,7 +60,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         let index = ep.index(position);
         let slot = ep.region.slot(index);
         let payload = ep.region.payload(index);
-        // The intent goes out first, as in `try_send` (the slow path withdraws it
+        // The intent goes out first, as in `push` (the slow path withdraws it
         // if no claim follows).
         // SYNC: Release, as in `set_intent`.
         intent.store(position, Ordering::Release);
@@ -93,28 +93,28 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                     self.ep.note_freed();
                     return Ok(len as usize);
                 }
-                Err(found) => return self.recv_slow(found, true, buf),
+                Err(found) => return self.pop_slow(found, true, buf),
             }
         }
-        self.recv_slow(position, false, buf)
+        self.pop_slow(position, false, buf)
     }
 
-    /// `try_recv` past its common case, with our intent set: the claim loop from
+    /// `pop` past its common case, with our intent set: the claim loop from
     /// `position` (`lost_race` as for `claim_from`), then the copy and the free.
     #[inline(never)]
-    fn recv_slow(
+    fn pop_slow(
         &mut self,
         position: u64,
         lost_race: bool,
         buf: &mut [u8],
-    ) -> Result<usize, RecvError> {
+    ) -> Result<usize, MpmcPopError> {
         let (position, len) = self.claim_from(position, buf.len(), true, lost_race)?;
         self.finish(position, len, Some(buf))
     }
 
     /// Claims the next published message; `(position, length)`, intent set.
     #[cfg(shmring_loom)]
-    fn claim(&mut self, buffer: usize) -> Result<(u64, u32), RecvError> {
+    fn claim(&mut self, buffer: usize) -> Result<(u64, u32), MpmcPopError> {
         // SYNC: Acquire, as in `claim_from`.
         let position = self.ep.region.control().head.load(Ordering::Acquire);
         self.claim_from(position, buffer, false, false)
@@ -130,7 +130,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         buffer: usize,
         intent_set: bool,
         lost_race: bool,
-    ) -> Result<(u64, u32), RecvError> {
+    ) -> Result<(u64, u32), MpmcPopError> {
         let ep = &self.ep;
         let control = ep.region.control();
         // SYNC: `position` came from an Acquire load of the head (or a failed
@@ -155,7 +155,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 if intent_set {
                     ep.clear_intent();
                 }
-                return Err(RecvError::Corrupted(c));
+                return Err(MpmcPopError::Corrupted(c));
             }
             let diff = ep.diff(position, state);
             if diff == 1 {
@@ -165,7 +165,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                     if intent_set {
                         ep.clear_intent();
                     }
-                    return Err(RecvError::BufferTooSmall {
+                    return Err(MpmcPopError::BufferTooSmall {
                         len: len as usize,
                         buffer,
                     });
@@ -200,10 +200,10 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 // visible to `skip_dead_producer`.
                 let tail = control.tail.load(Ordering::Acquire);
                 if tail.wrapping_sub(position) as i64 <= 0 {
-                    return Err(RecvError::Empty);
+                    return Err(MpmcPopError::Empty);
                 }
                 if spins == BACKOFF_SPINS_MAX {
-                    return Err(RecvError::Stalled { position });
+                    return Err(MpmcPopError::Stalled { position });
                 }
                 // A producer is writing the message: it usually publishes within
                 // nanoseconds. Wait, look again.
@@ -215,7 +215,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                 if intent_set {
                     ep.clear_intent();
                 }
-                return Err(RecvError::Empty);
+                return Err(MpmcPopError::Empty);
             } else if diff == ep.slots as i64 || diff == ep.slots as i64 + 1 {
                 // Consumed by another consumer (our head is stale), or skipped by a
                 // consumer that has not advanced `head` yet (it may have died
@@ -239,7 +239,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
                     if intent_set {
                         ep.clear_intent();
                     }
-                    return Err(RecvError::Corrupted(MpmcCorruption::BadSequence {
+                    return Err(MpmcPopError::Corrupted(MpmcCorruption::BadSequence {
                         position,
                         seq: state >> ep.len_bits,
                     }));
@@ -250,7 +250,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         if intent_set {
             ep.clear_intent();
         }
-        Err(RecvError::Contended)
+        Err(MpmcPopError::Contended)
     }
 
     /// Copies the claimed message out (if `buf`) and frees the slot.
@@ -259,12 +259,12 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         position: u64,
         len: u32,
         buf: Option<&mut [u8]>,
-    ) -> Result<usize, RecvError> {
+    ) -> Result<usize, MpmcPopError> {
         let ep = &mut self.ep;
         let index = ep.index(position);
         let slot = ep.region.slot(index);
         let result = if len as usize > ep.slot_size {
-            Err(RecvError::Corrupted(MpmcCorruption::BadLength {
+            Err(MpmcPopError::Corrupted(MpmcCorruption::BadLength {
                 position,
                 len,
                 max: ep.slot_size,
@@ -281,7 +281,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
             Ok(len as usize)
         };
         // SYNC: Release pairs with the producers' Acquire load of the state in
-        // `try_send` and `claim_from`: our copy happens before the next lap's
+        // `push` and `claim_from`: our copy happens before the next lap's
         // writes.
         slot.state.store(
             ep.state(position.wrapping_add(ep.slots), 0),
@@ -293,10 +293,10 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     }
 
     /// Whether the slot at the head holds something to act on: a message, a slot
-    /// to help past, or garbage (`try_recv` will tell).
+    /// to help past, or garbage (`pop` will tell).
     fn message_ready(ep: &Endpoint<R>) -> Result<bool, MpmcCorruption> {
         let control = ep.region.control();
-        // Relaxed: only decides whether to stop waiting; `try_recv` re-reads both.
+        // Relaxed: only decides whether to stop waiting; `pop` re-reads both.
         let position = control.head.load(Ordering::Relaxed);
         let state = ep
             .region
@@ -310,7 +310,7 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
 
     /// Blocks until the slot at the head is published (or the head moves), or the
     /// deadline passes. Returns at once if it is ready now.
-    /// [`try_recv`](Self::try_recv) may still return `Empty` afterwards (another
+    /// [`pop`](Self::pop) may still return `Empty` afterwards (another
     /// consumer took it): call again. While a producer's claim is unpublished
     /// (stalled), this sleeps until it publishes: a caller that must recover from
     /// dead producers passes a deadline no later than its stall bound.
@@ -331,11 +331,11 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
     }
 
     /// Test support for the model checks: claims the next message as
-    /// [`try_recv`](Self::try_recv) does and returns its position without copying or
+    /// [`pop`](Self::pop) does and returns its position without copying or
     /// freeing it, as a consumer that dies right after its claim would leave it.
     #[cfg(shmring_loom)]
     #[doc(hidden)]
-    pub fn claim_without_freeing(&mut self) -> Result<u64, RecvError> {
+    pub fn claim_without_freeing(&mut self) -> Result<u64, MpmcPopError> {
         self.claim(usize::MAX).map(|(position, _)| position)
     }
 

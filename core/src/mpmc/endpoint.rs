@@ -6,7 +6,7 @@ use core::cell::Cell;
 use core::marker::PhantomData;
 use core::num::NonZeroU32;
 
-use super::error::{MpmcCorruption, MpmcWaitError, RegisterError};
+use super::error::{MpmcCorruption, MpmcRegisterError, MpmcWaitError};
 use super::layout::{INTENT_NONE, MpmcControl, MpmcGeometry, ROLE_CONSUMER, ROLE_PRODUCER};
 use super::recovery::{Liveness, MpmcStats};
 use super::{MpmcConsumer, MpmcProducer, MpmcRegion};
@@ -42,7 +42,7 @@ impl<R: MpmcRegion> Endpoint<R> {
         token: NonZeroU32,
         at: Option<usize>,
         previous: u32,
-    ) -> Result<Self, RegisterError> {
+    ) -> Result<Self, MpmcRegisterError> {
         let geometry = region.geometry();
         let endpoints = geometry.endpoints();
         let claim = |index: usize| {
@@ -57,7 +57,7 @@ impl<R: MpmcRegion> Endpoint<R> {
         };
         let entry = match at {
             Some(index) if index >= endpoints => {
-                return Err(RegisterError::EntryOutOfRange {
+                return Err(MpmcRegisterError::EntryOutOfRange {
                     entry: index,
                     endpoints,
                 });
@@ -65,7 +65,7 @@ impl<R: MpmcRegion> Endpoint<R> {
             Some(index) => match claim(index) {
                 Ok(_) => index,
                 Err(owner) => {
-                    return Err(RegisterError::Taken {
+                    return Err(MpmcRegisterError::Taken {
                         entry: index,
                         owner,
                     });
@@ -73,7 +73,7 @@ impl<R: MpmcRegion> Endpoint<R> {
             },
             None => (0..endpoints)
                 .find(|&index| claim(index).is_ok())
-                .ok_or(RegisterError::TableFull { endpoints })?,
+                .ok_or(MpmcRegisterError::TableFull { endpoints })?,
         };
         let e = region.entry(entry);
         // SYNC: Release: a scanner that reads NONE here (Acquire) sees nothing of
@@ -230,8 +230,8 @@ macro_rules! endpoint_common {
             #[doc = concat!("Registers a ", $what, " in the first free entry of the endpoint table.")]
             ///
             /// # Errors
-            /// [`RegisterError::TableFull`] when every entry is held.
-            pub fn register(region: R, token: NonZeroU32) -> Result<Self, RegisterError> {
+            /// [`MpmcRegisterError::TableFull`] when every entry is held.
+            pub fn register(region: R, token: NonZeroU32) -> Result<Self, MpmcRegisterError> {
                 Endpoint::register(region, $role, token, None, 0).map(|ep| Self { ep })
             }
 
@@ -240,13 +240,13 @@ macro_rules! endpoint_common {
             /// entry's liveness lock.
             ///
             /// # Errors
-            /// [`RegisterError::EntryOutOfRange`], or [`RegisterError::Taken`] with the
+            /// [`MpmcRegisterError::EntryOutOfRange`], or [`MpmcRegisterError::Taken`] with the
             /// owner word found.
             pub fn register_at(
                 region: R,
                 entry: usize,
                 token: NonZeroU32,
-            ) -> Result<Self, RegisterError> {
+            ) -> Result<Self, MpmcRegisterError> {
                 Endpoint::register(region, $role, token, Some(entry), 0).map(|ep| Self { ep })
             }
 
@@ -267,7 +267,7 @@ macro_rules! endpoint_common {
                 entry: usize,
                 token: NonZeroU32,
                 previous: NonZeroU32,
-            ) -> Result<Self, RegisterError> {
+            ) -> Result<Self, MpmcRegisterError> {
                 Endpoint::register(region, $role, token, Some(entry), previous.get())
                     .map(|ep| Self { ep })
             }

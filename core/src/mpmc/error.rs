@@ -48,7 +48,7 @@ impl fmt::Display for MpmcCorruption {
 
 /// Why an endpoint could not register in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegisterError {
+pub enum MpmcRegisterError {
     /// Every entry of the table is held.
     TableFull {
         /// Entries in the table.
@@ -71,7 +71,7 @@ pub enum RegisterError {
     },
 }
 
-impl fmt::Display for RegisterError {
+impl fmt::Display for MpmcRegisterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::TableFull { endpoints } => {
@@ -90,7 +90,7 @@ impl fmt::Display for RegisterError {
 
 /// Why a message could not be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
+pub enum MpmcPushError {
     /// The message is longer than a slot.
     TooLarge {
         /// Length asked for.
@@ -115,7 +115,7 @@ pub enum SendError {
     Corrupted(MpmcCorruption),
 }
 
-impl fmt::Display for SendError {
+impl fmt::Display for MpmcPushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLarge { len, max } => {
@@ -134,7 +134,7 @@ impl fmt::Display for SendError {
 
 /// Why no message could be received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvError {
+pub enum MpmcPopError {
     /// No message is published or claimed.
     Empty,
     /// The next message does not fit the buffer; nothing was consumed.
@@ -159,7 +159,7 @@ pub enum RecvError {
     Corrupted(MpmcCorruption),
 }
 
-impl fmt::Display for RecvError {
+impl fmt::Display for MpmcPopError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Empty => write!(f, "ring empty"),
@@ -202,7 +202,7 @@ impl From<TimedOut> for MpmcWaitError {
 }
 
 impl core::error::Error for MpmcCorruption {}
-impl core::error::Error for RegisterError {}
-impl core::error::Error for SendError {}
-impl core::error::Error for RecvError {}
+impl core::error::Error for MpmcRegisterError {}
+impl core::error::Error for MpmcPushError {}
+impl core::error::Error for MpmcPopError {}
 impl core::error::Error for MpmcWaitError {}

@@ -33,13 +33,13 @@
 //! `shmring` crate: an OFD lock the kernel drops at death).
 //!
 //! - A consumer that finds position `P` claimed but unpublished gets
-//!   [`RecvError::Stalled`]. When the stall has lasted longer than the caller's
+//!   [`MpmcPopError::Stalled`]. When the stall has lasted longer than the caller's
 //!   bound, [`MpmcConsumer::skip_dead_producer`] looks for a live endpoint whose
 //!   intent is `P`; if there is none the claimant is dead, and the slot is skipped:
 //!   one compare-and-swap of its `seq` from `P` to `P + S` (exactly one consumer
 //!   wins, so all agree), the winner counts it in `skipped` and advances `head`.
 //! - A producer that finds the slot still held by a consumer of the previous lap
-//!   gets [`SendError::Stalled`]; [`MpmcProducer::reclaim_from_dead_consumer`]
+//!   gets [`MpmcPushError::Stalled`]; [`MpmcProducer::reclaim_from_dead_consumer`]
 //!   frees it if no live endpoint intends that position (CAS `seq` from `P + 1` to
 //!   `P + S`), counting the message in `lost`.
 //!
@@ -58,7 +58,7 @@ pub mod region;
 mod slot;
 
 pub use consumer::MpmcConsumer;
-pub use error::{MpmcCorruption, MpmcWaitError, RecvError, RegisterError, SendError};
+pub use error::{MpmcCorruption, MpmcPopError, MpmcPushError, MpmcRegisterError, MpmcWaitError};
 pub use layout::MpmcLayoutError;
 pub use producer::MpmcProducer;
 pub use recovery::{Liveness, MpmcStats, Recovery};
@@ -66,7 +66,7 @@ pub use region::MpmcRegion;
 #[cfg(not(shmring_loom))]
 pub use region::RawMpmcRegion;
 
-/// Attempts a `try_` call makes before it gives up with `Contended`: each failed
+/// Attempts a `push` or `pop` makes before it gives up with `Contended`: each failed
 /// attempt means another endpoint claimed a position (or a hostile peer moved one).
 const MAX_ATTEMPTS: u32 = 256;
 
@@ -122,9 +122,9 @@ mod tests {
         let mut rx = MpmcConsumer::register(region, token).unwrap();
         for len in 0..=SLOT {
             let message: [u8; SLOT] = core::array::from_fn(|i| (len * 7 + i) as u8 | 1);
-            tx.try_send(&message[..len]).unwrap();
+            tx.push(&message[..len]).unwrap();
             let mut buf = [0u8; SLOT + 8];
-            assert_eq!(rx.try_recv(&mut buf), Ok(len));
+            assert_eq!(rx.pop(&mut buf), Ok(len));
             assert_eq!(&buf[..len], &message[..len], "length {len}");
             assert!(
                 buf[len..].iter().all(|&b| b == 0),

@@ -1,10 +1,10 @@
-//! The sending endpoint: its claim loop, the common path of a send and the
-//! publication, and its wait for space.
+//! The producer: its claim loop, the common path of a push and the publication,
+//! and its wait for space.
 
 use core::fmt;
 
 use super::endpoint::Endpoint;
-use super::error::{MpmcCorruption, MpmcWaitError, SendError};
+use super::error::{MpmcCorruption, MpmcPushError, MpmcWaitError};
 use super::slot::copy_message;
 use super::{BACKOFF_SPINS_MAX, MAX_ATTEMPTS, MpmcRegion, backoff, layout};
 use crate::sync::Ordering;
@@ -34,7 +34,7 @@ unsafe fn write_and_publish<R: MpmcRegion>(
     // bytes valid at `payload`; `message` is the caller's memory, not the
     // segment's.
     unsafe { copy_message(message.as_ptr(), payload, message.len()) };
-    // SYNC: Release pairs with the Acquire load of the state in `try_recv`: the
+    // SYNC: Release pairs with the Acquire load of the state in `pop`: the
     // payload is visible once a consumer sees P + 1 (and the length with it, in
     // the same word). The intent keeps naming the position (see
     // `claimant_alive`).
@@ -58,9 +58,9 @@ unsafe fn write_and_publish<R: MpmcRegion>(
 /// let token = NonZeroU32::new(1).unwrap();
 /// let mut tx = MpmcProducer::register(region.clone(), token)?;
 /// let mut rx = MpmcConsumer::register(region, token)?;
-/// tx.try_send(b"hello")?;
+/// tx.push(b"hello")?;
 /// let mut buf = [0u8; 16];
-/// let n = rx.try_recv(&mut buf)?;
+/// let n = rx.pop(&mut buf)?;
 /// assert_eq!(&buf[..n], b"hello");
 /// # Ok::<(), Box<dyn core::error::Error>>(())
 /// ```
@@ -92,7 +92,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         position: u64,
         intent_set: bool,
         lost_race: bool,
-    ) -> Result<u64, SendError> {
+    ) -> Result<u64, MpmcPushError> {
         let ep = &self.ep;
         let control = ep.region.control();
         // SYNC: `position` came from an Acquire load of the tail (or a failed
@@ -110,7 +110,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         }
         for _ in 0..MAX_ATTEMPTS {
             // SYNC: Acquire pairs with the consumer's Release store of `seq`
-            // (P + S) in `try_recv` and with the recoverers' AcqRel CASes: their
+            // (P + S) in `pop` and with the recoverers' AcqRel CASes: their
             // reads of this slot happen before our writes.
             let state = ep
                 .region
@@ -121,7 +121,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                 if intent_set {
                     ep.clear_intent();
                 }
-                return Err(SendError::Corrupted(c));
+                return Err(MpmcPushError::Corrupted(c));
             }
             let diff = ep.diff(position, state);
             if diff == 0 {
@@ -154,16 +154,16 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                     ep.clear_intent();
                 }
                 if diff == -(self.ep.slots as i64) {
-                    return Err(SendError::Full);
+                    return Err(MpmcPushError::Full);
                 }
                 // Relaxed: only tells Full from Stalled; recovery re-reads it.
                 let head = control.head.load(Ordering::Relaxed);
                 let previous = position.wrapping_sub(self.ep.slots);
                 if head.wrapping_sub(previous) as i64 <= 0 {
-                    return Err(SendError::Full);
+                    return Err(MpmcPushError::Full);
                 }
                 if spins == BACKOFF_SPINS_MAX {
-                    return Err(SendError::Stalled { position });
+                    return Err(MpmcPushError::Stalled { position });
                 }
                 // A consumer is copying the previous lap's message out: it
                 // usually frees the slot within nanoseconds. Wait, look again.
@@ -179,7 +179,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                     if intent_set {
                         ep.clear_intent();
                     }
-                    return Err(SendError::Corrupted(MpmcCorruption::BadSequence {
+                    return Err(MpmcPushError::Corrupted(MpmcCorruption::BadSequence {
                         position,
                         seq: state >> ep.len_bits,
                     }));
@@ -190,23 +190,23 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         if intent_set {
             ep.clear_intent();
         }
-        Err(SendError::Contended)
+        Err(MpmcPushError::Contended)
     }
 
     /// Copies `message` into a slot and publishes it.
     ///
     /// # Errors
-    /// [`SendError::TooLarge`] beyond the slot size; [`SendError::Full`];
-    /// [`SendError::Stalled`] when the slot is still held by a consumer of the
+    /// [`MpmcPushError::TooLarge`] beyond the slot size; [`MpmcPushError::Full`];
+    /// [`MpmcPushError::Stalled`] when the slot is still held by a consumer of the
     /// previous lap after a few microseconds of spinning (wait, and after the
     /// caller's bound try
     /// [`reclaim_from_dead_consumer`](Self::reclaim_from_dead_consumer));
-    /// [`SendError::Contended`]; [`SendError::Corrupted`].
-    pub fn try_send(&mut self, message: &[u8]) -> Result<(), SendError> {
+    /// [`MpmcPushError::Contended`]; [`MpmcPushError::Corrupted`].
+    pub fn push(&mut self, message: &[u8]) -> Result<(), MpmcPushError> {
         let ep = &self.ep;
         let len = message.len();
         if len > ep.slot_size {
-            return Err(SendError::TooLarge {
+            return Err(MpmcPushError::TooLarge {
                 len,
                 max: ep.slot_size,
             });
@@ -214,7 +214,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         // The common case (the slot at the tail is free and our compare-and-swap
         // wins) is handled here, with everything it needs computed before the
         // atomics (after them the compiler would load the endpoint's fields
-        // again); everything else goes to `send_slow`, which starts over from the
+        // again); everything else goes to `push_slow`, which starts over from the
         // tail position last seen and re-reads the slot.
         let len_bits = ep.len_bits;
         let control = ep.region.control();
@@ -254,26 +254,26 @@ impl<R: MpmcRegion> MpmcProducer<R> {
                     self.ep.note_published();
                     return Ok(());
                 }
-                Err(found) => return self.send_slow(found, true, message),
+                Err(found) => return self.push_slow(found, true, message),
             }
         }
-        self.send_slow(position, false, message)
+        self.push_slow(position, false, message)
     }
 
-    /// `try_send` past its common case, with our intent set: the claim loop from
+    /// `push` past its common case, with our intent set: the claim loop from
     /// `position` (`lost_race` as for `claim_from`), then the publication.
     #[inline(never)]
-    fn send_slow(
+    fn push_slow(
         &mut self,
         position: u64,
         lost_race: bool,
         message: &[u8],
-    ) -> Result<(), SendError> {
+    ) -> Result<(), MpmcPushError> {
         let position = self.claim_from(position, true, lost_race)?;
         let ep = &self.ep;
         let index = ep.index(position);
         let published = ep.state(position.wrapping_add(1), message.len() as u64);
-        // SAFETY: `message.len() <= slot_size` (checked in `try_send`); the slot
+        // SAFETY: `message.len() <= slot_size` (checked in `push`); the slot
         // and payload are `position`'s, which `claim_from` claimed.
         unsafe {
             write_and_publish(
@@ -290,10 +290,10 @@ impl<R: MpmcRegion> MpmcProducer<R> {
     }
 
     /// Whether the slot at the tail may take a message now (or the tail moved, or
-    /// the slot is garbage: `try_send` will tell).
+    /// the slot is garbage: `push` will tell).
     fn space_ready(ep: &Endpoint<R>) -> Result<bool, MpmcCorruption> {
         let control = ep.region.control();
-        // Relaxed: only decides whether to stop waiting; `try_send` re-reads both.
+        // Relaxed: only decides whether to stop waiting; `push` re-reads both.
         let position = control.tail.load(Ordering::Relaxed);
         let state = ep
             .region
@@ -306,7 +306,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
     }
 
     /// Blocks until the slot at the tail is free (or the tail moves), or the
-    /// deadline passes. Returns at once if it is free now. [`try_send`](Self::try_send)
+    /// deadline passes. Returns at once if it is free now. [`push`](Self::push)
     /// may still fail afterwards (another producer took the slot): call again.
     /// While a consumer holds the slot (stalled), this sleeps until it frees it: a
     /// caller that must recover from dead consumers passes a deadline no later than
@@ -328,12 +328,12 @@ impl<R: MpmcRegion> MpmcProducer<R> {
     }
 
     /// Test support for the model checks: claims a position as
-    /// [`try_send`](Self::try_send) does and returns it without publishing, as a
+    /// [`push`](Self::push) does and returns it without publishing, as a
     /// producer that dies right after its claim would leave it.
     #[cfg(shmring_loom)]
     #[doc(hidden)]
-    pub fn claim_without_publishing(&mut self) -> Result<u64, SendError> {
-        // SYNC: Acquire, as in `try_send`.
+    pub fn claim_without_publishing(&mut self) -> Result<u64, MpmcPushError> {
+        // SYNC: Acquire, as in `push`.
         let position = self.ep.region.control().tail.load(Ordering::Acquire);
         self.claim_from(position, false, false)
     }

@@ -178,9 +178,10 @@ impl<R: MpmcRegion> Endpoint<R> {
 impl<R: MpmcRegion> MpmcProducer<R> {
     /// Frees the slot of `position - slots` if the consumer that claimed it is
     /// dead: the message in it is lost (counted in [`MpmcStats::lost`]). Call after
-    /// [`SendError::Stalled`](super::SendError::Stalled) for `position` has lasted longer than a bound the
-    /// caller chooses (a live consumer copying a message is not dead; a bound of
-    /// milliseconds avoids scanning the table at every stall).
+    /// [`MpmcPushError::Stalled`](super::MpmcPushError::Stalled) for `position`
+    /// has lasted longer than a bound the caller chooses (a live consumer copying a
+    /// message is not dead; a bound of milliseconds avoids scanning the table at
+    /// every stall).
     ///
     /// # Errors
     /// [`MpmcCorruption`] if the slot's sequence number is invalid.
@@ -197,8 +198,9 @@ impl<R: MpmcRegion> MpmcProducer<R> {
 impl<R: MpmcRegion> MpmcConsumer<R> {
     /// Skips `position` if the producer that claimed it is dead (no message was
     /// published there; counted in [`MpmcStats::skipped`]). Call after
-    /// [`RecvError::Stalled`](super::RecvError::Stalled) for `position` has lasted longer than a bound the
-    /// caller chooses (a live producer copying its message is not dead).
+    /// [`MpmcPopError::Stalled`](super::MpmcPopError::Stalled) for `position` has
+    /// lasted longer than a bound the caller chooses (a live producer copying its
+    /// message is not dead).
     ///
     /// # Errors
     /// [`MpmcCorruption`] if the slot's sequence number is invalid.
