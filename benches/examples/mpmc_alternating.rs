@@ -44,10 +44,10 @@ fn single_shmring(rounds: u64) -> u64 {
     let mut buf = [0u8; 8];
     for k in 0..rounds {
         for i in 0..512u64 {
-            tx.try_send(black_box(&(i + k).to_ne_bytes())).unwrap();
+            tx.push(black_box(&(i + k).to_ne_bytes())).unwrap();
         }
         for _ in 0..512 {
-            rx.try_recv(&mut buf).unwrap();
+            rx.pop(&mut buf).unwrap();
             sum = sum.wrapping_add(u64::from_ne_bytes(buf));
         }
     }

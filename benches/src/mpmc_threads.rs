@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::Backoff;
 use shmring_core::{
-    MpmcConsumer, MpmcProducer, RawMpmcRegion, RecvError, SendError, mpmc_segment_layout,
+    MpmcConsumer, MpmcPopError, MpmcProducer, MpmcPushError, RawMpmcRegion, mpmc_segment_layout,
 };
 
 /// Why a try-send or try-receive did nothing this time.
@@ -302,10 +302,10 @@ pub fn shmring(capacity: usize, threads: Threads) -> Run {
         threads,
         || {
             let mut tx = MpmcProducer::register(region.clone(), token).unwrap();
-            move |v: u64| match tx.try_send(&v.to_ne_bytes()) {
+            move |v: u64| match tx.push(&v.to_ne_bytes()) {
                 Ok(()) => Ok(()),
-                Err(SendError::Full | SendError::Contended) => Err(Miss::Again),
-                Err(SendError::Stalled { .. }) => Err(Miss::Stalled),
+                Err(MpmcPushError::Full | MpmcPushError::Contended) => Err(Miss::Again),
+                Err(MpmcPushError::Stalled { .. }) => Err(Miss::Stalled),
                 Err(e) => panic!("send: {e}"),
             }
         },
@@ -313,10 +313,10 @@ pub fn shmring(capacity: usize, threads: Threads) -> Run {
             let mut rx = MpmcConsumer::register(region.clone(), token).unwrap();
             move || {
                 let mut buf = [0u8; 8];
-                match rx.try_recv(&mut buf) {
+                match rx.pop(&mut buf) {
                     Ok(_) => Ok(u64::from_ne_bytes(buf)),
-                    Err(RecvError::Empty | RecvError::Contended) => Err(Miss::Again),
-                    Err(RecvError::Stalled { .. }) => Err(Miss::Stalled),
+                    Err(MpmcPopError::Empty | MpmcPopError::Contended) => Err(Miss::Again),
+                    Err(MpmcPopError::Stalled { .. }) => Err(Miss::Stalled),
                     Err(e) => panic!("recv: {e}"),
                 }
             }

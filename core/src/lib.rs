@@ -68,8 +68,8 @@ pub use layout::{FLAG_ASYMMETRIC_FENCES, LAYOUT_VERSION, SEGMENT_ALIGN};
 pub use mpmc::RawMpmcRegion;
 pub use mpmc::layout::{MpmcGeometry, mpmc_segment_layout};
 pub use mpmc::{
-    Liveness, MpmcConsumer, MpmcCorruption, MpmcLayoutError, MpmcProducer, MpmcRegion, MpmcStats,
-    MpmcWaitError, Recovery, RecvError, RegisterError, SendError,
+    Liveness, MpmcConsumer, MpmcCorruption, MpmcLayoutError, MpmcPopError, MpmcProducer,
+    MpmcPushError, MpmcRegion, MpmcRegisterError, MpmcStats, MpmcWaitError, Recovery,
 };
 pub use spsc::Region;
 pub use spsc::layout::{

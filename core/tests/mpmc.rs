@@ -16,8 +16,9 @@ use std::thread;
 use common::{GuardedMemory, token};
 use shmring_core::mpmc::layout::{INTENT_NONE, MPMC_HEAD_OFFSET, MPMC_TAIL_OFFSET};
 use shmring_core::{
-    LayoutError, Liveness, MpmcConsumer, MpmcGeometry, MpmcLayoutError, MpmcProducer, MpmcRegion,
-    RawMpmcRegion, RawRegion, Recovery, RecvError, RegisterError, SendError, mpmc_segment_layout,
+    LayoutError, Liveness, MpmcConsumer, MpmcGeometry, MpmcLayoutError, MpmcPopError, MpmcProducer,
+    MpmcPushError, MpmcRegion, MpmcRegisterError, RawMpmcRegion, RawRegion, Recovery,
+    mpmc_segment_layout,
 };
 
 /// Liveness for the tests: a flag per entry, all alive at first.
@@ -61,18 +62,18 @@ fn send_and_receive_in_order_across_laps() {
     let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
     let mut rx = MpmcConsumer::register(region, token(2)).unwrap();
     let mut buf = [0u8; 16];
-    assert_eq!(rx.try_recv(&mut buf), Err(RecvError::Empty));
+    assert_eq!(rx.pop(&mut buf), Err(MpmcPopError::Empty));
     for lap in 0..5u8 {
         for i in 0..4u8 {
             let msg = vec![lap * 4 + i; usize::from(i) * 5 + 1];
-            tx.try_send(&msg).unwrap();
+            tx.push(&msg).unwrap();
         }
-        assert_eq!(tx.try_send(b"x"), Err(SendError::Full));
+        assert_eq!(tx.push(b"x"), Err(MpmcPushError::Full));
         for i in 0..4u8 {
-            let n = rx.try_recv(&mut buf).unwrap();
+            let n = rx.pop(&mut buf).unwrap();
             assert_eq!(&buf[..n], vec![lap * 4 + i; usize::from(i) * 5 + 1]);
         }
-        assert_eq!(rx.try_recv(&mut buf), Err(RecvError::Empty));
+        assert_eq!(rx.pop(&mut buf), Err(MpmcPopError::Empty));
     }
     assert_eq!(tx.stats(), Default::default());
 }
@@ -82,20 +83,20 @@ fn empty_and_full_slot_sized_messages() {
     let (_mem, region) = ring(2, 8, 2);
     let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
     let mut rx = MpmcConsumer::register(region, token(2)).unwrap();
-    tx.try_send(b"").unwrap();
-    tx.try_send(b"12345678").unwrap();
+    tx.push(b"").unwrap();
+    tx.push(b"12345678").unwrap();
     assert_eq!(
-        tx.try_send(b"123456789"),
-        Err(SendError::TooLarge { len: 9, max: 8 })
+        tx.push(b"123456789"),
+        Err(MpmcPushError::TooLarge { len: 9, max: 8 })
     );
     let mut buf = [0u8; 8];
-    assert_eq!(rx.try_recv(&mut buf), Ok(0));
+    assert_eq!(rx.pop(&mut buf), Ok(0));
     assert_eq!(
-        rx.try_recv(&mut buf[..4]),
-        Err(RecvError::BufferTooSmall { len: 8, buffer: 4 })
+        rx.pop(&mut buf[..4]),
+        Err(MpmcPopError::BufferTooSmall { len: 8, buffer: 4 })
     );
     // Nothing was consumed by the failed call.
-    assert_eq!(rx.try_recv(&mut buf), Ok(8));
+    assert_eq!(rx.pop(&mut buf), Ok(8));
     assert_eq!(&buf, b"12345678");
 }
 
@@ -158,18 +159,18 @@ fn table_full_and_entry_errors() {
     assert_eq!((tx.entry(), rx.entry()), (0, 1));
     assert_eq!(
         MpmcProducer::register(region.clone(), token(3)).unwrap_err(),
-        RegisterError::TableFull { endpoints: 2 }
+        MpmcRegisterError::TableFull { endpoints: 2 }
     );
     assert_eq!(
         MpmcConsumer::register_at(region.clone(), 2, token(3)).unwrap_err(),
-        RegisterError::EntryOutOfRange {
+        MpmcRegisterError::EntryOutOfRange {
             entry: 2,
             endpoints: 2
         }
     );
     assert_eq!(
         MpmcConsumer::register_at(region.clone(), 0, token(3)).unwrap_err(),
-        RegisterError::Taken { entry: 0, owner: 1 }
+        MpmcRegisterError::Taken { entry: 0, owner: 1 }
     );
     // Dropping frees the entry; the next registration bumps its generation.
     let generation = tx.generation();
@@ -181,7 +182,7 @@ fn table_full_and_entry_errors() {
     assert_eq!(
         // SAFETY: the handle of token 2 was leaked and is never used again.
         unsafe { MpmcConsumer::take_over_at(region.clone(), 1, token(5), token(9)) }.unwrap_err(),
-        RegisterError::Taken { entry: 1, owner: 2 }
+        MpmcRegisterError::Taken { entry: 1, owner: 2 }
     );
     // SAFETY: as above.
     let rx = unsafe { MpmcConsumer::take_over_at(region, 1, token(5), token(2)) }.unwrap();
@@ -331,7 +332,7 @@ fn attach_validates_every_field() {
 }
 
 /// Plays a producer of entry `entry` that claimed the tail position and died:
-/// writes its intent, then moves the tail, as `try_send` does before it writes.
+/// writes its intent, then moves the tail, as `push` does before it writes.
 fn play_dead_producer_claim(mem: &GuardedMemory, geometry: MpmcGeometry, entry: usize) -> u64 {
     let tail = peek_u64(mem, MPMC_TAIL_OFFSET);
     mem.poke(geometry.entry_offset(entry), &tail.to_ne_bytes());
@@ -350,14 +351,14 @@ fn dead_producer_claim_is_skipped_and_counted() {
     let mut tx = MpmcProducer::register(region.clone(), token(2)).unwrap();
     let mut rx = MpmcConsumer::register(region.clone(), token(3)).unwrap();
     let mut rx2 = MpmcConsumer::register(region.clone(), token(4)).unwrap();
-    tx.try_send(b"before").unwrap();
+    tx.push(b"before").unwrap();
     let stalled = play_dead_producer_claim(&mem, geometry, dead_entry);
-    tx.try_send(b"after").unwrap();
+    tx.push(b"after").unwrap();
     let mut buf = [0u8; 8];
-    assert_eq!(rx.try_recv(&mut buf), Ok(6));
+    assert_eq!(rx.pop(&mut buf), Ok(6));
     assert_eq!(
-        rx.try_recv(&mut buf),
-        Err(RecvError::Stalled { position: stalled })
+        rx.pop(&mut buf),
+        Err(MpmcPopError::Stalled { position: stalled })
     );
     // Alive: waited for, not skipped.
     assert_eq!(
@@ -374,16 +375,16 @@ fn dead_producer_claim_is_skipped_and_counted() {
         rx2.skip_dead_producer(stalled, &flags),
         Ok(Recovery::AlreadyMoved)
     );
-    assert_eq!(rx2.try_recv(&mut buf), Ok(5));
+    assert_eq!(rx2.pop(&mut buf), Ok(5));
     assert_eq!(&buf[..5], b"after");
     assert_eq!(rx.stats().skipped, 1);
     assert_eq!(rx.stats().lost, 0);
     // The skipped slot is reused on the next lap.
     for i in 0..4u8 {
-        tx.try_send(&[i]).unwrap();
+        tx.push(&[i]).unwrap();
     }
     for i in 0..4u8 {
-        assert_eq!(rx.try_recv(&mut buf), Ok(1));
+        assert_eq!(rx.pop(&mut buf), Ok(1));
         assert_eq!(buf[0], i);
     }
 }
@@ -393,15 +394,15 @@ fn head_left_behind_by_a_skipper_is_helped_forward() {
     let (mem, region) = ring(4, 8, 3);
     let mut tx = MpmcProducer::register(region.clone(), token(1)).unwrap();
     let mut rx = MpmcConsumer::register(region.clone(), token(2)).unwrap();
-    tx.try_send(b"a").unwrap();
-    tx.try_send(b"b").unwrap();
+    tx.push(b"a").unwrap();
+    tx.push(b"b").unwrap();
     // A skipper that died after marking slot 0 skipped (seq = 0 + 4) but before
     // advancing the head: the message "a" was there, so play it as if position 0
     // had been a dead claim instead.
     let slot0 = region.geometry().slot_offset(0);
     mem.poke(slot0, &region.geometry().slot_state(4, 0).to_ne_bytes());
     let mut buf = [0u8; 8];
-    assert_eq!(rx.try_recv(&mut buf), Ok(1));
+    assert_eq!(rx.pop(&mut buf), Ok(1));
     assert_eq!(buf[0], b'b');
     assert_eq!(peek_u64(&mem, MPMC_HEAD_OFFSET), 2);
 }
@@ -420,8 +421,8 @@ fn idle_producer_intent_does_not_block_reclaim() {
     let dead = MpmcConsumer::register(region.clone(), token(3)).unwrap();
     let dead_entry = dead.entry();
     std::mem::forget(dead);
-    idle.try_send(b"lost").unwrap();
-    tx.try_send(b"kept").unwrap();
+    idle.push(b"lost").unwrap();
+    tx.push(b"kept").unwrap();
     // The idle producer's entry still names position 0, its last message.
     assert_eq!(peek_u64(&mem, geometry.entry_offset(idle.entry())), 0);
     reclaim_from_consumer_dead_at_0(&mem, &mut tx, dead_entry, &flags);
@@ -442,8 +443,8 @@ fn reclaim_from_consumer_dead_at_0(
     mem.poke(geometry.entry_offset(dead_entry), &0u64.to_ne_bytes());
     mem.poke(MPMC_HEAD_OFFSET, &1u64.to_ne_bytes());
     assert_eq!(
-        tx.try_send(b"next"),
-        Err(SendError::Stalled { position: 2 })
+        tx.push(b"next"),
+        Err(MpmcPushError::Stalled { position: 2 })
     );
     assert_eq!(
         tx.reclaim_from_dead_consumer(2, flags),
@@ -465,25 +466,25 @@ fn dead_consumer_slot_is_reclaimed_and_counted() {
     let dead_entry = dead.entry();
     std::mem::forget(dead);
     let mut rx = MpmcConsumer::register(region.clone(), token(3)).unwrap();
-    tx.try_send(b"lost").unwrap();
-    tx.try_send(b"kept").unwrap();
+    tx.push(b"lost").unwrap();
+    tx.push(b"kept").unwrap();
     reclaim_from_consumer_dead_at_0(&mem, &mut tx, dead_entry, &flags);
     assert_eq!(
         tx.reclaim_from_dead_consumer(2, &flags),
         Ok(Recovery::AlreadyMoved)
     );
-    tx.try_send(b"next").unwrap();
+    tx.push(b"next").unwrap();
     let mut buf = [0u8; 8];
-    assert_eq!(rx.try_recv(&mut buf), Ok(4));
+    assert_eq!(rx.pop(&mut buf), Ok(4));
     assert_eq!(&buf[..4], b"kept");
-    assert_eq!(rx.try_recv(&mut buf), Ok(4));
+    assert_eq!(rx.pop(&mut buf), Ok(4));
     assert_eq!(&buf[..4], b"next");
     assert_eq!(rx.stats().lost, 1);
     assert_eq!(rx.stats().skipped, 0);
     // A ring that is merely full is not reclaimed.
-    tx.try_send(b"1").unwrap();
-    tx.try_send(b"2").unwrap();
-    assert_eq!(tx.try_send(b"3"), Err(SendError::Full));
+    tx.push(b"1").unwrap();
+    tx.push(b"2").unwrap();
+    assert_eq!(tx.push(b"3"), Err(MpmcPushError::Full));
     assert_eq!(
         tx.reclaim_from_dead_consumer(6, &flags),
         Ok(Recovery::AlreadyMoved)
@@ -512,7 +513,7 @@ fn messages_held_by_dead_consumers_are_counted_when_reclaimed() {
     let mut rx = MpmcConsumer::register(region.clone(), token(9)).unwrap();
     const COMMITTED: u64 = 4;
     for seq in 0..COMMITTED {
-        tx.try_send(&seq.to_ne_bytes()).unwrap();
+        tx.push(&seq.to_ne_bytes()).unwrap();
     }
     // Each dead consumer claimed one position (intent, then head) and died
     // copying it.
@@ -525,7 +526,7 @@ fn messages_held_by_dead_consumers_are_counted_when_reclaimed() {
     mem.poke(MPMC_HEAD_OFFSET, &2u64.to_ne_bytes());
     let mut buf = [0u8; 8];
     let mut delivered = 0;
-    while let Ok(8) = rx.try_recv(&mut buf) {
+    while let Ok(8) = rx.pop(&mut buf) {
         assert_eq!(u64::from_ne_bytes(buf), 2 + delivered);
         delivered += 1;
     }
@@ -547,12 +548,12 @@ fn messages_held_by_dead_consumers_are_counted_when_reclaimed() {
     assert_eq!(tx.stats().lost, 2);
     // The freed slots take the next lap.
     for seq in 0..8u64 {
-        tx.try_send(&seq.to_ne_bytes()).unwrap();
+        tx.push(&seq.to_ne_bytes()).unwrap();
     }
-    assert_eq!(tx.try_send(b"full"), Err(SendError::Full));
+    assert_eq!(tx.push(b"full"), Err(MpmcPushError::Full));
 }
 
-/// `try_recv` writes its intent before it looks at the slot: a poll that finds the
+/// `pop` writes its intent before it looks at the slot: a poll that finds the
 /// ring empty withdraws it, or the idle consumer, alive and naming position 0,
 /// would look like the claimant of a slot a dead consumer took there later.
 #[test]
@@ -565,14 +566,14 @@ fn empty_poll_leaves_no_intent_to_block_reclaim() {
     let dead_entry = dead.entry();
     std::mem::forget(dead);
     let mut buf = [0u8; 8];
-    assert_eq!(idle.try_recv(&mut buf), Err(RecvError::Empty));
+    assert_eq!(idle.pop(&mut buf), Err(MpmcPopError::Empty));
     let geometry = region.geometry();
     assert_eq!(
         peek_u64(&mem, geometry.entry_offset(idle.entry())),
         INTENT_NONE
     );
-    tx.try_send(b"lost").unwrap();
-    tx.try_send(b"kept").unwrap();
+    tx.push(b"lost").unwrap();
+    tx.push(b"kept").unwrap();
     reclaim_from_consumer_dead_at_0(&mem, &mut tx, dead_entry, &flags);
     assert_eq!(tx.stats().lost, 1);
 }
@@ -591,22 +592,22 @@ fn full_poll_leaves_no_intent_to_block_skip() {
     let dead_entry = dead.entry();
     std::mem::forget(dead);
     let mut rx = MpmcConsumer::register(region.clone(), token(4)).unwrap();
-    tx.try_send(b"first").unwrap();
-    tx.try_send(b"second").unwrap();
-    assert_eq!(idle.try_send(b"no room"), Err(SendError::Full));
+    tx.push(b"first").unwrap();
+    tx.push(b"second").unwrap();
+    assert_eq!(idle.push(b"no room"), Err(MpmcPushError::Full));
     assert_eq!(
         peek_u64(&mem, geometry.entry_offset(idle.entry())),
         INTENT_NONE
     );
     let mut buf = [0u8; 8];
-    assert_eq!(rx.try_recv(&mut buf), Ok(5));
+    assert_eq!(rx.pop(&mut buf), Ok(5));
     // The dead producer claims position 2, where `idle` found no room.
     let stalled = play_dead_producer_claim(&mem, geometry, dead_entry);
     assert_eq!(stalled, 2);
-    assert_eq!(rx.try_recv(&mut buf), Ok(6));
+    assert_eq!(rx.pop(&mut buf), Ok(6));
     assert_eq!(
-        rx.try_recv(&mut buf),
-        Err(RecvError::Stalled { position: stalled })
+        rx.pop(&mut buf),
+        Err(MpmcPopError::Stalled { position: stalled })
     );
     flags.kill(dead_entry);
     assert_eq!(
@@ -628,20 +629,20 @@ fn calls_without_a_claim_leave_no_intent() {
     let dead = MpmcProducer::register(region.clone(), token(3)).unwrap();
     let dead_entry = dead.entry();
     std::mem::forget(dead);
-    tx.try_send(b"12345678").unwrap();
+    tx.push(b"12345678").unwrap();
     let mut small = [0u8; 4];
     assert_eq!(
-        rx.try_recv(&mut small),
-        Err(RecvError::BufferTooSmall { len: 8, buffer: 4 })
+        rx.pop(&mut small),
+        Err(MpmcPopError::BufferTooSmall { len: 8, buffer: 4 })
     );
     assert_eq!(intent_of(rx.entry()), INTENT_NONE);
     let mut buf = [0u8; 8];
-    assert_eq!(rx.try_recv(&mut buf), Ok(8));
+    assert_eq!(rx.pop(&mut buf), Ok(8));
     // A consumer stalled on a claim that was never published.
     let stalled = play_dead_producer_claim(&mem, geometry, dead_entry);
     assert_eq!(
-        rx.try_recv(&mut buf),
-        Err(RecvError::Stalled { position: stalled })
+        rx.pop(&mut buf),
+        Err(MpmcPopError::Stalled { position: stalled })
     );
     assert_eq!(intent_of(rx.entry()), INTENT_NONE);
     // A producer stalled on a slot a consumer claimed and never freed: a fresh
@@ -650,12 +651,12 @@ fn calls_without_a_claim_leave_no_intent() {
     let (mem, region) = ring(2, 8, 2);
     let geometry = region.geometry();
     let mut tx = MpmcProducer::register(region, token(1)).unwrap();
-    tx.try_send(b"held").unwrap();
-    tx.try_send(b"next").unwrap();
+    tx.push(b"held").unwrap();
+    tx.push(b"next").unwrap();
     mem.poke(MPMC_HEAD_OFFSET, &1u64.to_ne_bytes());
     assert_eq!(
-        tx.try_send(b"later"),
-        Err(SendError::Stalled { position: 2 })
+        tx.push(b"later"),
+        Err(MpmcPushError::Stalled { position: 2 })
     );
     assert_eq!(
         peek_u64(&mem, geometry.entry_offset(tx.entry())),
@@ -692,10 +693,12 @@ fn threaded_run(producers: usize, consumers: usize, slots: usize, per_producer: 
                     msg[..4].copy_from_slice(&(p as u32).to_ne_bytes());
                     msg[4..].copy_from_slice(&i.to_ne_bytes());
                     loop {
-                        match tx.try_send(&msg) {
+                        match tx.push(&msg) {
                             Ok(()) => break,
                             Err(
-                                SendError::Full | SendError::Stalled { .. } | SendError::Contended,
+                                MpmcPushError::Full
+                                | MpmcPushError::Stalled { .. }
+                                | MpmcPushError::Contended,
                             ) => std::hint::spin_loop(),
                             Err(e) => panic!("send: {e}"),
                         }
@@ -712,7 +715,7 @@ fn threaded_run(producers: usize, consumers: usize, slots: usize, per_producer: 
                     let mut seen = Vec::new();
                     let mut buf = [0u8; 8];
                     while received.load(Ordering::Relaxed) < total {
-                        match rx.try_recv(&mut buf) {
+                        match rx.pop(&mut buf) {
                             Ok(8) => {
                                 let p = u32::from_ne_bytes(buf[..4].try_into().unwrap()) as usize;
                                 let i = u32::from_ne_bytes(buf[4..].try_into().unwrap());
@@ -723,7 +726,9 @@ fn threaded_run(producers: usize, consumers: usize, slots: usize, per_producer: 
                             }
                             Ok(n) => panic!("length {n}"),
                             Err(
-                                RecvError::Empty | RecvError::Stalled { .. } | RecvError::Contended,
+                                MpmcPopError::Empty
+                                | MpmcPopError::Stalled { .. }
+                                | MpmcPopError::Contended,
                             ) => std::hint::spin_loop(),
                             Err(e) => panic!("recv: {e}"),
                         }

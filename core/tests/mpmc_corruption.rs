@@ -158,8 +158,8 @@ fn hostile_run(seed: u64, slots: usize, slot_size: usize, steps: u32) -> Seen {
             0..=3 => {
                 if let Some(tx) = tx.as_mut() {
                     let len = rng.below(slot_size as u64 + 2) as usize;
-                    if let Err(shmring_core::SendError::Corrupted(_)) =
-                        tx.try_send(&buf[..len.min(buf.len())])
+                    if let Err(shmring_core::MpmcPushError::Corrupted(_)) =
+                        tx.push(&buf[..len.min(buf.len())])
                     {
                         seen.corrupted += 1;
                     }
@@ -168,12 +168,12 @@ fn hostile_run(seed: u64, slots: usize, slot_size: usize, steps: u32) -> Seen {
             4..=6 => {
                 if let Some(rx) = rx.as_mut() {
                     let len = rng.below(buf.len() as u64 + 1) as usize;
-                    match rx.try_recv(&mut buf[..len]) {
+                    match rx.pop(&mut buf[..len]) {
                         Ok(n) => {
                             assert!(n <= slot_size && n <= len, "seed {seed}: length {n}");
                             seen.received += 1;
                         }
-                        Err(shmring_core::RecvError::Corrupted(_)) => seen.corrupted += 1,
+                        Err(shmring_core::MpmcPopError::Corrupted(_)) => seen.corrupted += 1,
                         Err(_) => {}
                     }
                 }
@@ -202,14 +202,13 @@ fn hostile_run(seed: u64, slots: usize, slot_size: usize, steps: u32) -> Seen {
             _ => {
                 // Stalled calls with a recovery, as the `shmring` crate makes them.
                 if let Some(rx) = rx.as_mut() {
-                    if let Err(shmring_core::RecvError::Stalled { position }) =
-                        rx.try_recv(&mut buf)
+                    if let Err(shmring_core::MpmcPopError::Stalled { position }) = rx.pop(&mut buf)
                     {
                         let _ = rx.skip_dead_producer(position, &AllDead);
                     }
                 }
                 if let Some(tx) = tx.as_mut() {
-                    if let Err(shmring_core::SendError::Stalled { position }) = tx.try_send(b"x") {
+                    if let Err(shmring_core::MpmcPushError::Stalled { position }) = tx.push(b"x") {
                         let _ = tx.reclaim_from_dead_consumer(position, &AllDead);
                     }
                     let _ = tx.stats();
@@ -281,11 +280,11 @@ fn length_field_is_checked_against_slot_and_buffer() {
     // A buffer as large as the length field can say.
     let mut big = vec![0u8; mask as usize + 1];
     for (position, bad) in [(0, SLOT_SIZE as u64 + 1), (1, mask)] {
-        tx.try_send(b"message").unwrap();
+        tx.push(b"message").unwrap();
         set_len(position, bad);
         assert_eq!(
-            rx.try_recv(&mut big),
-            Err(shmring_core::RecvError::Corrupted(
+            rx.pop(&mut big),
+            Err(shmring_core::MpmcPopError::Corrupted(
                 shmring_core::MpmcCorruption::BadLength {
                     position: position as u64,
                     len: bad as u32,
@@ -293,18 +292,18 @@ fn length_field_is_checked_against_slot_and_buffer() {
                 }
             ))
         );
-        assert_eq!(rx.try_recv(&mut big), Err(shmring_core::RecvError::Empty));
+        assert_eq!(rx.pop(&mut big), Err(shmring_core::MpmcPopError::Empty));
     }
     // Within the slot, beyond the buffer: refused, not consumed.
-    tx.try_send(&[7; SLOT_SIZE]).unwrap();
+    tx.push(&[7; SLOT_SIZE]).unwrap();
     let mut small = [0u8; SLOT_SIZE - 1];
     assert_eq!(
-        rx.try_recv(&mut small),
-        Err(shmring_core::RecvError::BufferTooSmall {
+        rx.pop(&mut small),
+        Err(shmring_core::MpmcPopError::BufferTooSmall {
             len: SLOT_SIZE,
             buffer: SLOT_SIZE - 1,
         })
     );
-    assert_eq!(rx.try_recv(&mut big), Ok(SLOT_SIZE));
+    assert_eq!(rx.pop(&mut big), Ok(SLOT_SIZE));
     assert_eq!(&big[..SLOT_SIZE], &[7; SLOT_SIZE]);
 }

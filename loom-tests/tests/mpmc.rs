@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use shmring_core::{MpmcConsumer, MpmcProducer, Recovery, RecvError, SendError};
+use shmring_core::{MpmcConsumer, MpmcPopError, MpmcProducer, MpmcPushError, Recovery};
 use shmring_loom_tests::{LoomFutex, LoomLiveness, LoomMpmcRegion};
 
 type Producer = MpmcProducer<LoomMpmcRegion>;
@@ -39,16 +39,16 @@ fn message(producer: u8, seq: u8) -> [u8; 2] {
 
 fn send_blocking(tx: &mut Producer, msg: &[u8], futex: &LoomFutex) {
     loop {
-        match tx.try_send(msg) {
+        match tx.push(msg) {
             Ok(()) => {
                 tx.wake(futex);
                 return;
             }
             // Stalled: a consumer is copying the previous lap's message out.
-            Err(SendError::Full | SendError::Stalled { .. }) => {
+            Err(MpmcPushError::Full | MpmcPushError::Stalled { .. }) => {
                 tx.wait_for_space(futex, None).unwrap()
             }
-            Err(SendError::Contended) => {}
+            Err(MpmcPushError::Contended) => {}
             Err(e) => panic!("send: {e}"),
         }
     }
@@ -59,17 +59,17 @@ fn receive_blocking(rx: &mut Consumer, quota: usize, futex: &LoomFutex) -> Vec<[
     let mut got = Vec::new();
     let mut buf = [0u8; 2];
     while got.len() < quota {
-        match rx.try_recv(&mut buf) {
+        match rx.pop(&mut buf) {
             Ok(n) => {
                 assert_eq!(n, 2);
                 got.push(buf);
                 rx.wake(futex);
             }
             // Stalled: a producer claimed the position and is writing.
-            Err(RecvError::Empty | RecvError::Stalled { .. }) => {
+            Err(MpmcPopError::Empty | MpmcPopError::Stalled { .. }) => {
                 rx.wait_for_message(futex, None).unwrap()
             }
-            Err(RecvError::Contended) => {}
+            Err(MpmcPopError::Contended) => {}
             Err(e) => panic!("recv: {e}"),
         }
     }
@@ -134,7 +134,7 @@ fn mpmc_model(producers: u8, per_producer: u8, consumers: usize, slots: usize, b
             shares.push(h.join().unwrap());
         }
         check_delivery(&shares, 0..producers, per_producer);
-        assert_eq!(main_rx.try_recv(&mut [0; 2]), Err(RecvError::Empty));
+        assert_eq!(main_rx.pop(&mut [0; 2]), Err(MpmcPopError::Empty));
         assert_eq!(main_rx.stats().skipped + main_rx.stats().lost, 0);
     });
 }
@@ -171,9 +171,9 @@ fn no_lost_wakeup_producer() {
         let producer = thread::spawn(move || {
             for s in 0..3 {
                 loop {
-                    match tx.try_send(&message(0, s)) {
+                    match tx.push(&message(0, s)) {
                         Ok(()) => break,
-                        Err(SendError::Full | SendError::Stalled { .. }) => {
+                        Err(MpmcPushError::Full | MpmcPushError::Stalled { .. }) => {
                             tx.wait_for_space(&*f, None).unwrap()
                         }
                         Err(e) => panic!("send: {e}"),
@@ -185,10 +185,10 @@ fn no_lost_wakeup_producer() {
         let mut buf = [0u8; 2];
         for s in 0..3 {
             loop {
-                match rx.try_recv(&mut buf) {
+                match rx.pop(&mut buf) {
                     Ok(_) => break,
                     // Stalled: the producer claimed and is writing.
-                    Err(RecvError::Empty | RecvError::Stalled { .. }) => {
+                    Err(MpmcPopError::Empty | MpmcPopError::Stalled { .. }) => {
                         rx.wait_for_message(&*futex, None).unwrap()
                     }
                     Err(e) => panic!("recv: {e}"),
@@ -217,20 +217,20 @@ fn receive_skipping(
     let mut left = attempts.unwrap_or(usize::MAX);
     while left > 0 && received.load(Ordering::Acquire) < total {
         left -= 1;
-        match rx.try_recv(&mut buf) {
+        match rx.pop(&mut buf) {
             Ok(_) => {
                 got.push(buf);
                 received.fetch_add(1, Ordering::AcqRel);
             }
             // The model calls this at once, not after a bound: recovery must be
             // safe whenever it is called (a live claimant answers ClaimantAlive).
-            Err(RecvError::Stalled { position }) => {
+            Err(MpmcPopError::Stalled { position }) => {
                 match rx.skip_dead_producer(position, liveness).unwrap() {
                     Recovery::Recovered | Recovery::AlreadyMoved => {}
                     Recovery::ClaimantAlive { .. } => thread::yield_now(),
                 }
             }
-            Err(RecvError::Empty | RecvError::Contended) => thread::yield_now(),
+            Err(MpmcPopError::Empty | MpmcPopError::Contended) => thread::yield_now(),
             Err(e) => panic!("recv: {e}"),
         }
     }
@@ -260,7 +260,7 @@ fn dead_producer_model(consumers: usize, messages: u8, bound: usize) {
         });
         let sender = thread::spawn(move || {
             for s in 0..messages {
-                live.try_send(&message(1, s)).unwrap();
+                live.push(&message(1, s)).unwrap();
             }
         });
         let received = Arc::new(AtomicUsize::new(0));
@@ -295,12 +295,12 @@ fn dead_producer_model(consumers: usize, messages: u8, bound: usize) {
         // Drain: a dead claim behind every message is still there.
         let mut buf = [0u8; 2];
         loop {
-            match main_rx.try_recv(&mut buf) {
-                Err(RecvError::Stalled { position }) => assert_eq!(
+            match main_rx.pop(&mut buf) {
+                Err(MpmcPopError::Stalled { position }) => assert_eq!(
                     main_rx.skip_dead_producer(position, &liveness).unwrap(),
                     Recovery::Recovered
                 ),
-                Err(RecvError::Empty) => break,
+                Err(MpmcPopError::Empty) => break,
                 other => panic!("drain: {other:?}"),
             }
         }
@@ -335,7 +335,7 @@ fn dead_consumer_is_reclaimed() {
         let mut tx = Producer::register(region.clone(), token(1)).unwrap();
         let mut dead = Consumer::register(region.clone(), token(2)).unwrap();
         let mut rx = Consumer::register(region.clone(), token(3)).unwrap();
-        tx.try_send(&message(0, 0)).unwrap();
+        tx.push(&message(0, 0)).unwrap();
         let l = liveness.clone();
         let dying = thread::spawn(move || {
             assert_eq!(dead.claim_without_freeing(), Ok(0));
@@ -347,17 +347,17 @@ fn dead_consumer_is_reclaimed() {
         let producer = thread::spawn(move || {
             for s in 1..3 {
                 loop {
-                    match tx.try_send(&message(0, s)) {
+                    match tx.push(&message(0, s)) {
                         Ok(()) => break,
                         // The model reclaims at once, not after a bound: reclaiming
                         // must be safe whenever it is called.
-                        Err(SendError::Stalled { position }) => {
+                        Err(MpmcPushError::Stalled { position }) => {
                             match tx.reclaim_from_dead_consumer(position, &l).unwrap() {
                                 Recovery::Recovered | Recovery::AlreadyMoved => {}
                                 Recovery::ClaimantAlive { .. } => thread::yield_now(),
                             }
                         }
-                        Err(SendError::Full | SendError::Contended) => thread::yield_now(),
+                        Err(MpmcPushError::Full | MpmcPushError::Contended) => thread::yield_now(),
                         Err(e) => panic!("send: {e}"),
                     }
                 }
@@ -367,10 +367,10 @@ fn dead_consumer_is_reclaimed() {
         dying.join().unwrap();
         let mut buf = [0u8; 2];
         for s in 1..3 {
-            assert_eq!(rx.try_recv(&mut buf), Ok(2));
+            assert_eq!(rx.pop(&mut buf), Ok(2));
             assert_eq!(buf, message(0, s));
         }
-        assert_eq!(rx.try_recv(&mut buf), Err(RecvError::Empty));
+        assert_eq!(rx.pop(&mut buf), Err(MpmcPopError::Empty));
         assert_eq!(rx.stats().lost, 1);
         assert_eq!(rx.stats().skipped, 0);
     });
@@ -393,14 +393,14 @@ fn live_consumer_is_not_reclaimed() {
         let producer = thread::spawn(move || {
             for s in 0..3 {
                 loop {
-                    match tx.try_send(&message(0, s)) {
+                    match tx.push(&message(0, s)) {
                         Ok(()) => break,
-                        Err(SendError::Stalled { position }) => {
+                        Err(MpmcPushError::Stalled { position }) => {
                             let r = tx.reclaim_from_dead_consumer(position, &liveness);
                             assert_ne!(r, Ok(Recovery::Recovered), "live consumer reclaimed");
                             thread::yield_now();
                         }
-                        Err(SendError::Full | SendError::Contended) => thread::yield_now(),
+                        Err(MpmcPushError::Full | MpmcPushError::Contended) => thread::yield_now(),
                         Err(e) => panic!("send: {e}"),
                     }
                 }
@@ -409,11 +409,13 @@ fn live_consumer_is_not_reclaimed() {
         let mut buf = [0u8; 2];
         for s in 0..3 {
             loop {
-                match rx.try_recv(&mut buf) {
+                match rx.pop(&mut buf) {
                     Ok(_) => break,
-                    Err(RecvError::Empty | RecvError::Stalled { .. } | RecvError::Contended) => {
-                        thread::yield_now()
-                    }
+                    Err(
+                        MpmcPopError::Empty
+                        | MpmcPopError::Stalled { .. }
+                        | MpmcPopError::Contended,
+                    ) => thread::yield_now(),
                     Err(e) => panic!("recv: {e}"),
                 }
             }
@@ -437,21 +439,21 @@ fn live_producer_is_not_skipped() {
         for p in 0..2u8 {
             let mut tx = Producer::register(region.clone(), token(1 + p as u32)).unwrap();
             senders.push(thread::spawn(move || {
-                tx.try_send(&message(p, 0)).unwrap();
+                tx.push(&message(p, 0)).unwrap();
             }));
         }
         let mut rx = Consumer::register(region, token(9)).unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 2];
         while got.len() < 2 {
-            match rx.try_recv(&mut buf) {
+            match rx.pop(&mut buf) {
                 Ok(_) => got.push(buf),
-                Err(RecvError::Stalled { position }) => {
+                Err(MpmcPopError::Stalled { position }) => {
                     let r = rx.skip_dead_producer(position, &liveness);
                     assert_ne!(r, Ok(Recovery::Recovered), "live producer skipped");
                     thread::yield_now();
                 }
-                Err(RecvError::Empty | RecvError::Contended) => thread::yield_now(),
+                Err(MpmcPopError::Empty | MpmcPopError::Contended) => thread::yield_now(),
                 Err(e) => panic!("recv: {e}"),
             }
         }

@@ -55,8 +55,8 @@ use shmring_core::mpmc::layout::{
 };
 use shmring_core::{
     FLAG_ASYMMETRIC_FENCES, LayoutError, Liveness, MpmcConsumer, MpmcCorruption, MpmcGeometry,
-    MpmcLayoutError, MpmcProducer, MpmcRegion, MpmcWaitError, RawMpmcRegion, Recovery, RecvError,
-    RegisterError, SendError,
+    MpmcLayoutError, MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, MpmcRegisterError,
+    MpmcWaitError, RawMpmcRegion, Recovery,
 };
 
 pub use shmring_core::MpmcStats;
@@ -399,7 +399,7 @@ impl MpmcChannel {
             usize,
             NonZeroU32,
             Option<NonZeroU32>,
-        ) -> std::result::Result<T, RegisterError>,
+        ) -> std::result::Result<T, MpmcRegisterError>,
     ) -> Result<(T, File, SharedFutex)> {
         let futex = self.futex()?;
         let what = self.segment.describe();
@@ -430,11 +430,13 @@ impl MpmcChannel {
                 }
                 // The owner word changed under our lock: not a shmring endpoint's
                 // doing. Leave that entry alone.
-                Err(RegisterError::Taken { .. }) => {
+                Err(MpmcRegisterError::Taken { .. }) => {
                     lock::unlock(file.as_fd(), offset)
                         .map_err(|e| Error::io("fcntl(F_OFD_SETLK)", what, e))?;
                 }
-                Err(RegisterError::TableFull { .. } | RegisterError::EntryOutOfRange { .. }) => {
+                Err(
+                    MpmcRegisterError::TableFull { .. } | MpmcRegisterError::EntryOutOfRange { .. },
+                ) => {
                     unreachable!("entry {entry} is below the table size")
                 }
             }
@@ -743,13 +745,13 @@ impl MpmcSender {
     /// One attempt; `peer_gone`: no receiver is alive (recover at once, and a full
     /// ring is `Disconnected`).
     fn step(&mut self, message: &[u8], peer_gone: bool, contended: &mut u32) -> Result<Step<()>> {
-        match self.producer.try_send(message) {
+        match self.producer.push(message) {
             Ok(()) => {
                 self.link.stall = None;
                 self.producer.wake(&self.link.futex);
                 Ok(Step::Done(()))
             }
-            Err(SendError::Full) => {
+            Err(MpmcPushError::Full) => {
                 self.link.stall = None;
                 if peer_gone {
                     Err(self.link.disconnected())
@@ -757,7 +759,7 @@ impl MpmcSender {
                     Ok(Step::Wait)
                 }
             }
-            Err(SendError::Stalled { position }) => {
+            Err(MpmcPushError::Stalled { position }) => {
                 if !self.link.recovery_due(position, peer_gone) {
                     return Ok(Step::Wait);
                 }
@@ -768,15 +770,15 @@ impl MpmcSender {
                 self.producer.wake(&self.link.futex);
                 Ok(step)
             }
-            Err(SendError::Contended) => {
+            Err(MpmcPushError::Contended) => {
                 *contended += 1;
                 if *contended >= MAX_CONTENDED {
                     return Err(self.link.unstable("tail"));
                 }
                 Ok(Step::Again)
             }
-            Err(SendError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
-            Err(SendError::Corrupted(c)) => Err(self.link.corrupted(c)),
+            Err(MpmcPushError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
+            Err(MpmcPushError::Corrupted(c)) => Err(self.link.corrupted(c)),
         }
     }
 
@@ -894,13 +896,13 @@ impl MpmcReceiver {
         peer_gone: bool,
         contended: &mut u32,
     ) -> Result<Step<usize>> {
-        match self.consumer.try_recv(buf) {
+        match self.consumer.pop(buf) {
             Ok(n) => {
                 self.link.stall = None;
                 self.consumer.wake(&self.link.futex);
                 Ok(Step::Done(n))
             }
-            Err(RecvError::Empty) => {
+            Err(MpmcPopError::Empty) => {
                 self.link.stall = None;
                 if peer_gone {
                     // The stream has ended: free what dead receivers still hold,
@@ -915,7 +917,7 @@ impl MpmcReceiver {
                     Ok(Step::Wait)
                 }
             }
-            Err(RecvError::Stalled { position }) => {
+            Err(MpmcPopError::Stalled { position }) => {
                 if !self.link.recovery_due(position, peer_gone) {
                     return Ok(Step::Wait);
                 }
@@ -926,17 +928,17 @@ impl MpmcReceiver {
                 self.consumer.wake(&self.link.futex);
                 Ok(step)
             }
-            Err(RecvError::Contended) => {
+            Err(MpmcPopError::Contended) => {
                 *contended += 1;
                 if *contended >= MAX_CONTENDED {
                     return Err(self.link.unstable("head"));
                 }
                 Ok(Step::Again)
             }
-            Err(RecvError::BufferTooSmall { len, buffer }) => {
+            Err(MpmcPopError::BufferTooSmall { len, buffer }) => {
                 Err(Error::BufferTooSmall { len, buffer })
             }
-            Err(RecvError::Corrupted(c)) => {
+            Err(MpmcPopError::Corrupted(c)) => {
                 // A bad length consumed and freed its slot: let the others know.
                 self.consumer.wake(&self.link.futex);
                 Err(self.link.corrupted(c))

@@ -222,7 +222,7 @@ fn child_mpmc_consumer() {
 
 /// Emulates a producer killed between claiming a position and publishing it:
 /// registers, then performs the claim by hand (intent, then the tail CAS) as
-/// core's `try_send` does, reports `claimed`, and waits to be killed.
+/// core's `MpmcProducer::push` does, reports `claimed`, and waits to be killed.
 #[test]
 fn child_mpmc_dead_claim() {
     if !child_start() {

@@ -1,71 +1,12 @@
-//! The MPMC ring's error types. Each variant names the problem and carries the
-//! values that caused it.
+//! The errors of the MPMC ring's operations: registering, sending, receiving,
+//! waiting, and what a hostile peer can leave in the slots. Each variant names the
+//! problem and carries the values that caused it. The errors of a segment's shape
+//! ([`MpmcLayoutError`](super::layout::MpmcLayoutError)) are in the layout, beside
+//! the limits they name.
 
 use core::fmt;
 
-use crate::error::{LayoutError, TimedOut};
-
-/// Why an MPMC segment could not be laid out, initialised or attached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MpmcLayoutError {
-    /// The slot count is not a power of two within `MIN_SLOTS..=MAX_SLOTS`.
-    InvalidSlotCount {
-        /// The count asked for, or found in the header.
-        slots: u64,
-    },
-    /// The slot payload size is zero or above `MAX_SLOT_SIZE`.
-    InvalidSlotSize {
-        /// The size asked for, or found in the header.
-        slot_size: u64,
-        /// The largest allowed.
-        max: u64,
-    },
-    /// The endpoint count is zero or above `MAX_ENDPOINTS`.
-    InvalidEndpointCount {
-        /// The count asked for, or found in the header.
-        endpoints: u64,
-        /// The largest allowed.
-        max: u64,
-    },
-    /// The layout would span more than `MAX_MPMC_SEGMENT` bytes or the address space.
-    SegmentTooLarge {
-        /// Bytes it would span.
-        size: u64,
-    },
-    /// A problem every segment kind shares: alignment, size, magic, version, ring
-    /// kind, a header field that disagrees with the shape, an unknown flag.
-    Segment(LayoutError),
-}
-
-impl From<LayoutError> for MpmcLayoutError {
-    fn from(e: LayoutError) -> Self {
-        Self::Segment(e)
-    }
-}
-
-impl fmt::Display for MpmcLayoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::InvalidSlotCount { slots } => write!(
-                f,
-                "invalid slot count {slots}: must be a power of two from {} to {}",
-                super::layout::MIN_SLOTS,
-                super::layout::MAX_SLOTS
-            ),
-            Self::InvalidSlotSize { slot_size, max } => {
-                write!(f, "invalid slot size {slot_size}: must be from 1 to {max}")
-            }
-            Self::InvalidEndpointCount { endpoints, max } => write!(
-                f,
-                "invalid endpoint count {endpoints}: must be from 1 to {max}"
-            ),
-            Self::SegmentTooLarge { size } => {
-                write!(f, "segment of {size} bytes is too large")
-            }
-            Self::Segment(e) => e.fmt(f),
-        }
-    }
-}
+use crate::error::TimedOut;
 
 /// What an MPMC endpoint found in shared memory that the protocol cannot produce:
 /// the mark of a buggy or hostile peer. Nothing was read or written out of bounds.
@@ -107,7 +48,7 @@ impl fmt::Display for MpmcCorruption {
 
 /// Why an endpoint could not register in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegisterError {
+pub enum MpmcRegisterError {
     /// Every entry of the table is held.
     TableFull {
         /// Entries in the table.
@@ -130,7 +71,7 @@ pub enum RegisterError {
     },
 }
 
-impl fmt::Display for RegisterError {
+impl fmt::Display for MpmcRegisterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::TableFull { endpoints } => {
@@ -149,7 +90,7 @@ impl fmt::Display for RegisterError {
 
 /// Why a message could not be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
+pub enum MpmcPushError {
     /// The message is longer than a slot.
     TooLarge {
         /// Length asked for.
@@ -174,7 +115,7 @@ pub enum SendError {
     Corrupted(MpmcCorruption),
 }
 
-impl fmt::Display for SendError {
+impl fmt::Display for MpmcPushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLarge { len, max } => {
@@ -193,7 +134,7 @@ impl fmt::Display for SendError {
 
 /// Why no message could be received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvError {
+pub enum MpmcPopError {
     /// No message is published or claimed.
     Empty,
     /// The next message does not fit the buffer; nothing was consumed.
@@ -218,7 +159,7 @@ pub enum RecvError {
     Corrupted(MpmcCorruption),
 }
 
-impl fmt::Display for RecvError {
+impl fmt::Display for MpmcPopError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Empty => write!(f, "ring empty"),
@@ -260,9 +201,8 @@ impl From<TimedOut> for MpmcWaitError {
     }
 }
 
-impl core::error::Error for MpmcLayoutError {}
 impl core::error::Error for MpmcCorruption {}
-impl core::error::Error for RegisterError {}
-impl core::error::Error for SendError {}
-impl core::error::Error for RecvError {}
+impl core::error::Error for MpmcRegisterError {}
+impl core::error::Error for MpmcPushError {}
+impl core::error::Error for MpmcPopError {}
 impl core::error::Error for MpmcWaitError {}

@@ -19,10 +19,15 @@
 //! cache line. ARCHITECTURE.md ("The MPMC ring")
 //! documents every byte; the constants below are the contract, and compile-time
 //! assertions tie them to the structs.
+//!
+//! [`MpmcLayoutError`] says why a shape or a header was refused. It lives here,
+//! beside the limits it names: the ring's other errors (`error.rs`) need nothing
+//! from the layout, and the layout nothing from them.
 
 use core::alloc::Layout;
+use core::fmt;
 
-use super::error::MpmcLayoutError;
+use crate::error::LayoutError;
 use crate::layout::{LineAligned, SEGMENT_ALIGN};
 use crate::sync::{AtomicU32, AtomicU64};
 
@@ -105,7 +110,7 @@ pub struct MpmcHeader {
 
 /// The words of the wait/notify protocol, the recovery statistics and the
 /// registration counts. The signal words are eventcounts as in SPSC segments
-/// ([`SignalLine`](crate::layout::SignalLine): bit 0 reserved, bit 1 a waiter,
+/// ([`SignalLine`](crate::spsc::layout::SignalLine): bit 0 reserved, bit 1 a waiter,
 /// bits 2..32 a count).
 #[derive(Debug)]
 #[repr(C)]
@@ -423,3 +428,66 @@ pub fn mpmc_segment_layout(
 ) -> Result<Layout, MpmcLayoutError> {
     Ok(MpmcGeometry::new(slots, slot_size, endpoints)?.layout())
 }
+
+/// Why an MPMC segment could not be laid out, initialised or attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MpmcLayoutError {
+    /// The slot count is not a power of two within `MIN_SLOTS..=MAX_SLOTS`.
+    InvalidSlotCount {
+        /// The count asked for, or found in the header.
+        slots: u64,
+    },
+    /// The slot payload size is zero or above `MAX_SLOT_SIZE`.
+    InvalidSlotSize {
+        /// The size asked for, or found in the header.
+        slot_size: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// The endpoint count is zero or above `MAX_ENDPOINTS`.
+    InvalidEndpointCount {
+        /// The count asked for, or found in the header.
+        endpoints: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// The layout would span more than `MAX_MPMC_SEGMENT` bytes or the address space.
+    SegmentTooLarge {
+        /// Bytes it would span.
+        size: u64,
+    },
+    /// A problem every segment kind shares: alignment, size, magic, version, ring
+    /// kind, a header field that disagrees with the shape, an unknown flag.
+    Segment(LayoutError),
+}
+
+impl From<LayoutError> for MpmcLayoutError {
+    fn from(e: LayoutError) -> Self {
+        Self::Segment(e)
+    }
+}
+
+impl fmt::Display for MpmcLayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::InvalidSlotCount { slots } => write!(
+                f,
+                "invalid slot count {slots}: must be a power of two from {} to {}",
+                MIN_SLOTS, MAX_SLOTS
+            ),
+            Self::InvalidSlotSize { slot_size, max } => {
+                write!(f, "invalid slot size {slot_size}: must be from 1 to {max}")
+            }
+            Self::InvalidEndpointCount { endpoints, max } => write!(
+                f,
+                "invalid endpoint count {endpoints}: must be from 1 to {max}"
+            ),
+            Self::SegmentTooLarge { size } => {
+                write!(f, "segment of {size} bytes is too large")
+            }
+            Self::Segment(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for MpmcLayoutError {}

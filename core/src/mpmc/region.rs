@@ -64,10 +64,9 @@ mod raw {
     use crate::error::LayoutError;
     use crate::layout::{KNOWN_FLAGS, LAYOUT_VERSION, MAGIC, RING_KIND_MPMC, SEGMENT_ALIGN};
     use crate::mpmc::MpmcStats;
-    use crate::mpmc::error::MpmcLayoutError;
     use crate::mpmc::layout::{
         ENDPOINT_ENTRY_SIZE, EndpointEntry, INTENT_NONE, MPMC_TABLE_OFFSET, MpmcControl,
-        MpmcGeometry, MpmcSegmentHeader, SlotHeader,
+        MpmcGeometry, MpmcLayoutError, MpmcSegmentHeader, SlotHeader,
     };
     use crate::sync::Ordering;
 
