@@ -26,8 +26,8 @@ use crate::blocking::{self, Endpoint, ParkFutex, Step, Waiter, deadline_after};
 pub use crate::blocking::{LIVENESS_INTERVAL, WaitStrategy};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
-use crate::lock;
 use crate::segment::{Backing, Segment, SegmentConfig};
+use crate::sys::lock;
 
 /// Creates or opens a channel: the ring's backing, its size, permissions, and the
 /// endpoints' wait strategy.
@@ -315,20 +315,9 @@ impl Channel {
     /// inherited (close-on-exec cleared in the child only) and its number put in
     /// the environment variable `var`, for [`ChannelBuilder::from_env`].
     pub fn pass_to(&self, command: &mut Command, var: &str) {
-        use std::os::unix::process::CommandExt;
         let fd = self.segment.fd().as_raw_fd();
         command.env(var, fd.to_string());
-        // SAFETY: the closure runs in the child between fork and exec and calls
-        // only fcntl, which is async-signal-safe; it allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::sys::inherit::inherit_in_child(command, [fd]);
     }
 }
 

@@ -58,13 +58,13 @@ pub mod connection;
 pub mod error;
 pub mod event;
 pub mod futex;
-mod lock;
 mod message;
 pub mod mpmc;
 pub mod rpc;
 pub mod segment;
 pub mod semaphore;
 mod sync_object;
+mod sys;
 pub mod transport;
 
 pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};

@@ -27,7 +27,7 @@ use shmring_core::{
 };
 
 use crate::error::{Error, Result};
-use crate::lock::{self, PRESENCE_LOCK, RECEIVER_LOCK, SENDER_LOCK};
+use crate::sys::lock::{self, PRESENCE_LOCK, RECEIVER_LOCK, SENDER_LOCK};
 
 /// Where named shared memory objects live on Linux.
 const SHM_DIR: &str = "/dev/shm";
@@ -364,7 +364,7 @@ impl<C: Contents> Segment<C> {
     }
 
     /// The segment's descriptor: to pass to a child or a peer, or to reopen for
-    /// locks of one's own (`crate::lock::reopen`).
+    /// locks of one's own (`crate::sys::lock::reopen`).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }

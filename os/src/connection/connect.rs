@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use crate::blocking::deadline_after;
 use crate::channel::{ChannelBuilder, Receiver, Sender, WaitStrategy};
 use crate::error::{Error, Result};
-use crate::transport::sys;
+use crate::sys::{self, fdpass};
 
 use super::handshake::{self, Hello, Reply, failed};
 use super::{
     Connection, Endpoint, PeerCredentials, Transport, TransportPolicy, describe_unix, dir,
-    effective_policy, fdpass, parse_endpoint, segment_size, socket_path, tcp_setup, valid_capacity,
+    effective_policy, parse_endpoint, segment_size, socket_path, tcp_setup, valid_capacity,
 };
 
 /// Options for connecting: directory, transport policy, capacity wish, timeout,
@@ -132,7 +132,7 @@ impl ConnectOptions {
                 dir::check(&dir, &self.trusted_uids, 0o755)?;
                 let path = socket_path(&dir, &name);
                 let what = describe_unix(&path);
-                let fd = sys::unix_connect(&path, libc::SOCK_STREAM, &what, |_| Ok(()))?;
+                let fd = sys::unix_connect(&path, sys::SocketType::STREAM, &what, |_| Ok(()))?;
                 let cred = fdpass::peer_credentials(fd.as_fd())
                     .map_err(|e| Error::io("SO_PEERCRED", &what, e))?;
                 if !self.trusted_uids.contains(&cred.uid) {
