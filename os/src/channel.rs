@@ -778,14 +778,13 @@ impl Drop for Sender {
     fn drop(&mut self) {
         // Before the claim word is released: the next holder writes its own.
         set_pid(self.link.segment.region(), Role::Sender, 0);
-        // SAFETY: each field is dropped once, here, and never used again (the
-        // struct is being dropped; `link` does not touch them).
-        unsafe {
-            // Publishes what is pending and releases the claim word...
-            ManuallyDrop::drop(&mut self.producer);
-            // ...then frees the role: a probe now finds it unheld.
-            ManuallyDrop::drop(&mut self.lock);
-        }
+        // Publishes what is pending and releases the claim word...
+        // SAFETY: the field is dropped once, here, and never used again (the
+        // struct is being dropped; `link` does not touch it).
+        unsafe { ManuallyDrop::drop(&mut self.producer) };
+        // ...then frees the role: a probe now finds it unheld.
+        // SAFETY: as above.
+        unsafe { ManuallyDrop::drop(&mut self.lock) };
         // A parked receiver sees the departure now, not at its next probe.
         wake_parked(&self.link.segment);
     }
@@ -804,10 +803,9 @@ impl Drop for Receiver {
         // As in `Drop for Sender`.
         set_pid(self.link.segment.region(), Role::Receiver, 0);
         // SAFETY: as in `Drop for Sender`.
-        unsafe {
-            ManuallyDrop::drop(&mut self.consumer);
-            ManuallyDrop::drop(&mut self.lock);
-        }
+        unsafe { ManuallyDrop::drop(&mut self.consumer) };
+        // SAFETY: as in `Drop for Sender`.
+        unsafe { ManuallyDrop::drop(&mut self.lock) };
         // A sender parked on a full ring sees the departure now.
         wake_parked(&self.link.segment);
     }

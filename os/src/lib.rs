@@ -46,6 +46,7 @@
 //! Linux only: the crate uses the futex, memfd and OFD locks, and does not build
 //! elsewhere.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
