@@ -486,15 +486,14 @@ fn verify_memfd(fd: BorrowedFd<'_>, size: u64, what: &str) -> Result<(u64, u64)>
     if !link.as_os_str().as_encoded_bytes().starts_with(b"/memfd:") {
         return Err(failed(what, "a passed descriptor is not a memfd", 0, 0));
     }
-    // SAFETY: fcntl on a descriptor open for the borrow, no argument.
-    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-    let required = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-    if seals < 0 || seals & required != required {
+    let seals = sys::memfd::seals(fd.as_fd()).map_or(0, |s| s.bits());
+    let required = sys::memfd::SEALED.bits();
+    if seals & required != required {
         return Err(failed(
             what,
             "a passed memfd is not sealed against shrinking, growing and resealing",
-            seals.max(0) as u64,
-            required as u64,
+            seals.into(),
+            required.into(),
         ));
     }
     if meta.len() != size {

@@ -12,6 +12,7 @@ pub(crate) mod futex;
 pub(crate) mod inherit;
 pub(crate) mod lock;
 pub(crate) mod membarrier;
+pub(crate) mod memfd;
 pub(crate) mod mq;
 pub(crate) mod poll;
 
