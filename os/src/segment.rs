@@ -1106,7 +1106,11 @@ fn check_trust(meta: &std::fs::Metadata, cfg: &SegmentConfig, what: &str) -> Res
 }
 
 fn page_size() -> u64 {
-    rustix::param::page_size() as u64
+    // Not rustix's `param::page_size`, which parses the auxiliary vector and
+    // faults under valgrind.
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096)
 }
 
 /// Checks that the file is a regular file whose size can hold `C`'s header and at
