@@ -26,9 +26,9 @@ use crate::blocking::{self, Endpoint, ParkFutex, Step, Waiter, deadline_after};
 pub use crate::blocking::{LIVENESS_INTERVAL, PEER_DEATH_BOUND, WaitStrategy};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
-use crate::lock;
 use crate::options::{SegmentBuilder, SegmentOptions};
 use crate::segment::{Backing, Segment};
+use crate::sys::lock;
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,
 /// cleanup and the endpoints' wait strategy through [`SegmentBuilder`].
@@ -259,20 +259,9 @@ impl Channel {
     /// inherited (close-on-exec cleared in the child only) and its number put in
     /// the environment variable `var`, for [`ChannelBuilder::from_env`].
     pub fn pass_to(&self, command: &mut Command, var: &str) {
-        use std::os::unix::process::CommandExt;
         let fd = self.segment.fd().as_raw_fd();
         command.env(var, fd.to_string());
-        // SAFETY: the closure runs in the child between fork and exec and calls
-        // only fcntl, which is async-signal-safe; it allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::sys::inherit::inherit_in_child(command, [fd]);
     }
 }
 
@@ -733,14 +722,13 @@ impl Drop for Sender {
     fn drop(&mut self) {
         // Before the claim word is released: the next holder writes its own.
         set_pid(self.link.segment.region(), Role::Sender, 0);
-        // SAFETY: each field is dropped once, here, and never used again (the
-        // struct is being dropped; `link` does not touch them).
-        unsafe {
-            // Publishes what is pending and releases the claim word...
-            ManuallyDrop::drop(&mut self.producer);
-            // ...then frees the role: a probe now finds it unheld.
-            ManuallyDrop::drop(&mut self.lock);
-        }
+        // Publishes what is pending and releases the claim word...
+        // SAFETY: the field is dropped once, here, and never used again (the
+        // struct is being dropped; `link` does not touch it).
+        unsafe { ManuallyDrop::drop(&mut self.producer) };
+        // ...then frees the role: a probe now finds it unheld.
+        // SAFETY: as above.
+        unsafe { ManuallyDrop::drop(&mut self.lock) };
         // A parked receiver sees the departure now, not at its next probe.
         wake_parked(&self.link.segment);
     }
@@ -759,10 +747,9 @@ impl Drop for Receiver {
         // As in `Drop for Sender`.
         set_pid(self.link.segment.region(), Role::Receiver, 0);
         // SAFETY: as in `Drop for Sender`.
-        unsafe {
-            ManuallyDrop::drop(&mut self.consumer);
-            ManuallyDrop::drop(&mut self.lock);
-        }
+        unsafe { ManuallyDrop::drop(&mut self.consumer) };
+        // SAFETY: as in `Drop for Sender`.
+        unsafe { ManuallyDrop::drop(&mut self.lock) };
         // A sender parked on a full ring sees the departure now.
         wake_parked(&self.link.segment);
     }

@@ -2,12 +2,14 @@
 //! wakes, nothing more (when a blocked call parks, for how long, and what ends it
 //! early are `crate::blocking`'s).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{Ordering, compiler_fence, fence};
 use std::time::Instant;
 
 use shmring_core::sync::AtomicU32;
 use shmring_core::{Futex, TimedOut};
+
+use crate::sys::futex::{self as sys_futex, Woken};
+use crate::sys::membarrier;
 
 /// The Linux futex on a word in shared memory.
 ///
@@ -28,27 +30,11 @@ pub struct SharedFutex {
     asymmetric: bool,
 }
 
-/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` and its registration (linux/membarrier.h).
-const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
-const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
-
 /// Registers this process for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (once per process):
 /// from then on, another process's expedited barrier also runs on this process's
 /// threads. `false` if the kernel (before 4.16) or a seccomp filter refuses it.
 pub fn register_membarrier() -> bool {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    *REGISTERED.get_or_init(|| {
-        // SAFETY: a system call with integer arguments only.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
-                0,
-                0,
-            )
-        };
-        rc == 0
-    })
+    membarrier::register_global_expedited()
 }
 
 impl SharedFutex {
@@ -81,44 +67,22 @@ impl Futex for SharedFutex {
     ) -> Result<(), TimedOut> {
         let timeout = match deadline {
             None => None,
-            Some(deadline) => {
-                let left = deadline
+            Some(deadline) => Some(
+                deadline
                     .checked_duration_since(Instant::now())
                     .filter(|left| !left.is_zero())
-                    .ok_or(TimedOut)?;
-                Some(libc::timespec {
-                    tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
-                    tv_nsec: left.subsec_nanos().into(),
-                })
-            }
+                    .ok_or(TimedOut)?,
+            ),
         };
-        let timeout_ptr = timeout
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `word` is a live, aligned 32-bit atomic (borrowed for the call);
-        // FUTEX_WAIT only reads it and compares; `timeout_ptr` is null or points to
-        // a timespec that lives across the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT,
-                expected,
-                timeout_ptr,
-            )
-        };
-        if rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
-            return Err(TimedOut);
+        match sys_futex::wait(word, expected, timeout) {
+            Woken::TimedOut => Err(TimedOut),
+            Woken::Early => Ok(()),
         }
-        // 0: woken (or spuriously); EAGAIN: the word changed; EINTR: a signal.
-        Ok(())
     }
 
+    #[inline]
     fn wake(&self, word: &AtomicU32) {
-        // SAFETY: as in `wait`; FUTEX_WAKE does not touch the word's value.
-        unsafe {
-            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
-        }
+        sys_futex::wake(word, i32::MAX as u32);
     }
 
     /// A barrier on every CPU that runs a registered process (asymmetric), or
@@ -131,11 +95,7 @@ impl Futex for SharedFutex {
             // call (or is not running, and a context switch is one), so either its
             // publication is visible to our re-check after the call, or its check
             // for waiters, after that barrier, sees our WAITING bit.
-            // SAFETY: a system call with integer arguments only.
-            let rc = unsafe {
-                libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0)
-            };
-            if rc == 0 {
+            if membarrier::global_expedited() {
                 return;
             }
             // Cannot fail once registered; if it did, a local fence is the best

@@ -48,6 +48,7 @@
 //! Linux only: the crate uses the futex, memfd and OFD locks, and does not build
 //! elsewhere.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
@@ -60,7 +61,6 @@ pub mod connection;
 pub mod error;
 pub mod event;
 pub mod futex;
-mod lock;
 mod message;
 pub mod mpmc;
 pub mod options;
@@ -68,6 +68,7 @@ pub mod rpc;
 pub mod segment;
 pub mod semaphore;
 mod sync_object;
+mod sys;
 pub mod transport;
 
 pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};

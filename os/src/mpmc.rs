@@ -64,9 +64,9 @@ pub use shmring_core::MpmcStats;
 use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
-use crate::lock;
 use crate::options::{SegmentBuilder, SegmentOptions};
 use crate::segment::{Backing, Contents, Segment};
+use crate::sys::lock;
 
 /// The default stall timeout: how long a claimed but unfinished slot is waited
 /// for before its claimant's liveness is checked.
@@ -496,20 +496,9 @@ impl MpmcChannel {
     /// Lets the child that `command` spawns open this channel: its descriptor is
     /// inherited and its number put in `var`, for [`MpmcChannelBuilder::from_env`].
     pub fn pass_to(&self, command: &mut Command, var: &str) {
-        use std::os::unix::process::CommandExt;
         let fd = self.segment.fd().as_raw_fd();
         command.env(var, fd.to_string());
-        // SAFETY: the closure runs in the child between fork and exec and calls
-        // only fcntl, which is async-signal-safe; it allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::sys::inherit::inherit_in_child(command, [fd]);
     }
 }
 

@@ -27,8 +27,8 @@ use shmring_core::{
 };
 
 use crate::error::{Error, Result};
-use crate::lock::{self, PRESENCE_LOCK, RECEIVER_LOCK, SENDER_LOCK};
 use crate::options::SegmentOptions;
+use crate::sys::lock::{self, PRESENCE_LOCK, RECEIVER_LOCK, SENDER_LOCK};
 
 /// Where named shared memory objects live on Linux.
 const SHM_DIR: &str = "/dev/shm";
@@ -323,7 +323,7 @@ impl<C: Contents> Segment<C> {
     }
 
     /// The segment's descriptor: to pass to a child or a peer, or to reopen for
-    /// locks of one's own (`crate::lock::reopen`).
+    /// locks of one's own (`crate::sys::lock::reopen`).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
@@ -671,15 +671,7 @@ impl Named {
     /// Removes the name (`shm_unlink` or `unlink`).
     fn unlink(&self) -> io::Result<()> {
         match self {
-            Named::Shm { shm_name, .. } => {
-                // SAFETY: `shm_name` is a NUL-terminated string alive across the call.
-                let rc = unsafe { libc::shm_unlink(shm_name.as_ptr()) };
-                if rc == 0 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                }
-            }
+            Named::Shm { shm_name, .. } => Ok(rustix::shm::unlink(shm_name.as_c_str())?),
             Named::File { path, .. } => std::fs::remove_file(path),
         }
     }
@@ -712,13 +704,9 @@ pub(crate) unsafe fn inherited_fd(var: &str) -> Result<OwnedFd> {
         .and_then(|v| v.parse().ok())
         .filter(|&fd| fd >= 0)
         .ok_or_else(not_found)?;
-    // SAFETY: F_GETFD only asks whether `fd` is open; it changes nothing.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        return Err(not_found());
-    }
-    // SAFETY: the descriptor is open (checked) and, by the caller's contract,
-    // passed to us for this object and owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // SAFETY: by the caller's contract, passed to us for this object and owned by
+    // nothing else.
+    unsafe { crate::sys::inherit::take_inherited(fd) }.ok_or_else(not_found)
 }
 
 /// Checks a shared memory segment's name (before any system call).
@@ -852,20 +840,13 @@ fn remove_if_dead(named: &Named) -> Result<()> {
 
 fn create_memfd<C>(size: usize, options: &SegmentOptions, init: Init<'_, C>) -> Result<Segment<C>> {
     let what = "memfd".to_owned();
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: the name is a NUL-terminated literal; no other memory is passed.
-    let fd = unsafe { libc::memfd_create(c"shmring".as_ptr(), flags) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            Some(libc::ENOSYS) => Error::Unsupported {
-                what: "memfd_create",
-            },
-            _ => Error::io("memfd_create", what, e),
-        });
-    }
-    // SAFETY: `fd` was just returned by memfd_create: open, and owned by nobody else.
-    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let fd = crate::sys::memfd::create(c"shmring").map_err(|e| match e.kind() {
+        io::ErrorKind::Unsupported => Error::Unsupported {
+            what: "memfd_create",
+        },
+        _ => Error::io("memfd_create", &what, e),
+    })?;
+    let file = File::from(fd);
     // Harmless for a memfd (no name, no reclaimer), and uniform: every Segment holds
     // its presence lock.
     lock::try_lock(file.as_fd(), PRESENCE_LOCK, false)
@@ -949,12 +930,7 @@ fn finish_create_with<C>(
         .map_err(|e| Error::io("fchmod", what, e))?;
     allocate(file, size, what)?;
     if seal {
-        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-        // SAFETY: fcntl on an open descriptor with an integer argument.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) };
-        if rc < 0 {
-            return Err(Error::io("F_ADD_SEALS", what, io::Error::last_os_error()));
-        }
+        crate::sys::memfd::seal(file.as_fd()).map_err(|e| Error::io("F_ADD_SEALS", what, e))?;
     }
     let map = map(file, size, prefault, what)?;
     let contents = init(&map, what)?;
@@ -1117,8 +1093,7 @@ fn open_attempt<C: Contents>(named: &Named, options: &SegmentOptions) -> Result<
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    crate::sys::euid()
 }
 
 /// Owner and mode checks of an opened segment.
@@ -1138,6 +1113,8 @@ fn check_trust(meta: &std::fs::Metadata, options: &SegmentOptions, what: &str) -
 }
 
 fn page_size() -> u64 {
+    // Not rustix's `param::page_size`, which parses the auxiliary vector and
+    // faults under valgrind.
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096)
@@ -1200,17 +1177,13 @@ fn describe_fd(file: &File) -> (String, bool) {
 
 /// A memfd must be sealed against shrinking; other descriptors are accepted.
 fn check_seals(file: &File, what: &str, is_memfd: bool) -> Result<()> {
-    // SAFETY: fcntl on an open descriptor, no argument.
-    let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
-    if seals < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EINVAL) && !is_memfd {
-            // Not a sealable file (a regular file on disk).
-            return Ok(());
-        }
-        return Err(Error::io("F_GET_SEALS", what, e));
-    }
-    if seals & libc::F_SEAL_SHRINK != 0 || !is_memfd {
+    let seals = match crate::sys::memfd::seals(file.as_fd()) {
+        Ok(seals) => seals,
+        // Not a sealable file (a regular file on disk).
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput && !is_memfd => return Ok(()),
+        Err(e) => return Err(Error::io("F_GET_SEALS", what, e)),
+    };
+    if seals.contains(rustix::fs::SealFlags::SHRINK) || !is_memfd {
         // A named shared memory object (tmpfs) reports seals too, but can never be
         // sealed (F_SEAL_SEAL from birth): it carries the documented hazard.
         return Ok(());
@@ -1564,11 +1537,7 @@ mod tests {
 
     #[test]
     fn from_fd_refuses_unsealed_memfd_and_accepts_shm() {
-        // SAFETY: the name is a NUL-terminated literal.
-        let fd = unsafe { libc::memfd_create(c"unsealed".as_ptr(), libc::MFD_CLOEXEC) };
-        assert!(fd >= 0);
-        // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let owned = rustix::fs::memfd_create(c"unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         File::from(owned.try_clone().unwrap())
             .set_len((DATA_OFFSET + 4096) as u64)
             .unwrap();

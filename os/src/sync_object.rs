@@ -306,12 +306,9 @@ fn check_kind(segment: Segment<ObjectView>, kind: u32) -> Result<ObjectSegment> 
 
 /// `FUTEX_WAKE` of at most `count` waiters on `word` (shared, not private: the
 /// waiters may be in other processes).
+#[inline]
 pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
-    // SAFETY: `word` is a live, aligned 32-bit atomic (borrowed for the call);
-    // FUTEX_WAKE does not touch its value.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, count);
-    }
+    crate::sys::futex::wake(word, count.max(0) as u32);
 }
 
 /// A registration in an object's waiter count, undone on drop.

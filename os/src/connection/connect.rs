@@ -11,12 +11,12 @@ use crate::blocking::deadline_after;
 use crate::channel::{ChannelBuilder, Receiver, Sender, WaitStrategy};
 use crate::error::{Error, Result};
 use crate::options::SegmentBuilder as _;
-use crate::transport::sys;
+use crate::sys::{self, fdpass};
 
 use super::handshake::{self, Hello, Reply, failed};
 use super::{
     Connection, Endpoint, PeerCredentials, Transport, TransportPolicy, describe_unix, dir,
-    effective_policy, fdpass, parse_endpoint, segment_size, socket_path, tcp_setup, valid_capacity,
+    effective_policy, parse_endpoint, segment_size, socket_path, tcp_setup, valid_capacity,
 };
 
 /// Options for connecting: directory, transport policy, capacity wish, timeout,
@@ -133,7 +133,7 @@ impl ConnectOptions {
                 dir::check(&dir, &self.trusted_uids, 0o755)?;
                 let path = socket_path(&dir, &name);
                 let what = describe_unix(&path);
-                let fd = sys::unix_connect(&path, libc::SOCK_STREAM, &what, |_| Ok(()))?;
+                let fd = sys::unix_connect(&path, sys::SocketType::STREAM, &what, |_| Ok(()))?;
                 let cred = fdpass::peer_credentials(fd.as_fd())
                     .map_err(|e| Error::io("SO_PEERCRED", &what, e))?;
                 if !self.trusted_uids.contains(&cred.uid) {
@@ -487,15 +487,14 @@ fn verify_memfd(fd: BorrowedFd<'_>, size: u64, what: &str) -> Result<(u64, u64)>
     if !link.as_os_str().as_encoded_bytes().starts_with(b"/memfd:") {
         return Err(failed(what, "a passed descriptor is not a memfd", 0, 0));
     }
-    // SAFETY: fcntl on a descriptor open for the borrow, no argument.
-    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-    let required = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-    if seals < 0 || seals & required != required {
+    let seals = sys::memfd::seals(fd.as_fd()).map_or(0, |s| s.bits());
+    let required = sys::memfd::SEALED.bits();
+    if seals & required != required {
         return Err(failed(
             what,
             "a passed memfd is not sealed against shrinking, growing and resealing",
-            seals.max(0) as u64,
-            required as u64,
+            seals.into(),
+            required.into(),
         ));
     }
     if meta.len() != size {

@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::transport::sys;
+use crate::sys;
 
 /// The environment variable that names the runtime directory.
 const RUNTIME_DIR_VAR: &str = "XDG_RUNTIME_DIR";

@@ -12,13 +12,13 @@ use crate::channel::{Receiver, Sender};
 use crate::error::Error;
 use crate::error::{Result, Role};
 use crate::message::{MessageReceiver, MessageSender};
+use crate::sys::{self, WriteMode};
 use crate::transport::stream::{EndOfStream, FrameReader, FrameWriter};
-use crate::transport::sys::{self, WriteMode};
 
 use super::Transport;
-use super::fdpass;
 use super::handshake;
 use super::watcher::Watcher;
+use crate::sys::fdpass;
 
 /// The process at the other end of a Unix-socket connection, as the kernel
 /// recorded it at `connect` (`SO_PEERCRED`).
@@ -74,7 +74,7 @@ impl Drop for HalfClose {
         match (self.role, self.shared.transport) {
             // The peer's receiver sees the end of the stream (its watcher, or its
             // frame reader) after everything sent.
-            (Role::Sender, _) => sys::shutdown(fd, libc::SHUT_WR),
+            (Role::Sender, _) => sys::shutdown(fd, sys::Shutdown::Write),
             // The peer's sender learns from the byte (its watcher), without
             // waiting for its lock probe. If our sending half shut the socket
             // down already, the write fails; the peer learns when the socket
@@ -82,7 +82,7 @@ impl Drop for HalfClose {
             (Role::Receiver, Transport::SharedMemory) => {
                 let _ = fdpass::send_with_fds(fd, &[handshake::RECEIVER_GONE], &[]);
             }
-            (Role::Receiver, _) => sys::shutdown(fd, libc::SHUT_RD),
+            (Role::Receiver, _) => sys::shutdown(fd, sys::Shutdown::Read),
         }
     }
 }

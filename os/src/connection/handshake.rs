@@ -27,10 +27,10 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::transport::sys;
+use crate::sys;
 
 use super::TransportPolicy;
-use super::fdpass;
+use crate::sys::fdpass;
 
 /// The first bytes of every record.
 pub(crate) const MAGIC: [u8; 8] = *b"shmrconn";
@@ -204,7 +204,7 @@ pub(crate) fn write_all(
         let attach = if written == 0 { fds } else { &[] };
         match fdpass::send_with_fds(fd, &bytes[written..], attach) {
             Ok(n) => written += n,
-            Err(e) if sys::would_block(&e) => wait(fd, libc::POLLOUT, deadline, what)?,
+            Err(e) if sys::would_block(&e) => wait(fd, sys::PollFlags::OUT, deadline, what)?,
             Err(e) if sys::is_peer_gone(&e) => {
                 return Err(failed(
                     what,
@@ -267,7 +267,7 @@ pub(crate) fn read_exact(
             }
             Ok(Ok(n)) => got += n,
             Ok(Err(e)) => return Err(e),
-            Err(e) if sys::would_block(&e) => wait(fd, libc::POLLIN, deadline, what)?,
+            Err(e) if sys::would_block(&e) => wait(fd, sys::PollFlags::IN, deadline, what)?,
             Err(e) if sys::is_peer_gone(&e) => {
                 return Err(failed(
                     what,
@@ -284,7 +284,7 @@ pub(crate) fn read_exact(
 
 fn wait(
     fd: BorrowedFd<'_>,
-    events: libc::c_short,
+    events: sys::PollFlags,
     deadline: Option<Instant>,
     what: &str,
 ) -> Result<()> {

@@ -11,12 +11,12 @@ use crate::blocking::deadline_after;
 use crate::channel::{ChannelBuilder, Receiver, Sender, WaitStrategy};
 use crate::error::{Error, Result};
 use crate::options::SegmentBuilder as _;
-use crate::transport::sys::{self, UnixListenerFd};
+use crate::sys::{self, UnixListenerFd, fdpass};
 
 use super::handshake::{self, Hello, Reply, failed};
 use super::{
     Connection, DEFAULT_CAPACITY, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CAPACITY, Endpoint,
-    PeerCredentials, Transport, TransportPolicy, describe_unix, dir, effective_policy, fdpass,
+    PeerCredentials, Transport, TransportPolicy, describe_unix, dir, effective_policy,
     parse_endpoint, segment_size, socket_path, tcp_setup, valid_capacity,
 };
 
@@ -164,8 +164,10 @@ impl ListenerBuilder {
                     .map_err(|e| Error::io("resolve", &what, e))?
                     .collect();
                 let listener = std::net::TcpListener::bind(&addrs[..]).map_err(|e| {
-                    match e.raw_os_error() {
-                        Some(libc::EADDRINUSE) => Error::AlreadyExists { what: what.clone() },
+                    match rustix::io::Errno::from_io_error(&e) {
+                        Some(rustix::io::Errno::ADDRINUSE) => {
+                            Error::AlreadyExists { what: what.clone() }
+                        }
                         _ => sys::error("bind", what.as_str(), e),
                     }
                 })?;
@@ -188,13 +190,13 @@ impl ListenerBuilder {
 /// Binds the socket at `path`, replacing a stale socket file (one nobody listens
 /// on) once.
 fn bind_unix(path: &Path, what: &str) -> Result<UnixListenerFd> {
-    match UnixListenerFd::bind(path, libc::SOCK_STREAM, what) {
+    match UnixListenerFd::bind(path, sys::SocketType::STREAM, what) {
         Err(Error::AlreadyExists { .. }) => {}
         other => return other,
     }
     // Something is at the path. A live listener answers a connect; a socket
     // file whose listener died refuses it (ECONNREFUSED).
-    match sys::unix_connect(path, libc::SOCK_STREAM, what, |_| Ok(())) {
+    match sys::unix_connect(path, sys::SocketType::STREAM, what, |_| Ok(())) {
         Err(Error::ConnectionRefused { .. }) => {}
         Ok(_) => {
             return Err(Error::AlreadyExists {
@@ -211,7 +213,7 @@ fn bind_unix(path: &Path, what: &str) -> Result<UnixListenerFd> {
         });
     }
     std::fs::remove_file(path).map_err(|e| Error::io("unlink", what, e))?;
-    UnixListenerFd::bind(path, libc::SOCK_STREAM, what)
+    UnixListenerFd::bind(path, sys::SocketType::STREAM, what)
 }
 
 #[derive(Debug, Clone)]
@@ -354,10 +356,15 @@ impl Listener {
                     }
                     Err(e) if sys::would_block(&e) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+                    Err(e)
+                        if rustix::io::Errno::from_io_error(&e)
+                            == Some(rustix::io::Errno::CONNABORTED) =>
+                    {
+                        continue;
+                    }
                     Err(e) => return Err(sys::error("accept", self.what.as_str(), e)),
                 }
-                match sys::wait_for(listener.as_fd(), libc::POLLIN, deadline) {
+                match sys::wait_for(listener.as_fd(), sys::PollFlags::IN, deadline) {
                     Ok(Some(_)) => {}
                     Ok(None) => return Err(Error::TimedOut),
                     Err(e) => return Err(sys::error("poll", self.what.as_str(), e)),

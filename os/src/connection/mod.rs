@@ -58,7 +58,6 @@
 mod connect;
 mod dir;
 mod duplex;
-mod fdpass;
 mod handshake;
 mod listener;
 mod watcher;
@@ -69,8 +68,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::sys;
 use crate::transport::address::Address;
-use crate::transport::sys;
 
 pub use connect::{ConnectOptions, connect, connect_timeout};
 pub use duplex::{Connection, ConnectionReceiver, ConnectionSender, PeerCredentials};
@@ -184,11 +183,7 @@ fn tcp_setup(stream: std::net::TcpStream, what: &str) -> Result<OwnedFd> {
     let setup = |stream: &std::net::TcpStream| -> std::io::Result<()> {
         stream.set_nodelay(true)?;
         stream.set_nonblocking(true)?;
-        let fd = stream.as_fd();
-        sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-        sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 10)?;
-        sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 5)?;
-        sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3)
+        sys::set_tcp_keepalive(stream.as_fd())
     };
     setup(&stream).map_err(|e| sys::error("setsockopt", what, e))?;
     Ok(OwnedFd::from(stream))

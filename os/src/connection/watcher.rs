@@ -15,15 +15,16 @@
 //! Other bytes are ignored (a hostile peer gains nothing by sending them: it can
 //! write anything into the rings anyway).
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::event::{EventfdFlags, eventfd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crate::channel::Channel;
 use crate::error::{Error, Result};
-use crate::transport::sys;
+use crate::sys::{self, PollFlags};
 
 use super::handshake::RECEIVER_GONE;
 
@@ -45,9 +46,8 @@ impl Watcher {
         incoming: Channel,
         what: &str,
     ) -> Result<Self> {
-        // SAFETY: eventfd has no memory arguments.
-        let stop = sys::owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
-            .map_err(|e| Error::io("eventfd", what, e))?;
+        let flags = EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK;
+        let stop = eventfd(0, flags).map_err(|e| Error::io("eventfd", what, e.into()))?;
         let stop = Arc::new(stop);
         let peer_sender_gone = Arc::new(AtomicBool::new(false));
         let peer_receiver_gone = Arc::new(AtomicBool::new(false));
@@ -83,9 +83,7 @@ impl Watcher {
 
     /// Stops the thread and waits for it.
     pub(crate) fn stop(self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live array to an eventfd we own.
-        unsafe { libc::write(self.stop.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        let _ = rustix::io::write(&*self.stop, &1u64.to_ne_bytes());
         let _ = self.thread.join();
     }
 }
@@ -107,43 +105,29 @@ impl Watch {
             // After the end of the stream the socket stays readable: ask only for
             // the hang-up (always reported) from then on.
             let events = if end_seen {
-                0
+                PollFlags::empty()
             } else {
-                libc::POLLIN | libc::POLLRDHUP
+                PollFlags::IN | PollFlags::RDHUP
             };
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.socket.as_raw_fd(),
-                    events,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.stop.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is an array of two valid pollfds, alive across the call.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if rc < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
+            let polled = sys::wait_any([
+                (self.socket.as_fd(), events),
+                (self.stop.as_fd(), PollFlags::IN),
+            ]);
+            let Ok([revents, stop]) = polled else {
                 // Cannot watch any more: say the peer has gone rather than let a
                 // blocked call hang (the rings' lock probe would say so too if it
                 // were true; a false "gone" only ends calls early).
                 self.all_gone();
                 return;
-            }
-            if fds[1].revents != 0 {
+            };
+            if !stop.is_empty() {
                 return;
             }
-            let revents = fds[0].revents;
-            if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            if revents.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
                 self.all_gone();
                 return;
             }
-            if revents & (libc::POLLIN | libc::POLLRDHUP) != 0 {
+            if revents.intersects(PollFlags::IN | PollFlags::RDHUP) {
                 let mut buf = [0u8; 64];
                 match sys::read(self.socket.as_fd(), &mut buf) {
                     Ok(0) => {

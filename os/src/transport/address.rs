@@ -11,10 +11,10 @@ use crate::channel::ChannelBuilder;
 use crate::error::{Error, Result, Role};
 use crate::message::{MessageReceiver, MessageSender};
 use crate::options::SegmentBuilder as _;
+use crate::sys;
 use crate::transport::fifo::{FifoReceiver, FifoSender};
 use crate::transport::mq::MqBuilder;
 use crate::transport::seqpacket::SeqpacketListener;
-use crate::transport::sys;
 use crate::transport::tcp::TcpListener;
 use crate::transport::unix::UnixListener;
 

@@ -55,7 +55,9 @@ use crate::transport::DEFAULT_MAX_MESSAGE_LEN;
 use crate::transport::stream::{
     EndOfStream, FrameReader, FrameWriter, framed_receiver_methods, framed_sender_methods,
 };
-use crate::transport::sys::{self, WriteMode};
+use rustix::fs::{Mode, OFlags};
+
+use crate::sys::{self, WriteMode};
 
 /// How often an open waiting for a reader (or for the FIFO to exist) tries again.
 const RETRY_PAUSE: Duration = Duration::from_millis(2);
@@ -75,14 +77,9 @@ fn c_path(path: &Path) -> Result<CString> {
 }
 
 /// Opens `path` with `flags` (plus no-follow, close-on-exec, non-blocking).
-fn open(path: &CString, flags: libc::c_int) -> std::io::Result<OwnedFd> {
-    // SAFETY: `path` is NUL-terminated and alive across the call.
-    sys::owned(unsafe {
-        libc::open(
-            path.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
-        )
-    })
+fn open(path: &CString, flags: OFlags) -> std::io::Result<OwnedFd> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    Ok(rustix::fs::open(path.as_c_str(), flags, Mode::empty())?)
 }
 
 /// Checks an opened FIFO: a FIFO, ours, and closed to others. Returns its device
@@ -139,16 +136,18 @@ impl FifoReceiver {
         let path = path.as_ref();
         let what = describe(path);
         let cpath = c_path(path)?;
-        // SAFETY: `cpath` is NUL-terminated and alive across the call.
-        sys::cvt(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) })
-            .map_err(|e| sys::error("mkfifo", what.as_str(), e))?;
-        let opened = open(&cpath, libc::O_RDONLY)
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            cpath.as_c_str(),
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| sys::error("mkfifo", what.as_str(), e.into()))?;
+        let opened = open(&cpath, OFlags::RDONLY)
             .map_err(|e| sys::error("open", what.as_str(), e))
             .and_then(|fd| {
                 // The umask may have taken bits off 0600: set exactly 0600.
-                // SAFETY: fchmod on an open descriptor; no memory arguments.
-                sys::cvt(unsafe { libc::fchmod(std::os::fd::AsRawFd::as_raw_fd(&fd), 0o600) })
-                    .map_err(|e| sys::error("fchmod", what.as_str(), e))?;
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))
+                    .map_err(|e| sys::error("fchmod", what.as_str(), e.into()))?;
                 let id = check(&fd, &what)?;
                 Ok((fd, id))
             });
@@ -183,7 +182,7 @@ impl FifoReceiver {
                 found,
             });
         }
-        let fd = open(&c_path(path)?, libc::O_RDONLY)
+        let fd = open(&c_path(path)?, OFlags::RDONLY)
             .map_err(|e| sys::error("open", what.as_str(), e))?;
         check(&fd, &what)?;
         Ok(Self::new(fd, path, what, None))
@@ -292,7 +291,7 @@ impl FifoSender {
                 found,
             });
         }
-        let fd = open(&cpath, libc::O_WRONLY).map_err(|e| sys::error("open", what.as_str(), e))?;
+        let fd = open(&cpath, OFlags::WRONLY).map_err(|e| sys::error("open", what.as_str(), e))?;
         check(&fd, &what)?;
         Ok(Self {
             writer: FrameWriter::new(

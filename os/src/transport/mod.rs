@@ -49,7 +49,6 @@ pub mod mq;
 pub mod pipe;
 pub mod seqpacket;
 pub(crate) mod stream;
-pub(crate) mod sys;
 pub mod tcp;
 pub mod unix;
 

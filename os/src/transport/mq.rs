@@ -59,16 +59,18 @@ use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
 use crate::error::{Error, Result, Role};
-use crate::lock;
 use crate::message::{MessageReceiver, MessageSender};
-use crate::transport::sys;
+use crate::sys;
+use crate::sys::lock;
+use crate::sys::mq;
+use rustix::io::Errno;
 
 /// Default queue size (Linux's `msg_default`).
 pub const DEFAULT_CAPACITY: usize = 10;
@@ -254,9 +256,8 @@ impl MqBuilder {
         // From here on, dropping `queue` closes the descriptor; the names are
         // removed by hand until `created` is set.
         let setup = (|| {
-            // SAFETY: fchmod on the queue's open descriptor; no memory arguments.
-            sys::cvt(unsafe { libc::fchmod(mqd, 0o600) })
-                .map_err(|e| sys::error("fchmod", queue.what.as_str(), e))?;
+            rustix::fs::fchmod(queue.fd(), rustix::fs::Mode::from_raw_mode(0o600))
+                .map_err(|e| sys::error("fchmod", queue.what.as_str(), e.into()))?;
             queue.read_attributes()?;
             let id = queue.identity()?;
             queue.claim()?;
@@ -272,9 +273,7 @@ impl MqBuilder {
                 Ok(queue)
             }
             Err(e) => {
-                let name = queue_name(&self.name);
-                // SAFETY: `name` is NUL-terminated and alive across the call.
-                unsafe { libc::mq_unlink(name.as_ptr()) };
+                let _ = mq::unlink(&queue_name(&self.name));
                 remove_if(&lock_path, lock_id);
                 Err(e)
             }
@@ -285,12 +284,7 @@ impl MqBuilder {
         validate_name(&self.name)?;
         let what = describe(&self.name);
         let name = queue_name(&self.name);
-        // SAFETY: `name` is NUL-terminated and alive across the call; no attributes
-        // are passed without O_CREAT.
-        let mqd = unsafe { libc::mq_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if mqd == -1 {
-            return Err(open_error(&what, io::Error::last_os_error()));
-        }
+        let mqd = mq::open(&name, libc::O_RDWR, None).map_err(|e| open_error(&what, e))?;
         let lock_path = lock_path(&self.name);
         let lock_what = lock_path.display().to_string();
         let lock = std::fs::OpenOptions::new()
@@ -298,14 +292,7 @@ impl MqBuilder {
             .write(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&lock_path);
-        let lock = match lock {
-            Ok(lock) => lock,
-            Err(e) => {
-                // SAFETY: `mqd` is the queue descriptor just opened, closed once.
-                unsafe { libc::mq_close(mqd) };
-                return Err(sys::error("open", lock_what, e));
-            }
-        };
+        let lock = lock.map_err(|e| sys::error("open", lock_what.as_str(), e))?;
         let mut queue = Queue {
             mqd,
             name: self.name.clone(),
@@ -346,8 +333,7 @@ pub fn remove(name: &str) -> Result<()> {
     validate_name(name)?;
     let what = describe(name);
     let cname = queue_name(name);
-    // SAFETY: `cname` is NUL-terminated and alive across the call.
-    let queue = sys::cvt(unsafe { libc::mq_unlink(cname.as_ptr()) });
+    let queue = mq::unlink(&cname);
     let lock = std::fs::remove_file(lock_path(name));
     match (queue, lock) {
         (Err(q), Err(l))
@@ -387,8 +373,8 @@ fn remove_if(path: &std::path::Path, id: (u64, u64)) {
 }
 
 fn open_error(what: &str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOSYS) => Error::Unsupported {
+    match Errno::from_io_error(&e) {
+        Some(Errno::NOSYS) => Error::Unsupported {
             what: "POSIX message queues (a kernel without CONFIG_POSIX_MQUEUE)",
         },
         _ => sys::error("mq_open", what, e),
@@ -397,27 +383,11 @@ fn open_error(what: &str, e: io::Error) -> Error {
 
 /// `mq_open(O_CREAT | O_EXCL)` with the attributes, mapping a refusal to the limit
 /// that caused it.
-fn mq_create(name: &str, capacity: usize, msgsize: usize, what: &str) -> Result<libc::mqd_t> {
-    let cname = queue_name(name);
-    // SAFETY: `mq_attr` is a plain C struct for which all-zero bytes are valid.
-    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
-    attr.mq_maxmsg = capacity.min(libc::c_long::MAX as usize) as libc::c_long;
-    attr.mq_msgsize = msgsize.min(libc::c_long::MAX as usize) as libc::c_long;
-    // SAFETY: `cname` is NUL-terminated and `attr` a valid mq_attr, both alive
-    // across the call; the variadic mode and attribute pointer are what O_CREAT
-    // expects.
-    let mqd = unsafe {
-        libc::mq_open(
-            cname.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600 as libc::mode_t,
-            &mut attr as *mut libc::mq_attr,
-        )
+fn mq_create(name: &str, capacity: usize, msgsize: usize, what: &str) -> Result<OwnedFd> {
+    let e = match mq::open(&queue_name(name), libc::O_RDWR, Some((capacity, msgsize))) {
+        Ok(mqd) => return Ok(mqd),
+        Err(e) => e,
     };
-    if mqd != -1 {
-        return Ok(mqd);
-    }
-    let e = io::Error::last_os_error();
     let (capacity, msgsize) = (capacity as u64, msgsize as u64);
     let limit = |limit, value, requested, raise| Error::LimitExceeded {
         what: what.to_owned(),
@@ -427,8 +397,8 @@ fn mq_create(name: &str, capacity: usize, msgsize: usize, what: &str) -> Result<
         raise,
     };
     let privileged = has_cap_sys_resource();
-    Err(match e.raw_os_error() {
-        Some(libc::EINVAL) => {
+    Err(match Errno::from_io_error(&e) {
+        Some(Errno::INVAL) => {
             let msgsize_max = read_proc("/proc/sys/fs/mqueue/msgsize_max");
             let msg_max = read_proc("/proc/sys/fs/mqueue/msg_max");
             if privileged && msgsize > HARD_MSGSIZEMAX {
@@ -463,18 +433,13 @@ fn mq_create(name: &str, capacity: usize, msgsize: usize, what: &str) -> Result<
                 sys::error("mq_open", what, e)
             }
         }
-        Some(libc::EMFILE) if !out_of_descriptors() => {
-            let mut rlimit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: `rlimit` is writable across the call.
-            unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut rlimit) };
+        Some(Errno::MFILE) if !out_of_descriptors() => {
+            let rlimit = rustix::process::getrlimit(rustix::process::Resource::Msgqueue);
             let needed = capacity.saturating_mul(msgsize.saturating_add(MSG_OVERHEAD))
                 + capacity.min(MQ_PRIO_MAX) * MSG_OVERHEAD;
             limit(
                 "RLIMIT_MSGQUEUE",
-                rlimit.rlim_cur,
+                rlimit.current.unwrap_or(u64::MAX),
                 needed,
                 "the queues of one user may take this many bytes together (each counts \
                  capacity × (size + 48) + 48 × capacity): raise the soft limit with \
@@ -482,7 +447,7 @@ fn mq_create(name: &str, capacity: usize, msgsize: usize, what: &str) -> Result<
                  hard limit, remove unused queues, or ask for a smaller queue",
             )
         }
-        Some(libc::ENOSPC) => {
+        Some(Errno::NOSPC) => {
             let queues_max = read_proc("/proc/sys/fs/mqueue/queues_max");
             limit(
                 "/proc/sys/fs/mqueue/queues_max",
@@ -513,16 +478,11 @@ fn has_cap_sys_resource() -> bool {
 /// Whether this process has as many descriptors open as `RLIMIT_NOFILE` allows
 /// (the other cause of `EMFILE`).
 fn out_of_descriptors() -> bool {
-    let mut rlimit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rlimit` is writable across the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) } != 0 {
+    let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current else {
         return false;
-    }
+    };
     let open = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64);
-    open + 1 >= rlimit.rlim_cur
+    open + 1 >= limit
 }
 
 /// Device and inode of a file.
@@ -540,7 +500,9 @@ struct Created {
 /// creator removes on drop.
 #[derive(Debug)]
 struct Queue {
-    mqd: libc::mqd_t,
+    /// The queue descriptor (a file descriptor on Linux); closed after the
+    /// drop below, before `lock`.
+    mqd: OwnedFd,
     name: String,
     what: String,
     /// The lock file, through a description of our own: the role's lock lives on it.
@@ -556,9 +518,7 @@ struct Queue {
 
 impl Queue {
     fn fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: on Linux a queue descriptor is a file descriptor; it stays open
-        // until `drop` closes it, after every borrow has ended.
-        unsafe { BorrowedFd::borrow_raw(self.mqd) }
+        self.mqd.as_fd()
     }
 
     fn io(&self, op: &'static str, e: io::Error) -> Error {
@@ -566,13 +526,7 @@ impl Queue {
     }
 
     fn read_attributes(&mut self) -> Result<()> {
-        // SAFETY: `mq_attr` is a plain C struct for which all-zero bytes are valid;
-        // mq_getattr fills it.
-        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
-        // SAFETY: `self.mqd` is open; `attr` is writable across the call.
-        sys::cvt(unsafe { libc::mq_getattr(self.mqd, &mut attr) })
-            .map_err(|e| self.io("mq_getattr", e))?;
-        self.msgsize = attr.mq_msgsize.max(0) as usize;
+        self.msgsize = mq::msgsize(self.fd()).map_err(|e| self.io("mq_getattr", e))?;
         Ok(())
     }
 
@@ -630,30 +584,20 @@ impl Queue {
     /// `mq_timedsend` until `until` (`None`: fail at once if full). Whether sent.
     fn send(&self, message: &[u8], until: Option<Instant>) -> Result<bool> {
         loop {
-            let abs = realtime(until);
-            // SAFETY: `message` is readable for its length and `abs` is a valid
-            // timespec, both alive across the call.
-            let rc = unsafe {
-                libc::mq_timedsend(self.mqd, message.as_ptr().cast(), message.len(), 0, &abs)
-            };
-            match sys::cvt(rc) {
-                Ok(_) => return Ok(true),
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    // Early by the wall clock (it was set forward): the end is
-                    // on the monotonic clock, which the liveness throttle reads.
-                    Some(libc::ETIMEDOUT) if until.is_some_and(|u| Instant::now() < u) => {
-                        continue;
-                    }
-                    Some(libc::ETIMEDOUT) | Some(libc::EAGAIN) => return Ok(false),
-                    Some(libc::EMSGSIZE) => {
-                        return Err(Error::MessageTooLarge {
-                            len: message.len(),
-                            max: self.msgsize,
-                        });
-                    }
-                    _ => return Err(self.io("mq_timedsend", e)),
-                },
+            match mq::timedsend(self.fd(), message, realtime(until)) {
+                Ok(()) => return Ok(true),
+                Err(Errno::INTR) => continue,
+                // Early by the wall clock (it was set forward): the end is on the
+                // monotonic clock, which the liveness throttle reads.
+                Err(Errno::TIMEDOUT) if until.is_some_and(|u| Instant::now() < u) => continue,
+                Err(Errno::TIMEDOUT) | Err(Errno::AGAIN) => return Ok(false),
+                Err(Errno::MSGSIZE) => {
+                    return Err(Error::MessageTooLarge {
+                        len: message.len(),
+                        max: self.msgsize,
+                    });
+                }
+                Err(e) => return Err(self.io("mq_timedsend", e.into())),
             }
         }
     }
@@ -663,30 +607,14 @@ impl Queue {
     fn receive(&self, buf: &mut [u8], until: Option<Instant>) -> Result<Option<usize>> {
         debug_assert!(buf.len() >= self.msgsize);
         loop {
-            let abs = realtime(until);
-            // SAFETY: `buf` is writable for its length and `abs` is a valid
-            // timespec, both alive across the call; a null priority is allowed.
-            let rc = unsafe {
-                libc::mq_timedreceive(
-                    self.mqd,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    std::ptr::null_mut(),
-                    &abs,
-                )
-            };
-            match sys::cvt_size(rc) {
+            match mq::timedreceive(self.fd(), buf, realtime(until)) {
                 Ok(n) => return Ok(Some(n)),
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    // Early by the wall clock (it was set forward): the end is
-                    // on the monotonic clock, which the liveness throttle reads.
-                    Some(libc::ETIMEDOUT) if until.is_some_and(|u| Instant::now() < u) => {
-                        continue;
-                    }
-                    Some(libc::ETIMEDOUT) | Some(libc::EAGAIN) => return Ok(None),
-                    _ => return Err(self.io("mq_timedreceive", e)),
-                },
+                Err(Errno::INTR) => continue,
+                // Early by the wall clock (it was set forward): the end is on the
+                // monotonic clock, which the liveness throttle reads.
+                Err(Errno::TIMEDOUT) if until.is_some_and(|u| Instant::now() < u) => continue,
+                Err(Errno::TIMEDOUT) | Err(Errno::AGAIN) => return Ok(None),
+                Err(e) => return Err(self.io("mq_timedreceive", e.into())),
             }
         }
     }
@@ -720,52 +648,29 @@ impl Drop for Queue {
         if let Some(created) = self.created.take() {
             // Remove the name only if it still names our queue.
             let name = queue_name(&self.name);
-            // SAFETY: `name` is NUL-terminated and alive across the call.
-            let other = unsafe { libc::mq_open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-            if other != -1 {
-                // SAFETY: `other` is the queue descriptor just opened, borrowed for
-                // the fstat and closed once below.
-                let same = sys::metadata(unsafe { BorrowedFd::borrow_raw(other) })
+            if let Ok(other) = mq::open(&name, libc::O_RDONLY, None) {
+                let same = sys::metadata(other.as_fd())
                     .is_ok_and(|meta| (meta.dev(), meta.ino()) == created.queue);
-                // SAFETY: as above; `name` is alive across mq_unlink.
-                unsafe {
-                    libc::mq_close(other);
-                    if same {
-                        libc::mq_unlink(name.as_ptr());
-                    }
+                drop(other);
+                if same {
+                    let _ = mq::unlink(&name);
                 }
             }
             remove_if(&created.lock_path, created.lock);
         }
-        // SAFETY: `self.mqd` is open and closed once, here.
-        unsafe { libc::mq_close(self.mqd) };
-        // The role's lock goes with `self.lock`'s description, after the queue.
+        // The queue descriptor closes with `self.mqd`, then the role's lock goes
+        // with `self.lock`'s description.
     }
 }
 
-/// `until` as a `CLOCK_REALTIME` instant for the mq calls; `None`: the epoch (in
-/// the past: the call returns at once).
-fn realtime(until: Option<Instant>) -> libc::timespec {
+/// `until` as a `CLOCK_REALTIME` instant for the mq calls (since the epoch);
+/// `None`: the epoch (in the past: the call returns at once).
+fn realtime(until: Option<Instant>) -> Duration {
     let Some(until) = until else {
-        return libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        return Duration::ZERO;
     };
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is writable across the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
     let left = until.saturating_duration_since(Instant::now());
-    let nanos = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
-    libc::timespec {
-        tv_sec: now.tv_sec
-            + left.as_secs() as libc::time_t
-            + (nanos / 1_000_000_000) as libc::time_t,
-        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-    }
+    mq::realtime_now().saturating_add(left)
 }
 
 /// The sending side of a message queue.

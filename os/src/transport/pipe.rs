@@ -43,26 +43,23 @@
 //! write). A program that restores `SIGPIPE`'s default after making a sender must
 //! make its senders again.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::process::{Child, Command};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::sys::{self, WriteMode};
 use crate::transport::DEFAULT_MAX_MESSAGE_LEN;
 use crate::transport::stream::{
     EndOfStream, FrameReader, FrameWriter, framed_receiver_methods, framed_sender_methods,
 };
-use crate::transport::sys::{self, WriteMode};
 
 /// Makes a pipe: `[read end, write end]`, close-on-exec.
 fn pipe2() -> Result<[OwnedFd; 2]> {
-    let mut fds = [-1; 2];
-    // SAFETY: `fds` is writable for two ints across the call.
-    sys::cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })
-        .map_err(|e| sys::error("pipe2", "pipe", e))?;
-    // SAFETY: pipe2 succeeded: both descriptors are open and ours alone.
-    Ok(unsafe { [OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])] })
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| sys::error("pipe2", "pipe", e.into()))?;
+    Ok([read, write])
 }
 
 /// A pipe within this process: its sending and receiving ends (for threads, or to
@@ -179,24 +176,9 @@ impl ChildPipes {
     /// flag is cleared in the child only, and `var` is set to
     /// `"<read fd>,<write fd>"` for [`from_env`]. Spawn the command once.
     pub fn pass_to(&self, command: &mut Command, var: &str) {
-        use std::os::unix::process::CommandExt;
         let fds = [self.child_read.as_raw_fd(), self.child_write.as_raw_fd()];
         command.env(var, format!("{},{}", fds[0], fds[1]));
-        // SAFETY: the closure runs in the child between fork and exec and calls
-        // only fcntl, which is async-signal-safe; it allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                for fd in fds {
-                    let flags = libc::fcntl(fd, libc::F_GETFD);
-                    if flags == -1
-                        || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        sys::inherit::inherit_in_child(command, fds);
     }
 
     /// The parent's ends, once the child is spawned: the child's are closed here.
@@ -243,8 +225,7 @@ pub unsafe fn from_env(var: &str) -> Result<(PipeSender, PipeReceiver)> {
     let (read, write) = value.split_once(',').ok_or_else(not_found)?;
     let parse = |s: &str| -> Result<i32> {
         let fd: i32 = s.parse().map_err(|_| not_found())?;
-        // SAFETY: F_GETFD only asks whether `fd` is open; it changes nothing.
-        if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        if !sys::inherit::is_open(fd) {
             return Err(not_found());
         }
         Ok(fd)
@@ -253,8 +234,10 @@ pub unsafe fn from_env(var: &str) -> Result<(PipeSender, PipeReceiver)> {
     if read == write {
         return Err(not_found());
     }
-    // SAFETY: both descriptors are open (checked), distinct, and by the caller's
-    // contract passed to us for these pipes and owned by nothing else.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(read), OwnedFd::from_raw_fd(write)) };
+    // SAFETY: both descriptors are distinct and, by the caller's contract, passed
+    // to us for these pipes and owned by nothing else.
+    let read = unsafe { sys::inherit::take_inherited(read) }.ok_or_else(not_found)?;
+    // SAFETY: as above.
+    let write = unsafe { sys::inherit::take_inherited(write) }.ok_or_else(not_found)?;
     Ok((PipeSender::from_fd(write)?, PipeReceiver::from_fd(read)?))
 }

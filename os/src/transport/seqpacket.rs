@@ -17,8 +17,10 @@
 //! and the packet stays queued. A packet of zero bytes is a message; the end of
 //! the connection also reads as zero bytes, and the two are told apart by the
 //! credentials the kernel attaches to every packet (`SO_PASSCRED` is set on both
-//! ends): the end carries none. Descriptors a peer passes (`SCM_RIGHTS`) are
-//! closed on arrival.
+//! ends): the end carries none. A receive makes no room for control data, so the
+//! kernel flags a packet's credentials as truncated (`MSG_CTRUNC`) instead of
+//! writing them, and discards descriptors a peer passes (`SCM_RIGHTS`) without
+//! installing them.
 //!
 //! **Committed:** a message is committed when `send` (or `try_send`) returned: the
 //! kernel put the whole packet in the peer's receive queue, where it stays if the
@@ -26,8 +28,8 @@
 //! [`Error::Disconnected`] after every queued packet;
 //! a sender gets it from `EPIPE`/`ECONNRESET` (sends use `MSG_NOSIGNAL`).
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::io::{self, IoSliceMut};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +37,11 @@ use std::time::{Duration, Instant};
 use crate::blocking::deadline_after;
 use crate::error::{Error, Result, Role};
 use crate::message::{MessageReceiver, MessageSender};
-use crate::transport::sys::{self, UnixListenerFd};
+use rustix::io::Errno;
+use rustix::net::sockopt;
+use rustix::net::{RecvAncillaryBuffer, RecvFlags, ReturnFlags, SendFlags, SocketType};
+
+use crate::sys::{self, PollFlags, Shutdown, UnixListenerFd};
 
 /// Bytes the kernel keeps of `SO_SNDBUF` for a packet's bookkeeping.
 const SNDBUF_OVERHEAD: usize = 32;
@@ -60,7 +66,7 @@ impl SeqpacketListener {
     pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let what = describe(path);
-        let inner = UnixListenerFd::bind(path, libc::SOCK_SEQPACKET, &what)?;
+        let inner = UnixListenerFd::bind(path, SocketType::SEQPACKET, &what)?;
         Ok(Self { inner, what })
     }
 
@@ -110,18 +116,18 @@ impl SeqpacketListener {
 pub fn connect(path: impl AsRef<Path>) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
     let path = path.as_ref();
     let what = describe(path);
-    let fd = sys::unix_connect(path, libc::SOCK_SEQPACKET, &what, pass_credentials)?;
+    let fd = sys::unix_connect(path, SocketType::SEQPACKET, &what, pass_credentials)?;
     halves(fd, what)
 }
 
 fn pass_credentials(fd: BorrowedFd<'_>) -> io::Result<()> {
-    sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PASSCRED, 1)
+    Ok(sockopt::set_socket_passcred(fd, true)?)
 }
 
 /// The largest packet the socket sends: its `SO_SNDBUF` less the kernel's 32.
 fn send_limit(fd: BorrowedFd<'_>) -> io::Result<usize> {
-    let sndbuf = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?;
-    Ok((sndbuf.max(0) as usize).saturating_sub(SNDBUF_OVERHEAD))
+    let sndbuf = sockopt::socket_send_buffer_size(fd)?;
+    Ok(sndbuf.saturating_sub(SNDBUF_OVERHEAD))
 }
 
 fn halves(fd: OwnedFd, what: String) -> Result<(SeqpacketSender, SeqpacketReceiver)> {
@@ -173,8 +179,8 @@ impl SeqpacketSender {
             // The kernel doubles the value asked for (its bookkeeping), capped at
             // twice wmem_max.
             let want = (max + SNDBUF_OVERHEAD).div_ceil(2);
-            let want = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
-            sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, want).map_err(io)?;
+            let want = want.min(i32::MAX as usize);
+            sockopt::set_socket_send_buffer_size(fd, want).map_err(|e| io(e.into()))?;
             let got = send_limit(fd).map_err(io)?;
             if got < max {
                 let wmem_max = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
@@ -215,10 +221,12 @@ impl SeqpacketSender {
                     peer: Role::Receiver,
                 })
             }
-            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => Err(Error::MessageTooLarge {
-                len: message.len(),
-                max: self.max,
-            }),
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::MSGSIZE) => {
+                Err(Error::MessageTooLarge {
+                    len: message.len(),
+                    max: self.max,
+                })
+            }
             Err(e) => Err(sys::error("sendmsg", self.what.as_str(), e)),
         }
     }
@@ -265,7 +273,7 @@ impl SeqpacketSender {
             if self.send_now(message)? {
                 return Ok(());
             }
-            match sys::wait_for(self.fd.as_fd(), libc::POLLOUT, deadline) {
+            match sys::wait_for(self.fd.as_fd(), PollFlags::OUT, deadline) {
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(Error::TimedOut),
                 Err(e) => return Err(sys::error("poll", self.what.as_str(), e)),
@@ -276,7 +284,7 @@ impl SeqpacketSender {
 
 impl Drop for SeqpacketSender {
     fn drop(&mut self) {
-        sys::shutdown(self.fd.as_fd(), libc::SHUT_WR);
+        sys::shutdown(self.fd.as_fd(), Shutdown::Write);
     }
 }
 
@@ -336,38 +344,35 @@ impl SeqpacketReceiver {
     }
 
     /// One non-blocking `recvmsg` into `buf` with `flags` (plus `MSG_TRUNC`, so the
-    /// packet's whole length is returned), closing any descriptor passed along.
-    fn recv_packet(&mut self, buf: &mut [u8], flags: libc::c_int) -> Result<Packet> {
-        // Room for the credentials and a few descriptors, aligned for cmsghdr.
-        let mut control = [0u64; 16];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: `msghdr` is a plain C struct for which all-zero bytes are valid.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let flags = flags | libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC;
-        let n = loop {
-            // SAFETY: `msg` points at `iov` (the caller's buffer, writable for its
-            // length) and `control`, all alive across the call.
-            let rc = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, flags) };
-            match sys::cvt_size(rc) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if sys::would_block(&e) => return Ok(Packet::Nothing),
-                Err(e) if sys::is_peer_gone(&e) => return Ok(Packet::End),
-                Err(e) => return Err(sys::error("recvmsg", self.what.as_str(), e)),
+    /// packet's whole length is returned), with no room for control data: a
+    /// packet's credentials show as `MSG_CTRUNC`, and descriptors passed along are
+    /// discarded by the kernel.
+    fn recv_packet(&mut self, buf: &mut [u8], flags: RecvFlags) -> Result<Packet> {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut no_control = RecvAncillaryBuffer::default();
+        let flags = flags | RecvFlags::DONTWAIT | RecvFlags::TRUNC;
+        let msg = loop {
+            match rustix::net::recvmsg(self.fd.as_fd(), &mut iov, &mut no_control, flags) {
+                Ok(msg) => break msg,
+                Err(Errno::INTR) => continue,
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    if sys::would_block(&e) {
+                        return Ok(Packet::Nothing);
+                    } else if sys::is_peer_gone(&e) {
+                        return Ok(Packet::End);
+                    }
+                    return Err(sys::error("recvmsg", self.what.as_str(), e));
+                }
             }
         };
-        let credentials = close_passed_fds(&msg);
-        if n == 0 && !credentials {
+        // The end of the stream comes with no control data; every packet with
+        // its credentials, which did not fit.
+        let credentials = msg.flags.contains(ReturnFlags::CTRUNC);
+        if msg.bytes == 0 && !credentials {
             return Ok(Packet::End);
         }
-        Ok(Packet::Message(n))
+        Ok(Packet::Message(msg.bytes))
     }
 
     /// Receives the next packet into `buf` if one is queued now; returns its length.
@@ -384,7 +389,7 @@ impl SeqpacketReceiver {
             return Err(Error::Disconnected { peer: Role::Sender });
         }
         if buf.len() < self.max {
-            match self.recv_packet(&mut [], libc::MSG_PEEK)? {
+            match self.recv_packet(&mut [], RecvFlags::PEEK)? {
                 Packet::Message(len) if len > buf.len() => {
                     return Err(Error::BufferTooSmall {
                         len,
@@ -399,7 +404,7 @@ impl SeqpacketReceiver {
                 Packet::Nothing => return Err(Error::Empty),
             }
         }
-        match self.recv_packet(buf, 0)? {
+        match self.recv_packet(buf, RecvFlags::empty())? {
             Packet::Message(len) if len > buf.len() => Err(Error::FrameTooLong {
                 what: self.what.clone(),
                 len: len as u64,
@@ -415,7 +420,7 @@ impl SeqpacketReceiver {
     }
 
     fn wait_readable(&self, deadline: Option<Instant>) -> Result<()> {
-        match sys::wait_for(self.fd.as_fd(), libc::POLLIN, deadline) {
+        match sys::wait_for(self.fd.as_fd(), PollFlags::IN, deadline) {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(Error::TimedOut),
             Err(e) => Err(sys::error("poll", self.what.as_str(), e)),
@@ -461,7 +466,7 @@ impl SeqpacketReceiver {
             if self.ended {
                 return Err(Error::Disconnected { peer: Role::Sender });
             }
-            match self.recv_packet(&mut [], libc::MSG_PEEK)? {
+            match self.recv_packet(&mut [], RecvFlags::PEEK)? {
                 Packet::Message(len) => {
                     let mut buf = vec![0u8; len];
                     // Only this receiver takes packets: the peeked one is next.
@@ -482,53 +487,16 @@ impl SeqpacketReceiver {
 /// Sends `message` as one packet (an empty one too), without blocking or `SIGPIPE`.
 fn send_packet(fd: BorrowedFd<'_>, message: &[u8]) -> io::Result<usize> {
     loop {
-        // SAFETY: `message` is readable for its length across the call.
-        let rc = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                message.as_ptr().cast(),
-                message.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        match sys::cvt_size(rc) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+        match rustix::net::send(fd, message, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            Err(Errno::INTR) => continue,
+            other => return Ok(other?),
         }
     }
-}
-
-/// Closes every descriptor an `SCM_RIGHTS` message passed along with a packet;
-/// returns whether the packet carried credentials (`SCM_CREDENTIALS`).
-fn close_passed_fds(msg: &libc::msghdr) -> bool {
-    let mut credentials = false;
-    // SAFETY: `msg` was filled by a successful recvmsg: its control buffer holds
-    // `msg_controllen` bytes of well-formed cmsghdrs, walked with the CMSG macros.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            let header = &*cmsg;
-            if header.cmsg_level == libc::SOL_SOCKET {
-                if header.cmsg_type == libc::SCM_CREDENTIALS {
-                    credentials = true;
-                } else if header.cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(cmsg);
-                    let bytes = header.cmsg_len as usize - (data as usize - cmsg as usize);
-                    for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
-                        let fd = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
-                        drop(OwnedFd::from_raw_fd(fd));
-                    }
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
-        }
-    }
-    credentials
 }
 
 impl Drop for SeqpacketReceiver {
     fn drop(&mut self) {
-        sys::shutdown(self.fd.as_fd(), libc::SHUT_RD);
+        sys::shutdown(self.fd.as_fd(), Shutdown::Read);
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{Error, Result, Role};
-use crate::transport::sys::{self, WriteMode};
+use crate::sys::{self, WriteMode};
 
 /// Bytes of a frame's length prefix.
 pub(crate) const HEADER: usize = 4;
@@ -161,7 +161,7 @@ impl FrameWriter {
 
     /// Waits until the descriptor is writable (or in error: the write says which).
     fn wait_writable(&self, deadline: Option<Instant>) -> Result<()> {
-        match sys::wait_for(self.fd.as_fd(), libc::POLLOUT, deadline) {
+        match sys::wait_for(self.fd.as_fd(), sys::PollFlags::OUT, deadline) {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(Error::TimedOut),
             Err(e) => Err(sys::error("poll", self.what.as_str(), e)),
@@ -337,9 +337,9 @@ impl FrameReader {
                 self.eof = match self.end_of_stream {
                     EndOfStream::Eof => true,
                     EndOfStream::FifoHangup => {
-                        let events = sys::poll_now(self.fd.as_fd(), libc::POLLIN)
+                        let events = sys::poll_now(self.fd.as_fd(), sys::PollFlags::IN)
                             .map_err(|e| sys::error("poll", self.what.as_str(), e))?;
-                        events & libc::POLLHUP != 0
+                        events.contains(sys::PollFlags::HUP)
                     }
                 };
                 Ok(false)
@@ -441,7 +441,7 @@ impl FrameReader {
 
     /// Waits until there is something to read (or the end), until `deadline`.
     fn wait_readable(&self, deadline: Option<Instant>) -> Result<()> {
-        match sys::wait_for(self.fd.as_fd(), libc::POLLIN, deadline) {
+        match sys::wait_for(self.fd.as_fd(), sys::PollFlags::IN, deadline) {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(Error::TimedOut),
             Err(e) => Err(sys::error("poll", self.what.as_str(), e)),

@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 
 use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
+use crate::sys::{self, WriteMode};
 use crate::transport::DEFAULT_MAX_MESSAGE_LEN;
 use crate::transport::stream::{
     EndOfStream, FrameReader, FrameWriter, framed_receiver_methods, framed_sender_methods,
 };
-use crate::transport::sys::{self, WriteMode};
 
 fn describe(addr: &SocketAddr) -> String {
     format!("tcp {addr}")
@@ -76,8 +76,8 @@ fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>> {
 }
 
 fn map_bind(what: String, e: std::io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::EADDRINUSE) => Error::AlreadyExists { what },
+    match rustix::io::Errno::from_io_error(&e) {
+        Some(rustix::io::Errno::ADDRINUSE) => Error::AlreadyExists { what },
         _ => sys::error("bind", what, e),
     }
 }
@@ -159,10 +159,15 @@ impl TcpListener {
                 Ok((stream, peer)) => return halves(stream, describe(&peer)),
                 Err(e) if sys::would_block(&e) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+                Err(e)
+                    if rustix::io::Errno::from_io_error(&e)
+                        == Some(rustix::io::Errno::CONNABORTED) =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(sys::error("accept", self.what.as_str(), e)),
             }
-            match sys::wait_for(self.inner.as_fd(), libc::POLLIN, deadline) {
+            match sys::wait_for(self.inner.as_fd(), sys::PollFlags::IN, deadline) {
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(Error::TimedOut),
                 Err(e) => return Err(sys::error("poll", self.what.as_str(), e)),
@@ -211,11 +216,7 @@ fn halves(stream: std::net::TcpStream, what: String) -> Result<(TcpSender, TcpRe
     let setup = |stream: &std::net::TcpStream| -> std::io::Result<()> {
         stream.set_nodelay(true)?;
         stream.set_nonblocking(true)?;
-        let fd = stream.as_fd();
-        sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-        sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 10)?;
-        sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 5)?;
-        sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3)
+        sys::set_tcp_keepalive(stream.as_fd())
     };
     setup(&stream).map_err(|e| sys::error("setsockopt", what.as_str(), e))?;
     let fd = Arc::new(OwnedFd::from(stream));
@@ -253,7 +254,7 @@ impl TcpSender {
 impl Drop for TcpSender {
     fn drop(&mut self) {
         let _ = self.writer.flush_deadline(Some(Instant::now()));
-        sys::shutdown(self.writer.fd().as_fd(), libc::SHUT_WR);
+        sys::shutdown(self.writer.fd().as_fd(), sys::Shutdown::Write);
     }
 }
 

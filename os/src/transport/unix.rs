@@ -63,11 +63,11 @@ use std::time::{Duration, Instant};
 
 use crate::blocking::deadline_after;
 use crate::error::Result;
+use crate::sys::{self, UnixListenerFd, WriteMode};
 use crate::transport::DEFAULT_MAX_MESSAGE_LEN;
 use crate::transport::stream::{
     EndOfStream, FrameReader, FrameWriter, framed_receiver_methods, framed_sender_methods,
 };
-use crate::transport::sys::{self, UnixListenerFd, WriteMode};
 
 fn describe(path: &Path) -> String {
     format!("unix socket {}", path.display())
@@ -94,7 +94,7 @@ impl UnixListener {
     pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let what = describe(path);
-        let inner = UnixListenerFd::bind(path, libc::SOCK_STREAM, &what)?;
+        let inner = UnixListenerFd::bind(path, sys::SocketType::STREAM, &what)?;
         Ok(Self { inner, what })
     }
 
@@ -141,7 +141,7 @@ impl UnixListener {
 pub fn connect(path: impl AsRef<Path>) -> Result<(UnixSender, UnixReceiver)> {
     let path = path.as_ref();
     let what = describe(path);
-    let fd = sys::unix_connect(path, libc::SOCK_STREAM, &what, |_| Ok(()))?;
+    let fd = sys::unix_connect(path, sys::SocketType::STREAM, &what, |_| Ok(()))?;
     Ok(halves(fd, what))
 }
 
@@ -184,7 +184,7 @@ impl Drop for UnixSender {
         // Runs before the writer's own drop: write what the kernel takes of a
         // pending tail first.
         let _ = self.writer.flush_deadline(Some(Instant::now()));
-        sys::shutdown(self.writer.fd().as_fd(), libc::SHUT_WR);
+        sys::shutdown(self.writer.fd().as_fd(), sys::Shutdown::Write);
     }
 }
 
@@ -206,6 +206,6 @@ impl UnixReceiver {
 
 impl Drop for UnixReceiver {
     fn drop(&mut self) {
-        sys::shutdown(self.reader.fd().as_fd(), libc::SHUT_RD);
+        sys::shutdown(self.reader.fd().as_fd(), sys::Shutdown::Read);
     }
 }

@@ -32,15 +32,17 @@ pub(crate) fn reopen(fd: BorrowedFd<'_>) -> io::Result<File> {
         .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// The one byte at `offset`, for a lock of `kind`. (rustix has no OFD locks:
+/// these are libc's `fcntl`.)
 fn flock(kind: libc::c_int, offset: u64) -> libc::flock {
-    // SAFETY: `flock` is a plain C struct for which all-zero bytes are valid.
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = kind as libc::c_short;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = offset as libc::off_t;
-    lock.l_len = 1;
-    // l_pid must be 0 for OFD locks (zeroed above).
-    lock
+    libc::flock {
+        l_type: kind as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: offset as libc::off_t,
+        l_len: 1,
+        // Must be 0 for OFD locks.
+        l_pid: 0,
+    }
 }
 
 /// Tries to take a lock on the byte at `offset` through `fd`'s description:
