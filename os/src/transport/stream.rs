@@ -508,7 +508,15 @@ macro_rules! framed_sender_methods {
             /// pending; [`Error::MessageTooLarge`](crate::Error::MessageTooLarge);
             /// [`Error::Disconnected`](crate::Error::Disconnected) once the
             /// receiver has gone; [`Error::Io`](crate::Error::Io).
-            pub fn try_send(&mut self, message: &[u8]) -> crate::Result<()> {
+            pub fn try_send(
+                &mut self,
+                message: &[u8],
+            ) -> std::result::Result<(), $crate::error::TrySendError> {
+                self.try_send_inner(message)
+                    .map_err($crate::error::TrySendError::from_error)
+            }
+
+            fn try_send_inner(&mut self, message: &[u8]) -> crate::Result<()> {
                 self.writer.try_send(message)
             }
 
@@ -517,7 +525,18 @@ macro_rules! framed_sender_methods {
             ///
             /// # Errors
             /// As [`try_send`](Self::try_send), without `Full`.
-            pub fn send(&mut self, message: &[u8]) -> crate::Result<()> {
+            pub fn send(
+                &mut self,
+                message: &[u8],
+            ) -> std::result::Result<(), $crate::error::SendError> {
+                self.send_inner(message).map_err(|e| {
+                    $crate::error::SendError::untimed($crate::error::SendTimeoutError::from_error(
+                        e,
+                    ))
+                })
+            }
+
+            fn send_inner(&mut self, message: &[u8]) -> crate::Result<()> {
                 self.writer.send_deadline(message, None)
             }
 
@@ -526,6 +545,15 @@ macro_rules! framed_sender_methods {
             /// # Errors
             /// As [`send_deadline`](Self::send_deadline).
             pub fn send_timeout(
+                &mut self,
+                message: &[u8],
+                timeout: std::time::Duration,
+            ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
+                self.send_timeout_inner(message, timeout)
+                    .map_err($crate::error::SendTimeoutError::from_error)
+            }
+
+            fn send_timeout_inner(
                 &mut self,
                 message: &[u8],
                 timeout: std::time::Duration,
@@ -543,6 +571,15 @@ macro_rules! framed_sender_methods {
             /// # Errors
             /// As [`try_send`](Self::try_send), `TimedOut` instead of `Full`.
             pub fn send_deadline(
+                &mut self,
+                message: &[u8],
+                deadline: Option<std::time::Instant>,
+            ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
+                self.send_deadline_inner(message, deadline)
+                    .map_err($crate::error::SendTimeoutError::from_error)
+            }
+
+            fn send_deadline_inner(
                 &mut self,
                 message: &[u8],
                 deadline: Option<std::time::Instant>,
@@ -583,15 +620,18 @@ macro_rules! framed_sender_methods {
             fn max_message_len(&self) -> usize {
                 self.writer.max_message_len()
             }
-            fn try_send(&mut self, message: &[u8]) -> crate::Result<()> {
-                self.writer.try_send(message)
+            fn try_send(
+                &mut self,
+                message: &[u8],
+            ) -> std::result::Result<(), $crate::error::TrySendError> {
+                <$ty>::try_send(self, message)
             }
             fn send_deadline(
                 &mut self,
                 message: &[u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<()> {
-                self.writer.send_deadline(message, deadline)
+            ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
+                <$ty>::send_deadline(self, message, deadline)
             }
         }
     };
@@ -628,7 +668,15 @@ macro_rules! framed_receiver_methods {
             /// has gone and every message it committed was received;
             /// [`Error::FrameTooLong`](crate::Error::FrameTooLong);
             /// [`Error::Io`](crate::Error::Io).
-            pub fn try_recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            pub fn try_recv(
+                &mut self,
+                buf: &mut [u8],
+            ) -> std::result::Result<usize, $crate::error::TryRecvError> {
+                self.try_recv_inner(buf)
+                    .map_err($crate::error::TryRecvError::from_error)
+            }
+
+            fn try_recv_inner(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
                 self.reader.try_recv(buf)
             }
 
@@ -636,7 +684,18 @@ macro_rules! framed_receiver_methods {
             ///
             /// # Errors
             /// As [`try_recv`](Self::try_recv), without `Empty`.
-            pub fn recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            pub fn recv(
+                &mut self,
+                buf: &mut [u8],
+            ) -> std::result::Result<usize, $crate::error::RecvError> {
+                self.recv_inner(buf).map_err(|e| {
+                    $crate::error::RecvError::untimed($crate::error::RecvTimeoutError::from_error(
+                        e,
+                    ))
+                })
+            }
+
+            fn recv_inner(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
                 self.reader.recv_deadline(buf, None)
             }
 
@@ -645,6 +704,15 @@ macro_rules! framed_receiver_methods {
             /// # Errors
             /// As [`recv`](Self::recv), and [`Error::TimedOut`](crate::Error::TimedOut).
             pub fn recv_timeout(
+                &mut self,
+                buf: &mut [u8],
+                timeout: std::time::Duration,
+            ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
+                self.recv_timeout_inner(buf, timeout)
+                    .map_err($crate::error::RecvTimeoutError::from_error)
+            }
+
+            fn recv_timeout_inner(
                 &mut self,
                 buf: &mut [u8],
                 timeout: std::time::Duration,
@@ -661,6 +729,15 @@ macro_rules! framed_receiver_methods {
                 &mut self,
                 buf: &mut [u8],
                 deadline: Option<std::time::Instant>,
+            ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
+                self.recv_deadline_inner(buf, deadline)
+                    .map_err($crate::error::RecvTimeoutError::from_error)
+            }
+
+            fn recv_deadline_inner(
+                &mut self,
+                buf: &mut [u8],
+                deadline: Option<std::time::Instant>,
             ) -> crate::Result<usize> {
                 self.reader.recv_deadline(buf, deadline)
             }
@@ -671,6 +748,14 @@ macro_rules! framed_receiver_methods {
             /// # Errors
             /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
             pub fn recv_vec_deadline(
+                &mut self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::result::Result<Vec<u8>, $crate::error::RecvTimeoutError> {
+                self.recv_vec_deadline_inner(deadline)
+                    .map_err($crate::error::RecvTimeoutError::from_error)
+            }
+
+            fn recv_vec_deadline_inner(
                 &mut self,
                 deadline: Option<std::time::Instant>,
             ) -> crate::Result<Vec<u8>> {
@@ -697,21 +782,24 @@ macro_rules! framed_receiver_methods {
             fn max_message_len(&self) -> usize {
                 self.reader.max_message_len()
             }
-            fn try_recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
-                self.reader.try_recv(buf)
+            fn try_recv(
+                &mut self,
+                buf: &mut [u8],
+            ) -> std::result::Result<usize, $crate::error::TryRecvError> {
+                <$ty>::try_recv(self, buf)
             }
             fn recv_deadline(
                 &mut self,
                 buf: &mut [u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<usize> {
-                self.reader.recv_deadline(buf, deadline)
+            ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
+                <$ty>::recv_deadline(self, buf, deadline)
             }
             fn recv_vec_deadline(
                 &mut self,
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<Vec<u8>> {
-                self.reader.recv_vec_deadline(deadline)
+            ) -> std::result::Result<Vec<u8>, $crate::error::RecvTimeoutError> {
+                <$ty>::recv_vec_deadline(self, deadline)
             }
         }
     };
