@@ -1290,7 +1290,10 @@ mod tests {
                 .expect("room for 100 small messages");
         }
         // Nothing is visible before the batch is published.
-        assert!(matches!(rx.try_recv(&mut [0u8; 8]), Err(TryRecvError::Empty)));
+        assert!(matches!(
+            rx.try_recv(&mut [0u8; 8]),
+            Err(TryRecvError::Empty)
+        ));
         batch.publish();
         let mut seen = Vec::new();
         let n = rx
@@ -1300,7 +1303,10 @@ mod tests {
             .expect("batch read");
         assert_eq!(n, 100);
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
-        assert!(matches!(rx.try_recv(&mut [0u8; 8]), Err(TryRecvError::Empty)));
+        assert!(matches!(
+            rx.try_recv(&mut [0u8; 8]),
+            Err(TryRecvError::Empty)
+        ));
     }
 
     #[test]

@@ -1201,7 +1201,10 @@ mod tests {
         let channel = memfd(4, 4);
         let mut tx = channel.sender().unwrap();
         let mut rx = channel.receiver().unwrap();
-        assert!(matches!(rx.try_recv(&mut [0u8; 16]), Err(error::TryRecvError::Empty)));
+        assert!(matches!(
+            rx.try_recv(&mut [0u8; 16]),
+            Err(error::TryRecvError::Empty)
+        ));
         for i in 0u8..4 {
             tx.try_send(&[i; 3]).unwrap();
         }
@@ -1293,7 +1296,10 @@ mod tests {
         tx.send_timeout(b"boxed", Duration::from_secs(5)).unwrap();
         let got = rx.recv_vec_deadline(None).unwrap();
         assert_eq!(got, b"boxed");
-        assert!(matches!(rx.try_recv(&mut [0u8; 16]), Err(error::TryRecvError::Empty)));
+        assert!(matches!(
+            rx.try_recv(&mut [0u8; 16]),
+            Err(error::TryRecvError::Empty)
+        ));
     }
 
     #[test]
