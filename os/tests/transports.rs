@@ -453,10 +453,7 @@ fn child_sigpipe_default() {
 fn a_writer_survives_sigpipe_with_its_default_disposition() {
     let mut child = Peer::spawn("child_sigpipe_default", &[]);
     for round in 0..4 {
-        assert_eq!(
-            child.expect("PIPE"),
-            format!("{round} Err(Disconnected)")
-        );
+        assert_eq!(child.expect("PIPE"), format!("{round} Err(Disconnected)"));
     }
     assert_eq!(child.expect("FIFO"), "Err(Disconnected)");
     assert_eq!(child.expect("SIGPIPE"), "pending 0 blocked 0");
