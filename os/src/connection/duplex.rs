@@ -391,10 +391,10 @@ impl ConnectionSender {
     /// before anything else (as [`transport::unix`](crate::transport::unix)).
     ///
     /// # Errors
-    /// [`Error::Full`]; [`Error::MessageTooLarge`]; [`Error::Disconnected`] when
+    /// [`TrySendError::Full`](crate::error::TrySendError::Full); [`TrySendError::MessageTooLarge`](crate::error::TrySendError::MessageTooLarge); [`TrySendError::Disconnected`](crate::error::TrySendError::Disconnected) when
     /// the peer has gone (on shared memory: when the ring is full and the peer's
-    /// receiver has gone); [`Error::Corrupted`] (a ring a hostile peer damaged);
-    /// [`Error::Io`].
+    /// receiver has gone); [`TrySendError::Corrupted`](crate::error::TrySendError::Corrupted) (a ring a hostile peer damaged);
+    /// [`TrySendError::Io`](crate::error::TrySendError::Io).
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), TrySendError> {
         match &mut self.inner {
             SendInner::Ring(tx) => tx.try_send(message),
@@ -411,10 +411,10 @@ impl ConnectionSender {
             .map_err(SendError::untimed)
     }
 
-    /// As [`send`](Self::send), giving up after `timeout` with [`Error::TimedOut`].
+    /// As [`send`](Self::send), giving up after `timeout` with [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`Error::TimedOut`].
+    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
     pub fn send_timeout(
         &mut self,
         message: &[u8],
@@ -464,10 +464,10 @@ impl ConnectionReceiver {
     /// length. Never blocks.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::Disconnected`] once the peer has gone and every
-    /// message it committed was received; [`Error::BufferTooSmall`] (the message
-    /// stays); [`Error::Corrupted`] or [`Error::FrameTooLong`] (a hostile peer);
-    /// [`Error::Io`].
+    /// [`TryRecvError::Empty`](crate::error::TryRecvError::Empty); [`TryRecvError::Disconnected`](crate::error::TryRecvError::Disconnected) once the peer has gone and every
+    /// message it committed was received; [`TryRecvError::BufferTooSmall`](crate::error::TryRecvError::BufferTooSmall) (the message
+    /// stays); [`TryRecvError::Corrupted`](crate::error::TryRecvError::Corrupted) or [`TryRecvError::FrameTooLong`](crate::error::TryRecvError::FrameTooLong) (a hostile peer);
+    /// [`TryRecvError::Io`](crate::error::TryRecvError::Io).
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
         match &mut self.inner {
             RecvInner::Ring(rx) => rx.try_recv(buf),
@@ -483,10 +483,10 @@ impl ConnectionReceiver {
         self.recv_deadline(buf, None).map_err(RecvError::untimed)
     }
 
-    /// As [`recv`](Self::recv), giving up after `timeout` with [`Error::TimedOut`].
+    /// As [`recv`](Self::recv), giving up after `timeout` with [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
+    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
     pub fn recv_timeout(
         &mut self,
         buf: &mut [u8],

@@ -801,8 +801,8 @@ impl MqSender {
     /// Queues `message` if there is room now; never blocks.
     ///
     /// # Errors
-    /// [`Error::Full`] (with `free: 0`); [`Error::Disconnected`] when full and the
-    /// receiver has gone; [`Error::MessageTooLarge`]; [`Error::Io`].
+    /// [`TrySendError::Full`](crate::error::TrySendError::Full) (with `free: 0`); [`TrySendError::Disconnected`](crate::error::TrySendError::Disconnected) when full and the
+    /// receiver has gone; [`TrySendError::MessageTooLarge`](crate::error::TrySendError::MessageTooLarge); [`TrySendError::Io`](crate::error::TrySendError::Io).
     pub fn try_send(
         &mut self,
         message: &[u8],
@@ -830,8 +830,8 @@ impl MqSender {
     /// Queues `message`, waiting for room as long as it takes.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] if the receiver goes while the queue is full;
-    /// [`Error::MessageTooLarge`]; [`Error::Io`].
+    /// [`SendError::Disconnected`](crate::error::SendError::Disconnected) if the receiver goes while the queue is full;
+    /// [`SendError::MessageTooLarge`](crate::error::SendError::MessageTooLarge); [`SendError::Io`](crate::error::SendError::Io).
     pub fn send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::SendError> {
         self.send_inner(message).map_err(|e| {
             crate::error::SendError::untimed(crate::error::SendTimeoutError::from_error(e))
@@ -845,7 +845,7 @@ impl MqSender {
     /// As [`send`](Self::send), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`Error::TimedOut`].
+    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
     pub fn send_timeout(
         &mut self,
         message: &[u8],
@@ -1000,9 +1000,9 @@ impl MqReceiver {
     /// length. Never blocks.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::BufferTooSmall`] (the message is kept for the
-    /// next call); [`Error::Disconnected`] when the queue is empty and the sender
-    /// has gone; [`Error::Io`].
+    /// [`TryRecvError::Empty`](crate::error::TryRecvError::Empty); [`TryRecvError::BufferTooSmall`](crate::error::TryRecvError::BufferTooSmall) (the message is kept for the
+    /// next call); [`TryRecvError::Disconnected`](crate::error::TryRecvError::Disconnected) when the queue is empty and the sender
+    /// has gone; [`TryRecvError::Io`](crate::error::TryRecvError::Io).
     pub fn try_recv(
         &mut self,
         buf: &mut [u8],
@@ -1045,7 +1045,7 @@ impl MqReceiver {
     /// As [`recv`](Self::recv), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
+    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
     pub fn recv_timeout(
         &mut self,
         buf: &mut [u8],

@@ -226,9 +226,9 @@ impl SeqpacketSender {
     /// Sends `message` as one packet if the kernel takes it now; never blocks.
     ///
     /// # Errors
-    /// [`Error::Full`] (with `free: 0`: the kernel does not say how much room it
-    /// has); [`Error::MessageTooLarge`]; [`Error::Disconnected`] once the receiver
-    /// has gone; [`Error::Io`].
+    /// [`TrySendError::Full`](crate::error::TrySendError::Full) (with `free: 0`: the kernel does not say how much room it
+    /// has); [`TrySendError::MessageTooLarge`](crate::error::TrySendError::MessageTooLarge); [`TrySendError::Disconnected`](crate::error::TrySendError::Disconnected) once the receiver
+    /// has gone; [`TrySendError::Io`](crate::error::TrySendError::Io).
     pub fn try_send(
         &mut self,
         message: &[u8],
@@ -265,7 +265,7 @@ impl SeqpacketSender {
     /// As [`send`](Self::send), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`Error::TimedOut`].
+    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
     pub fn send_timeout(
         &mut self,
         message: &[u8],
@@ -410,11 +410,11 @@ impl SeqpacketReceiver {
     /// Never blocks.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::BufferTooSmall`] (the packet stays queued);
-    /// [`Error::Disconnected`] once the sender has gone and every packet it sent
-    /// was received; [`Error::FrameTooLong`] for a packet longer than a buffer of
+    /// [`TryRecvError::Empty`](crate::error::TryRecvError::Empty); [`TryRecvError::BufferTooSmall`](crate::error::TryRecvError::BufferTooSmall) (the packet stays queued);
+    /// [`TryRecvError::Disconnected`](crate::error::TryRecvError::Disconnected) once the sender has gone and every packet it sent
+    /// was received; [`TryRecvError::FrameTooLong`](crate::error::TryRecvError::FrameTooLong) for a packet longer than a buffer of
     /// at least [`max_message_len`](Self::max_message_len) bytes (a peer with a
-    /// larger limit: that packet is lost); [`Error::Io`].
+    /// larger limit: that packet is lost); [`TryRecvError::Io`](crate::error::TryRecvError::Io).
     pub fn try_recv(
         &mut self,
         buf: &mut [u8],
@@ -483,7 +483,7 @@ impl SeqpacketReceiver {
     /// As [`recv`](Self::recv), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
+    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
     pub fn recv_timeout(
         &mut self,
         buf: &mut [u8],

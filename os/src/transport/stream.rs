@@ -503,11 +503,11 @@ macro_rules! framed_sender_methods {
             /// [`pending_len`](Self::pending_len)).
             ///
             /// # Errors
-            /// [`Error::Full`](crate::Error::Full) (with `free: 0`: the kernel does
+            /// [`TrySendError::Full`](crate::error::TrySendError::Full) (with `free: 0`: the kernel does
             /// not say how much room it has), also while an earlier tail is
-            /// pending; [`Error::MessageTooLarge`](crate::Error::MessageTooLarge);
-            /// [`Error::Disconnected`](crate::Error::Disconnected) once the
-            /// receiver has gone; [`Error::Io`](crate::Error::Io).
+            /// pending; [`TrySendError::MessageTooLarge`](crate::error::TrySendError::MessageTooLarge);
+            /// [`TrySendError::Disconnected`](crate::error::TrySendError::Disconnected) once the
+            /// receiver has gone; [`TrySendError::Io`](crate::error::TrySendError::Io).
             pub fn try_send(
                 &mut self,
                 message: &[u8],
@@ -564,7 +564,7 @@ macro_rules! framed_sender_methods {
 
             /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
             /// If the deadline passes before any byte of the frame was written,
-            /// nothing was sent ([`Error::TimedOut`](crate::Error::TimedOut)); if it
+            /// nothing was sent ([`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut)); if it
             /// passes midway, the message is accepted and its tail kept, as by
             /// [`try_send`](Self::try_send).
             ///
@@ -660,14 +660,14 @@ macro_rules! framed_receiver_methods {
             /// returns its length. Never blocks.
             ///
             /// # Errors
-            /// [`Error::Empty`](crate::Error::Empty);
-            /// [`Error::BufferTooSmall`](crate::Error::BufferTooSmall) as soon as the
+            /// [`TryRecvError::Empty`](crate::error::TryRecvError::Empty);
+            /// [`TryRecvError::BufferTooSmall`](crate::error::TryRecvError::BufferTooSmall) as soon as the
             /// length is known: the message stays in this receiver's buffer for a
             /// call with a larger one, nothing is lost;
-            /// [`Error::Disconnected`](crate::Error::Disconnected) once the sender
+            /// [`TryRecvError::Disconnected`](crate::error::TryRecvError::Disconnected) once the sender
             /// has gone and every message it committed was received;
-            /// [`Error::FrameTooLong`](crate::Error::FrameTooLong);
-            /// [`Error::Io`](crate::Error::Io).
+            /// [`TryRecvError::FrameTooLong`](crate::error::TryRecvError::FrameTooLong);
+            /// [`TryRecvError::Io`](crate::error::TryRecvError::Io).
             pub fn try_recv(
                 &mut self,
                 buf: &mut [u8],
@@ -702,7 +702,7 @@ macro_rules! framed_receiver_methods {
             /// As [`recv`](Self::recv), giving up after `timeout`.
             ///
             /// # Errors
-            /// As [`recv`](Self::recv), and [`Error::TimedOut`](crate::Error::TimedOut).
+            /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
             pub fn recv_timeout(
                 &mut self,
                 buf: &mut [u8],
