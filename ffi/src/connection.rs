@@ -718,12 +718,15 @@ pub unsafe extern "C" fn shmring_connection_max_message_len(
 ///
 /// # Safety
 /// As the exported functions.
-unsafe fn send_with(
+unsafe fn send_with<E>(
     connection: *mut shmring_connection,
     data: *const c_void,
     len: usize,
-    send: impl FnOnce(&mut Connection, &[u8]) -> shmring::Result<()>,
-) -> c_int {
+    send: impl FnOnce(&mut Connection, &[u8]) -> Result<(), E>,
+) -> c_int
+where
+    Failure: From<E>,
+{
     let body = |h: &shmring_connection| {
         // SAFETY: the caller's contract on `data` and `len`.
         let message = unsafe { message_bytes(data, len, h.max_message_len) }?;
@@ -794,16 +797,23 @@ pub unsafe extern "C" fn shmring_connection_send_timeout(
 ///
 /// # Safety
 /// As the exported functions.
-unsafe fn recv_with(
+unsafe fn recv_with<E>(
     connection: *mut shmring_connection,
     buf: *mut c_void,
     buf_len: usize,
     out_len: *mut usize,
-    recv: impl FnOnce(&mut Connection, &mut [u8]) -> shmring::Result<usize>,
-) -> c_int {
+    recv: impl FnOnce(&mut Connection, &mut [u8]) -> Result<usize, E>,
+) -> c_int
+where
+    shmring::Error: From<E>,
+{
     let body = |h: &shmring_connection| {
         // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
-        unsafe { crate::receive_into(buf, buf_len, out_len, |b| h.with_connection(|c| recv(c, b))) }
+        unsafe {
+            crate::receive_into(buf, buf_len, out_len, |b| {
+                h.with_connection(|c| recv(c, b).map_err(shmring::Error::from))
+            })
+        }
     };
     // SAFETY: delegated to the caller.
     unsafe { call(connection, body) }

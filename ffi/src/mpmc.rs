@@ -430,12 +430,15 @@ pub unsafe extern "C" fn shmring_mpmc_receiver_close(rx: *mut shmring_mpmc_recei
 ///
 /// # Safety
 /// As `shmring_mpmc_send`.
-unsafe fn send_with(
+unsafe fn send_with<E>(
     tx: *mut shmring_mpmc_sender,
     data: *const c_void,
     len: usize,
-    send: impl FnOnce(&mut MpmcSender, &[u8]) -> shmring::Result<()>,
-) -> c_int {
+    send: impl FnOnce(&mut MpmcSender, &[u8]) -> Result<(), E>,
+) -> c_int
+where
+    Failure: From<E>,
+{
     let body = |h: &mut shmring_mpmc_sender| {
         let max = h.sender.max_message_len();
         // SAFETY: the caller's contract on `data` and `len`.
@@ -511,16 +514,23 @@ pub unsafe extern "C" fn shmring_mpmc_send_timeout(
 ///
 /// # Safety
 /// As `shmring_mpmc_recv`.
-unsafe fn recv_with(
+unsafe fn recv_with<E>(
     rx: *mut shmring_mpmc_receiver,
     buf: *mut c_void,
     buf_len: usize,
     out_len: *mut usize,
-    recv: impl FnOnce(&mut MpmcReceiver, &mut [u8]) -> shmring::Result<usize>,
-) -> c_int {
+    recv: impl FnOnce(&mut MpmcReceiver, &mut [u8]) -> Result<usize, E>,
+) -> c_int
+where
+    shmring::Error: From<E>,
+{
     let body = |h: &mut shmring_mpmc_receiver| {
         // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
-        unsafe { receive_into(buf, buf_len, out_len, |b| Ok(recv(&mut h.receiver, b))) }
+        unsafe {
+            receive_into(buf, buf_len, out_len, |b| {
+                Ok(recv(&mut h.receiver, b).map_err(shmring::Error::from))
+            })
+        }
     };
     // SAFETY: the caller's contract on `rx`.
     unsafe { with_endpoint(rx, body) }

@@ -256,16 +256,23 @@ pub unsafe extern "C" fn shmring_receiver_is_sender_connected(
 ///
 /// # Safety
 /// As the exported functions.
-unsafe fn recv_with(
+unsafe fn recv_with<E>(
     receiver: *mut shmring_receiver,
     buf: *mut c_void,
     buf_len: usize,
     out_len: *mut usize,
-    recv: impl FnOnce(&mut Receiver, &mut [u8]) -> shmring::Result<usize>,
-) -> c_int {
+    recv: impl FnOnce(&mut Receiver, &mut [u8]) -> Result<usize, E>,
+) -> c_int
+where
+    shmring::Error: From<E>,
+{
     let body = |h: &shmring_receiver| {
         // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
-        unsafe { crate::receive_into(buf, buf_len, out_len, |b| h.with_receiver(|r| recv(r, b))) }
+        unsafe {
+            crate::receive_into(buf, buf_len, out_len, |b| {
+                h.with_receiver(|r| recv(r, b).map_err(shmring::Error::from))
+            })
+        }
     };
     // SAFETY: delegated to the caller.
     unsafe { call(receiver, body) }
@@ -352,14 +359,21 @@ pub unsafe extern "C" fn shmring_receiver_recv_timeout(
 ///
 /// # Safety
 /// As the exported functions.
-unsafe fn read_with(
+unsafe fn read_with<E>(
     receiver: *mut shmring_receiver,
     out_data: *mut *const u8,
     out_len: *mut usize,
-    make: impl FnOnce(&'static mut Receiver) -> shmring::Result<Received<'static>>,
-) -> c_int {
+    make: impl FnOnce(&'static mut Receiver) -> Result<Received<'static>, E>,
+) -> c_int
+where
+    shmring::Error: From<E>,
+{
     // SAFETY: delegated to the caller.
-    unsafe { call(receiver, |h| h.borrow(out_data, out_len, make)) }
+    unsafe {
+        call(receiver, |h| {
+            h.borrow(out_data, out_len, |r| make(r).map_err(shmring::Error::from))
+        })
+    }
 }
 
 /// Borrows the next message in place, if there is one now; never blocks.

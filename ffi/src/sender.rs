@@ -5,7 +5,7 @@ use std::ffi::{c_int, c_void};
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use shmring::{Error, SendGrant, Sender};
+use shmring::{SendGrant, Sender};
 
 use crate::channel::{channel_ref, shmring_channel};
 use crate::handle::{State, Stateful, call, in_callback};
@@ -285,12 +285,15 @@ pub unsafe extern "C" fn shmring_sender_is_receiver_connected(
 ///
 /// # Safety
 /// As the exported functions.
-unsafe fn send_with(
+unsafe fn send_with<E>(
     sender: *mut shmring_sender,
     data: *const c_void,
     len: usize,
-    send: impl FnOnce(&mut Sender, &[u8]) -> shmring::Result<()>,
-) -> c_int {
+    send: impl FnOnce(&mut Sender, &[u8]) -> Result<(), E>,
+) -> c_int
+where
+    Failure: From<E>,
+{
     let body = |h: &shmring_sender| {
         // SAFETY: the caller's contract on `data`.
         let message = unsafe { h.message(data, len) }?;
@@ -423,7 +426,7 @@ pub unsafe extern "C" fn shmring_sender_try_send_records(
                 while sent < count {
                     match batch.try_send(record(sent)) {
                         Ok(()) => sent += 1,
-                        Err(Error::Full { .. }) => break,
+                        Err(shmring::TrySendError::Full { .. }) => break,
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -438,7 +441,7 @@ pub unsafe extern "C" fn shmring_sender_try_send_records(
                             grant.commit(n);
                             sent += n;
                         }
-                        Err(Error::Full { .. }) => break,
+                        Err(shmring::TrySendError::Full { .. }) => break,
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -503,7 +506,7 @@ pub unsafe extern "C" fn shmring_sender_try_send_batch(
                 let bytes = unsafe { h.message(m.data, m.len) }?;
                 match batch.try_send(bytes) {
                     Ok(()) => sent += 1,
-                    Err(Error::Full { .. }) => break,
+                    Err(shmring::TrySendError::Full { .. }) => break,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -545,14 +548,21 @@ fn end_batch<'a>(
 ///
 /// # Safety
 /// As the exported functions.
-unsafe fn grant_with(
+unsafe fn grant_with<E>(
     sender: *mut shmring_sender,
     len: usize,
     out_data: *mut *mut u8,
-    make: impl FnOnce(&'static mut Sender, usize) -> shmring::Result<SendGrant<'static>>,
-) -> c_int {
+    make: impl FnOnce(&'static mut Sender, usize) -> Result<SendGrant<'static>, E>,
+) -> c_int
+where
+    shmring::Error: From<E>,
+{
     // SAFETY: delegated to the caller.
-    unsafe { call(sender, |h| h.lend(out_data, |s| make(s, len))) }
+    unsafe {
+        call(sender, |h| {
+            h.lend(out_data, |s| make(s, len).map_err(shmring::Error::from))
+        })
+    }
 }
 
 /// Lends `len` bytes of the ring, if there is room now, to write a message in

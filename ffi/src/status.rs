@@ -237,6 +237,27 @@ impl Failure {
     }
 }
 
+/// The per-operation errors map as the crate's [`Error`] they convert into: one
+/// table for every call (a full, empty or timed-out call allocates nothing).
+macro_rules! failure_via_error {
+    ($($op:ty),*) => {$(
+        impl From<$op> for Failure {
+            fn from(e: $op) -> Self {
+                Error::from(e).into()
+            }
+        }
+    )*};
+}
+
+failure_via_error!(
+    shmring::TrySendError,
+    shmring::SendError,
+    shmring::SendTimeoutError,
+    shmring::TryRecvError,
+    shmring::RecvError,
+    shmring::RecvTimeoutError
+);
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let status = match &e {

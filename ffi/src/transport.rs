@@ -426,12 +426,15 @@ pub unsafe extern "C" fn shmring_msg_sender_max_message_len(
 ///
 /// # Safety
 /// As the exported functions.
-unsafe fn send_with(
+unsafe fn send_with<E>(
     sender: *mut shmring_msg_sender,
     data: *const c_void,
     len: usize,
-    send: impl FnOnce(&mut (dyn MessageSender + Send), &[u8]) -> shmring::Result<()>,
-) -> c_int {
+    send: impl FnOnce(&mut (dyn MessageSender + Send), &[u8]) -> Result<(), E>,
+) -> c_int
+where
+    Failure: From<E>,
+{
     let body = |h: &shmring_msg_sender| {
         // SAFETY: the caller's contract on `data` and `len`.
         let message = unsafe { message_bytes(data, len, h.max_message_len) }?;
@@ -542,16 +545,23 @@ pub unsafe extern "C" fn shmring_msg_receiver_max_message_len(
 ///
 /// # Safety
 /// As the exported functions.
-unsafe fn recv_with(
+unsafe fn recv_with<E>(
     receiver: *mut shmring_msg_receiver,
     buf: *mut c_void,
     buf_len: usize,
     out_len: *mut usize,
-    recv: impl FnOnce(&mut (dyn MessageReceiver + Send), &mut [u8]) -> shmring::Result<usize>,
-) -> c_int {
+    recv: impl FnOnce(&mut (dyn MessageReceiver + Send), &mut [u8]) -> Result<usize, E>,
+) -> c_int
+where
+    shmring::Error: From<E>,
+{
     let body = |h: &shmring_msg_receiver| {
         // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
-        unsafe { crate::receive_into(buf, buf_len, out_len, |b| h.with_receiver(|r| recv(r, b))) }
+        unsafe {
+            crate::receive_into(buf, buf_len, out_len, |b| {
+                h.with_receiver(|r| recv(r, b).map_err(shmring::Error::from))
+            })
+        }
     };
     // SAFETY: delegated to the caller.
     unsafe { call(receiver, body) }

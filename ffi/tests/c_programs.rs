@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Link, compile, expect_success, pattern, unique, wait_with_deadline};
-use shmring::{ChannelBuilder, Error, Role};
+use shmring::ChannelBuilder;
 
 /// Messages per cross-process test (each one checked, byte by byte).
 const COUNT: u64 = 100_000;
@@ -136,7 +136,7 @@ fn c_sender_to_rust_receiver(how: Copying) {
         sum += u64::from(checked.unwrap_or_else(|e| panic!("from C: {e}")));
     }
     match rx.recv_timeout(&mut buf, TIMEOUT) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(shmring::RecvTimeoutError::Disconnected) => {}
         other => panic!("after the last message: {other:?}, expected Disconnected"),
     }
     let output = wait_with_deadline(child, LIMIT, "the C sender");

@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         match rx.recv_vec() {
             Ok(message) => println!("{}", String::from_utf8_lossy(&message)),
-            Err(shmring::Error::Disconnected { .. }) => {
+            Err(shmring::RecvError::Disconnected) => {
                 eprintln!("the sender has gone");
                 return Ok(());
             }

@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let line = line?;
         match tx.send_timeout(line.as_bytes(), Duration::from_secs(5)) {
             Ok(()) => {}
-            Err(shmring::Error::Disconnected { .. }) => {
+            Err(shmring::SendTimeoutError::Disconnected) => {
                 eprintln!("the receiver has gone");
                 break;
             }

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         match rx.recv_vec_timeout(Duration::from_secs(10)) {
             Ok(message) => println!("parent got: {}", String::from_utf8_lossy(&message)),
-            Err(shmring::Error::Disconnected { .. }) => break,
+            Err(shmring::RecvTimeoutError::Disconnected) => break,
             Err(e) => return Err(e.into()),
         }
     }

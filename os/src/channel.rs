@@ -19,12 +19,14 @@ use shmring_core::sync::AtomicU32;
 use shmring_core::wait::WAITING;
 use shmring_core::{
     Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, RunGrant,
-    WaitError,
 };
 
 use crate::blocking::{self, Endpoint, ParkFutex, Step, Waiter, deadline_after};
 pub use crate::blocking::{LIVENESS_INTERVAL, PEER_DEATH_BOUND, WaitStrategy};
-use crate::error::{Corrupted, Error, Result, Role};
+use crate::error::{
+    Error, RecvError, RecvTimeoutError, Result, Role, SegmentCorrupted, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
+};
 use crate::futex::SharedFutex;
 use crate::options::{SegmentBuilder, SegmentOptions};
 use crate::segment::{Backing, Segment};
@@ -373,17 +375,14 @@ impl Link {
 
     /// The error for a push that did not go through and will not be retried:
     /// `Full` becomes `Disconnected` once the receiver has gone.
-    fn refused_push(&mut self, e: PushError) -> Error {
-        match e {
-            PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
-            PushError::Full { needed, free } => match self.peer_gone_throttled() {
-                Ok(true) => Error::Disconnected {
-                    peer: Role::Receiver,
-                },
-                Ok(false) => Error::Full { needed, free },
-                Err(e) => e,
+    fn refused_push(&mut self, e: PushError) -> TrySendError {
+        match TrySendError::from_push(e, self.segment.describe()) {
+            TrySendError::Full { needed, free } => match self.peer_gone_throttled() {
+                Ok(true) => TrySendError::Disconnected,
+                Ok(false) => TrySendError::Full { needed, free },
+                Err(e) => TrySendError::from_error(e),
             },
-            PushError::Corrupted(c) => corrupted(&self.segment, c),
+            e => e,
         }
     }
 
@@ -474,13 +473,6 @@ impl Receiver {
     }
 }
 
-fn corrupted(segment: &Segment, c: shmring_core::Corruption) -> Error {
-    Error::Corrupted {
-        what: segment.describe().to_owned(),
-        detail: Corrupted::Ring(c),
-    }
-}
-
 /// The sending side of a channel. `Send`, not `Sync`: one thread at a time.
 ///
 /// Messages are committed in order; a committed message is delivered exactly once
@@ -518,12 +510,8 @@ impl Sender {
         self.link.peer_connected()
     }
 
-    fn push_error(&mut self, e: PushError) -> Error {
-        match e {
-            PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
-            PushError::Full { needed, free } => Error::Full { needed, free },
-            PushError::Corrupted(c) => corrupted(&self.link.segment, c),
-        }
+    fn push_error(&self, e: PushError) -> TrySendError {
+        TrySendError::from_push(e, self.link.segment.describe())
     }
 
     /// Copies `message` into the channel if there is room now; never blocks.
@@ -532,9 +520,10 @@ impl Sender {
     /// whichever receiver comes next.
     ///
     /// # Errors
-    /// [`Error::Full`]; [`Error::Disconnected`] when full and the receiver has gone;
-    /// [`Error::MessageTooLarge`]; [`Error::Corrupted`].
-    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    /// [`TrySendError::Full`]; [`TrySendError::Disconnected`] when full and the
+    /// receiver has gone; [`TrySendError::MessageTooLarge`];
+    /// [`TrySendError::Corrupted`]; [`TrySendError::Io`] if the liveness probe fails.
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), TrySendError> {
         match self.producer.push(message) {
             Ok(()) => {
                 self.producer.wake_consumer(&self.link.futex);
@@ -547,17 +536,23 @@ impl Sender {
     /// Copies `message` into the channel, waiting for room.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] if the receiver goes while the channel is full;
-    /// [`Error::MessageTooLarge`]; [`Error::Corrupted`].
-    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+    /// [`SendError::Disconnected`] if the receiver goes while the channel is full;
+    /// [`SendError::MessageTooLarge`]; [`SendError::Corrupted`]; [`SendError::Io`].
+    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.send_deadline(message, None)
+            .map_err(SendError::untimed)
     }
 
-    /// As [`send`](Self::send), giving up after `timeout` with [`Error::TimedOut`].
+    /// As [`send`](Self::send), giving up after `timeout` with
+    /// [`SendTimeoutError::TimedOut`].
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`Error::TimedOut`].
-    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`].
+    pub fn send_timeout(
+        &mut self,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError> {
         self.send_deadline(message, deadline_after(timeout))
     }
 
@@ -565,8 +560,13 @@ impl Sender {
     ///
     /// # Errors
     /// As [`send_timeout`](Self::send_timeout).
-    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
-        self.until_room(message.len(), deadline, |producer| producer.push(message))?;
+    pub fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError> {
+        self.until_room(message.len(), deadline, |producer| producer.push(message))
+            .map_err(SendTimeoutError::from_error)?;
         self.producer.wake_consumer(&self.link.futex);
         Ok(())
     }
@@ -589,15 +589,16 @@ impl Sender {
                     peer: Role::Receiver,
                 }),
                 Err(PushError::Full { .. }) => Ok(Step::Wait),
-                Err(e) => Err(tx.push_error(e)),
+                Err(e) => Err(tx.push_error(e).into()),
             },
-            |tx, until| match tx
-                .producer
-                .wait_for_space(len, &tx.link.park_futex(), Some(until))
-            {
-                Ok(()) | Err(WaitError::TimedOut) => Ok(()),
-                Err(WaitError::TooLarge { len, max }) => Err(Error::MessageTooLarge { len, max }),
-                Err(WaitError::Corrupted(c)) => Err(corrupted(&tx.link.segment, c)),
+            |tx, until| {
+                let parked = tx
+                    .producer
+                    .wait_for_space(len, &tx.link.park_futex(), Some(until));
+                match parked.map_err(|e| Error::from_wait(e, tx.link.segment.describe())) {
+                    Ok(()) | Err(None) => Ok(()),
+                    Err(Some(e)) => Err(e),
+                }
             },
         )
     }
@@ -618,7 +619,7 @@ impl Sender {
     ///
     /// # Errors
     /// As [`try_send`](Self::try_send).
-    pub fn try_grant(&mut self, len: usize) -> Result<SendGrant<'_>> {
+    pub fn try_grant(&mut self, len: usize) -> Result<SendGrant<'_>, TrySendError> {
         if let Err(e) = self.producer.grant(len) {
             return Err(self.link.refused_push(e));
         }
@@ -629,34 +630,42 @@ impl Sender {
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    pub fn grant(&mut self, len: usize) -> Result<SendGrant<'_>> {
-        // A grant dropped at once commits nothing: a probe for room.
-        self.until_room(len, None, |producer| producer.grant(len).map(drop))?;
-        self.grant_now(len)
+    pub fn grant(&mut self, len: usize) -> Result<SendGrant<'_>, SendError> {
+        self.grant_deadline(len, None).map_err(SendError::untimed)
     }
 
     /// As [`grant`](Self::grant), giving up after `timeout`.
     ///
     /// # Errors
     /// As [`send_timeout`](Self::send_timeout).
-    pub fn grant_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendGrant<'_>> {
-        let deadline = deadline_after(timeout);
-        self.until_room(len, deadline, |producer| producer.grant(len).map(drop))?;
-        self.grant_now(len)
+    pub fn grant_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<SendGrant<'_>, SendTimeoutError> {
+        self.grant_deadline(len, deadline_after(timeout))
     }
 
-    fn grant_now(&mut self, len: usize) -> Result<SendGrant<'_>> {
+    fn grant_deadline(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<SendGrant<'_>, SendTimeoutError> {
+        // A grant dropped at once commits nothing: a probe for room.
+        self.until_room(len, deadline, |producer| producer.grant(len).map(drop))
+            .map_err(SendTimeoutError::from_error)?;
+        self.grant_now(len)
+            .map_err(|e| SendTimeoutError::from_error(e.into()))
+    }
+
+    fn grant_now(&mut self, len: usize) -> Result<SendGrant<'_>, TrySendError> {
         // Room was found just before; only the receiver frees more, so this holds.
         match self.producer.grant(len) {
             Ok(grant) => Ok(SendGrant {
                 grant,
                 futex: self.link.futex,
             }),
-            Err(e) => Err(match e {
-                PushError::TooLarge { len, max } => Error::MessageTooLarge { len, max },
-                PushError::Full { needed, free } => Error::Full { needed, free },
-                PushError::Corrupted(c) => corrupted(&self.link.segment, c),
-            }),
+            Err(e) => Err(TrySendError::from_push(e, self.link.segment.describe())),
         }
     }
 }
@@ -665,7 +674,7 @@ impl Sender {
 /// publication and one wake-up check, when it is published or dropped.
 ///
 /// While it is open the receiver sees none of them: a batch that fills the ring
-/// gets [`Error::Full`] and must be published before the receiver can make room.
+/// gets [`TrySendError::Full`] and must be published before the receiver can make room.
 pub struct SendBatch<'a> {
     /// Taken out only in `drop`, to publish and wake.
     batch: ManuallyDrop<Batch<'a, RawRegion>>,
@@ -682,9 +691,11 @@ impl<'a> SendBatch<'a> {
     /// Copies `message` into the batch if there is room now; never blocks.
     ///
     /// # Errors
-    /// [`Error::Full`] (publish the batch and retry), [`Error::MessageTooLarge`],
-    /// [`Error::Corrupted`].
-    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    /// [`TrySendError::Full`] (publish the batch and retry),
+    /// [`TrySendError::Disconnected`] when full and the receiver has gone,
+    /// [`TrySendError::MessageTooLarge`], [`TrySendError::Corrupted`],
+    /// [`TrySendError::Io`].
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), TrySendError> {
         self.batch
             .push(message)
             .map_err(|e| self.link.refused_push(e))
@@ -698,9 +709,9 @@ impl<'a> SendBatch<'a> {
     /// ring, not 16, and no per-message call.
     ///
     /// # Errors
-    /// [`Error::Full`] when not even one fits (publish the batch and retry),
-    /// [`Error::MessageTooLarge`] beyond the largest message or 65535 bytes,
-    /// [`Error::Corrupted`].
+    /// [`TrySendError::Full`] when not even one fits (publish the batch and
+    /// retry), [`TrySendError::MessageTooLarge`] beyond the largest message or
+    /// 65535 bytes; otherwise as [`try_send`](Self::try_send).
     ///
     /// # Panics
     /// If `len` is 0.
@@ -708,7 +719,7 @@ impl<'a> SendBatch<'a> {
         &mut self,
         len: usize,
         count: usize,
-    ) -> Result<RunGrant<'_, 'a, RawRegion>> {
+    ) -> Result<RunGrant<'_, 'a, RawRegion>, TrySendError> {
         self.batch
             .grant_run(len, count)
             .map_err(|e| self.link.refused_push(e))
@@ -826,12 +837,8 @@ impl Receiver {
         Error::Disconnected { peer: Role::Sender }
     }
 
-    fn pop_error(&self, e: PopError) -> Error {
-        match e {
-            PopError::Empty => Error::Empty,
-            PopError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
-            PopError::Corrupted(c) => corrupted(&self.link.segment, c),
-        }
+    fn pop_error(&self, e: PopError) -> TryRecvError {
+        TryRecvError::from_pop(e, self.link.segment.describe())
     }
 
     fn pop(&mut self, buf: &mut [u8]) -> std::result::Result<usize, PopError> {
@@ -844,19 +851,23 @@ impl Receiver {
     /// returns its length. Never blocks.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::Disconnected`] when empty and the sender has gone
-    /// (after every message it committed was received); [`Error::BufferTooSmall`]
-    /// (nothing consumed); [`Error::Corrupted`].
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    /// [`TryRecvError::Empty`]; [`TryRecvError::Disconnected`] when empty and the
+    /// sender has gone (after every message it committed was received);
+    /// [`TryRecvError::BufferTooSmall`] (nothing consumed);
+    /// [`TryRecvError::Corrupted`]; [`TryRecvError::Io`] if the liveness probe
+    /// fails.
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
         match self.pop(buf) {
             Ok(n) => Ok(n),
             Err(PopError::Empty) => {
-                if !self.link.peer_gone_throttled()? {
-                    return Err(Error::Empty);
+                match self.link.peer_gone_throttled() {
+                    Ok(false) => return Err(TryRecvError::Empty),
+                    Ok(true) => {}
+                    Err(e) => return Err(TryRecvError::from_error(e)),
                 }
                 // The sender is gone: anything it committed is visible now.
                 match self.pop(buf) {
-                    Err(PopError::Empty) => Err(Self::disconnected()),
+                    Err(PopError::Empty) => Err(TryRecvError::Disconnected),
                     other => other.map_err(|e| self.pop_error(e)),
                 }
             }
@@ -867,17 +878,23 @@ impl Receiver {
     /// Copies the next message into `buf`, waiting for one; returns its length.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] once the sender has gone and everything it committed
-    /// was received; [`Error::BufferTooSmall`]; [`Error::Corrupted`].
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_deadline(buf, None)
+    /// [`RecvError::Disconnected`] once the sender has gone and everything it
+    /// committed was received; [`RecvError::BufferTooSmall`];
+    /// [`RecvError::Corrupted`]; [`RecvError::Io`].
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_deadline(buf, None).map_err(RecvError::untimed)
     }
 
-    /// As [`recv`](Self::recv), giving up after `timeout` with [`Error::TimedOut`].
+    /// As [`recv`](Self::recv), giving up after `timeout` with
+    /// [`RecvTimeoutError::TimedOut`].
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
-    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`].
+    pub fn recv_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
         self.recv_deadline(buf, deadline_after(timeout))
     }
 
@@ -885,32 +902,41 @@ impl Receiver {
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
-    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    pub fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, RecvTimeoutError> {
         let futex = self.link.futex;
         self.until_message(deadline, |consumer| {
             let n = consumer.pop(buf)?;
             consumer.wake_producer(&futex);
             Ok(n)
         })
+        .map_err(RecvTimeoutError::from_error)
     }
 
     /// Receives the next message into a new `Vec`, waiting for one.
     ///
     /// # Errors
     /// As [`recv`](Self::recv), without `BufferTooSmall`.
-    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
-        let message = self.read()?;
-        let bytes = message.to_vec();
-        message.release();
-        Ok(bytes)
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.recv_vec_deadline(None).map_err(RecvError::untimed)
     }
 
     /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        let message = self.read_timeout(timeout)?;
+    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        self.recv_vec_deadline(deadline_after(timeout))
+    }
+
+    fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, RecvTimeoutError> {
+        let message = self.read_deadline(deadline)?;
         let bytes = message.to_vec();
         message.release();
         Ok(bytes)
@@ -924,28 +950,37 @@ impl Receiver {
     /// again to the next receiver.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::Disconnected`] when empty and the sender has gone
-    /// (after everything it committed was received); [`Error::Corrupted`] if the
-    /// first frame is invalid.
-    pub fn try_recv_batch(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
+    /// [`TryRecvError::Empty`]; [`TryRecvError::Disconnected`] when empty and the
+    /// sender has gone (after everything it committed was received);
+    /// [`TryRecvError::Corrupted`] if the first frame is invalid;
+    /// [`TryRecvError::Io`] if the liveness probe fails.
+    pub fn try_recv_batch(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, TryRecvError> {
         let mut batch = |receiver: &mut Self| {
-            let n = receiver
-                .consumer
-                .read_batch(max, &mut f)
-                .map_err(|c| corrupted(&receiver.link.segment, c))?;
+            let n = receiver.consumer.read_batch(max, &mut f).map_err(|c| {
+                TryRecvError::Corrupted(SegmentCorrupted::boxed(
+                    receiver.link.segment.describe(),
+                    c,
+                ))
+            })?;
             receiver.consumer.wake_producer(&receiver.link.futex);
-            Ok::<usize, Error>(n)
+            Ok::<usize, TryRecvError>(n)
         };
         let n = batch(self)?;
         if n > 0 || max == 0 {
             return Ok(n);
         }
-        if !self.link.peer_gone_throttled()? {
-            return Err(Error::Empty);
+        match self.link.peer_gone_throttled() {
+            Ok(false) => return Err(TryRecvError::Empty),
+            Ok(true) => {}
+            Err(e) => return Err(TryRecvError::from_error(e)),
         }
         // The sender is gone: anything it committed is visible now.
         match batch(self)? {
-            0 => Err(Self::disconnected()),
+            0 => Err(TryRecvError::Disconnected),
             n => Ok(n),
         }
     }
@@ -965,16 +1000,15 @@ impl Receiver {
                 Ok(done) => Ok(Step::Done(done)),
                 Err(PopError::Empty) if gone => Err(Self::disconnected()),
                 Err(PopError::Empty) => Ok(Step::Wait),
-                Err(e) => Err(rx.pop_error(e)),
+                Err(e) => Err(rx.pop_error(e).into()),
             },
-            |rx, until| match rx
-                .consumer
-                .wait_for_message(&rx.link.park_futex(), Some(until))
-            {
-                Ok(()) | Err(WaitError::TimedOut) => Ok(()),
-                Err(WaitError::Corrupted(c)) => Err(corrupted(&rx.link.segment, c)),
-                Err(WaitError::TooLarge { .. }) => {
-                    unreachable!("only a sender waits for room")
+            |rx, until| {
+                let parked = rx
+                    .consumer
+                    .wait_for_message(&rx.link.park_futex(), Some(until));
+                match parked.map_err(|e| Error::from_wait(e, rx.link.segment.describe())) {
+                    Ok(()) | Err(None) => Ok(()),
+                    Err(Some(e)) => Err(e),
                 }
             },
         )
@@ -993,18 +1027,20 @@ impl Receiver {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv), without `BufferTooSmall`.
-    pub fn try_read(&mut self) -> Result<Received<'_>> {
+    pub fn try_read(&mut self) -> Result<Received<'_>, TryRecvError> {
         match self.consumer.read() {
             Ok(_) => {}
             Err(ReadError::Empty) => {
-                if !self.link.peer_gone_throttled()? {
-                    return Err(Error::Empty);
+                match self.link.peer_gone_throttled() {
+                    Ok(false) => return Err(TryRecvError::Empty),
+                    Ok(true) => {}
+                    Err(e) => return Err(TryRecvError::from_error(e)),
                 }
                 if let Err(ReadError::Empty) = self.consumer.read() {
-                    return Err(Self::disconnected());
+                    return Err(TryRecvError::Disconnected);
                 }
             }
-            Err(ReadError::Corrupted(c)) => return Err(corrupted(&self.link.segment, c)),
+            Err(e) => return Err(TryRecvError::from_read(e, self.link.segment.describe())),
         }
         self.read_now()
     }
@@ -1013,32 +1049,36 @@ impl Receiver {
     ///
     /// # Errors
     /// As [`recv`](Self::recv), without `BufferTooSmall`.
-    pub fn read(&mut self) -> Result<Received<'_>> {
-        self.wait_for_message(None)?;
-        self.read_now()
+    pub fn read(&mut self) -> Result<Received<'_>, RecvError> {
+        self.read_deadline(None).map_err(RecvError::untimed)
     }
 
     /// As [`read`](Self::read), giving up after `timeout`.
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn read_timeout(&mut self, timeout: Duration) -> Result<Received<'_>> {
-        self.wait_for_message(deadline_after(timeout))?;
-        self.read_now()
+    pub fn read_timeout(&mut self, timeout: Duration) -> Result<Received<'_>, RecvTimeoutError> {
+        self.read_deadline(deadline_after(timeout))
     }
 
-    fn read_now(&mut self) -> Result<Received<'_>> {
+    fn read_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Received<'_>, RecvTimeoutError> {
+        self.wait_for_message(deadline)
+            .map_err(RecvTimeoutError::from_error)?;
+        self.read_now()
+            .map_err(|e| RecvTimeoutError::from_error(e.into()))
+    }
+
+    fn read_now(&mut self) -> Result<Received<'_>, TryRecvError> {
         // A message was found just before; only we consume, so it is still there.
         match self.consumer.read() {
             Ok(message) => Ok(Received {
                 message,
                 futex: self.link.futex,
             }),
-            Err(ReadError::Empty) => Err(Error::Empty),
-            Err(ReadError::Corrupted(c)) => Err(Error::Corrupted {
-                what: self.link.segment.describe().to_owned(),
-                detail: Corrupted::Ring(c),
-            }),
+            Err(e) => Err(TryRecvError::from_read(e, self.link.segment.describe())),
         }
     }
 }
@@ -1076,10 +1116,14 @@ impl crate::message::MessageSender for Sender {
     fn max_message_len(&self) -> usize {
         Sender::max_message_len(self)
     }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8]) -> Result<(), TrySendError> {
         Sender::try_send(self, message)
     }
-    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError> {
         Sender::send_deadline(self, message, deadline)
     }
 }
@@ -1088,23 +1132,21 @@ impl crate::message::MessageReceiver for Receiver {
     fn max_message_len(&self) -> usize {
         Receiver::max_message_len(self)
     }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
         Receiver::try_recv(self, buf)
     }
-    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, RecvTimeoutError> {
         Receiver::recv_deadline(self, buf, deadline)
     }
-    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
-        let message = match deadline {
-            None => self.read()?,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                self.read_timeout(left)?
-            }
-        };
-        let bytes = message.to_vec();
-        message.release();
-        Ok(bytes)
+    fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, RecvTimeoutError> {
+        Receiver::recv_vec_deadline(self, deadline)
     }
 }
 
@@ -1179,7 +1221,10 @@ mod tests {
                 .expect("room for 100 small messages");
         }
         // Nothing is visible before the batch is published.
-        assert!(matches!(rx.try_recv(&mut [0u8; 8]), Err(Error::Empty)));
+        assert!(matches!(
+            rx.try_recv(&mut [0u8; 8]),
+            Err(TryRecvError::Empty)
+        ));
         batch.publish();
         let mut seen = Vec::new();
         let n = rx
@@ -1189,7 +1234,10 @@ mod tests {
             .expect("batch read");
         assert_eq!(n, 100);
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
-        assert!(matches!(rx.try_recv(&mut [0u8; 8]), Err(Error::Empty)));
+        assert!(matches!(
+            rx.try_recv(&mut [0u8; 8]),
+            Err(TryRecvError::Empty)
+        ));
     }
 
     #[test]
@@ -1201,7 +1249,7 @@ mod tests {
             loop {
                 match batch.try_send(&sent.to_le_bytes()) {
                     Ok(()) => sent += 1,
-                    Err(Error::Full { .. }) => break,
+                    Err(TrySendError::Full { .. }) => break,
                     Err(e) => panic!("unexpected {e}"),
                 }
             }

@@ -73,7 +73,10 @@ pub mod transport;
 
 pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};
 pub use connection::{Connection, Listener, connect};
-pub use error::{Corrupted, Error, Result, Role};
+pub use error::{
+    Corrupted, Error, FrameTooLong, IoFailure, RecvError, RecvTimeoutError, Result, Role,
+    SegmentCorrupted, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 pub use event::{Event, EventBuilder, EventKey};
 pub use futex::{SharedFutex, register_membarrier};
 pub use message::{MessageReceiver, MessageSender};

@@ -62,7 +62,7 @@ use shmring_core::{
 pub use shmring_core::MpmcStats;
 
 use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
-use crate::error::{Corrupted, Error, Result, Role};
+use crate::error::{self, Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::options::{SegmentBuilder, SegmentOptions};
 use crate::segment::{Backing, Contents, Segment};
@@ -612,10 +612,7 @@ impl Link {
     }
 
     fn corrupted(&self, c: MpmcCorruption) -> Error {
-        Error::Corrupted {
-            what: self.segment.describe().to_owned(),
-            detail: Corrupted::Mpmc(c),
-        }
+        Error::corrupted(self.segment.describe(), c)
     }
 
     fn unstable(&self, word: &'static str) -> Error {
@@ -777,10 +774,17 @@ impl MpmcSender {
     /// than the stall timeout, so a loop of `try_send` calls gets past a death.
     ///
     /// # Errors
-    /// [`Error::Full`] (`needed`: the message's length, `free`: 0); [`Error::Disconnected`]
-    /// when full and no receiver is alive (though one has been attached);
-    /// [`Error::MessageTooLarge`]; [`Error::Corrupted`].
-    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    /// [`TrySendError::Full`](error::TrySendError::Full) (`needed`: the message's length, `free`: 0);
+    /// [`TrySendError::Disconnected`](error::TrySendError::Disconnected) when full and no receiver is alive (though
+    /// one has been attached); [`TrySendError::MessageTooLarge`](error::TrySendError::MessageTooLarge);
+    /// [`TrySendError::Corrupted`](error::TrySendError::Corrupted); [`TrySendError::Io`](error::TrySendError::Io) if the liveness probe
+    /// fails.
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), error::TrySendError> {
+        self.try_send_steps(message)
+            .map_err(error::TrySendError::from_error)
+    }
+
+    fn try_send_steps(&mut self, message: &[u8]) -> Result<()> {
         let mut contended = 0;
         let mut gone = false;
         for _ in 0..TRY_STEPS {
@@ -805,17 +809,23 @@ impl MpmcSender {
     /// Copies `message` into a slot, waiting for one.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] if the ring is full and no receiver is alive;
-    /// [`Error::MessageTooLarge`]; [`Error::Corrupted`].
-    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+    /// [`SendError::Disconnected`](error::SendError::Disconnected) if the ring is full and no receiver is alive;
+    /// [`SendError::MessageTooLarge`](error::SendError::MessageTooLarge); [`SendError::Corrupted`](error::SendError::Corrupted); [`SendError::Io`](error::SendError::Io).
+    pub fn send(&mut self, message: &[u8]) -> Result<(), error::SendError> {
         self.send_deadline(message, None)
+            .map_err(error::SendError::untimed)
     }
 
-    /// As [`send`](Self::send), giving up after `timeout` with [`Error::TimedOut`].
+    /// As [`send`](Self::send), giving up after `timeout` with
+    /// [`SendTimeoutError::TimedOut`](error::SendTimeoutError::TimedOut).
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`Error::TimedOut`].
-    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](error::SendTimeoutError::TimedOut).
+    pub fn send_timeout(
+        &mut self,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<(), error::SendTimeoutError> {
         self.send_deadline(message, deadline_after(timeout))
     }
 
@@ -823,7 +833,11 @@ impl MpmcSender {
     ///
     /// # Errors
     /// As [`send_timeout`](Self::send_timeout).
-    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    pub fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), error::SendTimeoutError> {
         let mut contended = 0;
         blocking::block(
             self,
@@ -836,6 +850,7 @@ impl MpmcSender {
                 Err(MpmcWaitError::Corrupted(c)) => Err(tx.link.corrupted(c)),
             },
         )
+        .map_err(error::SendTimeoutError::from_error)
     }
 }
 
@@ -943,10 +958,17 @@ impl MpmcReceiver {
     /// calls gets past a death.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::Disconnected`] when empty and no sender is alive
-    /// (though one has been attached); [`Error::BufferTooSmall`] (nothing
-    /// consumed); [`Error::Corrupted`].
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    /// [`TryRecvError::Empty`](error::TryRecvError::Empty); [`TryRecvError::Disconnected`](error::TryRecvError::Disconnected) when empty and no
+    /// sender is alive (though one has been attached);
+    /// [`TryRecvError::BufferTooSmall`](error::TryRecvError::BufferTooSmall) (nothing consumed);
+    /// [`TryRecvError::Corrupted`](error::TryRecvError::Corrupted); [`TryRecvError::Io`](error::TryRecvError::Io) if the liveness probe
+    /// fails.
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, error::TryRecvError> {
+        self.try_recv_steps(buf)
+            .map_err(error::TryRecvError::from_error)
+    }
+
+    fn try_recv_steps(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut contended = 0;
         let mut gone = false;
         for _ in 0..TRY_STEPS {
@@ -968,17 +990,23 @@ impl MpmcReceiver {
     /// Copies the next message into `buf`, waiting for one; returns its length.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] once no sender is alive and the ring is empty;
-    /// [`Error::BufferTooSmall`]; [`Error::Corrupted`].
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    /// [`RecvError::Disconnected`](error::RecvError::Disconnected) once no sender is alive and the ring is empty;
+    /// [`RecvError::BufferTooSmall`](error::RecvError::BufferTooSmall); [`RecvError::Corrupted`](error::RecvError::Corrupted); [`RecvError::Io`](error::RecvError::Io).
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, error::RecvError> {
         self.recv_deadline(buf, None)
+            .map_err(error::RecvError::untimed)
     }
 
-    /// As [`recv`](Self::recv), giving up after `timeout` with [`Error::TimedOut`].
+    /// As [`recv`](Self::recv), giving up after `timeout` with
+    /// [`RecvTimeoutError::TimedOut`](error::RecvTimeoutError::TimedOut).
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
-    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](error::RecvTimeoutError::TimedOut).
+    pub fn recv_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, error::RecvTimeoutError> {
         self.recv_deadline(buf, deadline_after(timeout))
     }
 
@@ -986,7 +1014,11 @@ impl MpmcReceiver {
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
-    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    pub fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, error::RecvTimeoutError> {
         let mut contended = 0;
         blocking::block(
             self,
@@ -997,25 +1029,33 @@ impl MpmcReceiver {
                 Err(MpmcWaitError::Corrupted(c)) => Err(rx.link.corrupted(c)),
             },
         )
+        .map_err(error::RecvTimeoutError::from_error)
     }
 
     /// Receives the next message into a new `Vec`, waiting for one.
     ///
     /// # Errors
     /// As [`recv`](Self::recv), without `BufferTooSmall`.
-    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>, error::RecvError> {
         self.recv_vec_deadline(None)
+            .map_err(error::RecvError::untimed)
     }
 
     /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+    pub fn recv_vec_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, error::RecvTimeoutError> {
         self.recv_vec_deadline(deadline_after(timeout))
     }
 
-    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, error::RecvTimeoutError> {
         let mut buf = vec![0u8; self.max_message_len()];
         let n = self.recv_deadline(&mut buf, deadline)?;
         buf.truncate(n);
@@ -1053,10 +1093,14 @@ impl crate::message::MessageSender for MpmcSender {
     fn max_message_len(&self) -> usize {
         MpmcSender::max_message_len(self)
     }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8]) -> Result<(), error::TrySendError> {
         MpmcSender::try_send(self, message)
     }
-    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), error::SendTimeoutError> {
         MpmcSender::send_deadline(self, message, deadline)
     }
 }
@@ -1065,10 +1109,14 @@ impl crate::message::MessageReceiver for MpmcReceiver {
     fn max_message_len(&self) -> usize {
         MpmcReceiver::max_message_len(self)
     }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, error::TryRecvError> {
         MpmcReceiver::try_recv(self, buf)
     }
-    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, error::RecvTimeoutError> {
         MpmcReceiver::recv_deadline(self, buf, deadline)
     }
 }
@@ -1092,13 +1140,16 @@ mod tests {
         let channel = memfd(4, 4);
         let mut tx = channel.sender().unwrap();
         let mut rx = channel.receiver().unwrap();
-        assert!(matches!(rx.try_recv(&mut [0u8; 16]), Err(Error::Empty)));
+        assert!(matches!(
+            rx.try_recv(&mut [0u8; 16]),
+            Err(error::TryRecvError::Empty)
+        ));
         for i in 0u8..4 {
             tx.try_send(&[i; 3]).unwrap();
         }
         assert!(matches!(
             tx.try_send(b"x"),
-            Err(Error::Full { needed: 1, free: 0 })
+            Err(error::TrySendError::Full { needed: 1, free: 0 })
         ));
         let mut buf = [0u8; 16];
         for i in 0u8..4 {
@@ -1110,7 +1161,7 @@ mod tests {
         }
         assert!(matches!(
             tx.try_send(&[0; 17]),
-            Err(Error::MessageTooLarge { len: 17, max: 16 })
+            Err(error::TrySendError::MessageTooLarge { len: 17, max: 16 })
         ));
         assert_eq!(channel.live_senders().unwrap(), 1);
         assert_eq!(channel.live_receivers().unwrap(), 1);
@@ -1119,7 +1170,7 @@ mod tests {
         // The sender has gone and the ring is empty.
         assert!(matches!(
             rx.recv_timeout(&mut buf, Duration::from_secs(5)),
-            Err(Error::Disconnected { peer: Role::Sender })
+            Err(error::RecvTimeoutError::Disconnected)
         ));
     }
 
@@ -1184,7 +1235,10 @@ mod tests {
         tx.send_timeout(b"boxed", Duration::from_secs(5)).unwrap();
         let got = rx.recv_vec_deadline(None).unwrap();
         assert_eq!(got, b"boxed");
-        assert!(matches!(rx.try_recv(&mut [0u8; 16]), Err(Error::Empty)));
+        assert!(matches!(
+            rx.try_recv(&mut [0u8; 16]),
+            Err(error::TryRecvError::Empty)
+        ));
     }
 
     #[test]
@@ -1205,7 +1259,7 @@ mod tests {
                     loop {
                         match rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
                             Ok(8) => got.push(u64::from_le_bytes(buf)),
-                            Err(Error::Disconnected { .. }) => return got,
+                            Err(error::RecvTimeoutError::Disconnected) => return got,
                             other => panic!("{other:?}"),
                         }
                     }

@@ -424,7 +424,7 @@ impl RpcClient {
         let mut guard = lock(&self.sender);
         let (sender, frame) = &mut *guard;
         encode(frame, id, KIND_REQUEST, request);
-        sender.send_deadline(frame, deadline)
+        Ok(sender.send_deadline(frame, deadline)?)
     }
 
     /// Removes call `id`: its response, if one comes, will be dropped.
@@ -487,7 +487,7 @@ impl RpcClient {
         let mut guard = lock(&self.receiver);
         let (receiver, buf) = &mut *guard;
         loop {
-            let received = receiver.recv_deadline(buf, deadline);
+            let received = receiver.recv_deadline(buf, deadline).map_err(Error::from);
             let mut state = lock(&self.state);
             let failure = match received {
                 Ok(n) => match dispatch(&mut state, &buf[..n.min(buf.len())], Some(id)) {
@@ -531,7 +531,7 @@ impl RpcClient {
         let mut guard = lock(&self.receiver);
         let (receiver, buf) = &mut *guard;
         for _ in 0..DRAIN_LIMIT {
-            let received = receiver.try_recv(buf);
+            let received = receiver.try_recv(buf).map_err(Error::from);
             let mut state = lock(&self.state);
             let failure = match received {
                 Ok(n) => match dispatch(&mut state, &buf[..n.min(buf.len())], None) {
@@ -799,6 +799,8 @@ mod tests {
     struct MemSender(mpsc::Sender<Vec<u8>>);
     struct MemReceiver(mpsc::Receiver<Vec<u8>>);
 
+    use crate::error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+
     fn mem_pair() -> (MemSender, MemReceiver) {
         let (tx, rx) = mpsc::channel();
         (MemSender(tx), MemReceiver(rx))
@@ -808,15 +810,19 @@ mod tests {
         fn max_message_len(&self) -> usize {
             256
         }
-        fn try_send(&mut self, message: &[u8]) -> Result<()> {
-            self.send_deadline(message, None)
-        }
-        fn send_deadline(&mut self, message: &[u8], _: Option<Instant>) -> Result<()> {
+        fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), TrySendError> {
             self.0
                 .send(message.to_vec())
-                .map_err(|_| Error::Disconnected {
-                    peer: Role::Receiver,
-                })
+                .map_err(|_| TrySendError::Disconnected)
+        }
+        fn send_deadline(
+            &mut self,
+            message: &[u8],
+            _: Option<Instant>,
+        ) -> std::result::Result<(), SendTimeoutError> {
+            self.0
+                .send(message.to_vec())
+                .map_err(|_| SendTimeoutError::Disconnected)
         }
     }
 
@@ -824,32 +830,29 @@ mod tests {
         fn max_message_len(&self) -> usize {
             256
         }
-        fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        fn try_recv(&mut self, buf: &mut [u8]) -> std::result::Result<usize, TryRecvError> {
             match self.0.try_recv() {
                 Ok(m) => {
                     buf[..m.len()].copy_from_slice(&m);
                     Ok(m.len())
                 }
-                Err(mpsc::TryRecvError::Empty) => Err(Error::Empty),
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    Err(Error::Disconnected { peer: Role::Sender })
-                }
+                Err(mpsc::TryRecvError::Empty) => Err(TryRecvError::Empty),
+                Err(mpsc::TryRecvError::Disconnected) => Err(TryRecvError::Disconnected),
             }
         }
-        fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        fn recv_deadline(
+            &mut self,
+            buf: &mut [u8],
+            deadline: Option<Instant>,
+        ) -> std::result::Result<usize, RecvTimeoutError> {
             let m = match deadline {
-                None => self
-                    .0
-                    .recv()
-                    .map_err(|_| Error::Disconnected { peer: Role::Sender })?,
+                None => self.0.recv().map_err(|_| RecvTimeoutError::Disconnected)?,
                 Some(d) => self
                     .0
                     .recv_timeout(d.saturating_duration_since(Instant::now()))
                     .map_err(|e| match e {
-                        mpsc::RecvTimeoutError::Timeout => Error::TimedOut,
-                        mpsc::RecvTimeoutError::Disconnected => {
-                            Error::Disconnected { peer: Role::Sender }
-                        }
+                        mpsc::RecvTimeoutError::Timeout => RecvTimeoutError::TimedOut,
+                        mpsc::RecvTimeoutError::Disconnected => RecvTimeoutError::Disconnected,
                     })?,
             };
             buf[..m.len()].copy_from_slice(&m);

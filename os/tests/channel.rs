@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use shmring::core::{LayoutError, MAX_CAPACITY, MIN_CAPACITY};
 use shmring::{ChannelBuilder, Corrupted, Error, Role, SegmentBuilder, WaitStrategy};
+use shmring::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 
 fn memfd(capacity: usize) -> shmring::Channel {
     ChannelBuilder::memfd()
@@ -170,20 +173,29 @@ fn the_largest_message_fits_and_one_byte_more_is_refused() {
             }
             other => panic!("{what} of {} bytes: {other:?}", max + 1),
         };
-        refused(tx.try_send(&too_long), "try_send");
-        refused(tx.send(&too_long), "send");
+        refused(tx.try_send(&too_long).map_err(Error::from), "try_send");
+        refused(tx.send(&too_long).map_err(Error::from), "send");
         refused(
-            tx.send_timeout(&too_long, Duration::from_secs(10)),
+            tx.send_timeout(&too_long, Duration::from_secs(10))
+                .map_err(Error::from),
             "send_timeout",
         );
-        refused(tx.try_grant(max + 1).map(drop), "try_grant");
-        refused(tx.grant(max + 1).map(drop), "grant");
         refused(
-            tx.grant_timeout(max + 1, Duration::from_secs(10)).map(drop),
+            tx.try_grant(max + 1).map(drop).map_err(Error::from),
+            "try_grant",
+        );
+        refused(tx.grant(max + 1).map(drop).map_err(Error::from), "grant");
+        refused(
+            tx.grant_timeout(max + 1, Duration::from_secs(10))
+                .map(drop)
+                .map_err(Error::from),
             "grant_timeout",
         );
-        refused(tx.batch().try_send(&too_long), "batch try_send");
-        assert!(matches!(rx.try_recv(&mut []), Err(Error::Empty)));
+        refused(
+            tx.batch().try_send(&too_long).map_err(Error::from),
+            "batch try_send",
+        );
+        assert!(matches!(rx.try_recv(&mut []), Err(TryRecvError::Empty)));
 
         // The largest message goes through at every frame offset of a lap, so
         // some of them wrap with padding.
@@ -212,20 +224,22 @@ fn a_short_buffer_leaves_the_message_in_place() {
     let mut small = [0u8; 99];
     for _ in 0..2 {
         match rx.try_recv(&mut small) {
-            Err(Error::BufferTooSmall { len, buffer }) => assert_eq!((len, buffer), (100, 99)),
+            Err(TryRecvError::BufferTooSmall { len, buffer }) => {
+                assert_eq!((len, buffer), (100, 99))
+            }
             other => panic!("try_recv into 99 bytes: {other:?}"),
         }
     }
     assert!(matches!(
         rx.recv(&mut small[..10]),
-        Err(Error::BufferTooSmall {
+        Err(RecvError::BufferTooSmall {
             len: 100,
             buffer: 10
         })
     ));
     assert!(matches!(
         rx.recv_timeout(&mut [], Duration::from_secs(1)),
-        Err(Error::BufferTooSmall {
+        Err(RecvTimeoutError::BufferTooSmall {
             len: 100,
             buffer: 0
         })
@@ -235,7 +249,7 @@ fn a_short_buffer_leaves_the_message_in_place() {
     assert_eq!(&exact[..], &message[..]);
     // An empty message fits an empty buffer.
     assert_eq!(rx.try_recv(&mut []).unwrap(), 0);
-    assert!(matches!(rx.try_recv(&mut exact), Err(Error::Empty)));
+    assert!(matches!(rx.try_recv(&mut exact), Err(TryRecvError::Empty)));
 }
 
 #[test]
@@ -248,7 +262,10 @@ fn grants_commit_what_they_say_and_reads_release_only_on_release() {
         let mut grant = tx.try_grant(50).unwrap();
         grant.fill(1);
     }
-    assert!(matches!(rx.try_read().map(|m| m.len()), Err(Error::Empty)));
+    assert!(matches!(
+        rx.try_read().map(|m| m.len()),
+        Err(TryRecvError::Empty)
+    ));
     // A short commit publishes the first bytes only.
     let mut grant = tx.grant(50).unwrap();
     assert_eq!(grant.len(), 50);
@@ -269,7 +286,10 @@ fn grants_commit_what_they_say_and_reads_release_only_on_release() {
     let message = rx.read_timeout(Duration::from_secs(1)).unwrap();
     assert!(message.is_empty());
     message.release();
-    assert!(matches!(rx.try_read().map(|m| m.len()), Err(Error::Empty)));
+    assert!(matches!(
+        rx.try_read().map(|m| m.len()),
+        Err(TryRecvError::Empty)
+    ));
 }
 
 #[test]
@@ -290,7 +310,10 @@ fn a_run_grant_sends_records_written_in_place() {
     grant.message_mut(0).copy_from_slice(b"twelve bytes");
     grant.message_mut(1).copy_from_slice(b"TWELVE BYTES");
     grant.commit(2);
-    assert!(matches!(rx.try_read().map(|m| m.len()), Err(Error::Empty)));
+    assert!(matches!(
+        rx.try_read().map(|m| m.len()),
+        Err(TryRecvError::Empty)
+    ));
     batch.publish();
     let mut got = Vec::new();
     rx.try_recv_batch(100, |m| got.push(m.to_vec())).unwrap();
@@ -303,7 +326,7 @@ fn a_run_grant_sends_records_written_in_place() {
     let mut batch = tx.batch();
     assert!(matches!(
         batch.try_grant_run(70_000, 1),
-        Err(Error::MessageTooLarge { len: 70_000, .. })
+        Err(TrySendError::MessageTooLarge { len: 70_000, .. })
     ));
 }
 
@@ -438,7 +461,7 @@ fn a_file_channel_keeps_its_messages_across_reopening() {
         std::thread::sleep(Duration::from_millis(2));
         assert!(matches!(
             rx.try_recv(&mut buf),
-            Err(Error::Disconnected { peer: Role::Sender })
+            Err(TryRecvError::Disconnected)
         ));
         // A new sender continues; its messages persist too.
         let mut tx = channel.sender().unwrap();
@@ -510,21 +533,21 @@ fn before_any_peer_calls_wait_and_never_report_disconnected() {
         let mut rx = channel.receiver().unwrap();
         let mut buf = [0u8; 64];
         assert!(!rx.is_sender_connected().unwrap());
-        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
         let timeout = Duration::from_millis(30);
         let start = Instant::now();
         match rx.recv_timeout(&mut buf, timeout) {
-            Err(Error::TimedOut) => {}
+            Err(RecvTimeoutError::TimedOut) => {}
             other => panic!("{wait_name}: recv_timeout with no sender yet: {other:?}"),
         }
         let elapsed = start.elapsed();
         assert!(elapsed >= timeout && elapsed < timeout + Duration::from_secs(2));
         assert!(matches!(
             rx.read_timeout(timeout).map(|m| m.len()),
-            Err(Error::TimedOut)
+            Err(RecvTimeoutError::TimedOut)
         ));
         std::thread::sleep(Duration::from_millis(2));
-        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
         drop((rx, channel));
 
         // A sender with no receiver yet: messages queue while there is room; then
@@ -541,19 +564,22 @@ fn before_any_peer_calls_wait_and_never_report_disconnected() {
         loop {
             match tx.try_send(&message) {
                 Ok(()) => sent += 1,
-                Err(Error::Full { .. }) => break,
+                Err(TrySendError::Full { .. }) => break,
                 Err(e) => panic!("{wait_name}: filling with no receiver: {e}"),
             }
         }
         assert!(sent > 0);
         let start = Instant::now();
         match tx.send_timeout(&message, timeout) {
-            Err(Error::TimedOut) => {}
+            Err(SendTimeoutError::TimedOut) => {}
             other => panic!("{wait_name}: send_timeout with no receiver yet: {other:?}"),
         }
         assert!(start.elapsed() >= timeout);
         std::thread::sleep(Duration::from_millis(2));
-        assert!(matches!(tx.try_send(&message), Err(Error::Full { .. })));
+        assert!(matches!(
+            tx.try_send(&message),
+            Err(TrySendError::Full { .. })
+        ));
     }
 }
 
@@ -576,14 +602,14 @@ fn after_a_peer_drops_calls_report_disconnected_until_a_new_one_comes() {
     }
     let start = Instant::now();
     for result in [
-        rx.recv(&mut buf),
+        rx.recv(&mut buf).map_err(RecvTimeoutError::from),
         rx.recv_timeout(&mut buf, Duration::from_secs(10)),
-        rx.read().map(|m| m.len()),
+        rx.read().map(|m| m.len()).map_err(RecvTimeoutError::from),
         rx.recv_vec_timeout(Duration::from_secs(10))
             .map(|v| v.len()),
     ] {
         assert!(
-            matches!(result, Err(Error::Disconnected { peer: Role::Sender })),
+            matches!(result, Err(RecvTimeoutError::Disconnected)),
             "{result:?}"
         );
     }
@@ -591,16 +617,16 @@ fn after_a_peer_drops_calls_report_disconnected_until_a_new_one_comes() {
     std::thread::sleep(Duration::from_millis(2));
     assert!(matches!(
         rx.try_recv(&mut buf),
-        Err(Error::Disconnected { peer: Role::Sender })
+        Err(TryRecvError::Disconnected)
     ));
     std::thread::sleep(Duration::from_millis(2));
     assert!(matches!(
         rx.try_read().map(|m| m.len()),
-        Err(Error::Disconnected { peer: Role::Sender })
+        Err(TryRecvError::Disconnected)
     ));
     assert!(matches!(
         rx.try_recv_batch(10, |_| {}),
-        Err(Error::Disconnected { peer: Role::Sender })
+        Err(TryRecvError::Disconnected)
     ));
     // Disconnected is a state: a new sender is heard.
     let mut tx = channel.sender().unwrap();
@@ -620,16 +646,9 @@ fn after_a_peer_drops_calls_report_disconnected_until_a_new_one_comes() {
     let start = Instant::now();
     assert!(matches!(
         tx.send_timeout(&[1u8; 50], Duration::from_secs(10)),
-        Err(Error::Disconnected {
-            peer: Role::Receiver
-        })
+        Err(SendTimeoutError::Disconnected)
     ));
-    assert!(matches!(
-        tx.send(&[1u8; 50]),
-        Err(Error::Disconnected {
-            peer: Role::Receiver
-        })
-    ));
+    assert!(matches!(tx.send(&[1u8; 50]), Err(SendError::Disconnected)));
     assert!(start.elapsed() < Duration::from_secs(2));
     let mut rx = channel.receiver().unwrap();
     for _ in 0..sent {
@@ -714,7 +733,7 @@ fn a_clean_departure_ends_a_parked_call_at_once() {
         drop(tx);
         let (result, returned, rx) = parked.join().unwrap();
         assert!(
-            matches!(result, Err(Error::Disconnected { peer: Role::Sender })),
+            matches!(result, Err(RecvTimeoutError::Disconnected)),
             "{result:?}"
         );
         receiver_waits.push(returned.saturating_duration_since(left));
@@ -732,12 +751,7 @@ fn a_clean_departure_ends_a_parked_call_at_once() {
         drop(rx);
         let (result, returned) = parked.join().unwrap();
         assert!(
-            matches!(
-                result,
-                Err(Error::Disconnected {
-                    peer: Role::Receiver
-                })
-            ),
+            matches!(result, Err(SendTimeoutError::Disconnected)),
             "{result:?}"
         );
         sender_waits.push(returned.saturating_duration_since(left));

@@ -42,6 +42,7 @@ use shmring::transport::{
     self, Listener, MessageReceiver, MessageSender, connect_sender, connect_sender_timeout, listen,
 };
 use shmring::{Error, Role};
+use shmring::{RecvTimeoutError, TryRecvError, TrySendError};
 
 /// Messages per transport in the default suite, and in the ignored runs.
 const ORDERING_MESSAGES: u64 = 100_000;
@@ -304,15 +305,17 @@ fn child_receiver() -> Rx {
 /// that finds no room yields and tries again.
 fn send_mixed(tx: &mut Tx, turn: u64, message: &[u8]) -> Result<(), Error> {
     match turn % 4 {
-        0 => tx.send(message),
-        1 => tx.send_timeout(message, LONG),
-        2 => tx.send_deadline(message, Some(Instant::now() + LONG)),
+        0 => Ok(tx.send(message)?),
+        1 => Ok(tx.send_timeout(message, LONG)?),
+        2 => Ok(tx.send_deadline(message, Some(Instant::now() + LONG))?),
         _ => {
             let deadline = Instant::now() + LONG;
             loop {
                 match tx.try_send(message) {
-                    Err(Error::Full { .. }) if Instant::now() < deadline => thread::yield_now(),
-                    other => return other,
+                    Err(TrySendError::Full { .. }) if Instant::now() < deadline => {
+                        thread::yield_now()
+                    }
+                    other => return Ok(other?),
                 }
             }
         }
@@ -322,13 +325,22 @@ fn send_mixed(tx: &mut Tx, turn: u64, message: &[u8]) -> Result<(), Error> {
 /// Receives the next message by one of the receiving calls, chosen by `turn`.
 fn recv_mixed(rx: &mut Rx, turn: u64, buf: &mut [u8]) -> Result<Vec<u8>, Error> {
     match turn % 4 {
-        0 => rx.recv(buf).map(|n| buf[..n].to_vec()),
-        1 => rx.recv_timeout(buf, LONG).map(|n| buf[..n].to_vec()),
+        0 => {
+            let n = rx.recv(buf)?;
+            Ok(buf[..n].to_vec())
+        }
+        1 => {
+            let n = rx.recv_timeout(buf, LONG)?;
+            Ok(buf[..n].to_vec())
+        }
         2 => match rx.try_recv(buf) {
-            Err(Error::Empty) => rx.recv_timeout(buf, LONG).map(|n| buf[..n].to_vec()),
-            other => other.map(|n| buf[..n].to_vec()),
+            Err(TryRecvError::Empty) => {
+                let n = rx.recv_timeout(buf, LONG)?;
+                Ok(buf[..n].to_vec())
+            }
+            other => Ok(buf[..other?].to_vec()),
         },
-        _ => rx.recv_vec_deadline(Some(Instant::now() + LONG)),
+        _ => Ok(rx.recv_vec_deadline(Some(Instant::now() + LONG))?),
     }
 }
 
@@ -431,16 +443,23 @@ fn child_idle_receiver() {
 // The suite
 // ---------------------------------------------------------------------------
 
-fn expect_disconnected<T: std::fmt::Debug>(what: &str, result: Result<T, Error>, peer: Role) {
-    match result {
+fn expect_disconnected<T: std::fmt::Debug, E: Into<Error>>(
+    what: &str,
+    result: Result<T, E>,
+    peer: Role,
+) {
+    match result.map_err(Into::into) {
         Err(Error::Disconnected { peer: p }) if p == peer => {}
         other => panic!("{what}: expected Disconnected {{ peer: {peer:?} }}, got {other:?}"),
     }
 }
 
-fn expect_timed_out<T: std::fmt::Debug>(what: &str, f: impl FnOnce() -> Result<T, Error>) {
+fn expect_timed_out<T: std::fmt::Debug, E: Into<Error>>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, E>,
+) {
     let start = Instant::now();
-    let result = f();
+    let result = f().map_err(Into::into);
     let elapsed = start.elapsed();
     assert!(
         matches!(result, Err(Error::TimedOut)),
@@ -521,18 +540,18 @@ fn edges(t: T) {
     let deadline = Instant::now() + LONG;
     loop {
         match rx.try_recv(&mut buf[..max - 1]) {
-            Err(Error::BufferTooSmall { len, buffer }) => {
+            Err(TryRecvError::BufferTooSmall { len, buffer }) => {
                 assert_eq!((len, buffer), (max, max - 1), "{t:?}");
                 break;
             }
-            Err(Error::Empty) if Instant::now() < deadline => {
+            Err(TryRecvError::Empty) if Instant::now() < deadline => {
                 thread::sleep(Duration::from_millis(1))
             }
             other => panic!("{t:?}: a buffer one byte short: {other:?}"),
         }
     }
     match rx.recv_timeout(&mut [], LONG) {
-        Err(Error::BufferTooSmall { len, buffer: 0 }) => assert_eq!(len, max, "{t:?}"),
+        Err(RecvTimeoutError::BufferTooSmall { len, buffer: 0 }) => assert_eq!(len, max, "{t:?}"),
         other => panic!("{t:?}: an empty buffer: {other:?}"),
     }
     assert_eq!(
@@ -560,7 +579,7 @@ fn edges(t: T) {
     child.expect("IDLE");
     // Receiving from a live sender that sends nothing.
     assert!(
-        matches!(rx.try_recv(&mut buf), Err(Error::Empty)),
+        matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)),
         "{t:?}: try_recv"
     );
     expect_timed_out(&format!("{t:?} recv_timeout"), || {
@@ -603,7 +622,7 @@ fn sender_timeouts(t: T) {
             loop {
                 match tx.try_send(&message) {
                     Ok(()) => sent += 1,
-                    Err(Error::Full { .. }) => break,
+                    Err(TrySendError::Full { .. }) => break,
                     Err(e) => panic!("{t:?}: filling: {e}"),
                 }
                 assert!(sent < 10_000_000, "{t:?}: never full");
@@ -611,9 +630,9 @@ fn sender_timeouts(t: T) {
         }
         thread::sleep(Duration::from_millis(20));
         let checks: [Check<'_>; 3] = [
-            &mut |tx| tx.send_timeout(&small, SHORT),
-            &mut |tx| tx.send_deadline(&small, Some(Instant::now() + SHORT)),
-            &mut |tx| tx.try_send(&small),
+            &mut |tx| Ok(tx.send_timeout(&small, SHORT)?),
+            &mut |tx| Ok(tx.send_deadline(&small, Some(Instant::now() + SHORT))?),
+            &mut |tx| Ok(tx.try_send(&small)?),
         ];
         refused = true;
         for (i, check) in checks.into_iter().enumerate() {

@@ -31,7 +31,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{Error, MpmcChannel, MpmcChannelBuilder, Role, SegmentBuilder, WaitStrategy};
+use shmring::{Error, MpmcChannel, MpmcChannelBuilder, SegmentBuilder, WaitStrategy};
+use shmring::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 
 /// Messages in total (over 4 producers) of the 4 × 4 test, default and ignored.
 const MESSAGES: u64 = 200_000;
@@ -212,7 +213,7 @@ fn child_mpmc_consumer() {
                 out.write_all(&rec).expect("consumer record");
                 n += 1;
             }
-            Err(Error::Disconnected { peer: Role::Sender }) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => panic!("consumer: {e}"),
         }
     }
@@ -709,9 +710,9 @@ fn a_dead_producers_claim_is_skipped_and_counted() {
     // Position 1 is claimed by a live process: waited for, not skipped.
     assert!(matches!(
         rx.recv_timeout(&mut buf, Duration::from_millis(50)),
-        Err(Error::TimedOut)
+        Err(RecvTimeoutError::TimedOut)
     ));
-    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
     assert_eq!(channel.stats().skipped, 0);
     dead.kill();
     let start = Instant::now();
@@ -748,7 +749,7 @@ fn try_recv_alone_gets_past_a_dead_claim() {
     loop {
         match rx.try_recv(&mut buf) {
             Ok(_) => break,
-            Err(Error::Empty) => assert!(Instant::now() < deadline, "never got past"),
+            Err(TryRecvError::Empty) => assert!(Instant::now() < deadline, "never got past"),
             Err(e) => panic!("{e}"),
         }
     }
@@ -777,11 +778,11 @@ fn a_dead_consumers_slot_is_reclaimed_and_counted() {
     // The ring is full, and its first slot is held by a live consumer.
     assert!(matches!(
         tx.send_timeout(&message(0, 4), Duration::from_millis(50)),
-        Err(Error::TimedOut)
+        Err(SendTimeoutError::TimedOut)
     ));
     assert!(matches!(
         tx.try_send(&message(0, 4)),
-        Err(Error::Full { .. })
+        Err(TrySendError::Full { .. })
     ));
     dead.kill();
     // Make room elsewhere is impossible: slot 0 is the next to reuse. The send
@@ -832,7 +833,7 @@ fn a_message_lost_with_a_dead_consumer_is_counted_when_the_stream_ends() {
                 delivered += 1;
                 assert_eq!(parse(&buf[..n]), (0, delivered));
             }
-            Err(Error::Disconnected { peer: Role::Sender }) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => panic!("{e}"),
         }
     }
@@ -950,14 +951,14 @@ fn blocking_and_timeouts_across_processes() {
         let start = Instant::now();
         assert!(matches!(
             rx.recv_timeout(&mut buf, Duration::from_millis(30)),
-            Err(Error::TimedOut)
+            Err(RecvTimeoutError::TimedOut)
         ));
         assert!(start.elapsed() >= Duration::from_millis(30));
         tx.send(&message(0, 0)).unwrap();
         tx.send(&message(0, 1)).unwrap();
         assert!(matches!(
             tx.send_timeout(&message(0, 2), Duration::from_millis(30)),
-            Err(Error::TimedOut)
+            Err(SendTimeoutError::TimedOut)
         ));
         let count = 200u64;
         let mut echo = Peer::spawn(
@@ -1025,9 +1026,7 @@ fn receivers_get_disconnected_when_every_sender_is_killed() {
     }
     assert!(matches!(
         tx.send_timeout(&message(0, 8), LONG),
-        Err(Error::Disconnected {
-            peer: Role::Receiver
-        })
+        Err(SendTimeoutError::Disconnected)
     ));
 }
 
@@ -1064,7 +1063,7 @@ fn endpoints_attaching_after_every_peer_died_get_disconnected() {
     }
     // Generous: a correct receiver returns within one liveness interval.
     match rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("expected Disconnected from the sender, got {other:?}"),
     }
     drop((rx, channel));
@@ -1084,9 +1083,7 @@ fn endpoints_attaching_after_every_peer_died_get_disconnected() {
         tx.send_timeout(&message(0, seq), LONG).unwrap();
     }
     match tx.send_timeout(&message(0, 8), Duration::from_secs(10)) {
-        Err(Error::Disconnected {
-            peer: Role::Receiver,
-        }) => {}
+        Err(SendTimeoutError::Disconnected) => {}
         other => panic!("expected Disconnected from the receiver, got {other:?}"),
     }
     drop((tx, channel));
@@ -1168,14 +1165,14 @@ fn try_send_alone_gets_past_a_dead_consumer() {
     // Slot 0 is the next to reuse, and a live consumer holds it.
     assert!(matches!(
         tx.try_send(&message(0, 2)),
-        Err(Error::Full { .. })
+        Err(TrySendError::Full { .. })
     ));
     dead.kill();
     let deadline = Instant::now() + PROMPT;
     loop {
         match tx.try_send(&message(0, 2)) {
             Ok(()) => break,
-            Err(Error::Full { .. }) => assert!(Instant::now() < deadline, "never got past"),
+            Err(TrySendError::Full { .. }) => assert!(Instant::now() < deadline, "never got past"),
             Err(e) => panic!("{e}"),
         }
     }
@@ -1224,7 +1221,10 @@ fn a_corrupt_segment_gives_errors_never_hangs() {
         &geometry.slot_state(7, 0).to_ne_bytes(),
     );
     let mut buf = [0u8; MESSAGE_LEN];
-    for result in [rx.try_recv(&mut buf), rx.recv_timeout(&mut buf, LONG)] {
+    for result in [
+        rx.try_recv(&mut buf).map_err(Error::from),
+        rx.recv_timeout(&mut buf, LONG).map_err(Error::from),
+    ] {
         match result {
             Err(Error::Corrupted { .. }) => {}
             other => panic!("{other:?}"),
@@ -1232,7 +1232,7 @@ fn a_corrupt_segment_gives_errors_never_hangs() {
     }
     assert!(matches!(
         tx.send_timeout(&message(0, 0), LONG),
-        Err(Error::Corrupted { .. })
+        Err(SendTimeoutError::Corrupted { .. })
     ));
     // A published message whose length is over the slot size.
     // (The length field holds up to 2^len_bits - 1: 31 for 24-byte slots.)
@@ -1244,7 +1244,7 @@ fn a_corrupt_segment_gives_errors_never_hangs() {
     );
     assert!(matches!(
         rx.recv_timeout(&mut buf, LONG),
-        Err(Error::Corrupted { .. })
+        Err(RecvTimeoutError::Corrupted { .. })
     ));
     drop((rx, tx, channel));
     // A header field out of range: refused on open.

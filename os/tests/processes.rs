@@ -33,6 +33,7 @@ use common::*;
 use shmring::{
     Channel, ChannelBuilder, Error, Receiver, Role, SegmentBuilder, Sender, WaitStrategy,
 };
+use shmring::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 
 /// Ring of the stream tests: small enough that the sender often finds it full.
 const STREAM_CAPACITY: usize = 64 * 1024;
@@ -91,7 +92,7 @@ fn grant_and_commit(tx: &mut Sender, len: usize, fill: impl FnOnce(&mut [u8])) {
     let room = match tx.try_grant(ask) {
         // Dropped: commits nothing.
         Ok(_) => true,
-        Err(Error::Full { .. }) => false,
+        Err(TrySendError::Full { .. }) => false,
         Err(e) => panic!("try_grant({ask}): {e}"),
     };
     let mut grant = if room {
@@ -111,7 +112,7 @@ fn try_send_until_sent(tx: &mut Sender, message: &[u8]) {
     loop {
         match tx.try_send(message) {
             Ok(()) => return,
-            Err(Error::Full { .. }) if Instant::now() < deadline => std::hint::spin_loop(),
+            Err(TrySendError::Full { .. }) if Instant::now() < deadline => std::hint::spin_loop(),
             Err(e) => panic!("try_send: {e}"),
         }
     }
@@ -141,7 +142,7 @@ fn send_seq_mixed(tx: &mut Sender, seq: u64, buf: &mut Vec<u8>) -> u64 {
                     seq_message(next, buf);
                     match batch.try_send(buf) {
                         Ok(()) => next += 1,
-                        Err(Error::Full { .. }) => break,
+                        Err(TrySendError::Full { .. }) => break,
                         Err(e) => panic!("batch try_send {next}: {e}"),
                     }
                 }
@@ -167,15 +168,21 @@ fn send_seq_mixed(tx: &mut Sender, seq: u64, buf: &mut Vec<u8>) -> u64 {
 fn recv_seq_mixed(rx: &mut Receiver, turn: u64, buf: &mut [u8]) -> Result<u64, Error> {
     let parse = |m: &[u8]| parse_seq(m).unwrap_or_else(|e| panic!("{e}"));
     match turn % 5 {
-        0 => rx.recv_timeout(buf, LONG).map(|n| parse(&buf[..n])),
+        0 => {
+            let n = rx.recv_timeout(buf, LONG)?;
+            Ok(parse(&buf[..n]))
+        }
         1 => {
             let message = rx.read_timeout(LONG)?;
             let seq = parse(&message);
             message.release();
             Ok(seq)
         }
-        2 => rx.recv_vec_timeout(LONG).map(|m| parse(&m)),
-        3 => rx.recv(buf).map(|n| parse(&buf[..n])),
+        2 => Ok(parse(&rx.recv_vec_timeout(LONG)?)),
+        3 => {
+            let n = rx.recv(buf)?;
+            Ok(parse(&buf[..n]))
+        }
         _ => {
             let message = rx.read()?;
             let seq = parse(&message);
@@ -241,7 +248,7 @@ fn child_stream_sender() {
                         fill_stream(seq, &mut buf[..len]);
                         match batch.try_send(&buf[..len]) {
                             Ok(()) => seq += 1,
-                            Err(Error::Full { .. }) => break,
+                            Err(TrySendError::Full { .. }) => break,
                             Err(e) => panic!("batch try_send {seq}: {e}"),
                         }
                     }
@@ -459,7 +466,7 @@ fn child_timed_receiver() {
     loop {
         match rx.recv_timeout(&mut buf, LONG) {
             Ok(_) => got += 1,
-            Err(Error::Disconnected { peer: Role::Sender }) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => panic!("recv: {e}"),
         }
     }
@@ -526,7 +533,7 @@ fn child_unprivileged_open() {
         .allow_mode(0o666)
         .open()
         .and_then(|channel| channel.sender())
-        .and_then(|mut tx| tx.send(b"from nobody"));
+        .and_then(|mut tx| Ok(tx.send(b"from nobody")?));
     report("SHARED_TRUSTING", describe(result));
 }
 
@@ -591,7 +598,7 @@ fn child_memfd_receiver() {
         assert_eq!(seq, expected);
     }
     match rx.recv_timeout(&mut buf, LONG) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("after the last message: {other:?}"),
     }
     report("GOT", count);
@@ -674,7 +681,7 @@ fn stream(wait_name: &str, count: u64, capacity: usize, max_len: usize) {
                     seq += 1;
                 }) {
                     Ok(n) => n,
-                    Err(Error::Empty) => 0,
+                    Err(TryRecvError::Empty) => 0,
                     Err(e) => panic!("try_recv_batch {seq}: {e}"),
                 };
                 if n == 0 {
@@ -691,7 +698,7 @@ fn stream(wait_name: &str, count: u64, capacity: usize, max_len: usize) {
     }
     let elapsed = started.elapsed();
     match rx.recv_timeout(&mut buf, LONG) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("after the last message ({wait_name}): {other:?}"),
     }
     assert_eq!(child.expect("DONE").parse::<u64>().unwrap(), count);
@@ -781,7 +788,7 @@ fn a_parked_receiver_is_woken_by_a_send_in_another_process() {
         latencies.push(latency);
     }
     match rx.recv_timeout(&mut buf, LONG) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("after the child's exit: {other:?}"),
     }
     child.wait_ok();
@@ -807,7 +814,7 @@ fn a_parked_sender_is_woken_by_a_receive_in_another_process() {
     loop {
         match tx.try_send(&message) {
             Ok(()) => sent += 1,
-            Err(Error::Full { .. }) => break,
+            Err(TrySendError::Full { .. }) => break,
             Err(e) => panic!("filling: {e}"),
         }
     }
@@ -880,20 +887,22 @@ fn timeouts_and_try_calls_against_a_live_idle_peer() {
         let channel = open(&name, wait);
         let mut rx = claim("receiver", || channel.receiver());
         assert!(rx.is_sender_connected().unwrap());
-        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
-        assert!(matches!(rx.try_read(), Err(Error::Empty)));
+        assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
+        assert!(matches!(rx.try_read(), Err(TryRecvError::Empty)));
         let mut times = vec![
             assert_times_out(&format!("recv_timeout ({wait_name})"), timeout, || {
-                rx.recv_timeout(&mut buf, timeout)
+                rx.recv_timeout(&mut buf, timeout).map_err(Error::from)
             }),
             assert_times_out(&format!("read_timeout ({wait_name})"), timeout, || {
-                rx.read_timeout(timeout).map(|m| m.len())
+                rx.read_timeout(timeout)
+                    .map(|m| m.len())
+                    .map_err(Error::from)
             }),
             assert_times_out(&format!("recv_vec_timeout ({wait_name})"), timeout, || {
-                rx.recv_vec_timeout(timeout)
+                rx.recv_vec_timeout(timeout).map_err(Error::from)
             }),
         ];
-        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
         eprintln!(
             "{wait_name}: empty ring, {timeout:?} timeouts took {}",
             summary(&mut times)
@@ -905,7 +914,7 @@ fn timeouts_and_try_calls_against_a_live_idle_peer() {
     let start = Instant::now();
     child.release();
     match rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("after the sender's clean exit: {other:?}"),
     }
     let elapsed = start.elapsed();
@@ -928,24 +937,29 @@ fn timeouts_and_try_calls_against_a_live_idle_peer() {
         loop {
             match tx.try_send(&message) {
                 Ok(()) => {}
-                Err(Error::Full { needed, free }) => {
+                Err(TrySendError::Full { needed, free }) => {
                     assert!(needed > free, "Full: {needed} needed, {free} free");
                     break;
                 }
                 Err(e) => panic!("filling ({wait_name}): {e}"),
             }
         }
-        assert!(matches!(tx.try_send(&message), Err(Error::Full { .. })));
+        assert!(matches!(
+            tx.try_send(&message),
+            Err(TrySendError::Full { .. })
+        ));
         assert!(matches!(
             tx.try_grant(message.len()),
-            Err(Error::Full { .. })
+            Err(TrySendError::Full { .. })
         ));
         let mut times = vec![
             assert_times_out(&format!("send_timeout ({wait_name})"), timeout, || {
-                tx.send_timeout(&message, timeout)
+                tx.send_timeout(&message, timeout).map_err(Error::from)
             }),
             assert_times_out(&format!("grant_timeout ({wait_name})"), timeout, || {
-                tx.grant_timeout(message.len(), timeout).map(|g| g.len())
+                tx.grant_timeout(message.len(), timeout)
+                    .map(|g| g.len())
+                    .map_err(Error::from)
             }),
         ];
         eprintln!(
@@ -1130,7 +1144,7 @@ fn a_message_read_but_not_released_by_a_killed_receiver_is_delivered_again() {
             assert_eq!(seq, next_recv + i, "k={k}: after the take-over");
         }
         assert!(
-            matches!(rx.try_recv(&mut buf), Err(Error::Empty)),
+            matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)),
             "k={k}: more than was sent"
         );
         next_recv += N;
@@ -1159,11 +1173,9 @@ fn receiver_crash_trials(trials: u64) {
                 seq_message(seq, &mut buf);
                 match tx.send_timeout(&buf, Duration::from_millis(20)) {
                     Ok(()) => seq += 1,
-                    Err(Error::TimedOut) => {}
+                    Err(SendTimeoutError::TimedOut) => {}
                     // Full while the receiver is dead, before the next takes over.
-                    Err(Error::Disconnected {
-                        peer: Role::Receiver,
-                    }) => {
+                    Err(SendTimeoutError::Disconnected) => {
                         disconnected += 1;
                         thread::sleep(Duration::from_micros(200));
                     }
@@ -1256,7 +1268,7 @@ fn a_sender_facing_a_full_ring_and_a_dead_receiver_gets_disconnected() {
         loop {
             match tx.try_send(&message) {
                 Ok(()) => sent += 1,
-                Err(Error::Full { .. }) => break,
+                Err(TrySendError::Full { .. }) => break,
                 Err(e) => panic!("filling ({wait_name}): {e}"),
             }
         }
@@ -1264,7 +1276,10 @@ fn a_sender_facing_a_full_ring_and_a_dead_receiver_gets_disconnected() {
         assert_times_out(
             &format!("send_timeout, live receiver ({wait_name})"),
             Duration::from_millis(50),
-            || tx.send_timeout(&message, Duration::from_millis(50)),
+            || {
+                tx.send_timeout(&message, Duration::from_millis(50))
+                    .map_err(Error::from)
+            },
         );
         // The sender parks on the full ring, then the receiver is killed.
         let blocked = thread::spawn(move || {
@@ -1280,12 +1295,7 @@ fn a_sender_facing_a_full_ring_and_a_dead_receiver_gets_disconnected() {
         );
         let latency = returned_at - killed_at;
         assert!(
-            matches!(
-                result,
-                Err(Error::Disconnected {
-                    peer: Role::Receiver
-                })
-            ),
+            matches!(result, Err(SendTimeoutError::Disconnected)),
             "send_timeout(10 s) to a dead receiver ({wait_name}): {result:?}"
         );
         assert!(
@@ -1299,34 +1309,23 @@ fn a_sender_facing_a_full_ring_and_a_dead_receiver_gets_disconnected() {
             Some(libc::SIGKILL)
         );
         let start = Instant::now();
-        assert!(matches!(
-            tx.send(&message),
-            Err(Error::Disconnected {
-                peer: Role::Receiver
-            })
-        ));
+        assert!(matches!(tx.send(&message), Err(SendError::Disconnected)));
         assert!(matches!(
             tx.grant_timeout(message.len(), Duration::from_secs(10))
                 .map(|g| g.len()),
-            Err(Error::Disconnected {
-                peer: Role::Receiver
-            })
+            Err(SendTimeoutError::Disconnected)
         ));
         assert!(start.elapsed() < PROMPT);
         // The non-blocking calls probe the peer at most every millisecond.
         thread::sleep(Duration::from_millis(2));
         assert!(matches!(
             tx.try_send(&message),
-            Err(Error::Disconnected {
-                peer: Role::Receiver
-            })
+            Err(TrySendError::Disconnected)
         ));
         thread::sleep(Duration::from_millis(2));
         assert!(matches!(
             tx.try_grant(message.len()).map(|g| g.len()),
-            Err(Error::Disconnected {
-                peer: Role::Receiver
-            })
+            Err(TrySendError::Disconnected)
         ));
         assert!(!tx.is_receiver_connected().unwrap());
         // A new receiver gets everything the sender committed; then there is room
@@ -1341,7 +1340,7 @@ fn a_sender_facing_a_full_ring_and_a_dead_receiver_gets_disconnected() {
                 .unwrap_or_else(|e| panic!("message {i}: {e}"));
             assert_eq!(&buf[..n], &message);
         }
-        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
         drop(rx);
         tx.send_timeout(&message, Duration::from_secs(10))
             .expect("room without a receiver");
@@ -1381,7 +1380,7 @@ fn a_parked_receiver_sees_a_killed_sender_within_the_stated_bound() {
         let killed_at = child.kill_now();
         let (returned_at, result) = blocked.join().unwrap();
         assert!(
-            matches!(result, Err(Error::Disconnected { peer: Role::Sender })),
+            matches!(result, Err(RecvTimeoutError::Disconnected)),
             "trial {trial}: {result:?}"
         );
         assert!(
@@ -1625,9 +1624,12 @@ fn after_a_sender_exits_the_receiver_gets_everything_then_disconnected() {
     assert_times_out(
         "recv_timeout before any sender",
         Duration::from_millis(50),
-        || rx.recv_timeout(&mut buf, Duration::from_millis(50)),
+        || {
+            rx.recv_timeout(&mut buf, Duration::from_millis(50))
+                .map_err(Error::from)
+        },
     );
-    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
 
     // A sender that fits everything in the ring and exits before we read.
     let mut child = Peer::spawn(
@@ -1642,13 +1644,13 @@ fn after_a_sender_exits_the_receiver_gets_everything_then_disconnected() {
         assert_eq!(seq, expected);
     }
     match rx.recv_timeout(&mut buf, LONG) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("after the exited sender's messages: {other:?}"),
     }
     thread::sleep(Duration::from_millis(2));
     assert!(matches!(
         rx.try_recv(&mut buf),
-        Err(Error::Disconnected { peer: Role::Sender })
+        Err(TryRecvError::Disconnected)
     ));
     assert!(!rx.is_sender_connected().unwrap());
 
@@ -1663,7 +1665,7 @@ fn after_a_sender_exits_the_receiver_gets_everything_then_disconnected() {
         assert_eq!(seq, expected);
     }
     match rx.recv_timeout(&mut buf, LONG) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("after the second sender's messages: {other:?}"),
     }
     child.expect("SENT");
@@ -1730,7 +1732,7 @@ fn a_killed_creator_leaves_a_usable_channel_that_reclaim_replaces() {
         );
     }
     match rx.recv_timeout(&mut buf, LONG) {
-        Err(Error::Disconnected { peer: Role::Sender }) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("the dead creator's sender: {other:?}"),
     }
     let listed = shmring::list_segments()
@@ -1759,7 +1761,7 @@ fn a_killed_creator_leaves_a_usable_channel_that_reclaim_replaces() {
         .unwrap();
     assert_eq!(fresh.segment().capacity(), 8192);
     let mut rx = fresh.receiver().unwrap();
-    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
     drop((rx, fresh));
     assert_no_shm(&name);
 }

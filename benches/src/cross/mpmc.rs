@@ -73,7 +73,7 @@ fn consume(rx: &mut MpmcReceiver) -> Result<Tally> {
         match rx.recv_timeout(&mut buf, PATIENCE) {
             Ok(n) if n == super::SMALL => {}
             Ok(n) => return Err(format!("a message of {n} bytes, expected 8").into()),
-            Err(shmring::Error::Disconnected { .. }) => return Ok(tally),
+            Err(shmring::RecvTimeoutError::Disconnected) => return Ok(tally),
             Err(e) => return Err(e.into()),
         }
         let word = u64::from_le_bytes(buf);

@@ -112,7 +112,7 @@ impl Source for ShmringSource {
     fn send_from(&mut self, stamp: &mut Stamp, next: u64, _end: u64) -> Result<u64> {
         match self.0.try_send(stamp.stamp(next)) {
             Ok(()) => Ok(1),
-            Err(shmring::Error::Full { .. }) => Ok(0),
+            Err(shmring::TrySendError::Full { .. }) => Ok(0),
             Err(e) => Err(e.into()),
         }
     }
@@ -130,7 +130,7 @@ impl Source for ShmringBatchSource {
         while seq < stop {
             match batch.try_send(stamp.stamp(seq)) {
                 Ok(()) => seq += 1,
-                Err(shmring::Error::Full { .. }) => break,
+                Err(shmring::TrySendError::Full { .. }) => break,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -162,7 +162,7 @@ impl Sink for ShmringSink {
                 check.check(&self.buf[..n])?;
                 Ok(1)
             }
-            Err(shmring::Error::Empty) => Ok(0),
+            Err(shmring::TryRecvError::Empty) => Ok(0),
             Err(e) => Err(e.into()),
         }
     }
@@ -181,7 +181,7 @@ impl Sink for ShmringBatchSink {
                 failed = check.check(msg).err();
             }
         }) {
-            Err(shmring::Error::Empty) => 0,
+            Err(shmring::TryRecvError::Empty) => 0,
             other => other?,
         };
         match failed {

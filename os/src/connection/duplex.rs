@@ -10,7 +10,10 @@ use crate::blocking::deadline_after;
 use crate::channel::{Receiver, Sender};
 #[allow(unused_imports, reason = "named by the doc links")]
 use crate::error::Error;
-use crate::error::{Result, Role};
+use crate::error::{
+    RecvError, RecvTimeoutError, Result, Role, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
 use crate::message::{MessageReceiver, MessageSender};
 use crate::sys::{self, WriteMode};
 use crate::transport::stream::{EndOfStream, FrameReader, FrameWriter};
@@ -260,7 +263,7 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionSender::try_send`].
-    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), TrySendError> {
         self.tx.try_send(message)
     }
 
@@ -268,7 +271,7 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionSender::send`].
-    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.tx.send(message)
     }
 
@@ -276,7 +279,11 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionSender::send_timeout`].
-    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+    pub fn send_timeout(
+        &mut self,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError> {
         self.tx.send_timeout(message, timeout)
     }
 
@@ -284,7 +291,11 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionSender::send_deadline`].
-    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    pub fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError> {
         self.tx.send_deadline(message, deadline)
     }
 
@@ -292,7 +303,7 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionReceiver::try_recv`].
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
         self.rx.try_recv(buf)
     }
 
@@ -300,7 +311,7 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionReceiver::recv`].
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         self.rx.recv(buf)
     }
 
@@ -308,7 +319,11 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionReceiver::recv_timeout`].
-    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+    pub fn recv_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
         self.rx.recv_timeout(buf, timeout)
     }
 
@@ -316,7 +331,11 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionReceiver::recv_deadline`].
-    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    pub fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, RecvTimeoutError> {
         self.rx.recv_deadline(buf, deadline)
     }
 
@@ -324,7 +343,7 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionReceiver::recv_vec`].
-    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
         self.rx.recv_vec()
     }
 
@@ -332,7 +351,7 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionReceiver::recv_vec_timeout`].
-    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
         self.rx.recv_vec_timeout(timeout)
     }
 
@@ -340,7 +359,10 @@ impl Connection {
     ///
     /// # Errors
     /// As [`ConnectionReceiver::recv_vec_deadline`].
-    pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    pub fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, RecvTimeoutError> {
         self.rx.recv_vec_deadline(deadline)
     }
 }
@@ -369,14 +391,14 @@ impl ConnectionSender {
     /// before anything else (as [`transport::unix`](crate::transport::unix)).
     ///
     /// # Errors
-    /// [`Error::Full`]; [`Error::MessageTooLarge`]; [`Error::Disconnected`] when
+    /// [`TrySendError::Full`](crate::error::TrySendError::Full); [`TrySendError::MessageTooLarge`](crate::error::TrySendError::MessageTooLarge); [`TrySendError::Disconnected`](crate::error::TrySendError::Disconnected) when
     /// the peer has gone (on shared memory: when the ring is full and the peer's
-    /// receiver has gone); [`Error::Corrupted`] (a ring a hostile peer damaged);
-    /// [`Error::Io`].
-    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    /// receiver has gone); [`TrySendError::Corrupted`](crate::error::TrySendError::Corrupted) (a ring a hostile peer damaged);
+    /// [`TrySendError::Io`](crate::error::TrySendError::Io).
+    pub fn try_send(&mut self, message: &[u8]) -> Result<(), TrySendError> {
         match &mut self.inner {
             SendInner::Ring(tx) => tx.try_send(message),
-            SendInner::Stream(w) => w.try_send(message),
+            SendInner::Stream(w) => w.try_send(message).map_err(TrySendError::from_error),
         }
     }
 
@@ -384,15 +406,20 @@ impl ConnectionSender {
     ///
     /// # Errors
     /// As [`try_send`](Self::try_send), without `Full`.
-    pub fn send(&mut self, message: &[u8]) -> Result<()> {
+    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
         self.send_deadline(message, None)
+            .map_err(SendError::untimed)
     }
 
-    /// As [`send`](Self::send), giving up after `timeout` with [`Error::TimedOut`].
+    /// As [`send`](Self::send), giving up after `timeout` with [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`Error::TimedOut`].
-    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
+    pub fn send_timeout(
+        &mut self,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError> {
         self.send_deadline(message, deadline_after(timeout))
     }
 
@@ -400,10 +427,16 @@ impl ConnectionSender {
     ///
     /// # Errors
     /// As [`send_timeout`](Self::send_timeout).
-    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    pub fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError> {
         match &mut self.inner {
             SendInner::Ring(tx) => tx.send_deadline(message, deadline),
-            SendInner::Stream(w) => w.send_deadline(message, deadline),
+            SendInner::Stream(w) => w
+                .send_deadline(message, deadline)
+                .map_err(SendTimeoutError::from_error),
         }
     }
 }
@@ -431,14 +464,14 @@ impl ConnectionReceiver {
     /// length. Never blocks.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::Disconnected`] once the peer has gone and every
-    /// message it committed was received; [`Error::BufferTooSmall`] (the message
-    /// stays); [`Error::Corrupted`] or [`Error::FrameTooLong`] (a hostile peer);
-    /// [`Error::Io`].
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    /// [`TryRecvError::Empty`](crate::error::TryRecvError::Empty); [`TryRecvError::Disconnected`](crate::error::TryRecvError::Disconnected) once the peer has gone and every
+    /// message it committed was received; [`TryRecvError::BufferTooSmall`](crate::error::TryRecvError::BufferTooSmall) (the message
+    /// stays); [`TryRecvError::Corrupted`](crate::error::TryRecvError::Corrupted) or [`TryRecvError::FrameTooLong`](crate::error::TryRecvError::FrameTooLong) (a hostile peer);
+    /// [`TryRecvError::Io`](crate::error::TryRecvError::Io).
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
         match &mut self.inner {
             RecvInner::Ring(rx) => rx.try_recv(buf),
-            RecvInner::Stream(r) => r.try_recv(buf),
+            RecvInner::Stream(r) => r.try_recv(buf).map_err(TryRecvError::from_error),
         }
     }
 
@@ -446,15 +479,19 @@ impl ConnectionReceiver {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv), without `Empty`.
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_deadline(buf, None)
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_deadline(buf, None).map_err(RecvError::untimed)
     }
 
-    /// As [`recv`](Self::recv), giving up after `timeout` with [`Error::TimedOut`].
+    /// As [`recv`](Self::recv), giving up after `timeout` with [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
-    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
+    pub fn recv_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
         self.recv_deadline(buf, deadline_after(timeout))
     }
 
@@ -462,10 +499,16 @@ impl ConnectionReceiver {
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
-    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    pub fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, RecvTimeoutError> {
         match &mut self.inner {
             RecvInner::Ring(rx) => rx.recv_deadline(buf, deadline),
-            RecvInner::Stream(r) => r.recv_deadline(buf, deadline),
+            RecvInner::Stream(r) => r
+                .recv_deadline(buf, deadline)
+                .map_err(RecvTimeoutError::from_error),
         }
     }
 
@@ -473,15 +516,15 @@ impl ConnectionReceiver {
     ///
     /// # Errors
     /// As [`recv`](Self::recv), without `BufferTooSmall`.
-    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
-        self.recv_vec_deadline(None)
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.recv_vec_deadline(None).map_err(RecvError::untimed)
     }
 
     /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
         self.recv_vec_deadline(deadline_after(timeout))
     }
 
@@ -489,10 +532,15 @@ impl ConnectionReceiver {
     ///
     /// # Errors
     /// As [`recv_vec_timeout`](Self::recv_vec_timeout).
-    pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    pub fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, RecvTimeoutError> {
         match &mut self.inner {
             RecvInner::Ring(rx) => MessageReceiver::recv_vec_deadline(rx, deadline),
-            RecvInner::Stream(r) => r.recv_vec_deadline(deadline),
+            RecvInner::Stream(r) => r
+                .recv_vec_deadline(deadline)
+                .map_err(RecvTimeoutError::from_error),
         }
     }
 }
@@ -501,10 +549,14 @@ impl MessageSender for ConnectionSender {
     fn max_message_len(&self) -> usize {
         ConnectionSender::max_message_len(self)
     }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::TrySendError> {
         ConnectionSender::try_send(self, message)
     }
-    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
         ConnectionSender::send_deadline(self, message, deadline)
     }
 }
@@ -513,13 +565,23 @@ impl MessageReceiver for ConnectionReceiver {
     fn max_message_len(&self) -> usize {
         ConnectionReceiver::max_message_len(self)
     }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    fn try_recv(
+        &mut self,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, crate::error::TryRecvError> {
         ConnectionReceiver::try_recv(self, buf)
     }
-    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
         ConnectionReceiver::recv_deadline(self, buf, deadline)
     }
-    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
         ConnectionReceiver::recv_vec_deadline(self, deadline)
     }
 }
@@ -528,10 +590,14 @@ impl MessageSender for Connection {
     fn max_message_len(&self) -> usize {
         Connection::max_message_len(self)
     }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::TrySendError> {
         self.tx.try_send(message)
     }
-    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
         self.tx.send_deadline(message, deadline)
     }
 }
@@ -540,13 +606,23 @@ impl MessageReceiver for Connection {
     fn max_message_len(&self) -> usize {
         Connection::max_message_len(self)
     }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    fn try_recv(
+        &mut self,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, crate::error::TryRecvError> {
         self.rx.try_recv(buf)
     }
-    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
         self.rx.recv_deadline(buf, deadline)
     }
-    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
         self.rx.recv_vec_deadline(deadline)
     }
 }

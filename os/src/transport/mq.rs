@@ -706,9 +706,17 @@ impl MqSender {
     /// Queues `message` if there is room now; never blocks.
     ///
     /// # Errors
-    /// [`Error::Full`] (with `free: 0`); [`Error::Disconnected`] when full and the
-    /// receiver has gone; [`Error::MessageTooLarge`]; [`Error::Io`].
-    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    /// [`TrySendError::Full`](crate::error::TrySendError::Full) (with `free: 0`); [`TrySendError::Disconnected`](crate::error::TrySendError::Disconnected) when full and the
+    /// receiver has gone; [`TrySendError::MessageTooLarge`](crate::error::TrySendError::MessageTooLarge); [`TrySendError::Io`](crate::error::TrySendError::Io).
+    pub fn try_send(
+        &mut self,
+        message: &[u8],
+    ) -> std::result::Result<(), crate::error::TrySendError> {
+        self.try_send_inner(message)
+            .map_err(crate::error::TrySendError::from_error)
+    }
+
+    fn try_send_inner(&mut self, message: &[u8]) -> Result<()> {
         self.check(message)?;
         if self.queue.send(message, None)? {
             return Ok(());
@@ -727,25 +735,49 @@ impl MqSender {
     /// Queues `message`, waiting for room as long as it takes.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] if the receiver goes while the queue is full;
-    /// [`Error::MessageTooLarge`]; [`Error::Io`].
-    pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_deadline(message, None)
+    /// [`SendError::Disconnected`](crate::error::SendError::Disconnected) if the receiver goes while the queue is full;
+    /// [`SendError::MessageTooLarge`](crate::error::SendError::MessageTooLarge); [`SendError::Io`](crate::error::SendError::Io).
+    pub fn send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::SendError> {
+        self.send_inner(message).map_err(|e| {
+            crate::error::SendError::untimed(crate::error::SendTimeoutError::from_error(e))
+        })
+    }
+
+    fn send_inner(&mut self, message: &[u8]) -> Result<()> {
+        self.send_deadline_inner(message, None)
     }
 
     /// As [`send`](Self::send), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`Error::TimedOut`].
-    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline(message, deadline_after(timeout))
+    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
+    pub fn send_timeout(
+        &mut self,
+        message: &[u8],
+        timeout: Duration,
+    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
+        self.send_timeout_inner(message, timeout)
+            .map_err(crate::error::SendTimeoutError::from_error)
+    }
+
+    fn send_timeout_inner(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_deadline_inner(message, deadline_after(timeout))
     }
 
     /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
     ///
     /// # Errors
     /// As [`send_timeout`](Self::send_timeout).
-    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    pub fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
+        self.send_deadline_inner(message, deadline)
+            .map_err(crate::error::SendTimeoutError::from_error)
+    }
+
+    fn send_deadline_inner(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
         self.check(message)?;
         // The kernel's timed call is the park: a pause hands its end to the next
         // attempt, which waits in `mq_timedsend` until then.
@@ -795,10 +827,14 @@ impl MessageSender for MqSender {
     fn max_message_len(&self) -> usize {
         self.queue.msgsize
     }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::TrySendError> {
         MqSender::try_send(self, message)
     }
-    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
         MqSender::send_deadline(self, message, deadline)
     }
 }
@@ -869,10 +905,18 @@ impl MqReceiver {
     /// length. Never blocks.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::BufferTooSmall`] (the message is kept for the
-    /// next call); [`Error::Disconnected`] when the queue is empty and the sender
-    /// has gone; [`Error::Io`].
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    /// [`TryRecvError::Empty`](crate::error::TryRecvError::Empty); [`TryRecvError::BufferTooSmall`](crate::error::TryRecvError::BufferTooSmall) (the message is kept for the
+    /// next call); [`TryRecvError::Disconnected`](crate::error::TryRecvError::Disconnected) when the queue is empty and the sender
+    /// has gone; [`TryRecvError::Io`](crate::error::TryRecvError::Io).
+    pub fn try_recv(
+        &mut self,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, crate::error::TryRecvError> {
+        self.try_recv_inner(buf)
+            .map_err(crate::error::TryRecvError::from_error)
+    }
+
+    fn try_recv_inner(&mut self, buf: &mut [u8]) -> Result<usize> {
         if let Some(result) = self.unstash(buf) {
             return result;
         }
@@ -893,23 +937,47 @@ impl MqReceiver {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv), without `Empty`.
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_deadline(buf, None)
+    pub fn recv(&mut self, buf: &mut [u8]) -> std::result::Result<usize, crate::error::RecvError> {
+        self.recv_inner(buf).map_err(|e| {
+            crate::error::RecvError::untimed(crate::error::RecvTimeoutError::from_error(e))
+        })
+    }
+
+    fn recv_inner(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_deadline_inner(buf, None)
     }
 
     /// As [`recv`](Self::recv), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
-    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_deadline(buf, deadline_after(timeout))
+    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
+    pub fn recv_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
+        self.recv_timeout_inner(buf, timeout)
+            .map_err(crate::error::RecvTimeoutError::from_error)
+    }
+
+    fn recv_timeout_inner(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_deadline_inner(buf, deadline_after(timeout))
     }
 
     /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
-    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    pub fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
+        self.recv_deadline_inner(buf, deadline)
+            .map_err(crate::error::RecvTimeoutError::from_error)
+    }
+
+    fn recv_deadline_inner(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
         if let Some(result) = self.unstash(buf) {
             return result;
         }
@@ -938,10 +1006,18 @@ impl MqReceiver {
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    pub fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
+        self.recv_vec_deadline_inner(deadline)
+            .map_err(crate::error::RecvTimeoutError::from_error)
+    }
+
+    fn recv_vec_deadline_inner(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
         // Through the stash: an empty buffer takes an empty message, and any other
         // stays there as too long, to be copied out at its length.
-        match self.recv_deadline(&mut [], deadline) {
+        match self.recv_deadline_inner(&mut [], deadline) {
             Ok(_) => Ok(Vec::new()),
             Err(Error::BufferTooSmall { len, .. }) => {
                 self.stashed = None;
@@ -974,13 +1050,23 @@ impl MessageReceiver for MqReceiver {
     fn max_message_len(&self) -> usize {
         self.queue.msgsize
     }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    fn try_recv(
+        &mut self,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, crate::error::TryRecvError> {
         MqReceiver::try_recv(self, buf)
     }
-    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
         MqReceiver::recv_deadline(self, buf, deadline)
     }
-    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
         MqReceiver::recv_vec_deadline(self, deadline)
     }
 }

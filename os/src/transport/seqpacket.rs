@@ -234,10 +234,18 @@ impl SeqpacketSender {
     /// Sends `message` as one packet if the kernel takes it now; never blocks.
     ///
     /// # Errors
-    /// [`Error::Full`] (with `free: 0`: the kernel does not say how much room it
-    /// has); [`Error::MessageTooLarge`]; [`Error::Disconnected`] once the receiver
-    /// has gone; [`Error::Io`].
-    pub fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    /// [`TrySendError::Full`](crate::error::TrySendError::Full) (with `free: 0`: the kernel does not say how much room it
+    /// has); [`TrySendError::MessageTooLarge`](crate::error::TrySendError::MessageTooLarge); [`TrySendError::Disconnected`](crate::error::TrySendError::Disconnected) once the receiver
+    /// has gone; [`TrySendError::Io`](crate::error::TrySendError::Io).
+    pub fn try_send(
+        &mut self,
+        message: &[u8],
+    ) -> std::result::Result<(), crate::error::TrySendError> {
+        self.try_send_inner(message)
+            .map_err(crate::error::TrySendError::from_error)
+    }
+
+    fn try_send_inner(&mut self, message: &[u8]) -> Result<()> {
         if self.send_now(message)? {
             Ok(())
         } else {
@@ -252,23 +260,47 @@ impl SeqpacketSender {
     ///
     /// # Errors
     /// As [`try_send`](Self::try_send), without `Full`.
-    pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        self.send_deadline(message, None)
+    pub fn send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::SendError> {
+        self.send_inner(message).map_err(|e| {
+            crate::error::SendError::untimed(crate::error::SendTimeoutError::from_error(e))
+        })
+    }
+
+    fn send_inner(&mut self, message: &[u8]) -> Result<()> {
+        self.send_deadline_inner(message, None)
     }
 
     /// As [`send`](Self::send), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`send`](Self::send), and [`Error::TimedOut`].
-    pub fn send_timeout(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline(message, deadline_after(timeout))
+    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
+    pub fn send_timeout(
+        &mut self,
+        message: &[u8],
+        timeout: Duration,
+    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
+        self.send_timeout_inner(message, timeout)
+            .map_err(crate::error::SendTimeoutError::from_error)
+    }
+
+    fn send_timeout_inner(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
+        self.send_deadline_inner(message, deadline_after(timeout))
     }
 
     /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
     ///
     /// # Errors
     /// As [`send_timeout`](Self::send_timeout).
-    pub fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    pub fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
+        self.send_deadline_inner(message, deadline)
+            .map_err(crate::error::SendTimeoutError::from_error)
+    }
+
+    fn send_deadline_inner(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
         loop {
             if self.send_now(message)? {
                 return Ok(());
@@ -299,10 +331,14 @@ impl MessageSender for SeqpacketSender {
     fn max_message_len(&self) -> usize {
         self.max
     }
-    fn try_send(&mut self, message: &[u8]) -> Result<()> {
+    fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::TrySendError> {
         SeqpacketSender::try_send(self, message)
     }
-    fn send_deadline(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn send_deadline(
+        &mut self,
+        message: &[u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
         SeqpacketSender::send_deadline(self, message, deadline)
     }
 }
@@ -379,12 +415,20 @@ impl SeqpacketReceiver {
     /// Never blocks.
     ///
     /// # Errors
-    /// [`Error::Empty`]; [`Error::BufferTooSmall`] (the packet stays queued);
-    /// [`Error::Disconnected`] once the sender has gone and every packet it sent
-    /// was received; [`Error::FrameTooLong`] for a packet longer than a buffer of
+    /// [`TryRecvError::Empty`](crate::error::TryRecvError::Empty); [`TryRecvError::BufferTooSmall`](crate::error::TryRecvError::BufferTooSmall) (the packet stays queued);
+    /// [`TryRecvError::Disconnected`](crate::error::TryRecvError::Disconnected) once the sender has gone and every packet it sent
+    /// was received; [`TryRecvError::FrameTooLong`](crate::error::TryRecvError::FrameTooLong) for a packet longer than a buffer of
     /// at least [`max_message_len`](Self::max_message_len) bytes (a peer with a
-    /// larger limit: that packet is lost); [`Error::Io`].
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    /// larger limit: that packet is lost); [`TryRecvError::Io`](crate::error::TryRecvError::Io).
+    pub fn try_recv(
+        &mut self,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, crate::error::TryRecvError> {
+        self.try_recv_inner(buf)
+            .map_err(crate::error::TryRecvError::from_error)
+    }
+
+    fn try_recv_inner(&mut self, buf: &mut [u8]) -> Result<usize> {
         if self.ended {
             return Err(Error::Disconnected { peer: Role::Sender });
         }
@@ -431,25 +475,49 @@ impl SeqpacketReceiver {
     ///
     /// # Errors
     /// As [`try_recv`](Self::try_recv), without `Empty`.
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_deadline(buf, None)
+    pub fn recv(&mut self, buf: &mut [u8]) -> std::result::Result<usize, crate::error::RecvError> {
+        self.recv_inner(buf).map_err(|e| {
+            crate::error::RecvError::untimed(crate::error::RecvTimeoutError::from_error(e))
+        })
+    }
+
+    fn recv_inner(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_deadline_inner(buf, None)
     }
 
     /// As [`recv`](Self::recv), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`Error::TimedOut`].
-    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_deadline(buf, deadline_after(timeout))
+    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
+    pub fn recv_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
+        self.recv_timeout_inner(buf, timeout)
+            .map_err(crate::error::RecvTimeoutError::from_error)
+    }
+
+    fn recv_timeout_inner(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_deadline_inner(buf, deadline_after(timeout))
     }
 
     /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
-    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    pub fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
+        self.recv_deadline_inner(buf, deadline)
+            .map_err(crate::error::RecvTimeoutError::from_error)
+    }
+
+    fn recv_deadline_inner(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
         loop {
-            match self.try_recv(buf) {
+            match self.try_recv_inner(buf) {
                 Err(Error::Empty) => self.wait_readable(deadline)?,
                 other => return other,
             }
@@ -461,7 +529,15 @@ impl SeqpacketReceiver {
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    pub fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
+        self.recv_vec_deadline_inner(deadline)
+            .map_err(crate::error::RecvTimeoutError::from_error)
+    }
+
+    fn recv_vec_deadline_inner(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
         loop {
             if self.ended {
                 return Err(Error::Disconnected { peer: Role::Sender });
@@ -470,7 +546,7 @@ impl SeqpacketReceiver {
                 Packet::Message(len) => {
                     let mut buf = vec![0u8; len];
                     // Only this receiver takes packets: the peeked one is next.
-                    let n = self.try_recv(&mut buf)?;
+                    let n = self.try_recv_inner(&mut buf)?;
                     buf.truncate(n);
                     return Ok(buf);
                 }
@@ -511,13 +587,23 @@ impl MessageReceiver for SeqpacketReceiver {
     fn max_message_len(&self) -> usize {
         self.max
     }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+    fn try_recv(
+        &mut self,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, crate::error::TryRecvError> {
         SeqpacketReceiver::try_recv(self, buf)
     }
-    fn recv_deadline(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    fn recv_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
         SeqpacketReceiver::recv_deadline(self, buf, deadline)
     }
-    fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    fn recv_vec_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
         SeqpacketReceiver::recv_vec_deadline(self, deadline)
     }
 }

@@ -503,12 +503,20 @@ macro_rules! framed_sender_methods {
             /// [`pending_len`](Self::pending_len)).
             ///
             /// # Errors
-            /// [`Error::Full`](crate::Error::Full) (with `free: 0`: the kernel does
+            /// [`TrySendError::Full`](crate::error::TrySendError::Full) (with `free: 0`: the kernel does
             /// not say how much room it has), also while an earlier tail is
-            /// pending; [`Error::MessageTooLarge`](crate::Error::MessageTooLarge);
-            /// [`Error::Disconnected`](crate::Error::Disconnected) once the
-            /// receiver has gone; [`Error::Io`](crate::Error::Io).
-            pub fn try_send(&mut self, message: &[u8]) -> crate::Result<()> {
+            /// pending; [`TrySendError::MessageTooLarge`](crate::error::TrySendError::MessageTooLarge);
+            /// [`TrySendError::Disconnected`](crate::error::TrySendError::Disconnected) once the
+            /// receiver has gone; [`TrySendError::Io`](crate::error::TrySendError::Io).
+            pub fn try_send(
+                &mut self,
+                message: &[u8],
+            ) -> std::result::Result<(), $crate::error::TrySendError> {
+                self.try_send_inner(message)
+                    .map_err($crate::error::TrySendError::from_error)
+            }
+
+            fn try_send_inner(&mut self, message: &[u8]) -> crate::Result<()> {
                 self.writer.try_send(message)
             }
 
@@ -517,7 +525,18 @@ macro_rules! framed_sender_methods {
             ///
             /// # Errors
             /// As [`try_send`](Self::try_send), without `Full`.
-            pub fn send(&mut self, message: &[u8]) -> crate::Result<()> {
+            pub fn send(
+                &mut self,
+                message: &[u8],
+            ) -> std::result::Result<(), $crate::error::SendError> {
+                self.send_inner(message).map_err(|e| {
+                    $crate::error::SendError::untimed($crate::error::SendTimeoutError::from_error(
+                        e,
+                    ))
+                })
+            }
+
+            fn send_inner(&mut self, message: &[u8]) -> crate::Result<()> {
                 self.writer.send_deadline(message, None)
             }
 
@@ -529,6 +548,15 @@ macro_rules! framed_sender_methods {
                 &mut self,
                 message: &[u8],
                 timeout: std::time::Duration,
+            ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
+                self.send_timeout_inner(message, timeout)
+                    .map_err($crate::error::SendTimeoutError::from_error)
+            }
+
+            fn send_timeout_inner(
+                &mut self,
+                message: &[u8],
+                timeout: std::time::Duration,
             ) -> crate::Result<()> {
                 self.writer
                     .send_deadline(message, $crate::blocking::deadline_after(timeout))
@@ -536,13 +564,22 @@ macro_rules! framed_sender_methods {
 
             /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
             /// If the deadline passes before any byte of the frame was written,
-            /// nothing was sent ([`Error::TimedOut`](crate::Error::TimedOut)); if it
+            /// nothing was sent ([`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut)); if it
             /// passes midway, the message is accepted and its tail kept, as by
             /// [`try_send`](Self::try_send).
             ///
             /// # Errors
             /// As [`try_send`](Self::try_send), `TimedOut` instead of `Full`.
             pub fn send_deadline(
+                &mut self,
+                message: &[u8],
+                deadline: Option<std::time::Instant>,
+            ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
+                self.send_deadline_inner(message, deadline)
+                    .map_err($crate::error::SendTimeoutError::from_error)
+            }
+
+            fn send_deadline_inner(
                 &mut self,
                 message: &[u8],
                 deadline: Option<std::time::Instant>,
@@ -583,15 +620,18 @@ macro_rules! framed_sender_methods {
             fn max_message_len(&self) -> usize {
                 self.writer.max_message_len()
             }
-            fn try_send(&mut self, message: &[u8]) -> crate::Result<()> {
-                self.writer.try_send(message)
+            fn try_send(
+                &mut self,
+                message: &[u8],
+            ) -> std::result::Result<(), $crate::error::TrySendError> {
+                <$ty>::try_send(self, message)
             }
             fn send_deadline(
                 &mut self,
                 message: &[u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<()> {
-                self.writer.send_deadline(message, deadline)
+            ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
+                <$ty>::send_deadline(self, message, deadline)
             }
         }
     };
@@ -620,15 +660,23 @@ macro_rules! framed_receiver_methods {
             /// returns its length. Never blocks.
             ///
             /// # Errors
-            /// [`Error::Empty`](crate::Error::Empty);
-            /// [`Error::BufferTooSmall`](crate::Error::BufferTooSmall) as soon as the
+            /// [`TryRecvError::Empty`](crate::error::TryRecvError::Empty);
+            /// [`TryRecvError::BufferTooSmall`](crate::error::TryRecvError::BufferTooSmall) as soon as the
             /// length is known: the message stays in this receiver's buffer for a
             /// call with a larger one, nothing is lost;
-            /// [`Error::Disconnected`](crate::Error::Disconnected) once the sender
+            /// [`TryRecvError::Disconnected`](crate::error::TryRecvError::Disconnected) once the sender
             /// has gone and every message it committed was received;
-            /// [`Error::FrameTooLong`](crate::Error::FrameTooLong);
-            /// [`Error::Io`](crate::Error::Io).
-            pub fn try_recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            /// [`TryRecvError::FrameTooLong`](crate::error::TryRecvError::FrameTooLong);
+            /// [`TryRecvError::Io`](crate::error::TryRecvError::Io).
+            pub fn try_recv(
+                &mut self,
+                buf: &mut [u8],
+            ) -> std::result::Result<usize, $crate::error::TryRecvError> {
+                self.try_recv_inner(buf)
+                    .map_err($crate::error::TryRecvError::from_error)
+            }
+
+            fn try_recv_inner(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
                 self.reader.try_recv(buf)
             }
 
@@ -636,15 +684,35 @@ macro_rules! framed_receiver_methods {
             ///
             /// # Errors
             /// As [`try_recv`](Self::try_recv), without `Empty`.
-            pub fn recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            pub fn recv(
+                &mut self,
+                buf: &mut [u8],
+            ) -> std::result::Result<usize, $crate::error::RecvError> {
+                self.recv_inner(buf).map_err(|e| {
+                    $crate::error::RecvError::untimed($crate::error::RecvTimeoutError::from_error(
+                        e,
+                    ))
+                })
+            }
+
+            fn recv_inner(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
                 self.reader.recv_deadline(buf, None)
             }
 
             /// As [`recv`](Self::recv), giving up after `timeout`.
             ///
             /// # Errors
-            /// As [`recv`](Self::recv), and [`Error::TimedOut`](crate::Error::TimedOut).
+            /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
             pub fn recv_timeout(
+                &mut self,
+                buf: &mut [u8],
+                timeout: std::time::Duration,
+            ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
+                self.recv_timeout_inner(buf, timeout)
+                    .map_err($crate::error::RecvTimeoutError::from_error)
+            }
+
+            fn recv_timeout_inner(
                 &mut self,
                 buf: &mut [u8],
                 timeout: std::time::Duration,
@@ -661,6 +729,15 @@ macro_rules! framed_receiver_methods {
                 &mut self,
                 buf: &mut [u8],
                 deadline: Option<std::time::Instant>,
+            ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
+                self.recv_deadline_inner(buf, deadline)
+                    .map_err($crate::error::RecvTimeoutError::from_error)
+            }
+
+            fn recv_deadline_inner(
+                &mut self,
+                buf: &mut [u8],
+                deadline: Option<std::time::Instant>,
             ) -> crate::Result<usize> {
                 self.reader.recv_deadline(buf, deadline)
             }
@@ -671,6 +748,14 @@ macro_rules! framed_receiver_methods {
             /// # Errors
             /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
             pub fn recv_vec_deadline(
+                &mut self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::result::Result<Vec<u8>, $crate::error::RecvTimeoutError> {
+                self.recv_vec_deadline_inner(deadline)
+                    .map_err($crate::error::RecvTimeoutError::from_error)
+            }
+
+            fn recv_vec_deadline_inner(
                 &mut self,
                 deadline: Option<std::time::Instant>,
             ) -> crate::Result<Vec<u8>> {
@@ -697,21 +782,24 @@ macro_rules! framed_receiver_methods {
             fn max_message_len(&self) -> usize {
                 self.reader.max_message_len()
             }
-            fn try_recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
-                self.reader.try_recv(buf)
+            fn try_recv(
+                &mut self,
+                buf: &mut [u8],
+            ) -> std::result::Result<usize, $crate::error::TryRecvError> {
+                <$ty>::try_recv(self, buf)
             }
             fn recv_deadline(
                 &mut self,
                 buf: &mut [u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<usize> {
-                self.reader.recv_deadline(buf, deadline)
+            ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
+                <$ty>::recv_deadline(self, buf, deadline)
             }
             fn recv_vec_deadline(
                 &mut self,
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<Vec<u8>> {
-                self.reader.recv_vec_deadline(deadline)
+            ) -> std::result::Result<Vec<u8>, $crate::error::RecvTimeoutError> {
+                <$ty>::recv_vec_deadline(self, deadline)
             }
         }
     };

@@ -1,8 +1,18 @@
-//! The one error type of the `shmring` crate.
+//! The errors of the `shmring` crate: [`Error`], which every call converts into,
+//! and one type per message operation ([`TryRecvError`] and its kin), which the
+//! endpoints return.
 
 use std::io;
 
-use shmring_core::{ClaimError, Corruption, LayoutError};
+mod from_core;
+mod operation;
+
+pub use operation::{
+    FrameTooLong, IoFailure, RecvError, RecvTimeoutError, SegmentCorrupted, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
+};
+
+use shmring_core::{Corruption, LayoutError};
 
 /// A channel endpoint's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -369,37 +379,6 @@ impl Error {
             Some(libc::EEXIST) => Self::AlreadyExists { what },
             Some(libc::EACCES) | Some(libc::EPERM) => Self::PermissionDenied { what },
             _ => Self::Io { op, what, source },
-        }
-    }
-
-    /// Maps a layout error found in `what`: an incompatible build's segment, or a
-    /// corrupt one.
-    pub(crate) fn layout(what: impl Into<String>, e: LayoutError) -> Self {
-        let what = what.into();
-        match e {
-            LayoutError::UnsupportedVersion { .. }
-            | LayoutError::WrongKind { .. }
-            | LayoutError::ForeignByteOrder => Self::IncompatibleLayout { what, source: e },
-            LayoutError::TooSmall { len, required } => Self::BadSize {
-                what,
-                size: len as u64,
-                expected: required,
-            },
-            _ => Self::Corrupted {
-                what,
-                detail: Corrupted::Header(e),
-            },
-        }
-    }
-
-    /// Maps a failed claim of `role` on `what`.
-    pub(crate) fn claim(what: impl Into<String>, role: Role, e: ClaimError) -> Self {
-        match e {
-            ClaimError::Taken { owner } => Self::RoleTaken { role, owner },
-            ClaimError::Corrupted(c) => Self::Corrupted {
-                what: what.into(),
-                detail: Corrupted::Ring(c),
-            },
         }
     }
 }
