@@ -27,8 +27,8 @@ pub use crate::blocking::{LIVENESS_INTERVAL, PEER_DEATH_BOUND, WaitStrategy};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;
-use crate::options::{SegmentBuilder, SegmentOptions};
-use crate::segment::{Backing, Segment};
+use crate::options::SegmentBuilder;
+use crate::segment::{Backing, Segment, SegmentOptions};
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,
 /// cleanup and the endpoints' wait strategy through [`SegmentBuilder`].

@@ -65,8 +65,8 @@ use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;
-use crate::options::{SegmentBuilder, SegmentOptions};
-use crate::segment::{Backing, Contents, Segment};
+use crate::options::SegmentBuilder;
+use crate::segment::{Backing, Contents, Segment, SegmentOptions};
 
 /// The default stall timeout: how long a claimed but unfinished slot is waited
 /// for before its claimant's liveness is checked.

@@ -28,7 +28,7 @@ use shmring_core::sync::{AtomicU32, AtomicU64};
 use std::sync::atomic::Ordering;
 
 use crate::error::Result;
-use crate::options::SegmentOptions;
+use crate::segment::SegmentOptions;
 use crate::segment::{Contents, Segment};
 
 /// Version of the event and semaphore layout (independent of the ring's
