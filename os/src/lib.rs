@@ -89,7 +89,8 @@ pub mod semaphore;
 mod sync_object;
 pub mod transport;
 
-pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};
+pub use blocking::WaitStrategy;
+pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender};
 pub use connection::{Connection, Listener, connect};
 pub use error::{Corrupted, Error, Result, Role};
 pub use event::{Event, EventBuilder, EventKey};

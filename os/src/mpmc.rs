@@ -294,7 +294,7 @@ impl MpmcChannelBuilder {
     /// open descriptor; else as [`from_fd`](Self::from_fd).
     ///
     /// # Safety
-    /// As [`ChannelBuilder::from_env`](crate::ChannelBuilder::from_env): the
+    /// As [`ChannelBuilder::from_env`](crate::channel::ChannelBuilder::from_env): the
     /// descriptor was passed to this process for this channel and nothing else
     /// in the process owns it.
     pub unsafe fn from_env(&self, var: &str) -> Result<MpmcChannel> {

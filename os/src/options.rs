@@ -1,9 +1,9 @@
 //! The options every shmring segment has, whatever it holds, and the builder
 //! setters that change them, defined once for every builder.
 //!
-//! Each builder ([`ChannelBuilder`](crate::ChannelBuilder),
-//! [`MpmcChannelBuilder`](crate::MpmcChannelBuilder),
-//! [`EventBuilder`](crate::EventBuilder), [`SemaphoreBuilder`](crate::SemaphoreBuilder))
+//! Each builder ([`ChannelBuilder`](crate::channel::ChannelBuilder),
+//! [`MpmcChannelBuilder`](crate::mpmc::MpmcChannelBuilder),
+//! [`EventBuilder`](crate::event::EventBuilder), [`SemaphoreBuilder`](crate::semaphore::SemaphoreBuilder))
 //! holds one [`SegmentOptions`] beside what is its own (a ring's size, a
 //! semaphore's count) and implements [`SegmentBuilder`], whose provided methods
 //! are the shared setters:
@@ -81,7 +81,7 @@ pub trait SegmentBuilder: Sized {
     /// message, and a call that parks pays a `membarrier` system call (a barrier
     /// on every CPU running a process of the channel) instead. Every process that
     /// uses the channel must then be allowed `membarrier`; one that is not gets
-    /// [`Error::Unsupported`](crate::Error::Unsupported) when it makes an endpoint.
+    /// [`Error::Unsupported`](crate::error::Error::Unsupported) when it makes an endpoint.
     /// Off: full fences on both sides. Events and semaphores ignore it.
     fn asymmetric_fences(mut self, on: bool) -> Self {
         self.options_mut().asymmetric_fences = on;

@@ -469,13 +469,13 @@ pub struct SegmentStatus {
 /// shmring header keeps at the same offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentKind {
-    /// A single-producer single-consumer channel ([`ChannelBuilder`](crate::ChannelBuilder)).
+    /// A single-producer single-consumer channel ([`ChannelBuilder`](crate::channel::ChannelBuilder)).
     Channel,
-    /// A many-to-many channel ([`MpmcChannelBuilder`](crate::MpmcChannelBuilder)).
+    /// A many-to-many channel ([`MpmcChannelBuilder`](crate::mpmc::MpmcChannelBuilder)).
     MpmcChannel,
-    /// A named event ([`EventBuilder`](crate::EventBuilder)).
+    /// A named event ([`EventBuilder`](crate::event::EventBuilder)).
     Event,
-    /// A named semaphore ([`SemaphoreBuilder`](crate::SemaphoreBuilder)).
+    /// A named semaphore ([`SemaphoreBuilder`](crate::semaphore::SemaphoreBuilder)).
     Semaphore,
     /// A kind word this version does not know (a newer shmring, or corruption).
     Unknown(u32),

@@ -271,7 +271,8 @@ pub(crate) fn create_object(
     word: u32,
 ) -> Result<ObjectSegment> {
     let init = |map: &MmapRaw, what: &str| {
-        ObjectView::init(map, kind, max_count, word).map_err(|e| crate::Error::layout(what, e))
+        ObjectView::init(map, kind, max_count, word)
+            .map_err(|e| crate::error::Error::layout(what, e))
     };
     Ok(Arc::new(Segment::create_with(options, OBJECT_SIZE, &init)?))
 }
@@ -293,7 +294,7 @@ pub(crate) fn open_object_fd(
 fn check_kind(segment: Segment<ObjectView>, kind: u32) -> Result<ObjectSegment> {
     let found = segment.contents().kind;
     if found != kind {
-        return Err(crate::Error::layout(
+        return Err(crate::error::Error::layout(
             segment.describe(),
             LayoutError::WrongKind {
                 found,

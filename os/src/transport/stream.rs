@@ -471,7 +471,7 @@ impl FrameReader {
     }
 }
 
-/// Implements [`MessageSender`](crate::MessageSender) and inherent methods for a
+/// Implements [`MessageSender`](crate::message::MessageSender) and inherent methods for a
 /// type with a `writer: FrameWriter` field.
 macro_rules! framed_sender_methods {
     ($ty:ty) => {
@@ -503,12 +503,12 @@ macro_rules! framed_sender_methods {
             /// [`pending_len`](Self::pending_len)).
             ///
             /// # Errors
-            /// [`Error::Full`](crate::Error::Full) (with `free: 0`: the kernel does
+            /// [`Error::Full`](crate::error::Error::Full) (with `free: 0`: the kernel does
             /// not say how much room it has), also while an earlier tail is
-            /// pending; [`Error::MessageTooLarge`](crate::Error::MessageTooLarge);
-            /// [`Error::Disconnected`](crate::Error::Disconnected) once the
-            /// receiver has gone; [`Error::Io`](crate::Error::Io).
-            pub fn try_send(&mut self, message: &[u8]) -> crate::Result<()> {
+            /// pending; [`Error::MessageTooLarge`](crate::error::Error::MessageTooLarge);
+            /// [`Error::Disconnected`](crate::error::Error::Disconnected) once the
+            /// receiver has gone; [`Error::Io`](crate::error::Error::Io).
+            pub fn try_send(&mut self, message: &[u8]) -> crate::error::Result<()> {
                 self.writer.try_send(message)
             }
 
@@ -517,7 +517,7 @@ macro_rules! framed_sender_methods {
             ///
             /// # Errors
             /// As [`try_send`](Self::try_send), without `Full`.
-            pub fn send(&mut self, message: &[u8]) -> crate::Result<()> {
+            pub fn send(&mut self, message: &[u8]) -> crate::error::Result<()> {
                 self.writer.send_deadline(message, None)
             }
 
@@ -529,14 +529,14 @@ macro_rules! framed_sender_methods {
                 &mut self,
                 message: &[u8],
                 timeout: std::time::Duration,
-            ) -> crate::Result<()> {
+            ) -> crate::error::Result<()> {
                 self.writer
                     .send_deadline(message, $crate::blocking::deadline_after(timeout))
             }
 
             /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
             /// If the deadline passes before any byte of the frame was written,
-            /// nothing was sent ([`Error::TimedOut`](crate::Error::TimedOut)); if it
+            /// nothing was sent ([`Error::TimedOut`](crate::error::Error::TimedOut)); if it
             /// passes midway, the message is accepted and its tail kept, as by
             /// [`try_send`](Self::try_send).
             ///
@@ -546,27 +546,27 @@ macro_rules! framed_sender_methods {
                 &mut self,
                 message: &[u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<()> {
+            ) -> crate::error::Result<()> {
                 self.writer.send_deadline(message, deadline)
             }
 
             /// Writes a pending tail, waiting as long as it takes.
             ///
             /// # Errors
-            /// [`Error::Disconnected`](crate::Error::Disconnected),
-            /// [`Error::Io`](crate::Error::Io).
-            pub fn flush(&mut self) -> crate::Result<()> {
+            /// [`Error::Disconnected`](crate::error::Error::Disconnected),
+            /// [`Error::Io`](crate::error::Error::Io).
+            pub fn flush(&mut self) -> crate::error::Result<()> {
                 self.writer.flush_deadline(None)
             }
 
             /// As [`flush`](Self::flush), giving up at `deadline`.
             ///
             /// # Errors
-            /// As [`flush`](Self::flush), and [`Error::TimedOut`](crate::Error::TimedOut).
+            /// As [`flush`](Self::flush), and [`Error::TimedOut`](crate::error::Error::TimedOut).
             pub fn flush_deadline(
                 &mut self,
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<()> {
+            ) -> crate::error::Result<()> {
                 self.writer.flush_deadline(deadline)
             }
         }
@@ -583,28 +583,28 @@ macro_rules! framed_sender_methods {
             fn max_message_len(&self) -> usize {
                 self.writer.max_message_len()
             }
-            fn try_send(&mut self, message: &[u8]) -> crate::Result<()> {
+            fn try_send(&mut self, message: &[u8]) -> crate::error::Result<()> {
                 self.writer.try_send(message)
             }
             fn send_deadline(
                 &mut self,
                 message: &[u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<()> {
+            ) -> crate::error::Result<()> {
                 self.writer.send_deadline(message, deadline)
             }
         }
     };
 }
 
-/// Implements [`MessageReceiver`](crate::MessageReceiver) and inherent methods for a
+/// Implements [`MessageReceiver`](crate::message::MessageReceiver) and inherent methods for a
 /// type with a `reader: FrameReader` field.
 macro_rules! framed_receiver_methods {
     ($ty:ty) => {
         impl $ty {
             /// The largest message this end accepts (default
             /// [`DEFAULT_MAX_MESSAGE_LEN`](crate::transport::DEFAULT_MAX_MESSAGE_LEN)).
-            /// A longer frame is [`Error::FrameTooLong`](crate::Error::FrameTooLong).
+            /// A longer frame is [`Error::FrameTooLong`](crate::error::Error::FrameTooLong).
             pub fn max_message_len(&self) -> usize {
                 self.reader.max_message_len()
             }
@@ -620,15 +620,15 @@ macro_rules! framed_receiver_methods {
             /// returns its length. Never blocks.
             ///
             /// # Errors
-            /// [`Error::Empty`](crate::Error::Empty);
-            /// [`Error::BufferTooSmall`](crate::Error::BufferTooSmall) as soon as the
+            /// [`Error::Empty`](crate::error::Error::Empty);
+            /// [`Error::BufferTooSmall`](crate::error::Error::BufferTooSmall) as soon as the
             /// length is known: the message stays in this receiver's buffer for a
             /// call with a larger one, nothing is lost;
-            /// [`Error::Disconnected`](crate::Error::Disconnected) once the sender
+            /// [`Error::Disconnected`](crate::error::Error::Disconnected) once the sender
             /// has gone and every message it committed was received;
-            /// [`Error::FrameTooLong`](crate::Error::FrameTooLong);
-            /// [`Error::Io`](crate::Error::Io).
-            pub fn try_recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            /// [`Error::FrameTooLong`](crate::error::Error::FrameTooLong);
+            /// [`Error::Io`](crate::error::Error::Io).
+            pub fn try_recv(&mut self, buf: &mut [u8]) -> crate::error::Result<usize> {
                 self.reader.try_recv(buf)
             }
 
@@ -636,19 +636,19 @@ macro_rules! framed_receiver_methods {
             ///
             /// # Errors
             /// As [`try_recv`](Self::try_recv), without `Empty`.
-            pub fn recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            pub fn recv(&mut self, buf: &mut [u8]) -> crate::error::Result<usize> {
                 self.reader.recv_deadline(buf, None)
             }
 
             /// As [`recv`](Self::recv), giving up after `timeout`.
             ///
             /// # Errors
-            /// As [`recv`](Self::recv), and [`Error::TimedOut`](crate::Error::TimedOut).
+            /// As [`recv`](Self::recv), and [`Error::TimedOut`](crate::error::Error::TimedOut).
             pub fn recv_timeout(
                 &mut self,
                 buf: &mut [u8],
                 timeout: std::time::Duration,
-            ) -> crate::Result<usize> {
+            ) -> crate::error::Result<usize> {
                 self.reader
                     .recv_deadline(buf, $crate::blocking::deadline_after(timeout))
             }
@@ -661,7 +661,7 @@ macro_rules! framed_receiver_methods {
                 &mut self,
                 buf: &mut [u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<usize> {
+            ) -> crate::error::Result<usize> {
                 self.reader.recv_deadline(buf, deadline)
             }
 
@@ -673,7 +673,7 @@ macro_rules! framed_receiver_methods {
             pub fn recv_vec_deadline(
                 &mut self,
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<Vec<u8>> {
+            ) -> crate::error::Result<Vec<u8>> {
                 self.reader.recv_vec_deadline(deadline)
             }
 
@@ -697,20 +697,20 @@ macro_rules! framed_receiver_methods {
             fn max_message_len(&self) -> usize {
                 self.reader.max_message_len()
             }
-            fn try_recv(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            fn try_recv(&mut self, buf: &mut [u8]) -> crate::error::Result<usize> {
                 self.reader.try_recv(buf)
             }
             fn recv_deadline(
                 &mut self,
                 buf: &mut [u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<usize> {
+            ) -> crate::error::Result<usize> {
                 self.reader.recv_deadline(buf, deadline)
             }
             fn recv_vec_deadline(
                 &mut self,
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<Vec<u8>> {
+            ) -> crate::error::Result<Vec<u8>> {
                 self.reader.recv_vec_deadline(deadline)
             }
         }
