@@ -22,8 +22,8 @@ use shmring_core::{
     WaitError,
 };
 
-use crate::blocking::{self, Endpoint, ParkFutex, Step, Waiter, deadline_after};
-pub use crate::blocking::{LIVENESS_INTERVAL, PEER_DEATH_BOUND, WaitStrategy};
+use crate::blocking::{self, Endpoint, ParkFutex, Step, WaitStrategy, Waiter, deadline_after};
+pub use crate::blocking::{LIVENESS_INTERVAL, PEER_DEATH_BOUND};
 use crate::error::{Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::lock;

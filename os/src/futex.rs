@@ -24,7 +24,7 @@ use shmring_core::{Futex, TimedOut};
 /// registered process, and the notifier (every message) only stops the compiler
 /// from reordering. Both sides must have registered ([`register_membarrier`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SharedFutex {
+pub(crate) struct SharedFutex {
     asymmetric: bool,
 }
 
@@ -35,7 +35,7 @@ const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
 /// Registers this process for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (once per process):
 /// from then on, another process's expedited barrier also runs on this process's
 /// threads. `false` if the kernel (before 4.16) or a seccomp filter refuses it.
-pub fn register_membarrier() -> bool {
+pub(crate) fn register_membarrier() -> bool {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     *REGISTERED.get_or_init(|| {
         // SAFETY: a system call with integer arguments only.
@@ -56,12 +56,13 @@ impl SharedFutex {
     /// [`FLAG_ASYMMETRIC_FENCES`](shmring_core::FLAG_ASYMMETRIC_FENCES). `None`
     /// unless this process is registered ([`register_membarrier`]): a process that
     /// cannot take part must not use such a segment.
-    pub fn asymmetric() -> Option<Self> {
+    pub(crate) fn asymmetric() -> Option<Self> {
         register_membarrier().then_some(Self { asymmetric: true })
     }
 
     /// Whether this futex uses the asymmetric fence pair.
-    pub fn is_asymmetric(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_asymmetric(&self) -> bool {
         self.asymmetric
     }
 }

@@ -55,7 +55,7 @@
 //! module's path, so the `use` lines show the floors:
 //!
 //! 1. [`error`]: the error types every floor returns.
-//! 2. the system calls: the futex ([`futex`]), OFD locks, fd passing, polling and
+//! 2. the system calls: the futex (`futex`), OFD locks, fd passing, polling and
 //!    credentials.
 //! 3. the endpoint runtime: the [`WaitStrategy`], deadlines, the peer's liveness
 //!    and the blocking driver (`blocking`).
@@ -78,7 +78,7 @@ pub mod channel;
 pub mod connection;
 pub mod error;
 pub mod event;
-pub mod futex;
+mod futex;
 mod lock;
 mod message;
 pub mod mpmc;
@@ -94,7 +94,6 @@ pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender
 pub use connection::{Connection, Listener, connect};
 pub use error::{Corrupted, Error, Result, Role};
 pub use event::{Event, EventBuilder, EventKey};
-pub use futex::{SharedFutex, register_membarrier};
 pub use message::{MessageReceiver, MessageSender};
 pub use mpmc::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender, MpmcStats};
 pub use options::SegmentBuilder;

@@ -37,9 +37,9 @@ pub const OBJECT_LAYOUT_VERSION: u32 = 1;
 /// Bytes an event or semaphore segment spans: two 128-byte lines.
 pub const OBJECT_SIZE: usize = 256;
 /// Offset of the futex word (the event's sequence, the semaphore's count).
-pub const OBJECT_WORD_OFFSET: usize = 128;
+pub(crate) const OBJECT_WORD_OFFSET: usize = 128;
 /// Offset of the waiter count.
-pub const OBJECT_WAITERS_OFFSET: usize = 132;
+pub(crate) const OBJECT_WAITERS_OFFSET: usize = 132;
 /// The largest maximum count of a semaphore (`i32::MAX`): a count word with the
 /// sign bit set is never valid, so a hostile value cannot pass for a count.
 pub const SEMAPHORE_MAX_LIMIT: u32 = i32::MAX as u32;
