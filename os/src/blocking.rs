@@ -35,7 +35,7 @@ pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(25);
 /// Not counted: how long the kernel takes to release a killed process's locks
 /// (it tears down the process's memory first) and scheduling delays (a thread the
 /// kernel wakes late returns late). A clean departure is seen at once, and over a
-/// [`Connection`](crate::Connection) so is a death (its socket tells).
+/// [`Connection`](crate::connection::Connection) so is a death (its socket tells).
 pub const PEER_DEATH_BOUND: Duration = LIVENESS_INTERVAL.saturating_mul(2);
 
 /// A failed non-blocking call checks the peer at most this often (a syscall); a

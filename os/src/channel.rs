@@ -21,15 +21,15 @@ use shmring_core::{
     Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, RunGrant,
 };
 
-use crate::blocking::{self, Endpoint, ParkFutex, Step, Waiter, deadline_after};
-pub use crate::blocking::{LIVENESS_INTERVAL, PEER_DEATH_BOUND, WaitStrategy};
+use crate::blocking::{self, Endpoint, ParkFutex, Step, WaitStrategy, Waiter, deadline_after};
+pub use crate::blocking::{LIVENESS_INTERVAL, PEER_DEATH_BOUND};
 use crate::error::{
     Error, RecvError, RecvTimeoutError, Result, Role, SegmentCorrupted, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::futex::SharedFutex;
-use crate::options::{SegmentBuilder, SegmentOptions};
-use crate::segment::{Backing, Segment};
+use crate::options::SegmentBuilder;
+use crate::segment::{Backing, Segment, SegmentOptions};
 use crate::sys::lock;
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,

@@ -57,8 +57,8 @@ use shmring_core::layout::OBJECT_KIND_EVENT;
 use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
 use crate::futex::SharedFutex;
-use crate::options::{SegmentBuilder, SegmentOptions};
-use crate::segment::Backing;
+use crate::options::SegmentBuilder;
+use crate::segment::{Backing, SegmentOptions};
 use crate::sync_object::{
     ObjectSegment, Registered, create_object, debug_object, futex_wake, open_object, open_object_fd,
 };

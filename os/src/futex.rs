@@ -26,14 +26,14 @@ use crate::sys::membarrier;
 /// registered process, and the notifier (every message) only stops the compiler
 /// from reordering. Both sides must have registered ([`register_membarrier`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SharedFutex {
+pub(crate) struct SharedFutex {
     asymmetric: bool,
 }
 
 /// Registers this process for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (once per process):
 /// from then on, another process's expedited barrier also runs on this process's
 /// threads. `false` if the kernel (before 4.16) or a seccomp filter refuses it.
-pub fn register_membarrier() -> bool {
+pub(crate) fn register_membarrier() -> bool {
     membarrier::register_global_expedited()
 }
 
@@ -42,12 +42,13 @@ impl SharedFutex {
     /// [`FLAG_ASYMMETRIC_FENCES`](shmring_core::FLAG_ASYMMETRIC_FENCES). `None`
     /// unless this process is registered ([`register_membarrier`]): a process that
     /// cannot take part must not use such a segment.
-    pub fn asymmetric() -> Option<Self> {
+    pub(crate) fn asymmetric() -> Option<Self> {
         register_membarrier().then_some(Self { asymmetric: true })
     }
 
     /// Whether this futex uses the asymmetric fence pair.
-    pub fn is_asymmetric(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_asymmetric(&self) -> bool {
         self.asymmetric
     }
 }

@@ -47,6 +47,25 @@
 //!
 //! Linux only: the crate uses the futex, memfd and OFD locks, and does not build
 //! elsewhere.
+//!
+//! # Floors
+//!
+//! The modules stand in floors, lowest first; a module imports only from its own
+//! floor and those below (doc links aside), and names each item by its own
+//! module's path, so the `use` lines show the floors:
+//!
+//! 1. [`error`]: the error types every floor returns.
+//! 2. the system calls: the futex (`futex`), OFD locks, fd passing, polling and
+//!    credentials.
+//! 3. the endpoint runtime: the [`WaitStrategy`], deadlines, the peer's liveness
+//!    and the blocking driver (`blocking`).
+//! 4. [`segment`]: names, create, open and trust checks, listing, the mapping,
+//!    and the [`SegmentOptions`] a segment is created and opened with.
+//! 5. the message traits, [`MessageSender`] and [`MessageReceiver`].
+//! 6. [`options`]: the builder setters, defined once ([`SegmentBuilder`]).
+//! 7. the kinds: [`channel`], [`mpmc`], [`event`], [`semaphore`] (the last two
+//!    over one synchronisation object).
+//! 8. [`transport`], then [`connection`], then [`rpc`].
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::multiple_unsafe_ops_per_block)]
 
@@ -60,7 +79,7 @@ pub mod channel;
 pub mod connection;
 pub mod error;
 pub mod event;
-pub mod futex;
+mod futex;
 mod message;
 pub mod mpmc;
 pub mod options;
@@ -71,19 +90,19 @@ mod sync_object;
 mod sys;
 pub mod transport;
 
-pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender, WaitStrategy};
+pub use blocking::WaitStrategy;
+pub use channel::{Channel, ChannelBuilder, Received, Receiver, SendGrant, Sender};
 pub use connection::{Connection, Listener, connect};
 pub use error::{
     Corrupted, Error, FrameTooLong, IoFailure, RecvError, RecvTimeoutError, Result, Role,
     SegmentCorrupted, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use event::{Event, EventBuilder, EventKey};
-pub use futex::{SharedFutex, register_membarrier};
 pub use message::{MessageReceiver, MessageSender};
 pub use mpmc::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender, MpmcStats};
-pub use options::{SegmentBuilder, SegmentOptions};
+pub use options::SegmentBuilder;
 pub use rpc::{RpcClient, RpcServer};
-pub use segment::{Segment, list_segments};
+pub use segment::{Segment, SegmentOptions, list_segments};
 pub use semaphore::{SEMAPHORE_MAX_LIMIT, Semaphore, SemaphoreBuilder};
 pub use shmring_core as core;
 pub use sync_object::{OBJECT_LAYOUT_VERSION, OBJECT_SIZE};

@@ -64,8 +64,8 @@ pub use shmring_core::MpmcStats;
 use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
 use crate::error::{self, Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
-use crate::options::{SegmentBuilder, SegmentOptions};
-use crate::segment::{Backing, Contents, Segment};
+use crate::options::SegmentBuilder;
+use crate::segment::{Backing, Contents, Segment, SegmentOptions};
 use crate::sys::lock;
 
 /// The default stall timeout: how long a claimed but unfinished slot is waited
@@ -294,7 +294,7 @@ impl MpmcChannelBuilder {
     /// open descriptor; else as [`from_fd`](Self::from_fd).
     ///
     /// # Safety
-    /// As [`ChannelBuilder::from_env`](crate::ChannelBuilder::from_env): the
+    /// As [`ChannelBuilder::from_env`](crate::channel::ChannelBuilder::from_env): the
     /// descriptor was passed to this process for this channel and nothing else
     /// in the process owns it.
     pub unsafe fn from_env(&self, var: &str) -> Result<MpmcChannel> {

@@ -1,9 +1,9 @@
 //! The options every shmring segment has, whatever it holds, and the builder
 //! setters that change them, defined once for every builder.
 //!
-//! Each builder ([`ChannelBuilder`](crate::ChannelBuilder),
-//! [`MpmcChannelBuilder`](crate::MpmcChannelBuilder),
-//! [`EventBuilder`](crate::EventBuilder), [`SemaphoreBuilder`](crate::SemaphoreBuilder))
+//! Each builder ([`ChannelBuilder`](crate::channel::ChannelBuilder),
+//! [`MpmcChannelBuilder`](crate::mpmc::MpmcChannelBuilder),
+//! [`EventBuilder`](crate::event::EventBuilder), [`SemaphoreBuilder`](crate::semaphore::SemaphoreBuilder))
 //! holds one [`SegmentOptions`] beside what is its own (a ring's size, a
 //! semaphore's count) and implements [`SegmentBuilder`], whose provided methods
 //! are the shared setters:
@@ -15,73 +15,8 @@
 //! # Ok(()) }
 //! ```
 
-use crate::channel::WaitStrategy;
-use crate::segment::Backing;
-
-/// Where a segment lives and how it is created, opened, trusted, mapped and
-/// cleaned up, whatever it holds; and how its endpoints wait. The setters are
-/// [`SegmentBuilder`]'s, on every builder; a builder's
-/// [`options`](SegmentBuilder::options) shows the values.
-///
-/// The default: an anonymous memfd, created `0o600`, opened only if owned by our
-/// effective uid and writable by nobody else (`0o644`), no reclaim, removed on drop
-/// if named shared memory (kept if a file), not prefaulted, asymmetric fences,
-/// [`WaitStrategy::default`].
-#[derive(Debug, Clone)]
-pub struct SegmentOptions {
-    pub(crate) backing: Backing,
-    /// Create: permission bits, set with `fchmod` after creation.
-    pub(crate) mode: u32,
-    /// Open: the permission bits accepted.
-    pub(crate) allowed_mode: u32,
-    /// Open: the owner uid expected (`None`: our effective uid).
-    pub(crate) owner: Option<u32>,
-    /// Create: replace a dead segment of the same name.
-    pub(crate) reclaim: bool,
-    /// Create: remove the name on drop (`None`: the backing's default).
-    pub(crate) unlink_on_drop: Option<bool>,
-    /// Map with `MAP_POPULATE`.
-    pub(crate) prefault: bool,
-    /// Create (rings): flag the header for the asymmetric fence pair.
-    pub(crate) asymmetric_fences: bool,
-    /// How a ring's endpoints wait.
-    pub(crate) wait: WaitStrategy,
-}
-
-impl Default for SegmentOptions {
-    fn default() -> Self {
-        Self::new(Backing::Memfd)
-    }
-}
-
-impl SegmentOptions {
-    /// The default options for a segment in `backing`.
-    pub(crate) fn new(backing: Backing) -> Self {
-        Self {
-            backing,
-            mode: 0o600,
-            allowed_mode: 0o644,
-            owner: None,
-            reclaim: false,
-            unlink_on_drop: None,
-            prefault: false,
-            asymmetric_fences: true,
-            wait: WaitStrategy::default(),
-        }
-    }
-
-    /// Where the segment lives.
-    pub fn backing(&self) -> &Backing {
-        &self.backing
-    }
-
-    /// Whether a created segment's name is removed when its creator drops it: as
-    /// set, else for named shared memory only.
-    pub(crate) fn unlinks_on_drop(&self) -> bool {
-        self.unlink_on_drop
-            .unwrap_or(matches!(self.backing, Backing::Shm(_)))
-    }
-}
+use crate::blocking::WaitStrategy;
+use crate::segment::SegmentOptions;
 
 /// The setters every shmring builder shares, over its [`SegmentOptions`]: bring
 /// the trait into scope (`use shmring::SegmentBuilder;`) to call them.
@@ -146,7 +81,7 @@ pub trait SegmentBuilder: Sized {
     /// message, and a call that parks pays a `membarrier` system call (a barrier
     /// on every CPU running a process of the channel) instead. Every process that
     /// uses the channel must then be allowed `membarrier`; one that is not gets
-    /// [`Error::Unsupported`](crate::Error::Unsupported) when it makes an endpoint.
+    /// [`Error::Unsupported`](crate::error::Error::Unsupported) when it makes an endpoint.
     /// Off: full fences on both sides. Events and semaphores ignore it.
     fn asymmetric_fences(mut self, on: bool) -> Self {
         self.options_mut().asymmetric_fences = on;

@@ -48,8 +48,8 @@ use shmring_core::layout::OBJECT_KIND_SEMAPHORE;
 use crate::blocking::deadline_after;
 use crate::error::{Corrupted, Error, Result};
 use crate::futex::SharedFutex;
-use crate::options::{SegmentBuilder, SegmentOptions};
-use crate::segment::Backing;
+use crate::options::SegmentBuilder;
+use crate::segment::{Backing, SegmentOptions};
 pub use crate::sync_object::SEMAPHORE_MAX_LIMIT;
 use crate::sync_object::{
     ObjectSegment, ObjectWords, Registered, create_object, debug_object, futex_wake, open_object,

@@ -28,7 +28,7 @@ use shmring_core::sync::{AtomicU32, AtomicU64};
 use std::sync::atomic::Ordering;
 
 use crate::error::Result;
-use crate::options::SegmentOptions;
+use crate::segment::SegmentOptions;
 use crate::segment::{Contents, Segment};
 
 /// Version of the event and semaphore layout (independent of the ring's
@@ -37,9 +37,9 @@ pub const OBJECT_LAYOUT_VERSION: u32 = 1;
 /// Bytes an event or semaphore segment spans: two 128-byte lines.
 pub const OBJECT_SIZE: usize = 256;
 /// Offset of the futex word (the event's sequence, the semaphore's count).
-pub const OBJECT_WORD_OFFSET: usize = 128;
+pub(crate) const OBJECT_WORD_OFFSET: usize = 128;
 /// Offset of the waiter count.
-pub const OBJECT_WAITERS_OFFSET: usize = 132;
+pub(crate) const OBJECT_WAITERS_OFFSET: usize = 132;
 /// The largest maximum count of a semaphore (`i32::MAX`): a count word with the
 /// sign bit set is never valid, so a hostile value cannot pass for a count.
 pub const SEMAPHORE_MAX_LIMIT: u32 = i32::MAX as u32;
@@ -271,7 +271,8 @@ pub(crate) fn create_object(
     word: u32,
 ) -> Result<ObjectSegment> {
     let init = |map: &MmapRaw, what: &str| {
-        ObjectView::init(map, kind, max_count, word).map_err(|e| crate::Error::layout(what, e))
+        ObjectView::init(map, kind, max_count, word)
+            .map_err(|e| crate::error::Error::layout(what, e))
     };
     Ok(Arc::new(Segment::create_with(options, OBJECT_SIZE, &init)?))
 }
@@ -293,7 +294,7 @@ pub(crate) fn open_object_fd(
 fn check_kind(segment: Segment<ObjectView>, kind: u32) -> Result<ObjectSegment> {
     let found = segment.contents().kind;
     if found != kind {
-        return Err(crate::Error::layout(
+        return Err(crate::error::Error::layout(
             segment.describe(),
             LayoutError::WrongKind {
                 found,

@@ -7,8 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::blocking::deadline_after;
-use crate::channel::{ChannelBuilder, Receiver, Sender, WaitStrategy};
+use crate::blocking::{WaitStrategy, deadline_after};
+use crate::channel::{ChannelBuilder, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::options::SegmentBuilder as _;
 use crate::sys::{self, fdpass};
@@ -63,7 +63,7 @@ impl ConnectOptions {
     }
 
     /// The directory of the listener's socket (default as
-    /// [`ListenerBuilder::directory`](super::ListenerBuilder::directory)). It is checked before connecting: a
+    /// [`ListenerBuilder::directory`](super::listener::ListenerBuilder::directory)). It is checked before connecting: a
     /// directory, not a symbolic link, owned by this uid, root or a trusted uid,
     /// not writable by group or others.
     pub fn directory(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -421,9 +421,9 @@ struct ClientRings {
     tx: Sender,
     rx: Receiver,
     /// Client to server: we send.
-    c2s: crate::Channel,
+    c2s: crate::channel::Channel,
     /// Server to client: we receive.
-    s2c: crate::Channel,
+    s2c: crate::channel::Channel,
 }
 
 /// The error for a listener's refusal.

@@ -137,8 +137,8 @@ impl fmt::Debug for ConnectionReceiver {
     }
 }
 
-/// A duplex connection to one peer, made by [`connect`](super::connect) or
-/// [`Listener::accept`](super::Listener::accept):
+/// A duplex connection to one peer, made by [`connect`](super::connect::connect) or
+/// [`Listener::accept`](super::listener::Listener::accept):
 /// messages both ways, over shared memory or a socket ([`transport`](Self::transport)).
 ///
 /// Every committed message is delivered in order, once; a peer that closes or
@@ -160,8 +160,8 @@ impl Connection {
         fd: OwnedFd,
         mut tx: Sender,
         mut rx: Receiver,
-        outgoing: crate::Channel,
-        incoming: crate::Channel,
+        outgoing: crate::channel::Channel,
+        incoming: crate::channel::Channel,
         what: String,
         peer: Option<PeerCredentials>,
     ) -> Result<Self> {

@@ -7,8 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::blocking::deadline_after;
-use crate::channel::{ChannelBuilder, Receiver, Sender, WaitStrategy};
+use crate::blocking::{WaitStrategy, deadline_after};
+use crate::channel::{ChannelBuilder, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::options::SegmentBuilder as _;
 use crate::sys::{self, UnixListenerFd, fdpass};
@@ -232,7 +232,7 @@ enum ListenerKind {
     Tcp(std::net::TcpListener),
 }
 
-/// A named service that clients [`connect`](super::connect) to: each accepted client is a
+/// A named service that clients [`connect`](super::connect::connect) to: each accepted client is a
 /// [`Connection`] with rings of its own (or a socket, see the module doc).
 ///
 /// The socket file is removed when the listener drops; connections already
@@ -551,9 +551,9 @@ fn server_handshake(
 /// The two rings the listener makes for a client, with its own ends claimed.
 struct ServerRings {
     /// Client to server: the listener receives.
-    c2s: crate::Channel,
+    c2s: crate::channel::Channel,
     /// Server to client: the listener sends.
-    s2c: crate::Channel,
+    s2c: crate::channel::Channel,
     tx: Sender,
     rx: Receiver,
 }

@@ -46,7 +46,7 @@
 //! - **Many clients.** Each accepted client gets its own pair of rings. Accepting
 //!   blocks, times out, or does not wait ([`Listener::try_accept`]).
 //!
-//! Not to be confused with [`transport::Listener`](crate::transport::Listener),
+//! Not to be confused with [`transport::Listener`](crate::transport::address::Listener),
 //! which accepts one-way receivers of the address-based fallback transports.
 //!
 //! TCP has no authentication and no encryption: anyone who reaches the port can

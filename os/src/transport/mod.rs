@@ -1,6 +1,6 @@
 //! One message API over every transport: [`MessageSender`] and [`MessageReceiver`].
 //!
-//! The shared-memory channels ([`Sender`](crate::Sender), [`Receiver`](crate::Receiver))
+//! The shared-memory channels ([`Sender`](crate::channel::Sender), [`Receiver`](crate::channel::Receiver))
 //! implement them, and so does each fallback transport, so code written against the
 //! traits (or against `Box<dyn MessageSender + Send>`) switches method without
 //! change. Every transport keeps message boundaries, checks the largest message at
@@ -11,8 +11,8 @@
 //!
 //! | method | module, address | seed method | direction | scope | message or stream | largest message |
 //! |---|---|---|---|---|---|---|
-//! | shared-memory ring | [`ChannelBuilder::shm`](crate::ChannelBuilder::shm), [`memfd`](crate::ChannelBuilder::memfd); `shm:name` | shared memory | one-way (a channel each way for duplex) | same machine | message | capacity / 2 − 8 (32 760 in the 64 KiB default ring) |
-//! | file-backed ring | [`ChannelBuilder::file`](crate::ChannelBuilder::file); `file:/path` | memory-mapped file | one-way | same machine | message | as above |
+//! | shared-memory ring | [`ChannelBuilder::shm`](crate::channel::ChannelBuilder::shm), [`memfd`](crate::channel::ChannelBuilder::memfd); `shm:name` | shared memory | one-way (a channel each way for duplex) | same machine | message | capacity / 2 − 8 (32 760 in the 64 KiB default ring) |
+//! | file-backed ring | [`ChannelBuilder::file`](crate::channel::ChannelBuilder::file); `file:/path` | memory-mapped file | one-way | same machine | message | as above |
 //! | Unix stream socket | [`unix`]; `unix:/path` | socket | duplex | same machine | stream, length-framed | [`DEFAULT_MAX_MESSAGE_LEN`] (1 MiB), settable up to 4 GiB − 1 |
 //! | Unix seqpacket socket | [`seqpacket`]; `seqpacket:/path` | socket | duplex | same machine | message | `SO_SNDBUF` − 32 (212 960 by default) |
 //! | TCP | [`tcp`]; `tcp://host:port` | socket | duplex | another host | stream, length-framed | 1 MiB, settable |

@@ -50,7 +50,7 @@
 //! removes it in one call.
 //!
 //! Timeouts use `mq_timedsend`/`mq_timedreceive` with `CLOCK_REALTIME` deadlines,
-//! in slices of at most 25 ms ([`LIVENESS_INTERVAL`](crate::channel::LIVENESS_INTERVAL))
+//! in slices of at most 25 ms ([`LIVENESS_INTERVAL`](crate::blocking::LIVENESS_INTERVAL))
 //! between liveness checks; each slice's end and the deadline are measured on the
 //! monotonic clock (a slice the wall clock ends early is resumed), so a change of
 //! the wall clock lengthens one slice at most.

@@ -471,7 +471,7 @@ impl FrameReader {
     }
 }
 
-/// Implements [`MessageSender`](crate::MessageSender) and inherent methods for a
+/// Implements [`MessageSender`](crate::message::MessageSender) and inherent methods for a
 /// type with a `writer: FrameWriter` field.
 macro_rules! framed_sender_methods {
     ($ty:ty) => {
@@ -516,7 +516,7 @@ macro_rules! framed_sender_methods {
                     .map_err($crate::error::TrySendError::from_error)
             }
 
-            fn try_send_inner(&mut self, message: &[u8]) -> crate::Result<()> {
+            fn try_send_inner(&mut self, message: &[u8]) -> crate::error::Result<()> {
                 self.writer.try_send(message)
             }
 
@@ -536,7 +536,7 @@ macro_rules! framed_sender_methods {
                 })
             }
 
-            fn send_inner(&mut self, message: &[u8]) -> crate::Result<()> {
+            fn send_inner(&mut self, message: &[u8]) -> crate::error::Result<()> {
                 self.writer.send_deadline(message, None)
             }
 
@@ -557,7 +557,7 @@ macro_rules! framed_sender_methods {
                 &mut self,
                 message: &[u8],
                 timeout: std::time::Duration,
-            ) -> crate::Result<()> {
+            ) -> crate::error::Result<()> {
                 self.writer
                     .send_deadline(message, $crate::blocking::deadline_after(timeout))
             }
@@ -583,27 +583,27 @@ macro_rules! framed_sender_methods {
                 &mut self,
                 message: &[u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<()> {
+            ) -> crate::error::Result<()> {
                 self.writer.send_deadline(message, deadline)
             }
 
             /// Writes a pending tail, waiting as long as it takes.
             ///
             /// # Errors
-            /// [`Error::Disconnected`](crate::Error::Disconnected),
-            /// [`Error::Io`](crate::Error::Io).
-            pub fn flush(&mut self) -> crate::Result<()> {
+            /// [`Error::Disconnected`](crate::error::Error::Disconnected),
+            /// [`Error::Io`](crate::error::Error::Io).
+            pub fn flush(&mut self) -> crate::error::Result<()> {
                 self.writer.flush_deadline(None)
             }
 
             /// As [`flush`](Self::flush), giving up at `deadline`.
             ///
             /// # Errors
-            /// As [`flush`](Self::flush), and [`Error::TimedOut`](crate::Error::TimedOut).
+            /// As [`flush`](Self::flush), and [`Error::TimedOut`](crate::error::Error::TimedOut).
             pub fn flush_deadline(
                 &mut self,
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<()> {
+            ) -> crate::error::Result<()> {
                 self.writer.flush_deadline(deadline)
             }
         }
@@ -637,14 +637,14 @@ macro_rules! framed_sender_methods {
     };
 }
 
-/// Implements [`MessageReceiver`](crate::MessageReceiver) and inherent methods for a
+/// Implements [`MessageReceiver`](crate::message::MessageReceiver) and inherent methods for a
 /// type with a `reader: FrameReader` field.
 macro_rules! framed_receiver_methods {
     ($ty:ty) => {
         impl $ty {
             /// The largest message this end accepts (default
             /// [`DEFAULT_MAX_MESSAGE_LEN`](crate::transport::DEFAULT_MAX_MESSAGE_LEN)).
-            /// A longer frame is [`Error::FrameTooLong`](crate::Error::FrameTooLong).
+            /// A longer frame is [`Error::FrameTooLong`](crate::error::Error::FrameTooLong).
             pub fn max_message_len(&self) -> usize {
                 self.reader.max_message_len()
             }
@@ -676,7 +676,7 @@ macro_rules! framed_receiver_methods {
                     .map_err($crate::error::TryRecvError::from_error)
             }
 
-            fn try_recv_inner(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            fn try_recv_inner(&mut self, buf: &mut [u8]) -> crate::error::Result<usize> {
                 self.reader.try_recv(buf)
             }
 
@@ -695,7 +695,7 @@ macro_rules! framed_receiver_methods {
                 })
             }
 
-            fn recv_inner(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+            fn recv_inner(&mut self, buf: &mut [u8]) -> crate::error::Result<usize> {
                 self.reader.recv_deadline(buf, None)
             }
 
@@ -716,7 +716,7 @@ macro_rules! framed_receiver_methods {
                 &mut self,
                 buf: &mut [u8],
                 timeout: std::time::Duration,
-            ) -> crate::Result<usize> {
+            ) -> crate::error::Result<usize> {
                 self.reader
                     .recv_deadline(buf, $crate::blocking::deadline_after(timeout))
             }
@@ -738,7 +738,7 @@ macro_rules! framed_receiver_methods {
                 &mut self,
                 buf: &mut [u8],
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<usize> {
+            ) -> crate::error::Result<usize> {
                 self.reader.recv_deadline(buf, deadline)
             }
 
@@ -758,7 +758,7 @@ macro_rules! framed_receiver_methods {
             fn recv_vec_deadline_inner(
                 &mut self,
                 deadline: Option<std::time::Instant>,
-            ) -> crate::Result<Vec<u8>> {
+            ) -> crate::error::Result<Vec<u8>> {
                 self.reader.recv_vec_deadline(deadline)
             }
 

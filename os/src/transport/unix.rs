@@ -24,7 +24,7 @@
 //!
 //! **Framing.** Each message is a 4-byte little-endian length and its bytes. A
 //! receive buffer too small for the next message gets
-//! [`Error::BufferTooSmall`](crate::Error::BufferTooSmall) and the message stays in
+//! [`Error::BufferTooSmall`](crate::error::Error::BufferTooSmall) and the message stays in
 //! the receiver's own buffer for the next call: nothing is lost. A message the
 //! kernel takes only part of (larger than the room in the socket buffer) is
 //! *accepted*: its tail is kept by the sender and written before anything else
@@ -38,12 +38,12 @@
 //! a partly written frame dies with it, and the receiver drops the truncated frame.
 //!
 //! **Liveness.** The end of the stream (the peer closed the socket, or died: the
-//! kernel closes it) is [`Error::Disconnected`](crate::Error::Disconnected) after
+//! kernel closes it) is [`Error::Disconnected`](crate::error::Error::Disconnected) after
 //! every complete message; a sender gets it from `EPIPE`/`ECONNRESET`. Sends use
 //! `MSG_NOSIGNAL`: no `SIGPIPE`.
 //!
 //! **Permissions.** The socket file is `0600`: only this uid (and root) may
-//! connect; another uid gets [`Error::PermissionDenied`](crate::Error::PermissionDenied).
+//! connect; another uid gets [`Error::PermissionDenied`](crate::error::Error::PermissionDenied).
 //! `bind` creates the file with `0777` less the umask, and the umask is
 //! process-wide (setting it around `bind` would race with other threads). So the
 //! listener binds, `chmod`s the file to `0600` (through an `O_PATH` descriptor,
@@ -54,7 +54,7 @@
 //! `fchmod` of the socket before `bind`, which is done as well; it is not
 //! documented behaviour, so it is not relied on.)
 //! Paths are limited to 107 bytes (`sun_path` holds 108 with the NUL); a longer one
-//! is [`Error::InvalidAddress`](crate::Error::InvalidAddress).
+//! is [`Error::InvalidAddress`](crate::error::Error::InvalidAddress).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -85,12 +85,12 @@ impl UnixListener {
     /// Binds `path` (which must not exist) and listens.
     ///
     /// # Errors
-    /// [`Error::InvalidAddress`](crate::Error::InvalidAddress) for a path longer than
-    /// 107 bytes, empty, or with a NUL; [`Error::AlreadyExists`](crate::Error::AlreadyExists)
+    /// [`Error::InvalidAddress`](crate::error::Error::InvalidAddress) for a path longer than
+    /// 107 bytes, empty, or with a NUL; [`Error::AlreadyExists`](crate::error::Error::AlreadyExists)
     /// if the path exists (a stale socket of a listener that died must be removed
-    /// first); [`Error::NotFound`](crate::Error::NotFound) if its directory does not
-    /// exist; [`Error::PermissionDenied`](crate::Error::PermissionDenied);
-    /// [`Error::Io`](crate::Error::Io).
+    /// first); [`Error::NotFound`](crate::error::Error::NotFound) if its directory does not
+    /// exist; [`Error::PermissionDenied`](crate::error::Error::PermissionDenied);
+    /// [`Error::Io`](crate::error::Error::Io).
     pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let what = describe(path);
@@ -106,7 +106,7 @@ impl UnixListener {
     /// Accepts one peer, waiting as long as it takes.
     ///
     /// # Errors
-    /// [`Error::Io`](crate::Error::Io).
+    /// [`Error::Io`](crate::error::Error::Io).
     pub fn accept(&self) -> Result<(UnixSender, UnixReceiver)> {
         self.accept_deadline(None)
     }
@@ -114,7 +114,7 @@ impl UnixListener {
     /// As [`accept`](Self::accept), giving up after `timeout`.
     ///
     /// # Errors
-    /// As [`accept`](Self::accept), and [`Error::TimedOut`](crate::Error::TimedOut).
+    /// As [`accept`](Self::accept), and [`Error::TimedOut`](crate::error::Error::TimedOut).
     pub fn accept_timeout(&self, timeout: Duration) -> Result<(UnixSender, UnixReceiver)> {
         self.accept_deadline(deadline_after(timeout))
     }
@@ -132,12 +132,12 @@ impl UnixListener {
 /// Connects to the listener at `path`.
 ///
 /// # Errors
-/// [`Error::InvalidAddress`](crate::Error::InvalidAddress) (as for
-/// [`UnixListener::bind`]); [`Error::NotFound`](crate::Error::NotFound) if nothing
-/// is at the path; [`Error::ConnectionRefused`](crate::Error::ConnectionRefused) if
+/// [`Error::InvalidAddress`](crate::error::Error::InvalidAddress) (as for
+/// [`UnixListener::bind`]); [`Error::NotFound`](crate::error::Error::NotFound) if nothing
+/// is at the path; [`Error::ConnectionRefused`](crate::error::Error::ConnectionRefused) if
 /// no listener is (a stale socket file, or not a socket);
-/// [`Error::PermissionDenied`](crate::Error::PermissionDenied) for another uid's
-/// socket; [`Error::Io`](crate::Error::Io).
+/// [`Error::PermissionDenied`](crate::error::Error::PermissionDenied) for another uid's
+/// socket; [`Error::Io`](crate::error::Error::Io).
 pub fn connect(path: impl AsRef<Path>) -> Result<(UnixSender, UnixReceiver)> {
     let path = path.as_ref();
     let what = describe(path);

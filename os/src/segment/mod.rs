@@ -26,8 +26,8 @@ use shmring_core::{
     DATA_OFFSET, LayoutError, MAX_CAPACITY, RawRegion, SegmentInfo, segment_layout,
 };
 
+use crate::blocking::WaitStrategy;
 use crate::error::{Error, Result};
-use crate::options::SegmentOptions;
 use crate::sys::lock::{self, PRESENCE_LOCK, RECEIVER_LOCK, SENDER_LOCK};
 
 /// Where named shared memory objects live on Linux.
@@ -63,6 +63,71 @@ pub enum Backing {
     /// An anonymous memfd (create only; the other side gets it through
     /// inheritance or `SCM_RIGHTS` and opens it with `Segment::from_fd`).
     Memfd,
+}
+
+/// Where a segment lives and how it is created, opened, trusted, mapped and
+/// cleaned up, whatever it holds; and how its endpoints wait. The setters are
+/// [`SegmentBuilder`](crate::options::SegmentBuilder)'s, on every builder; a builder's
+/// [`options`](crate::options::SegmentBuilder::options) shows the values.
+///
+/// The default: an anonymous memfd, created `0o600`, opened only if owned by our
+/// effective uid and writable by nobody else (`0o644`), no reclaim, removed on drop
+/// if named shared memory (kept if a file), not prefaulted, asymmetric fences,
+/// [`WaitStrategy::default`].
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    pub(crate) backing: Backing,
+    /// Create: permission bits, set with `fchmod` after creation.
+    pub(crate) mode: u32,
+    /// Open: the permission bits accepted.
+    pub(crate) allowed_mode: u32,
+    /// Open: the owner uid expected (`None`: our effective uid).
+    pub(crate) owner: Option<u32>,
+    /// Create: replace a dead segment of the same name.
+    pub(crate) reclaim: bool,
+    /// Create: remove the name on drop (`None`: the backing's default).
+    pub(crate) unlink_on_drop: Option<bool>,
+    /// Map with `MAP_POPULATE`.
+    pub(crate) prefault: bool,
+    /// Create (rings): flag the header for the asymmetric fence pair.
+    pub(crate) asymmetric_fences: bool,
+    /// How a ring's endpoints wait.
+    pub(crate) wait: WaitStrategy,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        Self::new(Backing::Memfd)
+    }
+}
+
+impl SegmentOptions {
+    /// The default options for a segment in `backing`.
+    pub(crate) fn new(backing: Backing) -> Self {
+        Self {
+            backing,
+            mode: 0o600,
+            allowed_mode: 0o644,
+            owner: None,
+            reclaim: false,
+            unlink_on_drop: None,
+            prefault: false,
+            asymmetric_fences: true,
+            wait: WaitStrategy::default(),
+        }
+    }
+
+    /// Where the segment lives.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
+    /// Whether a created segment's name is removed when its creator drops it: as
+    /// set, else for named shared memory only.
+    pub(crate) fn unlinks_on_drop(&self) -> bool {
+        self.unlink_on_drop
+            .unwrap_or(matches!(self.backing, Backing::Shm(_)))
+    }
 }
 
 /// One mapped segment: a file (a shared memory object, a regular file or a memfd),
@@ -404,13 +469,13 @@ pub struct SegmentStatus {
 /// shmring header keeps at the same offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentKind {
-    /// A single-producer single-consumer channel ([`ChannelBuilder`](crate::ChannelBuilder)).
+    /// A single-producer single-consumer channel ([`ChannelBuilder`](crate::channel::ChannelBuilder)).
     Channel,
-    /// A many-to-many channel ([`MpmcChannelBuilder`](crate::MpmcChannelBuilder)).
+    /// A many-to-many channel ([`MpmcChannelBuilder`](crate::mpmc::MpmcChannelBuilder)).
     MpmcChannel,
-    /// A named event ([`EventBuilder`](crate::EventBuilder)).
+    /// A named event ([`EventBuilder`](crate::event::EventBuilder)).
     Event,
-    /// A named semaphore ([`SemaphoreBuilder`](crate::SemaphoreBuilder)).
+    /// A named semaphore ([`SemaphoreBuilder`](crate::semaphore::SemaphoreBuilder)).
     Semaphore,
     /// A kind word this version does not know (a newer shmring, or corruption).
     Unknown(u32),
