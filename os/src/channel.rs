@@ -141,7 +141,7 @@ impl ChannelBuilder {
     /// as it is: changing the environment is itself unsafe once threads run).
     pub unsafe fn from_env(&self, var: &str) -> Result<Channel> {
         // SAFETY: the caller's contract is `inherited_fd`'s.
-        let fd = unsafe { crate::segment::inherited_fd(var) }?;
+        let fd = unsafe { crate::segment::open::inherited_fd(var) }?;
         self.from_fd(fd)
     }
 

@@ -299,7 +299,7 @@ impl MpmcChannelBuilder {
     /// in the process owns it.
     pub unsafe fn from_env(&self, var: &str) -> Result<MpmcChannel> {
         // SAFETY: the caller's contract is `inherited_fd`'s.
-        let fd = unsafe { crate::segment::inherited_fd(var) }?;
+        let fd = unsafe { crate::segment::open::inherited_fd(var) }?;
         self.from_fd(fd)
     }
 

@@ -152,7 +152,7 @@ fn parse_endpoint(address: &str) -> Result<Endpoint> {
             _ => unreachable!("a tcp:// address parses as Tcp"),
         }
     } else {
-        crate::segment::validate_name(address)?;
+        crate::segment::names::validate_name(address)?;
         Ok(Endpoint::Named(address.to_owned()))
     }
 }

@@ -105,7 +105,7 @@ const fn peer_of(role: Role) -> Role {
 /// Checks a queue name (before any system call): the rules of shared-memory
 /// channel names.
 pub(crate) fn validate_name(name: &str) -> Result<()> {
-    crate::segment::validate_name(name)
+    crate::segment::names::validate_name(name)
 }
 
 fn queue_name(name: &str) -> CString {

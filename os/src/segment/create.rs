@@ -1,0 +1,218 @@
+//! Creating a segment: a named one (reclaiming a dead one of the same name when
+//! asked) or a memfd, sized, sealed, mapped and initialised.
+
+use std::fs::{File, Permissions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
+
+use memmap2::MmapRaw;
+use shmring_core::RawRegion;
+
+use crate::error::{Error, Result};
+use crate::sys::lock::{self, PRESENCE_LOCK};
+
+use super::names::{Named, is_ours, remove_if_ours};
+use super::{Init, MAX_RACES, Segment, SegmentOptions, map};
+
+pub(super) fn create_named<C>(
+    named: Named,
+    size: usize,
+    options: &SegmentOptions,
+    init: Init<'_, C>,
+) -> Result<Segment<C>> {
+    let what = named.what().to_owned();
+    for _ in 0..MAX_RACES {
+        let file = match named.create_excl() {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if options.reclaim {
+                    remove_if_dead(&named)?;
+                    continue;
+                }
+                return Err(Error::AlreadyExists { what });
+            }
+            Err(e) => return Err(Error::io(named.open_op(), what, e)),
+        };
+        // The lock first: from here on no reclaimer can remove the name. Before it, a
+        // reclaimer may have found our fresh file with no handle alive and removed
+        // it: then the name no longer refers to our file, and we start again.
+        let locked = lock::try_lock(file.as_fd(), PRESENCE_LOCK, false)
+            .map_err(|e| Error::io("F_OFD_SETLK", &what, e))?;
+        if !locked || !is_ours(&named, &file).map_err(|e| Error::io("stat", &what, e))? {
+            continue;
+        }
+        return match finish_create_with(
+            &file,
+            &what,
+            size,
+            options.mode,
+            options.prefault,
+            false,
+            init,
+        ) {
+            Ok((map, region)) => Ok(Segment {
+                region,
+                map,
+                file,
+                what,
+                unlink: options.unlinks_on_drop().then_some(named),
+            }),
+            Err(e) => {
+                let _ = remove_if_ours(&named, &file);
+                Err(e)
+            }
+        };
+    }
+    Err(Error::AlreadyExists { what })
+}
+
+/// Removes `named` if no handle on it is alive. `Ok` when the name is gone (or was
+/// gone already): the caller retries its exclusive create.
+fn remove_if_dead(named: &Named) -> Result<()> {
+    let what = named.what();
+    let file = match named.open_rw() {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(named.open_op(), what, e)),
+    };
+    let free = lock::try_lock(file.as_fd(), PRESENCE_LOCK, true)
+        .map_err(|e| Error::io("F_OFD_SETLK", what, e))?;
+    if !free {
+        return Err(Error::AlreadyExists {
+            what: what.to_owned(),
+        });
+    }
+    // Holding the exclusive lock, nobody can start using the file (they re-check
+    // the name after taking their shared lock, and would fail to take it now).
+    remove_if_ours(named, &file).map_err(|e| Error::io(named.unlink_op(), what, e))?;
+    drop(file);
+    Ok(())
+}
+
+pub(super) fn create_memfd<C>(
+    size: usize,
+    options: &SegmentOptions,
+    init: Init<'_, C>,
+) -> Result<Segment<C>> {
+    let what = "memfd".to_owned();
+    let fd = crate::sys::memfd::create(c"shmring").map_err(|e| match e.kind() {
+        io::ErrorKind::Unsupported => Error::Unsupported {
+            what: "memfd_create",
+        },
+        _ => Error::io("memfd_create", &what, e),
+    })?;
+    let file = File::from(fd);
+    // Harmless for a memfd (no name, no reclaimer), and uniform: every Segment holds
+    // its presence lock.
+    lock::try_lock(file.as_fd(), PRESENCE_LOCK, false)
+        .map_err(|e| Error::io("F_OFD_SETLK", &what, e))?;
+    // Only holders of the descriptor reach a memfd: its mode only matters to the
+    // reopen through /proc/self/fd that every endpoint makes for its own lock, and
+    // must not refuse a holder of another uid.
+    let (map, region) =
+        finish_create_with(&file, &what, size, 0o666, options.prefault, true, init)?;
+    Ok(Segment {
+        region,
+        map,
+        file,
+        what,
+        unlink: None,
+    })
+}
+
+/// Sets the mode, reserves `size` bytes, seals a memfd, maps and initialises a ring.
+#[cfg(test)]
+pub(super) fn finish_create(
+    file: &File,
+    what: &str,
+    size: usize,
+    capacity: usize,
+    options: &SegmentOptions,
+    seal: bool,
+) -> Result<(MmapRaw, RawRegion)> {
+    let init = |map: &MmapRaw, what: &str| init_ring(map, what, capacity, options);
+    finish_create_with(
+        file,
+        what,
+        size,
+        options.mode,
+        options.prefault,
+        seal,
+        &init,
+    )
+}
+
+/// Sets the permission bits to `mode`, reserves `size` bytes, seals a memfd, maps
+/// (with `MAP_POPULATE` if `prefault`) and initialises with `init`.
+fn finish_create_with<C>(
+    file: &File,
+    what: &str,
+    size: usize,
+    mode: u32,
+    prefault: bool,
+    seal: bool,
+    init: Init<'_, C>,
+) -> Result<(MmapRaw, C)> {
+    file.set_permissions(Permissions::from_mode(mode & 0o777))
+        .map_err(|e| Error::io("fchmod", what, e))?;
+    allocate(file, size, what)?;
+    if seal {
+        crate::sys::memfd::seal(file.as_fd()).map_err(|e| Error::io("F_ADD_SEALS", what, e))?;
+    }
+    let map = map(file, size, prefault, what)?;
+    let contents = init(&map, what)?;
+    Ok((map, contents))
+}
+
+/// Initialises a fresh ring of `capacity` bytes in `map`.
+pub(super) fn init_ring(
+    map: &MmapRaw,
+    what: &str,
+    capacity: usize,
+    options: &SegmentOptions,
+) -> Result<RawRegion> {
+    let flags = if options.asymmetric_fences && crate::futex::register_membarrier() {
+        shmring_core::FLAG_ASYMMETRIC_FENCES
+    } else {
+        0
+    };
+    // SAFETY: `map` is a fresh shared read-write mapping of `size` bytes (page
+    // aligned, so 128-aligned) that the Segment will own alongside the region;
+    // nobody else touches it during init (an opener does not use a segment before
+    // its magic is published); afterwards this process touches it only through
+    // shmring handles.
+    unsafe { RawRegion::init_with_flags(map.as_mut_ptr(), map.len(), capacity, flags) }
+        .map_err(|e| Error::layout(what, e))
+}
+
+/// `posix_fallocate(fd, 0, size)`: reserves the pages (tmpfs included), so a full
+/// file system fails here and not with `SIGBUS` on first touch.
+fn allocate(file: &File, size: usize, what: &str) -> Result<()> {
+    let len = libc::off_t::try_from(size).map_err(|_| Error::NoSpace {
+        what: what.to_owned(),
+        size: size as u64,
+    })?;
+    loop {
+        // SAFETY: a plain system call on an open descriptor; no memory is passed.
+        // posix_fallocate returns the error number (it does not set errno).
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+        match rc {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            libc::ENOSPC => {
+                return Err(Error::NoSpace {
+                    what: what.to_owned(),
+                    size: size as u64,
+                });
+            }
+            errno => {
+                return Err(Error::io(
+                    "posix_fallocate",
+                    what,
+                    io::Error::from_raw_os_error(errno),
+                ));
+            }
+        }
+    }
+}

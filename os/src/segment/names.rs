@@ -1,0 +1,193 @@
+//! Segment names: the name rules, the `/dev/shm` paths and `shm_open`, and a
+//! named segment's reach to its file ([`Named`]): stat, unlink, whether the name
+//! is still ours.
+
+use std::ffi::{CStr, CString};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+use super::Backing;
+
+/// Where named shared memory objects live on Linux.
+pub(super) const SHM_DIR: &str = "/dev/shm";
+/// Prefix of every shmring object in [`SHM_DIR`] (and of its `shm_open` name, after
+/// the leading `/`).
+pub(super) const SHM_PREFIX: &str = "shmring.";
+/// Longest segment name accepted, in bytes (the object's file name adds the prefix,
+/// well within `NAME_MAX`).
+const MAX_NAME_LEN: usize = 200;
+
+/// A segment with a name in the file system: what create, open, reclaim and drop
+/// need to reach it.
+#[derive(Debug)]
+pub(super) enum Named {
+    Shm {
+        /// `"/shmring.<name>"`, for `shm_open` and `shm_unlink`.
+        shm_name: CString,
+        /// `/dev/shm/shmring.<name>`, to compare the name's inode with ours.
+        path: PathBuf,
+        what: String,
+    },
+    File {
+        /// Made absolute at creation, so a change of directory does not redirect it.
+        path: PathBuf,
+        what: String,
+    },
+}
+
+impl Named {
+    /// The name of `backing`, validated; `None` for a memfd.
+    pub(super) fn new(backing: &Backing) -> Result<Option<Named>> {
+        Ok(Some(match backing {
+            Backing::Shm(name) => {
+                validate_name(name)?;
+                let object = format!("{SHM_PREFIX}{name}");
+                let shm_name =
+                    CString::new(format!("/{object}")).map_err(|_| Error::InvalidName {
+                        name: name.clone(),
+                        reason: "contains a NUL byte",
+                    })?;
+                Named::Shm {
+                    shm_name,
+                    path: Path::new(SHM_DIR).join(object),
+                    what: format!("shm segment {name:?}"),
+                }
+            }
+            Backing::File(path) => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                let what = format!("file {}", path.display());
+                Named::File { path, what }
+            }
+            Backing::Memfd => return Ok(None),
+        }))
+    }
+
+    pub(super) fn what(&self) -> &str {
+        match self {
+            Named::Shm { what, .. } | Named::File { what, .. } => what,
+        }
+    }
+
+    /// The system call that opens it, for errors.
+    pub(super) fn open_op(&self) -> &'static str {
+        match self {
+            Named::Shm { .. } => "shm_open",
+            Named::File { .. } => "open",
+        }
+    }
+
+    /// Creates it exclusively, read-write, close-on-exec, mode `0o600`.
+    pub(super) fn create_excl(&self) -> io::Result<File> {
+        match self {
+            Named::Shm { shm_name, .. } => shm_open(
+                shm_name,
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+                0o600,
+            ),
+            // std opens close-on-exec; create_new is O_CREAT | O_EXCL.
+            Named::File { path, .. } => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path),
+        }
+    }
+
+    /// Opens it read-write, close-on-exec.
+    pub(super) fn open_rw(&self) -> io::Result<File> {
+        match self {
+            Named::Shm { shm_name, .. } => shm_open(shm_name, libc::O_RDWR | libc::O_CLOEXEC, 0),
+            Named::File { path, .. } => OpenOptions::new().read(true).write(true).open(path),
+        }
+    }
+
+    /// The device and inode the name refers to now; `None` if it is gone. A shm
+    /// object's name is not followed if it is a symbolic link (`shm_open` uses
+    /// `O_NOFOLLOW`); a file's path is (as `open` follows it).
+    pub(super) fn stat(&self) -> io::Result<Option<(u64, u64)>> {
+        let meta = match self {
+            Named::Shm { path, .. } => std::fs::symlink_metadata(path),
+            Named::File { path, .. } => std::fs::metadata(path),
+        };
+        match meta {
+            Ok(m) => Ok(Some((m.dev(), m.ino()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the name (`shm_unlink` or `unlink`).
+    pub(super) fn unlink(&self) -> io::Result<()> {
+        match self {
+            Named::Shm { shm_name, .. } => Ok(rustix::shm::unlink(shm_name.as_c_str())?),
+            Named::File { path, .. } => std::fs::remove_file(path),
+        }
+    }
+
+    pub(super) fn unlink_op(&self) -> &'static str {
+        match self {
+            Named::Shm { .. } => "shm_unlink",
+            Named::File { .. } => "unlink",
+        }
+    }
+}
+
+/// Checks a shared memory segment's name (before any system call).
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "empty"
+    } else if name.len() > MAX_NAME_LEN {
+        "longer than 200 bytes"
+    } else if name.contains('\0') {
+        "contains a NUL byte"
+    } else if name.contains('/') {
+        "contains '/'"
+    } else if name == "." || name == ".." {
+        "is \".\" or \"..\""
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        "contains a character other than ASCII letters, digits, '.', '_' and '-'"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+pub(super) fn shm_open(name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+    // SAFETY: `name` is a NUL-terminated string alive across the call.
+    let fd = unsafe { libc::shm_open(name.as_ptr(), flags, mode) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by shm_open: open, and owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Whether `name` refers to the file open as `file`.
+pub(super) fn is_ours(named: &Named, file: &File) -> io::Result<bool> {
+    let ours = file.metadata()?;
+    Ok(named.stat()? == Some((ours.dev(), ours.ino())))
+}
+
+/// Removes `named` if it still refers to `file`. Our presence lock keeps reclaimers
+/// off the name between the check and the removal.
+pub(super) fn remove_if_ours(named: &Named, file: &File) -> io::Result<()> {
+    if is_ours(named, file)? {
+        match named.unlink() {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
