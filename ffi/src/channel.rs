@@ -392,7 +392,9 @@ pub unsafe extern "C" fn shmring_channel_create_memfd(
 /// The library duplicates `fd` (close-on-exec): the caller keeps its own `fd` and
 /// may close it at once. The channel's liveness locks are on a description of its
 /// own (reopened through `/proc/self/fd`): none stays on `fd` after a failed open
-/// or `shmring_channel_close`.
+/// or `shmring_channel_close`. Where that reopen is refused (another uid's `0600`
+/// file, no `/proc`), the channel opens without a presence lock and claiming a
+/// role fails.
 ///
 /// # Returns
 /// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),

@@ -23,7 +23,10 @@
 //!   no message, no sender is registered and alive, and at least one sender has
 //!   ever registered (the segment counts registrations per role; a receiver that
 //!   attaches after every sender died gets it too). A sender gets it when the
-//!   ring is full and, likewise, no receiver is alive though one has been.
+//!   ring is full and, likewise, no receiver is alive though one has been. Each
+//!   check is a snapshot of the endpoint table: a sender that registers while a
+//!   receiver's check runs may be missed by that check (the receiver then gets
+//!   `Disconnected` just as a new sender arrives).
 //!
 //! ```no_run
 //! use shmring::MpmcChannelBuilder;

@@ -4,7 +4,7 @@
 //! the first moments of a channel (no peer yet) and its last (peer gone).
 //!
 //! Segment internals (reclaim, open-while-creating, listing) are unit-tested in
-//! `src/segment.rs`; cross-process behaviour is in `tests/processes.rs`.
+//! `src/segment/`; cross-process behaviour is in `tests/processes.rs`.
 
 mod common;
 

@@ -126,6 +126,8 @@ impl SegmentOptions {
 /// While it lives it holds a shared lock on `PRESENCE_LOCK` through an open file
 /// description of its own (`Segment::from_fd` reopens the descriptor it was given),
 /// so a reclaiming creator can tell it is alive, and closing it releases the lock.
+/// The one exception: a segment opened from a descriptor this process cannot
+/// reopen (another uid's `0o600` file, or no `/proc`) holds no presence lock.
 ///
 /// # Hazards
 ///
@@ -278,10 +280,11 @@ impl Segment {
     /// No wait for a segment still being created: the descriptor's sender is
     /// expected to have created it.
     ///
-    /// `fd` is closed (on success too): the segment holds its lock through a
-    /// description of its own, reopened through `/proc/self/fd`, so no lock stays
-    /// on descriptors sharing `fd`'s description once the segment is dropped or
-    /// the open fails.
+    /// `fd` is closed (on success too) once the segment has reopened it through
+    /// `/proc/self/fd` and holds its lock through that description of its own, so
+    /// no lock stays on descriptors sharing `fd`'s description once the segment is
+    /// dropped or the open fails. Where the reopen is refused (another uid's
+    /// `0o600` file, no `/proc`), the segment keeps `fd` and takes no lock at all.
     ///
     /// # Errors
     /// [`Error::BadSize`], [`Error::Io`], [`Error::IncompatibleLayout`],

@@ -60,14 +60,25 @@ pub(crate) unsafe fn inherited_fd(var: &str) -> Result<OwnedFd> {
 /// failed open, making the segment look alive to reclaim and listing (and a later
 /// open wait for a creator) while the caller keeps its descriptor.
 ///
-/// If this process may not open the file itself (reopening through
+/// If this process cannot open the file itself (reopening through
 /// `/proc/self/fd` checks the file's mode: another uid's `0o600` object handed
-/// over), `given` is kept and no presence lock is taken: the segment then looks
-/// dead to a reclaimer, which may remove its name; the file stays valid for us.
+/// over; or `/proc` is not mounted, as in a minimal chroot), `given` is kept and no
+/// presence lock is taken: the segment then looks dead to a reclaimer, which may
+/// remove its name; the file stays valid for us. (A channel's endpoints reopen the
+/// same way for their role locks, and fail there instead.)
 pub(super) fn own_description(given: File, what: &str) -> Result<File> {
     let file = match lock::reopen(given.as_fd()) {
         Ok(own) => own,
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(given),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::NotFound
+                    | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(given);
+        }
         Err(e) => return Err(Error::io("reopen", what, e)),
     };
     drop(given);
