@@ -312,36 +312,41 @@ pub enum RecvTimeoutError {
     Io(Box<IoFailure>),
 }
 
+// The untimed types hold exactly the variants their family shares: a `try_` or
+// timed type is its untimed twin plus one variant (`Full`, `Empty`, `TimedOut`).
+// Every conversion below maps that shared part with one of these two macros, and
+// handles the extra variant itself.
+
+/// Matches `$e`, a send error of type `$from`, onto `$to`: the variants every send
+/// error has ([`SendError`]'s) to their namesakes, any other by the arms given.
+macro_rules! map_send {
+    ($e:expr, $from:ident => $to:ident $(, $pat:pat => $out:expr)* $(,)?) => {
+        match $e {
+            $from::Disconnected => $to::Disconnected,
+            $from::MessageTooLarge { len, max } => $to::MessageTooLarge { len, max },
+            $from::Corrupted(c) => $to::Corrupted(c),
+            $from::Io(io) => $to::Io(io),
+            $($pat => $out,)*
+        }
+    };
+}
+
+/// As [`map_send`] for receive errors ([`RecvError`]'s variants).
+macro_rules! map_recv {
+    ($e:expr, $from:ident => $to:ident $(, $pat:pat => $out:expr)* $(,)?) => {
+        match $e {
+            $from::Disconnected => $to::Disconnected,
+            $from::BufferTooSmall { len, buffer } => $to::BufferTooSmall { len, buffer },
+            $from::FrameTooLong(f) => $to::FrameTooLong(f),
+            $from::Corrupted(c) => $to::Corrupted(c),
+            $from::Io(io) => $to::Io(io),
+            $($pat => $out,)*
+        }
+    };
+}
+
 // Crate-internal: an operation built on calls that return the crate's `Error`
 // (the blocking driver, a transport's system calls) maps it once, at its end.
-
-impl TrySendError {
-    pub(crate) fn from_error(e: Error) -> Self {
-        match e {
-            Error::Full { needed, free } => Self::Full { needed, free },
-            Error::Disconnected { .. } => Self::Disconnected,
-            Error::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
-            e => match Fault::from_error(e) {
-                Fault::Corrupted(c) => Self::Corrupted(c),
-                f => Self::Io(f.io_only()),
-            },
-        }
-    }
-}
-
-impl SendTimeoutError {
-    pub(crate) fn from_error(e: Error) -> Self {
-        match e {
-            Error::TimedOut => Self::TimedOut,
-            Error::Disconnected { .. } => Self::Disconnected,
-            Error::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
-            e => match Fault::from_error(e) {
-                Fault::Corrupted(c) => Self::Corrupted(c),
-                f => Self::Io(f.io_only()),
-            },
-        }
-    }
-}
 
 /// A timeout reported to a call that set no deadline (which the waiting code
 /// never does): an `ETIMEDOUT` failure of the operation `op`.
@@ -354,25 +359,50 @@ fn untimed_timeout(op: &'static str) -> Box<IoFailure> {
 }
 
 impl SendError {
+    /// The shared part of every send operation's `from_error`.
+    fn from_error(e: Error) -> Self {
+        match e {
+            Error::Disconnected { .. } => Self::Disconnected,
+            Error::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
+            e => match Fault::from_error(e) {
+                Fault::Corrupted(c) => Self::Corrupted(c),
+                f => Self::Io(f.io_only()),
+            },
+        }
+    }
+
     /// The error of a send without a deadline, which cannot time out.
     pub(crate) fn untimed(e: SendTimeoutError) -> Self {
+        // Only a deadline makes a timeout (`blocking::block`, the kernel's timed
+        // calls): a send with none never gets one. Should a kernel call say
+        // otherwise, the caller gets its errno, not a panic.
+        map_send!(e, SendTimeoutError => Self,
+            SendTimeoutError::TimedOut => Self::Io(untimed_timeout("send")))
+    }
+}
+
+impl TrySendError {
+    pub(crate) fn from_error(e: Error) -> Self {
         match e {
-            SendTimeoutError::Disconnected => Self::Disconnected,
-            SendTimeoutError::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
-            SendTimeoutError::Corrupted(c) => Self::Corrupted(c),
-            SendTimeoutError::Io(io) => Self::Io(io),
-            // Only a deadline makes a timeout (`blocking::block`, the kernel's
-            // timed calls): a send with none never gets here. Should a kernel
-            // call say otherwise, the caller gets its errno, not a panic.
-            SendTimeoutError::TimedOut => Self::Io(untimed_timeout("send")),
+            Error::Full { needed, free } => Self::Full { needed, free },
+            e => map_send!(SendError::from_error(e), SendError => Self),
         }
     }
 }
 
-impl TryRecvError {
+impl SendTimeoutError {
     pub(crate) fn from_error(e: Error) -> Self {
         match e {
-            Error::Empty => Self::Empty,
+            Error::TimedOut => Self::TimedOut,
+            e => SendError::from_error(e).into(),
+        }
+    }
+}
+
+impl RecvError {
+    /// The shared part of every receive operation's `from_error`.
+    fn from_error(e: Error) -> Self {
+        match e {
             Error::Disconnected { .. } => Self::Disconnected,
             Error::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
             e => match Fault::from_error(e) {
@@ -380,6 +410,22 @@ impl TryRecvError {
                 Fault::FrameTooLong(f) => Self::FrameTooLong(f),
                 Fault::Io(io) => Self::Io(io),
             },
+        }
+    }
+
+    /// The error of a receive without a deadline, which cannot time out.
+    pub(crate) fn untimed(e: RecvTimeoutError) -> Self {
+        // As in `SendError::untimed`.
+        map_recv!(e, RecvTimeoutError => Self,
+            RecvTimeoutError::TimedOut => Self::Io(untimed_timeout("receive")))
+    }
+}
+
+impl TryRecvError {
+    pub(crate) fn from_error(e: Error) -> Self {
+        match e {
+            Error::Empty => Self::Empty,
+            e => RecvError::from_error(e).into(),
         }
     }
 }
@@ -388,134 +434,81 @@ impl RecvTimeoutError {
     pub(crate) fn from_error(e: Error) -> Self {
         match e {
             Error::TimedOut => Self::TimedOut,
-            Error::Disconnected { .. } => Self::Disconnected,
-            Error::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
-            e => match Fault::from_error(e) {
-                Fault::Corrupted(c) => Self::Corrupted(c),
-                Fault::FrameTooLong(f) => Self::FrameTooLong(f),
-                Fault::Io(io) => Self::Io(io),
-            },
-        }
-    }
-}
-
-impl RecvError {
-    /// The error of a receive without a deadline, which cannot time out.
-    pub(crate) fn untimed(e: RecvTimeoutError) -> Self {
-        match e {
-            RecvTimeoutError::Disconnected => Self::Disconnected,
-            RecvTimeoutError::BufferTooSmall { len, buffer } => {
-                Self::BufferTooSmall { len, buffer }
-            }
-            RecvTimeoutError::FrameTooLong(f) => Self::FrameTooLong(f),
-            RecvTimeoutError::Corrupted(c) => Self::Corrupted(c),
-            RecvTimeoutError::Io(io) => Self::Io(io),
-            // As in `SendError::untimed`.
-            RecvTimeoutError::TimedOut => Self::Io(untimed_timeout("receive")),
+            e => RecvError::from_error(e).into(),
         }
     }
 }
 
 impl From<SendError> for SendTimeoutError {
     fn from(e: SendError) -> Self {
-        match e {
-            SendError::Disconnected => Self::Disconnected,
-            SendError::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
-            SendError::Corrupted(c) => Self::Corrupted(c),
-            SendError::Io(io) => Self::Io(io),
-        }
+        map_send!(e, SendError => Self)
     }
 }
 
 impl From<RecvError> for RecvTimeoutError {
     fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Disconnected => Self::Disconnected,
-            RecvError::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
-            RecvError::FrameTooLong(f) => Self::FrameTooLong(f),
-            RecvError::Corrupted(c) => Self::Corrupted(c),
-            RecvError::Io(io) => Self::Io(io),
-        }
+        map_recv!(e, RecvError => Self)
     }
 }
 
 impl From<RecvError> for TryRecvError {
     fn from(e: RecvError) -> Self {
+        map_recv!(e, RecvError => Self)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
         match e {
-            RecvError::Disconnected => Self::Disconnected,
-            RecvError::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
-            RecvError::FrameTooLong(f) => Self::FrameTooLong(f),
-            RecvError::Corrupted(c) => Self::Corrupted(c),
-            RecvError::Io(io) => Self::Io(io),
+            SendError::Disconnected => Error::Disconnected {
+                peer: Role::Receiver,
+            },
+            SendError::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
+            SendError::Corrupted(c) => c.into(),
+            SendError::Io(io) => io.into(),
         }
     }
 }
 
 impl From<TrySendError> for Error {
     fn from(e: TrySendError) -> Self {
-        match e {
-            TrySendError::Full { needed, free } => Error::Full { needed, free },
-            TrySendError::Disconnected => Error::Disconnected {
-                peer: Role::Receiver,
-            },
-            TrySendError::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
-            TrySendError::Corrupted(c) => c.into(),
-            TrySendError::Io(io) => io.into(),
-        }
-    }
-}
-
-impl From<SendError> for Error {
-    fn from(e: SendError) -> Self {
-        SendTimeoutError::from(e).into()
+        map_send!(e, TrySendError => SendError,
+            TrySendError::Full { needed, free } => return Error::Full { needed, free })
+        .into()
     }
 }
 
 impl From<SendTimeoutError> for Error {
     fn from(e: SendTimeoutError) -> Self {
+        map_send!(e, SendTimeoutError => SendError,
+            SendTimeoutError::TimedOut => return Error::TimedOut)
+        .into()
+    }
+}
+
+impl From<RecvError> for Error {
+    fn from(e: RecvError) -> Self {
         match e {
-            SendTimeoutError::TimedOut => Error::TimedOut,
-            SendTimeoutError::Disconnected => Error::Disconnected {
-                peer: Role::Receiver,
-            },
-            SendTimeoutError::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
-            SendTimeoutError::Corrupted(c) => c.into(),
-            SendTimeoutError::Io(io) => io.into(),
+            RecvError::Disconnected => Error::Disconnected { peer: Role::Sender },
+            RecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
+            RecvError::FrameTooLong(f) => f.into(),
+            RecvError::Corrupted(c) => c.into(),
+            RecvError::Io(io) => io.into(),
         }
     }
 }
 
 impl From<TryRecvError> for Error {
     fn from(e: TryRecvError) -> Self {
-        match e {
-            TryRecvError::Empty => Error::Empty,
-            TryRecvError::Disconnected => Error::Disconnected { peer: Role::Sender },
-            TryRecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
-            TryRecvError::FrameTooLong(f) => f.into(),
-            TryRecvError::Corrupted(c) => c.into(),
-            TryRecvError::Io(io) => io.into(),
-        }
-    }
-}
-
-impl From<RecvError> for Error {
-    fn from(e: RecvError) -> Self {
-        RecvTimeoutError::from(e).into()
+        map_recv!(e, TryRecvError => RecvError, TryRecvError::Empty => return Error::Empty).into()
     }
 }
 
 impl From<RecvTimeoutError> for Error {
     fn from(e: RecvTimeoutError) -> Self {
-        match e {
-            RecvTimeoutError::TimedOut => Error::TimedOut,
-            RecvTimeoutError::Disconnected => Error::Disconnected { peer: Role::Sender },
-            RecvTimeoutError::BufferTooSmall { len, buffer } => {
-                Error::BufferTooSmall { len, buffer }
-            }
-            RecvTimeoutError::FrameTooLong(f) => f.into(),
-            RecvTimeoutError::Corrupted(c) => c.into(),
-            RecvTimeoutError::Io(io) => io.into(),
-        }
+        map_recv!(e, RecvTimeoutError => RecvError,
+            RecvTimeoutError::TimedOut => return Error::TimedOut)
+        .into()
     }
 }
 
@@ -550,6 +543,60 @@ mod tests {
             RecvTimeoutError::Disconnected.to_string(),
             "disconnected: the sender has gone"
         );
+    }
+
+    /// Each type's own variant keeps its meaning through the shared mappings:
+    /// `Full`, `Empty` and `TimedOut` into the crate's error and back, a timeout
+    /// without a deadline an `ETIMEDOUT` failure, the shared variants unchanged.
+    #[test]
+    fn own_variants_survive_the_shared_mappings() {
+        let e: Error = TrySendError::Full { needed: 9, free: 2 }.into();
+        assert!(matches!(e, Error::Full { needed: 9, free: 2 }));
+        assert_eq!(
+            TrySendError::from_error(e),
+            TrySendError::Full { needed: 9, free: 2 }
+        );
+        let e: Error = TryRecvError::Empty.into();
+        assert!(matches!(e, Error::Empty));
+        assert_eq!(TryRecvError::from_error(e), TryRecvError::Empty);
+        let e: Error = SendTimeoutError::TimedOut.into();
+        assert_eq!(SendTimeoutError::from_error(e), SendTimeoutError::TimedOut);
+        let e: Error = RecvTimeoutError::TimedOut.into();
+        assert_eq!(RecvTimeoutError::from_error(e), RecvTimeoutError::TimedOut);
+        // A kind an operation cannot return becomes an I/O failure, not a panic.
+        assert!(matches!(
+            SendTimeoutError::from_error(Error::Empty),
+            SendTimeoutError::Io(_)
+        ));
+        assert!(matches!(
+            TryRecvError::from_error(Error::TimedOut),
+            TryRecvError::Io(_)
+        ));
+        match SendError::untimed(SendTimeoutError::TimedOut) {
+            SendError::Io(io) => assert_eq!(io.source.kind(), io::ErrorKind::TimedOut),
+            other => panic!("untimed timeout: {other:?}"),
+        }
+        match RecvError::untimed(RecvTimeoutError::TimedOut) {
+            RecvError::Io(io) => assert_eq!(io.op, "receive"),
+            other => panic!("untimed timeout: {other:?}"),
+        }
+        assert_eq!(
+            SendError::untimed(SendTimeoutError::MessageTooLarge { len: 9, max: 8 }),
+            SendError::MessageTooLarge { len: 9, max: 8 }
+        );
+        assert_eq!(
+            RecvTimeoutError::from(RecvError::BufferTooSmall { len: 9, buffer: 4 }),
+            RecvTimeoutError::BufferTooSmall { len: 9, buffer: 4 }
+        );
+        let e: Error = SendError::Disconnected.into();
+        assert!(matches!(
+            e,
+            Error::Disconnected {
+                peer: Role::Receiver
+            }
+        ));
+        let e: Error = RecvTimeoutError::Disconnected.into();
+        assert!(matches!(e, Error::Disconnected { peer: Role::Sender }));
     }
 
     /// Into the crate's error and back: the same variant, the role filled in.
