@@ -260,7 +260,7 @@ impl SeqpacketSender {
     /// long as it takes).
     ///
     /// # Errors
-    /// As [`try_send`](Self::try_send), [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut) instead of `Full`.
+    /// As [`try_send`](Self::try_send), [`SendTimeoutError::TimedOut`] instead of `Full`.
     pub fn send_deadline(
         &mut self,
         message: &[u8],
@@ -432,7 +432,7 @@ impl SeqpacketReceiver {
     /// (`None`: as long as it takes); returns its length.
     ///
     /// # Errors
-    /// As [`try_recv`](Self::try_recv), [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut) instead of `Empty`.
+    /// As [`try_recv`](Self::try_recv), [`RecvTimeoutError::TimedOut`] instead of `Empty`.
     pub fn recv_deadline(
         &mut self,
         buf: &mut [u8],
