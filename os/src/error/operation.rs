@@ -147,169 +147,124 @@ impl From<Box<IoFailure>> for Error {
     }
 }
 
-/// An error of [`try_send`](crate::MessageSender::try_send) (and of the `try_`
-/// grants and batches of a channel's sender).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TrySendError {
-    /// No room for the message now.
-    #[error("channel full: {needed} bytes needed, {free} free")]
-    Full {
-        /// Bytes the message needs.
-        needed: u64,
-        /// Bytes free (0 where the transport cannot tell).
-        free: u64,
-    },
-    /// No room, and the receiver has gone.
-    #[error("disconnected: the receiver has gone")]
-    Disconnected,
-    /// The message is longer than the channel's largest message.
-    #[error("message too large: {len} bytes, at most {max}")]
-    MessageTooLarge {
-        /// Length given.
-        len: usize,
-        /// Largest message the channel takes.
-        max: usize,
-    },
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+/// Defines a send error: the variants given, then those every send error has
+/// (which are [`SendError`]'s).
+macro_rules! send_error {
+    ($(#[$attr:meta])* pub enum $name:ident { $($own:tt)* }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        pub enum $name {
+            $($own)*
+            /// The channel was full and the receiver has gone.
+            #[error("disconnected: the receiver has gone")]
+            Disconnected,
+            /// The message is longer than the channel's largest message.
+            #[error("message too large: {len} bytes, at most {max}")]
+            MessageTooLarge {
+                /// Length given.
+                len: usize,
+                /// Largest message the channel takes.
+                max: usize,
+            },
+            /// The segment's shared state is invalid.
+            #[error(transparent)]
+            Corrupted(Box<SegmentCorrupted>),
+            /// A system call failed.
+            #[error(transparent)]
+            Io(Box<IoFailure>),
+        }
+    };
 }
 
-/// An error of [`send`](crate::MessageSender::send): waiting as long as it takes,
-/// it never finds the channel full.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// The receiver has gone while the channel was full.
-    #[error("disconnected: the receiver has gone")]
-    Disconnected,
-    /// The message is longer than the channel's largest message.
-    #[error("message too large: {len} bytes, at most {max}")]
-    MessageTooLarge {
-        /// Length given.
-        len: usize,
-        /// Largest message the channel takes.
-        max: usize,
-    },
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+/// Defines a receive error: the variants given, then those every receive error
+/// has (which are [`RecvError`]'s).
+macro_rules! recv_error {
+    ($(#[$attr:meta])* pub enum $name:ident { $($own:tt)* }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        pub enum $name {
+            $($own)*
+            /// No message, and the sender has gone after everything it sent was
+            /// received.
+            #[error("disconnected: the sender has gone")]
+            Disconnected,
+            /// The buffer is shorter than the next message; nothing was consumed
+            /// (where the transport can keep it: see its docs).
+            #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
+            BufferTooSmall {
+                /// Length of the message: the buffer needed.
+                len: usize,
+                /// Length of the buffer.
+                buffer: usize,
+            },
+            /// A stream peer sent a frame longer than this end's largest message.
+            #[error(transparent)]
+            FrameTooLong(Box<FrameTooLong>),
+            /// The segment's shared state is invalid.
+            #[error(transparent)]
+            Corrupted(Box<SegmentCorrupted>),
+            /// A system call failed.
+            #[error(transparent)]
+            Io(Box<IoFailure>),
+        }
+    };
 }
 
-/// An error of [`send_timeout`](crate::MessageSender::send_timeout) and
-/// [`send_deadline`](crate::MessageSender::send_deadline).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendTimeoutError {
-    /// The deadline passed with the channel still full.
-    #[error("timed out")]
-    TimedOut,
-    /// The receiver has gone while the channel was full.
-    #[error("disconnected: the receiver has gone")]
-    Disconnected,
-    /// The message is longer than the channel's largest message.
-    #[error("message too large: {len} bytes, at most {max}")]
-    MessageTooLarge {
-        /// Length given.
-        len: usize,
-        /// Largest message the channel takes.
-        max: usize,
-    },
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+send_error! {
+    /// An error of [`try_send`](crate::MessageSender::try_send) (and of the `try_`
+    /// grants and batches of a channel's sender).
+    pub enum TrySendError {
+        /// No room for the message now.
+        #[error("channel full: {needed} bytes needed, {free} free")]
+        Full {
+            /// Bytes the message needs.
+            needed: u64,
+            /// Bytes free (0 where the transport cannot tell).
+            free: u64,
+        },
+    }
 }
 
-/// An error of [`try_recv`](crate::MessageReceiver::try_recv) (and of a
-/// channel's `try_read` and `try_recv_batch`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TryRecvError {
-    /// No message now.
-    #[error("channel empty")]
-    Empty,
-    /// No message, and the sender has gone after everything it sent was received.
-    #[error("disconnected: the sender has gone")]
-    Disconnected,
-    /// The buffer is shorter than the next message; nothing was consumed (where
-    /// the transport can keep it: see its docs).
-    #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
-    BufferTooSmall {
-        /// Length of the message: the buffer needed.
-        len: usize,
-        /// Length of the buffer.
-        buffer: usize,
-    },
-    /// A stream peer sent a frame longer than this end's largest message.
-    #[error(transparent)]
-    FrameTooLong(Box<FrameTooLong>),
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+send_error! {
+    /// An error of [`send`](crate::MessageSender::send): waiting as long as it
+    /// takes, it never finds the channel full.
+    pub enum SendError {}
 }
 
-/// An error of [`recv`](crate::MessageReceiver::recv): waiting as long as it
-/// takes, it never finds the channel empty.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecvError {
-    /// The sender has gone and everything it sent was received.
-    #[error("disconnected: the sender has gone")]
-    Disconnected,
-    /// The buffer is shorter than the next message; nothing was consumed.
-    #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
-    BufferTooSmall {
-        /// Length of the message: the buffer needed.
-        len: usize,
-        /// Length of the buffer.
-        buffer: usize,
-    },
-    /// A stream peer sent a frame longer than this end's largest message.
-    #[error(transparent)]
-    FrameTooLong(Box<FrameTooLong>),
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+send_error! {
+    /// An error of [`send_timeout`](crate::MessageSender::send_timeout) and
+    /// [`send_deadline`](crate::MessageSender::send_deadline).
+    pub enum SendTimeoutError {
+        /// The deadline passed with the channel still full.
+        #[error("timed out")]
+        TimedOut,
+    }
 }
 
-/// An error of [`recv_timeout`](crate::MessageReceiver::recv_timeout) and
-/// [`recv_deadline`](crate::MessageReceiver::recv_deadline).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecvTimeoutError {
-    /// The deadline passed with no message.
-    #[error("timed out")]
-    TimedOut,
-    /// The sender has gone and everything it sent was received.
-    #[error("disconnected: the sender has gone")]
-    Disconnected,
-    /// The buffer is shorter than the next message; nothing was consumed.
-    #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
-    BufferTooSmall {
-        /// Length of the message: the buffer needed.
-        len: usize,
-        /// Length of the buffer.
-        buffer: usize,
-    },
-    /// A stream peer sent a frame longer than this end's largest message.
-    #[error(transparent)]
-    FrameTooLong(Box<FrameTooLong>),
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+recv_error! {
+    /// An error of [`try_recv`](crate::MessageReceiver::try_recv) (and of a
+    /// channel's `try_read` and `try_recv_batch`).
+    pub enum TryRecvError {
+        /// No message now.
+        #[error("channel empty")]
+        Empty,
+    }
+}
+
+recv_error! {
+    /// An error of [`recv`](crate::MessageReceiver::recv): waiting as long as it
+    /// takes, it never finds the channel empty.
+    pub enum RecvError {}
+}
+
+recv_error! {
+    /// An error of [`recv_timeout`](crate::MessageReceiver::recv_timeout) and
+    /// [`recv_deadline`](crate::MessageReceiver::recv_deadline).
+    pub enum RecvTimeoutError {
+        /// The deadline passed with no message.
+        #[error("timed out")]
+        TimedOut,
+    }
 }
 
 // The untimed types hold exactly the variants their family shares: a `try_` or
