@@ -28,6 +28,7 @@ use crate::error::{
     SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::futex::SharedFutex;
+use crate::message::{message_receiver, message_sender};
 use crate::options::SegmentBuilder;
 use crate::segment::{Backing, Segment, SegmentOptions};
 use crate::sys::lock;
@@ -533,33 +534,14 @@ impl Sender {
         }
     }
 
-    /// Copies `message` into the channel, waiting for room.
+    /// Copies `message` into the channel, waiting for room until `deadline` at
+    /// most (`None`: as long as it takes).
     ///
     /// # Errors
-    /// [`SendError::Disconnected`] if the receiver goes while the channel is full;
-    /// [`SendError::MessageTooLarge`]; [`SendError::Corrupted`]; [`SendError::Io`].
-    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
-        self.send_deadline(message, None)
-            .map_err(SendError::untimed)
-    }
-
-    /// As [`send`](Self::send), giving up after `timeout` with
-    /// [`SendTimeoutError::TimedOut`].
-    ///
-    /// # Errors
-    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`].
-    pub fn send_timeout(
-        &mut self,
-        message: &[u8],
-        timeout: Duration,
-    ) -> Result<(), SendTimeoutError> {
-        self.send_deadline(message, deadline_after(timeout))
-    }
-
-    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`send_timeout`](Self::send_timeout).
+    /// [`SendTimeoutError::TimedOut`]; [`SendTimeoutError::Disconnected`] if the
+    /// receiver goes while the channel is full;
+    /// [`SendTimeoutError::MessageTooLarge`]; [`SendTimeoutError::Corrupted`];
+    /// [`SendTimeoutError::Io`].
     pub fn send_deadline(
         &mut self,
         message: &[u8],
@@ -875,33 +857,14 @@ impl Receiver {
         }
     }
 
-    /// Copies the next message into `buf`, waiting for one; returns its length.
+    /// Copies the next message into `buf`, waiting for one until `deadline` at
+    /// most (`None`: as long as it takes); returns its length.
     ///
     /// # Errors
-    /// [`RecvError::Disconnected`] once the sender has gone and everything it
-    /// committed was received; [`RecvError::BufferTooSmall`];
-    /// [`RecvError::Corrupted`]; [`RecvError::Io`].
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.recv_deadline(buf, None).map_err(RecvError::untimed)
-    }
-
-    /// As [`recv`](Self::recv), giving up after `timeout` with
-    /// [`RecvTimeoutError::TimedOut`].
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`].
-    pub fn recv_timeout(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError> {
-        self.recv_deadline(buf, deadline_after(timeout))
-    }
-
-    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout).
+    /// [`RecvTimeoutError::TimedOut`]; [`RecvTimeoutError::Disconnected`] once
+    /// the sender has gone and everything it committed was received;
+    /// [`RecvTimeoutError::BufferTooSmall`]; [`RecvTimeoutError::Corrupted`];
+    /// [`RecvTimeoutError::Io`].
     pub fn recv_deadline(
         &mut self,
         buf: &mut [u8],
@@ -914,32 +877,6 @@ impl Receiver {
             Ok(n)
         })
         .map_err(RecvTimeoutError::from_error)
-    }
-
-    /// Receives the next message into a new `Vec`, waiting for one.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), without `BufferTooSmall`.
-    pub fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
-        self.recv_vec_deadline(None).map_err(RecvError::untimed)
-    }
-
-    /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.recv_vec_deadline(deadline_after(timeout))
-    }
-
-    fn recv_vec_deadline(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, RecvTimeoutError> {
-        let message = self.read_deadline(deadline)?;
-        let bytes = message.to_vec();
-        message.release();
-        Ok(bytes)
     }
 
     /// Reads up to `max` messages in place, calling `f` on each in order, then
@@ -1112,43 +1049,20 @@ impl Deref for Received<'_> {
     }
 }
 
-impl crate::message::MessageSender for Sender {
-    fn max_message_len(&self) -> usize {
-        Sender::max_message_len(self)
-    }
-    fn try_send(&mut self, message: &[u8]) -> Result<(), TrySendError> {
-        Sender::try_send(self, message)
-    }
-    fn send_deadline(
-        &mut self,
-        message: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), SendTimeoutError> {
-        Sender::send_deadline(self, message, deadline)
-    }
-}
+message_sender!(Sender);
 
-impl crate::message::MessageReceiver for Receiver {
-    fn max_message_len(&self) -> usize {
-        Receiver::max_message_len(self)
-    }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
-        Receiver::try_recv(self, buf)
-    }
-    fn recv_deadline(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> Result<usize, RecvTimeoutError> {
-        Receiver::recv_deadline(self, buf, deadline)
-    }
+message_receiver!(Receiver {
+    /// In place, copied out once.
     fn recv_vec_deadline(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, RecvTimeoutError> {
-        Receiver::recv_vec_deadline(self, deadline)
+        let message = self.read_deadline(deadline)?;
+        let bytes = message.to_vec();
+        message.release();
+        Ok(bytes)
     }
-}
+});
 
 #[cfg(test)]
 mod tests {

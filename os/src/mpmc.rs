@@ -64,9 +64,10 @@ use shmring_core::{
 
 pub use shmring_core::MpmcStats;
 
-use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
+use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter};
 use crate::error::{self, Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
+use crate::message::{message_receiver, message_sender};
 use crate::options::SegmentBuilder;
 use crate::segment::{Backing, Contents, Segment, SegmentOptions};
 use crate::sys::lock;
@@ -809,50 +810,24 @@ impl MpmcSender {
         })
     }
 
-    /// Copies `message` into a slot, waiting for one.
+    /// Copies `message` into a slot, waiting for one until `deadline` at most
+    /// (`None`: as long as it takes).
     ///
     /// # Errors
-    /// [`SendError::Disconnected`](error::SendError::Disconnected) if the ring is full and no receiver is alive;
-    /// [`SendError::MessageTooLarge`](error::SendError::MessageTooLarge); [`SendError::Corrupted`](error::SendError::Corrupted); [`SendError::Io`](error::SendError::Io).
-    pub fn send(&mut self, message: &[u8]) -> Result<(), error::SendError> {
-        self.send_deadline(message, None)
-            .map_err(error::SendError::untimed)
-    }
-
-    /// As [`send`](Self::send), giving up after `timeout` with
-    /// [`SendTimeoutError::TimedOut`](error::SendTimeoutError::TimedOut).
-    ///
-    /// # Errors
-    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](error::SendTimeoutError::TimedOut).
-    pub fn send_timeout(
-        &mut self,
-        message: &[u8],
-        timeout: Duration,
-    ) -> Result<(), error::SendTimeoutError> {
-        self.send_deadline(message, deadline_after(timeout))
-    }
-
-    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`send_timeout`](Self::send_timeout).
+    /// [`SendTimeoutError::TimedOut`](error::SendTimeoutError::TimedOut);
+    /// [`SendTimeoutError::Disconnected`](error::SendTimeoutError::Disconnected) if the ring is full and no receiver is alive;
+    /// [`SendTimeoutError::MessageTooLarge`](error::SendTimeoutError::MessageTooLarge); [`SendTimeoutError::Corrupted`](error::SendTimeoutError::Corrupted);
+    /// [`SendTimeoutError::Io`](error::SendTimeoutError::Io).
     pub fn send_deadline(
         &mut self,
         message: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), error::SendTimeoutError> {
-        let mut contended = 0;
-        blocking::block(
-            self,
-            deadline,
-            // A claimant found alive though the last check said gone (`Wait`): one
-            // is back.
-            |tx, gone| tx.step(message, gone, &mut contended),
-            |tx, until| match tx.producer.wait_for_space(&tx.link.futex, Some(until)) {
-                Ok(()) | Err(MpmcWaitError::TimedOut) => Ok(()),
-                Err(MpmcWaitError::Corrupted(c)) => Err(tx.link.corrupted(c)),
-            },
-        )
+        // A claimant found alive though the last check said gone (`Wait`): one is
+        // back.
+        block_steps(self, deadline, |tx, gone, contended| {
+            tx.step(message, gone, contended)
+        })
         .map_err(error::SendTimeoutError::from_error)
     }
 }
@@ -990,139 +965,97 @@ impl MpmcReceiver {
         Err(Error::Empty)
     }
 
-    /// Copies the next message into `buf`, waiting for one; returns its length.
+    /// Copies the next message into `buf`, waiting for one until `deadline` at
+    /// most (`None`: as long as it takes); returns its length.
     ///
     /// # Errors
-    /// [`RecvError::Disconnected`](error::RecvError::Disconnected) once no sender is alive and the ring is empty;
-    /// [`RecvError::BufferTooSmall`](error::RecvError::BufferTooSmall); [`RecvError::Corrupted`](error::RecvError::Corrupted); [`RecvError::Io`](error::RecvError::Io).
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, error::RecvError> {
-        self.recv_deadline(buf, None)
-            .map_err(error::RecvError::untimed)
-    }
-
-    /// As [`recv`](Self::recv), giving up after `timeout` with
-    /// [`RecvTimeoutError::TimedOut`](error::RecvTimeoutError::TimedOut).
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](error::RecvTimeoutError::TimedOut).
-    pub fn recv_timeout(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, error::RecvTimeoutError> {
-        self.recv_deadline(buf, deadline_after(timeout))
-    }
-
-    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout).
+    /// [`RecvTimeoutError::TimedOut`](error::RecvTimeoutError::TimedOut);
+    /// [`RecvTimeoutError::Disconnected`](error::RecvTimeoutError::Disconnected) once no sender is alive and the ring is empty;
+    /// [`RecvTimeoutError::BufferTooSmall`](error::RecvTimeoutError::BufferTooSmall); [`RecvTimeoutError::Corrupted`](error::RecvTimeoutError::Corrupted);
+    /// [`RecvTimeoutError::Io`](error::RecvTimeoutError::Io).
     pub fn recv_deadline(
         &mut self,
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<usize, error::RecvTimeoutError> {
-        let mut contended = 0;
-        blocking::block(
-            self,
-            deadline,
-            |rx, gone| rx.step(buf, gone, &mut contended),
-            |rx, until| match rx.consumer.wait_for_message(&rx.link.futex, Some(until)) {
-                Ok(()) | Err(MpmcWaitError::TimedOut) => Ok(()),
-                Err(MpmcWaitError::Corrupted(c)) => Err(rx.link.corrupted(c)),
-            },
-        )
+        block_steps(self, deadline, |rx, gone, contended| {
+            rx.step(buf, gone, contended)
+        })
         .map_err(error::RecvTimeoutError::from_error)
     }
+}
 
-    /// Receives the next message into a new `Vec`, waiting for one.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), without `BufferTooSmall`.
-    pub fn recv_vec(&mut self) -> Result<Vec<u8>, error::RecvError> {
-        self.recv_vec_deadline(None)
-            .map_err(error::RecvError::untimed)
+/// An MPMC endpoint as its blocking calls see it: its link, and a park on the
+/// ring's futex until its own condition (room, a message) may hold.
+trait MpmcEndpoint {
+    fn link(&self) -> &Link;
+    fn link_mut(&mut self) -> &mut Link;
+    fn park(&mut self, until: Instant) -> std::result::Result<(), MpmcWaitError>;
+}
+
+impl MpmcEndpoint for MpmcSender {
+    fn link(&self) -> &Link {
+        &self.link
     }
-
-    /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, error::RecvTimeoutError> {
-        self.recv_vec_deadline(deadline_after(timeout))
+    fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
     }
-
-    fn recv_vec_deadline(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, error::RecvTimeoutError> {
-        let mut buf = vec![0u8; self.max_message_len()];
-        let n = self.recv_deadline(&mut buf, deadline)?;
-        buf.truncate(n);
-        Ok(buf)
+    fn park(&mut self, until: Instant) -> std::result::Result<(), MpmcWaitError> {
+        self.producer.wait_for_space(&self.link.futex, Some(until))
     }
 }
 
-/// The blocking driver's view of an endpoint: the other side's liveness, and a
-/// pending stall's check (a parked call wakes for it).
-impl Endpoint for MpmcSender {
+impl MpmcEndpoint for MpmcReceiver {
+    fn link(&self) -> &Link {
+        &self.link
+    }
+    fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+    fn park(&mut self, until: Instant) -> std::result::Result<(), MpmcWaitError> {
+        self.consumer
+            .wait_for_message(&self.link.futex, Some(until))
+    }
+}
+
+/// The blocking driver's view of either endpoint: the other side's liveness, and
+/// a pending stall's check (a parked call wakes for it).
+impl<E: MpmcEndpoint> Endpoint for E {
     fn waiter(&mut self) -> &mut Waiter {
-        &mut self.link.waiter
+        &mut self.link_mut().waiter
     }
     fn peer_gone(&mut self, now: Instant) -> Result<bool> {
-        self.link.peer_gone(now)
+        self.link_mut().peer_gone(now)
     }
     fn check_by(&self) -> Option<Instant> {
-        self.link.stall.map(|stall| stall.check_at)
+        self.link().stall.map(|stall| stall.check_at)
     }
 }
 
-impl Endpoint for MpmcReceiver {
-    fn waiter(&mut self) -> &mut Waiter {
-        &mut self.link.waiter
-    }
-    fn peer_gone(&mut self, now: Instant) -> Result<bool> {
-        self.link.peer_gone(now)
-    }
-    fn check_by(&self) -> Option<Instant> {
-        self.link.stall.map(|stall| stall.check_at)
-    }
+/// Either endpoint's blocking call: `step` (given whether the other side is gone,
+/// and the call's count of contended attempts) until it is done, parked between
+/// steps.
+#[inline]
+fn block_steps<E: MpmcEndpoint, T>(
+    endpoint: &mut E,
+    deadline: Option<Instant>,
+    mut step: impl FnMut(&mut E, bool, &mut u32) -> Result<Step<T>>,
+) -> Result<T> {
+    let mut contended = 0;
+    blocking::block(
+        endpoint,
+        deadline,
+        |end, gone| step(end, gone, &mut contended),
+        |end, until| match end.park(until) {
+            Ok(()) | Err(MpmcWaitError::TimedOut) => Ok(()),
+            Err(MpmcWaitError::Corrupted(c)) => Err(end.link().corrupted(c)),
+        },
+    )
 }
 
-impl crate::message::MessageSender for MpmcSender {
-    fn max_message_len(&self) -> usize {
-        MpmcSender::max_message_len(self)
-    }
-    fn try_send(&mut self, message: &[u8]) -> Result<(), error::TrySendError> {
-        MpmcSender::try_send(self, message)
-    }
-    fn send_deadline(
-        &mut self,
-        message: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), error::SendTimeoutError> {
-        MpmcSender::send_deadline(self, message, deadline)
-    }
-}
+message_sender!(MpmcSender);
 
-impl crate::message::MessageReceiver for MpmcReceiver {
-    fn max_message_len(&self) -> usize {
-        MpmcReceiver::max_message_len(self)
-    }
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, error::TryRecvError> {
-        MpmcReceiver::try_recv(self, buf)
-    }
-    fn recv_deadline(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> Result<usize, error::RecvTimeoutError> {
-        MpmcReceiver::recv_deadline(self, buf, deadline)
-    }
-}
+message_receiver!(MpmcReceiver);
 
 #[cfg(test)]
 mod tests {

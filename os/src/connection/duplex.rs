@@ -4,17 +4,13 @@
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::blocking::deadline_after;
 use crate::channel::{Receiver, Sender};
 #[allow(unused_imports, reason = "named by the doc links")]
 use crate::error::Error;
-use crate::error::{
-    RecvError, RecvTimeoutError, Result, Role, SendError, SendTimeoutError, TryRecvError,
-    TrySendError,
-};
-use crate::message::{MessageReceiver, MessageSender};
+use crate::error::{RecvTimeoutError, Result, Role, SendTimeoutError, TryRecvError, TrySendError};
+use crate::message::{message_receiver, message_sender};
 use crate::sys::{self, WriteMode};
 use crate::transport::stream::{EndOfStream, FrameReader, FrameWriter};
 
@@ -267,27 +263,8 @@ impl Connection {
         self.tx.try_send(message)
     }
 
-    /// Sends `message`, waiting for room.
-    ///
-    /// # Errors
-    /// As [`ConnectionSender::send`].
-    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
-        self.tx.send(message)
-    }
-
-    /// As [`send`](Self::send), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`ConnectionSender::send_timeout`].
-    pub fn send_timeout(
-        &mut self,
-        message: &[u8],
-        timeout: Duration,
-    ) -> Result<(), SendTimeoutError> {
-        self.tx.send_timeout(message, timeout)
-    }
-
-    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
+    /// Sends `message`, waiting for room until `deadline` at most (`None`: as
+    /// long as it takes).
     ///
     /// # Errors
     /// As [`ConnectionSender::send_deadline`].
@@ -307,27 +284,8 @@ impl Connection {
         self.rx.try_recv(buf)
     }
 
-    /// Receives the next message into `buf`, waiting for one.
-    ///
-    /// # Errors
-    /// As [`ConnectionReceiver::recv`].
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.rx.recv(buf)
-    }
-
-    /// As [`recv`](Self::recv), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`ConnectionReceiver::recv_timeout`].
-    pub fn recv_timeout(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError> {
-        self.rx.recv_timeout(buf, timeout)
-    }
-
-    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
+    /// Receives the next message into `buf`, waiting until `deadline` at most
+    /// (`None`: as long as it takes).
     ///
     /// # Errors
     /// As [`ConnectionReceiver::recv_deadline`].
@@ -337,33 +295,6 @@ impl Connection {
         deadline: Option<Instant>,
     ) -> Result<usize, RecvTimeoutError> {
         self.rx.recv_deadline(buf, deadline)
-    }
-
-    /// Receives the next message into a new `Vec`, waiting for one.
-    ///
-    /// # Errors
-    /// As [`ConnectionReceiver::recv_vec`].
-    pub fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
-        self.rx.recv_vec()
-    }
-
-    /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`ConnectionReceiver::recv_vec_timeout`].
-    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.rx.recv_vec_timeout(timeout)
-    }
-
-    /// As [`recv_vec`](Self::recv_vec), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`ConnectionReceiver::recv_vec_deadline`].
-    pub fn recv_vec_deadline(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.rx.recv_vec_deadline(deadline)
     }
 }
 
@@ -402,31 +333,11 @@ impl ConnectionSender {
         }
     }
 
-    /// Sends `message`, waiting for room as long as it takes.
+    /// Sends `message`, waiting for room until `deadline` at most (`None`: as
+    /// long as it takes).
     ///
     /// # Errors
-    /// As [`try_send`](Self::try_send), without `Full`.
-    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
-        self.send_deadline(message, None)
-            .map_err(SendError::untimed)
-    }
-
-    /// As [`send`](Self::send), giving up after `timeout` with [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
-    ///
-    /// # Errors
-    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
-    pub fn send_timeout(
-        &mut self,
-        message: &[u8],
-        timeout: Duration,
-    ) -> Result<(), SendTimeoutError> {
-        self.send_deadline(message, deadline_after(timeout))
-    }
-
-    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`send_timeout`](Self::send_timeout).
+    /// As [`try_send`](Self::try_send), [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut) instead of `Full`.
     pub fn send_deadline(
         &mut self,
         message: &[u8],
@@ -475,30 +386,11 @@ impl ConnectionReceiver {
         }
     }
 
-    /// Receives the next message into `buf`, waiting as long as it takes.
+    /// Receives the next message into `buf`, waiting until `deadline` at most
+    /// (`None`: as long as it takes); returns its length.
     ///
     /// # Errors
-    /// As [`try_recv`](Self::try_recv), without `Empty`.
-    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.recv_deadline(buf, None).map_err(RecvError::untimed)
-    }
-
-    /// As [`recv`](Self::recv), giving up after `timeout` with [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
-    pub fn recv_timeout(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError> {
-        self.recv_deadline(buf, deadline_after(timeout))
-    }
-
-    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout).
+    /// As [`try_recv`](Self::try_recv), [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut) instead of `Empty`.
     pub fn recv_deadline(
         &mut self,
         buf: &mut [u8],
@@ -511,118 +403,31 @@ impl ConnectionReceiver {
                 .map_err(RecvTimeoutError::from_error),
         }
     }
+}
 
-    /// Receives the next message into a new `Vec`, waiting as long as it takes.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), without `BufferTooSmall`.
-    pub fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
-        self.recv_vec_deadline(None).map_err(RecvError::untimed)
-    }
+message_sender!(ConnectionSender);
 
-    /// As [`recv_vec`](Self::recv_vec), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.recv_vec_deadline(deadline_after(timeout))
-    }
-
-    /// As [`recv_vec`](Self::recv_vec), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`recv_vec_timeout`](Self::recv_vec_timeout).
-    pub fn recv_vec_deadline(
+message_receiver!(ConnectionReceiver {
+    fn recv_vec_deadline(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, RecvTimeoutError> {
         match &mut self.inner {
-            RecvInner::Ring(rx) => MessageReceiver::recv_vec_deadline(rx, deadline),
+            RecvInner::Ring(rx) => rx.recv_vec_deadline(deadline),
             RecvInner::Stream(r) => r
                 .recv_vec_deadline(deadline)
                 .map_err(RecvTimeoutError::from_error),
         }
     }
-}
+});
 
-impl MessageSender for ConnectionSender {
-    fn max_message_len(&self) -> usize {
-        ConnectionSender::max_message_len(self)
-    }
-    fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::TrySendError> {
-        ConnectionSender::try_send(self, message)
-    }
-    fn send_deadline(
-        &mut self,
-        message: &[u8],
-        deadline: Option<Instant>,
-    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
-        ConnectionSender::send_deadline(self, message, deadline)
-    }
-}
+message_sender!(Connection);
 
-impl MessageReceiver for ConnectionReceiver {
-    fn max_message_len(&self) -> usize {
-        ConnectionReceiver::max_message_len(self)
-    }
-    fn try_recv(
-        &mut self,
-        buf: &mut [u8],
-    ) -> std::result::Result<usize, crate::error::TryRecvError> {
-        ConnectionReceiver::try_recv(self, buf)
-    }
-    fn recv_deadline(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
-        ConnectionReceiver::recv_deadline(self, buf, deadline)
-    }
+message_receiver!(Connection {
     fn recv_vec_deadline(
         &mut self,
         deadline: Option<Instant>,
-    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
-        ConnectionReceiver::recv_vec_deadline(self, deadline)
-    }
-}
-
-impl MessageSender for Connection {
-    fn max_message_len(&self) -> usize {
-        Connection::max_message_len(self)
-    }
-    fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::TrySendError> {
-        self.tx.try_send(message)
-    }
-    fn send_deadline(
-        &mut self,
-        message: &[u8],
-        deadline: Option<Instant>,
-    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
-        self.tx.send_deadline(message, deadline)
-    }
-}
-
-impl MessageReceiver for Connection {
-    fn max_message_len(&self) -> usize {
-        Connection::max_message_len(self)
-    }
-    fn try_recv(
-        &mut self,
-        buf: &mut [u8],
-    ) -> std::result::Result<usize, crate::error::TryRecvError> {
-        self.rx.try_recv(buf)
-    }
-    fn recv_deadline(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
-        self.rx.recv_deadline(buf, deadline)
-    }
-    fn recv_vec_deadline(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
+    ) -> Result<Vec<u8>, RecvTimeoutError> {
         self.rx.recv_vec_deadline(deadline)
     }
-}
+});

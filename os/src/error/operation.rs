@@ -147,201 +147,161 @@ impl From<Box<IoFailure>> for Error {
     }
 }
 
-/// An error of [`try_send`](crate::MessageSender::try_send) (and of the `try_`
-/// grants and batches of a channel's sender).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TrySendError {
-    /// No room for the message now.
-    #[error("channel full: {needed} bytes needed, {free} free")]
-    Full {
-        /// Bytes the message needs.
-        needed: u64,
-        /// Bytes free (0 where the transport cannot tell).
-        free: u64,
-    },
-    /// No room, and the receiver has gone.
-    #[error("disconnected: the receiver has gone")]
-    Disconnected,
-    /// The message is longer than the channel's largest message.
-    #[error("message too large: {len} bytes, at most {max}")]
-    MessageTooLarge {
-        /// Length given.
-        len: usize,
-        /// Largest message the channel takes.
-        max: usize,
-    },
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+/// Defines a send error: the variants given, then those every send error has
+/// (which are [`SendError`]'s).
+macro_rules! send_error {
+    ($(#[$attr:meta])* pub enum $name:ident { $($own:tt)* }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        pub enum $name {
+            $($own)*
+            /// The channel was full and the receiver has gone.
+            #[error("disconnected: the receiver has gone")]
+            Disconnected,
+            /// The message is longer than the channel's largest message.
+            #[error("message too large: {len} bytes, at most {max}")]
+            MessageTooLarge {
+                /// Length given.
+                len: usize,
+                /// Largest message the channel takes.
+                max: usize,
+            },
+            /// The segment's shared state is invalid.
+            #[error(transparent)]
+            Corrupted(Box<SegmentCorrupted>),
+            /// A system call failed.
+            #[error(transparent)]
+            Io(Box<IoFailure>),
+        }
+    };
 }
 
-/// An error of [`send`](crate::MessageSender::send): waiting as long as it takes,
-/// it never finds the channel full.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// The receiver has gone while the channel was full.
-    #[error("disconnected: the receiver has gone")]
-    Disconnected,
-    /// The message is longer than the channel's largest message.
-    #[error("message too large: {len} bytes, at most {max}")]
-    MessageTooLarge {
-        /// Length given.
-        len: usize,
-        /// Largest message the channel takes.
-        max: usize,
-    },
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+/// Defines a receive error: the variants given, then those every receive error
+/// has (which are [`RecvError`]'s).
+macro_rules! recv_error {
+    ($(#[$attr:meta])* pub enum $name:ident { $($own:tt)* }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        pub enum $name {
+            $($own)*
+            /// No message, and the sender has gone after everything it sent was
+            /// received.
+            #[error("disconnected: the sender has gone")]
+            Disconnected,
+            /// The buffer is shorter than the next message; nothing was consumed
+            /// (where the transport can keep it: see its docs).
+            #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
+            BufferTooSmall {
+                /// Length of the message: the buffer needed.
+                len: usize,
+                /// Length of the buffer.
+                buffer: usize,
+            },
+            /// A stream peer sent a frame longer than this end's largest message.
+            #[error(transparent)]
+            FrameTooLong(Box<FrameTooLong>),
+            /// The segment's shared state is invalid.
+            #[error(transparent)]
+            Corrupted(Box<SegmentCorrupted>),
+            /// A system call failed.
+            #[error(transparent)]
+            Io(Box<IoFailure>),
+        }
+    };
 }
 
-/// An error of [`send_timeout`](crate::MessageSender::send_timeout) and
-/// [`send_deadline`](crate::MessageSender::send_deadline).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendTimeoutError {
-    /// The deadline passed with the channel still full.
-    #[error("timed out")]
-    TimedOut,
-    /// The receiver has gone while the channel was full.
-    #[error("disconnected: the receiver has gone")]
-    Disconnected,
-    /// The message is longer than the channel's largest message.
-    #[error("message too large: {len} bytes, at most {max}")]
-    MessageTooLarge {
-        /// Length given.
-        len: usize,
-        /// Largest message the channel takes.
-        max: usize,
-    },
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+send_error! {
+    /// An error of [`try_send`](crate::MessageSender::try_send) (and of the `try_`
+    /// grants and batches of a channel's sender).
+    pub enum TrySendError {
+        /// No room for the message now.
+        #[error("channel full: {needed} bytes needed, {free} free")]
+        Full {
+            /// Bytes the message needs.
+            needed: u64,
+            /// Bytes free (0 where the transport cannot tell).
+            free: u64,
+        },
+    }
 }
 
-/// An error of [`try_recv`](crate::MessageReceiver::try_recv) (and of a
-/// channel's `try_read` and `try_recv_batch`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TryRecvError {
-    /// No message now.
-    #[error("channel empty")]
-    Empty,
-    /// No message, and the sender has gone after everything it sent was received.
-    #[error("disconnected: the sender has gone")]
-    Disconnected,
-    /// The buffer is shorter than the next message; nothing was consumed (where
-    /// the transport can keep it: see its docs).
-    #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
-    BufferTooSmall {
-        /// Length of the message: the buffer needed.
-        len: usize,
-        /// Length of the buffer.
-        buffer: usize,
-    },
-    /// A stream peer sent a frame longer than this end's largest message.
-    #[error(transparent)]
-    FrameTooLong(Box<FrameTooLong>),
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+send_error! {
+    /// An error of [`send`](crate::MessageSender::send): waiting as long as it
+    /// takes, it never finds the channel full.
+    pub enum SendError {}
 }
 
-/// An error of [`recv`](crate::MessageReceiver::recv): waiting as long as it
-/// takes, it never finds the channel empty.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecvError {
-    /// The sender has gone and everything it sent was received.
-    #[error("disconnected: the sender has gone")]
-    Disconnected,
-    /// The buffer is shorter than the next message; nothing was consumed.
-    #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
-    BufferTooSmall {
-        /// Length of the message: the buffer needed.
-        len: usize,
-        /// Length of the buffer.
-        buffer: usize,
-    },
-    /// A stream peer sent a frame longer than this end's largest message.
-    #[error(transparent)]
-    FrameTooLong(Box<FrameTooLong>),
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+send_error! {
+    /// An error of [`send_timeout`](crate::MessageSender::send_timeout) and
+    /// [`send_deadline`](crate::MessageSender::send_deadline).
+    pub enum SendTimeoutError {
+        /// The deadline passed with the channel still full.
+        #[error("timed out")]
+        TimedOut,
+    }
 }
 
-/// An error of [`recv_timeout`](crate::MessageReceiver::recv_timeout) and
-/// [`recv_deadline`](crate::MessageReceiver::recv_deadline).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecvTimeoutError {
-    /// The deadline passed with no message.
-    #[error("timed out")]
-    TimedOut,
-    /// The sender has gone and everything it sent was received.
-    #[error("disconnected: the sender has gone")]
-    Disconnected,
-    /// The buffer is shorter than the next message; nothing was consumed.
-    #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
-    BufferTooSmall {
-        /// Length of the message: the buffer needed.
-        len: usize,
-        /// Length of the buffer.
-        buffer: usize,
-    },
-    /// A stream peer sent a frame longer than this end's largest message.
-    #[error(transparent)]
-    FrameTooLong(Box<FrameTooLong>),
-    /// The segment's shared state is invalid.
-    #[error(transparent)]
-    Corrupted(Box<SegmentCorrupted>),
-    /// A system call failed.
-    #[error(transparent)]
-    Io(Box<IoFailure>),
+recv_error! {
+    /// An error of [`try_recv`](crate::MessageReceiver::try_recv) (and of a
+    /// channel's `try_read` and `try_recv_batch`).
+    pub enum TryRecvError {
+        /// No message now.
+        #[error("channel empty")]
+        Empty,
+    }
+}
+
+recv_error! {
+    /// An error of [`recv`](crate::MessageReceiver::recv): waiting as long as it
+    /// takes, it never finds the channel empty.
+    pub enum RecvError {}
+}
+
+recv_error! {
+    /// An error of [`recv_timeout`](crate::MessageReceiver::recv_timeout) and
+    /// [`recv_deadline`](crate::MessageReceiver::recv_deadline).
+    pub enum RecvTimeoutError {
+        /// The deadline passed with no message.
+        #[error("timed out")]
+        TimedOut,
+    }
+}
+
+// The untimed types hold exactly the variants their family shares: a `try_` or
+// timed type is its untimed twin plus one variant (`Full`, `Empty`, `TimedOut`).
+// Every conversion below maps that shared part with one of these two macros, and
+// handles the extra variant itself.
+
+/// Matches `$e`, a send error of type `$from`, onto `$to`: the variants every send
+/// error has ([`SendError`]'s) to their namesakes, any other by the arms given.
+macro_rules! map_send {
+    ($e:expr, $from:ident => $to:ident $(, $pat:pat => $out:expr)* $(,)?) => {
+        match $e {
+            $from::Disconnected => $to::Disconnected,
+            $from::MessageTooLarge { len, max } => $to::MessageTooLarge { len, max },
+            $from::Corrupted(c) => $to::Corrupted(c),
+            $from::Io(io) => $to::Io(io),
+            $($pat => $out,)*
+        }
+    };
+}
+
+/// As [`map_send`] for receive errors ([`RecvError`]'s variants).
+macro_rules! map_recv {
+    ($e:expr, $from:ident => $to:ident $(, $pat:pat => $out:expr)* $(,)?) => {
+        match $e {
+            $from::Disconnected => $to::Disconnected,
+            $from::BufferTooSmall { len, buffer } => $to::BufferTooSmall { len, buffer },
+            $from::FrameTooLong(f) => $to::FrameTooLong(f),
+            $from::Corrupted(c) => $to::Corrupted(c),
+            $from::Io(io) => $to::Io(io),
+            $($pat => $out,)*
+        }
+    };
 }
 
 // Crate-internal: an operation built on calls that return the crate's `Error`
 // (the blocking driver, a transport's system calls) maps it once, at its end.
-
-impl TrySendError {
-    pub(crate) fn from_error(e: Error) -> Self {
-        match e {
-            Error::Full { needed, free } => Self::Full { needed, free },
-            Error::Disconnected { .. } => Self::Disconnected,
-            Error::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
-            e => match Fault::from_error(e) {
-                Fault::Corrupted(c) => Self::Corrupted(c),
-                f => Self::Io(f.io_only()),
-            },
-        }
-    }
-}
-
-impl SendTimeoutError {
-    pub(crate) fn from_error(e: Error) -> Self {
-        match e {
-            Error::TimedOut => Self::TimedOut,
-            Error::Disconnected { .. } => Self::Disconnected,
-            Error::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
-            e => match Fault::from_error(e) {
-                Fault::Corrupted(c) => Self::Corrupted(c),
-                f => Self::Io(f.io_only()),
-            },
-        }
-    }
-}
 
 /// A timeout reported to a call that set no deadline (which the waiting code
 /// never does): an `ETIMEDOUT` failure of the operation `op`.
@@ -354,25 +314,50 @@ fn untimed_timeout(op: &'static str) -> Box<IoFailure> {
 }
 
 impl SendError {
+    /// The shared part of every send operation's `from_error`.
+    fn from_error(e: Error) -> Self {
+        match e {
+            Error::Disconnected { .. } => Self::Disconnected,
+            Error::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
+            e => match Fault::from_error(e) {
+                Fault::Corrupted(c) => Self::Corrupted(c),
+                f => Self::Io(f.io_only()),
+            },
+        }
+    }
+
     /// The error of a send without a deadline, which cannot time out.
     pub(crate) fn untimed(e: SendTimeoutError) -> Self {
+        // Only a deadline makes a timeout (`blocking::block`, the kernel's timed
+        // calls): a send with none never gets one. Should a kernel call say
+        // otherwise, the caller gets its errno, not a panic.
+        map_send!(e, SendTimeoutError => Self,
+            SendTimeoutError::TimedOut => Self::Io(untimed_timeout("send")))
+    }
+}
+
+impl TrySendError {
+    pub(crate) fn from_error(e: Error) -> Self {
         match e {
-            SendTimeoutError::Disconnected => Self::Disconnected,
-            SendTimeoutError::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
-            SendTimeoutError::Corrupted(c) => Self::Corrupted(c),
-            SendTimeoutError::Io(io) => Self::Io(io),
-            // Only a deadline makes a timeout (`blocking::block`, the kernel's
-            // timed calls): a send with none never gets here. Should a kernel
-            // call say otherwise, the caller gets its errno, not a panic.
-            SendTimeoutError::TimedOut => Self::Io(untimed_timeout("send")),
+            Error::Full { needed, free } => Self::Full { needed, free },
+            e => map_send!(SendError::from_error(e), SendError => Self),
         }
     }
 }
 
-impl TryRecvError {
+impl SendTimeoutError {
     pub(crate) fn from_error(e: Error) -> Self {
         match e {
-            Error::Empty => Self::Empty,
+            Error::TimedOut => Self::TimedOut,
+            e => SendError::from_error(e).into(),
+        }
+    }
+}
+
+impl RecvError {
+    /// The shared part of every receive operation's `from_error`.
+    fn from_error(e: Error) -> Self {
+        match e {
             Error::Disconnected { .. } => Self::Disconnected,
             Error::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
             e => match Fault::from_error(e) {
@@ -380,6 +365,22 @@ impl TryRecvError {
                 Fault::FrameTooLong(f) => Self::FrameTooLong(f),
                 Fault::Io(io) => Self::Io(io),
             },
+        }
+    }
+
+    /// The error of a receive without a deadline, which cannot time out.
+    pub(crate) fn untimed(e: RecvTimeoutError) -> Self {
+        // As in `SendError::untimed`.
+        map_recv!(e, RecvTimeoutError => Self,
+            RecvTimeoutError::TimedOut => Self::Io(untimed_timeout("receive")))
+    }
+}
+
+impl TryRecvError {
+    pub(crate) fn from_error(e: Error) -> Self {
+        match e {
+            Error::Empty => Self::Empty,
+            e => RecvError::from_error(e).into(),
         }
     }
 }
@@ -388,134 +389,81 @@ impl RecvTimeoutError {
     pub(crate) fn from_error(e: Error) -> Self {
         match e {
             Error::TimedOut => Self::TimedOut,
-            Error::Disconnected { .. } => Self::Disconnected,
-            Error::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
-            e => match Fault::from_error(e) {
-                Fault::Corrupted(c) => Self::Corrupted(c),
-                Fault::FrameTooLong(f) => Self::FrameTooLong(f),
-                Fault::Io(io) => Self::Io(io),
-            },
-        }
-    }
-}
-
-impl RecvError {
-    /// The error of a receive without a deadline, which cannot time out.
-    pub(crate) fn untimed(e: RecvTimeoutError) -> Self {
-        match e {
-            RecvTimeoutError::Disconnected => Self::Disconnected,
-            RecvTimeoutError::BufferTooSmall { len, buffer } => {
-                Self::BufferTooSmall { len, buffer }
-            }
-            RecvTimeoutError::FrameTooLong(f) => Self::FrameTooLong(f),
-            RecvTimeoutError::Corrupted(c) => Self::Corrupted(c),
-            RecvTimeoutError::Io(io) => Self::Io(io),
-            // As in `SendError::untimed`.
-            RecvTimeoutError::TimedOut => Self::Io(untimed_timeout("receive")),
+            e => RecvError::from_error(e).into(),
         }
     }
 }
 
 impl From<SendError> for SendTimeoutError {
     fn from(e: SendError) -> Self {
-        match e {
-            SendError::Disconnected => Self::Disconnected,
-            SendError::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
-            SendError::Corrupted(c) => Self::Corrupted(c),
-            SendError::Io(io) => Self::Io(io),
-        }
+        map_send!(e, SendError => Self)
     }
 }
 
 impl From<RecvError> for RecvTimeoutError {
     fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Disconnected => Self::Disconnected,
-            RecvError::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
-            RecvError::FrameTooLong(f) => Self::FrameTooLong(f),
-            RecvError::Corrupted(c) => Self::Corrupted(c),
-            RecvError::Io(io) => Self::Io(io),
-        }
+        map_recv!(e, RecvError => Self)
     }
 }
 
 impl From<RecvError> for TryRecvError {
     fn from(e: RecvError) -> Self {
+        map_recv!(e, RecvError => Self)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
         match e {
-            RecvError::Disconnected => Self::Disconnected,
-            RecvError::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
-            RecvError::FrameTooLong(f) => Self::FrameTooLong(f),
-            RecvError::Corrupted(c) => Self::Corrupted(c),
-            RecvError::Io(io) => Self::Io(io),
+            SendError::Disconnected => Error::Disconnected {
+                peer: Role::Receiver,
+            },
+            SendError::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
+            SendError::Corrupted(c) => c.into(),
+            SendError::Io(io) => io.into(),
         }
     }
 }
 
 impl From<TrySendError> for Error {
     fn from(e: TrySendError) -> Self {
-        match e {
-            TrySendError::Full { needed, free } => Error::Full { needed, free },
-            TrySendError::Disconnected => Error::Disconnected {
-                peer: Role::Receiver,
-            },
-            TrySendError::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
-            TrySendError::Corrupted(c) => c.into(),
-            TrySendError::Io(io) => io.into(),
-        }
-    }
-}
-
-impl From<SendError> for Error {
-    fn from(e: SendError) -> Self {
-        SendTimeoutError::from(e).into()
+        map_send!(e, TrySendError => SendError,
+            TrySendError::Full { needed, free } => return Error::Full { needed, free })
+        .into()
     }
 }
 
 impl From<SendTimeoutError> for Error {
     fn from(e: SendTimeoutError) -> Self {
+        map_send!(e, SendTimeoutError => SendError,
+            SendTimeoutError::TimedOut => return Error::TimedOut)
+        .into()
+    }
+}
+
+impl From<RecvError> for Error {
+    fn from(e: RecvError) -> Self {
         match e {
-            SendTimeoutError::TimedOut => Error::TimedOut,
-            SendTimeoutError::Disconnected => Error::Disconnected {
-                peer: Role::Receiver,
-            },
-            SendTimeoutError::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
-            SendTimeoutError::Corrupted(c) => c.into(),
-            SendTimeoutError::Io(io) => io.into(),
+            RecvError::Disconnected => Error::Disconnected { peer: Role::Sender },
+            RecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
+            RecvError::FrameTooLong(f) => f.into(),
+            RecvError::Corrupted(c) => c.into(),
+            RecvError::Io(io) => io.into(),
         }
     }
 }
 
 impl From<TryRecvError> for Error {
     fn from(e: TryRecvError) -> Self {
-        match e {
-            TryRecvError::Empty => Error::Empty,
-            TryRecvError::Disconnected => Error::Disconnected { peer: Role::Sender },
-            TryRecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
-            TryRecvError::FrameTooLong(f) => f.into(),
-            TryRecvError::Corrupted(c) => c.into(),
-            TryRecvError::Io(io) => io.into(),
-        }
-    }
-}
-
-impl From<RecvError> for Error {
-    fn from(e: RecvError) -> Self {
-        RecvTimeoutError::from(e).into()
+        map_recv!(e, TryRecvError => RecvError, TryRecvError::Empty => return Error::Empty).into()
     }
 }
 
 impl From<RecvTimeoutError> for Error {
     fn from(e: RecvTimeoutError) -> Self {
-        match e {
-            RecvTimeoutError::TimedOut => Error::TimedOut,
-            RecvTimeoutError::Disconnected => Error::Disconnected { peer: Role::Sender },
-            RecvTimeoutError::BufferTooSmall { len, buffer } => {
-                Error::BufferTooSmall { len, buffer }
-            }
-            RecvTimeoutError::FrameTooLong(f) => f.into(),
-            RecvTimeoutError::Corrupted(c) => c.into(),
-            RecvTimeoutError::Io(io) => io.into(),
-        }
+        map_recv!(e, RecvTimeoutError => RecvError,
+            RecvTimeoutError::TimedOut => return Error::TimedOut)
+        .into()
     }
 }
 
@@ -550,6 +498,60 @@ mod tests {
             RecvTimeoutError::Disconnected.to_string(),
             "disconnected: the sender has gone"
         );
+    }
+
+    /// Each type's own variant keeps its meaning through the shared mappings:
+    /// `Full`, `Empty` and `TimedOut` into the crate's error and back, a timeout
+    /// without a deadline an `ETIMEDOUT` failure, the shared variants unchanged.
+    #[test]
+    fn own_variants_survive_the_shared_mappings() {
+        let e: Error = TrySendError::Full { needed: 9, free: 2 }.into();
+        assert!(matches!(e, Error::Full { needed: 9, free: 2 }));
+        assert_eq!(
+            TrySendError::from_error(e),
+            TrySendError::Full { needed: 9, free: 2 }
+        );
+        let e: Error = TryRecvError::Empty.into();
+        assert!(matches!(e, Error::Empty));
+        assert_eq!(TryRecvError::from_error(e), TryRecvError::Empty);
+        let e: Error = SendTimeoutError::TimedOut.into();
+        assert_eq!(SendTimeoutError::from_error(e), SendTimeoutError::TimedOut);
+        let e: Error = RecvTimeoutError::TimedOut.into();
+        assert_eq!(RecvTimeoutError::from_error(e), RecvTimeoutError::TimedOut);
+        // A kind an operation cannot return becomes an I/O failure, not a panic.
+        assert!(matches!(
+            SendTimeoutError::from_error(Error::Empty),
+            SendTimeoutError::Io(_)
+        ));
+        assert!(matches!(
+            TryRecvError::from_error(Error::TimedOut),
+            TryRecvError::Io(_)
+        ));
+        match SendError::untimed(SendTimeoutError::TimedOut) {
+            SendError::Io(io) => assert_eq!(io.source.kind(), io::ErrorKind::TimedOut),
+            other => panic!("untimed timeout: {other:?}"),
+        }
+        match RecvError::untimed(RecvTimeoutError::TimedOut) {
+            RecvError::Io(io) => assert_eq!(io.op, "receive"),
+            other => panic!("untimed timeout: {other:?}"),
+        }
+        assert_eq!(
+            SendError::untimed(SendTimeoutError::MessageTooLarge { len: 9, max: 8 }),
+            SendError::MessageTooLarge { len: 9, max: 8 }
+        );
+        assert_eq!(
+            RecvTimeoutError::from(RecvError::BufferTooSmall { len: 9, buffer: 4 }),
+            RecvTimeoutError::BufferTooSmall { len: 9, buffer: 4 }
+        );
+        let e: Error = SendError::Disconnected.into();
+        assert!(matches!(
+            e,
+            Error::Disconnected {
+                peer: Role::Receiver
+            }
+        ));
+        let e: Error = RecvTimeoutError::Disconnected.into();
+        assert!(matches!(e, Error::Disconnected { peer: Role::Sender }));
     }
 
     /// Into the crate's error and back: the same variant, the role filled in.

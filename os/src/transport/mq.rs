@@ -64,9 +64,9 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter, deadline_after};
+use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter};
 use crate::error::{Error, Result, Role};
-use crate::message::{MessageReceiver, MessageSender};
+use crate::message::{message_receiver, message_sender};
 use crate::sys;
 use crate::sys::lock;
 use crate::sys::mq;
@@ -732,53 +732,20 @@ impl MqSender {
         })
     }
 
-    /// Queues `message`, waiting for room as long as it takes.
+    /// Queues `message`, waiting for room until `deadline` at most (`None`: as
+    /// long as it takes).
     ///
     /// # Errors
-    /// [`SendError::Disconnected`](crate::error::SendError::Disconnected) if the receiver goes while the queue is full;
-    /// [`SendError::MessageTooLarge`](crate::error::SendError::MessageTooLarge); [`SendError::Io`](crate::error::SendError::Io).
-    pub fn send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::SendError> {
-        self.send_inner(message).map_err(|e| {
-            crate::error::SendError::untimed(crate::error::SendTimeoutError::from_error(e))
-        })
-    }
-
-    fn send_inner(&mut self, message: &[u8]) -> Result<()> {
-        self.send_deadline_inner(message, None)
-    }
-
-    /// As [`send`](Self::send), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
-    pub fn send_timeout(
-        &mut self,
-        message: &[u8],
-        timeout: Duration,
-    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
-        self.send_timeout_inner(message, timeout)
-            .map_err(crate::error::SendTimeoutError::from_error)
-    }
-
-    fn send_timeout_inner(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline_inner(message, deadline_after(timeout))
-    }
-
-    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`send_timeout`](Self::send_timeout).
+    /// [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut);
+    /// [`SendTimeoutError::Disconnected`](crate::error::SendTimeoutError::Disconnected) if the receiver goes while the queue is full;
+    /// [`SendTimeoutError::MessageTooLarge`](crate::error::SendTimeoutError::MessageTooLarge); [`SendTimeoutError::Io`](crate::error::SendTimeoutError::Io).
     pub fn send_deadline(
         &mut self,
         message: &[u8],
         deadline: Option<Instant>,
     ) -> std::result::Result<(), crate::error::SendTimeoutError> {
-        self.send_deadline_inner(message, deadline)
-            .map_err(crate::error::SendTimeoutError::from_error)
-    }
-
-    fn send_deadline_inner(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
-        self.check(message)?;
+        self.check(message)
+            .map_err(crate::error::SendTimeoutError::from_error)?;
         // The kernel's timed call is the park: a pause hands its end to the next
         // attempt, which waits in `mq_timedsend` until then.
         let until = Cell::new(None);
@@ -803,6 +770,7 @@ impl MqSender {
                 Ok(())
             },
         )
+        .map_err(crate::error::SendTimeoutError::from_error)
     }
 }
 
@@ -823,21 +791,7 @@ impl Endpoint for MqSender {
     }
 }
 
-impl MessageSender for MqSender {
-    fn max_message_len(&self) -> usize {
-        self.queue.msgsize
-    }
-    fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::TrySendError> {
-        MqSender::try_send(self, message)
-    }
-    fn send_deadline(
-        &mut self,
-        message: &[u8],
-        deadline: Option<Instant>,
-    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
-        MqSender::send_deadline(self, message, deadline)
-    }
-}
+message_sender!(MqSender);
 
 /// The receiving side of a message queue.
 ///
@@ -933,53 +887,18 @@ impl MqReceiver {
         }
     }
 
-    /// Receives the next message into `buf`, waiting as long as it takes.
+    /// Receives the next message into `buf`, waiting until `deadline` at most
+    /// (`None`: as long as it takes); returns its length.
     ///
     /// # Errors
-    /// As [`try_recv`](Self::try_recv), without `Empty`.
-    pub fn recv(&mut self, buf: &mut [u8]) -> std::result::Result<usize, crate::error::RecvError> {
-        self.recv_inner(buf).map_err(|e| {
-            crate::error::RecvError::untimed(crate::error::RecvTimeoutError::from_error(e))
-        })
-    }
-
-    fn recv_inner(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_deadline_inner(buf, None)
-    }
-
-    /// As [`recv`](Self::recv), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
-    pub fn recv_timeout(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
-        self.recv_timeout_inner(buf, timeout)
-            .map_err(crate::error::RecvTimeoutError::from_error)
-    }
-
-    fn recv_timeout_inner(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_deadline_inner(buf, deadline_after(timeout))
-    }
-
-    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout).
+    /// As [`try_recv`](Self::try_recv), [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut) instead of `Empty`.
     pub fn recv_deadline(
         &mut self,
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
-        self.recv_deadline_inner(buf, deadline)
-            .map_err(crate::error::RecvTimeoutError::from_error)
-    }
-
-    fn recv_deadline_inner(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
         if let Some(result) = self.unstash(buf) {
-            return result;
+            return result.map_err(crate::error::RecvTimeoutError::from_error);
         }
         // As in `MqSender::send_deadline`: the pause hands the wait's end to the
         // next attempt.
@@ -999,32 +918,7 @@ impl MqReceiver {
                 Ok(())
             },
         )
-    }
-
-    /// Receives the next message into a new `Vec` of its length, waiting until
-    /// `deadline` at most.
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_deadline(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
-        self.recv_vec_deadline_inner(deadline)
-            .map_err(crate::error::RecvTimeoutError::from_error)
-    }
-
-    fn recv_vec_deadline_inner(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
-        // Through the stash: an empty buffer takes an empty message, and any other
-        // stays there as too long, to be copied out at its length.
-        match self.recv_deadline_inner(&mut [], deadline) {
-            Ok(_) => Ok(Vec::new()),
-            Err(Error::BufferTooSmall { len, .. }) => {
-                self.stashed = None;
-                Ok(self.stash[..len].to_vec())
-            }
-            Err(e) => Err(e),
-        }
+        .map_err(crate::error::RecvTimeoutError::from_error)
     }
 }
 
@@ -1046,27 +940,20 @@ impl Endpoint for MqReceiver {
     }
 }
 
-impl MessageReceiver for MqReceiver {
-    fn max_message_len(&self) -> usize {
-        self.queue.msgsize
-    }
-    fn try_recv(
-        &mut self,
-        buf: &mut [u8],
-    ) -> std::result::Result<usize, crate::error::TryRecvError> {
-        MqReceiver::try_recv(self, buf)
-    }
-    fn recv_deadline(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
-        MqReceiver::recv_deadline(self, buf, deadline)
-    }
+message_receiver!(MqReceiver {
     fn recv_vec_deadline(
         &mut self,
         deadline: Option<Instant>,
     ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
-        MqReceiver::recv_vec_deadline(self, deadline)
+        // Through the stash: an empty buffer takes an empty message, and any other
+        // stays there as too long, to be copied out at its length.
+        match self.recv_deadline(&mut [], deadline) {
+            Ok(_) => Ok(Vec::new()),
+            Err(crate::error::RecvTimeoutError::BufferTooSmall { len, .. }) => {
+                self.stashed = None;
+                Ok(self.stash[..len].to_vec())
+            }
+            Err(e) => Err(e),
+        }
     }
-}
+});

@@ -35,8 +35,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::blocking::deadline_after;
-use crate::error::{Error, Result, Role};
-use crate::message::{MessageReceiver, MessageSender};
+use crate::error::{Error, RecvTimeoutError, Result, Role, SendTimeoutError};
+use crate::message::{message_receiver, message_sender};
 use rustix::io::Errno;
 use rustix::net::sockopt;
 use rustix::net::{RecvAncillaryBuffer, RecvFlags, ReturnFlags, SendFlags, SocketType};
@@ -256,59 +256,30 @@ impl SeqpacketSender {
         }
     }
 
-    /// Sends `message`, waiting for room as long as it takes.
+    /// Sends `message`, waiting for room until `deadline` at most (`None`: as
+    /// long as it takes).
     ///
     /// # Errors
-    /// As [`try_send`](Self::try_send), without `Full`.
-    pub fn send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::SendError> {
-        self.send_inner(message).map_err(|e| {
-            crate::error::SendError::untimed(crate::error::SendTimeoutError::from_error(e))
-        })
-    }
-
-    fn send_inner(&mut self, message: &[u8]) -> Result<()> {
-        self.send_deadline_inner(message, None)
-    }
-
-    /// As [`send`](Self::send), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`send`](Self::send), and [`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut).
-    pub fn send_timeout(
-        &mut self,
-        message: &[u8],
-        timeout: Duration,
-    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
-        self.send_timeout_inner(message, timeout)
-            .map_err(crate::error::SendTimeoutError::from_error)
-    }
-
-    fn send_timeout_inner(&mut self, message: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline_inner(message, deadline_after(timeout))
-    }
-
-    /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`send_timeout`](Self::send_timeout).
+    /// As [`try_send`](Self::try_send), [`SendTimeoutError::TimedOut`] instead of `Full`.
     pub fn send_deadline(
         &mut self,
         message: &[u8],
         deadline: Option<Instant>,
-    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
-        self.send_deadline_inner(message, deadline)
-            .map_err(crate::error::SendTimeoutError::from_error)
-    }
-
-    fn send_deadline_inner(&mut self, message: &[u8], deadline: Option<Instant>) -> Result<()> {
+    ) -> std::result::Result<(), SendTimeoutError> {
         loop {
-            if self.send_now(message)? {
+            if self
+                .send_now(message)
+                .map_err(SendTimeoutError::from_error)?
+            {
                 return Ok(());
             }
             match sys::wait_for(self.fd.as_fd(), PollFlags::OUT, deadline) {
                 Ok(Some(_)) => {}
-                Ok(None) => return Err(Error::TimedOut),
-                Err(e) => return Err(sys::error("poll", self.what.as_str(), e)),
+                Ok(None) => return Err(SendTimeoutError::TimedOut),
+                Err(e) => {
+                    let e = sys::error("poll", self.what.as_str(), e);
+                    return Err(SendTimeoutError::from_error(e));
+                }
             }
         }
     }
@@ -327,21 +298,7 @@ impl AsFd for SeqpacketSender {
     }
 }
 
-impl MessageSender for SeqpacketSender {
-    fn max_message_len(&self) -> usize {
-        self.max
-    }
-    fn try_send(&mut self, message: &[u8]) -> std::result::Result<(), crate::error::TrySendError> {
-        SeqpacketSender::try_send(self, message)
-    }
-    fn send_deadline(
-        &mut self,
-        message: &[u8],
-        deadline: Option<Instant>,
-    ) -> std::result::Result<(), crate::error::SendTimeoutError> {
-        SeqpacketSender::send_deadline(self, message, deadline)
-    }
-}
+message_sender!(SeqpacketSender);
 
 /// The receiving half of a `SOCK_SEQPACKET` connection. Dropping it shuts the
 /// direction down: the peer's sender gets `Disconnected`.
@@ -471,90 +428,22 @@ impl SeqpacketReceiver {
         }
     }
 
-    /// Receives the next packet into `buf`, waiting as long as it takes.
+    /// Receives the next packet into `buf`, waiting until `deadline` at most
+    /// (`None`: as long as it takes); returns its length.
     ///
     /// # Errors
-    /// As [`try_recv`](Self::try_recv), without `Empty`.
-    pub fn recv(&mut self, buf: &mut [u8]) -> std::result::Result<usize, crate::error::RecvError> {
-        self.recv_inner(buf).map_err(|e| {
-            crate::error::RecvError::untimed(crate::error::RecvTimeoutError::from_error(e))
-        })
-    }
-
-    fn recv_inner(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_deadline_inner(buf, None)
-    }
-
-    /// As [`recv`](Self::recv), giving up after `timeout`.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
-    pub fn recv_timeout(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
-        self.recv_timeout_inner(buf, timeout)
-            .map_err(crate::error::RecvTimeoutError::from_error)
-    }
-
-    fn recv_timeout_inner(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_deadline_inner(buf, deadline_after(timeout))
-    }
-
-    /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout).
+    /// As [`try_recv`](Self::try_recv), [`RecvTimeoutError::TimedOut`] instead of `Empty`.
     pub fn recv_deadline(
         &mut self,
         buf: &mut [u8],
         deadline: Option<Instant>,
-    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
-        self.recv_deadline_inner(buf, deadline)
-            .map_err(crate::error::RecvTimeoutError::from_error)
-    }
-
-    fn recv_deadline_inner(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    ) -> std::result::Result<usize, RecvTimeoutError> {
         loop {
             match self.try_recv_inner(buf) {
-                Err(Error::Empty) => self.wait_readable(deadline)?,
-                other => return other,
-            }
-        }
-    }
-
-    /// Receives the next packet into a new `Vec` of its length, waiting until
-    /// `deadline` at most.
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-    pub fn recv_vec_deadline(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
-        self.recv_vec_deadline_inner(deadline)
-            .map_err(crate::error::RecvTimeoutError::from_error)
-    }
-
-    fn recv_vec_deadline_inner(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
-        loop {
-            if self.ended {
-                return Err(Error::Disconnected { peer: Role::Sender });
-            }
-            match self.recv_packet(&mut [], RecvFlags::PEEK)? {
-                Packet::Message(len) => {
-                    let mut buf = vec![0u8; len];
-                    // Only this receiver takes packets: the peeked one is next.
-                    let n = self.try_recv_inner(&mut buf)?;
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
-                Packet::End => {
-                    self.ended = true;
-                    return Err(Error::Disconnected { peer: Role::Sender });
-                }
-                Packet::Nothing => self.wait_readable(deadline)?,
+                Err(Error::Empty) => self
+                    .wait_readable(deadline)
+                    .map_err(RecvTimeoutError::from_error)?,
+                other => return other.map_err(RecvTimeoutError::from_error),
             }
         }
     }
@@ -583,27 +472,35 @@ impl AsFd for SeqpacketReceiver {
     }
 }
 
-impl MessageReceiver for SeqpacketReceiver {
-    fn max_message_len(&self) -> usize {
-        self.max
-    }
-    fn try_recv(
-        &mut self,
-        buf: &mut [u8],
-    ) -> std::result::Result<usize, crate::error::TryRecvError> {
-        SeqpacketReceiver::try_recv(self, buf)
-    }
-    fn recv_deadline(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> std::result::Result<usize, crate::error::RecvTimeoutError> {
-        SeqpacketReceiver::recv_deadline(self, buf, deadline)
-    }
+message_receiver!(SeqpacketReceiver {
+    /// Each packet into a `Vec` of its length (peeked first).
     fn recv_vec_deadline(
         &mut self,
         deadline: Option<Instant>,
-    ) -> std::result::Result<Vec<u8>, crate::error::RecvTimeoutError> {
-        SeqpacketReceiver::recv_vec_deadline(self, deadline)
+    ) -> std::result::Result<Vec<u8>, RecvTimeoutError> {
+        loop {
+            if self.ended {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            let peeked = self.recv_packet(&mut [], RecvFlags::PEEK);
+            match peeked.map_err(RecvTimeoutError::from_error)? {
+                Packet::Message(len) => {
+                    let mut buf = vec![0u8; len];
+                    // Only this receiver takes packets: the peeked one is next.
+                    let n = self
+                        .try_recv_inner(&mut buf)
+                        .map_err(RecvTimeoutError::from_error)?;
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Packet::End => {
+                    self.ended = true;
+                    return Err(RecvTimeoutError::Disconnected);
+                }
+                Packet::Nothing => self
+                    .wait_readable(deadline)
+                    .map_err(RecvTimeoutError::from_error)?,
+            }
+        }
     }
-}
+});

@@ -512,59 +512,16 @@ macro_rules! framed_sender_methods {
                 &mut self,
                 message: &[u8],
             ) -> std::result::Result<(), $crate::error::TrySendError> {
-                self.try_send_inner(message)
+                self.writer
+                    .try_send(message)
                     .map_err($crate::error::TrySendError::from_error)
             }
 
-            fn try_send_inner(&mut self, message: &[u8]) -> crate::error::Result<()> {
-                self.writer.try_send(message)
-            }
-
-            /// Sends `message`, waiting for room as long as it takes. On return the
-            /// whole frame is in the kernel: committed.
-            ///
-            /// # Errors
-            /// As [`try_send`](Self::try_send), without `Full`.
-            pub fn send(
-                &mut self,
-                message: &[u8],
-            ) -> std::result::Result<(), $crate::error::SendError> {
-                self.send_inner(message).map_err(|e| {
-                    $crate::error::SendError::untimed($crate::error::SendTimeoutError::from_error(
-                        e,
-                    ))
-                })
-            }
-
-            fn send_inner(&mut self, message: &[u8]) -> crate::error::Result<()> {
-                self.writer.send_deadline(message, None)
-            }
-
-            /// As [`send`](Self::send), giving up after `timeout`.
-            ///
-            /// # Errors
-            /// As [`send_deadline`](Self::send_deadline).
-            pub fn send_timeout(
-                &mut self,
-                message: &[u8],
-                timeout: std::time::Duration,
-            ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
-                self.send_timeout_inner(message, timeout)
-                    .map_err($crate::error::SendTimeoutError::from_error)
-            }
-
-            fn send_timeout_inner(
-                &mut self,
-                message: &[u8],
-                timeout: std::time::Duration,
-            ) -> crate::error::Result<()> {
-                self.writer
-                    .send_deadline(message, $crate::blocking::deadline_after(timeout))
-            }
-
-            /// As [`send`](Self::send), giving up at `deadline` (`None`: never).
-            /// If the deadline passes before any byte of the frame was written,
-            /// nothing was sent ([`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut)); if it
+            /// Sends `message`, waiting for room until `deadline` at most (`None`:
+            /// as long as it takes). On return the whole frame is in the kernel:
+            /// committed. If the deadline passes before any byte of the frame was
+            /// written, nothing was sent
+            /// ([`SendTimeoutError::TimedOut`](crate::error::SendTimeoutError::TimedOut)); if it
             /// passes midway, the message is accepted and its tail kept, as by
             /// [`try_send`](Self::try_send).
             ///
@@ -575,16 +532,9 @@ macro_rules! framed_sender_methods {
                 message: &[u8],
                 deadline: Option<std::time::Instant>,
             ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
-                self.send_deadline_inner(message, deadline)
+                self.writer
+                    .send_deadline(message, deadline)
                     .map_err($crate::error::SendTimeoutError::from_error)
-            }
-
-            fn send_deadline_inner(
-                &mut self,
-                message: &[u8],
-                deadline: Option<std::time::Instant>,
-            ) -> crate::error::Result<()> {
-                self.writer.send_deadline(message, deadline)
             }
 
             /// Writes a pending tail, waiting as long as it takes.
@@ -616,24 +566,7 @@ macro_rules! framed_sender_methods {
             }
         }
 
-        impl crate::message::MessageSender for $ty {
-            fn max_message_len(&self) -> usize {
-                self.writer.max_message_len()
-            }
-            fn try_send(
-                &mut self,
-                message: &[u8],
-            ) -> std::result::Result<(), $crate::error::TrySendError> {
-                <$ty>::try_send(self, message)
-            }
-            fn send_deadline(
-                &mut self,
-                message: &[u8],
-                deadline: Option<std::time::Instant>,
-            ) -> std::result::Result<(), $crate::error::SendTimeoutError> {
-                <$ty>::send_deadline(self, message, deadline)
-            }
-        }
+        $crate::message::message_sender!($ty);
     };
 }
 
@@ -672,94 +605,26 @@ macro_rules! framed_receiver_methods {
                 &mut self,
                 buf: &mut [u8],
             ) -> std::result::Result<usize, $crate::error::TryRecvError> {
-                self.try_recv_inner(buf)
+                self.reader
+                    .try_recv(buf)
                     .map_err($crate::error::TryRecvError::from_error)
             }
 
-            fn try_recv_inner(&mut self, buf: &mut [u8]) -> crate::error::Result<usize> {
-                self.reader.try_recv(buf)
-            }
-
-            /// Receives the next message into `buf`, waiting as long as it takes.
+            /// Receives the next message into `buf`, waiting until `deadline` at
+            /// most (`None`: as long as it takes); returns its length.
             ///
             /// # Errors
-            /// As [`try_recv`](Self::try_recv), without `Empty`.
-            pub fn recv(
-                &mut self,
-                buf: &mut [u8],
-            ) -> std::result::Result<usize, $crate::error::RecvError> {
-                self.recv_inner(buf).map_err(|e| {
-                    $crate::error::RecvError::untimed($crate::error::RecvTimeoutError::from_error(
-                        e,
-                    ))
-                })
-            }
-
-            fn recv_inner(&mut self, buf: &mut [u8]) -> crate::error::Result<usize> {
-                self.reader.recv_deadline(buf, None)
-            }
-
-            /// As [`recv`](Self::recv), giving up after `timeout`.
-            ///
-            /// # Errors
-            /// As [`recv`](Self::recv), and [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut).
-            pub fn recv_timeout(
-                &mut self,
-                buf: &mut [u8],
-                timeout: std::time::Duration,
-            ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
-                self.recv_timeout_inner(buf, timeout)
-                    .map_err($crate::error::RecvTimeoutError::from_error)
-            }
-
-            fn recv_timeout_inner(
-                &mut self,
-                buf: &mut [u8],
-                timeout: std::time::Duration,
-            ) -> crate::error::Result<usize> {
-                self.reader
-                    .recv_deadline(buf, $crate::blocking::deadline_after(timeout))
-            }
-
-            /// As [`recv`](Self::recv), giving up at `deadline` (`None`: never).
-            ///
-            /// # Errors
-            /// As [`recv_timeout`](Self::recv_timeout).
+            /// As [`try_recv`](Self::try_recv),
+            /// [`RecvTimeoutError::TimedOut`](crate::error::RecvTimeoutError::TimedOut) instead of
+            /// `Empty`.
             pub fn recv_deadline(
                 &mut self,
                 buf: &mut [u8],
                 deadline: Option<std::time::Instant>,
             ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
-                self.recv_deadline_inner(buf, deadline)
+                self.reader
+                    .recv_deadline(buf, deadline)
                     .map_err($crate::error::RecvTimeoutError::from_error)
-            }
-
-            fn recv_deadline_inner(
-                &mut self,
-                buf: &mut [u8],
-                deadline: Option<std::time::Instant>,
-            ) -> crate::error::Result<usize> {
-                self.reader.recv_deadline(buf, deadline)
-            }
-
-            /// Receives the next message into a new `Vec` of its length, waiting
-            /// until `deadline` at most.
-            ///
-            /// # Errors
-            /// As [`recv_timeout`](Self::recv_timeout), without `BufferTooSmall`.
-            pub fn recv_vec_deadline(
-                &mut self,
-                deadline: Option<std::time::Instant>,
-            ) -> std::result::Result<Vec<u8>, $crate::error::RecvTimeoutError> {
-                self.recv_vec_deadline_inner(deadline)
-                    .map_err($crate::error::RecvTimeoutError::from_error)
-            }
-
-            fn recv_vec_deadline_inner(
-                &mut self,
-                deadline: Option<std::time::Instant>,
-            ) -> crate::error::Result<Vec<u8>> {
-                self.reader.recv_vec_deadline(deadline)
             }
 
             /// Bytes received from the kernel and not yet handed out (whole and
@@ -778,30 +643,17 @@ macro_rules! framed_receiver_methods {
             }
         }
 
-        impl crate::message::MessageReceiver for $ty {
-            fn max_message_len(&self) -> usize {
-                self.reader.max_message_len()
-            }
-            fn try_recv(
-                &mut self,
-                buf: &mut [u8],
-            ) -> std::result::Result<usize, $crate::error::TryRecvError> {
-                <$ty>::try_recv(self, buf)
-            }
-            fn recv_deadline(
-                &mut self,
-                buf: &mut [u8],
-                deadline: Option<std::time::Instant>,
-            ) -> std::result::Result<usize, $crate::error::RecvTimeoutError> {
-                <$ty>::recv_deadline(self, buf, deadline)
-            }
+        $crate::message::message_receiver!($ty {
+            /// Each message into a `Vec` of its length, read from the frame.
             fn recv_vec_deadline(
                 &mut self,
                 deadline: Option<std::time::Instant>,
             ) -> std::result::Result<Vec<u8>, $crate::error::RecvTimeoutError> {
-                <$ty>::recv_vec_deadline(self, deadline)
+                self.reader
+                    .recv_vec_deadline(deadline)
+                    .map_err($crate::error::RecvTimeoutError::from_error)
             }
-        }
+        });
     };
 }
 
