@@ -21,22 +21,22 @@ use crate::error::{Error, Result};
 use crate::futex::SharedFutex;
 
 /// A blocked call's next probe of its peer's liveness falls due this long after
-/// its last one (a dead peer wakes no futex waiter), and a parked call sleeps at
-/// most this long at a time before it pauses again; see [`PEER_DEATH_BOUND`].
+/// its last one (a dead peer wakes no futex waiter), and a parked call sleeps no
+/// later than that; see [`PEER_DEATH_BOUND`].
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(25);
 
 /// The longest a blocked call takes to return [`Error::Disconnected`] after its
-/// peer died (50 ms), counted from the moment the kernel released the dead
-/// process's locks: a probe falls due [`LIVENESS_INTERVAL`] after the last one and
-/// is made at the call's next pause, which comes at most one park slice (itself
-/// at most [`LIVENESS_INTERVAL`]) later, since a sleep planned just before the
-/// probe fell due (after an early wake-up) runs its course.
+/// peer died (25 ms, one [`LIVENESS_INTERVAL`]), counted from the moment the
+/// kernel released the dead process's locks: a parked call sleeps no later than
+/// its next probe falls due, [`LIVENESS_INTERVAL`] after the last one, whatever
+/// woke it in between, and makes that probe when it wakes.
 ///
 /// Not counted: how long the kernel takes to release a killed process's locks
-/// (it tears down the process's memory first) and scheduling delays (a thread the
-/// kernel wakes late returns late). A clean departure is seen at once, and over a
+/// (it tears down the process's memory first), the probe itself (a system call
+/// per lock), and scheduling delays (a thread the kernel wakes late returns late).
+/// A clean departure is seen at once, and over a
 /// [`Connection`](crate::connection::Connection) so is a death (its socket tells).
-pub const PEER_DEATH_BOUND: Duration = LIVENESS_INTERVAL.saturating_mul(2);
+pub const PEER_DEATH_BOUND: Duration = LIVENESS_INTERVAL;
 
 /// A failed non-blocking call checks the peer at most this often (a syscall); a
 /// blocked call whose peer says it is leaving checks this often too.
@@ -289,9 +289,14 @@ fn pause<E: Endpoint>(
     if !park {
         return Ok(Pause::Spin);
     }
-    // A dead peer wakes nobody: sleep at most until the next liveness check, and
-    // no later than the endpoint must look again.
-    let mut until = now + interval;
+    // A dead peer wakes nobody: sleep at most until the next liveness check falls
+    // due (the last check plus the interval: an early wake-up must not push the
+    // check back by a fresh interval), and no later than the endpoint must look
+    // again. A check made by this pause is the last one (`peer_gone` records it).
+    let mut until = endpoint
+        .waiter()
+        .last_check
+        .map_or(now + interval, |(last, _)| (last + interval).max(now));
     if let Some(by) = endpoint.check_by() {
         until = until.min(by.max(now));
     }
@@ -357,5 +362,70 @@ impl<L: Fn() -> bool> Futex for ParkFutex<'_, L> {
     #[inline]
     fn notifier_fence(&self) {
         self.inner.notifier_fence();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endpoint whose peer is alive, last probed `ago` before the test's pause.
+    struct Probed {
+        waiter: Waiter,
+        probes: usize,
+    }
+
+    impl Probed {
+        fn last_probed(ago: Duration) -> Self {
+            let mut waiter = Waiter::new(WaitStrategy::Park);
+            waiter.last_check = Some((Instant::now() - ago, false));
+            Self { waiter, probes: 0 }
+        }
+    }
+
+    impl Endpoint for Probed {
+        fn waiter(&mut self) -> &mut Waiter {
+            &mut self.waiter
+        }
+
+        fn peer_gone(&mut self, now: Instant) -> Result<bool> {
+            self.probes += 1;
+            self.waiter.peer_gone(now, || Ok(false))
+        }
+    }
+
+    /// The bound of [`PEER_DEATH_BOUND`] (one interval): a call woken early (here
+    /// 20 ms after its last probe) parks only until that probe's interval ends,
+    /// not for a fresh interval (which made probes up to two intervals apart).
+    #[test]
+    fn a_park_ends_when_the_next_probe_falls_due() {
+        let mut endpoint = Probed::last_probed(Duration::from_millis(20));
+        let last = endpoint.waiter.last_check.unwrap().0;
+        let mut started = None;
+        match pause(&mut endpoint, 1, &mut started, None).unwrap() {
+            Pause::Park(until) => assert!(
+                until <= last + LIVENESS_INTERVAL,
+                "parks {:?} past the last probe, more than {LIVENESS_INTERVAL:?}",
+                until - last
+            ),
+            _ => panic!("a parking endpoint with a live peer did not park"),
+        }
+        assert_eq!(endpoint.probes, 0, "probed before the interval ended");
+    }
+
+    /// A pause whose probe is due makes it, then parks one interval from it.
+    #[test]
+    fn a_due_probe_is_made_and_the_park_runs_one_interval_from_it() {
+        let mut endpoint = Probed::last_probed(LIVENESS_INTERVAL * 2);
+        let before = Instant::now();
+        let mut started = None;
+        let pause = pause(&mut endpoint, 1, &mut started, None).unwrap();
+        assert_eq!(endpoint.probes, 1);
+        let probed_at = endpoint.waiter.last_check.unwrap().0;
+        assert!(probed_at >= before);
+        match pause {
+            Pause::Park(until) => assert_eq!(until, probed_at + LIVENESS_INTERVAL),
+            _ => panic!("a parking endpoint with a live peer did not park"),
+        }
     }
 }
