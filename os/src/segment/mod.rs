@@ -454,7 +454,7 @@ mod tests {
 
     use shmring_core::{Consumer, Producer};
 
-    use std::ffi::CString;
+    use rustix::fs::OFlags;
     use std::io;
     use std::os::unix::fs::MetadataExt;
     use std::path::Path;
@@ -497,13 +497,9 @@ mod tests {
     /// Makes `/dev/shm/shmring.<name>` by hand, with no handle left on it (a dead
     /// creator's leftover).
     fn leftover_shm(name: &str, len: u64) {
-        let path = CString::new(format!("/{SHM_PREFIX}{name}")).unwrap();
-        let file = shm_open(
-            &path,
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600,
-        )
-        .unwrap();
+        let path = shm_path(name);
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+        let file = shm_open(&path, flags, 0o600).unwrap();
         file.set_len(len).unwrap();
     }
 
@@ -909,18 +905,35 @@ mod tests {
         assert!(!shm_path(&name).exists());
     }
 
+    /// `shm_open`'s `O_NOFOLLOW`: a symbolic link planted at a segment's name is
+    /// not followed, to the segment it points at or anywhere else.
+    #[test]
+    fn open_does_not_follow_a_symlink_at_the_name() {
+        let target = Backing::Shm(unique("target"));
+        let _seg = Segment::create(&opts(&target), 4096).unwrap();
+        let link = unique("link");
+        let Backing::Shm(target_name) = &target else {
+            unreachable!()
+        };
+        std::os::unix::fs::symlink(shm_path(target_name), shm_path(&link)).unwrap();
+        let opened = Segment::open(&opts(&Backing::Shm(link.clone())));
+        let _ = std::fs::remove_file(shm_path(&link));
+        match opened {
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ELOOP), "{source}")
+            }
+            other => panic!("expected ELOOP, got {other:?}"),
+        }
+    }
+
     #[test]
     fn open_waits_for_a_creator() {
         let name = unique("wait");
         let backing = Backing::Shm(name.clone());
         // A creator that has made and locked the object but not sized it yet.
-        let path = CString::new(format!("/{SHM_PREFIX}{name}")).unwrap();
-        let file = shm_open(
-            &path,
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600,
-        )
-        .unwrap();
+        let path = shm_path(&name);
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+        let file = shm_open(&path, flags, 0o600).unwrap();
         assert!(lock::try_lock(file.as_fd(), PRESENCE_LOCK, false).unwrap());
         let opener = {
             let backing = backing.clone();
