@@ -48,7 +48,8 @@ pub(crate) unsafe fn inherited_fd(var: &str) -> Result<OwnedFd> {
         .ok_or_else(not_found)?;
     // SAFETY: by the caller's contract, passed to us for this object and owned by
     // nothing else.
-    unsafe { crate::sys::inherit::take_inherited(fd) }.ok_or_else(not_found)
+    let [fd] = unsafe { crate::sys::inherit::take_inherited([fd]) }.ok_or_else(not_found)?;
+    Ok(fd)
 }
 
 /// The file behind `given` through an open file description of our own, holding

@@ -88,14 +88,6 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Clears `FD_CLOEXEC` on `fd`, so that a child process started with `exec`
-/// inherits it.
-pub(crate) fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let flags = rustix::io::fcntl_getfd(fd)?;
-    rustix::io::fcntl_setfd(fd, flags - rustix::io::FdFlags::CLOEXEC)?;
-    Ok(())
-}
-
 /// `fstat` of a borrowed descriptor, as std's metadata.
 pub(crate) fn metadata(fd: BorrowedFd<'_>) -> io::Result<Metadata> {
     std::fs::File::from(fd.try_clone_to_owned()?).metadata()
