@@ -355,12 +355,8 @@ impl<C: Contents> Segment<C> {
         let len = check_size::<C>(&meta, &what)?;
         check_seals(&given, &what, is_memfd)?;
         let file = own_description(given, &what)?;
-        let map = map(&file, len, options.prefault, &what)?;
-        // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes that the
-        // returned Segment owns alongside the region, so it outlives the region
-        // (the crate keeps clones of the region within the Segment's life); this
-        // process touches it only through shmring handles.
-        let region = unsafe { C::attach(&map) }.map_err(|e| Error::layout(&what, e))?;
+        let (map, region) = map_and_attach::<C>(&file, len, options.prefault, &what)?;
+        let region = region.map_err(|e| Error::layout(&what, e))?;
         Ok(Segment {
             region,
             map,
@@ -433,6 +429,25 @@ impl<C> Drop for Segment<C> {
             let _ = remove_if_ours(&named, &self.file);
         }
     }
+}
+
+/// Maps `len` bytes of `file` and attaches `C` to the mapping ([`Contents::attach`]
+/// validates its header): how `open` and `from_fd` reach a segment's contents.
+/// The caller puts both in the [`Segment`] it returns (or drops both).
+fn map_and_attach<C: Contents>(
+    file: &File,
+    len: usize,
+    prefault: bool,
+    what: &str,
+) -> Result<(MmapRaw, std::result::Result<C, LayoutError>)> {
+    let map = map(file, len, prefault, what)?;
+    // SAFETY: `map` is a fresh shared read-write mapping of `map.len()` bytes,
+    // returned with the contents to the caller, which keeps them together in the
+    // Segment it makes: the mapping outlives the contents (the crate keeps clones
+    // of a region within its Segment's life); this process touches it only
+    // through shmring handles.
+    let contents = unsafe { C::attach(&map) };
+    Ok((map, contents))
 }
 
 fn map(file: &File, len: usize, prefault: bool, what: &str) -> Result<MmapRaw> {

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::sys::lock::{self, PRESENCE_LOCK};
 
 use super::names::{Named, SHM_DIR, SHM_PREFIX, is_ours};
-use super::{Contents, MAX_RACES, Segment, SegmentOptions, map};
+use super::{Contents, MAX_RACES, Segment, SegmentOptions, map_and_attach};
 
 /// How long an open waits for a segment that is still being created (size zero or
 /// magic not yet written) while another handle on it is alive: its creator.
@@ -152,11 +152,9 @@ fn open_attempt<C: Contents>(named: &Named, options: &SegmentOptions) -> Result<
         });
     }
     let len = check_size::<C>(&meta, what)?;
-    let map = map(&file, len, options.prefault, what)?;
-    // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes (the size we
-    // validated) that the Segment owns alongside the region; this process touches
-    // it only through shmring handles.
-    let region = match unsafe { C::attach(&map) } {
+    // `len` is the size validated above.
+    let (map, region) = map_and_attach::<C>(&file, len, options.prefault, what)?;
+    let region = match region {
         Ok(region) => region,
         Err(LayoutError::Uninitialized) => {
             return Ok(Attempt::Initializing {
