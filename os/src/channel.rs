@@ -185,8 +185,8 @@ impl Channel {
             claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Sender, e))?;
         set_pid(self.segment.region(), Role::Sender, std::process::id());
         Ok(Sender {
-            producer: ManuallyDrop::new(producer),
-            lock: ManuallyDrop::new(lock),
+            producer,
+            _lock: lock,
             link: Link::new(&self.segment, futex, Role::Sender, self.wait),
         })
     }
@@ -211,8 +211,8 @@ impl Channel {
             claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Receiver, e))?;
         set_pid(self.segment.region(), Role::Receiver, std::process::id());
         Ok(Receiver {
-            consumer: ManuallyDrop::new(consumer),
-            lock: ManuallyDrop::new(lock),
+            consumer,
+            _lock: lock,
             link: Link::new(&self.segment, futex, Role::Receiver, self.wait),
         })
     }
@@ -327,6 +327,14 @@ impl fmt::Debug for Link {
             .field("segment", &self.segment.describe())
             .field("wait", &self.waiter.strategy())
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Link {
+    /// Runs after the endpoint's claim and lock have gone (the fields before
+    /// `link` in `Sender` and `Receiver`): a parked peer sees the departure now.
+    fn drop(&mut self) {
+        wake_parked(&self.segment);
     }
 }
 
@@ -480,11 +488,12 @@ impl Receiver {
 /// to a receiver (ARCHITECTURE.md: delivery semantics), also if this process dies
 /// right after committing it.
 pub struct Sender {
-    // Dropped by hand, in this order (`Drop for Sender`): the producer releases its
-    // claim word, then the lock goes (the role is free), then a parked receiver is
-    // woken; the mapping goes with `link`.
-    producer: ManuallyDrop<Producer<RawRegion>>,
-    lock: ManuallyDrop<File>,
+    // Dropped in this order, after `Drop for Sender` clears the pid: fields drop
+    // in declaration order, so the producer releases its claim word, then the lock
+    // goes (the role is free), then `link`'s drop wakes a parked receiver, and the
+    // mapping goes with it. Keep the fields in this order.
+    producer: Producer<RawRegion>,
+    _lock: File,
     link: Link,
 }
 
@@ -713,17 +722,12 @@ impl<'a> SendBatch<'a> {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        // Before the claim word is released: the next holder writes its own.
+        // Before the claim word is released: the next holder writes its own. Then
+        // the fields drop in order: the producer publishes what is pending and
+        // releases the claim word, the lock frees the role (a probe now finds it
+        // unheld), and `link` wakes a parked receiver, which sees the departure
+        // now, not at its next probe.
         set_pid(self.link.segment.region(), Role::Sender, 0);
-        // Publishes what is pending and releases the claim word...
-        // SAFETY: the field is dropped once, here, and never used again (the
-        // struct is being dropped; `link` does not touch it).
-        unsafe { ManuallyDrop::drop(&mut self.producer) };
-        // ...then frees the role: a probe now finds it unheld.
-        // SAFETY: as above.
-        unsafe { ManuallyDrop::drop(&mut self.lock) };
-        // A parked receiver sees the departure now, not at its next probe.
-        wake_parked(&self.link.segment);
     }
 }
 
@@ -737,14 +741,9 @@ impl Drop for SendBatch<'_> {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        // As in `Drop for Sender`.
+        // As in `Drop for Sender`: then the consumer, the lock, and `link`, which
+        // wakes a sender parked on a full ring.
         set_pid(self.link.segment.region(), Role::Receiver, 0);
-        // SAFETY: as in `Drop for Sender`.
-        unsafe { ManuallyDrop::drop(&mut self.consumer) };
-        // SAFETY: as in `Drop for Sender`.
-        unsafe { ManuallyDrop::drop(&mut self.lock) };
-        // A sender parked on a full ring sees the departure now.
-        wake_parked(&self.link.segment);
     }
 }
 
@@ -786,9 +785,9 @@ impl DerefMut for SendGrant<'_> {
 
 /// The receiving side of a channel. `Send`, not `Sync`: one thread at a time.
 pub struct Receiver {
-    // Dropped by hand, as for `Sender`.
-    consumer: ManuallyDrop<Consumer<RawRegion>>,
-    lock: ManuallyDrop<File>,
+    // Dropped in this order, as for `Sender`.
+    consumer: Consumer<RawRegion>,
+    _lock: File,
     link: Link,
 }
 

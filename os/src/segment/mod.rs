@@ -358,12 +358,8 @@ impl<C: Contents> Segment<C> {
         let len = check_size::<C>(&meta, &what)?;
         check_seals(&given, &what, is_memfd)?;
         let file = own_description(given, &what)?;
-        let map = map(&file, len, options.prefault, &what)?;
-        // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes that the
-        // returned Segment owns alongside the region, so it outlives the region
-        // (the crate keeps clones of the region within the Segment's life); this
-        // process touches it only through shmring handles.
-        let region = unsafe { C::attach(&map) }.map_err(|e| Error::layout(&what, e))?;
+        let (map, region) = map_and_attach::<C>(&file, len, options.prefault, &what)?;
+        let region = region.map_err(|e| Error::layout(&what, e))?;
         Ok(Segment {
             region,
             map,
@@ -438,6 +434,25 @@ impl<C> Drop for Segment<C> {
     }
 }
 
+/// Maps `len` bytes of `file` and attaches `C` to the mapping ([`Contents::attach`]
+/// validates its header): how `open` and `from_fd` reach a segment's contents.
+/// The caller puts both in the [`Segment`] it returns (or drops both).
+fn map_and_attach<C: Contents>(
+    file: &File,
+    len: usize,
+    prefault: bool,
+    what: &str,
+) -> Result<(MmapRaw, std::result::Result<C, LayoutError>)> {
+    let map = map(file, len, prefault, what)?;
+    // SAFETY: `map` is a fresh shared read-write mapping of `map.len()` bytes,
+    // returned with the contents to the caller, which keeps them together in the
+    // Segment it makes: the mapping outlives the contents (the crate keeps clones
+    // of a region within its Segment's life); this process touches it only
+    // through shmring handles.
+    let contents = unsafe { C::attach(&map) };
+    Ok((map, contents))
+}
+
 fn map(file: &File, len: usize, prefault: bool, what: &str) -> Result<MmapRaw> {
     let mut options = MmapOptions::new();
     options.len(len);
@@ -457,7 +472,7 @@ mod tests {
 
     use shmring_core::{Consumer, Producer};
 
-    use std::ffi::CString;
+    use rustix::fs::OFlags;
     use std::io;
     use std::os::unix::fs::MetadataExt;
     use std::path::Path;
@@ -500,13 +515,9 @@ mod tests {
     /// Makes `/dev/shm/shmring.<name>` by hand, with no handle left on it (a dead
     /// creator's leftover).
     fn leftover_shm(name: &str, len: u64) {
-        let path = CString::new(format!("/{SHM_PREFIX}{name}")).unwrap();
-        let file = shm_open(
-            &path,
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600,
-        )
-        .unwrap();
+        let path = shm_path(name);
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+        let file = shm_open(&path, flags, 0o600).unwrap();
         file.set_len(len).unwrap();
     }
 
@@ -912,18 +923,35 @@ mod tests {
         assert!(!shm_path(&name).exists());
     }
 
+    /// `shm_open`'s `O_NOFOLLOW`: a symbolic link planted at a segment's name is
+    /// not followed, to the segment it points at or anywhere else.
+    #[test]
+    fn open_does_not_follow_a_symlink_at_the_name() {
+        let target = Backing::Shm(unique("target"));
+        let _seg = Segment::create(&opts(&target), 4096).unwrap();
+        let link = unique("link");
+        let Backing::Shm(target_name) = &target else {
+            unreachable!()
+        };
+        std::os::unix::fs::symlink(shm_path(target_name), shm_path(&link)).unwrap();
+        let opened = Segment::open(&opts(&Backing::Shm(link.clone())));
+        let _ = std::fs::remove_file(shm_path(&link));
+        match opened {
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ELOOP), "{source}")
+            }
+            other => panic!("expected ELOOP, got {other:?}"),
+        }
+    }
+
     #[test]
     fn open_waits_for_a_creator() {
         let name = unique("wait");
         let backing = Backing::Shm(name.clone());
         // A creator that has made and locked the object but not sized it yet.
-        let path = CString::new(format!("/{SHM_PREFIX}{name}")).unwrap();
-        let file = shm_open(
-            &path,
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600,
-        )
-        .unwrap();
+        let path = shm_path(&name);
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+        let file = shm_open(&path, flags, 0o600).unwrap();
         assert!(lock::try_lock(file.as_fd(), PRESENCE_LOCK, false).unwrap());
         let opener = {
             let backing = backing.clone();
