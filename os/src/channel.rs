@@ -4,9 +4,8 @@
 use std::fmt;
 use std::fs::File;
 use std::mem::ManuallyDrop;
-use std::num::NonZeroU32;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -30,8 +29,7 @@ use crate::error::{
 use crate::futex::SharedFutex;
 use crate::message::{message_receiver, message_sender};
 use crate::options::SegmentBuilder;
-use crate::segment::{Backing, Segment, SegmentOptions};
-use crate::sys::lock;
+use crate::segment::{Backing, Segment, SegmentOptions, lock_offset, owner_word};
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,
 /// cleanup and the endpoints' wait strategy through [`SegmentBuilder`].
@@ -170,19 +168,7 @@ impl Channel {
     /// is replaced, and its committed messages stay); [`Error::Corrupted`].
     pub fn sender(&self) -> Result<Sender> {
         let futex = self.futex()?;
-        let (lock, token) = self.claim_lock(Role::Sender)?;
-        let region = self.segment.region().clone();
-        let previous = owner_word(&region, Role::Sender);
-        let claimed = match NonZeroU32::new(previous) {
-            None => Producer::claim(region, token),
-            // SAFETY: we hold the sender lock, which the previous holder held until
-            // its description closed: it has exited (or dropped its handle without
-            // clearing the word, impossible for a shmring handle), so no handle of
-            // this process uses the role.
-            Some(previous) => unsafe { Producer::take_over(region, token, previous) },
-        };
-        let producer =
-            claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Sender, e))?;
+        let (producer, lock) = self.segment.claim_producer()?;
         set_pid(self.segment.region(), Role::Sender, std::process::id());
         Ok(Sender {
             producer,
@@ -199,16 +185,7 @@ impl Channel {
     /// [`Error::RoleTaken`] while another live receiver holds it; [`Error::Corrupted`].
     pub fn receiver(&self) -> Result<Receiver> {
         let futex = self.futex()?;
-        let (lock, token) = self.claim_lock(Role::Receiver)?;
-        let region = self.segment.region().clone();
-        let previous = owner_word(&region, Role::Receiver);
-        let claimed = match NonZeroU32::new(previous) {
-            None => Consumer::claim(region, token),
-            // SAFETY: as in `sender`: holding the lock proves the previous holder gone.
-            Some(previous) => unsafe { Consumer::take_over(region, token, previous) },
-        };
-        let consumer =
-            claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Receiver, e))?;
+        let (consumer, lock) = self.segment.claim_consumer()?;
         set_pid(self.segment.region(), Role::Receiver, std::process::id());
         Ok(Receiver {
             consumer,
@@ -230,24 +207,6 @@ impl Channel {
         })
     }
 
-    /// Takes the role's liveness lock through a description of our own.
-    fn claim_lock(&self, role: Role) -> Result<(File, NonZeroU32)> {
-        let what = self.segment.describe();
-        let file = lock::reopen(self.segment.fd()).map_err(|e| Error::io("reopen", what, e))?;
-        let taken = !lock::try_lock(file.as_fd(), lock_offset(role), true)
-            .map_err(|e| Error::io("fcntl(F_OFD_SETLK)", what, e))?;
-        if taken {
-            return Err(Error::RoleTaken {
-                role,
-                owner: owner_word(self.segment.region(), role),
-            });
-        }
-        // The token names the holder for humans (`list_segments`); the lock, not
-        // the token, decides liveness, so pid reuse cannot fake it.
-        let token = NonZeroU32::new(std::process::id()).unwrap_or(NonZeroU32::MIN);
-        Ok((file, token))
-    }
-
     /// The segment under the channel.
     pub fn segment(&self) -> &Segment {
         &self.segment
@@ -266,25 +225,6 @@ impl Channel {
         command.env(var, fd.to_string());
         crate::sys::inherit::inherit_in_child(command, [fd]);
     }
-}
-
-fn lock_offset(role: Role) -> u64 {
-    match role {
-        Role::Sender => lock::SENDER_LOCK,
-        Role::Receiver => lock::RECEIVER_LOCK,
-    }
-}
-
-fn owner_word(region: &RawRegion, role: Role) -> u32 {
-    use shmring_core::Region as _;
-    let control = region.control();
-    let word = match role {
-        Role::Sender => &control.producer.0.owner,
-        Role::Receiver => &control.consumer.0.owner,
-    };
-    // Relaxed: the claim's compare-exchange in core orders what matters; this value
-    // only picks claim or take-over (a stale value makes the claim fail `Taken`).
-    word.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Writes the holder's pid into the role's line (0 at release): a hint for

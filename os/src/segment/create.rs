@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use memmap2::MmapRaw;
 use rustix::fs::FallocateFlags;
 use rustix::io::Errno;
-use shmring_core::RawRegion;
+use shmring_core::{MpmcGeometry, RawMpmcRegion, RawRegion};
 
 use crate::error::{Error, Result};
 use crate::sys::lock::{self, PRESENCE_LOCK};
@@ -167,6 +167,16 @@ fn finish_create_with<C>(
     Ok((map, contents))
 }
 
+/// The header flags a ring created with `options` carries: the asymmetric fence
+/// pair if asked for and this process could register for `membarrier`.
+fn fence_flags(options: &SegmentOptions) -> u32 {
+    if options.asymmetric_fences && crate::futex::register_membarrier() {
+        shmring_core::FLAG_ASYMMETRIC_FENCES
+    } else {
+        0
+    }
+}
+
 /// Initialises a fresh ring of `capacity` bytes in `map`.
 pub(super) fn init_ring(
     map: &MmapRaw,
@@ -174,11 +184,7 @@ pub(super) fn init_ring(
     capacity: usize,
     options: &SegmentOptions,
 ) -> Result<RawRegion> {
-    let flags = if options.asymmetric_fences && crate::futex::register_membarrier() {
-        shmring_core::FLAG_ASYMMETRIC_FENCES
-    } else {
-        0
-    };
+    let flags = fence_flags(options);
     // SAFETY: `map` is a fresh shared read-write mapping of `size` bytes (page
     // aligned, so 128-aligned) that the Segment will own alongside the region;
     // nobody else touches it during init (an opener does not use a segment before
@@ -186,6 +192,31 @@ pub(super) fn init_ring(
     // shmring handles.
     unsafe { RawRegion::init_with_flags(map.as_mut_ptr(), map.len(), capacity, flags) }
         .map_err(|e| Error::layout(what, e))
+}
+
+/// Initialises a fresh MPMC ring of `geometry` in `map`.
+pub(super) fn init_mpmc(
+    map: &MmapRaw,
+    what: &str,
+    geometry: &MpmcGeometry,
+    options: &SegmentOptions,
+) -> Result<RawMpmcRegion> {
+    let flags = fence_flags(options);
+    // SAFETY: `map` is a fresh shared read-write mapping of at least the layout's
+    // size (page aligned, so 128-aligned) that the Segment will own alongside the
+    // region; nobody uses it before its magic is published; afterwards this process
+    // touches it only through shmring handles.
+    unsafe {
+        RawMpmcRegion::init_with_flags(
+            map.as_mut_ptr(),
+            map.len(),
+            geometry.slots(),
+            geometry.slot_size(),
+            geometry.endpoints(),
+            flags,
+        )
+    }
+    .map_err(|e| Error::layout(what, super::mpmc_header_error(e)))
 }
 
 /// `posix_fallocate(fd, 0, size)`: reserves the pages (tmpfs included), so a full

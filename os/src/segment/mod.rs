@@ -14,6 +14,7 @@
 //! (with the trust checks), `list` ([`list_segments`]); here, the [`Segment`] type,
 //! its mapping and the [`SegmentOptions`] it is created and opened with.
 
+mod claim;
 mod create;
 mod list;
 pub(crate) mod names;
@@ -25,13 +26,18 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use memmap2::{MmapOptions, MmapRaw};
-use shmring_core::{DATA_OFFSET, LayoutError, MAX_CAPACITY, RawRegion, segment_layout};
+use shmring_core::mpmc::layout::{MAX_MPMC_SEGMENT, MAX_SLOTS, MPMC_TABLE_OFFSET};
+use shmring_core::{
+    DATA_OFFSET, LayoutError, MAX_CAPACITY, MpmcGeometry, MpmcLayoutError, MpmcRegion,
+    RawMpmcRegion, RawRegion, segment_layout,
+};
 
 use crate::blocking::WaitStrategy;
 use crate::error::{Error, Result};
 use crate::sys::lock;
 
-use create::{create_memfd, create_named, init_ring};
+pub(crate) use claim::{lock_offset, owner_word};
+use create::{create_memfd, create_named, init_mpmc, init_ring};
 pub use list::{SegmentKind, SegmentState, SegmentStatus, list_segments};
 use names::{Named, remove_if_ours};
 use open::{check_seals, check_size, describe_fd, open_named, own_description};
@@ -211,6 +217,49 @@ impl Contents for RawRegion {
     }
 }
 
+/// Maps an MPMC layout error found in a segment's header to the layout error the
+/// segment machinery reports.
+pub(super) fn mpmc_header_error(e: MpmcLayoutError) -> LayoutError {
+    match e {
+        MpmcLayoutError::InvalidSlotCount { slots } => LayoutError::HeaderMismatch {
+            field: "slot_count",
+            found: slots,
+            expected: MAX_SLOTS as u64,
+        },
+        MpmcLayoutError::InvalidSlotSize { slot_size, max } => LayoutError::HeaderMismatch {
+            field: "slot_size",
+            found: slot_size,
+            expected: max,
+        },
+        MpmcLayoutError::InvalidEndpointCount { endpoints, max } => LayoutError::HeaderMismatch {
+            field: "endpoint_count",
+            found: endpoints,
+            expected: max,
+        },
+        MpmcLayoutError::SegmentTooLarge { size } => LayoutError::HeaderMismatch {
+            field: "segment_size",
+            found: size,
+            expected: MAX_MPMC_SEGMENT,
+        },
+        MpmcLayoutError::Segment(e) => e,
+    }
+}
+
+impl Contents for RawMpmcRegion {
+    const MIN_SIZE: u64 = MPMC_TABLE_OFFSET as u64;
+    const MAX_SIZE: u64 = MAX_MPMC_SEGMENT;
+
+    unsafe fn attach(map: &MmapRaw) -> std::result::Result<Self, LayoutError> {
+        // SAFETY: the caller's contract: a shared mapping of `map.len()` bytes that
+        // outlives the region, touched by this process only through shmring handles.
+        unsafe { RawMpmcRegion::attach(map.as_mut_ptr(), map.len()) }.map_err(mpmc_header_error)
+    }
+
+    fn summary(&self) -> (&'static str, u64) {
+        ("slots", self.geometry().slots() as u64)
+    }
+}
+
 /// Initialises a freshly created, sized (and for a memfd sealed) mapping of a
 /// segment described as the `&str`: what [`Segment::create_with`] fills it with.
 pub(crate) type Init<'a, C> = &'a dyn Fn(&MmapRaw, &str) -> Result<C>;
@@ -303,6 +352,21 @@ impl Segment {
     /// Bytes in the ring's data region.
     pub fn capacity(&self) -> usize {
         self.region.capacity()
+    }
+}
+
+impl Segment<RawMpmcRegion> {
+    /// Creates a segment as [`Segment::create`] does (names, modes, reclaim, sizing
+    /// and sealing alike) holding a fresh, empty MPMC ring of `geometry`.
+    ///
+    /// # Errors
+    /// As [`Segment::create`], but for the capacity: `geometry` is valid.
+    pub(crate) fn create_mpmc(
+        options: &SegmentOptions,
+        geometry: &MpmcGeometry,
+    ) -> Result<Segment<RawMpmcRegion>> {
+        let init = |map: &MmapRaw, what: &str| init_mpmc(map, what, geometry, options);
+        Segment::create_with(options, geometry.segment_size(), &init)
     }
 }
 
