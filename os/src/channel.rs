@@ -4,9 +4,8 @@
 use std::fmt;
 use std::fs::File;
 use std::mem::ManuallyDrop;
-use std::num::NonZeroU32;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -30,8 +29,7 @@ use crate::error::{
 use crate::futex::SharedFutex;
 use crate::message::{message_receiver, message_sender};
 use crate::options::SegmentBuilder;
-use crate::segment::{Backing, Segment, SegmentOptions};
-use crate::sys::lock;
+use crate::segment::{Backing, Segment, SegmentOptions, lock_offset, owner_word};
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,
 /// cleanup and the endpoints' wait strategy through [`SegmentBuilder`].
@@ -170,23 +168,11 @@ impl Channel {
     /// is replaced, and its committed messages stay); [`Error::Corrupted`].
     pub fn sender(&self) -> Result<Sender> {
         let futex = self.futex()?;
-        let (lock, token) = self.claim_lock(Role::Sender)?;
-        let region = self.segment.region().clone();
-        let previous = owner_word(&region, Role::Sender);
-        let claimed = match NonZeroU32::new(previous) {
-            None => Producer::claim(region, token),
-            // SAFETY: we hold the sender lock, which the previous holder held until
-            // its description closed: it has exited (or dropped its handle without
-            // clearing the word, impossible for a shmring handle), so no handle of
-            // this process uses the role.
-            Some(previous) => unsafe { Producer::take_over(region, token, previous) },
-        };
-        let producer =
-            claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Sender, e))?;
+        let (producer, lock) = self.segment.claim_producer()?;
         set_pid(self.segment.region(), Role::Sender, std::process::id());
         Ok(Sender {
-            producer: ManuallyDrop::new(producer),
-            lock: ManuallyDrop::new(lock),
+            producer,
+            _lock: lock,
             link: Link::new(&self.segment, futex, Role::Sender, self.wait),
         })
     }
@@ -199,20 +185,11 @@ impl Channel {
     /// [`Error::RoleTaken`] while another live receiver holds it; [`Error::Corrupted`].
     pub fn receiver(&self) -> Result<Receiver> {
         let futex = self.futex()?;
-        let (lock, token) = self.claim_lock(Role::Receiver)?;
-        let region = self.segment.region().clone();
-        let previous = owner_word(&region, Role::Receiver);
-        let claimed = match NonZeroU32::new(previous) {
-            None => Consumer::claim(region, token),
-            // SAFETY: as in `sender`: holding the lock proves the previous holder gone.
-            Some(previous) => unsafe { Consumer::take_over(region, token, previous) },
-        };
-        let consumer =
-            claimed.map_err(|e| Error::claim(self.segment.describe(), Role::Receiver, e))?;
+        let (consumer, lock) = self.segment.claim_consumer()?;
         set_pid(self.segment.region(), Role::Receiver, std::process::id());
         Ok(Receiver {
-            consumer: ManuallyDrop::new(consumer),
-            lock: ManuallyDrop::new(lock),
+            consumer,
+            _lock: lock,
             link: Link::new(&self.segment, futex, Role::Receiver, self.wait),
         })
     }
@@ -228,24 +205,6 @@ impl Channel {
             what: "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
                    creator chose (a seccomp filter or a kernel before 4.16 here?)",
         })
-    }
-
-    /// Takes the role's liveness lock through a description of our own.
-    fn claim_lock(&self, role: Role) -> Result<(File, NonZeroU32)> {
-        let what = self.segment.describe();
-        let file = lock::reopen(self.segment.fd()).map_err(|e| Error::io("reopen", what, e))?;
-        let taken = !lock::try_lock(file.as_fd(), lock_offset(role), true)
-            .map_err(|e| Error::io("fcntl(F_OFD_SETLK)", what, e))?;
-        if taken {
-            return Err(Error::RoleTaken {
-                role,
-                owner: owner_word(self.segment.region(), role),
-            });
-        }
-        // The token names the holder for humans (`list_segments`); the lock, not
-        // the token, decides liveness, so pid reuse cannot fake it.
-        let token = NonZeroU32::new(std::process::id()).unwrap_or(NonZeroU32::MIN);
-        Ok((file, token))
     }
 
     /// The segment under the channel.
@@ -266,25 +225,6 @@ impl Channel {
         command.env(var, fd.to_string());
         crate::sys::inherit::inherit_in_child(command, [fd]);
     }
-}
-
-fn lock_offset(role: Role) -> u64 {
-    match role {
-        Role::Sender => lock::SENDER_LOCK,
-        Role::Receiver => lock::RECEIVER_LOCK,
-    }
-}
-
-fn owner_word(region: &RawRegion, role: Role) -> u32 {
-    use shmring_core::Region as _;
-    let control = region.control();
-    let word = match role {
-        Role::Sender => &control.producer.0.owner,
-        Role::Receiver => &control.consumer.0.owner,
-    };
-    // Relaxed: the claim's compare-exchange in core orders what matters; this value
-    // only picks claim or take-over (a stale value makes the claim fail `Taken`).
-    word.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Writes the holder's pid into the role's line (0 at release): a hint for
@@ -327,6 +267,14 @@ impl fmt::Debug for Link {
             .field("segment", &self.segment.describe())
             .field("wait", &self.waiter.strategy())
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Link {
+    /// Runs after the endpoint's claim and lock have gone (the fields before
+    /// `link` in `Sender` and `Receiver`): a parked peer sees the departure now.
+    fn drop(&mut self) {
+        wake_parked(&self.segment);
     }
 }
 
@@ -480,11 +428,12 @@ impl Receiver {
 /// to a receiver (ARCHITECTURE.md: delivery semantics), also if this process dies
 /// right after committing it.
 pub struct Sender {
-    // Dropped by hand, in this order (`Drop for Sender`): the producer releases its
-    // claim word, then the lock goes (the role is free), then a parked receiver is
-    // woken; the mapping goes with `link`.
-    producer: ManuallyDrop<Producer<RawRegion>>,
-    lock: ManuallyDrop<File>,
+    // Dropped in this order, after `Drop for Sender` clears the pid: fields drop
+    // in declaration order, so the producer releases its claim word, then the lock
+    // goes (the role is free), then `link`'s drop wakes a parked receiver, and the
+    // mapping goes with it. Keep the fields in this order.
+    producer: Producer<RawRegion>,
+    _lock: File,
     link: Link,
 }
 
@@ -713,17 +662,12 @@ impl<'a> SendBatch<'a> {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        // Before the claim word is released: the next holder writes its own.
+        // Before the claim word is released: the next holder writes its own. Then
+        // the fields drop in order: the producer publishes what is pending and
+        // releases the claim word, the lock frees the role (a probe now finds it
+        // unheld), and `link` wakes a parked receiver, which sees the departure
+        // now, not at its next probe.
         set_pid(self.link.segment.region(), Role::Sender, 0);
-        // Publishes what is pending and releases the claim word...
-        // SAFETY: the field is dropped once, here, and never used again (the
-        // struct is being dropped; `link` does not touch it).
-        unsafe { ManuallyDrop::drop(&mut self.producer) };
-        // ...then frees the role: a probe now finds it unheld.
-        // SAFETY: as above.
-        unsafe { ManuallyDrop::drop(&mut self.lock) };
-        // A parked receiver sees the departure now, not at its next probe.
-        wake_parked(&self.link.segment);
     }
 }
 
@@ -737,14 +681,9 @@ impl Drop for SendBatch<'_> {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        // As in `Drop for Sender`.
+        // As in `Drop for Sender`: then the consumer, the lock, and `link`, which
+        // wakes a sender parked on a full ring.
         set_pid(self.link.segment.region(), Role::Receiver, 0);
-        // SAFETY: as in `Drop for Sender`.
-        unsafe { ManuallyDrop::drop(&mut self.consumer) };
-        // SAFETY: as in `Drop for Sender`.
-        unsafe { ManuallyDrop::drop(&mut self.lock) };
-        // A sender parked on a full ring sees the departure now.
-        wake_parked(&self.link.segment);
     }
 }
 
@@ -786,9 +725,9 @@ impl DerefMut for SendGrant<'_> {
 
 /// The receiving side of a channel. `Send`, not `Sync`: one thread at a time.
 pub struct Receiver {
-    // Dropped by hand, as for `Sender`.
-    consumer: ManuallyDrop<Consumer<RawRegion>>,
-    lock: ManuallyDrop<File>,
+    // Dropped in this order, as for `Sender`.
+    consumer: Consumer<RawRegion>,
+    _lock: File,
     link: Link,
 }
 

@@ -44,22 +44,17 @@
 
 use std::fmt;
 use std::fs::File;
-use std::num::NonZeroU32;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use memmap2::MmapRaw;
-use shmring_core::mpmc::layout::{
-    MAX_MPMC_SEGMENT, MAX_SLOTS, MPMC_TABLE_OFFSET, ROLE_CONSUMER, ROLE_PRODUCER,
-};
+use shmring_core::mpmc::layout::{MAX_MPMC_SEGMENT, ROLE_CONSUMER, ROLE_PRODUCER};
 use shmring_core::{
-    FLAG_ASYMMETRIC_FENCES, LayoutError, Liveness, MpmcConsumer, MpmcCorruption, MpmcGeometry,
-    MpmcLayoutError, MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, MpmcRegisterError,
-    MpmcWaitError, RawMpmcRegion, Recovery,
+    FLAG_ASYMMETRIC_FENCES, Liveness, MpmcConsumer, MpmcCorruption, MpmcGeometry, MpmcLayoutError,
+    MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, MpmcWaitError, RawMpmcRegion, Recovery,
 };
 
 pub use shmring_core::MpmcStats;
@@ -69,8 +64,7 @@ use crate::error::{self, Corrupted, Error, Result, Role};
 use crate::futex::SharedFutex;
 use crate::message::{message_receiver, message_sender};
 use crate::options::SegmentBuilder;
-use crate::segment::{Backing, Contents, Segment, SegmentOptions};
-use crate::sys::lock;
+use crate::segment::{Backing, Segment, SegmentOptions};
 
 /// The default stall timeout: how long a claimed but unfinished slot is waited
 /// for before its claimant's liveness is checked.
@@ -91,34 +85,6 @@ const MAX_CONTENDED: u32 = 64;
 /// A segment holding an MPMC ring.
 pub type MpmcSegment = Segment<RawMpmcRegion>;
 
-/// Maps an MPMC layout error found in a segment's header to the layout error the
-/// segment machinery reports.
-fn header_error(e: MpmcLayoutError) -> LayoutError {
-    match e {
-        MpmcLayoutError::InvalidSlotCount { slots } => LayoutError::HeaderMismatch {
-            field: "slot_count",
-            found: slots,
-            expected: MAX_SLOTS as u64,
-        },
-        MpmcLayoutError::InvalidSlotSize { slot_size, max } => LayoutError::HeaderMismatch {
-            field: "slot_size",
-            found: slot_size,
-            expected: max,
-        },
-        MpmcLayoutError::InvalidEndpointCount { endpoints, max } => LayoutError::HeaderMismatch {
-            field: "endpoint_count",
-            found: endpoints,
-            expected: max,
-        },
-        MpmcLayoutError::SegmentTooLarge { size } => LayoutError::HeaderMismatch {
-            field: "segment_size",
-            found: size,
-            expected: MAX_MPMC_SEGMENT,
-        },
-        MpmcLayoutError::Segment(e) => e,
-    }
-}
-
 /// Maps a requested shape's error (before any system call).
 fn shape_error(e: MpmcLayoutError) -> Error {
     match e {
@@ -134,21 +100,6 @@ fn shape_error(e: MpmcLayoutError) -> Error {
             max: MAX_MPMC_SEGMENT,
         },
         MpmcLayoutError::Segment(e) => Error::layout("MPMC layout", e),
-    }
-}
-
-impl Contents for RawMpmcRegion {
-    const MIN_SIZE: u64 = MPMC_TABLE_OFFSET as u64;
-    const MAX_SIZE: u64 = MAX_MPMC_SEGMENT;
-
-    unsafe fn attach(map: &MmapRaw) -> std::result::Result<Self, LayoutError> {
-        // SAFETY: the caller's contract: a shared mapping of `map.len()` bytes that
-        // outlives the region, touched by this process only through shmring handles.
-        unsafe { RawMpmcRegion::attach(map.as_mut_ptr(), map.len()) }.map_err(header_error)
-    }
-
-    fn summary(&self) -> (&'static str, u64) {
-        ("slots", self.geometry().slots() as u64)
     }
 }
 
@@ -245,29 +196,7 @@ impl MpmcChannelBuilder {
     pub fn create(&self) -> Result<MpmcChannel> {
         let geometry =
             MpmcGeometry::new(self.slots, self.slot_size, self.endpoints).map_err(shape_error)?;
-        let flags = if self.options.asymmetric_fences && crate::futex::register_membarrier() {
-            FLAG_ASYMMETRIC_FENCES
-        } else {
-            0
-        };
-        let init = |map: &MmapRaw, what: &str| {
-            // SAFETY: `map` is a fresh shared read-write mapping of at least the
-            // layout's size (page aligned, so 128-aligned) that the Segment owns
-            // alongside the region; nobody uses it before its magic is published;
-            // afterwards this process touches it only through shmring handles.
-            unsafe {
-                RawMpmcRegion::init_with_flags(
-                    map.as_mut_ptr(),
-                    map.len(),
-                    geometry.slots(),
-                    geometry.slot_size(),
-                    geometry.endpoints(),
-                    flags,
-                )
-            }
-            .map_err(|e| Error::layout(what, header_error(e)))
-        };
-        let segment = Segment::create_with(&self.options, geometry.segment_size(), &init)?;
+        let segment = Segment::create_mpmc(&self.options, &geometry)?;
         Ok(self.channel(segment))
     }
 
@@ -334,16 +263,8 @@ impl MpmcChannel {
     /// (the entry of a dead one is taken over); [`Error::Unsupported`] (a channel
     /// with asymmetric fences where `membarrier` is refused); [`Error::Io`].
     pub fn sender(&self) -> Result<MpmcSender> {
-        let (producer, lock, futex) =
-            self.attach(ROLE_PRODUCER, |region, entry, token, prev| {
-                match prev {
-                    None => MpmcProducer::register_at(region, entry, token),
-                    // SAFETY: we hold the entry's lock, which its previous holder held
-                    // until its description closed: it has exited (a shmring handle
-                    // clears the owner word before it lets the lock go).
-                    Some(prev) => unsafe { MpmcProducer::take_over_at(region, entry, token, prev) },
-                }
-            })?;
+        let futex = self.futex()?;
+        let (producer, lock) = self.segment.register_producer()?;
         Ok(MpmcSender {
             producer,
             _lock: lock,
@@ -356,14 +277,8 @@ impl MpmcChannel {
     /// # Errors
     /// As [`sender`](Self::sender).
     pub fn receiver(&self) -> Result<MpmcReceiver> {
-        let (consumer, lock, futex) =
-            self.attach(ROLE_CONSUMER, |region, entry, token, prev| {
-                match prev {
-                    None => MpmcConsumer::register_at(region, entry, token),
-                    // SAFETY: as in `sender`.
-                    Some(prev) => unsafe { MpmcConsumer::take_over_at(region, entry, token, prev) },
-                }
-            })?;
+        let futex = self.futex()?;
+        let (consumer, lock) = self.segment.register_consumer()?;
         Ok(MpmcReceiver {
             consumer,
             _lock: lock,
@@ -390,64 +305,6 @@ impl MpmcChannel {
         SharedFutex::asymmetric().ok_or(Error::Unsupported {
             what: "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
                    creator chose (a seccomp filter or a kernel before 4.16 here?)",
-        })
-    }
-
-    /// Takes the lock of the first entry no live endpoint holds, through a
-    /// description of our own, and registers there with `register`.
-    fn attach<T>(
-        &self,
-        role: u32,
-        register: impl Fn(
-            RawMpmcRegion,
-            usize,
-            NonZeroU32,
-            Option<NonZeroU32>,
-        ) -> std::result::Result<T, MpmcRegisterError>,
-    ) -> Result<(T, File, SharedFutex)> {
-        let futex = self.futex()?;
-        let what = self.segment.describe();
-        let file = lock::reopen(self.segment.fd()).map_err(|e| Error::io("reopen", what, e))?;
-        let region = self.segment.contents();
-        let geometry = region.geometry();
-        // The token names the holder for humans; the lock decides liveness.
-        let token = NonZeroU32::new(std::process::id()).unwrap_or(NonZeroU32::MIN);
-        for entry in 0..geometry.endpoints() {
-            let offset = geometry.entry_offset(entry) as u64;
-            let locked = lock::try_lock(file.as_fd(), offset, true)
-                .map_err(|e| Error::io("fcntl(F_OFD_SETLK)", what, e))?;
-            if !locked {
-                continue;
-            }
-            // Acquire pairs with the Release store of the owner word when a holder
-            // drops; the value only picks register or take-over (core's CAS decides).
-            let previous = region.entry(entry).owner.load(Ordering::Acquire);
-            match register(region.clone(), entry, token, NonZeroU32::new(previous)) {
-                Ok(endpoint) => {
-                    // Relaxed: informational, for observers.
-                    region
-                        .entry(entry)
-                        .pid
-                        .store(std::process::id(), Ordering::Relaxed);
-                    debug_assert_eq!(region.entry(entry).role.load(Ordering::Relaxed), role);
-                    return Ok((endpoint, file, futex));
-                }
-                // The owner word changed under our lock: not a shmring endpoint's
-                // doing. Leave that entry alone.
-                Err(MpmcRegisterError::Taken { .. }) => {
-                    lock::unlock(file.as_fd(), offset)
-                        .map_err(|e| Error::io("fcntl(F_OFD_SETLK)", what, e))?;
-                }
-                Err(
-                    MpmcRegisterError::TableFull { .. } | MpmcRegisterError::EntryOutOfRange { .. },
-                ) => {
-                    unreachable!("entry {entry} is below the table size")
-                }
-            }
-        }
-        Err(Error::EndpointTableFull {
-            what: what.to_owned(),
-            endpoints: geometry.endpoints(),
         })
     }
 
@@ -1060,7 +917,7 @@ message_receiver!(MpmcReceiver);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shmring_core::mpmc::layout::{MAX_ENDPOINTS, MAX_SLOT_SIZE};
+    use shmring_core::mpmc::layout::{MAX_ENDPOINTS, MAX_SLOT_SIZE, MAX_SLOTS};
 
     fn memfd(slots: usize, endpoints: usize) -> MpmcChannel {
         MpmcChannelBuilder::memfd()

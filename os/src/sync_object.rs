@@ -108,12 +108,31 @@ unsafe impl Send for ObjectView {}
 unsafe impl Sync for ObjectView {}
 
 impl ObjectView {
+    /// A view of the object in `map` whose header is still to be written (`init`)
+    /// or read (`attach_object`): size and alignment checked.
+    fn unchecked(map: &MmapRaw) -> std::result::Result<ObjectView, LayoutError> {
+        Ok(ObjectView {
+            layout: check_memory(map)?,
+            kind: 0,
+            max_count: 0,
+        })
+    }
+
+    /// The object's layout: the one place its memory is reached.
+    fn layout(&self) -> &ObjectLayout {
+        // SAFETY: `layout` points to an ObjectLayout in bounds and aligned
+        // (`check_memory` checked the mapping's size and alignment when the view
+        // was made) in a mapping that outlives the view: the owning Segment keeps
+        // it mapped while the view lives, and `init` and `attach_object` use their
+        // view only while they borrow the mapping (the caller's contract). Only
+        // atomics are reached through the reference, so a peer writing the words
+        // concurrently is no data race.
+        unsafe { self.layout.as_ref() }
+    }
+
     /// The futex line.
     pub(crate) fn words(&self) -> &ObjectWords {
-        // SAFETY: `layout` points to a live, aligned ObjectLayout in the mapping
-        // the owning Segment keeps mapped while the view lives; only atomics are
-        // reached through the reference.
-        unsafe { &self.layout.as_ref().words.0 }
+        &self.layout().words.0
     }
 
     /// The maximum count read from the header at attach time (0 for an event).
@@ -129,10 +148,13 @@ impl ObjectView {
         max_count: u32,
         word: u32,
     ) -> std::result::Result<ObjectView, LayoutError> {
-        let layout = check_memory(map)?;
-        // SAFETY: `check_memory` checked size and alignment; the mapping is fresh
-        // (zero-filled) and lives while the view does (the Segment owns both).
-        let object = unsafe { layout.as_ref() };
+        // The mapping is fresh (zero-filled): nobody else reads it before `magic`.
+        let view = ObjectView {
+            kind,
+            max_count,
+            ..ObjectView::unchecked(map)?
+        };
+        let object = view.layout();
         let header = &object.header.0;
         header
             .layout_version
@@ -148,11 +170,7 @@ impl ObjectView {
         // SYNC: Release pairs with the Acquire load of `magic` in `attach`: an
         // opener that sees the magic sees every field above.
         header.magic.store(MAGIC, Ordering::Release);
-        Ok(ObjectView {
-            layout,
-            kind,
-            max_count,
-        })
+        Ok(view)
     }
 }
 
@@ -179,10 +197,8 @@ fn check_memory(map: &MmapRaw) -> std::result::Result<NonNull<ObjectLayout>, Lay
 
 /// Checks each header field of the object at `map` (each read once).
 fn attach_object(map: &MmapRaw) -> std::result::Result<ObjectView, LayoutError> {
-    let layout = check_memory(map)?;
-    // SAFETY: size and alignment checked; the mapping outlives the view (the
-    // caller's contract); only atomics are read through the reference.
-    let header = unsafe { &layout.as_ref().header.0 };
+    let view = ObjectView::unchecked(map)?;
+    let header = &view.layout().header.0;
     // SYNC: Acquire pairs with the Release store of `magic` in `init`.
     let magic = header.magic.load(Ordering::Acquire);
     if magic == 0 {
@@ -241,9 +257,9 @@ fn attach_object(map: &MmapRaw) -> std::result::Result<ObjectView, LayoutError> 
         });
     }
     Ok(ObjectView {
-        layout,
         kind,
         max_count,
+        ..view
     })
 }
 

@@ -3,11 +3,13 @@
 
 use std::fs::{File, Permissions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 
 use memmap2::MmapRaw;
-use shmring_core::RawRegion;
+use rustix::fs::FallocateFlags;
+use rustix::io::Errno;
+use shmring_core::{MpmcGeometry, RawMpmcRegion, RawRegion};
 
 use crate::error::{Error, Result};
 use crate::sys::lock::{self, PRESENCE_LOCK};
@@ -165,6 +167,16 @@ fn finish_create_with<C>(
     Ok((map, contents))
 }
 
+/// The header flags a ring created with `options` carries: the asymmetric fence
+/// pair if asked for and this process could register for `membarrier`.
+fn fence_flags(options: &SegmentOptions) -> u32 {
+    if options.asymmetric_fences && crate::futex::register_membarrier() {
+        shmring_core::FLAG_ASYMMETRIC_FENCES
+    } else {
+        0
+    }
+}
+
 /// Initialises a fresh ring of `capacity` bytes in `map`.
 pub(super) fn init_ring(
     map: &MmapRaw,
@@ -172,11 +184,7 @@ pub(super) fn init_ring(
     capacity: usize,
     options: &SegmentOptions,
 ) -> Result<RawRegion> {
-    let flags = if options.asymmetric_fences && crate::futex::register_membarrier() {
-        shmring_core::FLAG_ASYMMETRIC_FENCES
-    } else {
-        0
-    };
+    let flags = fence_flags(options);
     // SAFETY: `map` is a fresh shared read-write mapping of `size` bytes (page
     // aligned, so 128-aligned) that the Segment will own alongside the region;
     // nobody else touches it during init (an opener does not use a segment before
@@ -186,33 +194,95 @@ pub(super) fn init_ring(
         .map_err(|e| Error::layout(what, e))
 }
 
+/// Initialises a fresh MPMC ring of `geometry` in `map`.
+pub(super) fn init_mpmc(
+    map: &MmapRaw,
+    what: &str,
+    geometry: &MpmcGeometry,
+    options: &SegmentOptions,
+) -> Result<RawMpmcRegion> {
+    let flags = fence_flags(options);
+    // SAFETY: `map` is a fresh shared read-write mapping of at least the layout's
+    // size (page aligned, so 128-aligned) that the Segment will own alongside the
+    // region; nobody uses it before its magic is published; afterwards this process
+    // touches it only through shmring handles.
+    unsafe {
+        RawMpmcRegion::init_with_flags(
+            map.as_mut_ptr(),
+            map.len(),
+            geometry.slots(),
+            geometry.slot_size(),
+            geometry.endpoints(),
+            flags,
+        )
+    }
+    .map_err(|e| Error::layout(what, super::mpmc_header_error(e)))
+}
+
 /// `posix_fallocate(fd, 0, size)`: reserves the pages (tmpfs included), so a full
-/// file system fails here and not with `SIGBUS` on first touch.
+/// file system fails here and not with `SIGBUS` on first touch. Made as glibc
+/// makes it: `fallocate`, and where the file system has none (`EOPNOTSUPP`), a
+/// zero byte written into each block of the fresh (all-zero) file.
 fn allocate(file: &File, size: usize, what: &str) -> Result<()> {
-    let len = libc::off_t::try_from(size).map_err(|_| Error::NoSpace {
+    let no_space = || Error::NoSpace {
         what: what.to_owned(),
         size: size as u64,
-    })?;
-    loop {
-        // SAFETY: a plain system call on an open descriptor; no memory is passed.
-        // posix_fallocate returns the error number (it does not set errno).
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
-        match rc {
-            0 => return Ok(()),
-            libc::EINTR => continue,
-            libc::ENOSPC => {
-                return Err(Error::NoSpace {
-                    what: what.to_owned(),
-                    size: size as u64,
-                });
+    };
+    let len = i64::try_from(size).map_err(|_| no_space())? as u64;
+    let result = loop {
+        match rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len) {
+            Err(Errno::INTR) => continue,
+            Err(Errno::OPNOTSUPP) => break write_each_block(file, len),
+            other => break other.map_err(io::Error::from),
+        }
+    };
+    result.map_err(|e| match Errno::from_io_error(&e) {
+        Some(Errno::NOSPC) => no_space(),
+        _ => Error::io("posix_fallocate", what, e),
+    })
+}
+
+/// glibc's `posix_fallocate` without `fallocate`: a zero byte written at the start
+/// of each block of the file's `st_blksize` and at its last byte. Only for a fresh
+/// file, whose bytes are all zero.
+fn write_each_block(file: &File, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    if len == 0 {
+        return Ok(());
+    }
+    let block = file.metadata()?.blksize().clamp(512, 1 << 20);
+    for offset in (0..len).step_by(block as usize) {
+        file.write_all_at(&[0], offset)?;
+    }
+    file.write_all_at(&[0], len - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    /// The fallback of file systems without `fallocate` sizes the file, allocates
+    /// its blocks and leaves every byte zero; a tmpfs or a disk file system with
+    /// `fallocate` gets the same from `allocate`.
+    #[test]
+    fn allocate_and_its_fallback_size_and_reserve_the_file() {
+        let size: u64 = 3 * 4096 + 100;
+        for fallback in [false, true] {
+            let fd = crate::sys::memfd::create(c"alloc-test").unwrap();
+            let file = File::from(fd);
+            if fallback {
+                write_each_block(&file, size).unwrap();
+            } else {
+                allocate(&file, size as usize, "test").unwrap();
             }
-            errno => {
-                return Err(Error::io(
-                    "posix_fallocate",
-                    what,
-                    io::Error::from_raw_os_error(errno),
-                ));
-            }
+            let meta = file.metadata().unwrap();
+            assert_eq!(meta.len(), size, "fallback {fallback}");
+            assert!(meta.blocks() * 512 >= size, "fallback {fallback}: {meta:?}");
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut bytes).unwrap();
+            assert!(bytes.iter().all(|&b| b == 0), "fallback {fallback}");
         }
     }
 }

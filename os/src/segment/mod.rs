@@ -14,6 +14,7 @@
 //! (with the trust checks), `list` ([`list_segments`]); here, the [`Segment`] type,
 //! its mapping and the [`SegmentOptions`] it is created and opened with.
 
+mod claim;
 mod create;
 mod list;
 pub(crate) mod names;
@@ -25,13 +26,18 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use memmap2::{MmapOptions, MmapRaw};
-use shmring_core::{DATA_OFFSET, LayoutError, MAX_CAPACITY, RawRegion, segment_layout};
+use shmring_core::mpmc::layout::{MAX_MPMC_SEGMENT, MAX_SLOTS, MPMC_TABLE_OFFSET};
+use shmring_core::{
+    DATA_OFFSET, LayoutError, MAX_CAPACITY, MpmcGeometry, MpmcLayoutError, MpmcRegion,
+    RawMpmcRegion, RawRegion, segment_layout,
+};
 
 use crate::blocking::WaitStrategy;
 use crate::error::{Error, Result};
 use crate::sys::lock;
 
-use create::{create_memfd, create_named, init_ring};
+pub(crate) use claim::{lock_offset, owner_word};
+use create::{create_memfd, create_named, init_mpmc, init_ring};
 pub use list::{SegmentKind, SegmentState, SegmentStatus, list_segments};
 use names::{Named, remove_if_ours};
 use open::{check_seals, check_size, describe_fd, open_named, own_description};
@@ -211,6 +217,49 @@ impl Contents for RawRegion {
     }
 }
 
+/// Maps an MPMC layout error found in a segment's header to the layout error the
+/// segment machinery reports.
+pub(super) fn mpmc_header_error(e: MpmcLayoutError) -> LayoutError {
+    match e {
+        MpmcLayoutError::InvalidSlotCount { slots } => LayoutError::HeaderMismatch {
+            field: "slot_count",
+            found: slots,
+            expected: MAX_SLOTS as u64,
+        },
+        MpmcLayoutError::InvalidSlotSize { slot_size, max } => LayoutError::HeaderMismatch {
+            field: "slot_size",
+            found: slot_size,
+            expected: max,
+        },
+        MpmcLayoutError::InvalidEndpointCount { endpoints, max } => LayoutError::HeaderMismatch {
+            field: "endpoint_count",
+            found: endpoints,
+            expected: max,
+        },
+        MpmcLayoutError::SegmentTooLarge { size } => LayoutError::HeaderMismatch {
+            field: "segment_size",
+            found: size,
+            expected: MAX_MPMC_SEGMENT,
+        },
+        MpmcLayoutError::Segment(e) => e,
+    }
+}
+
+impl Contents for RawMpmcRegion {
+    const MIN_SIZE: u64 = MPMC_TABLE_OFFSET as u64;
+    const MAX_SIZE: u64 = MAX_MPMC_SEGMENT;
+
+    unsafe fn attach(map: &MmapRaw) -> std::result::Result<Self, LayoutError> {
+        // SAFETY: the caller's contract: a shared mapping of `map.len()` bytes that
+        // outlives the region, touched by this process only through shmring handles.
+        unsafe { RawMpmcRegion::attach(map.as_mut_ptr(), map.len()) }.map_err(mpmc_header_error)
+    }
+
+    fn summary(&self) -> (&'static str, u64) {
+        ("slots", self.geometry().slots() as u64)
+    }
+}
+
 /// Initialises a freshly created, sized (and for a memfd sealed) mapping of a
 /// segment described as the `&str`: what [`Segment::create_with`] fills it with.
 pub(crate) type Init<'a, C> = &'a dyn Fn(&MmapRaw, &str) -> Result<C>;
@@ -306,6 +355,21 @@ impl Segment {
     }
 }
 
+impl Segment<RawMpmcRegion> {
+    /// Creates a segment as [`Segment::create`] does (names, modes, reclaim, sizing
+    /// and sealing alike) holding a fresh, empty MPMC ring of `geometry`.
+    ///
+    /// # Errors
+    /// As [`Segment::create`], but for the capacity: `geometry` is valid.
+    pub(crate) fn create_mpmc(
+        options: &SegmentOptions,
+        geometry: &MpmcGeometry,
+    ) -> Result<Segment<RawMpmcRegion>> {
+        let init = |map: &MmapRaw, what: &str| init_mpmc(map, what, geometry, options);
+        Segment::create_with(options, geometry.segment_size(), &init)
+    }
+}
+
 #[allow(
     clippy::len_without_is_empty,
     reason = "a segment always maps at least its header: it is never empty"
@@ -358,12 +422,8 @@ impl<C: Contents> Segment<C> {
         let len = check_size::<C>(&meta, &what)?;
         check_seals(&given, &what, is_memfd)?;
         let file = own_description(given, &what)?;
-        let map = map(&file, len, options.prefault, &what)?;
-        // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes that the
-        // returned Segment owns alongside the region, so it outlives the region
-        // (the crate keeps clones of the region within the Segment's life); this
-        // process touches it only through shmring handles.
-        let region = unsafe { C::attach(&map) }.map_err(|e| Error::layout(&what, e))?;
+        let (map, region) = map_and_attach::<C>(&file, len, options.prefault, &what)?;
+        let region = region.map_err(|e| Error::layout(&what, e))?;
         Ok(Segment {
             region,
             map,
@@ -438,6 +498,25 @@ impl<C> Drop for Segment<C> {
     }
 }
 
+/// Maps `len` bytes of `file` and attaches `C` to the mapping ([`Contents::attach`]
+/// validates its header): how `open` and `from_fd` reach a segment's contents.
+/// The caller puts both in the [`Segment`] it returns (or drops both).
+fn map_and_attach<C: Contents>(
+    file: &File,
+    len: usize,
+    prefault: bool,
+    what: &str,
+) -> Result<(MmapRaw, std::result::Result<C, LayoutError>)> {
+    let map = map(file, len, prefault, what)?;
+    // SAFETY: `map` is a fresh shared read-write mapping of `map.len()` bytes,
+    // returned with the contents to the caller, which keeps them together in the
+    // Segment it makes: the mapping outlives the contents (the crate keeps clones
+    // of a region within its Segment's life); this process touches it only
+    // through shmring handles.
+    let contents = unsafe { C::attach(&map) };
+    Ok((map, contents))
+}
+
 fn map(file: &File, len: usize, prefault: bool, what: &str) -> Result<MmapRaw> {
     let mut options = MmapOptions::new();
     options.len(len);
@@ -457,7 +536,7 @@ mod tests {
 
     use shmring_core::{Consumer, Producer};
 
-    use std::ffi::CString;
+    use rustix::fs::OFlags;
     use std::io;
     use std::os::unix::fs::MetadataExt;
     use std::path::Path;
@@ -500,13 +579,9 @@ mod tests {
     /// Makes `/dev/shm/shmring.<name>` by hand, with no handle left on it (a dead
     /// creator's leftover).
     fn leftover_shm(name: &str, len: u64) {
-        let path = CString::new(format!("/{SHM_PREFIX}{name}")).unwrap();
-        let file = shm_open(
-            &path,
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600,
-        )
-        .unwrap();
+        let path = shm_path(name);
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+        let file = shm_open(&path, flags, 0o600).unwrap();
         file.set_len(len).unwrap();
     }
 
@@ -912,18 +987,35 @@ mod tests {
         assert!(!shm_path(&name).exists());
     }
 
+    /// `shm_open`'s `O_NOFOLLOW`: a symbolic link planted at a segment's name is
+    /// not followed, to the segment it points at or anywhere else.
+    #[test]
+    fn open_does_not_follow_a_symlink_at_the_name() {
+        let target = Backing::Shm(unique("target"));
+        let _seg = Segment::create(&opts(&target), 4096).unwrap();
+        let link = unique("link");
+        let Backing::Shm(target_name) = &target else {
+            unreachable!()
+        };
+        std::os::unix::fs::symlink(shm_path(target_name), shm_path(&link)).unwrap();
+        let opened = Segment::open(&opts(&Backing::Shm(link.clone())));
+        let _ = std::fs::remove_file(shm_path(&link));
+        match opened {
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ELOOP), "{source}")
+            }
+            other => panic!("expected ELOOP, got {other:?}"),
+        }
+    }
+
     #[test]
     fn open_waits_for_a_creator() {
         let name = unique("wait");
         let backing = Backing::Shm(name.clone());
         // A creator that has made and locked the object but not sized it yet.
-        let path = CString::new(format!("/{SHM_PREFIX}{name}")).unwrap();
-        let file = shm_open(
-            &path,
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600,
-        )
-        .unwrap();
+        let path = shm_path(&name);
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+        let file = shm_open(&path, flags, 0o600).unwrap();
         assert!(lock::try_lock(file.as_fd(), PRESENCE_LOCK, false).unwrap());
         let opener = {
             let backing = backing.clone();

@@ -2,12 +2,13 @@
 //! named segment's reach to its file ([`Named`]): stat, unlink, whether the name
 //! is still ours.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Error, Result};
 
@@ -27,9 +28,10 @@ const MAX_NAME_LEN: usize = 200;
 #[derive(Debug)]
 pub(super) enum Named {
     Shm {
-        /// `"/shmring.<name>"`, for `shm_open` and `shm_unlink`.
+        /// `"/shmring.<name>"`, for `shm_unlink`.
         shm_name: CString,
-        /// `/dev/shm/shmring.<name>`, to compare the name's inode with ours.
+        /// `/dev/shm/shmring.<name>`, which [`shm_open`] opens, and to compare the
+        /// name's inode with ours.
         path: PathBuf,
         what: String,
     },
@@ -84,11 +86,9 @@ impl Named {
     /// Creates it exclusively, read-write, close-on-exec, mode `0o600`.
     pub(super) fn create_excl(&self) -> io::Result<File> {
         match self {
-            Named::Shm { shm_name, .. } => shm_open(
-                shm_name,
-                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-                0o600,
-            ),
+            Named::Shm { path, .. } => {
+                shm_open(path, OFlags::CREATE | OFlags::EXCL | OFlags::RDWR, 0o600)
+            }
             // std opens close-on-exec; create_new is O_CREAT | O_EXCL.
             Named::File { path, .. } => OpenOptions::new()
                 .read(true)
@@ -102,7 +102,7 @@ impl Named {
     /// Opens it read-write, close-on-exec.
     pub(super) fn open_rw(&self) -> io::Result<File> {
         match self {
-            Named::Shm { shm_name, .. } => shm_open(shm_name, libc::O_RDWR | libc::O_CLOEXEC, 0),
+            Named::Shm { path, .. } => shm_open(path, OFlags::RDWR, 0),
             Named::File { path, .. } => OpenOptions::new().read(true).write(true).open(path),
         }
     }
@@ -164,14 +164,16 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     })
 }
 
-pub(super) fn shm_open(name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
-    // SAFETY: `name` is a NUL-terminated string alive across the call.
-    let fd = unsafe { libc::shm_open(name.as_ptr(), flags, mode) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by shm_open: open, and owned by nobody else.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+/// `shm_open` as glibc makes it: `open` of the object's file in [`SHM_DIR`] with
+/// `flags | O_NOFOLLOW | O_CLOEXEC` (a symbolic link planted at the name is not
+/// followed) and `mode` (less the umask, on creation).
+pub(super) fn shm_open(path: &Path, flags: OFlags, mode: u32) -> io::Result<File> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::open(
+        path,
+        flags,
+        Mode::from_raw_mode(mode),
+    )?))
 }
 
 /// Whether `name` refers to the file open as `file`.

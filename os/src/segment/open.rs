@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::sys::lock::{self, PRESENCE_LOCK};
 
 use super::names::{Named, SHM_DIR, SHM_PREFIX, is_ours};
-use super::{Contents, MAX_RACES, Segment, SegmentOptions, map};
+use super::{Contents, MAX_RACES, Segment, SegmentOptions, map_and_attach};
 
 /// How long an open waits for a segment that is still being created (size zero or
 /// magic not yet written) while another handle on it is alive: its creator.
@@ -48,7 +48,8 @@ pub(crate) unsafe fn inherited_fd(var: &str) -> Result<OwnedFd> {
         .ok_or_else(not_found)?;
     // SAFETY: by the caller's contract, passed to us for this object and owned by
     // nothing else.
-    unsafe { crate::sys::inherit::take_inherited(fd) }.ok_or_else(not_found)
+    let [fd] = unsafe { crate::sys::inherit::take_inherited([fd]) }.ok_or_else(not_found)?;
+    Ok(fd)
 }
 
 /// The file behind `given` through an open file description of our own, holding
@@ -162,11 +163,9 @@ fn open_attempt<C: Contents>(named: &Named, options: &SegmentOptions) -> Result<
         });
     }
     let len = check_size::<C>(&meta, what)?;
-    let map = map(&file, len, options.prefault, what)?;
-    // SAFETY: `map` is a shared read-write mapping of `map.len()` bytes (the size we
-    // validated) that the Segment owns alongside the region; this process touches
-    // it only through shmring handles.
-    let region = match unsafe { C::attach(&map) } {
+    // `len` is the size validated above.
+    let (map, region) = map_and_attach::<C>(&file, len, options.prefault, what)?;
+    let region = match region {
         Ok(region) => region,
         Err(LayoutError::Uninitialized) => {
             return Ok(Attempt::Initializing {

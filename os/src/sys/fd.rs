@@ -88,14 +88,6 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Clears `FD_CLOEXEC` on `fd`, so that a child process started with `exec`
-/// inherits it.
-pub(crate) fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let flags = rustix::io::fcntl_getfd(fd)?;
-    rustix::io::fcntl_setfd(fd, flags - rustix::io::FdFlags::CLOEXEC)?;
-    Ok(())
-}
-
 /// `fstat` of a borrowed descriptor, as std's metadata.
 pub(crate) fn metadata(fd: BorrowedFd<'_>) -> io::Result<Metadata> {
     std::fs::File::from(fd.try_clone_to_owned()?).metadata()
@@ -158,13 +150,17 @@ impl WriteMode {
 /// sets it so before `main` in every Rust executable; a C program's default is to
 /// die).
 pub(crate) fn sigpipe_ignored() -> bool {
-    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
-    // SAFETY: a null new action only queries the current one into `old`, writable
-    // for its size.
-    let rc = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), old.as_mut_ptr()) };
-    // SAFETY: `old` started all zero, a valid `sigaction` (a plain C struct), and
-    // `sigaction` wrote a whole one on success.
-    rc == 0 && unsafe { old.assume_init_ref() }.sa_sigaction == libc::SIG_IGN
+    // A whole, valid `sigaction` for the call to overwrite (its values do not matter).
+    let mut old = libc::sigaction {
+        sa_sigaction: libc::SIG_DFL,
+        sa_mask: sigpipe_set(),
+        sa_flags: 0,
+        sa_restorer: None,
+    };
+    // SAFETY: a null new action only queries the current one into `old`, a valid
+    // sigaction writable for its size across the call.
+    let rc = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) };
+    rc == 0 && old.sa_sigaction == libc::SIG_IGN
 }
 
 /// Writes the slices (at most 4) in order with one system call
@@ -216,17 +212,25 @@ fn sigpipe_set() -> libc::sigset_t {
     unsafe { set.assume_init() }
 }
 
+/// `pthread_sigmask(how, set)` on this thread's mask; returns the mask it replaced.
+fn thread_sigmask(how: libc::c_int, set: &libc::sigset_t) -> libc::sigset_t {
+    // Overwritten by the call; any valid set will do.
+    let mut old = *set;
+    // SAFETY: `set` and `old` are valid sets, alive across the call (`old`
+    // writable); the mask changed is this thread's.
+    unsafe { libc::pthread_sigmask(how, set, &mut old) };
+    old
+}
+
 /// `writev` with `SIGPIPE` blocked in this thread. A write to a pipe without
 /// readers raises `SIGPIPE` at the writing thread; blocked, it stays pending, and
 /// is consumed here with `sigtimedwait` before the old mask is restored, unless
 /// one was already pending before the write (that one is not ours to take).
 fn writev_sigpipe_masked(fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> rustix::io::Result<usize> {
     let pipe_set = sigpipe_set();
-    // Written by the calls below before they are read; all zero is a valid set.
-    let mut old = pipe_set;
+    // Written by the call below before it is read; any valid set will do.
     let mut pending = pipe_set;
-    // SAFETY: both sets are ours, alive across the call; the mask is this thread's.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old) };
+    let old = thread_sigmask(libc::SIG_BLOCK, &pipe_set);
     // SAFETY: `pending` is ours and writable.
     unsafe { libc::sigpending(&mut pending) };
     // SAFETY: `pending` is an initialised set.
@@ -241,8 +245,8 @@ fn writev_sigpipe_masked(fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> rustix::io:
         // pending (blocked, it was not delivered); no siginfo is asked for.
         unsafe { libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero) };
     }
-    // SAFETY: restores this thread's mask from `old`, which the first call filled.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    // Restores this thread's mask from `old`, which the first call returned.
+    thread_sigmask(libc::SIG_SETMASK, &old);
     result
 }
 

@@ -45,27 +45,41 @@ fn flock(kind: libc::c_int, offset: u64) -> libc::flock {
     }
 }
 
+/// `fcntl(fd, F_OFD_SETLK, lock)`, or with `query` `F_OFD_GETLK`, which writes
+/// the conflicting lock (or `F_UNLCK`) into `lock`.
+fn ofd_fcntl(fd: BorrowedFd<'_>, query: bool, lock: &mut libc::flock) -> io::Result<()> {
+    let cmd = if query {
+        libc::F_OFD_GETLK
+    } else {
+        libc::F_OFD_SETLK
+    };
+    // SAFETY: `fd` is open for the call (borrowed); `lock` is a valid flock,
+    // readable and writable for its size across the call, which is all the OFD
+    // lock commands touch (they lock no memory: the offsets only name bytes of
+    // the file).
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, lock) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Tries to take a lock on the byte at `offset` through `fd`'s description:
 /// `exclusive` or shared. `Ok(false)` if another description holds a conflicting
 /// lock. Never blocks.
 pub(crate) fn try_lock(fd: BorrowedFd<'_>, offset: u64, exclusive: bool) -> io::Result<bool> {
-    let lock = flock(
-        if exclusive {
-            libc::F_WRLCK
-        } else {
-            libc::F_RDLCK
+    let kind = if exclusive {
+        libc::F_WRLCK
+    } else {
+        libc::F_RDLCK
+    };
+    match ofd_fcntl(fd, false, &mut flock(kind, offset)) {
+        Ok(()) => Ok(true),
+        Err(e) => match rustix::io::Errno::from_io_error(&e) {
+            Some(rustix::io::Errno::AGAIN) | Some(rustix::io::Errno::ACCESS) => Ok(false),
+            _ => Err(e),
         },
-        offset,
-    );
-    // SAFETY: `fd` is open for the call (borrowed); `lock` is a valid flock.
-    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-        _ => Err(e),
     }
 }
 
@@ -73,24 +87,12 @@ pub(crate) fn try_lock(fd: BorrowedFd<'_>, offset: u64, exclusive: bool) -> io::
 /// A snapshot: true means the holder was alive at the time of the call.
 pub(crate) fn is_locked(fd: BorrowedFd<'_>, offset: u64) -> io::Result<bool> {
     let mut lock = flock(libc::F_WRLCK, offset);
-    // SAFETY: as in `try_lock`; F_OFD_GETLK writes into `lock`.
-    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
-    if rc == 0 {
-        Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    ofd_fcntl(fd, true, &mut lock)?;
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 /// Releases this description's lock on the byte at `offset` (an MPMC endpoint
 /// that took an entry's lock and then could not register there).
 pub(crate) fn unlock(fd: BorrowedFd<'_>, offset: u64) -> io::Result<()> {
-    let lock = flock(libc::F_UNLCK, offset);
-    // SAFETY: as in `try_lock`.
-    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    ofd_fcntl(fd, false, &mut flock(libc::F_UNLCK, offset))
 }

@@ -234,10 +234,9 @@ pub unsafe fn from_env(var: &str) -> Result<(PipeSender, PipeReceiver)> {
     if read == write {
         return Err(not_found());
     }
-    // SAFETY: both descriptors are distinct and, by the caller's contract, passed
-    // to us for these pipes and owned by nothing else.
-    let read = unsafe { sys::inherit::take_inherited(read) }.ok_or_else(not_found)?;
-    // SAFETY: as above.
-    let write = unsafe { sys::inherit::take_inherited(write) }.ok_or_else(not_found)?;
+    // SAFETY: the descriptors are distinct (checked) and, by the caller's
+    // contract, passed to us for these pipes and owned by nothing else.
+    let [read, write] =
+        unsafe { sys::inherit::take_inherited([read, write]) }.ok_or_else(not_found)?;
     Ok((PipeSender::from_fd(write)?, PipeReceiver::from_fd(read)?))
 }
