@@ -1369,7 +1369,7 @@ fn a_parked_receiver_sees_a_killed_sender_within_the_stated_bound() {
     let channel = create(&name, 4096, WaitStrategy::Park);
     let mut latencies = Vec::new();
     for trial in 0..TRIALS {
-        let mut rx = channel.receiver().unwrap();
+        let mut rx = claim("the receiver", || channel.receiver());
         let mut child = Peer::spawn("child_hold", &[("NAME", &name), ("ROLE", &"sender")]);
         child.expect("READY");
         let blocked = thread::spawn(move || {
