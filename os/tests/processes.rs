@@ -1753,12 +1753,18 @@ fn a_killed_creator_leaves_a_usable_channel_that_reclaim_replaces() {
         shm_path(&name).exists(),
         "an opener does not remove the name"
     );
-    // With no handle alive, reclaim replaces it with a fresh, empty channel.
-    let fresh = ChannelBuilder::shm(&name)
-        .capacity(8192)
-        .reclaim(true)
-        .create()
-        .unwrap();
+    // With no handle alive, reclaim replaces it with a fresh, empty channel (once
+    // no concurrent test's fork still holds a copy of our dropped handle's lock).
+    let fresh = until_unlocked(
+        "reclaiming the dead creator's channel",
+        |e| matches!(e, Error::AlreadyExists { .. }),
+        || {
+            ChannelBuilder::shm(&name)
+                .capacity(8192)
+                .reclaim(true)
+                .create()
+        },
+    );
     assert_eq!(fresh.segment().capacity(), 8192);
     let mut rx = fresh.receiver().unwrap();
     assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));

@@ -305,15 +305,28 @@ pub fn parse_seq(m: &[u8]) -> Result<u64, String> {
 /// concurrently spawned child (another test's `fork`) holds a copy of until it
 /// calls `exec`: a few milliseconds at most. A role that never comes free still
 /// fails.
-pub fn claim<T>(what: &str, mut f: impl FnMut() -> shmring::Result<T>) -> T {
+pub fn claim<T>(what: &str, f: impl FnMut() -> shmring::Result<T>) -> T {
+    let what = format!("claiming {what}");
+    until_unlocked(&what, |e| matches!(e, Error::RoleTaken { .. }), f)
+}
+
+/// Runs `f` until it does not fail with an error `locked` says a lock caused,
+/// for up to 5 s: a lock this process released may still be held for a moment
+/// by a concurrently spawned child between its `fork` and its `exec` (see
+/// [`claim`]). Any other error, or a lock held past 5 s, fails.
+pub fn until_unlocked<T>(
+    what: &str,
+    locked: impl Fn(&Error) -> bool,
+    mut f: impl FnMut() -> shmring::Result<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match f() {
             Ok(t) => return t,
-            Err(Error::RoleTaken { .. }) if Instant::now() < deadline => {
+            Err(e) if locked(&e) && Instant::now() < deadline => {
                 thread::sleep(Duration::from_millis(1));
             }
-            Err(e) => panic!("claiming {what}: {e} ({e:?})"),
+            Err(e) => panic!("{what}: {e} ({e:?})"),
         }
     }
 }
