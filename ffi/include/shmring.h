@@ -990,8 +990,9 @@ int shmring_channel_create_memfd(size_t capacity,
  * may close it at once. The channel's liveness locks are on a description of its
  * own (reopened through `/proc/self/fd`): none stays on `fd` after a failed open
  * or `shmring_channel_close`. Where that reopen is refused (another uid's `0600`
- * file, no `/proc`), the channel opens without a presence lock and claiming a
- * role fails.
+ * file, no `/proc`), the channel opens without a presence lock, and neither its
+ * sender nor its receiver can be claimed (`SHMRING_E_IO` or
+ * `SHMRING_E_PERMISSION_DENIED`).
  *
  * # Returns
  * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),

@@ -303,7 +303,8 @@ impl Link {
 
     /// The futex a parked call sleeps on: the segment's, except that it does not
     /// sleep once the peer-gone flag is set or the peer has released its claim
-    /// (`Drop for Sender`/`Receiver` wake parked calls after releasing it).
+    /// (a dropped endpoint releases its claim and lock through its fields' drops,
+    /// in field order, and then `Drop for Link` wakes parked calls).
     fn park_futex(&self) -> ParkFutex<'_, impl Fn() -> bool + '_> {
         self.waiter.park_futex(self.futex, || self.peer_released())
     }

@@ -1355,11 +1355,11 @@ fn a_sender_facing_a_full_ring_and_a_dead_receiver_gets_disconnected() {
 
 /// The stated bound on noticing a death, checked loosely: a receiver parked on an
 /// empty ring (`Park`: it sleeps the longest slices) gets `Disconnected` after its
-/// sender is killed at a random phase of the liveness interval, within ten times
-/// [`PEER_DEATH_BOUND`] of the kill. The margin covers what the bound leaves out
-/// (the kernel's teardown of the killed process before it releases the lock, and
-/// scheduling on a loaded machine): no speed is asserted. How many trials took
-/// longer than the bound itself is printed.
+/// sender is killed at a random phase of the liveness interval, within 500 ms of
+/// the kill (twenty liveness intervals). The margin covers what the bound leaves
+/// out (the kernel's teardown of the killed process before it releases the lock,
+/// and scheduling on a loaded machine): no speed is asserted. How many trials took
+/// longer than [`PEER_DEATH_BOUND`] itself is printed.
 #[test]
 fn a_parked_receiver_sees_a_killed_sender_within_the_stated_bound() {
     use shmring::channel::PEER_DEATH_BOUND;
@@ -1389,7 +1389,7 @@ fn a_parked_receiver_sees_a_killed_sender_within_the_stated_bound() {
         );
         let latency = returned_at - killed_at;
         assert!(
-            latency < PEER_DEATH_BOUND * 10,
+            latency < Duration::from_millis(500),
             "trial {trial}: Disconnected {latency:?} after the kill"
         );
         latencies.push(latency);

@@ -4,7 +4,7 @@
 use std::fs::{File, Permissions};
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use memmap2::MmapRaw;
 use rustix::fs::FallocateFlags;
@@ -232,7 +232,11 @@ fn allocate(file: &File, size: usize, what: &str) -> Result<()> {
     let result = loop {
         match rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len) {
             Err(Errno::INTR) => continue,
-            Err(Errno::OPNOTSUPP) => break write_each_block(file, len),
+            Err(Errno::OPNOTSUPP) => {
+                break file
+                    .metadata()
+                    .and_then(|meta| write_each_block(file, len, meta.blksize()));
+            }
             other => break other.map_err(io::Error::from),
         }
     };
@@ -243,14 +247,17 @@ fn allocate(file: &File, size: usize, what: &str) -> Result<()> {
 }
 
 /// glibc's `posix_fallocate` without `fallocate`: a zero byte written at the start
-/// of each block of the file's `st_blksize` and at its last byte. Only for a fresh
-/// file, whose bytes are all zero.
-fn write_each_block(file: &File, len: u64) -> io::Result<()> {
-    use std::os::unix::fs::{FileExt, MetadataExt};
+/// of each block and at the last byte. Only for a fresh file, whose bytes are all
+/// zero. The step is the file's `st_blksize` (`blksize`) capped at 4096 and at
+/// least 512, as glibc caps its block size: `st_blksize` is the preferred I/O size,
+/// not the allocation unit (NFS, the usual file system without `fallocate`, says
+/// 1 MiB), and a larger step would leave pages unreserved.
+fn write_each_block(file: &File, len: u64, blksize: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
     if len == 0 {
         return Ok(());
     }
-    let block = file.metadata()?.blksize().clamp(512, 1 << 20);
+    let block = blksize.clamp(512, 4096);
     for offset in (0..len).step_by(block as usize) {
         file.write_all_at(&[0], offset)?;
     }
@@ -264,25 +271,29 @@ mod tests {
     use super::*;
 
     /// The fallback of file systems without `fallocate` sizes the file, allocates
-    /// its blocks and leaves every byte zero; a tmpfs or a disk file system with
+    /// every page and leaves every byte zero, also where the file system reports a
+    /// large preferred I/O size (NFS: 1 MiB); a tmpfs or a disk file system with
     /// `fallocate` gets the same from `allocate`.
     #[test]
     fn allocate_and_its_fallback_size_and_reserve_the_file() {
-        let size: u64 = 3 * 4096 + 100;
-        for fallback in [false, true] {
+        let size: u64 = 16 * 4096 + 100;
+        for fallback in [None, Some(4096), Some(1 << 20)] {
             let fd = crate::sys::memfd::create(c"alloc-test").unwrap();
             let file = File::from(fd);
-            if fallback {
-                write_each_block(&file, size).unwrap();
+            if let Some(blksize) = fallback {
+                write_each_block(&file, size, blksize).unwrap();
             } else {
                 allocate(&file, size as usize, "test").unwrap();
             }
             let meta = file.metadata().unwrap();
-            assert_eq!(meta.len(), size, "fallback {fallback}");
-            assert!(meta.blocks() * 512 >= size, "fallback {fallback}: {meta:?}");
+            assert_eq!(meta.len(), size, "fallback {fallback:?}");
+            assert!(
+                meta.blocks() * 512 >= size,
+                "fallback {fallback:?}: {meta:?}"
+            );
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut &file, &mut bytes).unwrap();
-            assert!(bytes.iter().all(|&b| b == 0), "fallback {fallback}");
+            assert!(bytes.iter().all(|&b| b == 0), "fallback {fallback:?}");
         }
     }
 }

@@ -65,8 +65,9 @@ pub(crate) unsafe fn inherited_fd(var: &str) -> Result<OwnedFd> {
 /// `/proc/self/fd` checks the file's mode: another uid's `0o600` object handed
 /// over; or `/proc` is not mounted, as in a minimal chroot), `given` is kept and no
 /// presence lock is taken: the segment then looks dead to a reclaimer, which may
-/// remove its name; the file stays valid for us. (A channel's endpoints reopen the
-/// same way for their role locks, and fail there instead.)
+/// remove its name; the file stays valid for us. A channel's endpoints reopen the
+/// same way for their role locks and fail there: without `/proc`, a channel
+/// opened from a descriptor opens, but none of its endpoints can be claimed.
 pub(super) fn own_description(given: File, what: &str) -> Result<File> {
     let file = match lock::reopen(given.as_fd()) {
         Ok(own) => own,
