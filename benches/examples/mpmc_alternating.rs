@@ -1,8 +1,8 @@
 //! In-process MPMC throughput, shmring's MPMC ring against crossbeam's
 //! `ArrayQueue`, run alternately: 8-byte messages, 1024 slots, `P` producer and
 //! `C` consumer threads. On a shared, noisy machine the medians of many interleaved
-//! runs are steadier than criterion's figures (ARCHITECTURE.md, "Performance notes
-//! (MPMC, in-process)").
+//! runs are steadier than criterion's figures (benches/README.md and the MPMC
+//! diaries in benches/notes/).
 //!
 //! ```text
 //! mpmc_alternating alternate RUNS MESSAGES PRODUCERS CONSUMERS [WORD...]

@@ -2,7 +2,7 @@
 //! to it, and each side gets a duplex connection that runs over a pair of
 //! shared-memory rings, or over the socket (or TCP) where shared memory cannot be
 //! had. The handshake, the checks and the fallback are the Rust library's (module
-//! `shmring::connection`; ARCHITECTURE.md, "Connections").
+//! `shmring::connection`; docs/design/connection-handshake.md).
 //!
 //! The listener handle is `shmring_conn_listener` (`shmring_listener` is the
 //! address-based transports' listener, `transport.rs`).

@@ -6,7 +6,7 @@
 //! the request channel and the receiver of the response channel, the server the
 //! other two ends. The wire format, the ids that match responses to calls, and
 //! what happens to late responses are those of the Rust library (module
-//! `shmring::rpc`; ARCHITECTURE.md, "Request/response").
+//! `shmring::rpc`; docs/design/rpc.md).
 
 use std::cell::{Cell, UnsafeCell};
 use std::ffi::{c_int, c_void};

@@ -1,6 +1,6 @@
 //! Loom models of the MPMC ring: the real `shmring-core` code, loom's atomics.
 //!
-//! Each model names what it covers; ARCHITECTURE.md ("The MPMC ring") lists which
+//! Each model names what it covers; ARCHITECTURE.md ("Orderings") lists which
 //! model fails when each ordering is weakened.
 #![cfg(shmring_loom)]
 

@@ -1,6 +1,6 @@
 //! Loom models of the SPSC ring: the real `shmring-core` code, loom's atomics.
 //!
-//! Each model names the atomic operations it covers; ARCHITECTURE.md lists which
+//! Each model names the atomic operations it covers; ARCHITECTURE.md ("Orderings") lists which
 //! model fails when each ordering is weakened.
 #![cfg(shmring_loom)]
 

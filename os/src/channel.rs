@@ -426,7 +426,7 @@ impl Receiver {
 /// The sending side of a channel. `Send`, not `Sync`: one thread at a time.
 ///
 /// Messages are committed in order; a committed message is delivered exactly once
-/// to a receiver (ARCHITECTURE.md: delivery semantics), also if this process dies
+/// to a receiver (ARCHITECTURE.md: "Delivery semantics"), also if this process dies
 /// right after committing it.
 pub struct Sender {
     // Dropped in this order, after `Drop for Sender` clears the pid: fields drop

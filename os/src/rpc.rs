@@ -54,8 +54,8 @@
 //!   deadline).
 //! - Responses to calls that timed out are read and dropped by the next call
 //!   before it sends, when no call is reading, so that they cannot keep the
-//!   server blocked on a full response direction. ARCHITECTURE.md
-//!   ("Request/response") describes the case left: give every call a deadline
+//!   server blocked on a full response direction. docs/design/rpc.md
+//!   ("Abandoned responses") describes the case left: give every call a deadline
 //!   when calls may time out.
 //!
 //! ```no_run

@@ -669,7 +669,7 @@ fn the_directory_mode_refuses_another_uid() {
     peer.wait_ok();
 }
 
-/// The handshake constants, from ARCHITECTURE.md ("Connections").
+/// The handshake constants, from docs/design/connection-handshake.md.
 const MAGIC: &[u8; 8] = b"shmrconn";
 
 /// A memfd of `size` bytes, sealed with `seals` (0: unsealed).

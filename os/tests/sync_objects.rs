@@ -24,7 +24,7 @@ use shmring::{
 const LONG: Duration = Duration::from_secs(10);
 /// The bound on "promptly": a wake-up.
 const PROMPT: Duration = Duration::from_secs(2);
-/// Offsets in the object layout (ARCHITECTURE.md, "Events and semaphores").
+/// Offsets in the object layout (ARCHITECTURE.md, "Segment layouts").
 const KIND_OFFSET: u64 = 12;
 const VERSION_OFFSET: u64 = 8;
 const SIZE_OFFSET: u64 = 16;

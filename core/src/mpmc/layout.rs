@@ -16,7 +16,7 @@
 //! A slot is an 8-byte state word (the slot's sequence number and the length of the
 //! message in it, [`MpmcGeometry::slot_state`]) followed by `slot_size` payload
 //! bytes rounded up to 8: 16 bytes in all for 8-byte messages, four slots to a
-//! cache line. ARCHITECTURE.md ("The MPMC ring")
+//! cache line. ARCHITECTURE.md ("MPMC segment")
 //! documents every byte; the constants below are the contract, and compile-time
 //! assertions tie them to the structs.
 //!

@@ -45,8 +45,8 @@
 //!
 //! Every published message is delivered at most once and, per producer, in order;
 //! a message is lost only if its consumer dies between claiming it and freeing its
-//! slot, and every such loss is counted. ARCHITECTURE.md ("The MPMC ring") has the
-//! argument and the memory orderings.
+//! slot, and every such loss is counted. docs/design/mpmc.md has the argument,
+//! ARCHITECTURE.md ("Orderings") the memory orderings.
 
 mod consumer;
 mod endpoint;
@@ -75,7 +75,7 @@ const MAX_ATTEMPTS: u32 = 256;
 /// slot: a producer writing it, a consumer copying out of it). The waits double
 /// from 1 to this; a stall still there after the wait of this many is reported
 /// (`Stalled`): 63 hints in all, a few microseconds. Crossbeam's `ArrayQueue`
-/// waits the same way (ARCHITECTURE.md, "Performance notes (MPMC, in-process)").
+/// waits the same way (benches/notes/2026-11-25-mpmc-layout-3-and-backoff.md).
 #[cfg(not(shmring_loom))]
 const BACKOFF_SPINS_MAX: u32 = 64;
 /// Under the model checker a wait is nothing (spinning synchronizes nothing, and

@@ -228,7 +228,7 @@ impl<R: MpmcRegion> MpmcProducer<R> {
         // swap below waits until every earlier store is written; issued here, the
         // store is written while the state load is on its way, and 1×1 throughput
         // went up by 10 to 28 % in the comparisons against storing it just before
-        // the CAS (ARCHITECTURE.md, "Performance notes (MPMC, in-process)"). If no
+        // the CAS (benches/notes/2026-11-25-mpmc-intent-before-state-load.md). If no
         // claim follows, the slow path withdraws it.
         // SYNC: Release, as in `set_intent`.
         intent.store(position, Ordering::Release);

@@ -313,7 +313,7 @@ mod raw {
 
         /// Validates the MPMC layout found in `len` bytes at `ptr` and returns a
         /// region over it. Each header field is read once and checked (see
-        /// ARCHITECTURE.md for the order); the shape is copied into the region and
+        /// docs/design/mpmc.md for the order); the shape is copied into the region and
         /// never read again.
         ///
         /// # Errors

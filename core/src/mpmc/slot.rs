@@ -8,7 +8,7 @@ use super::error::MpmcCorruption;
 
 /// Copies `len` bytes from `src` to `dst`. Messages of 8 to 16 bytes take two
 /// (possibly overlapping) 8-byte moves inline: for them a `memcpy` call costs more
-/// than the copy (ARCHITECTURE.md, "Performance notes" of the MPMC ring).
+/// than the copy (benches/notes/2026-11-25-mpmc-inline-common-path.md).
 ///
 /// # Safety
 /// `src` is valid for reads and `dst` for writes of `len` bytes, and the two ranges

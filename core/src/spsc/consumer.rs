@@ -29,7 +29,7 @@ const READ_AHEAD: u64 = 2048;
 
 /// The consumer prefetches message by message only while the producer is known to
 /// be at least this many bytes ahead: near the producer, a prefetch would pull the
-/// line it is writing (see "Performance notes" in ARCHITECTURE.md).
+/// line it is writing (benches/notes/2026-11-spsc-publication.md).
 const PREFETCH_FAR: u64 = 4096;
 
 /// The consumer reads the producer's `write_position` for its prefetch hint at most

@@ -1,6 +1,6 @@
 /*
  * The header's constants, checked at compile time in C11 (_Static_assert) against a
- * C mirror of the segment layout (ARCHITECTURE.md, "Segment layout"), then at run
+ * C mirror of the segment layout (ARCHITECTURE.md, "Segment layouts"), then at run
  * time against the library and a live segment read through the C mirror.
  */
 #define _POSIX_C_SOURCE 200809L

@@ -1,5 +1,5 @@
 //! The connection handshake: three fixed-size records on the socket, all integers
-//! little-endian. ARCHITECTURE.md ("Connections") has the same tables.
+//! little-endian. docs/design/connection-handshake.md has the same tables.
 //!
 //! ```text
 //! hello  (client → server, 24 bytes)

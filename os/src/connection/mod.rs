@@ -53,7 +53,7 @@
 //! connect (`tcp://:port` listens on 127.0.0.1 only). See
 //! [`transport::tcp`](crate::transport::tcp).
 //!
-//! ARCHITECTURE.md ("Connections") has the handshake byte by byte.
+//! docs/design/connection-handshake.md has the handshake byte by byte.
 
 mod connect;
 mod dir;
