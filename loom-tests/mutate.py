@@ -518,6 +518,14 @@ class Runner:
         self.logs = self.target / "mutate" / "logs"
         self.env = dict(os.environ, CARGO_TARGET_DIR=str(self.target),
                         RUSTFLAGS="--cfg shmring_loom")
+        if not args.ci_profile:
+            # `cargo test --release` builds with the bench profile, which inherits
+            # release's LTO and single codegen unit: minutes per mutation. The
+            # models' semantics do not depend on them; only the build time does.
+            for profile in ("RELEASE", "BENCH"):
+                self.env[f"CARGO_PROFILE_{profile}_LTO"] = "false"
+                self.env[f"CARGO_PROFILE_{profile}_CODEGEN_UNITS"] = "16"
+                self.env[f"CARGO_PROFILE_{profile}_INCREMENTAL"] = "true"
         self.baseline_bins: dict[str, Path] = {}  # binary stem -> copy of unmutated binary
         self.models: list[tuple[str, str]] = []  # (binary stem, model)
         self.baseline_time: dict[tuple[str, str], float] = {}
@@ -659,7 +667,8 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--list", action="store_true", help="print the mutations and exit")
-    ap.add_argument("--filter", help="only mutations whose file or fn contains this")
+    ap.add_argument("--filter", action="append",
+                    help="only mutations whose file or fn contains this (repeatable: any)")
     ap.add_argument("--all-models", action="store_true",
                     help="run every model on every mutation and list every failure")
     ap.add_argument("--skip-explained", action="store_true",
@@ -673,6 +682,10 @@ def main() -> int:
                     "at least 60 s)")
     ap.add_argument("--baseline-timeout", type=float, default=900,
                     help="seconds per unmutated model run (default 900)")
+    ap.add_argument("--ci-profile", action="store_true",
+                    help="build with the workspace's release profile as CI does (LTO, one "
+                    "codegen unit: slower builds); by default LTO is off, 16 codegen units, "
+                    "incremental")
     ap.add_argument("--expectations", help="default loom-tests/mutations.toml")
     args = ap.parse_args()
 
@@ -684,7 +697,8 @@ def main() -> int:
     ids = {m.id for m in muts}
     stale = sorted(k for k in expectations if k not in ids)
 
-    selected = [m for m in muts if not args.filter or args.filter in m.file or args.filter in m.fn]
+    selected = [m for m in muts if not args.filter
+                or any(f in m.file or f in m.fn for f in args.filter)]
     for a in ambiguous:
         print(f"ambiguous: {a}", file=sys.stderr)
     for s in stale:
@@ -705,6 +719,10 @@ def main() -> int:
     out_path = Path(args.out) if args.out else (
         Path(args.target_dir) / "mutate" / "MUTATIONS-filtered.md" if args.filter
         else root / "loom-tests" / "MUTATIONS.md")
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     t_start = time.monotonic()
     runner = Runner(args, root)
     runner.build_times = []
@@ -753,7 +771,7 @@ def main() -> int:
     lines = [
         "# Mutation table: each ordering in `core/src` weakened once",
         "",
-        f"Written by `loom-tests/mutate.py{' --filter ' + args.filter if args.filter else ''}"
+        f"Written by `loom-tests/mutate.py{''.join(' --filter ' + f for f in args.filter or [])}"
         f"{' --all-models' if args.all_models else ''}` on "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit "
         f"{git(root, 'rev-parse', '--short', 'HEAD')}{dirty}, {rustc}, loom {loom_version(root)}, "
