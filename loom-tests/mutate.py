@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -529,6 +530,7 @@ class Runner:
         self.baseline_bins: dict[str, Path] = {}  # binary stem -> copy of unmutated binary
         self.models: list[tuple[str, str]] = []  # (binary stem, model)
         self.baseline_time: dict[tuple[str, str], float] = {}
+        self.baseline_hash: dict[str, str] = {}
 
     def copy_tree(self) -> None:
         files = subprocess.run(
@@ -542,7 +544,9 @@ class Runner:
             if src.is_file():
                 dst = self.tree / f
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
+                # A fresh mtime: cargo decides freshness by mtimes, and the last
+                # build in this target directory may be of a mutant.
+                shutil.copy(src, dst)
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def build(self) -> tuple[dict[str, Path] | None, str, float]:
@@ -578,6 +582,7 @@ class Runner:
             copy = keep / stem
             shutil.copy2(exe, copy)
             self.baseline_bins[stem] = copy
+            self.baseline_hash[stem] = digest(copy)
             rc, out, _ = run([str(copy), "--list"], self.tree)
             for line in out.splitlines():
                 if line.endswith(": test"):
@@ -590,6 +595,11 @@ class Runner:
 
     def baseline(self, stem: str, model: str) -> float:
         key = (stem, model)
+        cache = self.target / "mutate" / "baseline-times.json"
+        cached = json.loads(cache.read_text()) if cache.exists() else {}
+        ckey = f"{self.baseline_hash[stem]}:{model}"
+        if key not in self.baseline_time and ckey in cached:
+            self.baseline_time[key] = cached[ckey]
         if key not in self.baseline_time:
             print(f"    baseline {model} ...", end=" ", flush=True)
             rc, out, secs = self.run_model(self.baseline_bins[stem], model, self.args.baseline_timeout)
@@ -600,6 +610,8 @@ class Runner:
                     f"log in {self.logs}/baseline-{model}.log")
             print(f"passes in {secs:.0f} s", flush=True)
             self.baseline_time[key] = secs
+            cached[ckey] = secs
+            cache.write_text(json.dumps(cached, indent=1))
         return self.baseline_time[key]
 
     def order(self, m: Mutation, expect: list[str]) -> list[tuple[str, str]]:
@@ -627,8 +639,20 @@ class Runner:
             if bins is None:
                 (self.logs / f"{safe(m.id)}.build.log").write_text(out)
                 return "does not compile", []
+            if all(digest(exe) == self.baseline_hash.get(stem) for stem, exe in bins.items()):
+                # The weakened code is not in the models' build (cfg'd out, or never
+                # instantiated): no model can see it.
+                print("  the test binaries are unchanged", flush=True)
+                return "no effect", []
             caught: list[tuple[str, str]] = []
+            unchanged = {stem for stem, exe in bins.items()
+                         if digest(exe) == self.baseline_hash.get(stem)}
+            if unchanged:
+                print(f"  unchanged, not run: {', '.join(sorted(unchanged))}", flush=True)
             for stem, model in self.order(m, expect):
+                if stem in unchanged:
+                    # A test binary the mutation left byte-identical cannot fail.
+                    continue
                 base = self.baseline(stem, model)
                 timeout = self.args.timeout or max(60.0, 4 * base + 30)
                 rc, out, msecs = self.run_model(bins[stem], model, timeout)
@@ -644,6 +668,10 @@ class Runner:
             return ("caught" if caught else "not caught"), caught
         finally:
             path.write_text(original)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def safe(s: str) -> str:
@@ -754,11 +782,14 @@ def main() -> int:
                 counts["does not compile"] += 1
             elif explained:
                 pre = "not compiled under loom; " if not m.loom_compiled else (
-                    "not run; " if verdict == "not run" else "")
+                    "not run; " if verdict == "not run" else
+                    "the test binaries are unchanged; " if verdict == "no effect" else "")
                 result = f"explained: {pre}{' '.join(explained.split())}"
                 counts["explained"] += 1
             else:
-                result = "**NOT CAUGHT**" + (" (not compiled under loom)" if not m.loom_compiled else "")
+                result = "**NOT CAUGHT**" + (
+                    " (not compiled under loom)" if not m.loom_compiled else
+                    " (the test binaries are unchanged)" if verdict == "no effect" else "")
                 counts["not caught"] += 1
             rows.append((m, result))
     except KeyboardInterrupt:
