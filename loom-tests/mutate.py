@@ -26,19 +26,30 @@ failure ordering Acquire -> Relaxed; a fence -> removed, and a SeqCst fence also
 
 Usage (from anywhere in the repository; python3 >= 3.11, standard library only):
 
-    loom-tests/mutate.py --list                # the mutations, nothing built
-    loom-tests/mutate.py                       # the whole run: about an hour on
-                                               # 2 cores (a ~40 s build per mutation,
-                                               # plus its models); writes
-                                               # loom-tests/MUTATIONS.md
-    loom-tests/mutate.py --filter recover      # only mutations whose file or fn
-                                               # contains "recover"; writes
-                                               # target/loom-mutants/mutate/MUTATIONS-filtered.md
+    loom-tests/mutate.py --list               # the mutations; nothing is built
+    loom-tests/mutate.py                      # the whole run; writes loom-tests/MUTATIONS.md
+    loom-tests/mutate.py --skip-explained     # leaves out what mutations.toml explains
+    loom-tests/mutate.py --filter recover     # mutations whose file or fn contains
+                                              # "recover" (repeatable); writes
+                                              # <target-dir>/mutate/MUTATIONS-filtered.md
+
+How long it takes: the first build compiles loom and the workspace without LTO
+(about 2 minutes); then each mutation rebuilds in 5 to 10 s. A mutation a model
+catches costs that model's run, usually seconds. A mutation nothing catches (the
+explained ones included, unless --skip-explained) runs every model of each test
+binary it changed: a whole SPSC suite is under a minute, a whole MPMC suite about
+ten minutes with today's 60-90 s MPMC models, so the MPMC mutations that no model
+can catch dominate: at the ~20 s per model budget of issue 16 the whole run is
+about an hour and a half, or about 45 minutes with --skip-explained. A test binary
+the mutation leaves byte-identical is not run (its models cannot change), and the
+unmutated models' times are cached by binary hash in <target-dir>/mutate/.
+Ctrl-C stops it cleanly: the scratch tree is the only thing ever mutated, and no
+table is written.
 
 Run it by hand after changing an ordering or a model, not in CI, and commit the
 table it writes. It exits 1 if a mutation is NOT CAUGHT (no model fails and
-mutations.toml gives no explanation), 2 on an error (the unmutated suite fails,
-the build of the unmutated tree fails).
+mutations.toml gives no explanation) or the run was interrupted, 2 on an error
+(the unmutated tree does not build or an unmutated model fails).
 """
 
 from __future__ import annotations
@@ -468,7 +479,7 @@ def enumerate_mutations(root: Path) -> tuple[list[Mutation], list[str]]:
     ids = [m.id for m in muts]
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:
-        raise SystemExit(f"mutate.py: mutation ids not unique: {sorted(dup)}")
+        fail(f"mutation ids not unique: {sorted(dup)}")
     return muts, ambiguous
 
 
@@ -573,7 +584,7 @@ class Runner:
         bins, out, secs = self.build()
         if bins is None:
             sys.stderr.write(out[-4000:])
-            raise SystemExit("mutate.py: the unmutated tree does not build")
+            fail("the unmutated tree does not build")
         print(f"  built in {secs:.0f} s", flush=True)
         self.build_secs = secs
         keep = self.target / "mutate" / "baseline"
@@ -605,8 +616,8 @@ class Runner:
             rc, out, secs = self.run_model(self.baseline_bins[stem], model, self.args.baseline_timeout)
             if rc != 0:
                 (self.logs / f"baseline-{model}.log").write_text(out)
-                raise SystemExit(
-                    f"mutate.py: the unmutated model {model} fails ({classify(rc, out)}); "
+                fail(
+                    f"the unmutated model {model} fails ({classify(rc, out)}); "
                     f"log in {self.logs}/baseline-{model}.log")
             print(f"passes in {secs:.0f} s", flush=True)
             self.baseline_time[key] = secs
@@ -670,6 +681,11 @@ class Runner:
             path.write_text(original)
 
 
+def fail(message: str) -> None:
+    print(f"mutate.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -690,8 +706,7 @@ def loom_version(root: Path) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="See the module docstring (head -45 loom-tests/mutate.py) for the details.",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--list", action="store_true", help="print the mutations and exit")
@@ -702,7 +717,7 @@ def main() -> int:
     ap.add_argument("--skip-explained", action="store_true",
                     help="do not run mutations that mutations.toml explains")
     ap.add_argument("--out", help="the table's path (default loom-tests/MUTATIONS.md, or "
-                    "<target-dir>/MUTATIONS-filtered.md with --filter)")
+                    "<target-dir>/mutate/MUTATIONS-filtered.md with --filter)")
     ap.add_argument("--target-dir", help="cargo's target directory; the scratch tree and "
                     "logs go in its mutate/ (default <repo>/target/loom-mutants)")
     ap.add_argument("--timeout", type=float,
@@ -803,12 +818,16 @@ def main() -> int:
         "# Mutation table: each ordering in `core/src` weakened once",
         "",
         f"Written by `loom-tests/mutate.py{''.join(' --filter ' + f for f in args.filter or [])}"
-        f"{' --all-models' if args.all_models else ''}` on "
+        f"{' --all-models' if args.all_models else ''}"
+        f"{' --skip-explained' if args.skip_explained else ''}"
+        f"{' --ci-profile' if args.ci_profile else ''}` on "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit "
         f"{git(root, 'rev-parse', '--short', 'HEAD')}{dirty}, {rustc}, loom {loom_version(root)}, "
         f"{total / 60:.0f} min in all"
         + (f" (builds {sum(runner.build_times) / max(1, len(runner.build_times)):.0f} s each)"
-           if runner.build_times else "") + ".",
+           if runner.build_times else "") + "."
+        + (f" LOOM_MAX_PREEMPTIONS={os.environ['LOOM_MAX_PREEMPTIONS']} overrides the models' "
+           "bounds." if "LOOM_MAX_PREEMPTIONS" in os.environ else ""),
         "A model named is the first that failed (expected models first, see "
         "`loom-tests/mutations.toml`); explanations are that file's.",
         "",
