@@ -37,12 +37,13 @@ How long it takes: the first build compiles loom and the workspace without LTO
 (about 2 minutes); then each mutation rebuilds in 5 to 10 s. A mutation a model
 catches costs that model's run, usually seconds. A mutation nothing catches (the
 explained ones included, unless --skip-explained) runs every model of each test
-binary it changed: a whole SPSC suite is under a minute, a whole MPMC suite about
-ten minutes with today's 60-90 s MPMC models, so the MPMC mutations that no model
-can catch dominate: at the ~20 s per model budget of issue 16 the whole run is
-about an hour and a half, or about 45 minutes with --skip-explained. A test binary
-the mutation leaves byte-identical is not run (its models cannot change), and the
-unmutated models' times are cached by binary hash in <target-dir>/mutate/.
+binary it changed: the SPSC suite takes under a minute, the MPMC suite 4 to 5
+minutes (December 2026, 2 shared cores). About 27 MPMC mutations are explained
+or not caught, so the whole run takes 2 to 2.5 hours, and about an hour with
+--skip-explained; the loom budget of issue 16 (~20 s per model) shortens both.
+A test binary the mutation leaves byte-identical is not run (its models cannot
+change), and the unmutated models' times are cached by binary hash in
+<target-dir>/mutate/.
 Ctrl-C stops it cleanly: the scratch tree is the only thing ever mutated, and no
 table is written.
 
@@ -601,8 +602,11 @@ class Runner:
         print(f"  {len(self.models)} models: " + ", ".join(m for _, m in self.models), flush=True)
 
     def run_model(self, exe: Path, model: str, timeout: float):
-        return run([str(exe), "--exact", model, "--test-threads=1", "--nocapture"],
-                   self.tree, timeout=timeout)
+        rc, out, secs = run([str(exe), "--exact", model, "--test-threads=1", "--nocapture"],
+                            self.tree, timeout=timeout)
+        if rc == 0 and "test result: ok. 1 passed" not in out:
+            fail(f"{exe.name} --exact {model} ran no test: is the model renamed?")
+        return rc, out, secs
 
     def baseline(self, stem: str, model: str) -> float:
         key = (stem, model)
@@ -633,7 +637,14 @@ class Runner:
         first = [x for e in expect for x in self.models if x[1] == e]
         kind = m.file.split("/")[0]  # "spsc", "mpmc", or a file of both
         rest = [x for x in self.models if x not in first]
-        rest.sort(key=lambda x: (x[0] != kind, self.models.index(x)))
+        # The binary of the mutated file's kind first, then the fastest models.
+        cache = self.target / "mutate" / "baseline-times.json"
+        cached = json.loads(cache.read_text()) if cache.exists() else {}
+
+        def known_time(x: tuple[str, str]) -> float:
+            return cached.get(f"{self.baseline_hash[x[0]]}:{x[1]}", float("inf"))
+
+        rest.sort(key=lambda x: (x[0] != kind, known_time(x), self.models.index(x)))
         return first + rest
 
     def mutate(self, m: Mutation, expect: list[str]) -> tuple[str, list[tuple[str, str]]]:
@@ -823,7 +834,7 @@ def main() -> int:
         f"{' --ci-profile' if args.ci_profile else ''}` on "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit "
         f"{git(root, 'rev-parse', '--short', 'HEAD')}{dirty}, {rustc}, loom {loom_version(root)}, "
-        f"{total / 60:.0f} min in all"
+        + (f"{total / 60:.0f} min in all" if total >= 120 else f"{total:.0f} s in all")
         + (f" (builds {sum(runner.build_times) / max(1, len(runner.build_times)):.0f} s each)"
            if runner.build_times else "") + "."
         + (f" LOOM_MAX_PREEMPTIONS={os.environ['LOOM_MAX_PREEMPTIONS']} overrides the models' "
