@@ -78,6 +78,14 @@ pub trait Futex {
     /// Wakes every thread sleeping in [`wait`](Futex::wait) on `word`.
     fn wake(&self, word: &AtomicU32);
 
+    /// Wakes at least one thread sleeping in [`wait`](Futex::wait) on `word`, if
+    /// any sleeps (a semaphore's post, an event's `notify_one`). [`wake`](Futex::wake)
+    /// unless overridden: waking more is always correct, only slower.
+    #[inline]
+    fn wake_one(&self, word: &AtomicU32) {
+        self.wake(word);
+    }
+
     /// The waiter's half of the fence pair: between registering as a waiter and
     /// re-checking the ring. `fence(SeqCst)` unless overridden.
     #[inline]
