@@ -52,7 +52,6 @@ use std::time::{Duration, Instant};
 
 use shmring_core::layout::OBJECT_KIND_EVENT;
 use shmring_core::object::event::{self as protocol, Wake};
-use shmring_core::sync::Ordering;
 
 use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
@@ -264,7 +263,7 @@ impl Event {
     /// waiter killed while waiting stays counted, which costs notifiers only a
     /// system call).
     pub fn waiters(&self) -> u32 {
-        self.words().waiters.load(Ordering::SeqCst)
+        shmring_core::object::waiters(self.words())
     }
 
     /// The event segment's descriptor: to pass to a child or a peer, which opens it

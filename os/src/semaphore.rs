@@ -44,7 +44,6 @@ use shmring_core::layout::OBJECT_KIND_SEMAPHORE;
 pub use shmring_core::object::layout::SEMAPHORE_MAX_LIMIT;
 pub use shmring_core::object::semaphore::MAX_ATTEMPTS;
 use shmring_core::object::semaphore::{self as protocol, SemaphoreError};
-use shmring_core::sync::Ordering;
 
 use crate::blocking::deadline_after;
 use crate::error::{Corrupted, Error, Result};
@@ -295,7 +294,7 @@ impl Semaphore {
     /// waiter killed while waiting stays counted, which costs posters only a
     /// system call).
     pub fn waiters(&self) -> u32 {
-        self.words().waiters.load(Ordering::SeqCst)
+        shmring_core::object::waiters(self.words())
     }
 
     /// The semaphore segment's descriptor: to pass to a child or a peer, which

@@ -4,15 +4,27 @@
 //! the caller read from the header at attach time; a count above it (a hostile
 //! or buggy peer) is an error, never wrapped or waited on. A compare-and-swap
 //! that keeps failing gives up after [`MAX_ATTEMPTS`].
+//!
+//! ```text
+//! poster                                   waiter (count found 0)
+//! (writes the caller made before)          waiters.fetch_add(1); fence (waiter's)
+//! cas(c, c + 1, Release)  ─── pairs ────▶  c = word.load(); cas(c, c - 1, Acquire)
+//! fence (notifier's)                       zero? futex.wait(word, 0, deadline)
+//! waiters.load() != 0 → wake_one
+//! ```
+//!
+//! The fences are [`crate::wait`]'s pair in its counted form ([`has_waiters`],
+//! [`register_waiter`]): a post either wakes a registered waiter or is seen by
+//! its re-check. The Release post and the Acquire take hand what a poster did
+//! before posting to the caller that takes its unit.
 
 use core::fmt;
 use core::hint::spin_loop;
 
 use crate::error::TimedOut;
-use crate::object::Registered;
 use crate::object::layout::ObjectWords;
 use crate::sync::Ordering;
-use crate::wait::Futex;
+use crate::wait::{Futex, has_waiters, register_waiter};
 
 /// How many times in a row a compare-and-swap on the count may fail (each failure
 /// means the word changed between our load and our swap) before the call reports
@@ -74,9 +86,9 @@ impl From<TimedOut> for SemaphoreError {
 /// # Errors
 /// [`SemaphoreError::CountOutOfRange`] if it is over `max`.
 pub fn value(words: &ObjectWords, max: u32) -> Result<u32, SemaphoreError> {
-    // SYNC: SeqCst: a waiter's re-load after its SeqCst registration, and a
-    // poster's load before its SeqCst swap (see `post` and `wait`).
-    let count = words.word.load(Ordering::SeqCst);
+    // Relaxed: only the swap that follows synchronizes; a waiter's re-check is
+    // ordered after its registration by the fence (see `wait`).
+    let count = words.word.load(Ordering::Relaxed);
     if count > max {
         return Err(SemaphoreError::CountOutOfRange { found: count, max });
     }
@@ -99,16 +111,17 @@ pub fn post<F: Futex + ?Sized>(
         if count == max {
             return Err(SemaphoreError::Full { max });
         }
-        // SYNC: SeqCst swap then SeqCst load of `waiters`, paired with a waiter's
-        // SeqCst registration then SeqCst re-load of the count: either we see it
-        // registered and wake it, or it sees our unit. Release (in SeqCst) also
-        // publishes to the taker what we did before posting.
+        // SYNC: Release pairs with the Acquire swap in `try_take`: what the
+        // caller did before posting is visible to whoever takes the unit.
+        // Relaxed on failure: nothing was written, we load again.
         if words
             .word
-            .compare_exchange(count, count + 1, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(count, count + 1, Ordering::Release, Ordering::Relaxed)
             .is_ok()
         {
-            if words.waiters.load(Ordering::SeqCst) != 0 {
+            // SYNC: the notifier's fence, paired with the waiter's in `wait`'s
+            // registration (`crate::wait`, counted form).
+            if has_waiters(&words.waiters, futex) {
                 futex.wake_one(&words.word);
             }
             return Ok(());
@@ -131,11 +144,11 @@ pub fn try_take(words: &ObjectWords, max: u32) -> Result<(), SemaphoreError> {
         if count == 0 {
             return Err(SemaphoreError::Empty);
         }
-        // SYNC: Acquire (in SeqCst) pairs with the poster's swap: what it did
-        // before posting is visible to us.
+        // SYNC: Acquire pairs with the Release swap in `post`: what the poster
+        // did before posting is visible to us. Relaxed on failure: we load again.
         if words
             .word
-            .compare_exchange(count, count - 1, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(count, count - 1, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             return Ok(());
@@ -167,8 +180,9 @@ pub fn wait<F: Futex + ?Sized>(
             taken_or_error => return taken_or_error,
         }
         if registered.is_none() {
-            // Register, then take again before sleeping (see `post`).
-            registered = Some(Registered::new(&words.waiters));
+            // SYNC: the waiter's fence, paired with the notifier's in `post`;
+            // the next turn's `try_take` is the re-check it orders.
+            registered = Some(register_waiter(&words.waiters, futex));
             continue;
         }
         futex.wait(&words.word, 0, deadline)?;
