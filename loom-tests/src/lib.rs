@@ -10,7 +10,9 @@
 //!   mutex, with a condition variable), as the kernel's futex does;
 //! - [`LoomMpmcRegion`] and [`LoomLiveness`], the same for the MPMC ring: an
 //!   [`MpmcRegion`](shmring_core::MpmcRegion) and a stand-in for the kernel's
-//!   liveness marks.
+//!   liveness marks;
+//! - [`LoomObject`], an event's or semaphore's object layout of loom atomics
+//!   (the protocols in `shmring_core::object` take its futex line).
 //!
 //! The models themselves are in `tests/`. Without the cfg this crate is empty.
 #![cfg(shmring_loom)]
@@ -164,6 +166,47 @@ impl Futex for LoomFutex {
     fn wake(&self, _word: &AtomicU32) {
         let _guard = self.lock.lock().unwrap();
         self.cond.notify_all();
+    }
+
+    /// Wakes one sleeper, as `FUTEX_WAKE` of 1 does. Faithful only if the futex
+    /// serves one word (each model gives each word a futex of its own), since the
+    /// kernel wakes one waiter *on that word*.
+    fn wake_one(&self, _word: &AtomicU32) {
+        let _guard = self.lock.lock().unwrap();
+        self.cond.notify_one();
+    }
+}
+
+/// An event's or semaphore's memory for the models: core's
+/// [`ObjectLayout`](shmring_core::object::layout::ObjectLayout) of loom atomics,
+/// initialised as a creator does it, shared by the model's threads.
+#[derive(Debug, Clone)]
+pub struct LoomObject(Arc<shmring_core::object::layout::ObjectLayout>);
+
+impl LoomObject {
+    /// A fresh object of `kind` with its maximum count and first word, attached
+    /// as an opener does it (call inside `loom::model`).
+    pub fn new(kind: u32, max_count: u32, word: u32) -> Self {
+        let object = shmring_core::object::layout::ObjectLayout::new();
+        object.init(kind, max_count, word);
+        object.attach().expect("a fresh object attaches");
+        Self(Arc::new(object))
+    }
+
+    /// An object whose bytes are all zero, for a model to `init` and `attach`
+    /// from different threads.
+    pub fn zeroed() -> Self {
+        Self(Arc::new(shmring_core::object::layout::ObjectLayout::new()))
+    }
+
+    /// The layout (its header and its futex line).
+    pub fn layout(&self) -> &shmring_core::object::layout::ObjectLayout {
+        &self.0
+    }
+
+    /// The futex line.
+    pub fn words(&self) -> &shmring_core::object::layout::ObjectWords {
+        self.0.words()
     }
 }
 
