@@ -8,8 +8,13 @@
 //! notification advances.
 //!
 //! - [`notify_one`](Event::notify_one) and [`notify_all`](Event::notify_all) advance
-//!   the sequence. With nobody waiting they cost one atomic add and store nothing:
-//!   a later [`wait`](Event::wait) does not see them.
+//!   the sequence. With nobody waiting they cost one atomic add, a fence and a
+//!   load, and store nothing: a later [`wait`](Event::wait) does not see them.
+//! - A notification publishes what the notifier wrote before it: a waiter that
+//!   returns `Ok`, or sees [`is_notified_since`](Event::is_notified_since) true,
+//!   or checks its condition after [`prepare`](Event::prepare) and finds the
+//!   notification already counted in its key, sees those writes (Release and
+//!   Acquire; the protocol is `shmring_core::object::event`).
 //! - A wait returns `Ok` only once the sequence differs from its *key*: the value
 //!   the sequence had when the wait began ([`wait`](Event::wait)) or when the caller
 //!   took the key ([`prepare`](Event::prepare), then

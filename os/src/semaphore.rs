@@ -12,6 +12,9 @@
 //!   fails with [`Error::Empty`]; [`wait`](Semaphore::wait) and its `_timeout` and
 //!   `_deadline` variants sleep until a unit can be taken or the deadline passes
 //!   ([`Error::TimedOut`]).
+//! - What a process wrote before a `post` is visible to the caller that takes
+//!   that unit (Release and Acquire; the protocol is
+//!   `shmring_core::object::semaphore`).
 //! - Process death: a unit taken by a process that dies is **not** given back (as
 //!   with POSIX semaphores): the count only changes by `post` and `wait`. A waiter
 //!   killed while waiting takes nothing.

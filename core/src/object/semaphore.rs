@@ -28,7 +28,8 @@ use crate::wait::{Futex, has_waiters, register_waiter};
 
 /// How many times in a row a compare-and-swap on the count may fail (each failure
 /// means the word changed between our load and our swap) before the call reports
-/// [`SemaphoreError::Unstable`]. Honest contention never comes near it.
+/// [`SemaphoreError::Unstable`] (the `shmring` crate's `Corrupted::WordUnstable`).
+/// Honest contention never comes near it.
 pub const MAX_ATTEMPTS: u32 = 1 << 16;
 
 /// Why a semaphore call did not take or give a unit.
