@@ -37,7 +37,7 @@
 //!
 //! A word that carries data of its own (an event's sequence, a semaphore's count:
 //! [`crate::object`]) has no room for the `WAITING` bit, so its waiters count
-//! themselves in a word beside it ([`register_waiter`], [`has_waiters`]): the same
+//! themselves in a word beside it (`register_waiter`, `has_waiters`): the same
 //! protocol and the same fence pair, with "waiters > 0" for "`WAITING` set".
 //!
 //! ```text

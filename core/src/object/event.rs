@@ -14,8 +14,8 @@
 //!                                          futex.wait(word, key, deadline)
 //! ```
 //!
-//! The fences are [`crate::wait`]'s pair in its counted form ([`has_waiters`],
-//! [`register_waiter`]): no lost wake-up. The Release increment and the Acquire
+//! The fences are [`crate::wait`]'s pair in its counted form (`has_waiters`,
+//! `register_waiter`): no lost wake-up. The Release increment and the Acquire
 //! loads make a notification publish what the notifier did before it to every
 //! waiter that sees it: to a `wait_from` that returns `Ok`, to
 //! `is_notified_since` returning `true`, and to the caller's condition checked

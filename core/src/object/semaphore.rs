@@ -13,8 +13,8 @@
 //! waiters.load() != 0 → wake_one
 //! ```
 //!
-//! The fences are [`crate::wait`]'s pair in its counted form ([`has_waiters`],
-//! [`register_waiter`]): a post either wakes a registered waiter or is seen by
+//! The fences are [`crate::wait`]'s pair in its counted form (`has_waiters`,
+//! `register_waiter`): a post either wakes a registered waiter or is seen by
 //! its re-check. The Release post and the Acquire take hand what a poster did
 //! before posting to the caller that takes its unit.
 
