@@ -4,8 +4,8 @@
 //!
 //! After its first 16 bytes each kind has a layout of its own: the SPSC ring's in
 //! [`crate::spsc::layout`], the MPMC ring's in [`crate::mpmc::layout`], the named
-//! events' and semaphores' in the `shmring` crate (ARCHITECTURE.md, "Segment
-//! layouts").
+//! events' and semaphores' in [`crate::object::layout`]
+//! (`docs/design/events-and-semaphores.md`).
 
 /// The first word of every shmring segment, in the byte order of the process that
 /// wrote it. A reader that finds its byte-swapped value was written by a machine of
@@ -30,7 +30,7 @@ pub const RING_KIND_MPMC: u32 = 2;
 
 /// Object kind (same field as the ring kind): a named event, an eventcount over
 /// one futex word (the `shmring` crate's `Event`). Its layout is not a ring's:
-/// ARCHITECTURE.md, "Segment layouts".
+/// [`crate::object::layout`].
 pub const OBJECT_KIND_EVENT: u32 = 3;
 /// Object kind: a named counting semaphore over one futex word (the `shmring`
 /// crate's `Semaphore`).

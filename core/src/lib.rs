@@ -26,7 +26,10 @@
 //!
 //! Beside it, [`mpmc`]: a bounded multi-producer multi-consumer ring of fixed-size
 //! slots in the same layout family ([`MpmcProducer`], [`MpmcConsumer`]), copying,
-//! crash-consistent through an endpoint table and a caller-supplied [`Liveness`].
+//! crash-consistent through an endpoint table and a caller-supplied [`Liveness`];
+//! and [`object`]: the layout and protocols of named events and counting
+//! semaphores (a sequence and a count, each on one futex word), on the same
+//! [`Futex`] and the same fence pair as the rings' waits.
 //!
 //! The algorithm is written once against [`Region`]; the model checks in
 //! `shmring-loom-tests` run it under loom through the [`sync`] facade
@@ -58,6 +61,7 @@
 pub mod error;
 pub mod layout;
 pub mod mpmc;
+pub mod object;
 pub mod spsc;
 pub mod sync;
 pub mod wait;

@@ -35,6 +35,27 @@
 //! notifier's ordering for it, and the notifier's a compiler fence. A segment
 //! says in its header whether its waiters do ([`crate::layout::FLAG_ASYMMETRIC_FENCES`]).
 //!
+//! A word that carries data of its own (an event's sequence, a semaphore's count:
+//! [`crate::object`]) has no room for the `WAITING` bit, so its waiters count
+//! themselves in a word beside it (`register_waiter`, `has_waiters`): the same
+//! protocol and the same fence pair, with "waiters > 0" for "`WAITING` set".
+//!
+//! ```text
+//! waiter                                   notifier
+//! waiters.fetch_add(1)                     (publish: update the futex word)
+//! fence(SeqCst)        ──── pairs ────     fence(SeqCst)
+//! re-check the word; ready? return         if waiters.load() != 0:
+//! futex.wait(word, seen, deadline)             futex.wake(word) / wake_one(word)
+//! (on exit) waiters.fetch_sub(1)
+//! ```
+//!
+//! A count rather than a bit, because several waiters share the word and a
+//! notifier may wake only one (`wake_one`): a bit the notifier cleared would leave
+//! the others asleep, unseen by the next notifier. The count is only compared
+//! with zero; each waiter's decrement follows its own increment in the word's
+//! modification order, so every value from a waiter's increment to its decrement
+//! counts it.
+//!
 //! Fences rather than SeqCst loads and stores, because loom models `fence(SeqCst)`
 //! but treats SeqCst accesses as Acquire/Release (tokio-rs/loom#180): the model
 //! checks would otherwise report lost wake-ups the hardware cannot produce.
@@ -77,6 +98,14 @@ pub trait Futex {
 
     /// Wakes every thread sleeping in [`wait`](Futex::wait) on `word`.
     fn wake(&self, word: &AtomicU32);
+
+    /// Wakes at least one thread sleeping in [`wait`](Futex::wait) on `word`, if
+    /// any sleeps (a semaphore's post, an event's `notify_one`). [`wake`](Futex::wake)
+    /// unless overridden: waking more is always correct, only slower.
+    #[inline]
+    fn wake_one(&self, word: &AtomicU32) {
+        self.wake(word);
+    }
 
     /// The waiter's half of the fence pair: between registering as a waiter and
     /// re-checking the ring. `fence(SeqCst)` unless overridden.
@@ -126,4 +155,47 @@ pub(crate) fn notify<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) {
         word.fetch_add(WAITING, Ordering::Relaxed);
         futex.wake(word);
     }
+}
+
+/// A waiter's registration in a count of waiters ([`register_waiter`]), undone
+/// on drop.
+#[must_use = "the registration ends when it is dropped"]
+pub(crate) struct Registered<'a>(&'a AtomicU32);
+
+/// Counts the caller in `waiters`, a word beside the futex word, and issues the
+/// waiter's fence. The caller must re-check the futex word after this and
+/// before sleeping; dropping the result undoes the registration.
+#[inline]
+pub(crate) fn register_waiter<'a, F: Futex + ?Sized>(
+    waiters: &'a AtomicU32,
+    futex: &F,
+) -> Registered<'a> {
+    // Relaxed: the RMW only needs to be in `waiters`' modification order; its
+    // ordering against the re-check that follows comes from the fence.
+    waiters.fetch_add(1, Ordering::Relaxed);
+    // SYNC: pairs with the notifier's fence in `has_waiters` (store-buffer
+    // pattern, module doc): either the notifier's load of `waiters` sees our
+    // increment, or our re-check sees its update of the futex word.
+    futex.waiter_fence();
+    Registered(waiters)
+}
+
+impl Drop for Registered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Relaxed: a notifier that still sees us counted only makes a useless
+        // wake-up; wrapping, so a hostile value costs no more than that.
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// After the caller updated a futex word: whether a waiter is counted in
+/// `waiters`, the word beside it (the caller then wakes the futex word).
+#[inline]
+pub(crate) fn has_waiters<F: Futex + ?Sized>(waiters: &AtomicU32, futex: &F) -> bool {
+    // SYNC: pairs with the waiter's fence in `register_waiter` (module doc):
+    // orders the caller's update of the futex word before the load of the count.
+    futex.notifier_fence();
+    // Relaxed: the fence orders it; the count carries no data.
+    waiters.load(Ordering::Relaxed) != 0
 }

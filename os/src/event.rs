@@ -8,8 +8,13 @@
 //! notification advances.
 //!
 //! - [`notify_one`](Event::notify_one) and [`notify_all`](Event::notify_all) advance
-//!   the sequence. With nobody waiting they cost one atomic add and store nothing:
-//!   a later [`wait`](Event::wait) does not see them.
+//!   the sequence. With nobody waiting they cost one atomic add, a fence and a
+//!   load, and store nothing: a later [`wait`](Event::wait) does not see them.
+//! - A notification publishes what the notifier wrote before it: a waiter that
+//!   returns `Ok`, or sees [`is_notified_since`](Event::is_notified_since) true,
+//!   or checks its condition after [`prepare`](Event::prepare) and finds the
+//!   notification already counted in its key, sees those writes (Release and
+//!   Acquire; the protocol is `shmring_core::object::event`).
 //! - A wait returns `Ok` only once the sequence differs from its *key*: the value
 //!   the sequence had when the wait began ([`wait`](Event::wait)) or when the caller
 //!   took the key ([`prepare`](Event::prepare), then
@@ -48,11 +53,10 @@
 
 use std::fmt;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shmring_core::Futex;
 use shmring_core::layout::OBJECT_KIND_EVENT;
+use shmring_core::object::event::{self as protocol, Wake};
 
 use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
@@ -60,7 +64,7 @@ use crate::futex::SharedFutex;
 use crate::options::SegmentBuilder;
 use crate::segment::{Backing, SegmentOptions};
 use crate::sync_object::{
-    ObjectSegment, Registered, create_object, debug_object, futex_wake, open_object, open_object_fd,
+    ObjectSegment, ObjectWords, create_object, debug_object, open_object, open_object_fd,
 };
 
 /// Creates or opens a named [`Event`]: its backing here; permissions and cleanup
@@ -178,7 +182,7 @@ impl fmt::Debug for Event {
 }
 
 impl Event {
-    fn words(&self) -> &crate::sync_object::ObjectWords {
+    fn words(&self) -> &ObjectWords {
         self.segment.contents().words()
     }
 
@@ -186,32 +190,19 @@ impl Event {
     /// one sleeper); with nobody waiting, nothing happens and nothing is stored.
     /// No system call when no waiter is registered.
     pub fn notify_one(&self) {
-        self.notify(1);
+        protocol::notify(self.words(), &SharedFutex::default(), Wake::One);
     }
 
     /// Wakes every waiter whose key this call postdates, in every process. No
     /// system call when no waiter is registered.
     pub fn notify_all(&self) {
-        self.notify(i32::MAX);
-    }
-
-    fn notify(&self, count: i32) {
-        let words = self.words();
-        // SYNC: SeqCst, paired with a waiter's SeqCst registration and re-load
-        // (`Registered::new`): either we see its registration below, or it sees
-        // the new sequence and does not sleep.
-        words.word.fetch_add(1, Ordering::SeqCst);
-        if words.waiters.load(Ordering::SeqCst) != 0 {
-            futex_wake(&words.word, count);
-        }
+        protocol::notify(self.words(), &SharedFutex::default(), Wake::All);
     }
 
     /// The sequence now, as a key: a later [`wait_from`](Self::wait_from) returns
     /// once a notification has been made after this call.
     pub fn prepare(&self) -> EventKey {
-        // SYNC: SeqCst: ordered with the caller's later check of its condition by
-        // program order, and with notifiers' SeqCst increments.
-        EventKey(self.words().word.load(Ordering::SeqCst))
+        EventKey(protocol::key(self.words()))
     }
 
     /// Waits for the next notification (one made after this call starts).
@@ -265,34 +256,19 @@ impl Event {
 
     /// Whether a notification was made after `key` was taken (never blocks).
     pub fn is_notified_since(&self, key: EventKey) -> bool {
-        self.words().word.load(Ordering::SeqCst) != key.0
+        protocol::is_notified_since(self.words(), key.0)
     }
 
     fn wait_from_deadline_opt(&self, key: EventKey, deadline: Option<Instant>) -> Result<()> {
-        let words = self.words();
-        if words.word.load(Ordering::SeqCst) != key.0 {
-            return Ok(());
-        }
-        let _registered = Registered::new(&words.waiters);
-        // Each turn sleeps while the word holds the key, or returns. The futex
-        // checks the deadline before every sleep, so a peer that keeps changing the
-        // word (and back) cannot keep us past it.
-        loop {
-            // SYNC: SeqCst re-load after the SeqCst registration (see `notify`).
-            if words.word.load(Ordering::SeqCst) != key.0 {
-                return Ok(());
-            }
-            SharedFutex::default()
-                .wait(&words.word, key.0, deadline)
-                .map_err(|_| Error::TimedOut)?;
-        }
+        protocol::wait_from(self.words(), key.0, &SharedFutex::default(), deadline)
+            .map_err(|_| Error::TimedOut)
     }
 
     /// How many callers are registered to wait, in every process (a snapshot; a
     /// waiter killed while waiting stays counted, which costs notifiers only a
     /// system call).
     pub fn waiters(&self) -> u32 {
-        self.words().waiters.load(Ordering::SeqCst)
+        shmring_core::object::waiters(self.words())
     }
 
     /// The event segment's descriptor: to pass to a child or a peer, which opens it

@@ -86,6 +86,12 @@ impl Futex for SharedFutex {
         sys_futex::wake(word, i32::MAX as u32);
     }
 
+    /// `FUTEX_WAKE` of one waiter.
+    #[inline]
+    fn wake_one(&self, word: &AtomicU32) {
+        sys_futex::wake(word, 1);
+    }
+
     /// A barrier on every CPU that runs a registered process (asymmetric), or
     /// `fence(SeqCst)`.
     #[inline]

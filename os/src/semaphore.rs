@@ -12,6 +12,9 @@
 //!   fails with [`Error::Empty`]; [`wait`](Semaphore::wait) and its `_timeout` and
 //!   `_deadline` variants sleep until a unit can be taken or the deadline passes
 //!   ([`Error::TimedOut`]).
+//! - What a process wrote before a `post` is visible to the caller that takes
+//!   that unit (Release and Acquire; the protocol is
+//!   `shmring_core::object::semaphore`).
 //! - Process death: a unit taken by a process that dies is **not** given back (as
 //!   with POSIX semaphores): the count only changes by `post` and `wait`. A waiter
 //!   killed while waiting takes nothing.
@@ -37,29 +40,22 @@
 //! ```
 
 use std::fmt;
-use std::hint::spin_loop;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shmring_core::Futex;
 use shmring_core::layout::OBJECT_KIND_SEMAPHORE;
+pub use shmring_core::object::layout::SEMAPHORE_MAX_LIMIT;
+pub use shmring_core::object::semaphore::MAX_ATTEMPTS;
+use shmring_core::object::semaphore::{self as protocol, SemaphoreError};
 
 use crate::blocking::deadline_after;
 use crate::error::{Corrupted, Error, Result};
 use crate::futex::SharedFutex;
 use crate::options::SegmentBuilder;
 use crate::segment::{Backing, SegmentOptions};
-pub use crate::sync_object::SEMAPHORE_MAX_LIMIT;
 use crate::sync_object::{
-    ObjectSegment, ObjectWords, Registered, create_object, debug_object, futex_wake, open_object,
-    open_object_fd,
+    ObjectSegment, ObjectWords, create_object, debug_object, open_object, open_object_fd,
 };
-
-/// How many times in a row a compare-and-swap on the count may fail (each failure
-/// means the word changed between our load and our swap) before the call reports
-/// [`Corrupted::WordUnstable`]. Honest contention never comes near it.
-pub const MAX_ATTEMPTS: u32 = 1 << 16;
 
 /// Creates or opens a named [`Semaphore`]: its backing, initial count and maximum
 /// here; permissions and cleanup through [`SegmentBuilder`], with the channels'
@@ -199,15 +195,6 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-/// What one attempt to take a unit found.
-enum Take {
-    Taken,
-    /// The count was zero.
-    Zero,
-    /// The word changed under the swap [`MAX_ATTEMPTS`] times in a row.
-    Unstable,
-}
-
 impl Semaphore {
     fn new(segment: ObjectSegment) -> Self {
         let max = segment.contents().max_count();
@@ -218,32 +205,29 @@ impl Semaphore {
         self.segment.contents().words()
     }
 
-    /// Loads the count (once) and checks it against the maximum.
-    fn load(&self) -> Result<u32> {
-        // SYNC: SeqCst: a waiter's re-load after its SeqCst registration, and a
-        // poster's load before its SeqCst swap (see `post` and `wait`).
-        let count = self.words().word.load(Ordering::SeqCst);
-        if count > self.max {
-            return Err(self.corrupted(Corrupted::CountOutOfRange {
-                found: count,
-                max: self.max,
-            }));
+    /// An error of core's protocol as this crate's.
+    fn error(&self, e: SemaphoreError) -> Error {
+        let what = self.segment.describe().to_owned();
+        match e {
+            SemaphoreError::Empty => Error::Empty,
+            SemaphoreError::TimedOut => Error::TimedOut,
+            SemaphoreError::Full { max } => Error::CountOverflow {
+                what,
+                count: u64::from(max) + 1,
+                max,
+            },
+            SemaphoreError::CountOutOfRange { found, max } => Error::Corrupted {
+                what,
+                detail: Corrupted::CountOutOfRange { found, max },
+            },
+            SemaphoreError::Unstable { attempts } => Error::Corrupted {
+                what,
+                detail: Corrupted::WordUnstable {
+                    word: "semaphore count",
+                    attempts,
+                },
+            },
         }
-        Ok(count)
-    }
-
-    fn corrupted(&self, detail: Corrupted) -> Error {
-        Error::Corrupted {
-            what: self.segment.describe().to_owned(),
-            detail,
-        }
-    }
-
-    fn unstable(&self) -> Error {
-        self.corrupted(Corrupted::WordUnstable {
-            word: "semaphore count",
-            attempts: MAX_ATTEMPTS,
-        })
     }
 
     /// Adds one to the count and wakes one waiter (no system call when nobody
@@ -253,54 +237,7 @@ impl Semaphore {
     /// [`Error::CountOverflow`] if the count is at the maximum (nothing changes);
     /// [`Error::Corrupted`] if the count word is out of range or keeps changing.
     pub fn post(&self) -> Result<()> {
-        let words = self.words();
-        for _ in 0..MAX_ATTEMPTS {
-            let count = self.load()?;
-            if count == self.max {
-                return Err(Error::CountOverflow {
-                    what: self.segment.describe().to_owned(),
-                    count: u64::from(count) + 1,
-                    max: self.max,
-                });
-            }
-            // SYNC: SeqCst swap then SeqCst load of `waiters`, paired with a
-            // waiter's SeqCst registration then SeqCst re-load of the count: either
-            // we see it registered and wake it, or it sees our unit. Release (in
-            // SeqCst) also publishes to the taker what we did before posting.
-            if words
-                .word
-                .compare_exchange(count, count + 1, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                if words.waiters.load(Ordering::SeqCst) != 0 {
-                    futex_wake(&words.word, 1);
-                }
-                return Ok(());
-            }
-            spin_loop();
-        }
-        Err(self.unstable())
-    }
-
-    fn take(&self) -> Result<Take> {
-        let words = self.words();
-        for _ in 0..MAX_ATTEMPTS {
-            let count = self.load()?;
-            if count == 0 {
-                return Ok(Take::Zero);
-            }
-            // SYNC: Acquire (in SeqCst) pairs with the poster's swap: what it did
-            // before posting is visible to us.
-            if words
-                .word
-                .compare_exchange(count, count - 1, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(Take::Taken);
-            }
-            spin_loop();
-        }
-        Ok(Take::Unstable)
+        protocol::post(self.words(), self.max, &SharedFutex::default()).map_err(|e| self.error(e))
     }
 
     /// Takes one unit if the count is non-zero; never blocks.
@@ -309,11 +246,7 @@ impl Semaphore {
     /// [`Error::Empty`] if the count is zero; [`Error::Corrupted`] if the count
     /// word is out of range or keeps changing.
     pub fn try_wait(&self) -> Result<()> {
-        match self.take()? {
-            Take::Taken => Ok(()),
-            Take::Zero => Err(Error::Empty),
-            Take::Unstable => Err(self.unstable()),
-        }
+        protocol::try_take(self.words(), self.max).map_err(|e| self.error(e))
     }
 
     /// Takes one unit, sleeping while the count is zero.
@@ -343,25 +276,8 @@ impl Semaphore {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<()> {
-        let words = self.words();
-        let mut registered = None;
-        loop {
-            match self.take()? {
-                Take::Taken => return Ok(()),
-                Take::Unstable => return Err(self.unstable()),
-                Take::Zero => {}
-            }
-            if registered.is_none() {
-                // Register, then take again before sleeping (see `post`).
-                registered = Some(Registered::new(&words.waiters));
-                continue;
-            }
-            // Sleeps while the count is zero; checks the deadline before every
-            // sleep, so no peer can keep us past it.
-            SharedFutex::default()
-                .wait(&words.word, 0, deadline)
-                .map_err(|_| Error::TimedOut)?;
-        }
+        protocol::wait(self.words(), self.max, &SharedFutex::default(), deadline)
+            .map_err(|e| self.error(e))
     }
 
     /// The count now (a snapshot).
@@ -369,7 +285,7 @@ impl Semaphore {
     /// # Errors
     /// [`Error::Corrupted`] if the count word is over the maximum.
     pub fn value(&self) -> Result<u32> {
-        self.load()
+        protocol::value(self.words(), self.max).map_err(|e| self.error(e))
     }
 
     /// The maximum count, read from the header when the semaphore was opened.
@@ -381,7 +297,7 @@ impl Semaphore {
     /// waiter killed while waiting stays counted, which costs posters only a
     /// system call).
     pub fn waiters(&self) -> u32 {
-        self.words().waiters.load(Ordering::SeqCst)
+        shmring_core::object::waiters(self.words())
     }
 
     /// The semaphore segment's descriptor: to pass to a child or a peer, which
