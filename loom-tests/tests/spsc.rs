@@ -269,34 +269,39 @@ fn producer_handover_appends_after_committed() {
     });
 }
 
-/// A new producer sees the space the consumer freed before the handover: capacity
-/// 64 with three 16-byte frames in it; the consumer pops one while a new producer
-/// claims and pushes a fourth. Covers the Acquire load of read_position in recovery
-/// (the new producer must not write where the consumer still reads).
+/// A new producer writes only into space the consumer has finished with: capacity
+/// 64, a 24-byte message (frame 16..48) being popped on one thread while a new
+/// producer claims on another and pushes a 24-byte message, which fits only past a
+/// padding frame at 48, at the start of the next lap (bytes 0..32), over the bytes
+/// the consumer is copying out (24..48). So the new producer may write there only
+/// after it has seen the consumer's publication of 48, and only if that
+/// publication carries the consumer's reads: loom reports the race on bytes 24..32
+/// otherwise. Covers `Producer::recover`'s Acquire load of `read_position` and the
+/// `Consumer::publish` Release it pairs with.
 #[test]
 fn producer_recovery_sees_released_space() {
     model(|| {
         let region = LoomRegion::new(64);
+        let mut rx = Consumer::claim(region.clone(), token(2)).unwrap();
         {
             let mut first = Producer::claim(region.clone(), token(1)).unwrap();
-            for i in 0..3 {
-                first.push(&message(i, 8)).unwrap();
-            }
+            // One frame of 16 bytes, consumed: the read position is 16.
+            first.push(&message(0, 8)).unwrap();
+            assert_eq!(pop_spinning(&mut rx), message(0, 8));
+            // The frame the consumer thread copies out: 16..48.
+            first.push(&message(1, 24)).unwrap();
         }
-        let mut rx = Consumer::claim(region.clone(), token(2)).unwrap();
         let consumer = thread::spawn(move || {
             let got = pop_spinning(&mut rx);
             (rx, got)
         });
         let mut second = Producer::claim(region, token(3)).unwrap();
-        push_spinning(&mut second, &message(3, 8));
+        // Padding 48..64, then the frame at 0..32 of the next lap: needs the read
+        // position at 48.
+        push_spinning(&mut second, &message(2, 24));
         let (mut rx, got) = consumer.join().unwrap();
-        assert_eq!(got, message(0, 8));
-        for i in 1..4 {
-            assert_eq!(pop_spinning(&mut rx), message(i, 8));
-        }
-        // The header the fourth frame zeroed at the start of the next lap must not
-        // have been overwritten by the consumer's RELEASED mark of the first.
+        assert_eq!(got, message(1, 24));
+        assert_eq!(pop_spinning(&mut rx), message(2, 24));
         assert_eq!(rx.read().unwrap_err(), ReadError::Empty);
     });
 }
