@@ -302,6 +302,13 @@ mod mpmc {
             // sees it dead (the kernel's lock release does this for a process).
             self.0[entry].store(true, Ordering::Release);
         }
+
+        /// Marks `entry` alive again: a new endpoint has taken it over (as the
+        /// `shmring` crate's new holder takes the entry's lock).
+        pub fn revive(&self, entry: usize) {
+            // Relaxed: what a recoverer may conclude from "alive" is only to wait.
+            self.0[entry].store(false, Ordering::Relaxed);
+        }
     }
 
     // SAFETY: an entry reads dead only after `kill`, whose contract is that the

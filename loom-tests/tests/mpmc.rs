@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use shmring_core::{MpmcConsumer, MpmcPopError, MpmcProducer, MpmcPushError, Recovery};
+use shmring_core::{MpmcConsumer, MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, Recovery};
 use shmring_loom_tests::{LoomFutex, LoomLiveness, LoomMpmcRegion};
 
 type Producer = MpmcProducer<LoomMpmcRegion>;
@@ -463,5 +463,107 @@ fn live_producer_is_not_skipped() {
         got.sort_unstable();
         assert_eq!(got, [message(0, 0), message(1, 0)]);
         assert_eq!(rx.stats().skipped, 0);
+    });
+}
+
+/// A consumer claims a message, dies part-way through copying it out, and a new
+/// consumer takes its table entry over (on the same loom thread, after the death:
+/// the take-over's proof that the holder is gone, as the `shmring` crate's new
+/// holder takes the entry's lock), so the entry is alive again. The producer comes
+/// round to the slot, reclaims it at every stall and writes the next lap's
+/// message into it. A reclaimer that reads the intent the new holder cleared at
+/// registration must see the dead consumer's copy: covers the registration's
+/// intent store (Release), which carries it; weakened, the producer's write races
+/// the dead copy and loom reports it. `lost` ends at exactly one.
+#[test]
+fn taken_over_entry_hands_on_the_dead_claim() {
+    model(2, || {
+        let region = LoomMpmcRegion::new(2, 2, 2);
+        let liveness = LoomLiveness::new(2);
+        let mut tx = Producer::register(region.clone(), token(1)).unwrap();
+        let mut dead = Consumer::register(region.clone(), token(2)).unwrap();
+        let entry = dead.entry();
+        tx.push(&message(0, 0)).unwrap();
+        let (r, l) = (region.clone(), liveness.clone());
+        let dying = thread::spawn(move || {
+            assert_eq!(dead.claim_without_freeing(), Ok(0));
+            // Part-way through the copy out of slot 0.
+            r.will_read(0);
+            dead.die();
+            l.kill(entry);
+            // SAFETY: the endpoint registered with token 2 is dead: it never
+            // touches the ring again.
+            let rx = unsafe { Consumer::take_over_at(r, entry, token(3), token(2)) }.unwrap();
+            l.revive(entry);
+            rx
+        });
+        for s in 1..3 {
+            loop {
+                match tx.push(&message(0, s)) {
+                    Ok(()) => break,
+                    Err(MpmcPushError::Stalled { position }) => {
+                        match tx.reclaim_from_dead_consumer(position, &liveness).unwrap() {
+                            Recovery::Recovered | Recovery::AlreadyMoved => {}
+                            Recovery::ClaimantAlive { .. } => thread::yield_now(),
+                        }
+                    }
+                    Err(MpmcPushError::Full | MpmcPushError::Contended) => thread::yield_now(),
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+        }
+        let mut rx = dying.join().unwrap();
+        let mut buf = [0u8; 2];
+        for s in 1..3 {
+            assert_eq!(rx.pop(&mut buf), Ok(2));
+            assert_eq!(buf, message(0, s));
+        }
+        assert_eq!(rx.pop(&mut buf), Err(MpmcPopError::Empty));
+        assert_eq!(rx.stats().lost, 1);
+    });
+}
+
+/// Neither side calls `wake` after its operations, only when it is done: each
+/// relies on the other's wait to notify it before sleeping (a waiter never sleeps
+/// owing a wake-up). A producer sends three messages through two slots, waiting
+/// for space; the consumer waits for messages. Without the wake-up in the wait
+/// both sleep for ever, which loom reports as a deadlock.
+#[test]
+fn waiters_wake_the_others_before_sleeping() {
+    model(2, || {
+        let region = LoomMpmcRegion::new(2, 2, 2);
+        let futex = Arc::new(LoomFutex::new());
+        let mut tx = Producer::register(region.clone(), token(1)).unwrap();
+        let mut rx = Consumer::register(region, token(2)).unwrap();
+        let f = futex.clone();
+        let producer = thread::spawn(move || {
+            for s in 0..3 {
+                loop {
+                    match tx.push(&message(0, s)) {
+                        Ok(()) => break,
+                        Err(MpmcPushError::Full | MpmcPushError::Stalled { .. }) => {
+                            tx.wait_for_space(&*f, None).unwrap()
+                        }
+                        Err(e) => panic!("send: {e}"),
+                    }
+                }
+            }
+            tx.wake(&*f);
+        });
+        let mut buf = [0u8; 2];
+        for s in 0..3 {
+            loop {
+                match rx.pop(&mut buf) {
+                    Ok(_) => break,
+                    Err(MpmcPopError::Empty | MpmcPopError::Stalled { .. }) => {
+                        rx.wait_for_message(&*futex, None).unwrap()
+                    }
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            assert_eq!(buf, message(0, s));
+        }
+        rx.wake(&*futex);
+        producer.join().unwrap();
     });
 }
