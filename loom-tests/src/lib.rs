@@ -50,6 +50,7 @@
 //! | `dead_producer_two_consumers_agree` | two consumers racing to skip count one skip | 1 | 0.3 (0.0) |
 //! | `dead_consumer_is_reclaimed` | a dead consumer's slot is reclaimed once it is dead, counted lost | 2 | 0.0 (0.0) |
 //! | `live_consumer_is_not_reclaimed` | recovery at every stall never takes a live consumer's slot | 2 | 0.1 (0.0) |
+//! | `live_consumer_is_not_reclaimed_in_the_claim_loop` | the same, each message taken through the claim loop rather than `pop`'s inline common case | 2 | 0.0 (0.0) |
 //! | `live_producer_is_not_skipped` | recovery at every stall never skips a live producer | 2 | 0.7 (0.1) |
 //! | `taken_over_entry_hands_on_the_dead_claim` | a take-over's intent clear carries the dead holder's copy to the reclaimer | 2 | 0.0 (0.0) |
 //!

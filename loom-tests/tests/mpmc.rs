@@ -13,6 +13,7 @@
 //! - `dead_producer_two_consumers_agree`: bound 1, 0.3 s (0.0 s user)
 //! - `dead_consumer_is_reclaimed`: bound 2, 0.0 s (0.0 s user)
 //! - `live_consumer_is_not_reclaimed`: bound 2, 0.1 s (0.0 s user)
+//! - `live_consumer_is_not_reclaimed_in_the_claim_loop`: bound 2, 0.0 s (0.0 s user)
 //! - `live_producer_is_not_skipped`: bound 2, 0.7 s (0.1 s user)
 //! - `taken_over_entry_hands_on_the_dead_claim`: bound 2, 0.0 s (0.0 s user)
 #![cfg(shmring_loom)]
@@ -442,7 +443,21 @@ fn dead_consumer_is_reclaimed() {
 /// reports the race) or count a live message lost.
 #[test]
 fn live_consumer_is_not_reclaimed() {
-    model(2, || {
+    live_consumer_model(Consumer::pop);
+}
+
+/// The same with every message taken through the claim loop (`claim_from`)
+/// rather than `pop`'s inline common case, which the model above nearly always
+/// takes: covers the claim loop's copy of the head CAS Release.
+#[test]
+fn live_consumer_is_not_reclaimed_in_the_claim_loop() {
+    live_consumer_model(Consumer::pop_through_claim_loop);
+}
+
+/// A live consumer takes three messages from a 2-slot ring, each with `pop`
+/// (the pop function given), while the producer reclaims at every stall.
+fn live_consumer_model(pop: fn(&mut Consumer, &mut [u8]) -> Result<usize, MpmcPopError>) {
+    model(2, move || {
         let region = LoomMpmcRegion::new(2, 2, 2);
         let liveness = LoomLiveness::new(2);
         let mut tx = Producer::register(region.clone(), token(1)).unwrap();
@@ -466,7 +481,7 @@ fn live_consumer_is_not_reclaimed() {
         let mut buf = [0u8; 2];
         for s in 0..3 {
             loop {
-                match rx.pop(&mut buf) {
+                match pop(&mut rx, &mut buf) {
                     Ok(_) => break,
                     Err(
                         MpmcPopError::Empty

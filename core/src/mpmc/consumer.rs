@@ -339,6 +339,16 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
         self.claim(usize::MAX).map(|(position, _)| position)
     }
 
+    /// Test support for the model checks: [`pop`](Self::pop) through the general
+    /// claim loop (`claim_from`) only, skipping its inline common case, so that a
+    /// model reaches the claim loop's copy of each ordering.
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn pop_through_claim_loop(&mut self, buf: &mut [u8]) -> Result<usize, MpmcPopError> {
+        let (position, len) = self.claim(buf.len())?;
+        self.finish(position, len, Some(buf))
+    }
+
     /// Test support for the model checks: ends this handle as a killed process
     /// would, leaving its table entry (owner, intent) as it is.
     #[cfg(shmring_loom)]
