@@ -228,21 +228,28 @@ fn hostile_run(seed: u64, slots: usize, slot_size: usize, steps: u32) -> Seen {
 #[test]
 fn hostile_peer_never_crashes_an_endpoint() {
     let mut total = Seen::default();
-    for seed in 1..=40 {
+    // Under Miri: fewer seeds and steps (every call is interpreted), and the floor
+    // on what the runs exercised scaled down with them.
+    let (seeds, steps, floor) = if cfg!(miri) {
+        (2, 400, 20)
+    } else {
+        (40, 4_000, 1_000)
+    };
+    for seed in 1..=seeds {
         for (slots, slot_size) in [(2, 1), (4, 8), (16, 13), (256, 64)] {
-            let seen = hostile_run(seed * 7919, slots, slot_size, 4_000);
+            let seen = hostile_run(seed * 7919, slots, slot_size, steps);
             total.received += seen.received;
             total.corrupted += seen.corrupted;
         }
     }
     // The runs exercised both the delivery paths and the validation.
     assert!(
-        total.received > 1_000,
+        total.received > floor,
         "received {}, corrupted {}",
         total.received,
         total.corrupted
     );
-    assert!(total.corrupted > 1_000, "corrupted {}", total.corrupted);
+    assert!(total.corrupted > floor, "corrupted {}", total.corrupted);
 }
 
 #[test]

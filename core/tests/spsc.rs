@@ -223,7 +223,14 @@ fn header_changes_after_attach_do_not_move_bounds() {
 
 #[test]
 fn largest_message_and_one_byte_over() {
-    for capacity in [64, 128, 1024, 65536] {
+    // Under Miri, walking the 64 KiB ring's 8192 offsets with 64 KiB messages
+    // would take hours: the smaller rings walk every offset all the same.
+    let capacities: &[usize] = if cfg!(miri) {
+        &[64, 128, 1024]
+    } else {
+        &[64, 128, 1024, 65536]
+    };
+    for &capacity in capacities {
         let (_mem, mut tx, mut rx) = ring(capacity);
         let max = max_message_len(capacity);
         assert_eq!(tx.max_message_len(), max);

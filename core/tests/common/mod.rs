@@ -1,12 +1,19 @@
 //! Test memory: a mapping with an inaccessible page on each side, so that an access
 //! out of bounds crashes the test instead of passing unseen.
+//!
+//! Under Miri (which has no `mprotect`) the memory is a plain heap allocation of
+//! exactly `len` bytes instead: Miri checks every access against the allocation's
+//! bounds byte by byte, on both sides, which is stricter than the guard pages
+//! (those catch only what crosses into the next page past the 128-byte rounding).
+//! See docs/design/testing-under-miri.md.
 #![allow(dead_code)]
 
 use std::num::NonZeroU32;
 
 use shmring_core::{Consumer, Producer, RawRegion};
 
-/// `len` usable bytes ending exactly at a PROT_NONE page, with another before them.
+/// `len` usable bytes ending exactly at a PROT_NONE page, with another before them
+/// (under Miri: an allocation of exactly `len` bytes, 128-aligned).
 pub struct GuardedMemory {
     map: *mut libc::c_void,
     map_len: usize,
@@ -14,6 +21,7 @@ pub struct GuardedMemory {
     len: usize,
 }
 
+#[cfg(not(miri))]
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
@@ -22,6 +30,7 @@ fn page_size() -> usize {
 impl GuardedMemory {
     /// The usable bytes start 128-aligned, so for a `len` that is not a multiple of
     /// 128 up to 127 bytes lie between their end and the trailing guard page.
+    #[cfg(not(miri))]
     pub fn new(len: usize) -> Self {
         let page = page_size();
         let inner = len.div_ceil(page) * page;
@@ -60,6 +69,26 @@ impl GuardedMemory {
         }
     }
 
+    /// Under Miri: `len` bytes, zeroed as a fresh mapping is, 128-aligned.
+    #[cfg(miri)]
+    pub fn new(len: usize) -> Self {
+        let layout = Self::miri_layout(len);
+        // SAFETY: the layout's size is not zero (every test asks for a segment).
+        let start = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!start.is_null(), "allocation failed");
+        Self {
+            map: start.cast(),
+            map_len: len,
+            start,
+            len,
+        }
+    }
+
+    #[cfg(miri)]
+    fn miri_layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(len, 128).unwrap()
+    }
+
     pub fn ptr(&self) -> *mut u8 {
         self.start
     }
@@ -94,9 +123,16 @@ unsafe impl Send for GuardedMemory {}
 unsafe impl Sync for GuardedMemory {}
 
 impl Drop for GuardedMemory {
+    #[cfg(not(miri))]
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `new`.
         unsafe { libc::munmap(self.map, self.map_len) };
+    }
+
+    #[cfg(miri)]
+    fn drop(&mut self) {
+        // SAFETY: frees exactly the allocation made in `new`, with its layout.
+        unsafe { std::alloc::dealloc(self.start, Self::miri_layout(self.map_len)) };
     }
 }
 
