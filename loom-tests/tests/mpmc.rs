@@ -170,7 +170,16 @@ fn two_by_one_capacity_2_wraps() {
 /// `wait_for_message` and frees slots, waking it.
 #[test]
 fn no_lost_wakeup_producer() {
-    model(2, || {
+    blocking_pair_model(true);
+}
+
+/// One producer and one consumer through two slots, three messages, each side
+/// blocking in its wait (no deadline) whenever it cannot go on. With
+/// `wake_after_each`, each side calls `wake` after every operation; without it,
+/// only once when it is done, so that each relies on the other's wait to notify
+/// it before sleeping.
+fn blocking_pair_model(wake_after_each: bool) {
+    model(2, move || {
         let region = LoomMpmcRegion::new(2, 2, 2);
         let futex = Arc::new(LoomFutex::new());
         let mut tx = Producer::register(region.clone(), token(1)).unwrap();
@@ -187,6 +196,11 @@ fn no_lost_wakeup_producer() {
                         Err(e) => panic!("send: {e}"),
                     }
                 }
+                if wake_after_each {
+                    tx.wake(&*f);
+                }
+            }
+            if !wake_after_each {
                 tx.wake(&*f);
             }
         });
@@ -203,6 +217,11 @@ fn no_lost_wakeup_producer() {
                 }
             }
             assert_eq!(buf, message(0, s));
+            if wake_after_each {
+                rx.wake(&*futex);
+            }
+        }
+        if !wake_after_each {
             rx.wake(&*futex);
         }
         producer.join().unwrap();
@@ -301,20 +320,26 @@ fn dead_producer_model(consumers: usize, messages: u8, bound: usize) {
         dying.join().unwrap();
         check_delivery(&shares, 1..2, messages);
         // Drain: a dead claim behind every message is still there.
-        let mut buf = [0u8; 2];
-        loop {
-            match main_rx.pop(&mut buf) {
-                Err(MpmcPopError::Stalled { position }) => assert_eq!(
-                    main_rx.skip_dead_producer(position, &liveness).unwrap(),
-                    Recovery::Recovered
-                ),
-                Err(MpmcPopError::Empty) => break,
-                other => panic!("drain: {other:?}"),
-            }
-        }
+        drain_skipping(&mut main_rx, &liveness);
         assert_eq!(main_rx.stats().skipped, 1);
         assert_eq!(main_rx.stats().lost, 0);
     });
+}
+
+/// Pops until `Empty`, skipping every stalled position (each must be a dead
+/// claim, recovered by this call); any message left is a failure.
+fn drain_skipping(rx: &mut Consumer, liveness: &LoomLiveness) {
+    let mut buf = [0u8; 2];
+    loop {
+        match rx.pop(&mut buf) {
+            Err(MpmcPopError::Stalled { position }) => assert_eq!(
+                rx.skip_dead_producer(position, liveness).unwrap(),
+                Recovery::Recovered
+            ),
+            Err(MpmcPopError::Empty) => break,
+            other => panic!("drain: {other:?}"),
+        }
+    }
 }
 
 /// One consumer, two messages around the dead claim.
@@ -364,19 +389,27 @@ fn dead_producer_two_consumers_agree() {
         racer.join().unwrap();
         dying.join().unwrap();
         // Drain: the dead claim, if neither skipped it yet.
-        let mut buf = [0u8; 2];
-        loop {
-            match rx.pop(&mut buf) {
-                Err(MpmcPopError::Stalled { position }) => assert_eq!(
-                    rx.skip_dead_producer(position, &liveness).unwrap(),
-                    Recovery::Recovered
-                ),
-                Err(MpmcPopError::Empty) => break,
-                other => panic!("drain: {other:?}"),
-            }
-        }
+        drain_skipping(&mut rx, &liveness);
         assert_eq!(rx.stats().skipped, 1);
     });
+}
+
+/// Pushes `msg`, reclaiming at every stall. At once, not after a bound:
+/// reclaiming must be safe whenever it is called.
+fn send_reclaiming(tx: &mut Producer, msg: &[u8], liveness: &LoomLiveness) {
+    loop {
+        match tx.push(msg) {
+            Ok(()) => break,
+            Err(MpmcPushError::Stalled { position }) => {
+                match tx.reclaim_from_dead_consumer(position, liveness).unwrap() {
+                    Recovery::Recovered | Recovery::AlreadyMoved => {}
+                    Recovery::ClaimantAlive { .. } => thread::yield_now(),
+                }
+            }
+            Err(MpmcPushError::Full | MpmcPushError::Contended) => thread::yield_now(),
+            Err(e) => panic!("send: {e}"),
+        }
+    }
 }
 
 /// A consumer claims a message and dies before freeing it. The producer then sends
@@ -404,21 +437,7 @@ fn dead_consumer_is_reclaimed() {
         let l = liveness.clone();
         let producer = thread::spawn(move || {
             for s in 1..3 {
-                loop {
-                    match tx.push(&message(0, s)) {
-                        Ok(()) => break,
-                        // The model reclaims at once, not after a bound: reclaiming
-                        // must be safe whenever it is called.
-                        Err(MpmcPushError::Stalled { position }) => {
-                            match tx.reclaim_from_dead_consumer(position, &l).unwrap() {
-                                Recovery::Recovered | Recovery::AlreadyMoved => {}
-                                Recovery::ClaimantAlive { .. } => thread::yield_now(),
-                            }
-                        }
-                        Err(MpmcPushError::Full | MpmcPushError::Contended) => thread::yield_now(),
-                        Err(e) => panic!("send: {e}"),
-                    }
-                }
+                send_reclaiming(&mut tx, &message(0, s), &l);
             }
         });
         producer.join().unwrap();
@@ -570,19 +589,7 @@ fn taken_over_entry_hands_on_the_dead_claim() {
             rx
         });
         for s in 1..3 {
-            loop {
-                match tx.push(&message(0, s)) {
-                    Ok(()) => break,
-                    Err(MpmcPushError::Stalled { position }) => {
-                        match tx.reclaim_from_dead_consumer(position, &liveness).unwrap() {
-                            Recovery::Recovered | Recovery::AlreadyMoved => {}
-                            Recovery::ClaimantAlive { .. } => thread::yield_now(),
-                        }
-                    }
-                    Err(MpmcPushError::Full | MpmcPushError::Contended) => thread::yield_now(),
-                    Err(e) => panic!("send: {e}"),
-                }
-            }
+            send_reclaiming(&mut tx, &message(0, s), &liveness);
         }
         let mut rx = dying.join().unwrap();
         let mut buf = [0u8; 2];
@@ -602,40 +609,5 @@ fn taken_over_entry_hands_on_the_dead_claim() {
 /// both sleep for ever, which loom reports as a deadlock.
 #[test]
 fn waiters_wake_the_others_before_sleeping() {
-    model(2, || {
-        let region = LoomMpmcRegion::new(2, 2, 2);
-        let futex = Arc::new(LoomFutex::new());
-        let mut tx = Producer::register(region.clone(), token(1)).unwrap();
-        let mut rx = Consumer::register(region, token(2)).unwrap();
-        let f = futex.clone();
-        let producer = thread::spawn(move || {
-            for s in 0..3 {
-                loop {
-                    match tx.push(&message(0, s)) {
-                        Ok(()) => break,
-                        Err(MpmcPushError::Full | MpmcPushError::Stalled { .. }) => {
-                            tx.wait_for_space(&*f, None).unwrap()
-                        }
-                        Err(e) => panic!("send: {e}"),
-                    }
-                }
-            }
-            tx.wake(&*f);
-        });
-        let mut buf = [0u8; 2];
-        for s in 0..3 {
-            loop {
-                match rx.pop(&mut buf) {
-                    Ok(_) => break,
-                    Err(MpmcPopError::Empty | MpmcPopError::Stalled { .. }) => {
-                        rx.wait_for_message(&*futex, None).unwrap()
-                    }
-                    Err(e) => panic!("recv: {e}"),
-                }
-            }
-            assert_eq!(buf, message(0, s));
-        }
-        rx.wake(&*futex);
-        producer.join().unwrap();
-    });
+    blocking_pair_model(false);
 }
