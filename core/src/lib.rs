@@ -85,4 +85,4 @@ pub use spsc::{
 };
 #[cfg(not(shmring_loom))]
 pub use spsc::{RawRegion, SegmentInfo};
-pub use wait::Futex;
+pub use wait::{Futex, Readiness};

@@ -4,20 +4,26 @@
 //! the caller supplies (the `shmring` crate: Linux futex on the shared word; the
 //! model checks: a mutex and condition variable that compare and sleep atomically).
 //!
-//! The word: bit 1 = "a waiter is registered" ([`WAITING`]), bits 2..32 = a
-//! notification count, bit 0 = [`ARMED`], reserved (layout version 4) for a waiter
-//! armed on a readiness descriptor rather than asleep on the futex. Nothing sets
-//! `ARMED` yet; the protocol leaves it as it finds it (no addition carries into
-//! it), so a peer that sets it costs at most spurious wake-ups.
+//! The word: bit 1 = "a waiter is asleep on the futex, or about to be"
+//! ([`WAITING`]), bit 0 = "a waiter armed a readiness descriptor" ([`ARMED`]),
+//! bits 2..32 = a notification count. A waiter sets its bit, issues its fence and
+//! re-checks the ring; a notifier that finds either bit after its fence acts on
+//! it: `WAITING` → it adds `WAITING` (clearing the bit, counting one) and wakes
+//! the futex; `ARMED` → it clears the bit and, if it was the one to clear it,
+//! rings the doorbell ([`Futex::ring_doorbell`]). Two bits, because one cannot tell
+//! a futex sleeper from an armed descriptor, and each needs its own wake-up. The
+//! count's carry never reaches `ARMED`, below it.
 //!
 //! ```text
-//! waiter                                   notifier
-//! key = word.fetch_or(WAITING) | WAITING   (publish: frame header / read_position)
+//! waiter (bit = WAITING or ARMED)         notifier
+//! key = word.fetch_or(bit) | bit           (publish: frame header / read_position)
 //! fence(SeqCst)        ──── pairs ────     fence(SeqCst)
 //! re-check the ring; ready? return         seen = word.load()
-//! futex.wait(word, key, deadline)          if seen & WAITING:
-//!                                              word.fetch_add(WAITING) // clear bit, count++
-//!                                              futex.wake(word)
+//! WAITING: futex.wait(word, key, deadline) if seen & WAITING:
+//! ARMED: return `Armed`; the caller polls      word.fetch_add(WAITING) // clear bit, count++
+//!   its descriptor, drains it, consumes        futex.wake(word)
+//!   until empty, arms again                if seen & ARMED and word.fetch_and(!ARMED) had it:
+//!                                              futex.ring_doorbell(word)
 //! ```
 //!
 //! The two fences order "store, then load the other side's word" on both sides (the
@@ -68,11 +74,25 @@ use crate::sync::{AtomicU32, Ordering, fence};
 /// carries one into the notification count (bits 2..32).
 pub const WAITING: u32 = 1 << 1;
 
-/// Bit 0 of a signal word, reserved: a waiter armed on a readiness descriptor
-/// (layout version 4 makes room for it; no code sets it yet). It sits below
-/// [`WAITING`] so that the notifier's addition never carries into it; every
-/// reader treats a word with it set like any other (the word carries no data).
+/// Bit 0 of a signal word: a waiter armed a readiness descriptor (the caller's
+/// doorbell) and went back to its event loop. A notifier that sees it clears it
+/// and rings the doorbell once; the waiter arms again after it has consumed
+/// what the ring announced. It sits below [`WAITING`] so that the notifier's
+/// addition never carries into it. A peer that sets it costs a doorbell ring per
+/// notification at most.
 pub const ARMED: u32 = 1;
+
+/// What arming a readiness descriptor found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// The condition already holds: act on it now (nothing is armed that the
+    /// caller must wait for, though a later notification may still ring).
+    Ready,
+    /// Armed: the next notification rings the doorbell ([`Futex::ring_doorbell`]).
+    /// The caller waits on its descriptor, drains it, acts until the condition
+    /// no longer holds, and arms again.
+    Armed,
+}
 
 /// A compare-and-sleep on a shared 32-bit word, and its wake-up: what a futex does.
 ///
@@ -107,6 +127,15 @@ pub trait Futex {
         self.wake(word);
     }
 
+    /// Rings the readiness descriptor (doorbell) of whoever armed on `word` (a
+    /// waiter that set [`ARMED`]). Called once per arming that a notification
+    /// consumes. Does nothing unless overridden: an implementation that reaches
+    /// no doorbell leaves armed waiters to their own fallback (a periodic check).
+    #[inline]
+    fn ring_doorbell(&self, word: &AtomicU32) {
+        let _ = word;
+    }
+
     /// The waiter's half of the fence pair: between registering as a waiter and
     /// re-checking the ring. `fence(SeqCst)` unless overridden.
     #[inline]
@@ -127,33 +156,50 @@ pub trait Futex {
     }
 }
 
-/// Registers the caller as a waiter on `word` and returns the value to sleep on.
-/// The caller must re-check its condition after this and before sleeping.
+/// Registers the caller on `word` with `bit` ([`WAITING`] to sleep on the futex,
+/// [`ARMED`] to be rung) and returns the value to sleep on. The caller must
+/// re-check its condition after this and before sleeping or returning `Armed`.
 #[inline]
-pub(crate) fn prepare_wait<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) -> u32 {
+pub(crate) fn prepare_wait<F: Futex + ?Sized>(word: &AtomicU32, bit: u32, futex: &F) -> u32 {
     // Relaxed: the RMW only needs to be in `word`'s modification order; its
     // ordering against the re-check that follows comes from the fence.
-    let key = word.fetch_or(WAITING, Ordering::Relaxed) | WAITING;
+    let key = word.fetch_or(bit, Ordering::Relaxed) | bit;
     // SYNC: pairs with the notifier's fence in `notify` (store-buffer pattern,
-    // module doc): either the notifier's load sees WAITING, or our re-check sees
+    // module doc): either the notifier's load sees our bit, or our re-check sees
     // its publication.
     futex.waiter_fence();
     key
 }
 
-/// After a publication: wakes the waiter on `word`, if one registered.
+/// After a publication: wakes the waiter on `word` and rings the armed
+/// descriptor, if either registered. With neither, a fence and a load.
 #[inline]
 pub(crate) fn notify<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) {
     // SYNC: pairs with the waiter's fence in `prepare_wait` (module doc): orders
-    // the caller's publication before the load of the waiter flag.
+    // the caller's publication before the load of the waiter bits.
     futex.notifier_fence();
     // Relaxed: the fence orders it; the word carries no data.
-    if word.load(Ordering::Relaxed) & WAITING != 0 {
+    let seen = word.load(Ordering::Relaxed);
+    if seen & (WAITING | ARMED) != 0 {
+        notify_registered(word, seen, futex);
+    }
+}
+
+/// [`notify`] past its common case: somebody registered.
+#[cold]
+fn notify_registered<F: Futex + ?Sized>(word: &AtomicU32, seen: u32, futex: &F) {
+    if seen & WAITING != 0 {
         // Clears WAITING and counts one notification (the bit is set, so the
         // addition carries into the count above it and leaves ARMED below it
         // alone): a waiter that has not yet slept on its key won't sleep.
+        // Relaxed: the word carries no data; the fence ordered the publication.
         word.fetch_add(WAITING, Ordering::Relaxed);
         futex.wake(word);
+    }
+    // Relaxed, as above. Only the notifier that clears the bit rings: one ring
+    // per arming, and none once the waiter has gone back to its loop unarmed.
+    if seen & ARMED != 0 && word.fetch_and(!ARMED, Ordering::Relaxed) & ARMED != 0 {
+        futex.ring_doorbell(word);
     }
 }
 

@@ -176,16 +176,33 @@ unsafe impl Region for LoomRegion {
 /// A futex for the models: `wait` compares the word and sleeps under one mutex, and
 /// `wake` takes the same mutex, so a wake between the compare and the sleep cannot
 /// be lost, which is the guarantee the kernel's futex gives.
+///
+/// It is also the armed waiter's doorbell, as an eventfd is: `ring_doorbell` adds
+/// one to a counter, and [`LoomFutex::wait_doorbell`] sleeps until the counter is
+/// non-zero and drains it (an eventfd `read`). A ring that never comes leaves the
+/// waiter asleep, which loom reports as a deadlock.
 #[derive(Debug, Default)]
 pub struct LoomFutex {
     lock: Mutex<()>,
     cond: Condvar,
+    rings: Mutex<u64>,
+    bell: Condvar,
 }
 
 impl LoomFutex {
     /// A futex with nobody waiting.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sleeps until the doorbell has been rung since the last call, then drains
+    /// it (as a blocking `read` of an eventfd, or `poll` then `read`).
+    pub fn wait_doorbell(&self) {
+        let mut rings = self.rings.lock().unwrap();
+        while *rings == 0 {
+            rings = self.bell.wait(rings).unwrap();
+        }
+        *rings = 0;
     }
 }
 
@@ -226,6 +243,13 @@ impl Futex for LoomFutex {
     fn wake_one(&self, _word: &AtomicU32) {
         let _guard = self.lock.lock().unwrap();
         self.cond.notify_one();
+    }
+
+    /// Adds one to the doorbell's counter (an eventfd `write`) and wakes its
+    /// sleeper.
+    fn ring_doorbell(&self, _word: &AtomicU32) {
+        *self.rings.lock().unwrap() += 1;
+        self.bell.notify_all();
     }
 }
 

@@ -23,7 +23,9 @@ use std::num::NonZeroU32;
 
 use loom::sync::Arc;
 use loom::thread;
-use shmring_core::{ClaimError, Consumer, PopError, Producer, PushError, ReadError, WaitError};
+use shmring_core::{
+    ClaimError, Consumer, PopError, Producer, PushError, ReadError, Readiness, WaitError,
+};
 use shmring_loom_tests::{Expired, LoomFutex, LoomRegion, model};
 
 fn token(n: u32) -> NonZeroU32 {
@@ -167,6 +169,43 @@ fn no_lost_wakeup_when_empty() {
                 match rx.pop(&mut buf) {
                     Ok(n) => break n,
                     Err(PopError::Empty) => rx.wait_for_message(&*futex, None).unwrap(),
+                    Err(e) => panic!("pop: {e}"),
+                }
+            };
+            assert_eq!(buf[..n], message(i, 4));
+        }
+        producer.join().unwrap();
+    });
+}
+
+/// No lost doorbell ring: the consumer never sleeps on the futex; it arms its
+/// readiness descriptor whenever the ring is empty and waits on the doorbell, as
+/// a receiver in an event loop does (poll, drain, read until empty, arm again).
+/// A notification that neither rings the doorbell nor is seen by the re-check
+/// after arming leaves it asleep with a message in the ring: a deadlock. Covers
+/// the ARMED bit: the waiter's `fetch_or` and fence, the notifier's fence, load,
+/// `fetch_and` and ring.
+#[test]
+fn armed_consumer_is_rung_for_every_message() {
+    model(|| {
+        let (mut tx, mut rx) = split(64);
+        let futex = Arc::new(LoomFutex::new());
+        let f = futex.clone();
+        let producer = thread::spawn(move || {
+            for i in 0..2 {
+                tx.push(&message(i, 4)).unwrap();
+                tx.wake_consumer(&*f);
+            }
+        });
+        let mut buf = [0u8; 8];
+        for i in 0..2 {
+            let n = loop {
+                match rx.pop(&mut buf) {
+                    Ok(n) => break n,
+                    Err(PopError::Empty) => match rx.arm_for_message(&*futex) {
+                        Readiness::Ready => {}
+                        Readiness::Armed => futex.wait_doorbell(),
+                    },
                     Err(e) => panic!("pop: {e}"),
                 }
             };

@@ -8,7 +8,7 @@ use super::error::{MpmcCorruption, MpmcPopError, MpmcWaitError};
 use super::slot::copy_message;
 use super::{BACKOFF_SPINS_MAX, MAX_ATTEMPTS, MpmcRegion, backoff};
 use crate::sync::Ordering;
-use crate::wait::Futex;
+use crate::wait::{Futex, Readiness};
 
 /// The receiving endpoint of an MPMC ring. Any number may receive at once; `Send`
 /// but not `Sync`.
@@ -328,6 +328,23 @@ impl<R: MpmcRegion> MpmcConsumer<R> {
             futex,
             deadline,
         )
+    }
+
+    /// Arms the caller's readiness descriptor (doorbell) for a message:
+    /// [`Readiness::Ready`] if the slot at the head holds something to act on
+    /// now, else [`Readiness::Armed`], and the next producer's notification rings
+    /// the doorbell ([`Futex::ring_doorbell`]). Never blocks. As after
+    /// [`wait_for_message`](Self::wait_for_message), [`pop`](Self::pop) may still
+    /// find nothing (another consumer took it): arm again.
+    ///
+    /// # Errors
+    /// [`MpmcWaitError::Corrupted`].
+    pub fn arm_for_message<F: Futex + ?Sized>(
+        &mut self,
+        futex: &F,
+    ) -> Result<Readiness, MpmcWaitError> {
+        self.ep
+            .arm_unless_ready(|c| &c.signals.data_signal, Self::message_ready, futex)
     }
 
     /// Test support for the model checks: claims the next message as

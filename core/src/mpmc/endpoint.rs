@@ -11,7 +11,7 @@ use super::layout::{INTENT_NONE, MpmcControl, MpmcGeometry, ROLE_CONSUMER, ROLE_
 use super::recovery::{Liveness, MpmcStats};
 use super::{MpmcConsumer, MpmcProducer, MpmcRegion};
 use crate::sync::{AtomicU32, Ordering};
-use crate::wait::{Futex, notify, prepare_wait};
+use crate::wait::{ARMED, Futex, Readiness, WAITING, notify, prepare_wait};
 
 /// What both endpoint kinds keep: the region, its trusted shape, their table entry.
 pub(super) struct Endpoint<R: MpmcRegion> {
@@ -185,19 +185,50 @@ impl<R: MpmcRegion> Endpoint<R> {
         deadline: Option<F::Deadline>,
     ) -> Result<(), MpmcWaitError> {
         loop {
-            if ready(self).map_err(MpmcWaitError::Corrupted)? {
-                return Ok(());
+            match self.register_unless_ready(word, ready, WAITING, futex)? {
+                None => return Ok(()),
+                Some(key) => futex.wait(word(self.region.control()), key, deadline)?,
             }
-            // Never sleep owing the others a wake-up.
-            self.wake(futex);
-            let word = word(self.region.control());
-            let key = prepare_wait(word, futex);
-            // Ordered after the registration by `prepare_wait`'s fence.
-            if ready(self).map_err(MpmcWaitError::Corrupted)? {
-                return Ok(());
-            }
-            futex.wait(word, key, deadline)?;
         }
+    }
+
+    /// Arms the caller's doorbell on `word` unless `ready` holds (never blocks).
+    pub(super) fn arm_unless_ready<F: Futex + ?Sized>(
+        &mut self,
+        word: fn(&MpmcControl) -> &AtomicU32,
+        ready: fn(&Self) -> Result<bool, MpmcCorruption>,
+        futex: &F,
+    ) -> Result<Readiness, MpmcWaitError> {
+        Ok(
+            match self.register_unless_ready(word, ready, ARMED, futex)? {
+                None => Readiness::Ready,
+                Some(_) => Readiness::Armed,
+            },
+        )
+    }
+
+    /// The waiter's side of the wait/notify protocol ([`crate::wait`]): `None` if
+    /// `ready` holds; otherwise wakes the others (never wait owing them a
+    /// wake-up), registers `bit` on `word` and checks again: `None` if it holds
+    /// now, else the key to sleep on.
+    fn register_unless_ready<F: Futex + ?Sized>(
+        &mut self,
+        word: fn(&MpmcControl) -> &AtomicU32,
+        ready: fn(&Self) -> Result<bool, MpmcCorruption>,
+        bit: u32,
+        futex: &F,
+    ) -> Result<Option<u32>, MpmcWaitError> {
+        if ready(self).map_err(MpmcWaitError::Corrupted)? {
+            return Ok(None);
+        }
+        // Never wait owing the others a wake-up.
+        self.wake(futex);
+        let key = prepare_wait(word(self.region.control()), bit, futex);
+        // Ordered after the registration by `prepare_wait`'s fence.
+        if ready(self).map_err(MpmcWaitError::Corrupted)? {
+            return Ok(None);
+        }
+        Ok(Some(key))
     }
 }
 

@@ -8,7 +8,7 @@ use super::error::{MpmcCorruption, MpmcPushError, MpmcWaitError};
 use super::slot::copy_message;
 use super::{BACKOFF_SPINS_MAX, MAX_ATTEMPTS, MpmcRegion, backoff, layout};
 use crate::sync::Ordering;
-use crate::wait::Futex;
+use crate::wait::{Futex, Readiness};
 
 /// Copies `message` into the payload of slot `index` (its header `slot`, its
 /// bytes `payload`) and publishes it: stores the state word `published`
@@ -325,6 +325,23 @@ impl<R: MpmcRegion> MpmcProducer<R> {
             futex,
             deadline,
         )
+    }
+
+    /// Arms the caller's readiness descriptor (doorbell) for room:
+    /// [`Readiness::Ready`] if the slot at the tail is free now, else
+    /// [`Readiness::Armed`], and the next consumer's release notification rings
+    /// the doorbell ([`Futex::ring_doorbell`]). Never blocks. As after
+    /// [`wait_for_space`](Self::wait_for_space), [`push`](Self::push) may still
+    /// find the slot taken: arm again.
+    ///
+    /// # Errors
+    /// [`MpmcWaitError::Corrupted`].
+    pub fn arm_for_space<F: Futex + ?Sized>(
+        &mut self,
+        futex: &F,
+    ) -> Result<Readiness, MpmcWaitError> {
+        self.ep
+            .arm_unless_ready(|c| &c.signals.space_signal, Self::space_ready, futex)
     }
 
     /// Test support for the model checks: claims a position as

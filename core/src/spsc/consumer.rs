@@ -16,7 +16,7 @@ use super::{
     copy_message,
 };
 use crate::sync::Ordering;
-use crate::wait::{Futex, WAITING, notify, prepare_wait};
+use crate::wait::{ARMED, Futex, Readiness, WAITING, notify, prepare_wait};
 
 /// How far ahead (bytes) the consumer prefetches the lines it will read.
 const PREFETCH_AHEAD: u64 = 256;
@@ -749,21 +749,45 @@ impl<R: Region> Consumer<R> {
         deadline: Option<F::Deadline>,
     ) -> Result<(), WaitError> {
         loop {
-            if self.frame_ready() {
-                return Ok(());
+            match self.register_unless_ready(WAITING, futex) {
+                None => return Ok(()),
+                Some(key) => {
+                    futex.wait(&self.region.control().signals.data_signal, key, deadline)?
+                }
             }
-            if self.read != self.published {
-                self.publish();
-            }
-            self.wake_producer(futex);
-            let word = &self.region.control().signals.data_signal;
-            let key = prepare_wait(word, futex);
-            // Ordered after the registration by `prepare_wait`'s fence.
-            if self.frame_ready() {
-                return Ok(());
-            }
-            futex.wait(word, key, deadline)?;
         }
+    }
+
+    /// Arms the caller's readiness descriptor (doorbell) for the next message:
+    /// [`Readiness::Ready`] if one is there now, else [`Readiness::Armed`], and
+    /// the producer's next notification rings the doorbell
+    /// ([`Futex::ring_doorbell`]). After a ring: drain the descriptor, read until
+    /// the ring is empty, arm again. Never blocks.
+    pub fn arm_for_message<F: Futex + ?Sized>(&mut self, futex: &F) -> Readiness {
+        match self.register_unless_ready(ARMED, futex) {
+            None => Readiness::Ready,
+            Some(_) => Readiness::Armed,
+        }
+    }
+
+    /// The waiter's side of the wait/notify protocol ([`crate::wait`]): `None` if
+    /// a frame is ready; otherwise publishes what we released, wakes the
+    /// producer, registers `bit` on the data signal and checks again: `None` if a
+    /// frame arrived meanwhile, else the key to sleep on.
+    fn register_unless_ready<F: Futex + ?Sized>(&mut self, bit: u32, futex: &F) -> Option<u32> {
+        if self.frame_ready() {
+            return None;
+        }
+        if self.read != self.published {
+            self.publish();
+        }
+        self.wake_producer(futex);
+        let key = prepare_wait(&self.region.control().signals.data_signal, bit, futex);
+        // Ordered after the registration by `prepare_wait`'s fence.
+        if self.frame_ready() {
+            return None;
+        }
+        Some(key)
     }
 }
 

@@ -13,7 +13,7 @@ use super::{
     ClaimError, Corruption, Grant, HEADER, MAX_POSITION, PushError, Region, WaitError, copy_message,
 };
 use crate::sync::Ordering;
-use crate::wait::{Futex, notify, prepare_wait};
+use crate::wait::{ARMED, Futex, Readiness, WAITING, notify, prepare_wait};
 
 fn check_aligned(found: u64, corruption: Corruption) -> Result<u64, Corruption> {
     if found % 8 == 0 {
@@ -437,22 +437,58 @@ impl<R: Region> Producer<R> {
         futex: &F,
         deadline: Option<F::Deadline>,
     ) -> Result<(), WaitError> {
+        loop {
+            match self.register_unless_fits(len, WAITING, futex)? {
+                None => return Ok(()),
+                Some(key) => {
+                    futex.wait(&self.region.control().signals.space_signal, key, deadline)?
+                }
+            }
+        }
+    }
+
+    /// Arms the caller's readiness descriptor (doorbell) for room: [`Readiness::Ready`]
+    /// if a message of `len` bytes fits now, else [`Readiness::Armed`], and the
+    /// consumer's next release notification rings the doorbell
+    /// ([`Futex::ring_doorbell`]). Never blocks.
+    ///
+    /// # Errors
+    /// [`WaitError::TooLarge`] or [`WaitError::Corrupted`].
+    pub fn arm_for_space<F: Futex + ?Sized>(
+        &mut self,
+        len: usize,
+        futex: &F,
+    ) -> Result<Readiness, WaitError> {
+        Ok(match self.register_unless_fits(len, ARMED, futex)? {
+            None => Readiness::Ready,
+            Some(_) => Readiness::Armed,
+        })
+    }
+
+    /// The waiter's side of the wait/notify protocol ([`crate::wait`]): `None` if
+    /// `len` bytes fit; otherwise registers `bit` on the space signal and checks
+    /// again: `None` if room appeared meanwhile, else the key to sleep on.
+    fn register_unless_fits<F: Futex + ?Sized>(
+        &mut self,
+        len: usize,
+        bit: u32,
+        futex: &F,
+    ) -> Result<Option<u32>, WaitError> {
         let fits = |p: &mut Self| match p.reserve(len) {
             Ok(_) => Ok(true),
             Err(PushError::Full { .. }) => Ok(false),
             Err(PushError::TooLarge { len, max }) => Err(WaitError::TooLarge { len, max }),
             Err(PushError::Corrupted(c)) => Err(WaitError::Corrupted(c)),
         };
-        loop {
-            if fits(self)? {
-                return Ok(());
-            }
-            let key = prepare_wait(&self.region.control().signals.space_signal, futex);
-            if fits(self)? {
-                return Ok(());
-            }
-            futex.wait(&self.region.control().signals.space_signal, key, deadline)?;
+        if fits(self)? {
+            return Ok(None);
         }
+        let key = prepare_wait(&self.region.control().signals.space_signal, bit, futex);
+        // Ordered after the registration by `prepare_wait`'s fence.
+        if fits(self)? {
+            return Ok(None);
+        }
+        Ok(Some(key))
     }
 }
 
