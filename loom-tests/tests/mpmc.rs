@@ -8,6 +8,7 @@
 //! - `two_by_two_capacity_2`: bound 1, 26.7 s (4.0 s user)
 //! - `two_by_one_capacity_2_wraps`: bound 1, 1.3 s (0.2 s user)
 //! - `no_lost_wakeup_producer`: bound 2, 0.1 s (0.0 s user)
+//! - `armed_consumer_is_rung_for_every_message`: bound 2, 0.0 s (0.0 s user)
 //! - `waiters_wake_the_others_before_sleeping`: bound 2, 0.0 s (0.0 s user)
 //! - `dead_producer_is_skipped`: bound 2, 5.0 s (0.7 s user)
 //! - `dead_producer_two_consumers_agree`: bound 1, 0.3 s (0.0 s user)
@@ -23,7 +24,9 @@ use std::num::NonZeroU32;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use shmring_core::{MpmcConsumer, MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, Recovery};
+use shmring_core::{
+    MpmcConsumer, MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, Readiness, Recovery,
+};
 use shmring_loom_tests::{LoomFutex, LoomLiveness, LoomMpmcRegion};
 
 type Producer = MpmcProducer<LoomMpmcRegion>;
@@ -222,6 +225,47 @@ fn blocking_pair_model(wake_after_each: bool) {
             }
         }
         if !wake_after_each {
+            rx.wake(&*futex);
+        }
+        producer.join().unwrap();
+    });
+}
+
+/// A consumer in an event loop: it never sleeps on the futex, it arms its
+/// readiness descriptor whenever the head has nothing for it and waits on the
+/// doorbell, while the producer sends three messages through two slots, blocking
+/// for space. A notification that neither rings the doorbell nor is seen by the
+/// re-check after arming leaves the consumer asleep: a deadlock. Covers the ARMED
+/// bit on the data signal (the waiter's registration and fence, the notifier's
+/// fence, load, clear and ring).
+#[test]
+fn armed_consumer_is_rung_for_every_message() {
+    model(2, || {
+        let region = LoomMpmcRegion::new(2, 2, 2);
+        let futex = Arc::new(LoomFutex::new());
+        let mut tx = Producer::register(region.clone(), token(1)).unwrap();
+        let mut rx = Consumer::register(region, token(2)).unwrap();
+        let f = futex.clone();
+        let producer = thread::spawn(move || {
+            for s in 0..3 {
+                send_blocking(&mut tx, &message(0, s), &f);
+            }
+        });
+        let mut buf = [0u8; 2];
+        for s in 0..3 {
+            loop {
+                match rx.pop(&mut buf) {
+                    Ok(_) => break,
+                    Err(MpmcPopError::Empty | MpmcPopError::Stalled { .. }) => {
+                        match rx.arm_for_message(&*futex).unwrap() {
+                            Readiness::Ready => {}
+                            Readiness::Armed => futex.wait_doorbell(),
+                        }
+                    }
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            assert_eq!(buf, message(0, s));
             rx.wake(&*futex);
         }
         producer.join().unwrap();

@@ -10,6 +10,7 @@
 //! - `batch_is_published_at_once`: 0.0 s (0.0 s user)
 //! - `no_lost_wakeup_when_empty`: 0.6 s (0.1 s user)
 //! - `no_lost_wakeup_when_full`: 12.3 s (3.1 s user)
+//! - `armed_consumer_is_rung_for_every_message`: 0.2 s (0.2 s user)
 //! - `waits_time_out`: 0.0 s (0.0 s user)
 //! - `write_position_covers_committed_frames`: 0.0 s (0.0 s user)
 //! - `producer_handover_appends_after_committed`: 0.0 s (0.0 s user)
