@@ -4,9 +4,11 @@ mod common;
 
 use common::{GuardedMemory, ring, token};
 use shmring_core::spsc::layout::{FRAME_COMMITTED, FRAME_RELEASED};
+use shmring_core::sync::AtomicU32;
 use shmring_core::{
-    ClaimError, Consumer, Corruption, DATA_OFFSET, LAYOUT_VERSION, LayoutError, PopError, Producer,
-    PushError, RawRegion, ReadError, max_message_len, segment_layout,
+    ClaimError, Consumer, Corruption, DATA_OFFSET, Futex, LAYOUT_VERSION, LayoutError, PopError,
+    Producer, PushError, RawRegion, ReadError, Readiness, TimedOut, max_message_len,
+    segment_layout,
 };
 
 fn pop_vec(rx: &mut Consumer<RawRegion>) -> Result<Vec<u8>, PopError> {
@@ -621,4 +623,67 @@ fn read_batch_stops_before_a_bad_frame() {
             word: 0x42
         })
     );
+}
+
+/// Counts doorbell rings and futex wakes; never sleeps.
+#[derive(Default)]
+struct CountingFutex {
+    rings: std::cell::Cell<u32>,
+    wakes: std::cell::Cell<u32>,
+}
+
+impl Futex for CountingFutex {
+    type Deadline = ();
+
+    fn wait(&self, _: &AtomicU32, _: u32, _: Option<()>) -> Result<(), TimedOut> {
+        Err(TimedOut)
+    }
+
+    fn wake(&self, _: &AtomicU32) {
+        self.wakes.set(self.wakes.get() + 1);
+    }
+
+    fn ring_doorbell(&self, _: &AtomicU32) {
+        self.rings.set(self.rings.get() + 1);
+    }
+}
+
+/// An armed consumer is rung once per arming: the first notification after it
+/// armed rings, later ones (nobody re-armed) make no call; arming with a message
+/// there answers `Ready`. Nobody sleeps on the futex, so nothing is woken.
+#[test]
+fn an_armed_consumer_is_rung_once_per_arming() {
+    let (_mem, mut tx, mut rx) = ring(1024);
+    let futex = CountingFutex::default();
+    assert_eq!(rx.arm_for_message(&futex), Readiness::Armed);
+    tx.push(b"one").unwrap();
+    tx.wake_consumer(&futex);
+    assert_eq!(futex.rings.get(), 1);
+    tx.push(b"two").unwrap();
+    tx.wake_consumer(&futex);
+    assert_eq!(futex.rings.get(), 1, "rung again without a new arming");
+    assert_eq!(rx.arm_for_message(&futex), Readiness::Ready);
+    assert_eq!(pop_vec(&mut rx).unwrap(), b"one");
+    assert_eq!(pop_vec(&mut rx).unwrap(), b"two");
+    assert_eq!(rx.arm_for_message(&futex), Readiness::Armed);
+    tx.push(b"three").unwrap();
+    tx.wake_consumer(&futex);
+    assert_eq!(futex.rings.get(), 2);
+    assert_eq!(futex.wakes.get(), 0);
+}
+
+/// A producer armed for room on a full ring is rung by the consumer's release
+/// notification; `TooLarge` is an error, not an arming.
+#[test]
+fn an_armed_producer_is_rung_when_room_appears() {
+    let (_mem, mut tx, mut rx) = ring(64);
+    let futex = CountingFutex::default();
+    while tx.push(&[7; 8]).is_ok() {}
+    assert_eq!(tx.arm_for_space(8, &futex), Ok(Readiness::Armed));
+    assert!(tx.arm_for_space(4096, &futex).is_err());
+    // Reading until empty publishes the releases.
+    while pop_vec(&mut rx).is_ok() {}
+    rx.wake_producer(&futex);
+    assert_eq!(futex.rings.get(), 1);
+    assert_eq!(tx.arm_for_space(8, &futex), Ok(Readiness::Ready));
 }
