@@ -106,3 +106,4 @@ pub use segment::{Segment, SegmentOptions, list_segments};
 pub use semaphore::{SEMAPHORE_MAX_LIMIT, Semaphore, SemaphoreBuilder};
 pub use shmring_core as core;
 pub use sync_object::{OBJECT_LAYOUT_VERSION, OBJECT_SIZE};
+pub use sys::count::system_calls_on_this_thread;

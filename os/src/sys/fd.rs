@@ -184,6 +184,7 @@ pub(crate) fn write_vectored(
         return Ok(0);
     }
     loop {
+        super::count::one();
         let result = match mode {
             WriteMode::Socket => rustix::net::sendmsg(
                 fd,
@@ -253,6 +254,7 @@ fn writev_sigpipe_masked(fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> rustix::io:
 /// Reads what is there now into `buf` (the descriptor is non-blocking).
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
+        super::count::one();
         match rustix::io::read(fd, &mut *buf) {
             Err(Errno::INTR) => continue,
             other => return other.map_err(io::Error::from),

@@ -59,6 +59,7 @@ pub(crate) fn recv_with_fds(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Re
     let mut control = RecvAncillaryBuffer::new(&mut space.0);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = loop {
+        super::count::one();
         match rustix::net::recvmsg(fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
             Err(Errno::INTR) => continue,
             other => break other?,
@@ -97,6 +98,7 @@ pub(crate) fn send_with_fds(
     }
     let iov = [IoSlice::new(bytes)];
     loop {
+        super::count::one();
         match rustix::net::sendmsg(fd, &iov, &mut control, SendFlags::NOSIGNAL) {
             Err(Errno::INTR) => continue,
             other => return Ok(other?),

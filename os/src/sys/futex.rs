@@ -38,6 +38,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
             tv_nsec: 0,
         })
     });
+    super::count::one();
     match futex::wait(std_atomic(word), Flags::empty(), expected, timeout.as_ref()) {
         Err(Errno::TIMEDOUT) => Woken::TimedOut,
         // Ok: woken (or spuriously); EAGAIN: the word changed; EINTR: a signal.
@@ -48,5 +49,6 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
 /// Wakes at most `count` waiters on `word`.
 #[inline]
 pub(crate) fn wake(word: &AtomicU32, count: u32) {
+    super::count::one();
     let _ = futex::wake(std_atomic(word), Flags::empty(), count);
 }

@@ -53,6 +53,7 @@ fn ofd_fcntl(fd: BorrowedFd<'_>, query: bool, lock: &mut libc::flock) -> io::Res
     } else {
         libc::F_OFD_SETLK
     };
+    super::count::one();
     // SAFETY: `fd` is open for the call (borrowed); `lock` is a valid flock,
     // readable and writable for its size across the call, which is all the OFD
     // lock commands touch (they lock no memory: the offsets only name bytes of

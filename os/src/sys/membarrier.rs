@@ -17,5 +17,6 @@ pub(crate) fn register_global_expedited() -> bool {
 /// refused it.
 #[inline]
 pub(crate) fn global_expedited() -> bool {
+    super::count::one();
     membarrier(MembarrierCommand::GlobalExpedited).is_ok()
 }

@@ -95,6 +95,7 @@ pub(crate) fn timedsend(
     deadline: Duration,
 ) -> Result<(), Errno> {
     let abs = timespec(deadline);
+    super::count::one();
     // SAFETY: `message` is readable for its length and `abs` is a valid timespec,
     // both alive across the call.
     let rc = unsafe {
@@ -120,6 +121,7 @@ pub(crate) fn timedreceive(
     deadline: Duration,
 ) -> Result<usize, Errno> {
     let abs = timespec(deadline);
+    super::count::one();
     // SAFETY: `buf` is writable for its length and `abs` is a valid timespec, both
     // alive across the call; a null priority is allowed.
     let rc = unsafe {

@@ -33,6 +33,7 @@ pub(crate) fn wait_for(
             return Ok(None);
         }
         let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+        super::count::one();
         match poll(&mut fds, poll_timeout(deadline).as_ref()) {
             Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
@@ -50,6 +51,7 @@ pub(crate) fn poll_now(fd: BorrowedFd<'_>, events: PollFlags) -> io::Result<Poll
     };
     loop {
         let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+        super::count::one();
         match poll(&mut fds, Some(&zero)) {
             Ok(_) => return Ok(fds[0].revents()),
             Err(Errno::INTR) => {}
@@ -65,6 +67,7 @@ pub(crate) fn wait_any<const N: usize>(
 ) -> io::Result<[PollFlags; N]> {
     let mut pfds = fds.map(|(fd, events)| PollFd::from_borrowed_fd(fd, events));
     loop {
+        super::count::one();
         match poll(&mut pfds, None) {
             Ok(_) => return Ok(std::array::from_fn(|i| pfds[i].revents())),
             Err(Errno::INTR) => {}
