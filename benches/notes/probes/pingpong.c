@@ -3,6 +3,8 @@
  *   eventfd-poll  the same, non-blocking eventfds, each side parks in poll() then read()s
  *                 (the armed-readiness-descriptor pattern)
  *   fifo          two named FIFOs, each side opens them by path, blocking read()/write()
+ *   fifo-poll     the same FIFOs as decision 0005 opens them (reader O_RDONLY|O_NONBLOCK,
+ *                 ringer O_RDWR|O_NONBLOCK); each side parks in poll() then read()s
  *   futex         a word in a shared anonymous mapping, FUTEX_WAIT / FUTEX_WAKE (shared)
  * pingpong MODE [ROUNDS]: the parent is pinned to CPU 0 and the child to CPU 1
  * (sched_setaffinity; reported if refused), the parent times every round trip.
@@ -43,6 +45,7 @@ static int cmp(const void *a, const void *b) {
 static void futex_wait(uint32_t *w, uint32_t v) { syscall(SYS_futex, w, FUTEX_WAIT, v, NULL, NULL, 0); }
 static void futex_wake(uint32_t *w) { syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0); }
 
+static size_t ev_size = 8;              /* 8 for an eventfd, 1 for a FIFO */
 static void ev_wait(int fd, int use_poll) {
     uint64_t v;
     for (;;) {
@@ -50,13 +53,13 @@ static void ev_wait(int fd, int use_poll) {
             struct pollfd p = {.fd = fd, .events = POLLIN};
             poll(&p, 1, -1);
         }
-        if (read(fd, &v, 8) == 8) return;
+        if (read(fd, &v, ev_size) == (ssize_t)ev_size) return;
         if (errno != EAGAIN && errno != EINTR) { perror("read"); exit(1); }
     }
 }
 static void ev_ring(int fd) {
     uint64_t one = 1;
-    if (write(fd, &one, 8) != 8) { perror("write"); exit(1); }
+    if (write(fd, &one, ev_size) != (ssize_t)ev_size) { perror("write"); exit(1); }
 }
 
 int main(int argc, char **argv) {
@@ -66,12 +69,14 @@ int main(int argc, char **argv) {
     int a = -1, b = -1;                 /* a: parent -> child, b: child -> parent */
     uint32_t *word = NULL;
     char fa[64], fb[64];
-    int use_poll = !strcmp(mode, "eventfd-poll");
+    int use_poll = !strcmp(mode, "eventfd-poll") || !strcmp(mode, "fifo-poll");
+    int fifo = !strncmp(mode, "fifo", 4);
     if (!strncmp(mode, "eventfd", 7)) {
         int fl = use_poll ? EFD_NONBLOCK : 0;
         a = eventfd(0, fl);
         b = eventfd(0, fl);
-    } else if (!strcmp(mode, "fifo")) {
+    } else if (fifo) {
+        ev_size = 1;
         snprintf(fa, sizeof fa, "/tmp/pingpong-%d.a", getpid());
         snprintf(fb, sizeof fb, "/tmp/pingpong-%d.b", getpid());
         if (mkfifo(fa, 0600) || mkfifo(fb, 0600)) { perror("mkfifo"); return 1; }
@@ -85,7 +90,10 @@ int main(int argc, char **argv) {
     pid_t c = fork();
     if (c == 0) {
         if (pin(1)) perror("child pin");
-        if (!strcmp(mode, "fifo")) {    /* opened by path, nothing inherited */
+        if (use_poll && fifo) {         /* opened by path, nothing inherited */
+            a = open(fa, O_RDONLY | O_NONBLOCK);
+            b = open(fb, O_RDWR | O_NONBLOCK);
+        } else if (fifo) {
             a = open(fa, O_RDONLY);
             b = open(fb, O_WRONLY);
         }
@@ -106,7 +114,10 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     int pinned = pin(0) == 0;
-    if (!strcmp(mode, "fifo")) {
+    if (use_poll && fifo) {
+        a = open(fa, O_RDWR | O_NONBLOCK);
+        b = open(fb, O_RDONLY | O_NONBLOCK);
+    } else if (fifo) {
         a = open(fa, O_WRONLY);
         b = open(fb, O_RDONLY);
     }
@@ -127,7 +138,7 @@ int main(int argc, char **argv) {
         rt[i] = now_ns() - t;
     }
     waitpid(c, NULL, 0);
-    if (!strcmp(mode, "fifo")) { unlink(fa); unlink(fb); }
+    if (fifo) { unlink(fa); unlink(fb); }
     qsort(rt, rounds, sizeof *rt, cmp);
     printf("%-13s rounds %ld pinned %s  round trip ns: p10 %lu  p50 %lu  p90 %lu  p99 %lu\n", mode, rounds,
            pinned ? "0/1" : "no", rt[rounds / 10], rt[rounds / 2], rt[rounds * 9 / 10], rt[rounds * 99 / 100]);

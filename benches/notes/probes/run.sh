@@ -25,4 +25,4 @@ echo "== kill -> readiness"
 for m in 1 2 4 8 7; do "$out/fifo_doorbell" kill "$out/dir" "$trials" $m; done
 for mb in 16 64 256; do echo "notifier touched $mb MiB:"; NOTIFIER_MB=$mb "$out/fifo_doorbell" kill "$out/dir" 50 1; done
 echo "== ping-pong (parent on CPU 0, child on CPU 1)"
-for r in 1 2 3; do for m in eventfd eventfd-poll fifo futex; do "$out/pingpong" $m 100000; done; done
+for r in 1 2 3; do for m in eventfd eventfd-poll fifo fifo-poll futex; do "$out/pingpong" $m 100000; done; done
