@@ -680,3 +680,23 @@ pub fn assert_version_3_refused<T: std::fmt::Debug>(
         other => panic!("a segment of layout version 3 opened: {other:?}"),
     }
 }
+
+/// Sends `count` 8-byte messages through `tx`, receiving each through `rx` at
+/// once (`try_recv`, which finds it), checking each, after one warm-up message;
+/// returns how many system calls this thread made for the `count` messages.
+pub fn system_calls_for_messages(
+    tx: &mut impl shmring::MessageSender,
+    rx: &mut impl shmring::MessageReceiver,
+    count: u64,
+) -> u64 {
+    let mut buf = [0u8; 8];
+    tx.send(b"warm").unwrap();
+    rx.try_recv(&mut buf).unwrap();
+    let before = shmring::system_calls_on_this_thread();
+    for i in 0..count {
+        tx.send(&i.to_le_bytes()).unwrap();
+        let n = rx.try_recv(&mut buf).unwrap();
+        assert_eq!(buf[..n], i.to_le_bytes());
+    }
+    shmring::system_calls_on_this_thread() - before
+}
