@@ -127,10 +127,21 @@ pub trait Futex {
         self.wake(word);
     }
 
+    /// Whether [`ring_doorbell`](Futex::ring_doorbell) reaches the doorbell of
+    /// whoever arms on `word`. A notifier that cannot ring it leaves the arming in
+    /// place (does not clear [`ARMED`]) for one that can, or for the waiter's own
+    /// fallback (a periodic check). `false` unless overridden; an implementation
+    /// that overrides `ring_doorbell` overrides this too.
+    #[inline]
+    fn has_doorbell(&self, word: &AtomicU32) -> bool {
+        let _ = word;
+        false
+    }
+
     /// Rings the readiness descriptor (doorbell) of whoever armed on `word` (a
     /// waiter that set [`ARMED`]). Called once per arming that a notification
-    /// consumes. Does nothing unless overridden: an implementation that reaches
-    /// no doorbell leaves armed waiters to their own fallback (a periodic check).
+    /// consumes, and only where [`has_doorbell`](Futex::has_doorbell) says it
+    /// reaches one. Does nothing unless overridden.
     #[inline]
     fn ring_doorbell(&self, word: &AtomicU32) {
         let _ = word;
@@ -197,8 +208,12 @@ fn notify_registered<F: Futex + ?Sized>(word: &AtomicU32, seen: u32, futex: &F) 
         futex.wake(word);
     }
     // Relaxed, as above. Only the notifier that clears the bit rings: one ring
-    // per arming, and none once the waiter has gone back to its loop unarmed.
-    if seen & ARMED != 0 && word.fetch_and(!ARMED, Ordering::Relaxed) & ARMED != 0 {
+    // per arming, and none once the waiter has gone back to its loop unarmed. A
+    // notifier that reaches no doorbell for this word leaves the bit set.
+    if seen & ARMED != 0
+        && futex.has_doorbell(word)
+        && word.fetch_and(!ARMED, Ordering::Relaxed) & ARMED != 0
+    {
         futex.ring_doorbell(word);
     }
 }

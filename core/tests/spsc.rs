@@ -643,6 +643,10 @@ impl Futex for CountingFutex {
         self.wakes.set(self.wakes.get() + 1);
     }
 
+    fn has_doorbell(&self, _: &AtomicU32) -> bool {
+        true
+    }
+
     fn ring_doorbell(&self, _: &AtomicU32) {
         self.rings.set(self.rings.get() + 1);
     }

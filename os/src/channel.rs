@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs::File;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use shmring_core::sync::AtomicU32;
 use shmring_core::wait::WAITING;
 use shmring_core::{
     Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, RunGrant,
+    WaitError,
 };
 
 use crate::blocking::{self, Endpoint, ParkFutex, Step, WaitStrategy, Waiter, deadline_after};
@@ -26,10 +27,13 @@ use crate::error::{
     Error, RecvError, RecvTimeoutError, Result, Role, SegmentCorrupted, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::futex::SharedFutex;
+use crate::futex::{Notifier, SharedFutex};
 use crate::message::{message_receiver, message_sender};
 use crate::options::SegmentBuilder;
+use crate::readiness::watcher::Probe;
+use crate::readiness::{Bells, Readiness, Wakeups};
 use crate::segment::{Backing, Segment, SegmentOptions, lock_offset, owner_word};
+use crate::sys::bell::Drained;
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,
 /// cleanup and the endpoints' wait strategy through [`SegmentBuilder`].
@@ -168,12 +172,13 @@ impl Channel {
     /// is replaced, and its committed messages stay); [`Error::Corrupted`].
     pub fn sender(&self) -> Result<Sender> {
         let futex = self.futex()?;
+        let bells = self.bells(Role::Sender)?;
         let (producer, lock) = self.segment.claim_producer()?;
         set_pid(self.segment.region(), Role::Sender, std::process::id());
         Ok(Sender {
             producer,
             _lock: lock,
-            link: Link::new(&self.segment, futex, Role::Sender, self.wait),
+            link: Link::new(&self.segment, futex, bells, Role::Sender, self.wait),
         })
     }
 
@@ -185,12 +190,13 @@ impl Channel {
     /// [`Error::RoleTaken`] while another live receiver holds it; [`Error::Corrupted`].
     pub fn receiver(&self) -> Result<Receiver> {
         let futex = self.futex()?;
+        let bells = self.bells(Role::Receiver)?;
         let (consumer, lock) = self.segment.claim_consumer()?;
         set_pid(self.segment.region(), Role::Receiver, std::process::id());
         Ok(Receiver {
             consumer,
             _lock: lock,
-            link: Link::new(&self.segment, futex, Role::Receiver, self.wait),
+            link: Link::new(&self.segment, futex, bells, Role::Receiver, self.wait),
         })
     }
 
@@ -205,6 +211,14 @@ impl Channel {
             what: "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
                    creator chose (a seccomp filter or a kernel before 4.16 here?)",
         })
+    }
+
+    /// The doorbells of an endpoint of `role` (`crate::readiness`).
+    fn bells(&self, role: Role) -> Result<Bells> {
+        self.segment
+            .bells()
+            .endpoint_bells(role)
+            .map_err(|e| Error::io("pipe", self.segment.describe(), e))
     }
 
     /// The segment under the channel.
@@ -259,6 +273,9 @@ struct Link {
     /// The wait strategy, the last liveness verdict and the peer-gone flag (a
     /// connection's socket watcher sets it, `crate::connection`).
     waiter: Waiter,
+    /// The doorbell this endpoint waits on (its readiness descriptor) and the one
+    /// it rings.
+    bells: Bells,
 }
 
 impl fmt::Debug for Link {
@@ -275,11 +292,18 @@ impl Drop for Link {
     /// `link` in `Sender` and `Receiver`): a parked peer sees the departure now.
     fn drop(&mut self) {
         wake_parked(&self.segment);
+        self.bells.ring_peer();
     }
 }
 
 impl Link {
-    fn new(segment: &Arc<Segment>, futex: SharedFutex, own: Role, wait: WaitStrategy) -> Self {
+    fn new(
+        segment: &Arc<Segment>,
+        futex: SharedFutex,
+        bells: Bells,
+        own: Role,
+        wait: WaitStrategy,
+    ) -> Self {
         Self {
             segment: Arc::clone(segment),
             futex,
@@ -288,7 +312,70 @@ impl Link {
                 Role::Receiver => Role::Sender,
             },
             waiter: Waiter::new(wait),
+            bells,
         }
+    }
+
+    /// The futex with the peer's doorbell: what every publication notifies through.
+    #[inline]
+    fn notifier(&self) -> Notifier<'_> {
+        use shmring_core::Region as _;
+        let signals = &self.segment.region().control().signals.0;
+        // We notify the word our peer waits on.
+        let word = match self.peer {
+            Role::Receiver => &signals.data_signal,
+            Role::Sender => &signals.space_signal,
+        };
+        self.bells.notifier(self.futex, word)
+    }
+
+    /// Whether the peer is leaving or gone by what costs no system call: its
+    /// claim released, or our doorbell hung up (every ringer gone).
+    fn peer_leaving(&self) -> bool {
+        self.peer_released() || self.bells.hung_up()
+    }
+
+    /// Registers with the process's watcher (once), so that the peer's death
+    /// wakes this endpoint's parked calls and armed descriptor.
+    fn watch(&mut self, armed: bool) {
+        let segment = Arc::clone(&self.segment);
+        let peer = self.peer;
+        self.bells.watch(armed, move || {
+            let probed = Arc::clone(&segment);
+            Probe {
+                peer_gone: Box::new(move || probe_peer(&probed, peer).unwrap_or(false)),
+                wake_parked: Box::new(move || wake_parked(&segment)),
+            }
+        });
+    }
+
+    /// Arms the readiness descriptor by `arm` (the core's arming of this side),
+    /// after draining it. `Ready` when the condition holds already, or the peer
+    /// is gone (the next non-blocking call says which).
+    fn arm(
+        &mut self,
+        arm: impl FnOnce(&Notifier<'_>) -> std::result::Result<Readiness, WaitError>,
+    ) -> Result<Readiness> {
+        self.watch(true);
+        let drained = self
+            .bells
+            .drain()
+            .map_err(|e| Error::io("read", self.segment.describe(), e))?;
+        // A hang-up (every ringer gone), or a ring with the peer's claim released
+        // (a departure rings once): the lock decides, and its verdict stands for
+        // the next non-blocking call.
+        let looks_gone = match drained {
+            Drained::HungUp => true,
+            Drained::Rung => self.peer_leaving(),
+            Drained::Empty => false,
+        };
+        if looks_gone && self.peer_gone(Instant::now())? {
+            return Ok(Readiness::Ready);
+        }
+        arm(&self.notifier()).map_err(|e| {
+            // An arming never waits, so never times out.
+            Error::from_wait(e, self.segment.describe()).unwrap_or(Error::TimedOut)
+        })
     }
 
     /// Whether a peer has claimed the role and none holds its claim word now: a
@@ -306,7 +393,7 @@ impl Link {
     /// (a dropped endpoint releases its claim and lock through its fields' drops,
     /// in field order, and then `Drop for Link` wakes parked calls).
     fn park_futex(&self) -> ParkFutex<'_, impl Fn() -> bool + '_> {
-        self.waiter.park_futex(self.futex, || self.peer_released())
+        self.waiter.park_futex(self.futex, || self.peer_leaving())
     }
 
     /// Whether a peer has been here and none is now. A syscall (`F_OFD_GETLK`).
@@ -361,7 +448,7 @@ impl Endpoint for Sender {
         self.link.peer_gone(now)
     }
     fn peer_leaving(&self) -> bool {
-        self.link.peer_released()
+        self.link.peer_leaving()
     }
 }
 
@@ -373,7 +460,7 @@ impl Endpoint for Receiver {
         self.link.peer_gone(now)
     }
     fn peer_leaving(&self) -> bool {
-        self.link.peer_released()
+        self.link.peer_leaving()
     }
 }
 
@@ -461,6 +548,37 @@ impl Sender {
         self.link.peer_connected()
     }
 
+    /// The readiness descriptor for room: poll it (`epoll`, `poll`, an async
+    /// reactor) for readability after [`arm_for_space`](Self::arm_for_space)
+    /// returned [`Readiness::Armed`]. It becomes readable when the receiver frees
+    /// room, when the receiver goes (its death included), or, if
+    /// [`wakeups`](Self::wakeups) says so, every
+    /// [`LIVENESS_INTERVAL`]. Do not read it: arming drains it.
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        self.link.bells.doorbell()
+    }
+
+    /// Arms [`readiness_fd`](Self::readiness_fd) for room for a message of `len`
+    /// bytes: [`Readiness::Ready`] if it fits now (or the receiver has gone: the
+    /// next send says so), else [`Readiness::Armed`], and the descriptor becomes
+    /// readable when that may have changed. After it does: send until
+    /// [`TrySendError::Full`], then arm again. Never blocks; with nobody armed,
+    /// sending and receiving make no system call for it.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`], [`Error::Corrupted`], [`Error::Io`].
+    pub fn arm_for_space(&mut self, len: usize) -> Result<Readiness> {
+        let producer = &mut self.producer;
+        self.link
+            .arm(|notifier| producer.arm_for_space(len, notifier))
+    }
+
+    /// How [`readiness_fd`](Self::readiness_fd) is woken: by the receiver's
+    /// doorbell, or polled where none could be shared (and why).
+    pub fn wakeups(&self) -> &Wakeups {
+        self.link.bells.wakeups()
+    }
+
     fn push_error(&self, e: PushError) -> TrySendError {
         TrySendError::from_push(e, self.link.segment.describe())
     }
@@ -477,7 +595,7 @@ impl Sender {
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), TrySendError> {
         match self.producer.push(message) {
             Ok(()) => {
-                self.producer.wake_consumer(&self.link.futex);
+                self.producer.wake_consumer(&self.link.notifier());
                 Ok(())
             }
             Err(e) => Err(self.link.refused_push(e)),
@@ -499,7 +617,7 @@ impl Sender {
     ) -> Result<(), SendTimeoutError> {
         self.until_room(message.len(), deadline, |producer| producer.push(message))
             .map_err(SendTimeoutError::from_error)?;
-        self.producer.wake_consumer(&self.link.futex);
+        self.producer.wake_consumer(&self.link.notifier());
         Ok(())
     }
 
@@ -524,6 +642,7 @@ impl Sender {
                 Err(e) => Err(tx.push_error(e).into()),
             },
             |tx, until| {
+                tx.link.watch(false);
                 let parked = tx
                     .producer
                     .wait_for_space(len, &tx.link.park_futex(), Some(until));
@@ -595,7 +714,7 @@ impl Sender {
         match self.producer.grant(len) {
             Ok(grant) => Ok(SendGrant {
                 grant,
-                futex: self.link.futex,
+                notifier: self.link.notifier(),
             }),
             Err(e) => Err(TrySendError::from_push(e, self.link.segment.describe())),
         }
@@ -676,7 +795,7 @@ impl Drop for SendBatch<'_> {
     fn drop(&mut self) {
         // SAFETY: `batch` is taken once, here, and `self` is not used after.
         let batch = unsafe { ManuallyDrop::take(&mut self.batch) };
-        batch.publish_and_wake(&self.link.futex);
+        batch.publish_and_wake(&self.link.notifier());
     }
 }
 
@@ -692,7 +811,7 @@ impl Drop for Receiver {
 /// whatever was there before).
 pub struct SendGrant<'a> {
     grant: Grant<'a, RawRegion>,
-    futex: SharedFutex,
+    notifier: Notifier<'a>,
 }
 
 impl fmt::Debug for SendGrant<'_> {
@@ -707,7 +826,7 @@ impl SendGrant<'_> {
     /// # Panics
     /// If `len` exceeds the granted length.
     pub fn commit(self, len: usize) {
-        self.grant.commit_and_wake(len, &self.futex);
+        self.grant.commit_and_wake(len, &self.notifier);
     }
 }
 
@@ -759,13 +878,70 @@ impl Receiver {
         Error::Disconnected { peer: Role::Sender }
     }
 
+    /// The readiness descriptor: poll it (`epoll`, `poll`, an async reactor) for
+    /// readability after [`arm_for_message`](Self::arm_for_message) returned
+    /// [`Readiness::Armed`]. It becomes readable when a message arrives, when
+    /// the sender goes (its death included: then
+    /// [`try_recv`](Self::try_recv) drains what it committed and reports
+    /// [`TryRecvError::Disconnected`]), or, if [`wakeups`](Self::wakeups) says
+    /// so, every [`LIVENESS_INTERVAL`]. Do not read it: arming drains it.
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring::Result<()> {
+    /// use shmring::{ChannelBuilder, Readiness, TryRecvError};
+    /// let mut rx = ChannelBuilder::shm("orders").open()?.receiver()?;
+    /// let mut buf = [0u8; 256];
+    /// loop {
+    ///     // Register rx.readiness_fd() with your event loop once; then, each
+    ///     // time it reports the descriptor readable:
+    ///     loop {
+    ///         match rx.try_recv(&mut buf) {
+    ///             Ok(n) => println!("{:?}", &buf[..n]),
+    ///             Err(TryRecvError::Empty) => {
+    ///                 if rx.arm_for_message()? == Readiness::Armed {
+    ///                     break; // back to the event loop
+    ///                 }
+    ///             }
+    ///             Err(TryRecvError::Disconnected) => return Ok(()),
+    ///             Err(e) => return Err(e.into()),
+    ///         }
+    ///     }
+    ///     # break;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        self.link.bells.doorbell()
+    }
+
+    /// Arms [`readiness_fd`](Self::readiness_fd) for the next message:
+    /// [`Readiness::Ready`] if one is there now (or the sender has gone: the
+    /// next receive says so), else [`Readiness::Armed`], and the descriptor
+    /// becomes readable when that may have changed. After it does: receive until
+    /// [`TryRecvError::Empty`], then arm again. Never blocks; with nobody armed,
+    /// sending and receiving make no system call for it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if draining the descriptor or the liveness probe fails.
+    pub fn arm_for_message(&mut self) -> Result<Readiness> {
+        let consumer = &mut self.consumer;
+        self.link
+            .arm(|notifier| Ok(consumer.arm_for_message(notifier)))
+    }
+
+    /// How [`readiness_fd`](Self::readiness_fd) is woken: by the sender's
+    /// doorbell, or polled where none could be shared (and why).
+    pub fn wakeups(&self) -> &Wakeups {
+        self.link.bells.wakeups()
+    }
+
     fn pop_error(&self, e: PopError) -> TryRecvError {
         TryRecvError::from_pop(e, self.link.segment.describe())
     }
 
     fn pop(&mut self, buf: &mut [u8]) -> std::result::Result<usize, PopError> {
         let n = self.consumer.pop(buf)?;
-        self.consumer.wake_producer(&self.link.futex);
+        self.consumer.wake_producer(&self.link.notifier());
         Ok(n)
     }
 
@@ -810,10 +986,9 @@ impl Receiver {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<usize, RecvTimeoutError> {
-        let futex = self.link.futex;
-        self.until_message(deadline, |consumer| {
+        self.until_message(deadline, |consumer, notifier| {
             let n = consumer.pop(buf)?;
-            consumer.wake_producer(&futex);
+            consumer.wake_producer(notifier);
             Ok(n)
         })
         .map_err(RecvTimeoutError::from_error)
@@ -843,7 +1018,7 @@ impl Receiver {
                     c,
                 ))
             })?;
-            receiver.consumer.wake_producer(&receiver.link.futex);
+            receiver.consumer.wake_producer(&receiver.link.notifier());
             Ok::<usize, TryRecvError>(n)
         };
         let n = batch(self)?;
@@ -868,18 +1043,22 @@ impl Receiver {
     fn until_message<T>(
         &mut self,
         deadline: Option<Instant>,
-        mut attempt: impl FnMut(&mut Consumer<RawRegion>) -> std::result::Result<T, PopError>,
+        mut attempt: impl FnMut(
+            &mut Consumer<RawRegion>,
+            &Notifier<'_>,
+        ) -> std::result::Result<T, PopError>,
     ) -> Result<T> {
         blocking::block(
             self,
             deadline,
-            |rx, gone| match attempt(&mut rx.consumer) {
+            |rx, gone| match attempt(&mut rx.consumer, &rx.link.notifier()) {
                 Ok(done) => Ok(Step::Done(done)),
                 Err(PopError::Empty) if gone => Err(Self::disconnected()),
                 Err(PopError::Empty) => Ok(Step::Wait),
                 Err(e) => Err(rx.pop_error(e).into()),
             },
             |rx, until| {
+                rx.link.watch(false);
                 let parked = rx
                     .consumer
                     .wait_for_message(&rx.link.park_futex(), Some(until));
@@ -894,7 +1073,7 @@ impl Receiver {
     /// Waits until a message can be read; it stays in the ring (a read that is
     /// not released consumes nothing: a probe).
     fn wait_for_message(&mut self, deadline: Option<Instant>) -> Result<()> {
-        self.until_message(deadline, |consumer| {
+        self.until_message(deadline, |consumer, _| {
             consumer.read().map(drop).map_err(PopError::from)
         })
     }
@@ -953,7 +1132,7 @@ impl Receiver {
         match self.consumer.read() {
             Ok(message) => Ok(Received {
                 message,
-                futex: self.link.futex,
+                notifier: self.link.notifier(),
             }),
             Err(e) => Err(TryRecvError::from_read(e, self.link.segment.describe())),
         }
@@ -966,7 +1145,7 @@ impl Receiver {
 /// again (by this receiver, or by the next one if this process dies).
 pub struct Received<'a> {
     message: Message<'a, RawRegion>,
-    futex: SharedFutex,
+    notifier: Notifier<'a>,
 }
 
 impl fmt::Debug for Received<'_> {
@@ -978,7 +1157,7 @@ impl fmt::Debug for Received<'_> {
 impl Received<'_> {
     /// Consumes the message and wakes a sender waiting for room.
     pub fn release(self) {
-        self.message.release_and_wake(&self.futex);
+        self.message.release_and_wake(&self.notifier);
     }
 }
 

@@ -2,6 +2,7 @@
 //! wakes, nothing more (when a blocked call parks, for how long, and what ends it
 //! early are `crate::blocking`'s).
 
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{Ordering, compiler_fence, fence};
 use std::time::Instant;
 
@@ -122,6 +123,82 @@ impl Futex for SharedFutex {
         } else {
             fence(Ordering::SeqCst);
         }
+    }
+}
+
+/// A notifier's futex with the doorbell it rings: [`SharedFutex`], plus a
+/// descriptor that rings whoever arms on one signal word (the word this
+/// endpoint notifies: a sender's data word, a receiver's space word).
+///
+/// A notification that finds [`ARMED`](shmring_core::wait::ARMED) on another word
+/// (an MPMC endpoint's rare wake-up of its own side), or that has no doorbell at
+/// all (the peer's could not be opened), leaves the arming in place for the
+/// waiter's fallback: the watcher's periodic check (`crate::readiness`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Notifier<'a> {
+    futex: SharedFutex,
+    bell: Option<(&'a AtomicU32, BorrowedFd<'a>)>,
+}
+
+impl<'a> Notifier<'a> {
+    /// `futex`, ringing `bell` for armed waiters on `word`.
+    pub(crate) fn new(
+        futex: SharedFutex,
+        word: &'a AtomicU32,
+        bell: Option<BorrowedFd<'a>>,
+    ) -> Self {
+        Self {
+            futex,
+            bell: bell.map(|fd| (word, fd)),
+        }
+    }
+}
+
+impl Futex for Notifier<'_> {
+    type Deadline = Instant;
+
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(), TimedOut> {
+        self.futex.wait(word, expected, deadline)
+    }
+
+    #[inline]
+    fn wake(&self, word: &AtomicU32) {
+        self.futex.wake(word);
+    }
+
+    #[inline]
+    fn wake_one(&self, word: &AtomicU32) {
+        self.futex.wake_one(word);
+    }
+
+    #[inline]
+    fn has_doorbell(&self, word: &AtomicU32) -> bool {
+        self.bell.is_some_and(|(ours, _)| std::ptr::eq(ours, word))
+    }
+
+    /// One byte, non-blocking, into the doorbell (a full pipe is already rung).
+    #[inline]
+    fn ring_doorbell(&self, word: &AtomicU32) {
+        if let Some((ours, fd)) = self.bell {
+            if std::ptr::eq(ours, word) {
+                crate::sys::bell::ring(fd);
+            }
+        }
+    }
+
+    #[inline]
+    fn waiter_fence(&self) {
+        self.futex.waiter_fence();
+    }
+
+    #[inline]
+    fn notifier_fence(&self) {
+        self.futex.notifier_fence();
     }
 }
 

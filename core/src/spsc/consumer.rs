@@ -568,14 +568,14 @@ impl<R: Region> Consumer<R> {
         }
         // Relaxed: a hint; a missed waiter is served when we next publish (the ring
         // found empty, or a quarter of it released), and `wake_producer` follows
-        // every publication with the fenced check.
+        // every publication with the fenced check. A producer asleep or armed.
         let producer_waits = self
             .region
             .control()
             .signals
             .space_signal
             .load(Ordering::Relaxed)
-            & WAITING
+            & (WAITING | ARMED)
             != 0;
         if self.caught_up_in(geo)
             || producer_waits

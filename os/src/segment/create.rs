@@ -14,10 +14,13 @@ use shmring_core::{MpmcGeometry, RawMpmcRegion, RawRegion};
 use crate::error::{Error, Result};
 use crate::sys::lock::{self, PRESENCE_LOCK};
 
-use super::names::{Named, is_ours, remove_if_ours};
-use super::{Init, MAX_RACES, Segment, SegmentOptions, map};
+use crate::readiness::BellSource;
 
-pub(super) fn create_named<C>(
+use super::names::{Named, is_ours, remove_bells, remove_if_ours};
+use super::open::euid;
+use super::{Contents, Init, MAX_RACES, Segment, SegmentOptions, map};
+
+pub(super) fn create_named<C: Contents>(
     named: Named,
     size: usize,
     options: &SegmentOptions,
@@ -44,6 +47,15 @@ pub(super) fn create_named<C>(
         if !locked || !is_ours(&named, &file).map_err(|e| Error::io("stat", &what, e))? {
             continue;
         }
+        // The doorbells before the header is published, so that every opener
+        // finds them. A failure leaves the endpoints polled (they say why).
+        let bells = if C::DOORBELLS {
+            named.make_bells(options.mode, euid())
+        } else {
+            BellSource::Unavailable {
+                reason: "no waiters".to_owned(),
+            }
+        };
         return match finish_create_with(
             &file,
             &what,
@@ -59,9 +71,12 @@ pub(super) fn create_named<C>(
                 file,
                 what,
                 unlink: options.unlinks_on_drop().then_some(named),
+                bells,
             }),
             Err(e) => {
-                let _ = remove_if_ours(&named, &file);
+                if remove_if_ours(&named, &file).is_ok() {
+                    remove_bells(&named);
+                }
                 Err(e)
             }
         };
@@ -88,11 +103,12 @@ fn remove_if_dead(named: &Named) -> Result<()> {
     // Holding the exclusive lock, nobody can start using the file (they re-check
     // the name after taking their shared lock, and would fail to take it now).
     remove_if_ours(named, &file).map_err(|e| Error::io(named.unlink_op(), what, e))?;
+    remove_bells(named);
     drop(file);
     Ok(())
 }
 
-pub(super) fn create_memfd<C>(
+pub(super) fn create_memfd<C: Contents>(
     size: usize,
     options: &SegmentOptions,
     init: Init<'_, C>,
@@ -114,12 +130,20 @@ pub(super) fn create_memfd<C>(
     // must not refuse a holder of another uid.
     let (map, region) =
         finish_create_with(&file, &what, size, 0o666, options.prefault, true, init)?;
+    let bells = if C::DOORBELLS {
+        BellSource::new_pipes()
+    } else {
+        BellSource::Unavailable {
+            reason: "no waiters".to_owned(),
+        }
+    };
     Ok(Segment {
         region,
         map,
         file,
         what,
         unlink: None,
+        bells,
     })
 }
 

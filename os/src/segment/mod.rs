@@ -34,12 +34,14 @@ use shmring_core::{
 
 use crate::blocking::WaitStrategy;
 use crate::error::{Error, Result};
+use crate::readiness::BellSource;
 use crate::sys::lock;
 
 pub(crate) use claim::{lock_offset, owner_word};
 use create::{create_memfd, create_named, init_mpmc, init_ring};
 pub use list::{SegmentKind, SegmentState, SegmentStatus, list_segments};
 use names::{Named, remove_if_ours};
+pub(crate) use open::is_trusted;
 use open::{check_seals, check_size, describe_fd, open_named, own_description};
 
 /// How often a create or open starts again after losing a race with a reclaimer (the
@@ -162,6 +164,8 @@ pub struct Segment<C = RawRegion> {
     /// The name to remove on drop: set when this handle created the segment and was
     /// asked to remove it.
     unlink: Option<Named>,
+    /// Where the endpoints' doorbells come from (`crate::readiness`).
+    bells: BellSource,
 }
 
 #[allow(
@@ -200,9 +204,14 @@ pub(crate) trait Contents: Sized {
 
     /// A field for `Debug`: its name and value.
     fn summary(&self) -> (&'static str, u64);
+
+    /// Whether endpoints wait on it and so need doorbells (rings do; events and
+    /// semaphores do not).
+    const DOORBELLS: bool = false;
 }
 
 impl Contents for RawRegion {
+    const DOORBELLS: bool = true;
     const MIN_SIZE: u64 = DATA_OFFSET as u64;
     const MAX_SIZE: u64 = DATA_OFFSET as u64 + MAX_CAPACITY as u64;
 
@@ -246,6 +255,7 @@ pub(super) fn mpmc_header_error(e: MpmcLayoutError) -> LayoutError {
 }
 
 impl Contents for RawMpmcRegion {
+    const DOORBELLS: bool = true;
     const MIN_SIZE: u64 = MPMC_TABLE_OFFSET as u64;
     const MAX_SIZE: u64 = MAX_MPMC_SEGMENT;
 
@@ -430,7 +440,21 @@ impl<C: Contents> Segment<C> {
             file,
             what,
             unlink: None,
+            bells: BellSource::Unavailable {
+                reason: "opened from a bare descriptor, without its doorbells".to_owned(),
+            },
         })
+    }
+
+    /// Where the endpoints' doorbells come from.
+    pub(crate) fn bells(&self) -> &BellSource {
+        &self.bells
+    }
+
+    /// Replaces where the doorbells come from: pipes passed with the segment's
+    /// descriptor (a connection's handshake, a child's inheritance).
+    pub(crate) fn set_bells(&mut self, bells: BellSource) {
+        self.bells = bells;
     }
 
     /// What the mapping holds (initialised by `create`, attached by `open` and
@@ -493,7 +517,9 @@ impl<C> Drop for Segment<C> {
     /// segment of the same name made by a reclaimer). Errors are ignored.
     fn drop(&mut self) {
         if let Some(named) = self.unlink.take() {
-            let _ = remove_if_ours(&named, &self.file);
+            if remove_if_ours(&named, &self.file).is_ok() {
+                names::remove_bells(&named);
+            }
         }
     }
 }

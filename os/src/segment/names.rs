@@ -5,12 +5,15 @@
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Error, Result};
+use crate::readiness::{Bell, BellSource};
+use crate::sys::bell::FifoEnd;
 
 use super::Backing;
 
@@ -19,6 +22,8 @@ pub(super) const SHM_DIR: &str = "/dev/shm";
 /// Prefix of every shmring object in [`SHM_DIR`] (and of its `shm_open` name, after
 /// the leading `/`).
 pub(super) const SHM_PREFIX: &str = "shmring.";
+/// Prefix of the doorbell FIFOs beside named segments in [`SHM_DIR`].
+pub(crate) const BELL_PREFIX: &str = "shmring-bell.";
 /// Longest segment name accepted, in bytes (the object's file name adds the prefix,
 /// well within `NAME_MAX`).
 const MAX_NAME_LEN: usize = 200;
@@ -130,6 +135,69 @@ impl Named {
         }
     }
 
+    /// The path of the FIFO beside it for `bell`: `/dev/shm/shmring-bell.<name>.<bell>`
+    /// (outside the `shmring.` prefix, so no segment name can collide with it)
+    /// or `<path>.<bell>.bell`.
+    pub(crate) fn bell_path(&self, bell: Bell) -> PathBuf {
+        match self {
+            Named::Shm { path, .. } => {
+                let object = path.file_name().unwrap_or_default().as_bytes();
+                let name = object.strip_prefix(SHM_PREFIX.as_bytes()).unwrap_or(object);
+                let mut file = BELL_PREFIX.as_bytes().to_vec();
+                file.extend_from_slice(name);
+                file.push(b'.');
+                file.extend_from_slice(bell.suffix().as_bytes());
+                Path::new(SHM_DIR).join(std::ffi::OsStr::from_bytes(&file))
+            }
+            Named::File { path, .. } => {
+                let mut file = path.clone().into_os_string();
+                file.push(format!(".{}.bell", bell.suffix()));
+                PathBuf::from(file)
+            }
+        }
+    }
+
+    /// Makes both doorbell FIFOs beside a segment just created (mode `mode`, as
+    /// the segment), replacing leftovers of a segment of the same name that is
+    /// gone (its creator holds the name now, so nobody else uses them). A failure
+    /// leaves the endpoints polled, with the reason.
+    pub(super) fn make_bells(&self, mode: u32, owner: u32) -> BellSource {
+        for bell in [Bell::Data, Bell::Space] {
+            let path = self.bell_path(bell);
+            let made = crate::sys::bell::mkfifo(&path, 0o600).or_else(|e| {
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+                std::fs::remove_file(&path)?;
+                crate::sys::bell::mkfifo(&path, 0o600)
+            });
+            // The mode through a descriptor of the FIFO just made (never a path
+            // that could be swapped in between).
+            let chmod = made.and_then(|()| {
+                let (fd, _, _) = crate::sys::bell::open_fifo(&path, FifoEnd::Waiter)?;
+                crate::sys::bell::chmod(std::os::fd::AsFd::as_fd(&fd), mode & 0o777)
+            });
+            if let Err(e) = chmod {
+                remove_bells(self);
+                return BellSource::Unavailable {
+                    reason: format!("mkfifo {}: {e}", path.display()),
+                };
+            }
+        }
+        self.bell_source(owner, mode | 0o600)
+    }
+
+    /// The doorbell FIFOs beside an existing segment, to be checked on open as
+    /// the segment was: owner `owner`, mode within `allowed_mode`.
+    pub(super) fn bell_source(&self, owner: u32, allowed_mode: u32) -> BellSource {
+        BellSource::Fifos {
+            data: self.bell_path(Bell::Data),
+            space: self.bell_path(Bell::Space),
+            owner,
+            allowed_mode,
+        }
+    }
+
     pub(super) fn unlink_op(&self) -> &'static str {
         match self {
             Named::Shm { .. } => "shm_unlink",
@@ -192,4 +260,12 @@ pub(super) fn remove_if_ours(named: &Named, file: &File) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes the doorbell FIFOs beside `named` (errors ignored: they may never
+/// have been made).
+pub(super) fn remove_bells(named: &Named) {
+    for bell in [Bell::Data, Bell::Space] {
+        let _ = std::fs::remove_file(named.bell_path(bell));
+    }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use shmring_core::LayoutError;
 
 use crate::error::{Error, Result};
+use crate::readiness::BellSource;
 use crate::sys::lock::{self, PRESENCE_LOCK};
 
 use super::names::{Named, SHM_DIR, SHM_PREFIX, is_ours};
@@ -176,12 +177,20 @@ fn open_attempt<C: Contents>(named: &Named, options: &SegmentOptions) -> Result<
         }
         Err(e) => return Err(Error::layout(what, e)),
     };
+    let bells = if C::DOORBELLS {
+        named.bell_source(options.owner.unwrap_or_else(euid), options.allowed_mode)
+    } else {
+        BellSource::Unavailable {
+            reason: "no waiters".to_owned(),
+        }
+    };
     Ok(Attempt::Ready(Segment {
         region,
         map,
         file,
         what: what.to_owned(),
         unlink: None,
+        bells,
     }))
 }
 
@@ -193,7 +202,7 @@ pub(super) fn euid() -> u32 {
 fn check_trust(meta: &std::fs::Metadata, options: &SegmentOptions, what: &str) -> Result<()> {
     let expected_owner = options.owner.unwrap_or_else(euid);
     let mode = meta.mode() & 0o7777;
-    if meta.uid() != expected_owner || mode & !options.allowed_mode & 0o777 != 0 {
+    if !is_trusted(meta.uid(), mode, expected_owner, options.allowed_mode) {
         return Err(Error::Untrusted {
             what: what.to_owned(),
             owner: meta.uid(),
@@ -203,6 +212,12 @@ fn check_trust(meta: &std::fs::Metadata, options: &SegmentOptions, what: &str) -
         });
     }
     Ok(())
+}
+
+/// The trust rule for a file beside a segment or the segment itself: owned by
+/// `expected_owner`, and no permission bit outside `allowed_mode`.
+pub(crate) fn is_trusted(owner: u32, mode: u32, expected_owner: u32, allowed_mode: u32) -> bool {
+    owner == expected_owner && mode & !allowed_mode & 0o777 == 0
 }
 
 fn page_size() -> u64 {

@@ -6,6 +6,7 @@
 //!
 //! Nothing here imports from a higher floor of the crate but the error type.
 
+pub(crate) mod bell;
 pub(crate) mod count;
 pub(crate) mod fd;
 pub(crate) mod fdpass;

@@ -700,3 +700,31 @@ pub fn system_calls_for_messages(
     }
     shmring::system_calls_on_this_thread() - before
 }
+
+// ---------------------------------------------------------------------------
+// Readiness descriptors
+// ---------------------------------------------------------------------------
+
+/// Whether `fd` becomes readable (or hangs up) within `timeout`: one `poll`, as
+/// an event loop would make.
+pub fn readable_within(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    loop {
+        // SAFETY: `pfd` is one valid pollfd for the call; `fd` is open (borrowed).
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n >= 0 {
+            return n > 0;
+        }
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EINTR),
+            "poll failed"
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The process's one watcher thread: death as a wake-up for calls parked on the
+//! futex, and the periodic fallback for armed descriptors.
+//!
+//! Started by the first endpoint that parks or arms, it waits in `epoll` on the
+//! doorbells of every registered endpoint, for a hang-up only (every ringer gone:
+//! the peer's process died or dropped its endpoint). On one it sets the
+//! endpoint's hang-up hint and wakes the calls parked on the endpoint's segment;
+//! they probe the liveness lock at the short interval, and the lock decides.
+//!
+//! While any registered endpoint is armed it also ticks every
+//! [`LIVENESS_INTERVAL`]: it probes each armed endpoint's peer and rings the
+//! endpoint's own doorbell once it finds the peer gone with no hang-up seen (a
+//! forked or hostile process may hold the ringer's end open), and rings a polled
+//! endpoint's doorbell every tick. That is the bound an armed descriptor gets when
+//! no hang-up can come, the same as a parked call's own probe.
+//!
+//! A forked child has no watcher thread (threads do not survive `fork`): the first
+//! registration in the child starts its own.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::blocking::LIVENESS_INTERVAL;
+use crate::sys::bell;
+use crate::sys::{PollFlags, poll_now};
+
+/// What the watcher does for an endpoint when its peer may have gone.
+pub(crate) struct Probe {
+    /// Whether the peer is gone now (the liveness-lock probe).
+    pub(crate) peer_gone: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Wakes the calls parked on the endpoint's segment, in every process.
+    pub(crate) wake_parked: Box<dyn Fn() + Send + Sync>,
+}
+
+/// An endpoint as the watcher sees it.
+pub(crate) struct Target {
+    pub(crate) doorbell: Arc<OwnedFd>,
+    pub(crate) private_writer: Option<Arc<OwnedFd>>,
+    pub(crate) hung_up: Arc<AtomicBool>,
+    pub(crate) probe: Probe,
+}
+
+struct Entry {
+    target: Target,
+    /// The endpoint has armed its descriptor: tick for it.
+    armed: AtomicBool,
+    /// The peer was found gone and the doorbell rung for it (once per death).
+    rang_for_death: AtomicBool,
+}
+
+/// An endpoint's registration; dropping it ends the watch.
+pub(crate) struct Registration {
+    token: u64,
+    entry: Arc<Entry>,
+    watcher: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registration {
+    /// The endpoint armed its descriptor: the watcher ticks for it from now on.
+    pub(crate) fn set_armed(&self) {
+        // Relaxed: a hint for the next tick; the tick's probe decides.
+        if !self.entry.armed.swap(true, Ordering::Relaxed) {
+            self.watcher.nudge();
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut entries = self.watcher.lock();
+        entries.remove(&self.token);
+        bell::epoll_forget(
+            self.watcher.epoll.as_fd(),
+            self.entry.target.doorbell.as_fd(),
+        );
+    }
+}
+
+/// The watcher's state shared with registrations.
+struct Shared {
+    epoll: OwnedFd,
+    /// An eventfd-like pipe that wakes the thread (a new armed endpoint).
+    wake_read: OwnedFd,
+    wake_write: OwnedFd,
+    entries: Mutex<HashMap<u64, Arc<Entry>>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Entry>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn nudge(&self) {
+        bell::ring(self.wake_write.as_fd());
+    }
+}
+
+/// The token of the watcher's own wake-up pipe.
+const WAKE_TOKEN: u64 = 0;
+
+/// The process's watcher: the process it was started in (a forked child starts
+/// its own), its shared state, and the next token.
+struct Global {
+    pid: u32,
+    shared: Arc<Shared>,
+    next_token: u64,
+}
+
+static WATCHER: Mutex<Option<Global>> = Mutex::new(None);
+
+/// Registers `target` (armed or not), starting the watcher if this process has
+/// none. `None` if it cannot be started (out of descriptors or threads): the
+/// endpoint keeps its own periodic probe.
+pub(crate) fn register(target: Target, armed: bool) -> Option<Registration> {
+    let mut global = WATCHER.lock().unwrap_or_else(PoisonError::into_inner);
+    let pid = std::process::id();
+    if global.as_ref().is_none_or(|g| g.pid != pid) {
+        *global = Some(Global {
+            pid,
+            shared: start()?,
+            next_token: WAKE_TOKEN + 1,
+        });
+    }
+    let global = global.as_mut()?;
+    let token = global.next_token;
+    global.next_token += 1;
+    let shared = Arc::clone(&global.shared);
+    let entry = Arc::new(Entry {
+        target,
+        armed: AtomicBool::new(armed),
+        rang_for_death: AtomicBool::new(false),
+    });
+    shared.lock().insert(token, Arc::clone(&entry));
+    if bell::epoll_watch_hangup(shared.epoll.as_fd(), entry.target.doorbell.as_fd(), token).is_err()
+    {
+        shared.lock().remove(&token);
+        return None;
+    }
+    shared.nudge();
+    Some(Registration {
+        token,
+        entry,
+        watcher: shared,
+    })
+}
+
+fn start() -> Option<Arc<Shared>> {
+    let epoll = bell::epoll_create().ok()?;
+    let (wake_read, wake_write) = bell::pipe().ok()?;
+    bell::epoll_watch_readable(epoll.as_fd(), wake_read.as_fd(), WAKE_TOKEN).ok()?;
+    let shared = Arc::new(Shared {
+        epoll,
+        wake_read,
+        wake_write,
+        entries: Mutex::new(HashMap::new()),
+    });
+    let thread_shared = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("shmring-watcher".to_owned())
+        .spawn(move || run(&thread_shared))
+        .ok()?;
+    Some(shared)
+}
+
+/// The thread: wait for hang-ups (and, while anything is armed or hung up, tick).
+fn run(shared: &Shared) {
+    let mut events = Vec::new();
+    let mut last_tick = Instant::now();
+    loop {
+        let ticking = shared.lock().values().any(|e| {
+            // Relaxed: hints; a tick looks again.
+            e.armed.load(Ordering::Relaxed) || e.target.hung_up.load(Ordering::Relaxed)
+        });
+        let timeout = if ticking {
+            let next = (last_tick + LIVENESS_INTERVAL).saturating_duration_since(Instant::now());
+            i32::try_from(next.as_millis()).unwrap_or(i32::MAX)
+        } else {
+            -1
+        };
+        if bell::epoll_wait(shared.epoll.as_fd(), timeout, &mut events).is_err() {
+            // Cannot watch: endpoints keep their own periodic probes.
+            std::thread::sleep(LIVENESS_INTERVAL);
+            continue;
+        }
+        for &(token, hung_up) in &events {
+            if token == WAKE_TOKEN {
+                let _ = bell::drain(shared.wake_read.as_fd());
+                continue;
+            }
+            let entry = shared.lock().get(&token).cloned();
+            if let (Some(entry), true) = (entry, hung_up) {
+                // SYNC: SeqCst, then the wake's fence and load of the signal
+                // words: the store-buffer pairing with a parking call
+                // (`ParkFutex`, blocking.rs), which loads the hint after it
+                // registered as a waiter.
+                entry.target.hung_up.store(true, Ordering::SeqCst);
+                (entry.target.probe.wake_parked)();
+            }
+        }
+        if ticking
+            && last_tick.elapsed() >= LIVENESS_INTERVAL.saturating_sub(Duration::from_millis(1))
+        {
+            last_tick = Instant::now();
+            tick(shared);
+        }
+    }
+}
+
+/// Every [`LIVENESS_INTERVAL`] while anything is armed or hung up.
+fn tick(shared: &Shared) {
+    let entries: Vec<(u64, Arc<Entry>)> = shared
+        .lock()
+        .iter()
+        .map(|(token, entry)| (*token, Arc::clone(entry)))
+        .collect();
+    for (token, entry) in entries {
+        let target = &entry.target;
+        // A hang-up that has ended (a new ringer opened the FIFO): watch for the
+        // next one.
+        if target.hung_up.load(Ordering::Relaxed) {
+            let hup = poll_now(target.doorbell.as_fd(), PollFlags::empty())
+                .map_or(true, |events| events.contains(PollFlags::HUP));
+            if !hup {
+                target.hung_up.store(false, Ordering::SeqCst);
+                entry.rang_for_death.store(false, Ordering::Relaxed);
+                let _ = bell::epoll_rearm(shared.epoll.as_fd(), target.doorbell.as_fd(), token);
+            }
+        }
+        if !entry.armed.load(Ordering::Relaxed) {
+            continue;
+        }
+        if let Some(writer) = &target.private_writer {
+            // Polled: the descriptor is readable every interval while armed.
+            bell::ring(writer.as_fd());
+            continue;
+        }
+        if target.hung_up.load(Ordering::Relaxed) {
+            // The hang-up made it readable already.
+            continue;
+        }
+        if (target.probe.peer_gone)() {
+            if !entry.rang_for_death.swap(true, Ordering::Relaxed) {
+                let _ = bell::ring_own(target.doorbell.as_fd());
+                (target.probe.wake_parked)();
+            }
+        } else {
+            entry.rang_for_death.store(false, Ordering::Relaxed);
+        }
+    }
+}
