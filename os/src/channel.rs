@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use shmring_core::FLAG_ASYMMETRIC_FENCES;
-use shmring_core::Futex;
 use shmring_core::sync::AtomicU32;
-use shmring_core::wait::WAITING;
 use shmring_core::{
     Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, RunGrant,
     WaitError,
@@ -33,7 +31,6 @@ use crate::options::SegmentBuilder;
 use crate::readiness::watcher::Probe;
 use crate::readiness::{Bells, Readiness, Wakeups};
 use crate::segment::{Backing, Segment, SegmentOptions, lock_offset, owner_word};
-use crate::sys::bell::Drained;
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,
 /// cleanup and the endpoints' wait strategy through [`SegmentBuilder`].
@@ -357,18 +354,11 @@ impl Link {
         arm: impl FnOnce(&Notifier<'_>) -> std::result::Result<Readiness, WaitError>,
     ) -> Result<Readiness> {
         self.watch(true);
-        let drained = self
+        let looks_gone = self
             .bells
-            .drain()
+            .drain_for_arming(|| self.peer_leaving())
             .map_err(|e| Error::io("read", self.segment.describe(), e))?;
-        // A hang-up (every ringer gone), or a ring with the peer's claim released
-        // (a departure rings once): the lock decides, and its verdict stands for
-        // the next non-blocking call.
-        let looks_gone = match drained {
-            Drained::HungUp => true,
-            Drained::Rung => self.peer_leaving(),
-            Drained::Empty => false,
-        };
+        // The lock's verdict stands for the next non-blocking call.
         if looks_gone && self.peer_gone(Instant::now())? {
             return Ok(Readiness::Ready);
         }
@@ -480,18 +470,7 @@ impl Channel {
 fn wake_parked(segment: &Segment) {
     use shmring_core::Region as _;
     let signals = &segment.region().control().signals.0;
-    for word in [&signals.data_signal, &signals.space_signal] {
-        // SYNC: the store-buffer pairing of `ParkFutex`: orders the
-        // caller's SeqCst store of the flag before this load of the word.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        // Relaxed: the fence orders it; the word carries no data.
-        if word.load(Ordering::Relaxed) & WAITING != 0 {
-            // As the ring's own notification: clears WAITING, counts one, so a
-            // waiter that has not slept yet on its key does not sleep.
-            word.fetch_add(WAITING, Ordering::Relaxed);
-            SharedFutex::default().wake(word);
-        }
-    }
+    crate::futex::wake_parked_on(&[&signals.data_signal, &signals.space_signal]);
 }
 
 impl Sender {

@@ -7,6 +7,7 @@ use std::sync::atomic::{Ordering, compiler_fence, fence};
 use std::time::Instant;
 
 use shmring_core::sync::AtomicU32;
+use shmring_core::wait::WAITING;
 use shmring_core::{Futex, TimedOut};
 
 use crate::sys::futex::{self as sys_futex, Woken};
@@ -199,6 +200,24 @@ impl Futex for Notifier<'_> {
     #[inline]
     fn notifier_fence(&self) {
         self.futex.notifier_fence();
+    }
+}
+
+/// Wakes every call parked on `words`, in every process, so that it looks again
+/// at what changed: a peer-gone flag or hint, or a peer's claim word released by
+/// a clean departure. Each word is woken as the ring's own notification would:
+/// `WAITING` cleared and one counted, so a waiter that has not slept yet on its
+/// key does not sleep.
+pub(crate) fn wake_parked_on(words: &[&AtomicU32]) {
+    for word in words {
+        // SYNC: the store-buffer pairing of `ParkFutex` (blocking.rs): orders the
+        // caller's SeqCst store of the flag or hint before this load of the word.
+        fence(Ordering::SeqCst);
+        // Relaxed: the fence orders it; the word carries no data.
+        if word.load(Ordering::Relaxed) & WAITING != 0 {
+            word.fetch_add(WAITING, Ordering::Relaxed);
+            SharedFutex::default().wake(word);
+        }
     }
 }
 

@@ -102,6 +102,7 @@ pub use event::{Event, EventBuilder, EventKey};
 pub use message::{MessageReceiver, MessageSender};
 pub use mpmc::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender, MpmcStats};
 pub use options::SegmentBuilder;
+pub use readiness::watcher::NO_WATCHER_VAR;
 pub use readiness::{Readiness, Wakeups};
 pub use rpc::{RpcClient, RpcServer};
 pub use segment::{Segment, SegmentOptions, list_segments};

@@ -44,7 +44,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -59,11 +59,13 @@ use shmring_core::{
 
 pub use shmring_core::MpmcStats;
 
-use crate::blocking::{self, Endpoint, Step, WaitStrategy, Waiter};
+use crate::blocking::{self, Endpoint, ParkFutex, Step, WaitStrategy, Waiter};
 use crate::error::{self, Corrupted, Error, Result, Role};
-use crate::futex::SharedFutex;
+use crate::futex::{Notifier, SharedFutex, wake_parked_on};
 use crate::message::{message_receiver, message_sender};
 use crate::options::SegmentBuilder;
+use crate::readiness::watcher::Probe;
+use crate::readiness::{Bells, Readiness, Wakeups};
 use crate::segment::{Backing, Segment, SegmentOptions};
 
 /// The default stall timeout: how long a claimed but unfinished slot is waited
@@ -264,11 +266,12 @@ impl MpmcChannel {
     /// with asymmetric fences where `membarrier` is refused); [`Error::Io`].
     pub fn sender(&self) -> Result<MpmcSender> {
         let futex = self.futex()?;
+        let bells = self.bells(Role::Sender)?;
         let (producer, lock) = self.segment.register_producer()?;
         Ok(MpmcSender {
             producer,
             _lock: lock,
-            link: self.link(futex, ROLE_CONSUMER),
+            link: self.link(futex, bells, ROLE_CONSUMER),
         })
     }
 
@@ -278,18 +281,28 @@ impl MpmcChannel {
     /// As [`sender`](Self::sender).
     pub fn receiver(&self) -> Result<MpmcReceiver> {
         let futex = self.futex()?;
+        let bells = self.bells(Role::Receiver)?;
         let (consumer, lock) = self.segment.register_consumer()?;
         Ok(MpmcReceiver {
             consumer,
             _lock: lock,
-            link: self.link(futex, ROLE_PRODUCER),
+            link: self.link(futex, bells, ROLE_PRODUCER),
         })
     }
 
-    fn link(&self, futex: SharedFutex, peer_role: u32) -> Link {
+    /// The doorbells of an endpoint of `role` (`crate::readiness`).
+    fn bells(&self, role: Role) -> Result<Bells> {
+        self.segment
+            .bells()
+            .endpoint_bells(role)
+            .map_err(|e| Error::io("pipe", self.segment.describe(), e))
+    }
+
+    fn link(&self, futex: SharedFutex, bells: Bells, peer_role: u32) -> Link {
         Link {
             segment: Arc::clone(&self.segment),
             futex,
+            bells,
             waiter: Waiter::new(self.wait),
             stall_timeout: self.stall_timeout,
             peer_role,
@@ -441,6 +454,9 @@ struct Stall {
 struct Link {
     segment: Arc<MpmcSegment>,
     futex: SharedFutex,
+    /// The doorbell this endpoint waits on (its readiness descriptor) and the one
+    /// it rings.
+    bells: Bells,
     /// The wait strategy and the other side's last liveness verdict.
     waiter: Waiter,
     stall_timeout: Duration,
@@ -459,7 +475,73 @@ impl fmt::Debug for Link {
     }
 }
 
+impl Drop for Link {
+    /// After the endpoint's entry and lock have gone: an armed endpoint of the
+    /// other side looks again (and finds this one gone, if it was the last).
+    fn drop(&mut self) {
+        self.bells.ring_peer();
+    }
+}
+
 impl Link {
+    /// The futex with the other side's doorbell: what publications notify through.
+    #[inline]
+    fn notifier(&self) -> Notifier<'_> {
+        let signals = &self.segment.contents().control().signals.0;
+        // We notify the word the other side waits on.
+        let word = if self.peer_role == ROLE_CONSUMER {
+            &signals.data_signal
+        } else {
+            &signals.space_signal
+        };
+        self.bells.notifier(self.futex, word)
+    }
+
+    /// The futex a parked call sleeps on: the segment's, except that it does not
+    /// sleep long once the doorbell hung up (`blocking::ParkFutex`).
+    fn park_futex(&self) -> ParkFutex<'_, impl Fn() -> bool + '_> {
+        self.waiter.park_futex(self.futex, || self.bells.hung_up())
+    }
+
+    /// Registers with the process's watcher (once), so that the other side's
+    /// death wakes this endpoint's parked calls and armed descriptor.
+    fn watch(&mut self, armed: bool) {
+        let segment = Arc::clone(&self.segment);
+        let role = self.peer_role;
+        self.bells.watch(armed, move || {
+            let probed = Arc::clone(&segment);
+            Probe {
+                peer_gone: Box::new(move || probe_peer(&probed, role).unwrap_or(false)),
+                wake_parked: Box::new(move || {
+                    let signals = &segment.contents().control().signals.0;
+                    wake_parked_on(&[&signals.data_signal, &signals.space_signal]);
+                }),
+            }
+        });
+    }
+
+    /// Arms the readiness descriptor by `arm`, after draining it; `Ready` when
+    /// the condition holds already or the other side is gone.
+    fn arm(
+        &mut self,
+        arm: impl FnOnce(&Notifier<'_>) -> std::result::Result<Readiness, MpmcWaitError>,
+    ) -> Result<Readiness> {
+        self.watch(true);
+        let looks_gone = self
+            .bells
+            .drain_for_arming(|| self.bells.hung_up())
+            .map_err(|e| Error::io("read", self.segment.describe(), e))?;
+        // The lock's verdict stands for the next non-blocking call.
+        if looks_gone && self.peer_gone(Instant::now())? {
+            return Ok(Readiness::Ready);
+        }
+        arm(&self.notifier()).map_err(|e| match e {
+            MpmcWaitError::Corrupted(c) => self.corrupted(c),
+            // An arming never waits, so never times out.
+            MpmcWaitError::TimedOut => Error::TimedOut,
+        })
+    }
+
     fn peer(&self) -> Role {
         if self.peer_role == ROLE_PRODUCER {
             Role::Sender
@@ -589,13 +671,40 @@ impl MpmcSender {
         self.producer.stats()
     }
 
+    /// The readiness descriptor for room: readable after
+    /// [`arm_for_space`](Self::arm_for_space) returned [`Readiness::Armed`] when a
+    /// receiver frees a slot, when every receiver has gone, or (if
+    /// [`wakeups`](Self::wakeups) says so) every
+    /// [`LIVENESS_INTERVAL`](crate::LIVENESS_INTERVAL). Senders of one channel
+    /// share the doorbell: one may take another's ring, and each arms again after
+    /// finding the ring full. Do not read it: arming drains it.
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        self.link.bells.doorbell()
+    }
+
+    /// Arms [`readiness_fd`](Self::readiness_fd) for a free slot:
+    /// [`Readiness::Ready`] if the slot at the tail is free now (or every
+    /// receiver has gone), else [`Readiness::Armed`]. Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`], [`Error::Io`].
+    pub fn arm_for_space(&mut self) -> Result<Readiness> {
+        let producer = &mut self.producer;
+        self.link.arm(|notifier| producer.arm_for_space(notifier))
+    }
+
+    /// How [`readiness_fd`](Self::readiness_fd) is woken.
+    pub fn wakeups(&self) -> &Wakeups {
+        self.link.bells.wakeups()
+    }
+
     /// One attempt; `peer_gone`: no receiver is alive (recover at once, and a full
     /// ring is `Disconnected`).
     fn step(&mut self, message: &[u8], peer_gone: bool, contended: &mut u32) -> Result<Step<()>> {
         match self.producer.push(message) {
             Ok(()) => {
                 self.link.stall = None;
-                self.producer.wake(&self.link.futex);
+                self.producer.wake(&self.link.notifier());
                 Ok(Step::Done(()))
             }
             Err(MpmcPushError::Full) => {
@@ -614,7 +723,7 @@ impl MpmcSender {
                     .producer
                     .reclaim_from_dead_consumer(position, &EntryLocks(&self.link.segment));
                 let step = self.link.recovered(outcome)?;
-                self.producer.wake(&self.link.futex);
+                self.producer.wake(&self.link.notifier());
                 Ok(step)
             }
             Err(MpmcPushError::Contended) => {
@@ -727,6 +836,34 @@ impl MpmcReceiver {
         self.consumer.stats()
     }
 
+    /// The readiness descriptor: readable after
+    /// [`arm_for_message`](Self::arm_for_message) returned [`Readiness::Armed`]
+    /// when a sender publishes a message, when every sender has gone, or (if
+    /// [`wakeups`](Self::wakeups) says so) every
+    /// [`LIVENESS_INTERVAL`](crate::LIVENESS_INTERVAL). Receivers of one channel
+    /// share the doorbell: one may take another's ring (and the message with
+    /// it); each receives until empty and arms again. Do not read it: arming
+    /// drains it.
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        self.link.bells.doorbell()
+    }
+
+    /// Arms [`readiness_fd`](Self::readiness_fd) for a message:
+    /// [`Readiness::Ready`] if the slot at the head holds something now (or every
+    /// sender has gone), else [`Readiness::Armed`]. Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`], [`Error::Io`].
+    pub fn arm_for_message(&mut self) -> Result<Readiness> {
+        let consumer = &mut self.consumer;
+        self.link.arm(|notifier| consumer.arm_for_message(notifier))
+    }
+
+    /// How [`readiness_fd`](Self::readiness_fd) is woken.
+    pub fn wakeups(&self) -> &Wakeups {
+        self.link.bells.wakeups()
+    }
+
     /// One attempt; `peer_gone`: no sender is alive (recover at once, and an empty
     /// ring is `Disconnected`).
     fn step(
@@ -738,7 +875,7 @@ impl MpmcReceiver {
         match self.consumer.pop(buf) {
             Ok(n) => {
                 self.link.stall = None;
-                self.consumer.wake(&self.link.futex);
+                self.consumer.wake(&self.link.notifier());
                 Ok(Step::Done(n))
             }
             Err(MpmcPopError::Empty) => {
@@ -750,7 +887,7 @@ impl MpmcReceiver {
                     self.consumer
                         .reclaim_dead_consumers(&EntryLocks(&self.link.segment))
                         .map_err(|c| self.link.corrupted(c))?;
-                    self.consumer.wake(&self.link.futex);
+                    self.consumer.wake(&self.link.notifier());
                     Err(self.link.disconnected())
                 } else {
                     Ok(Step::Wait)
@@ -764,7 +901,7 @@ impl MpmcReceiver {
                     .consumer
                     .skip_dead_producer(position, &EntryLocks(&self.link.segment));
                 let step = self.link.recovered(outcome)?;
-                self.consumer.wake(&self.link.futex);
+                self.consumer.wake(&self.link.notifier());
                 Ok(step)
             }
             Err(MpmcPopError::Contended) => {
@@ -779,7 +916,7 @@ impl MpmcReceiver {
             }
             Err(MpmcPopError::Corrupted(c)) => {
                 // A bad length consumed and freed its slot: let the others know.
-                self.consumer.wake(&self.link.futex);
+                self.consumer.wake(&self.link.notifier());
                 Err(self.link.corrupted(c))
             }
         }
@@ -858,7 +995,9 @@ impl MpmcEndpoint for MpmcSender {
         &mut self.link
     }
     fn park(&mut self, until: Instant) -> std::result::Result<(), MpmcWaitError> {
-        self.producer.wait_for_space(&self.link.futex, Some(until))
+        self.link.watch(false);
+        self.producer
+            .wait_for_space(&self.link.park_futex(), Some(until))
     }
 }
 
@@ -870,8 +1009,9 @@ impl MpmcEndpoint for MpmcReceiver {
         &mut self.link
     }
     fn park(&mut self, until: Instant) -> std::result::Result<(), MpmcWaitError> {
+        self.link.watch(false);
         self.consumer
-            .wait_for_message(&self.link.futex, Some(until))
+            .wait_for_message(&self.link.park_futex(), Some(until))
     }
 }
 
@@ -886,6 +1026,9 @@ impl<E: MpmcEndpoint> Endpoint for E {
     }
     fn check_by(&self) -> Option<Instant> {
         self.link().stall.map(|stall| stall.check_at)
+    }
+    fn peer_leaving(&self) -> bool {
+        self.link().bells.hung_up()
     }
 }
 

@@ -169,3 +169,64 @@ fn a_missing_doorbell_falls_back_to_polling_and_says_why() {
 
 /// A wake-up that must come: generous, so a loaded machine does not fail it.
 const PROMPT_WAKE: Duration = Duration::from_secs(2);
+
+#[test]
+fn an_armed_mpmc_receiver_is_readable_after_a_message_and_on_the_last_senders_departure() {
+    let channel = shmring::MpmcChannelBuilder::shm(unique("ready-mpmc"))
+        .slots(4)
+        .slot_size(16)
+        .create()
+        .unwrap();
+    let mut tx = channel.sender().unwrap();
+    let mut rx = channel.receiver().unwrap();
+    assert_eq!(*rx.wakeups(), Wakeups::Doorbell);
+    assert_eq!(rx.arm_for_message().unwrap(), Readiness::Armed);
+    assert!(
+        !readable_within(rx.readiness_fd(), QUIET),
+        "readable with nothing sent"
+    );
+    tx.send(b"m").unwrap();
+    assert!(
+        readable_within(rx.readiness_fd(), PROMPT_WAKE),
+        "no ring after a message"
+    );
+    assert_eq!(rx.arm_for_message().unwrap(), Readiness::Ready);
+    let mut buf = [0u8; 16];
+    assert_eq!(rx.try_recv(&mut buf).unwrap(), 1);
+    assert_eq!(rx.arm_for_message().unwrap(), Readiness::Armed);
+    drop(tx);
+    assert!(
+        readable_within(rx.readiness_fd(), PROMPT_WAKE),
+        "departure did not ring"
+    );
+    assert_eq!(rx.arm_for_message().unwrap(), Readiness::Ready);
+    assert!(matches!(
+        rx.try_recv(&mut buf),
+        Err(shmring::TryRecvError::Disconnected)
+    ));
+}
+
+#[test]
+fn an_armed_mpmc_sender_is_readable_when_a_slot_frees() {
+    let channel = shmring::MpmcChannelBuilder::shm(unique("ready-mpmc-tx"))
+        .slots(2)
+        .slot_size(16)
+        .create()
+        .unwrap();
+    let mut tx = channel.sender().unwrap();
+    let mut rx = channel.receiver().unwrap();
+    tx.send(b"1").unwrap();
+    tx.send(b"2").unwrap();
+    assert_eq!(tx.arm_for_space().unwrap(), Readiness::Armed);
+    assert!(
+        !readable_within(tx.readiness_fd(), QUIET),
+        "readable while full"
+    );
+    let mut buf = [0u8; 16];
+    rx.try_recv(&mut buf).unwrap();
+    assert!(
+        readable_within(tx.readiness_fd(), PROMPT_WAKE),
+        "no ring after a slot freed"
+    );
+    assert_eq!(tx.arm_for_space().unwrap(), Readiness::Ready);
+}

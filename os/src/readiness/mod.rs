@@ -352,9 +352,16 @@ impl Bells {
         }
     }
 
-    /// Reads whatever rang the doorbell, before arming again.
-    pub(crate) fn drain(&self) -> io::Result<Drained> {
-        bell::drain(self.doorbell.as_fd())
+    /// Before an arming: drains the doorbell, and says whether the peer looks
+    /// gone: the doorbell hung up (every ringer gone), or it was rung and
+    /// `leaving` says the peer released its claim (a departure rings once). The
+    /// caller then probes the lock, which decides.
+    pub(crate) fn drain_for_arming(&self, leaving: impl FnOnce() -> bool) -> io::Result<bool> {
+        Ok(match bell::drain(self.doorbell.as_fd())? {
+            Drained::HungUp => true,
+            Drained::Rung => leaving(),
+            Drained::Empty => false,
+        })
     }
 
     /// Whether the watcher saw the doorbell hang up (and has not seen a ringer

@@ -123,6 +123,9 @@ static WATCHER: Mutex<Option<Global>> = Mutex::new(None);
 /// none. `None` if it cannot be started (out of descriptors or threads): the
 /// endpoint keeps its own periodic probe.
 pub(crate) fn register(target: Target, armed: bool) -> Option<Registration> {
+    if disabled() {
+        return None;
+    }
     let mut global = WATCHER.lock().unwrap_or_else(PoisonError::into_inner);
     let pid = std::process::id();
     if global.as_ref().is_none_or(|g| g.pid != pid) {
@@ -153,6 +156,17 @@ pub(crate) fn register(target: Target, armed: bool) -> Option<Registration> {
         entry,
         watcher: shared,
     })
+}
+
+/// The environment variable that turns the watcher off for the process (read
+/// once): deaths are then seen by the periodic probe only, as before the
+/// watcher existed. For measuring what it gains, and for a process that may not
+/// start threads.
+pub const NO_WATCHER_VAR: &str = "SHMRING_NO_WATCHER";
+
+fn disabled() -> bool {
+    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DISABLED.get_or_init(|| std::env::var_os(NO_WATCHER_VAR).is_some_and(|v| v == "1"))
 }
 
 fn start() -> Option<Arc<Shared>> {

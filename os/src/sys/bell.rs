@@ -99,7 +99,8 @@ pub(crate) enum Drained {
     Empty,
     /// It had been rung (one or more bytes read).
     Rung,
-    /// Every ringer has gone (end of file), after whatever was pending.
+    /// Every ringer has gone (end of file), after whatever was pending (rung or
+    /// not).
     HungUp,
 }
 
@@ -110,8 +111,9 @@ pub(crate) fn drain(fd: BorrowedFd<'_>) -> io::Result<Drained> {
     loop {
         super::count::one();
         match rustix::io::read(fd, &mut buf) {
+            // Read on to `EAGAIN` or the end: a ring may come with a hang-up (a
+            // departure rings, then closes), which only the end of file shows.
             Ok(0) => return Ok(Drained::HungUp),
-            Ok(n) if n < buf.len() => return Ok(Drained::Rung),
             Ok(_) => drained = Drained::Rung,
             Err(Errno::AGAIN) => return Ok(drained),
             Err(Errno::INTR) => {}
