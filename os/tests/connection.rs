@@ -1096,3 +1096,42 @@ fn a_killed_client_disconnects_a_server_blocked_in_send_at_once() {
         summary(&mut latencies)
     );
 }
+
+/// Both ends' readiness descriptors over shared memory: each side is rung for a
+/// message from the other, and the client's descriptor becomes readable (then
+/// `Disconnected`) when the server drops: its doorbell ends travelled in the
+/// handshake, and the server kept none of the client's.
+#[test]
+fn readiness_descriptors_over_shared_memory_ring_and_hang_up() {
+    use shmring::{Readiness, Wakeups};
+    let (_temp, dir) = socket_dir("ready");
+    let name = unique("ready");
+    let (s, c, _listener) = pair(listener(&dir, &name), || client(&dir).connect(&name));
+    let (mut s, mut c) = (s.unwrap(), c.unwrap());
+    assert_eq!(c.transport(), Transport::SharedMemory);
+    assert_eq!(*c.wakeups(), Wakeups::Doorbell);
+    assert_eq!(*s.wakeups(), Wakeups::Doorbell);
+    assert_eq!(c.arm_for_message().unwrap(), Readiness::Armed);
+    assert_eq!(s.arm_for_message().unwrap(), Readiness::Armed);
+    assert!(!readable_within(
+        c.readiness_fd(),
+        Duration::from_millis(30)
+    ));
+    s.send(b"to the client").unwrap();
+    c.send(b"to the server").unwrap();
+    assert!(readable_within(c.readiness_fd(), PROMPT), "client not rung");
+    assert!(readable_within(s.readiness_fd(), PROMPT), "server not rung");
+    assert_eq!(c.recv_vec().unwrap(), b"to the client");
+    assert_eq!(s.recv_vec().unwrap(), b"to the server");
+    assert_eq!(c.arm_for_message().unwrap(), Readiness::Armed);
+    drop(s);
+    assert!(
+        readable_within(c.readiness_fd(), PROMPT),
+        "the server's drop did not wake the client"
+    );
+    assert_eq!(c.arm_for_message().unwrap(), Readiness::Ready);
+    assert!(matches!(
+        c.try_recv(&mut [0u8; 64]),
+        Err(shmring::TryRecvError::Disconnected)
+    ));
+}
