@@ -345,6 +345,7 @@ impl Link {
             Probe {
                 peer_gone: Box::new(move || probe_peer(&probed, peer).unwrap_or(false)),
                 wake_parked: Box::new(move || wake_parked(&segment)),
+                arming_consumed: None,
             }
         });
     }

@@ -52,6 +52,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use shmring_core::mpmc::layout::{MAX_MPMC_SEGMENT, ROLE_CONSUMER, ROLE_PRODUCER};
+use shmring_core::wait::ARMED;
 use shmring_core::{
     FLAG_ASYMMETRIC_FENCES, Liveness, MpmcConsumer, MpmcCorruption, MpmcGeometry, MpmcLayoutError,
     MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, MpmcWaitError, RawMpmcRegion, Recovery,
@@ -507,8 +508,20 @@ impl Link {
         let role = self.peer_role;
         self.bells.watch(armed, move || {
             let probed = Arc::clone(&segment);
+            let shared = Arc::clone(&segment);
             Probe {
                 peer_gone: Box::new(move || probe_peer(&probed, role).unwrap_or(false)),
+                arming_consumed: Some(Box::new(move || {
+                    let signals = &shared.contents().control().signals.0;
+                    // The word this side waits on: the other side notifies it.
+                    let word = if role == ROLE_CONSUMER {
+                        &signals.space_signal
+                    } else {
+                        &signals.data_signal
+                    };
+                    // Relaxed: a hint for a ring that is at worst spurious.
+                    word.load(Ordering::Relaxed) & ARMED == 0
+                })),
                 wake_parked: Box::new(move || {
                     let signals = &segment.contents().control().signals.0;
                     wake_parked_on(&[&signals.data_signal, &signals.space_signal]);

@@ -355,7 +355,15 @@ impl ConnectOptions {
                     ));
                 }
                 let size = segment_size(capacity)? as u64;
-                if reply.detail as usize != fds.len() || reply.b != size {
+                if reply.detail as usize != fds.len() {
+                    return Err(failed(
+                        what,
+                        "the listener announced another descriptor count than it passed",
+                        reply.detail.into(),
+                        fds.len() as u64,
+                    ));
+                }
+                if reply.b != size {
                     return Err(failed(
                         what,
                         "the listener announced descriptors of the wrong count or size",

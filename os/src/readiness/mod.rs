@@ -419,11 +419,7 @@ impl Bells {
     /// watcher that cannot start leaves the endpoint to its own periodic probe.
     pub(crate) fn watch(&mut self, armed: bool, probe: impl FnOnce() -> watcher::Probe) {
         match &self.watched {
-            Some(registration) => {
-                if armed {
-                    registration.set_armed();
-                }
-            }
+            Some(registration) => registration.set_armed(armed),
             None => {
                 let target = watcher::Target {
                     doorbell: Arc::clone(&self.doorbell),
