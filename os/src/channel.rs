@@ -129,7 +129,7 @@ impl ChannelBuilder {
 
     /// As [`from_fd`](Self::from_fd), with the doorbells that came with the
     /// descriptor.
-    pub(crate) fn from_fd_with_bells(&self, fd: OwnedFd, bells: BellSource) -> Result<Channel> {
+    pub(crate) fn open_fd_with_bells(&self, fd: OwnedFd, bells: BellSource) -> Result<Channel> {
         let mut segment = Segment::from_fd(fd, &self.options)?;
         segment.set_bells(bells);
         Ok(self.channel(segment))
@@ -150,7 +150,7 @@ impl ChannelBuilder {
     pub unsafe fn from_env(&self, var: &str) -> Result<Channel> {
         // SAFETY: the caller's contract is `inherited_fd`'s.
         let (fd, bells) = unsafe { crate::segment::open::inherited_fd(var) }?;
-        self.from_fd_with_bells(fd, bells)
+        self.open_fd_with_bells(fd, bells)
     }
 
     fn channel(&self, segment: Segment) -> Channel {

@@ -408,8 +408,8 @@ impl ConnectOptions {
         let builder = ChannelBuilder::memfd().wait_strategy(self.wait);
         let mut rings = rings.into_iter();
         let [c2s_bells, s2c_bells] = bells;
-        let c2s = builder.from_fd_with_bells(rings.next().expect("two descriptors"), c2s_bells)?;
-        let s2c = builder.from_fd_with_bells(rings.next().expect("two descriptors"), s2c_bells)?;
+        let c2s = builder.open_fd_with_bells(rings.next().expect("two descriptors"), c2s_bells)?;
+        let s2c = builder.open_fd_with_bells(rings.next().expect("two descriptors"), s2c_bells)?;
         for channel in [&c2s, &s2c] {
             if channel.segment().capacity() != capacity {
                 return Err(failed(
