@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::blocking::LIVENESS_INTERVAL;
-use crate::sys::bell;
+use crate::sys::bell::{self, Watch};
 use crate::sys::{PollFlags, poll_now};
 
 /// What the watcher does for an endpoint when its peer may have gone.
@@ -151,7 +151,14 @@ pub(crate) fn register(target: Target, armed: bool) -> Option<Registration> {
         rang_for_death: AtomicBool::new(false),
     });
     shared.lock().insert(token, Arc::clone(&entry));
-    if bell::epoll_watch_hangup(shared.epoll.as_fd(), entry.target.doorbell.as_fd(), token).is_err()
+    if bell::epoll_watch(
+        shared.epoll.as_fd(),
+        entry.target.doorbell.as_fd(),
+        token,
+        Watch::HangUpOnce,
+        false,
+    )
+    .is_err()
     {
         shared.lock().remove(&token);
         return None;
@@ -178,7 +185,14 @@ fn disabled() -> bool {
 fn start() -> Option<Arc<Shared>> {
     let epoll = bell::epoll_create().ok()?;
     let (wake_read, wake_write) = bell::pipe().ok()?;
-    bell::epoll_watch_readable(epoll.as_fd(), wake_read.as_fd(), WAKE_TOKEN).ok()?;
+    bell::epoll_watch(
+        epoll.as_fd(),
+        wake_read.as_fd(),
+        WAKE_TOKEN,
+        Watch::Readable,
+        false,
+    )
+    .ok()?;
     let shared = Arc::new(Shared {
         epoll,
         wake_read,
@@ -254,7 +268,13 @@ fn tick(shared: &Shared) {
             if !hup {
                 target.hung_up.store(false, Ordering::SeqCst);
                 entry.rang_for_death.store(false, Ordering::Relaxed);
-                let _ = bell::epoll_rearm(shared.epoll.as_fd(), target.doorbell.as_fd(), token);
+                let _ = bell::epoll_watch(
+                    shared.epoll.as_fd(),
+                    target.doorbell.as_fd(),
+                    token,
+                    Watch::HangUpOnce,
+                    true,
+                );
             }
         }
         if !entry.armed.load(Ordering::Relaxed) {

@@ -156,43 +156,36 @@ pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
     Ok(epoll::create(epoll::CreateFlags::CLOEXEC)?)
 }
 
-/// Watches `fd` for a hang-up (or an error) once, under `token`: after it is
-/// reported, [`epoll_rearm`] watches it again.
-pub(crate) fn epoll_watch_hangup(
+/// What the watcher's `epoll` instance watches a descriptor for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// A hang-up (or an error), reported once; [`epoll_watch`] with `again`
+    /// watches it once more.
+    HangUpOnce,
+    /// Readability, level-triggered (the watcher's own wake-up).
+    Readable,
+}
+
+/// Watches `fd` under `token` for `what`; `again`: `fd` is watched already
+/// (its one-shot hang-up was reported), watch it anew.
+pub(crate) fn epoll_watch(
     epoll: BorrowedFd<'_>,
     fd: BorrowedFd<'_>,
     token: u64,
+    what: Watch,
+    again: bool,
 ) -> io::Result<()> {
-    Ok(epoll::add(
-        epoll,
-        fd,
-        epoll::EventData::new_u64(token),
-        epoll::EventFlags::ONESHOT,
-    )?)
-}
-
-/// Watches `fd` for readability (the watcher's own wake-up), level-triggered.
-pub(crate) fn epoll_watch_readable(
-    epoll: BorrowedFd<'_>,
-    fd: BorrowedFd<'_>,
-    token: u64,
-) -> io::Result<()> {
-    Ok(epoll::add(
-        epoll,
-        fd,
-        epoll::EventData::new_u64(token),
-        epoll::EventFlags::IN,
-    )?)
-}
-
-/// Watches `fd` for a hang-up once more.
-pub(crate) fn epoll_rearm(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
-    Ok(epoll::modify(
-        epoll,
-        fd,
-        epoll::EventData::new_u64(token),
-        epoll::EventFlags::ONESHOT,
-    )?)
+    let flags = match what {
+        Watch::HangUpOnce => epoll::EventFlags::ONESHOT,
+        Watch::Readable => epoll::EventFlags::IN,
+    };
+    let data = epoll::EventData::new_u64(token);
+    if again {
+        epoll::modify(epoll, fd, data, flags)?;
+    } else {
+        epoll::add(epoll, fd, data, flags)?;
+    }
+    Ok(())
 }
 
 /// Stops watching `fd`.
