@@ -309,6 +309,19 @@ fn valgrind_c_mpmc() {
     }
 }
 
+/// Readiness descriptors from C (`tests/c/readiness.c`), for SPSC and MPMC
+/// senders and receivers in one process: arming an empty (full) ring returns
+/// `SHMRING_ARMED` and the descriptor stays quiet; a message (a freed slot) makes
+/// it readable and arming then returns `SHMRING_READY`; the sender's departure
+/// wakes an armed receiver, which then sees `SHMRING_E_DISCONNECTED`; NULL
+/// handles, a borrowed handle and an oversized arm return their codes; a memfd
+/// opened from a bare descriptor is polled, says why, and wakes with no message.
+#[test]
+fn c_readiness_descriptors() {
+    let stdout = run_checked("readiness.c", Link::Shared, &[&unique("rd")]);
+    eprint!("readiness: {stdout}");
+}
+
 /// Request/response from C (`tests/c/rpc.c`): bad input, roles and timeouts in
 /// one process, then across `fork`: a C server's handler answers 10,000 checked
 /// calls, a handler's error arrives as `SHMRING_E_REMOTE` with its message, a
