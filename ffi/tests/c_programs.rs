@@ -322,6 +322,25 @@ fn c_readiness_descriptors() {
     eprint!("readiness: {stdout}");
 }
 
+/// The example `examples/epoll_two_channels.c`: one `epoll_wait` loop serves two
+/// named channels, fed by a forked sender process, and a timerfd; it checks every
+/// message's channel, number (in order, none lost or duplicated), length and
+/// bytes, and fails if the run passes its deadline (a wake-up that never came).
+#[test]
+fn c_example_epoll_two_channels() {
+    const COUNT: u64 = 20_000;
+    let stdout = run_checked(
+        "examples/epoll_two_channels.c",
+        Link::Shared,
+        &[&unique("ep"), &COUNT.to_string()],
+    );
+    assert!(
+        stdout.starts_with(&format!("ok: {COUNT}+{COUNT} messages in order")),
+        "{stdout}"
+    );
+    eprint!("epoll_two_channels: {stdout}");
+}
+
 /// Request/response from C (`tests/c/rpc.c`): bad input, roles and timeouts in
 /// one process, then across `fork`: a C server's handler answers 10,000 checked
 /// calls, a handler's error arrives as `SHMRING_E_REMOTE` with its message, a
