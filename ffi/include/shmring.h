@@ -6,7 +6,9 @@
  * - Every fallible function returns an int: SHMRING_OK (0), or a negative code of
  *   enum shmring_status; shmring_strerror(code) names it and
  *   shmring_last_error_message() gives the details of the last failure on the
- *   calling thread.
+ *   calling thread. shmring_*_readiness_fd and the arm calls return a
+ *   non-negative value on success instead (the descriptor, SHMRING_READY or
+ *   SHMRING_ARMED).
  * - Ownership: each shmring_*_create/_open/_new hands the caller a handle that it
  *   frees with the matching shmring_*_close (closing NULL does nothing). Strings
  *   returned by the library are never freed by the caller. A grant's pointer is
