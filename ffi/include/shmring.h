@@ -1418,6 +1418,104 @@ int shmring_connection_recv_timeout(struct shmring_connection *connection,
                                     uint64_t timeout_ms);
 
 /**
+ * The receiving half's readiness descriptor, for `epoll`, `poll` or `select`.
+ * Over shared memory (`SHMRING_TRANSPORT_SHARED_MEMORY`) it is a doorbell, as
+ * `shmring_receiver_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
+ * `shmring_connection_arm_for_message` returned `SHMRING_ARMED`, when a message
+ * arrives or the peer goes. Over a socket it is the socket itself: readable when
+ * bytes (or the end) arrive; it is then the same descriptor as
+ * `shmring_connection_send_readiness_fd` (register it once, with `EPOLLIN` and
+ * `EPOLLOUT` as needed: `epoll_ctl` refuses the same descriptor twice).
+ *
+ * The descriptor belongs to the connection: the same for its life, closed by
+ * `shmring_connection_close` (remove it from your `epoll` set first). Never read
+ * or write it, and never close it.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle.
+ */
+SHMRING_MUST_USE int shmring_connection_readiness_fd(const struct shmring_connection *connection);
+
+/**
+ * Arms the receiving half's descriptor (`shmring_connection_readiness_fd`) for
+ * the next message. Never blocks. The loop: when the descriptor is readable,
+ * receive with `shmring_connection_try_recv` until `SHMRING_E_EMPTY`, then arm:
+ * on `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event
+ * loop.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): a message is there now, or the peer has gone (the next
+ * receive says which; over a socket: a whole message or the end is buffered);
+ * `SHMRING_ARMED` (2); or a negative code: `SHMRING_E_IO`,
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle.
+ */
+SHMRING_MUST_USE int shmring_connection_arm_for_message(struct shmring_connection *connection);
+
+/**
+ * The sending half's readiness descriptor. Over shared memory it is a doorbell,
+ * as `shmring_sender_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
+ * `shmring_connection_arm_for_space` returned `SHMRING_ARMED`, when the peer
+ * frees room or goes. Over a socket it is the socket itself: poll it for
+ * *writability* (`EPOLLOUT`) after a send returned `SHMRING_E_FULL`; it is then
+ * the same descriptor as `shmring_connection_readiness_fd`.
+ *
+ * Owned by the connection, as `shmring_connection_readiness_fd`.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle.
+ */
+SHMRING_MUST_USE
+int shmring_connection_send_readiness_fd(const struct shmring_connection *connection);
+
+/**
+ * Arms the sending half's descriptor (`shmring_connection_send_readiness_fd`)
+ * for room for a message of `len` bytes. Never blocks. Over a socket it always
+ * returns `SHMRING_READY`: try the send, and if it says `SHMRING_E_FULL`, poll
+ * the socket for writability.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): the message fits now, or the peer has gone (the next send
+ * says which); `SHMRING_ARMED` (2); or a negative code:
+ * `SHMRING_E_MESSAGE_TOO_LARGE`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle.
+ */
+SHMRING_MUST_USE
+int shmring_connection_arm_for_space(struct shmring_connection *connection,
+                                     size_t len);
+
+/**
+ * Stores in `*out` how the receiving half's descriptor is woken:
+ * `SHMRING_WAKEUPS_DOORBELL` (by the peer; over a socket, by the kernel) or
+ * `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no doorbell could be
+ * shared). If `out_reason` is not NULL, `*out_reason` receives why it is polled
+ * (`""` for a doorbell): a NUL-terminated string owned by the connection, valid
+ * until `shmring_connection_close`. Fixed for the connection's life.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection` or `out`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle; `out` and `out_reason` are
+ * NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_connection_wakeups(const struct shmring_connection *connection,
+                               shmring_wakeups *out,
+                               const char **out_reason);
+
+/**
  * Fills `*options` with the defaults (all fields zero): mode `0600`, accepted
  * mode `0644`, no flags, initial count 0, the largest maximum.
  *

@@ -315,7 +315,10 @@ fn valgrind_c_mpmc() {
 /// it readable and arming then returns `SHMRING_READY`; the sender's departure
 /// wakes an armed receiver, which then sees `SHMRING_E_DISCONNECTED`; NULL
 /// handles, a borrowed handle and an oversized arm return their codes; a memfd
-/// opened from a bare descriptor is polled, says why, and wakes with no message.
+/// opened from a bare descriptor is polled, says why, and wakes with no message;
+/// connections to a forked client, over shared memory and over the socket: quiet
+/// when armed, readable after the client's reply and after it closes, ending in
+/// `SHMRING_E_DISCONNECTED`.
 #[test]
 fn c_readiness_descriptors() {
     let stdout = run_checked("readiness.c", Link::Shared, &[&unique("rd")]);

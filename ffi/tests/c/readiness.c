@@ -7,7 +7,10 @@
  * SHMRING_E_DISCONNECTED. NULL handles and out-pointers, a borrowed handle and
  * an oversized arm return their codes. A memfd channel opened from a bare
  * descriptor reports SHMRING_WAKEUPS_POLLED with its reason, and its armed
- * descriptor becomes readable without a message (the 25 ms poll).
+ * descriptor becomes readable without a message (the 25 ms poll). Connections,
+ * over shared memory and over the socket, with a forked client: an armed
+ * connection is quiet, readable after the client's reply and after the client
+ * closes, and the loop then ends in SHMRING_E_DISCONNECTED.
  *
  *   readiness NAME_PREFIX
  *
@@ -20,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "shmring.h"
@@ -86,6 +91,11 @@ static void null_handles(void) {
     EXPECT(shmring_mpmc_sender_arm_for_space(NULL), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_mpmc_sender_wakeups(NULL, &w, &reason), SHMRING_E_INVALID_ARGUMENT);
     ASSERT(strcmp(shmring_last_error_message(), "sender is NULL") == 0);
+    EXPECT(shmring_connection_readiness_fd(NULL), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_connection_send_readiness_fd(NULL), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_connection_arm_for_message(NULL), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_connection_arm_for_space(NULL, 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_connection_wakeups(NULL, &w, &reason), SHMRING_E_INVALID_ARGUMENT);
 }
 
 /* Receives everything there is now; returns how many messages. */
@@ -286,6 +296,96 @@ static void mpmc(const char *prefix) {
     EXPECT(shmring_mpmc_close(ch), SHMRING_OK);
 }
 
+/* The forked client: receives "ping", answers "pong", receives "bye", closes. */
+static void client(const char *name, const char *dir, uint32_t policy) {
+    shmring_connect_options co;
+    shmring_connection *c = NULL;
+    uint8_t buf[16];
+    size_t len = 0;
+    EXPECT(shmring_connect_options_init(&co), SHMRING_OK);
+    co.directory = dir;
+    co.transport = policy;
+    EXPECT(shmring_connect(name, &co, WAKE_MS, &c), SHMRING_OK);
+    EXPECT(shmring_connection_recv_timeout(c, buf, sizeof buf, &len, WAKE_MS), SHMRING_OK);
+    ASSERT(len == 4 && memcmp(buf, "ping", 4) == 0);
+    EXPECT(shmring_connection_send_timeout(c, "pong", 4, WAKE_MS), SHMRING_OK);
+    EXPECT(shmring_connection_recv_timeout(c, buf, sizeof buf, &len, WAKE_MS), SHMRING_OK);
+    ASSERT(len == 3 && memcmp(buf, "bye", 3) == 0);
+    EXPECT(shmring_connection_close(c), SHMRING_OK);
+    _exit(0);
+}
+
+/* A connection accepted from a forked client, with `policy`. */
+static void connection(const char *prefix, const char *dir, uint32_t policy,
+                       shmring_transport expected) {
+    char name[256];
+    shmring_conn_listener_options lo;
+    shmring_conn_listener *l = NULL;
+    shmring_connection *c = NULL;
+    shmring_transport transport;
+    shmring_wakeups w = SHMRING_WAKEUPS_POLLED;
+    const char *reason = NULL;
+    uint8_t buf[16];
+    size_t len = 0, max = 0;
+    int rc;
+
+    name_of(name, sizeof name, prefix, expected == SHMRING_TRANSPORT_SHARED_MEMORY ? "cs" : "cu");
+    EXPECT(shmring_conn_listener_options_init(&lo), SHMRING_OK);
+    lo.directory = dir;
+    lo.transport = policy;
+    EXPECT(shmring_conn_listener_bind(name, &lo, &l), SHMRING_OK);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) client(name, dir, policy);
+    EXPECT(shmring_conn_listener_accept_timeout(l, WAKE_MS, &c), SHMRING_OK);
+    EXPECT(shmring_connection_transport(c, &transport), SHMRING_OK);
+    ASSERT(transport == expected);
+    EXPECT(shmring_connection_max_message_len(c, &max), SHMRING_OK);
+
+    int rfd = shmring_connection_readiness_fd(c);
+    int sfd = shmring_connection_send_readiness_fd(c);
+    ASSERT(rfd >= 0 && sfd >= 0);
+    /* Over a socket both halves' descriptor is the socket. */
+    ASSERT(expected == SHMRING_TRANSPORT_SHARED_MEMORY ? rfd != sfd : rfd == sfd);
+    EXPECT(shmring_connection_readiness_fd(c), rfd);
+    EXPECT(shmring_connection_wakeups(c, &w, &reason), SHMRING_OK);
+    ASSERT(w == SHMRING_WAKEUPS_DOORBELL && reason != NULL && reason[0] == '\0');
+    EXPECT(shmring_connection_wakeups(c, NULL, NULL), SHMRING_E_INVALID_ARGUMENT);
+
+    EXPECT(shmring_connection_arm_for_message(c), SHMRING_ARMED);
+    ASSERT(!readable_within(rfd, QUIET_MS)); /* the client waits for "ping" */
+    EXPECT(shmring_connection_arm_for_space(c, 4), SHMRING_READY);
+    if (expected == SHMRING_TRANSPORT_SHARED_MEMORY)
+        EXPECT(shmring_connection_arm_for_space(c, max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
+
+    /* The reply makes the armed descriptor readable. */
+    EXPECT(shmring_connection_send_timeout(c, "ping", 4, WAKE_MS), SHMRING_OK);
+    ASSERT(readable_within(rfd, WAKE_MS));
+    EXPECT(shmring_connection_try_recv(c, buf, sizeof buf, &len), SHMRING_OK);
+    ASSERT(len == 4 && memcmp(buf, "pong", 4) == 0);
+    EXPECT(shmring_connection_try_recv(c, buf, sizeof buf, &len), SHMRING_E_EMPTY);
+    EXPECT(shmring_connection_arm_for_message(c), SHMRING_ARMED);
+
+    /* The client closes: readable, and the loop ends in SHMRING_E_DISCONNECTED. */
+    EXPECT(shmring_connection_send_timeout(c, "bye", 3, WAKE_MS), SHMRING_OK);
+    ASSERT(readable_within(rfd, WAKE_MS));
+    int rounds = 0;
+    while ((rc = shmring_connection_try_recv(c, buf, sizeof buf, &len)) == SHMRING_E_EMPTY) {
+        ASSERT(++rounds < 10);
+        rc = shmring_connection_arm_for_message(c);
+        if (rc == SHMRING_ARMED) ASSERT(readable_within(rfd, WAKE_MS));
+        else EXPECT(rc, SHMRING_READY);
+    }
+    EXPECT(rc, SHMRING_E_DISCONNECTED);
+
+    int status = 0;
+    ASSERT(waitpid(pid, &status, 0) == pid);
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT(shmring_connection_close(c), SHMRING_OK);
+    EXPECT(shmring_conn_listener_close(l), SHMRING_OK);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: readiness NAME_PREFIX\n");
@@ -295,6 +395,12 @@ int main(int argc, char **argv) {
     spsc(argv[1]);
     spsc_polled();
     mpmc(argv[1]);
+    char dir[] = "/tmp/shmring-readiness-XXXXXX";
+    ASSERT(mkdtemp(dir) != NULL);
+    connection(argv[1], dir, SHMRING_TRANSPORT_POLICY_SHARED_MEMORY_ONLY,
+               SHMRING_TRANSPORT_SHARED_MEMORY);
+    connection(argv[1], dir, SHMRING_TRANSPORT_POLICY_SOCKET_ONLY, SHMRING_TRANSPORT_UNIX_SOCKET);
+    ASSERT(rmdir(dir) == 0);
     printf("ok: %d checks\n", checks);
     return 0;
 }
