@@ -26,8 +26,8 @@
 //!   the socket where shared memory cannot be had (`shmring_connection_transport`
 //!   says which). Copying calls only.
 //! - **Readiness descriptors** for event loops: every sender and receiver, SPSC
-//!   and MPMC, and every connection has a descriptor (`shmring_*_readiness_fd`) that becomes readable
-//!   after an arm call (`shmring_receiver_arm_for_message`,
+//!   and MPMC, and every connection has a descriptor (`shmring_*_readiness_fd`)
+//!   that becomes readable after an arm call (`shmring_receiver_arm_for_message`,
 //!   `shmring_sender_arm_for_space`, ...) returned `SHMRING_ARMED`, when a message
 //!   (room) arrives or the peer goes; `shmring_*_wakeups` says whether it is rung
 //!   by the peer or polled.
