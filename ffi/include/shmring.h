@@ -6,7 +6,9 @@
  * - Every fallible function returns an int: SHMRING_OK (0), or a negative code of
  *   enum shmring_status; shmring_strerror(code) names it and
  *   shmring_last_error_message() gives the details of the last failure on the
- *   calling thread.
+ *   calling thread. shmring_*_readiness_fd and the arm calls return a
+ *   non-negative value on success instead (the descriptor, SHMRING_READY or
+ *   SHMRING_ARMED).
  * - Ownership: each shmring_*_create/_open/_new hands the caller a handle that it
  *   frees with the matching shmring_*_close (closing NULL does nothing). Strings
  *   returned by the library are never freed by the caller. A grant's pointer is
@@ -230,6 +232,35 @@ typedef uint32_t shmring_transport;
 #endif // __cplusplus
 
 /**
+ * How an endpoint's readiness descriptor is woken: `shmring_*_wakeups`.
+ */
+enum shmring_wakeups
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * The peer rings the descriptor, and its death (or departure) hangs it up:
+     * an armed descriptor becomes readable at once on either.
+     */
+    SHMRING_WAKEUPS_DOORBELL = 1,
+    /**
+     * No doorbell could be shared with the peer (the reason says why: a memfd
+     * opened from a bare descriptor, a doorbell FIFO refused or missing): while
+     * armed, the descriptor becomes readable every 25 ms, and within that
+     * interval of the peer's death.
+     */
+    SHMRING_WAKEUPS_POLLED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum shmring_wakeups shmring_wakeups;
+#else
+typedef uint32_t shmring_wakeups;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The status every fallible `shmring_` function returns: `SHMRING_OK` (0) on
  * success, one of the negative codes below on failure.
  *
@@ -424,6 +455,39 @@ enum shmring_wait_strategy
 typedef enum shmring_wait_strategy shmring_wait_strategy;
 #else
 typedef uint32_t shmring_wait_strategy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What an arm call found: the positive value it returns on success.
+ *
+ * Arm calls return `SHMRING_READY`, `SHMRING_ARMED` or a negative
+ * `shmring_status` code (never `SHMRING_OK`): test `rc < 0` for a failure.
+ */
+enum shmring_readiness
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * The condition holds now (a message is there, there is room, or the peer
+     * has gone: the next call says which): act on it, then arm again. Nothing is
+     * armed that the caller must wait for.
+     */
+    SHMRING_READY = 1,
+    /**
+     * Armed: the readiness descriptor becomes readable when the condition may
+     * have changed (a message, room, the peer's departure or death), or every 25
+     * ms for a polled endpoint (`SHMRING_WAKEUPS_POLLED`). Go back to the event
+     * loop.
+     */
+    SHMRING_ARMED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum shmring_readiness shmring_readiness;
+#else
+typedef int32_t shmring_readiness;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -1354,6 +1418,104 @@ int shmring_connection_recv_timeout(struct shmring_connection *connection,
                                     uint64_t timeout_ms);
 
 /**
+ * The receiving half's readiness descriptor, for `epoll`, `poll` or `select`.
+ * Over shared memory (`SHMRING_TRANSPORT_SHARED_MEMORY`) it is a doorbell, as
+ * `shmring_receiver_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
+ * `shmring_connection_arm_for_message` returned `SHMRING_ARMED`, when a message
+ * arrives or the peer goes. Over a socket it is the socket itself: readable when
+ * bytes (or the end) arrive; it is then the same descriptor as
+ * `shmring_connection_send_readiness_fd` (register it once, with `EPOLLIN` and
+ * `EPOLLOUT` as needed: `epoll_ctl` refuses the same descriptor twice).
+ *
+ * The descriptor belongs to the connection: the same for its life, closed by
+ * `shmring_connection_close` (remove it from your `epoll` set first). Never read
+ * or write it, and never close it.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle.
+ */
+SHMRING_MUST_USE int shmring_connection_readiness_fd(const struct shmring_connection *connection);
+
+/**
+ * Arms the receiving half's descriptor (`shmring_connection_readiness_fd`) for
+ * the next message. Never blocks. The loop: when the descriptor is readable,
+ * receive with `shmring_connection_try_recv` until `SHMRING_E_EMPTY`, then arm:
+ * on `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event
+ * loop.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): a message is there now, or the peer has gone (the next
+ * receive says which; over a socket: a whole message or the end is buffered);
+ * `SHMRING_ARMED` (2); or a negative code: `SHMRING_E_IO`,
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle.
+ */
+SHMRING_MUST_USE int shmring_connection_arm_for_message(struct shmring_connection *connection);
+
+/**
+ * The sending half's readiness descriptor. Over shared memory it is a doorbell,
+ * as `shmring_sender_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
+ * `shmring_connection_arm_for_space` returned `SHMRING_ARMED`, when the peer
+ * frees room or goes. Over a socket it is the socket itself: poll it for
+ * *writability* (`EPOLLOUT`) after a send returned `SHMRING_E_FULL`; it is then
+ * the same descriptor as `shmring_connection_readiness_fd`.
+ *
+ * Owned by the connection, as `shmring_connection_readiness_fd`.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle.
+ */
+SHMRING_MUST_USE
+int shmring_connection_send_readiness_fd(const struct shmring_connection *connection);
+
+/**
+ * Arms the sending half's descriptor (`shmring_connection_send_readiness_fd`)
+ * for room for a message of `len` bytes. Never blocks. Over a socket it always
+ * returns `SHMRING_READY`: try the send, and if it says `SHMRING_E_FULL`, poll
+ * the socket for writability.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): the message fits now, or the peer has gone (the next send
+ * says which); `SHMRING_ARMED` (2); or a negative code:
+ * `SHMRING_E_MESSAGE_TOO_LARGE`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle.
+ */
+SHMRING_MUST_USE
+int shmring_connection_arm_for_space(struct shmring_connection *connection,
+                                     size_t len);
+
+/**
+ * Stores in `*out` how the receiving half's descriptor is woken:
+ * `SHMRING_WAKEUPS_DOORBELL` (by the peer; over a socket, by the kernel) or
+ * `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no doorbell could be
+ * shared). If `out_reason` is not NULL, `*out_reason` receives why it is polled
+ * (`""` for a doorbell): a NUL-terminated string owned by the connection, valid
+ * until `shmring_connection_close`. Fixed for the connection's life.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection` or `out`.
+ *
+ * # Safety
+ * `connection` is NULL or a live connection handle; `out` and `out_reason` are
+ * NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_connection_wakeups(const struct shmring_connection *connection,
+                               shmring_wakeups *out,
+                               const char **out_reason);
+
+/**
  * Fills `*options` with the defaults (all fields zero): mode `0600`, accepted
  * mode `0644`, no flags, initial count 0, the largest maximum.
  *
@@ -1849,6 +2011,125 @@ int shmring_mpmc_recv_timeout(struct shmring_mpmc_receiver *rx,
                               uint64_t timeout_ms);
 
 /**
+ * The sender's readiness descriptor for a free slot, for `epoll`, `poll` or
+ * `select`: it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+ * `shmring_mpmc_sender_arm_for_space` returned `SHMRING_ARMED`, when a receiver
+ * frees a slot, when every receiver has gone, or every 25 ms for a polled sender
+ * (`shmring_mpmc_sender_wakeups`). The senders of one channel share the
+ * doorbell: one may take another's wake-up, so each sends until
+ * `SHMRING_E_FULL` and arms again.
+ *
+ * The descriptor belongs to the sender: the same for the handle's life, closed
+ * by `shmring_mpmc_sender_close` (remove it from your `epoll` set first). Never
+ * read it (arming drains it) and never close it.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `tx`;
+ * `SHMRING_E_PANIC`.
+ *
+ * # Safety
+ * `tx` is NULL or a live MPMC sender used by this thread alone during the call.
+ */
+SHMRING_MUST_USE int shmring_mpmc_sender_readiness_fd(struct shmring_mpmc_sender *tx);
+
+/**
+ * Arms the readiness descriptor (`shmring_mpmc_sender_readiness_fd`) for a free
+ * slot. Never blocks. The loop: when the descriptor is readable, send with
+ * `shmring_mpmc_try_send` until `SHMRING_E_FULL`, then arm: on `SHMRING_READY`
+ * send again, on `SHMRING_ARMED` go back to the event loop.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): the slot at the tail is free now, or every receiver has
+ * gone (the next send says which); `SHMRING_ARMED` (2); or a negative code:
+ * `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`,
+ * `SHMRING_E_PANIC`.
+ *
+ * # Safety
+ * As `shmring_mpmc_sender_readiness_fd`.
+ */
+SHMRING_MUST_USE int shmring_mpmc_sender_arm_for_space(struct shmring_mpmc_sender *tx);
+
+/**
+ * Stores in `*out` how the sender's readiness descriptor is woken
+ * (`SHMRING_WAKEUPS_DOORBELL`, or `SHMRING_WAKEUPS_POLLED` where no doorbell
+ * could be shared). If `out_reason` is not NULL, `*out_reason` receives why it
+ * is polled (`""` for a doorbell): a NUL-terminated string owned by the sender,
+ * valid until `shmring_mpmc_sender_close`. Fixed for the handle's life.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `tx` or `out`;
+ * `SHMRING_E_PANIC`.
+ *
+ * # Safety
+ * As `shmring_mpmc_sender_readiness_fd`; `out` and `out_reason` are NULL or
+ * writable.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_sender_wakeups(struct shmring_mpmc_sender *tx,
+                                shmring_wakeups *out,
+                                const char **out_reason);
+
+/**
+ * The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it
+ * becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+ * `shmring_mpmc_receiver_arm_for_message` returned `SHMRING_ARMED`, when a
+ * sender publishes a message, when every sender has gone, or every 25 ms for a
+ * polled receiver (`shmring_mpmc_receiver_wakeups`). The receivers of one
+ * channel share the doorbell: one may take another's wake-up (and the message
+ * with it), so each receives until `SHMRING_E_EMPTY` and arms again.
+ *
+ * The descriptor belongs to the receiver: the same for the handle's life, closed
+ * by `shmring_mpmc_receiver_close` (remove it from your `epoll` set first).
+ * Never read it (arming drains it) and never close it.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `rx`;
+ * `SHMRING_E_PANIC`.
+ *
+ * # Safety
+ * `rx` is NULL or a live MPMC receiver used by this thread alone during the call.
+ */
+SHMRING_MUST_USE int shmring_mpmc_receiver_readiness_fd(struct shmring_mpmc_receiver *rx);
+
+/**
+ * Arms the readiness descriptor (`shmring_mpmc_receiver_readiness_fd`) for a
+ * message. Never blocks. The loop: when the descriptor is readable, receive with
+ * `shmring_mpmc_try_recv` until `SHMRING_E_EMPTY`, then arm: on `SHMRING_READY`
+ * receive again, on `SHMRING_ARMED` go back to the event loop.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): the slot at the head holds something now, or every sender
+ * has gone (the next receive says which); `SHMRING_ARMED` (2); or a negative
+ * code: `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`,
+ * `SHMRING_E_PANIC`.
+ *
+ * # Safety
+ * As `shmring_mpmc_receiver_readiness_fd`.
+ */
+SHMRING_MUST_USE int shmring_mpmc_receiver_arm_for_message(struct shmring_mpmc_receiver *rx);
+
+/**
+ * Stores in `*out` how the receiver's readiness descriptor is woken
+ * (`SHMRING_WAKEUPS_DOORBELL`, or `SHMRING_WAKEUPS_POLLED` where no doorbell
+ * could be shared). If `out_reason` is not NULL, `*out_reason` receives why it
+ * is polled (`""` for a doorbell): a NUL-terminated string owned by the
+ * receiver, valid until `shmring_mpmc_receiver_close`. Fixed for the handle's
+ * life.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `rx` or `out`;
+ * `SHMRING_E_PANIC`.
+ *
+ * # Safety
+ * As `shmring_mpmc_receiver_readiness_fd`; `out` and `out_reason` are NULL or
+ * writable.
+ */
+SHMRING_MUST_USE
+int shmring_mpmc_receiver_wakeups(struct shmring_mpmc_receiver *rx,
+                                  shmring_wakeups *out,
+                                  const char **out_reason);
+
+/**
  * Claims the receiving side of `channel` and returns it in `*out`. Reading starts
  * at the first message no earlier receiver released: what a receiver read but did
  * not release before it died is delivered again. The receiver keeps the segment
@@ -1912,6 +2193,67 @@ int shmring_receiver_max_message_len(const struct shmring_receiver *receiver,
 SHMRING_MUST_USE
 int shmring_receiver_is_sender_connected(struct shmring_receiver *receiver,
                                          bool *out);
+
+/**
+ * The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it becomes
+ * readable (`EPOLLIN`, or `EPOLLHUP`) after `shmring_receiver_arm_for_message`
+ * returned `SHMRING_ARMED`, when a message arrives, when the sender goes (closes
+ * or dies: then `shmring_receiver_try_recv` drains what it committed and returns
+ * `SHMRING_E_DISCONNECTED`), or every 25 ms for a polled receiver
+ * (`shmring_receiver_wakeups`).
+ *
+ * The descriptor belongs to the receiver: the same for the handle's life, closed
+ * by `shmring_receiver_close` (remove it from your `epoll` set first). Never read
+ * it (arming drains it) and never close it. Allowed while a read is outstanding.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver`.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiver handle.
+ */
+SHMRING_MUST_USE int shmring_receiver_readiness_fd(const struct shmring_receiver *receiver);
+
+/**
+ * Arms the readiness descriptor (`shmring_receiver_readiness_fd`) for the next
+ * message. Never blocks; with nobody armed, sending and receiving make no system
+ * call for it.
+ *
+ * The loop: when the descriptor is readable, receive with
+ * `shmring_receiver_try_recv` until `SHMRING_E_EMPTY`, then arm: on
+ * `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event loop.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): a message is there now, or the sender has gone (the next
+ * receive says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
+ * that may have changed; or a negative code: `SHMRING_E_BUSY` (read
+ * outstanding), `SHMRING_E_IO` (draining the descriptor or the liveness probe
+ * failed), `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiver handle.
+ */
+SHMRING_MUST_USE int shmring_receiver_arm_for_message(struct shmring_receiver *receiver);
+
+/**
+ * Stores in `*out` how the readiness descriptor is woken: `SHMRING_WAKEUPS_DOORBELL`
+ * (by the sender) or `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no
+ * doorbell could be shared). If `out_reason` is not NULL, `*out_reason` receives
+ * why it is polled (`""` for a doorbell): a NUL-terminated string owned by the
+ * receiver, valid until `shmring_receiver_close`. Fixed for the handle's life;
+ * allowed while a read is outstanding.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver` or `out`.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiver handle; `out` and `out_reason` are NULL
+ * or writable.
+ */
+SHMRING_MUST_USE
+int shmring_receiver_wakeups(const struct shmring_receiver *receiver,
+                             shmring_wakeups *out,
+                             const char **out_reason);
 
 /**
  * Copies the next message into `buf` and consumes it, if there is one now; never
@@ -2521,6 +2863,68 @@ int shmring_sender_max_message_len(const struct shmring_sender *sender,
  * `sender` is NULL or a live sender handle; `out` is NULL or writable.
  */
 SHMRING_MUST_USE int shmring_sender_is_receiver_connected(struct shmring_sender *sender, bool *out);
+
+/**
+ * The sender's readiness descriptor for room, for `epoll`, `poll` or `select`:
+ * it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+ * `shmring_sender_arm_for_space` returned `SHMRING_ARMED`, when the receiver
+ * frees room, when the receiver goes (closes or dies), or every 25 ms for a
+ * polled sender (`shmring_sender_wakeups`).
+ *
+ * The descriptor belongs to the sender: the same for the handle's life, closed
+ * by `shmring_sender_close` (remove it from your `epoll` set first). Never read
+ * it (arming drains it) and never close it. Allowed while a grant is
+ * outstanding.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender`.
+ *
+ * # Safety
+ * `sender` is NULL or a live sender handle.
+ */
+SHMRING_MUST_USE int shmring_sender_readiness_fd(const struct shmring_sender *sender);
+
+/**
+ * Arms the readiness descriptor (`shmring_sender_readiness_fd`) for room for a
+ * message of `len` bytes. Never blocks; with nobody armed, sending and receiving
+ * make no system call for it.
+ *
+ * The loop: when the descriptor is readable, send with `shmring_sender_try_send`
+ * until `SHMRING_E_FULL`, then arm: on `SHMRING_READY` send again, on
+ * `SHMRING_ARMED` go back to the event loop.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): the message fits now, or the receiver has gone (the next
+ * send says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
+ * that may have changed; or a negative code: `SHMRING_E_MESSAGE_TOO_LARGE`
+ * (`len` above the channel's largest message), `SHMRING_E_BUSY` (grant
+ * outstanding), `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `sender` is NULL or a live sender handle.
+ */
+SHMRING_MUST_USE int shmring_sender_arm_for_space(struct shmring_sender *sender, size_t len);
+
+/**
+ * Stores in `*out` how the readiness descriptor is woken: `SHMRING_WAKEUPS_DOORBELL`
+ * (by the receiver) or `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where
+ * no doorbell could be shared). If `out_reason` is not NULL, `*out_reason`
+ * receives why it is polled (`""` for a doorbell): a NUL-terminated string owned
+ * by the sender, valid until `shmring_sender_close`. Fixed for the handle's life;
+ * allowed while a grant is outstanding.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender` or `out`.
+ *
+ * # Safety
+ * `sender` is NULL or a live sender handle; `out` and `out_reason` are NULL or
+ * writable.
+ */
+SHMRING_MUST_USE
+int shmring_sender_wakeups(const struct shmring_sender *sender,
+                           shmring_wakeups *out,
+                           const char **out_reason);
 
 /**
  * Copies `len` bytes at `data` into the channel as one message if there is room

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::ffi::{c_char, c_int, c_void};
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use shmring::connection::{ConnectOptions, Connection, Listener, Transport, Trans
 use crate::channel::{file_path, shm_name, shmring_wait_strategy};
 use crate::handle::{State, Stateful, call};
 use crate::options::wait_strategy;
+use crate::readiness::{WakeupsInfo, readiness_code, shmring_wakeups, value_or_code};
 use crate::status::{Failure, guard, shmring_status};
 use crate::{message_bytes, out_ptr};
 
@@ -296,6 +298,12 @@ pub struct shmring_connection {
     /// Cached: the same on every transport.
     max_message_len: usize,
     transport: Transport,
+    /// Cached (fixed for the connection's life; owned by `connection`): the
+    /// receiving and the sending half's readiness descriptors.
+    readiness_fd: c_int,
+    send_readiness_fd: c_int,
+    /// Cached: how the receiving half's descriptor is woken.
+    wakeups: WakeupsInfo,
     connection: UnsafeCell<Connection>,
 }
 
@@ -314,6 +322,9 @@ impl std::fmt::Debug for shmring_connection {
             .field("state", &self.state.get())
             .field("max_message_len", &self.max_message_len)
             .field("transport", &self.transport)
+            .field("readiness_fd", &self.readiness_fd)
+            .field("send_readiness_fd", &self.send_readiness_fd)
+            .field("wakeups", &self.wakeups)
             .finish_non_exhaustive()
     }
 }
@@ -345,6 +356,9 @@ impl shmring_connection {
             state: Cell::new(State::Idle),
             max_message_len: connection.max_message_len(),
             transport: connection.transport(),
+            readiness_fd: connection.readiness_fd().as_raw_fd(),
+            send_readiness_fd: connection.send_readiness_fd().as_raw_fd(),
+            wakeups: WakeupsInfo::new(connection.wakeups()),
             connection: UnsafeCell::new(connection),
         }
     }
@@ -884,4 +898,150 @@ pub unsafe extern "C" fn shmring_connection_recv_timeout(
             c.recv_deadline(b, deadline)
         })
     }
+}
+
+/// The receiving half's readiness descriptor, for `epoll`, `poll` or `select`.
+/// Over shared memory (`SHMRING_TRANSPORT_SHARED_MEMORY`) it is a doorbell, as
+/// `shmring_receiver_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
+/// `shmring_connection_arm_for_message` returned `SHMRING_ARMED`, when a message
+/// arrives or the peer goes. Over a socket it is the socket itself: readable when
+/// bytes (or the end) arrive; it is then the same descriptor as
+/// `shmring_connection_send_readiness_fd` (register it once, with `EPOLLIN` and
+/// `EPOLLOUT` as needed: `epoll_ctl` refuses the same descriptor twice).
+///
+/// The descriptor belongs to the connection: the same for its life, closed by
+/// `shmring_connection_close` (remove it from your `epoll` set first). Never read
+/// or write it, and never close it.
+///
+/// # Returns
+/// The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
+///
+/// # Safety
+/// `connection` is NULL or a live connection handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_connection_readiness_fd(
+    connection: *const shmring_connection,
+) -> c_int {
+    value_or_code(|fd| {
+        let body = |h: &shmring_connection| {
+            *fd = h.readiness_fd;
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call(connection, body) }
+    })
+}
+
+/// Arms the receiving half's descriptor (`shmring_connection_readiness_fd`) for
+/// the next message. Never blocks. The loop: when the descriptor is readable,
+/// receive with `shmring_connection_try_recv` until `SHMRING_E_EMPTY`, then arm:
+/// on `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event
+/// loop.
+///
+/// # Returns
+/// `SHMRING_READY` (1): a message is there now, or the peer has gone (the next
+/// receive says which; over a socket: a whole message or the end is buffered);
+/// `SHMRING_ARMED` (2); or a negative code: `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `connection` is NULL or a live connection handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_connection_arm_for_message(
+    connection: *mut shmring_connection,
+) -> c_int {
+    value_or_code(|readiness| {
+        let body = |h: &shmring_connection| {
+            *readiness = readiness_code(h.with_connection(Connection::arm_for_message)??);
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call(connection, body) }
+    })
+}
+
+/// The sending half's readiness descriptor. Over shared memory it is a doorbell,
+/// as `shmring_sender_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
+/// `shmring_connection_arm_for_space` returned `SHMRING_ARMED`, when the peer
+/// frees room or goes. Over a socket it is the socket itself: poll it for
+/// *writability* (`EPOLLOUT`) after a send returned `SHMRING_E_FULL`; it is then
+/// the same descriptor as `shmring_connection_readiness_fd`.
+///
+/// Owned by the connection, as `shmring_connection_readiness_fd`.
+///
+/// # Returns
+/// The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
+///
+/// # Safety
+/// `connection` is NULL or a live connection handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_connection_send_readiness_fd(
+    connection: *const shmring_connection,
+) -> c_int {
+    value_or_code(|fd| {
+        let body = |h: &shmring_connection| {
+            *fd = h.send_readiness_fd;
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call(connection, body) }
+    })
+}
+
+/// Arms the sending half's descriptor (`shmring_connection_send_readiness_fd`)
+/// for room for a message of `len` bytes. Never blocks. Over a socket it always
+/// returns `SHMRING_READY`: try the send, and if it says `SHMRING_E_FULL`, poll
+/// the socket for writability.
+///
+/// # Returns
+/// `SHMRING_READY` (1): the message fits now, or the peer has gone (the next send
+/// says which); `SHMRING_ARMED` (2); or a negative code:
+/// `SHMRING_E_MESSAGE_TOO_LARGE`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `connection` is NULL or a live connection handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_connection_arm_for_space(
+    connection: *mut shmring_connection,
+    len: usize,
+) -> c_int {
+    value_or_code(|readiness| {
+        let body = |h: &shmring_connection| {
+            *readiness = readiness_code(h.with_connection(|c| c.arm_for_space(len))??);
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call(connection, body) }
+    })
+}
+
+/// Stores in `*out` how the receiving half's descriptor is woken:
+/// `SHMRING_WAKEUPS_DOORBELL` (by the peer; over a socket, by the kernel) or
+/// `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no doorbell could be
+/// shared). If `out_reason` is not NULL, `*out_reason` receives why it is polled
+/// (`""` for a doorbell): a NUL-terminated string owned by the connection, valid
+/// until `shmring_connection_close`. Fixed for the connection's life.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection` or `out`.
+///
+/// # Safety
+/// `connection` is NULL or a live connection handle; `out` and `out_reason` are
+/// NULL or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_connection_wakeups(
+    connection: *const shmring_connection,
+    out: *mut shmring_wakeups,
+    out_reason: *mut *const c_char,
+) -> c_int {
+    // SAFETY: the caller's contract on `out` and `out_reason`.
+    let body = |h: &shmring_connection| unsafe { h.wakeups.write(out, out_reason) };
+    // SAFETY: the caller's contract.
+    unsafe { call(connection, body) }
 }

@@ -25,6 +25,12 @@
 //!   a client `shmring_connect`s one. It runs over two shared-memory rings, or over
 //!   the socket where shared memory cannot be had (`shmring_connection_transport`
 //!   says which). Copying calls only.
+//! - **Readiness descriptors** for event loops: every sender and receiver, SPSC
+//!   and MPMC, and every connection has a descriptor (`shmring_*_readiness_fd`)
+//!   that becomes readable after an arm call (`shmring_receiver_arm_for_message`,
+//!   `shmring_sender_arm_for_space`, ...) returned `SHMRING_ARMED`, when a message
+//!   (room) arrives or the peer goes; `shmring_*_wakeups` says whether it is rung
+//!   by the peer or polled.
 //! - **Request/response** over two channels: a `shmring_rpc_client`
 //!   (`shmring_rpc_client_new`, `shmring_rpc_call`) and a `shmring_rpc_server`
 //!   (`shmring_rpc_server_new`, `shmring_rpc_serve_one` with a C handler), each
@@ -33,7 +39,10 @@
 //! # Conventions
 //!
 //! - Every fallible function returns an `int`: `SHMRING_OK` (0) or a negative
-//!   [`shmring_status`]. [`shmring_last_error_message`] has the details.
+//!   [`shmring_status`]. [`shmring_last_error_message`] has the details. The
+//!   exceptions return a non-negative value on success instead of `SHMRING_OK`:
+//!   `shmring_*_readiness_fd` (the descriptor) and the arm calls
+//!   (`SHMRING_READY` or `SHMRING_ARMED`).
 //! - Results go through out-pointers. On failure, constructors, grants, reads and
 //!   receives leave theirs NULL or 0, except a receive's `out_len` on
 //!   `SHMRING_E_BUFFER_TOO_SMALL` (the length needed) and a batch's count (what was
@@ -47,8 +56,10 @@
 //! Each `shmring_*_new`/`_create`/`_open` returns a handle that the caller owns and
 //! frees with the matching `shmring_*_close` (closing NULL is a no-op). Pointers
 //! from a grant or a read are borrowed from the handle until commit/abort or
-//! release/unread. Strings returned by the library are static or thread-local:
-//! never free them.
+//! release/unread. Strings returned by the library are static, thread-local or
+//! owned by a handle (a `_wakeups` reason, valid until the handle's `_close`):
+//! never free them. A readiness descriptor is owned by its handle likewise: never
+//! close it.
 //!
 //! # Threads
 //!
@@ -75,6 +86,7 @@ pub mod event;
 mod handle;
 pub mod mpmc;
 mod options;
+pub mod readiness;
 pub mod receiver;
 pub mod rpc;
 pub mod semaphore;
@@ -86,6 +98,7 @@ pub use channel::*;
 pub use connection::*;
 pub use event::*;
 pub use mpmc::*;
+pub use readiness::*;
 pub use receiver::*;
 pub use rpc::*;
 pub use semaphore::*;

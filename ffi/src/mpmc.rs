@@ -25,6 +25,7 @@ use shmring::{MpmcChannel, MpmcChannelBuilder, MpmcReceiver, MpmcSender};
 
 use crate::channel::{builder, shm_name, shmring_channel_options};
 use crate::event::{close_boxed, construct_boxed, dup_fd};
+use crate::readiness::{WakeupsInfo, readiness_code, shmring_wakeups, value_or_code};
 use crate::status::{Failure, catch, guard, shmring_status};
 use crate::{message_bytes, out_ptr, receive_into};
 
@@ -45,6 +46,8 @@ pub struct shmring_mpmc {
 #[derive(Debug)]
 pub struct shmring_mpmc_sender {
     sender: MpmcSender,
+    /// Fixed for the endpoint's life (`shmring_mpmc_sender_wakeups`).
+    wakeups: WakeupsInfo,
     poisoned: bool,
 }
 
@@ -55,6 +58,8 @@ pub struct shmring_mpmc_sender {
 #[derive(Debug)]
 pub struct shmring_mpmc_receiver {
     receiver: MpmcReceiver,
+    /// Fixed for the endpoint's life (`shmring_mpmc_receiver_wakeups`).
+    wakeups: WakeupsInfo,
     poisoned: bool,
 }
 
@@ -92,10 +97,12 @@ unsafe fn with_channel(
     })
 }
 
-/// An endpoint handle with its poison flag.
+/// An endpoint handle with its poison flag and its readiness descriptor.
 trait Endpoint {
     const WHAT: &'static str;
     fn poisoned(&mut self) -> &mut bool;
+    fn readiness_fd(&self) -> c_int;
+    fn wakeups(&self) -> &WakeupsInfo;
 }
 
 impl Endpoint for shmring_mpmc_sender {
@@ -103,12 +110,24 @@ impl Endpoint for shmring_mpmc_sender {
     fn poisoned(&mut self) -> &mut bool {
         &mut self.poisoned
     }
+    fn readiness_fd(&self) -> c_int {
+        self.sender.readiness_fd().as_raw_fd()
+    }
+    fn wakeups(&self) -> &WakeupsInfo {
+        &self.wakeups
+    }
 }
 
 impl Endpoint for shmring_mpmc_receiver {
     const WHAT: &'static str = "receiver";
     fn poisoned(&mut self) -> &mut bool {
         &mut self.poisoned
+    }
+    fn readiness_fd(&self) -> c_int {
+        self.receiver.readiness_fd().as_raw_fd()
+    }
+    fn wakeups(&self) -> &WakeupsInfo {
+        &self.wakeups
     }
 }
 
@@ -370,8 +389,10 @@ pub unsafe extern "C" fn shmring_mpmc_sender_new(
     construct_boxed(out, || {
         // SAFETY: NULL or live (the caller's contract).
         let ch = unsafe { ch.as_ref() }.ok_or_else(|| Failure::null("channel"))?;
+        let sender = ch.channel.sender()?;
         Ok(shmring_mpmc_sender {
-            sender: ch.channel.sender()?,
+            wakeups: WakeupsInfo::new(sender.wakeups()),
+            sender,
             poisoned: false,
         })
     })
@@ -393,8 +414,10 @@ pub unsafe extern "C" fn shmring_mpmc_receiver_new(
     construct_boxed(out, || {
         // SAFETY: NULL or live (the caller's contract).
         let ch = unsafe { ch.as_ref() }.ok_or_else(|| Failure::null("channel"))?;
+        let receiver = ch.channel.receiver()?;
         Ok(shmring_mpmc_receiver {
-            receiver: ch.channel.receiver()?,
+            wakeups: WakeupsInfo::new(receiver.wakeups()),
+            receiver,
             poisoned: false,
         })
     })
@@ -601,6 +624,192 @@ pub unsafe extern "C" fn shmring_mpmc_recv_timeout(
     let timeout = Duration::from_millis(timeout_ms);
     // SAFETY: the caller's contract.
     unsafe { recv_with(rx, buf, buf_len, out_len, |r, b| r.recv_timeout(b, timeout)) }
+}
+
+/// The body of `shmring_mpmc_sender_readiness_fd` and
+/// `shmring_mpmc_receiver_readiness_fd`.
+///
+/// # Safety
+/// As [`with_endpoint`].
+unsafe fn endpoint_readiness_fd<H: Endpoint>(ptr: *mut H) -> c_int {
+    value_or_code(|fd| {
+        let body = |h: &mut H| {
+            *fd = h.readiness_fd();
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { with_endpoint(ptr, body) }
+    })
+}
+
+/// The body of `shmring_mpmc_sender_wakeups` and `shmring_mpmc_receiver_wakeups`.
+///
+/// # Safety
+/// As [`with_endpoint`]; `out` and `out_reason` are NULL or writable.
+unsafe fn endpoint_wakeups<H: Endpoint>(
+    ptr: *mut H,
+    out: *mut shmring_wakeups,
+    out_reason: *mut *const c_char,
+) -> c_int {
+    // SAFETY: the caller's contract on `out` and `out_reason`.
+    let body = |h: &mut H| unsafe { h.wakeups().write(out, out_reason) };
+    // SAFETY: the caller's contract on `ptr`.
+    unsafe { with_endpoint(ptr, body) }
+}
+
+/// The sender's readiness descriptor for a free slot, for `epoll`, `poll` or
+/// `select`: it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+/// `shmring_mpmc_sender_arm_for_space` returned `SHMRING_ARMED`, when a receiver
+/// frees a slot, when every receiver has gone, or every 25 ms for a polled sender
+/// (`shmring_mpmc_sender_wakeups`). The senders of one channel share the
+/// doorbell: one may take another's wake-up, so each sends until
+/// `SHMRING_E_FULL` and arms again.
+///
+/// The descriptor belongs to the sender: the same for the handle's life, closed
+/// by `shmring_mpmc_sender_close` (remove it from your `epoll` set first). Never
+/// read it (arming drains it) and never close it.
+///
+/// # Returns
+/// The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `tx`;
+/// `SHMRING_E_PANIC`.
+///
+/// # Safety
+/// `tx` is NULL or a live MPMC sender used by this thread alone during the call.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_sender_readiness_fd(tx: *mut shmring_mpmc_sender) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { endpoint_readiness_fd(tx) }
+}
+
+/// Arms the readiness descriptor (`shmring_mpmc_sender_readiness_fd`) for a free
+/// slot. Never blocks. The loop: when the descriptor is readable, send with
+/// `shmring_mpmc_try_send` until `SHMRING_E_FULL`, then arm: on `SHMRING_READY`
+/// send again, on `SHMRING_ARMED` go back to the event loop.
+///
+/// # Returns
+/// `SHMRING_READY` (1): the slot at the tail is free now, or every receiver has
+/// gone (the next send says which); `SHMRING_ARMED` (2); or a negative code:
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`,
+/// `SHMRING_E_PANIC`.
+///
+/// # Safety
+/// As `shmring_mpmc_sender_readiness_fd`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_sender_arm_for_space(tx: *mut shmring_mpmc_sender) -> c_int {
+    value_or_code(|readiness| {
+        let body = |h: &mut shmring_mpmc_sender| {
+            *readiness = readiness_code(h.sender.arm_for_space()?);
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { with_endpoint(tx, body) }
+    })
+}
+
+/// Stores in `*out` how the sender's readiness descriptor is woken
+/// (`SHMRING_WAKEUPS_DOORBELL`, or `SHMRING_WAKEUPS_POLLED` where no doorbell
+/// could be shared). If `out_reason` is not NULL, `*out_reason` receives why it
+/// is polled (`""` for a doorbell): a NUL-terminated string owned by the sender,
+/// valid until `shmring_mpmc_sender_close`. Fixed for the handle's life.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `tx` or `out`;
+/// `SHMRING_E_PANIC`.
+///
+/// # Safety
+/// As `shmring_mpmc_sender_readiness_fd`; `out` and `out_reason` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_sender_wakeups(
+    tx: *mut shmring_mpmc_sender,
+    out: *mut shmring_wakeups,
+    out_reason: *mut *const c_char,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { endpoint_wakeups(tx, out, out_reason) }
+}
+
+/// The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it
+/// becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+/// `shmring_mpmc_receiver_arm_for_message` returned `SHMRING_ARMED`, when a
+/// sender publishes a message, when every sender has gone, or every 25 ms for a
+/// polled receiver (`shmring_mpmc_receiver_wakeups`). The receivers of one
+/// channel share the doorbell: one may take another's wake-up (and the message
+/// with it), so each receives until `SHMRING_E_EMPTY` and arms again.
+///
+/// The descriptor belongs to the receiver: the same for the handle's life, closed
+/// by `shmring_mpmc_receiver_close` (remove it from your `epoll` set first).
+/// Never read it (arming drains it) and never close it.
+///
+/// # Returns
+/// The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `rx`;
+/// `SHMRING_E_PANIC`.
+///
+/// # Safety
+/// `rx` is NULL or a live MPMC receiver used by this thread alone during the call.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_receiver_readiness_fd(
+    rx: *mut shmring_mpmc_receiver,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { endpoint_readiness_fd(rx) }
+}
+
+/// Arms the readiness descriptor (`shmring_mpmc_receiver_readiness_fd`) for a
+/// message. Never blocks. The loop: when the descriptor is readable, receive with
+/// `shmring_mpmc_try_recv` until `SHMRING_E_EMPTY`, then arm: on `SHMRING_READY`
+/// receive again, on `SHMRING_ARMED` go back to the event loop.
+///
+/// # Returns
+/// `SHMRING_READY` (1): the slot at the head holds something now, or every sender
+/// has gone (the next receive says which); `SHMRING_ARMED` (2); or a negative
+/// code: `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`,
+/// `SHMRING_E_PANIC`.
+///
+/// # Safety
+/// As `shmring_mpmc_receiver_readiness_fd`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_receiver_arm_for_message(
+    rx: *mut shmring_mpmc_receiver,
+) -> c_int {
+    value_or_code(|readiness| {
+        let body = |h: &mut shmring_mpmc_receiver| {
+            *readiness = readiness_code(h.receiver.arm_for_message()?);
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { with_endpoint(rx, body) }
+    })
+}
+
+/// Stores in `*out` how the receiver's readiness descriptor is woken
+/// (`SHMRING_WAKEUPS_DOORBELL`, or `SHMRING_WAKEUPS_POLLED` where no doorbell
+/// could be shared). If `out_reason` is not NULL, `*out_reason` receives why it
+/// is polled (`""` for a doorbell): a NUL-terminated string owned by the
+/// receiver, valid until `shmring_mpmc_receiver_close`. Fixed for the handle's
+/// life.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `rx` or `out`;
+/// `SHMRING_E_PANIC`.
+///
+/// # Safety
+/// As `shmring_mpmc_receiver_readiness_fd`; `out` and `out_reason` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_mpmc_receiver_wakeups(
+    rx: *mut shmring_mpmc_receiver,
+    out: *mut shmring_wakeups,
+    out_reason: *mut *const c_char,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { endpoint_wakeups(rx, out, out_reason) }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The receiving side: copying receives, zero-copy reads, batches.
 
 use std::cell::{Cell, UnsafeCell};
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use shmring::{Received, Receiver};
 use crate::channel::{channel_ref, shmring_channel};
 use crate::handle::{State, Stateful, call, in_callback};
 use crate::out_ptr;
+use crate::readiness::{WakeupsInfo, readiness_code, shmring_wakeups, value_or_code};
 use crate::status::{Failure, guard, shmring_status};
 
 /// The receiving side of a channel (one per channel at a time, across all
@@ -23,6 +25,11 @@ pub struct shmring_receiver {
     state: Cell<State>,
     /// Cached: readable in every state.
     max_message_len: usize,
+    /// Cached (fixed for the endpoint's life): readable in every state. The
+    /// descriptor is owned by `receiver`.
+    readiness_fd: c_int,
+    /// Cached, as `readiness_fd`.
+    wakeups: WakeupsInfo,
     /// The outstanding read (state `Borrowed`). Its `'static` borrow of `receiver`
     /// is kept honest by the state flag: it is taken out (release, unread, close)
     /// before `receiver` is used again or dropped. Declared first: dropped first.
@@ -35,6 +42,8 @@ impl std::fmt::Debug for shmring_receiver {
         f.debug_struct("shmring_receiver")
             .field("state", &self.state.get())
             .field("max_message_len", &self.max_message_len)
+            .field("readiness_fd", &self.readiness_fd)
+            .field("wakeups", &self.wakeups)
             .finish_non_exhaustive()
     }
 }
@@ -159,6 +168,8 @@ pub unsafe extern "C" fn shmring_receiver_new(
         let handle = Box::new(shmring_receiver {
             state: Cell::new(State::Idle),
             max_message_len: receiver.max_message_len(),
+            readiness_fd: receiver.readiness_fd().as_raw_fd(),
+            wakeups: WakeupsInfo::new(receiver.wakeups()),
             read: UnsafeCell::new(None),
             receiver: UnsafeCell::new(receiver),
         });
@@ -248,6 +259,93 @@ pub unsafe extern "C" fn shmring_receiver_is_sender_connected(
         unsafe { out.write(connected) };
         Ok(())
     };
+    // SAFETY: the caller's contract.
+    unsafe { call(receiver, body) }
+}
+
+/// The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it becomes
+/// readable (`EPOLLIN`, or `EPOLLHUP`) after `shmring_receiver_arm_for_message`
+/// returned `SHMRING_ARMED`, when a message arrives, when the sender goes (closes
+/// or dies: then `shmring_receiver_try_recv` drains what it committed and returns
+/// `SHMRING_E_DISCONNECTED`), or every 25 ms for a polled receiver
+/// (`shmring_receiver_wakeups`).
+///
+/// The descriptor belongs to the receiver: the same for the handle's life, closed
+/// by `shmring_receiver_close` (remove it from your `epoll` set first). Never read
+/// it (arming drains it) and never close it. Allowed while a read is outstanding.
+///
+/// # Returns
+/// The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver`.
+///
+/// # Safety
+/// `receiver` is NULL or a live receiver handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_receiver_readiness_fd(receiver: *const shmring_receiver) -> c_int {
+    value_or_code(|fd| {
+        let body = |h: &shmring_receiver| {
+            *fd = h.readiness_fd;
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call(receiver, body) }
+    })
+}
+
+/// Arms the readiness descriptor (`shmring_receiver_readiness_fd`) for the next
+/// message. Never blocks; with nobody armed, sending and receiving make no system
+/// call for it.
+///
+/// The loop: when the descriptor is readable, receive with
+/// `shmring_receiver_try_recv` until `SHMRING_E_EMPTY`, then arm: on
+/// `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event loop.
+///
+/// # Returns
+/// `SHMRING_READY` (1): a message is there now, or the sender has gone (the next
+/// receive says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
+/// that may have changed; or a negative code: `SHMRING_E_BUSY` (read
+/// outstanding), `SHMRING_E_IO` (draining the descriptor or the liveness probe
+/// failed), `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `receiver` is NULL or a live receiver handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_receiver_arm_for_message(
+    receiver: *mut shmring_receiver,
+) -> c_int {
+    value_or_code(|readiness| {
+        let body = |h: &shmring_receiver| {
+            *readiness = readiness_code(h.with_receiver(Receiver::arm_for_message)??);
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call(receiver, body) }
+    })
+}
+
+/// Stores in `*out` how the readiness descriptor is woken: `SHMRING_WAKEUPS_DOORBELL`
+/// (by the sender) or `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no
+/// doorbell could be shared). If `out_reason` is not NULL, `*out_reason` receives
+/// why it is polled (`""` for a doorbell): a NUL-terminated string owned by the
+/// receiver, valid until `shmring_receiver_close`. Fixed for the handle's life;
+/// allowed while a read is outstanding.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver` or `out`.
+///
+/// # Safety
+/// `receiver` is NULL or a live receiver handle; `out` and `out_reason` are NULL
+/// or writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_receiver_wakeups(
+    receiver: *const shmring_receiver,
+    out: *mut shmring_wakeups,
+    out_reason: *mut *const c_char,
+) -> c_int {
+    // SAFETY: the caller's contract on `out` and `out_reason`.
+    let body = |h: &shmring_receiver| unsafe { h.wakeups.write(out, out_reason) };
     // SAFETY: the caller's contract.
     unsafe { call(receiver, body) }
 }

@@ -1,7 +1,8 @@
 //! The sending side: copying sends, zero-copy grants, batches.
 
 use std::cell::{Cell, UnsafeCell};
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use shmring::{SendGrant, Sender};
 
 use crate::channel::{channel_ref, shmring_channel};
 use crate::handle::{State, Stateful, call, in_callback};
+use crate::readiness::{WakeupsInfo, readiness_code, shmring_wakeups, value_or_code};
 use crate::status::{Failure, guard, shmring_status};
 use crate::{check_len, out_ptr};
 
@@ -23,6 +25,11 @@ pub struct shmring_sender {
     state: Cell<State>,
     /// Cached: readable in every state.
     max_message_len: usize,
+    /// Cached (fixed for the endpoint's life): readable in every state. The
+    /// descriptor is owned by `sender`.
+    readiness_fd: c_int,
+    /// Cached, as `readiness_fd`.
+    wakeups: WakeupsInfo,
     /// The outstanding grant (state `Borrowed`). Its `'static` borrow of `sender` is
     /// kept honest by the state flag: the grant is taken out (commit, abort, close)
     /// before `sender` is used again or dropped. Declared first: dropped first.
@@ -35,6 +42,8 @@ impl std::fmt::Debug for shmring_sender {
         f.debug_struct("shmring_sender")
             .field("state", &self.state.get())
             .field("max_message_len", &self.max_message_len)
+            .field("readiness_fd", &self.readiness_fd)
+            .field("wakeups", &self.wakeups)
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +200,8 @@ pub unsafe extern "C" fn shmring_sender_new(
         let handle = Box::new(shmring_sender {
             state: Cell::new(State::Idle),
             max_message_len: sender.max_message_len(),
+            readiness_fd: sender.readiness_fd().as_raw_fd(),
+            wakeups: WakeupsInfo::new(sender.wakeups()),
             grant: UnsafeCell::new(None),
             sender: UnsafeCell::new(sender),
         });
@@ -277,6 +288,95 @@ pub unsafe extern "C" fn shmring_sender_is_receiver_connected(
         unsafe { out.write(connected) };
         Ok(())
     };
+    // SAFETY: the caller's contract.
+    unsafe { call(sender, body) }
+}
+
+/// The sender's readiness descriptor for room, for `epoll`, `poll` or `select`:
+/// it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+/// `shmring_sender_arm_for_space` returned `SHMRING_ARMED`, when the receiver
+/// frees room, when the receiver goes (closes or dies), or every 25 ms for a
+/// polled sender (`shmring_sender_wakeups`).
+///
+/// The descriptor belongs to the sender: the same for the handle's life, closed
+/// by `shmring_sender_close` (remove it from your `epoll` set first). Never read
+/// it (arming drains it) and never close it. Allowed while a grant is
+/// outstanding.
+///
+/// # Returns
+/// The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender`.
+///
+/// # Safety
+/// `sender` is NULL or a live sender handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_sender_readiness_fd(sender: *const shmring_sender) -> c_int {
+    value_or_code(|fd| {
+        let body = |h: &shmring_sender| {
+            *fd = h.readiness_fd;
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call(sender, body) }
+    })
+}
+
+/// Arms the readiness descriptor (`shmring_sender_readiness_fd`) for room for a
+/// message of `len` bytes. Never blocks; with nobody armed, sending and receiving
+/// make no system call for it.
+///
+/// The loop: when the descriptor is readable, send with `shmring_sender_try_send`
+/// until `SHMRING_E_FULL`, then arm: on `SHMRING_READY` send again, on
+/// `SHMRING_ARMED` go back to the event loop.
+///
+/// # Returns
+/// `SHMRING_READY` (1): the message fits now, or the receiver has gone (the next
+/// send says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
+/// that may have changed; or a negative code: `SHMRING_E_MESSAGE_TOO_LARGE`
+/// (`len` above the channel's largest message), `SHMRING_E_BUSY` (grant
+/// outstanding), `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sender` is NULL or a live sender handle.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_sender_arm_for_space(
+    sender: *mut shmring_sender,
+    len: usize,
+) -> c_int {
+    value_or_code(|readiness| {
+        let body = |h: &shmring_sender| {
+            *readiness = readiness_code(h.with_sender(|s| s.arm_for_space(len))??);
+            Ok(())
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call(sender, body) }
+    })
+}
+
+/// Stores in `*out` how the readiness descriptor is woken: `SHMRING_WAKEUPS_DOORBELL`
+/// (by the receiver) or `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where
+/// no doorbell could be shared). If `out_reason` is not NULL, `*out_reason`
+/// receives why it is polled (`""` for a doorbell): a NUL-terminated string owned
+/// by the sender, valid until `shmring_sender_close`. Fixed for the handle's life;
+/// allowed while a grant is outstanding.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender` or `out`.
+///
+/// # Safety
+/// `sender` is NULL or a live sender handle; `out` and `out_reason` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn shmring_sender_wakeups(
+    sender: *const shmring_sender,
+    out: *mut shmring_wakeups,
+    out_reason: *mut *const c_char,
+) -> c_int {
+    // SAFETY: the caller's contract on `out` and `out_reason`.
+    let body = |h: &shmring_sender| unsafe { h.wakeups.write(out, out_reason) };
     // SAFETY: the caller's contract.
     unsafe { call(sender, body) }
 }

@@ -309,6 +309,41 @@ fn valgrind_c_mpmc() {
     }
 }
 
+/// Readiness descriptors from C (`tests/c/readiness.c`), for SPSC and MPMC
+/// senders and receivers in one process: arming an empty (full) ring returns
+/// `SHMRING_ARMED` and the descriptor stays quiet; a message (a freed slot) makes
+/// it readable and arming then returns `SHMRING_READY`; the sender's departure
+/// wakes an armed receiver, which then sees `SHMRING_E_DISCONNECTED`; NULL
+/// handles, a borrowed handle and an oversized arm return their codes; a memfd
+/// opened from a bare descriptor is polled, says why, and wakes with no message;
+/// connections to a forked client, over shared memory and over the socket: quiet
+/// when armed, readable after the client's reply and after it closes, ending in
+/// `SHMRING_E_DISCONNECTED`.
+#[test]
+fn c_readiness_descriptors() {
+    let stdout = run_checked("readiness.c", Link::Shared, &[&unique("rd")]);
+    eprint!("readiness: {stdout}");
+}
+
+/// The example `examples/epoll_two_channels.c`: one `epoll_wait` loop serves two
+/// named channels, fed by a forked sender process, and a timerfd; it checks every
+/// message's channel, number (in order, none lost or duplicated), length and
+/// bytes, and fails if the run passes its deadline (a wake-up that never came).
+#[test]
+fn c_example_epoll_two_channels() {
+    const COUNT: u64 = 20_000;
+    let stdout = run_checked(
+        "examples/epoll_two_channels.c",
+        Link::Shared,
+        &[&unique("ep"), &COUNT.to_string()],
+    );
+    assert!(
+        stdout.starts_with(&format!("ok: {COUNT}+{COUNT} messages in order")),
+        "{stdout}"
+    );
+    eprint!("epoll_two_channels: {stdout}");
+}
+
 /// Request/response from C (`tests/c/rpc.c`): bad input, roles and timeouts in
 /// one process, then across `fork`: a C server's handler answers 10,000 checked
 /// calls, a handler's error arrives as `SHMRING_E_REMOTE` with its message, a

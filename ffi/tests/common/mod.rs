@@ -86,7 +86,8 @@ pub enum Link {
 }
 
 /// Compiles `tests/c/<source>` (C11, or C++17 for `.cpp`) with every warning an
-/// error, once per test process; returns the executable.
+/// error, once per test process; returns the executable. A `source` with a `/` is
+/// relative to the crate's directory instead (`examples/<name>.c`).
 pub fn compile(source: &str, link: Link) -> PathBuf {
     static BUILT: Mutex<Vec<(String, Link, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,7 +97,15 @@ pub fn compile(source: &str, link: Link) -> PathBuf {
     let lib = library();
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shmring-ffi-c");
     std::fs::create_dir_all(&out_dir).expect("create the C output directory");
-    let stem = source.rsplit_once('.').map_or(source, |(s, _)| s);
+    let path = if source.contains('/') {
+        crate_dir().join(source)
+    } else {
+        crate_dir().join("tests/c").join(source)
+    };
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("a source file name");
     let exe = out_dir.join(format!(
         "{stem}-{}-{}",
         if link == Link::Shared { "so" } else { "a" },
@@ -112,7 +121,7 @@ pub fn compile(source: &str, link: Link) -> PathBuf {
     cmd.args(["-O2", "-g"])
         .arg("-I")
         .arg(crate_dir().join("include"))
-        .arg(crate_dir().join("tests/c").join(source))
+        .arg(&path)
         .arg("-o")
         .arg(&exe);
     match link {
