@@ -3,16 +3,30 @@
 //! changed; the doorbells' files live and go with their segment; endpoints
 //! without a doorbell fall back to polling and say so.
 //!
-//! Cross-process runs (a receiver in an `epoll` loop, kills while armed or
-//! parked) are in `processes.rs`-style children below.
+//! Across processes (children of this binary, as in `processes.rs`): a receiver
+//! armed in `epoll` takes a long stream from a blocking sender; SIGKILL of the
+//! sender while the receiver is parked on the futex or armed in `epoll` (the
+//! kill -> `Disconnected` distribution), with and without the watcher thread; a
+//! hostile process writing the waiter words and the doorbell; attach with the
+//! doorbell refused; what a forked child inherits. For SPSC and MPMC ([`Kind`]).
+//!
+//! Sizes: the default suite runs a fraction of the full runs, which are
+//! `#[ignore]`d (`cargo test -p shmring --test readiness -- --ignored`); the
+//! counts can be set with `SHMRING_EPOLL_MESSAGES` and `SHMRING_KILL_TRIALS`.
+//! Distributions are printed to stderr (`--nocapture`); only loose bounds are
+//! asserted.
 
 mod common;
 
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{ChannelBuilder, Readiness, TryRecvError, TrySendError, Wakeups};
+use shmring::{
+    ChannelBuilder, MessageReceiver, MessageSender, MpmcChannelBuilder, Readiness,
+    RecvTimeoutError, SegmentBuilder, TryRecvError, TrySendError, WaitStrategy, Wakeups,
+};
 
 /// How long a descriptor that must stay quiet is watched.
 const QUIET: Duration = Duration::from_millis(50);
@@ -229,4 +243,355 @@ fn an_armed_mpmc_sender_is_readable_when_a_slot_frees() {
         "no ring after a slot freed"
     );
     assert_eq!(tx.arm_for_space().unwrap(), Readiness::Ready);
+}
+
+// ---------------------------------------------------------------------------
+// Across processes: the kinds, an epoll loop, the children
+// ---------------------------------------------------------------------------
+
+/// Messages through the `epoll` receiver, default and `#[ignore]`d.
+const EPOLL_MESSAGES: u64 = 100_000;
+const EPOLL_MESSAGES_LONG: u64 = 1_000_000;
+/// Kill trials per kind and way of waiting, default and `#[ignore]`d.
+const KILL_TRIALS: u64 = 200;
+const KILL_TRIALS_LONG: u64 = 1_000;
+/// A bound on calls that should return long before it (a hang fails instead of
+/// stalling the suite).
+const LONG: Duration = Duration::from_secs(30);
+/// An armed descriptor quiet for this long while its peer is sending or has
+/// died: a lost wake-up.
+const STALL: Duration = Duration::from_secs(5);
+/// The name of the watcher thread (`/proc/self/task/*/comm`).
+const WATCHER_THREAD: &str = "shmring-watcher";
+
+/// A channel kind with a readiness descriptor on its receiver. Adding a kind
+/// (connections) is a variant here, in [`Chan`], and an [`Armed`] impl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Spsc,
+    Mpmc,
+}
+
+const KINDS: [Kind; 2] = [Kind::Spsc, Kind::Mpmc];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Spsc => "spsc",
+            Kind::Mpmc => "mpmc",
+        }
+    }
+
+    fn from_name(name: &str) -> Self {
+        *KINDS
+            .iter()
+            .find(|k| k.name() == name)
+            .unwrap_or_else(|| panic!("no kind {name:?}"))
+    }
+}
+
+/// A receiving endpoint with a readiness descriptor, as an event loop uses it.
+trait Armed: MessageReceiver + Send {
+    fn fd(&self) -> BorrowedFd<'_>;
+    fn arm(&mut self) -> shmring::Result<Readiness>;
+    fn wakeups(&self) -> Wakeups;
+}
+
+macro_rules! armed {
+    ($($ty:ty),*) => {$(
+        impl Armed for $ty {
+            fn fd(&self) -> BorrowedFd<'_> {
+                self.readiness_fd()
+            }
+            fn arm(&mut self) -> shmring::Result<Readiness> {
+                self.arm_for_message()
+            }
+            fn wakeups(&self) -> Wakeups {
+                <$ty>::wakeups(self).clone()
+            }
+        }
+    )*};
+}
+
+armed!(shmring::Receiver, shmring::MpmcReceiver);
+
+/// A channel of either kind, named, every endpoint waiting with `Park`: small
+/// rings, so that a sender often finds them full.
+enum Chan {
+    Spsc(shmring::Channel),
+    Mpmc(shmring::MpmcChannel),
+}
+
+impl Chan {
+    fn create(kind: Kind, name: &str) -> Self {
+        let made = match kind {
+            Kind::Spsc => ChannelBuilder::shm(name)
+                .capacity(4096)
+                .wait_strategy(WaitStrategy::Park)
+                .create()
+                .map(Chan::Spsc),
+            Kind::Mpmc => MpmcChannelBuilder::shm(name)
+                .slots(8)
+                .slot_size(128)
+                .wait_strategy(WaitStrategy::Park)
+                .create()
+                .map(Chan::Mpmc),
+        };
+        made.unwrap_or_else(|e| panic!("create {name}: {e}"))
+    }
+
+    fn open(kind: Kind, name: &str) -> Self {
+        let opened = match kind {
+            Kind::Spsc => ChannelBuilder::shm(name)
+                .wait_strategy(WaitStrategy::Park)
+                .open()
+                .map(Chan::Spsc),
+            Kind::Mpmc => MpmcChannelBuilder::shm(name)
+                .wait_strategy(WaitStrategy::Park)
+                .open()
+                .map(Chan::Mpmc),
+        };
+        opened.unwrap_or_else(|e| panic!("open {name}: {e}"))
+    }
+
+    fn receiver(&self) -> Box<dyn Armed> {
+        match self {
+            Chan::Spsc(c) => Box::new(claim("the receiver", || c.receiver())),
+            Chan::Mpmc(c) => Box::new(claim("a receiver", || c.receiver())),
+        }
+    }
+
+    fn sender(&self) -> Box<dyn MessageSender + Send> {
+        match self {
+            Chan::Spsc(c) => Box::new(claim("the sender", || c.sender())),
+            Chan::Mpmc(c) => Box::new(claim("a sender", || c.sender())),
+        }
+    }
+}
+
+/// In a child entry point: whether to run (this process is a child), with a
+/// watchdog so that an orphaned child cannot linger.
+fn child_start() -> bool {
+    if !is_child() {
+        return false;
+    }
+    child_watchdog(Duration::from_secs(300));
+    true
+}
+
+/// How many watcher threads this process has.
+fn watcher_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == WATCHER_THREAD)
+        })
+        .count()
+}
+
+/// An `epoll` instance watching one descriptor for readability (level
+/// triggered), as an event loop would.
+struct Epoll(OwnedFd);
+
+impl Epoll {
+    fn new(fd: BorrowedFd<'_>) -> Self {
+        // SAFETY: no memory arguments.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(raw >= 0, "epoll_create1: {}", std::io::Error::last_os_error());
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 1,
+        };
+        // SAFETY: `event` is a valid epoll_event for the call; both fds are open.
+        let rc =
+            unsafe { libc::epoll_ctl(raw, libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event) };
+        assert_eq!(rc, 0, "epoll_ctl: {}", std::io::Error::last_os_error());
+        Self(epoll)
+    }
+
+    /// Whether the descriptor became readable (or hung up) within `timeout`.
+    fn wait(&self, timeout: Duration) -> bool {
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        loop {
+            // SAFETY: room for one event at `event`; the epoll fd is open.
+            let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut event, 1, ms) };
+            if n >= 0 {
+                return n > 0;
+            }
+            assert_eq!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::EINTR),
+                "epoll_wait failed"
+            );
+        }
+    }
+}
+
+/// What an `epoll` receiving loop saw.
+#[derive(Debug, Default)]
+struct EpollRun {
+    /// Messages received (seq messages, in order from the first expected).
+    received: u64,
+    /// Times `epoll_wait` reported the descriptor readable.
+    wakeups: u64,
+    /// Wake-ups after which there was nothing to receive (and no departure).
+    spurious: u64,
+}
+
+/// The event loop: receives seq messages `first..` through `rx` until
+/// `Disconnected`, each in order (none lost or repeated), arming and waiting in
+/// `epoll` whenever the ring is empty. Fails if the armed descriptor stays quiet
+/// for [`STALL`] (a lost wake-up) or `deadline` passes.
+fn epoll_receive(rx: &mut dyn Armed, first: u64, deadline: Instant) -> EpollRun {
+    let epoll = Epoll::new(rx.fd());
+    let mut buf = vec![0u8; rx.max_message_len()];
+    let mut run = EpollRun::default();
+    let mut next = first;
+    let mut woken = false;
+    loop {
+        let before = next;
+        loop {
+            match rx.try_recv(&mut buf) {
+                Ok(n) => {
+                    let seq = parse_seq(&buf[..n]).unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(seq, next, "message {seq} where {next} was due");
+                    next += 1;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    run.received = next - first;
+                    return run;
+                }
+                Err(e) => panic!("try_recv after message {next}: {e}"),
+            }
+        }
+        if woken && next == before {
+            run.spurious += 1;
+        }
+        woken = false;
+        match rx.arm().unwrap_or_else(|e| panic!("arm: {e}")) {
+            Readiness::Ready => continue,
+            Readiness::Armed => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deadline passed after {} messages",
+            next - first
+        );
+        assert!(
+            epoll.wait(STALL),
+            "armed after {} messages, the descriptor stayed quiet for {STALL:?}: a lost wake-up",
+            next - first
+        );
+        run.wakeups += 1;
+        woken = true;
+    }
+}
+
+/// The 50th, 90th and 99th percentiles and the maximum of `samples` (sorted in
+/// place), for reports.
+fn percentiles(samples: &mut [Duration]) -> String {
+    samples.sort();
+    let at = |p: usize| samples[(samples.len() * p / 100).min(samples.len() - 1)];
+    format!(
+        "n={} p50={:?} p90={:?} p99={:?} max={:?}",
+        samples.len(),
+        at(50),
+        at(90),
+        at(99),
+        samples[samples.len() - 1]
+    )
+}
+
+/// Child: opens `KIND` channel `NAME`, claims a sender and reports `READY <pid>`;
+/// sends seq messages `0..COUNT` with the blocking `send` (sleeping `GAP_US`
+/// before each), reports `SENT <count>`; then, if `HOLD` is 1, holds the sender
+/// until the parent closes our stdin (or kills us); exits, dropping the sender.
+#[test]
+fn child_sender() {
+    if !child_start() {
+        return;
+    }
+    let chan = Chan::open(Kind::from_name(&param("KIND")), &param("NAME"));
+    let count = param_u64("COUNT");
+    let gap = Duration::from_micros(param_u64("GAP_US"));
+    let mut tx = chan.sender();
+    report("READY", std::process::id());
+    let mut buf = Vec::new();
+    for seq in 0..count {
+        if !gap.is_zero() {
+            thread::sleep(gap);
+        }
+        seq_message(seq, &mut buf);
+        tx.send(&buf).unwrap_or_else(|e| panic!("send {seq}: {e}"));
+    }
+    report("SENT", count);
+    if param_u64("HOLD") == 1 {
+        wait_for_parent();
+    }
+}
+
+/// Spawns [`child_sender`] on `name` and waits for its `READY`.
+fn spawn_sender(kind: Kind, name: &str, count: u64, gap_us: u64, hold: bool) -> Peer {
+    let mut child = Peer::spawn(
+        "child_sender",
+        &[
+            ("KIND", &kind.name()),
+            ("NAME", &name),
+            ("COUNT", &count),
+            ("GAP_US", &gap_us),
+            ("HOLD", &u8::from(hold)),
+        ],
+    );
+    child.expect("READY");
+    child
+}
+
+// ---------------------------------------------------------------------------
+// 1. A receiver armed in epoll, a blocking sender in another process
+// ---------------------------------------------------------------------------
+
+fn epoll_stream(kind: Kind, count: u64) {
+    let name = unique(&format!("epoll-{}", kind.name()));
+    let chan = Chan::create(kind, &name);
+    let mut rx = chan.receiver();
+    assert_eq!(rx.wakeups(), Wakeups::Doorbell);
+    let start = Instant::now();
+    let mut child = spawn_sender(kind, &name, count, 0, false);
+    let run = epoll_receive(&mut *rx, 0, start + Duration::from_secs(600));
+    let elapsed = start.elapsed();
+    assert_eq!(child.expect("SENT"), count.to_string());
+    child.wait_ok();
+    assert_eq!(run.received, count, "messages received before Disconnected");
+    eprintln!(
+        "{}: {count} messages to an epoll receiver in {elapsed:?}: {} wake-ups, {} spurious",
+        kind.name(),
+        run.wakeups,
+        run.spurious
+    );
+    drop((rx, chan));
+    assert_no_shm(&name);
+}
+
+#[test]
+fn an_epoll_receiver_gets_every_message_of_a_blocking_sender_in_order() {
+    for kind in KINDS {
+        epoll_stream(kind, EPOLL_MESSAGES);
+    }
+}
+
+#[test]
+#[ignore = "long: 10^6 messages per kind"]
+fn an_epoll_receiver_gets_every_message_of_a_blocking_sender_long() {
+    for kind in KINDS {
+        epoll_stream(
+            kind,
+            count_from_env("SHMRING_EPOLL_MESSAGES", EPOLL_MESSAGES_LONG),
+        );
+    }
 }
