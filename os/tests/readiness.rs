@@ -595,3 +595,168 @@ fn an_epoll_receiver_gets_every_message_of_a_blocking_sender_long() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// 2. Death as a wake-up: SIGKILL of the sender while the receiver waits
+// ---------------------------------------------------------------------------
+
+/// How the receiver waits for the message that never comes.
+#[derive(Debug, Clone, Copy)]
+enum Waiting {
+    /// `recv_deadline` with `WaitStrategy::Park`: asleep on the futex.
+    Parked,
+    /// Armed, asleep in `epoll_wait`.
+    Epoll,
+}
+
+/// Waits on `rx` as `how` until `Disconnected`; returns the instant it came.
+fn wait_for_disconnected(rx: &mut dyn Armed, how: Waiting) -> Instant {
+    match how {
+        Waiting::Parked => {
+            let mut buf = vec![0u8; rx.max_message_len()];
+            let result = rx.recv_deadline(&mut buf, Some(Instant::now() + LONG));
+            assert!(
+                matches!(result, Err(RecvTimeoutError::Disconnected)),
+                "parked receiver: {result:?}"
+            );
+        }
+        Waiting::Epoll => {
+            let run = epoll_receive(rx, 0, Instant::now() + LONG);
+            assert_eq!(run.received, 0, "messages from a sender that sent none");
+        }
+    }
+    Instant::now()
+}
+
+/// `trials` times: a sender in a child that sends nothing, our receiver waiting
+/// as `how` in a thread, the child killed at a random moment 2 to 10 ms later;
+/// returns the kill -> `Disconnected` latencies, each asserted under 2 s.
+fn kill_trials(kind: Kind, how: Waiting, trials: u64) -> Vec<Duration> {
+    let mut rng = XorShift::new(seed(&format!("kill {} {how:?}", kind.name())));
+    let name = unique(&format!("kill-{}", kind.name()));
+    let chan = Chan::create(kind, &name);
+    let mut latencies = Vec::new();
+    for trial in 0..trials {
+        let mut rx = chan.receiver();
+        let mut child = spawn_sender(kind, &name, 0, 0, true);
+        let waiter = thread::spawn(move || wait_for_disconnected(&mut *rx, how));
+        thread::sleep(Duration::from_micros(2_000 + rng.below(8_000)));
+        let killed_at = child.kill_now();
+        let disconnected_at = waiter.join().expect("the waiting thread panicked");
+        assert!(
+            disconnected_at > killed_at,
+            "trial {trial}: Disconnected before the kill"
+        );
+        let latency = disconnected_at - killed_at;
+        assert!(
+            latency < Duration::from_secs(2),
+            "{} {how:?}, trial {trial}: Disconnected {latency:?} after the kill",
+            kind.name()
+        );
+        latencies.push(latency);
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&child.wait()),
+            Some(libc::SIGKILL)
+        );
+    }
+    drop(chan);
+    assert_no_shm(&name);
+    latencies
+}
+
+/// The watcher's claim, loosely: the median kill -> `Disconnected` is well under
+/// the periodic probe's (the kill comes at a random phase of the
+/// [`LIVENESS_INTERVAL`](shmring::channel::LIVENESS_INTERVAL), so the probe alone gives a
+/// median near half of it). The hang-up gives about a millisecond; a quarter of
+/// the interval leaves room for a loaded machine.
+fn kill_to_disconnected(trials: u64) {
+    let bound = shmring::channel::LIVENESS_INTERVAL / 4;
+    for kind in KINDS {
+        for how in [Waiting::Parked, Waiting::Epoll] {
+            let start = Instant::now();
+            let mut latencies = kill_trials(kind, how, trials);
+            let median = {
+                latencies.sort();
+                latencies[latencies.len() / 2]
+            };
+            eprintln!(
+                "{} {how:?}: kill -> Disconnected {} ({:?} in all)",
+                kind.name(),
+                percentiles(&mut latencies),
+                start.elapsed()
+            );
+            assert!(
+                median < bound,
+                "{} {how:?}: median kill -> Disconnected {median:?}, not under {bound:?}: the hang-up did not wake the waiter",
+                kind.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_killed_sender_wakes_a_parked_or_armed_receiver_at_once() {
+    kill_to_disconnected(KILL_TRIALS);
+}
+
+#[test]
+#[ignore = "long: 1000 kills per kind and way of waiting"]
+fn a_killed_sender_wakes_a_parked_or_armed_receiver_long() {
+    kill_to_disconnected(count_from_env("SHMRING_KILL_TRIALS", KILL_TRIALS_LONG));
+}
+
+/// Child: with the watcher off (`SHMRING_NO_WATCHER=1` in its environment),
+/// claims a receiver of `KIND` channel `NAME`, reports `READY`, parks in
+/// `recv_deadline` until `Disconnected`, and reports `DISCONNECTED <monotonic
+/// ns>` and `WATCHERS <its watcher threads>`.
+#[test]
+fn child_parked_receiver() {
+    if !child_start() {
+        return;
+    }
+    let chan = Chan::open(Kind::from_name(&param("KIND")), &param("NAME"));
+    let mut rx = chan.receiver();
+    report("READY", std::process::id());
+    wait_for_disconnected(&mut *rx, Waiting::Parked);
+    report("DISCONNECTED", monotonic_ns());
+    report("WATCHERS", watcher_threads());
+}
+
+#[test]
+fn without_the_watcher_a_parked_receiver_still_gets_disconnected_from_the_probe() {
+    for kind in KINDS {
+        let name = unique(&format!("nowatch-{}", kind.name()));
+        let _chan = Chan::create(kind, &name);
+        let mut sender = spawn_sender(kind, &name, 0, 0, true);
+        let mut receiver = Peer::spawn_with(
+            "child_parked_receiver",
+            &[("KIND", &kind.name()), ("NAME", &name)],
+            |command| {
+                command.env(shmring::NO_WATCHER_VAR, "1");
+            },
+        );
+        receiver.expect("READY");
+        thread::sleep(Duration::from_millis(30));
+        let killed_ns = monotonic_ns();
+        sender.kill();
+        let at: u64 = receiver.expect("DISCONNECTED").parse().unwrap();
+        let latency = Duration::from_nanos(at.saturating_sub(killed_ns));
+        assert!(
+            latency < Duration::from_secs(2),
+            "{}: Disconnected {latency:?} after the kill",
+            kind.name()
+        );
+        assert_eq!(
+            receiver.expect("WATCHERS"),
+            "0",
+            "{}: a watcher thread ran with {}=1",
+            kind.name(),
+            shmring::NO_WATCHER_VAR
+        );
+        receiver.wait_ok();
+        eprintln!(
+            "{} without the watcher: parked receiver, kill -> Disconnected {latency:?}",
+            kind.name()
+        );
+    }
+}
