@@ -493,6 +493,18 @@ fn epoll_receive(rx: &mut dyn Armed, first: u64, deadline: Instant) -> EpollRun 
     }
 }
 
+/// Asserts that the shm channel `name` is removed within a second. Not at once:
+/// the watcher thread's tick holds an armed endpoint's probe (and with it the
+/// segment) for a moment, so the last handle may be dropped, and the name
+/// removed, on the watcher thread just after the test dropped its own.
+fn assert_gone_soon(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while shm_path(name).exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_no_shm(name);
+}
+
 /// The 50th, 90th and 99th percentiles and the maximum of `samples` (sorted in
 /// place), for reports.
 fn percentiles(samples: &mut [Duration]) -> String {
@@ -575,7 +587,7 @@ fn epoll_stream(kind: Kind, count: u64) {
         run.spurious
     );
     drop((rx, chan));
-    assert_no_shm(&name);
+    assert_gone_soon(&name);
 }
 
 #[test]
@@ -660,7 +672,7 @@ fn kill_trials(kind: Kind, how: Waiting, trials: u64) -> Vec<Duration> {
         );
     }
     drop(chan);
-    assert_no_shm(&name);
+    assert_gone_soon(&name);
     latencies
 }
 
@@ -758,5 +770,99 @@ fn without_the_watcher_a_parked_receiver_still_gets_disconnected_from_the_probe(
             "{} without the watcher: parked receiver, kill -> Disconnected {latency:?}",
             kind.name()
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. Degraded: the doorbell refused
+// ---------------------------------------------------------------------------
+
+/// How the data doorbell beside a segment is spoilt before the receiver attaches.
+#[derive(Debug, Clone, Copy)]
+enum Spoilt {
+    /// Both FIFOs removed.
+    Removed,
+    /// The data FIFO replaced by a regular file.
+    RegularFile,
+    /// The data FIFO replaced by a FIFO anyone may write (mode 0666).
+    OpenFifo,
+}
+
+fn spoil(name: &str, how: Spoilt) {
+    let [data, space] = bell_paths(name);
+    std::fs::remove_file(&data).unwrap();
+    match how {
+        Spoilt::Removed => std::fs::remove_file(&space).unwrap(),
+        Spoilt::RegularFile => std::fs::write(&data, b"not a fifo").unwrap(),
+        Spoilt::OpenFifo => {
+            use std::os::unix::ffi::OsStrExt;
+            use std::os::unix::fs::PermissionsExt;
+            let c = std::ffi::CString::new(data.as_os_str().as_bytes()).unwrap();
+            // SAFETY: `c` is a NUL-terminated path that outlives the call.
+            let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+            assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+            // Past the umask.
+            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+    }
+}
+
+/// With the data doorbell spoilt `how`, a receiver still attaches, says it is
+/// polled and why, its armed descriptor still becomes readable for a message sent
+/// from another process (within [`STALL`]; every interval in fact), and still
+/// for the sender's death, with `Disconnected` after it.
+fn refused_doorbell(kind: Kind, how: Spoilt) {
+    let name = unique(&format!("refused-{}", kind.name()));
+    let chan = Chan::create(kind, &name);
+    spoil(&name, how);
+    let mut rx = chan.receiver();
+    let data_bell = bell_paths(&name)[0].display().to_string();
+    match rx.wakeups() {
+        Wakeups::Polled { reason } => assert!(
+            reason.contains(&data_bell),
+            "{} {how:?}: the reason does not name {data_bell}: {reason}",
+            kind.name()
+        ),
+        other => panic!("{} {how:?}: a refused doorbell gives {other:?}", kind.name()),
+    }
+    // The sender attaches too, and sends after the receiver armed.
+    let mut child = spawn_sender(kind, &name, 1, 100_000, true);
+    let receiver = thread::spawn(move || {
+        let run = epoll_receive(&mut *rx, 0, Instant::now() + LONG);
+        (run, Instant::now())
+    });
+    child.expect("SENT");
+    thread::sleep(Duration::from_millis(50));
+    let killed_at = child.kill();
+    let (run, disconnected_at) = receiver.join().expect("the receiving thread panicked");
+    assert_eq!(run.received, 1, "{} {how:?}", kind.name());
+    let latency = disconnected_at.saturating_duration_since(killed_at);
+    assert!(
+        latency < Duration::from_secs(2),
+        "{} {how:?}: Disconnected {latency:?} after the kill",
+        kind.name()
+    );
+    eprintln!(
+        "{} {how:?}: polled; {} wake-ups ({} with nothing), kill -> Disconnected {latency:?}",
+        kind.name(),
+        run.wakeups,
+        run.spurious
+    );
+    drop(chan);
+    assert_gone_soon(&name);
+    for path in bell_paths(&name) {
+        if path.exists() {
+            eprintln!("{} {how:?}: {} left behind", kind.name(), path.display());
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[test]
+fn a_refused_doorbell_falls_back_to_polling_across_processes() {
+    for kind in KINDS {
+        for how in [Spoilt::Removed, Spoilt::RegularFile, Spoilt::OpenFifo] {
+            refused_doorbell(kind, how);
+        }
     }
 }
