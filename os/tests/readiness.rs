@@ -866,3 +866,178 @@ fn a_refused_doorbell_falls_back_to_polling_across_processes() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// 3. A hostile process on the waiter words and the doorbells
+// ---------------------------------------------------------------------------
+
+/// Offsets of the signal words (`data_signal`, `space_signal`) in SPSC and MPMC
+/// segments (ARCHITECTURE.md, the layout tables).
+const SIGNAL_WORDS: [usize; 2] = [384, 388];
+
+/// Child: maps the segment of channel `NAME` and opens both its doorbell FIFOs
+/// (read-write, so they stay open for writing: the peer's death no longer hangs
+/// them up), reports `READY`, then until killed, every 0 to 500 µs at random:
+/// sets or clears `WAITING` or `ARMED` on a signal word, stores a random value
+/// in one, wakes its futex, writes a byte into a doorbell, or fills a doorbell.
+#[test]
+fn child_hostile() {
+    if !child_start() {
+        return;
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let name = param("NAME");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shm_path(&name))
+        .expect("open the segment");
+    let len = 4096;
+    // SAFETY: a new shared mapping of an open file, at an address the kernel
+    // picks; nothing else in this process uses that range.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(base, libc::MAP_FAILED, "mmap");
+    let words: Vec<&AtomicU32> = SIGNAL_WORDS
+        .iter()
+        // SAFETY: each offset is 4-aligned and inside the mapping, which lives
+        // until the process ends; other processes change it only atomically.
+        .map(|&at| unsafe { &*base.cast::<u8>().add(at).cast::<AtomicU32>() })
+        .collect();
+    let bells: Vec<std::fs::File> = bell_paths(&name)
+        .iter()
+        .map(|path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect();
+    let mut rng = XorShift::new(seed("hostile"));
+    report("READY", std::process::id());
+    let (armed, waiting) = (1u32, 2u32);
+    loop {
+        let word = words[rng.below(2) as usize];
+        let bell = &bells[rng.below(2) as usize];
+        // Relaxed: a hostile process orders nothing.
+        match rng.below(10) {
+            0 => drop(word.fetch_or(armed, Ordering::Relaxed)),
+            1 => drop(word.fetch_and(!armed, Ordering::Relaxed)),
+            2 => drop(word.fetch_or(waiting, Ordering::Relaxed)),
+            3 => drop(word.fetch_and(!waiting, Ordering::Relaxed)),
+            4 => word.store(rng.next_u64() as u32, Ordering::Relaxed),
+            5 => {
+                // SAFETY: FUTEX_WAKE reads no memory through the pointer beyond
+                // checking the mapped word's address.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_futex,
+                        word.as_ptr(),
+                        libc::FUTEX_WAKE,
+                        i32::MAX,
+                    )
+                };
+            }
+            6 => {
+                use std::io::Write;
+                let chunk = [0x55u8; 4096];
+                while (&*bell).write(&chunk).is_ok() {}
+            }
+            _ => {
+                use std::io::Write;
+                let _ = (&*bell).write(&[0xaa]);
+            }
+        }
+        thread::sleep(Duration::from_micros(rng.below(500)));
+    }
+}
+
+/// Under the hostile process: an armed receiver gets every real message (the
+/// ones the hostile process's clearing of `ARMED` does not announce come with
+/// its rings: spurious wake-ups, no stall); `recv_deadline` against a live, idle
+/// sender returns `TimedOut` at its deadline, not much later; and with the
+/// doorbell held open by the hostile process (no hang-up), the sender's death
+/// still reaches the armed receiver as `Disconnected` (here mostly through the
+/// hostile process's own rings, each followed by a probe of the lock; else the
+/// watcher's periodic probe).
+fn hostile(kind: Kind) {
+    let name = unique(&format!("hostile-{}", kind.name()));
+    let chan = Chan::create(kind, &name);
+    let mut rx = chan.receiver();
+    let mut attacker = Peer::spawn("child_hostile", &[("NAME", &name)]);
+    attacker.expect("READY");
+
+    let count = 2_000;
+    let mut sender = spawn_sender(kind, &name, count, 100, false);
+    let start = Instant::now();
+    let run = epoll_receive(&mut *rx, 0, start + Duration::from_secs(60));
+    assert_eq!(run.received, count, "{}: messages under attack", kind.name());
+    assert_eq!(sender.expect("SENT"), count.to_string());
+    sender.wait_ok();
+    eprintln!(
+        "{} under attack: {count} messages in {:?}, {} wake-ups, {} with nothing",
+        kind.name(),
+        start.elapsed(),
+        run.wakeups,
+        run.spurious
+    );
+
+    let mut idle = spawn_sender(kind, &name, 0, 0, true);
+    let mut buf = vec![0u8; rx.max_message_len()];
+    let mut overshoots = Vec::new();
+    for _ in 0..5 {
+        let timeout = Duration::from_millis(100);
+        let deadline = Instant::now() + timeout;
+        let result = rx.recv_deadline(&mut buf, Some(deadline));
+        let returned = Instant::now();
+        assert!(
+            matches!(result, Err(RecvTimeoutError::TimedOut)),
+            "{}: recv_deadline under attack, live idle sender: {result:?}",
+            kind.name()
+        );
+        assert!(returned >= deadline, "{}: TimedOut early", kind.name());
+        let overshoot = returned - deadline;
+        assert!(
+            overshoot < Duration::from_secs(1),
+            "{}: recv_deadline returned {overshoot:?} past its deadline",
+            kind.name()
+        );
+        overshoots.push(overshoot);
+    }
+
+    let waiter = thread::spawn(move || wait_for_disconnected(&mut *rx, Waiting::Epoll));
+    thread::sleep(Duration::from_millis(20));
+    let killed_at = idle.kill();
+    let latency = waiter.join().expect("the armed receiver panicked") - killed_at;
+    assert!(
+        latency < Duration::from_secs(2),
+        "{}: armed, doorbell held open: Disconnected {latency:?} after the kill",
+        kind.name()
+    );
+    eprintln!(
+        "{} under attack: TimedOut past the deadline {}; doorbell held open, kill -> Disconnected {latency:?}",
+        kind.name(),
+        summary(&mut overshoots)
+    );
+    attacker.kill();
+    drop(chan);
+    assert_gone_soon(&name);
+}
+
+#[test]
+fn a_hostile_process_on_the_waiter_words_and_doorbells_costs_spurious_wakeups_only() {
+    for kind in KINDS {
+        hostile(kind);
+    }
+}
