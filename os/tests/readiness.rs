@@ -379,16 +379,27 @@ fn child_start() -> bool {
     true
 }
 
-/// How many watcher threads this process has.
+/// How many watcher threads this process has. A new thread names itself once
+/// it runs: this waits up to 200 ms for a first one to show.
 fn watcher_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .filter_map(Result::ok)
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|comm| comm.trim_end() == WATCHER_THREAD)
-        })
-        .count()
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == WATCHER_THREAD)
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_millis(200);
+    loop {
+        let n = count();
+        if n > 0 || Instant::now() >= deadline {
+            return n;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// An `epoll` instance watching one descriptor for readability (level
@@ -399,7 +410,11 @@ impl Epoll {
     fn new(fd: BorrowedFd<'_>) -> Self {
         // SAFETY: no memory arguments.
         let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        assert!(raw >= 0, "epoll_create1: {}", std::io::Error::last_os_error());
+        assert!(
+            raw >= 0,
+            "epoll_create1: {}",
+            std::io::Error::last_os_error()
+        );
         // SAFETY: `raw` is a new descriptor that nothing else owns.
         let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut event = libc::epoll_event {
@@ -407,8 +422,7 @@ impl Epoll {
             u64: 1,
         };
         // SAFETY: `event` is a valid epoll_event for the call; both fds are open.
-        let rc =
-            unsafe { libc::epoll_ctl(raw, libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event) };
+        let rc = unsafe { libc::epoll_ctl(raw, libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event) };
         assert_eq!(rc, 0, "epoll_ctl: {}", std::io::Error::last_os_error());
         Self(epoll)
     }
@@ -823,7 +837,10 @@ fn refused_doorbell(kind: Kind, how: Spoilt) {
             "{} {how:?}: the reason does not name {data_bell}: {reason}",
             kind.name()
         ),
-        other => panic!("{} {how:?}: a refused doorbell gives {other:?}", kind.name()),
+        other => panic!(
+            "{} {how:?}: a refused doorbell gives {other:?}",
+            kind.name()
+        ),
     }
     // The sender attaches too, and sends after the receiver armed.
     let mut child = spawn_sender(kind, &name, 1, 100_000, true);
@@ -941,12 +958,7 @@ fn child_hostile() {
                 // SAFETY: FUTEX_WAKE reads no memory through the pointer beyond
                 // checking the mapped word's address.
                 unsafe {
-                    libc::syscall(
-                        libc::SYS_futex,
-                        word.as_ptr(),
-                        libc::FUTEX_WAKE,
-                        i32::MAX,
-                    )
+                    libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX)
                 };
             }
             6 => {
@@ -982,7 +994,12 @@ fn hostile(kind: Kind) {
     let mut sender = spawn_sender(kind, &name, count, 100, false);
     let start = Instant::now();
     let run = epoll_receive(&mut *rx, 0, start + Duration::from_secs(60));
-    assert_eq!(run.received, count, "{}: messages under attack", kind.name());
+    assert_eq!(
+        run.received,
+        count,
+        "{}: messages under attack",
+        kind.name()
+    );
     assert_eq!(sender.expect("SENT"), count.to_string());
     sender.wait_ok();
     eprintln!(
@@ -1039,5 +1056,217 @@ fn hostile(kind: Kind) {
 fn a_hostile_process_on_the_waiter_words_and_doorbells_costs_spurious_wakeups_only() {
     for kind in KINDS {
         hostile(kind);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Fork: what a forked child inherits
+// ---------------------------------------------------------------------------
+
+/// Forks this process (a child of the test binary, so no other test's threads
+/// are running); returns the pid in the parent, 0 in the forked child, which
+/// starts a watchdog of its own (threads do not survive `fork`).
+fn fork() -> i32 {
+    // SAFETY: the forked child uses only this thread; the locks it may need
+    // (stdout's, the allocator's, shmring's watcher registry) are not held by
+    // another thread of this child process at the fork: its other threads are
+    // the watchdog (asleep) and the watcher (in `epoll_wait` or a tick).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        child_watchdog(Duration::from_secs(60));
+    }
+    pid
+}
+
+/// Waits for the forked child `pid`; its exit code.
+fn wait_forked(pid: i32) -> i32 {
+    let mut status = 0;
+    // SAFETY: `status` is valid for the write; `pid` is our child.
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(rc, pid, "waitpid: {}", std::io::Error::last_os_error());
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    }
+}
+
+/// Child: claims a receiver of `KIND` channel `NAME`, arms it if `ARM` is 1
+/// (which starts the watcher), reports `WATCHERS <n>`, and forks. The forked
+/// child reports `FORKED_WATCHERS <n>` (none survive the fork), receives message
+/// 0 with the inherited receiver, reports `GOT <seq>`, parks until
+/// `Disconnected` and reports `DISCONNECTED <monotonic ns>` and `WATCHERS <n>`,
+/// then exits without dropping anything. This process waits for it,
+/// reports `STATUS <its exit code>` and only then drops its receiver (whose
+/// drop would release the claim and the lock the forked child shares).
+#[test]
+fn child_forked_receiver() {
+    if !child_start() {
+        return;
+    }
+    let chan = Chan::open(Kind::from_name(&param("KIND")), &param("NAME"));
+    let mut rx = chan.receiver();
+    if param_u64("ARM") == 1 {
+        rx.arm().expect("arm");
+    }
+    report("WATCHERS", watcher_threads());
+    let pid = fork();
+    if pid == 0 {
+        report("FORKED_WATCHERS", watcher_threads());
+        let mut buf = vec![0u8; rx.max_message_len()];
+        let n = rx
+            .recv_deadline(&mut buf, Some(Instant::now() + LONG))
+            .expect("receive in the forked child");
+        report("GOT", parse_seq(&buf[..n]).unwrap());
+        let result = rx.recv_deadline(&mut buf, Some(Instant::now() + LONG));
+        assert!(
+            matches!(result, Err(RecvTimeoutError::Disconnected)),
+            "forked child: {result:?}"
+        );
+        report("DISCONNECTED", monotonic_ns());
+        report("WATCHERS", watcher_threads());
+        std::process::exit(0);
+    }
+    report("STATUS", wait_forked(pid));
+}
+
+/// A forked child can use the receiver it inherited: it receives, and its
+/// parked call gets `Disconnected` promptly when the sender is killed. Threads
+/// do not survive the fork: the child has no watcher thread. One starts in the
+/// child at its first park if the endpoint was never watched before the fork;
+/// if it was (armed in the parent), the child starts none, and the hang-up
+/// reaches it through the parent's watcher (the doorbell's open file
+/// description and the `epoll` instance are shared across the fork, and the
+/// wake is a futex wake on the shared segment).
+#[test]
+fn a_forked_child_uses_its_inherited_receiver_and_sees_the_sender_die() {
+    for kind in KINDS {
+        for armed_before in [false, true] {
+            let name = unique(&format!("fork-rx-{}", kind.name()));
+            let _chan = Chan::create(kind, &name);
+            let mut sender = spawn_sender(kind, &name, 1, 0, true);
+            let mut forker = Peer::spawn(
+                "child_forked_receiver",
+                &[
+                    ("KIND", &kind.name()),
+                    ("NAME", &name),
+                    ("ARM", &u8::from(armed_before)),
+                ],
+            );
+            let what = format!("{} armed before the fork: {armed_before}", kind.name());
+            let expected = usize::from(armed_before).to_string();
+            assert_eq!(forker.expect("WATCHERS"), expected, "{what}: the parent");
+            assert_eq!(forker.expect("FORKED_WATCHERS"), "0", "{what}");
+            assert_eq!(forker.expect("GOT"), "0", "{what}");
+            thread::sleep(Duration::from_millis(20));
+            let killed_ns = monotonic_ns();
+            sender.kill();
+            let at: u64 = forker.expect("DISCONNECTED").parse().unwrap();
+            let latency = Duration::from_nanos(at.saturating_sub(killed_ns));
+            assert!(
+                latency < Duration::from_secs(2),
+                "{what}: Disconnected {latency:?} after the kill"
+            );
+            // The forked child started a watcher at its park only for an
+            // endpoint not watched before the fork.
+            let expected = usize::from(!armed_before).to_string();
+            assert_eq!(
+                forker.expect("WATCHERS"),
+                expected,
+                "{what}: the forked child after parking"
+            );
+            assert_eq!(forker.expect("STATUS"), "0", "{what}: the forked child");
+            forker.wait_ok();
+            eprintln!("forked receiver, {what}: kill -> Disconnected {latency:?}");
+        }
+    }
+}
+
+/// Child: claims a sender of `KIND` channel `NAME`, sends message 0, and forks.
+/// The forked child reports `FORKED <pid>`, sends message 1 with the inherited
+/// sender, reports `SENT 1`, and waits to be killed; this process waits too.
+#[test]
+fn child_forked_sender() {
+    if !child_start() {
+        return;
+    }
+    let chan = Chan::open(Kind::from_name(&param("KIND")), &param("NAME"));
+    let mut tx = chan.sender();
+    let mut buf = Vec::new();
+    seq_message(0, &mut buf);
+    tx.send(&buf).unwrap();
+    if fork() == 0 {
+        report("FORKED", std::process::id());
+        seq_message(1, &mut buf);
+        tx.send(&buf).expect("send in the forked child");
+        report("SENT", 1);
+        loop {
+            thread::sleep(Duration::from_secs(1));
+        }
+    }
+    wait_for_parent();
+}
+
+/// Kills the process `pid` (not our child: a forked grandchild) on drop.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: no memory arguments. The pid is a grandchild that only we kill;
+        // if it died already its pid may in theory be reused within the test.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+/// A forked child shares its parent's liveness lock (an OFD lock belongs to the
+/// open file description, which `fork` shares) and its doorbell's write end: the
+/// sender's parent killed, the receiver sees neither a hang-up nor
+/// `Disconnected` while the forked child lives, and gets `Disconnected` when it
+/// dies too. The forked child's sends arrive.
+#[test]
+fn a_forked_child_keeps_the_sender_alive_after_its_parent_dies() {
+    for kind in KINDS {
+        let name = unique(&format!("fork-tx-{}", kind.name()));
+        let chan = Chan::create(kind, &name);
+        let mut rx = chan.receiver();
+        let mut forker = Peer::spawn(
+            "child_forked_sender",
+            &[("KIND", &kind.name()), ("NAME", &name)],
+        );
+        let forked = KillOnDrop(forker.expect("FORKED").parse().unwrap());
+        assert_eq!(forker.expect("SENT"), "1");
+        let mut buf = vec![0u8; rx.max_message_len()];
+        for seq in 0..2 {
+            let n = rx.recv_timeout(&mut buf, LONG).unwrap();
+            assert_eq!(parse_seq(&buf[..n]).unwrap(), seq, "{}", kind.name());
+        }
+        forker.kill();
+        assert_eq!(rx.arm().unwrap(), Readiness::Armed, "{}", kind.name());
+        assert!(
+            !readable_within(rx.fd(), Duration::from_millis(100)),
+            "{}: the doorbell hung up or rang while the forked child lives",
+            kind.name()
+        );
+        let result = rx.recv_deadline(&mut buf, Some(Instant::now() + Duration::from_millis(100)));
+        assert!(
+            matches!(result, Err(RecvTimeoutError::TimedOut)),
+            "{}: with the forked child alive: {result:?}",
+            kind.name()
+        );
+        let killed_at = Instant::now();
+        drop(forked);
+        let latency = wait_for_disconnected(&mut *rx, Waiting::Parked) - killed_at;
+        assert!(
+            latency < Duration::from_secs(2),
+            "{}: Disconnected {latency:?} after the forked child's kill",
+            kind.name()
+        );
+        eprintln!(
+            "{}: sender's parent killed: no Disconnected while its forked child lives; the child killed -> Disconnected {latency:?}",
+            kind.name()
+        );
+        drop((rx, chan));
+        assert_gone_soon(&name);
     }
 }
