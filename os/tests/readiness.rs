@@ -8,7 +8,8 @@
 //! sender while the receiver is parked on the futex or armed in `epoll` (the
 //! kill -> `Disconnected` distribution), with and without the watcher thread; a
 //! hostile process writing the waiter words and the doorbell; attach with the
-//! doorbell refused; what a forked child inherits. For SPSC and MPMC ([`Kind`]).
+//! doorbell refused; what a forked child inherits. For SPSC and MPMC ([`Kind`]),
+//! and connections over shared memory in the stream and kill tests.
 //!
 //! Sizes: the default suite runs a fraction of the full runs, which are
 //! `#[ignore]`d (`cargo test -p shmring --test readiness -- --ignored`); the
@@ -264,26 +265,34 @@ const STALL: Duration = Duration::from_secs(5);
 /// The name of the watcher thread (`/proc/self/task/*/comm`).
 const WATCHER_THREAD: &str = "shmring-watcher";
 
-/// A channel kind with a readiness descriptor on its receiver. Adding a kind
-/// (connections) is a variant here, in [`Chan`], and an [`Armed`] impl.
+/// A channel kind with a readiness descriptor on its receiver. Adding a kind is
+/// a variant here, in [`Chan`], and an [`Armed`] impl.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Spsc,
     Mpmc,
+    /// A connection (a listener in the default socket directory, a client
+    /// that connects to it), over shared memory.
+    Connection,
 }
 
+/// The named channel kinds: their segments and doorbell files are reachable by
+/// name (the hostile, degraded and fork tests).
 const KINDS: [Kind; 2] = [Kind::Spsc, Kind::Mpmc];
+/// Every kind: the stream and kill tests.
+const ALL_KINDS: [Kind; 3] = [Kind::Spsc, Kind::Mpmc, Kind::Connection];
 
 impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Spsc => "spsc",
             Kind::Mpmc => "mpmc",
+            Kind::Connection => "connection",
         }
     }
 
     fn from_name(name: &str) -> Self {
-        *KINDS
+        *ALL_KINDS
             .iter()
             .find(|k| k.name() == name)
             .unwrap_or_else(|| panic!("no kind {name:?}"))
@@ -313,13 +322,22 @@ macro_rules! armed {
     )*};
 }
 
-armed!(shmring::Receiver, shmring::MpmcReceiver);
+armed!(
+    shmring::Receiver,
+    shmring::MpmcReceiver,
+    shmring::Connection
+);
 
-/// A channel of either kind, named, every endpoint waiting with `Park`: small
+/// A channel of any kind, named, every endpoint waiting with `Park`: small
 /// rings, so that a sender often finds them full.
 enum Chan {
     Spsc(shmring::Channel),
     Mpmc(shmring::MpmcChannel),
+    /// The server's side: connections are accepted from it
+    /// ([`receiver_with_sender`]).
+    Listener(shmring::Listener),
+    /// The client's side, until its sender is taken.
+    Client(std::cell::Cell<Option<Box<shmring::Connection>>>),
 }
 
 impl Chan {
@@ -336,6 +354,10 @@ impl Chan {
                 .wait_strategy(WaitStrategy::Park)
                 .create()
                 .map(Chan::Mpmc),
+            Kind::Connection => shmring::Listener::builder(name)
+                .capacity(4096)
+                .bind()
+                .map(Chan::Listener),
         };
         made.unwrap_or_else(|e| panic!("create {name}: {e}"))
     }
@@ -350,6 +372,10 @@ impl Chan {
                 .wait_strategy(WaitStrategy::Park)
                 .open()
                 .map(Chan::Mpmc),
+            Kind::Connection => shmring::connection::ConnectOptions::new()
+                .timeout(LONG)
+                .connect(name)
+                .map(|c| Chan::Client(std::cell::Cell::new(Some(Box::new(c))))),
         };
         opened.unwrap_or_else(|e| panic!("open {name}: {e}"))
     }
@@ -358,6 +384,9 @@ impl Chan {
         match self {
             Chan::Spsc(c) => Box::new(claim("the receiver", || c.receiver())),
             Chan::Mpmc(c) => Box::new(claim("a receiver", || c.receiver())),
+            Chan::Listener(_) | Chan::Client(_) => {
+                panic!("a connection's receiver comes from receiver_with_sender")
+            }
         }
     }
 
@@ -365,6 +394,8 @@ impl Chan {
         match self {
             Chan::Spsc(c) => Box::new(claim("the sender", || c.sender())),
             Chan::Mpmc(c) => Box::new(claim("a sender", || c.sender())),
+            Chan::Client(c) => c.take().expect("one sender per connection"),
+            Chan::Listener(_) => panic!("a listener does not send"),
         }
     }
 }
@@ -564,7 +595,13 @@ fn child_sender() {
 
 /// Spawns [`child_sender`] on `name` and waits for its `READY`.
 fn spawn_sender(kind: Kind, name: &str, count: u64, gap_us: u64, hold: bool) -> Peer {
-    let mut child = Peer::spawn(
+    let mut child = spawn_sender_unready(kind, name, count, gap_us, hold);
+    child.expect("READY");
+    child
+}
+
+fn spawn_sender_unready(kind: Kind, name: &str, count: u64, gap_us: u64, hold: bool) -> Peer {
+    Peer::spawn(
         "child_sender",
         &[
             ("KIND", &kind.name()),
@@ -573,9 +610,39 @@ fn spawn_sender(kind: Kind, name: &str, count: u64, gap_us: u64, hold: bool) -> 
             ("GAP_US", &gap_us),
             ("HOLD", &u8::from(hold)),
         ],
-    );
-    child.expect("READY");
-    child
+    )
+}
+
+/// Our receiver on `chan` and a [`child_sender`] for it (as [`spawn_sender`]),
+/// in the order the kind needs: a connection is accepted once the child
+/// connects.
+fn receiver_with_sender(
+    chan: &Chan,
+    kind: Kind,
+    name: &str,
+    count: u64,
+    gap_us: u64,
+    hold: bool,
+) -> (Box<dyn Armed>, Peer) {
+    match chan {
+        Chan::Listener(listener) => {
+            let mut child = spawn_sender_unready(kind, name, count, gap_us, hold);
+            let conn = listener
+                .accept_timeout(LONG)
+                .unwrap_or_else(|e| panic!("accept on {name}: {e}"));
+            child.expect("READY");
+            assert_eq!(
+                conn.transport(),
+                shmring::connection::Transport::SharedMemory,
+                "{name}: the connection is not over shared memory"
+            );
+            (Box::new(conn), child)
+        }
+        _ => {
+            let rx = chan.receiver();
+            (rx, spawn_sender(kind, name, count, gap_us, hold))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -585,10 +652,9 @@ fn spawn_sender(kind: Kind, name: &str, count: u64, gap_us: u64, hold: bool) -> 
 fn epoll_stream(kind: Kind, count: u64) {
     let name = unique(&format!("epoll-{}", kind.name()));
     let chan = Chan::create(kind, &name);
-    let mut rx = chan.receiver();
-    assert_eq!(rx.wakeups(), Wakeups::Doorbell);
     let start = Instant::now();
-    let mut child = spawn_sender(kind, &name, count, 0, false);
+    let (mut rx, mut child) = receiver_with_sender(&chan, kind, &name, count, 0, false);
+    assert_eq!(rx.wakeups(), Wakeups::Doorbell);
     let run = epoll_receive(&mut *rx, 0, start + Duration::from_secs(600));
     let elapsed = start.elapsed();
     assert_eq!(child.expect("SENT"), count.to_string());
@@ -606,7 +672,7 @@ fn epoll_stream(kind: Kind, count: u64) {
 
 #[test]
 fn an_epoll_receiver_gets_every_message_of_a_blocking_sender_in_order() {
-    for kind in KINDS {
+    for kind in ALL_KINDS {
         epoll_stream(kind, EPOLL_MESSAGES);
     }
 }
@@ -614,7 +680,7 @@ fn an_epoll_receiver_gets_every_message_of_a_blocking_sender_in_order() {
 #[test]
 #[ignore = "long: 10^6 messages per kind"]
 fn an_epoll_receiver_gets_every_message_of_a_blocking_sender_long() {
-    for kind in KINDS {
+    for kind in ALL_KINDS {
         epoll_stream(
             kind,
             count_from_env("SHMRING_EPOLL_MESSAGES", EPOLL_MESSAGES_LONG),
@@ -663,8 +729,7 @@ fn kill_trials(kind: Kind, how: Waiting, trials: u64) -> Vec<Duration> {
     let chan = Chan::create(kind, &name);
     let mut latencies = Vec::new();
     for trial in 0..trials {
-        let mut rx = chan.receiver();
-        let mut child = spawn_sender(kind, &name, 0, 0, true);
+        let (mut rx, mut child) = receiver_with_sender(&chan, kind, &name, 0, 0, true);
         let waiter = thread::spawn(move || wait_for_disconnected(&mut *rx, how));
         thread::sleep(Duration::from_micros(2_000 + rng.below(8_000)));
         let killed_at = child.kill_now();
@@ -697,7 +762,7 @@ fn kill_trials(kind: Kind, how: Waiting, trials: u64) -> Vec<Duration> {
 /// the interval leaves room for a loaded machine.
 fn kill_to_disconnected(trials: u64) {
     let bound = shmring::channel::LIVENESS_INTERVAL / 4;
-    for kind in KINDS {
+    for kind in ALL_KINDS {
         for how in [Waiting::Parked, Waiting::Epoll] {
             let start = Instant::now();
             let mut latencies = kill_trials(kind, how, trials);
