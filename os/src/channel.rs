@@ -338,13 +338,23 @@ impl Link {
     /// Registers with the process's watcher (once), so that the peer's death
     /// wakes this endpoint's parked calls and armed descriptor.
     fn watch(&mut self, armed: bool) {
-        let segment = Arc::clone(&self.segment);
+        // Weak: the segment is dropped (and its name removed) by its last
+        // user, never by the watcher thread.
+        let segment = Arc::downgrade(&self.segment);
         let peer = self.peer;
         self.bells.watch(armed, move || {
-            let probed = Arc::clone(&segment);
+            let probed = segment.clone();
             Probe {
-                peer_gone: Box::new(move || probe_peer(&probed, peer).unwrap_or(false)),
-                wake_parked: Box::new(move || wake_parked(&segment)),
+                peer_gone: Box::new(move || {
+                    probed
+                        .upgrade()
+                        .is_some_and(|s| probe_peer(&s, peer).unwrap_or(false))
+                }),
+                wake_parked: Box::new(move || {
+                    if let Some(segment) = segment.upgrade() {
+                        wake_parked(&segment);
+                    }
+                }),
                 arming_consumed: None,
             }
         });

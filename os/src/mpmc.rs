@@ -504,14 +504,23 @@ impl Link {
     /// Registers with the process's watcher (once), so that the other side's
     /// death wakes this endpoint's parked calls and armed descriptor.
     fn watch(&mut self, armed: bool) {
-        let segment = Arc::clone(&self.segment);
+        // Weak: the segment is dropped (and its name removed) by its last
+        // user, never by the watcher thread.
+        let segment = Arc::downgrade(&self.segment);
         let role = self.peer_role;
         self.bells.watch(armed, move || {
-            let probed = Arc::clone(&segment);
-            let shared = Arc::clone(&segment);
+            let probed = segment.clone();
+            let shared = segment.clone();
             Probe {
-                peer_gone: Box::new(move || probe_peer(&probed, role).unwrap_or(false)),
+                peer_gone: Box::new(move || {
+                    probed
+                        .upgrade()
+                        .is_some_and(|s| probe_peer(&s, role).unwrap_or(false))
+                }),
                 arming_consumed: Some(Box::new(move || {
+                    let Some(shared) = shared.upgrade() else {
+                        return false;
+                    };
                     let signals = &shared.contents().control().signals.0;
                     // The word this side waits on: the other side notifies it.
                     let word = if role == ROLE_CONSUMER {
@@ -523,8 +532,10 @@ impl Link {
                     word.load(Ordering::Relaxed) & ARMED == 0
                 })),
                 wake_parked: Box::new(move || {
-                    let signals = &segment.contents().control().signals.0;
-                    wake_parked_on(&[&signals.data_signal, &signals.space_signal]);
+                    if let Some(segment) = segment.upgrade() {
+                        let signals = &segment.contents().control().signals.0;
+                        wake_parked_on(&[&signals.data_signal, &signals.space_signal]);
+                    }
                 }),
             }
         });
