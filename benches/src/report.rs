@@ -604,6 +604,18 @@ impl Results {
     }
 }
 
+/// System calls per message: "0" when none at all, else three significant
+/// digits.
+fn fmt_calls(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_owned()
+    } else if v < 0.01 {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 fn watcher_label(on: bool) -> &'static str {
     if on { "on (after)" } else { "off (before)" }
 }
@@ -834,11 +846,11 @@ impl Results {
                 };
                 let _ = writeln!(
                     out,
-                    "{bullet}{} / {}: {parent} {:.3}, {child} {:.3}",
+                    "{bullet}{} / {}: {parent} {}, {child} {}",
                     s.method.name(),
                     s.metric.title(),
-                    median(s.values(Figure::CallsParent)),
-                    median(s.values(Figure::CallsChild)),
+                    fmt_calls(median(s.values(Figure::CallsParent))),
+                    fmt_calls(median(s.values(Figure::CallsChild))),
                 );
             }
             out.push('\n');
