@@ -34,8 +34,11 @@ pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(25);
 /// Not counted: how long the kernel takes to release a killed process's locks
 /// (it tears down the process's memory first), the probe itself (a system call
 /// per lock), and scheduling delays (a thread the kernel wakes late returns late).
-/// A clean departure is seen at once, and over a
-/// [`Connection`](crate::connection::Connection) so is a death (its socket tells).
+/// This is the fallback: a clean departure is seen at once, and so is a death
+/// wherever the peer's doorbell hangs up when it dies (named segments and
+/// connections: the process's watcher thread wakes the parked call, which then
+/// probes the lock; see `Receiver::readiness_fd`), or over a
+/// [`Connection`](crate::connection::Connection), whose socket tells.
 pub const PEER_DEATH_BOUND: Duration = LIVENESS_INTERVAL;
 
 /// A failed non-blocking call checks the peer at most this often (a syscall); a

@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs::File;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::futex::{Notifier, SharedFutex};
 use crate::message::{message_receiver, message_sender};
 use crate::options::SegmentBuilder;
 use crate::readiness::watcher::Probe;
-use crate::readiness::{Bells, Readiness, Wakeups};
+use crate::readiness::{BellSource, Bells, Readiness, Wakeups};
 use crate::segment::{Backing, Segment, SegmentOptions, lock_offset, owner_word};
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,
@@ -127,6 +127,14 @@ impl ChannelBuilder {
         Ok(self.channel(Segment::from_fd(fd, &self.options)?))
     }
 
+    /// As [`from_fd`](Self::from_fd), with the doorbells that came with the
+    /// descriptor.
+    pub(crate) fn from_fd_with_bells(&self, fd: OwnedFd, bells: BellSource) -> Result<Channel> {
+        let mut segment = Segment::from_fd(fd, &self.options)?;
+        segment.set_bells(bells);
+        Ok(self.channel(segment))
+    }
+
     /// Opens the segment whose descriptor number a parent put in the environment
     /// variable `var` ([`Channel::pass_to`]), taking ownership of the descriptor.
     ///
@@ -141,8 +149,8 @@ impl ChannelBuilder {
     /// as it is: changing the environment is itself unsafe once threads run).
     pub unsafe fn from_env(&self, var: &str) -> Result<Channel> {
         // SAFETY: the caller's contract is `inherited_fd`'s.
-        let fd = unsafe { crate::segment::open::inherited_fd(var) }?;
-        self.from_fd(fd)
+        let (fd, bells) = unsafe { crate::segment::open::inherited_fd(var) }?;
+        self.from_fd_with_bells(fd, bells)
     }
 
     fn channel(&self, segment: Segment) -> Channel {
@@ -212,10 +220,7 @@ impl Channel {
 
     /// The doorbells of an endpoint of `role` (`crate::readiness`).
     fn bells(&self, role: Role) -> Result<Bells> {
-        self.segment
-            .bells()
-            .endpoint_bells(role)
-            .map_err(|e| Error::io("pipe", self.segment.describe(), e))
+        self.segment.endpoint_bells(role)
     }
 
     /// The segment under the channel.
@@ -232,9 +237,7 @@ impl Channel {
     /// inherited (close-on-exec cleared in the child only) and its number put in
     /// the environment variable `var`, for [`ChannelBuilder::from_env`].
     pub fn pass_to(&self, command: &mut Command, var: &str) {
-        let fd = self.segment.fd().as_raw_fd();
-        command.env(var, fd.to_string());
-        crate::sys::inherit::inherit_in_child(command, [fd]);
+        self.segment.pass_to(command, var);
     }
 }
 
@@ -342,6 +345,7 @@ impl Link {
             Probe {
                 peer_gone: Box::new(move || probe_peer(&probed, peer).unwrap_or(false)),
                 wake_parked: Box::new(move || wake_parked(&segment)),
+                arming_consumed: None,
             }
         });
     }

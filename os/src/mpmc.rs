@@ -44,7 +44,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -52,6 +52,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use shmring_core::mpmc::layout::{MAX_MPMC_SEGMENT, ROLE_CONSUMER, ROLE_PRODUCER};
+use shmring_core::wait::ARMED;
 use shmring_core::{
     FLAG_ASYMMETRIC_FENCES, Liveness, MpmcConsumer, MpmcCorruption, MpmcGeometry, MpmcLayoutError,
     MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, MpmcWaitError, RawMpmcRegion, Recovery,
@@ -234,8 +235,10 @@ impl MpmcChannelBuilder {
     /// in the process owns it.
     pub unsafe fn from_env(&self, var: &str) -> Result<MpmcChannel> {
         // SAFETY: the caller's contract is `inherited_fd`'s.
-        let fd = unsafe { crate::segment::open::inherited_fd(var) }?;
-        self.from_fd(fd)
+        let (fd, bells) = unsafe { crate::segment::open::inherited_fd(var) }?;
+        let mut segment = Segment::from_fd_with(fd, &self.options)?;
+        segment.set_bells(bells);
+        Ok(self.channel(segment))
     }
 
     fn channel(&self, segment: MpmcSegment) -> MpmcChannel {
@@ -292,10 +295,7 @@ impl MpmcChannel {
 
     /// The doorbells of an endpoint of `role` (`crate::readiness`).
     fn bells(&self, role: Role) -> Result<Bells> {
-        self.segment
-            .bells()
-            .endpoint_bells(role)
-            .map_err(|e| Error::io("pipe", self.segment.describe(), e))
+        self.segment.endpoint_bells(role)
     }
 
     fn link(&self, futex: SharedFutex, bells: Bells, peer_role: u32) -> Link {
@@ -370,9 +370,7 @@ impl MpmcChannel {
     /// Lets the child that `command` spawns open this channel: its descriptor is
     /// inherited and its number put in `var`, for [`MpmcChannelBuilder::from_env`].
     pub fn pass_to(&self, command: &mut Command, var: &str) {
-        let fd = self.segment.fd().as_raw_fd();
-        command.env(var, fd.to_string());
-        crate::sys::inherit::inherit_in_child(command, [fd]);
+        self.segment.pass_to(command, var);
     }
 }
 
@@ -510,8 +508,20 @@ impl Link {
         let role = self.peer_role;
         self.bells.watch(armed, move || {
             let probed = Arc::clone(&segment);
+            let shared = Arc::clone(&segment);
             Probe {
                 peer_gone: Box::new(move || probe_peer(&probed, role).unwrap_or(false)),
+                arming_consumed: Some(Box::new(move || {
+                    let signals = &shared.contents().control().signals.0;
+                    // The word this side waits on: the other side notifies it.
+                    let word = if role == ROLE_CONSUMER {
+                        &signals.space_signal
+                    } else {
+                        &signals.data_signal
+                    };
+                    // Relaxed: a hint for a ring that is at worst spurious.
+                    word.load(Ordering::Relaxed) & ARMED == 0
+                })),
                 wake_parked: Box::new(move || {
                     let signals = &segment.contents().control().signals.0;
                     wake_parked_on(&[&signals.data_signal, &signals.space_signal]);

@@ -38,6 +38,8 @@ const CAPACITY: usize = 64 * 1024;
 const LONG: Duration = Duration::from_secs(30);
 /// The bound on "promptly" for a Disconnected after a death.
 const PROMPT: Duration = Duration::from_secs(1);
+/// The handshake's protocol version (2: the doorbells ride on the reply).
+const VERSION: u16 = 2;
 
 fn child_start() -> bool {
     if !is_child() {
@@ -751,7 +753,7 @@ fn fake_listener_case(dir: &Path, case: &str, fds: Vec<OwnedFd>, announced: u64)
         assert_eq!(&hello[..8], MAGIC);
         let mut reply = Vec::new();
         reply.extend_from_slice(MAGIC);
-        reply.extend_from_slice(&1u16.to_le_bytes()); // version
+        reply.extend_from_slice(&VERSION.to_le_bytes());
         reply.extend_from_slice(&1u16.to_le_bytes()); // shared memory
         reply.extend_from_slice(&2u32.to_le_bytes()); // two descriptors
         reply.extend_from_slice(&capacity.to_le_bytes());
@@ -805,7 +807,7 @@ fn child_fake_listener_cases() {
             ],
             size,
         ),
-        ("six", (0..6).map(|_| memfd(size, sealed)).collect(), size),
+        ("seven", (0..7).map(|_| memfd(size, sealed)).collect(), size),
         ("one", vec![memfd(size, sealed)], size),
         (
             "wrong-size",
@@ -843,7 +845,7 @@ fn unexpected_or_unsealed_descriptors_are_refused_and_closed() {
         "three",
         "unexpected number of descriptors (found 3, expected 2)",
     );
-    expect(&mut peer, "six", "MSG_CTRUNC");
+    expect(&mut peer, "seven", "MSG_CTRUNC");
     expect(
         &mut peer,
         "one",
@@ -879,7 +881,7 @@ fn descriptors_a_client_attaches_are_never_installed_by_the_listener() {
         .expect("raw connect");
     let mut hello = Vec::new();
     hello.extend_from_slice(MAGIC);
-    hello.extend_from_slice(&1u16.to_le_bytes()); // version
+    hello.extend_from_slice(&VERSION.to_le_bytes());
     hello.extend_from_slice(&0u16.to_le_bytes()); // any transport
     hello.extend_from_slice(&0u32.to_le_bytes());
     hello.extend_from_slice(&0u64.to_le_bytes());
@@ -904,7 +906,7 @@ fn descriptors_a_client_attaches_are_never_installed_by_the_listener() {
     );
     let mut ack = Vec::new();
     ack.extend_from_slice(MAGIC);
-    ack.extend_from_slice(&1u16.to_le_bytes());
+    ack.extend_from_slice(&VERSION.to_le_bytes());
     ack.extend_from_slice(&1u16.to_le_bytes()); // refused
     ack.extend_from_slice(&0u32.to_le_bytes());
     sock.write_all(&ack).unwrap();
@@ -932,11 +934,11 @@ fn a_foreign_or_malformed_hello_is_refused_with_its_reason() {
     };
     // (hello, reason code, value found)
     let cases = [
-        (hello(b"notshmrg", 1, 0, 0, 0), 3u32, 0u64),
-        (hello(MAGIC, 2, 0, 0, 0), 2, 2),
-        (hello(MAGIC, 1, 7, 0, 0), 3, 7),
-        (hello(MAGIC, 1, 0, 1, 0), 3, 1),
-        (hello(MAGIC, 1, 0, 0, 1000), 3, 1000),
+        (hello(b"notshmrg", VERSION, 0, 0, 0), 3u32, 0u64),
+        (hello(MAGIC, 1, 0, 0, 0), 2, 1),
+        (hello(MAGIC, VERSION, 7, 0, 0), 3, 7),
+        (hello(MAGIC, VERSION, 0, 1, 0), 3, 1),
+        (hello(MAGIC, VERSION, 0, 0, 1000), 3, 1000),
     ];
     let n = cases.len();
     let acceptor = Acceptor::start(listener);
@@ -1095,4 +1097,43 @@ fn a_killed_client_disconnects_a_server_blocked_in_send_at_once() {
         "client killed, server blocked in send: Disconnected after {}",
         summary(&mut latencies)
     );
+}
+
+/// Both ends' readiness descriptors over shared memory: each side is rung for a
+/// message from the other, and the client's descriptor becomes readable (then
+/// `Disconnected`) when the server drops: its doorbell ends travelled in the
+/// handshake, and the server kept none of the client's.
+#[test]
+fn readiness_descriptors_over_shared_memory_ring_and_hang_up() {
+    use shmring::{Readiness, Wakeups};
+    let (_temp, dir) = socket_dir("ready");
+    let name = unique("ready");
+    let (s, c, _listener) = pair(listener(&dir, &name), || client(&dir).connect(&name));
+    let (mut s, mut c) = (s.unwrap(), c.unwrap());
+    assert_eq!(c.transport(), Transport::SharedMemory);
+    assert_eq!(*c.wakeups(), Wakeups::Doorbell);
+    assert_eq!(*s.wakeups(), Wakeups::Doorbell);
+    assert_eq!(c.arm_for_message().unwrap(), Readiness::Armed);
+    assert_eq!(s.arm_for_message().unwrap(), Readiness::Armed);
+    assert!(!readable_within(
+        c.readiness_fd(),
+        Duration::from_millis(30)
+    ));
+    s.send(b"to the client").unwrap();
+    c.send(b"to the server").unwrap();
+    assert!(readable_within(c.readiness_fd(), PROMPT), "client not rung");
+    assert!(readable_within(s.readiness_fd(), PROMPT), "server not rung");
+    assert_eq!(c.recv_vec().unwrap(), b"to the client");
+    assert_eq!(s.recv_vec().unwrap(), b"to the server");
+    assert_eq!(c.arm_for_message().unwrap(), Readiness::Armed);
+    drop(s);
+    assert!(
+        readable_within(c.readiness_fd(), PROMPT),
+        "the server's drop did not wake the client"
+    );
+    assert_eq!(c.arm_for_message().unwrap(), Readiness::Ready);
+    assert!(matches!(
+        c.try_recv(&mut [0u8; 64]),
+        Err(shmring::TryRecvError::Disconnected)
+    ));
 }

@@ -291,10 +291,14 @@ impl ConnectOptions {
                 handshake::VERSION.into(),
             ));
         }
-        let expect_fds = if reply.decision == handshake::DECISION_SHM {
-            2
-        } else {
-            0
+        // Shared memory: the two memfds, then (unless the listener could make no
+        // pipes) this side's ends of the four doorbells.
+        let expect_fds = match reply.decision {
+            handshake::DECISION_SHM if fds.len() == handshake::FDS_WITH_BELLS => {
+                handshake::FDS_WITH_BELLS
+            }
+            handshake::DECISION_SHM => handshake::FDS_RINGS,
+            _ => 0,
         };
         if fds.len() != expect_fds {
             return Err(failed(
@@ -351,7 +355,15 @@ impl ConnectOptions {
                     ));
                 }
                 let size = segment_size(capacity)? as u64;
-                if reply.detail != 2 || reply.b != size {
+                if reply.detail as usize != fds.len() {
+                    return Err(failed(
+                        what,
+                        "the listener announced another descriptor count than it passed",
+                        reply.detail.into(),
+                        fds.len() as u64,
+                    ));
+                }
+                if reply.b != size {
                     return Err(failed(
                         what,
                         "the listener announced descriptors of the wrong count or size",
@@ -378,8 +390,11 @@ impl ConnectOptions {
         capacity: usize,
         what: &str,
     ) -> Result<Offer> {
+        let mut fds = fds.into_iter();
+        let rings: Vec<OwnedFd> = fds.by_ref().take(handshake::FDS_RINGS).collect();
+        let bells = handshake::client_bells(fds.collect(), what)?;
         let mut ids = Vec::with_capacity(2);
-        for fd in &fds {
+        for fd in &rings {
             ids.push(verify_memfd(fd.as_fd(), size, what)?);
         }
         if ids[0] == ids[1] {
@@ -391,9 +406,10 @@ impl ConnectOptions {
             ));
         }
         let builder = ChannelBuilder::memfd().wait_strategy(self.wait);
-        let mut fds = fds.into_iter();
-        let c2s = builder.from_fd(fds.next().expect("two descriptors"))?;
-        let s2c = builder.from_fd(fds.next().expect("two descriptors"))?;
+        let mut rings = rings.into_iter();
+        let [c2s_bells, s2c_bells] = bells;
+        let c2s = builder.from_fd_with_bells(rings.next().expect("two descriptors"), c2s_bells)?;
+        let s2c = builder.from_fd_with_bells(rings.next().expect("two descriptors"), s2c_bells)?;
         for channel in [&c2s, &s2c] {
             if channel.segment().capacity() != capacity {
                 return Err(failed(

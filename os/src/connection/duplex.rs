@@ -2,7 +2,7 @@
 //! socket kept beside the rings for liveness.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use crate::channel::{Receiver, Sender};
 use crate::error::Error;
 use crate::error::{RecvTimeoutError, Result, Role, SendTimeoutError, TryRecvError, TrySendError};
 use crate::message::{message_receiver, message_sender};
+use crate::readiness::{Readiness, Wakeups};
 use crate::sys::{self, WriteMode};
 use crate::transport::stream::{EndOfStream, FrameReader, FrameWriter};
 
@@ -255,6 +256,42 @@ impl Connection {
         (self.tx, self.rx)
     }
 
+    /// The receiving half's readiness descriptor
+    /// ([`ConnectionReceiver::readiness_fd`]); the sending half's is
+    /// [`send_readiness_fd`](Self::send_readiness_fd).
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        self.rx.readiness_fd()
+    }
+
+    /// Arms [`readiness_fd`](Self::readiness_fd) for the next message
+    /// ([`ConnectionReceiver::arm_for_message`]).
+    ///
+    /// # Errors
+    /// As [`ConnectionReceiver::arm_for_message`].
+    pub fn arm_for_message(&mut self) -> Result<Readiness> {
+        self.rx.arm_for_message()
+    }
+
+    /// The sending half's readiness descriptor
+    /// ([`ConnectionSender::readiness_fd`]).
+    pub fn send_readiness_fd(&self) -> BorrowedFd<'_> {
+        self.tx.readiness_fd()
+    }
+
+    /// Arms [`send_readiness_fd`](Self::send_readiness_fd) for room for `len`
+    /// bytes ([`ConnectionSender::arm_for_space`]).
+    ///
+    /// # Errors
+    /// As [`ConnectionSender::arm_for_space`].
+    pub fn arm_for_space(&mut self, len: usize) -> Result<Readiness> {
+        self.tx.arm_for_space(len)
+    }
+
+    /// How the receiving half's descriptor is woken.
+    pub fn wakeups(&self) -> &Wakeups {
+        self.rx.wakeups()
+    }
+
     /// Sends `message` if that can be done now.
     ///
     /// # Errors
@@ -352,7 +389,74 @@ impl ConnectionSender {
     }
 }
 
+impl ConnectionSender {
+    /// The readiness descriptor for room ([`Sender::readiness_fd`] over shared
+    /// memory). Over a socket it is the socket itself: poll it for
+    /// *writability* (`POLLOUT`) after [`TrySendError::Full`](crate::error::TrySendError::Full).
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        match &self.inner {
+            SendInner::Ring(tx) => tx.readiness_fd(),
+            SendInner::Stream(w) => w.fd().as_fd(),
+        }
+    }
+
+    /// Arms [`readiness_fd`](Self::readiness_fd) for room for `len` bytes
+    /// ([`Sender::arm_for_space`]). Over a socket: [`Readiness::Ready`] (try the
+    /// send; if it says `Full`, poll the socket for writability).
+    ///
+    /// # Errors
+    /// As [`Sender::arm_for_space`].
+    pub fn arm_for_space(&mut self, len: usize) -> Result<Readiness> {
+        match &mut self.inner {
+            SendInner::Ring(tx) => tx.arm_for_space(len),
+            SendInner::Stream(_) => Ok(Readiness::Ready),
+        }
+    }
+
+    /// How [`readiness_fd`](Self::readiness_fd) is woken (over a socket: by the
+    /// kernel, as a doorbell).
+    pub fn wakeups(&self) -> &Wakeups {
+        match &self.inner {
+            SendInner::Ring(tx) => tx.wakeups(),
+            SendInner::Stream(_) => &Wakeups::Doorbell,
+        }
+    }
+}
+
 impl ConnectionReceiver {
+    /// The readiness descriptor ([`Receiver::readiness_fd`] over shared memory;
+    /// the socket itself over a socket): readable, once armed, when a message
+    /// arrives or the peer goes.
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        match &self.inner {
+            RecvInner::Ring(rx) => rx.readiness_fd(),
+            RecvInner::Stream(r) => r.fd().as_fd(),
+        }
+    }
+
+    /// Arms [`readiness_fd`](Self::readiness_fd) for the next message
+    /// ([`Receiver::arm_for_message`]); over a socket, [`Readiness::Ready`] if a
+    /// whole message (or the end) is buffered already, else
+    /// [`Readiness::Armed`].
+    ///
+    /// # Errors
+    /// As [`Receiver::arm_for_message`].
+    pub fn arm_for_message(&mut self) -> Result<Readiness> {
+        match &mut self.inner {
+            RecvInner::Ring(rx) => rx.arm_for_message(),
+            RecvInner::Stream(r) if r.has_frame() => Ok(Readiness::Ready),
+            RecvInner::Stream(_) => Ok(Readiness::Armed),
+        }
+    }
+
+    /// How [`readiness_fd`](Self::readiness_fd) is woken.
+    pub fn wakeups(&self) -> &Wakeups {
+        match &self.inner {
+            RecvInner::Ring(rx) => rx.wakeups(),
+            RecvInner::Stream(_) => &Wakeups::Doorbell,
+        }
+    }
+
     /// What the messages travel on.
     pub fn transport(&self) -> Transport {
         self.close.shared.transport

@@ -8,11 +8,16 @@
 //!  10  2  policy: 0 any, 1 shared memory only, 2 socket only
 //!  12  4  reserved, 0
 //!  16  8  capacity wanted per ring (0: the listener's choice)
-//! reply  (server → client, 40 bytes; with SHARED_MEMORY, two descriptors ride on it)
+//! reply  (server → client, 40 bytes; with SHARED_MEMORY, descriptors ride on it:
+//!         the client-to-server ring's memfd, the server-to-client ring's, then,
+//!         unless the server could make no pipes, the client's doorbell ends:
+//!         client-to-server space read, data write; server-to-client data read,
+//!         space write)
 //!   0  8  magic
 //!   8  2  version (1)
 //!  10  2  decision: 1 shared memory, 2 socket, 3 refused
-//!  12  4  shared memory: descriptor count (2); refused: reason code; else 0
+//!  12  4  shared memory: descriptor count (2, or 6 with the doorbells); refused:
+//!          reason code; else 0
 //!  16  8  shared memory and socket: ring capacity; refused: the value found
 //!  24  8  shared memory: size of each memfd; refused: the value expected; else 0
 //!  32  8  largest message
@@ -23,10 +28,11 @@
 //!  12  4  reserved, 0
 //! ```
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::readiness::BellSource;
 use crate::sys;
 
 use super::TransportPolicy;
@@ -34,8 +40,55 @@ use crate::sys::fdpass;
 
 /// The first bytes of every record.
 pub(crate) const MAGIC: [u8; 8] = *b"shmrconn";
-/// The protocol version this build speaks.
-pub(crate) const VERSION: u16 = 1;
+/// The protocol version this build speaks (2: the doorbells ride on the reply).
+pub(crate) const VERSION: u16 = 2;
+
+/// Descriptors on a shared-memory reply: the two memfds...
+pub(crate) const FDS_RINGS: usize = 2;
+/// ...and with the client's four doorbell ends.
+pub(crate) const FDS_WITH_BELLS: usize = 6;
+
+/// The server's side: takes the client's doorbell ends out of the two rings'
+/// (the client sends on `c2s`, receives on `s2c`), so that the server holds
+/// none of them once they are sent; `None` if either ring has no pipes.
+pub(crate) fn take_client_bells(
+    c2s: &crate::channel::Channel,
+    s2c: &crate::channel::Channel,
+) -> Option<[OwnedFd; 4]> {
+    let take = |channel: &crate::channel::Channel, role| {
+        channel
+            .segment()
+            .with_bells(|bells| bells.take_for_peer(role))
+    };
+    let [a, b] = take(c2s, crate::error::Role::Sender)?;
+    let [c, d] = take(s2c, crate::error::Role::Receiver)?;
+    Some([a, b, c, d])
+}
+
+/// The client's side: the doorbells of its two rings from the descriptors after
+/// the memfds (none: both rings fall back to polled readiness).
+pub(crate) fn client_bells(fds: Vec<OwnedFd>, what: &str) -> Result<[BellSource; 2]> {
+    if fds.is_empty() {
+        let none = || BellSource::Unavailable {
+            reason: "the listener passed no doorbells".to_owned(),
+        };
+        return Ok([none(), none()]);
+    }
+    for fd in &fds {
+        let pipe = crate::sys::metadata(fd.as_fd()).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_fifo()
+        });
+        if !pipe {
+            return Err(failed(what, "a passed doorbell is not a pipe", 0, 0));
+        }
+    }
+    let mut fds = fds.into_iter();
+    let mut two = || [fds.next().expect("four"), fds.next().expect("four")];
+    let c2s = BellSource::for_role(crate::error::Role::Sender, two());
+    let s2c = BellSource::for_role(crate::error::Role::Receiver, two());
+    Ok([c2s, s2c])
+}
 
 pub(crate) const HELLO_LEN: usize = 24;
 pub(crate) const REPLY_LEN: usize = 40;

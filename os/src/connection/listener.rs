@@ -491,6 +491,9 @@ fn server_handshake(
     } else {
         None
     };
+    let client_bells = rings
+        .as_ref()
+        .and_then(|r| handshake::take_client_bells(&r.c2s, &r.s2c));
     let reply = Reply {
         version: handshake::VERSION,
         decision: if rings.is_some() {
@@ -498,7 +501,11 @@ fn server_handshake(
         } else {
             handshake::DECISION_SOCKET
         },
-        detail: if rings.is_some() { 2 } else { 0 },
+        detail: match (&rings, &client_bells) {
+            (Some(_), Some(_)) => handshake::FDS_WITH_BELLS as u32,
+            (Some(_), None) => handshake::FDS_RINGS as u32,
+            (None, _) => 0,
+        },
         a: capacity as u64,
         b: if rings.is_some() {
             segment_size(capacity)? as u64
@@ -509,8 +516,12 @@ fn server_handshake(
     };
     match &rings {
         Some(rings) => {
-            let fds = [rings.c2s.segment().fd(), rings.s2c.segment().fd()];
+            let mut fds = vec![rings.c2s.segment().fd(), rings.s2c.segment().fd()];
+            fds.extend(client_bells.iter().flatten().map(AsFd::as_fd));
             handshake::write_all(sock, &reply.encode(), &fds, deadline, &what)?;
+            // Our copies of the client's ends go now: the client's death hangs
+            // our doorbells up.
+            drop(client_bells);
         }
         None => handshake::write_all(sock, &reply.encode(), &[], deadline, &what)?,
     }

@@ -181,6 +181,42 @@ impl BellSource {
         }
     }
 
+    /// Takes out the ends a peer of role `peer` needs (the read end of the bell
+    /// it waits on, the write end of the one it rings), to pass to it: this
+    /// process no longer holds them, so that the peer's death hangs our doorbell
+    /// up. `None` unless both are here.
+    pub(crate) fn take_for_peer(&mut self, peer: Role) -> Option<[OwnedFd; 2]> {
+        let BellSource::Pipes { data, space } = self else {
+            return None;
+        };
+        let (waited, rung) = match Bell::waited_on_by(peer) {
+            Bell::Data => (data, space),
+            Bell::Space => (space, data),
+        };
+        if waited.read.is_none() || rung.write.is_none() {
+            return None;
+        }
+        Some([waited.read.take()?, rung.write.take()?])
+    }
+
+    /// The bells of a segment whose ends for `role` were passed as
+    /// [`take_for_peer`](Self::take_for_peer) took them out.
+    pub(crate) fn for_role(role: Role, [read, write]: [OwnedFd; 2]) -> Self {
+        let waited = PipeEnds {
+            read: Some(read),
+            write: None,
+        };
+        let rung = PipeEnds {
+            read: None,
+            write: Some(write),
+        };
+        let (data, space) = match Bell::waited_on_by(role) {
+            Bell::Data => (waited, rung),
+            Bell::Space => (rung, waited),
+        };
+        BellSource::Pipes { data, space }
+    }
+
     /// Pipes passed by [`BellSource::passable`]'s order; anything else (fewer
     /// than four, or not pipes) is [`BellSource::Unavailable`].
     pub(crate) fn from_passed(fds: Vec<OwnedFd>) -> Self {
@@ -243,16 +279,21 @@ impl BellSource {
                 };
                 let waited = self.pipe(waits_on).expect("pipes have both bells");
                 let rung = self.pipe(rings).expect("pipes have both bells");
-                let doorbell = dup(waited.read.as_ref()).map_err(|e| format!("dup: {e}"));
-                // The ringer keeps a read end too: a ring never raises SIGPIPE.
-                let ringer = dup(rung.write.as_ref())
-                    .and_then(|w| Ok((w, dup(rung.read.as_ref())?)))
-                    .ok()
-                    .map(|(w, r)| Ringer {
-                        write: w,
-                        _reader: Some(r),
-                    });
-                return Bells::from_parts(doorbell, ringer);
+                let doorbell = dup(waited.read.as_ref())
+                    .map_err(|e| format!("no doorbell passed for this side: {e}"));
+                // The ringer keeps a read end too, so that a ring never raises
+                // SIGPIPE: its own copy, or one opened afresh from the write end.
+                let ringer = dup(rung.write.as_ref()).and_then(|write| {
+                    let reader = match rung.read.as_ref() {
+                        Some(read) => read.try_clone()?,
+                        None => bell::reader_of(write.as_fd())?,
+                    };
+                    Ok(Ringer {
+                        write,
+                        _reader: Some(reader),
+                    })
+                });
+                return Bells::from_parts(doorbell, ringer.ok());
             }
             BellSource::Unavailable { reason } => (Err(reason.clone()), None),
         };
@@ -378,11 +419,7 @@ impl Bells {
     /// watcher that cannot start leaves the endpoint to its own periodic probe.
     pub(crate) fn watch(&mut self, armed: bool, probe: impl FnOnce() -> watcher::Probe) {
         match &self.watched {
-            Some(registration) => {
-                if armed {
-                    registration.set_armed();
-                }
-            }
+            Some(registration) => registration.set_armed(armed),
             None => {
                 let target = watcher::Target {
                     doorbell: Arc::clone(&self.doorbell),

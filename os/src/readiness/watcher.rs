@@ -33,6 +33,11 @@ pub(crate) struct Probe {
     pub(crate) peer_gone: Box<dyn Fn() -> bool + Send + Sync>,
     /// Wakes the calls parked on the endpoint's segment, in every process.
     pub(crate) wake_parked: Box<dyn Fn() + Send + Sync>,
+    /// For a doorbell shared by several waiters (an MPMC side): whether the
+    /// shared `ARMED` bit is clear. Another waiter may have drained the ring
+    /// meant for this one and died before arming again; an armed endpoint that
+    /// finds the bit clear on a tick is rung, at worst for nothing.
+    pub(crate) arming_consumed: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 /// An endpoint as the watcher sees it.
@@ -67,10 +72,11 @@ impl std::fmt::Debug for Registration {
 }
 
 impl Registration {
-    /// The endpoint armed its descriptor: the watcher ticks for it from now on.
-    pub(crate) fn set_armed(&self) {
+    /// Whether the endpoint waits by arming its descriptor (the watcher ticks
+    /// for it) or by parking (it probes for itself).
+    pub(crate) fn set_armed(&self, armed: bool) {
         // Relaxed: a hint for the next tick; the tick's probe decides.
-        if !self.entry.armed.swap(true, Ordering::Relaxed) {
+        if !self.entry.armed.swap(armed, Ordering::Relaxed) && armed {
             self.watcher.nudge();
         }
     }
@@ -262,6 +268,9 @@ fn tick(shared: &Shared) {
         if target.hung_up.load(Ordering::Relaxed) {
             // The hang-up made it readable already.
             continue;
+        }
+        if target.probe.arming_consumed.as_ref().is_some_and(|f| f()) {
+            let _ = bell::ring_own(target.doorbell.as_fd());
         }
         if (target.probe.peer_gone)() {
             if !entry.rang_for_death.swap(true, Ordering::Relaxed) {

@@ -71,7 +71,7 @@ pub(super) fn create_named<C: Contents>(
                 file,
                 what,
                 unlink: options.unlinks_on_drop().then_some(named),
-                bells,
+                bells: bells.into(),
             }),
             Err(e) => {
                 if remove_if_ours(&named, &file).is_ok() {
@@ -143,7 +143,7 @@ pub(super) fn create_memfd<C: Contents>(
         file,
         what,
         unlink: None,
-        bells,
+        bells: bells.into(),
     })
 }
 

@@ -24,6 +24,7 @@ use std::fmt;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 use memmap2::{MmapOptions, MmapRaw};
 use shmring_core::mpmc::layout::{MAX_MPMC_SEGMENT, MAX_SLOTS, MPMC_TABLE_OFFSET};
@@ -34,7 +35,7 @@ use shmring_core::{
 
 use crate::blocking::WaitStrategy;
 use crate::error::{Error, Result};
-use crate::readiness::BellSource;
+use crate::readiness::{BellSource, Bells};
 use crate::sys::lock;
 
 pub(crate) use claim::{lock_offset, owner_word};
@@ -164,8 +165,9 @@ pub struct Segment<C = RawRegion> {
     /// The name to remove on drop: set when this handle created the segment and was
     /// asked to remove it.
     unlink: Option<Named>,
-    /// Where the endpoints' doorbells come from (`crate::readiness`).
-    bells: BellSource,
+    /// Where the endpoints' doorbells come from (`crate::readiness`); a
+    /// connection's handshake takes its peer's ends out.
+    bells: Mutex<BellSource>,
 }
 
 #[allow(
@@ -440,21 +442,50 @@ impl<C: Contents> Segment<C> {
             file,
             what,
             unlink: None,
-            bells: BellSource::Unavailable {
+            bells: Mutex::new(BellSource::Unavailable {
                 reason: "opened from a bare descriptor, without its doorbells".to_owned(),
-            },
+            }),
         })
     }
 
-    /// Where the endpoints' doorbells come from.
-    pub(crate) fn bells(&self) -> &BellSource {
-        &self.bells
+    /// Runs `f` on where the endpoints' doorbells come from.
+    pub(crate) fn with_bells<R>(&self, f: impl FnOnce(&mut BellSource) -> R) -> R {
+        f(&mut self.bells.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The doorbells of an endpoint of `role` claimed on this segment.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if not even a private pipe can be made.
+    pub(crate) fn endpoint_bells(&self, role: crate::error::Role) -> Result<Bells> {
+        self.with_bells(|bells| bells.endpoint_bells(role))
+            .map_err(|e| Error::io("pipe", &self.what, e))
+    }
+
+    /// Lets the child that `command` spawns open this segment: its descriptor and
+    /// its doorbells' pipes (if it has them) are inherited (close-on-exec
+    /// cleared in the child only), their numbers put in the environment variable
+    /// `var` (`fd`, or `fd,data-read,data-write,space-read,space-write`).
+    pub(crate) fn pass_to(&self, command: &mut std::process::Command, var: &str) {
+        let fd = self.file.as_raw_fd();
+        let bells: Vec<i32> =
+            self.with_bells(|b| b.passable().iter().map(|end| end.as_raw_fd()).collect());
+        match <[i32; 4]>::try_from(bells) {
+            Ok([a, b, c, d]) => {
+                command.env(var, format!("{fd},{a},{b},{c},{d}"));
+                crate::sys::inherit::inherit_in_child(command, [fd, a, b, c, d]);
+            }
+            Err(_) => {
+                command.env(var, fd.to_string());
+                crate::sys::inherit::inherit_in_child(command, [fd]);
+            }
+        }
     }
 
     /// Replaces where the doorbells come from: pipes passed with the segment's
     /// descriptor (a connection's handshake, a child's inheritance).
     pub(crate) fn set_bells(&mut self, bells: BellSource) {
-        self.bells = bells;
+        *self.bells.get_mut().unwrap_or_else(PoisonError::into_inner) = bells;
     }
 
     /// What the mapping holds (initialised by `create`, attached by `open` and

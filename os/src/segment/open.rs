@@ -28,29 +28,43 @@ const INIT_GRACE: Duration = Duration::from_millis(20);
 const RETRY_PAUSE: Duration = Duration::from_millis(1);
 
 /// Takes ownership of the descriptor whose number a parent put in the
-/// environment variable `var` (`pass_to` on a channel).
+/// environment variable `var` (`pass_to` on a channel), and of the doorbells'
+/// pipes if their numbers follow it (`fd,data-read,data-write,space-read,space-write`).
 ///
 /// # Errors
-/// [`Error::NotFound`] if the variable is unset, not a number, or names no open
+/// [`Error::NotFound`] if the variable is unset, not numbers, or names no open
 /// descriptor.
 ///
 /// # Safety
 /// The descriptor the variable names was passed to this process for the caller's
 /// object, and nothing else in the process owns it: the returned handle closes it
 /// when it drops. So call this at most once per variable.
-pub(crate) unsafe fn inherited_fd(var: &str) -> Result<OwnedFd> {
+pub(crate) unsafe fn inherited_fd(var: &str) -> Result<(OwnedFd, BellSource)> {
     let not_found = || Error::NotFound {
         what: format!("inherited descriptor in ${var}"),
     };
-    let fd: i32 = std::env::var(var)
+    let numbers: Vec<i32> = std::env::var(var)
         .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&fd| fd >= 0)
+        .and_then(|v| v.split(',').map(|n| n.parse().ok()).collect::<Option<_>>())
+        .filter(|fds: &Vec<i32>| fds.iter().all(|&fd| fd >= 0))
         .ok_or_else(not_found)?;
+    let (&fd, bells) = numbers.split_first().ok_or_else(not_found)?;
     // SAFETY: by the caller's contract, passed to us for this object and owned by
     // nothing else.
     let [fd] = unsafe { crate::sys::inherit::take_inherited([fd]) }.ok_or_else(not_found)?;
-    Ok(fd)
+    let bells = match <[i32; 4]>::try_from(bells) {
+        // SAFETY: as above, for the doorbells that came with it.
+        Ok(bells) => match unsafe { crate::sys::inherit::take_inherited(bells) } {
+            Some(bells) => BellSource::from_passed(bells.into()),
+            None => BellSource::Unavailable {
+                reason: format!("the doorbells in ${var} are not open"),
+            },
+        },
+        Err(_) => BellSource::Unavailable {
+            reason: format!("no doorbells were passed in ${var}"),
+        },
+    };
+    Ok((fd, bells))
 }
 
 /// The file behind `given` through an open file description of our own, holding
@@ -190,7 +204,7 @@ fn open_attempt<C: Contents>(named: &Named, options: &SegmentOptions) -> Result<
         file,
         what: what.to_owned(),
         unlink: None,
-        bells,
+        bells: bells.into(),
     }))
 }
 

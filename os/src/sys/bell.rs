@@ -138,6 +138,19 @@ pub(crate) fn ring_own(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// A read end of the pipe whose write end is `fd`, opened afresh through
+/// `/proc/self/fd`: held by a ringer that was given only the write end, so that
+/// a ring never raises `SIGPIPE` once the waiter has gone.
+pub(crate) fn reader_of(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rustix::fs::open(
+        path.as_str(),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// The watcher's `epoll` instance.
 pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
     Ok(epoll::create(epoll::CreateFlags::CLOEXEC)?)

@@ -18,7 +18,7 @@ use rustix::net::{
 /// passes (two), so that a peer sending a few too many is seen and refused by
 /// count; a peer sending more than this is seen by `MSG_CTRUNC` (the kernel
 /// installs what fits and discards the rest).
-pub(crate) const MAX_FDS: usize = 4;
+pub(crate) const MAX_FDS: usize = 6;
 
 /// `cmsg_space!` adds one `cmsghdr` alignment so that any byte buffer can be
 /// aligned; [`Control`] is aligned already, and holds exactly `CMSG_SPACE` of

@@ -305,6 +305,18 @@ impl FrameReader {
         &self.fd
     }
 
+    /// Whether a receive would do something now without reading the socket: a
+    /// whole frame is buffered, or the end or an error is known. (If not, the
+    /// socket becomes readable when that may change.)
+    pub(crate) fn has_frame(&self) -> bool {
+        let buffered = &self.buf[self.start..self.end];
+        let whole = buffered.len() >= HEADER && {
+            let header: [u8; HEADER] = buffered[..HEADER].try_into().expect("a 4-byte slice");
+            buffered.len() - HEADER >= u32::from_le_bytes(header) as usize
+        };
+        whole || self.eof || self.too_long.is_some()
+    }
+
     /// Bytes received from the kernel and not yet handed out.
     pub(crate) fn buffered_len(&self) -> usize {
         self.end - self.start
