@@ -791,9 +791,9 @@ impl Results {
              /proc state S) and 2 ms more, reads the clock and SIGKILLs the peer; the latency runs \
              to the blocked call's Disconnected (anything else fails the row). Nobody is pinned. \
              The kernel's exit path frees the peer's memory before its descriptors hang up (about \
-             70-105 µs per MiB on these guests): the peer's RSS is given. The connection row's \
-             death source is its own socket watcher (the same either way): its p99 is the \
-             reference."
+             70-105 µs per MiB on these guests): the peer's RSS is given. The connection rows' \
+             death source is also the connection's socket watcher; the connection parked on the \
+             futex with the watcher on is the reference (\"p99 vs conn.\")."
                 .to_owned(),
         ];
         let mut out = String::new();

@@ -368,7 +368,7 @@ fn the_readiness_and_kill_rows_run() {
         .unwrap_or_else(|| panic!("no readiness / eventfd ratio:\n{out}"));
     assert!(ratio > 0.0 && ratio.is_finite(), "{ratio}");
     let kill = report["kill"].as_array().expect("kill");
-    assert_eq!(kill.len(), 10, "{out}");
+    assert_eq!(kill.len(), 12, "{out}");
     for row in kill {
         assert_eq!(row["trials"], 2, "{row}");
         for key in ["p50_ns", "p99_ns", "max_ns"] {

@@ -18,9 +18,10 @@
 //! 3. the blocked call returns `Disconnected` (any other outcome fails the row);
 //!    the latency is from the clock read before the kill to the return.
 //!
-//! The connection row (a [`Listener`] and a peer that connects, upgraded to shared
-//! memory, parked on the futex) has its own death source, the socket watcher: it is
-//! the reference the readiness rows are held to. Nobody is pinned.
+//! The connection rows (a [`Listener`] and a peer that connects, upgraded to
+//! shared memory) have their own death source, the connection's socket watcher;
+//! the one parked on the futex with the watcher on is the reference the others
+//! are held to. Nobody is pinned.
 
 use std::io::Read as _;
 use std::os::fd::AsRawFd as _;
@@ -74,7 +75,7 @@ pub struct Row {
 impl Row {
     /// Every row, in report order: each kind and wait before (no watcher) and
     /// after.
-    pub const ALL: [Self; 10] = {
+    pub const ALL: [Self; 12] = {
         const fn row(kind: Kind, wait: Wait, watcher: bool) -> Row {
             Row {
                 kind,
@@ -93,6 +94,8 @@ impl Row {
             row(Kind::Mpmc, Wait::Epoll, true),
             row(Kind::Connection, Wait::Futex, false),
             row(Kind::Connection, Wait::Futex, true),
+            row(Kind::Connection, Wait::Epoll, false),
+            row(Kind::Connection, Wait::Epoll, true),
         ]
     };
 
@@ -321,9 +324,6 @@ fn trial(row: Row) -> Result<(Duration, u64)> {
             }
         }
         Kind::Connection => {
-            if row.wait != Wait::Futex {
-                return Err("connections have no readiness descriptor in this build".into());
-            }
             let dir = std::env::temp_dir().join(&name);
             let listener = Listener::builder(CONNECTION_NAME)
                 .directory(&dir)
@@ -334,7 +334,12 @@ fn trial(row: Row) -> Result<(Duration, u64)> {
             let result = (|| {
                 let mut connection = listener.accept_timeout(PATIENCE)?;
                 ready(connection.recv_timeout(&mut buf, PATIENCE)?, &buf)?;
-                kill_while(peer, || parked(connection.recv_timeout(&mut buf, PATIENCE)))
+                match row.wait {
+                    Wait::Futex => {
+                        kill_while(peer, || parked(connection.recv_timeout(&mut buf, PATIENCE)))
+                    }
+                    Wait::Epoll => kill_while(peer, || armed(&mut connection, &mut buf)),
+                }
             })();
             drop(listener);
             let _ = std::fs::remove_dir(&dir);
@@ -380,6 +385,18 @@ impl Armable for shmring::MpmcReceiver {
     }
     fn try_recv(&mut self, buf: &mut [u8]) -> std::result::Result<usize, TryRecvError> {
         shmring::MpmcReceiver::try_recv(self, buf)
+    }
+}
+
+impl Armable for shmring::Connection {
+    fn fd(&self) -> i32 {
+        self.readiness_fd().as_raw_fd()
+    }
+    fn arm(&mut self) -> shmring::Result<Readiness> {
+        self.arm_for_message()
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> std::result::Result<usize, TryRecvError> {
+        shmring::Connection::try_recv(self, buf)
     }
 }
 
