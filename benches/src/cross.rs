@@ -1461,11 +1461,13 @@ fn child_main(role: &str) -> Result<()> {
         Method::ShmringBusySpin | Method::ShmringSpinThenPark | Method::ShmringPark
             if round_trip =>
         {
-            Some(shm::ShmringEnds::Duplex(shm::shmring_child(method)?))
+            Some(shm::ShmringEnds::Duplex(Box::new(shm::shmring_child(
+                method,
+            )?)))
         }
-        Method::ShmringBusySpin | Method::ShmringBatch if !round_trip => {
-            Some(shm::ShmringEnds::Sender(shm::stream_child_sender(size)?))
-        }
+        Method::ShmringBusySpin | Method::ShmringBatch if !round_trip => Some(
+            shm::ShmringEnds::Sender(Box::new(shm::stream_child_sender(size)?)),
+        ),
         _ => None,
     };
     let readiness = match method {
@@ -1496,11 +1498,11 @@ fn child_main(role: &str) -> Result<()> {
         return run.serve(duplex);
     }
     match (method, shmring) {
-        (_, Some(shm::ShmringEnds::Duplex(duplex))) => run.serve(duplex),
+        (_, Some(shm::ShmringEnds::Duplex(duplex))) => run.serve(*duplex),
         (Method::ShmringBatch, Some(shm::ShmringEnds::Sender(tx))) => {
-            run.send_all(shm::ShmringBatchSource(tx))
+            run.send_all(shm::ShmringBatchSource(*tx))
         }
-        (_, Some(shm::ShmringEnds::Sender(tx))) => run.send_all(shm::ShmringSource(tx)),
+        (_, Some(shm::ShmringEnds::Sender(tx))) => run.send_all(shm::ShmringSource(*tx)),
         (Method::CacheLine, None) if round_trip => run.serve(shm::CacheLine::child(&shared, size)?),
         (Method::Futex, None) if round_trip => run.serve(shm::Futex::child(&shared, size)?),
         (Method::EventFd, None) if round_trip => {

@@ -79,8 +79,9 @@ pub(super) fn shmring_child(method: Method) -> Result<ShmringDuplex> {
 
 /// What the child opens before its watchdog starts.
 pub(super) enum ShmringEnds {
-    Duplex(ShmringDuplex),
-    Sender(shmring::Sender),
+    // Boxed: endpoints are a few hundred bytes, and the variants differ.
+    Duplex(Box<ShmringDuplex>),
+    Sender(Box<shmring::Sender>),
 }
 
 /// The channel of a throughput run: for 8-byte messages as many messages as the
