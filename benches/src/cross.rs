@@ -26,7 +26,9 @@
 
 mod connection;
 mod kernel;
+pub mod kill;
 mod mpmc;
+mod readiness;
 mod rpc;
 mod shm;
 
@@ -95,6 +97,16 @@ pub enum Method {
     ShmringSpinThenPark,
     /// Two shmring channels, [`WaitStrategy::Park`].
     ShmringPark,
+    /// Round trips only: two named shmring channels (doorbell FIFOs beside them),
+    /// both sides waiting in `poll` on the endpoint's readiness descriptor: try,
+    /// arm, and if armed poll, then try again. The builder's default fences
+    /// (asymmetric where `membarrier` is allowed: every arm is then a
+    /// `membarrier`).
+    Readiness,
+    /// As [`Method::Readiness`] on channels created with symmetric fences
+    /// (`asymmetric_fences(false)`): a full fence per message, no `membarrier`
+    /// per arm.
+    ReadinessSymmetric,
     /// Throughput only: shmring, the sender publishing bursts of
     /// [`STREAM_BATCH`] messages with `Sender::batch`, the receiver taking up to as
     /// many at a time with `try_recv_batch`.
@@ -129,6 +141,10 @@ pub enum Method {
     /// Reference: raw `FUTEX_WAIT`/`FUTEX_WAKE` on two shared words, the payload in
     /// shared buffers: every round trip is two parked wake-ups.
     Futex,
+    /// Reference for [`Method::Readiness`]: two eventfds, the payload in shared
+    /// buffers as for [`Method::Futex`]; each side writes 1 to its eventfd, and
+    /// waits in `poll` on the other's, then reads it (an event loop's shape).
+    EventFd,
     /// Two shmring events (memfd), the payload in shared buffers as for
     /// [`Method::Futex`]: a sequence word published, then `notify_one`; the other
     /// side waits with `prepare`/`wait_from`.
@@ -147,6 +163,10 @@ pub enum Method {
     /// (4096 `u64` slots; 16 slots of 64 KiB for bandwidth), the classic two-index
     /// design with cached indices.
     BareRing,
+    /// Not a round trip or a rate: kill → `Disconnected` latency, a receiver
+    /// blocked (futex or epoll) while its peer process is SIGKILLed, with and
+    /// without the watcher thread ([`kill`]).
+    Kill,
 }
 
 /// Whether a method measures a metric.
@@ -162,10 +182,12 @@ pub enum Support {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 24] = [
         Self::ShmringBusySpin,
         Self::ShmringSpinThenPark,
         Self::ShmringPark,
+        Self::Readiness,
+        Self::ReadinessSymmetric,
         Self::ShmringBatch,
         Self::Rpc,
         Self::ConnectionShm,
@@ -178,11 +200,13 @@ impl Method {
         Self::Fifo,
         Self::MessageQueue,
         Self::Futex,
+        Self::EventFd,
         Self::Event,
         Self::Semaphore,
         Self::Mpmc,
         Self::CacheLine,
         Self::BareRing,
+        Self::Kill,
     ];
 
     /// Short name: for `--only`, the child's role and the JSON.
@@ -191,6 +215,8 @@ impl Method {
             Self::ShmringBusySpin => "busy-spin",
             Self::ShmringSpinThenPark => "spin-then-park",
             Self::ShmringPark => "park",
+            Self::Readiness => "readiness",
+            Self::ReadinessSymmetric => "readiness-sym",
             Self::ShmringBatch => "shmring-batch",
             Self::Rpc => "rpc",
             Self::ConnectionShm => "connection-shm",
@@ -203,11 +229,13 @@ impl Method {
             Self::Fifo => "fifo",
             Self::MessageQueue => "mq",
             Self::Futex => "futex",
+            Self::EventFd => "eventfd",
             Self::Event => "event",
             Self::Semaphore => "semaphore",
             Self::Mpmc => "mpmc",
             Self::CacheLine => "cache-line",
             Self::BareRing => "bare-ring",
+            Self::Kill => "kill",
         }
     }
 
@@ -217,6 +245,8 @@ impl Method {
             Self::ShmringBusySpin => "shmring busy-spin",
             Self::ShmringSpinThenPark => "shmring spin-then-park",
             Self::ShmringPark => "shmring park",
+            Self::Readiness => "shmring readiness fd",
+            Self::ReadinessSymmetric => "shmring readiness fd, sym fences",
             Self::ShmringBatch => "shmring batch",
             Self::Rpc => "shmring rpc busy-spin",
             Self::ConnectionShm => "shmring connection shm busy-spin",
@@ -229,11 +259,13 @@ impl Method {
             Self::Fifo => "FIFO",
             Self::MessageQueue => "POSIX mq",
             Self::Futex => "futex ping-pong",
+            Self::EventFd => "eventfd ping-pong",
             Self::Event => "shmring event ping-pong",
             Self::Semaphore => "shmring semaphore ping-pong",
             Self::Mpmc => "shmring MPMC 2x2",
             Self::CacheLine => "cache-line limit",
             Self::BareRing => "bare SPSC ring",
+            Self::Kill => "kill → Disconnected",
         }
     }
 
@@ -244,6 +276,8 @@ impl Method {
             | Self::ShmringSpinThenPark
             | Self::ShmringPark
             | Self::ShmringBatch => "shm, shmring",
+            Self::Readiness | Self::ReadinessSymmetric => "shm, shmring poll",
+            Self::Kill => "shmring, death",
             Self::Rpc => "shm, shmring rpc",
             Self::ConnectionShm => "shm, shmring connection",
             Self::ConnectionSocket => "kernel, shmring connection",
@@ -254,7 +288,7 @@ impl Method {
             | Self::Pipe
             | Self::Fifo
             | Self::MessageQueue => "kernel",
-            Self::Futex => "ref: kernel wake",
+            Self::Futex | Self::EventFd => "ref: kernel wake",
             Self::Event | Self::Semaphore => "shm, shmring sync",
             Self::Mpmc => "shm, 4 processes",
             Self::CacheLine | Self::BareRing => "ref: hardware",
@@ -280,8 +314,11 @@ impl Method {
             | Self::Fifo => Support::Yes,
             Self::ShmringSpinThenPark
             | Self::ShmringPark
+            | Self::Readiness
+            | Self::ReadinessSymmetric
             | Self::Iceoryx2
             | Self::Futex
+            | Self::EventFd
             | Self::Event
             | Self::Semaphore
             | Self::Rpc
@@ -294,7 +331,22 @@ impl Method {
                 None => Support::Yes,
                 Some(reason) => Support::Skipped(reason),
             },
+            Self::Kill => Support::No,
         }
+    }
+
+    /// Whether the method's calls go through shmring's system-call floor, so that
+    /// [`shmring::system_calls_on_this_thread`] counts what they cost.
+    pub fn counts_system_calls(self) -> bool {
+        matches!(
+            self,
+            Self::ShmringBusySpin
+                | Self::ShmringSpinThenPark
+                | Self::ShmringPark
+                | Self::Readiness
+                | Self::ReadinessSymmetric
+                | Self::ShmringBatch
+        )
     }
 
     fn wait_strategy(self) -> WaitStrategy {
@@ -425,6 +477,9 @@ struct Block {
     child_status: CachePadded<AtomicU32>,
     /// Set by the parent to start a throughput run.
     go: CachePadded<AtomicU32>,
+    /// Set by the child at its end: the system calls shmring counted on its
+    /// thread over the run ([`shmring::system_calls_on_this_thread`]).
+    child_system_calls: CachePadded<AtomicU64>,
     /// Cache-line limit: the parent's line.
     line_a: CachePadded<AtomicU64>,
     /// Cache-line limit: the child's line.
@@ -768,6 +823,38 @@ fn start_watchdog(role: String) {
     });
 }
 
+/// How long one `poll` of a readiness descriptor or an eventfd lasts before the
+/// waiter counts patience.
+const POLL_MS: i32 = 100;
+
+/// Waits in `poll` until `fd` is readable, counting each [`POLL_MS`] without it
+/// as many spin turns (so that [`PATIENCE`] is reached in roughly that long).
+fn wait_readable(fd: BorrowedFd<'_>, patience: &mut Patience) -> Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `pfd` is one live pollfd, and the count passed is 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+        match rc {
+            1.. => return Ok(()),
+            0 => {
+                for _ in 0..4096 {
+                    patience.tick()?;
+                }
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(format!("poll: {e}").into());
+                }
+            }
+        }
+    }
+}
+
 /// Sleeps on the shared futex `word` while it holds `expected` (at most 100 ms).
 fn futex_wait(word: &AtomicU32, expected: u32) {
     let timeout = libc::timespec {
@@ -868,6 +955,8 @@ pub struct RoundTripRun {
     pub batch_total: Duration,
     /// Whether the child pinned itself to its CPU.
     pub child_pinned: bool,
+    /// System calls per round trip, each side.
+    pub system_calls: SystemCalls,
 }
 
 /// One side's way to exchange whole messages with the other, for round trips.
@@ -919,6 +1008,20 @@ pub fn round_trips(
             drop(channels);
             run.drive(duplex, child, plan)
         }
+        Method::Readiness | Method::ReadinessSymmetric => {
+            let duplex = readiness::parent(method, &mut command)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            run.drive(duplex, child, plan)
+        }
+        Method::EventFd => {
+            let pair = shm::EventFdPair::parent(&mut command)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            run.drive(
+                shm::EventFdDuplex::new(&block, size, true, pair)?,
+                child,
+                plan,
+            )
+        }
         Method::Rpc => {
             let (duplex, channels) = rpc::parent(&mut command)?;
             let child = ChildGuard::spawn(&mut command)?;
@@ -967,7 +1070,7 @@ pub fn round_trips(
                 Err("iceoryx2 is not in this build (build with --features iceoryx2)".into())
             }
         }
-        Method::ShmringBatch | Method::BareRing | Method::Mpmc => {
+        Method::ShmringBatch | Method::BareRing | Method::Mpmc | Method::Kill => {
             Err(format!("{} does not do round trips", method.name()).into())
         }
     }
@@ -1003,6 +1106,7 @@ impl Run<'_> {
             }
             Ok(())
         };
+        let calls_before = shmring::system_calls_on_this_thread();
         for _ in 0..plan.warmup {
             next(&mut duplex)?;
         }
@@ -1017,6 +1121,7 @@ impl Run<'_> {
             next(&mut duplex)?;
         }
         let batch_total = start.elapsed();
+        let calls = shmring::system_calls_on_this_thread() - calls_before;
         drop(duplex);
         child.reap()?;
         Ok(RoundTripRun {
@@ -1024,6 +1129,7 @@ impl Run<'_> {
             batch_mean_ns: batch_total.as_nanos() as f64 / plan.batch.max(1) as f64,
             batch_total,
             child_pinned,
+            system_calls: SystemCalls::of_run(self.block.block(), calls, seq),
         })
     }
 
@@ -1044,6 +1150,7 @@ impl Run<'_> {
             next: 0,
         };
         let mut patience = Patience::new("the next message");
+        let calls_before = shmring::system_calls_on_this_thread();
         let mut start: Option<(Instant, u64)> = (warm == 0).then(|| (Instant::now(), 0));
         // Release: nothing to publish but the start; kept symmetric with the Acquire.
         shared.go.store(1, Ordering::Release);
@@ -1060,6 +1167,7 @@ impl Run<'_> {
         }
         let (start, from) = start.expect("set at the warm-up's end");
         let elapsed = start.elapsed();
+        let calls = shmring::system_calls_on_this_thread() - calls_before;
         if check.next != messages {
             return Err(format!("received {} of {messages} messages", check.next).into());
         }
@@ -1069,6 +1177,7 @@ impl Run<'_> {
             elapsed,
             messages: messages - from,
             child_pinned,
+            system_calls: SystemCalls::of_run(shared, calls, messages),
         })
     }
 }
@@ -1086,6 +1195,32 @@ pub struct StreamRun {
     pub messages: u64,
     /// Whether the child pinned itself to its CPU.
     pub child_pinned: bool,
+    /// System calls per message, each side.
+    pub system_calls: SystemCalls,
+}
+
+/// The system calls shmring counted per message (throughput) or round trip, on
+/// each side's thread, over the whole run (warm-up included).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemCalls {
+    /// The parent's side (the receiver of a throughput run).
+    pub parent: f64,
+    /// The child's side (the sender of a throughput run).
+    pub child: f64,
+}
+
+impl SystemCalls {
+    /// The parent's `calls` and the child's (from the block, stored before it
+    /// exited: read after the reap) over `messages`.
+    fn of_run(block: &Block, calls: u64, messages: u64) -> Self {
+        // Acquire: pairs with the child's Release store (the reap orders it too).
+        let child = block.child_system_calls.load(Ordering::Acquire);
+        let n = messages.max(1) as f64;
+        Self {
+            parent: calls as f64 / n,
+            child: child as f64 / n,
+        }
+    }
 }
 
 impl StreamRun {
@@ -1185,8 +1320,12 @@ pub fn stream(
         }
         Method::ShmringSpinThenPark
         | Method::ShmringPark
+        | Method::Readiness
+        | Method::ReadinessSymmetric
         | Method::Iceoryx2
         | Method::Futex
+        | Method::EventFd
+        | Method::Kill
         | Method::Event
         | Method::Semaphore
         | Method::Rpc
@@ -1207,7 +1346,12 @@ pub fn run_child_if_requested() {
     let Ok(role) = std::env::var(CHILD_VAR) else {
         return;
     };
-    let code = match child_main(&role) {
+    let result = if role.starts_with(kill::ROLE_PREFIX) {
+        kill::child_main(&role)
+    } else {
+        child_main(&role)
+    };
+    let code = match result {
         Ok(()) => 0,
         Err(e) => {
             // On a line of its own: the parent's progress line may be open.
@@ -1238,6 +1382,7 @@ impl ChildRun<'_> {
     /// Echoes `count` messages, checking that they arrive in sequence.
     fn serve<D: Duplex>(&self, mut duplex: D) -> Result<()> {
         self.ready();
+        let calls_before = shmring::system_calls_on_this_thread();
         let mut buf = vec![0u8; self.size];
         for seq in 1..=self.count {
             duplex.recv(&mut buf)?;
@@ -1245,7 +1390,18 @@ impl ChildRun<'_> {
             duplex.send(&buf)?;
             progress(seq);
         }
+        self.system_calls_since(calls_before);
         Ok(())
+    }
+
+    /// Stores the system calls counted on this thread since `before`, for the
+    /// parent to read after the reap.
+    fn system_calls_since(&self, before: u64) {
+        let calls = shmring::system_calls_on_this_thread() - before;
+        // Release: pairs with the parent's Acquire load in `SystemCalls::of_run`.
+        self.block
+            .child_system_calls
+            .store(calls, Ordering::Release);
     }
 
     /// Says ready, waits for go, sends `count` messages.
@@ -1257,6 +1413,7 @@ impl ChildRun<'_> {
             spin_loop();
         }
         let mut patience = Patience::new("room to send");
+        let calls_before = shmring::system_calls_on_this_thread();
         let mut stamp = Stamp::new(self.size);
         let mut next = 0;
         while next < self.count {
@@ -1270,6 +1427,7 @@ impl ChildRun<'_> {
                 patience.reset();
             }
         }
+        self.system_calls_since(calls_before);
         Ok(())
     }
 }
@@ -1303,10 +1461,18 @@ fn child_main(role: &str) -> Result<()> {
         Method::ShmringBusySpin | Method::ShmringSpinThenPark | Method::ShmringPark
             if round_trip =>
         {
-            Some(shm::ShmringEnds::Duplex(shm::shmring_child(method)?))
+            Some(shm::ShmringEnds::Duplex(Box::new(shm::shmring_child(
+                method,
+            )?)))
         }
-        Method::ShmringBusySpin | Method::ShmringBatch if !round_trip => {
-            Some(shm::ShmringEnds::Sender(shm::stream_child_sender(size)?))
+        Method::ShmringBusySpin | Method::ShmringBatch if !round_trip => Some(
+            shm::ShmringEnds::Sender(Box::new(shm::stream_child_sender(size)?)),
+        ),
+        _ => None,
+    };
+    let readiness = match method {
+        Method::Readiness | Method::ReadinessSymmetric if round_trip => {
+            Some(readiness::child(method)?)
         }
         _ => None,
     };
@@ -1328,14 +1494,21 @@ fn child_main(role: &str) -> Result<()> {
     if let Some(duplex) = connection {
         return run.serve(duplex);
     }
+    if let Some(duplex) = readiness {
+        return run.serve(duplex);
+    }
     match (method, shmring) {
-        (_, Some(shm::ShmringEnds::Duplex(duplex))) => run.serve(duplex),
+        (_, Some(shm::ShmringEnds::Duplex(duplex))) => run.serve(*duplex),
         (Method::ShmringBatch, Some(shm::ShmringEnds::Sender(tx))) => {
-            run.send_all(shm::ShmringBatchSource(tx))
+            run.send_all(shm::ShmringBatchSource(*tx))
         }
-        (_, Some(shm::ShmringEnds::Sender(tx))) => run.send_all(shm::ShmringSource(tx)),
+        (_, Some(shm::ShmringEnds::Sender(tx))) => run.send_all(shm::ShmringSource(*tx)),
         (Method::CacheLine, None) if round_trip => run.serve(shm::CacheLine::child(&shared, size)?),
         (Method::Futex, None) if round_trip => run.serve(shm::Futex::child(&shared, size)?),
+        (Method::EventFd, None) if round_trip => {
+            let pair = shm::EventFdPair::child()?;
+            run.serve(shm::EventFdDuplex::new(&shared, size, false, pair)?)
+        }
         (Method::Event | Method::Semaphore, None) if round_trip => {
             let pair = shm::SyncPair::child(method)?;
             run.serve(shm::SyncDuplex::new(&shared, size, false, pair)?)

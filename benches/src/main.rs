@@ -27,14 +27,17 @@ use clap::Parser;
 use shmring_benches::CONTENDERS;
 use shmring_benches::cross::{self, Method, Metric, Plan, Support};
 
-use report::{Figure, Machine, Results, Series, Settings, median, range};
+use report::{Figure, KillSeries, Machine, Results, Series, Settings, median, range};
 
 const METHODS_HELP: &str = "\
 Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throughput of
-8-byte messages, b = bandwidth with 64 KiB messages):
+8-byte messages, b = bandwidth with 64 KiB messages, k = kill → Disconnected):
   busy-spin (r t b)   shmring, WaitStrategy::BusySpin; throughput: try_send / try_recv
   spin-then-park (r)  shmring, the default WaitStrategy::SpinThenPark
   park (r)            shmring, WaitStrategy::Park
+  readiness (r)       shmring, both sides in poll on readiness_fd (arm; if Armed, poll; try);
+                      the builder's default (asymmetric) fences: every arm a membarrier
+  readiness-sym (r)   as readiness, channels with asymmetric_fences(false)
   shmring-batch (t)   shmring, Sender::batch bursts of 64, Receiver::try_recv_batch
   rpc (r)             shmring::rpc, RpcClient::call / RpcServer::serve_one, busy-spin
   connection-shm (r)  shmring::connection upgraded to shared memory, busy-spin
@@ -47,9 +50,12 @@ Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throu
   fifo (r t b)        named pipes (mkfifo, 0600, in a fresh temporary folder)
   mq (r t)            POSIX message queues (64 KiB exceeds msgsize_max: skipped)
   futex (r)           reference: raw futex wait/wake ping-pong
+  eventfd (r)         reference: two eventfds, each side polls then reads the other's
   cache-line (r)      reference: the physical limit, one cache line each way
   mpmc (t)            shmring MPMC channel: 2 producer, 2 consumer processes
   bare-ring (t b)     reference: a bare SPSC ring in shared memory
+  kill (k)            a peer SIGKILLed while the receiver is parked (futex) or armed (epoll):
+                      SPSC, MPMC, connection; watcher thread off (before) and on (after)
 With --in-process, --only takes parts of contender names and runs each alone.";
 
 #[derive(Debug, Parser)]
@@ -78,6 +84,10 @@ struct Cli {
     /// Only these methods (see below), as `--only pipe tcp` or `--only pipe,tcp`.
     #[arg(long, value_name = "METHOD", num_args = 1.., value_delimiter = ',')]
     only: Vec<String>,
+    /// Kill → Disconnected trials per row, spread over the rounds, each with a
+    /// fresh peer process [default: 50; --quick 20].
+    #[arg(long, value_name = "N")]
+    kill_trials: Option<u64>,
     /// Folder for report.md, report.json and latency.svg [default:
     /// target/shmring-report/<UTC time>/].
     #[arg(long, value_name = "DIR")]
@@ -259,6 +269,15 @@ fn cross_process(cli: &Cli) -> Result<bool, Box<dyn Error>> {
             eprintln!();
         }
     }
+    let (kill, kill_failed) = if methods.contains(&Method::Kill) {
+        let trials = cli
+            .kill_trials
+            .unwrap_or(if cli.quick { 20 } else { 50 })
+            .max(1);
+        kill_rows(trials, rounds)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     series.retain(|s| {
         !failed
             .iter()
@@ -274,6 +293,8 @@ fn cross_process(cli: &Cli) -> Result<bool, Box<dyn Error>> {
 
     let results = Results {
         series,
+        kill,
+        kill_failed,
         skipped,
         failed,
         machine: machine(
@@ -337,7 +358,50 @@ fn cross_process(cli: &Cli) -> Result<bool, Box<dyn Error>> {
     if let Err(e) = plotted {
         eprintln!("shmring-benches: the plot failed: {e}");
     }
-    Ok(results.failed.is_empty())
+    Ok(results.failed.is_empty() && results.kill_failed.is_empty())
+}
+
+/// The kill → `Disconnected` rows: `trials` per row, spread over `rounds`
+/// alternating rounds (every row once a round, a fresh measuring child each).
+fn kill_rows(trials: u64, rounds: usize) -> (Vec<KillSeries>, Vec<(cross::kill::Row, String)>) {
+    use cross::kill::{Row, trials as run_trials};
+    let per_round = trials.div_ceil(rounds as u64).max(1);
+    let mut series: Vec<KillSeries> = Row::ALL
+        .iter()
+        .map(|&row| KillSeries {
+            row,
+            latencies_ns: Vec::new(),
+            peer_rss_kib: Vec::new(),
+            round_p50_ns: Vec::new(),
+        })
+        .collect();
+    let mut failed: Vec<(Row, String)> = Vec::new();
+    for round in 1..=rounds {
+        eprint!("round {round}/{rounds} · kill → Disconnected ({per_round} trials a row):");
+        for k in &mut series {
+            if failed.iter().any(|(r, _)| *r == k.row) {
+                continue;
+            }
+            match run_trials(k.row, per_round) {
+                Ok(run) => {
+                    let mut v: Vec<f64> = run.latencies_ns.iter().map(|&x| x as f64).collect();
+                    v.sort_by(f64::total_cmp);
+                    let p50 = median(&v);
+                    eprint!(" {} {}", k.row.key(), format_ns(p50));
+                    k.round_p50_ns.push(p50);
+                    k.latencies_ns.extend(run.latencies_ns);
+                    k.peer_rss_kib.extend(run.peer_rss_kib);
+                }
+                Err(e) => {
+                    eprint!(" {} FAILED", k.row.key());
+                    failed.push((k.row, e.to_string()));
+                }
+            }
+        }
+        eprintln!();
+    }
+    series.retain(|k| !k.latencies_ns.is_empty() && !failed.iter().any(|(r, _)| *r == k.row));
+    (series, failed)
 }
 
 /// One run of `series`' method and metric; records its figures. Returns what to
@@ -360,6 +424,8 @@ fn measure(
         series.push(Figure::P999, h.value_at_quantile(0.999) as f64);
         series.push(Figure::Max, h.max() as f64);
         series.push(Figure::Mean, run.batch_mean_ns);
+        series.push(Figure::CallsParent, run.system_calls.parent);
+        series.push(Figure::CallsChild, run.system_calls.child);
         if let Some(pooled) = &mut series.pooled {
             pooled.add(h)?;
         }
@@ -371,6 +437,8 @@ fn measure(
             _ => messages_shm,
         };
         let run = cross::stream(method, metric.size(), messages, child_cpu)?;
+        series.push(Figure::CallsParent, run.system_calls.parent);
+        series.push(Figure::CallsChild, run.system_calls.child);
         let rate = run.rate();
         Ok(if metric == Metric::Tput8 {
             series.push(Figure::Rate, rate);

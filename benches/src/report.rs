@@ -6,6 +6,7 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use shmring_benches::cross::kill::{Kind, Row, Wait};
 use shmring_benches::cross::{Method, Metric};
 
 /// One figure of a method and metric, measured once a round.
@@ -23,6 +24,11 @@ pub enum Figure {
     Mean,
     /// Messages per second (throughput) or bytes per second (bandwidth).
     Rate,
+    /// System calls shmring counted on the parent's thread, per round trip or
+    /// message (the receiver of a throughput run).
+    CallsParent,
+    /// The same on the child's thread (the sender of a throughput run).
+    CallsChild,
 }
 
 impl Figure {
@@ -37,6 +43,8 @@ impl Figure {
             Self::Max => "max",
             Self::Mean => "batch_mean",
             Self::Rate => "rate",
+            Self::CallsParent => "syscalls_parent",
+            Self::CallsChild => "syscalls_child",
         }
     }
 }
@@ -60,10 +68,19 @@ impl Series {
         } else {
             &[Figure::Rate]
         };
+        let calls: &[Figure] = if method.counts_system_calls() {
+            &[Figure::CallsParent, Figure::CallsChild]
+        } else {
+            &[]
+        };
         Self {
             method,
             metric,
-            rounds: figures.iter().map(|&f| (f, Vec::new())).collect(),
+            rounds: figures
+                .iter()
+                .chain(calls)
+                .map(|&f| (f, Vec::new()))
+                .collect(),
             pooled: metric
                 .is_round_trip()
                 .then(shmring_benches::cross::new_histogram),
@@ -147,10 +164,39 @@ pub struct Settings {
     pub features: Vec<String>,
 }
 
+/// The kill → `Disconnected` trials of one row, every round's together.
+#[derive(Debug)]
+pub struct KillSeries {
+    pub row: Row,
+    /// Latencies, ns, in the order measured.
+    pub latencies_ns: Vec<u64>,
+    /// The peer's RSS before each kill, KiB.
+    pub peer_rss_kib: Vec<u64>,
+    /// Each round's median latency, ns.
+    pub round_p50_ns: Vec<f64>,
+}
+
+impl KillSeries {
+    /// The `q` quantile of the latencies (nearest rank), ns.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let mut v = self.latencies_ns.clone();
+        v.sort_unstable();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1] as f64
+    }
+}
+
 /// Everything a run produced.
 #[derive(Debug)]
 pub struct Results {
     pub series: Vec<Series>,
+    /// Kill → `Disconnected`, one per row measured.
+    pub kill: Vec<KillSeries>,
+    /// (row, error): kill rows that failed (dropped from later rounds).
+    pub kill_failed: Vec<(Row, String)>,
     /// (method, metric, reason): not measured here.
     pub skipped: Vec<(Method, Metric, String)>,
     /// (method, metric, error): a run failed; the method was dropped from the
@@ -258,6 +304,30 @@ impl Results {
                 "shmring connection unix socket p50 / unix stream socket p50 (8 B round trip)",
                 self.headline_ratio(rtt, ConnectionSocket, UnixStream),
             ),
+            (
+                "shmring readiness fd p50 / eventfd ping-pong p50 (8 B round trip)",
+                self.headline_ratio(rtt, Readiness, EventFd),
+            ),
+            (
+                "shmring readiness fd p50 / eventfd ping-pong p50 (1 KiB round trip)",
+                self.headline_ratio(Metric::Rtt1K, Readiness, EventFd),
+            ),
+            (
+                "shmring readiness fd, sym fences p50 / eventfd ping-pong p50 (8 B round trip)",
+                self.headline_ratio(rtt, ReadinessSymmetric, EventFd),
+            ),
+            (
+                "shmring readiness fd, sym fences p50 / shmring readiness fd p50 (8 B round trip)",
+                self.headline_ratio(rtt, ReadinessSymmetric, Readiness),
+            ),
+            (
+                "shmring park p50 / futex ping-pong p50 (8 B round trip)",
+                self.headline_ratio(rtt, ShmringPark, Futex),
+            ),
+            (
+                "eventfd ping-pong p50 / futex ping-pong p50 (8 B round trip)",
+                self.headline_ratio(rtt, EventFd, Futex),
+            ),
         ]
     }
 
@@ -267,6 +337,8 @@ impl Results {
         let list = [
             (Metric::Rtt8, ShmringBusySpin, CacheLine, true, 1.15),
             (Metric::Rtt8, ShmringPark, Futex, true, 1.1),
+            (Metric::Rtt8, Readiness, EventFd, true, 1.1),
+            (Metric::Rtt1K, Readiness, EventFd, true, 1.1),
             (Metric::Rtt8, Pipe, ShmringBusySpin, false, 25.0),
             (Metric::Tput8, ShmringBusySpin, BareRing, false, 1.0),
         ];
@@ -439,7 +511,132 @@ impl Results {
                 rows,
             });
         }
+        if let Some(table) = self.kill_table() {
+            tables.push(table);
+        }
         tables
+    }
+
+    /// The kill → `Disconnected` table, if any row ran.
+    fn kill_table(&self) -> Option<Table> {
+        if self.kill.is_empty() && self.kill_failed.is_empty() {
+            return None;
+        }
+        let reference = self.kill_reference().map(|k| k.quantile(0.99));
+        let mut rows = Vec::new();
+        for k in &self.kill {
+            let mut row = vec![
+                k.row.name(),
+                watcher_label(k.row.watcher).to_owned(),
+                k.latencies_ns.len().to_string(),
+                format!("{} KiB", median_u64(&k.peer_rss_kib)),
+                "ms".to_owned(),
+            ];
+            for q in [0.5, 0.99, 1.0] {
+                row.push(fmt_ms(k.quantile(q)));
+            }
+            let (lo, hi) = range(&k.round_p50_ns);
+            row.push(format!("{}..{}", fmt_ms(lo), fmt_ms(hi)));
+            row.push(fmt_ratio(reference.map(|r| k.quantile(0.99) / r)));
+            rows.push(row);
+        }
+        for (row, _) in &self.kill_failed {
+            rows.push(vec![
+                row.name(),
+                watcher_label(row.watcher).to_owned(),
+                String::new(),
+                String::new(),
+                "(FAILED: see below)".to_owned(),
+            ]);
+        }
+        Some(Table {
+            title: "kill → Disconnected".to_owned(),
+            header: vec![
+                "receiver blocked",
+                "watcher",
+                "trials",
+                "peer RSS",
+                "unit",
+                "p50",
+                "p99",
+                "max",
+                "round p50s",
+                "p99 vs conn.",
+            ],
+            rows,
+        })
+    }
+
+    /// The reference row of the kill table: the connection's, watcher on.
+    fn kill_reference(&self) -> Option<&KillSeries> {
+        self.kill
+            .iter()
+            .find(|k| k.row.kind == Kind::Connection && k.row.wait == Wait::Futex && k.row.watcher)
+    }
+
+    /// The kill rows' targets: (label, value, target, met).
+    fn kill_targets(&self) -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        let reference = self.kill_reference().map(|k| k.quantile(0.99));
+        for k in self.kill.iter().filter(|k| k.row.watcher) {
+            if k.row.kind == Kind::Connection {
+                continue;
+            }
+            let p50 = k.quantile(0.5);
+            out.push((
+                format!("{}, watcher on: p50 {} ms", k.row.name(), fmt_ms(p50)),
+                "target ≤ 1 ms".to_owned(),
+                p50 <= 1e6,
+            ));
+            if let Some(r) = reference {
+                let ratio = k.quantile(0.99) / r;
+                out.push((
+                    format!(
+                        "{}, watcher on: p99 / connection p99 {ratio:.2}",
+                        k.row.name()
+                    ),
+                    "target ≤ 1.5".to_owned(),
+                    ratio <= 1.5,
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// System calls per message: "0" when none at all, else three significant
+/// digits.
+fn fmt_calls(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_owned()
+    } else if v < 0.01 {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn watcher_label(on: bool) -> &'static str {
+    if on { "on (after)" } else { "off (before)" }
+}
+
+fn median_u64(v: &[u64]) -> u64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// A latency in ms with three significant digits or so.
+fn fmt_ms(ns: f64) -> String {
+    let ms = ns / 1e6;
+    if !ms.is_finite() {
+        "-".to_owned()
+    } else if ms < 1.0 {
+        format!("{ms:.3}")
+    } else if ms < 10.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.1}")
     }
 }
 
@@ -574,6 +771,30 @@ impl Results {
              socket: its ratio to the unix stream socket row is the framing's cost. Each side \
              checks that it got the transport the row names."
                 .to_owned(),
+            "readiness, readiness-sym: two named shmring channels (their doorbells are FIFOs \
+             beside them), both sides as an event loop: try_recv until Empty, arm_for_message, \
+             and if Armed wait in poll on readiness_fd, then try again (try_send, arm_for_space \
+             likewise). readiness: the builder's default fences (asymmetric where membarrier is \
+             allowed: every arm is a membarrier, an IPI to every CPU); readiness-sym: \
+             asymmetric_fences(false), a full fence per message instead. eventfd, their reference: \
+             the payload in shared buffers as for the futex, each side writes 1 to its eventfd \
+             and waits in poll on the other's, then reads it (the same poll-then-read shape as an \
+             event loop; both poll with a 100 ms timeout to notice a peer that hangs)."
+                .to_owned(),
+            "kill → Disconnected: for each row and round, a measuring child (with \
+             SHMRING_NO_WATCHER=1 in its environment for \"watcher off (before)\": a parked call \
+             then learns of a death from its own 25 ms liveness probe) runs its trials one after \
+             another, each with a fresh named channel (or a connection upgraded to shared memory) \
+             and a fresh peer child, which opens its end, sends one message and sleeps. The \
+             measuring thread receives that message, then blocks (recv with WaitStrategy::Park, \
+             or armed in epoll_wait on readiness_fd); a second thread waits until it sleeps (its \
+             /proc state S) and 2 ms more, reads the clock and SIGKILLs the peer; the latency runs \
+             to the blocked call's Disconnected (anything else fails the row). Nobody is pinned. \
+             The kernel's exit path frees the peer's memory before its descriptors hang up (about \
+             70-105 µs per MiB on these guests): the peer's RSS is given. The connection rows' \
+             death source is also the connection's socket watcher; the connection parked on the \
+             futex with the watcher on is the reference (\"p99 vs conn.\")."
+                .to_owned(),
         ];
         let mut out = String::new();
         for p in &paragraphs {
@@ -606,6 +827,49 @@ impl Results {
             }
             out.push('\n');
         }
+        let counted: Vec<&Series> = self
+            .series
+            .iter()
+            .filter(|s| !s.values(Figure::CallsParent).is_empty())
+            .collect();
+        if !counted.is_empty() {
+            heading(
+                &mut out,
+                "System calls shmring counted on each side's thread (system_calls_on_this_thread), \
+                 per round trip or message, median of rounds (a caller's own poll not included):",
+            );
+            for s in counted {
+                let (parent, child) = if s.metric.is_round_trip() {
+                    ("parent", "child")
+                } else {
+                    ("receiver", "sender")
+                };
+                let _ = writeln!(
+                    out,
+                    "{bullet}{} / {}: {parent} {}, {child} {}",
+                    s.method.name(),
+                    s.metric.title(),
+                    fmt_calls(median(s.values(Figure::CallsParent))),
+                    fmt_calls(median(s.values(Figure::CallsChild))),
+                );
+            }
+            out.push('\n');
+        }
+        let kill_targets = self.kill_targets();
+        if !kill_targets.is_empty() {
+            heading(
+                &mut out,
+                "Kill → Disconnected targets (every trial of every round together):",
+            );
+            for (label, target, met) in kill_targets {
+                let _ = writeln!(
+                    out,
+                    "{bullet}{label}, {target}: {}",
+                    if met { "met" } else { "NOT met" }
+                );
+            }
+            out.push('\n');
+        }
         let ratios = self.key_ratios();
         if ratios.iter().any(|(_, r)| r.is_some()) {
             heading(
@@ -621,7 +885,7 @@ impl Results {
             }
             out.push('\n');
         }
-        if !self.skipped.is_empty() || !self.failed.is_empty() {
+        if !self.skipped.is_empty() || !self.failed.is_empty() || !self.kill_failed.is_empty() {
             heading(&mut out, "Not measured:");
             for (method, metric, reason) in &self.skipped {
                 let _ = writeln!(
@@ -637,6 +901,14 @@ impl Results {
                     "{bullet}{} / {}: FAILED: {error}",
                     method.name(),
                     metric.title()
+                );
+            }
+            for (row, error) in &self.kill_failed {
+                let _ = writeln!(
+                    out,
+                    "{bullet}kill → Disconnected / {}, watcher {}: FAILED: {error}",
+                    row.name(),
+                    watcher_label(row.watcher)
                 );
             }
             out.push('\n');
@@ -750,6 +1022,7 @@ struct JsonReport<'a> {
     methods: Vec<JsonMethod>,
     records: Vec<JsonRecord>,
     key_ratios: Vec<JsonRatio>,
+    kill: Vec<JsonKill>,
     skipped: Vec<JsonSkip>,
     failed: Vec<JsonSkip>,
 }
@@ -772,6 +1045,20 @@ struct JsonRecord {
     rounds: Vec<f64>,
     vs_busy_spin: Option<f64>,
     vs_limit: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonKill {
+    row: String,
+    name: String,
+    watcher: bool,
+    trials: usize,
+    p50_ns: f64,
+    p99_ns: f64,
+    max_ns: f64,
+    round_p50_ns: Vec<f64>,
+    peer_rss_kib: u64,
+    p99_vs_connection: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -798,6 +1085,11 @@ impl Results {
                         (format!("{}_msg_per_s", s.metric.key()), "msg/s", 1.0)
                     }
                     Figure::Rate => (format!("{}_GB_per_s", s.metric.key()), "GB/s", 1e-9),
+                    f @ (Figure::CallsParent | Figure::CallsChild) => (
+                        format!("{}_{}", s.metric.key(), f.key()),
+                        "calls per message",
+                        1.0,
+                    ),
                     f => (format!("{}_{}_ns", s.metric.key(), f.key()), "ns", 1.0),
                 };
                 let rounds: Vec<f64> = values.iter().map(|v| v * scale).collect();
@@ -850,6 +1142,24 @@ impl Results {
                 .key_ratios()
                 .into_iter()
                 .map(|(name, value)| JsonRatio { name, value })
+                .collect(),
+            kill: self
+                .kill
+                .iter()
+                .map(|k| JsonKill {
+                    row: k.row.key(),
+                    name: k.row.name(),
+                    watcher: k.row.watcher,
+                    trials: k.latencies_ns.len(),
+                    p50_ns: k.quantile(0.5),
+                    p99_ns: k.quantile(0.99),
+                    max_ns: k.quantile(1.0),
+                    round_p50_ns: k.round_p50_ns.clone(),
+                    peer_rss_kib: median_u64(&k.peer_rss_kib),
+                    p99_vs_connection: self
+                        .kill_reference()
+                        .map(|r| k.quantile(0.99) / r.quantile(0.99)),
+                })
                 .collect(),
             skipped: skip(&self.skipped),
             failed: skip(&self.failed),

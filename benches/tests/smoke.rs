@@ -308,3 +308,75 @@ fn the_in_process_comparison_still_runs() {
         );
     }
 }
+
+/// The readiness rows run against the eventfd reference (every echo checked),
+/// the system calls per message are counted on both sides, and the kill rows
+/// report a latency for every row (each trial a real peer process SIGKILLed).
+#[test]
+fn the_readiness_and_kill_rows_run() {
+    let _serial = serial();
+    let dir = out_dir("readiness");
+    let out = run(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--iterations",
+        "300",
+        "--messages",
+        "100000",
+        "--kill-trials",
+        "2",
+        "--only",
+        "readiness,readiness-sym,eventfd,busy-spin,kill",
+        "--json",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    let report: Value = serde_json::from_str(&out).expect("stdout is the JSON report");
+    let records = report["records"].as_array().expect("records");
+    let value = |method: &str, metric: &str| {
+        records
+            .iter()
+            .find(|r| r["method"] == method && r["metric"] == metric)
+            .and_then(|r| r["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {method} {metric} record in\n{out}"))
+    };
+    for method in ["readiness", "readiness-sym", "eventfd"] {
+        for metric in ["rtt_8B_p50_ns", "rtt_1KiB_p50_ns"] {
+            let v = value(method, metric);
+            assert!(v > 0.0 && v.is_finite(), "{method} {metric}: {v}");
+        }
+    }
+    // Counted on both sides: a number, zero or more (the readiness rows make
+    // system calls by design; busy-spin throughput is expected to make none).
+    for (method, metric) in [
+        ("readiness", "rtt_8B_syscalls_parent"),
+        ("readiness", "rtt_8B_syscalls_child"),
+        ("busy-spin", "tput_8B_syscalls_parent"),
+        ("busy-spin", "tput_8B_syscalls_child"),
+    ] {
+        let v = value(method, metric);
+        assert!(v >= 0.0 && v.is_finite(), "{method} {metric}: {v}");
+    }
+    assert!(value("readiness", "rtt_8B_syscalls_parent") > 0.0);
+    let ratio = report["key_ratios"]
+        .as_array()
+        .expect("key_ratios")
+        .iter()
+        .find(|r| r["name"] == "shmring readiness fd p50 / eventfd ping-pong p50 (8 B round trip)")
+        .and_then(|r| r["value"].as_f64())
+        .unwrap_or_else(|| panic!("no readiness / eventfd ratio:\n{out}"));
+    assert!(ratio > 0.0 && ratio.is_finite(), "{ratio}");
+    let kill = report["kill"].as_array().expect("kill");
+    assert_eq!(kill.len(), 12, "{out}");
+    for row in kill {
+        assert_eq!(row["trials"], 2, "{row}");
+        for key in ["p50_ns", "p99_ns", "max_ns"] {
+            let v = row[key].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0 && v.is_finite(), "{row}");
+        }
+        assert!(row["peer_rss_kib"].as_u64().is_some_and(|k| k > 0), "{row}");
+    }
+    assert!(report["failed"].as_array().expect("failed").is_empty());
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
+}

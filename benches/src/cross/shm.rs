@@ -3,6 +3,7 @@
 //! (the cache-line limit, the futex ping-pong, the bare rings).
 
 use std::hint::spin_loop;
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::process::Command;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use shmring::{Channel, ChannelBuilder, SegmentBuilder, WaitStrategy};
 use super::{
     BULK, BULK_SLOTS, Check, Duplex, FD_A_VAR, FD_B_VAR, LARGE, Method, PAYLOAD_A, PAYLOAD_B,
     PAYLOAD_MAX, Patience, ROUND_TRIP_CAPACITY, Result, SMALL, STREAM_BATCH, SharedBlock, Sink,
-    Source, Stamp, futex_wait, futex_wake,
+    Source, Stamp, futex_wait, futex_wake, wait_readable,
 };
 use crate::shared_bare;
 
@@ -78,8 +79,9 @@ pub(super) fn shmring_child(method: Method) -> Result<ShmringDuplex> {
 
 /// What the child opens before its watchdog starts.
 pub(super) enum ShmringEnds {
-    Duplex(ShmringDuplex),
-    Sender(shmring::Sender),
+    // Boxed: endpoints are a few hundred bytes, and the variants differ.
+    Duplex(Box<ShmringDuplex>),
+    Sender(Box<shmring::Sender>),
 }
 
 /// The channel of a throughput run: for 8-byte messages as many messages as the
@@ -380,6 +382,105 @@ impl Duplex for Futex<'_> {
             for _ in 0..4096 {
                 self.patience.tick()?;
             }
+        }
+        self.patience.reset();
+        self.lanes.take(buf);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The eventfd ping-pong
+
+/// The eventfd reference's two descriptors, seen from one side: the one this
+/// side writes and the one it waits on.
+pub(super) struct EventFdPair {
+    out: OwnedFd,
+    inn: OwnedFd,
+}
+
+impl EventFdPair {
+    /// Creates the two eventfds (ping: parent to child, passed as [`FD_A_VAR`];
+    /// pong: child to parent, [`FD_B_VAR`]).
+    pub(super) fn parent(command: &mut Command) -> Result<Self> {
+        let (out, inn) = (eventfd()?, eventfd()?);
+        super::inherit(command, out.as_fd(), FD_A_VAR);
+        super::inherit(command, inn.as_fd(), FD_B_VAR);
+        Ok(Self { out, inn })
+    }
+
+    /// The descriptors the parent passed.
+    pub(super) fn child() -> Result<Self> {
+        Ok(Self {
+            inn: super::inherited(FD_A_VAR)?,
+            out: super::inherited(FD_B_VAR)?,
+        })
+    }
+}
+
+/// A blocking eventfd (counter mode), close-on-exec.
+fn eventfd() -> Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointer; it returns a fresh descriptor or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd == -1 {
+        return Err(format!("eventfd: {}", std::io::Error::last_os_error()).into());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The readiness rows' reference: the payload in the shared block's buffers (as
+/// for the futex), the signal an eventfd each way. The sender adds 1 to its
+/// eventfd; the receiver waits in `poll` on the other, then reads it (resetting
+/// the counter: one message is in flight at a time).
+pub(super) struct EventFdDuplex<'a> {
+    lanes: Lanes<'a, AtomicU32>,
+    pair: EventFdPair,
+    patience: Patience,
+}
+
+impl<'a> EventFdDuplex<'a> {
+    pub(super) fn new(
+        shared: &'a SharedBlock,
+        size: usize,
+        parent: bool,
+        pair: EventFdPair,
+    ) -> Result<Self> {
+        let block = shared.block();
+        Ok(Self {
+            lanes: Lanes::new(shared, size, parent, (&*block.futex_a, &*block.futex_b))?,
+            pair,
+            patience: Patience::new("the peer's eventfd"),
+        })
+    }
+}
+
+impl Duplex for EventFdDuplex<'_> {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.lanes.put(msg);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live array to an open eventfd. The kernel's
+        // write orders the buffer's bytes before the peer's read returns.
+        let n = unsafe { libc::write(self.pair.out.as_raw_fd(), one.as_ptr().cast(), 8) };
+        if n != 8 {
+            return Err(format!("eventfd write: {}", std::io::Error::last_os_error()).into());
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
+        wait_readable(self.pair.inn.as_fd(), &mut self.patience)?;
+        let mut count = [0u8; 8];
+        // SAFETY: reads 8 bytes into a live array from an open eventfd, which is
+        // readable (polled above): the read does not block.
+        let n = unsafe { libc::read(self.pair.inn.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+        if n != 8 {
+            return Err(format!("eventfd read: {}", std::io::Error::last_os_error()).into());
+        }
+        if u64::from_ne_bytes(count) != 1 {
+            return Err(format!("eventfd count {}, expected 1", u64::from_ne_bytes(count)).into());
         }
         self.patience.reset();
         self.lanes.take(buf);
