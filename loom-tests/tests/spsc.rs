@@ -254,7 +254,10 @@ fn full_side_model(wait: fn(&mut Producer<LoomRegion>, &LoomFutex)) {
 /// A release notification that neither rings the doorbell nor is seen by the
 /// re-check after arming leaves it asleep with room in the ring: a deadlock.
 /// Covers the ARMED bit on the space signal: the producer's `fetch_or` and fence,
-/// the consumer's publication (Release), its fence, load, `fetch_and` and ring.
+/// the consumer's fence, load, `fetch_and` and ring. (Not the consumer's
+/// publication: here it is always followed by the notifier's fence, and loom's
+/// SeqCst fences synchronise with each other, so its weakening shows in other
+/// models: `wrap_with_padding_keeps_order_and_bytes`, `read_batch_then_reuse`.)
 #[test]
 fn armed_producer_is_rung_when_room_appears() {
     full_side_model(|tx, futex| match tx.arm_for_space(8, futex).unwrap() {
