@@ -33,6 +33,7 @@
 //! | `no_lost_wakeup_when_empty` | a consumer blocked on an empty ring is woken | 3 | 0.6 (0.1) |
 //! | `no_lost_wakeup_when_full` | a producer blocked on a full ring is woken | 3 | 12.3 (3.1) |
 //! | `armed_consumer_is_rung_for_every_message` | a consumer that arms its doorbell whenever the ring is empty is rung for every message | 3 | 0.2 (0.2) |
+//! | `armed_producer_is_rung_when_room_appears` | a producer that arms its doorbell for room whenever the ring is full (four frames through three) is rung when the consumer releases | 3 | 7.6 (3.6) |
 //! | `waits_time_out` | a passed deadline ends a wait | 3 | 0.0 (0.0) |
 //! | `write_position_covers_committed_frames` | the published write position covers committed frames | 3 | 0.0 (0.0) |
 //! | `producer_handover_appends_after_committed` | a second producer recovers the write position and appends | 3 | 0.0 (0.0) |
@@ -47,6 +48,7 @@
 //! | `two_by_one_capacity_2_wraps` | 2 × 1, two messages each through two slots: laps, payload races | 1 | 1.3 (0.2) |
 //! | `no_lost_wakeup_producer` | a producer blocked on a full ring is woken | 2 | 0.1 (0.0) |
 //! | `armed_consumer_is_rung_for_every_message` | a consumer that arms its doorbell (never sleeping on the futex) is rung for each of three messages through two slots | 2 | 0.0 (0.0) |
+//! | `armed_producer_is_rung_when_room_appears` | a producer that arms its doorbell for room (never sleeping on the futex) is rung when the consumer frees a slot, three messages through two slots | 2 | 0.1 (0.1) |
 //! | `waiters_wake_the_others_before_sleeping` | a waiter notifies what it owes before it sleeps (neither side calls `wake` otherwise) | 2 | 0.0 (0.0) |
 //! | `dead_producer_is_skipped` | a dead producer's claim is skipped once it is dead, and only then | 2 | 5.0 (0.7) |
 //! | `dead_producer_two_consumers_agree` | two consumers racing to skip count one skip | 1 | 0.3 (0.0) |

@@ -9,6 +9,7 @@
 //! - `two_by_one_capacity_2_wraps`: bound 1, 1.3 s (0.2 s user)
 //! - `no_lost_wakeup_producer`: bound 2, 0.1 s (0.0 s user)
 //! - `armed_consumer_is_rung_for_every_message`: bound 2, 0.0 s (0.0 s user)
+//! - `armed_producer_is_rung_when_room_appears`: bound 2, 0.1 s (0.1 s user)
 //! - `waiters_wake_the_others_before_sleeping`: bound 2, 0.0 s (0.0 s user)
 //! - `dead_producer_is_skipped`: bound 2, 5.0 s (0.7 s user)
 //! - `dead_producer_two_consumers_agree`: bound 1, 0.3 s (0.0 s user)
@@ -173,15 +174,68 @@ fn two_by_one_capacity_2_wraps() {
 /// `wait_for_message` and frees slots, waking it.
 #[test]
 fn no_lost_wakeup_producer() {
-    blocking_pair_model(true);
+    pair_model(block_for_space, block_for_message, true);
+}
+
+/// A consumer in an event loop: it never sleeps on the futex, it arms its
+/// readiness descriptor whenever the head has nothing for it and waits on the
+/// doorbell, while the producer sends three messages through two slots, blocking
+/// for space. A notification that neither rings the doorbell nor is seen by the
+/// re-check after arming leaves the consumer asleep: a deadlock. Covers the ARMED
+/// bit on the data signal (the waiter's registration and fence, the notifier's
+/// fence, load, clear and ring).
+#[test]
+fn armed_consumer_is_rung_for_every_message() {
+    pair_model(block_for_space, arm_for_message, true);
+}
+
+/// A producer in an event loop: it never sleeps on the futex, it arms its
+/// readiness descriptor for room whenever the slot at the tail is taken and waits
+/// on the doorbell, while the consumer takes three messages through two slots,
+/// blocking for each. A release notification that neither rings the doorbell nor
+/// is seen by the re-check after arming leaves the producer asleep: a deadlock.
+/// Covers the ARMED bit on the space signal (the waiter's registration and
+/// fence, the consumer's free (Release), its fence, load, clear and ring).
+#[test]
+fn armed_producer_is_rung_when_room_appears() {
+    pair_model(arm_for_space, block_for_message, true);
+}
+
+fn block_for_space(tx: &mut Producer, futex: &LoomFutex) {
+    tx.wait_for_space(futex, None).unwrap();
+}
+
+fn block_for_message(rx: &mut Consumer, futex: &LoomFutex) {
+    rx.wait_for_message(futex, None).unwrap();
+}
+
+/// Arms the doorbell for room and, if armed, waits for its ring.
+fn arm_for_space(tx: &mut Producer, futex: &LoomFutex) {
+    match tx.arm_for_space(futex).unwrap() {
+        Readiness::Ready => {}
+        Readiness::Armed => futex.wait_doorbell(),
+    }
+}
+
+/// Arms the doorbell for a message and, if armed, waits for its ring.
+fn arm_for_message(rx: &mut Consumer, futex: &LoomFutex) {
+    match rx.arm_for_message(futex).unwrap() {
+        Readiness::Ready => {}
+        Readiness::Armed => futex.wait_doorbell(),
+    }
 }
 
 /// One producer and one consumer through two slots, three messages, each side
-/// blocking in its wait (no deadline) whenever it cannot go on. With
+/// calling its wait (`for_space`, `for_message`: blocking on the futex, or
+/// arming and waiting on the doorbell) whenever it cannot go on. With
 /// `wake_after_each`, each side calls `wake` after every operation; without it,
 /// only once when it is done, so that each relies on the other's wait to notify
 /// it before sleeping.
-fn blocking_pair_model(wake_after_each: bool) {
+fn pair_model(
+    for_space: fn(&mut Producer, &LoomFutex),
+    for_message: fn(&mut Consumer, &LoomFutex),
+    wake_after_each: bool,
+) {
     model(2, move || {
         let region = LoomMpmcRegion::new(2, 2, 2);
         let futex = Arc::new(LoomFutex::new());
@@ -193,8 +247,10 @@ fn blocking_pair_model(wake_after_each: bool) {
                 loop {
                     match tx.push(&message(0, s)) {
                         Ok(()) => break,
+                        // Stalled: the consumer is copying the previous lap's
+                        // message out.
                         Err(MpmcPushError::Full | MpmcPushError::Stalled { .. }) => {
-                            tx.wait_for_space(&*f, None).unwrap()
+                            for_space(&mut tx, &f)
                         }
                         Err(e) => panic!("send: {e}"),
                     }
@@ -214,7 +270,7 @@ fn blocking_pair_model(wake_after_each: bool) {
                     Ok(_) => break,
                     // Stalled: the producer claimed and is writing.
                     Err(MpmcPopError::Empty | MpmcPopError::Stalled { .. }) => {
-                        rx.wait_for_message(&*futex, None).unwrap()
+                        for_message(&mut rx, &futex)
                     }
                     Err(e) => panic!("recv: {e}"),
                 }
@@ -225,47 +281,6 @@ fn blocking_pair_model(wake_after_each: bool) {
             }
         }
         if !wake_after_each {
-            rx.wake(&*futex);
-        }
-        producer.join().unwrap();
-    });
-}
-
-/// A consumer in an event loop: it never sleeps on the futex, it arms its
-/// readiness descriptor whenever the head has nothing for it and waits on the
-/// doorbell, while the producer sends three messages through two slots, blocking
-/// for space. A notification that neither rings the doorbell nor is seen by the
-/// re-check after arming leaves the consumer asleep: a deadlock. Covers the ARMED
-/// bit on the data signal (the waiter's registration and fence, the notifier's
-/// fence, load, clear and ring).
-#[test]
-fn armed_consumer_is_rung_for_every_message() {
-    model(2, || {
-        let region = LoomMpmcRegion::new(2, 2, 2);
-        let futex = Arc::new(LoomFutex::new());
-        let mut tx = Producer::register(region.clone(), token(1)).unwrap();
-        let mut rx = Consumer::register(region, token(2)).unwrap();
-        let f = futex.clone();
-        let producer = thread::spawn(move || {
-            for s in 0..3 {
-                send_blocking(&mut tx, &message(0, s), &f);
-            }
-        });
-        let mut buf = [0u8; 2];
-        for s in 0..3 {
-            loop {
-                match rx.pop(&mut buf) {
-                    Ok(_) => break,
-                    Err(MpmcPopError::Empty | MpmcPopError::Stalled { .. }) => {
-                        match rx.arm_for_message(&*futex).unwrap() {
-                            Readiness::Ready => {}
-                            Readiness::Armed => futex.wait_doorbell(),
-                        }
-                    }
-                    Err(e) => panic!("recv: {e}"),
-                }
-            }
-            assert_eq!(buf, message(0, s));
             rx.wake(&*futex);
         }
         producer.join().unwrap();
@@ -653,5 +668,5 @@ fn taken_over_entry_hands_on_the_dead_claim() {
 /// both sleep for ever, which loom reports as a deadlock.
 #[test]
 fn waiters_wake_the_others_before_sleeping() {
-    blocking_pair_model(false);
+    pair_model(block_for_space, block_for_message, false);
 }

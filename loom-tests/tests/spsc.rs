@@ -11,6 +11,7 @@
 //! - `no_lost_wakeup_when_empty`: 0.6 s (0.1 s user)
 //! - `no_lost_wakeup_when_full`: 12.3 s (3.1 s user)
 //! - `armed_consumer_is_rung_for_every_message`: 0.2 s (0.2 s user)
+//! - `armed_producer_is_rung_when_room_appears`: 7.6 s (3.6 s user)
 //! - `waits_time_out`: 0.0 s (0.0 s user)
 //! - `write_position_covers_committed_frames`: 0.0 s (0.0 s user)
 //! - `producer_handover_appends_after_committed`: 0.0 s (0.0 s user)
@@ -206,7 +207,15 @@ fn armed_consumer_is_rung_for_every_message() {
 /// the consumer's publication (Release) and its waiter hint.
 #[test]
 fn no_lost_wakeup_when_full() {
-    model(|| {
+    full_side_model(|tx, futex| tx.wait_for_space(8, futex, None).unwrap());
+}
+
+/// A 64-byte ring holds three 16-byte frames; the producer pushes four, calling
+/// `wait` whenever the ring is full and wake_consumer after each; the consumer
+/// pops them, blocking in wait_for_message while the ring is empty and calling
+/// wake_producer after each.
+fn full_side_model(wait: fn(&mut Producer<LoomRegion>, &LoomFutex)) {
+    model(move || {
         let (mut tx, mut rx) = split(64);
         let futex = Arc::new(LoomFutex::new());
         let f = futex.clone();
@@ -216,7 +225,7 @@ fn no_lost_wakeup_when_full() {
                 loop {
                     match tx.push(&msg) {
                         Ok(()) => break,
-                        Err(PushError::Full { .. }) => tx.wait_for_space(8, &*f, None).unwrap(),
+                        Err(PushError::Full { .. }) => wait(&mut tx, &f),
                         Err(e) => panic!("push: {e}"),
                     }
                 }
@@ -236,6 +245,24 @@ fn no_lost_wakeup_when_full() {
             rx.wake_producer(&*futex);
         }
         producer.join().unwrap();
+    });
+}
+
+/// No lost doorbell ring on the full side: the producer never sleeps on the
+/// futex; whenever the ring is full it arms its readiness descriptor for room
+/// (`arm_for_space`) and waits on the doorbell, as a sender in an event loop does.
+/// A release notification that neither rings the doorbell nor is seen by the
+/// re-check after arming leaves it asleep with room in the ring: a deadlock.
+/// Covers the ARMED bit on the space signal: the producer's `fetch_or` and fence,
+/// the consumer's fence, load, `fetch_and` and ring. (Not the consumer's
+/// publication: here it is always followed by the notifier's fence, and loom's
+/// SeqCst fences synchronise with each other, so its weakening shows in other
+/// models: `wrap_with_padding_keeps_order_and_bytes`, `read_batch_then_reuse`.)
+#[test]
+fn armed_producer_is_rung_when_room_appears() {
+    full_side_model(|tx, futex| match tx.arm_for_space(8, futex).unwrap() {
+        Readiness::Ready => {}
+        Readiness::Armed => futex.wait_doorbell(),
     });
 }
 
