@@ -19,28 +19,7 @@
 
 #include "shmring.h"
 
-static int checks;
-
-#define EXPECT(call, code)                                                                  \
-    do {                                                                                    \
-        int rc_ = (call);                                                                   \
-        checks++;                                                                           \
-        if (rc_ != (code)) {                                                                \
-            fprintf(stderr, "bad_input.c:%d: %s\n  returned %d (%s), expected %s (%d)\n  last error: %s\n", \
-                    __LINE__, #call, rc_, shmring_strerror(rc_), #code, (int)(code),        \
-                    shmring_last_error_message());                                          \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define ASSERT(cond)                                                            \
-    do {                                                                        \
-        checks++;                                                               \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "bad_input.c:%d: assertion failed: %s\n", __LINE__, #cond); \
-            exit(1);                                                            \
-        }                                                                       \
-    } while (0)
+#include "expect.h"
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

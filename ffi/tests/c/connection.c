@@ -37,31 +37,9 @@
 #define WINDOW 16u
 #define CAPACITY 65536u
 
-static int checks;
+#include "expect.h"
 /* The transport the default-policy session got, for the closing line. */
 static const char *default_transport = "?";
-
-#define EXPECT(call, code)                                                                  \
-    do {                                                                                    \
-        int rc_ = (call);                                                                   \
-        checks++;                                                                           \
-        if (rc_ != (code)) {                                                                \
-            fprintf(stderr, "connection.c:%d: %s\n  returned %d (%s), expected %s (%d)\n"   \
-                            "  last error: %s\n",                                           \
-                    __LINE__, #call, rc_, shmring_strerror(rc_), #code, (int)(code),        \
-                    shmring_last_error_message());                                          \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define ASSERT(cond)                                                                        \
-    do {                                                                                    \
-        checks++;                                                                           \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "connection.c:%d: assertion failed: %s\n", __LINE__, #cond);   \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
 
 static void name_of(char *out, size_t size, const char *prefix, const char *what) {
     int n = snprintf(out, size, "%s-%s", prefix, what);

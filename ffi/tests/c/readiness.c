@@ -34,29 +34,7 @@
 /* How long one that must not become readable is watched. */
 #define QUIET_MS 100
 
-static int checks;
-
-#define EXPECT(call, code)                                                                  \
-    do {                                                                                    \
-        int rc_ = (call);                                                                   \
-        checks++;                                                                           \
-        if (rc_ != (code)) {                                                                \
-            fprintf(stderr, "readiness.c:%d: %s\n  returned %d (%s), expected %s (%d)\n"    \
-                            "  last error: %s\n",                                           \
-                    __LINE__, #call, rc_, shmring_strerror(rc_), #code, (int)(code),        \
-                    shmring_last_error_message());                                          \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define ASSERT(cond)                                                                  \
-    do {                                                                              \
-        checks++;                                                                     \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "readiness.c:%d: assertion failed: %s\n", __LINE__, #cond); \
-            exit(1);                                                                  \
-        }                                                                             \
-    } while (0)
+#include "expect.h"
 
 /* Whether `fd` becomes readable (POLLIN or POLLHUP) within `ms` milliseconds. */
 static int readable_within(int fd, int ms) {

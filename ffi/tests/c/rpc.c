@@ -29,28 +29,7 @@
 #define CAPACITY 4096u
 #define TIMEOUT_MS 10000u
 
-static int checks;
-
-#define EXPECT(call, code)                                                                  \
-    do {                                                                                    \
-        int rc_ = (call);                                                                   \
-        checks++;                                                                           \
-        if (rc_ != (code)) {                                                                \
-            fprintf(stderr, "rpc.c:%d: %s\n  returned %d (%s), expected %s (%d)\n  last error: %s\n", \
-                    __LINE__, #call, rc_, shmring_strerror(rc_), #code, (int)(code),        \
-                    shmring_last_error_message());                                          \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define ASSERT(cond)                                                                  \
-    do {                                                                              \
-        checks++;                                                                     \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "rpc.c:%d: assertion failed: %s\n", __LINE__, #cond);     \
-            exit(1);                                                                  \
-        }                                                                             \
-    } while (0)
+#include "expect.h"
 
 static void name_of(char *out, size_t size, const char *prefix, const char *what) {
     int n = snprintf(out, size, "%s-%s", prefix, what);

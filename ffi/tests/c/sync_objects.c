@@ -28,28 +28,7 @@ _Static_assert(sizeof(shmring_sync_options) == SHMRING_SYNC_OPTIONS_SIZE,
 #define K 500u
 #define TIMEOUT_MS 10000u
 
-static int checks;
-
-#define EXPECT(call, code)                                                                  \
-    do {                                                                                    \
-        int rc_ = (call);                                                                   \
-        checks++;                                                                           \
-        if (rc_ != (code)) {                                                                \
-            fprintf(stderr, "sync_objects.c:%d: %s\n  returned %d (%s), expected %s (%d)\n  last error: %s\n", \
-                    __LINE__, #call, rc_, shmring_strerror(rc_), #code, (int)(code),        \
-                    shmring_last_error_message());                                          \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define ASSERT(cond)                                                                     \
-    do {                                                                                 \
-        checks++;                                                                        \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "sync_objects.c:%d: assertion failed: %s\n", __LINE__, #cond); \
-            exit(1);                                                                     \
-        }                                                                                \
-    } while (0)
+#include "expect.h"
 
 static void name_of(char *out, size_t size, const char *prefix, const char *what) {
     int n = snprintf(out, size, "%s-%s", prefix, what);

@@ -26,28 +26,7 @@
 #define MAX_LEN 1024u
 #define TIMEOUT_MS 5000u
 
-static int checks;
-
-#define EXPECT(call, code)                                                                  \
-    do {                                                                                    \
-        int rc_ = (call);                                                                   \
-        checks++;                                                                           \
-        if (rc_ != (code)) {                                                                \
-            fprintf(stderr, "transports.c:%d: %s\n  returned %d (%s), expected %s (%d)\n  last error: %s\n", \
-                    __LINE__, #call, rc_, shmring_strerror(rc_), #code, (int)(code),        \
-                    shmring_last_error_message());                                          \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define ASSERT(cond)                                                                  \
-    do {                                                                              \
-        checks++;                                                                     \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "transports.c:%d: assertion failed: %s\n", __LINE__, #cond); \
-            exit(1);                                                                  \
-        }                                                                             \
-    } while (0)
+#include "expect.h"
 
 static void bad_input(const char *prefix) {
     shmring_listener *l = (shmring_listener *)&checks; /* must be overwritten with NULL */
