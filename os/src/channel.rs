@@ -332,7 +332,7 @@ impl Link {
     /// Whether the peer is leaving or gone by what costs no system call: its
     /// claim released, or our doorbell hung up (every ringer gone).
     fn peer_leaving(&self) -> bool {
-        self.peer_released() || self.bells.hung_up()
+        self.peer_released() || self.bells.gone_hint()
     }
 
     /// Registers with the process's watcher (once), so that the peer's death

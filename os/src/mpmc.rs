@@ -498,7 +498,8 @@ impl Link {
     /// The futex a parked call sleeps on: the segment's, except that it does not
     /// sleep long once the doorbell hung up (`blocking::ParkFutex`).
     fn park_futex(&self) -> ParkFutex<'_, impl Fn() -> bool + '_> {
-        self.waiter.park_futex(self.futex, || self.bells.hung_up())
+        self.waiter
+            .park_futex(self.futex, || self.bells.gone_hint())
     }
 
     /// Registers with the process's watcher (once), so that the other side's
@@ -550,7 +551,7 @@ impl Link {
         self.watch(true);
         let looks_gone = self
             .bells
-            .drain_for_arming(|| self.bells.hung_up())
+            .drain_for_arming(|| self.bells.gone_hint())
             .map_err(|e| Error::io("read", self.segment.describe(), e))?;
         // The lock's verdict stands for the next non-blocking call.
         if looks_gone && self.peer_gone(Instant::now())? {
@@ -1049,7 +1050,7 @@ impl<E: MpmcEndpoint> Endpoint for E {
         self.link().stall.map(|stall| stall.check_at)
     }
     fn peer_leaving(&self) -> bool {
-        self.link().bells.hung_up()
+        self.link().bells.gone_hint()
     }
 }
 

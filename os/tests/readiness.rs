@@ -1335,3 +1335,41 @@ fn a_forked_child_keeps_the_sender_alive_after_its_parent_dies() {
         assert_gone_soon(&name);
     }
 }
+
+// ---------------------------------------------------------------------------
+// 6. A doorbell whose hang-up cannot come: the watcher's tick
+// ---------------------------------------------------------------------------
+
+/// A process other than the sender holds the data doorbell's write end open
+/// (here: this test's own process, as a hostile or forked one would), so the
+/// sender's death hangs nothing up. An armed receiver still becomes readable and
+/// gets `Disconnected`: the watcher probes armed endpoints every
+/// `LIVENESS_INTERVAL` and rings the doorbell once the lock says the peer is gone.
+#[test]
+fn an_armed_receiver_whose_doorbell_cannot_hang_up_is_rung_by_the_watchers_probe() {
+    let name = unique("held-bell");
+    let chan = Chan::create(Kind::Spsc, &name);
+    let (mut rx, mut child) = receiver_with_sender(&chan, Kind::Spsc, &name, 0, 0, true);
+    // Our own write end of the data doorbell (read-write, as a ringer opens it).
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&bell_paths(&name)[0])
+        .expect("open the data doorbell");
+    assert_eq!(rx.arm().unwrap(), Readiness::Armed);
+    let epoll = Epoll::new(rx.fd());
+    let killed = child.kill();
+    assert!(
+        epoll.wait(PROMPT_WAKE),
+        "an armed receiver whose doorbell cannot hang up was never rung after the kill"
+    );
+    let latency = killed.elapsed();
+    assert_eq!(rx.arm().unwrap(), Readiness::Ready);
+    let mut buf = vec![0u8; rx.max_message_len()];
+    assert!(
+        matches!(rx.try_recv(&mut buf), Err(TryRecvError::Disconnected)),
+        "after the watcher's ring"
+    );
+    eprintln!("held doorbell: readable {latency:?} after the kill (the watcher's 25 ms probe)");
+    drop(held);
+}

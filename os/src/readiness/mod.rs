@@ -346,6 +346,9 @@ pub(crate) struct Bells {
     /// endpoint's peer is probably leaving, so its blocked calls probe the lock
     /// at the short interval. A hint; the lock decides.
     hung_up: Arc<AtomicBool>,
+    /// Set by the watcher when its periodic probe found the peer gone though no
+    /// hang-up came (another process holds a ringer's end): the same hint.
+    found_gone: Arc<AtomicBool>,
     /// The registration with the process's watcher, made on first need.
     watched: Option<watcher::Registration>,
 }
@@ -365,6 +368,7 @@ impl Bells {
             ringer,
             wakeups,
             hung_up: Arc::new(AtomicBool::new(false)),
+            found_gone: Arc::new(AtomicBool::new(false)),
             watched: None,
         })
     }
@@ -405,11 +409,12 @@ impl Bells {
         })
     }
 
-    /// Whether the watcher saw the doorbell hang up (and has not seen a ringer
-    /// come back since). SeqCst: the store-buffer pairing with the watcher's
+    /// Whether the watcher thinks the peer may be gone: it saw the doorbell hang
+    /// up (and no ringer come back since), or its probe found the peer gone. A
+    /// hint that makes the lock probe due; the lock decides. SeqCst: the store-buffer pairing with the watcher's
     /// store and wake (`crate::blocking::ParkFutex`).
-    pub(crate) fn hung_up(&self) -> bool {
-        self.hung_up.load(Ordering::SeqCst)
+    pub(crate) fn gone_hint(&self) -> bool {
+        self.hung_up.load(Ordering::SeqCst) || self.found_gone.load(Ordering::SeqCst)
     }
 
     /// Registers the endpoint with the process's watcher, once: from then on a
@@ -425,6 +430,7 @@ impl Bells {
                     doorbell: Arc::clone(&self.doorbell),
                     private_writer: self.private_writer.clone(),
                     hung_up: Arc::clone(&self.hung_up),
+                    found_gone: Arc::clone(&self.found_gone),
                     probe: probe(),
                 };
                 self.watched = watcher::register(target, armed);

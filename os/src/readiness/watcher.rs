@@ -45,6 +45,9 @@ pub(crate) struct Target {
     pub(crate) doorbell: Arc<OwnedFd>,
     pub(crate) private_writer: Option<Arc<OwnedFd>>,
     pub(crate) hung_up: Arc<AtomicBool>,
+    /// Set when a tick's probe found the peer gone (and rang the doorbell for
+    /// it), cleared when one finds it alive: with `hung_up`, the endpoint's hint.
+    pub(crate) found_gone: Arc<AtomicBool>,
     pub(crate) probe: Probe,
 }
 
@@ -52,8 +55,6 @@ struct Entry {
     target: Target,
     /// The endpoint has armed its descriptor: tick for it.
     armed: AtomicBool,
-    /// The peer was found gone and the doorbell rung for it (once per death).
-    rang_for_death: AtomicBool,
 }
 
 /// An endpoint's registration; dropping it ends the watch.
@@ -148,7 +149,6 @@ pub(crate) fn register(target: Target, armed: bool) -> Option<Registration> {
     let entry = Arc::new(Entry {
         target,
         armed: AtomicBool::new(armed),
-        rang_for_death: AtomicBool::new(false),
     });
     shared.lock().insert(token, Arc::clone(&entry));
     if bell::epoll_watch(
@@ -267,7 +267,6 @@ fn tick(shared: &Shared) {
                 .map_or(true, |events| events.contains(PollFlags::HUP));
             if !hup {
                 target.hung_up.store(false, Ordering::SeqCst);
-                entry.rang_for_death.store(false, Ordering::Relaxed);
                 let _ = bell::epoll_watch(
                     shared.epoll.as_fd(),
                     target.doorbell.as_fd(),
@@ -293,12 +292,13 @@ fn tick(shared: &Shared) {
             let _ = bell::ring_own(target.doorbell.as_fd());
         }
         if (target.probe.peer_gone)() {
-            if !entry.rang_for_death.swap(true, Ordering::Relaxed) {
+            // SYNC: SeqCst, then the wake's fence: as for a hang-up (`run`).
+            if !target.found_gone.swap(true, Ordering::SeqCst) {
                 let _ = bell::ring_own(target.doorbell.as_fd());
                 (target.probe.wake_parked)();
             }
         } else {
-            entry.rang_for_death.store(false, Ordering::Relaxed);
+            target.found_gone.store(false, Ordering::SeqCst);
         }
     }
 }
