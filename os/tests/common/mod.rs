@@ -728,3 +728,31 @@ pub fn readable_within(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bo
         );
     }
 }
+
+/// The event loop a departure must end: arms `endpoint` until it says `Ready`,
+/// waiting for its descriptor to become readable between tries, for up to
+/// `timeout`; whether it did. A departure may take a moment to show in this
+/// test process: a child another test spawns holds a copy of the departed
+/// endpoint's lock description until its `exec` (see [`claim`]), and the probe
+/// says "alive" until then; the doorbell's hang-up rings again after.
+pub fn ready_within<R>(
+    endpoint: &mut R,
+    timeout: Duration,
+    fd: impl for<'a> Fn(&'a R) -> std::os::fd::BorrowedFd<'a>,
+    mut arm: impl FnMut(&mut R) -> shmring::Readiness,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !readable_within(fd(endpoint), left) {
+            return false;
+        }
+        if arm(endpoint) == shmring::Readiness::Ready {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
