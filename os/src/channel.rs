@@ -266,6 +266,10 @@ fn claims_word(region: &RawRegion, role: Role) -> &AtomicU32 {
 /// An endpoint's tie to its segment and peer: the mapping, the peer's liveness,
 /// and the waiting policy.
 struct Link {
+    /// The doorbell this endpoint waits on (its readiness descriptor) and the one
+    /// it rings. First, so that it drops first: the watcher lets go of the
+    /// endpoint before the segment's last handle goes.
+    bells: Bells,
     segment: Arc<Segment>,
     /// The futex and fence pair the segment's protocol flags call for.
     futex: SharedFutex,
@@ -273,9 +277,6 @@ struct Link {
     /// The wait strategy, the last liveness verdict and the peer-gone flag (a
     /// connection's socket watcher sets it, `crate::connection`).
     waiter: Waiter,
-    /// The doorbell this endpoint waits on (its readiness descriptor) and the one
-    /// it rings.
-    bells: Bells,
 }
 
 impl fmt::Debug for Link {

@@ -450,11 +450,12 @@ struct Stall {
 
 /// An endpoint's tie to its segment and the other side.
 struct Link {
+    /// The doorbell this endpoint waits on (its readiness descriptor) and the one
+    /// it rings. First, so that it drops first: the watcher lets go of the
+    /// endpoint before the segment's last handle goes.
+    bells: Bells,
     segment: Arc<MpmcSegment>,
     futex: SharedFutex,
-    /// The doorbell this endpoint waits on (its readiness descriptor) and the one
-    /// it rings.
-    bells: Bells,
     /// The wait strategy and the other side's last liveness verdict.
     waiter: Waiter,
     stall_timeout: Duration,

@@ -84,18 +84,54 @@ impl Registration {
 }
 
 impl Drop for Registration {
+    /// Ends the watch; the last registration of the process stops the thread and
+    /// joins it (so a process that closed its endpoints exits with no thread of
+    /// ours left, and leaves nothing for a leak checker). A registration a forked
+    /// child inherited only leaves its copy of the table: the `epoll` instance is
+    /// the parent's too.
     fn drop(&mut self) {
-        let mut entries = self.watcher.lock();
-        entries.remove(&self.token);
+        let mut global = WATCHER.lock().unwrap_or_else(PoisonError::into_inner);
+        let ours = self.watcher.pid == std::process::id();
+        let left = {
+            let mut entries = self.watcher.lock();
+            entries.remove(&self.token);
+            entries.len()
+        };
+        if !ours {
+            return;
+        }
         bell::epoll_forget(
             self.watcher.epoll.as_fd(),
             self.entry.target.doorbell.as_fd(),
         );
+        let current = global
+            .as_ref()
+            .is_some_and(|g| Arc::ptr_eq(&g.shared, &self.watcher));
+        if left == 0 && current {
+            let stopped = global.take();
+            drop(global);
+            if let Some(Global {
+                shared,
+                thread: Some(thread),
+                ..
+            }) = stopped
+            {
+                // Relaxed: the nudge's write and the thread's read of the pipe
+                // order it.
+                shared.stop.store(true, Ordering::Relaxed);
+                shared.nudge();
+                let _ = thread.join();
+            }
+        }
     }
 }
 
 /// The watcher's state shared with registrations.
 struct Shared {
+    /// The process that started it.
+    pid: u32,
+    /// Set when the last registration goes: the thread returns.
+    stop: AtomicBool,
     epoll: OwnedFd,
     /// An eventfd-like pipe that wakes the thread (a new armed endpoint).
     wake_read: OwnedFd,
@@ -122,6 +158,7 @@ struct Global {
     pid: u32,
     shared: Arc<Shared>,
     next_token: u64,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 static WATCHER: Mutex<Option<Global>> = Mutex::new(None);
@@ -136,10 +173,12 @@ pub(crate) fn register(target: Target, armed: bool) -> Option<Registration> {
     let mut global = WATCHER.lock().unwrap_or_else(PoisonError::into_inner);
     let pid = std::process::id();
     if global.as_ref().is_none_or(|g| g.pid != pid) {
+        let (shared, thread) = start(pid)?;
         *global = Some(Global {
             pid,
-            shared: start()?,
+            shared,
             next_token: WAKE_TOKEN + 1,
+            thread: Some(thread),
         });
     }
     let global = global.as_mut()?;
@@ -182,7 +221,7 @@ fn disabled() -> bool {
     *DISABLED.get_or_init(|| std::env::var_os(NO_WATCHER_VAR).is_some_and(|v| v == "1"))
 }
 
-fn start() -> Option<Arc<Shared>> {
+fn start(pid: u32) -> Option<(Arc<Shared>, std::thread::JoinHandle<()>)> {
     let epoll = bell::epoll_create().ok()?;
     let (wake_read, wake_write) = bell::pipe().ok()?;
     bell::epoll_watch(
@@ -194,17 +233,19 @@ fn start() -> Option<Arc<Shared>> {
     )
     .ok()?;
     let shared = Arc::new(Shared {
+        pid,
+        stop: AtomicBool::new(false),
         epoll,
         wake_read,
         wake_write,
         entries: Mutex::new(HashMap::new()),
     });
     let thread_shared = Arc::clone(&shared);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("shmring-watcher".to_owned())
         .spawn(move || run(&thread_shared))
         .ok()?;
-    Some(shared)
+    Some((shared, thread))
 }
 
 /// The thread: wait for hang-ups (and, while anything is armed or hung up, tick).
@@ -230,6 +271,10 @@ fn run(shared: &Shared) {
         for &(token, hung_up) in &events {
             if token == WAKE_TOKEN {
                 let _ = bell::drain(shared.wake_read.as_fd());
+                // Relaxed: ordered by the pipe (see `Drop for Registration`).
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 continue;
             }
             let entry = shared.lock().get(&token).cloned();
