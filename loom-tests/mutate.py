@@ -37,10 +37,10 @@ How long it takes: the first build compiles loom and the workspace without LTO
 (about 2 minutes); then each mutation rebuilds in 5 to 10 s. A mutation a model
 catches costs that model's run, usually seconds. A mutation nothing catches (the
 explained ones included, unless --skip-explained) runs every model of each test
-binary it changed: the SPSC suite takes under a minute, the MPMC suite 4 to 5
-minutes (December 2026, 2 shared cores). About 27 MPMC mutations are explained
-or not caught, so the whole run takes 2 to 2.5 hours, and about an hour with
---skip-explained; the loom budget of issue 16 (~20 s per model) shortens both.
+binary it changed. With the models within the loom budget of issue 16 (~20 s
+each) and unchanged binaries skipped, the whole run of 77 mutations took 8 to 18
+minutes in December 2026 (2 shared cores; the longer figure with builds beside
+it).
 A test binary the mutation leaves byte-identical is not run (its models cannot
 change), and the unmutated models' times are cached by binary hash in
 <target-dir>/mutate/.
