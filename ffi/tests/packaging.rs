@@ -166,7 +166,8 @@ fn make(target: &str, prefix: &Path, destdir: Option<&Path>) {
         .arg(format!("PREFIX={}", prefix.display()))
         .env_remove("MAKEFLAGS")
         .env_remove("LIBDIR")
-        .env_remove("INCLUDEDIR");
+        .env_remove("INCLUDEDIR")
+        .env_remove("DESTDIR");
     if let Some(destdir) = destdir {
         command.arg(format!("DESTDIR={}", destdir.display()));
     }
