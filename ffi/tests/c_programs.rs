@@ -44,18 +44,9 @@ fn run_checked(source: &str, link: Link, args: &[&str]) -> String {
     stdout
 }
 
-/// Whether valgrind is here; without it, the valgrind tests fail under `CI=true`
-/// and are skipped (saying so) otherwise.
+/// Whether valgrind is here ([`common::require`]).
 fn have_valgrind() -> bool {
-    if common::have("valgrind") {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "valgrind is missing, and CI=true"
-    );
-    eprintln!("skipped: no valgrind");
-    false
+    common::require("valgrind")
 }
 
 /// A command running the C program at `program` under valgrind's memcheck
@@ -412,12 +403,7 @@ fn c11_static_asserts_and_layout() {
 /// round trip works from C++.
 #[test]
 fn header_compiles_as_cpp17() {
-    if !common::have("g++") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "g++ is missing, and CI=true"
-        );
-        eprintln!("skipped: no g++");
+    if !common::require("g++") {
         return;
     }
     let program = compile("header_cpp.cpp", Link::Shared);

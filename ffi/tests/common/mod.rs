@@ -126,7 +126,7 @@ pub fn compile(source: &str, link: Link) -> PathBuf {
         .arg(&exe);
     match link {
         Link::Shared => {
-            let dir = lib.cdylib.parent().expect("library dir");
+            let dir = &shared_dir(&out_dir);
             cmd.arg("-L")
                 .arg(dir)
                 .arg("-lshmring_c")
@@ -154,6 +154,31 @@ pub fn compile(source: &str, link: Link) -> PathBuf {
     exe
 }
 
+/// The ABI epoch (`ffi/SOVERSION`), which build.rs puts in the SONAME
+/// `libshmring_c.so.<epoch>`.
+pub fn soversion() -> String {
+    let path = crate_dir().join("SOVERSION");
+    let text = std::fs::read_to_string(&path).expect("read ffi/SOVERSION");
+    text.trim().to_owned()
+}
+
+/// A directory of this test process under `out_dir` where `libshmring_c.so` and
+/// `libshmring_c.so.<epoch>` (the SONAME, which a program linked to it loads) link
+/// to the cdylib cargo built: the build tree has no file named after the SONAME.
+fn shared_dir(out_dir: &Path) -> PathBuf {
+    let dir = out_dir.join(format!("lib-{}", std::process::id()));
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).expect("create the library link directory");
+        for name in [
+            "libshmring_c.so".to_owned(),
+            format!("libshmring_c.so.{}", soversion()),
+        ] {
+            std::os::unix::fs::symlink(&library().cdylib, dir.join(name)).expect("link the cdylib");
+        }
+    }
+    dir
+}
+
 /// Whether `program` runs (for optional tools: g++, valgrind).
 pub fn have(program: &str) -> bool {
     Command::new(program)
@@ -162,6 +187,21 @@ pub fn have(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether the tool `program` is here for a test that needs it: without it, the
+/// test fails under `CI=true` (`.ci/run` installs the tools) and is skipped, saying
+/// so, otherwise.
+pub fn require(program: &str) -> bool {
+    if have(program) {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{program} is missing, and CI=true"
+    );
+    eprintln!("skipped: no {program}");
+    false
 }
 
 /// Waits for `child` up to `limit`, killing it then; returns its output.
