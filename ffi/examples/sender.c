@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
     char line[4096];
     while (fgets(line, sizeof line, stdin)) {
         size_t len = strcspn(line, "\n");
-        rc = shmring_sender_send(tx, line, len); /* waits while the ring is full */
+        rc = shmring_msg_sender_send(shmring_sender_as_msg_sender(tx), line, len); /* waits while the ring is full */
         if (rc != SHMRING_OK) {
             fail("send", rc);
             break;

@@ -552,7 +552,8 @@ typedef struct shmring_listener shmring_listener;
 typedef struct shmring_mpmc shmring_mpmc;
 
 /**
- * A receiver attached to an MPMC channel. Free it with
+ * A receiver attached to an MPMC channel: a `shmring_msg_receiver` through
+ * `shmring_mpmc_receiver_as_msg_receiver`. Free it with
  * `shmring_mpmc_receiver_close`.
  *
  * Opaque: only pointers to it exist in C.
@@ -560,7 +561,8 @@ typedef struct shmring_mpmc shmring_mpmc;
 typedef struct shmring_mpmc_receiver shmring_mpmc_receiver;
 
 /**
- * A sender attached to an MPMC channel. Free it with `shmring_mpmc_sender_close`
+ * A sender attached to an MPMC channel: a `shmring_msg_sender` through
+ * `shmring_mpmc_sender_as_msg_sender`. Free it with `shmring_mpmc_sender_close`
  * (which frees its table entry).
  *
  * Opaque: only pointers to it exist in C.
@@ -568,8 +570,9 @@ typedef struct shmring_mpmc_receiver shmring_mpmc_receiver;
 typedef struct shmring_mpmc_sender shmring_mpmc_sender;
 
 /**
- * The receiving end of an address-based transport, made by
- * `shmring_listener_accept`. Free it with `shmring_msg_receiver_close`.
+ * A receiving endpoint of any kind, for the `shmring_msg_receiver_*` calls: a
+ * transport's receiver (free it with `shmring_msg_receiver_close`), or the view
+ * of another receiving handle (`shmring_*_as_msg_receiver`).
  *
  * Used by one thread at a time; it may move between threads.
  *
@@ -578,8 +581,9 @@ typedef struct shmring_mpmc_sender shmring_mpmc_sender;
 typedef struct shmring_msg_receiver shmring_msg_receiver;
 
 /**
- * The sending end of an address-based transport, made by
- * `shmring_connect_sender`. Free it with `shmring_msg_sender_close`.
+ * A sending endpoint of any kind, for the `shmring_msg_sender_*` calls: a
+ * transport's sender (free it with `shmring_msg_sender_close`), or the view of
+ * another sending handle (`shmring_*_as_msg_sender`: free that handle instead).
  *
  * Used by one thread at a time; it may move between threads.
  *
@@ -1309,211 +1313,24 @@ int shmring_connection_transport(const struct shmring_connection *connection,
                                  shmring_transport *out);
 
 /**
- * Stores the largest message, in either direction, in `*out` (the same on every
- * transport: half the ring capacity less 8 bytes). A receive buffer this long
- * never gets `SHMRING_E_BUFFER_TOO_SMALL`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `connection` is NULL or a live connection handle; `out` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_connection_max_message_len(const struct shmring_connection *connection,
-                                       size_t *out);
-
-/**
- * Sends `len` bytes at `data` as one message if that can be done now without
- * blocking.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the peer has gone);
- * `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. Over
- * a socket, a message the kernel took only part of is accepted (`SHMRING_OK`)
- * and its rest written by the next call.
- *
- * # Safety
- * - `connection` is NULL or a live connection handle.
- * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
- */
-SHMRING_MUST_USE
-int shmring_connection_try_send(struct shmring_connection *connection,
-                                const void *data,
-                                size_t len);
-
-/**
- * As `shmring_connection_try_send`, waiting for room as long as it takes instead
- * of returning `SHMRING_E_FULL`.
- *
- * # Safety
- * As `shmring_connection_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_connection_send(struct shmring_connection *connection,
-                            const void *data,
-                            size_t len);
-
-/**
- * As `shmring_connection_send`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
- *
- * # Safety
- * As `shmring_connection_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_connection_send_timeout(struct shmring_connection *connection,
-                                    const void *data,
-                                    size_t len,
-                                    uint64_t timeout_ms);
-
-/**
- * Copies the next message into `buf`, if there is one now; never blocks.
- * `*out_len` receives its length.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (the peer has gone and
- * everything it sent was received); `SHMRING_E_BUFFER_TOO_SMALL` (`*out_len` is
- * the length needed; nothing is consumed: the message stays for the next call);
- * `SHMRING_E_CORRUPTED` (a hostile peer: a bad ring or an over-long frame);
- * `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. `*out_len` is 0 after other
- * failures.
- *
- * # Safety
- * - `connection` is NULL or a live connection handle.
- * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
- * - `out_len` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_connection_try_recv(struct shmring_connection *connection,
-                                void *buf,
-                                size_t buf_len,
-                                size_t *out_len);
-
-/**
- * As `shmring_connection_try_recv`, waiting for a message as long as it takes
- * instead of returning `SHMRING_E_EMPTY`.
- *
- * # Safety
- * As `shmring_connection_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_connection_recv(struct shmring_connection *connection,
-                            void *buf,
-                            size_t buf_len,
-                            size_t *out_len);
-
-/**
- * As `shmring_connection_recv`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
- *
- * # Safety
- * As `shmring_connection_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_connection_recv_timeout(struct shmring_connection *connection,
-                                    void *buf,
-                                    size_t buf_len,
-                                    size_t *out_len,
-                                    uint64_t timeout_ms);
-
-/**
- * The receiving half's readiness descriptor, for `epoll`, `poll` or `select`.
- * Over shared memory (`SHMRING_TRANSPORT_SHARED_MEMORY`) it is a doorbell, as
- * `shmring_receiver_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
- * `shmring_connection_arm_for_message` returned `SHMRING_ARMED`, when a message
- * arrives or the peer goes. Over a socket it is the socket itself: readable when
- * bytes (or the end) arrive; it is then the same descriptor as
- * `shmring_connection_send_readiness_fd` (register it once, with `EPOLLIN` and
- * `EPOLLOUT` as needed: `epoll_ctl` refuses the same descriptor twice).
- *
- * The descriptor belongs to the connection: the same for its life, closed by
- * `shmring_connection_close` (remove it from your `epoll` set first). Never read
- * or write it, and never close it.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
+ * The connection as a `shmring_msg_sender`, for the message family's calls
+ * (copying sends, and the sending half's readiness descriptor). The same
+ * handle: never close the view, close `connection`. NULL for NULL.
  *
  * # Safety
  * `connection` is NULL or a live connection handle.
  */
-SHMRING_MUST_USE int shmring_connection_readiness_fd(const struct shmring_connection *connection);
+struct shmring_msg_sender *shmring_connection_as_msg_sender(struct shmring_connection *connection);
 
 /**
- * Arms the receiving half's descriptor (`shmring_connection_readiness_fd`) for
- * the next message. Never blocks. The loop: when the descriptor is readable,
- * receive with `shmring_connection_try_recv` until `SHMRING_E_EMPTY`, then arm:
- * on `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event
- * loop.
- *
- * # Returns
- * `SHMRING_READY` (1): a message is there now, or the peer has gone (the next
- * receive says which; over a socket: a whole message or the end is buffered);
- * `SHMRING_ARMED` (2); or a negative code: `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
+ * The connection as a `shmring_msg_receiver`, for the message family's calls
+ * (copying receives, and the receiving half's readiness descriptor). The same
+ * handle: never close the view, close `connection`. NULL for NULL.
  *
  * # Safety
  * `connection` is NULL or a live connection handle.
  */
-SHMRING_MUST_USE int shmring_connection_arm_for_message(struct shmring_connection *connection);
-
-/**
- * The sending half's readiness descriptor. Over shared memory it is a doorbell,
- * as `shmring_sender_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
- * `shmring_connection_arm_for_space` returned `SHMRING_ARMED`, when the peer
- * frees room or goes. Over a socket it is the socket itself: poll it for
- * *writability* (`EPOLLOUT`) after a send returned `SHMRING_E_FULL`; it is then
- * the same descriptor as `shmring_connection_readiness_fd`.
- *
- * Owned by the connection, as `shmring_connection_readiness_fd`.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle.
- */
-SHMRING_MUST_USE
-int shmring_connection_send_readiness_fd(const struct shmring_connection *connection);
-
-/**
- * Arms the sending half's descriptor (`shmring_connection_send_readiness_fd`)
- * for room for a message of `len` bytes. Never blocks. Over a socket it always
- * returns `SHMRING_READY`: try the send, and if it says `SHMRING_E_FULL`, poll
- * the socket for writability.
- *
- * # Returns
- * `SHMRING_READY` (1): the message fits now, or the peer has gone (the next send
- * says which); `SHMRING_ARMED` (2); or a negative code:
- * `SHMRING_E_MESSAGE_TOO_LARGE`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle.
- */
-SHMRING_MUST_USE
-int shmring_connection_arm_for_space(struct shmring_connection *connection,
-                                     size_t len);
-
-/**
- * Stores in `*out` how the receiving half's descriptor is woken:
- * `SHMRING_WAKEUPS_DOORBELL` (by the peer; over a socket, by the kernel) or
- * `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no doorbell could be
- * shared). If `out_reason` is not NULL, `*out_reason` receives why it is polled
- * (`""` for a doorbell): a NUL-terminated string owned by the connection, valid
- * until `shmring_connection_close`. Fixed for the connection's life.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection` or `out`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle; `out` and `out_reason` are
- * NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_connection_wakeups(const struct shmring_connection *connection,
-                               shmring_wakeups *out,
-                               const char **out_reason);
+struct shmring_msg_receiver *shmring_connection_as_msg_receiver(struct shmring_connection *connection);
 
 /**
  * Fills `*options` with the defaults (all fields zero): mode `0600`, accepted
@@ -1730,6 +1547,267 @@ int shmring_event_wait_from(const struct shmring_event *event,
 int shmring_event_close(struct shmring_event *event);
 
 /**
+ * Stores the largest message the endpoint carries in `*out`. Allowed while a
+ * grant is outstanding.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `sender` is NULL or a live sending handle or view; `out` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_max_message_len(const struct shmring_msg_sender *sender,
+                                       size_t *out);
+
+/**
+ * Copies `len` bytes at `data` out as one message if that can be done now;
+ * never blocks. On a shared-memory ring, messages queue while there is room
+ * whether or not a receiver is attached.
+ *
+ * # Returns
+ * `SHMRING_OK` (committed: delivered to a receiver even if this process dies
+ * now); `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has gone: see
+ * the module docs for the 1 ms a `try_` call may take to notice);
+ * `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a
+ * grant outstanding on an SPSC sender); `SHMRING_E_IO` (socket transports);
+ * `SHMRING_E_INVALID_ARGUMENT` (NULL `data` with a non-zero `len`, `len` beyond
+ * `PTRDIFF_MAX`, a handle that does not send).
+ *
+ * # Safety
+ * - `sender` is NULL or a live sending handle or view, used by this thread alone
+ *   during the call.
+ * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_try_send(struct shmring_msg_sender *sender,
+                                const void *data,
+                                size_t len);
+
+/**
+ * As `shmring_msg_sender_try_send`, waiting for room instead of returning
+ * `SHMRING_E_FULL`.
+ *
+ * # Returns
+ * As `shmring_msg_sender_try_send` but `SHMRING_E_FULL`;
+ * `SHMRING_E_DISCONNECTED` as soon as the receiver goes while there is no room.
+ *
+ * # Safety
+ * As `shmring_msg_sender_try_send`.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_send(struct shmring_msg_sender *sender,
+                            const void *data,
+                            size_t len);
+
+/**
+ * As `shmring_msg_sender_send`, giving up after `timeout_ms` milliseconds with
+ * `SHMRING_E_TIMED_OUT`.
+ *
+ * # Safety
+ * As `shmring_msg_sender_try_send`.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_send_timeout(struct shmring_msg_sender *sender,
+                                    const void *data,
+                                    size_t len,
+                                    uint64_t timeout_ms);
+
+/**
+ * The sender's readiness descriptor for room, for `epoll`, `poll` or `select`:
+ * it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+ * `shmring_msg_sender_arm_for_space` returned `SHMRING_ARMED`, when the receiver
+ * frees room, when the receiver goes (closes or dies), or every 25 ms for a
+ * polled endpoint (`shmring_msg_sender_wakeups`). The senders of one MPMC
+ * channel share a doorbell: one may take another's wake-up, so each sends until
+ * `SHMRING_E_FULL` and arms again.
+ *
+ * The descriptor belongs to the handle: the same for its life, closed by its
+ * `_close` (remove it from your `epoll` set first). Never read it (arming drains
+ * it) and never close it. Allowed while a grant is outstanding.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_UNSUPPORTED` for an address-based
+ * transport's sender; `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender`.
+ *
+ * # Safety
+ * `sender` is NULL or a live sending handle or view.
+ */
+SHMRING_MUST_USE int shmring_msg_sender_readiness_fd(const struct shmring_msg_sender *sender);
+
+/**
+ * Arms the readiness descriptor (`shmring_msg_sender_readiness_fd`) for room for
+ * a message of `len` bytes. Never blocks; with nobody armed, sending and
+ * receiving make no system call for it.
+ *
+ * The loop: when the descriptor is readable, send with
+ * `shmring_msg_sender_try_send` until `SHMRING_E_FULL`, then arm: on
+ * `SHMRING_READY` send again, on `SHMRING_ARMED` go back to the event loop.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): the message fits now, or the receiver has gone (the next
+ * send says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
+ * that may have changed; or a negative code: `SHMRING_E_MESSAGE_TOO_LARGE`,
+ * `SHMRING_E_UNSUPPORTED` (no descriptor), `SHMRING_E_BUSY` (grant
+ * outstanding), `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+ * `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `sender` is NULL or a live sending handle or view.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_arm_for_space(struct shmring_msg_sender *sender,
+                                     size_t len);
+
+/**
+ * Stores in `*out` how the readiness descriptor is woken:
+ * `SHMRING_WAKEUPS_DOORBELL` (by the peer) or `SHMRING_WAKEUPS_POLLED` (every
+ * 25 ms while armed, where no doorbell could be shared). If `out_reason` is not
+ * NULL, `*out_reason` receives why it is polled (`""` for a doorbell): a
+ * NUL-terminated string owned by the handle, valid until its `_close`. Fixed for
+ * the handle's life; allowed while a grant is outstanding.
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_UNSUPPORTED` (no descriptor);
+ * `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender` or `out`.
+ *
+ * # Safety
+ * `sender` is NULL or a live sending handle or view; `out` and `out_reason` are
+ * NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_msg_sender_wakeups(const struct shmring_msg_sender *sender,
+                               shmring_wakeups *out,
+                               const char **out_reason);
+
+/**
+ * Stores the largest message the endpoint carries in `*out`. Allowed while a
+ * read is outstanding.
+ *
+ * # Returns
+ * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiving handle or view; `out` is NULL or
+ * writable.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_max_message_len(const struct shmring_msg_receiver *receiver,
+                                         size_t *out);
+
+/**
+ * Copies the next message into `buf` and consumes it, if there is one now; never
+ * blocks. `*out_len` receives its length.
+ *
+ * `buf` may be NULL with `buf_len` 0: a probe that consumes only an empty message
+ * and otherwise reports the next one's length (`SHMRING_E_BUFFER_TOO_SMALL`).
+ *
+ * # Returns
+ * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (empty, and the
+ * sender has gone after everything it sent was received: see the module docs
+ * for the 1 ms a `try_` call may take to notice); `SHMRING_E_BUFFER_TOO_SMALL`
+ * (`*out_len` is the length needed; nothing consumed on a shared-memory ring, a
+ * datagram transport may drop it: see the transport's docs);
+ * `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a read outstanding on an SPSC
+ * receiver); `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT` (NULL `buf` with a
+ * non-zero `buf_len`, `buf_len` beyond `PTRDIFF_MAX`, NULL `out_len`, a handle
+ * that does not receive). `*out_len` is 0 after other failures.
+ *
+ * # Safety
+ * - `receiver` is NULL or a live receiving handle or view, used by this thread
+ *   alone during the call.
+ * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
+ * - `out_len` is NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_try_recv(struct shmring_msg_receiver *receiver,
+                                  void *buf,
+                                  size_t buf_len,
+                                  size_t *out_len);
+
+/**
+ * As `shmring_msg_receiver_try_recv`, waiting for a message instead of returning
+ * `SHMRING_E_EMPTY`. A receiver whose sender has not attached yet waits for it.
+ *
+ * # Returns
+ * As `shmring_msg_receiver_try_recv` but `SHMRING_E_EMPTY`;
+ * `SHMRING_E_DISCONNECTED` as soon as the sender has gone and everything it sent
+ * was received.
+ *
+ * # Safety
+ * As `shmring_msg_receiver_try_recv`.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_recv(struct shmring_msg_receiver *receiver,
+                              void *buf,
+                              size_t buf_len,
+                              size_t *out_len);
+
+/**
+ * As `shmring_msg_receiver_recv`, giving up after `timeout_ms` milliseconds with
+ * `SHMRING_E_TIMED_OUT`.
+ *
+ * # Safety
+ * As `shmring_msg_receiver_try_recv`.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_recv_timeout(struct shmring_msg_receiver *receiver,
+                                      void *buf,
+                                      size_t buf_len,
+                                      uint64_t timeout_ms,
+                                      size_t *out_len);
+
+/**
+ * The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it
+ * becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+ * `shmring_msg_receiver_arm_for_message` returned `SHMRING_ARMED`, when a
+ * message arrives, when the sender goes (every sender, for MPMC), or every 25 ms
+ * for a polled endpoint (`shmring_msg_receiver_wakeups`). The receivers of one
+ * MPMC channel share a doorbell: one may take another's wake-up (and the message
+ * with it), so each receives until `SHMRING_E_EMPTY` and arms again.
+ *
+ * Owned by the handle, as `shmring_msg_sender_readiness_fd`'s. Allowed while a
+ * read is outstanding.
+ *
+ * # Returns
+ * The descriptor (`>= 0`); `SHMRING_E_UNSUPPORTED` for an address-based
+ * transport's receiver; `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver`.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiving handle or view.
+ */
+SHMRING_MUST_USE int shmring_msg_receiver_readiness_fd(const struct shmring_msg_receiver *receiver);
+
+/**
+ * Arms the readiness descriptor (`shmring_msg_receiver_readiness_fd`) for a
+ * message. Never blocks. The loop: when the descriptor is readable, receive with
+ * `shmring_msg_receiver_try_recv` until `SHMRING_E_EMPTY`, then arm: on
+ * `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event loop.
+ *
+ * # Returns
+ * `SHMRING_READY` (1): a message is there now, or the sender has gone (the next
+ * receive says which); `SHMRING_ARMED` (2); or a negative code:
+ * `SHMRING_E_UNSUPPORTED` (no descriptor), `SHMRING_E_BUSY` (read outstanding),
+ * `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiving handle or view.
+ */
+SHMRING_MUST_USE int shmring_msg_receiver_arm_for_message(struct shmring_msg_receiver *receiver);
+
+/**
+ * As `shmring_msg_sender_wakeups`, for the receiver's descriptor.
+ *
+ * # Safety
+ * `receiver` is NULL or a live receiving handle or view; `out` and `out_reason`
+ * are NULL or writable.
+ */
+SHMRING_MUST_USE
+int shmring_msg_receiver_wakeups(const struct shmring_msg_receiver *receiver,
+                                 shmring_wakeups *out,
+                                 const char **out_reason);
+
+/**
  * Creates an MPMC channel in named POSIX shared memory,
  * `/dev/shm/shmring.<name>`: `slots` slots (a power of two from 2 to 2^24) of
  * `slot_size` bytes (the largest message, 1 to 16 MiB), and an endpoint table
@@ -1909,225 +1987,24 @@ int shmring_mpmc_sender_close(struct shmring_mpmc_sender *tx);
 int shmring_mpmc_receiver_close(struct shmring_mpmc_receiver *rx);
 
 /**
- * Copies `len` bytes at `data` into a slot, waiting for one.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` (full, and no receiver alive though one
- * has attached); `SHMRING_E_MESSAGE_TOO_LARGE` (over the slot size);
- * `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT`; `SHMRING_E_PANIC`.
+ * The sender as a `shmring_msg_sender`, for the message family's calls (copying
+ * sends, readiness). The same handle: never close the view, close `tx`. NULL for
+ * NULL.
  *
  * # Safety
- * `tx` is NULL or a live MPMC sender used by this thread alone during the call;
- * unless NULL or `len` is 0, `data` points to `len` readable bytes.
+ * `tx` is NULL or a live MPMC sender.
  */
-SHMRING_MUST_USE
-int shmring_mpmc_send(struct shmring_mpmc_sender *tx,
-                      const void *data,
-                      size_t len);
+struct shmring_msg_sender *shmring_mpmc_sender_as_msg_sender(struct shmring_mpmc_sender *tx);
 
 /**
- * As `shmring_mpmc_send`, but never waits: `SHMRING_E_FULL` when no slot is free
- * now.
- *
- * # Returns
- * As `shmring_mpmc_send`, and `SHMRING_E_FULL`.
+ * The receiver as a `shmring_msg_receiver`, for the message family's calls
+ * (copying receives, readiness). The same handle: never close the view, close
+ * `rx`. NULL for NULL.
  *
  * # Safety
- * As `shmring_mpmc_send`.
+ * `rx` is NULL or a live MPMC receiver.
  */
-SHMRING_MUST_USE
-int shmring_mpmc_try_send(struct shmring_mpmc_sender *tx,
-                          const void *data,
-                          size_t len);
-
-/**
- * As `shmring_mpmc_send`, giving up after `timeout_ms` milliseconds (relative)
- * with `SHMRING_E_TIMED_OUT`.
- *
- * # Returns
- * As `shmring_mpmc_send`, and `SHMRING_E_TIMED_OUT`.
- *
- * # Safety
- * As `shmring_mpmc_send`.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_send_timeout(struct shmring_mpmc_sender *tx,
-                              const void *data,
-                              size_t len,
-                              uint64_t timeout_ms);
-
-/**
- * Copies the next message into `buf` (`buf_len` bytes), waiting for one, and
- * stores its length in `*out_len`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` (empty, and no sender alive though one
- * has attached); `SHMRING_E_BUFFER_TOO_SMALL` (nothing consumed; `*out_len` is
- * the length needed); `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * `rx` is NULL or a live MPMC receiver used by this thread alone during the call;
- * unless NULL or `buf_len` is 0, `buf` points to `buf_len` writable bytes;
- * `out_len` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_recv(struct shmring_mpmc_receiver *rx,
-                      void *buf,
-                      size_t buf_len,
-                      size_t *out_len);
-
-/**
- * As `shmring_mpmc_recv`, but never waits: `SHMRING_E_EMPTY` when no message is
- * there now.
- *
- * # Returns
- * As `shmring_mpmc_recv`, and `SHMRING_E_EMPTY`.
- *
- * # Safety
- * As `shmring_mpmc_recv`.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_try_recv(struct shmring_mpmc_receiver *rx,
-                          void *buf,
-                          size_t buf_len,
-                          size_t *out_len);
-
-/**
- * As `shmring_mpmc_recv`, giving up after `timeout_ms` milliseconds (relative)
- * with `SHMRING_E_TIMED_OUT`.
- *
- * # Returns
- * As `shmring_mpmc_recv`, and `SHMRING_E_TIMED_OUT`.
- *
- * # Safety
- * As `shmring_mpmc_recv`.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_recv_timeout(struct shmring_mpmc_receiver *rx,
-                              void *buf,
-                              size_t buf_len,
-                              size_t *out_len,
-                              uint64_t timeout_ms);
-
-/**
- * The sender's readiness descriptor for a free slot, for `epoll`, `poll` or
- * `select`: it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
- * `shmring_mpmc_sender_arm_for_space` returned `SHMRING_ARMED`, when a receiver
- * frees a slot, when every receiver has gone, or every 25 ms for a polled sender
- * (`shmring_mpmc_sender_wakeups`). The senders of one channel share the
- * doorbell: one may take another's wake-up, so each sends until
- * `SHMRING_E_FULL` and arms again.
- *
- * The descriptor belongs to the sender: the same for the handle's life, closed
- * by `shmring_mpmc_sender_close` (remove it from your `epoll` set first). Never
- * read it (arming drains it) and never close it.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `tx`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * `tx` is NULL or a live MPMC sender used by this thread alone during the call.
- */
-SHMRING_MUST_USE int shmring_mpmc_sender_readiness_fd(struct shmring_mpmc_sender *tx);
-
-/**
- * Arms the readiness descriptor (`shmring_mpmc_sender_readiness_fd`) for a free
- * slot. Never blocks. The loop: when the descriptor is readable, send with
- * `shmring_mpmc_try_send` until `SHMRING_E_FULL`, then arm: on `SHMRING_READY`
- * send again, on `SHMRING_ARMED` go back to the event loop.
- *
- * # Returns
- * `SHMRING_READY` (1): the slot at the tail is free now, or every receiver has
- * gone (the next send says which); `SHMRING_ARMED` (2); or a negative code:
- * `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`,
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * As `shmring_mpmc_sender_readiness_fd`.
- */
-SHMRING_MUST_USE int shmring_mpmc_sender_arm_for_space(struct shmring_mpmc_sender *tx);
-
-/**
- * Stores in `*out` how the sender's readiness descriptor is woken
- * (`SHMRING_WAKEUPS_DOORBELL`, or `SHMRING_WAKEUPS_POLLED` where no doorbell
- * could be shared). If `out_reason` is not NULL, `*out_reason` receives why it
- * is polled (`""` for a doorbell): a NUL-terminated string owned by the sender,
- * valid until `shmring_mpmc_sender_close`. Fixed for the handle's life.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `tx` or `out`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * As `shmring_mpmc_sender_readiness_fd`; `out` and `out_reason` are NULL or
- * writable.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_sender_wakeups(struct shmring_mpmc_sender *tx,
-                                shmring_wakeups *out,
-                                const char **out_reason);
-
-/**
- * The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it
- * becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
- * `shmring_mpmc_receiver_arm_for_message` returned `SHMRING_ARMED`, when a
- * sender publishes a message, when every sender has gone, or every 25 ms for a
- * polled receiver (`shmring_mpmc_receiver_wakeups`). The receivers of one
- * channel share the doorbell: one may take another's wake-up (and the message
- * with it), so each receives until `SHMRING_E_EMPTY` and arms again.
- *
- * The descriptor belongs to the receiver: the same for the handle's life, closed
- * by `shmring_mpmc_receiver_close` (remove it from your `epoll` set first).
- * Never read it (arming drains it) and never close it.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `rx`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * `rx` is NULL or a live MPMC receiver used by this thread alone during the call.
- */
-SHMRING_MUST_USE int shmring_mpmc_receiver_readiness_fd(struct shmring_mpmc_receiver *rx);
-
-/**
- * Arms the readiness descriptor (`shmring_mpmc_receiver_readiness_fd`) for a
- * message. Never blocks. The loop: when the descriptor is readable, receive with
- * `shmring_mpmc_try_recv` until `SHMRING_E_EMPTY`, then arm: on `SHMRING_READY`
- * receive again, on `SHMRING_ARMED` go back to the event loop.
- *
- * # Returns
- * `SHMRING_READY` (1): the slot at the head holds something now, or every sender
- * has gone (the next receive says which); `SHMRING_ARMED` (2); or a negative
- * code: `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`,
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * As `shmring_mpmc_receiver_readiness_fd`.
- */
-SHMRING_MUST_USE int shmring_mpmc_receiver_arm_for_message(struct shmring_mpmc_receiver *rx);
-
-/**
- * Stores in `*out` how the receiver's readiness descriptor is woken
- * (`SHMRING_WAKEUPS_DOORBELL`, or `SHMRING_WAKEUPS_POLLED` where no doorbell
- * could be shared). If `out_reason` is not NULL, `*out_reason` receives why it
- * is polled (`""` for a doorbell): a NUL-terminated string owned by the
- * receiver, valid until `shmring_mpmc_receiver_close`. Fixed for the handle's
- * life.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `rx` or `out`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * As `shmring_mpmc_receiver_readiness_fd`; `out` and `out_reason` are NULL or
- * writable.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_receiver_wakeups(struct shmring_mpmc_receiver *rx,
-                                  shmring_wakeups *out,
-                                  const char **out_reason);
+struct shmring_msg_receiver *shmring_mpmc_receiver_as_msg_receiver(struct shmring_mpmc_receiver *rx);
 
 /**
  * Claims the receiving side of `channel` and returns it in `*out`. Reading starts
@@ -2166,19 +2043,14 @@ int shmring_receiver_new(const struct shmring_channel *channel,
 int shmring_receiver_close(struct shmring_receiver *receiver);
 
 /**
- * Stores the largest message the channel takes in `*out`: a receive buffer this
- * long never gets `SHMRING_E_BUFFER_TOO_SMALL`. Allowed while a read is
- * outstanding.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ * The receiver as a `shmring_msg_receiver`, for the message family's calls
+ * (copying receives, readiness). The same handle: never close the view, close
+ * `receiver`. NULL for NULL.
  *
  * # Safety
- * `receiver` is NULL or a live receiver handle; `out` is NULL or writable.
+ * `receiver` is NULL or a live receiver handle.
  */
-SHMRING_MUST_USE
-int shmring_receiver_max_message_len(const struct shmring_receiver *receiver,
-                                     size_t *out);
+struct shmring_msg_receiver *shmring_receiver_as_msg_receiver(struct shmring_receiver *receiver);
 
 /**
  * Stores in `*out` whether a sender holds the other end now (a snapshot).
@@ -2195,134 +2067,13 @@ int shmring_receiver_is_sender_connected(struct shmring_receiver *receiver,
                                          bool *out);
 
 /**
- * The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it becomes
- * readable (`EPOLLIN`, or `EPOLLHUP`) after `shmring_receiver_arm_for_message`
- * returned `SHMRING_ARMED`, when a message arrives, when the sender goes (closes
- * or dies: then `shmring_receiver_try_recv` drains what it committed and returns
- * `SHMRING_E_DISCONNECTED`), or every 25 ms for a polled receiver
- * (`shmring_receiver_wakeups`).
- *
- * The descriptor belongs to the receiver: the same for the handle's life, closed
- * by `shmring_receiver_close` (remove it from your `epoll` set first). Never read
- * it (arming drains it) and never close it. Allowed while a read is outstanding.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver`.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle.
- */
-SHMRING_MUST_USE int shmring_receiver_readiness_fd(const struct shmring_receiver *receiver);
-
-/**
- * Arms the readiness descriptor (`shmring_receiver_readiness_fd`) for the next
- * message. Never blocks; with nobody armed, sending and receiving make no system
- * call for it.
- *
- * The loop: when the descriptor is readable, receive with
- * `shmring_receiver_try_recv` until `SHMRING_E_EMPTY`, then arm: on
- * `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event loop.
- *
- * # Returns
- * `SHMRING_READY` (1): a message is there now, or the sender has gone (the next
- * receive says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
- * that may have changed; or a negative code: `SHMRING_E_BUSY` (read
- * outstanding), `SHMRING_E_IO` (draining the descriptor or the liveness probe
- * failed), `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle.
- */
-SHMRING_MUST_USE int shmring_receiver_arm_for_message(struct shmring_receiver *receiver);
-
-/**
- * Stores in `*out` how the readiness descriptor is woken: `SHMRING_WAKEUPS_DOORBELL`
- * (by the sender) or `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no
- * doorbell could be shared). If `out_reason` is not NULL, `*out_reason` receives
- * why it is polled (`""` for a doorbell): a NUL-terminated string owned by the
- * receiver, valid until `shmring_receiver_close`. Fixed for the handle's life;
- * allowed while a read is outstanding.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver` or `out`.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle; `out` and `out_reason` are NULL
- * or writable.
- */
-SHMRING_MUST_USE
-int shmring_receiver_wakeups(const struct shmring_receiver *receiver,
-                             shmring_wakeups *out,
-                             const char **out_reason);
-
-/**
- * Copies the next message into `buf` and consumes it, if there is one now; never
- * blocks. `*out_len` receives its length.
- *
- * `buf` may be NULL with `buf_len` 0: a probe that consumes only an empty message
- * and otherwise reports the next one's length (`SHMRING_E_BUFFER_TOO_SMALL`).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (empty, and the sender
- * has gone after everything it committed was received); `SHMRING_E_BUFFER_TOO_SMALL`
- * (nothing consumed; `*out_len` is the length needed); `SHMRING_E_CORRUPTED`;
- * `SHMRING_E_BUSY` (read outstanding); `SHMRING_E_INVALID_ARGUMENT`. `*out_len`
- * is 0 after other failures.
- *
- * # Safety
- * - `receiver` is NULL or a live receiver handle.
- * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
- * - `out_len` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_receiver_try_recv(struct shmring_receiver *receiver,
-                              void *buf,
-                              size_t buf_len,
-                              size_t *out_len);
-
-/**
- * As `shmring_receiver_try_recv`, waiting for a message (by the wait strategy)
- * instead of returning `SHMRING_E_EMPTY`. A receiver whose sender has not attached
- * yet waits for it.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` once the sender has gone and everything
- * it committed was received; the other codes of `shmring_receiver_try_recv` but
- * `SHMRING_E_EMPTY`.
- *
- * # Safety
- * As `shmring_receiver_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_receiver_recv(struct shmring_receiver *receiver,
-                          void *buf,
-                          size_t buf_len,
-                          size_t *out_len);
-
-/**
- * As `shmring_receiver_recv`, giving up after `timeout_ms` milliseconds
- * (relative, monotonic clock) with `SHMRING_E_TIMED_OUT`. 0 gives up as soon as
- * the call would wait (after a brief spin); a timeout too large for the clock
- * (`UINT64_MAX`) waits without limit.
- *
- * # Safety
- * As `shmring_receiver_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_receiver_recv_timeout(struct shmring_receiver *receiver,
-                                  void *buf,
-                                  size_t buf_len,
-                                  uint64_t timeout_ms,
-                                  size_t *out_len);
-
-/**
  * Borrows the next message in place, if there is one now; never blocks.
  * `*out_data` and `*out_len` receive its address and length.
  *
  * The bytes stay valid until `shmring_receiver_release` (consumes the message) or
  * `shmring_receiver_unread` (leaves it to be read again); until then every other
- * call on this receiver but `shmring_receiver_max_message_len` and
- * `shmring_receiver_close` returns `SHMRING_E_BUSY`. A hostile sender could change
+ * call on this receiver returns `SHMRING_E_BUSY`, but `shmring_receiver_close`
+ * and the message family's `_max_message_len`, `_readiness_fd` and `_wakeups`. A hostile sender could change
  * the bytes while you read them: copy before validating, if that matters.
  *
  * Releasing only after processing gives at-least-once delivery: if this process
@@ -2346,7 +2097,8 @@ int shmring_receiver_try_read(struct shmring_receiver *receiver,
  * As `shmring_receiver_try_read`, waiting for a message.
  *
  * # Returns
- * As `shmring_receiver_recv`, without `SHMRING_E_BUFFER_TOO_SMALL`.
+ * As `shmring_receiver_try_read` but `SHMRING_E_EMPTY` (as
+ * `shmring_msg_receiver_recv`).
  *
  * # Safety
  * As `shmring_receiver_try_read`.
@@ -2358,7 +2110,7 @@ int shmring_receiver_read(struct shmring_receiver *receiver,
 
 /**
  * As `shmring_receiver_read`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (as `shmring_receiver_recv_timeout`).
+ * `SHMRING_E_TIMED_OUT` (as `shmring_msg_receiver_recv_timeout`).
  *
  * # Safety
  * As `shmring_receiver_try_read`.
@@ -2838,18 +2590,14 @@ int shmring_sender_new(const struct shmring_channel *channel,
 int shmring_sender_close(struct shmring_sender *sender);
 
 /**
- * Stores the largest message the channel takes in `*out`. Allowed while a grant
- * is outstanding.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+ * The sender as a `shmring_msg_sender`, for the message family's calls (copying
+ * sends, readiness). The same handle: never close the view, close `sender`.
+ * NULL for NULL.
  *
  * # Safety
- * `sender` is NULL or a live sender handle; `out` is NULL or writable.
+ * `sender` is NULL or a live sender handle.
  */
-SHMRING_MUST_USE
-int shmring_sender_max_message_len(const struct shmring_sender *sender,
-                                   size_t *out);
+struct shmring_msg_sender *shmring_sender_as_msg_sender(struct shmring_sender *sender);
 
 /**
  * Stores in `*out` whether a receiver holds the other end now (a snapshot: it
@@ -2863,119 +2611,6 @@ int shmring_sender_max_message_len(const struct shmring_sender *sender,
  * `sender` is NULL or a live sender handle; `out` is NULL or writable.
  */
 SHMRING_MUST_USE int shmring_sender_is_receiver_connected(struct shmring_sender *sender, bool *out);
-
-/**
- * The sender's readiness descriptor for room, for `epoll`, `poll` or `select`:
- * it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
- * `shmring_sender_arm_for_space` returned `SHMRING_ARMED`, when the receiver
- * frees room, when the receiver goes (closes or dies), or every 25 ms for a
- * polled sender (`shmring_sender_wakeups`).
- *
- * The descriptor belongs to the sender: the same for the handle's life, closed
- * by `shmring_sender_close` (remove it from your `epoll` set first). Never read
- * it (arming drains it) and never close it. Allowed while a grant is
- * outstanding.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle.
- */
-SHMRING_MUST_USE int shmring_sender_readiness_fd(const struct shmring_sender *sender);
-
-/**
- * Arms the readiness descriptor (`shmring_sender_readiness_fd`) for room for a
- * message of `len` bytes. Never blocks; with nobody armed, sending and receiving
- * make no system call for it.
- *
- * The loop: when the descriptor is readable, send with `shmring_sender_try_send`
- * until `SHMRING_E_FULL`, then arm: on `SHMRING_READY` send again, on
- * `SHMRING_ARMED` go back to the event loop.
- *
- * # Returns
- * `SHMRING_READY` (1): the message fits now, or the receiver has gone (the next
- * send says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
- * that may have changed; or a negative code: `SHMRING_E_MESSAGE_TOO_LARGE`
- * (`len` above the channel's largest message), `SHMRING_E_BUSY` (grant
- * outstanding), `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle.
- */
-SHMRING_MUST_USE int shmring_sender_arm_for_space(struct shmring_sender *sender, size_t len);
-
-/**
- * Stores in `*out` how the readiness descriptor is woken: `SHMRING_WAKEUPS_DOORBELL`
- * (by the receiver) or `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where
- * no doorbell could be shared). If `out_reason` is not NULL, `*out_reason`
- * receives why it is polled (`""` for a doorbell): a NUL-terminated string owned
- * by the sender, valid until `shmring_sender_close`. Fixed for the handle's life;
- * allowed while a grant is outstanding.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender` or `out`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle; `out` and `out_reason` are NULL or
- * writable.
- */
-SHMRING_MUST_USE
-int shmring_sender_wakeups(const struct shmring_sender *sender,
-                           shmring_wakeups *out,
-                           const char **out_reason);
-
-/**
- * Copies `len` bytes at `data` into the channel as one message if there is room
- * now; never blocks. While there is room, messages queue whether or not a
- * receiver is attached.
- *
- * # Returns
- * `SHMRING_OK` (committed: delivered to a receiver even if this process dies
- * now); `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (full and the receiver has
- * gone); `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY`
- * (grant outstanding); `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `sender` is NULL or a live sender handle.
- * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
- */
-SHMRING_MUST_USE
-int shmring_sender_try_send(struct shmring_sender *sender,
-                            const void *data,
-                            size_t len);
-
-/**
- * As `shmring_sender_try_send`, waiting for room (by the wait strategy) instead of
- * returning `SHMRING_E_FULL`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` if the receiver goes while the channel
- * is full; the other codes of `shmring_sender_try_send` but `SHMRING_E_FULL`.
- *
- * # Safety
- * As `shmring_sender_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_sender_send(struct shmring_sender *sender,
-                        const void *data,
-                        size_t len);
-
-/**
- * As `shmring_sender_send`, giving up after `timeout_ms` milliseconds (relative,
- * on the monotonic clock) with `SHMRING_E_TIMED_OUT`. 0 gives up as soon as the
- * call would wait (after a brief spin); a timeout too large for the clock
- * (`UINT64_MAX`) waits without limit.
- *
- * # Safety
- * As `shmring_sender_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_sender_send_timeout(struct shmring_sender *sender,
-                                const void *data,
-                                size_t len,
-                                uint64_t timeout_ms);
 
 /**
  * Copies as many of the `count` records at `records` as fit now, in order, each as
@@ -3023,7 +2658,7 @@ int shmring_sender_try_send_records(struct shmring_sender *sender,
  * # Safety
  * - `sender` is NULL or a live sender handle.
  * - `messages` is NULL only if `count` is 0, else points to `count` readable
- *   `shmring_message`s, each of whose `data` is as in `shmring_sender_try_send`.
+ *   `shmring_message`s, each of whose `data` is as in `shmring_msg_sender_try_send`.
  * - `out_sent` is NULL or writable.
  */
 SHMRING_MUST_USE
@@ -3039,8 +2674,9 @@ int shmring_sender_try_send_batch(struct shmring_sender *sender,
  *
  * The bytes are the caller's until `shmring_sender_commit` (publishes a message)
  * or `shmring_sender_abort` (publishes nothing); until then every other call on
- * this sender but `shmring_sender_max_message_len` and `shmring_sender_close`
- * returns `SHMRING_E_BUSY`. After it, the pointer is invalid.
+ * this sender returns `SHMRING_E_BUSY`, but `shmring_sender_close` and the
+ * message family's `_max_message_len`, `_readiness_fd` and `_wakeups`. After
+ * it, the pointer is invalid.
  *
  * # Returns
  * `SHMRING_OK`; `SHMRING_E_FULL`, `SHMRING_E_DISCONNECTED`,
@@ -3061,7 +2697,8 @@ int shmring_sender_try_grant(struct shmring_sender *sender,
  * As `shmring_sender_try_grant`, waiting for room.
  *
  * # Returns
- * As `shmring_sender_send`.
+ * As `shmring_sender_try_grant` but `SHMRING_E_FULL` (as
+ * `shmring_msg_sender_send`).
  *
  * # Safety
  * As `shmring_sender_try_grant`.
@@ -3073,7 +2710,7 @@ int shmring_sender_grant(struct shmring_sender *sender,
 
 /**
  * As `shmring_sender_grant`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (as `shmring_sender_send_timeout`).
+ * `SHMRING_E_TIMED_OUT` (as `shmring_msg_sender_send_timeout`).
  *
  * # Safety
  * As `shmring_sender_try_grant`.
@@ -3249,64 +2886,6 @@ int shmring_connect_sender(const char *address,
 int shmring_msg_sender_close(struct shmring_msg_sender *sender);
 
 /**
- * Stores the largest message the transport carries in `*out`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `sender` is NULL or a live sender handle; `out` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_msg_sender_max_message_len(const struct shmring_msg_sender *sender,
-                                       size_t *out);
-
-/**
- * Sends `len` bytes at `data` as one message if that can be done now without
- * blocking.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has
- * gone); `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_IO`;
- * `SHMRING_E_INVALID_ARGUMENT`. On the stream transports (Unix stream sockets,
- * TCP, FIFOs) a message the kernel took only part of is accepted (`SHMRING_OK`)
- * and its rest written by the next call.
- *
- * # Safety
- * - `sender` is NULL or a live sender handle.
- * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
- */
-SHMRING_MUST_USE
-int shmring_msg_sender_try_send(struct shmring_msg_sender *sender,
-                                const void *data,
-                                size_t len);
-
-/**
- * As `shmring_msg_sender_try_send`, waiting for room as long as it takes
- * instead of returning `SHMRING_E_FULL`.
- *
- * # Safety
- * As `shmring_msg_sender_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_msg_sender_send(struct shmring_msg_sender *sender,
-                            const void *data,
-                            size_t len);
-
-/**
- * As `shmring_msg_sender_send`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
- *
- * # Safety
- * As `shmring_msg_sender_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_msg_sender_send_timeout(struct shmring_msg_sender *sender,
-                                    const void *data,
-                                    size_t len,
-                                    uint64_t timeout_ms);
-
-/**
  * Frees a receiver (and the queue, channel or FIFO its listener made, once the
  * listener is closed too). Closing NULL does nothing.
  *
@@ -3318,71 +2897,6 @@ int shmring_msg_sender_send_timeout(struct shmring_msg_sender *sender,
  * after this call.
  */
 int shmring_msg_receiver_close(struct shmring_msg_receiver *receiver);
-
-/**
- * Stores the largest message the transport carries in `*out`: a receive buffer
- * this long never gets `SHMRING_E_BUFFER_TOO_SMALL`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle; `out` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_msg_receiver_max_message_len(const struct shmring_msg_receiver *receiver,
-                                         size_t *out);
-
-/**
- * Copies the next message into `buf`, if there is one now; never blocks.
- * `*out_len` receives its length.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (the sender has gone
- * and everything it sent was received); `SHMRING_E_BUFFER_TOO_SMALL` (`*out_len`
- * is the length needed; nothing is consumed: the message stays for the next
- * call); `SHMRING_E_CORRUPTED` (a stream peer sent a
- * frame longer than the largest message: every later call fails too);
- * `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. `*out_len` is 0 after other
- * failures.
- *
- * # Safety
- * - `receiver` is NULL or a live receiver handle.
- * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
- * - `out_len` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_msg_receiver_try_recv(struct shmring_msg_receiver *receiver,
-                                  void *buf,
-                                  size_t buf_len,
-                                  size_t *out_len);
-
-/**
- * As `shmring_msg_receiver_try_recv`, waiting for a message as long as it takes
- * instead of returning `SHMRING_E_EMPTY`.
- *
- * # Safety
- * As `shmring_msg_receiver_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_msg_receiver_recv(struct shmring_msg_receiver *receiver,
-                              void *buf,
-                              size_t buf_len,
-                              size_t *out_len);
-
-/**
- * As `shmring_msg_receiver_recv`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
- *
- * # Safety
- * As `shmring_msg_receiver_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_msg_receiver_recv_timeout(struct shmring_msg_receiver *receiver,
-                                      void *buf,
-                                      size_t buf_len,
-                                      size_t *out_len,
-                                      uint64_t timeout_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

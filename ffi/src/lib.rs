@@ -77,13 +77,13 @@
     reason = "C names: the header shows these types and variants as they are spelt here"
 )]
 
-use std::ffi::{CStr, c_char, c_void};
-use std::ptr::NonNull;
+use std::ffi::{CStr, c_char};
 
 pub mod channel;
 pub mod connection;
 pub mod event;
 mod handle;
+pub mod message;
 pub mod mpmc;
 mod options;
 pub mod readiness;
@@ -97,6 +97,7 @@ pub mod transport;
 pub use channel::*;
 pub use connection::*;
 pub use event::*;
+pub use message::*;
 pub use mpmc::*;
 pub use readiness::*;
 pub use receiver::*;
@@ -108,7 +109,6 @@ pub use transport::*;
 
 use shmring::core::layout;
 use shmring::core::spsc::layout as spsc_layout;
-use status::Failure;
 
 // ---------------------------------------------------------------------------
 // Constants. cbindgen copies literals only, so each value is written out and
@@ -203,109 +203,4 @@ pub extern "C" fn shmring_version() -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn shmring_layout_version() -> u32 {
     layout::LAYOUT_VERSION
-}
-
-// ---------------------------------------------------------------------------
-// Argument checks shared by the modules.
-// ---------------------------------------------------------------------------
-
-/// `ptr` as a non-null out-pointer, or `SHMRING_E_INVALID_ARGUMENT`.
-fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<NonNull<T>, Failure> {
-    NonNull::new(ptr).ok_or_else(|| Failure::null(what))
-}
-
-/// Checks a caller's byte count: sizes above `isize::MAX` cannot describe memory.
-fn check_len(len: usize, what: &str) -> Result<(), Failure> {
-    if len > isize::MAX as usize {
-        return Err(Failure::invalid(format!(
-            "{what} of {len} bytes is beyond PTRDIFF_MAX (a negative size?)"
-        )));
-    }
-    Ok(())
-}
-
-/// Receives one message into the caller's buffer: `*out_len` is the message's
-/// length on success, the length needed on `BufferTooSmall`, and 0 after any other
-/// failure. `recv` gets the buffer and returns the receive's result, or a failure
-/// of the handle itself (busy, poisoned).
-///
-/// # Safety
-/// `buf` and `buf_len` as for [`bytes_mut`]; `out_len` is NULL or writable.
-unsafe fn receive_into(
-    buf: *mut c_void,
-    buf_len: usize,
-    out_len: *mut usize,
-    recv: impl FnOnce(&mut [u8]) -> Result<shmring::Result<usize>, Failure>,
-) -> Result<(), Failure> {
-    let out_len = out_ptr(out_len, "out_len")?;
-    // SAFETY: non-null and writable (the caller's contract).
-    unsafe { out_len.write(0) };
-    // SAFETY: the caller's contract on `buf`.
-    let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
-    match recv(buf)? {
-        Ok(n) => {
-            // SAFETY: as above.
-            unsafe { out_len.write(n) };
-            Ok(())
-        }
-        Err(e) => {
-            if let shmring::Error::BufferTooSmall { len, .. } = e {
-                // SAFETY: as above.
-                unsafe { out_len.write(len) };
-            }
-            Err(e.into())
-        }
-    }
-}
-
-/// The caller's message of `len` bytes at `data` (NULL allowed when `len` is 0),
-/// refused with `SHMRING_E_MESSAGE_TOO_LARGE` above `max` bytes before it is
-/// touched.
-///
-/// # Safety
-/// Unless NULL or `len` is 0, `data` points to `len` readable bytes that nothing
-/// writes until the returned slice is dropped.
-unsafe fn message_bytes<'a>(
-    data: *const c_void,
-    len: usize,
-    max: usize,
-) -> Result<&'a [u8], Failure> {
-    if len > 0 && data.is_null() {
-        return Err(Failure::null("data"));
-    }
-    if len > max {
-        return Err(Failure::new(
-            shmring_status::E_MESSAGE_TOO_LARGE,
-            format!("message too large: {len} bytes, at most {max}"),
-        ));
-    }
-    check_len(len, "len")?;
-    if len == 0 {
-        return Ok(&[]);
-    }
-    // SAFETY: non-null, at most isize::MAX bytes (checked), readable and not
-    // written for the slice's life (the caller's contract).
-    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
-}
-
-/// The caller's writable `len` bytes at `data` (NULL allowed when `len` is 0).
-///
-/// # Safety
-/// Unless NULL or `len` is 0, `data` points to `len` writable bytes that nothing
-/// else reads or writes until the returned slice is dropped.
-unsafe fn bytes_mut<'a>(
-    data: *mut c_void,
-    len: usize,
-    what: &str,
-) -> Result<&'a mut [u8], Failure> {
-    check_len(len, what)?;
-    if len == 0 {
-        return Ok(&mut []);
-    }
-    if data.is_null() {
-        return Err(Failure::null(what));
-    }
-    // SAFETY: non-null, at most isize::MAX bytes (checked), writable and not
-    // otherwise accessed for the slice's life (the caller's contract).
-    Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
 }

@@ -86,7 +86,7 @@ impl WakeupsInfo {
         out: *mut shmring_wakeups,
         out_reason: *mut *const c_char,
     ) -> Result<(), Failure> {
-        let out = crate::out_ptr(out, "out")?;
+        let out = crate::handle::out_ptr(out, "out")?;
         // SAFETY: non-null and writable (the caller's contract).
         unsafe { out.write(self.kind) };
         if !out_reason.is_null() {

@@ -71,11 +71,24 @@ fn memfd_round_trip_from_rust_through_the_c_abi() {
         assert_eq!(shmring_sender_new(channel, &mut tx), 0);
         assert_eq!(shmring_receiver_new(channel, &mut rx), 0);
         assert_eq!(shmring_channel_close(channel), 0);
-        assert_eq!(shmring_sender_try_send(tx, b"hi".as_ptr().cast(), 2), 0);
-        let rc = shmring_receiver_try_recv(rx, buf.as_mut_ptr().cast(), 1, &mut len);
+        assert_eq!(
+            shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), b"hi".as_ptr().cast(), 2),
+            0
+        );
+        let rc = shmring_msg_receiver_try_recv(
+            shmring_receiver_as_msg_receiver(rx),
+            buf.as_mut_ptr().cast(),
+            1,
+            &mut len,
+        );
         assert_eq!(rc, shmring_status::E_BUFFER_TOO_SMALL.code());
         assert_eq!(len, 2);
-        let rc = shmring_receiver_try_recv(rx, buf.as_mut_ptr().cast(), buf.len(), &mut len);
+        let rc = shmring_msg_receiver_try_recv(
+            shmring_receiver_as_msg_receiver(rx),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut len,
+        );
         assert_eq!((rc, &buf[..len]), (0, &b"hi"[..]));
         assert_eq!(shmring_sender_close(tx), 0);
         assert_eq!(shmring_receiver_close(rx), 0);
