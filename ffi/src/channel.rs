@@ -160,10 +160,7 @@ pub(crate) unsafe fn builder<B: SegmentBuilder>(
 /// spin-then-park (50 us), mode `0600`, accepted mode `0644`, no flags.
 ///
 /// # Safety
-/// `options` is NULL or points to a writable `shmring_channel_options`.
-///
-/// # Returns
-/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_options_init(
@@ -193,11 +190,7 @@ pub unsafe extern "C" fn shmring_channel_options_init(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `name` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_channel_options`.
-/// - `out` is NULL or points to a writable `shmring_channel *`; it receives the new
-///   handle (owned by the caller: free it with `shmring_channel_close`), or NULL on
-///   failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_create(
@@ -226,7 +219,7 @@ pub unsafe extern "C" fn shmring_channel_create(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// As `shmring_channel_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_open(
@@ -252,8 +245,7 @@ pub unsafe extern "C" fn shmring_channel_open(
 /// As `shmring_channel_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
 ///
 /// # Safety
-/// As `shmring_channel_create`, with `path` a NUL-terminated path (any bytes, at
-/// most `PATH_MAX - 1`).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_create_file(
@@ -277,7 +269,7 @@ pub unsafe extern "C" fn shmring_channel_create_file(
 /// As `shmring_channel_open`.
 ///
 /// # Safety
-/// As `shmring_channel_create_file`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_open_file(
@@ -304,9 +296,7 @@ pub unsafe extern "C" fn shmring_channel_open_file(
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `options` is NULL or points to a readable `shmring_channel_options`.
-/// - `out` is NULL or points to a writable `shmring_channel *` (as in
-///   `shmring_channel_create`).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_create_memfd(
@@ -342,7 +332,7 @@ pub unsafe extern "C" fn shmring_channel_create_memfd(
 /// `SHMRING_E_IO` (e.g. an unsealed memfd).
 ///
 /// # Safety
-/// As `shmring_channel_create_memfd`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_open_fd(
@@ -369,7 +359,7 @@ pub unsafe extern "C" fn shmring_channel_open_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle; `out_fd` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_fd(
@@ -390,7 +380,7 @@ pub unsafe extern "C" fn shmring_channel_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_capacity(
@@ -411,7 +401,7 @@ pub unsafe extern "C" fn shmring_channel_capacity(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_max_message_len(
@@ -434,8 +424,7 @@ pub unsafe extern "C" fn shmring_channel_max_message_len(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_channel_close(channel: *mut shmring_channel) -> c_int {
     // SAFETY: the caller's contract.

@@ -387,7 +387,7 @@ const _: () = {
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
 ///
 /// # Safety
-/// `options` is NULL or points to a writable `shmring_conn_listener_options`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_options_init(
@@ -405,7 +405,7 @@ pub unsafe extern "C" fn shmring_conn_listener_options_init(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
 ///
 /// # Safety
-/// `options` is NULL or points to a writable `shmring_connect_options`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_connect_options_init(
@@ -430,12 +430,7 @@ pub unsafe extern "C" fn shmring_connect_options_init(
 /// forbidden by `SHMRING_NO_SHM`); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
 ///
 /// # Safety
-/// - `address` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_conn_listener_options`
-///   whose `directory` is NULL or a NUL-terminated string.
-/// - `out` is NULL or points to a writable `shmring_conn_listener *`; it receives
-///   the new handle (owned by the caller: free it with
-///   `shmring_conn_listener_close`), or NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_bind(
@@ -459,7 +454,7 @@ pub unsafe extern "C" fn shmring_conn_listener_bind(
 /// has no port).
 ///
 /// # Safety
-/// `listener` is NULL or a live listener handle; `out_port` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_port(
@@ -511,10 +506,7 @@ unsafe fn accept_with(
 /// `SHMRING_OK`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `listener` is NULL or a live listener handle.
-/// - `out` is NULL or points to a writable `shmring_connection *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_connection_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_accept(
@@ -530,7 +522,7 @@ pub unsafe extern "C" fn shmring_conn_listener_accept(
 /// connected gets its handshake time even if the timeout ends meanwhile.
 ///
 /// # Safety
-/// As `shmring_conn_listener_accept`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_accept_timeout(
@@ -548,7 +540,7 @@ pub unsafe extern "C" fn shmring_conn_listener_accept_timeout(
 /// timeout).
 ///
 /// # Safety
-/// As `shmring_conn_listener_accept`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_try_accept(
@@ -566,8 +558,7 @@ pub unsafe extern "C" fn shmring_conn_listener_try_accept(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `listener` is NULL or a live listener handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_conn_listener_close(
     listener: *mut shmring_conn_listener,
@@ -592,12 +583,7 @@ pub unsafe extern "C" fn shmring_conn_listener_close(
 /// memory required but forbidden); `SHMRING_E_TIMED_OUT`; `SHMRING_E_IO`.
 ///
 /// # Safety
-/// - `address` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_connect_options` whose
-///   `directory` is NULL or a NUL-terminated string.
-/// - `out` is NULL or points to a writable `shmring_connection *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_connection_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_connect(
@@ -623,8 +609,7 @@ pub unsafe extern "C" fn shmring_connect(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `connection` is NULL or a live connection handle, not used by any thread
-/// during or after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_connection_close(connection: *mut shmring_connection) -> c_int {
     // SAFETY: the caller's contract.
@@ -637,7 +622,7 @@ pub unsafe extern "C" fn shmring_connection_close(connection: *mut shmring_conne
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `connection` is NULL or a live connection handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_connection_transport(
@@ -662,7 +647,7 @@ pub unsafe extern "C" fn shmring_connection_transport(
 /// handle: never close the view, close `connection`. NULL for NULL.
 ///
 /// # Safety
-/// `connection` is NULL or a live connection handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_connection_as_msg_sender(
     connection: *mut shmring_connection,
@@ -675,7 +660,7 @@ pub unsafe extern "C" fn shmring_connection_as_msg_sender(
 /// handle: never close the view, close `connection`. NULL for NULL.
 ///
 /// # Safety
-/// `connection` is NULL or a live connection handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_connection_as_msg_receiver(
     connection: *mut shmring_connection,

@@ -105,7 +105,7 @@ pub(crate) unsafe fn sync_settings(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
 ///
 /// # Safety
-/// `options` is NULL or points to a writable `shmring_sync_options`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sync_options_init(options: *mut shmring_sync_options) -> c_int {
@@ -154,10 +154,7 @@ unsafe fn with_event(
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `name` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_sync_options`.
-/// - `out` is NULL or points to a writable `shmring_event *`; it receives the new
-///   handle (owned by the caller: free it with `shmring_event_close`), or NULL.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_create(
@@ -184,7 +181,7 @@ pub unsafe extern "C" fn shmring_event_create(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// As `shmring_event_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_open(
@@ -207,8 +204,7 @@ pub unsafe extern "C" fn shmring_event_open(
 /// As `shmring_event_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
 ///
 /// # Safety
-/// As `shmring_event_create`, with `path` a NUL-terminated path (any bytes, at
-/// most `PATH_MAX - 1`).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_create_file(
@@ -230,7 +226,7 @@ pub unsafe extern "C" fn shmring_event_create_file(
 /// As `shmring_event_open`.
 ///
 /// # Safety
-/// As `shmring_event_create_file`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_open_file(
@@ -253,7 +249,7 @@ pub unsafe extern "C" fn shmring_event_open_file(
 /// `SHMRING_OK`; `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_event_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_create_memfd(
@@ -277,7 +273,7 @@ pub unsafe extern "C" fn shmring_event_create_memfd(
 /// `SHMRING_E_IO`.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_event_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_open_fd(
@@ -303,7 +299,7 @@ pub unsafe extern "C" fn shmring_event_open_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle; `out_fd` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_fd(
@@ -325,7 +321,7 @@ pub unsafe extern "C" fn shmring_event_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_notify_one(event: *const shmring_event) -> c_int {
@@ -343,7 +339,7 @@ pub unsafe extern "C" fn shmring_event_notify_one(event: *const shmring_event) -
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_notify_all(event: *const shmring_event) -> c_int {
@@ -363,7 +359,7 @@ pub unsafe extern "C" fn shmring_event_notify_all(event: *const shmring_event) -
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle; `out_key` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_prepare(
@@ -384,7 +380,7 @@ pub unsafe extern "C" fn shmring_event_prepare(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_wait(event: *const shmring_event) -> c_int {
@@ -398,7 +394,7 @@ pub unsafe extern "C" fn shmring_event_wait(event: *const shmring_event) -> c_in
 /// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_wait_timeout(
@@ -418,7 +414,7 @@ pub unsafe extern "C" fn shmring_event_wait_timeout(
 /// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_wait_from(
@@ -446,8 +442,7 @@ pub unsafe extern "C" fn shmring_event_wait_from(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle, not used by any thread during or after
-/// this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_event_close(event: *mut shmring_event) -> c_int {
     // SAFETY: the caller's contract.

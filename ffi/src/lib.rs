@@ -9,28 +9,36 @@
 //! - From it, a **sender** (`shmring_sender_new`) and a **receiver**
 //!   (`shmring_receiver_new`) claim the two roles. Each keeps the segment mapped:
 //!   the channel may be closed as soon as the endpoints are made.
-//! - Copying calls (`send`, `recv`), zero-copy calls (`grant`/`commit`,
-//!   `read`/`release`) and batches, each blocking, `try_` (never blocks) and
-//!   `_timeout` (milliseconds, relative).
+//! - **One message family** for every endpoint that sends or receives: a sending
+//!   endpoint of any kind is a `shmring_msg_sender` (an SPSC sender through
+//!   `shmring_sender_as_msg_sender`, an MPMC sender through
+//!   `shmring_mpmc_sender_as_msg_sender`, a connection through
+//!   `shmring_connection_as_msg_sender`, a transport's sender as it is), and a
+//!   receiving one a `shmring_msg_receiver`. The copying calls are theirs
+//!   (`shmring_msg_sender_try_send`/`_send`/`_send_timeout`,
+//!   `shmring_msg_receiver_try_recv`/`_recv`/`_recv_timeout`), and so are the
+//!   readiness calls (`_readiness_fd`, `_arm_for_space`/`_arm_for_message`,
+//!   `_wakeups`). A view is the same handle, never closed itself.
+//! - What one kind alone does stays its own: SPSC zero-copy grants
+//!   (`shmring_sender_grant`/`commit`) and reads (`shmring_receiver_read`/
+//!   `release`), batches and records; MPMC statistics; a connection's transport.
 //! - An **MPMC channel** (`shmring_mpmc`, `shmring_mpmc_create`/`_open`) takes any
 //!   number of senders and receivers (`shmring_mpmc_sender_new`,
-//!   `shmring_mpmc_receiver_new`) up to its endpoint table's size; copying calls,
-//!   blocking, `try_` and `_timeout`.
+//!   `shmring_mpmc_receiver_new`) up to its endpoint table's size.
 //! - The **address-based transports** (`unix:/path`, `seqpacket:/path`,
 //!   `tcp://host:port`, `fifo:/path`, `mq:name`, `shm:name`, `file:/path`): a
 //!   receiver `shmring_listen`s and accepts a `shmring_msg_receiver` per sender; a
-//!   sender `shmring_connect_sender`s a `shmring_msg_sender`. Copying calls only.
+//!   sender `shmring_connect_sender`s a `shmring_msg_sender`.
 //! - **Connections** (`shmring::connection`): a service `shmring_conn_listener_bind`s a
 //!   name (or `tcp://host:port`) and accepts a duplex `shmring_connection` per client;
 //!   a client `shmring_connect`s one. It runs over two shared-memory rings, or over
 //!   the socket where shared memory cannot be had (`shmring_connection_transport`
-//!   says which). Copying calls only.
+//!   says which).
 //! - **Readiness descriptors** for event loops: every sender and receiver, SPSC
-//!   and MPMC, and every connection has a descriptor (`shmring_*_readiness_fd`)
-//!   that becomes readable after an arm call (`shmring_receiver_arm_for_message`,
-//!   `shmring_sender_arm_for_space`, ...) returned `SHMRING_ARMED`, when a message
-//!   (room) arrives or the peer goes; `shmring_*_wakeups` says whether it is rung
-//!   by the peer or polled.
+//!   and MPMC, and every connection has a descriptor
+//!   (`shmring_msg_*_readiness_fd`) that becomes readable after an arm call
+//!   returned `SHMRING_ARMED`, when a message (room) arrives or the peer goes;
+//!   `shmring_msg_*_wakeups` says whether it is rung by the peer or polled.
 //! - **Request/response** over two channels: a `shmring_rpc_client`
 //!   (`shmring_rpc_client_new`, `shmring_rpc_call`) and a `shmring_rpc_server`
 //!   (`shmring_rpc_server_new`, `shmring_rpc_serve_one` with a C handler), each
@@ -47,9 +55,15 @@
 //!   receives leave theirs NULL or 0, except a receive's `out_len` on
 //!   `SHMRING_E_BUFFER_TOO_SMALL` (the length needed) and a batch's count (what was
 //!   done before the failure).
-//! - NULL pointers, sizes above `PTRDIFF_MAX`, bad names and unknown flags return a
-//!   code, never crash. A Rust panic never unwinds into C: it returns
-//!   `SHMRING_E_PANIC`.
+//! - NULL pointers, handles of the wrong kind, sizes above `PTRDIFF_MAX`
+//!   (`SHMRING_E_INVALID_ARGUMENT`), bad names and unknown flags return a code,
+//!   never crash. A Rust panic never unwinds into C: it returns `SHMRING_E_PANIC`,
+//!   and the handle it happened on returns it from every later call but close.
+//! - Every handle follows one rule (module `handle`): made by `construct`, called
+//!   through `call`/`call_ref`/`call_in`, freed by `close`, each checking NULL,
+//!   the handle's kind and state, and catching panics. The pointer rules every
+//!   function's `# Safety` refers to are in the header's preamble
+//!   (`ffi/cbindgen.toml`).
 //!
 //! # Ownership
 //!

@@ -161,7 +161,7 @@ unsafe fn on_receiver(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `sender` is NULL or a live sending handle or view; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_sender_max_message_len(
@@ -213,9 +213,7 @@ where
 /// `PTRDIFF_MAX`, a handle that does not send).
 ///
 /// # Safety
-/// - `sender` is NULL or a live sending handle or view, used by this thread alone
-///   during the call.
-/// - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_sender_try_send(
@@ -235,7 +233,7 @@ pub unsafe extern "C" fn shmring_msg_sender_try_send(
 /// `SHMRING_E_DISCONNECTED` as soon as the receiver goes while there is no room.
 ///
 /// # Safety
-/// As `shmring_msg_sender_try_send`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_sender_send(
@@ -251,7 +249,7 @@ pub unsafe extern "C" fn shmring_msg_sender_send(
 /// `SHMRING_E_TIMED_OUT`.
 ///
 /// # Safety
-/// As `shmring_msg_sender_try_send`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_sender_send_timeout(
@@ -282,7 +280,7 @@ pub unsafe extern "C" fn shmring_msg_sender_send_timeout(
 /// transport's sender; `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender`.
 ///
 /// # Safety
-/// `sender` is NULL or a live sending handle or view.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_sender_readiness_fd(
@@ -316,7 +314,7 @@ pub unsafe extern "C" fn shmring_msg_sender_readiness_fd(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `sender` is NULL or a live sending handle or view.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_sender_arm_for_space(
@@ -346,8 +344,7 @@ pub unsafe extern "C" fn shmring_msg_sender_arm_for_space(
 /// `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender` or `out`.
 ///
 /// # Safety
-/// `sender` is NULL or a live sending handle or view; `out` and `out_reason` are
-/// NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_sender_wakeups(
@@ -370,8 +367,7 @@ pub unsafe extern "C" fn shmring_msg_sender_wakeups(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiving handle or view; `out` is NULL or
-/// writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_receiver_max_message_len(
@@ -434,10 +430,7 @@ where
 /// that does not receive). `*out_len` is 0 after other failures.
 ///
 /// # Safety
-/// - `receiver` is NULL or a live receiving handle or view, used by this thread
-///   alone during the call.
-/// - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
-/// - `out_len` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_receiver_try_recv(
@@ -459,7 +452,7 @@ pub unsafe extern "C" fn shmring_msg_receiver_try_recv(
 /// was received.
 ///
 /// # Safety
-/// As `shmring_msg_receiver_try_recv`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_receiver_recv(
@@ -480,7 +473,7 @@ pub unsafe extern "C" fn shmring_msg_receiver_recv(
 /// `SHMRING_E_TIMED_OUT`.
 ///
 /// # Safety
-/// As `shmring_msg_receiver_try_recv`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_receiver_recv_timeout(
@@ -515,7 +508,7 @@ pub unsafe extern "C" fn shmring_msg_receiver_recv_timeout(
 /// transport's receiver; `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver`.
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiving handle or view.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_receiver_readiness_fd(
@@ -544,7 +537,7 @@ pub unsafe extern "C" fn shmring_msg_receiver_readiness_fd(
 /// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiving handle or view.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_receiver_arm_for_message(
@@ -564,8 +557,7 @@ pub unsafe extern "C" fn shmring_msg_receiver_arm_for_message(
 /// As `shmring_msg_sender_wakeups`, for the receiver's descriptor.
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiving handle or view; `out` and `out_reason`
-/// are NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_msg_receiver_wakeups(

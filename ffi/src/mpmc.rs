@@ -166,10 +166,7 @@ pub struct shmring_mpmc_counters {
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `name` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_channel_options`.
-/// - `out` is NULL or points to a writable `shmring_mpmc *`; it receives the new
-///   handle (owned by the caller: free it with `shmring_mpmc_close`), or NULL.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_create(
@@ -199,7 +196,7 @@ pub unsafe extern "C" fn shmring_mpmc_create(
 /// As `shmring_mpmc_create`, without the name errors.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_mpmc_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_create_memfd(
@@ -231,7 +228,7 @@ pub unsafe extern "C" fn shmring_mpmc_create_memfd(
 /// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// As `shmring_mpmc_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_open(
@@ -255,7 +252,7 @@ pub unsafe extern "C" fn shmring_mpmc_open(
 /// As `shmring_mpmc_open`, without the name errors.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_mpmc_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_open_fd(
@@ -279,7 +276,7 @@ pub unsafe extern "C" fn shmring_mpmc_open_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `ch` is NULL or a live MPMC channel handle; `out_fd` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_fd(ch: *const shmring_mpmc, out_fd: *mut c_int) -> c_int {
@@ -297,7 +294,7 @@ pub unsafe extern "C" fn shmring_mpmc_fd(ch: *const shmring_mpmc, out_fd: *mut c
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `ch` is NULL or a live MPMC channel handle; `out_len` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_max_message_len(
@@ -319,7 +316,7 @@ pub unsafe extern "C" fn shmring_mpmc_max_message_len(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `ch` is NULL or a live MPMC channel handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_stats(
@@ -345,7 +342,7 @@ pub unsafe extern "C" fn shmring_mpmc_stats(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `ch` is NULL or a live MPMC channel handle, not used during or after the call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_mpmc_close(ch: *mut shmring_mpmc) -> c_int {
     // SAFETY: the caller's contract.
@@ -361,9 +358,7 @@ pub unsafe extern "C" fn shmring_mpmc_close(ch: *mut shmring_mpmc) -> c_int {
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `ch` is NULL or a live MPMC channel handle; `out` is NULL or points to a
-/// writable `shmring_mpmc_sender *`, which receives the handle (free it with
-/// `shmring_mpmc_sender_close`) or NULL.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_sender_new(
@@ -386,7 +381,7 @@ pub unsafe extern "C" fn shmring_mpmc_sender_new(
 /// As `shmring_mpmc_sender_new`.
 ///
 /// # Safety
-/// As `shmring_mpmc_sender_new`, with `shmring_mpmc_receiver *`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_mpmc_receiver_new(
@@ -409,7 +404,7 @@ pub unsafe extern "C" fn shmring_mpmc_receiver_new(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `tx` is NULL or a live MPMC sender, not used during or after the call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_mpmc_sender_close(tx: *mut shmring_mpmc_sender) -> c_int {
     // SAFETY: the caller's contract.
@@ -422,7 +417,7 @@ pub unsafe extern "C" fn shmring_mpmc_sender_close(tx: *mut shmring_mpmc_sender)
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `rx` is NULL or a live MPMC receiver, not used during or after the call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_mpmc_receiver_close(rx: *mut shmring_mpmc_receiver) -> c_int {
     // SAFETY: the caller's contract.
@@ -434,7 +429,7 @@ pub unsafe extern "C" fn shmring_mpmc_receiver_close(rx: *mut shmring_mpmc_recei
 /// NULL.
 ///
 /// # Safety
-/// `tx` is NULL or a live MPMC sender.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_mpmc_sender_as_msg_sender(
     tx: *mut shmring_mpmc_sender,
@@ -447,7 +442,7 @@ pub unsafe extern "C" fn shmring_mpmc_sender_as_msg_sender(
 /// `rx`. NULL for NULL.
 ///
 /// # Safety
-/// `rx` is NULL or a live MPMC receiver.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_mpmc_receiver_as_msg_receiver(
     rx: *mut shmring_mpmc_receiver,

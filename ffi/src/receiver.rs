@@ -80,10 +80,7 @@ pub type shmring_recv_fn =
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `channel` is NULL or a live channel handle.
-/// - `out` is NULL or points to a writable `shmring_receiver *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_receiver_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_new(
@@ -109,9 +106,7 @@ pub unsafe extern "C" fn shmring_receiver_new(
 /// receiver's own batch callback.
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiver handle, not used by any thread during or
-/// after this call (but for the refused call from its own callback). Pointers
-/// from an outstanding read become invalid.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_receiver_close(receiver: *mut shmring_receiver) -> c_int {
     // SAFETY: the caller's contract.
@@ -123,7 +118,7 @@ pub unsafe extern "C" fn shmring_receiver_close(receiver: *mut shmring_receiver)
 /// `receiver`. NULL for NULL.
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiver handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_receiver_as_msg_receiver(
     receiver: *mut shmring_receiver,
@@ -138,7 +133,7 @@ pub unsafe extern "C" fn shmring_receiver_as_msg_receiver(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiver handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_is_sender_connected(
@@ -214,8 +209,7 @@ where
 /// `SHMRING_E_INVALID_ARGUMENT`. On failure `*out_data` is NULL and `*out_len` 0.
 ///
 /// # Safety
-/// - `receiver` is NULL or a live receiver handle.
-/// - `out_data` and `out_len` are NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_try_read(
@@ -234,7 +228,7 @@ pub unsafe extern "C" fn shmring_receiver_try_read(
 /// `shmring_msg_receiver_recv`).
 ///
 /// # Safety
-/// As `shmring_receiver_try_read`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_read(
@@ -250,7 +244,7 @@ pub unsafe extern "C" fn shmring_receiver_read(
 /// `SHMRING_E_TIMED_OUT` (as `shmring_msg_receiver_recv_timeout`).
 ///
 /// # Safety
-/// As `shmring_receiver_try_read`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_read_timeout(
@@ -272,7 +266,7 @@ pub unsafe extern "C" fn shmring_receiver_read_timeout(
 /// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no read outstanding).
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiver handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_release(receiver: *mut shmring_receiver) -> c_int {
@@ -301,7 +295,7 @@ pub unsafe extern "C" fn shmring_receiver_release(receiver: *mut shmring_receive
 /// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no read outstanding).
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiver handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_unread(receiver: *mut shmring_receiver) -> c_int {
@@ -328,10 +322,7 @@ pub unsafe extern "C" fn shmring_receiver_unread(receiver: *mut shmring_receiver
 /// `SHMRING_E_INVALID_ARGUMENT` (NULL callback or out-pointer, `max` 0).
 ///
 /// # Safety
-/// - `receiver` is NULL or a live receiver handle.
-/// - `callback` is NULL or a function that is safe to call with `context` and any
-///   message; it must not unwind or `longjmp` out.
-/// - `out_count` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_try_recv_batch(

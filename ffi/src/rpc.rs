@@ -131,10 +131,7 @@ pub type shmring_rpc_handler_fn = Option<
 /// `SHMRING_E_INVALID_ARGUMENT` (a NULL pointer).
 ///
 /// # Safety
-/// - `requests` and `responses` are NULL or live channel handles.
-/// - `out` is NULL or points to a writable `shmring_rpc_client *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_rpc_client_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_client_new(
@@ -165,8 +162,7 @@ pub unsafe extern "C" fn shmring_rpc_client_new(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `client` is NULL or a live client handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_rpc_client_close(client: *mut shmring_rpc_client) -> c_int {
     // SAFETY: the caller's contract.
@@ -180,7 +176,7 @@ pub unsafe extern "C" fn shmring_rpc_client_close(client: *mut shmring_rpc_clien
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `client` is NULL or a live client handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_client_max_request_len(
@@ -203,7 +199,7 @@ pub unsafe extern "C" fn shmring_rpc_client_max_request_len(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `client` is NULL or a live client handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_client_max_response_len(
@@ -247,12 +243,7 @@ pub unsafe extern "C" fn shmring_rpc_client_max_response_len(
 /// `*response_len` is 0 after a failure but `SHMRING_E_BUFFER_TOO_SMALL`.
 ///
 /// # Safety
-/// - `client` is NULL or a live client handle.
-/// - `request` is NULL only if `request_len` is 0, else points to `request_len`
-///   readable bytes, not written during the call.
-/// - `response` is NULL only if `response_cap` is 0, else points to
-///   `response_cap` writable bytes, not otherwise accessed during the call.
-/// - `response_len` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_call(
@@ -310,10 +301,7 @@ pub unsafe extern "C" fn shmring_rpc_call(
 /// As `shmring_rpc_client_new`.
 ///
 /// # Safety
-/// - `requests` and `responses` are NULL or live channel handles.
-/// - `out` is NULL or points to a writable `shmring_rpc_server *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_rpc_server_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_server_new(
@@ -345,8 +333,7 @@ pub unsafe extern "C" fn shmring_rpc_server_new(
 /// server's own handler.
 ///
 /// # Safety
-/// `server` is NULL or a live server handle, not used by any thread during or
-/// after this call (but for the refused call from its own handler).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_rpc_server_close(server: *mut shmring_rpc_server) -> c_int {
     // SAFETY: the caller's contract.
@@ -361,7 +348,7 @@ pub unsafe extern "C" fn shmring_rpc_server_close(server: *mut shmring_rpc_serve
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `server` is NULL or a live server handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_server_max_response_len(
@@ -393,9 +380,7 @@ pub unsafe extern "C" fn shmring_rpc_server_max_response_len(
 /// - `SHMRING_E_IO`.
 ///
 /// # Safety
-/// - `server` is NULL or a live server handle.
-/// - `handler` keeps the contract of `shmring_rpc_handler_fn`.
-/// - `context` is passed to `handler` as it is; the library does not use it.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_serve_one(

@@ -81,11 +81,7 @@ unsafe fn create_with(
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `name` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_sync_options`.
-/// - `out` is NULL or points to a writable `shmring_semaphore *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_semaphore_close`), or
-///   NULL.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_create(
@@ -107,7 +103,7 @@ pub unsafe extern "C" fn shmring_semaphore_create(
 /// As `shmring_event_open`.
 ///
 /// # Safety
-/// As `shmring_semaphore_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_open(
@@ -132,8 +128,7 @@ pub unsafe extern "C" fn shmring_semaphore_open(
 /// missing.
 ///
 /// # Safety
-/// As `shmring_semaphore_create`, with `path` a NUL-terminated path (any bytes,
-/// at most `PATH_MAX - 1`).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_create_file(
@@ -153,7 +148,7 @@ pub unsafe extern "C" fn shmring_semaphore_create_file(
 /// As `shmring_semaphore_open`.
 ///
 /// # Safety
-/// As `shmring_semaphore_create_file`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_open_file(
@@ -176,7 +171,7 @@ pub unsafe extern "C" fn shmring_semaphore_open_file(
 /// As `shmring_semaphore_create`, without the name errors.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_semaphore_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_create_memfd(
@@ -196,7 +191,7 @@ pub unsafe extern "C" fn shmring_semaphore_create_memfd(
 /// As `shmring_event_open_fd`.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_semaphore_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_open_fd(
@@ -222,7 +217,7 @@ pub unsafe extern "C" fn shmring_semaphore_open_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle; `out_fd` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_fd(
@@ -244,7 +239,7 @@ pub unsafe extern "C" fn shmring_semaphore_fd(
 /// `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_post(sem: *const shmring_semaphore) -> c_int {
@@ -259,7 +254,7 @@ pub unsafe extern "C" fn shmring_semaphore_post(sem: *const shmring_semaphore) -
 /// `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_try_wait(sem: *const shmring_semaphore) -> c_int {
@@ -273,7 +268,7 @@ pub unsafe extern "C" fn shmring_semaphore_try_wait(sem: *const shmring_semaphor
 /// `SHMRING_OK`; `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_wait(sem: *const shmring_semaphore) -> c_int {
@@ -288,7 +283,7 @@ pub unsafe extern "C" fn shmring_semaphore_wait(sem: *const shmring_semaphore) -
 /// `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_wait_timeout(
@@ -307,7 +302,7 @@ pub unsafe extern "C" fn shmring_semaphore_wait_timeout(
 /// `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_value(
@@ -330,8 +325,7 @@ pub unsafe extern "C" fn shmring_semaphore_value(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_semaphore_close(sem: *mut shmring_semaphore) -> c_int {
     // SAFETY: the caller's contract.

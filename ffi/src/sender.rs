@@ -85,10 +85,7 @@ pub struct shmring_message {
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `channel` is NULL or a live channel handle.
-/// - `out` is NULL or points to a writable `shmring_sender *`; it receives the new
-///   handle (owned by the caller: free it with `shmring_sender_close`), or NULL on
-///   failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_new(
@@ -114,8 +111,7 @@ pub unsafe extern "C" fn shmring_sender_new(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `sender` is NULL or a live sender handle, not used by any thread during or
-/// after this call. Pointers from an outstanding grant become invalid.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_sender_close(sender: *mut shmring_sender) -> c_int {
     // SAFETY: the caller's contract.
@@ -127,7 +123,7 @@ pub unsafe extern "C" fn shmring_sender_close(sender: *mut shmring_sender) -> c_
 /// NULL for NULL.
 ///
 /// # Safety
-/// `sender` is NULL or a live sender handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_sender_as_msg_sender(
     sender: *mut shmring_sender,
@@ -143,7 +139,7 @@ pub unsafe extern "C" fn shmring_sender_as_msg_sender(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `sender` is NULL or a live sender handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_is_receiver_connected(
@@ -179,10 +175,7 @@ pub unsafe extern "C" fn shmring_sender_is_receiver_connected(
 /// `SHMRING_E_BUSY` (grant outstanding).
 ///
 /// # Safety
-/// - `sender` is NULL or a live sender handle.
-/// - `records` is NULL only if `count * record_len` is 0, else points to
-///   `count * record_len` readable bytes that do not change during the call.
-/// - `out_sent` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_try_send_records(
@@ -265,10 +258,7 @@ pub unsafe extern "C" fn shmring_sender_try_send_records(
 /// `SHMRING_E_BUSY` (grant outstanding).
 ///
 /// # Safety
-/// - `sender` is NULL or a live sender handle.
-/// - `messages` is NULL only if `count` is 0, else points to `count` readable
-///   `shmring_message`s, each of whose `data` is as in `shmring_msg_sender_try_send`.
-/// - `out_sent` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_try_send_batch(
@@ -394,8 +384,7 @@ where
 /// is NULL.
 ///
 /// # Safety
-/// - `sender` is NULL or a live sender handle.
-/// - `out_data` is NULL or points to a writable `uint8_t *`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_try_grant(
@@ -414,7 +403,7 @@ pub unsafe extern "C" fn shmring_sender_try_grant(
 /// `shmring_msg_sender_send`).
 ///
 /// # Safety
-/// As `shmring_sender_try_grant`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_grant(
@@ -430,7 +419,7 @@ pub unsafe extern "C" fn shmring_sender_grant(
 /// `SHMRING_E_TIMED_OUT` (as `shmring_msg_sender_send_timeout`).
 ///
 /// # Safety
-/// As `shmring_sender_try_grant`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_grant_timeout(
@@ -458,7 +447,7 @@ pub unsafe extern "C" fn shmring_sender_grant_timeout(
 /// outstanding).
 ///
 /// # Safety
-/// `sender` is NULL or a live sender handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_commit(sender: *mut shmring_sender, len: usize) -> c_int {
@@ -494,7 +483,7 @@ pub unsafe extern "C" fn shmring_sender_commit(sender: *mut shmring_sender, len:
 /// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no grant outstanding).
 ///
 /// # Safety
-/// `sender` is NULL or a live sender handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_abort(sender: *mut shmring_sender) -> c_int {

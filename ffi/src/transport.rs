@@ -108,10 +108,7 @@ unsafe fn c_address<'a>(s: *const c_char) -> Result<&'a str, Failure> {
 /// e.g. on message queues); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
 ///
 /// # Safety
-/// - `address` is NULL or a NUL-terminated string.
-/// - `out` is NULL or points to a writable `shmring_listener *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_listener_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_listen(
@@ -138,9 +135,7 @@ pub unsafe extern "C" fn shmring_listen(
 /// `out_len`, or NULL `buf` with a non-zero `buf_len`).
 ///
 /// # Safety
-/// - `listener` is NULL or a live listener handle.
-/// - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
-/// - `out_len` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_listener_address(
@@ -183,10 +178,7 @@ pub unsafe extern "C" fn shmring_listener_address(
 /// FIFO, queue or channel listener); `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `listener` is NULL or a live listener handle.
-/// - `out` is NULL or points to a writable `shmring_msg_receiver *`; it receives
-///   the new handle (owned by the caller: free it with
-///   `shmring_msg_receiver_close`), or NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_listener_accept(
@@ -216,8 +208,7 @@ pub unsafe extern "C" fn shmring_listener_accept(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `listener` is NULL or a live listener handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_listener_close(listener: *mut shmring_listener) -> c_int {
     // SAFETY: the caller's contract.
@@ -238,10 +229,7 @@ pub unsafe extern "C" fn shmring_listener_close(listener: *mut shmring_listener)
 /// taken); `SHMRING_E_IO`.
 ///
 /// # Safety
-/// - `address` is NULL or a NUL-terminated string.
-/// - `out` is NULL or points to a writable `shmring_msg_sender *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_msg_sender_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_connect_sender(
@@ -267,8 +255,7 @@ pub unsafe extern "C" fn shmring_connect_sender(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `sender` is NULL or a live sender handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_msg_sender_close(sender: *mut shmring_msg_sender) -> c_int {
     // SAFETY: the caller's contract.
@@ -282,8 +269,7 @@ pub unsafe extern "C" fn shmring_msg_sender_close(sender: *mut shmring_msg_sende
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `receiver` is NULL or a live receiver handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_msg_receiver_close(receiver: *mut shmring_msg_receiver) -> c_int {
     // SAFETY: the caller's contract.
