@@ -186,7 +186,7 @@ typedef uint32_t shmring_transport;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-/// How an endpoint's readiness descriptor is woken: `shmring_*_wakeups`.
+/// How an endpoint's readiness descriptor is woken: `shmring_msg_*_wakeups`.
 enum shmring_wakeups
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
