@@ -223,7 +223,9 @@ enum shmring_status
  {
     /// Success.
     SHMRING_OK = 0,
-    /// A NULL pointer where a value is needed, a size beyond `PTRDIFF_MAX`, an
+    /// A NULL pointer where a value is needed, a handle of another kind than the
+    /// call takes (a receiver passed as a sender, a view passed to a close), a
+    /// size beyond `PTRDIFF_MAX`, an
     /// unknown flag or option value, a non-zero reserved field, a commit longer
     /// than its grant, a descriptor that is not open, or a transport address that
     /// cannot be parsed (unknown scheme, empty path, bad port, wrong file type).
@@ -2290,8 +2292,10 @@ int shmring_connect_sender(const char *address,
                            uint64_t timeout_ms,
                            struct shmring_msg_sender **out);
 
-/// Frees a sender; its receiver sees `SHMRING_E_DISCONNECTED` once it has
-/// received everything sent. Closing NULL does nothing.
+/// Frees a sender made by `shmring_connect_sender`; its receiver sees
+/// `SHMRING_E_DISCONNECTED` once it has received everything sent. Closing NULL
+/// does nothing; a view of another handle (`shmring_*_as_msg_sender`) is refused
+/// with `SHMRING_E_INVALID_ARGUMENT` (close that handle).
 ///
 /// # Returns
 /// `SHMRING_OK`.

@@ -335,6 +335,7 @@ impl Kind for ConnListener {
 impl Kind for Conn {
     type C = shmring_connection;
     const WHAT: &'static str = "connection";
+    const ENDPOINT: bool = true;
 }
 
 impl Endpoint for ConnListener {}

@@ -58,6 +58,9 @@ pub(crate) trait Kind: Endpoint + Send + 'static {
     const LENDS: &'static str = "";
     /// How to end the loan, for the `SHMRING_E_BUSY` message.
     const FINISH: &'static str = "";
+    /// Whether the message family may take it (it sends or receives). Shared
+    /// kinds must not: the family takes the value mutably.
+    const ENDPOINT: bool = false;
 }
 
 /// The first part of every handle, whatever its kind.
@@ -70,8 +73,9 @@ pub(crate) struct Header {
     state: AtomicU8,
     kind: TypeId,
     what: &'static str,
-    /// The value as a message endpoint: `endpoint_of::<T>` for a `Handle<T>`.
-    endpoint: unsafe fn(NonNull<Header>) -> *mut dyn Endpoint,
+    /// The value as a message endpoint: `endpoint_of::<T>` for a `Handle<T>` of
+    /// an endpoint kind, `None` for the others.
+    endpoint: Option<unsafe fn(NonNull<Header>) -> *mut dyn Endpoint>,
 }
 
 /// A handle: what C's pointers point to. `repr(C)`: the header is at offset 0 for
@@ -171,7 +175,11 @@ pub(crate) fn new_handle<T: Kind>(value: T) -> *mut T::C {
             state: AtomicU8::new(State::Idle as u8),
             kind: TypeId::of::<T>(),
             what: T::WHAT,
-            endpoint: endpoint_of::<T>,
+            endpoint: if T::ENDPOINT {
+                Some(endpoint_of::<T>)
+            } else {
+                None
+            },
         },
         value: UnsafeCell::new(value),
     });
@@ -286,10 +294,16 @@ pub(crate) unsafe fn call_endpoint<C>(
             NonNull::new(ptr.cast_mut().cast::<Header>()).ok_or_else(|| Failure::null(what))?;
         // SAFETY: a live handle (the caller's contract): its header is at offset 0.
         let h = unsafe { header.as_ref() };
+        let endpoint_of = h.endpoint.ok_or_else(|| {
+            Failure::invalid(format!(
+                "a {} handle was passed where a message {what} is needed",
+                h.what
+            ))
+        })?;
         h.admit(want, "", "finish the outstanding grant or read")?;
-        // SAFETY: `endpoint` was made for this handle's own type, and the handle
-        // is live.
-        let endpoint = unsafe { (h.endpoint)(header) };
+        // SAFETY: `endpoint_of` was made for this handle's own type, and the
+        // handle is live.
+        let endpoint = unsafe { endpoint_of(header) };
         // SAFETY: admitted, as in `call_in`: the only reference while `body` runs.
         run(h, || body(unsafe { &mut *endpoint }))
     })

@@ -87,11 +87,13 @@ impl Kind for Mpmc {
 impl Kind for MpmcTx {
     type C = shmring_mpmc_sender;
     const WHAT: &'static str = "MPMC sender";
+    const ENDPOINT: bool = true;
 }
 
 impl Kind for MpmcRx {
     type C = shmring_mpmc_receiver;
     const WHAT: &'static str = "MPMC receiver";
+    const ENDPOINT: bool = true;
 }
 
 impl Endpoint for Mpmc {}

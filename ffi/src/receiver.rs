@@ -42,6 +42,7 @@ impl Kind for SpscReceiver {
     const WHAT: &'static str = "receiver";
     const LENDS: &'static str = "read";
     const FINISH: &'static str = "release or unread the outstanding message";
+    const ENDPOINT: bool = true;
 }
 
 impl Endpoint for SpscReceiver {

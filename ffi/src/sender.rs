@@ -43,6 +43,7 @@ impl Kind for SpscSender {
     const WHAT: &'static str = "sender";
     const LENDS: &'static str = "grant";
     const FINISH: &'static str = "commit or abort the outstanding grant";
+    const ENDPOINT: bool = true;
 }
 
 impl Endpoint for SpscSender {

@@ -49,11 +49,13 @@ impl Kind for TransportListener {
 impl Kind for TransportSender {
     type C = shmring_msg_sender;
     const WHAT: &'static str = "transport sender";
+    const ENDPOINT: bool = true;
 }
 
 impl Kind for TransportReceiver {
     type C = shmring_msg_receiver;
     const WHAT: &'static str = "transport receiver";
+    const ENDPOINT: bool = true;
 }
 
 impl Endpoint for TransportListener {}
@@ -248,8 +250,10 @@ pub unsafe extern "C" fn shmring_connect_sender(
     })
 }
 
-/// Frees a sender; its receiver sees `SHMRING_E_DISCONNECTED` once it has
-/// received everything sent. Closing NULL does nothing.
+/// Frees a sender made by `shmring_connect_sender`; its receiver sees
+/// `SHMRING_E_DISCONNECTED` once it has received everything sent. Closing NULL
+/// does nothing; a view of another handle (`shmring_*_as_msg_sender`) is refused
+/// with `SHMRING_E_INVALID_ARGUMENT` (close that handle).
 ///
 /// # Returns
 /// `SHMRING_OK`.

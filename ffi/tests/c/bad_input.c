@@ -264,6 +264,7 @@ int main(int argc, char **argv) {
     EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), NULL, 5), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), NULL, 0), SHMRING_OK); /* an empty message */
     EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), NULL, 0, &n), SHMRING_OK);
+    ASSERT(n == 0);
 
     /* ---- a handle of the wrong kind: refused, not undefined behaviour ---- */
     EXPECT(shmring_sender_commit((shmring_sender *)rx, 0), SHMRING_E_INVALID_ARGUMENT);
@@ -273,7 +274,11 @@ int main(int argc, char **argv) {
     EXPECT(shmring_msg_sender_close(shmring_sender_as_msg_sender(tx)), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_receiver_close((shmring_receiver *)tx), SHMRING_E_INVALID_ARGUMENT);
     ASSERT(shmring_sender_as_msg_sender(NULL) == NULL);
-    ASSERT(n == 0);
+    /* A channel is no message endpoint (and is shared: never taken mutably). */
+    EXPECT(shmring_msg_sender_try_send((shmring_msg_sender *)ch, "x", 1),
+           SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_readiness_fd((shmring_msg_receiver *)ch),
+           SHMRING_E_INVALID_ARGUMENT);
 
     /* ---- a too-small buffer: nothing consumed, length reported ---- */
     EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, max), SHMRING_OK);
