@@ -86,7 +86,8 @@ static void run_sender(char names[CHANNELS][256], uint64_t count) {
     for (uint64_t seq = 0; seq < count; seq++) {
         for (unsigned c = 0; c < CHANNELS; c++) {
             size_t len = make_message(buf, c, seq);
-            int rc = shmring_sender_send_timeout(tx[c], buf, len, SEND_TIMEOUT_MS);
+            shmring_msg_sender *out = shmring_sender_as_msg_sender(tx[c]);
+            int rc = shmring_msg_sender_send_timeout(out, buf, len, SEND_TIMEOUT_MS);
             if (rc != SHMRING_OK) die("sender: send", rc);
         }
         if (seq % 1000 == 999) {
@@ -129,15 +130,16 @@ static void check(struct channel *c, const uint8_t *buf, size_t len) {
 static int serve(struct channel *c) {
     uint8_t buf[MAX_LEN];
     size_t len = 0;
+    shmring_msg_receiver *in = shmring_receiver_as_msg_receiver(c->rx);
     for (;;) {
-        int rc = shmring_receiver_try_recv(c->rx, buf, sizeof buf, &len);
+        int rc = shmring_msg_receiver_try_recv(in, buf, sizeof buf, &len);
         if (rc == SHMRING_OK) {
             check(c, buf, len);
             continue;
         }
         if (rc == SHMRING_E_DISCONNECTED) return 1;
         if (rc != SHMRING_E_EMPTY) die("try_recv", rc);
-        rc = shmring_receiver_arm_for_message(c->rx);
+        rc = shmring_msg_receiver_arm_for_message(in);
         if (rc == SHMRING_ARMED) {
             c->armed++;
             return 0; /* back to epoll_wait */
@@ -183,11 +185,12 @@ int main(int argc, char **argv) {
         ch->index = c;
         int rc = shmring_receiver_new(channels[c], &ch->rx);
         if (rc != SHMRING_OK) die("receiver_new", rc);
-        ch->fd = shmring_receiver_readiness_fd(ch->rx);
+        shmring_msg_receiver *in = shmring_receiver_as_msg_receiver(ch->rx);
+        ch->fd = shmring_msg_receiver_readiness_fd(in);
         if (ch->fd < 0) die("readiness_fd", ch->fd);
         shmring_wakeups how;
         const char *reason = NULL;
-        if ((rc = shmring_receiver_wakeups(ch->rx, &how, &reason)) != SHMRING_OK) die("wakeups", rc);
+        if ((rc = shmring_msg_receiver_wakeups(in, &how, &reason)) != SHMRING_OK) die("wakeups", rc);
         if (how == SHMRING_WAKEUPS_POLLED) fprintf(stderr, "channel %u is polled: %s\n", c, reason);
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = c};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, ch->fd, &ev) != 0) fail("epoll_ctl ADD failed");

@@ -25,11 +25,13 @@ int main(int argc, char **argv) {
     rc = shmring_sender_new(channel, &tx);
     (void)shmring_channel_close(channel);
     if (rc != SHMRING_OK) return fail("sender", rc);
+    /* The sender's copying calls are the message family's: a view, not a copy. */
+    shmring_msg_sender *out = shmring_sender_as_msg_sender(tx);
 
     char line[4096];
     while (fgets(line, sizeof line, stdin)) {
         size_t len = strcspn(line, "\n");
-        rc = shmring_sender_send(tx, line, len); /* waits while the ring is full */
+        rc = shmring_msg_sender_send(out, line, len); /* waits while the ring is full */
         if (rc != SHMRING_OK) {
             fail("send", rc);
             break;

@@ -6,20 +6,43 @@
  * - Every fallible function returns an int: SHMRING_OK (0), or a negative code of
  *   enum shmring_status; shmring_strerror(code) names it and
  *   shmring_last_error_message() gives the details of the last failure on the
- *   calling thread. shmring_*_readiness_fd and the arm calls return a
+ *   calling thread. shmring_msg_*_readiness_fd and the arm calls return a
  *   non-negative value on success instead (the descriptor, SHMRING_READY or
  *   SHMRING_ARMED).
- * - Ownership: each shmring_*_create/_open/_new hands the caller a handle that it
- *   frees with the matching shmring_*_close (closing NULL does nothing). Strings
- *   returned by the library are never freed by the caller. A grant's pointer is
- *   valid until shmring_sender_commit/_abort, a read's until
- *   shmring_receiver_release/_unread; meanwhile other calls on that handle return
- *   SHMRING_E_BUSY.
- * - Threads: a sender or receiver is used by one thread at a time (it may move
- *   between threads); different handles may be used by different threads at once;
- *   a channel handle by several at once (but close). shmring_strerror,
- *   shmring_version and shmring_layout_version are thread-safe.
- * - Timeouts are relative, in milliseconds (uint64_t).
+ * - Ownership: each shmring_*_create/_open/_new/_accept/_connect* hands the caller
+ *   a handle that it frees with the matching shmring_*_close (closing NULL does
+ *   nothing). A shmring_*_as_msg_sender/_as_msg_receiver view is the same handle,
+ *   never closed itself. Strings returned by the library are never freed by the
+ *   caller. A grant's pointer is valid until shmring_sender_commit/_abort, a
+ *   read's until shmring_receiver_release/_unread (or the handle's close);
+ *   meanwhile other calls on that handle return SHMRING_E_BUSY.
+ * - Messages: every endpoint that sends is a shmring_msg_sender, every one that
+ *   receives a shmring_msg_receiver; the copying calls and the readiness calls
+ *   are theirs (shmring_msg_sender_send, shmring_msg_receiver_recv, ...).
+ * - Threads: a sender, receiver, connection, listener or RPC server is used by
+ *   one thread at a time (it may move between threads); different handles may be
+ *   used by different threads at once; a channel, event, semaphore or RPC client
+ *   by several at once (but close). shmring_strerror, shmring_version and
+ *   shmring_layout_version are thread-safe.
+ * - Timeouts are relative, in milliseconds (uint64_t): 0 gives up as soon as the
+ *   call would wait, UINT64_MAX waits without limit.
+ *
+ * The pointer rules (every function's "Safety"):
+ * - A handle argument is NULL or a live handle of this library, not closed, and
+ *   not used by another thread during the call unless its kind allows that.
+ *   NULL, and a live handle of another kind, are refused with
+ *   SHMRING_E_INVALID_ARGUMENT; a closed handle is undefined behaviour. A close
+ *   call's handle is not used by any thread during or after it.
+ * - An out-pointer is NULL (refused) or writable.
+ * - Bytes given with a length (data/len, buf/buf_len, request, response) are NULL
+ *   only if the length is 0, else that many readable (for a buffer: writable)
+ *   bytes that nothing else touches during the call. An array with a count is
+ *   likewise: count elements.
+ * - An options pointer is NULL (the defaults) or a readable struct; a string
+ *   (name, path, address, directory) is NULL (refused) or NUL-terminated.
+ * - A callback is NULL (refused) or a function safe to call with the context
+ *   given and the arguments its type describes; it must not unwind (a C++
+ *   exception) or longjmp out.
  */
 
 #ifndef SHMRING_H
@@ -37,190 +60,122 @@
 #define SHMRING_MUST_USE
 #endif
 
-/**
- * Major version of the library this header belongs to.
- */
+/// Major version of the library this header belongs to.
 #define SHMRING_VERSION_MAJOR 0
 
-/**
- * Minor version of the library this header belongs to.
- */
+/// Minor version of the library this header belongs to.
 #define SHMRING_VERSION_MINOR 1
 
-/**
- * Patch version of the library this header belongs to.
- */
+/// Patch version of the library this header belongs to.
 #define SHMRING_VERSION_PATCH 0
 
-/**
- * The segment layout version this library reads and writes (ARCHITECTURE.md:
- * "Segment layout"); `shmring_layout_version()` returns the library's own.
- */
+/// The segment layout version this library reads and writes (ARCHITECTURE.md:
+/// "Segment layout"); `shmring_layout_version()` returns the library's own.
 #define SHMRING_LAYOUT_VERSION 4
 
-/**
- * The first 8 bytes of every initialised segment, in the creator's byte order.
- */
+/// The first 8 bytes of every initialised segment, in the creator's byte order.
 #define SHMRING_MAGIC 8316017050102163201
 
-/**
- * Alignment of a segment's start, and of each of its 128-byte control lines.
- */
+/// Alignment of a segment's start, and of each of its 128-byte control lines.
 #define SHMRING_SEGMENT_ALIGN 128
 
-/**
- * Offset of the header line (magic, version, capacity, ...).
- */
+/// Offset of the header line (magic, version, capacity, ...).
 #define SHMRING_HEADER_OFFSET 0
 
-/**
- * Offset of the producer's line (write position, owner, claims, pid).
- */
+/// Offset of the producer's line (write position, owner, claims, pid).
 #define SHMRING_PRODUCER_LINE_OFFSET 128
 
-/**
- * Offset of the consumer's line (read position, owner, claims, pid).
- */
+/// Offset of the consumer's line (read position, owner, claims, pid).
 #define SHMRING_CONSUMER_LINE_OFFSET 256
 
-/**
- * Offset of the signal line (the two eventcounts).
- */
+/// Offset of the signal line (the two eventcounts).
 #define SHMRING_SIGNAL_LINE_OFFSET 384
 
-/**
- * Offset of the data region: a segment is `SHMRING_DATA_OFFSET + capacity` bytes.
- */
+/// Offset of the data region: a segment is `SHMRING_DATA_OFFSET + capacity` bytes.
 #define SHMRING_DATA_OFFSET 512
 
-/**
- * Bytes of a frame's header before its payload.
- */
+/// Bytes of a frame's header before its payload.
 #define SHMRING_FRAME_HEADER_SIZE 8
 
-/**
- * Alignment of every frame in the data region.
- */
+/// Alignment of every frame in the data region.
 #define SHMRING_FRAME_ALIGN 8
 
-/**
- * The smallest capacity (bytes of the data region).
- */
+/// The smallest capacity (bytes of the data region).
 #define SHMRING_MIN_CAPACITY 64
 
-/**
- * The largest capacity (512 MiB).
- */
+/// The largest capacity (512 MiB).
 #define SHMRING_MAX_CAPACITY 536870912
 
-/**
- * Header flag (offset 56): the segment uses the asymmetric fence pair.
- */
+/// Header flag (offset 56): the segment uses the asymmetric fence pair.
 #define SHMRING_HEADER_FLAG_ASYMMETRIC_FENCES 1
 
-/**
- * Option flag: on create, replace a segment of the same name whose handles are
- * all dead (left behind by a crash). A segment with a live handle is never
- * replaced.
- */
+/// Option flag: on create, replace a segment of the same name whose handles are
+/// all dead (left behind by a crash). A segment with a live handle is never
+/// replaced.
 #define SHMRING_OPTION_RECLAIM 1
 
-/**
- * Option flag: on create, keep the name (or file) when the creator's last handle
- * closes (default for named shared memory: remove it).
- */
+/// Option flag: on create, keep the name (or file) when the creator's last handle
+/// closes (default for named shared memory: remove it).
 #define SHMRING_OPTION_KEEP 2
 
-/**
- * Option flag: on create, remove the name (or file) when the creator's last handle
- * closes (default for files: keep it). Not together with `SHMRING_OPTION_KEEP`.
- */
+/// Option flag: on create, remove the name (or file) when the creator's last handle
+/// closes (default for files: keep it). Not together with `SHMRING_OPTION_KEEP`.
 #define SHMRING_OPTION_UNLINK 4
 
-/**
- * Option flag: on create, use full fences on both sides instead of the asymmetric
- * pair (`membarrier`). Needed when a process that may use the channel cannot call
- * `membarrier` (a seccomp filter, valgrind): with the asymmetric pair such a
- * process gets `SHMRING_E_UNSUPPORTED` when it makes a sender or receiver.
- */
+/// Option flag: on create, use full fences on both sides instead of the asymmetric
+/// pair (`membarrier`). Needed when a process that may use the channel cannot call
+/// `membarrier` (a seccomp filter, valgrind): with the asymmetric pair such a
+/// process gets `SHMRING_E_UNSUPPORTED` when it makes a sender or receiver.
 #define SHMRING_OPTION_SYMMETRIC_FENCES 8
 
-/**
- * Option flag: map with `MAP_POPULATE`, so the first messages take no page faults.
- */
+/// Option flag: map with `MAP_POPULATE`, so the first messages take no page faults.
 #define SHMRING_OPTION_PREFAULT 16
 
-/**
- * Option flag: on open, accept a segment owned by `trusted_uid` (default: only
- * the caller's effective uid).
- */
+/// Option flag: on open, accept a segment owned by `trusted_uid` (default: only
+/// the caller's effective uid).
 #define SHMRING_OPTION_TRUST_OWNER 32
 
-/**
- * `sizeof(shmring_channel_options)`, for a C11 `_Static_assert`.
- */
+/// `sizeof(shmring_channel_options)`, for a C11 `_Static_assert`.
 #define SHMRING_CHANNEL_OPTIONS_SIZE 80
 
-/**
- * The `transport` option (listener and client): shared memory if both sides
- * can, else the socket (the default).
- */
+/// The `transport` option (listener and client): shared memory if both sides
+/// can, else the socket (the default).
 #define SHMRING_TRANSPORT_POLICY_ANY 0
 
-/**
- * The `transport` option: shared memory or nothing (a connection that cannot
- * have it fails).
- */
+/// The `transport` option: shared memory or nothing (a connection that cannot
+/// have it fails).
 #define SHMRING_TRANSPORT_POLICY_SHARED_MEMORY_ONLY 1
 
-/**
- * The `transport` option: never shared memory, always the socket (what the
- * environment variable `SHMRING_NO_SHM=1` makes of `SHMRING_TRANSPORT_POLICY_ANY`).
- */
+/// The `transport` option: never shared memory, always the socket (what the
+/// environment variable `SHMRING_NO_SHM=1` makes of `SHMRING_TRANSPORT_POLICY_ANY`).
 #define SHMRING_TRANSPORT_POLICY_SOCKET_ONLY 2
 
-/**
- * Listener option flag: also let clients of `allowed_uid` connect (checked with
- * `SO_PEERCRED`; the listener's own uid is always allowed).
- */
+/// Listener option flag: also let clients of `allowed_uid` connect (checked with
+/// `SO_PEERCRED`; the listener's own uid is always allowed).
 #define SHMRING_CONN_OPTION_ALLOW_UID 1
 
-/**
- * Connect option flag: also trust a listener running as `trusted_uid` (this uid
- * and root are always trusted).
- */
+/// Connect option flag: also trust a listener running as `trusted_uid` (this uid
+/// and root are always trusted).
 #define SHMRING_CONN_OPTION_TRUST_SERVER_UID 2
 
-/**
- * `sizeof(shmring_sync_options)`, for a C11 `_Static_assert`.
- */
+/// `sizeof(shmring_sync_options)`, for a C11 `_Static_assert`.
 #define SHMRING_SYNC_OPTIONS_SIZE 56
 
-/**
- * The largest maximum count of a semaphore (`INT32_MAX`).
- */
+/// The largest maximum count of a semaphore (`INT32_MAX`).
 #define SHMRING_SEMAPHORE_MAX_LIMIT 2147483647
 
-/**
- * What a connection's messages travel on: `shmring_connection_transport`.
- */
+/// What a connection's messages travel on: `shmring_connection_transport`.
 enum shmring_transport
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-    /**
-     * A pair of shared-memory rings (memfds), with the Unix socket beside them
-     * for liveness.
-     */
+    /// A pair of shared-memory rings (memfds), with the Unix socket beside them
+    /// for liveness.
     SHMRING_TRANSPORT_SHARED_MEMORY = 1,
-    /**
-     * The Unix socket itself, length-framed (the fallback).
-     */
+    /// The Unix socket itself, length-framed (the fallback).
     SHMRING_TRANSPORT_UNIX_SOCKET = 2,
-    /**
-     * A TCP connection, length-framed (`tcp://` addresses).
-     */
+    /// A TCP connection, length-framed (`tcp://` addresses).
     SHMRING_TRANSPORT_TCP = 3,
 };
 #ifndef __cplusplus
@@ -231,25 +186,19 @@ typedef uint32_t shmring_transport;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-/**
- * How an endpoint's readiness descriptor is woken: `shmring_*_wakeups`.
- */
+/// How an endpoint's readiness descriptor is woken: `shmring_msg_*_wakeups`.
 enum shmring_wakeups
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-    /**
-     * The peer rings the descriptor, and its death (or departure) hangs it up:
-     * an armed descriptor becomes readable at once on either.
-     */
+    /// The peer rings the descriptor, and its death (or departure) hangs it up:
+    /// an armed descriptor becomes readable at once on either.
     SHMRING_WAKEUPS_DOORBELL = 1,
-    /**
-     * No doorbell could be shared with the peer (the reason says why: a memfd
-     * opened from a bare descriptor, a doorbell FIFO refused or missing): while
-     * armed, the descriptor becomes readable every 25 ms, and within that
-     * interval of the peer's death.
-     */
+    /// No doorbell could be shared with the peer (the reason says why: a memfd
+    /// opened from a bare descriptor, a doorbell FIFO refused or missing): while
+    /// armed, the descriptor becomes readable every 25 ms, and within that
+    /// interval of the peer's death.
     SHMRING_WAKEUPS_POLLED = 2,
 };
 #ifndef __cplusplus
@@ -260,163 +209,107 @@ typedef uint32_t shmring_wakeups;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-/**
- * The status every fallible `shmring_` function returns: `SHMRING_OK` (0) on
- * success, one of the negative codes below on failure.
- *
- * `shmring_strerror` names a code; `shmring_last_error_message` gives the details
- * of the last failure on the calling thread. New codes may be added in later
- * versions (always negative, never reusing a value): treat an unknown negative
- * code as a failure.
- */
+/// The status every fallible `shmring_` function returns: `SHMRING_OK` (0) on
+/// success, one of the negative codes below on failure.
+///
+/// `shmring_strerror` names a code; `shmring_last_error_message` gives the details
+/// of the last failure on the calling thread. New codes may be added in later
+/// versions (always negative, never reusing a value): treat an unknown negative
+/// code as a failure.
 enum shmring_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-    /**
-     * Success.
-     */
+    /// Success.
     SHMRING_OK = 0,
-    /**
-     * A NULL pointer where a value is needed, a size beyond `PTRDIFF_MAX`, an
-     * unknown flag or option value, a non-zero reserved field, a commit longer
-     * than its grant, a descriptor that is not open, or a transport address that
-     * cannot be parsed (unknown scheme, empty path, bad port, wrong file type).
-     */
+    /// A NULL pointer where a value is needed, a handle of another kind than the
+    /// call takes (a receiver passed as a sender, a view passed to a close), a
+    /// size beyond `PTRDIFF_MAX`, an
+    /// unknown flag or option value, a non-zero reserved field, a commit longer
+    /// than its grant, a descriptor that is not open, or a transport address that
+    /// cannot be parsed (unknown scheme, empty path, bad port, wrong file type).
     SHMRING_E_INVALID_ARGUMENT = -1,
-    /**
-     * A channel name (or file path) that is empty, too long, not UTF-8, or not a
-     * single component of ASCII letters, digits, `.`, `_` and `-`.
-     */
+    /// A channel name (or file path) that is empty, too long, not UTF-8, or not a
+    /// single component of ASCII letters, digits, `.`, `_` and `-`.
     SHMRING_E_INVALID_NAME = -2,
-    /**
-     * A create call found the name (or path) taken by a live segment.
-     */
+    /// A create call found the name (or path) taken by a live segment.
     SHMRING_E_ALREADY_EXISTS = -3,
-    /**
-     * An open call found no such segment (or a file's directory is missing); or
-     * nobody receives at a transport address (no socket, queue or channel there,
-     * or the connection was refused).
-     */
+    /// An open call found no such segment (or a file's directory is missing); or
+    /// nobody receives at a transport address (no socket, queue or channel there,
+    /// or the connection was refused).
     SHMRING_E_NOT_FOUND = -4,
-    /**
-     * The operating system refused access (mode bits, owner).
-     */
+    /// The operating system refused access (mode bits, owner).
     SHMRING_E_PERMISSION_DENIED = -5,
-    /**
-     * The segment was made by an incompatible build (layout version, ring kind,
-     * byte order).
-     */
+    /// The segment was made by an incompatible build (layout version, ring kind,
+    /// byte order).
     SHMRING_E_INCOMPATIBLE_LAYOUT = -6,
-    /**
-     * The segment's header or ring state is invalid: a bug or a hostile peer.
-     * The same call keeps failing until the peer repairs the ring.
-     */
+    /// The segment's header or ring state is invalid: a bug or a hostile peer.
+    /// The same call keeps failing until the peer repairs the ring.
     SHMRING_E_CORRUPTED = -7,
-    /**
-     * The message is longer than the channel's largest message (half the
-     * capacity less 8 bytes).
-     */
+    /// The message is longer than the channel's largest message (half the
+    /// capacity less 8 bytes).
     SHMRING_E_MESSAGE_TOO_LARGE = -8,
-    /**
-     * The receive buffer is shorter than the next message. Nothing was consumed;
-     * the message's length is reported through `out_len`.
-     */
+    /// The receive buffer is shorter than the next message. Nothing was consumed;
+    /// the message's length is reported through `out_len`.
     SHMRING_E_BUFFER_TOO_SMALL = -9,
-    /**
-     * No room for the message now (non-blocking calls); or a semaphore post at
-     * the semaphore's maximum count (nothing changed).
-     */
+    /// No room for the message now (non-blocking calls); or a semaphore post at
+    /// the semaphore's maximum count (nothing changed).
     SHMRING_E_FULL = -10,
-    /**
-     * No message now (non-blocking calls).
-     */
+    /// No message now (non-blocking calls).
     SHMRING_E_EMPTY = -11,
-    /**
-     * The peer has gone and the call cannot complete: a receiver found the ring
-     * empty after its sender left (everything the sender committed was received
-     * first), or a sender found it full after its receiver left. A new peer can
-     * claim the role; calls then succeed again.
-     */
+    /// The peer has gone and the call cannot complete: a receiver found the ring
+    /// empty after its sender left (everything the sender committed was received
+    /// first), or a sender found it full after its receiver left. A new peer can
+    /// claim the role; calls then succeed again.
     SHMRING_E_DISCONNECTED = -12,
-    /**
-     * The timeout passed.
-     */
+    /// The timeout passed.
     SHMRING_E_TIMED_OUT = -13,
-    /**
-     * Another live sender (or receiver) holds the role.
-     */
+    /// Another live sender (or receiver) holds the role.
     SHMRING_E_ROLE_TAKEN = -14,
-    /**
-     * No space for the segment (a full `/dev/shm` or file system).
-     */
+    /// No space for the segment (a full `/dev/shm` or file system).
     SHMRING_E_NO_SPACE = -15,
-    /**
-     * The handle is borrowed: a grant or a read is outstanding (commit/abort or
-     * release/unread it first), or the call came from inside the handle's own
-     * batch callback.
-     */
+    /// The handle is borrowed: a grant or a read is outstanding (commit/abort or
+    /// release/unread it first), or the call came from inside the handle's own
+    /// batch callback.
     SHMRING_E_BUSY = -16,
-    /**
-     * The system lacks what the call needs, e.g. `membarrier` for a channel
-     * created with asymmetric fences, in a process where it is refused.
-     */
+    /// The system lacks what the call needs, e.g. `membarrier` for a channel
+    /// created with asymmetric fences, in a process where it is refused.
     SHMRING_E_UNSUPPORTED = -17,
-    /**
-     * Any other system call failure (the message names the call and errno).
-     */
+    /// Any other system call failure (the message names the call and errno).
     SHMRING_E_IO = -18,
-    /**
-     * A bug: the library panicked. The panic was caught; the handle it happened
-     * on returns this code from every later call (close it).
-     */
+    /// A bug: the library panicked. The panic was caught; the handle it happened
+    /// on returns this code from every later call (close it).
     SHMRING_E_PANIC = -19,
-    /**
-     * A capacity that is not a power of two from `SHMRING_MIN_CAPACITY` to
-     * `SHMRING_MAX_CAPACITY` (zero included).
-     * For an MPMC channel: a slot count that is not a power of two from 2 to
-     * 2^24, a slot size of 0 or over 16 MiB, an endpoint count of 0 or over 1024,
-     * or a shape whose segment would exceed 2^40 bytes.
-     */
+    /// A capacity that is not a power of two from `SHMRING_MIN_CAPACITY` to
+    /// `SHMRING_MAX_CAPACITY` (zero included).
+    /// For an MPMC channel: a slot count that is not a power of two from 2 to
+    /// 2^24, a slot size of 0 or over 16 MiB, an endpoint count of 0 or over 1024,
+    /// or a shape whose segment would exceed 2^40 bytes.
     SHMRING_E_INVALID_CAPACITY = -20,
-    /**
-     * The opened segment belongs to another user, or others may write it, and
-     * the options did not say to trust that.
-     */
+    /// The opened segment belongs to another user, or others may write it, and
+    /// the options did not say to trust that.
     SHMRING_E_UNTRUSTED = -21,
-    /**
-     * The object is too small (or too large) to hold a ring.
-     */
+    /// The object is too small (or too large) to hold a ring.
     SHMRING_E_BAD_SIZE = -22,
-    /**
-     * Nothing to finish: a commit or abort without an outstanding grant, or a
-     * release or unread without an outstanding read.
-     */
+    /// Nothing to finish: a commit or abort without an outstanding grant, or a
+    /// release or unread without an outstanding read.
     SHMRING_E_NOT_BORROWED = -23,
-    /**
-     * An error of the Rust library that this version of the C ABI has no code
-     * for; the message says what it is.
-     */
+    /// An error of the Rust library that this version of the C ABI has no code
+    /// for; the message says what it is.
     SHMRING_E_UNKNOWN = -24,
-    /**
-     * Every entry of an MPMC channel's endpoint table is held by a live sender
-     * or receiver: no more can attach until one closes (or dies).
-     */
+    /// Every entry of an MPMC channel's endpoint table is held by a live sender
+    /// or receiver: no more can attach until one closes (or dies).
     SHMRING_E_TABLE_FULL = -25,
-    /**
-     * Request/response: the server's handler failed and answered with an error
-     * message; `shmring_last_error_message` gives it exactly as the handler
-     * wrote it (invalid UTF-8 replaced). Nothing else went wrong: the client
-     * stays usable.
-     */
+    /// Request/response: the server's handler failed and answered with an error
+    /// message; `shmring_last_error_message` gives it exactly as the handler
+    /// wrote it (invalid UTF-8 replaced). Nothing else went wrong: the client
+    /// stays usable.
     SHMRING_E_REMOTE = -26,
-    /**
-     * A connection's handshake failed: the peer at the address is not a shmring
-     * listener (or client), speaks another protocol version, passed descriptors
-     * that fail the checks, or the two sides' transport policies leave no
-     * transport. The message names the peer and what was wrong.
-     */
+    /// A connection's handshake failed: the peer at the address is not a shmring
+    /// listener (or client), speaks another protocol version, passed descriptors
+    /// that fail the checks, or the two sides' transport policies leave no
+    /// transport. The message names the peer and what was wrong.
     SHMRING_E_HANDSHAKE = -27,
 };
 #ifndef __cplusplus
@@ -427,27 +320,19 @@ typedef int32_t shmring_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-/**
- * How a blocked call waits for its peer: the `wait_strategy` field of
- * `shmring_channel_options`. The strategy belongs to the process that creates or
- * opens the channel (each side chooses its own).
- */
+/// How a blocked call waits for its peer: the `wait_strategy` field of
+/// `shmring_channel_options`. The strategy belongs to the process that creates or
+/// opens the channel (each side chooses its own).
 enum shmring_wait_strategy
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-    /**
-     * Poll for `spin_ns` (default 50 us), then sleep on the futex (the default).
-     */
+    /// Poll for `spin_ns` (default 50 us), then sleep on the futex (the default).
     SHMRING_WAIT_SPIN_THEN_PARK = 0,
-    /**
-     * Poll without sleeping: the lowest latency, one core kept busy.
-     */
+    /// Poll without sleeping: the lowest latency, one core kept busy.
     SHMRING_WAIT_BUSY_SPIN = 1,
-    /**
-     * Sleep on the futex at once.
-     */
+    /// Sleep on the futex at once.
     SHMRING_WAIT_PARK = 2,
 };
 #ifndef __cplusplus
@@ -458,29 +343,23 @@ typedef uint32_t shmring_wait_strategy;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-/**
- * What an arm call found: the positive value it returns on success.
- *
- * Arm calls return `SHMRING_READY`, `SHMRING_ARMED` or a negative
- * `shmring_status` code (never `SHMRING_OK`): test `rc < 0` for a failure.
- */
+/// What an arm call found: the positive value it returns on success.
+///
+/// Arm calls return `SHMRING_READY`, `SHMRING_ARMED` or a negative
+/// `shmring_status` code (never `SHMRING_OK`): test `rc < 0` for a failure.
 enum shmring_readiness
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-    /**
-     * The condition holds now (a message is there, there is room, or the peer
-     * has gone: the next call says which): act on it, then arm again. Nothing is
-     * armed that the caller must wait for.
-     */
+    /// The condition holds now (a message is there, there is room, or the peer
+    /// has gone: the next call says which): act on it, then arm again. Nothing is
+    /// armed that the caller must wait for.
     SHMRING_READY = 1,
-    /**
-     * Armed: the readiness descriptor becomes readable when the condition may
-     * have changed (a message, room, the peer's departure or death), or every 25
-     * ms for a polled endpoint (`SHMRING_WAKEUPS_POLLED`). Go back to the event
-     * loop.
-     */
+    /// Armed: the readiness descriptor becomes readable when the condition may
+    /// have changed (a message, room, the peer's departure or death), or every 25
+    /// ms for a polled endpoint (`SHMRING_WAKEUPS_POLLED`). Go back to the event
+    /// loop.
     SHMRING_ARMED = 2,
 };
 #ifndef __cplusplus
@@ -491,401 +370,287 @@ typedef int32_t shmring_readiness;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-/**
- * A created or opened channel: a mapped segment holding one ring. Make its
- * endpoints with `shmring_sender_new` and `shmring_receiver_new`; free it with
- * `shmring_channel_close` (the endpoints keep the segment mapped on their own).
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A created or opened channel: a mapped segment holding one ring. Make its
+/// endpoints with `shmring_sender_new` and `shmring_receiver_new`; free it with
+/// `shmring_channel_close` (the endpoints keep the segment mapped on their own).
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_channel shmring_channel;
 
-/**
- * A bound connection listener: hands out a `shmring_connection` per client
- * (`shmring_conn_listener_accept`). Make it with `shmring_conn_listener_bind`,
- * free it with `shmring_conn_listener_close` (which removes the socket file;
- * accepted connections live on).
- *
- * Used by one thread at a time; it may move between threads.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A bound connection listener: hands out a `shmring_connection` per client
+/// (`shmring_conn_listener_accept`). Make it with `shmring_conn_listener_bind`,
+/// free it with `shmring_conn_listener_close` (which removes the socket file;
+/// accepted connections live on).
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_conn_listener shmring_conn_listener;
 
-/**
- * A duplex connection to one peer, made by `shmring_connect` or
- * `shmring_conn_listener_accept`: messages both ways, over shared memory or a
- * socket (`shmring_connection_transport`). Free it with
- * `shmring_connection_close`.
- *
- * Used by one thread at a time; it may move between threads.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A duplex connection to one peer, made by `shmring_connect` or
+/// `shmring_conn_listener_accept`: messages both ways, over shared memory or a
+/// socket (`shmring_connection_transport`). Free it with
+/// `shmring_connection_close`.
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_connection shmring_connection;
 
-/**
- * A named event in shared memory. Free it with `shmring_event_close`.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A named event in shared memory. Free it with `shmring_event_close`.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_event shmring_event;
 
-/**
- * Where a transport receives: made by `shmring_listen` from an address, it hands
- * out a receiver per sender (`shmring_listener_accept`). Free it with
- * `shmring_listener_close`.
- *
- * Used by one thread at a time; it may move between threads.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// Where a transport receives: made by `shmring_listen` from an address, it hands
+/// out a receiver per sender (`shmring_listener_accept`). Free it with
+/// `shmring_listener_close`.
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_listener shmring_listener;
 
-/**
- * A created or opened MPMC channel. Attach endpoints with
- * `shmring_mpmc_sender_new` and `shmring_mpmc_receiver_new`; free it with
- * `shmring_mpmc_close` (the endpoints keep the segment mapped on their own).
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A created or opened MPMC channel. Attach endpoints with
+/// `shmring_mpmc_sender_new` and `shmring_mpmc_receiver_new`; free it with
+/// `shmring_mpmc_close` (the endpoints keep the segment mapped on their own).
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_mpmc shmring_mpmc;
 
-/**
- * A receiver attached to an MPMC channel. Free it with
- * `shmring_mpmc_receiver_close`.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A receiver attached to an MPMC channel: a `shmring_msg_receiver` through
+/// `shmring_mpmc_receiver_as_msg_receiver`. Free it with
+/// `shmring_mpmc_receiver_close`.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_mpmc_receiver shmring_mpmc_receiver;
 
-/**
- * A sender attached to an MPMC channel. Free it with `shmring_mpmc_sender_close`
- * (which frees its table entry).
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A sender attached to an MPMC channel: a `shmring_msg_sender` through
+/// `shmring_mpmc_sender_as_msg_sender`. Free it with `shmring_mpmc_sender_close`
+/// (which frees its table entry).
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_mpmc_sender shmring_mpmc_sender;
 
-/**
- * The receiving end of an address-based transport, made by
- * `shmring_listener_accept`. Free it with `shmring_msg_receiver_close`.
- *
- * Used by one thread at a time; it may move between threads.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A receiving endpoint of any kind, for the `shmring_msg_receiver_*` calls: a
+/// transport's receiver (free it with `shmring_msg_receiver_close`), or the view
+/// of another receiving handle (`shmring_*_as_msg_receiver`).
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_msg_receiver shmring_msg_receiver;
 
-/**
- * The sending end of an address-based transport, made by
- * `shmring_connect_sender`. Free it with `shmring_msg_sender_close`.
- *
- * Used by one thread at a time; it may move between threads.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A sending endpoint of any kind, for the `shmring_msg_sender_*` calls: a
+/// transport's sender (free it with `shmring_msg_sender_close`), or the view of
+/// another sending handle (`shmring_*_as_msg_sender`: free that handle instead).
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_msg_sender shmring_msg_sender;
 
-/**
- * The receiving side of a channel (one per channel at a time, across all
- * processes). Make it with `shmring_receiver_new`, free it with
- * `shmring_receiver_close`.
- *
- * Used by one thread at a time; it may move between threads.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// The receiving side of a channel (one per channel at a time, across all
+/// processes). Make it with `shmring_receiver_new`, free it with
+/// `shmring_receiver_close`.
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_receiver shmring_receiver;
 
-/**
- * The calling side of request/response. Make it with `shmring_rpc_client_new`,
- * free it with `shmring_rpc_client_close`.
- *
- * Unlike the other handles, a client may be used by several threads at once:
- * each `shmring_rpc_call` gets its own response (calls in flight at once are told
- * apart by ids). Only `shmring_rpc_client_close` must run alone.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// The calling side of request/response. Make it with `shmring_rpc_client_new`,
+/// free it with `shmring_rpc_client_close`.
+///
+/// Unlike the other handles, a client may be used by several threads at once:
+/// each `shmring_rpc_call` gets its own response (calls in flight at once are told
+/// apart by ids). Only `shmring_rpc_client_close` must run alone.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_rpc_client shmring_rpc_client;
 
-/**
- * The answering side of request/response. Make it with `shmring_rpc_server_new`,
- * free it with `shmring_rpc_server_close`.
- *
- * Used by one thread at a time; it may move between threads.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// The answering side of request/response. Make it with `shmring_rpc_server_new`,
+/// free it with `shmring_rpc_server_close`.
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_rpc_server shmring_rpc_server;
 
-/**
- * A named counting semaphore in shared memory. Free it with
- * `shmring_semaphore_close`.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// A named counting semaphore in shared memory. Free it with
+/// `shmring_semaphore_close`.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_semaphore shmring_semaphore;
 
-/**
- * The sending side of a channel (one per channel at a time, across all
- * processes). Make it with `shmring_sender_new`, free it with
- * `shmring_sender_close`.
- *
- * Used by one thread at a time; it may move between threads.
- *
- * Opaque: only pointers to it exist in C.
- */
+/// The sending side of a channel (one per channel at a time, across all
+/// processes). Make it with `shmring_sender_new`, free it with
+/// `shmring_sender_close`.
+///
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
 typedef struct shmring_sender shmring_sender;
 
-/**
- * Options of the channel create and open calls. Fill it with
- * `shmring_channel_options_init` (all zero is the same: every field's default),
- * then change what you need. Passing NULL instead of options means defaults.
- *
- * Fields that apply only to create (or only to open) are ignored by the other.
- */
+/// Options of the channel create and open calls. Fill it with
+/// `shmring_channel_options_init` (all zero is the same: every field's default),
+/// then change what you need. Passing NULL instead of options means defaults.
+///
+/// Fields that apply only to create (or only to open) are ignored by the other.
 typedef struct shmring_channel_options {
-    /**
-     * `SHMRING_OPTION_*` bits; others are refused (`SHMRING_E_INVALID_ARGUMENT`).
-     */
+    /// `SHMRING_OPTION_*` bits; others are refused (`SHMRING_E_INVALID_ARGUMENT`).
     uint32_t flags;
-    /**
-     * Create: permission bits of a named segment or file, e.g. `0600`; 0 means the
-     * default `0600`. A memfd is always `0666` (only holders of its descriptor
-     * reach it).
-     */
+    /// Create: permission bits of a named segment or file, e.g. `0600`; 0 means the
+    /// default `0600`. A memfd is always `0666` (only holders of its descriptor
+    /// reach it).
     uint32_t mode;
-    /**
-     * Open: the permission bits an opened segment may have; a segment with any
-     * other bit set is refused with `SHMRING_E_UNTRUSTED`. 0 means the default
-     * `0644` (nobody but the owner may write it).
-     */
+    /// Open: the permission bits an opened segment may have; a segment with any
+    /// other bit set is refused with `SHMRING_E_UNTRUSTED`. 0 means the default
+    /// `0644` (nobody but the owner may write it).
     uint32_t allowed_mode;
-    /**
-     * Open: with `SHMRING_OPTION_TRUST_OWNER`, also accept segments owned by this
-     * uid.
-     */
+    /// Open: with `SHMRING_OPTION_TRUST_OWNER`, also accept segments owned by this
+    /// uid.
     uint32_t trusted_uid;
-    /**
-     * A `shmring_wait_strategy` value.
-     */
+    /// A `shmring_wait_strategy` value.
     uint32_t wait_strategy;
-    /**
-     * Reserved: must be zero.
-     */
+    /// Reserved: must be zero.
     uint32_t reserved0;
-    /**
-     * With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
-     * nanoseconds; 0 means the default, 50 us.
-     */
+    /// With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
+    /// nanoseconds; 0 means the default, 50 us.
     uint64_t spin_ns;
-    /**
-     * Reserved for later options: must be zero.
-     */
+    /// Reserved for later options: must be zero.
     uint64_t reserved[6];
 } shmring_channel_options;
 
-/**
- * Options of `shmring_conn_listener_bind`. Fill it with
- * `shmring_conn_listener_options_init` (all zero is the same: every field's
- * default), then change what you need. Passing NULL instead of options means
- * defaults.
- */
+/// Options of `shmring_conn_listener_bind`. Fill it with
+/// `shmring_conn_listener_options_init` (all zero is the same: every field's
+/// default), then change what you need. Passing NULL instead of options means
+/// defaults.
 typedef struct shmring_conn_listener_options {
-    /**
-     * The directory of the socket, a NUL-terminated path, read during the call;
-     * NULL: `$XDG_RUNTIME_DIR/shmring`, or `/tmp/shmring-<euid>`. Created `0700`
-     * if missing (its parent must exist), then checked: a directory, not a
-     * symbolic link, owned by this uid, no mode bits beyond `directory_mode`.
-     */
+    /// The directory of the socket, a NUL-terminated path, read during the call;
+    /// NULL: `$XDG_RUNTIME_DIR/shmring`, or `/tmp/shmring-<euid>`. Created `0700`
+    /// if missing (its parent must exist), then checked: a directory, not a
+    /// symbolic link, owned by this uid, no mode bits beyond `directory_mode`.
     const char *directory;
-    /**
-     * `SHMRING_CONN_OPTION_ALLOW_UID` or 0; other bits are refused.
-     */
+    /// `SHMRING_CONN_OPTION_ALLOW_UID` or 0; other bits are refused.
     uint32_t flags;
-    /**
-     * With `SHMRING_CONN_OPTION_ALLOW_UID`: the other uid allowed to connect.
-     */
+    /// With `SHMRING_CONN_OPTION_ALLOW_UID`: the other uid allowed to connect.
     uint32_t allowed_uid;
-    /**
-     * The mode bits the directory may have; 0 means the default `0700`.
-     */
+    /// The mode bits the directory may have; 0 means the default `0700`.
     uint32_t directory_mode;
-    /**
-     * The socket file's mode; 0 means the default `0600`.
-     */
+    /// The socket file's mode; 0 means the default `0600`.
     uint32_t socket_mode;
-    /**
-     * The ring capacity of each direction, a power of two; 0 means the default
-     * (256 KiB). The largest message is half of it less 8 bytes, on every
-     * transport.
-     */
+    /// The ring capacity of each direction, a power of two; 0 means the default
+    /// (256 KiB). The largest message is half of it less 8 bytes, on every
+    /// transport.
     uint64_t capacity;
-    /**
-     * The largest capacity a client may ask for; 0 means the default (16 MiB).
-     */
+    /// The largest capacity a client may ask for; 0 means the default (16 MiB).
     uint64_t max_capacity;
-    /**
-     * A `SHMRING_TRANSPORT_POLICY_*` value.
-     */
+    /// A `SHMRING_TRANSPORT_POLICY_*` value.
     uint32_t transport;
-    /**
-     * A `shmring_wait_strategy` value: how the listener's ends of shared-memory
-     * connections wait.
-     */
+    /// A `shmring_wait_strategy` value: how the listener's ends of shared-memory
+    /// connections wait.
     uint32_t wait_strategy;
-    /**
-     * With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
-     * nanoseconds; 0 means the default, 50 us.
-     */
+    /// With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
+    /// nanoseconds; 0 means the default, 50 us.
     uint64_t spin_ns;
-    /**
-     * How long one client's handshake may take, in milliseconds; 0 means the
-     * default, 5000.
-     */
+    /// How long one client's handshake may take, in milliseconds; 0 means the
+    /// default, 5000.
     uint64_t handshake_timeout_ms;
-    /**
-     * Reserved for later options: must be zero.
-     */
+    /// Reserved for later options: must be zero.
     uint64_t reserved[4];
 } shmring_conn_listener_options;
 
-/**
- * Options of `shmring_connect`. Fill it with `shmring_connect_options_init` (all
- * zero is the same: every field's default), then change what you need. Passing
- * NULL instead of options means defaults.
- */
+/// Options of `shmring_connect`. Fill it with `shmring_connect_options_init` (all
+/// zero is the same: every field's default), then change what you need. Passing
+/// NULL instead of options means defaults.
 typedef struct shmring_connect_options {
-    /**
-     * The directory of the listener's socket, a NUL-terminated path, read during
-     * the call; NULL: the listener's default. Checked before connecting: a
-     * directory, not a symbolic link, owned by this uid, root or a trusted uid,
-     * not writable by group or others.
-     */
+    /// The directory of the listener's socket, a NUL-terminated path, read during
+    /// the call; NULL: the listener's default. Checked before connecting: a
+    /// directory, not a symbolic link, owned by this uid, root or a trusted uid,
+    /// not writable by group or others.
     const char *directory;
-    /**
-     * `SHMRING_CONN_OPTION_TRUST_SERVER_UID` or 0; other bits are refused.
-     */
+    /// `SHMRING_CONN_OPTION_TRUST_SERVER_UID` or 0; other bits are refused.
     uint32_t flags;
-    /**
-     * With `SHMRING_CONN_OPTION_TRUST_SERVER_UID`: the other uid trusted as the
-     * listener's.
-     */
+    /// With `SHMRING_CONN_OPTION_TRUST_SERVER_UID`: the other uid trusted as the
+    /// listener's.
     uint32_t trusted_uid;
-    /**
-     * The ring capacity to ask for, a power of two; 0: the listener's. The
-     * listener grants at most its `max_capacity`.
-     */
+    /// The ring capacity to ask for, a power of two; 0: the listener's. The
+    /// listener grants at most its `max_capacity`.
     uint64_t capacity;
-    /**
-     * A `SHMRING_TRANSPORT_POLICY_*` value.
-     */
+    /// A `SHMRING_TRANSPORT_POLICY_*` value.
     uint32_t transport;
-    /**
-     * A `shmring_wait_strategy` value: how this side's ends of a shared-memory
-     * connection wait.
-     */
+    /// A `shmring_wait_strategy` value: how this side's ends of a shared-memory
+    /// connection wait.
     uint32_t wait_strategy;
-    /**
-     * With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
-     * nanoseconds; 0 means the default, 50 us.
-     */
+    /// With `SHMRING_WAIT_SPIN_THEN_PARK`: how long to poll before sleeping, in
+    /// nanoseconds; 0 means the default, 50 us.
     uint64_t spin_ns;
-    /**
-     * Reserved for later options: must be zero.
-     */
+    /// Reserved for later options: must be zero.
     uint64_t reserved[4];
 } shmring_connect_options;
 
-/**
- * Options of the event and semaphore create and open calls. Fill it with
- * `shmring_sync_options_init` (all zero is the same: every field's default),
- * then change what you need. Passing NULL instead of options means defaults.
- */
+/// Options of the event and semaphore create and open calls. Fill it with
+/// `shmring_sync_options_init` (all zero is the same: every field's default),
+/// then change what you need. Passing NULL instead of options means defaults.
 typedef struct shmring_sync_options {
-    /**
-     * `SHMRING_OPTION_RECLAIM`, `SHMRING_OPTION_KEEP`, `SHMRING_OPTION_UNLINK`,
-     * `SHMRING_OPTION_TRUST_OWNER` (as for channels); others are refused
-     * (`SHMRING_E_INVALID_ARGUMENT`).
-     */
+    /// `SHMRING_OPTION_RECLAIM`, `SHMRING_OPTION_KEEP`, `SHMRING_OPTION_UNLINK`,
+    /// `SHMRING_OPTION_TRUST_OWNER` (as for channels); others are refused
+    /// (`SHMRING_E_INVALID_ARGUMENT`).
     uint32_t flags;
-    /**
-     * Create: permission bits of a named object, e.g. `0600`; 0 means `0600`.
-     */
+    /// Create: permission bits of a named object, e.g. `0600`; 0 means `0600`.
     uint32_t mode;
-    /**
-     * Open: the permission bits an opened object may have; 0 means `0644`.
-     */
+    /// Open: the permission bits an opened object may have; 0 means `0644`.
     uint32_t allowed_mode;
-    /**
-     * Open: with `SHMRING_OPTION_TRUST_OWNER`, also accept objects of this uid.
-     */
+    /// Open: with `SHMRING_OPTION_TRUST_OWNER`, also accept objects of this uid.
     uint32_t trusted_uid;
-    /**
-     * Semaphore create: the initial count.
-     */
+    /// Semaphore create: the initial count.
     uint32_t initial_count;
-    /**
-     * Semaphore create: the largest count, 1 to `SHMRING_SEMAPHORE_MAX_LIMIT`; 0
-     * means that limit.
-     */
+    /// Semaphore create: the largest count, 1 to `SHMRING_SEMAPHORE_MAX_LIMIT`; 0
+    /// means that limit.
     uint32_t max_count;
-    /**
-     * Reserved for later options: must be zero.
-     */
+    /// Reserved for later options: must be zero.
     uint64_t reserved[4];
 } shmring_sync_options;
 
-/**
- * The recovery statistics of an MPMC channel (`shmring_mpmc_stats`).
- */
+/// The recovery statistics of an MPMC channel (`shmring_mpmc_stats`).
 typedef struct shmring_mpmc_counters {
-    /**
-     * Positions claimed by a sender that died before publishing, skipped by a
-     * receiver (no message was lost there).
-     */
+    /// Positions claimed by a sender that died before publishing, skipped by a
+    /// receiver (no message was lost there).
     uint64_t skipped;
-    /**
-     * Messages lost with a receiver that died between claiming and copying them.
-     */
+    /// Messages lost with a receiver that died between claiming and copying them.
     uint64_t lost;
 } shmring_mpmc_counters;
 
-/**
- * The callback of `shmring_receiver_try_recv_batch`: called once per message, in
- * order, with the caller's `context` and the message's `len` bytes at `data`
- * (valid during the call only). It must not unwind or `longjmp` out; calls on the
- * same receiver from inside it return `SHMRING_E_BUSY`.
- */
+/// The callback of `shmring_receiver_try_recv_batch`: called once per message, in
+/// order, with the caller's `context` and the message's `len` bytes at `data`
+/// (valid during the call only). It must not unwind or `longjmp` out; calls on the
+/// same receiver from inside it return `SHMRING_E_BUSY`.
 typedef void (*shmring_recv_fn)(void *context, const uint8_t *data, size_t len);
 
-/**
- * The handler of `shmring_rpc_serve_one`, called once per request with:
- *
- * - `context`: the pointer given to `shmring_rpc_serve_one`, untouched;
- * - `request`, `request_len`: the request's bytes, valid during the call only
- *   (`request` is never NULL, even when `request_len` is 0);
- * - `response`, `response_cap`: a buffer of the library's, `response_cap` bytes
- *   (the server's `shmring_rpc_server_max_response_len`), valid during the call
- *   only, to write the response into;
- * - `response_len`: where the handler stores how many bytes of `response` it
- *   wrote (0 when it does not store anything).
- *
- * Return 0 to send `response[0 .. *response_len]` as the response. Return any
- * other value to send an error response instead: `response[0 .. *response_len]`
- * is then the error message (UTF-8, no NUL needed; invalid UTF-8 is replaced),
- * which the client's call returns as `SHMRING_E_REMOTE` with the message in
- * `shmring_last_error_message`.
- *
- * The handler must not unwind (a C++ exception) or `longjmp` out, and must not
- * write beyond `response_cap` bytes. A `*response_len` above `response_cap` is
- * not trusted: the client gets an error response, and `shmring_rpc_serve_one`
- * returns `SHMRING_E_INVALID_ARGUMENT`. Calls on the same server from inside the
- * handler return `SHMRING_E_BUSY`; other handles (a client, a channel) may be
- * used.
- */
+/// The handler of `shmring_rpc_serve_one`, called once per request with:
+///
+/// - `context`: the pointer given to `shmring_rpc_serve_one`, untouched;
+/// - `request`, `request_len`: the request's bytes, valid during the call only
+///   (`request` is never NULL, even when `request_len` is 0);
+/// - `response`, `response_cap`: a buffer of the library's, `response_cap` bytes
+///   (the server's `shmring_rpc_server_max_response_len`), valid during the call
+///   only, to write the response into;
+/// - `response_len`: where the handler stores how many bytes of `response` it
+///   wrote (0 when it does not store anything).
+///
+/// Return 0 to send `response[0 .. *response_len]` as the response. Return any
+/// other value to send an error response instead: `response[0 .. *response_len]`
+/// is then the error message (UTF-8, no NUL needed; invalid UTF-8 is replaced),
+/// which the client's call returns as `SHMRING_E_REMOTE` with the message in
+/// `shmring_last_error_message`.
+///
+/// The handler must not unwind (a C++ exception) or `longjmp` out, and must not
+/// write beyond `response_cap` bytes. A `*response_len` above `response_cap` is
+/// not trusted: the client gets an error response, and `shmring_rpc_serve_one`
+/// returns `SHMRING_E_INVALID_ARGUMENT`. Calls on the same server from inside the
+/// handler return `SHMRING_E_BUSY`; other handles (a client, a channel) may be
+/// used.
 typedef int (*shmring_rpc_handler_fn)(void *context,
                                       const uint8_t *request,
                                       size_t request_len,
@@ -893,18 +658,12 @@ typedef int (*shmring_rpc_handler_fn)(void *context,
                                       size_t response_cap,
                                       size_t *response_len);
 
-/**
- * One message of a batch: `len` bytes at `data` (`data` may be NULL when `len` is
- * 0).
- */
+/// One message of a batch: `len` bytes at `data` (`data` may be NULL when `len` is
+/// 0).
 typedef struct shmring_message {
-    /**
-     * The message's bytes.
-     */
+    /// The message's bytes.
     const void *data;
-    /**
-     * Its length in bytes.
-     */
+    /// Its length in bytes.
     size_t len;
 } shmring_message;
 
@@ -914,841 +673,761 @@ typedef struct shmring_message {
 extern "C" {
 #endif // __cplusplus
 
-/**
- * The library's version, e.g. `"0.1.0"`: static, NUL-terminated, never freed.
- * Compare with `SHMRING_VERSION_MAJOR`/`_MINOR`/`_PATCH` to check that the header
- * and the library loaded at run time match. Thread-safe; cannot fail.
- */
+/// The library's version, e.g. `"0.1.0"`: static, NUL-terminated, never freed.
+/// Compare with `SHMRING_VERSION_MAJOR`/`_MINOR`/`_PATCH` to check that the header
+/// and the library loaded at run time match. Thread-safe; cannot fail.
 const char *shmring_version(void);
 
-/**
- * The segment layout version this library reads and writes (the same as
- * `SHMRING_LAYOUT_VERSION` in a matching header). Thread-safe; cannot fail.
- */
+/// The segment layout version this library reads and writes (the same as
+/// `SHMRING_LAYOUT_VERSION` in a matching header). Thread-safe; cannot fail.
 uint32_t shmring_layout_version(void);
 
-/**
- * Fills `*options` with the defaults (all fields zero): wait strategy
- * spin-then-park (50 us), mode `0600`, accepted mode `0644`, no flags.
- *
- * # Safety
- * `options` is NULL or points to a writable `shmring_channel_options`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
- */
+/// Fills `*options` with the defaults (all fields zero): wait strategy
+/// spin-then-park (50 us), mode `0600`, accepted mode `0644`, no flags.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_channel_options_init(struct shmring_channel_options *options);
 
-/**
- * Creates a channel in named POSIX shared memory, `/dev/shm/shmring.<name>`, with
- * a fresh, empty ring of `capacity` bytes, and returns it in `*out`.
- *
- * The segment is created `0600` (see `options.mode`) and removed when the
- * creator's last handle (channel, sender, receiver) closes, unless
- * `SHMRING_OPTION_KEEP`. The largest message is `capacity / 2 - 8` bytes.
- *
- * # Arguments
- * - `name`: 1 to 200 bytes of ASCII letters, digits, `.`, `_`, `-`; not `.`/`..`.
- * - `capacity`: a power of two from `SHMRING_MIN_CAPACITY` (64) to
- *   `SHMRING_MAX_CAPACITY` (512 MiB); 64 KiB is a good default.
- * - `options`: NULL for defaults.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_INVALID_CAPACITY`,
- * `SHMRING_E_ALREADY_EXISTS` (see `SHMRING_OPTION_RECLAIM`),
- * `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `name` is NULL or a NUL-terminated string.
- * - `options` is NULL or points to a readable `shmring_channel_options`.
- * - `out` is NULL or points to a writable `shmring_channel *`; it receives the new
- *   handle (owned by the caller: free it with `shmring_channel_close`), or NULL on
- *   failure.
- */
+/// Creates a channel in named POSIX shared memory, `/dev/shm/shmring.<name>`, with
+/// a fresh, empty ring of `capacity` bytes, and returns it in `*out`.
+///
+/// The segment is created `0600` (see `options.mode`) and removed when the
+/// creator's last handle (channel, sender, receiver) closes, unless
+/// `SHMRING_OPTION_KEEP`. The largest message is `capacity / 2 - 8` bytes.
+///
+/// # Arguments
+/// - `name`: 1 to 200 bytes of ASCII letters, digits, `.`, `_`, `-`; not `.`/`..`.
+/// - `capacity`: a power of two from `SHMRING_MIN_CAPACITY` (64) to
+///   `SHMRING_MAX_CAPACITY` (512 MiB); 64 KiB is a good default.
+/// - `options`: NULL for defaults.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_INVALID_CAPACITY`,
+/// `SHMRING_E_ALREADY_EXISTS` (see `SHMRING_OPTION_RECLAIM`),
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_channel_create(const char *name,
                            size_t capacity,
                            const struct shmring_channel_options *options,
                            struct shmring_channel **out);
 
-/**
- * Opens the channel `/dev/shm/shmring.<name>` made by another process (or this
- * one) and validates it: owner and mode (see `options`), size, every header field.
- * A channel still being created is waited for (up to 2 s).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
- * `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
- * `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * As `shmring_channel_create`.
- */
+/// Opens the channel `/dev/shm/shmring.<name>` made by another process (or this
+/// one) and validates it: owner and mode (see `options`), size, every header field.
+/// A channel still being created is waited for (up to 2 s).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_channel_open(const char *name,
                          const struct shmring_channel_options *options,
                          struct shmring_channel **out);
 
-/**
- * Creates a channel in a regular file at `path` (created exclusively, `0600`):
- * the ring persists, and reopening it after every process has exited resumes with
- * the unconsumed messages. The file is kept when the creator closes, unless
- * `SHMRING_OPTION_UNLINK`.
- *
- * # Returns
- * As `shmring_channel_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
- *
- * # Safety
- * As `shmring_channel_create`, with `path` a NUL-terminated path (any bytes, at
- * most `PATH_MAX - 1`).
- */
+/// Creates a channel in a regular file at `path` (created exclusively, `0600`):
+/// the ring persists, and reopening it after every process has exited resumes with
+/// the unconsumed messages. The file is kept when the creator closes, unless
+/// `SHMRING_OPTION_UNLINK`.
+///
+/// # Returns
+/// As `shmring_channel_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_channel_create_file(const char *path,
                                 size_t capacity,
                                 const struct shmring_channel_options *options,
                                 struct shmring_channel **out);
 
-/**
- * Opens a channel file made by `shmring_channel_create_file`.
- *
- * # Returns
- * As `shmring_channel_open`.
- *
- * # Safety
- * As `shmring_channel_create_file`.
- */
+/// Opens a channel file made by `shmring_channel_create_file`.
+///
+/// # Returns
+/// As `shmring_channel_open`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_channel_open_file(const char *path,
                               const struct shmring_channel_options *options,
                               struct shmring_channel **out);
 
-/**
- * Creates a channel in an anonymous memfd (no name anywhere, nothing to clean
- * up), sealed against resizing. Hand it to another process with
- * `shmring_channel_fd` (by inheritance across `fork`/`exec`, or `SCM_RIGHTS`);
- * that process opens it with `shmring_channel_open_fd`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY`, `SHMRING_E_NO_SPACE`,
- * `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `options` is NULL or points to a readable `shmring_channel_options`.
- * - `out` is NULL or points to a writable `shmring_channel *` (as in
- *   `shmring_channel_create`).
- */
+/// Creates a channel in an anonymous memfd (no name anywhere, nothing to clean
+/// up), sealed against resizing. Hand it to another process with
+/// `shmring_channel_fd` (by inheritance across `fork`/`exec`, or `SCM_RIGHTS`);
+/// that process opens it with `shmring_channel_open_fd`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY`, `SHMRING_E_NO_SPACE`,
+/// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_channel_create_memfd(size_t capacity,
                                  const struct shmring_channel_options *options,
                                  struct shmring_channel **out);
 
-/**
- * Opens the channel behind the descriptor `fd`: a memfd from
- * `shmring_channel_create_memfd` (or any channel's descriptor) handed over by
- * another process. The size, seals and ring are checked; owner and mode are not
- * (whoever holds the descriptor can write the segment anyway).
- *
- * The library duplicates `fd` (close-on-exec): the caller keeps its own `fd` and
- * may close it at once. The channel's liveness locks are on a description of its
- * own (reopened through `/proc/self/fd`): none stays on `fd` after a failed open
- * or `shmring_channel_close`. Where that reopen is refused (another uid's `0600`
- * file, no `/proc`), the channel opens without a presence lock, and neither its
- * sender nor its receiver can be claimed (`SHMRING_E_IO` or
- * `SHMRING_E_PERMISSION_DENIED`).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
- * `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
- * `SHMRING_E_IO` (e.g. an unsealed memfd).
- *
- * # Safety
- * As `shmring_channel_create_memfd`.
- */
+/// Opens the channel behind the descriptor `fd`: a memfd from
+/// `shmring_channel_create_memfd` (or any channel's descriptor) handed over by
+/// another process. The size, seals and ring are checked; owner and mode are not
+/// (whoever holds the descriptor can write the segment anyway).
+///
+/// The library duplicates `fd` (close-on-exec): the caller keeps its own `fd` and
+/// may close it at once. The channel's liveness locks are on a description of its
+/// own (reopened through `/proc/self/fd`): none stays on `fd` after a failed open
+/// or `shmring_channel_close`. Where that reopen is refused (another uid's `0600`
+/// file, no `/proc`), the channel opens without a presence lock, and neither its
+/// sender nor its receiver can be claimed (`SHMRING_E_IO` or
+/// `SHMRING_E_PERMISSION_DENIED`).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
+/// `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_IO` (e.g. an unsealed memfd).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_channel_open_fd(int fd,
                             const struct shmring_channel_options *options,
                             struct shmring_channel **out);
 
-/**
- * Stores the channel's descriptor in `*out_fd`, to hand the channel to another
- * process (a memfd's only way there). The descriptor stays the channel's: do not
- * close it; it is valid until `shmring_channel_close`. It is close-on-exec: to
- * pass it across `exec`, `dup` it (the copy is not close-on-exec) in the child or
- * clear `FD_CLOEXEC` there; or send it with `SCM_RIGHTS`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `channel` is NULL or a live channel handle; `out_fd` is NULL or writable.
- */
+/// Stores the channel's descriptor in `*out_fd`, to hand the channel to another
+/// process (a memfd's only way there). The descriptor stays the channel's: do not
+/// close it; it is valid until `shmring_channel_close`. It is close-on-exec: to
+/// pass it across `exec`, `dup` it (the copy is not close-on-exec) in the child or
+/// clear `FD_CLOEXEC` there; or send it with `SCM_RIGHTS`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_channel_fd(const struct shmring_channel *channel, int *out_fd);
 
-/**
- * Stores the channel's capacity (bytes of its data region) in `*out`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `channel` is NULL or a live channel handle; `out` is NULL or writable.
- */
+/// Stores the channel's capacity (bytes of its data region) in `*out`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_channel_capacity(const struct shmring_channel *channel, size_t *out);
 
-/**
- * Stores the largest message the channel takes (`capacity / 2 - 8`) in `*out`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `channel` is NULL or a live channel handle; `out` is NULL or writable.
- */
+/// Stores the largest message the channel takes (`capacity / 2 - 8`) in `*out`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_channel_max_message_len(const struct shmring_channel *channel,
                                     size_t *out);
 
-/**
- * Frees a channel handle. Senders and receivers made from it stay valid (they
- * keep the segment mapped); a named segment created with the default options is
- * removed when the last of them closes. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `channel` is NULL or a live channel handle, not used by any thread during or
- * after this call.
- */
+/// Frees a channel handle. Senders and receivers made from it stay valid (they
+/// keep the segment mapped); a named segment created with the default options is
+/// removed when the last of them closes. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_channel_close(struct shmring_channel *channel);
 
-/**
- * Fills `*options` with the defaults (all fields zero): the default directory,
- * modes `0700`/`0600`, 256 KiB rings (clients may ask up to 16 MiB), transport
- * policy any, spin-then-park, a 5 s handshake timeout.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
- *
- * # Safety
- * `options` is NULL or points to a writable `shmring_conn_listener_options`.
- */
+/// Fills `*options` with the defaults (all fields zero): the default directory,
+/// modes `0700`/`0600`, 256 KiB rings (clients may ask up to 16 MiB), transport
+/// policy any, spin-then-park, a 5 s handshake timeout.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_conn_listener_options_init(struct shmring_conn_listener_options *options);
 
-/**
- * Fills `*options` with the defaults (all fields zero): the default directory,
- * the listener's capacity, transport policy any, spin-then-park, trust servers
- * of this uid and root.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
- *
- * # Safety
- * `options` is NULL or points to a writable `shmring_connect_options`.
- */
+/// Fills `*options` with the defaults (all fields zero): the default directory,
+/// the listener's capacity, transport policy any, spin-then-park, trust servers
+/// of this uid and root.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_connect_options_init(struct shmring_connect_options *options);
 
-/**
- * Binds `address` and listens: a name (the socket is `<directory>/<name>.sock`;
- * the channel name rules apply) or `"tcp://host:port"` (`tcp://:0`: a free port
- * on 127.0.0.1; no authentication, no encryption). A socket file left by a
- * listener that died is replaced; a live one is not.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`; `SHMRING_E_INVALID_ARGUMENT` (NULL, a
- * bad `tcp://` address, unknown flags or option values, non-zero reserved
- * fields, a directory that is not a directory); `SHMRING_E_INVALID_CAPACITY`;
- * `SHMRING_E_UNTRUSTED` (a directory of another owner or with more mode bits than
- * `directory_mode`); `SHMRING_E_ALREADY_EXISTS` (a live listener has the name, or
- * the port is taken); `SHMRING_E_UNSUPPORTED` (shared memory required but
- * forbidden by `SHMRING_NO_SHM`); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
- *
- * # Safety
- * - `address` is NULL or a NUL-terminated string.
- * - `options` is NULL or points to a readable `shmring_conn_listener_options`
- *   whose `directory` is NULL or a NUL-terminated string.
- * - `out` is NULL or points to a writable `shmring_conn_listener *`; it receives
- *   the new handle (owned by the caller: free it with
- *   `shmring_conn_listener_close`), or NULL on failure.
- */
+/// Binds `address` and listens: a name (the socket is `<directory>/<name>.sock`;
+/// the channel name rules apply) or `"tcp://host:port"` (`tcp://:0`: a free port
+/// on 127.0.0.1; no authentication, no encryption). A socket file left by a
+/// listener that died is replaced; a live one is not.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`; `SHMRING_E_INVALID_ARGUMENT` (NULL, a
+/// bad `tcp://` address, unknown flags or option values, non-zero reserved
+/// fields, a directory that is not a directory); `SHMRING_E_INVALID_CAPACITY`;
+/// `SHMRING_E_UNTRUSTED` (a directory of another owner or with more mode bits than
+/// `directory_mode`); `SHMRING_E_ALREADY_EXISTS` (a live listener has the name, or
+/// the port is taken); `SHMRING_E_UNSUPPORTED` (shared memory required but
+/// forbidden by `SHMRING_NO_SHM`); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_conn_listener_bind(const char *address,
                                const struct shmring_conn_listener_options *options,
                                struct shmring_conn_listener **out);
 
-/**
- * The TCP port a `tcp://` listener listens on (the one picked for port 0), in
- * `*out_port`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (NULL, or a named listener, which
- * has no port).
- *
- * # Safety
- * `listener` is NULL or a live listener handle; `out_port` is NULL or writable.
- */
+/// The TCP port a `tcp://` listener listens on (the one picked for port 0), in
+/// `*out_port`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (NULL, or a named listener, which
+/// has no port).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_conn_listener_port(const struct shmring_conn_listener *listener,
                                uint16_t *out_port);
 
-/**
- * Accepts the next client, waiting as long as it takes, and returns the
- * connection in `*out`. A client that fails the handshake (a uid not allowed,
- * not a shmring client, policies that leave no transport, a stall longer than the
- * handshake timeout) is told why where possible and skipped: the call goes on
- * waiting.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `listener` is NULL or a live listener handle.
- * - `out` is NULL or points to a writable `shmring_connection *`; it receives the
- *   new handle (owned by the caller: free it with `shmring_connection_close`), or
- *   NULL on failure.
- */
+/// Accepts the next client, waiting as long as it takes, and returns the
+/// connection in `*out`. A client that fails the handshake (a uid not allowed,
+/// not a shmring client, policies that leave no transport, a stall longer than the
+/// handshake timeout) is told why where possible and skipped: the call goes on
+/// waiting.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_conn_listener_accept(struct shmring_conn_listener *listener,
                                  struct shmring_connection **out);
 
-/**
- * As `shmring_conn_listener_accept`, giving up after `timeout_ms` milliseconds
- * with `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit). A client that has
- * connected gets its handshake time even if the timeout ends meanwhile.
- *
- * # Safety
- * As `shmring_conn_listener_accept`.
- */
+/// As `shmring_conn_listener_accept`, giving up after `timeout_ms` milliseconds
+/// with `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit). A client that has
+/// connected gets its handshake time even if the timeout ends meanwhile.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_conn_listener_accept_timeout(struct shmring_conn_listener *listener,
                                          uint64_t timeout_ms,
                                          struct shmring_connection **out);
 
-/**
- * Accepts a client that is waiting now, or returns `SHMRING_E_EMPTY`. A waiting
- * client is handshaken, which takes a round trip (bounded by the handshake
- * timeout).
- *
- * # Safety
- * As `shmring_conn_listener_accept`.
- */
+/// Accepts a client that is waiting now, or returns `SHMRING_E_EMPTY`. A waiting
+/// client is handshaken, which takes a round trip (bounded by the handshake
+/// timeout).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_conn_listener_try_accept(struct shmring_conn_listener *listener,
                                      struct shmring_connection **out);
 
-/**
- * Frees a listener and removes its socket file; connections it accepted live
- * on. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `listener` is NULL or a live listener handle, not used by any thread during or
- * after this call.
- */
+/// Frees a listener and removes its socket file; connections it accepted live
+/// on. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_conn_listener_close(struct shmring_conn_listener *listener);
 
-/**
- * Connects to `address` (a listener's name, or `"tcp://host:port"`) and returns
- * the connection in `*out`, giving up after `timeout_ms` milliseconds
- * (`UINT64_MAX`: without limit; a listener that dies ends the wait anyway).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`; `SHMRING_E_INVALID_ARGUMENT` (NULL, a
- * bad `tcp://` address, unknown flags or option values, non-zero reserved
- * fields); `SHMRING_E_INVALID_CAPACITY`; `SHMRING_E_NOT_FOUND` (no such socket or
- * directory, or nobody listens); `SHMRING_E_PERMISSION_DENIED` (the directory or
- * socket mode refuses us, or the listener refused our uid: the message says
- * which); `SHMRING_E_UNTRUSTED` (a directory or listener of an untrusted uid);
- * `SHMRING_E_HANDSHAKE` (not a shmring listener, descriptors that fail the
- * checks, policies that leave no transport); `SHMRING_E_UNSUPPORTED` (shared
- * memory required but forbidden); `SHMRING_E_TIMED_OUT`; `SHMRING_E_IO`.
- *
- * # Safety
- * - `address` is NULL or a NUL-terminated string.
- * - `options` is NULL or points to a readable `shmring_connect_options` whose
- *   `directory` is NULL or a NUL-terminated string.
- * - `out` is NULL or points to a writable `shmring_connection *`; it receives the
- *   new handle (owned by the caller: free it with `shmring_connection_close`), or
- *   NULL on failure.
- */
+/// Connects to `address` (a listener's name, or `"tcp://host:port"`) and returns
+/// the connection in `*out`, giving up after `timeout_ms` milliseconds
+/// (`UINT64_MAX`: without limit; a listener that dies ends the wait anyway).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`; `SHMRING_E_INVALID_ARGUMENT` (NULL, a
+/// bad `tcp://` address, unknown flags or option values, non-zero reserved
+/// fields); `SHMRING_E_INVALID_CAPACITY`; `SHMRING_E_NOT_FOUND` (no such socket or
+/// directory, or nobody listens); `SHMRING_E_PERMISSION_DENIED` (the directory or
+/// socket mode refuses us, or the listener refused our uid: the message says
+/// which); `SHMRING_E_UNTRUSTED` (a directory or listener of an untrusted uid);
+/// `SHMRING_E_HANDSHAKE` (not a shmring listener, descriptors that fail the
+/// checks, policies that leave no transport); `SHMRING_E_UNSUPPORTED` (shared
+/// memory required but forbidden); `SHMRING_E_TIMED_OUT`; `SHMRING_E_IO`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_connect(const char *address,
                     const struct shmring_connect_options *options,
                     uint64_t timeout_ms,
                     struct shmring_connection **out);
 
-/**
- * Frees a connection: the peer's calls return `SHMRING_E_DISCONNECTED` once they
- * have received everything this side sent. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle, not used by any thread
- * during or after this call.
- */
+/// Frees a connection: the peer's calls return `SHMRING_E_DISCONNECTED` once they
+/// have received everything this side sent. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_connection_close(struct shmring_connection *connection);
 
-/**
- * Stores what the connection's messages travel on in `*out`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `connection` is NULL or a live connection handle; `out` is NULL or writable.
- */
+/// Stores what the connection's messages travel on in `*out`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_connection_transport(const struct shmring_connection *connection,
                                  shmring_transport *out);
 
-/**
- * Stores the largest message, in either direction, in `*out` (the same on every
- * transport: half the ring capacity less 8 bytes). A receive buffer this long
- * never gets `SHMRING_E_BUFFER_TOO_SMALL`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `connection` is NULL or a live connection handle; `out` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_connection_max_message_len(const struct shmring_connection *connection,
-                                       size_t *out);
+/// The connection as a `shmring_msg_sender`, for the message family's calls
+/// (copying sends, and the sending half's readiness descriptor). The same
+/// handle: never close the view, close `connection`. NULL for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+struct shmring_msg_sender *shmring_connection_as_msg_sender(struct shmring_connection *connection);
 
-/**
- * Sends `len` bytes at `data` as one message if that can be done now without
- * blocking.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the peer has gone);
- * `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. Over
- * a socket, a message the kernel took only part of is accepted (`SHMRING_OK`)
- * and its rest written by the next call.
- *
- * # Safety
- * - `connection` is NULL or a live connection handle.
- * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
- */
-SHMRING_MUST_USE
-int shmring_connection_try_send(struct shmring_connection *connection,
-                                const void *data,
-                                size_t len);
+/// The connection as a `shmring_msg_receiver`, for the message family's calls
+/// (copying receives, and the receiving half's readiness descriptor). The same
+/// handle: never close the view, close `connection`. NULL for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+struct shmring_msg_receiver *shmring_connection_as_msg_receiver(struct shmring_connection *connection);
 
-/**
- * As `shmring_connection_try_send`, waiting for room as long as it takes instead
- * of returning `SHMRING_E_FULL`.
- *
- * # Safety
- * As `shmring_connection_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_connection_send(struct shmring_connection *connection,
-                            const void *data,
-                            size_t len);
-
-/**
- * As `shmring_connection_send`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
- *
- * # Safety
- * As `shmring_connection_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_connection_send_timeout(struct shmring_connection *connection,
-                                    const void *data,
-                                    size_t len,
-                                    uint64_t timeout_ms);
-
-/**
- * Copies the next message into `buf`, if there is one now; never blocks.
- * `*out_len` receives its length.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (the peer has gone and
- * everything it sent was received); `SHMRING_E_BUFFER_TOO_SMALL` (`*out_len` is
- * the length needed; nothing is consumed: the message stays for the next call);
- * `SHMRING_E_CORRUPTED` (a hostile peer: a bad ring or an over-long frame);
- * `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. `*out_len` is 0 after other
- * failures.
- *
- * # Safety
- * - `connection` is NULL or a live connection handle.
- * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
- * - `out_len` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_connection_try_recv(struct shmring_connection *connection,
-                                void *buf,
-                                size_t buf_len,
-                                size_t *out_len);
-
-/**
- * As `shmring_connection_try_recv`, waiting for a message as long as it takes
- * instead of returning `SHMRING_E_EMPTY`.
- *
- * # Safety
- * As `shmring_connection_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_connection_recv(struct shmring_connection *connection,
-                            void *buf,
-                            size_t buf_len,
-                            size_t *out_len);
-
-/**
- * As `shmring_connection_recv`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
- *
- * # Safety
- * As `shmring_connection_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_connection_recv_timeout(struct shmring_connection *connection,
-                                    void *buf,
-                                    size_t buf_len,
-                                    size_t *out_len,
-                                    uint64_t timeout_ms);
-
-/**
- * The receiving half's readiness descriptor, for `epoll`, `poll` or `select`.
- * Over shared memory (`SHMRING_TRANSPORT_SHARED_MEMORY`) it is a doorbell, as
- * `shmring_receiver_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
- * `shmring_connection_arm_for_message` returned `SHMRING_ARMED`, when a message
- * arrives or the peer goes. Over a socket it is the socket itself: readable when
- * bytes (or the end) arrive; it is then the same descriptor as
- * `shmring_connection_send_readiness_fd` (register it once, with `EPOLLIN` and
- * `EPOLLOUT` as needed: `epoll_ctl` refuses the same descriptor twice).
- *
- * The descriptor belongs to the connection: the same for its life, closed by
- * `shmring_connection_close` (remove it from your `epoll` set first). Never read
- * or write it, and never close it.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle.
- */
-SHMRING_MUST_USE int shmring_connection_readiness_fd(const struct shmring_connection *connection);
-
-/**
- * Arms the receiving half's descriptor (`shmring_connection_readiness_fd`) for
- * the next message. Never blocks. The loop: when the descriptor is readable,
- * receive with `shmring_connection_try_recv` until `SHMRING_E_EMPTY`, then arm:
- * on `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event
- * loop.
- *
- * # Returns
- * `SHMRING_READY` (1): a message is there now, or the peer has gone (the next
- * receive says which; over a socket: a whole message or the end is buffered);
- * `SHMRING_ARMED` (2); or a negative code: `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle.
- */
-SHMRING_MUST_USE int shmring_connection_arm_for_message(struct shmring_connection *connection);
-
-/**
- * The sending half's readiness descriptor. Over shared memory it is a doorbell,
- * as `shmring_sender_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
- * `shmring_connection_arm_for_space` returned `SHMRING_ARMED`, when the peer
- * frees room or goes. Over a socket it is the socket itself: poll it for
- * *writability* (`EPOLLOUT`) after a send returned `SHMRING_E_FULL`; it is then
- * the same descriptor as `shmring_connection_readiness_fd`.
- *
- * Owned by the connection, as `shmring_connection_readiness_fd`.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle.
- */
-SHMRING_MUST_USE
-int shmring_connection_send_readiness_fd(const struct shmring_connection *connection);
-
-/**
- * Arms the sending half's descriptor (`shmring_connection_send_readiness_fd`)
- * for room for a message of `len` bytes. Never blocks. Over a socket it always
- * returns `SHMRING_READY`: try the send, and if it says `SHMRING_E_FULL`, poll
- * the socket for writability.
- *
- * # Returns
- * `SHMRING_READY` (1): the message fits now, or the peer has gone (the next send
- * says which); `SHMRING_ARMED` (2); or a negative code:
- * `SHMRING_E_MESSAGE_TOO_LARGE`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle.
- */
-SHMRING_MUST_USE
-int shmring_connection_arm_for_space(struct shmring_connection *connection,
-                                     size_t len);
-
-/**
- * Stores in `*out` how the receiving half's descriptor is woken:
- * `SHMRING_WAKEUPS_DOORBELL` (by the peer; over a socket, by the kernel) or
- * `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no doorbell could be
- * shared). If `out_reason` is not NULL, `*out_reason` receives why it is polled
- * (`""` for a doorbell): a NUL-terminated string owned by the connection, valid
- * until `shmring_connection_close`. Fixed for the connection's life.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection` or `out`.
- *
- * # Safety
- * `connection` is NULL or a live connection handle; `out` and `out_reason` are
- * NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_connection_wakeups(const struct shmring_connection *connection,
-                               shmring_wakeups *out,
-                               const char **out_reason);
-
-/**
- * Fills `*options` with the defaults (all fields zero): mode `0600`, accepted
- * mode `0644`, no flags, initial count 0, the largest maximum.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
- *
- * # Safety
- * `options` is NULL or points to a writable `shmring_sync_options`.
- */
+/// Fills `*options` with the defaults (all fields zero): mode `0600`, accepted
+/// mode `0644`, no flags, initial count 0, the largest maximum.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_sync_options_init(struct shmring_sync_options *options);
 
-/**
- * Creates an event in named POSIX shared memory, `/dev/shm/shmring.<name>`,
- * with the channels' name rules; removed when the creator closes it, unless
- * `SHMRING_OPTION_KEEP`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
- * `SHMRING_OPTION_RECLAIM`), `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
- * `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `name` is NULL or a NUL-terminated string.
- * - `options` is NULL or points to a readable `shmring_sync_options`.
- * - `out` is NULL or points to a writable `shmring_event *`; it receives the new
- *   handle (owned by the caller: free it with `shmring_event_close`), or NULL.
- */
+/// Creates an event in named POSIX shared memory, `/dev/shm/shmring.<name>`,
+/// with the channels' name rules; removed when the creator closes it, unless
+/// `SHMRING_OPTION_KEEP`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
+/// `SHMRING_OPTION_RECLAIM`), `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
+/// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_event_create(const char *name,
                          const struct shmring_sync_options *options,
                          struct shmring_event **out);
 
-/**
- * Opens the event `/dev/shm/shmring.<name>` and validates it: owner and mode (see
- * `options`), size, every header field (a semaphore or channel is refused with
- * `SHMRING_E_INCOMPATIBLE_LAYOUT` or `SHMRING_E_BAD_SIZE`).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
- * `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
- * `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * As `shmring_event_create`.
- */
+/// Opens the event `/dev/shm/shmring.<name>` and validates it: owner and mode (see
+/// `options`), size, every header field (a semaphore or channel is refused with
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT` or `SHMRING_E_BAD_SIZE`).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_event_open(const char *name,
                        const struct shmring_sync_options *options,
                        struct shmring_event **out);
 
-/**
- * Creates an event in a regular file at `path` (created exclusively, `0600`),
- * kept when the creator closes it unless `SHMRING_OPTION_UNLINK`.
- *
- * # Returns
- * As `shmring_event_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
- *
- * # Safety
- * As `shmring_event_create`, with `path` a NUL-terminated path (any bytes, at
- * most `PATH_MAX - 1`).
- */
+/// Creates an event in a regular file at `path` (created exclusively, `0600`),
+/// kept when the creator closes it unless `SHMRING_OPTION_UNLINK`.
+///
+/// # Returns
+/// As `shmring_event_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_event_create_file(const char *path,
                               const struct shmring_sync_options *options,
                               struct shmring_event **out);
 
-/**
- * Opens an event file made by `shmring_event_create_file`.
- *
- * # Returns
- * As `shmring_event_open`.
- *
- * # Safety
- * As `shmring_event_create_file`.
- */
+/// Opens an event file made by `shmring_event_create_file`.
+///
+/// # Returns
+/// As `shmring_event_open`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_event_open_file(const char *path,
                             const struct shmring_sync_options *options,
                             struct shmring_event **out);
 
-/**
- * Creates an event in an anonymous memfd, sealed against resizing; hand it over
- * with `shmring_event_fd`, open it with `shmring_event_open_fd`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `options` and `out` as in `shmring_event_create`.
- */
+/// Creates an event in an anonymous memfd, sealed against resizing; hand it over
+/// with `shmring_event_fd`, open it with `shmring_event_open_fd`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_event_create_memfd(const struct shmring_sync_options *options,
                                struct shmring_event **out);
 
-/**
- * Opens the event behind the descriptor `fd` (duplicated: the caller keeps its
- * own). Size, seals and header are checked; owner and mode are not.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
- * `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
- * `SHMRING_E_IO`.
- *
- * # Safety
- * `options` and `out` as in `shmring_event_create`.
- */
+/// Opens the event behind the descriptor `fd` (duplicated: the caller keeps its
+/// own). Size, seals and header are checked; owner and mode are not.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
+/// `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_IO`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_event_open_fd(int fd,
                           const struct shmring_sync_options *options,
                           struct shmring_event **out);
 
-/**
- * Stores the event's descriptor in `*out_fd` (the event's own, close-on-exec:
- * do not close it; valid until `shmring_event_close`).
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `event` is NULL or a live event handle; `out_fd` is NULL or writable.
- */
+/// Stores the event's descriptor in `*out_fd` (the event's own, close-on-exec:
+/// do not close it; valid until `shmring_event_close`).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_event_fd(const struct shmring_event *event, int *out_fd);
 
-/**
- * Wakes at least one waiter whose wait began before this call (the kernel wakes
- * one sleeper); with nobody waiting, nothing happens and nothing is stored.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `event` is NULL or a live event handle.
- */
+/// Wakes at least one waiter whose wait began before this call (the kernel wakes
+/// one sleeper); with nobody waiting, nothing happens and nothing is stored.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_event_notify_one(const struct shmring_event *event);
 
-/**
- * Wakes every waiter whose wait began before this call, in every process.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `event` is NULL or a live event handle.
- */
+/// Wakes every waiter whose wait began before this call, in every process.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_event_notify_all(const struct shmring_event *event);
 
-/**
- * Stores the event's sequence now in `*out_key`: a later
- * `shmring_event_wait_from` with it returns once a notification is made after
- * this call (at once if one was made already).
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `event` is NULL or a live event handle; `out_key` is NULL or writable.
- */
+/// Stores the event's sequence now in `*out_key`: a later
+/// `shmring_event_wait_from` with it returns once a notification is made after
+/// this call (at once if one was made already).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_event_prepare(const struct shmring_event *event, uint32_t *out_key);
 
-/**
- * Waits for the next notification (one made after this call starts).
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `event` is NULL or a live event handle.
- */
+/// Waits for the next notification (one made after this call starts).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_event_wait(const struct shmring_event *event);
 
-/**
- * As `shmring_event_wait`, giving up after `timeout_ms` milliseconds.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `event` is NULL or a live event handle.
- */
+/// As `shmring_event_wait`, giving up after `timeout_ms` milliseconds.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_event_wait_timeout(const struct shmring_event *event,
                                uint64_t timeout_ms);
 
-/**
- * Waits until a notification made after `key` was taken
- * (`shmring_event_prepare`), giving up after `timeout_ms` milliseconds;
- * `UINT64_MAX` waits without limit.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `event` is NULL or a live event handle.
- */
+/// Waits until a notification made after `key` was taken
+/// (`shmring_event_prepare`), giving up after `timeout_ms` milliseconds;
+/// `UINT64_MAX` waits without limit.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_event_wait_from(const struct shmring_event *event,
                             uint32_t key,
                             uint64_t timeout_ms);
 
-/**
- * Frees an event handle; a named event created with the default options is
- * removed. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `event` is NULL or a live event handle, not used by any thread during or after
- * this call.
- */
+/// Frees an event handle; a named event created with the default options is
+/// removed. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_event_close(struct shmring_event *event);
 
-/**
- * Creates an MPMC channel in named POSIX shared memory,
- * `/dev/shm/shmring.<name>`: `slots` slots (a power of two from 2 to 2^24) of
- * `slot_size` bytes (the largest message, 1 to 16 MiB), and an endpoint table
- * of `endpoints` entries (how many senders and receivers together may be
- * attached at once, 1 to 1024). Removed when the creator's last handle closes,
- * unless `SHMRING_OPTION_KEEP`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a bad shape),
- * `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS`,
- * `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `name` is NULL or a NUL-terminated string.
- * - `options` is NULL or points to a readable `shmring_channel_options`.
- * - `out` is NULL or points to a writable `shmring_mpmc *`; it receives the new
- *   handle (owned by the caller: free it with `shmring_mpmc_close`), or NULL.
- */
+/// Stores the largest message the endpoint carries in `*out`. Allowed while a
+/// grant is outstanding.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_sender_max_message_len(const struct shmring_msg_sender *sender,
+                                       size_t *out);
+
+/// Copies `len` bytes at `data` out as one message if that can be done now;
+/// never blocks. On a shared-memory ring, messages queue while there is room
+/// whether or not a receiver is attached.
+///
+/// # Returns
+/// `SHMRING_OK` (committed: delivered to a receiver even if this process dies
+/// now); `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has gone: see
+/// the module docs for the 1 ms a `try_` call may take to notice);
+/// `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a
+/// grant outstanding on an SPSC sender); `SHMRING_E_IO` (socket transports);
+/// `SHMRING_E_INVALID_ARGUMENT` (NULL `data` with a non-zero `len`, `len` beyond
+/// `PTRDIFF_MAX`, a handle that does not send).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_sender_try_send(struct shmring_msg_sender *sender,
+                                const void *data,
+                                size_t len);
+
+/// As `shmring_msg_sender_try_send`, waiting for room instead of returning
+/// `SHMRING_E_FULL`.
+///
+/// # Returns
+/// As `shmring_msg_sender_try_send` but `SHMRING_E_FULL`;
+/// `SHMRING_E_DISCONNECTED` as soon as the receiver goes while there is no room.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_sender_send(struct shmring_msg_sender *sender,
+                            const void *data,
+                            size_t len);
+
+/// As `shmring_msg_sender_send`, giving up after `timeout_ms` milliseconds with
+/// `SHMRING_E_TIMED_OUT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_sender_send_timeout(struct shmring_msg_sender *sender,
+                                    const void *data,
+                                    size_t len,
+                                    uint64_t timeout_ms);
+
+/// The sender's readiness descriptor for room, for `epoll`, `poll` or `select`:
+/// it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+/// `shmring_msg_sender_arm_for_space` returned `SHMRING_ARMED`, when the receiver
+/// frees room, when the receiver goes (closes or dies), or every 25 ms for a
+/// polled endpoint (`shmring_msg_sender_wakeups`). The senders of one MPMC
+/// channel share a doorbell: one may take another's wake-up, so each sends until
+/// `SHMRING_E_FULL` and arms again.
+///
+/// The descriptor belongs to the handle: the same for its life, closed by its
+/// `_close` (remove it from your `epoll` set first). Never read it (arming drains
+/// it) and never close it. Allowed while a grant is outstanding.
+///
+/// # Returns
+/// The descriptor (`>= 0`); `SHMRING_E_UNSUPPORTED` for an address-based
+/// transport's sender; `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_msg_sender_readiness_fd(const struct shmring_msg_sender *sender);
+
+/// Arms the readiness descriptor (`shmring_msg_sender_readiness_fd`) for room for
+/// a message of `len` bytes. Never blocks; with nobody armed, sending and
+/// receiving make no system call for it.
+///
+/// The loop: when the descriptor is readable, send with
+/// `shmring_msg_sender_try_send` until `SHMRING_E_FULL`, then arm: on
+/// `SHMRING_READY` send again, on `SHMRING_ARMED` go back to the event loop.
+///
+/// # Returns
+/// `SHMRING_READY` (1): the message fits now, or the receiver has gone (the next
+/// send says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
+/// that may have changed; or a negative code: `SHMRING_E_MESSAGE_TOO_LARGE`,
+/// `SHMRING_E_UNSUPPORTED` (no descriptor), `SHMRING_E_BUSY` (grant
+/// outstanding), `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_sender_arm_for_space(struct shmring_msg_sender *sender,
+                                     size_t len);
+
+/// Stores in `*out` how the readiness descriptor is woken:
+/// `SHMRING_WAKEUPS_DOORBELL` (by the peer) or `SHMRING_WAKEUPS_POLLED` (every
+/// 25 ms while armed, where no doorbell could be shared). If `out_reason` is not
+/// NULL, `*out_reason` receives why it is polled (`""` for a doorbell): a
+/// NUL-terminated string owned by the handle, valid until its `_close`. Fixed for
+/// the handle's life; allowed while a grant is outstanding.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_UNSUPPORTED` (no descriptor);
+/// `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender` or `out`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_sender_wakeups(const struct shmring_msg_sender *sender,
+                               shmring_wakeups *out,
+                               const char **out_reason);
+
+/// Stores the largest message the endpoint carries in `*out`. Allowed while a
+/// read is outstanding.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_receiver_max_message_len(const struct shmring_msg_receiver *receiver,
+                                         size_t *out);
+
+/// Copies the next message into `buf` and consumes it, if there is one now; never
+/// blocks. `*out_len` receives its length.
+///
+/// `buf` may be NULL with `buf_len` 0: a probe that consumes only an empty message
+/// and otherwise reports the next one's length (`SHMRING_E_BUFFER_TOO_SMALL`).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (empty, and the
+/// sender has gone after everything it sent was received: see the module docs
+/// for the 1 ms a `try_` call may take to notice); `SHMRING_E_BUFFER_TOO_SMALL`
+/// (`*out_len` is the length needed; nothing consumed on a shared-memory ring, a
+/// datagram transport may drop it: see the transport's docs);
+/// `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a read outstanding on an SPSC
+/// receiver); `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT` (NULL `buf` with a
+/// non-zero `buf_len`, `buf_len` beyond `PTRDIFF_MAX`, NULL `out_len`, a handle
+/// that does not receive). `*out_len` is 0 after other failures.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_receiver_try_recv(struct shmring_msg_receiver *receiver,
+                                  void *buf,
+                                  size_t buf_len,
+                                  size_t *out_len);
+
+/// As `shmring_msg_receiver_try_recv`, waiting for a message instead of returning
+/// `SHMRING_E_EMPTY`. A receiver whose sender has not attached yet waits for it.
+///
+/// # Returns
+/// As `shmring_msg_receiver_try_recv` but `SHMRING_E_EMPTY`;
+/// `SHMRING_E_DISCONNECTED` as soon as the sender has gone and everything it sent
+/// was received.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_receiver_recv(struct shmring_msg_receiver *receiver,
+                              void *buf,
+                              size_t buf_len,
+                              size_t *out_len);
+
+/// As `shmring_msg_receiver_recv`, giving up after `timeout_ms` milliseconds with
+/// `SHMRING_E_TIMED_OUT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_receiver_recv_timeout(struct shmring_msg_receiver *receiver,
+                                      void *buf,
+                                      size_t buf_len,
+                                      uint64_t timeout_ms,
+                                      size_t *out_len);
+
+/// The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it
+/// becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
+/// `shmring_msg_receiver_arm_for_message` returned `SHMRING_ARMED`, when a
+/// message arrives, when the sender goes (every sender, for MPMC), or every 25 ms
+/// for a polled endpoint (`shmring_msg_receiver_wakeups`). The receivers of one
+/// MPMC channel share a doorbell: one may take another's wake-up (and the message
+/// with it), so each receives until `SHMRING_E_EMPTY` and arms again.
+///
+/// Owned by the handle, as `shmring_msg_sender_readiness_fd`'s. Allowed while a
+/// read is outstanding.
+///
+/// # Returns
+/// The descriptor (`>= 0`); `SHMRING_E_UNSUPPORTED` for an address-based
+/// transport's receiver; `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_msg_receiver_readiness_fd(const struct shmring_msg_receiver *receiver);
+
+/// Arms the readiness descriptor (`shmring_msg_receiver_readiness_fd`) for a
+/// message. Never blocks. The loop: when the descriptor is readable, receive with
+/// `shmring_msg_receiver_try_recv` until `SHMRING_E_EMPTY`, then arm: on
+/// `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event loop.
+///
+/// # Returns
+/// `SHMRING_READY` (1): a message is there now, or the sender has gone (the next
+/// receive says which); `SHMRING_ARMED` (2); or a negative code:
+/// `SHMRING_E_UNSUPPORTED` (no descriptor), `SHMRING_E_BUSY` (read outstanding),
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_msg_receiver_arm_for_message(struct shmring_msg_receiver *receiver);
+
+/// As `shmring_msg_sender_wakeups`, for the receiver's descriptor.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_msg_receiver_wakeups(const struct shmring_msg_receiver *receiver,
+                                 shmring_wakeups *out,
+                                 const char **out_reason);
+
+/// Creates an MPMC channel in named POSIX shared memory,
+/// `/dev/shm/shmring.<name>`: `slots` slots (a power of two from 2 to 2^24) of
+/// `slot_size` bytes (the largest message, 1 to 16 MiB), and an endpoint table
+/// of `endpoints` entries (how many senders and receivers together may be
+/// attached at once, 1 to 1024). Removed when the creator's last handle closes,
+/// unless `SHMRING_OPTION_KEEP`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a bad shape),
+/// `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_mpmc_create(const char *name,
                         size_t slots,
@@ -1757,16 +1436,14 @@ int shmring_mpmc_create(const char *name,
                         const struct shmring_channel_options *options,
                         struct shmring_mpmc **out);
 
-/**
- * Creates an MPMC channel in an anonymous memfd, sealed against resizing; hand
- * it over with `shmring_mpmc_fd` (or `fork`), open it with `shmring_mpmc_open_fd`.
- *
- * # Returns
- * As `shmring_mpmc_create`, without the name errors.
- *
- * # Safety
- * `options` and `out` as in `shmring_mpmc_create`.
- */
+/// Creates an MPMC channel in an anonymous memfd, sealed against resizing; hand
+/// it over with `shmring_mpmc_fd` (or `fork`), open it with `shmring_mpmc_open_fd`.
+///
+/// # Returns
+/// As `shmring_mpmc_create`, without the name errors.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_mpmc_create_memfd(size_t slots,
                               size_t slot_size,
@@ -1774,646 +1451,265 @@ int shmring_mpmc_create_memfd(size_t slots,
                               const struct shmring_channel_options *options,
                               struct shmring_mpmc **out);
 
-/**
- * Opens the MPMC channel `/dev/shm/shmring.<name>` and validates it (owner, mode,
- * size, every header field).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
- * `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
- * `SHMRING_E_INCOMPATIBLE_LAYOUT` (an SPSC channel, an event...),
- * `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * As `shmring_mpmc_create`.
- */
+/// Opens the MPMC channel `/dev/shm/shmring.<name>` and validates it (owner, mode,
+/// size, every header field).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT` (an SPSC channel, an event...),
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_mpmc_open(const char *name,
                       const struct shmring_channel_options *options,
                       struct shmring_mpmc **out);
 
-/**
- * Opens the MPMC channel behind the descriptor `fd` (duplicated: the caller
- * keeps its own). Size, seals and header are checked; owner and mode are not.
- *
- * # Returns
- * As `shmring_mpmc_open`, without the name errors.
- *
- * # Safety
- * `options` and `out` as in `shmring_mpmc_create`.
- */
+/// Opens the MPMC channel behind the descriptor `fd` (duplicated: the caller
+/// keeps its own). Size, seals and header are checked; owner and mode are not.
+///
+/// # Returns
+/// As `shmring_mpmc_open`, without the name errors.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_mpmc_open_fd(int fd,
                          const struct shmring_channel_options *options,
                          struct shmring_mpmc **out);
 
-/**
- * Stores the channel's descriptor in `*out_fd` (the channel's own, close-on-exec:
- * do not close it; valid until `shmring_mpmc_close`).
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `ch` is NULL or a live MPMC channel handle; `out_fd` is NULL or writable.
- */
+/// Stores the channel's descriptor in `*out_fd` (the channel's own, close-on-exec:
+/// do not close it; valid until `shmring_mpmc_close`).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_mpmc_fd(const struct shmring_mpmc *ch, int *out_fd);
 
-/**
- * Stores the largest message (the slot size) in `*out_len`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `ch` is NULL or a live MPMC channel handle; `out_len` is NULL or writable.
- */
+/// Stores the largest message (the slot size) in `*out_len`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_mpmc_max_message_len(const struct shmring_mpmc *ch, size_t *out_len);
 
-/**
- * Stores the channel's recovery statistics in `*out` (read from the segment: a
- * snapshot of what every process's endpoints recovered).
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `ch` is NULL or a live MPMC channel handle; `out` is NULL or writable.
- */
+/// Stores the channel's recovery statistics in `*out` (read from the segment: a
+/// snapshot of what every process's endpoints recovered).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_mpmc_stats(const struct shmring_mpmc *ch,
                        struct shmring_mpmc_counters *out);
 
-/**
- * Closes a channel handle (NULL: nothing). Endpoints made from it stay usable.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `ch` is NULL or a live MPMC channel handle, not used during or after the call.
- */
+/// Closes a channel handle (NULL: nothing). Endpoints made from it stay usable.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_mpmc_close(struct shmring_mpmc *ch);
 
-/**
- * Attaches a sender to the channel, in the first table entry no live endpoint
- * holds.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_TABLE_FULL`; `SHMRING_E_UNSUPPORTED` (a channel with
- * asymmetric fences where `membarrier` is refused); `SHMRING_E_IO`;
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `ch` is NULL or a live MPMC channel handle; `out` is NULL or points to a
- * writable `shmring_mpmc_sender *`, which receives the handle (free it with
- * `shmring_mpmc_sender_close`) or NULL.
- */
+/// Attaches a sender to the channel, in the first table entry no live endpoint
+/// holds.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TABLE_FULL`; `SHMRING_E_UNSUPPORTED` (a channel with
+/// asymmetric fences where `membarrier` is refused); `SHMRING_E_IO`;
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_mpmc_sender_new(const struct shmring_mpmc *ch,
                             struct shmring_mpmc_sender **out);
 
-/**
- * Attaches a receiver to the channel.
- *
- * # Returns
- * As `shmring_mpmc_sender_new`.
- *
- * # Safety
- * As `shmring_mpmc_sender_new`, with `shmring_mpmc_receiver *`.
- */
+/// Attaches a receiver to the channel.
+///
+/// # Returns
+/// As `shmring_mpmc_sender_new`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_mpmc_receiver_new(const struct shmring_mpmc *ch,
                               struct shmring_mpmc_receiver **out);
 
-/**
- * Detaches and frees a sender (NULL: nothing); its table entry is free again.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `tx` is NULL or a live MPMC sender, not used during or after the call.
- */
+/// Detaches and frees a sender (NULL: nothing); its table entry is free again.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_mpmc_sender_close(struct shmring_mpmc_sender *tx);
 
-/**
- * Detaches and frees a receiver (NULL: nothing).
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `rx` is NULL or a live MPMC receiver, not used during or after the call.
- */
+/// Detaches and frees a receiver (NULL: nothing).
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_mpmc_receiver_close(struct shmring_mpmc_receiver *rx);
 
-/**
- * Copies `len` bytes at `data` into a slot, waiting for one.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` (full, and no receiver alive though one
- * has attached); `SHMRING_E_MESSAGE_TOO_LARGE` (over the slot size);
- * `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT`; `SHMRING_E_PANIC`.
- *
- * # Safety
- * `tx` is NULL or a live MPMC sender used by this thread alone during the call;
- * unless NULL or `len` is 0, `data` points to `len` readable bytes.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_send(struct shmring_mpmc_sender *tx,
-                      const void *data,
-                      size_t len);
+/// The sender as a `shmring_msg_sender`, for the message family's calls (copying
+/// sends, readiness). The same handle: never close the view, close `tx`. NULL for
+/// NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+struct shmring_msg_sender *shmring_mpmc_sender_as_msg_sender(struct shmring_mpmc_sender *tx);
 
-/**
- * As `shmring_mpmc_send`, but never waits: `SHMRING_E_FULL` when no slot is free
- * now.
- *
- * # Returns
- * As `shmring_mpmc_send`, and `SHMRING_E_FULL`.
- *
- * # Safety
- * As `shmring_mpmc_send`.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_try_send(struct shmring_mpmc_sender *tx,
-                          const void *data,
-                          size_t len);
+/// The receiver as a `shmring_msg_receiver`, for the message family's calls
+/// (copying receives, readiness). The same handle: never close the view, close
+/// `rx`. NULL for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+struct shmring_msg_receiver *shmring_mpmc_receiver_as_msg_receiver(struct shmring_mpmc_receiver *rx);
 
-/**
- * As `shmring_mpmc_send`, giving up after `timeout_ms` milliseconds (relative)
- * with `SHMRING_E_TIMED_OUT`.
- *
- * # Returns
- * As `shmring_mpmc_send`, and `SHMRING_E_TIMED_OUT`.
- *
- * # Safety
- * As `shmring_mpmc_send`.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_send_timeout(struct shmring_mpmc_sender *tx,
-                              const void *data,
-                              size_t len,
-                              uint64_t timeout_ms);
-
-/**
- * Copies the next message into `buf` (`buf_len` bytes), waiting for one, and
- * stores its length in `*out_len`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` (empty, and no sender alive though one
- * has attached); `SHMRING_E_BUFFER_TOO_SMALL` (nothing consumed; `*out_len` is
- * the length needed); `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * `rx` is NULL or a live MPMC receiver used by this thread alone during the call;
- * unless NULL or `buf_len` is 0, `buf` points to `buf_len` writable bytes;
- * `out_len` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_recv(struct shmring_mpmc_receiver *rx,
-                      void *buf,
-                      size_t buf_len,
-                      size_t *out_len);
-
-/**
- * As `shmring_mpmc_recv`, but never waits: `SHMRING_E_EMPTY` when no message is
- * there now.
- *
- * # Returns
- * As `shmring_mpmc_recv`, and `SHMRING_E_EMPTY`.
- *
- * # Safety
- * As `shmring_mpmc_recv`.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_try_recv(struct shmring_mpmc_receiver *rx,
-                          void *buf,
-                          size_t buf_len,
-                          size_t *out_len);
-
-/**
- * As `shmring_mpmc_recv`, giving up after `timeout_ms` milliseconds (relative)
- * with `SHMRING_E_TIMED_OUT`.
- *
- * # Returns
- * As `shmring_mpmc_recv`, and `SHMRING_E_TIMED_OUT`.
- *
- * # Safety
- * As `shmring_mpmc_recv`.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_recv_timeout(struct shmring_mpmc_receiver *rx,
-                              void *buf,
-                              size_t buf_len,
-                              size_t *out_len,
-                              uint64_t timeout_ms);
-
-/**
- * The sender's readiness descriptor for a free slot, for `epoll`, `poll` or
- * `select`: it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
- * `shmring_mpmc_sender_arm_for_space` returned `SHMRING_ARMED`, when a receiver
- * frees a slot, when every receiver has gone, or every 25 ms for a polled sender
- * (`shmring_mpmc_sender_wakeups`). The senders of one channel share the
- * doorbell: one may take another's wake-up, so each sends until
- * `SHMRING_E_FULL` and arms again.
- *
- * The descriptor belongs to the sender: the same for the handle's life, closed
- * by `shmring_mpmc_sender_close` (remove it from your `epoll` set first). Never
- * read it (arming drains it) and never close it.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `tx`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * `tx` is NULL or a live MPMC sender used by this thread alone during the call.
- */
-SHMRING_MUST_USE int shmring_mpmc_sender_readiness_fd(struct shmring_mpmc_sender *tx);
-
-/**
- * Arms the readiness descriptor (`shmring_mpmc_sender_readiness_fd`) for a free
- * slot. Never blocks. The loop: when the descriptor is readable, send with
- * `shmring_mpmc_try_send` until `SHMRING_E_FULL`, then arm: on `SHMRING_READY`
- * send again, on `SHMRING_ARMED` go back to the event loop.
- *
- * # Returns
- * `SHMRING_READY` (1): the slot at the tail is free now, or every receiver has
- * gone (the next send says which); `SHMRING_ARMED` (2); or a negative code:
- * `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`,
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * As `shmring_mpmc_sender_readiness_fd`.
- */
-SHMRING_MUST_USE int shmring_mpmc_sender_arm_for_space(struct shmring_mpmc_sender *tx);
-
-/**
- * Stores in `*out` how the sender's readiness descriptor is woken
- * (`SHMRING_WAKEUPS_DOORBELL`, or `SHMRING_WAKEUPS_POLLED` where no doorbell
- * could be shared). If `out_reason` is not NULL, `*out_reason` receives why it
- * is polled (`""` for a doorbell): a NUL-terminated string owned by the sender,
- * valid until `shmring_mpmc_sender_close`. Fixed for the handle's life.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `tx` or `out`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * As `shmring_mpmc_sender_readiness_fd`; `out` and `out_reason` are NULL or
- * writable.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_sender_wakeups(struct shmring_mpmc_sender *tx,
-                                shmring_wakeups *out,
-                                const char **out_reason);
-
-/**
- * The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it
- * becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
- * `shmring_mpmc_receiver_arm_for_message` returned `SHMRING_ARMED`, when a
- * sender publishes a message, when every sender has gone, or every 25 ms for a
- * polled receiver (`shmring_mpmc_receiver_wakeups`). The receivers of one
- * channel share the doorbell: one may take another's wake-up (and the message
- * with it), so each receives until `SHMRING_E_EMPTY` and arms again.
- *
- * The descriptor belongs to the receiver: the same for the handle's life, closed
- * by `shmring_mpmc_receiver_close` (remove it from your `epoll` set first).
- * Never read it (arming drains it) and never close it.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `rx`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * `rx` is NULL or a live MPMC receiver used by this thread alone during the call.
- */
-SHMRING_MUST_USE int shmring_mpmc_receiver_readiness_fd(struct shmring_mpmc_receiver *rx);
-
-/**
- * Arms the readiness descriptor (`shmring_mpmc_receiver_readiness_fd`) for a
- * message. Never blocks. The loop: when the descriptor is readable, receive with
- * `shmring_mpmc_try_recv` until `SHMRING_E_EMPTY`, then arm: on `SHMRING_READY`
- * receive again, on `SHMRING_ARMED` go back to the event loop.
- *
- * # Returns
- * `SHMRING_READY` (1): the slot at the head holds something now, or every sender
- * has gone (the next receive says which); `SHMRING_ARMED` (2); or a negative
- * code: `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`,
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * As `shmring_mpmc_receiver_readiness_fd`.
- */
-SHMRING_MUST_USE int shmring_mpmc_receiver_arm_for_message(struct shmring_mpmc_receiver *rx);
-
-/**
- * Stores in `*out` how the receiver's readiness descriptor is woken
- * (`SHMRING_WAKEUPS_DOORBELL`, or `SHMRING_WAKEUPS_POLLED` where no doorbell
- * could be shared). If `out_reason` is not NULL, `*out_reason` receives why it
- * is polled (`""` for a doorbell): a NUL-terminated string owned by the
- * receiver, valid until `shmring_mpmc_receiver_close`. Fixed for the handle's
- * life.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `rx` or `out`;
- * `SHMRING_E_PANIC`.
- *
- * # Safety
- * As `shmring_mpmc_receiver_readiness_fd`; `out` and `out_reason` are NULL or
- * writable.
- */
-SHMRING_MUST_USE
-int shmring_mpmc_receiver_wakeups(struct shmring_mpmc_receiver *rx,
-                                  shmring_wakeups *out,
-                                  const char **out_reason);
-
-/**
- * Claims the receiving side of `channel` and returns it in `*out`. Reading starts
- * at the first message no earlier receiver released: what a receiver read but did
- * not release before it died is delivered again. The receiver keeps the segment
- * mapped: `channel` may be closed before it.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` while another live receiver holds the
- * role; `SHMRING_E_UNSUPPORTED` (see `shmring_sender_new`); `SHMRING_E_CORRUPTED`,
- * `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `channel` is NULL or a live channel handle.
- * - `out` is NULL or points to a writable `shmring_receiver *`; it receives the
- *   new handle (owned by the caller: free it with `shmring_receiver_close`), or
- *   NULL on failure.
- */
+/// Claims the receiving side of `channel` and returns it in `*out`. Reading starts
+/// at the first message no earlier receiver released: what a receiver read but did
+/// not release before it died is delivered again. The receiver keeps the segment
+/// mapped: `channel` may be closed before it.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` while another live receiver holds the
+/// role; `SHMRING_E_UNSUPPORTED` (see `shmring_sender_new`); `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_receiver_new(const struct shmring_channel *channel,
                          struct shmring_receiver **out);
 
-/**
- * Frees a receiver and gives up the role. An outstanding read is left in the
- * ring (the next receiver gets it). Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_BUSY` (nothing freed) when called from inside the
- * receiver's own batch callback.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle, not used by any thread during or
- * after this call (but for the refused call from its own callback). Pointers
- * from an outstanding read become invalid.
- */
+/// Frees a receiver and gives up the role. An outstanding read is left in the
+/// ring (the next receiver gets it). Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_BUSY` (nothing freed) when called from inside the
+/// receiver's own batch callback.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_receiver_close(struct shmring_receiver *receiver);
 
-/**
- * Stores the largest message the channel takes in `*out`: a receive buffer this
- * long never gets `SHMRING_E_BUFFER_TOO_SMALL`. Allowed while a read is
- * outstanding.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle; `out` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_receiver_max_message_len(const struct shmring_receiver *receiver,
-                                     size_t *out);
+/// The receiver as a `shmring_msg_receiver`, for the message family's calls
+/// (copying receives, readiness). The same handle: never close the view, close
+/// `receiver`. NULL for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+struct shmring_msg_receiver *shmring_receiver_as_msg_receiver(struct shmring_receiver *receiver);
 
-/**
- * Stores in `*out` whether a sender holds the other end now (a snapshot).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_BUSY` (read outstanding), `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle; `out` is NULL or writable.
- */
+/// Stores in `*out` whether a sender holds the other end now (a snapshot).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_BUSY` (read outstanding), `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_receiver_is_sender_connected(struct shmring_receiver *receiver,
                                          bool *out);
 
-/**
- * The receiver's readiness descriptor, for `epoll`, `poll` or `select`: it becomes
- * readable (`EPOLLIN`, or `EPOLLHUP`) after `shmring_receiver_arm_for_message`
- * returned `SHMRING_ARMED`, when a message arrives, when the sender goes (closes
- * or dies: then `shmring_receiver_try_recv` drains what it committed and returns
- * `SHMRING_E_DISCONNECTED`), or every 25 ms for a polled receiver
- * (`shmring_receiver_wakeups`).
- *
- * The descriptor belongs to the receiver: the same for the handle's life, closed
- * by `shmring_receiver_close` (remove it from your `epoll` set first). Never read
- * it (arming drains it) and never close it. Allowed while a read is outstanding.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver`.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle.
- */
-SHMRING_MUST_USE int shmring_receiver_readiness_fd(const struct shmring_receiver *receiver);
-
-/**
- * Arms the readiness descriptor (`shmring_receiver_readiness_fd`) for the next
- * message. Never blocks; with nobody armed, sending and receiving make no system
- * call for it.
- *
- * The loop: when the descriptor is readable, receive with
- * `shmring_receiver_try_recv` until `SHMRING_E_EMPTY`, then arm: on
- * `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event loop.
- *
- * # Returns
- * `SHMRING_READY` (1): a message is there now, or the sender has gone (the next
- * receive says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
- * that may have changed; or a negative code: `SHMRING_E_BUSY` (read
- * outstanding), `SHMRING_E_IO` (draining the descriptor or the liveness probe
- * failed), `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle.
- */
-SHMRING_MUST_USE int shmring_receiver_arm_for_message(struct shmring_receiver *receiver);
-
-/**
- * Stores in `*out` how the readiness descriptor is woken: `SHMRING_WAKEUPS_DOORBELL`
- * (by the sender) or `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no
- * doorbell could be shared). If `out_reason` is not NULL, `*out_reason` receives
- * why it is polled (`""` for a doorbell): a NUL-terminated string owned by the
- * receiver, valid until `shmring_receiver_close`. Fixed for the handle's life;
- * allowed while a read is outstanding.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `receiver` or `out`.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle; `out` and `out_reason` are NULL
- * or writable.
- */
-SHMRING_MUST_USE
-int shmring_receiver_wakeups(const struct shmring_receiver *receiver,
-                             shmring_wakeups *out,
-                             const char **out_reason);
-
-/**
- * Copies the next message into `buf` and consumes it, if there is one now; never
- * blocks. `*out_len` receives its length.
- *
- * `buf` may be NULL with `buf_len` 0: a probe that consumes only an empty message
- * and otherwise reports the next one's length (`SHMRING_E_BUFFER_TOO_SMALL`).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (empty, and the sender
- * has gone after everything it committed was received); `SHMRING_E_BUFFER_TOO_SMALL`
- * (nothing consumed; `*out_len` is the length needed); `SHMRING_E_CORRUPTED`;
- * `SHMRING_E_BUSY` (read outstanding); `SHMRING_E_INVALID_ARGUMENT`. `*out_len`
- * is 0 after other failures.
- *
- * # Safety
- * - `receiver` is NULL or a live receiver handle.
- * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
- * - `out_len` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_receiver_try_recv(struct shmring_receiver *receiver,
-                              void *buf,
-                              size_t buf_len,
-                              size_t *out_len);
-
-/**
- * As `shmring_receiver_try_recv`, waiting for a message (by the wait strategy)
- * instead of returning `SHMRING_E_EMPTY`. A receiver whose sender has not attached
- * yet waits for it.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` once the sender has gone and everything
- * it committed was received; the other codes of `shmring_receiver_try_recv` but
- * `SHMRING_E_EMPTY`.
- *
- * # Safety
- * As `shmring_receiver_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_receiver_recv(struct shmring_receiver *receiver,
-                          void *buf,
-                          size_t buf_len,
-                          size_t *out_len);
-
-/**
- * As `shmring_receiver_recv`, giving up after `timeout_ms` milliseconds
- * (relative, monotonic clock) with `SHMRING_E_TIMED_OUT`. 0 gives up as soon as
- * the call would wait (after a brief spin); a timeout too large for the clock
- * (`UINT64_MAX`) waits without limit.
- *
- * # Safety
- * As `shmring_receiver_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_receiver_recv_timeout(struct shmring_receiver *receiver,
-                                  void *buf,
-                                  size_t buf_len,
-                                  uint64_t timeout_ms,
-                                  size_t *out_len);
-
-/**
- * Borrows the next message in place, if there is one now; never blocks.
- * `*out_data` and `*out_len` receive its address and length.
- *
- * The bytes stay valid until `shmring_receiver_release` (consumes the message) or
- * `shmring_receiver_unread` (leaves it to be read again); until then every other
- * call on this receiver but `shmring_receiver_max_message_len` and
- * `shmring_receiver_close` returns `SHMRING_E_BUSY`. A hostile sender could change
- * the bytes while you read them: copy before validating, if that matters.
- *
- * Releasing only after processing gives at-least-once delivery: if this process
- * dies before the release, the next receiver gets the message again.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_EMPTY`, `SHMRING_E_DISCONNECTED`,
- * `SHMRING_E_CORRUPTED`, `SHMRING_E_BUSY` (a read is already outstanding),
- * `SHMRING_E_INVALID_ARGUMENT`. On failure `*out_data` is NULL and `*out_len` 0.
- *
- * # Safety
- * - `receiver` is NULL or a live receiver handle.
- * - `out_data` and `out_len` are NULL or writable.
- */
+/// Borrows the next message in place, if there is one now; never blocks.
+/// `*out_data` and `*out_len` receive its address and length.
+///
+/// The bytes stay valid until `shmring_receiver_release` (consumes the message) or
+/// `shmring_receiver_unread` (leaves it to be read again); until then every other
+/// call on this receiver returns `SHMRING_E_BUSY`, but `shmring_receiver_close`
+/// and the message family's `_max_message_len`, `_readiness_fd` and `_wakeups`. A hostile sender could change
+/// the bytes while you read them: copy before validating, if that matters.
+///
+/// Releasing only after processing gives at-least-once delivery: if this process
+/// dies before the release, the next receiver gets the message again.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_EMPTY`, `SHMRING_E_DISCONNECTED`,
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_BUSY` (a read is already outstanding),
+/// `SHMRING_E_INVALID_ARGUMENT`. On failure `*out_data` is NULL and `*out_len` 0.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_receiver_try_read(struct shmring_receiver *receiver,
                               const uint8_t **out_data,
                               size_t *out_len);
 
-/**
- * As `shmring_receiver_try_read`, waiting for a message.
- *
- * # Returns
- * As `shmring_receiver_recv`, without `SHMRING_E_BUFFER_TOO_SMALL`.
- *
- * # Safety
- * As `shmring_receiver_try_read`.
- */
+/// As `shmring_receiver_try_read`, waiting for a message.
+///
+/// # Returns
+/// As `shmring_receiver_try_read` but `SHMRING_E_EMPTY` (as
+/// `shmring_msg_receiver_recv`).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_receiver_read(struct shmring_receiver *receiver,
                           const uint8_t **out_data,
                           size_t *out_len);
 
-/**
- * As `shmring_receiver_read`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (as `shmring_receiver_recv_timeout`).
- *
- * # Safety
- * As `shmring_receiver_try_read`.
- */
+/// As `shmring_receiver_read`, giving up after `timeout_ms` milliseconds with
+/// `SHMRING_E_TIMED_OUT` (as `shmring_msg_receiver_recv_timeout`).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_receiver_read_timeout(struct shmring_receiver *receiver,
                                   uint64_t timeout_ms,
                                   const uint8_t **out_data,
                                   size_t *out_len);
 
-/**
- * Consumes the outstanding read message (its bytes may be reused by the sender;
- * no later receiver sees it) and wakes a sender waiting for room. Its pointer is
- * invalid afterwards.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no read outstanding).
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle.
- */
+/// Consumes the outstanding read message (its bytes may be reused by the sender;
+/// no later receiver sees it) and wakes a sender waiting for room. Its pointer is
+/// invalid afterwards.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no read outstanding).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_receiver_release(struct shmring_receiver *receiver);
 
-/**
- * Ends the outstanding read without consuming the message: the next read or
- * receive returns it again. Its pointer is invalid afterwards.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no read outstanding).
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle.
- */
+/// Ends the outstanding read without consuming the message: the next read or
+/// receive returns it again. Its pointer is invalid afterwards.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no read outstanding).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_receiver_unread(struct shmring_receiver *receiver);
 
-/**
- * Reads up to `max` messages in place, calling `callback(context, data, len)` on
- * each in order, then consumes them all with one publication and wakes a sender
- * waiting for room; never blocks. `*out_count` receives how many were read.
- *
- * If this process dies while the callback runs, every message of the call is
- * delivered again to the next receiver.
- *
- * # Returns
- * `SHMRING_OK` (at least one message); `SHMRING_E_EMPTY`;
- * `SHMRING_E_DISCONNECTED` (empty and the sender gone); `SHMRING_E_CORRUPTED`;
- * `SHMRING_E_BUSY` (read outstanding, or called from inside a callback);
- * `SHMRING_E_INVALID_ARGUMENT` (NULL callback or out-pointer, `max` 0).
- *
- * # Safety
- * - `receiver` is NULL or a live receiver handle.
- * - `callback` is NULL or a function that is safe to call with `context` and any
- *   message; it must not unwind or `longjmp` out.
- * - `out_count` is NULL or writable.
- */
+/// Reads up to `max` messages in place, calling `callback(context, data, len)` on
+/// each in order, then consumes them all with one publication and wakes a sender
+/// waiting for room; never blocks. `*out_count` receives how many were read.
+///
+/// If this process dies while the callback runs, every message of the call is
+/// delivered again to the next receiver.
+///
+/// # Returns
+/// `SHMRING_OK` (at least one message); `SHMRING_E_EMPTY`;
+/// `SHMRING_E_DISCONNECTED` (empty and the sender gone); `SHMRING_E_CORRUPTED`;
+/// `SHMRING_E_BUSY` (read outstanding, or called from inside a callback);
+/// `SHMRING_E_INVALID_ARGUMENT` (NULL callback or out-pointer, `max` 0).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_receiver_try_recv_batch(struct shmring_receiver *receiver,
                                     size_t max,
@@ -2421,110 +1717,91 @@ int shmring_receiver_try_recv_batch(struct shmring_receiver *receiver,
                                     void *context,
                                     size_t *out_count);
 
-/**
- * Makes a client on `requests` (sending) and `responses` (receiving) and returns
- * it in `*out`. The channels are not consumed: the client claims the sender of
- * `requests` and the receiver of `responses` and keeps both segments mapped, so
- * both channel handles may be closed right after. Waiting for a response uses the
- * response channel's wait strategy.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` (either role is held by another live
- * endpoint; nothing is claimed then); `SHMRING_E_UNSUPPORTED`,
- * `SHMRING_E_CORRUPTED`, `SHMRING_E_IO` (as `shmring_sender_new`);
- * `SHMRING_E_INVALID_ARGUMENT` (a NULL pointer).
- *
- * # Safety
- * - `requests` and `responses` are NULL or live channel handles.
- * - `out` is NULL or points to a writable `shmring_rpc_client *`; it receives the
- *   new handle (owned by the caller: free it with `shmring_rpc_client_close`), or
- *   NULL on failure.
- */
+/// Makes a client on `requests` (sending) and `responses` (receiving) and returns
+/// it in `*out`. The channels are not consumed: the client claims the sender of
+/// `requests` and the receiver of `responses` and keeps both segments mapped, so
+/// both channel handles may be closed right after. Waiting for a response uses the
+/// response channel's wait strategy.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` (either role is held by another live
+/// endpoint; nothing is claimed then); `SHMRING_E_UNSUPPORTED`,
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO` (as `shmring_sender_new`);
+/// `SHMRING_E_INVALID_ARGUMENT` (a NULL pointer).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_rpc_client_new(const struct shmring_channel *requests,
                            const struct shmring_channel *responses,
                            struct shmring_rpc_client **out);
 
-/**
- * Frees a client and gives up both roles; the server then sees
- * `SHMRING_E_DISCONNECTED`. Responses still on their way are dropped. Closing
- * NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `client` is NULL or a live client handle, not used by any thread during or
- * after this call.
- */
+/// Frees a client and gives up both roles; the server then sees
+/// `SHMRING_E_DISCONNECTED`. Responses still on their way are dropped. Closing
+/// NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_rpc_client_close(struct shmring_rpc_client *client);
 
-/**
- * Stores the longest request the client sends in `*out`: the request channel's
- * largest message less the 16-byte header.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `client` is NULL or a live client handle; `out` is NULL or writable.
- */
+/// Stores the longest request the client sends in `*out`: the request channel's
+/// largest message less the 16-byte header.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_rpc_client_max_request_len(const struct shmring_rpc_client *client,
                                        size_t *out);
 
-/**
- * Stores the longest response the client can receive in `*out`: the response
- * channel's largest message less the 16-byte header. A response buffer this
- * long never gets `SHMRING_E_BUFFER_TOO_SMALL`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `client` is NULL or a live client handle; `out` is NULL or writable.
- */
+/// Stores the longest response the client can receive in `*out`: the response
+/// channel's largest message less the 16-byte header. A response buffer this
+/// long never gets `SHMRING_E_BUFFER_TOO_SMALL`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_rpc_client_max_response_len(const struct shmring_rpc_client *client,
                                         size_t *out);
 
-/**
- * Sends the `request_len` bytes at `request` as a request and waits
- * `timeout_ms` milliseconds at most (`UINT64_MAX`: without limit; 0: sends if
- * that does not block, and takes a response only if it is already there) for its
- * response, which is copied into `response`; `*response_len` receives its
- * length. Thread-safe: several threads may call the same client at once, and
- * each gets the response to its own request.
- *
- * # Returns
- * - `SHMRING_OK`: `response[0 .. *response_len]` is the response.
- * - `SHMRING_E_REMOTE`: the server's handler failed; `shmring_last_error_message`
- *   has its message.
- * - `SHMRING_E_BUFFER_TOO_SMALL`: the response is longer than `response_cap`;
- *   `*response_len` is its length. Unlike a channel receive, the response is
- *   **lost** (the server did the work; the call is over). Size the buffer with
- *   `shmring_rpc_client_max_response_len` to never see this.
- * - `SHMRING_E_TIMED_OUT`: no response in time (or no room to send). A response
- *   that comes later is dropped: the client never hands it to another call.
- * - `SHMRING_E_DISCONNECTED`: the server has gone (now or earlier); every later
- *   call fails the same way: make a new client.
- * - `SHMRING_E_CORRUPTED`: the server sent a message that breaks the wire format;
- *   every later call fails the same way.
- * - `SHMRING_E_MESSAGE_TOO_LARGE`: `request_len` is above
- *   `shmring_rpc_client_max_request_len` (nothing sent).
- * - `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT` (NULL `client` or
- *   `response_len`, NULL `request` or `response` with a non-zero length).
- *
- * `*response_len` is 0 after a failure but `SHMRING_E_BUFFER_TOO_SMALL`.
- *
- * # Safety
- * - `client` is NULL or a live client handle.
- * - `request` is NULL only if `request_len` is 0, else points to `request_len`
- *   readable bytes, not written during the call.
- * - `response` is NULL only if `response_cap` is 0, else points to
- *   `response_cap` writable bytes, not otherwise accessed during the call.
- * - `response_len` is NULL or writable.
- */
+/// Sends the `request_len` bytes at `request` as a request and waits
+/// `timeout_ms` milliseconds at most (`UINT64_MAX`: without limit; 0: sends if
+/// that does not block, and takes a response only if it is already there) for its
+/// response, which is copied into `response`; `*response_len` receives its
+/// length. Thread-safe: several threads may call the same client at once, and
+/// each gets the response to its own request.
+///
+/// # Returns
+/// - `SHMRING_OK`: `response[0 .. *response_len]` is the response.
+/// - `SHMRING_E_REMOTE`: the server's handler failed; `shmring_last_error_message`
+///   has its message.
+/// - `SHMRING_E_BUFFER_TOO_SMALL`: the response is longer than `response_cap`;
+///   `*response_len` is its length. Unlike a channel receive, the response is
+///   **lost** (the server did the work; the call is over). Size the buffer with
+///   `shmring_rpc_client_max_response_len` to never see this.
+/// - `SHMRING_E_TIMED_OUT`: no response in time (or no room to send). A response
+///   that comes later is dropped: the client never hands it to another call.
+/// - `SHMRING_E_DISCONNECTED`: the server has gone (now or earlier); every later
+///   call fails the same way: make a new client.
+/// - `SHMRING_E_CORRUPTED`: the server sent a message that breaks the wire format;
+///   every later call fails the same way.
+/// - `SHMRING_E_MESSAGE_TOO_LARGE`: `request_len` is above
+///   `shmring_rpc_client_max_request_len` (nothing sent).
+/// - `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT` (NULL `client` or
+///   `response_len`, NULL `request` or `response` with a non-zero length).
+///
+/// `*response_len` is 0 after a failure but `SHMRING_E_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_rpc_call(const struct shmring_rpc_client *client,
                      const void *request,
@@ -2534,473 +1811,293 @@ int shmring_rpc_call(const struct shmring_rpc_client *client,
                      size_t *response_len,
                      uint64_t timeout_ms);
 
-/**
- * Makes a server on `requests` (receiving) and `responses` (sending) and returns
- * it in `*out`. The channels are not consumed: the server claims the receiver of
- * `requests` and the sender of `responses` and keeps both segments mapped, so
- * both channel handles may be closed right after. Waiting for a request uses the
- * request channel's wait strategy.
- *
- * # Returns
- * As `shmring_rpc_client_new`.
- *
- * # Safety
- * - `requests` and `responses` are NULL or live channel handles.
- * - `out` is NULL or points to a writable `shmring_rpc_server *`; it receives the
- *   new handle (owned by the caller: free it with `shmring_rpc_server_close`), or
- *   NULL on failure.
- */
+/// Makes a server on `requests` (receiving) and `responses` (sending) and returns
+/// it in `*out`. The channels are not consumed: the server claims the receiver of
+/// `requests` and the sender of `responses` and keeps both segments mapped, so
+/// both channel handles may be closed right after. Waiting for a request uses the
+/// request channel's wait strategy.
+///
+/// # Returns
+/// As `shmring_rpc_client_new`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_rpc_server_new(const struct shmring_channel *requests,
                            const struct shmring_channel *responses,
                            struct shmring_rpc_server **out);
 
-/**
- * Frees a server and gives up both roles; its client's calls then return
- * `SHMRING_E_DISCONNECTED`. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_BUSY` (nothing freed) when called from inside the
- * server's own handler.
- *
- * # Safety
- * `server` is NULL or a live server handle, not used by any thread during or
- * after this call (but for the refused call from its own handler).
- */
+/// Frees a server and gives up both roles; its client's calls then return
+/// `SHMRING_E_DISCONNECTED`. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_BUSY` (nothing freed) when called from inside the
+/// server's own handler.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_rpc_server_close(struct shmring_rpc_server *server);
 
-/**
- * Stores the longest response the server sends in `*out`: the response
- * channel's largest message less the 16-byte header. It is the `response_cap`
- * every handler call gets.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `server` is NULL or a live server handle; `out` is NULL or writable.
- */
+/// Stores the longest response the server sends in `*out`: the response
+/// channel's largest message less the 16-byte header. It is the `response_cap`
+/// every handler call gets.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_rpc_server_max_response_len(const struct shmring_rpc_server *server,
                                         size_t *out);
 
-/**
- * Waits `timeout_ms` milliseconds at most (0: only if a request is there now;
- * `UINT64_MAX`: without limit) for one request, calls `handler` with it (see
- * `shmring_rpc_handler_fn` for the contract), and sends the handler's response or
- * error message back.
- *
- * # Returns
- * - `SHMRING_OK`: a request was answered (with a response or an error
- *   response).
- * - `SHMRING_E_TIMED_OUT`: no request in time; or the answer could not be sent
- *   in time: it is kept and sent first by the next call (nothing lost, nothing
- *   sent twice).
- * - `SHMRING_E_DISCONNECTED`: the client has gone.
- * - `SHMRING_E_CORRUPTED`: the message received breaks the wire format; it is
- *   consumed, nobody is answered, and the server can go on.
- * - `SHMRING_E_INVALID_ARGUMENT`: NULL `server` or `handler`; or the handler
- *   stored a `*response_len` above `response_cap` (the client got an error
- *   response saying so).
- * - `SHMRING_E_BUSY`: called from inside the server's own handler.
- * - `SHMRING_E_IO`.
- *
- * # Safety
- * - `server` is NULL or a live server handle.
- * - `handler` keeps the contract of `shmring_rpc_handler_fn`.
- * - `context` is passed to `handler` as it is; the library does not use it.
- */
+/// Waits `timeout_ms` milliseconds at most (0: only if a request is there now;
+/// `UINT64_MAX`: without limit) for one request, calls `handler` with it (see
+/// `shmring_rpc_handler_fn` for the contract), and sends the handler's response or
+/// error message back.
+///
+/// # Returns
+/// - `SHMRING_OK`: a request was answered (with a response or an error
+///   response).
+/// - `SHMRING_E_TIMED_OUT`: no request in time; or the answer could not be sent
+///   in time: it is kept and sent first by the next call (nothing lost, nothing
+///   sent twice).
+/// - `SHMRING_E_DISCONNECTED`: the client has gone.
+/// - `SHMRING_E_CORRUPTED`: the message received breaks the wire format; it is
+///   consumed, nobody is answered, and the server can go on.
+/// - `SHMRING_E_INVALID_ARGUMENT`: NULL `server` or `handler`; or the handler
+///   stored a `*response_len` above `response_cap` (the client got an error
+///   response saying so).
+/// - `SHMRING_E_BUSY`: called from inside the server's own handler.
+/// - `SHMRING_E_IO`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_rpc_serve_one(struct shmring_rpc_server *server,
                           shmring_rpc_handler_fn handler,
                           void *context,
                           uint64_t timeout_ms);
 
-/**
- * Creates a semaphore in named POSIX shared memory, `/dev/shm/shmring.<name>`,
- * with `options.initial_count` units and at most `options.max_count` (0: the
- * limit); removed when the creator closes it, unless `SHMRING_OPTION_KEEP`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_FULL` (an initial count over the maximum, or a maximum
- * over `SHMRING_SEMAPHORE_MAX_LIMIT`), `SHMRING_E_INVALID_NAME`,
- * `SHMRING_E_ALREADY_EXISTS`, `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
- * `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `name` is NULL or a NUL-terminated string.
- * - `options` is NULL or points to a readable `shmring_sync_options`.
- * - `out` is NULL or points to a writable `shmring_semaphore *`; it receives the
- *   new handle (owned by the caller: free it with `shmring_semaphore_close`), or
- *   NULL.
- */
+/// Creates a semaphore in named POSIX shared memory, `/dev/shm/shmring.<name>`,
+/// with `options.initial_count` units and at most `options.max_count` (0: the
+/// limit); removed when the creator closes it, unless `SHMRING_OPTION_KEEP`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_FULL` (an initial count over the maximum, or a maximum
+/// over `SHMRING_SEMAPHORE_MAX_LIMIT`), `SHMRING_E_INVALID_NAME`,
+/// `SHMRING_E_ALREADY_EXISTS`, `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
+/// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_semaphore_create(const char *name,
                              const struct shmring_sync_options *options,
                              struct shmring_semaphore **out);
 
-/**
- * Opens the semaphore `/dev/shm/shmring.<name>` and validates it (owner, mode,
- * size, every header field). Its own initial count and maximum apply; the
- * options' are ignored.
- *
- * # Returns
- * As `shmring_event_open`.
- *
- * # Safety
- * As `shmring_semaphore_create`.
- */
+/// Opens the semaphore `/dev/shm/shmring.<name>` and validates it (owner, mode,
+/// size, every header field). Its own initial count and maximum apply; the
+/// options' are ignored.
+///
+/// # Returns
+/// As `shmring_event_open`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_semaphore_open(const char *name,
                            const struct shmring_sync_options *options,
                            struct shmring_semaphore **out);
 
-/**
- * Creates a semaphore in a regular file at `path` (created exclusively,
- * `0600`), kept when the creator closes it unless `SHMRING_OPTION_UNLINK`: the
- * count persists.
- *
- * # Returns
- * As `shmring_semaphore_create`; `SHMRING_E_NOT_FOUND` if the directory is
- * missing.
- *
- * # Safety
- * As `shmring_semaphore_create`, with `path` a NUL-terminated path (any bytes,
- * at most `PATH_MAX - 1`).
- */
+/// Creates a semaphore in a regular file at `path` (created exclusively,
+/// `0600`), kept when the creator closes it unless `SHMRING_OPTION_UNLINK`: the
+/// count persists.
+///
+/// # Returns
+/// As `shmring_semaphore_create`; `SHMRING_E_NOT_FOUND` if the directory is
+/// missing.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_semaphore_create_file(const char *path,
                                   const struct shmring_sync_options *options,
                                   struct shmring_semaphore **out);
 
-/**
- * Opens a semaphore file made by `shmring_semaphore_create_file`.
- *
- * # Returns
- * As `shmring_semaphore_open`.
- *
- * # Safety
- * As `shmring_semaphore_create_file`.
- */
+/// Opens a semaphore file made by `shmring_semaphore_create_file`.
+///
+/// # Returns
+/// As `shmring_semaphore_open`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_semaphore_open_file(const char *path,
                                 const struct shmring_sync_options *options,
                                 struct shmring_semaphore **out);
 
-/**
- * Creates a semaphore in an anonymous memfd, sealed against resizing; hand it
- * over with `shmring_semaphore_fd`, open it with `shmring_semaphore_open_fd`.
- *
- * # Returns
- * As `shmring_semaphore_create`, without the name errors.
- *
- * # Safety
- * `options` and `out` as in `shmring_semaphore_create`.
- */
+/// Creates a semaphore in an anonymous memfd, sealed against resizing; hand it
+/// over with `shmring_semaphore_fd`, open it with `shmring_semaphore_open_fd`.
+///
+/// # Returns
+/// As `shmring_semaphore_create`, without the name errors.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_semaphore_create_memfd(const struct shmring_sync_options *options,
                                    struct shmring_semaphore **out);
 
-/**
- * Opens the semaphore behind the descriptor `fd` (duplicated: the caller keeps
- * its own). Size, seals and header are checked; owner and mode are not.
- *
- * # Returns
- * As `shmring_event_open_fd`.
- *
- * # Safety
- * `options` and `out` as in `shmring_semaphore_create`.
- */
+/// Opens the semaphore behind the descriptor `fd` (duplicated: the caller keeps
+/// its own). Size, seals and header are checked; owner and mode are not.
+///
+/// # Returns
+/// As `shmring_event_open_fd`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_semaphore_open_fd(int fd,
                               const struct shmring_sync_options *options,
                               struct shmring_semaphore **out);
 
-/**
- * Stores the semaphore's descriptor in `*out_fd` (the semaphore's own,
- * close-on-exec: do not close it; valid until `shmring_semaphore_close`).
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `sem` is NULL or a live semaphore handle; `out_fd` is NULL or writable.
- */
+/// Stores the semaphore's descriptor in `*out_fd` (the semaphore's own,
+/// close-on-exec: do not close it; valid until `shmring_semaphore_close`).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_semaphore_fd(const struct shmring_semaphore *sem, int *out_fd);
 
-/**
- * Adds one unit and wakes one waiter.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_FULL` at the maximum count (nothing changed);
- * `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `sem` is NULL or a live semaphore handle.
- */
+/// Adds one unit and wakes one waiter.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_FULL` at the maximum count (nothing changed);
+/// `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_semaphore_post(const struct shmring_semaphore *sem);
 
-/**
- * Takes one unit if there is one; never blocks.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_EMPTY` at count zero; `SHMRING_E_CORRUPTED`;
- * `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `sem` is NULL or a live semaphore handle.
- */
+/// Takes one unit if there is one; never blocks.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_EMPTY` at count zero; `SHMRING_E_CORRUPTED`;
+/// `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_semaphore_try_wait(const struct shmring_semaphore *sem);
 
-/**
- * Takes one unit, sleeping while the count is zero.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `sem` is NULL or a live semaphore handle.
- */
+/// Takes one unit, sleeping while the count is zero.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_semaphore_wait(const struct shmring_semaphore *sem);
 
-/**
- * As `shmring_semaphore_wait`, giving up after `timeout_ms` milliseconds.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_CORRUPTED`;
- * `SHMRING_E_INVALID_ARGUMENT` for NULL.
- *
- * # Safety
- * `sem` is NULL or a live semaphore handle.
- */
+/// As `shmring_semaphore_wait`, giving up after `timeout_ms` milliseconds.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_CORRUPTED`;
+/// `SHMRING_E_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_semaphore_wait_timeout(const struct shmring_semaphore *sem,
                                    uint64_t timeout_ms);
 
-/**
- * Stores the count now (a snapshot) in `*out`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_CORRUPTED` (a count over the maximum);
- * `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `sem` is NULL or a live semaphore handle; `out` is NULL or writable.
- */
+/// Stores the count now (a snapshot) in `*out`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_CORRUPTED` (a count over the maximum);
+/// `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_semaphore_value(const struct shmring_semaphore *sem, uint32_t *out);
 
-/**
- * Frees a semaphore handle; a named semaphore created with the default options
- * is removed. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `sem` is NULL or a live semaphore handle, not used by any thread during or
- * after this call.
- */
+/// Frees a semaphore handle; a named semaphore created with the default options
+/// is removed. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_semaphore_close(struct shmring_semaphore *sem);
 
-/**
- * Claims the sending side of `channel` and returns it in `*out`. The sender keeps
- * the segment mapped: `channel` may be closed before it.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` while another live sender (in any process)
- * holds the role (a dead one is replaced, and its committed messages stay);
- * `SHMRING_E_UNSUPPORTED` if the channel uses asymmetric fences and this process
- * cannot call `membarrier`; `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `channel` is NULL or a live channel handle.
- * - `out` is NULL or points to a writable `shmring_sender *`; it receives the new
- *   handle (owned by the caller: free it with `shmring_sender_close`), or NULL on
- *   failure.
- */
+/// Claims the sending side of `channel` and returns it in `*out`. The sender keeps
+/// the segment mapped: `channel` may be closed before it.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` while another live sender (in any process)
+/// holds the role (a dead one is replaced, and its committed messages stay);
+/// `SHMRING_E_UNSUPPORTED` if the channel uses asymmetric fences and this process
+/// cannot call `membarrier`; `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_sender_new(const struct shmring_channel *channel,
                        struct shmring_sender **out);
 
-/**
- * Frees a sender and gives up the role (another sender may then claim it). An
- * outstanding grant is aborted. Everything committed stays in the channel for the
- * receiver. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle, not used by any thread during or
- * after this call. Pointers from an outstanding grant become invalid.
- */
+/// Frees a sender and gives up the role (another sender may then claim it). An
+/// outstanding grant is aborted. Everything committed stays in the channel for the
+/// receiver. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_sender_close(struct shmring_sender *sender);
 
-/**
- * Stores the largest message the channel takes in `*out`. Allowed while a grant
- * is outstanding.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `sender` is NULL or a live sender handle; `out` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_sender_max_message_len(const struct shmring_sender *sender,
-                                   size_t *out);
+/// The sender as a `shmring_msg_sender`, for the message family's calls (copying
+/// sends, readiness). The same handle: never close the view, close `sender`.
+/// NULL for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+struct shmring_msg_sender *shmring_sender_as_msg_sender(struct shmring_sender *sender);
 
-/**
- * Stores in `*out` whether a receiver holds the other end now (a snapshot: it
- * may attach or go at any time).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_BUSY` (grant outstanding), `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle; `out` is NULL or writable.
- */
+/// Stores in `*out` whether a receiver holds the other end now (a snapshot: it
+/// may attach or go at any time).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_BUSY` (grant outstanding), `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_sender_is_receiver_connected(struct shmring_sender *sender, bool *out);
 
-/**
- * The sender's readiness descriptor for room, for `epoll`, `poll` or `select`:
- * it becomes readable (`EPOLLIN`, or `EPOLLHUP`) after
- * `shmring_sender_arm_for_space` returned `SHMRING_ARMED`, when the receiver
- * frees room, when the receiver goes (closes or dies), or every 25 ms for a
- * polled sender (`shmring_sender_wakeups`).
- *
- * The descriptor belongs to the sender: the same for the handle's life, closed
- * by `shmring_sender_close` (remove it from your `epoll` set first). Never read
- * it (arming drains it) and never close it. Allowed while a grant is
- * outstanding.
- *
- * # Returns
- * The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle.
- */
-SHMRING_MUST_USE int shmring_sender_readiness_fd(const struct shmring_sender *sender);
-
-/**
- * Arms the readiness descriptor (`shmring_sender_readiness_fd`) for room for a
- * message of `len` bytes. Never blocks; with nobody armed, sending and receiving
- * make no system call for it.
- *
- * The loop: when the descriptor is readable, send with `shmring_sender_try_send`
- * until `SHMRING_E_FULL`, then arm: on `SHMRING_READY` send again, on
- * `SHMRING_ARMED` go back to the event loop.
- *
- * # Returns
- * `SHMRING_READY` (1): the message fits now, or the receiver has gone (the next
- * send says which); `SHMRING_ARMED` (2): the descriptor becomes readable when
- * that may have changed; or a negative code: `SHMRING_E_MESSAGE_TOO_LARGE`
- * (`len` above the channel's largest message), `SHMRING_E_BUSY` (grant
- * outstanding), `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
- * `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle.
- */
-SHMRING_MUST_USE int shmring_sender_arm_for_space(struct shmring_sender *sender, size_t len);
-
-/**
- * Stores in `*out` how the readiness descriptor is woken: `SHMRING_WAKEUPS_DOORBELL`
- * (by the receiver) or `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where
- * no doorbell could be shared). If `out_reason` is not NULL, `*out_reason`
- * receives why it is polled (`""` for a doorbell): a NUL-terminated string owned
- * by the sender, valid until `shmring_sender_close`. Fixed for the handle's life;
- * allowed while a grant is outstanding.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `sender` or `out`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle; `out` and `out_reason` are NULL or
- * writable.
- */
-SHMRING_MUST_USE
-int shmring_sender_wakeups(const struct shmring_sender *sender,
-                           shmring_wakeups *out,
-                           const char **out_reason);
-
-/**
- * Copies `len` bytes at `data` into the channel as one message if there is room
- * now; never blocks. While there is room, messages queue whether or not a
- * receiver is attached.
- *
- * # Returns
- * `SHMRING_OK` (committed: delivered to a receiver even if this process dies
- * now); `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (full and the receiver has
- * gone); `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY`
- * (grant outstanding); `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `sender` is NULL or a live sender handle.
- * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
- */
-SHMRING_MUST_USE
-int shmring_sender_try_send(struct shmring_sender *sender,
-                            const void *data,
-                            size_t len);
-
-/**
- * As `shmring_sender_try_send`, waiting for room (by the wait strategy) instead of
- * returning `SHMRING_E_FULL`.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_DISCONNECTED` if the receiver goes while the channel
- * is full; the other codes of `shmring_sender_try_send` but `SHMRING_E_FULL`.
- *
- * # Safety
- * As `shmring_sender_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_sender_send(struct shmring_sender *sender,
-                        const void *data,
-                        size_t len);
-
-/**
- * As `shmring_sender_send`, giving up after `timeout_ms` milliseconds (relative,
- * on the monotonic clock) with `SHMRING_E_TIMED_OUT`. 0 gives up as soon as the
- * call would wait (after a brief spin); a timeout too large for the clock
- * (`UINT64_MAX`) waits without limit.
- *
- * # Safety
- * As `shmring_sender_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_sender_send_timeout(struct shmring_sender *sender,
-                                const void *data,
-                                size_t len,
-                                uint64_t timeout_ms);
-
-/**
- * Copies as many of the `count` records at `records` as fit now, in order, each as
- * a message of `record_len` bytes (record `i` at `records + i * record_len`), and
- * publishes them together (one store and one wake-up for the lot); never blocks.
- * Records of up to 65535 bytes are packed under one frame header per run (an
- * 8-byte record takes 8 bytes of the ring, not 16): the way to stream an array of
- * fixed-size structs. `*out_sent` receives how many were sent (always the first
- * ones).
- *
- * # Returns
- * `SHMRING_OK` when all were sent; `SHMRING_E_FULL` when only `*out_sent` (maybe
- * 0) fitted; `SHMRING_E_DISCONNECTED` when the ring is full and the receiver has
- * gone (`*out_sent` went before); `SHMRING_E_MESSAGE_TOO_LARGE` when `record_len`
- * exceeds the largest message
- * (nothing sent); `SHMRING_E_INVALID_ARGUMENT` (NULL `records` with a non-zero
- * size, NULL `out_sent`, a total size beyond `PTRDIFF_MAX`); `SHMRING_E_CORRUPTED`;
- * `SHMRING_E_BUSY` (grant outstanding).
- *
- * # Safety
- * - `sender` is NULL or a live sender handle.
- * - `records` is NULL only if `count * record_len` is 0, else points to
- *   `count * record_len` readable bytes that do not change during the call.
- * - `out_sent` is NULL or writable.
- */
+/// Copies as many of the `count` records at `records` as fit now, in order, each as
+/// a message of `record_len` bytes (record `i` at `records + i * record_len`), and
+/// publishes them together (one store and one wake-up for the lot); never blocks.
+/// Records of up to 65535 bytes are packed under one frame header per run (an
+/// 8-byte record takes 8 bytes of the ring, not 16): the way to stream an array of
+/// fixed-size structs. `*out_sent` receives how many were sent (always the first
+/// ones).
+///
+/// # Returns
+/// `SHMRING_OK` when all were sent; `SHMRING_E_FULL` when only `*out_sent` (maybe
+/// 0) fitted; `SHMRING_E_DISCONNECTED` when the ring is full and the receiver has
+/// gone (`*out_sent` went before); `SHMRING_E_MESSAGE_TOO_LARGE` when `record_len`
+/// exceeds the largest message
+/// (nothing sent); `SHMRING_E_INVALID_ARGUMENT` (NULL `records` with a non-zero
+/// size, NULL `out_sent`, a total size beyond `PTRDIFF_MAX`); `SHMRING_E_CORRUPTED`;
+/// `SHMRING_E_BUSY` (grant outstanding).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_sender_try_send_records(struct shmring_sender *sender,
                                     const void *records,
@@ -3008,381 +2105,214 @@ int shmring_sender_try_send_records(struct shmring_sender *sender,
                                     size_t count,
                                     size_t *out_sent);
 
-/**
- * Copies as many of the `count` messages as fit now, in order, and publishes them
- * together (one store and one wake-up for the lot: for bursts of small messages);
- * never blocks. `*out_sent` receives how many were sent (always the first ones).
- *
- * # Returns
- * `SHMRING_OK` when all were sent; `SHMRING_E_FULL` when only `*out_sent` (maybe
- * 0) fitted; `SHMRING_E_DISCONNECTED` when none fitted and the receiver has gone;
- * `SHMRING_E_MESSAGE_TOO_LARGE` or `SHMRING_E_INVALID_ARGUMENT` for message
- * `*out_sent` (those before it were sent); `SHMRING_E_CORRUPTED`;
- * `SHMRING_E_BUSY` (grant outstanding).
- *
- * # Safety
- * - `sender` is NULL or a live sender handle.
- * - `messages` is NULL only if `count` is 0, else points to `count` readable
- *   `shmring_message`s, each of whose `data` is as in `shmring_sender_try_send`.
- * - `out_sent` is NULL or writable.
- */
+/// Copies as many of the `count` messages as fit now, in order, and publishes them
+/// together (one store and one wake-up for the lot: for bursts of small messages);
+/// never blocks. `*out_sent` receives how many were sent (always the first ones).
+///
+/// # Returns
+/// `SHMRING_OK` when all were sent; `SHMRING_E_FULL` when only `*out_sent` (maybe
+/// 0) fitted; `SHMRING_E_DISCONNECTED` when none fitted and the receiver has gone;
+/// `SHMRING_E_MESSAGE_TOO_LARGE` or `SHMRING_E_INVALID_ARGUMENT` for message
+/// `*out_sent` (those before it were sent); `SHMRING_E_CORRUPTED`;
+/// `SHMRING_E_BUSY` (grant outstanding).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_sender_try_send_batch(struct shmring_sender *sender,
                                   const struct shmring_message *messages,
                                   size_t count,
                                   size_t *out_sent);
 
-/**
- * Lends `len` bytes of the ring, if there is room now, to write a message in
- * place: `*out_data` receives their address (8-byte aligned; they hold whatever
- * was there before). Never blocks.
- *
- * The bytes are the caller's until `shmring_sender_commit` (publishes a message)
- * or `shmring_sender_abort` (publishes nothing); until then every other call on
- * this sender but `shmring_sender_max_message_len` and `shmring_sender_close`
- * returns `SHMRING_E_BUSY`. After it, the pointer is invalid.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_FULL`, `SHMRING_E_DISCONNECTED`,
- * `SHMRING_E_MESSAGE_TOO_LARGE`, `SHMRING_E_CORRUPTED`, `SHMRING_E_BUSY` (a grant
- * is already outstanding), `SHMRING_E_INVALID_ARGUMENT`. On failure `*out_data`
- * is NULL.
- *
- * # Safety
- * - `sender` is NULL or a live sender handle.
- * - `out_data` is NULL or points to a writable `uint8_t *`.
- */
+/// Lends `len` bytes of the ring, if there is room now, to write a message in
+/// place: `*out_data` receives their address (8-byte aligned; they hold whatever
+/// was there before). Never blocks.
+///
+/// The bytes are the caller's until `shmring_sender_commit` (publishes a message)
+/// or `shmring_sender_abort` (publishes nothing); until then every other call on
+/// this sender returns `SHMRING_E_BUSY`, but `shmring_sender_close` and the
+/// message family's `_max_message_len`, `_readiness_fd` and `_wakeups`. After
+/// it, the pointer is invalid.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_FULL`, `SHMRING_E_DISCONNECTED`,
+/// `SHMRING_E_MESSAGE_TOO_LARGE`, `SHMRING_E_CORRUPTED`, `SHMRING_E_BUSY` (a grant
+/// is already outstanding), `SHMRING_E_INVALID_ARGUMENT`. On failure `*out_data`
+/// is NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_sender_try_grant(struct shmring_sender *sender,
                              size_t len,
                              uint8_t **out_data);
 
-/**
- * As `shmring_sender_try_grant`, waiting for room.
- *
- * # Returns
- * As `shmring_sender_send`.
- *
- * # Safety
- * As `shmring_sender_try_grant`.
- */
+/// As `shmring_sender_try_grant`, waiting for room.
+///
+/// # Returns
+/// As `shmring_sender_try_grant` but `SHMRING_E_FULL` (as
+/// `shmring_msg_sender_send`).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_sender_grant(struct shmring_sender *sender,
                          size_t len,
                          uint8_t **out_data);
 
-/**
- * As `shmring_sender_grant`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (as `shmring_sender_send_timeout`).
- *
- * # Safety
- * As `shmring_sender_try_grant`.
- */
+/// As `shmring_sender_grant`, giving up after `timeout_ms` milliseconds with
+/// `SHMRING_E_TIMED_OUT` (as `shmring_msg_sender_send_timeout`).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_sender_grant_timeout(struct shmring_sender *sender,
                                  size_t len,
                                  uint64_t timeout_ms,
                                  uint8_t **out_data);
 
-/**
- * Publishes the first `len` bytes of the outstanding grant as one message (`len`
- * may be less than granted) and wakes the receiver. The grant's pointer is
- * invalid afterwards.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no grant outstanding);
- * `SHMRING_E_INVALID_ARGUMENT` if `len` exceeds the grant (the grant stays
- * outstanding).
- *
- * # Safety
- * `sender` is NULL or a live sender handle.
- */
+/// Publishes the first `len` bytes of the outstanding grant as one message (`len`
+/// may be less than granted) and wakes the receiver. The grant's pointer is
+/// invalid afterwards.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no grant outstanding);
+/// `SHMRING_E_INVALID_ARGUMENT` if `len` exceeds the grant (the grant stays
+/// outstanding).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_sender_commit(struct shmring_sender *sender, size_t len);
 
-/**
- * Gives the outstanding grant back without publishing anything. The grant's
- * pointer is invalid afterwards.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no grant outstanding).
- *
- * # Safety
- * `sender` is NULL or a live sender handle.
- */
+/// Gives the outstanding grant back without publishing anything. The grant's
+/// pointer is invalid afterwards.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no grant outstanding).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_sender_abort(struct shmring_sender *sender);
 
-/**
- * A static, NUL-terminated description of a status code: `"success"` for
- * `SHMRING_OK`, `"unknown status code"` for a value that is not a status.
- *
- * Thread-safe; the string lives as long as the library and must not be freed.
- */
+/// A static, NUL-terminated description of a status code: `"success"` for
+/// `SHMRING_OK`, `"unknown status code"` for a value that is not a status.
+///
+/// Thread-safe; the string lives as long as the library and must not be freed.
 const char *shmring_strerror(int code);
 
-/**
- * The details of the last failed call on the calling thread (e.g. `shm segment
- * "orders" not found`), as a NUL-terminated string; `""` if no call on this thread
- * has failed yet.
- *
- * Never NULL. The string belongs to the library: do not free it. It is valid until
- * the next `shmring_` call on the same thread (copy it to keep it). Calls that
- * succeed may leave the previous message in place: read it only after a call
- * returned a failure.
- */
+/// The details of the last failed call on the calling thread (e.g. `shm segment
+/// "orders" not found`), as a NUL-terminated string; `""` if no call on this thread
+/// has failed yet.
+///
+/// Never NULL. The string belongs to the library: do not free it. It is valid until
+/// the next `shmring_` call on the same thread (copy it to keep it). Calls that
+/// succeed may leave the previous message in place: read it only after a call
+/// returned a failure.
 const char *shmring_last_error_message(void);
 
-/**
- * Starts receiving at `address` (`"unix:/path"`, `"seqpacket:/path"`,
- * `"tcp://host:port"` (port 0: any free port; `tcp://:port` is 127.0.0.1),
- * `"fifo:/path"`, `"mq:name"`, `"shm:name"`, `"file:/path"`): binds the socket,
- * or creates the FIFO, queue or channel (removed again when the listener and the
- * receiver it gave are closed). `shmring_listener_accept` then gives receivers.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (NULL, not UTF-8, an unknown scheme,
- * an empty path, a socket path over 107 bytes, a bad port, a path of the wrong
- * file type); `SHMRING_E_INVALID_NAME` (a queue or channel name breaking the name
- * rules); `SHMRING_E_ALREADY_EXISTS`; `SHMRING_E_NO_SPACE` (also a system limit,
- * e.g. on message queues); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
- *
- * # Safety
- * - `address` is NULL or a NUL-terminated string.
- * - `out` is NULL or points to a writable `shmring_listener *`; it receives the
- *   new handle (owned by the caller: free it with `shmring_listener_close`), or
- *   NULL on failure.
- */
+/// Starts receiving at `address` (`"unix:/path"`, `"seqpacket:/path"`,
+/// `"tcp://host:port"` (port 0: any free port; `tcp://:port` is 127.0.0.1),
+/// `"fifo:/path"`, `"mq:name"`, `"shm:name"`, `"file:/path"`): binds the socket,
+/// or creates the FIFO, queue or channel (removed again when the listener and the
+/// receiver it gave are closed). `shmring_listener_accept` then gives receivers.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (NULL, not UTF-8, an unknown scheme,
+/// an empty path, a socket path over 107 bytes, a bad port, a path of the wrong
+/// file type); `SHMRING_E_INVALID_NAME` (a queue or channel name breaking the name
+/// rules); `SHMRING_E_ALREADY_EXISTS`; `SHMRING_E_NO_SPACE` (also a system limit,
+/// e.g. on message queues); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_listen(const char *address, struct shmring_listener **out);
 
-/**
- * Copies the address senders connect to (NUL-terminated, in the form
- * `shmring_connect_sender` takes; for `tcp://host:0`, with the port picked) into
- * `buf`. `*out_len` receives its length without the NUL, as `strlen` would: `buf`
- * needs `*out_len + 1` bytes.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_BUFFER_TOO_SMALL` (`buf_len` is at most `*out_len`;
- * nothing written to `buf`); `SHMRING_E_INVALID_ARGUMENT` (NULL `listener` or
- * `out_len`, or NULL `buf` with a non-zero `buf_len`).
- *
- * # Safety
- * - `listener` is NULL or a live listener handle.
- * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
- * - `out_len` is NULL or writable.
- */
+/// Copies the address senders connect to (NUL-terminated, in the form
+/// `shmring_connect_sender` takes; for `tcp://host:0`, with the port picked) into
+/// `buf`. `*out_len` receives its length without the NUL, as `strlen` would: `buf`
+/// needs `*out_len + 1` bytes.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_BUFFER_TOO_SMALL` (`buf_len` is at most `*out_len`;
+/// nothing written to `buf`); `SHMRING_E_INVALID_ARGUMENT` (NULL `listener` or
+/// `out_len`, or NULL `buf` with a non-zero `buf_len`).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_listener_address(const struct shmring_listener *listener,
                              char *buf,
                              size_t buf_len,
                              size_t *out_len);
 
-/**
- * Waits for the next sender and returns the receiver for it in `*out`, waiting
- * `timeout_ms` milliseconds at most (0: only if one is there now; `UINT64_MAX`:
- * without limit). For a FIFO, queue or channel the listener has one receiver,
- * handed out at once by the first call.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_ROLE_TAKEN` (a second call on a
- * FIFO, queue or channel listener); `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
- *
- * # Safety
- * - `listener` is NULL or a live listener handle.
- * - `out` is NULL or points to a writable `shmring_msg_receiver *`; it receives
- *   the new handle (owned by the caller: free it with
- *   `shmring_msg_receiver_close`), or NULL on failure.
- */
+/// Waits for the next sender and returns the receiver for it in `*out`, waiting
+/// `timeout_ms` milliseconds at most (0: only if one is there now; `UINT64_MAX`:
+/// without limit). For a FIFO, queue or channel the listener has one receiver,
+/// handed out at once by the first call.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_ROLE_TAKEN` (a second call on a
+/// FIFO, queue or channel listener); `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_listener_accept(struct shmring_listener *listener,
                             uint64_t timeout_ms,
                             struct shmring_msg_receiver **out);
 
-/**
- * Frees a listener: closes its socket, or drops the FIFO, queue or channel it
- * made if no receiver was handed out (a receiver handed out keeps working).
- * Socket paths are removed. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `listener` is NULL or a live listener handle, not used by any thread during or
- * after this call.
- */
+/// Frees a listener: closes its socket, or drops the FIFO, queue or channel it
+/// made if no receiver was handed out (a receiver handed out keeps working).
+/// Socket paths are removed. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_listener_close(struct shmring_listener *listener);
 
-/**
- * Opens a sender to the receiver at `address` (the forms of `shmring_listen`)
- * and returns it in `*out`. With `timeout_ms` 0 it tries once; otherwise it
- * tries again while nobody receives there yet, for `timeout_ms` milliseconds at
- * most (`UINT64_MAX`: without limit).
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_NOT_FOUND` (nobody receives there: no such socket,
- * queue or channel, or a refused connection) when `timeout_ms` is 0;
- * `SHMRING_E_TIMED_OUT` when nobody came within a non-zero timeout;
- * `SHMRING_E_INVALID_ARGUMENT` (as `shmring_listen`); `SHMRING_E_INVALID_NAME`;
- * `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_ROLE_TAKEN` (a channel's sender is
- * taken); `SHMRING_E_IO`.
- *
- * # Safety
- * - `address` is NULL or a NUL-terminated string.
- * - `out` is NULL or points to a writable `shmring_msg_sender *`; it receives the
- *   new handle (owned by the caller: free it with `shmring_msg_sender_close`), or
- *   NULL on failure.
- */
+/// Opens a sender to the receiver at `address` (the forms of `shmring_listen`)
+/// and returns it in `*out`. With `timeout_ms` 0 it tries once; otherwise it
+/// tries again while nobody receives there yet, for `timeout_ms` milliseconds at
+/// most (`UINT64_MAX`: without limit).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_FOUND` (nobody receives there: no such socket,
+/// queue or channel, or a refused connection) when `timeout_ms` is 0;
+/// `SHMRING_E_TIMED_OUT` when nobody came within a non-zero timeout;
+/// `SHMRING_E_INVALID_ARGUMENT` (as `shmring_listen`); `SHMRING_E_INVALID_NAME`;
+/// `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_ROLE_TAKEN` (a channel's sender is
+/// taken); `SHMRING_E_IO`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE
 int shmring_connect_sender(const char *address,
                            uint64_t timeout_ms,
                            struct shmring_msg_sender **out);
 
-/**
- * Frees a sender; its receiver sees `SHMRING_E_DISCONNECTED` once it has
- * received everything sent. Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `sender` is NULL or a live sender handle, not used by any thread during or
- * after this call.
- */
+/// Frees a sender made by `shmring_connect_sender`; its receiver sees
+/// `SHMRING_E_DISCONNECTED` once it has received everything sent. Closing NULL
+/// does nothing; a view of another handle (`shmring_*_as_msg_sender`) is refused
+/// with `SHMRING_E_INVALID_ARGUMENT` (close that handle).
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_msg_sender_close(struct shmring_msg_sender *sender);
 
-/**
- * Stores the largest message the transport carries in `*out`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `sender` is NULL or a live sender handle; `out` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_msg_sender_max_message_len(const struct shmring_msg_sender *sender,
-                                       size_t *out);
-
-/**
- * Sends `len` bytes at `data` as one message if that can be done now without
- * blocking.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has
- * gone); `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_IO`;
- * `SHMRING_E_INVALID_ARGUMENT`. On the stream transports (Unix stream sockets,
- * TCP, FIFOs) a message the kernel took only part of is accepted (`SHMRING_OK`)
- * and its rest written by the next call.
- *
- * # Safety
- * - `sender` is NULL or a live sender handle.
- * - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
- */
-SHMRING_MUST_USE
-int shmring_msg_sender_try_send(struct shmring_msg_sender *sender,
-                                const void *data,
-                                size_t len);
-
-/**
- * As `shmring_msg_sender_try_send`, waiting for room as long as it takes
- * instead of returning `SHMRING_E_FULL`.
- *
- * # Safety
- * As `shmring_msg_sender_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_msg_sender_send(struct shmring_msg_sender *sender,
-                            const void *data,
-                            size_t len);
-
-/**
- * As `shmring_msg_sender_send`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
- *
- * # Safety
- * As `shmring_msg_sender_try_send`.
- */
-SHMRING_MUST_USE
-int shmring_msg_sender_send_timeout(struct shmring_msg_sender *sender,
-                                    const void *data,
-                                    size_t len,
-                                    uint64_t timeout_ms);
-
-/**
- * Frees a receiver (and the queue, channel or FIFO its listener made, once the
- * listener is closed too). Closing NULL does nothing.
- *
- * # Returns
- * `SHMRING_OK`.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle, not used by any thread during or
- * after this call.
- */
+/// Frees a receiver (and the queue, channel or FIFO its listener made, once the
+/// listener is closed too). Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
 int shmring_msg_receiver_close(struct shmring_msg_receiver *receiver);
-
-/**
- * Stores the largest message the transport carries in `*out`: a receive buffer
- * this long never gets `SHMRING_E_BUFFER_TOO_SMALL`.
- *
- * # Returns
- * `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
- *
- * # Safety
- * `receiver` is NULL or a live receiver handle; `out` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_msg_receiver_max_message_len(const struct shmring_msg_receiver *receiver,
-                                         size_t *out);
-
-/**
- * Copies the next message into `buf`, if there is one now; never blocks.
- * `*out_len` receives its length.
- *
- * # Returns
- * `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (the sender has gone
- * and everything it sent was received); `SHMRING_E_BUFFER_TOO_SMALL` (`*out_len`
- * is the length needed; nothing is consumed: the message stays for the next
- * call); `SHMRING_E_CORRUPTED` (a stream peer sent a
- * frame longer than the largest message: every later call fails too);
- * `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. `*out_len` is 0 after other
- * failures.
- *
- * # Safety
- * - `receiver` is NULL or a live receiver handle.
- * - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
- * - `out_len` is NULL or writable.
- */
-SHMRING_MUST_USE
-int shmring_msg_receiver_try_recv(struct shmring_msg_receiver *receiver,
-                                  void *buf,
-                                  size_t buf_len,
-                                  size_t *out_len);
-
-/**
- * As `shmring_msg_receiver_try_recv`, waiting for a message as long as it takes
- * instead of returning `SHMRING_E_EMPTY`.
- *
- * # Safety
- * As `shmring_msg_receiver_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_msg_receiver_recv(struct shmring_msg_receiver *receiver,
-                              void *buf,
-                              size_t buf_len,
-                              size_t *out_len);
-
-/**
- * As `shmring_msg_receiver_recv`, giving up after `timeout_ms` milliseconds with
- * `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
- *
- * # Safety
- * As `shmring_msg_receiver_try_recv`.
- */
-SHMRING_MUST_USE
-int shmring_msg_receiver_recv_timeout(struct shmring_msg_receiver *receiver,
-                                      void *buf,
-                                      size_t buf_len,
-                                      size_t *out_len,
-                                      uint64_t timeout_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,17 +1,15 @@
 //! Channels: create or open a segment (named shared memory, a file, or a memfd),
 //! with options.
 
-use std::ffi::{OsStr, c_char, c_int};
+use std::ffi::{c_char, c_int};
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::ptr::NonNull;
 
 use shmring::{Channel, ChannelBuilder, SegmentBuilder};
 
+use crate::handle::{Kind, c_name, c_path, call_ref, close, construct, dup_fd, write_out};
+use crate::message::Endpoint;
 use crate::options::{SegmentSettings, wait_strategy};
-use crate::out_ptr;
-use crate::status::{Failure, guard, shmring_status};
+use crate::status::{Failure, guard};
 
 /// A created or opened channel: a mapped segment holding one ring. Make its
 /// endpoints with `shmring_sender_new` and `shmring_receiver_new`; free it with
@@ -20,8 +18,22 @@ use crate::status::{Failure, guard, shmring_status};
 /// Opaque: only pointers to it exist in C.
 #[derive(Debug)]
 pub struct shmring_channel {
+    _opaque: [u8; 0],
+}
+
+/// The value of a `shmring_channel` handle. Shared: several threads may call it
+/// at once (`call_ref` only).
+#[derive(Debug)]
+pub(crate) struct Spsc {
     pub(crate) channel: Channel,
 }
+
+impl Kind for Spsc {
+    type C = shmring_channel;
+    const WHAT: &'static str = "channel";
+}
+
+impl Endpoint for Spsc {}
 
 /// How a blocked call waits for its peer: the `wait_strategy` field of
 /// `shmring_channel_options`. The strategy belongs to the process that creates or
@@ -107,11 +119,6 @@ const _: () = {
     send_sync::<Channel>();
 };
 
-/// Longest channel name read (one more byte is read to tell it is too long).
-const MAX_NAME: usize = 255;
-/// Longest file path read.
-const MAX_PATH: usize = libc::PATH_MAX as usize - 1;
-
 impl shmring_channel_options {
     /// Checks the fields (flags known, reserved zero, no contradiction, modes in
     /// range, a known wait strategy) and returns the settings they make.
@@ -149,99 +156,18 @@ pub(crate) unsafe fn builder<B: SegmentBuilder>(
     Ok(options.check()?.apply(builder))
 }
 
-/// The bytes of a NUL-terminated string of at most `max` bytes.
-///
-/// # Safety
-/// `s` is NULL or a NUL-terminated string.
-unsafe fn c_string<'a>(s: *const c_char, what: &str, max: usize) -> Result<&'a [u8], Failure> {
-    if s.is_null() {
-        return Err(Failure::null(what));
-    }
-    // SAFETY: a NUL-terminated string (the caller's contract): strnlen reads up to
-    // its NUL or `max + 1` bytes, whichever comes first, never past the NUL.
-    let len = unsafe { libc::strnlen(s, max + 1) };
-    if len > max {
-        return Err(Failure::new(
-            shmring_status::E_INVALID_NAME,
-            format!("{what} is longer than {max} bytes"),
-        ));
-    }
-    if len == 0 {
-        return Err(Failure::new(
-            shmring_status::E_INVALID_NAME,
-            format!("{what} is empty"),
-        ));
-    }
-    // SAFETY: the `len` bytes before the NUL, just measured.
-    Ok(unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) })
-}
-
-/// A channel name from C: UTF-8, at most `MAX_NAME` bytes (the Rust library checks
-/// the rest).
-///
-/// # Safety
-/// As [`c_string`].
-pub(crate) unsafe fn shm_name(name: *const c_char) -> Result<String, Failure> {
-    // SAFETY: delegated to the caller.
-    let bytes = unsafe { c_string(name, "name", MAX_NAME) }?;
-    match std::str::from_utf8(bytes) {
-        Ok(name) => Ok(name.to_owned()),
-        Err(_) => Err(Failure::new(
-            shmring_status::E_INVALID_NAME,
-            format!(
-                "name {:?} is not UTF-8",
-                String::from_utf8_lossy(bytes).into_owned()
-            ),
-        )),
-    }
-}
-
-/// A file path from C (any bytes but NUL, at most `PATH_MAX - 1`).
-///
-/// # Safety
-/// As [`c_string`].
-pub(crate) unsafe fn file_path<'a>(path: *const c_char) -> Result<&'a Path, Failure> {
-    // SAFETY: delegated to the caller.
-    let bytes = unsafe { c_string(path, "path", MAX_PATH) }?;
-    Ok(Path::new(OsStr::from_bytes(bytes)))
-}
-
-/// The common body of the constructors: clears `*out`, makes the channel, stores it.
-fn construct(
-    out: *mut *mut shmring_channel,
-    make: impl FnOnce() -> Result<Channel, Failure>,
-) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: `out` is non-null and writable (the caller's contract).
-        unsafe { out.write(std::ptr::null_mut()) };
-        let channel = make()?;
-        let handle = Box::into_raw(Box::new(shmring_channel { channel }));
-        // SAFETY: as above.
-        unsafe { out.write(handle) };
-        Ok(())
-    })
-}
-
 /// Fills `*options` with the defaults (all fields zero): wait strategy
 /// spin-then-park (50 us), mode `0600`, accepted mode `0644`, no flags.
 ///
 /// # Safety
-/// `options` is NULL or points to a writable `shmring_channel_options`.
-///
-/// # Returns
-/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_options_init(
     options: *mut shmring_channel_options,
 ) -> c_int {
-    guard(|| {
-        let options = out_ptr(options, "options")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { options.write(shmring_channel_options::default()) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    guard(|| unsafe { write_out(options, "options", shmring_channel_options::default()) })
 }
 
 /// Creates a channel in named POSIX shared memory, `/dev/shm/shmring.<name>`, with
@@ -264,11 +190,7 @@ pub unsafe extern "C" fn shmring_channel_options_init(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `name` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_channel_options`.
-/// - `out` is NULL or points to a writable `shmring_channel *`; it receives the new
-///   handle (owned by the caller: free it with `shmring_channel_close`), or NULL on
-///   failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_create(
@@ -277,10 +199,12 @@ pub unsafe extern "C" fn shmring_channel_create(
     options: *const shmring_channel_options,
     out: *mut *mut shmring_channel,
 ) -> c_int {
-    construct(out, || {
+    construct(out, || -> Result<Spsc, Failure> {
         // SAFETY: the caller's contract on `name` and `options`.
-        let builder = unsafe { builder(ChannelBuilder::shm(shm_name(name)?), options) }?;
-        Ok(builder.capacity(capacity).create()?)
+        let builder = unsafe { builder(ChannelBuilder::shm(c_name(name)?), options) }?;
+        Ok(Spsc {
+            channel: builder.capacity(capacity).create()?,
+        })
     })
 }
 
@@ -295,7 +219,7 @@ pub unsafe extern "C" fn shmring_channel_create(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// As `shmring_channel_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_open(
@@ -303,10 +227,12 @@ pub unsafe extern "C" fn shmring_channel_open(
     options: *const shmring_channel_options,
     out: *mut *mut shmring_channel,
 ) -> c_int {
-    construct(out, || {
+    construct(out, || -> Result<Spsc, Failure> {
         // SAFETY: the caller's contract on `name` and `options`.
-        let builder = unsafe { builder(ChannelBuilder::shm(shm_name(name)?), options) }?;
-        Ok(builder.open()?)
+        let builder = unsafe { builder(ChannelBuilder::shm(c_name(name)?), options) }?;
+        Ok(Spsc {
+            channel: builder.open()?,
+        })
     })
 }
 
@@ -319,8 +245,7 @@ pub unsafe extern "C" fn shmring_channel_open(
 /// As `shmring_channel_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
 ///
 /// # Safety
-/// As `shmring_channel_create`, with `path` a NUL-terminated path (any bytes, at
-/// most `PATH_MAX - 1`).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_create_file(
@@ -329,10 +254,12 @@ pub unsafe extern "C" fn shmring_channel_create_file(
     options: *const shmring_channel_options,
     out: *mut *mut shmring_channel,
 ) -> c_int {
-    construct(out, || {
+    construct(out, || -> Result<Spsc, Failure> {
         // SAFETY: the caller's contract on `path` and `options`.
-        let builder = unsafe { builder(ChannelBuilder::file(file_path(path)?), options) }?;
-        Ok(builder.capacity(capacity).create()?)
+        let builder = unsafe { builder(ChannelBuilder::file(c_path(path)?), options) }?;
+        Ok(Spsc {
+            channel: builder.capacity(capacity).create()?,
+        })
     })
 }
 
@@ -342,7 +269,7 @@ pub unsafe extern "C" fn shmring_channel_create_file(
 /// As `shmring_channel_open`.
 ///
 /// # Safety
-/// As `shmring_channel_create_file`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_open_file(
@@ -350,10 +277,12 @@ pub unsafe extern "C" fn shmring_channel_open_file(
     options: *const shmring_channel_options,
     out: *mut *mut shmring_channel,
 ) -> c_int {
-    construct(out, || {
+    construct(out, || -> Result<Spsc, Failure> {
         // SAFETY: the caller's contract on `path` and `options`.
-        let builder = unsafe { builder(ChannelBuilder::file(file_path(path)?), options) }?;
-        Ok(builder.open()?)
+        let builder = unsafe { builder(ChannelBuilder::file(c_path(path)?), options) }?;
+        Ok(Spsc {
+            channel: builder.open()?,
+        })
     })
 }
 
@@ -367,9 +296,7 @@ pub unsafe extern "C" fn shmring_channel_open_file(
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `options` is NULL or points to a readable `shmring_channel_options`.
-/// - `out` is NULL or points to a writable `shmring_channel *` (as in
-///   `shmring_channel_create`).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_create_memfd(
@@ -377,10 +304,12 @@ pub unsafe extern "C" fn shmring_channel_create_memfd(
     options: *const shmring_channel_options,
     out: *mut *mut shmring_channel,
 ) -> c_int {
-    construct(out, || {
+    construct(out, || -> Result<Spsc, Failure> {
         // SAFETY: the caller's contract on `options`.
         let builder = unsafe { builder(ChannelBuilder::memfd(), options) }?;
-        Ok(builder.capacity(capacity).create()?)
+        Ok(Spsc {
+            channel: builder.capacity(capacity).create()?,
+        })
     })
 }
 
@@ -403,7 +332,7 @@ pub unsafe extern "C" fn shmring_channel_create_memfd(
 /// `SHMRING_E_IO` (e.g. an unsealed memfd).
 ///
 /// # Safety
-/// As `shmring_channel_create_memfd`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_open_fd(
@@ -411,22 +340,13 @@ pub unsafe extern "C" fn shmring_channel_open_fd(
     options: *const shmring_channel_options,
     out: *mut *mut shmring_channel,
 ) -> c_int {
-    construct(out, || {
+    construct(out, || -> Result<Spsc, Failure> {
         // SAFETY: the caller's contract on `options`.
         let builder = unsafe { builder(ChannelBuilder::memfd(), options) }?;
-        Ok(builder.from_fd(crate::event::dup_fd(fd)?)?)
+        Ok(Spsc {
+            channel: builder.from_fd(dup_fd(fd)?)?,
+        })
     })
-}
-
-/// A shared reference to a live channel, or the failure for NULL.
-///
-/// # Safety
-/// `channel` is NULL or a live channel handle.
-pub(crate) unsafe fn channel_ref<'a>(
-    channel: *const shmring_channel,
-) -> Result<&'a shmring_channel, Failure> {
-    // SAFETY: NULL or live (the caller's contract); channel functions only read it.
-    unsafe { channel.as_ref() }.ok_or_else(|| Failure::null("channel"))
 }
 
 /// Stores the channel's descriptor in `*out_fd`, to hand the channel to another
@@ -439,22 +359,19 @@ pub(crate) unsafe fn channel_ref<'a>(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle; `out_fd` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_fd(
     channel: *const shmring_channel,
     out_fd: *mut c_int,
 ) -> c_int {
-    guard(|| {
-        let out_fd = out_ptr(out_fd, "out_fd")?;
-        // SAFETY: the caller's contract.
-        let channel = unsafe { channel_ref(channel) }?;
-        let fd = channel.channel.segment().fd().as_raw_fd();
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out_fd.write(fd) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        call_ref(channel, |c: &Spsc| {
+            write_out(out_fd, "out_fd", c.channel.segment().fd().as_raw_fd())
+        })
+    }
 }
 
 /// Stores the channel's capacity (bytes of its data region) in `*out`.
@@ -463,21 +380,19 @@ pub unsafe extern "C" fn shmring_channel_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_capacity(
     channel: *const shmring_channel,
     out: *mut usize,
 ) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: the caller's contract.
-        let channel = unsafe { channel_ref(channel) }?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(channel.channel.segment().capacity()) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        call_ref(channel, |c: &Spsc| {
+            write_out(out, "out", c.channel.segment().capacity())
+        })
+    }
 }
 
 /// Stores the largest message the channel takes (`capacity / 2 - 8`) in `*out`.
@@ -486,21 +401,19 @@ pub unsafe extern "C" fn shmring_channel_capacity(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_channel_max_message_len(
     channel: *const shmring_channel,
     out: *mut usize,
 ) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: the caller's contract.
-        let channel = unsafe { channel_ref(channel) }?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(channel.channel.max_message_len()) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        call_ref(channel, |c: &Spsc| {
+            write_out(out, "out", c.channel.max_message_len())
+        })
+    }
 }
 
 /// Frees a channel handle. Senders and receivers made from it stay valid (they
@@ -511,17 +424,9 @@ pub unsafe extern "C" fn shmring_channel_max_message_len(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_channel_close(channel: *mut shmring_channel) -> c_int {
-    let Some(channel) = NonNull::new(channel) else {
-        return shmring_status::OK.code();
-    };
-    guard(|| {
-        // SAFETY: a live handle from `Box::into_raw` in `construct`, given back by
-        // its owner (the caller's contract): freed once, here.
-        drop(unsafe { Box::from_raw(channel.as_ptr()) });
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe { close::<Spsc>(channel) }
 }

@@ -7,20 +7,22 @@
 //! The listener handle is `shmring_conn_listener` (`shmring_listener` is the
 //! address-based transports' listener, `transport.rs`).
 
-use std::cell::{Cell, UnsafeCell};
-use std::ffi::{c_char, c_int, c_void};
-use std::os::fd::AsRawFd;
-use std::ptr::NonNull;
-use std::time::{Duration, Instant};
+use std::ffi::{c_char, c_int};
+use std::time::Duration;
 
+use shmring::Readiness;
 use shmring::connection::{ConnectOptions, Connection, Listener, Transport, TransportPolicy};
 
-use crate::channel::{file_path, shm_name, shmring_wait_strategy};
-use crate::handle::{State, Stateful, call};
+use crate::channel::shmring_wait_strategy;
+use crate::handle::{
+    Kind, c_name, c_path, call, call_ref, close, construct, deadline, new_handle, out_ptr,
+    write_out,
+};
+use crate::message::{
+    Endpoint, ReadinessInfo, Receiving, Sending, shmring_msg_receiver, shmring_msg_sender,
+};
 use crate::options::wait_strategy;
-use crate::readiness::{WakeupsInfo, readiness_code, shmring_wakeups, value_or_code};
 use crate::status::{Failure, guard, shmring_status};
-use crate::{message_bytes, out_ptr};
 
 /// What a connection's messages travel on: `shmring_connection_transport`.
 #[repr(u32)]
@@ -222,7 +224,7 @@ unsafe fn bind_with(
         .wait_strategy(wait_strategy(o.wait_strategy, o.spin_ns)?);
     if !o.directory.is_null() {
         // SAFETY: a NUL-terminated string (the caller's contract).
-        builder = builder.directory(unsafe { file_path(o.directory) }?);
+        builder = builder.directory(unsafe { c_path(o.directory) }?);
     }
     if o.flags & SHMRING_CONN_OPTION_ALLOW_UID != 0 {
         builder = builder.allow_uid(o.allowed_uid);
@@ -261,7 +263,7 @@ unsafe fn connect_options(
         .wait_strategy(wait_strategy(o.wait_strategy, o.spin_ns)?);
     if !o.directory.is_null() {
         // SAFETY: a NUL-terminated string (the caller's contract).
-        options = options.directory(unsafe { file_path(o.directory) }?);
+        options = options.directory(unsafe { c_path(o.directory) }?);
     }
     if o.flags & SHMRING_CONN_OPTION_TRUST_SERVER_UID != 0 {
         options = options.trust_server_uid(o.trusted_uid);
@@ -280,9 +282,9 @@ unsafe fn connect_options(
 /// Used by one thread at a time; it may move between threads.
 ///
 /// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
 pub struct shmring_conn_listener {
-    state: Cell<State>,
-    listener: Listener,
+    _opaque: [u8; 0],
 }
 
 /// A duplex connection to one peer, made by `shmring_connect` or
@@ -293,39 +295,81 @@ pub struct shmring_conn_listener {
 /// Used by one thread at a time; it may move between threads.
 ///
 /// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
 pub struct shmring_connection {
-    state: Cell<State>,
-    /// Cached: the same on every transport.
-    max_message_len: usize,
-    transport: Transport,
-    /// Cached (fixed for the connection's life; owned by `connection`): the
-    /// receiving and the sending half's readiness descriptors.
-    readiness_fd: c_int,
-    send_readiness_fd: c_int,
-    /// Cached: how the receiving half's descriptor is woken.
-    wakeups: WakeupsInfo,
-    connection: UnsafeCell<Connection>,
+    _opaque: [u8; 0],
 }
 
-impl std::fmt::Debug for shmring_conn_listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("shmring_conn_listener")
-            .field("state", &self.state.get())
-            .field("listener", &self.listener)
-            .finish()
+/// The value of a `shmring_conn_listener` handle.
+#[derive(Debug)]
+pub(crate) struct ConnListener(Listener);
+
+/// The value of a `shmring_connection` handle.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    connection: Connection,
+    /// The receiving half's descriptor and wake-ups.
+    readiness: ReadinessInfo,
+    /// The sending half's descriptor; the same wake-ups.
+    send_readiness: ReadinessInfo,
+}
+
+impl Conn {
+    fn new(connection: Connection) -> Self {
+        Self {
+            readiness: ReadinessInfo::new(connection.readiness_fd(), connection.wakeups()),
+            send_readiness: ReadinessInfo::new(
+                connection.send_readiness_fd(),
+                connection.wakeups(),
+            ),
+            connection,
+        }
     }
 }
 
-impl std::fmt::Debug for shmring_connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("shmring_connection")
-            .field("state", &self.state.get())
-            .field("max_message_len", &self.max_message_len)
-            .field("transport", &self.transport)
-            .field("readiness_fd", &self.readiness_fd)
-            .field("send_readiness_fd", &self.send_readiness_fd)
-            .field("wakeups", &self.wakeups)
-            .finish_non_exhaustive()
+impl Kind for ConnListener {
+    type C = shmring_conn_listener;
+    const WHAT: &'static str = "connection listener";
+}
+
+impl Kind for Conn {
+    type C = shmring_connection;
+    const WHAT: &'static str = "connection";
+    const ENDPOINT: bool = true;
+}
+
+impl Endpoint for ConnListener {}
+
+impl Endpoint for Conn {
+    fn sending(&mut self) -> Option<&mut dyn Sending> {
+        Some(self)
+    }
+    fn receiving(&mut self) -> Option<&mut dyn Receiving> {
+        Some(self)
+    }
+}
+
+impl Sending for Conn {
+    fn sender(&mut self) -> &mut dyn shmring::MessageSender {
+        &mut self.connection
+    }
+    fn readiness(&self) -> Result<&ReadinessInfo, Failure> {
+        Ok(&self.send_readiness)
+    }
+    fn arm_for_space(&mut self, len: usize) -> Result<Readiness, Failure> {
+        Ok(self.connection.arm_for_space(len)?)
+    }
+}
+
+impl Receiving for Conn {
+    fn receiver(&mut self) -> &mut dyn shmring::MessageReceiver {
+        &mut self.connection
+    }
+    fn readiness(&self) -> Result<&ReadinessInfo, Failure> {
+        Ok(&self.readiness)
+    }
+    fn arm_for_message(&mut self) -> Result<Readiness, Failure> {
+        Ok(self.connection.arm_for_message()?)
     }
 }
 
@@ -336,56 +380,6 @@ const _: () = {
     send::<shmring_connection>();
 };
 
-impl Stateful for shmring_conn_listener {
-    const WHAT: &'static str = "listener";
-    fn state(&self) -> &Cell<State> {
-        &self.state
-    }
-}
-
-impl Stateful for shmring_connection {
-    const WHAT: &'static str = "connection";
-    fn state(&self) -> &Cell<State> {
-        &self.state
-    }
-}
-
-impl shmring_connection {
-    fn new(connection: Connection) -> Self {
-        Self {
-            state: Cell::new(State::Idle),
-            max_message_len: connection.max_message_len(),
-            transport: connection.transport(),
-            readiness_fd: connection.readiness_fd().as_raw_fd(),
-            send_readiness_fd: connection.send_readiness_fd().as_raw_fd(),
-            wakeups: WakeupsInfo::new(connection.wakeups()),
-            connection: UnsafeCell::new(connection),
-        }
-    }
-
-    fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> Result<R, Failure> {
-        self.check_idle()?;
-        // SAFETY: a connection handle is never borrowed and runs no callbacks, and
-        // one thread at a time calls it (the caller's contract): the only
-        // reference while `f` runs.
-        Ok(f(unsafe { &mut *self.connection.get() }))
-    }
-}
-
-/// The deadline `timeout_ms` milliseconds from now; `None` (no limit) when the
-/// clock cannot express it (`UINT64_MAX`).
-fn deadline(timeout_ms: u64) -> Option<Instant> {
-    Instant::now().checked_add(Duration::from_millis(timeout_ms))
-}
-
-/// Stores a new connection handle in `out`.
-fn store(out: NonNull<*mut shmring_connection>, connection: Connection) {
-    let handle = Box::into_raw(Box::new(shmring_connection::new(connection)));
-    // SAFETY: non-null and writable (checked and cleared by the caller of this
-    // function, under the exported function's contract).
-    unsafe { out.write(handle) };
-}
-
 /// Fills `*options` with the defaults (all fields zero): the default directory,
 /// modes `0700`/`0600`, 256 KiB rings (clients may ask up to 16 MiB), transport
 /// policy any, spin-then-park, a 5 s handshake timeout.
@@ -394,18 +388,14 @@ fn store(out: NonNull<*mut shmring_connection>, connection: Connection) {
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
 ///
 /// # Safety
-/// `options` is NULL or points to a writable `shmring_conn_listener_options`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_options_init(
     options: *mut shmring_conn_listener_options,
 ) -> c_int {
-    guard(|| {
-        let options = out_ptr(options, "options")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { options.write(shmring_conn_listener_options::default()) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    guard(|| unsafe { write_out(options, "options", shmring_conn_listener_options::default()) })
 }
 
 /// Fills `*options` with the defaults (all fields zero): the default directory,
@@ -416,18 +406,14 @@ pub unsafe extern "C" fn shmring_conn_listener_options_init(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
 ///
 /// # Safety
-/// `options` is NULL or points to a writable `shmring_connect_options`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_connect_options_init(
     options: *mut shmring_connect_options,
 ) -> c_int {
-    guard(|| {
-        let options = out_ptr(options, "options")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { options.write(shmring_connect_options::default()) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    guard(|| unsafe { write_out(options, "options", shmring_connect_options::default()) })
 }
 
 /// Binds `address` and listens: a name (the socket is `<directory>/<name>.sock`;
@@ -445,12 +431,7 @@ pub unsafe extern "C" fn shmring_connect_options_init(
 /// forbidden by `SHMRING_NO_SHM`); `SHMRING_E_PERMISSION_DENIED`; `SHMRING_E_IO`.
 ///
 /// # Safety
-/// - `address` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_conn_listener_options`
-///   whose `directory` is NULL or a NUL-terminated string.
-/// - `out` is NULL or points to a writable `shmring_conn_listener *`; it receives
-///   the new handle (owned by the caller: free it with
-///   `shmring_conn_listener_close`), or NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_bind(
@@ -458,19 +439,11 @@ pub unsafe extern "C" fn shmring_conn_listener_bind(
     options: *const shmring_conn_listener_options,
     out: *mut *mut shmring_conn_listener,
 ) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(std::ptr::null_mut()) };
+    construct(out, || {
         // SAFETY: the caller's contract on `address` and `options`.
-        let listener = unsafe { bind_with(&shm_name(address)?, options) }?;
-        let handle = Box::new(shmring_conn_listener {
-            state: Cell::new(State::Idle),
-            listener,
-        });
-        // SAFETY: as above.
-        unsafe { out.write(Box::into_raw(handle)) };
-        Ok(())
+        Ok(ConnListener(unsafe {
+            bind_with(&c_name(address)?, options)
+        }?))
     })
 }
 
@@ -482,25 +455,24 @@ pub unsafe extern "C" fn shmring_conn_listener_bind(
 /// has no port).
 ///
 /// # Safety
-/// `listener` is NULL or a live listener handle; `out_port` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_port(
     listener: *const shmring_conn_listener,
     out_port: *mut u16,
 ) -> c_int {
-    let body = |h: &shmring_conn_listener| {
+    let body = |h: &ConnListener| {
         let out_port = out_ptr(out_port, "out_port")?;
-        let addr = h
-            .listener
-            .local_addr()
-            .ok_or_else(|| Failure::invalid("a named listener has no TCP port"))?;
+        let addr =
+            h.0.local_addr()
+                .ok_or_else(|| Failure::invalid("a named listener has no TCP port"))?;
         // SAFETY: non-null and writable (the caller's contract).
         unsafe { out_port.write(addr.port()) };
         Ok(())
     };
     // SAFETY: the caller's contract.
-    unsafe { call(listener, body) }
+    unsafe { call_ref(listener, body) }
 }
 
 /// The common body of the accepts.
@@ -512,12 +484,13 @@ unsafe fn accept_with(
     out: *mut *mut shmring_connection,
     accept: impl FnOnce(&Listener) -> shmring::Result<Connection>,
 ) -> c_int {
-    let body = |h: &shmring_conn_listener| {
+    let body = |h: &mut ConnListener| {
         let out = out_ptr(out, "out")?;
         // SAFETY: non-null and writable (the caller's contract).
         unsafe { out.write(std::ptr::null_mut()) };
-        h.check_idle()?;
-        store(out, accept(&h.listener)?);
+        let handle = new_handle(Conn::new(accept(&h.0)?));
+        // SAFETY: as above.
+        unsafe { out.write(handle) };
         Ok(())
     };
     // SAFETY: delegated to the caller.
@@ -534,10 +507,7 @@ unsafe fn accept_with(
 /// `SHMRING_OK`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `listener` is NULL or a live listener handle.
-/// - `out` is NULL or points to a writable `shmring_connection *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_connection_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_accept(
@@ -553,7 +523,7 @@ pub unsafe extern "C" fn shmring_conn_listener_accept(
 /// connected gets its handshake time even if the timeout ends meanwhile.
 ///
 /// # Safety
-/// As `shmring_conn_listener_accept`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_accept_timeout(
@@ -571,7 +541,7 @@ pub unsafe extern "C" fn shmring_conn_listener_accept_timeout(
 /// timeout).
 ///
 /// # Safety
-/// As `shmring_conn_listener_accept`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_conn_listener_try_accept(
@@ -582,23 +552,6 @@ pub unsafe extern "C" fn shmring_conn_listener_try_accept(
     unsafe { accept_with(listener, out, |l| l.try_accept()) }
 }
 
-/// Frees a handle made by `Box::into_raw`, unless NULL.
-///
-/// # Safety
-/// `ptr` is NULL or made by `Box::into_raw` and not freed yet, not used by any
-/// thread during or after this call.
-unsafe fn close<H>(ptr: *mut H) -> c_int {
-    let Some(ptr) = NonNull::new(ptr) else {
-        return shmring_status::OK.code();
-    };
-    guard(|| {
-        // SAFETY: made by `Box::into_raw`, given back by its owner: freed once,
-        // here.
-        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
-        Ok(())
-    })
-}
-
 /// Frees a listener and removes its socket file; connections it accepted live
 /// on. Closing NULL does nothing.
 ///
@@ -606,14 +559,13 @@ unsafe fn close<H>(ptr: *mut H) -> c_int {
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `listener` is NULL or a live listener handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_conn_listener_close(
     listener: *mut shmring_conn_listener,
 ) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { close(listener) }
+    unsafe { close::<ConnListener>(listener) }
 }
 
 /// Connects to `address` (a listener's name, or `"tcp://host:port"`) and returns
@@ -632,12 +584,7 @@ pub unsafe extern "C" fn shmring_conn_listener_close(
 /// memory required but forbidden); `SHMRING_E_TIMED_OUT`; `SHMRING_E_IO`.
 ///
 /// # Safety
-/// - `address` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_connect_options` whose
-///   `directory` is NULL or a NUL-terminated string.
-/// - `out` is NULL or points to a writable `shmring_connection *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_connection_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_connect(
@@ -646,17 +593,13 @@ pub unsafe extern "C" fn shmring_connect(
     timeout_ms: u64,
     out: *mut *mut shmring_connection,
 ) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(std::ptr::null_mut()) };
+    construct(out, || {
         // SAFETY: the caller's contract on `address` and `options`.
-        let (address, mut options) = unsafe { (shm_name(address)?, connect_options(options)?) };
+        let (address, mut options) = unsafe { (c_name(address)?, connect_options(options)?) };
         if timeout_ms != u64::MAX {
             options = options.timeout(Duration::from_millis(timeout_ms));
         }
-        store(out, options.connect(&address)?);
-        Ok(())
+        Ok(Conn::new(options.connect(&address)?))
     })
 }
 
@@ -667,12 +610,11 @@ pub unsafe extern "C" fn shmring_connect(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `connection` is NULL or a live connection handle, not used by any thread
-/// during or after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_connection_close(connection: *mut shmring_connection) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { close(connection) }
+    unsafe { close::<Conn>(connection) }
 }
 
 /// Stores what the connection's messages travel on in `*out`.
@@ -681,367 +623,48 @@ pub unsafe extern "C" fn shmring_connection_close(connection: *mut shmring_conne
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `connection` is NULL or a live connection handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_connection_transport(
     connection: *const shmring_connection,
     out: *mut shmring_transport,
 ) -> c_int {
-    let body = |h: &shmring_connection| {
-        let out = out_ptr(out, "out")?;
-        let transport = match h.transport {
+    let body = |h: &Conn| {
+        let transport = match h.connection.transport() {
             Transport::SharedMemory => shmring_transport::TRANSPORT_SHARED_MEMORY,
             Transport::UnixSocket => shmring_transport::TRANSPORT_UNIX_SOCKET,
             Transport::Tcp => shmring_transport::TRANSPORT_TCP,
         };
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(transport) };
-        Ok(())
+        // SAFETY: the caller's contract on `out`.
+        unsafe { write_out(out, "out", transport) }
     };
     // SAFETY: the caller's contract.
-    unsafe { call(connection, body) }
+    unsafe { call_ref(connection, body) }
 }
 
-/// Stores the largest message, in either direction, in `*out` (the same on every
-/// transport: half the ring capacity less 8 bytes). A receive buffer this long
-/// never gets `SHMRING_E_BUFFER_TOO_SMALL`.
-///
-/// # Returns
-/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+/// The connection as a `shmring_msg_sender`, for the message family's calls
+/// (copying sends, and the sending half's readiness descriptor). The same
+/// handle: never close the view, close `connection`. NULL for NULL.
 ///
 /// # Safety
-/// `connection` is NULL or a live connection handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_max_message_len(
-    connection: *const shmring_connection,
-    out: *mut usize,
-) -> c_int {
-    let body = |h: &shmring_connection| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(h.max_message_len) };
-        Ok(())
-    };
-    // SAFETY: the caller's contract.
-    unsafe { call(connection, body) }
-}
-
-/// The common body of the sends.
-///
-/// # Safety
-/// As the exported functions.
-unsafe fn send_with<E>(
+pub unsafe extern "C" fn shmring_connection_as_msg_sender(
     connection: *mut shmring_connection,
-    data: *const c_void,
-    len: usize,
-    send: impl FnOnce(&mut Connection, &[u8]) -> Result<(), E>,
-) -> c_int
-where
-    Failure: From<E>,
-{
-    let body = |h: &shmring_connection| {
-        // SAFETY: the caller's contract on `data` and `len`.
-        let message = unsafe { message_bytes(data, len, h.max_message_len) }?;
-        Ok(h.with_connection(|c| send(c, message))??)
-    };
-    // SAFETY: delegated to the caller.
-    unsafe { call(connection, body) }
+) -> *mut shmring_msg_sender {
+    connection.cast()
 }
 
-/// Sends `len` bytes at `data` as one message if that can be done now without
-/// blocking.
-///
-/// # Returns
-/// `SHMRING_OK`; `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the peer has gone);
-/// `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. Over
-/// a socket, a message the kernel took only part of is accepted (`SHMRING_OK`)
-/// and its rest written by the next call.
+/// The connection as a `shmring_msg_receiver`, for the message family's calls
+/// (copying receives, and the receiving half's readiness descriptor). The same
+/// handle: never close the view, close `connection`. NULL for NULL.
 ///
 /// # Safety
-/// - `connection` is NULL or a live connection handle.
-/// - `data` is NULL only if `len` is 0, else points to `len` readable bytes.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_try_send(
+pub unsafe extern "C" fn shmring_connection_as_msg_receiver(
     connection: *mut shmring_connection,
-    data: *const c_void,
-    len: usize,
-) -> c_int {
-    // SAFETY: the caller's contract.
-    unsafe { send_with(connection, data, len, |c, m| c.try_send(m)) }
-}
-
-/// As `shmring_connection_try_send`, waiting for room as long as it takes instead
-/// of returning `SHMRING_E_FULL`.
-///
-/// # Safety
-/// As `shmring_connection_try_send`.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_send(
-    connection: *mut shmring_connection,
-    data: *const c_void,
-    len: usize,
-) -> c_int {
-    // SAFETY: the caller's contract.
-    unsafe { send_with(connection, data, len, |c, m| c.send(m)) }
-}
-
-/// As `shmring_connection_send`, giving up after `timeout_ms` milliseconds with
-/// `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
-///
-/// # Safety
-/// As `shmring_connection_try_send`.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_send_timeout(
-    connection: *mut shmring_connection,
-    data: *const c_void,
-    len: usize,
-    timeout_ms: u64,
-) -> c_int {
-    let deadline = deadline(timeout_ms);
-    // SAFETY: the caller's contract.
-    unsafe { send_with(connection, data, len, |c, m| c.send_deadline(m, deadline)) }
-}
-
-/// The common body of the receives.
-///
-/// # Safety
-/// As the exported functions.
-unsafe fn recv_with<E>(
-    connection: *mut shmring_connection,
-    buf: *mut c_void,
-    buf_len: usize,
-    out_len: *mut usize,
-    recv: impl FnOnce(&mut Connection, &mut [u8]) -> Result<usize, E>,
-) -> c_int
-where
-    shmring::Error: From<E>,
-{
-    let body = |h: &shmring_connection| {
-        // SAFETY: the caller's contract on `buf`, `buf_len` and `out_len`.
-        unsafe {
-            crate::receive_into(buf, buf_len, out_len, |b| {
-                h.with_connection(|c| recv(c, b).map_err(shmring::Error::from))
-            })
-        }
-    };
-    // SAFETY: delegated to the caller.
-    unsafe { call(connection, body) }
-}
-
-/// Copies the next message into `buf`, if there is one now; never blocks.
-/// `*out_len` receives its length.
-///
-/// # Returns
-/// `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (the peer has gone and
-/// everything it sent was received); `SHMRING_E_BUFFER_TOO_SMALL` (`*out_len` is
-/// the length needed; nothing is consumed: the message stays for the next call);
-/// `SHMRING_E_CORRUPTED` (a hostile peer: a bad ring or an over-long frame);
-/// `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT`. `*out_len` is 0 after other
-/// failures.
-///
-/// # Safety
-/// - `connection` is NULL or a live connection handle.
-/// - `buf` is NULL only if `buf_len` is 0, else points to `buf_len` writable bytes.
-/// - `out_len` is NULL or writable.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_try_recv(
-    connection: *mut shmring_connection,
-    buf: *mut c_void,
-    buf_len: usize,
-    out_len: *mut usize,
-) -> c_int {
-    // SAFETY: the caller's contract.
-    unsafe { recv_with(connection, buf, buf_len, out_len, |c, b| c.try_recv(b)) }
-}
-
-/// As `shmring_connection_try_recv`, waiting for a message as long as it takes
-/// instead of returning `SHMRING_E_EMPTY`.
-///
-/// # Safety
-/// As `shmring_connection_try_recv`.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_recv(
-    connection: *mut shmring_connection,
-    buf: *mut c_void,
-    buf_len: usize,
-    out_len: *mut usize,
-) -> c_int {
-    // SAFETY: the caller's contract.
-    unsafe { recv_with(connection, buf, buf_len, out_len, |c, b| c.recv(b)) }
-}
-
-/// As `shmring_connection_recv`, giving up after `timeout_ms` milliseconds with
-/// `SHMRING_E_TIMED_OUT` (`UINT64_MAX`: without limit).
-///
-/// # Safety
-/// As `shmring_connection_try_recv`.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_recv_timeout(
-    connection: *mut shmring_connection,
-    buf: *mut c_void,
-    buf_len: usize,
-    out_len: *mut usize,
-    timeout_ms: u64,
-) -> c_int {
-    let deadline = deadline(timeout_ms);
-    // SAFETY: the caller's contract.
-    unsafe {
-        recv_with(connection, buf, buf_len, out_len, |c, b| {
-            c.recv_deadline(b, deadline)
-        })
-    }
-}
-
-/// The receiving half's readiness descriptor, for `epoll`, `poll` or `select`.
-/// Over shared memory (`SHMRING_TRANSPORT_SHARED_MEMORY`) it is a doorbell, as
-/// `shmring_receiver_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
-/// `shmring_connection_arm_for_message` returned `SHMRING_ARMED`, when a message
-/// arrives or the peer goes. Over a socket it is the socket itself: readable when
-/// bytes (or the end) arrive; it is then the same descriptor as
-/// `shmring_connection_send_readiness_fd` (register it once, with `EPOLLIN` and
-/// `EPOLLOUT` as needed: `epoll_ctl` refuses the same descriptor twice).
-///
-/// The descriptor belongs to the connection: the same for its life, closed by
-/// `shmring_connection_close` (remove it from your `epoll` set first). Never read
-/// or write it, and never close it.
-///
-/// # Returns
-/// The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
-///
-/// # Safety
-/// `connection` is NULL or a live connection handle.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_readiness_fd(
-    connection: *const shmring_connection,
-) -> c_int {
-    value_or_code(|fd| {
-        let body = |h: &shmring_connection| {
-            *fd = h.readiness_fd;
-            Ok(())
-        };
-        // SAFETY: the caller's contract.
-        unsafe { call(connection, body) }
-    })
-}
-
-/// Arms the receiving half's descriptor (`shmring_connection_readiness_fd`) for
-/// the next message. Never blocks. The loop: when the descriptor is readable,
-/// receive with `shmring_connection_try_recv` until `SHMRING_E_EMPTY`, then arm:
-/// on `SHMRING_READY` receive again, on `SHMRING_ARMED` go back to the event
-/// loop.
-///
-/// # Returns
-/// `SHMRING_READY` (1): a message is there now, or the peer has gone (the next
-/// receive says which; over a socket: a whole message or the end is buffered);
-/// `SHMRING_ARMED` (2); or a negative code: `SHMRING_E_IO`,
-/// `SHMRING_E_INVALID_ARGUMENT`.
-///
-/// # Safety
-/// `connection` is NULL or a live connection handle.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_arm_for_message(
-    connection: *mut shmring_connection,
-) -> c_int {
-    value_or_code(|readiness| {
-        let body = |h: &shmring_connection| {
-            *readiness = readiness_code(h.with_connection(Connection::arm_for_message)??);
-            Ok(())
-        };
-        // SAFETY: the caller's contract.
-        unsafe { call(connection, body) }
-    })
-}
-
-/// The sending half's readiness descriptor. Over shared memory it is a doorbell,
-/// as `shmring_sender_readiness_fd`: readable (`EPOLLIN` or `EPOLLHUP`) after
-/// `shmring_connection_arm_for_space` returned `SHMRING_ARMED`, when the peer
-/// frees room or goes. Over a socket it is the socket itself: poll it for
-/// *writability* (`EPOLLOUT`) after a send returned `SHMRING_E_FULL`; it is then
-/// the same descriptor as `shmring_connection_readiness_fd`.
-///
-/// Owned by the connection, as `shmring_connection_readiness_fd`.
-///
-/// # Returns
-/// The descriptor (`>= 0`); `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection`.
-///
-/// # Safety
-/// `connection` is NULL or a live connection handle.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_send_readiness_fd(
-    connection: *const shmring_connection,
-) -> c_int {
-    value_or_code(|fd| {
-        let body = |h: &shmring_connection| {
-            *fd = h.send_readiness_fd;
-            Ok(())
-        };
-        // SAFETY: the caller's contract.
-        unsafe { call(connection, body) }
-    })
-}
-
-/// Arms the sending half's descriptor (`shmring_connection_send_readiness_fd`)
-/// for room for a message of `len` bytes. Never blocks. Over a socket it always
-/// returns `SHMRING_READY`: try the send, and if it says `SHMRING_E_FULL`, poll
-/// the socket for writability.
-///
-/// # Returns
-/// `SHMRING_READY` (1): the message fits now, or the peer has gone (the next send
-/// says which); `SHMRING_ARMED` (2); or a negative code:
-/// `SHMRING_E_MESSAGE_TOO_LARGE`, `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
-/// `SHMRING_E_INVALID_ARGUMENT`.
-///
-/// # Safety
-/// `connection` is NULL or a live connection handle.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_arm_for_space(
-    connection: *mut shmring_connection,
-    len: usize,
-) -> c_int {
-    value_or_code(|readiness| {
-        let body = |h: &shmring_connection| {
-            *readiness = readiness_code(h.with_connection(|c| c.arm_for_space(len))??);
-            Ok(())
-        };
-        // SAFETY: the caller's contract.
-        unsafe { call(connection, body) }
-    })
-}
-
-/// Stores in `*out` how the receiving half's descriptor is woken:
-/// `SHMRING_WAKEUPS_DOORBELL` (by the peer; over a socket, by the kernel) or
-/// `SHMRING_WAKEUPS_POLLED` (every 25 ms while armed, where no doorbell could be
-/// shared). If `out_reason` is not NULL, `*out_reason` receives why it is polled
-/// (`""` for a doorbell): a NUL-terminated string owned by the connection, valid
-/// until `shmring_connection_close`. Fixed for the connection's life.
-///
-/// # Returns
-/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` for a NULL `connection` or `out`.
-///
-/// # Safety
-/// `connection` is NULL or a live connection handle; `out` and `out_reason` are
-/// NULL or writable.
-#[unsafe(no_mangle)]
-#[must_use]
-pub unsafe extern "C" fn shmring_connection_wakeups(
-    connection: *const shmring_connection,
-    out: *mut shmring_wakeups,
-    out_reason: *mut *const c_char,
-) -> c_int {
-    // SAFETY: the caller's contract on `out` and `out_reason`.
-    let body = |h: &shmring_connection| unsafe { h.wakeups.write(out, out_reason) };
-    // SAFETY: the caller's contract.
-    unsafe { call(connection, body) }
+) -> *mut shmring_msg_receiver {
+    connection.cast()
 }

@@ -11,17 +11,16 @@
 //! call but close only reads the handle).
 
 use std::ffi::{c_char, c_int};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
-use std::time::Duration;
+use std::os::fd::AsRawFd;
 
 use shmring::{Event, EventBuilder, EventKey};
 
+use crate::channel::SHMRING_OPTION_UNLINK;
 use crate::channel::{SHMRING_OPTION_KEEP, SHMRING_OPTION_RECLAIM, SHMRING_OPTION_TRUST_OWNER};
-use crate::channel::{SHMRING_OPTION_UNLINK, file_path, shm_name};
+use crate::handle::{Kind, c_name, c_path, call_ref, close, construct, dup_fd, timeout, write_out};
+use crate::message::Endpoint;
 use crate::options::SegmentSettings;
-use crate::out_ptr;
-use crate::status::{Failure, guard, shmring_status};
+use crate::status::{Failure, guard};
 
 /// `sizeof(shmring_sync_options)`, for a C11 `_Static_assert`.
 pub const SHMRING_SYNC_OPTIONS_SIZE: usize = 56;
@@ -99,61 +98,6 @@ pub(crate) unsafe fn sync_settings(
     })
 }
 
-/// Duplicates the caller's descriptor `fd` (close-on-exec) for a handle to own.
-pub(crate) fn dup_fd(fd: c_int) -> Result<OwnedFd, Failure> {
-    if fd < 0 {
-        return Err(Failure::invalid(format!("descriptor {fd} is negative")));
-    }
-    // SAFETY: F_DUPFD_CLOEXEC on any integer: fails with EBADF if it is not an
-    // open descriptor, else makes a new one that we own.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            Some(libc::EBADF) => Failure::invalid(format!("descriptor {fd} is not open: {e}")),
-            _ => Failure::new(
-                shmring_status::E_IO,
-                format!("fcntl(F_DUPFD_CLOEXEC) on descriptor {fd}: {e}"),
-            ),
-        });
-    }
-    // SAFETY: `dup` was just made by fcntl and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
-}
-
-/// Clears `*out`, makes a handle with `make`, boxes it and stores it.
-pub(crate) fn construct_boxed<T>(
-    out: *mut *mut T,
-    make: impl FnOnce() -> Result<T, Failure>,
-) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: `out` is non-null and writable (the caller's contract).
-        unsafe { out.write(std::ptr::null_mut()) };
-        let handle = Box::into_raw(Box::new(make()?));
-        // SAFETY: as above.
-        unsafe { out.write(handle) };
-        Ok(())
-    })
-}
-
-/// Frees a boxed handle made by [`construct_boxed`] (NULL: nothing).
-///
-/// # Safety
-/// `ptr` is NULL or a live handle from `construct_boxed`, not used by any thread
-/// during or after the call.
-pub(crate) unsafe fn close_boxed<T>(ptr: *mut T) -> c_int {
-    let Some(ptr) = NonNull::new(ptr) else {
-        return shmring_status::OK.code();
-    };
-    guard(|| {
-        // SAFETY: a live handle from `Box::into_raw`, given back by its owner (the
-        // caller's contract): freed once, here.
-        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
-        Ok(())
-    })
-}
-
 /// Fills `*options` with the defaults (all fields zero): mode `0600`, accepted
 /// mode `0644`, no flags, initial count 0, the largest maximum.
 ///
@@ -161,16 +105,12 @@ pub(crate) unsafe fn close_boxed<T>(ptr: *mut T) -> c_int {
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
 ///
 /// # Safety
-/// `options` is NULL or points to a writable `shmring_sync_options`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sync_options_init(options: *mut shmring_sync_options) -> c_int {
-    guard(|| {
-        let options = out_ptr(options, "options")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { options.write(shmring_sync_options::default()) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    guard(|| unsafe { write_out(options, "options", shmring_sync_options::default()) })
 }
 
 /// A named event in shared memory. Free it with `shmring_event_close`.
@@ -178,19 +118,19 @@ pub unsafe extern "C" fn shmring_sync_options_init(options: *mut shmring_sync_op
 /// Opaque: only pointers to it exist in C.
 #[derive(Debug)]
 pub struct shmring_event {
-    event: Event,
+    _opaque: [u8; 0],
 }
 
-/// The live event behind `event`, or the failure for NULL.
-///
-/// # Safety
-/// `event` is NULL or a live event handle.
-unsafe fn event_ref<'a>(event: *const shmring_event) -> Result<&'a Event, Failure> {
-    // SAFETY: NULL or live (the caller's contract); event calls only read it.
-    unsafe { event.as_ref() }
-        .map(|e| &e.event)
-        .ok_or_else(|| Failure::null("event"))
+/// The value of a `shmring_event` handle. Shared (`call_ref` only).
+#[derive(Debug)]
+pub(crate) struct Ev(Event);
+
+impl Kind for Ev {
+    type C = shmring_event;
+    const WHAT: &'static str = "event";
 }
+
+impl Endpoint for Ev {}
 
 /// Runs `body` on the live event `event`.
 ///
@@ -201,7 +141,7 @@ unsafe fn with_event(
     body: impl FnOnce(&Event) -> Result<(), Failure>,
 ) -> c_int {
     // SAFETY: the caller's contract.
-    guard(|| body(unsafe { event_ref(event) }?))
+    unsafe { call_ref(event, |e: &Ev| body(&e.0)) }
 }
 
 /// Creates an event in named POSIX shared memory, `/dev/shm/shmring.<name>`,
@@ -214,10 +154,7 @@ unsafe fn with_event(
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `name` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_sync_options`.
-/// - `out` is NULL or points to a writable `shmring_event *`; it receives the new
-///   handle (owned by the caller: free it with `shmring_event_close`), or NULL.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_create(
@@ -225,11 +162,11 @@ pub unsafe extern "C" fn shmring_event_create(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_event,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
-        let (name, s) = unsafe { (shm_name(name)?, sync_settings(options)?) };
+        let (name, s) = unsafe { (c_name(name)?, sync_settings(options)?) };
         let event = s.segment.apply(EventBuilder::shm(name)).create()?;
-        Ok(shmring_event { event })
+        Ok(Ev(event))
     })
 }
 
@@ -244,7 +181,7 @@ pub unsafe extern "C" fn shmring_event_create(
 /// `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// As `shmring_event_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_open(
@@ -252,11 +189,11 @@ pub unsafe extern "C" fn shmring_event_open(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_event,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
-        let (name, s) = unsafe { (shm_name(name)?, sync_settings(options)?) };
+        let (name, s) = unsafe { (c_name(name)?, sync_settings(options)?) };
         let event = s.segment.apply(EventBuilder::shm(name)).open()?;
-        Ok(shmring_event { event })
+        Ok(Ev(event))
     })
 }
 
@@ -267,8 +204,7 @@ pub unsafe extern "C" fn shmring_event_open(
 /// As `shmring_event_create`; `SHMRING_E_NOT_FOUND` if the directory is missing.
 ///
 /// # Safety
-/// As `shmring_event_create`, with `path` a NUL-terminated path (any bytes, at
-/// most `PATH_MAX - 1`).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_create_file(
@@ -276,11 +212,11 @@ pub unsafe extern "C" fn shmring_event_create_file(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_event,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `path` and `options`.
-        let (path, s) = unsafe { (file_path(path)?, sync_settings(options)?) };
+        let (path, s) = unsafe { (c_path(path)?, sync_settings(options)?) };
         let event = s.segment.apply(EventBuilder::file(path)).create()?;
-        Ok(shmring_event { event })
+        Ok(Ev(event))
     })
 }
 
@@ -290,7 +226,7 @@ pub unsafe extern "C" fn shmring_event_create_file(
 /// As `shmring_event_open`.
 ///
 /// # Safety
-/// As `shmring_event_create_file`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_open_file(
@@ -298,11 +234,11 @@ pub unsafe extern "C" fn shmring_event_open_file(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_event,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `path` and `options`.
-        let (path, s) = unsafe { (file_path(path)?, sync_settings(options)?) };
+        let (path, s) = unsafe { (c_path(path)?, sync_settings(options)?) };
         let event = s.segment.apply(EventBuilder::file(path)).open()?;
-        Ok(shmring_event { event })
+        Ok(Ev(event))
     })
 }
 
@@ -313,18 +249,18 @@ pub unsafe extern "C" fn shmring_event_open_file(
 /// `SHMRING_OK`; `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_event_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_create_memfd(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_event,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `options`.
         let s = unsafe { sync_settings(options) }?;
         let event = s.segment.apply(EventBuilder::memfd()).create()?;
-        Ok(shmring_event { event })
+        Ok(Ev(event))
     })
 }
 
@@ -337,7 +273,7 @@ pub unsafe extern "C" fn shmring_event_create_memfd(
 /// `SHMRING_E_IO`.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_event_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_open_fd(
@@ -345,14 +281,14 @@ pub unsafe extern "C" fn shmring_event_open_fd(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_event,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `options`.
         let s = unsafe { sync_settings(options) }?;
         let event = s
             .segment
             .apply(EventBuilder::memfd())
             .from_fd(dup_fd(fd)?)?;
-        Ok(shmring_event { event })
+        Ok(Ev(event))
     })
 }
 
@@ -363,7 +299,7 @@ pub unsafe extern "C" fn shmring_event_open_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle; `out_fd` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_fd(
@@ -371,10 +307,8 @@ pub unsafe extern "C" fn shmring_event_fd(
     out_fd: *mut c_int,
 ) -> c_int {
     let body = |event: &Event| {
-        let out_fd = out_ptr(out_fd, "out_fd")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out_fd.write(event.fd().as_raw_fd()) };
-        Ok(())
+        // SAFETY: the caller's contract on `out_fd`.
+        unsafe { write_out(out_fd, "out_fd", event.fd().as_raw_fd()) }
     };
     // SAFETY: the caller's contract.
     unsafe { with_event(event, body) }
@@ -387,7 +321,7 @@ pub unsafe extern "C" fn shmring_event_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_notify_one(event: *const shmring_event) -> c_int {
@@ -405,7 +339,7 @@ pub unsafe extern "C" fn shmring_event_notify_one(event: *const shmring_event) -
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_notify_all(event: *const shmring_event) -> c_int {
@@ -425,7 +359,7 @@ pub unsafe extern "C" fn shmring_event_notify_all(event: *const shmring_event) -
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle; `out_key` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_prepare(
@@ -433,10 +367,8 @@ pub unsafe extern "C" fn shmring_event_prepare(
     out_key: *mut u32,
 ) -> c_int {
     let body = |event: &Event| {
-        let out_key = out_ptr(out_key, "out_key")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out_key.write(event.prepare().to_raw()) };
-        Ok(())
+        // SAFETY: the caller's contract on `out_key`.
+        unsafe { write_out(out_key, "out_key", event.prepare().to_raw()) }
     };
     // SAFETY: the caller's contract.
     unsafe { with_event(event, body) }
@@ -448,7 +380,7 @@ pub unsafe extern "C" fn shmring_event_prepare(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_wait(event: *const shmring_event) -> c_int {
@@ -462,14 +394,14 @@ pub unsafe extern "C" fn shmring_event_wait(event: *const shmring_event) -> c_in
 /// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_wait_timeout(
     event: *const shmring_event,
     timeout_ms: u64,
 ) -> c_int {
-    let timeout = Duration::from_millis(timeout_ms);
+    let timeout = timeout(timeout_ms);
     // SAFETY: the caller's contract.
     unsafe { with_event(event, |event| Ok(event.wait_timeout(timeout)?)) }
 }
@@ -482,7 +414,7 @@ pub unsafe extern "C" fn shmring_event_wait_timeout(
 /// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_event_wait_from(
@@ -495,7 +427,7 @@ pub unsafe extern "C" fn shmring_event_wait_from(
         if timeout_ms == u64::MAX {
             event.wait_from(key)?;
         } else {
-            event.wait_from_timeout(key, Duration::from_millis(timeout_ms))?;
+            event.wait_from_timeout(key, timeout(timeout_ms))?;
         }
         Ok(())
     };
@@ -510,10 +442,9 @@ pub unsafe extern "C" fn shmring_event_wait_from(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `event` is NULL or a live event handle, not used by any thread during or after
-/// this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_event_close(event: *mut shmring_event) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { close_boxed(event) }
+    unsafe { close::<Ev>(event) }
 }

@@ -9,28 +9,36 @@
 //! - From it, a **sender** (`shmring_sender_new`) and a **receiver**
 //!   (`shmring_receiver_new`) claim the two roles. Each keeps the segment mapped:
 //!   the channel may be closed as soon as the endpoints are made.
-//! - Copying calls (`send`, `recv`), zero-copy calls (`grant`/`commit`,
-//!   `read`/`release`) and batches, each blocking, `try_` (never blocks) and
-//!   `_timeout` (milliseconds, relative).
+//! - **One message family** for every endpoint that sends or receives: a sending
+//!   endpoint of any kind is a `shmring_msg_sender` (an SPSC sender through
+//!   `shmring_sender_as_msg_sender`, an MPMC sender through
+//!   `shmring_mpmc_sender_as_msg_sender`, a connection through
+//!   `shmring_connection_as_msg_sender`, a transport's sender as it is), and a
+//!   receiving one a `shmring_msg_receiver`. The copying calls are theirs
+//!   (`shmring_msg_sender_try_send`/`_send`/`_send_timeout`,
+//!   `shmring_msg_receiver_try_recv`/`_recv`/`_recv_timeout`), and so are the
+//!   readiness calls (`_readiness_fd`, `_arm_for_space`/`_arm_for_message`,
+//!   `_wakeups`). A view is the same handle, never closed itself.
+//! - What one kind alone does stays its own: SPSC zero-copy grants
+//!   (`shmring_sender_grant`/`commit`) and reads (`shmring_receiver_read`/
+//!   `release`), batches and records; MPMC statistics; a connection's transport.
 //! - An **MPMC channel** (`shmring_mpmc`, `shmring_mpmc_create`/`_open`) takes any
 //!   number of senders and receivers (`shmring_mpmc_sender_new`,
-//!   `shmring_mpmc_receiver_new`) up to its endpoint table's size; copying calls,
-//!   blocking, `try_` and `_timeout`.
+//!   `shmring_mpmc_receiver_new`) up to its endpoint table's size.
 //! - The **address-based transports** (`unix:/path`, `seqpacket:/path`,
 //!   `tcp://host:port`, `fifo:/path`, `mq:name`, `shm:name`, `file:/path`): a
 //!   receiver `shmring_listen`s and accepts a `shmring_msg_receiver` per sender; a
-//!   sender `shmring_connect_sender`s a `shmring_msg_sender`. Copying calls only.
+//!   sender `shmring_connect_sender`s a `shmring_msg_sender`.
 //! - **Connections** (`shmring::connection`): a service `shmring_conn_listener_bind`s a
 //!   name (or `tcp://host:port`) and accepts a duplex `shmring_connection` per client;
 //!   a client `shmring_connect`s one. It runs over two shared-memory rings, or over
 //!   the socket where shared memory cannot be had (`shmring_connection_transport`
-//!   says which). Copying calls only.
+//!   says which).
 //! - **Readiness descriptors** for event loops: every sender and receiver, SPSC
-//!   and MPMC, and every connection has a descriptor (`shmring_*_readiness_fd`)
-//!   that becomes readable after an arm call (`shmring_receiver_arm_for_message`,
-//!   `shmring_sender_arm_for_space`, ...) returned `SHMRING_ARMED`, when a message
-//!   (room) arrives or the peer goes; `shmring_*_wakeups` says whether it is rung
-//!   by the peer or polled.
+//!   and MPMC, and every connection has a descriptor
+//!   (`shmring_msg_*_readiness_fd`) that becomes readable after an arm call
+//!   returned `SHMRING_ARMED`, when a message (room) arrives or the peer goes;
+//!   `shmring_msg_*_wakeups` says whether it is rung by the peer or polled.
 //! - **Request/response** over two channels: a `shmring_rpc_client`
 //!   (`shmring_rpc_client_new`, `shmring_rpc_call`) and a `shmring_rpc_server`
 //!   (`shmring_rpc_server_new`, `shmring_rpc_serve_one` with a C handler), each
@@ -47,9 +55,15 @@
 //!   receives leave theirs NULL or 0, except a receive's `out_len` on
 //!   `SHMRING_E_BUFFER_TOO_SMALL` (the length needed) and a batch's count (what was
 //!   done before the failure).
-//! - NULL pointers, sizes above `PTRDIFF_MAX`, bad names and unknown flags return a
-//!   code, never crash. A Rust panic never unwinds into C: it returns
-//!   `SHMRING_E_PANIC`.
+//! - NULL pointers, handles of the wrong kind, sizes above `PTRDIFF_MAX`
+//!   (`SHMRING_E_INVALID_ARGUMENT`), bad names and unknown flags return a code,
+//!   never crash. A Rust panic never unwinds into C: it returns `SHMRING_E_PANIC`,
+//!   and the handle it happened on returns it from every later call but close.
+//! - Every handle follows one rule (module `handle`): made by `construct`, called
+//!   through `call`/`call_ref`/`call_in`, freed by `close`, each checking NULL,
+//!   the handle's kind and state, and catching panics. The pointer rules every
+//!   function's `# Safety` refers to are in the header's preamble
+//!   (`ffi/cbindgen.toml`).
 //!
 //! # Ownership
 //!
@@ -77,13 +91,13 @@
     reason = "C names: the header shows these types and variants as they are spelt here"
 )]
 
-use std::ffi::{CStr, c_char, c_void};
-use std::ptr::NonNull;
+use std::ffi::{CStr, c_char};
 
 pub mod channel;
 pub mod connection;
 pub mod event;
 mod handle;
+pub mod message;
 pub mod mpmc;
 mod options;
 pub mod readiness;
@@ -97,6 +111,7 @@ pub mod transport;
 pub use channel::*;
 pub use connection::*;
 pub use event::*;
+pub use message::*;
 pub use mpmc::*;
 pub use readiness::*;
 pub use receiver::*;
@@ -108,7 +123,6 @@ pub use transport::*;
 
 use shmring::core::layout;
 use shmring::core::spsc::layout as spsc_layout;
-use status::Failure;
 
 // ---------------------------------------------------------------------------
 // Constants. cbindgen copies literals only, so each value is written out and
@@ -203,109 +217,4 @@ pub extern "C" fn shmring_version() -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn shmring_layout_version() -> u32 {
     layout::LAYOUT_VERSION
-}
-
-// ---------------------------------------------------------------------------
-// Argument checks shared by the modules.
-// ---------------------------------------------------------------------------
-
-/// `ptr` as a non-null out-pointer, or `SHMRING_E_INVALID_ARGUMENT`.
-fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<NonNull<T>, Failure> {
-    NonNull::new(ptr).ok_or_else(|| Failure::null(what))
-}
-
-/// Checks a caller's byte count: sizes above `isize::MAX` cannot describe memory.
-fn check_len(len: usize, what: &str) -> Result<(), Failure> {
-    if len > isize::MAX as usize {
-        return Err(Failure::invalid(format!(
-            "{what} of {len} bytes is beyond PTRDIFF_MAX (a negative size?)"
-        )));
-    }
-    Ok(())
-}
-
-/// Receives one message into the caller's buffer: `*out_len` is the message's
-/// length on success, the length needed on `BufferTooSmall`, and 0 after any other
-/// failure. `recv` gets the buffer and returns the receive's result, or a failure
-/// of the handle itself (busy, poisoned).
-///
-/// # Safety
-/// `buf` and `buf_len` as for [`bytes_mut`]; `out_len` is NULL or writable.
-unsafe fn receive_into(
-    buf: *mut c_void,
-    buf_len: usize,
-    out_len: *mut usize,
-    recv: impl FnOnce(&mut [u8]) -> Result<shmring::Result<usize>, Failure>,
-) -> Result<(), Failure> {
-    let out_len = out_ptr(out_len, "out_len")?;
-    // SAFETY: non-null and writable (the caller's contract).
-    unsafe { out_len.write(0) };
-    // SAFETY: the caller's contract on `buf`.
-    let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
-    match recv(buf)? {
-        Ok(n) => {
-            // SAFETY: as above.
-            unsafe { out_len.write(n) };
-            Ok(())
-        }
-        Err(e) => {
-            if let shmring::Error::BufferTooSmall { len, .. } = e {
-                // SAFETY: as above.
-                unsafe { out_len.write(len) };
-            }
-            Err(e.into())
-        }
-    }
-}
-
-/// The caller's message of `len` bytes at `data` (NULL allowed when `len` is 0),
-/// refused with `SHMRING_E_MESSAGE_TOO_LARGE` above `max` bytes before it is
-/// touched.
-///
-/// # Safety
-/// Unless NULL or `len` is 0, `data` points to `len` readable bytes that nothing
-/// writes until the returned slice is dropped.
-unsafe fn message_bytes<'a>(
-    data: *const c_void,
-    len: usize,
-    max: usize,
-) -> Result<&'a [u8], Failure> {
-    if len > 0 && data.is_null() {
-        return Err(Failure::null("data"));
-    }
-    if len > max {
-        return Err(Failure::new(
-            shmring_status::E_MESSAGE_TOO_LARGE,
-            format!("message too large: {len} bytes, at most {max}"),
-        ));
-    }
-    check_len(len, "len")?;
-    if len == 0 {
-        return Ok(&[]);
-    }
-    // SAFETY: non-null, at most isize::MAX bytes (checked), readable and not
-    // written for the slice's life (the caller's contract).
-    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
-}
-
-/// The caller's writable `len` bytes at `data` (NULL allowed when `len` is 0).
-///
-/// # Safety
-/// Unless NULL or `len` is 0, `data` points to `len` writable bytes that nothing
-/// else reads or writes until the returned slice is dropped.
-unsafe fn bytes_mut<'a>(
-    data: *mut c_void,
-    len: usize,
-    what: &str,
-) -> Result<&'a mut [u8], Failure> {
-    check_len(len, what)?;
-    if len == 0 {
-        return Ok(&mut []);
-    }
-    if data.is_null() {
-        return Err(Failure::null(what));
-    }
-    // SAFETY: non-null, at most isize::MAX bytes (checked), writable and not
-    // otherwise accessed for the slice's life (the caller's contract).
-    Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
 }

@@ -1,5 +1,6 @@
-//! Readiness descriptors from C: what every endpoint kind's `_readiness_fd`,
-//! `_arm_for_message` / `_arm_for_space` and `_wakeups` calls share.
+//! Readiness descriptors from C: the values the message family's
+//! `shmring_msg_*_readiness_fd`, `_arm_for_message` / `_arm_for_space` and
+//! `_wakeups` calls return, for every endpoint kind.
 //!
 //! An endpoint's readiness descriptor is a file descriptor for `epoll`, `poll` or
 //! `select`. It belongs to the endpoint: it stays the same for the handle's life
@@ -8,10 +9,10 @@
 //!
 //! ```c
 //! for (;;) {
-//!     rc = shmring_receiver_try_recv(rx, buf, sizeof buf, &len);
+//!     rc = shmring_msg_receiver_try_recv(in, buf, sizeof buf, &len);
 //!     if (rc == SHMRING_OK) { handle(buf, len); continue; }
 //!     if (rc != SHMRING_E_EMPTY) break;           /* SHMRING_E_DISCONNECTED, or a failure */
-//!     rc = shmring_receiver_arm_for_message(rx);
+//!     rc = shmring_msg_receiver_arm_for_message(in);
 //!     if (rc == SHMRING_ARMED) break;             /* back to epoll_wait */
 //!     if (rc != SHMRING_READY) break;             /* a failure */
 //! }
@@ -41,7 +42,7 @@ pub enum shmring_readiness {
     ARMED = 2,
 }
 
-/// How an endpoint's readiness descriptor is woken: `shmring_*_wakeups`.
+/// How an endpoint's readiness descriptor is woken: `shmring_msg_*_wakeups`.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum shmring_wakeups {
@@ -86,7 +87,7 @@ impl WakeupsInfo {
         out: *mut shmring_wakeups,
         out_reason: *mut *const c_char,
     ) -> Result<(), Failure> {
-        let out = crate::out_ptr(out, "out")?;
+        let out = crate::handle::out_ptr(out, "out")?;
         // SAFETY: non-null and writable (the caller's contract).
         unsafe { out.write(self.kind) };
         if !out_reason.is_null() {

@@ -8,18 +8,18 @@
 //! what happens to late responses are those of the Rust library (module
 //! `shmring::rpc`; docs/design/rpc.md).
 
-use std::cell::{Cell, UnsafeCell};
 use std::ffi::{c_int, c_void};
-use std::ptr::NonNull;
-use std::time::{Duration, Instant};
 
 use shmring::rpc::{HEADER_LEN, RpcClient, RpcServer};
 use shmring::transport::{MessageReceiver, MessageSender};
 
-use crate::channel::{channel_ref, shmring_channel};
-use crate::handle::{State, Stateful, call, in_callback};
-use crate::status::{Failure, guard, shmring_status};
-use crate::{bytes_mut, out_ptr};
+use crate::channel::{Spsc, shmring_channel};
+use crate::handle::{
+    Access, Header, Kind, State, bytes_mut, call_in, call_ref, clear, close, construct, deadline,
+    message_bytes, out_ptr, shared, write_out,
+};
+use crate::message::Endpoint;
+use crate::status::{Failure, shmring_status};
 
 /// The calling side of request/response. Make it with `shmring_rpc_client_new`,
 /// free it with `shmring_rpc_client_close`.
@@ -29,11 +29,9 @@ use crate::{bytes_mut, out_ptr};
 /// apart by ids). Only `shmring_rpc_client_close` must run alone.
 ///
 /// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
 pub struct shmring_rpc_client {
-    client: RpcClient,
-    /// The longest response: the response channel's largest message less the
-    /// header.
-    max_response_len: usize,
+    _opaque: [u8; 0],
 }
 
 /// The answering side of request/response. Make it with `shmring_rpc_server_new`,
@@ -42,46 +40,49 @@ pub struct shmring_rpc_client {
 /// Used by one thread at a time; it may move between threads.
 ///
 /// Opaque: only pointers to it exist in C.
+#[derive(Debug)]
 pub struct shmring_rpc_server {
-    state: Cell<State>,
+    _opaque: [u8; 0],
+}
+
+/// The value of a `shmring_rpc_client` handle. Shared (`call_ref` only).
+#[derive(Debug)]
+pub(crate) struct Client {
+    client: RpcClient,
+    /// The longest response: the response channel's largest message less the
+    /// header.
+    max_response_len: usize,
+}
+
+/// The value of a `shmring_rpc_server` handle.
+pub(crate) struct Server {
     /// The buffer the handler writes its response (or error message) into:
     /// `max_response_len` bytes, initialised once.
-    response: UnsafeCell<Vec<u8>>,
-    server: UnsafeCell<RpcServer>,
+    response: Vec<u8>,
+    server: RpcServer,
 }
 
-impl std::fmt::Debug for shmring_rpc_client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("shmring_rpc_client")
-            .field("client", &self.client)
-            .field("max_response_len", &self.max_response_len)
-            .finish()
-    }
+impl Kind for Client {
+    type C = shmring_rpc_client;
+    const WHAT: &'static str = "rpc client";
 }
 
-impl std::fmt::Debug for shmring_rpc_server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("shmring_rpc_server")
-            .field("state", &self.state.get())
-            .finish_non_exhaustive()
-    }
+impl Kind for Server {
+    type C = shmring_rpc_server;
+    const WHAT: &'static str = "rpc server";
 }
+
+impl Endpoint for Client {}
+impl Endpoint for Server {}
 
 // A client is shared between threads; a server may move to another thread between
 // calls.
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     const fn send<T: Send>() {}
-    send_sync::<shmring_rpc_client>();
-    send::<shmring_rpc_server>();
+    send_sync::<Client>();
+    send::<Server>();
 };
-
-impl Stateful for shmring_rpc_server {
-    const WHAT: &'static str = "rpc server";
-    fn state(&self) -> &Cell<State> {
-        &self.state
-    }
-}
 
 /// The handler of `shmring_rpc_serve_one`, called once per request with:
 ///
@@ -117,12 +118,6 @@ pub type shmring_rpc_handler_fn = Option<
     ) -> c_int,
 >;
 
-/// The deadline `timeout_ms` milliseconds from now; `None` (no limit) when the
-/// clock cannot express it (`UINT64_MAX`).
-fn deadline(timeout_ms: u64) -> Option<Instant> {
-    Instant::now().checked_add(Duration::from_millis(timeout_ms))
-}
-
 /// Makes a client on `requests` (sending) and `responses` (receiving) and returns
 /// it in `*out`. The channels are not consumed: the client claims the sender of
 /// `requests` and the receiver of `responses` and keeps both segments mapped, so
@@ -136,10 +131,7 @@ fn deadline(timeout_ms: u64) -> Option<Instant> {
 /// `SHMRING_E_INVALID_ARGUMENT` (a NULL pointer).
 ///
 /// # Safety
-/// - `requests` and `responses` are NULL or live channel handles.
-/// - `out` is NULL or points to a writable `shmring_rpc_client *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_rpc_client_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_client_new(
@@ -147,25 +139,18 @@ pub unsafe extern "C" fn shmring_rpc_client_new(
     responses: *const shmring_channel,
     out: *mut *mut shmring_rpc_client,
 ) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(std::ptr::null_mut()) };
+    construct(out, || {
         // SAFETY: the caller's contract.
-        let requests = unsafe { channel_ref(requests) }?;
-        // SAFETY: the caller's contract.
-        let responses = unsafe { channel_ref(responses) }?;
+        let (requests, responses) =
+            unsafe { (shared::<Spsc>(requests)?, shared::<Spsc>(responses)?) };
         let sender = requests.channel.sender()?;
         let receiver = responses.channel.receiver()?;
         let max_response_len =
             MessageReceiver::max_message_len(&receiver).saturating_sub(HEADER_LEN);
-        let handle = Box::new(shmring_rpc_client {
+        Ok(Client {
             client: RpcClient::new(sender, receiver),
             max_response_len,
-        });
-        // SAFETY: as above.
-        unsafe { out.write(Box::into_raw(handle)) };
-        Ok(())
+        })
     })
 }
 
@@ -177,32 +162,11 @@ pub unsafe extern "C" fn shmring_rpc_client_new(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `client` is NULL or a live client handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_rpc_client_close(client: *mut shmring_rpc_client) -> c_int {
-    let Some(ptr) = NonNull::new(client) else {
-        return shmring_status::OK.code();
-    };
-    guard(|| {
-        // SAFETY: made by `Box::into_raw` in `shmring_rpc_client_new`, given back
-        // by its owner, used by no other thread: freed once, here.
-        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
-        Ok(())
-    })
-}
-
-/// A shared reference to a live client.
-///
-/// # Safety
-/// `client` is NULL or a live client handle, not closed during the reference's
-/// life.
-unsafe fn client_ref<'a>(
-    client: *const shmring_rpc_client,
-) -> Result<&'a shmring_rpc_client, Failure> {
-    // SAFETY: NULL or live (the caller's contract); only shared references to a
-    // client are made (`RpcClient` is `Sync`) but by close.
-    unsafe { client.as_ref() }.ok_or_else(|| Failure::null("client"))
+    // SAFETY: the caller's contract.
+    unsafe { close::<Client>(client) }
 }
 
 /// Stores the longest request the client sends in `*out`: the request channel's
@@ -212,21 +176,19 @@ unsafe fn client_ref<'a>(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `client` is NULL or a live client handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_client_max_request_len(
     client: *const shmring_rpc_client,
     out: *mut usize,
 ) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: the caller's contract.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(client.client.max_request_len()) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        call_ref(client, |c: &Client| {
+            write_out(out, "out", c.client.max_request_len())
+        })
+    }
 }
 
 /// Stores the longest response the client can receive in `*out`: the response
@@ -237,21 +199,19 @@ pub unsafe extern "C" fn shmring_rpc_client_max_request_len(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `client` is NULL or a live client handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_client_max_response_len(
     client: *const shmring_rpc_client,
     out: *mut usize,
 ) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: the caller's contract.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(client.max_response_len) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        call_ref(client, |c: &Client| {
+            write_out(out, "out", c.max_response_len)
+        })
+    }
 }
 
 /// Sends the `request_len` bytes at `request` as a request and waits
@@ -283,12 +243,7 @@ pub unsafe extern "C" fn shmring_rpc_client_max_response_len(
 /// `*response_len` is 0 after a failure but `SHMRING_E_BUFFER_TOO_SMALL`.
 ///
 /// # Safety
-/// - `client` is NULL or a live client handle.
-/// - `request` is NULL only if `request_len` is 0, else points to `request_len`
-///   readable bytes, not written during the call.
-/// - `response` is NULL only if `response_cap` is 0, else points to
-///   `response_cap` writable bytes, not otherwise accessed during the call.
-/// - `response_len` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_call(
@@ -301,32 +256,15 @@ pub unsafe extern "C" fn shmring_rpc_call(
     timeout_ms: u64,
 ) -> c_int {
     let deadline = deadline(timeout_ms);
-    guard(|| {
+    let body = |client: &Client| {
         let response_len = out_ptr(response_len, "response_len")?;
         // SAFETY: non-null and writable (the caller's contract).
         unsafe { response_len.write(0) };
-        // SAFETY: the caller's contract.
-        let client = unsafe { client_ref(client) }?;
         // SAFETY: the caller's contract on `response`.
         let buf = unsafe { bytes_mut(response, response_cap, "response") }?;
-        if request_len > 0 && request.is_null() {
-            return Err(Failure::null("request"));
-        }
         let max = client.client.max_request_len();
-        if request_len > max {
-            return Err(Failure::new(
-                shmring_status::E_MESSAGE_TOO_LARGE,
-                format!("request too large: {request_len} bytes, at most {max}"),
-            ));
-        }
-        let request: &[u8] = if request_len == 0 {
-            &[]
-        } else {
-            // SAFETY: non-null, at most `max_request_len` bytes (below
-            // isize::MAX), readable and not written during the call (the caller's
-            // contract).
-            unsafe { std::slice::from_raw_parts(request.cast::<u8>(), request_len) }
-        };
+        // SAFETY: the caller's contract on `request`.
+        let request = unsafe { message_bytes(request, request_len, max) }?;
         let reply = client.client.call_deadline(request, deadline)?;
         if reply.len() > buf.len() {
             // SAFETY: as above.
@@ -345,7 +283,12 @@ pub unsafe extern "C" fn shmring_rpc_call(
         // SAFETY: as above.
         unsafe { response_len.write(reply.len()) };
         Ok(())
-    })
+    };
+    // SAFETY: the caller's contract.
+    unsafe {
+        clear(response_len);
+        call_ref(client, body)
+    }
 }
 
 /// Makes a server on `requests` (receiving) and `responses` (sending) and returns
@@ -358,10 +301,7 @@ pub unsafe extern "C" fn shmring_rpc_call(
 /// As `shmring_rpc_client_new`.
 ///
 /// # Safety
-/// - `requests` and `responses` are NULL or live channel handles.
-/// - `out` is NULL or points to a writable `shmring_rpc_server *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_rpc_server_close`), or
-///   NULL on failure.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_server_new(
@@ -369,27 +309,19 @@ pub unsafe extern "C" fn shmring_rpc_server_new(
     responses: *const shmring_channel,
     out: *mut *mut shmring_rpc_server,
 ) -> c_int {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(std::ptr::null_mut()) };
+    construct(out, || {
         // SAFETY: the caller's contract.
-        let requests = unsafe { channel_ref(requests) }?;
-        // SAFETY: the caller's contract.
-        let responses = unsafe { channel_ref(responses) }?;
+        let (requests, responses) =
+            unsafe { (shared::<Spsc>(requests)?, shared::<Spsc>(responses)?) };
         let receiver = requests.channel.receiver()?;
         let sender = responses.channel.sender()?;
         let max_response_len = MessageSender::max_message_len(&sender).saturating_sub(HEADER_LEN);
         let server = RpcServer::new(receiver, sender);
         debug_assert_eq!(server.max_response_len(), max_response_len);
-        let handle = Box::new(shmring_rpc_server {
-            state: Cell::new(State::Idle),
-            response: UnsafeCell::new(vec![0u8; max_response_len]),
-            server: UnsafeCell::new(server),
-        });
-        // SAFETY: as above.
-        unsafe { out.write(Box::into_raw(handle)) };
-        Ok(())
+        Ok(Server {
+            response: vec![0u8; max_response_len],
+            server,
+        })
     })
 }
 
@@ -401,26 +333,11 @@ pub unsafe extern "C" fn shmring_rpc_server_new(
 /// server's own handler.
 ///
 /// # Safety
-/// `server` is NULL or a live server handle, not used by any thread during or
-/// after this call (but for the refused call from its own handler).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_rpc_server_close(server: *mut shmring_rpc_server) -> c_int {
-    let Some(ptr) = NonNull::new(server) else {
-        return shmring_status::OK.code();
-    };
-    guard(|| {
-        // SAFETY: a live handle (the caller's contract); a shared reference, as
-        // the serve call that may be running holds.
-        let handle = unsafe { ptr.as_ref() };
-        if handle.state.get() == State::InCallback {
-            return Err(in_callback(shmring_rpc_server::WHAT));
-        }
-        // SAFETY: made by `Box::into_raw` in `shmring_rpc_server_new`, given back
-        // by its owner, no call running on it (checked above for the handler; the
-        // caller's contract otherwise): freed once, here.
-        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe { close::<Server>(server) }
 }
 
 /// Stores the longest response the server sends in `*out`: the response
@@ -431,26 +348,15 @@ pub unsafe extern "C" fn shmring_rpc_server_close(server: *mut shmring_rpc_serve
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `server` is NULL or a live server handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_server_max_response_len(
     server: *const shmring_rpc_server,
     out: *mut usize,
 ) -> c_int {
-    let body = |h: &shmring_rpc_server| {
-        let out = out_ptr(out, "out")?;
-        h.check_idle()?;
-        // SAFETY: Idle: no serve call is running on the handle (one thread at a
-        // time, the caller's contract; calls from the handler stop above), so
-        // nothing writes the buffer's length.
-        let len = unsafe { (*h.response.get()).len() };
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(len) };
-        Ok(())
-    };
     // SAFETY: the caller's contract.
-    unsafe { call(server, body) }
+    unsafe { call_ref(server, |h: &Server| write_out(out, "out", h.response.len())) }
 }
 
 /// Waits `timeout_ms` milliseconds at most (0: only if a request is there now;
@@ -474,9 +380,7 @@ pub unsafe extern "C" fn shmring_rpc_server_max_response_len(
 /// - `SHMRING_E_IO`.
 ///
 /// # Safety
-/// - `server` is NULL or a live server handle.
-/// - `handler` keeps the contract of `shmring_rpc_handler_fn`.
-/// - `context` is passed to `handler` as it is; the library does not use it.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_rpc_serve_one(
@@ -486,21 +390,19 @@ pub unsafe extern "C" fn shmring_rpc_serve_one(
     timeout_ms: u64,
 ) -> c_int {
     let deadline = deadline(timeout_ms);
-    let body = |h: &shmring_rpc_server| {
+    let body = |h: &mut Server, header: &Header| {
         let handler = handler.ok_or_else(|| Failure::null("handler"))?;
-        h.check_idle()?;
         // What the handler did wrong, if anything, for the caller.
         let mut misuse = None;
-        // SAFETY: Idle: no other call is running on the handle (one thread at a
-        // time, the caller's contract; calls from the handler see `InCallback` and
-        // stop at the state check before touching either cell). So these are the
-        // only references while the serve call runs.
-        let (server, buffer) = unsafe { (&mut *h.server.get(), &mut *h.response.get()) };
+        let Server {
+            server,
+            response: buffer,
+        } = h;
         let answer = |request: &[u8]| -> Result<Vec<u8>, String> {
             let cap = buffer.len();
             let mut len = 0usize;
             // Calls from the handler see this and stop at the state check.
-            h.state.set(State::InCallback);
+            header.set_state(State::InCallback);
             // SAFETY: the handler's contract: it gets the request's bytes (valid
             // during the call; a non-null pointer even when empty), the buffer's
             // `cap` writable bytes, and a local to store the length in.
@@ -514,7 +416,7 @@ pub unsafe extern "C" fn shmring_rpc_serve_one(
                     &mut len,
                 )
             };
-            h.state.set(State::Idle);
+            header.set_state(State::Idle);
             if len > cap {
                 let message = format!(
                     "the server's handler reported a {} of {len} bytes in a buffer of {cap}",
@@ -536,5 +438,5 @@ pub unsafe extern "C" fn shmring_rpc_serve_one(
         }
     };
     // SAFETY: the caller's contract.
-    unsafe { call(server, body) }
+    unsafe { call_in(server, Access::Idle, body) }
 }

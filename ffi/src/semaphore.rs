@@ -8,14 +8,13 @@
 
 use std::ffi::{c_char, c_int};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use shmring::{Semaphore, SemaphoreBuilder};
 
-use crate::channel::{file_path, shm_name};
-use crate::event::{close_boxed, construct_boxed, dup_fd, shmring_sync_options, sync_settings};
-use crate::out_ptr;
-use crate::status::{Failure, guard};
+use crate::event::{shmring_sync_options, sync_settings};
+use crate::handle::{Kind, c_name, c_path, call_ref, close, construct, dup_fd, timeout, write_out};
+use crate::message::Endpoint;
+use crate::status::Failure;
 
 /// The largest maximum count of a semaphore (`INT32_MAX`).
 pub const SHMRING_SEMAPHORE_MAX_LIMIT: u32 = 2147483647;
@@ -27,8 +26,19 @@ const _: () = assert!(SHMRING_SEMAPHORE_MAX_LIMIT == shmring::SEMAPHORE_MAX_LIMI
 /// Opaque: only pointers to it exist in C.
 #[derive(Debug)]
 pub struct shmring_semaphore {
-    semaphore: Semaphore,
+    _opaque: [u8; 0],
 }
+
+/// The value of a `shmring_semaphore` handle. Shared (`call_ref` only).
+#[derive(Debug)]
+pub(crate) struct Sem(Semaphore);
+
+impl Kind for Sem {
+    type C = shmring_semaphore;
+    const WHAT: &'static str = "semaphore";
+}
+
+impl Endpoint for Sem {}
 
 /// Runs `body` on the live semaphore `sem`.
 ///
@@ -38,11 +48,8 @@ unsafe fn with_sem(
     sem: *const shmring_semaphore,
     body: impl FnOnce(&Semaphore) -> Result<(), Failure>,
 ) -> c_int {
-    guard(|| {
-        // SAFETY: NULL or live (the caller's contract); semaphore calls only read it.
-        let sem = unsafe { sem.as_ref() }.ok_or_else(|| Failure::null("semaphore"))?;
-        body(&sem.semaphore)
-    })
+    // SAFETY: the caller's contract.
+    unsafe { call_ref(sem, |s: &Sem| body(&s.0)) }
 }
 
 /// Applies the caller's options (initial count and maximum included) to
@@ -53,16 +60,14 @@ unsafe fn with_sem(
 unsafe fn create_with(
     builder: SemaphoreBuilder,
     options: *const shmring_sync_options,
-) -> Result<shmring_semaphore, Failure> {
+) -> Result<Sem, Failure> {
     // SAFETY: the caller's contract on `options`.
     let s = unsafe { sync_settings(options) }?;
     let mut builder = s.segment.apply(builder).initial(s.initial_count);
     if let Some(max) = s.max_count {
         builder = builder.max(max);
     }
-    Ok(shmring_semaphore {
-        semaphore: builder.create()?,
-    })
+    Ok(Sem(builder.create()?))
 }
 
 /// Creates a semaphore in named POSIX shared memory, `/dev/shm/shmring.<name>`,
@@ -76,11 +81,7 @@ unsafe fn create_with(
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// - `name` is NULL or a NUL-terminated string.
-/// - `options` is NULL or points to a readable `shmring_sync_options`.
-/// - `out` is NULL or points to a writable `shmring_semaphore *`; it receives the
-///   new handle (owned by the caller: free it with `shmring_semaphore_close`), or
-///   NULL.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_create(
@@ -88,9 +89,9 @@ pub unsafe extern "C" fn shmring_semaphore_create(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_semaphore,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
-        unsafe { create_with(SemaphoreBuilder::shm(shm_name(name)?), options) }
+        unsafe { create_with(SemaphoreBuilder::shm(c_name(name)?), options) }
     })
 }
 
@@ -102,7 +103,7 @@ pub unsafe extern "C" fn shmring_semaphore_create(
 /// As `shmring_event_open`.
 ///
 /// # Safety
-/// As `shmring_semaphore_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_open(
@@ -110,11 +111,11 @@ pub unsafe extern "C" fn shmring_semaphore_open(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_semaphore,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `name` and `options`.
-        let (name, s) = unsafe { (shm_name(name)?, sync_settings(options)?) };
+        let (name, s) = unsafe { (c_name(name)?, sync_settings(options)?) };
         let semaphore = s.segment.apply(SemaphoreBuilder::shm(name)).open()?;
-        Ok(shmring_semaphore { semaphore })
+        Ok(Sem(semaphore))
     })
 }
 
@@ -127,8 +128,7 @@ pub unsafe extern "C" fn shmring_semaphore_open(
 /// missing.
 ///
 /// # Safety
-/// As `shmring_semaphore_create`, with `path` a NUL-terminated path (any bytes,
-/// at most `PATH_MAX - 1`).
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_create_file(
@@ -136,9 +136,9 @@ pub unsafe extern "C" fn shmring_semaphore_create_file(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_semaphore,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `path` and `options`.
-        unsafe { create_with(SemaphoreBuilder::file(file_path(path)?), options) }
+        unsafe { create_with(SemaphoreBuilder::file(c_path(path)?), options) }
     })
 }
 
@@ -148,7 +148,7 @@ pub unsafe extern "C" fn shmring_semaphore_create_file(
 /// As `shmring_semaphore_open`.
 ///
 /// # Safety
-/// As `shmring_semaphore_create_file`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_open_file(
@@ -156,11 +156,11 @@ pub unsafe extern "C" fn shmring_semaphore_open_file(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_semaphore,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `path` and `options`.
-        let (path, s) = unsafe { (file_path(path)?, sync_settings(options)?) };
+        let (path, s) = unsafe { (c_path(path)?, sync_settings(options)?) };
         let semaphore = s.segment.apply(SemaphoreBuilder::file(path)).open()?;
-        Ok(shmring_semaphore { semaphore })
+        Ok(Sem(semaphore))
     })
 }
 
@@ -171,14 +171,14 @@ pub unsafe extern "C" fn shmring_semaphore_open_file(
 /// As `shmring_semaphore_create`, without the name errors.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_semaphore_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_create_memfd(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_semaphore,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `options`.
         unsafe { create_with(SemaphoreBuilder::memfd(), options) }
     })
@@ -191,7 +191,7 @@ pub unsafe extern "C" fn shmring_semaphore_create_memfd(
 /// As `shmring_event_open_fd`.
 ///
 /// # Safety
-/// `options` and `out` as in `shmring_semaphore_create`.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_open_fd(
@@ -199,14 +199,14 @@ pub unsafe extern "C" fn shmring_semaphore_open_fd(
     options: *const shmring_sync_options,
     out: *mut *mut shmring_semaphore,
 ) -> c_int {
-    construct_boxed(out, || {
+    construct(out, || {
         // SAFETY: the caller's contract on `options`.
         let s = unsafe { sync_settings(options) }?;
         let semaphore = s
             .segment
             .apply(SemaphoreBuilder::memfd())
             .from_fd(dup_fd(fd)?)?;
-        Ok(shmring_semaphore { semaphore })
+        Ok(Sem(semaphore))
     })
 }
 
@@ -217,7 +217,7 @@ pub unsafe extern "C" fn shmring_semaphore_open_fd(
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle; `out_fd` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_fd(
@@ -225,10 +225,8 @@ pub unsafe extern "C" fn shmring_semaphore_fd(
     out_fd: *mut c_int,
 ) -> c_int {
     let body = |sem: &Semaphore| {
-        let out_fd = out_ptr(out_fd, "out_fd")?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out_fd.write(sem.fd().as_raw_fd()) };
-        Ok(())
+        // SAFETY: the caller's contract on `out_fd`.
+        unsafe { write_out(out_fd, "out_fd", sem.fd().as_raw_fd()) }
     };
     // SAFETY: the caller's contract.
     unsafe { with_sem(sem, body) }
@@ -241,7 +239,7 @@ pub unsafe extern "C" fn shmring_semaphore_fd(
 /// `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_post(sem: *const shmring_semaphore) -> c_int {
@@ -256,7 +254,7 @@ pub unsafe extern "C" fn shmring_semaphore_post(sem: *const shmring_semaphore) -
 /// `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_try_wait(sem: *const shmring_semaphore) -> c_int {
@@ -270,7 +268,7 @@ pub unsafe extern "C" fn shmring_semaphore_try_wait(sem: *const shmring_semaphor
 /// `SHMRING_OK`; `SHMRING_E_CORRUPTED`; `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_wait(sem: *const shmring_semaphore) -> c_int {
@@ -285,14 +283,14 @@ pub unsafe extern "C" fn shmring_semaphore_wait(sem: *const shmring_semaphore) -
 /// `SHMRING_E_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_wait_timeout(
     sem: *const shmring_semaphore,
     timeout_ms: u64,
 ) -> c_int {
-    let timeout = Duration::from_millis(timeout_ms);
+    let timeout = timeout(timeout_ms);
     // SAFETY: the caller's contract.
     unsafe { with_sem(sem, |sem| Ok(sem.wait_timeout(timeout)?)) }
 }
@@ -304,7 +302,7 @@ pub unsafe extern "C" fn shmring_semaphore_wait_timeout(
 /// `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle; `out` is NULL or writable.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_semaphore_value(
@@ -312,11 +310,9 @@ pub unsafe extern "C" fn shmring_semaphore_value(
     out: *mut u32,
 ) -> c_int {
     let body = |sem: &Semaphore| {
-        let out = out_ptr(out, "out")?;
         let value = sem.value()?;
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { out.write(value) };
-        Ok(())
+        // SAFETY: the caller's contract on `out`.
+        unsafe { write_out(out, "out", value) }
     };
     // SAFETY: the caller's contract.
     unsafe { with_sem(sem, body) }
@@ -329,10 +325,9 @@ pub unsafe extern "C" fn shmring_semaphore_value(
 /// `SHMRING_OK`.
 ///
 /// # Safety
-/// `sem` is NULL or a live semaphore handle, not used by any thread during or
-/// after this call.
+/// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmring_semaphore_close(sem: *mut shmring_semaphore) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { close_boxed(sem) }
+    unsafe { close::<Sem>(sem) }
 }

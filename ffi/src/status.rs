@@ -20,7 +20,9 @@ use shmring::Error;
 pub enum shmring_status {
     /// Success.
     OK = 0,
-    /// A NULL pointer where a value is needed, a size beyond `PTRDIFF_MAX`, an
+    /// A NULL pointer where a value is needed, a handle of another kind than the
+    /// call takes (a receiver passed as a sender, a view passed to a close), a
+    /// size beyond `PTRDIFF_MAX`, an
     /// unknown flag or option value, a non-zero reserved field, a commit longer
     /// than its grant, a descriptor that is not open, or a transport address that
     /// cannot be parsed (unknown scheme, empty path, bad port, wrong file type).

@@ -71,12 +71,133 @@ fn memfd_round_trip_from_rust_through_the_c_abi() {
         assert_eq!(shmring_sender_new(channel, &mut tx), 0);
         assert_eq!(shmring_receiver_new(channel, &mut rx), 0);
         assert_eq!(shmring_channel_close(channel), 0);
-        assert_eq!(shmring_sender_try_send(tx, b"hi".as_ptr().cast(), 2), 0);
-        let rc = shmring_receiver_try_recv(rx, buf.as_mut_ptr().cast(), 1, &mut len);
+        assert_eq!(
+            shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), b"hi".as_ptr().cast(), 2),
+            0
+        );
+        let rc = shmring_msg_receiver_try_recv(
+            shmring_receiver_as_msg_receiver(rx),
+            buf.as_mut_ptr().cast(),
+            1,
+            &mut len,
+        );
         assert_eq!(rc, shmring_status::E_BUFFER_TOO_SMALL.code());
         assert_eq!(len, 2);
-        let rc = shmring_receiver_try_recv(rx, buf.as_mut_ptr().cast(), buf.len(), &mut len);
+        let rc = shmring_msg_receiver_try_recv(
+            shmring_receiver_as_msg_receiver(rx),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut len,
+        );
         assert_eq!((rc, &buf[..len]), (0, &b"hi"[..]));
+        assert_eq!(shmring_sender_close(tx), 0);
+        assert_eq!(shmring_receiver_close(rx), 0);
+    }
+}
+
+/// Grants and reads keep no borrow between the calls: the commit (release) asks
+/// for the same frame again. Across many laps of a small ring (padding at every
+/// wrap) and with the receiver moving between a grant and its commit, every
+/// message arrives whole, where it was written.
+#[test]
+fn grants_and_reads_survive_wraps_and_a_moving_peer() {
+    let mut channel = ptr::null_mut();
+    let (mut tx, mut rx) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: valid out-pointers, live handles, and the grant's and the read's
+    // bytes used only between the grant (read) and its commit (release).
+    unsafe {
+        assert_eq!(
+            shmring_channel_create_memfd(256, ptr::null(), &mut channel),
+            0
+        );
+        assert_eq!(shmring_sender_new(channel, &mut tx), 0);
+        assert_eq!(shmring_receiver_new(channel, &mut rx), 0);
+        assert_eq!(shmring_channel_close(channel), 0);
+        let (mut data, mut read, mut len) = (ptr::null_mut(), ptr::null(), 0usize);
+        // One message stays queued, so the receiver releases it while the next
+        // grant is outstanding.
+        assert_eq!(shmring_sender_try_grant(tx, 8, &mut data), 0);
+        data.write_bytes(0xee, 8);
+        assert_eq!(shmring_sender_commit(tx, 8), 0);
+        for i in 0..3000usize {
+            let want = 2 + i * 7 % 48;
+            assert_eq!(
+                shmring_sender_try_grant(tx, want, &mut data),
+                0,
+                "grant {i}"
+            );
+            let busy =
+                shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), ptr::null(), 0);
+            assert_eq!(busy, shmring_status::E_BUSY.code());
+            for k in 0..want {
+                data.add(k).write((i + k) as u8);
+            }
+            // The receiver takes the older message while the grant is out.
+            assert_eq!(shmring_receiver_try_read(rx, &mut read, &mut len), 0);
+            assert_eq!(shmring_receiver_release(rx), 0);
+            assert_eq!(shmring_sender_commit(tx, want - 1), 0, "commit {i}");
+            assert_eq!(shmring_receiver_try_read(rx, &mut read, &mut len), 0);
+            let got = std::slice::from_raw_parts(read, len);
+            let expected: Vec<u8> = (0..want - 1).map(|k| (i + k) as u8).collect();
+            assert_eq!(got, &expected[..], "message {i}");
+            // Unread, then read again: the same message, then released.
+            assert_eq!(shmring_receiver_unread(rx), 0);
+            assert_eq!(shmring_receiver_try_read(rx, &mut read, &mut len), 0);
+            assert_eq!(std::slice::from_raw_parts(read, len), &expected[..]);
+            assert_eq!(shmring_receiver_unread(rx), 0);
+        }
+        assert_eq!(
+            shmring_sender_abort(tx),
+            shmring_status::E_NOT_BORROWED.code()
+        );
+        assert_eq!(shmring_sender_close(tx), 0);
+        assert_eq!(shmring_receiver_close(rx), 0);
+    }
+}
+
+/// A size beyond `PTRDIFF_MAX` is an invalid argument everywhere (the documented
+/// code), before the handle's own limit ("message too large") is looked at.
+#[test]
+fn sizes_beyond_ptrdiff_max_are_invalid_arguments() {
+    let mut channel = ptr::null_mut();
+    let (mut tx, mut rx) = (ptr::null_mut(), ptr::null_mut());
+    let huge = isize::MAX as usize + 1;
+    let mut data = ptr::null_mut();
+    let mut len = 7usize;
+    // SAFETY: valid out-pointers and live handles; the wild sizes are refused
+    // before any byte is touched.
+    unsafe {
+        assert_eq!(
+            shmring_channel_create_memfd(4096, ptr::null(), &mut channel),
+            0
+        );
+        assert_eq!(shmring_sender_new(channel, &mut tx), 0);
+        assert_eq!(shmring_receiver_new(channel, &mut rx), 0);
+        assert_eq!(shmring_channel_close(channel), 0);
+        let out = shmring_sender_as_msg_sender(tx);
+        let invalid = shmring_status::E_INVALID_ARGUMENT.code();
+        assert_eq!(
+            shmring_msg_sender_try_send(out, b"x".as_ptr().cast(), huge),
+            invalid
+        );
+        assert_eq!(
+            shmring_msg_sender_send_timeout(out, b"x".as_ptr().cast(), huge, 0),
+            invalid
+        );
+        assert_eq!(shmring_sender_try_grant(tx, huge, &mut data), invalid);
+        assert!(data.is_null());
+        let mut buf = [0u8; 8];
+        let inb = shmring_receiver_as_msg_receiver(rx);
+        assert_eq!(
+            shmring_msg_receiver_try_recv(inb, buf.as_mut_ptr().cast(), huge, &mut len),
+            invalid
+        );
+        assert_eq!(len, 0);
+        let too_large = shmring_status::E_MESSAGE_TOO_LARGE.code();
+        assert_eq!(
+            shmring_msg_sender_try_send(out, b"x".as_ptr().cast(), 4096),
+            too_large
+        );
         assert_eq!(shmring_sender_close(tx), 0);
         assert_eq!(shmring_receiver_close(rx), 0);
     }

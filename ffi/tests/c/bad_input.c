@@ -39,7 +39,7 @@ static void reenter(void *context, const uint8_t *data, size_t len) {
     (void)data;
     (void)len;
     r->calls++;
-    r->recv_rc = shmring_receiver_try_recv(r->rx, buf, sizeof buf, &n);
+    r->recv_rc = shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(r->rx), buf, sizeof buf, &n);
     r->read_rc = shmring_receiver_try_read(r->rx, &p, &n);
     r->close_rc = shmring_receiver_close(r->rx);
 }
@@ -221,16 +221,16 @@ int main(int argc, char **argv) {
     EXPECT(shmring_sender_new(NULL, &tx), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_receiver_new(NULL, &rx), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_sender_new(ch, NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_send(NULL, "x", 1), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_try_send(NULL, "x", 1), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_send_timeout(NULL, "x", 1, 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_send(shmring_sender_as_msg_sender(NULL), "x", 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(NULL), "x", 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_send_timeout(shmring_sender_as_msg_sender(NULL), "x", 1, 1), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_sender_commit(NULL, 0), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_sender_abort(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_max_message_len(NULL, &n), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_max_message_len(shmring_sender_as_msg_sender(NULL), &n), SHMRING_E_INVALID_ARGUMENT);
     uint8_t buf[1024];
     const uint8_t *data = NULL;
-    EXPECT(shmring_receiver_try_recv(NULL, buf, sizeof buf, &n), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_receiver_recv(NULL, buf, sizeof buf, &n), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(NULL), buf, sizeof buf, &n), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_recv(shmring_receiver_as_msg_receiver(NULL), buf, sizeof buf, &n), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_receiver_try_read(NULL, &data, &n), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_receiver_release(NULL), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_receiver_unread(NULL), SHMRING_E_INVALID_ARGUMENT);
@@ -251,57 +251,71 @@ int main(int argc, char **argv) {
 
     /* ---- sizes ---- */
     size_t max = 0;
-    EXPECT(shmring_sender_max_message_len(tx, &max), SHMRING_OK);
+    EXPECT(shmring_msg_sender_max_message_len(shmring_sender_as_msg_sender(tx), &max), SHMRING_OK);
     ASSERT(max == 504);
     memset(buf, 7, sizeof buf);
-    EXPECT(shmring_sender_try_send(tx, buf, max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
-    EXPECT(shmring_sender_send(tx, buf, SIZE_MAX), SHMRING_E_MESSAGE_TOO_LARGE);
-    EXPECT(shmring_sender_send_timeout(tx, buf, max + 1, 10), SHMRING_E_MESSAGE_TOO_LARGE);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
+    EXPECT(shmring_msg_sender_send(shmring_sender_as_msg_sender(tx), buf, SIZE_MAX), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_send_timeout(shmring_sender_as_msg_sender(tx), buf, max + 1, 10), SHMRING_E_MESSAGE_TOO_LARGE);
     uint8_t *grant = NULL;
     EXPECT(shmring_sender_try_grant(tx, max + 1, &grant), SHMRING_E_MESSAGE_TOO_LARGE);
     ASSERT(grant == NULL);
-    EXPECT(shmring_sender_grant(tx, SIZE_MAX, &grant), SHMRING_E_MESSAGE_TOO_LARGE);
-    EXPECT(shmring_sender_try_send(tx, NULL, 5), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_try_send(tx, NULL, 0), SHMRING_OK); /* an empty message */
-    EXPECT(shmring_receiver_try_recv(rx, NULL, 0, &n), SHMRING_OK);
+    EXPECT(shmring_sender_grant(tx, SIZE_MAX, &grant), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), NULL, 5), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), NULL, 0), SHMRING_OK); /* an empty message */
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), NULL, 0, &n), SHMRING_OK);
     ASSERT(n == 0);
 
+    /* ---- a handle of the wrong kind: refused, not undefined behaviour ---- */
+    EXPECT(shmring_sender_commit((shmring_sender *)rx, 0), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_try_send((shmring_msg_sender *)shmring_receiver_as_msg_receiver(rx),
+                                       "x", 1),
+           SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_close(shmring_sender_as_msg_sender(tx)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_receiver_close((shmring_receiver *)tx), SHMRING_E_INVALID_ARGUMENT);
+    ASSERT(shmring_sender_as_msg_sender(NULL) == NULL);
+    /* A channel is no message endpoint (and is shared: never taken mutably). */
+    EXPECT(shmring_msg_sender_try_send((shmring_msg_sender *)ch, "x", 1),
+           SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_readiness_fd((shmring_msg_receiver *)ch),
+           SHMRING_E_INVALID_ARGUMENT);
+
     /* ---- a too-small buffer: nothing consumed, length reported ---- */
-    EXPECT(shmring_sender_try_send(tx, buf, max), SHMRING_OK);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, max), SHMRING_OK);
     n = 0;
-    EXPECT(shmring_receiver_try_recv(rx, buf, 10, &n), SHMRING_E_BUFFER_TOO_SMALL);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, 10, &n), SHMRING_E_BUFFER_TOO_SMALL);
     ASSERT(n == max);
-    EXPECT(shmring_receiver_try_recv(rx, NULL, 0, &n), SHMRING_E_BUFFER_TOO_SMALL);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), NULL, 0, &n), SHMRING_E_BUFFER_TOO_SMALL);
     ASSERT(n == max);
-    EXPECT(shmring_receiver_try_recv(rx, NULL, 10, &n), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_receiver_try_recv(rx, buf, SIZE_MAX, &n), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), NULL, 10, &n), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, SIZE_MAX, &n), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, NULL), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_OK);
     ASSERT(n == max && buf[0] == 7 && buf[max - 1] == 7);
 
     /* ---- empty ---- */
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_E_EMPTY);
     ASSERT(strcmp(shmring_last_error_message(), "channel empty") == 0);
     data = (const uint8_t *)buf;
     EXPECT(shmring_receiver_try_read(rx, &data, &n), SHMRING_E_EMPTY);
     ASSERT(data == NULL && n == 0);
-    EXPECT(shmring_receiver_recv_timeout(rx, buf, sizeof buf, 10, &n), SHMRING_E_TIMED_OUT);
+    EXPECT(shmring_msg_receiver_recv_timeout(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, 10, &n), SHMRING_E_TIMED_OUT);
     EXPECT(shmring_receiver_read_timeout(rx, 0, &data, &n), SHMRING_E_TIMED_OUT);
 
     /* ---- full ---- */
     int sent = 0;
     for (;;) {
-        int rc = shmring_sender_try_send(tx, buf, 100);
+        int rc = shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, 100);
         if (rc == SHMRING_E_FULL) break;
         EXPECT(rc, SHMRING_OK);
         ASSERT(++sent < 100);
     }
     ASSERT(sent > 0);
-    EXPECT(shmring_sender_try_send(tx, buf, 100), SHMRING_E_FULL);
-    EXPECT(shmring_sender_send_timeout(tx, buf, 100, 10), SHMRING_E_TIMED_OUT);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, 100), SHMRING_E_FULL);
+    EXPECT(shmring_msg_sender_send_timeout(shmring_sender_as_msg_sender(tx), buf, 100, 10), SHMRING_E_TIMED_OUT);
     EXPECT(shmring_sender_try_grant(tx, 100, &grant), SHMRING_E_FULL);
     EXPECT(shmring_sender_grant_timeout(tx, 100, 0, &grant), SHMRING_E_TIMED_OUT);
-    for (int i = 0; i < sent; i++) EXPECT(shmring_receiver_try_recv(rx, buf, 100, &n), SHMRING_OK);
+    for (int i = 0; i < sent; i++) EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, 100, &n), SHMRING_OK);
 
     /* ---- a borrowed sender ---- */
     EXPECT(shmring_sender_commit(tx, 0), SHMRING_E_NOT_BORROWED);
@@ -309,14 +323,14 @@ int main(int argc, char **argv) {
     EXPECT(shmring_sender_try_grant(tx, 64, NULL), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_sender_try_grant(tx, 64, &grant), SHMRING_OK);
     ASSERT(grant != NULL && ((uintptr_t)grant % 8) == 0);
-    EXPECT(shmring_sender_try_send(tx, buf, 1), SHMRING_E_BUSY);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, 1), SHMRING_E_BUSY);
     EXPECT(shmring_sender_try_grant(tx, 8, &grant), SHMRING_E_BUSY);
     EXPECT(shmring_sender_is_receiver_connected(tx, &connected), SHMRING_E_BUSY);
-    EXPECT(shmring_sender_max_message_len(tx, &n), SHMRING_OK);
+    EXPECT(shmring_msg_sender_max_message_len(shmring_sender_as_msg_sender(tx), &n), SHMRING_OK);
     EXPECT(shmring_sender_try_grant(tx, 64, &grant), SHMRING_E_BUSY); /* grant reset to NULL */
     ASSERT(grant == NULL);
     EXPECT(shmring_sender_abort(tx), SHMRING_OK);
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_E_EMPTY); /* aborted */
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_E_EMPTY); /* aborted */
     EXPECT(shmring_sender_try_grant(tx, 64, &grant), SHMRING_OK);
     memcpy(grant, "zero-copy", 9);
     EXPECT(shmring_sender_commit(tx, 65), SHMRING_E_INVALID_ARGUMENT); /* still granted */
@@ -328,7 +342,7 @@ int main(int argc, char **argv) {
     EXPECT(shmring_receiver_try_read(rx, NULL, &n), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_receiver_try_read(rx, &data, &n), SHMRING_OK);
     ASSERT(n == 9 && memcmp(data, "zero-copy", 9) == 0);
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_E_BUSY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_E_BUSY);
     EXPECT(shmring_receiver_try_read(rx, &data, &n), SHMRING_E_BUSY);
     EXPECT(shmring_receiver_unread(rx), SHMRING_OK);
     EXPECT(shmring_receiver_unread(rx), SHMRING_E_NOT_BORROWED);
@@ -384,37 +398,37 @@ int main(int argc, char **argv) {
     ASSERT(count == 3);
     for (size_t i = 0; i < 40; i++) {
         uint64_t got = 0;
-        EXPECT(shmring_receiver_try_recv(rx, &got, sizeof got, &n), SHMRING_OK);
+        EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), &got, sizeof got, &n), SHMRING_OK);
         ASSERT(n == 8 && got == 1000 + i);
     }
     for (int i = 0; i < 3; i++) {
-        EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_OK);
+        EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_OK);
         ASSERT(n == 3 && memcmp(buf, "abc", 3) == 0);
     }
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_E_EMPTY);
 
     /* ---- a gone peer ---- */
-    EXPECT(shmring_sender_try_send(tx, "last", 4), SHMRING_OK);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), "last", 4), SHMRING_OK);
     EXPECT(shmring_sender_close(tx), SHMRING_OK);
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &n), SHMRING_OK); /* not lost */
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_OK); /* not lost */
     ASSERT(n == 4 && memcmp(buf, "last", 4) == 0);
     int rc = SHMRING_E_EMPTY;
     for (int i = 0; i < 200 && rc == SHMRING_E_EMPTY; i++) {
         sleep_ms(2); /* a failed try_ call probes the peer at most every 1 ms */
-        rc = shmring_receiver_try_recv(rx, buf, sizeof buf, &n);
+        rc = shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n);
     }
     EXPECT(rc, SHMRING_E_DISCONNECTED);
-    EXPECT(shmring_receiver_recv(rx, buf, sizeof buf, &n), SHMRING_E_DISCONNECTED);
+    EXPECT(shmring_msg_receiver_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_E_DISCONNECTED);
     EXPECT(shmring_sender_new(ch, &tx), SHMRING_OK); /* a new sender: connected again */
     EXPECT(shmring_receiver_close(rx), SHMRING_OK);
     rc = SHMRING_OK;
     for (int i = 0; i < 1000 && rc != SHMRING_E_DISCONNECTED; i++) {
-        rc = shmring_sender_try_send(tx, buf, 100);
+        rc = shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, 100);
         if (rc == SHMRING_E_FULL) sleep_ms(2);
         else if (rc != SHMRING_E_DISCONNECTED) EXPECT(rc, SHMRING_OK);
     }
     EXPECT(rc, SHMRING_E_DISCONNECTED);
-    EXPECT(shmring_sender_send(tx, buf, 100), SHMRING_E_DISCONNECTED);
+    EXPECT(shmring_msg_sender_send(shmring_sender_as_msg_sender(tx), buf, 100), SHMRING_E_DISCONNECTED);
     EXPECT(shmring_sender_close(tx), SHMRING_OK);
     EXPECT(shmring_channel_close(ch), SHMRING_OK);
     /* The creator's last handle is gone: so is the name. */

@@ -131,9 +131,9 @@ static void bad_input(const char *prefix, const char *dir) {
     shmring_transport t;
     EXPECT(shmring_conn_listener_try_accept(NULL, &c), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_connection_transport(NULL, &t), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_connection_max_message_len(NULL, &n), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_connection_try_send(NULL, buf, 1), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_connection_try_recv(NULL, buf, sizeof buf, &n), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_max_message_len(shmring_connection_as_msg_sender(NULL), &n), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_try_send(shmring_connection_as_msg_sender(NULL), buf, 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_connection_as_msg_receiver(NULL), buf, sizeof buf, &n), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_connection_close(NULL), SHMRING_OK);
     EXPECT(shmring_conn_listener_close(NULL), SHMRING_OK);
 
@@ -160,7 +160,7 @@ static void echo_child(const char *name, const char *dir, uint32_t policy, uint6
     int probed = 0;
     for (;;) {
         size_t n = 0;
-        int rc = shmring_connection_recv_timeout(c, buf, sizeof buf, &n, TIMEOUT_MS);
+        int rc = shmring_msg_receiver_recv_timeout(shmring_connection_as_msg_receiver(c), buf, sizeof buf, TIMEOUT_MS, &n);
         if (rc == SHMRING_E_DISCONNECTED) break;
         EXPECT(rc, SHMRING_OK);
         if (!probed) {
@@ -177,7 +177,7 @@ static void echo_child(const char *name, const char *dir, uint32_t policy, uint6
             }
             i++;
         }
-        EXPECT(shmring_connection_send_timeout(c, buf, n, TIMEOUT_MS), SHMRING_OK);
+        EXPECT(shmring_msg_sender_send_timeout(shmring_connection_as_msg_sender(c), buf, n, TIMEOUT_MS), SHMRING_OK);
     }
     EXPECT(shmring_connection_close(c), SHMRING_OK);
     if (i != count) {
@@ -192,7 +192,7 @@ static void echo_child(const char *name, const char *dir, uint32_t policy, uint6
 static void receive_echo(shmring_connection *c, uint64_t i, uint64_t *total) {
     static uint8_t buf[MAX_LEN];
     size_t n = 0;
-    EXPECT(shmring_connection_recv_timeout(c, buf, sizeof buf, &n, TIMEOUT_MS), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_recv_timeout(shmring_connection_as_msg_receiver(c), buf, sizeof buf, TIMEOUT_MS, &n), SHMRING_OK);
     uint32_t sum;
     int line = pattern_check(buf, n, i, MAX_LEN, &sum);
     if (line != 0) {
@@ -246,29 +246,29 @@ static uint64_t session(const char *prefix, const char *dir, const char *what, u
     if (policy == SHMRING_TRANSPORT_POLICY_ANY)
         default_transport = t == SHMRING_TRANSPORT_SHARED_MEMORY ? "shared memory" : "unix socket";
     size_t max = 0;
-    EXPECT(shmring_connection_max_message_len(c, &max), SHMRING_OK);
+    EXPECT(shmring_msg_sender_max_message_len(shmring_connection_as_msg_sender(c), &max), SHMRING_OK);
     ASSERT(max == CAPACITY / 2 - 8);
 
     /* Too long for the connection: refused, nothing sent. */
     static uint8_t big[CAPACITY / 2];
-    EXPECT(shmring_connection_try_send(c, big, max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
-    EXPECT(shmring_connection_try_send(c, NULL, 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_try_send(shmring_connection_as_msg_sender(c), big, max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
+    EXPECT(shmring_msg_sender_try_send(shmring_connection_as_msg_sender(c), NULL, 1), SHMRING_E_INVALID_ARGUMENT);
 
     /* Nothing there yet. */
     uint8_t small[10];
     size_t n = 99;
-    EXPECT(shmring_connection_try_recv(c, small, sizeof small, &n), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_connection_as_msg_receiver(c), small, sizeof small, &n), SHMRING_E_EMPTY);
     ASSERT(n == 0);
-    EXPECT(shmring_connection_recv_timeout(c, small, sizeof small, &n, 20), SHMRING_E_TIMED_OUT);
+    EXPECT(shmring_msg_receiver_recv_timeout(shmring_connection_as_msg_receiver(c), small, sizeof small, 20, &n), SHMRING_E_TIMED_OUT);
 
     /* A 100-byte probe into a 10-byte buffer: the length needed, nothing consumed. */
     uint8_t probe[100];
     memset(probe, 0xEE, sizeof probe);
-    EXPECT(shmring_connection_send(c, probe, sizeof probe), SHMRING_OK);
-    EXPECT(shmring_connection_recv_timeout(c, small, sizeof small, &n, TIMEOUT_MS),
+    EXPECT(shmring_msg_sender_send(shmring_connection_as_msg_sender(c), probe, sizeof probe), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_recv_timeout(shmring_connection_as_msg_receiver(c), small, sizeof small, TIMEOUT_MS, &n),
            SHMRING_E_BUFFER_TOO_SMALL);
     ASSERT(n == 100);
-    EXPECT(shmring_connection_recv(c, probe, sizeof probe, &n), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_recv(shmring_connection_as_msg_receiver(c), probe, sizeof probe, &n), SHMRING_OK);
     ASSERT(n == 100 && probe[0] == 0xEE && probe[99] == 0xEE);
 
     /* COUNT checked messages, up to WINDOW ahead of their echoes. */
@@ -277,12 +277,12 @@ static uint64_t session(const char *prefix, const char *dir, const char *what, u
     for (uint64_t i = 0; i < count; i++) {
         size_t len = pattern_len(i, MAX_LEN);
         sent_sum += pattern_fill(msg, i, len);
-        EXPECT(shmring_connection_send_timeout(c, msg, len, TIMEOUT_MS), SHMRING_OK);
+        EXPECT(shmring_msg_sender_send_timeout(shmring_connection_as_msg_sender(c), msg, len, TIMEOUT_MS), SHMRING_OK);
         if (i + 1 - received >= WINDOW) receive_echo(c, received++, &echo_sum);
     }
     while (received < count) receive_echo(c, received++, &echo_sum);
     ASSERT(echo_sum == sent_sum);
-    EXPECT(shmring_connection_try_recv(c, small, sizeof small, &n), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_connection_as_msg_receiver(c), small, sizeof small, &n), SHMRING_E_EMPTY);
 
     /* Leaving: the child sees SHMRING_E_DISCONNECTED and exits 0. */
     EXPECT(shmring_connection_close(c), SHMRING_OK);

@@ -66,8 +66,8 @@ static void bad_input(const char *prefix) {
     EXPECT(shmring_mpmc_create("a/b", 8, 8, 4, NULL, &ch), SHMRING_E_INVALID_NAME);
     EXPECT(shmring_mpmc_open(name, NULL, &ch), SHMRING_E_NOT_FOUND);
     EXPECT(shmring_mpmc_sender_new(NULL, &tx), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_send(NULL, buf, 1), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_recv(NULL, buf, sizeof buf, &n), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_send(shmring_mpmc_sender_as_msg_sender(NULL), buf, 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_recv(shmring_mpmc_receiver_as_msg_receiver(NULL), buf, sizeof buf, &n), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_mpmc_stats(NULL, &counters), SHMRING_E_INVALID_ARGUMENT);
 
     /* 2 slots of 8 bytes, 3 table entries. */
@@ -83,20 +83,20 @@ static void bad_input(const char *prefix) {
     EXPECT(shmring_mpmc_sender_close(tx2), SHMRING_OK);
     EXPECT(shmring_mpmc_sender_new(ch, &tx3), SHMRING_OK); /* the freed entry */
 
-    EXPECT(shmring_mpmc_try_recv(rx, buf, sizeof buf, &n), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_E_EMPTY);
     ASSERT(n == 0);
-    EXPECT(shmring_mpmc_recv_timeout(rx, buf, sizeof buf, &n, 20), SHMRING_E_TIMED_OUT);
-    EXPECT(shmring_mpmc_send(tx, "abc", 3), SHMRING_OK);
-    EXPECT(shmring_mpmc_try_send(tx3, "defgh", 5), SHMRING_OK);
-    EXPECT(shmring_mpmc_try_send(tx, "x", 1), SHMRING_E_FULL);
-    EXPECT(shmring_mpmc_send_timeout(tx, "x", 1, 20), SHMRING_E_TIMED_OUT);
-    EXPECT(shmring_mpmc_send(tx, "123456789", 9), SHMRING_E_MESSAGE_TOO_LARGE);
-    EXPECT(shmring_mpmc_send(tx, NULL, 1), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_try_recv(rx, buf, 2, &n), SHMRING_E_BUFFER_TOO_SMALL);
+    EXPECT(shmring_msg_receiver_recv_timeout(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, 20, &n), SHMRING_E_TIMED_OUT);
+    EXPECT(shmring_msg_sender_send(shmring_mpmc_sender_as_msg_sender(tx), "abc", 3), SHMRING_OK);
+    EXPECT(shmring_msg_sender_try_send(shmring_mpmc_sender_as_msg_sender(tx3), "defgh", 5), SHMRING_OK);
+    EXPECT(shmring_msg_sender_try_send(shmring_mpmc_sender_as_msg_sender(tx), "x", 1), SHMRING_E_FULL);
+    EXPECT(shmring_msg_sender_send_timeout(shmring_mpmc_sender_as_msg_sender(tx), "x", 1, 20), SHMRING_E_TIMED_OUT);
+    EXPECT(shmring_msg_sender_send(shmring_mpmc_sender_as_msg_sender(tx), "123456789", 9), SHMRING_E_MESSAGE_TOO_LARGE);
+    EXPECT(shmring_msg_sender_send(shmring_mpmc_sender_as_msg_sender(tx), NULL, 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, 2, &n), SHMRING_E_BUFFER_TOO_SMALL);
     ASSERT(n == 3);
-    EXPECT(shmring_mpmc_try_recv(rx, buf, sizeof buf, &n), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_OK);
     ASSERT(n == 3 && memcmp(buf, "abc", 3) == 0);
-    EXPECT(shmring_mpmc_recv(rx, buf, sizeof buf, &n), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &n), SHMRING_OK);
     ASSERT(n == 5 && memcmp(buf, "defgh", 5) == 0);
     EXPECT(shmring_mpmc_stats(ch, &counters), SHMRING_OK);
     ASSERT(counters.skipped == 0 && counters.lost == 0);
@@ -104,7 +104,7 @@ static void bad_input(const char *prefix) {
     /* Every sender gone and the ring empty: disconnected. */
     EXPECT(shmring_mpmc_sender_close(tx), SHMRING_OK);
     EXPECT(shmring_mpmc_sender_close(tx3), SHMRING_OK);
-    EXPECT(shmring_mpmc_recv_timeout(rx, buf, sizeof buf, &n, TIMEOUT_MS), SHMRING_E_DISCONNECTED);
+    EXPECT(shmring_msg_receiver_recv_timeout(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, TIMEOUT_MS, &n), SHMRING_E_DISCONNECTED);
     EXPECT(shmring_mpmc_receiver_close(rx), SHMRING_OK);
     EXPECT(shmring_mpmc_close(ch), SHMRING_OK);
     EXPECT(shmring_mpmc_close(NULL), SHMRING_OK);
@@ -117,7 +117,7 @@ static void producer(shmring_mpmc *ch, uint64_t id, uint64_t count, int ready) {
     ASSERT(write(ready, "r", 1) == 1);
     for (uint64_t seq = 0; seq < count; seq++) {
         struct message m = {id, seq};
-        EXPECT(shmring_mpmc_send_timeout(tx, &m, sizeof m, TIMEOUT_MS), SHMRING_OK);
+        EXPECT(shmring_msg_sender_send_timeout(shmring_mpmc_sender_as_msg_sender(tx), &m, sizeof m, TIMEOUT_MS), SHMRING_OK);
     }
     EXPECT(shmring_mpmc_sender_close(tx), SHMRING_OK);
 }
@@ -130,7 +130,7 @@ static void consumer(shmring_mpmc *ch, int results) {
     int rc;
     char line[128];
     EXPECT(shmring_mpmc_receiver_new(ch, &rx), SHMRING_OK);
-    while ((rc = shmring_mpmc_recv_timeout(rx, &m, sizeof m, &n, TIMEOUT_MS)) == SHMRING_OK) {
+    while ((rc = shmring_msg_receiver_recv_timeout(shmring_mpmc_receiver_as_msg_receiver(rx), &m, sizeof m, TIMEOUT_MS, &n)) == SHMRING_OK) {
         ASSERT(n == sizeof m);
         ASSERT(m.producer < PRODUCERS);
         ASSERT(m.seq >= next[m.producer]); /* per-producer order */

@@ -112,7 +112,7 @@ static void send_all(shmring_sender *tx, const char *mode, uint64_t count, size_
         if (strcmp(mode, "copy") == 0) {
             size_t len = pattern_len(i, max_len);
             *sum += pattern_fill(bufs, i, len);
-            CHECK(shmring_sender_send_timeout(tx, bufs, len, TIMEOUT_MS));
+            CHECK(shmring_msg_sender_send_timeout(shmring_sender_as_msg_sender(tx), bufs, len, TIMEOUT_MS));
             i++;
         } else if (strcmp(mode, "zero-copy") == 0) {
             size_t len = pattern_len(i, max_len);
@@ -185,11 +185,11 @@ static void receive_all(shmring_receiver *rx, const char *mode, uint64_t count, 
             if (i % 997 == 5) {
                 /* Too small a buffer: refused, nothing consumed, length reported. */
                 uint8_t tiny[4];
-                int rc = shmring_receiver_recv_timeout(rx, tiny, sizeof tiny, TIMEOUT_MS, &len);
+                int rc = shmring_msg_receiver_recv_timeout(shmring_receiver_as_msg_receiver(rx), tiny, sizeof tiny, TIMEOUT_MS, &len);
                 if (rc != SHMRING_E_BUFFER_TOO_SMALL) die(__LINE__, "recv into 4 bytes", rc);
                 if (len != pattern_len(i, max_len)) die(__LINE__, "reported length", (int)len);
             }
-            CHECK(shmring_receiver_recv_timeout(rx, buf, max_len, TIMEOUT_MS, &len));
+            CHECK(shmring_msg_receiver_recv_timeout(shmring_receiver_as_msg_receiver(rx), buf, max_len, TIMEOUT_MS, &len));
             bad = pattern_check(buf, len, i, max_len, &one);
             i++;
         } else if (strcmp(mode, "zero-copy") == 0) {
@@ -226,7 +226,7 @@ static void receive_all(shmring_receiver *rx, const char *mode, uint64_t count, 
     *sum += state.sum;
     /* Everything received: the sender's departure is reported next. */
     size_t len = 0;
-    int rc = shmring_receiver_recv_timeout(rx, buf, max_len, TIMEOUT_MS, &len);
+    int rc = shmring_msg_receiver_recv_timeout(shmring_receiver_as_msg_receiver(rx), buf, max_len, TIMEOUT_MS, &len);
     if (rc != SHMRING_E_DISCONNECTED) die(__LINE__, "final recv (want SHMRING_E_DISCONNECTED)", rc);
     free(buf);
 }

@@ -56,24 +56,24 @@ static void name_of(char *out, size_t size, const char *prefix, const char *what
 static void null_handles(void) {
     shmring_wakeups w;
     const char *reason = NULL;
-    EXPECT(shmring_receiver_readiness_fd(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_receiver_arm_for_message(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_receiver_wakeups(NULL, &w, &reason), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_readiness_fd(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_arm_for_space(NULL, 1), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_wakeups(NULL, &w, &reason), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_receiver_readiness_fd(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_receiver_arm_for_message(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_receiver_wakeups(NULL, &w, &reason), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_sender_readiness_fd(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_sender_arm_for_space(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_mpmc_sender_wakeups(NULL, &w, &reason), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_readiness_fd(shmring_receiver_as_msg_receiver(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_receiver_as_msg_receiver(NULL), &w, &reason), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_readiness_fd(shmring_sender_as_msg_sender(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_sender_as_msg_sender(NULL), 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_wakeups(shmring_sender_as_msg_sender(NULL), &w, &reason), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_readiness_fd(shmring_mpmc_receiver_as_msg_receiver(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_mpmc_receiver_as_msg_receiver(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_mpmc_receiver_as_msg_receiver(NULL), &w, &reason), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_readiness_fd(shmring_mpmc_sender_as_msg_sender(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_mpmc_sender_as_msg_sender(NULL), 0), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_wakeups(shmring_mpmc_sender_as_msg_sender(NULL), &w, &reason), SHMRING_E_INVALID_ARGUMENT);
     ASSERT(strcmp(shmring_last_error_message(), "sender is NULL") == 0);
-    EXPECT(shmring_connection_readiness_fd(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_connection_send_readiness_fd(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_connection_arm_for_message(NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_connection_arm_for_space(NULL, 1), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_connection_wakeups(NULL, &w, &reason), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_readiness_fd(shmring_connection_as_msg_receiver(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_readiness_fd(shmring_connection_as_msg_sender(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_connection_as_msg_receiver(NULL)), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_connection_as_msg_sender(NULL), 1), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_connection_as_msg_receiver(NULL), &w, &reason), SHMRING_E_INVALID_ARGUMENT);
 }
 
 /* Receives everything there is now; returns how many messages. */
@@ -81,7 +81,7 @@ static int drain_spsc(shmring_receiver *rx) {
     uint8_t buf[256];
     size_t len = 0;
     int n = 0, rc;
-    while ((rc = shmring_receiver_try_recv(rx, buf, sizeof buf, &len)) == SHMRING_OK) n++;
+    while ((rc = shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &len)) == SHMRING_OK) n++;
     EXPECT(rc, SHMRING_E_EMPTY);
     return n;
 }
@@ -102,68 +102,68 @@ static void spsc(const char *prefix) {
     EXPECT(shmring_channel_create(name, 4096, NULL, &ch), SHMRING_OK);
     EXPECT(shmring_sender_new(ch, &tx), SHMRING_OK);
     EXPECT(shmring_receiver_new(ch, &rx), SHMRING_OK);
-    EXPECT(shmring_sender_max_message_len(tx, &max), SHMRING_OK);
+    EXPECT(shmring_msg_sender_max_message_len(shmring_sender_as_msg_sender(tx), &max), SHMRING_OK);
 
-    int rfd = shmring_receiver_readiness_fd(rx);
-    int tfd = shmring_sender_readiness_fd(tx);
+    int rfd = shmring_msg_receiver_readiness_fd(shmring_receiver_as_msg_receiver(rx));
+    int tfd = shmring_msg_sender_readiness_fd(shmring_sender_as_msg_sender(tx));
     ASSERT(rfd >= 0 && tfd >= 0 && rfd != tfd);
-    EXPECT(shmring_receiver_readiness_fd(rx), rfd); /* the same for the handle's life */
-    EXPECT(shmring_receiver_wakeups(rx, &w, &reason), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_readiness_fd(shmring_receiver_as_msg_receiver(rx)), rfd); /* the same for the handle's life */
+    EXPECT(shmring_msg_receiver_wakeups(shmring_receiver_as_msg_receiver(rx), &w, &reason), SHMRING_OK);
     ASSERT(w == SHMRING_WAKEUPS_DOORBELL && reason != NULL && reason[0] == '\0');
-    EXPECT(shmring_receiver_wakeups(rx, &w, NULL), SHMRING_OK);
-    EXPECT(shmring_receiver_wakeups(rx, NULL, NULL), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_sender_wakeups(tx, &w, &reason), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_receiver_as_msg_receiver(rx), &w, NULL), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_receiver_as_msg_receiver(rx), NULL, NULL), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_wakeups(shmring_sender_as_msg_sender(tx), &w, &reason), SHMRING_OK);
     ASSERT(w == SHMRING_WAKEUPS_DOORBELL && reason[0] == '\0');
 
     /* Receiver: empty -> armed, quiet; a message -> readable, ready. */
-    EXPECT(shmring_receiver_arm_for_message(rx), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(rx)), SHMRING_ARMED);
     ASSERT(!readable_within(rfd, QUIET_MS));
-    EXPECT(shmring_sender_try_send(tx, "one", 3), SHMRING_OK);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), "one", 3), SHMRING_OK);
     ASSERT(readable_within(rfd, WAKE_MS));
-    EXPECT(shmring_receiver_arm_for_message(rx), SHMRING_READY);
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &len), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(rx)), SHMRING_READY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &len), SHMRING_OK);
     ASSERT(len == 3 && memcmp(buf, "one", 3) == 0);
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &len), SHMRING_E_EMPTY);
-    EXPECT(shmring_receiver_arm_for_message(rx), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &len), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(rx)), SHMRING_ARMED);
     ASSERT(!readable_within(rfd, QUIET_MS)); /* arming drained the ring */
 
     /* A read outstanding: the descriptor and wake-ups still answer, arming is refused. */
-    EXPECT(shmring_sender_try_send(tx, "two", 3), SHMRING_OK);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), "two", 3), SHMRING_OK);
     EXPECT(shmring_receiver_try_read(rx, &data, &len), SHMRING_OK);
-    EXPECT(shmring_receiver_readiness_fd(rx), rfd);
-    EXPECT(shmring_receiver_wakeups(rx, &w, NULL), SHMRING_OK);
-    EXPECT(shmring_receiver_arm_for_message(rx), SHMRING_E_BUSY);
+    EXPECT(shmring_msg_receiver_readiness_fd(shmring_receiver_as_msg_receiver(rx)), rfd);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_receiver_as_msg_receiver(rx), &w, NULL), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(rx)), SHMRING_E_BUSY);
     EXPECT(shmring_receiver_release(rx), SHMRING_OK);
 
     /* Sender: full -> armed, quiet; a receive frees room -> readable, ready. */
     memset(buf, 'x', 100);
     int sent = 0, rc;
-    while ((rc = shmring_sender_try_send(tx, buf, 100)) == SHMRING_OK) sent++;
+    while ((rc = shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, 100)) == SHMRING_OK) sent++;
     EXPECT(rc, SHMRING_E_FULL);
     ASSERT(sent > 1);
-    EXPECT(shmring_sender_arm_for_space(tx, max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
-    EXPECT(shmring_sender_arm_for_space(tx, 100), SHMRING_ARMED);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_sender_as_msg_sender(tx), max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_sender_as_msg_sender(tx), 100), SHMRING_ARMED);
     ASSERT(!readable_within(tfd, QUIET_MS));
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &len), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &len), SHMRING_OK);
     ASSERT(readable_within(tfd, WAKE_MS));
-    EXPECT(shmring_sender_arm_for_space(tx, 100), SHMRING_READY);
-    EXPECT(shmring_sender_try_send(tx, buf, 100), SHMRING_OK);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_sender_as_msg_sender(tx), 100), SHMRING_READY);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), buf, 100), SHMRING_OK);
     /* A grant outstanding: arming is refused, the descriptor still answers. */
     ASSERT(drain_spsc(rx) == sent);
     EXPECT(shmring_sender_try_grant(tx, 8, &grant), SHMRING_OK);
-    EXPECT(shmring_sender_readiness_fd(tx), tfd);
-    EXPECT(shmring_sender_arm_for_space(tx, 8), SHMRING_E_BUSY);
+    EXPECT(shmring_msg_sender_readiness_fd(shmring_sender_as_msg_sender(tx)), tfd);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_sender_as_msg_sender(tx), 8), SHMRING_E_BUSY);
     EXPECT(shmring_sender_abort(tx), SHMRING_OK);
-    EXPECT(shmring_sender_arm_for_space(tx, 8), SHMRING_READY);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_sender_as_msg_sender(tx), 8), SHMRING_READY);
 
     /* The sender goes: the armed receiver's descriptor becomes readable, the
      * receive says so, and arming says READY (the next receive reports it). */
-    EXPECT(shmring_receiver_arm_for_message(rx), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(rx)), SHMRING_ARMED);
     ASSERT(!readable_within(rfd, QUIET_MS));
     EXPECT(shmring_sender_close(tx), SHMRING_OK);
     ASSERT(readable_within(rfd, WAKE_MS));
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &len), SHMRING_E_DISCONNECTED);
-    EXPECT(shmring_receiver_arm_for_message(rx), SHMRING_READY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &len), SHMRING_E_DISCONNECTED);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(rx)), SHMRING_READY);
 
     EXPECT(shmring_receiver_close(rx), SHMRING_OK);
     EXPECT(shmring_channel_close(ch), SHMRING_OK);
@@ -184,19 +184,19 @@ static void spsc_polled(void) {
     EXPECT(shmring_channel_fd(ch, &fd), SHMRING_OK);
     EXPECT(shmring_channel_open_fd(fd, NULL, &opened), SHMRING_OK);
     EXPECT(shmring_receiver_new(opened, &rx), SHMRING_OK);
-    EXPECT(shmring_receiver_wakeups(rx, &w, &reason), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_receiver_as_msg_receiver(rx), &w, &reason), SHMRING_OK);
     ASSERT(w == SHMRING_WAKEUPS_POLLED);
     ASSERT(reason != NULL && reason[0] != '\0');
     fprintf(stderr, "polled receiver: %s\n", reason);
-    int rfd = shmring_receiver_readiness_fd(rx);
+    int rfd = shmring_msg_receiver_readiness_fd(shmring_receiver_as_msg_receiver(rx));
     ASSERT(rfd >= 0);
-    EXPECT(shmring_receiver_arm_for_message(rx), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(rx)), SHMRING_ARMED);
     ASSERT(readable_within(rfd, WAKE_MS)); /* the poll, no message */
     uint8_t buf[16];
     size_t len = 0;
-    EXPECT(shmring_receiver_try_recv(rx, buf, sizeof buf, &len), SHMRING_E_EMPTY);
-    EXPECT(shmring_sender_try_send(tx, "m", 1), SHMRING_OK);
-    EXPECT(shmring_receiver_arm_for_message(rx), SHMRING_READY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &len), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_sender_try_send(shmring_sender_as_msg_sender(tx), "m", 1), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_receiver_as_msg_receiver(rx)), SHMRING_READY);
 
     EXPECT(shmring_receiver_close(rx), SHMRING_OK);
     EXPECT(shmring_sender_close(tx), SHMRING_OK);
@@ -220,53 +220,53 @@ static void mpmc(const char *prefix) {
     EXPECT(shmring_mpmc_sender_new(ch, &tx), SHMRING_OK);
     EXPECT(shmring_mpmc_receiver_new(ch, &rx), SHMRING_OK);
 
-    int rfd = shmring_mpmc_receiver_readiness_fd(rx);
-    int tfd = shmring_mpmc_sender_readiness_fd(tx);
+    int rfd = shmring_msg_receiver_readiness_fd(shmring_mpmc_receiver_as_msg_receiver(rx));
+    int tfd = shmring_msg_sender_readiness_fd(shmring_mpmc_sender_as_msg_sender(tx));
     ASSERT(rfd >= 0 && tfd >= 0 && rfd != tfd);
-    EXPECT(shmring_mpmc_receiver_readiness_fd(rx), rfd);
-    EXPECT(shmring_mpmc_receiver_wakeups(rx, &w, &reason), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_readiness_fd(shmring_mpmc_receiver_as_msg_receiver(rx)), rfd);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_mpmc_receiver_as_msg_receiver(rx), &w, &reason), SHMRING_OK);
     ASSERT(w == SHMRING_WAKEUPS_DOORBELL && reason != NULL && reason[0] == '\0');
-    EXPECT(shmring_mpmc_sender_wakeups(tx, &w, NULL), SHMRING_OK);
+    EXPECT(shmring_msg_sender_wakeups(shmring_mpmc_sender_as_msg_sender(tx), &w, NULL), SHMRING_OK);
     ASSERT(w == SHMRING_WAKEUPS_DOORBELL);
-    EXPECT(shmring_mpmc_sender_wakeups(tx, NULL, &reason), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_sender_wakeups(shmring_mpmc_sender_as_msg_sender(tx), NULL, &reason), SHMRING_E_INVALID_ARGUMENT);
 
     /* Receiver: empty -> armed, quiet; a message -> readable, ready. */
-    EXPECT(shmring_mpmc_receiver_arm_for_message(rx), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_mpmc_receiver_as_msg_receiver(rx)), SHMRING_ARMED);
     ASSERT(!readable_within(rfd, QUIET_MS));
-    EXPECT(shmring_mpmc_try_send(tx, "one", 3), SHMRING_OK);
+    EXPECT(shmring_msg_sender_try_send(shmring_mpmc_sender_as_msg_sender(tx), "one", 3), SHMRING_OK);
     ASSERT(readable_within(rfd, WAKE_MS));
-    EXPECT(shmring_mpmc_receiver_arm_for_message(rx), SHMRING_READY);
-    EXPECT(shmring_mpmc_try_recv(rx, buf, sizeof buf, &len), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_mpmc_receiver_as_msg_receiver(rx)), SHMRING_READY);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &len), SHMRING_OK);
     ASSERT(len == 3 && memcmp(buf, "one", 3) == 0);
-    EXPECT(shmring_mpmc_try_recv(rx, buf, sizeof buf, &len), SHMRING_E_EMPTY);
-    EXPECT(shmring_mpmc_receiver_arm_for_message(rx), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &len), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_mpmc_receiver_as_msg_receiver(rx)), SHMRING_ARMED);
     ASSERT(!readable_within(rfd, QUIET_MS));
 
     /* Sender: full -> armed, quiet; a receive frees a slot -> readable, ready. */
     int sent = 0;
-    while ((rc = shmring_mpmc_try_send(tx, "slot", 4)) == SHMRING_OK) sent++;
+    while ((rc = shmring_msg_sender_try_send(shmring_mpmc_sender_as_msg_sender(tx), "slot", 4)) == SHMRING_OK) sent++;
     EXPECT(rc, SHMRING_E_FULL);
     ASSERT(sent == 4);
-    EXPECT(shmring_mpmc_sender_arm_for_space(tx), SHMRING_ARMED);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_mpmc_sender_as_msg_sender(tx), 0), SHMRING_ARMED);
     ASSERT(!readable_within(tfd, QUIET_MS));
-    EXPECT(shmring_mpmc_try_recv(rx, buf, sizeof buf, &len), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &len), SHMRING_OK);
     ASSERT(readable_within(tfd, WAKE_MS));
-    EXPECT(shmring_mpmc_sender_arm_for_space(tx), SHMRING_READY);
-    EXPECT(shmring_mpmc_try_send(tx, "slot", 4), SHMRING_OK);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_mpmc_sender_as_msg_sender(tx), 0), SHMRING_READY);
+    EXPECT(shmring_msg_sender_try_send(shmring_mpmc_sender_as_msg_sender(tx), "slot", 4), SHMRING_OK);
 
     /* Every sender goes: the armed receiver's descriptor becomes readable. */
-    while ((rc = shmring_mpmc_try_recv(rx, buf, sizeof buf, &len)) == SHMRING_OK) sent--;
+    while ((rc = shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &len)) == SHMRING_OK) sent--;
     EXPECT(rc, SHMRING_E_EMPTY);
     ASSERT(sent == 0);
-    EXPECT(shmring_mpmc_receiver_arm_for_message(rx), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_mpmc_receiver_as_msg_receiver(rx)), SHMRING_ARMED);
     EXPECT(shmring_mpmc_sender_close(tx), SHMRING_OK);
     ASSERT(readable_within(rfd, WAKE_MS));
     /* The loop: a receive may still say EMPTY (its liveness probe is throttled);
      * arming probes, says READY, and the next receive reports the departure. */
-    rc = shmring_mpmc_try_recv(rx, buf, sizeof buf, &len);
+    rc = shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &len);
     if (rc == SHMRING_E_EMPTY) {
-        EXPECT(shmring_mpmc_receiver_arm_for_message(rx), SHMRING_READY);
-        rc = shmring_mpmc_try_recv(rx, buf, sizeof buf, &len);
+        EXPECT(shmring_msg_receiver_arm_for_message(shmring_mpmc_receiver_as_msg_receiver(rx)), SHMRING_READY);
+        rc = shmring_msg_receiver_try_recv(shmring_mpmc_receiver_as_msg_receiver(rx), buf, sizeof buf, &len);
     }
     EXPECT(rc, SHMRING_E_DISCONNECTED);
 
@@ -284,10 +284,10 @@ static void client(const char *name, const char *dir, uint32_t policy) {
     co.directory = dir;
     co.transport = policy;
     EXPECT(shmring_connect(name, &co, WAKE_MS, &c), SHMRING_OK);
-    EXPECT(shmring_connection_recv_timeout(c, buf, sizeof buf, &len, WAKE_MS), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_recv_timeout(shmring_connection_as_msg_receiver(c), buf, sizeof buf, WAKE_MS, &len), SHMRING_OK);
     ASSERT(len == 4 && memcmp(buf, "ping", 4) == 0);
-    EXPECT(shmring_connection_send_timeout(c, "pong", 4, WAKE_MS), SHMRING_OK);
-    EXPECT(shmring_connection_recv_timeout(c, buf, sizeof buf, &len, WAKE_MS), SHMRING_OK);
+    EXPECT(shmring_msg_sender_send_timeout(shmring_connection_as_msg_sender(c), "pong", 4, WAKE_MS), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_recv_timeout(shmring_connection_as_msg_receiver(c), buf, sizeof buf, WAKE_MS, &len), SHMRING_OK);
     ASSERT(len == 3 && memcmp(buf, "bye", 3) == 0);
     EXPECT(shmring_connection_close(c), SHMRING_OK);
     _exit(0);
@@ -319,39 +319,39 @@ static void connection(const char *prefix, const char *dir, uint32_t policy,
     EXPECT(shmring_conn_listener_accept_timeout(l, WAKE_MS, &c), SHMRING_OK);
     EXPECT(shmring_connection_transport(c, &transport), SHMRING_OK);
     ASSERT(transport == expected);
-    EXPECT(shmring_connection_max_message_len(c, &max), SHMRING_OK);
+    EXPECT(shmring_msg_sender_max_message_len(shmring_connection_as_msg_sender(c), &max), SHMRING_OK);
 
-    int rfd = shmring_connection_readiness_fd(c);
-    int sfd = shmring_connection_send_readiness_fd(c);
+    int rfd = shmring_msg_receiver_readiness_fd(shmring_connection_as_msg_receiver(c));
+    int sfd = shmring_msg_sender_readiness_fd(shmring_connection_as_msg_sender(c));
     ASSERT(rfd >= 0 && sfd >= 0);
     /* Over a socket both halves' descriptor is the socket. */
     ASSERT(expected == SHMRING_TRANSPORT_SHARED_MEMORY ? rfd != sfd : rfd == sfd);
-    EXPECT(shmring_connection_readiness_fd(c), rfd);
-    EXPECT(shmring_connection_wakeups(c, &w, &reason), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_readiness_fd(shmring_connection_as_msg_receiver(c)), rfd);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_connection_as_msg_receiver(c), &w, &reason), SHMRING_OK);
     ASSERT(w == SHMRING_WAKEUPS_DOORBELL && reason != NULL && reason[0] == '\0');
-    EXPECT(shmring_connection_wakeups(c, NULL, NULL), SHMRING_E_INVALID_ARGUMENT);
+    EXPECT(shmring_msg_receiver_wakeups(shmring_connection_as_msg_receiver(c), NULL, NULL), SHMRING_E_INVALID_ARGUMENT);
 
-    EXPECT(shmring_connection_arm_for_message(c), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_connection_as_msg_receiver(c)), SHMRING_ARMED);
     ASSERT(!readable_within(rfd, QUIET_MS)); /* the client waits for "ping" */
-    EXPECT(shmring_connection_arm_for_space(c, 4), SHMRING_READY);
+    EXPECT(shmring_msg_sender_arm_for_space(shmring_connection_as_msg_sender(c), 4), SHMRING_READY);
     if (expected == SHMRING_TRANSPORT_SHARED_MEMORY)
-        EXPECT(shmring_connection_arm_for_space(c, max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
+        EXPECT(shmring_msg_sender_arm_for_space(shmring_connection_as_msg_sender(c), max + 1), SHMRING_E_MESSAGE_TOO_LARGE);
 
     /* The reply makes the armed descriptor readable. */
-    EXPECT(shmring_connection_send_timeout(c, "ping", 4, WAKE_MS), SHMRING_OK);
+    EXPECT(shmring_msg_sender_send_timeout(shmring_connection_as_msg_sender(c), "ping", 4, WAKE_MS), SHMRING_OK);
     ASSERT(readable_within(rfd, WAKE_MS));
-    EXPECT(shmring_connection_try_recv(c, buf, sizeof buf, &len), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_connection_as_msg_receiver(c), buf, sizeof buf, &len), SHMRING_OK);
     ASSERT(len == 4 && memcmp(buf, "pong", 4) == 0);
-    EXPECT(shmring_connection_try_recv(c, buf, sizeof buf, &len), SHMRING_E_EMPTY);
-    EXPECT(shmring_connection_arm_for_message(c), SHMRING_ARMED);
+    EXPECT(shmring_msg_receiver_try_recv(shmring_connection_as_msg_receiver(c), buf, sizeof buf, &len), SHMRING_E_EMPTY);
+    EXPECT(shmring_msg_receiver_arm_for_message(shmring_connection_as_msg_receiver(c)), SHMRING_ARMED);
 
     /* The client closes: readable, and the loop ends in SHMRING_E_DISCONNECTED. */
-    EXPECT(shmring_connection_send_timeout(c, "bye", 3, WAKE_MS), SHMRING_OK);
+    EXPECT(shmring_msg_sender_send_timeout(shmring_connection_as_msg_sender(c), "bye", 3, WAKE_MS), SHMRING_OK);
     ASSERT(readable_within(rfd, WAKE_MS));
     int rounds = 0;
-    while ((rc = shmring_connection_try_recv(c, buf, sizeof buf, &len)) == SHMRING_E_EMPTY) {
+    while ((rc = shmring_msg_receiver_try_recv(shmring_connection_as_msg_receiver(c), buf, sizeof buf, &len)) == SHMRING_E_EMPTY) {
         ASSERT(++rounds < 10);
-        rc = shmring_connection_arm_for_message(c);
+        rc = shmring_msg_receiver_arm_for_message(shmring_connection_as_msg_receiver(c));
         if (rc == SHMRING_ARMED) ASSERT(readable_within(rfd, WAKE_MS));
         else EXPECT(rc, SHMRING_READY);
     }

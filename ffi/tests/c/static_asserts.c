@@ -110,7 +110,7 @@ int main(void) {
     CHECK(shmring_sender_new(channel, &tx) == SHMRING_OK);
     CHECK(seg->producer.owner != 0 && seg->producer.claims == 1);
     CHECK(seg->producer.pid == (uint32_t)getpid() && seg->consumer.pid == 0);
-    CHECK(shmring_sender_send(tx, "12345", 5) == SHMRING_OK);
+    CHECK(shmring_msg_sender_send(shmring_sender_as_msg_sender(tx), "12345", 5) == SHMRING_OK);
     CHECK(seg->producer.position == 16); /* one frame: 8-byte header + 5 bytes, aligned */
     CHECK(shmring_sender_close(tx) == SHMRING_OK);
     CHECK(seg->producer.owner == 0 && seg->producer.pid == 0);

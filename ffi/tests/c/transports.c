@@ -69,7 +69,7 @@ static void bad_input(const char *prefix) {
     EXPECT(shmring_msg_sender_max_message_len(NULL, &len), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_msg_receiver_recv(NULL, buf, sizeof buf, &len), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_msg_receiver_try_recv(NULL, buf, sizeof buf, &len), SHMRING_E_INVALID_ARGUMENT);
-    EXPECT(shmring_msg_receiver_recv_timeout(NULL, buf, sizeof buf, &len, 0),
+    EXPECT(shmring_msg_receiver_recv_timeout(NULL, buf, sizeof buf, 0, &len),
            SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_msg_receiver_max_message_len(NULL, &len), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_listener_close(NULL), SHMRING_OK);
@@ -104,10 +104,14 @@ static void bad_input(const char *prefix) {
     free(big);
     EXPECT(shmring_msg_sender_send(tx, NULL, 5), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_msg_sender_send(tx, (const void *)(uintptr_t)1, SIZE_MAX),
-           SHMRING_E_MESSAGE_TOO_LARGE);
+           SHMRING_E_INVALID_ARGUMENT); /* beyond PTRDIFF_MAX */
+    /* An address-based transport has no readiness descriptor. */
+    EXPECT(shmring_msg_sender_readiness_fd(tx), SHMRING_E_UNSUPPORTED);
+    /* A transport sender is not a receiver, and a view is not closed here. */
+    EXPECT(shmring_msg_receiver_close((shmring_msg_receiver *)tx), SHMRING_E_INVALID_ARGUMENT);
 
     EXPECT(shmring_msg_receiver_try_recv(rx, buf, sizeof buf, &len), SHMRING_E_EMPTY);
-    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, &len, 0), SHMRING_E_TIMED_OUT);
+    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, 0, &len), SHMRING_E_TIMED_OUT);
     EXPECT(shmring_msg_receiver_recv(rx, buf, sizeof buf, NULL), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_msg_receiver_recv(rx, NULL, 3, &len), SHMRING_E_INVALID_ARGUMENT);
     EXPECT(shmring_msg_receiver_recv(rx, buf, SIZE_MAX, &len), SHMRING_E_INVALID_ARGUMENT);
@@ -115,15 +119,15 @@ static void bad_input(const char *prefix) {
     EXPECT(shmring_msg_sender_send(tx, "hello, world", 12), SHMRING_OK);
     EXPECT(shmring_msg_sender_send(tx, NULL, 0), SHMRING_OK); /* an empty message */
     len = 99;
-    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, 5, &len, TIMEOUT_MS),
+    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, 5, TIMEOUT_MS, &len),
            SHMRING_E_BUFFER_TOO_SMALL);
     ASSERT(len == 12);
     EXPECT(shmring_msg_receiver_recv(rx, buf, sizeof buf, &len), SHMRING_OK);
     ASSERT(len == 12 && memcmp(buf, "hello, world", 12) == 0);
-    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, &len, TIMEOUT_MS), SHMRING_OK);
+    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, TIMEOUT_MS, &len), SHMRING_OK);
     ASSERT(len == 0);
     EXPECT(shmring_msg_sender_close(tx), SHMRING_OK);
-    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, &len, TIMEOUT_MS),
+    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, TIMEOUT_MS, &len),
            SHMRING_E_DISCONNECTED);
     EXPECT(shmring_msg_receiver_try_recv(rx, buf, sizeof buf, &len), SHMRING_E_DISCONNECTED);
     EXPECT(shmring_msg_receiver_close(rx), SHMRING_OK);
@@ -197,15 +201,15 @@ static uint64_t round_trip(const char *address) {
     EXPECT(shmring_listener_accept(l, TIMEOUT_MS, &rx), SHMRING_OK);
     /* The first message does not fit 4 bytes: reported, and kept. */
     len = 0;
-    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, 4, &len, TIMEOUT_MS),
+    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, 4, TIMEOUT_MS, &len),
            SHMRING_E_BUFFER_TOO_SMALL);
     ASSERT(len == pattern_len(0, MAX_LEN));
     uint64_t sum = 0;
     for (uint64_t i = 0; i < COUNT; i++) {
         uint32_t got = 0;
         int rc = (i % 3 == 0) ? shmring_msg_receiver_recv(rx, buf, sizeof buf, &len)
-                              : shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, &len,
-                                                                  TIMEOUT_MS);
+                              : shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, TIMEOUT_MS,
+                                                                  &len);
         if (rc != SHMRING_OK) {
             fprintf(stderr, "%s: message %llu: %s (%s)\n", address, (unsigned long long)i,
                     shmring_strerror(rc), shmring_last_error_message());
@@ -219,7 +223,7 @@ static uint64_t round_trip(const char *address) {
         }
         sum += got;
     }
-    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, &len, TIMEOUT_MS),
+    EXPECT(shmring_msg_receiver_recv_timeout(rx, buf, sizeof buf, TIMEOUT_MS, &len),
            SHMRING_E_DISCONNECTED);
     ASSERT(len == 0);
 
