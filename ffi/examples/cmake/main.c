@@ -29,10 +29,10 @@ int main(void) {
     CHECK(shmring_channel_close(ch));
 
     const char message[] = "hello through shared memory";
-    CHECK(shmring_sender_send(tx, message, sizeof message));
+    CHECK(shmring_msg_sender_send(shmring_sender_as_msg_sender(tx), message, sizeof message));
     char buf[64];
     size_t len = 0;
-    CHECK(shmring_receiver_recv(rx, buf, sizeof buf, &len));
+    CHECK(shmring_msg_receiver_recv(shmring_receiver_as_msg_receiver(rx), buf, sizeof buf, &len));
     if (len != sizeof message || memcmp(buf, message, len) != 0) {
         fprintf(stderr, "received %zu bytes, not the message sent\n", len);
         return 1;
