@@ -114,6 +114,9 @@ public:
     explicit error(int code)
         : error(code, std::string(::shmring_last_error_message())) {}
 
+    /// @brief An error of the wrapper itself, with `code` and `details`.
+    error(errc code, std::string details) : error(static_cast<int>(code), std::move(details)) {}
+
     /// @brief The status code.
     errc code() const noexcept { return static_cast<errc>(code_); }
 
@@ -648,6 +651,9 @@ public:
     /// @throws error `errc::invalid_argument` if `len` exceeds `size()` (the grant
     /// stays outstanding), `errc::not_borrowed` if it has ended.
     void commit(std::size_t len) {
+        if (tx_ == nullptr) {
+            throw error(errc::not_borrowed, "the grant has ended");
+        }
         detail::check(::shmring_sender_commit(tx_, len));
         tx_ = nullptr;
     }
@@ -712,6 +718,9 @@ public:
     /// @brief Consumes the message (no later receiver sees it); the read ends.
     /// @throws error `errc::not_borrowed` if it has ended.
     void release() {
+        if (rx_ == nullptr) {
+            throw error(errc::not_borrowed, "the read has ended");
+        }
         detail::check(::shmring_receiver_release(rx_));
         rx_ = nullptr;
     }

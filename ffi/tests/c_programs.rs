@@ -389,6 +389,46 @@ fn valgrind_c_connections() {
     }
 }
 
+/// The C++ wrapper (`include/shmring.hpp`) from `tests/c/cpp_wrapper.cpp`, built
+/// with `g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror`: in one process, the
+/// `try_` forms on empty and full endpoints return `false`/`std::nullopt`,
+/// timeouts run out, errors arrive as `shmring::error` with their code, name and
+/// details (message too large, busy, a moved-from handle, a role taken, the peer
+/// gone), byte ranges of several element types, grants aborted and reads unread by
+/// their destructors, records and batches (a callback's exception rethrown),
+/// readiness descriptors armed and rung, semaphores and events; then across `fork`,
+/// over an SPSC channel pair, an MPMC channel pair and a connection, the parent
+/// streams 10,000 checked messages through `msg_sender`/`msg_receiver` views and a
+/// C++ child echoes each (zero-copy guards, vectors, caller buffers); both sides
+/// see the other's departure as `errc::disconnected`. The echoes' checksums add up
+/// to the pattern's total, computed here in Rust.
+#[test]
+fn cpp_wrapper_across_fork() {
+    const COUNT: u64 = 10_000;
+    if !common::require("g++") {
+        return;
+    }
+    let start = Instant::now();
+    let stdout = run_checked(
+        "cpp_wrapper.cpp",
+        Link::Shared,
+        &[&unique("cpp"), &COUNT.to_string()],
+    );
+    let sum = pattern::total(COUNT, MAX_LEN);
+    assert!(stdout.ends_with(&format!(" sum={sum}\n")), "{stdout}");
+    eprint!("cpp_wrapper ({:?}): {stdout}", start.elapsed());
+}
+
+/// `tests/c/cpp_wrapper.cpp` under valgrind (memcheck, the forked children
+/// included), with fewer messages: no errors, no definite leaks.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_cpp_wrapper() {
+    if have_valgrind() && common::require("g++") {
+        run_checked_under_valgrind("cpp_wrapper.cpp", &[&unique("vgcpp"), "300"]);
+    }
+}
+
 /// The header compiles as C11 with `-Wall -Wextra -Werror -pedantic`, its layout
 /// constants hold as `_Static_assert`s against a C mirror of the layout, and a live
 /// segment read through that mirror agrees.
@@ -399,7 +439,7 @@ fn c11_static_asserts_and_layout() {
     assert_eq!(expect_success(&output, "static_asserts"), "ok\n");
 }
 
-/// The header compiles as C++17 with `-Wall -Wextra -Werror`, and a zero-copy
+/// The header compiles as C++17 with `-Wall -Wextra -Wpedantic -Werror`, and a zero-copy
 /// round trip works from C++.
 #[test]
 fn header_compiles_as_cpp17() {

@@ -85,7 +85,7 @@ pub enum Link {
     Static,
 }
 
-/// Compiles `tests/c/<source>` (C11, or C++17 for `.cpp`) with every warning an
+/// Compiles `tests/c/<source>` (C11, or C++17 with g++ for `.cpp`) with every warning an
 /// error, once per test process; returns the executable. A `source` with a `/` is
 /// relative to the crate's directory instead (`examples/<name>.c`).
 pub fn compile(source: &str, link: Link) -> PathBuf {
@@ -114,7 +114,7 @@ pub fn compile(source: &str, link: Link) -> PathBuf {
     let cpp = source.ends_with(".cpp");
     let mut cmd = Command::new(if cpp { "g++" } else { "cc" });
     if cpp {
-        cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror"]);
+        cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]);
     } else {
         cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"]);
     }
