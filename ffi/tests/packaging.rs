@@ -194,7 +194,7 @@ fn shared_objects(libdir: &Path) -> Vec<PathBuf> {
 
 /// `make install` with `DESTDIR` and `PREFIX`: the real file
 /// `libshmring_c.so.<epoch>.<version>`, the links `libshmring_c.so.<epoch>` (the
-/// SONAME) and `libshmring_c.so` (for `-lshmring_c`), the archive, the header,
+/// SONAME) and `libshmring_c.so` (for `-lshmring_c`), the archive, the headers (C and C++),
 /// both pkg-config files and the CMake package, all naming `PREFIX` (not the
 /// staging directory); `make uninstall` removes every file.
 #[test]
@@ -221,6 +221,7 @@ fn make_install_lays_out_the_links_and_the_packages() {
     assert_eq!(link("libshmring_c.so"), Path::new(&so_epoch));
     assert!(lib.join("libshmring_c.a").is_file());
     assert!(root.join("include/shmring.h").is_file());
+    assert!(root.join("include/shmring.hpp").is_file());
 
     let read = |path: &Path| {
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -12,6 +12,10 @@
 //!
 //! Errors are reported at the README's own lines (a `#line` directive precedes
 //! each snippet).
+//!
+//! The ```` ```cpp ```` blocks of `ffi/README.md` are whole C++ translation units
+//! against `include/shmring.hpp`, compiled with
+//! `g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -c`.
 
 mod common;
 
@@ -20,19 +24,20 @@ use std::process::Command;
 
 use common::crate_dir;
 
-/// One ```` ```c ```` block: the 1-based line of its first code line, its text.
+/// One fenced block: the 1-based line of its first code line, its text.
 struct Snippet {
     line: usize,
     text: String,
 }
 
-/// The ```` ```c ```` blocks of `markdown`.
-fn c_blocks(markdown: &str) -> Vec<Snippet> {
+/// The blocks of `markdown` fenced as ```` ```<language> ````.
+fn blocks(markdown: &str, language: &str) -> Vec<Snippet> {
+    let fence = format!("```{language}");
     let mut snippets = Vec::new();
     let mut open: Option<Snippet> = None;
     for (i, line) in markdown.lines().enumerate() {
         match (&mut open, line.trim_end()) {
-            (None, "```c") => {
+            (None, l) if l == fence => {
                 open = Some(Snippet {
                     line: i + 2,
                     text: String::new(),
@@ -46,7 +51,7 @@ fn c_blocks(markdown: &str) -> Vec<Snippet> {
             (None, _) => {}
         }
     }
-    assert!(open.is_none(), "an unclosed ```c block");
+    assert!(open.is_none(), "an unclosed {fence} block");
     snippets
 }
 
@@ -73,7 +78,7 @@ fn compile_snippets(relative: &str) -> (usize, Vec<String>) {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("shmring-readme-snippets-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).expect("create the output directory");
-    let snippets = c_blocks(&markdown);
+    let snippets = blocks(&markdown, "c");
     let mut page_defines = String::new();
     let mut failures = Vec::new();
     for snippet in &snippets {
@@ -137,4 +142,39 @@ fn the_readme_c_snippets_compile() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     eprintln!("compiled: {counts:?}");
+}
+
+#[test]
+fn the_readme_cpp_snippets_compile() {
+    if !common::require("g++") {
+        return;
+    }
+    let relative = "ffi/README.md";
+    let markdown = std::fs::read_to_string(crate_dir().join("README.md")).expect("read the README");
+    let snippets = blocks(&markdown, "cpp");
+    assert!(!snippets.is_empty(), "no ```cpp block in {relative}");
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("shmring-readme-snippets-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).expect("create the output directory");
+    for snippet in &snippets {
+        let path = out_dir.join(format!("ffi_README-{}.cpp", snippet.line));
+        let source = format!("#line {} \"{relative}\"\n{}", snippet.line, snippet.text);
+        std::fs::write(&path, source).expect("write the snippet");
+        let output = Command::new("g++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-c"])
+            .arg("-I")
+            .arg(crate_dir().join("include"))
+            .arg(&path)
+            .arg("-o")
+            .arg(path.with_extension("o"))
+            .output()
+            .expect("run g++");
+        assert!(
+            output.status.success(),
+            "{relative}:{}: the C++ snippet does not compile ({}):\n{}",
+            snippet.line,
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
