@@ -161,7 +161,14 @@ fn the_readme_cpp_snippets_compile() {
         let source = format!("#line {} \"{relative}\"\n{}", snippet.line, snippet.text);
         std::fs::write(&path, source).expect("write the snippet");
         let output = Command::new("g++")
-            .args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-c"])
+            .args([
+                "-std=c++17",
+                "-Wall",
+                "-Wextra",
+                "-Wpedantic",
+                "-Werror",
+                "-c",
+            ])
             .arg("-I")
             .arg(crate_dir().join("include"))
             .arg(&path)
