@@ -396,12 +396,14 @@ fn valgrind_c_connections() {
 /// details (message too large, busy, a moved-from handle, a role taken, the peer
 /// gone), byte ranges of several element types, grants aborted and reads unread by
 /// their destructors, records and batches (a callback's exception rethrown),
-/// readiness descriptors armed and rung, semaphores and events; then across `fork`,
-/// over an SPSC channel pair, an MPMC channel pair and a connection, the parent
-/// streams 10,000 checked messages through `msg_sender`/`msg_receiver` views and a
-/// C++ child echoes each (zero-copy guards, vectors, caller buffers); both sides
-/// see the other's departure as `errc::disconnected`. The echoes' checksums add up
-/// to the pattern's total, computed here in Rust.
+/// readiness descriptors armed and rung, semaphores and events, a TCP transport;
+/// then across `fork`, over an SPSC channel pair, an MPMC channel pair and a
+/// connection, the parent streams 10,000 checked messages through
+/// `msg_sender`/`msg_receiver` views and a C++ child echoes each (zero-copy guards,
+/// vectors, caller buffers); both sides see the other's departure as
+/// `errc::disconnected`; 1,000 RPC calls to a forked C++ server, whose handler's
+/// exception reaches the client as `errc::remote` with its message. The echoes'
+/// checksums add up to the pattern's total, computed here in Rust.
 #[test]
 fn cpp_wrapper_across_fork() {
     const COUNT: u64 = 10_000;

@@ -5,14 +5,16 @@
 // (message too large, a grant or read outstanding, a moved-from handle, a role
 // taken, the peer gone) with their code, name and details; byte ranges of several
 // element types; grants aborted and reads unread by their destructors; batches and
-// records; readiness descriptors armed and rung; semaphores and events.
+// records; readiness descriptors armed and rung; semaphores and events; a TCP
+// transport.
 //
 // Then three sessions across fork, over an SPSC channel pair, an MPMC channel pair
 // and a connection: the parent streams COUNT checked messages (tests/c/pattern.h),
 // up to WINDOW ahead, through msg_sender/msg_receiver views; the forked child
 // echoes each one back (checking it) with another form of the API (zero-copy
 // grants and reads, vectors, caller buffers); the parent checks every echo. Then
-// the peer's departure is seen as errc::disconnected on both sides.
+// the peer's departure is seen as errc::disconnected on both sides. Last, RPC
+// calls to a forked C++ server, one of them failing in its handler.
 //
 //   cpp_wrapper NAME_PREFIX [COUNT]
 //
@@ -29,6 +31,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <stdexcept>
 #include <string_view>
 #include <vector>
 
@@ -330,6 +333,23 @@ void local_checks() {
     const std::uint32_t key = ev.prepare();
     ev.notify_all();
     CHECK(ev.wait_from(key, TIMEOUT));
+
+    // An address-based transport: the listener's address names the port picked;
+    // such endpoints have no readiness descriptor; the sender's departure ends
+    // the receiver.
+    auto listener = shmring::listener::listen("tcp://127.0.0.1:0");
+    const std::string address = listener.address();
+    CHECK(address.rfind("tcp://127.0.0.1:", 0) == 0 && address != "tcp://127.0.0.1:0");
+    CHECK(!listener.accept(0ms));
+    auto transport_tx = shmring::transport_sender::connect(address, TIMEOUT);
+    auto transport_rx = listener.accept(TIMEOUT);
+    CHECK(transport_rx.has_value());
+    EXPECT_ERROR(transport_tx.readiness_fd(), shmring::errc::unsupported);
+    send_text(transport_tx, "over tcp");
+    auto over = transport_rx->recv(TIMEOUT);
+    CHECK(over && std::string(over->begin(), over->end()) == "over tcp");
+    { auto gone = std::move(transport_tx); }
+    EXPECT_ERROR(transport_rx->recv(TIMEOUT), shmring::errc::disconnected);
 }
 
 // The parent's side of a session: COUNT messages out through `tx`, each echo
@@ -498,6 +518,66 @@ std::uint64_t connection_session(const char *prefix, std::uint64_t count,
     return sum;
 }
 
+// RPC: a forked C++ server answers COUNT / 10 calls (the request reversed); a
+// request "fail" makes its handler throw, which reaches the client as
+// errc::remote with the handler's message; the client's departure ends the server.
+void rpc_session(const char *prefix, std::uint64_t count) {
+    const std::string req = name_of(prefix, "rpc-req"), resp = name_of(prefix, "rpc-resp");
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    const pid_t pid = fork_child([&] {
+        close(ready[1]);
+        await_ready(ready[0]);
+        shmring::rpc_server server(shmring::channel::open(req, fenced()),
+                                   shmring::channel::open(resp, fenced()));
+        auto handler = [](const std::uint8_t *request, std::size_t len, std::uint8_t *response,
+                          std::size_t cap) -> std::size_t {
+            if (std::string_view(reinterpret_cast<const char *>(request), len) == "fail")
+                throw std::runtime_error("the handler refused");
+            CHECK(len <= cap);
+            for (std::size_t i = 0; i < len; i++) response[i] = request[len - 1 - i];
+            return len;
+        };
+        for (;;) {
+            try {
+                CHECK(server.serve_one(handler, TIMEOUT));
+            } catch (const shmring::error &e) {
+                CHECK(e.code() == shmring::errc::disconnected);
+                return;
+            }
+        }
+    });
+    close(ready[0]);
+    {
+        auto requests = shmring::channel::create(req, 4096, fenced());
+        auto responses = shmring::channel::create(resp, 4096, fenced());
+        shmring::rpc_client client(requests, responses);
+        signal_ready(ready[1]);
+        std::array<std::uint8_t, 64> out{};
+        for (std::uint64_t i = 0; i < count / 10; i++) {
+            const std::string request = "call " + std::to_string(i);
+            const std::string reversed(request.rbegin(), request.rend());
+            if (i % 2 == 0) {
+                const std::size_t n = client.call(request, out);
+                CHECK(std::string(out.begin(), out.begin() + static_cast<long>(n)) == reversed);
+            } else {
+                const std::vector<std::uint8_t> answer = client.call(request);
+                CHECK(std::string(answer.begin(), answer.end()) == reversed);
+            }
+        }
+        try {
+            (void)client.call(std::string_view("fail"));
+            fail(__LINE__, "no exception");
+        } catch (const shmring::error &e) {
+            CHECK(e.code() == shmring::errc::remote);
+            CHECK(e.details().find("the handler refused") != std::string::npos);
+        }
+        const auto timed = client.call("ok", 2, out.data(), out.size(), TIMEOUT);
+        CHECK(timed == std::optional<std::size_t>(2) && out[0] == 'k');
+    }
+    wait_child(pid);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -513,6 +593,7 @@ int main(int argc, char **argv) {
         const std::uint64_t mpmc = mpmc_session(prefix, count);
         shmring::transport transport = shmring::transport::tcp;
         const std::uint64_t conn = connection_session(prefix, count, &transport);
+        rpc_session(prefix, count);
         CHECK(spsc == mpmc && mpmc == conn);
         std::printf("ok: %d checks, %llu echoed messages per session (connection over %s), "
                     "sum=%llu\n",
