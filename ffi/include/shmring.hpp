@@ -283,6 +283,30 @@ private:
     T *p_ = nullptr;
 };
 
+/// An owned endpoint handle with its message-family view (`AsView(handle)`, the
+/// same handle), taken once: a send or receive then makes no extra call. Moves
+/// take both pointers, leaving NULL behind.
+template <class T, int (*Close)(T *), class View, View *(*AsView)(T *)>
+class endpoint {
+public:
+    explicit endpoint(T *p) noexcept : h_(p), view_(AsView(p)) {}
+    endpoint(endpoint &&o) noexcept
+        : h_(std::move(o.h_)), view_(std::exchange(o.view_, nullptr)) {}
+    endpoint &operator=(endpoint &&o) noexcept {
+        if (this != &o) {
+            h_ = std::move(o.h_);
+            view_ = std::exchange(o.view_, nullptr);
+        }
+        return *this;
+    }
+    T *get() const noexcept { return h_.get(); }
+    View *view() const noexcept { return view_; }
+
+private:
+    handle<T, Close> h_;
+    View *view_;
+};
+
 /// Calls `make(&out)`, throws its error, returns the handle.
 template <class T, class Make>
 T *make(Make &&fn) {
@@ -847,11 +871,13 @@ public:
     ::shmring_sender *native_handle() const noexcept { return h_.get(); }
     /// @brief The C handle's `shmring_msg_sender*` view.
     ::shmring_msg_sender *native_msg_sender() const noexcept {
-        return ::shmring_sender_as_msg_sender(h_.get());
+        return h_.view();
     }
 
 private:
-    detail::handle<::shmring_sender, ::shmring_sender_close> h_;
+    detail::endpoint<::shmring_sender, ::shmring_sender_close, ::shmring_msg_sender,
+                     ::shmring_sender_as_msg_sender>
+        h_;
 };
 
 /// @brief The receiving side of an SPSC channel (`shmring_receiver`): the copying
@@ -955,11 +981,13 @@ public:
     ::shmring_receiver *native_handle() const noexcept { return h_.get(); }
     /// @brief The C handle's `shmring_msg_receiver*` view.
     ::shmring_msg_receiver *native_msg_receiver() const noexcept {
-        return ::shmring_receiver_as_msg_receiver(h_.get());
+        return h_.view();
     }
 
 private:
-    detail::handle<::shmring_receiver, ::shmring_receiver_close> h_;
+    detail::endpoint<::shmring_receiver, ::shmring_receiver_close, ::shmring_msg_receiver,
+                     ::shmring_receiver_as_msg_receiver>
+        h_;
 };
 
 /// @brief An SPSC channel (`shmring_channel`): a mapped segment holding one ring.
@@ -1063,11 +1091,13 @@ public:
     ::shmring_mpmc_sender *native_handle() const noexcept { return h_.get(); }
     /// @brief The C handle's `shmring_msg_sender*` view.
     ::shmring_msg_sender *native_msg_sender() const noexcept {
-        return ::shmring_mpmc_sender_as_msg_sender(h_.get());
+        return h_.view();
     }
 
 private:
-    detail::handle<::shmring_mpmc_sender, ::shmring_mpmc_sender_close> h_;
+    detail::endpoint<::shmring_mpmc_sender, ::shmring_mpmc_sender_close, ::shmring_msg_sender,
+                     ::shmring_mpmc_sender_as_msg_sender>
+        h_;
 };
 
 /// @brief A receiver attached to an MPMC channel (`shmring_mpmc_receiver`).
@@ -1087,11 +1117,13 @@ public:
     ::shmring_mpmc_receiver *native_handle() const noexcept { return h_.get(); }
     /// @brief The C handle's `shmring_msg_receiver*` view.
     ::shmring_msg_receiver *native_msg_receiver() const noexcept {
-        return ::shmring_mpmc_receiver_as_msg_receiver(h_.get());
+        return h_.view();
     }
 
 private:
-    detail::handle<::shmring_mpmc_receiver, ::shmring_mpmc_receiver_close> h_;
+    detail::endpoint<::shmring_mpmc_receiver, ::shmring_mpmc_receiver_close,
+                     ::shmring_msg_receiver, ::shmring_mpmc_receiver_as_msg_receiver>
+        h_;
 };
 
 /// @brief An MPMC channel (`shmring_mpmc`): `slots` slots of up to `slot_size`
