@@ -421,6 +421,77 @@ fn cpp_wrapper_across_fork() {
     eprint!("cpp_wrapper ({:?}): {stdout}", start.elapsed());
 }
 
+/// A C++ client (`tests/c/cpp_wrapper.cpp client`, spawned) of a Rust connection
+/// listener: Rust sends 10,000 checked messages, up to 16 ahead of their echoes; the
+/// C++ side checks each, echoes it through the wrapper (a vector in, the same
+/// vector out), and on the Rust side's departure gets `errc::disconnected`; Rust
+/// checks every echo and the C++ checksum sum.
+#[test]
+fn cpp_client_to_rust_listener() {
+    use std::os::unix::fs::PermissionsExt;
+    const COUNT: u64 = 10_000;
+    const WINDOW: u64 = 16;
+    if !common::require("g++") {
+        return;
+    }
+    let program = compile("cpp_wrapper.cpp", Link::Shared);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("cppdir"));
+    std::fs::create_dir_all(&dir).expect("create the socket directory");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let name = unique("cppconn");
+    let listener = shmring::Listener::builder(&name)
+        .directory(&dir)
+        .capacity(1 << 16)
+        .bind()
+        .expect("bind the listener");
+    let child = Command::new(&program)
+        .args(["client", &name])
+        .arg(&dir)
+        .arg(COUNT.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the C++ client");
+    let conn = listener
+        .accept_timeout(TIMEOUT)
+        .expect("accept the C++ client");
+    let (mut tx, mut rx) = conn.split();
+    let mut out = vec![0u8; MAX_LEN];
+    let mut echo = vec![0u8; MAX_LEN];
+    let (mut sent_sum, mut echo_sum, mut received) = (0u64, 0u64, 0u64);
+    let mut receive = |received: &mut u64, echo_sum: &mut u64| {
+        let n = rx
+            .recv_timeout(&mut echo, TIMEOUT)
+            .expect("receive an echo");
+        let sum = pattern::check(&echo[..n], *received, MAX_LEN)
+            .unwrap_or_else(|e| panic!("echo from C++: {e}"));
+        *echo_sum += u64::from(sum);
+        *received += 1;
+    };
+    for i in 0..COUNT {
+        let len = pattern::len(i, MAX_LEN);
+        sent_sum += u64::from(pattern::fill(&mut out[..len], i));
+        tx.send_timeout(&out[..len], TIMEOUT).expect("send");
+        if i + 1 - received >= WINDOW {
+            receive(&mut received, &mut echo_sum);
+        }
+    }
+    while received < COUNT {
+        receive(&mut received, &mut echo_sum);
+    }
+    assert_eq!(echo_sum, sent_sum);
+    drop(tx);
+    drop(rx);
+    let output = wait_with_deadline(child, LIMIT, "the C++ client");
+    let stdout = expect_success(&output, "the C++ client");
+    assert_eq!(
+        stdout,
+        format!("ok: echoed {COUNT} messages, sum={sent_sum}\n")
+    );
+    drop(listener); // removes its socket file
+    std::fs::remove_dir(&dir).expect("the socket directory is left empty");
+}
+
 /// `tests/c/cpp_wrapper.cpp` under valgrind (memcheck, the forked children
 /// included), with fewer messages: no errors, no definite leaks.
 #[test]

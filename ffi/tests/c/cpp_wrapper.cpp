@@ -20,6 +20,12 @@
 //
 // Exits 0 and prints "ok: ..." (the echoes' checksum sum per session, the same
 // for all three) if every check held; else prints the first failure and exits 1.
+//
+//   cpp_wrapper client NAME DIRECTORY COUNT
+//
+// The peer of a Rust listener (tests/c_programs.rs): connects to NAME in
+// DIRECTORY, echoes COUNT checked messages, then waits for the listener's
+// departure (errc::disconnected) and prints "ok: echoed COUNT messages, sum=S".
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -578,11 +584,40 @@ void rpc_session(const char *prefix, std::uint64_t count) {
     wait_child(pid);
 }
 
+// The peer of a Rust listener: echoes `count` checked messages, each received
+// into a vector and sent back from it, then sees the listener leave.
+int rust_peer(const char *name, const char *dir, std::uint64_t count) {
+    shmring::connect_options co{};
+    co.directory = dir;
+    auto conn = shmring::connection::connect(name, co);
+    shmring::msg_receiver rx = conn.receiver();
+    shmring::msg_sender tx = conn.sender();
+    std::vector<std::uint8_t> message;
+    std::uint64_t sum = 0;
+    for (std::uint64_t i = 0; i < count; i++) {
+        rx.recv_into(message);
+        sum += checked(message.data(), message.size(), i);
+        tx.send(message);
+    }
+    EXPECT_ERROR(rx.recv(message), shmring::errc::disconnected);
+    std::printf("ok: echoed %llu messages, sum=%llu\n", static_cast<unsigned long long>(count),
+                static_cast<unsigned long long>(sum));
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
+    if (argc == 5 && std::strcmp(argv[1], "client") == 0) {
+        try {
+            return rust_peer(argv[2], argv[3], std::strtoull(argv[4], nullptr, 10));
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "uncaught: %s\n", e.what());
+            return 1;
+        }
+    }
     if (argc < 2 || argc > 3) {
-        std::fprintf(stderr, "usage: cpp_wrapper NAME_PREFIX [COUNT]\n");
+        std::fprintf(stderr, "usage: cpp_wrapper NAME_PREFIX [COUNT] | client NAME DIRECTORY COUNT\n");
         return 2;
     }
     const char *prefix = argv[1];
