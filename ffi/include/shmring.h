@@ -1,7 +1,9 @@
-/*
- * shmring: inter-process channels over a lock-free shared-memory ring.
+/**
+ * \file shmring.h
+ * \brief shmring's C API: inter-process channels over a lock-free shared-memory ring.
  *
- * Link with -lshmring_c (pkg-config --cflags --libs shmring).
+ * Link with -lshmring_c (pkg-config --cflags --libs shmring). The reference is
+ * built with `make -C ffi doc` (Doxygen).
  *
  * - Every fallible function returns an int: SHMRING_OK (0), or a negative code of
  *   enum shmring_status; shmring_strerror(code) names it and
@@ -24,8 +26,14 @@
  *   used by different threads at once; a channel, event, semaphore or RPC client
  *   by several at once (but close). shmring_strerror, shmring_version and
  *   shmring_layout_version are thread-safe.
- * - Timeouts are relative, in milliseconds (uint64_t): 0 gives up as soon as the
- *   call would wait, UINT64_MAX waits without limit.
+ * - Types: each enum's constants are its values; in C before C23 its type name is
+ *   a typedef of uint32_t, in C23 and C++ the enum itself, of underlying type
+ *   uint32_t (the form this reference shows).
+ * - Blocking: a call without `try_` or `_timeout` in its name may wait (its
+ *   description says for what); `try_` calls never wait, and `_timeout` calls
+ *   wait at most their timeout. Timeouts are relative, in milliseconds
+ *   (uint64_t): 0 gives up as soon as the call would wait, UINT64_MAX waits
+ *   without limit.
  *
  * The pointer rules (every function's "Safety"):
  * - A handle argument is NULL or a live handle of this library, not closed, and
@@ -43,6 +51,18 @@
  * - A callback is NULL (refused) or a function safe to call with the context
  *   given and the arguments its type describes; it must not unwind (a C++
  *   exception) or longjmp out.
+ *
+ * Peers you do not trust (the segment is a trust boundary): every word the
+ * library reads from shared memory is validated, so a hostile peer can cost
+ * garbage payload, an error (SHMRING_E_CORRUPTED) or a denial of service, but
+ * not a wrong memory access, with one exception: a peer that can open a named
+ * segment or file (same uid, or a mode that lets it) can truncate it under your
+ * mapping, and your next access to the lost pages raises SIGBUS, which kills the
+ * process unless you handle it. The library does not prevent this. For a peer you
+ * do not trust, use sealed memfds: a connection (shmring_conn_listener_bind,
+ * shmring_connect: its rings are sealed memfds handed over the Unix socket), or
+ * shmring_channel_create_memfd (and the other _create_memfd calls) with the
+ * descriptor handed over yourself; a sealed memfd cannot shrink or grow.
  */
 
 #ifndef SHMRING_H
@@ -54,6 +74,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/// \def SHMRING_MUST_USE
+/// Marks a function whose result must not be ignored (`warn_unused_result` under
+/// GCC and Clang, nothing elsewhere): every fallible call, whose int is its error.
 #if defined(__GNUC__) || defined(__clang__)
 #define SHMRING_MUST_USE __attribute__((warn_unused_result))
 #else
