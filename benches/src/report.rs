@@ -265,6 +265,18 @@ impl Results {
                 self.headline_ratio(rtt, ShmringBusySpin, CacheLine),
             ),
             (
+                "shmring C ABI busy-spin p50 / shmring busy-spin p50 (8 B round trip; a C echo loop, blocking calls)",
+                self.headline_ratio(rtt, CAbiBusySpin, ShmringBusySpin),
+            ),
+            (
+                "shmring C ABI busy-spin p50 / shmring busy-spin p50 (1 KiB round trip; a C echo loop, blocking calls)",
+                self.headline_ratio(Metric::Rtt1K, CAbiBusySpin, ShmringBusySpin),
+            ),
+            (
+                "shmring C ABI try_ spin p50 / shmring busy-spin p50 (8 B round trip; a C try_ loop)",
+                self.headline_ratio(rtt, CAbiTrySpin, ShmringBusySpin),
+            ),
+            (
                 "pipe p50 / shmring busy-spin p50 (8 B round trip)",
                 self.headline_ratio(rtt, Pipe, ShmringBusySpin),
             ),
