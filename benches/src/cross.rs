@@ -98,7 +98,7 @@ pub enum Method {
     /// side that row's, the child's a C echo loop through the C ABI making the
     /// calls the Rust child makes (`shmring_msg_receiver_recv` /
     /// `shmring_msg_sender_send` on the message family's views,
-    /// `SHMRING_WAIT_BUSY_SPIN`; [`c_peer`]): compared with
+    /// `SHMRING_WAIT_BUSY_SPIN`; `cross/c_peer.rs`): compared with
     /// [`Method::ShmringBusySpin`], the C ABI's cost.
     CAbiBusySpin,
     /// As [`Method::CAbiBusySpin`], the C loop spinning on the `try_` calls
