@@ -24,6 +24,7 @@
 //! up on is killed and reaped; FIFOs, their folder and message-queue names are
 //! removed as soon as the child has opened them (and on every error path).
 
+mod c_peer;
 mod connection;
 mod kernel;
 pub mod kill;
@@ -93,6 +94,18 @@ pub enum Method {
     /// Two shmring channels (one each way), [`WaitStrategy::BusySpin`]; for
     /// throughput, `try_send` / `try_recv` message by message.
     ShmringBusySpin,
+    /// Round trips only: the channels of [`Method::ShmringBusySpin`], the parent's
+    /// side that row's, the child's a C echo loop through the C ABI making the
+    /// calls the Rust child makes (`shmring_msg_receiver_recv` /
+    /// `shmring_msg_sender_send` on the message family's views,
+    /// `SHMRING_WAIT_BUSY_SPIN`; `cross/c_peer.rs`): compared with
+    /// [`Method::ShmringBusySpin`], the C ABI's cost.
+    CAbiBusySpin,
+    /// As [`Method::CAbiBusySpin`], the C loop spinning on the `try_` calls
+    /// instead (`shmring_msg_receiver_try_recv` until a message is there,
+    /// `shmring_msg_sender_try_send` until it has gone): what a C event loop that
+    /// polls pays.
+    CAbiTrySpin,
     /// Two shmring channels, the default [`WaitStrategy::SpinThenPark`].
     ShmringSpinThenPark,
     /// Two shmring channels, [`WaitStrategy::Park`].
@@ -182,8 +195,10 @@ pub enum Support {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 26] = [
         Self::ShmringBusySpin,
+        Self::CAbiBusySpin,
+        Self::CAbiTrySpin,
         Self::ShmringSpinThenPark,
         Self::ShmringPark,
         Self::Readiness,
@@ -213,6 +228,8 @@ impl Method {
     pub fn key(self) -> &'static str {
         match self {
             Self::ShmringBusySpin => "busy-spin",
+            Self::CAbiBusySpin => "busy-spin-c",
+            Self::CAbiTrySpin => "try-spin-c",
             Self::ShmringSpinThenPark => "spin-then-park",
             Self::ShmringPark => "park",
             Self::Readiness => "readiness",
@@ -243,6 +260,8 @@ impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Self::ShmringBusySpin => "shmring busy-spin",
+            Self::CAbiBusySpin => "shmring C ABI busy-spin",
+            Self::CAbiTrySpin => "shmring C ABI try_ spin",
             Self::ShmringSpinThenPark => "shmring spin-then-park",
             Self::ShmringPark => "shmring park",
             Self::Readiness => "shmring readiness fd",
@@ -276,6 +295,7 @@ impl Method {
             | Self::ShmringSpinThenPark
             | Self::ShmringPark
             | Self::ShmringBatch => "shm, shmring",
+            Self::CAbiBusySpin | Self::CAbiTrySpin => "shm, shmring C ABI",
             Self::Readiness | Self::ReadinessSymmetric => "shm, shmring poll",
             Self::Kill => "shmring, death",
             Self::Rpc => "shm, shmring rpc",
@@ -312,7 +332,9 @@ impl Method {
             | Self::Tcp
             | Self::Pipe
             | Self::Fifo => Support::Yes,
-            Self::ShmringSpinThenPark
+            Self::CAbiBusySpin
+            | Self::CAbiTrySpin
+            | Self::ShmringSpinThenPark
             | Self::ShmringPark
             | Self::Readiness
             | Self::ReadinessSymmetric
@@ -341,6 +363,8 @@ impl Method {
         matches!(
             self,
             Self::ShmringBusySpin
+                | Self::CAbiBusySpin
+                | Self::CAbiTrySpin
                 | Self::ShmringSpinThenPark
                 | Self::ShmringPark
                 | Self::Readiness
@@ -615,9 +639,14 @@ fn inherit(command: &mut Command, fd: BorrowedFd<'_>, var: &str) {
     }
 }
 
-/// Takes the descriptor whose number the parent put in `var`.
+/// Takes the descriptor whose number the parent put in `var`: the first of a
+/// comma-separated list (a channel's [`pass_to`](shmring::Channel::pass_to) adds its
+/// doorbells, which are left alone: inherited, unused, closed at exit).
 fn inherited(var: &str) -> Result<OwnedFd> {
-    let fd: i32 = env_number(var)?;
+    let fd: i32 = std::env::var(var)
+        .ok()
+        .and_then(|v| v.split(',').next()?.parse().ok())
+        .ok_or_else(|| format!("${var} is unset or not a descriptor number"))?;
     // SAFETY: F_GETFD only asks whether `fd` is open.
     if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
         return Err(format!("${var}: no inherited descriptor {fd}").into());
@@ -1002,7 +1031,11 @@ pub fn round_trips(
         cleanup: Cleanup::default(),
     };
     match method {
-        Method::ShmringBusySpin | Method::ShmringSpinThenPark | Method::ShmringPark => {
+        Method::ShmringBusySpin
+        | Method::CAbiBusySpin
+        | Method::CAbiTrySpin
+        | Method::ShmringSpinThenPark
+        | Method::ShmringPark => {
             let (duplex, channels) = shm::shmring_parent(method, &mut command)?;
             let child = ChildGuard::spawn(&mut command)?;
             drop(channels);
@@ -1319,6 +1352,8 @@ pub fn stream(
             Run { cleanup, ..run }.receive(sink, child, messages)
         }
         Method::ShmringSpinThenPark
+        | Method::CAbiBusySpin
+        | Method::CAbiTrySpin
         | Method::ShmringPark
         | Method::Readiness
         | Method::ReadinessSymmetric
@@ -1480,6 +1515,10 @@ fn child_main(role: &str) -> Result<()> {
         Method::Rpc if round_trip => Some(rpc::child()?),
         _ => None,
     };
+    let c_peer = match method {
+        Method::CAbiBusySpin | Method::CAbiTrySpin if round_trip => Some(c_peer::child()?),
+        _ => None,
+    };
     // Connecting waits for the parent's accept (bounded by PATIENCE).
     let connection = match method {
         Method::ConnectionShm | Method::ConnectionSocket if round_trip => {
@@ -1490,6 +1529,9 @@ fn child_main(role: &str) -> Result<()> {
     start_watchdog(role.to_owned());
     if let Some(server) = rpc_server {
         return rpc::serve(&run, server);
+    }
+    if let Some(ends) = c_peer {
+        return c_peer::serve(&run, &ends, method == Method::CAbiTrySpin);
     }
     if let Some(duplex) = connection {
         return run.serve(duplex);

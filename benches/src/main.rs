@@ -33,6 +33,10 @@ const METHODS_HELP: &str = "\
 Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throughput of
 8-byte messages, b = bandwidth with 64 KiB messages, k = kill → Disconnected):
   busy-spin (r t b)   shmring, WaitStrategy::BusySpin; throughput: try_send / try_recv
+  busy-spin-c (r)     as busy-spin, the child's echo loop in C through the C ABI (benches/c/echo.c:
+                      recv / send on the message family's views, SHMRING_WAIT_BUSY_SPIN);
+                      ÷ busy-spin: the C ABI's cost
+  try-spin-c (r)      as busy-spin-c, the C loop spinning on try_recv / try_send instead
   spin-then-park (r)  shmring, the default WaitStrategy::SpinThenPark
   park (r)            shmring, WaitStrategy::Park
   readiness (r)       shmring, both sides in poll on readiness_fd (arm; if Armed, poll; try);

@@ -265,6 +265,18 @@ impl Results {
                 self.headline_ratio(rtt, ShmringBusySpin, CacheLine),
             ),
             (
+                "shmring C ABI busy-spin p50 / shmring busy-spin p50 (8 B round trip; a C echo loop, blocking calls)",
+                self.headline_ratio(rtt, CAbiBusySpin, ShmringBusySpin),
+            ),
+            (
+                "shmring C ABI busy-spin p50 / shmring busy-spin p50 (1 KiB round trip; a C echo loop, blocking calls)",
+                self.headline_ratio(Metric::Rtt1K, CAbiBusySpin, ShmringBusySpin),
+            ),
+            (
+                "shmring C ABI try_ spin p50 / shmring busy-spin p50 (8 B round trip; a C try_ loop)",
+                self.headline_ratio(rtt, CAbiTrySpin, ShmringBusySpin),
+            ),
+            (
                 "pipe p50 / shmring busy-spin p50 (8 B round trip)",
                 self.headline_ratio(rtt, Pipe, ShmringBusySpin),
             ),
@@ -760,6 +772,15 @@ impl Results {
              RPC layer's cost (a 16-byte header each way, matching responses to calls by id, the \
              client's locks, a new Vec per request and per response). Neither side sets a \
              deadline, as for busy-spin."
+                .to_owned(),
+            "busy-spin-c, try-spin-c: the C ABI. The parent's side is shmring busy-spin's, the \
+             child's echo loop is C (benches/c/echo.c) through shmring.h alone: it opens the two \
+             channels with shmring_channel_open_fd (SHMRING_WAIT_BUSY_SPIN) and checks every ping. \
+             busy-spin-c makes the calls the Rust child makes (shmring_msg_receiver_recv, \
+             shmring_msg_sender_send on the message family's views): its ratio to busy-spin is \
+             the C ABI's cost on one side of each round trip (handle and argument checks, the \
+             view's dispatch, the panic guard). try-spin-c spins in C on the try_ calls instead, \
+             each of which reads the clock when it finds nothing (the throttled liveness check)."
                 .to_owned(),
             "connection-shm, connection-socket: shmring::connection, the parent's Listener (in a \
              fresh private folder) accepting the child's connect. connection-shm: both sides \

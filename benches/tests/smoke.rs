@@ -209,6 +209,45 @@ fn the_rpc_row_is_compared_with_busy_spin() {
     std::fs::remove_dir_all(&dir).expect("remove the report folder");
 }
 
+/// The C peer's rows run (the child's echo loop in C through the C ABI, every ping
+/// checked there, every echo in the parent) and are compared with shmring
+/// busy-spin, round by round.
+#[test]
+fn the_c_abi_rows_are_compared_with_busy_spin() {
+    let _serial = serial();
+    let dir = out_dir("c-abi");
+    let out = run(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--iterations",
+        "500",
+        "--only",
+        "busy-spin,busy-spin-c,try-spin-c",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    for table in ["round trip, 8 B", "round trip, 1 KiB"] {
+        for name in ["shmring C ABI busy-spin", "shmring C ABI try_ spin"] {
+            let line = row(&out, table, name);
+            assert!(line.contains('x'), "{table} / {name}: no ratio in {line:?}");
+        }
+    }
+    for label in [
+        "shmring C ABI busy-spin p50 / shmring busy-spin p50 (8 B round trip; a C echo loop, blocking calls): ",
+        "shmring C ABI busy-spin p50 / shmring busy-spin p50 (1 KiB round trip; a C echo loop, blocking calls): ",
+        "shmring C ABI try_ spin p50 / shmring busy-spin p50 (8 B round trip; a C try_ loop): ",
+    ] {
+        let ratio = out
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} ratio:\n{out}"));
+        let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("ratio {ratio:?}"));
+        assert!(ratio > 0.0 && ratio.is_finite(), "{label}{ratio}");
+    }
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
+}
+
 /// The MPMC row runs (2 producer and 2 consumer processes, every message checked)
 /// and is compared with shmring busy-spin's throughput.
 #[test]

@@ -1,7 +1,9 @@
-/*
- * shmring: inter-process channels over a lock-free shared-memory ring.
+/**
+ * \file shmring.h
+ * \brief shmring's C API: inter-process channels over a lock-free shared-memory ring.
  *
- * Link with -lshmring_c (pkg-config --cflags --libs shmring).
+ * Link with -lshmring_c (pkg-config --cflags --libs shmring). The reference is
+ * built with `make -C ffi doc` (Doxygen).
  *
  * - Every fallible function returns an int: SHMRING_OK (0), or a negative code of
  *   enum shmring_status; shmring_strerror(code) names it and
@@ -24,8 +26,14 @@
  *   used by different threads at once; a channel, event, semaphore or RPC client
  *   by several at once (but close). shmring_strerror, shmring_version and
  *   shmring_layout_version are thread-safe.
- * - Timeouts are relative, in milliseconds (uint64_t): 0 gives up as soon as the
- *   call would wait, UINT64_MAX waits without limit.
+ * - Types: each enum's constants are its values; in C before C23 its type name is
+ *   a typedef of uint32_t, in C23 and C++ the enum itself, of underlying type
+ *   uint32_t (the form this reference shows).
+ * - Blocking: a call without `try_` or `_timeout` in its name may wait (its
+ *   description says for what); `try_` calls never wait, and `_timeout` calls
+ *   wait at most their timeout. Timeouts are relative, in milliseconds
+ *   (uint64_t): 0 gives up as soon as the call would wait, UINT64_MAX waits
+ *   without limit.
  *
  * The pointer rules (every function's "Safety"):
  * - A handle argument is NULL or a live handle of this library, not closed, and
@@ -43,6 +51,18 @@
  * - A callback is NULL (refused) or a function safe to call with the context
  *   given and the arguments its type describes; it must not unwind (a C++
  *   exception) or longjmp out.
+ *
+ * Peers you do not trust (the segment is a trust boundary): every word the
+ * library reads from shared memory is validated, so a hostile peer can cost
+ * garbage payload, an error (SHMRING_E_CORRUPTED) or a denial of service, but
+ * not a wrong memory access, with one exception: a peer that can open a named
+ * segment or file (same uid, or a mode that lets it) can truncate it under your
+ * mapping, and your next access to the lost pages raises SIGBUS, which kills the
+ * process unless you handle it. The library does not prevent this. For a peer you
+ * do not trust, use sealed memfds: a connection (shmring_conn_listener_bind,
+ * shmring_connect: its rings are sealed memfds handed over the Unix socket), or
+ * shmring_channel_create_memfd (and the other _create_memfd calls) with the
+ * descriptor handed over yourself; a sealed memfd cannot shrink or grow.
  */
 
 #ifndef SHMRING_H
@@ -54,6 +74,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/// \def SHMRING_MUST_USE
+/// Marks a function whose result must not be ignored (`warn_unused_result` under
+/// GCC and Clang, nothing elsewhere): every fallible call, whose int is its error.
 #if defined(__GNUC__) || defined(__clang__)
 #define SHMRING_MUST_USE __attribute__((warn_unused_result))
 #else
@@ -685,6 +708,9 @@ uint32_t shmring_layout_version(void);
 /// Fills `*options` with the defaults (all fields zero): wait strategy
 /// spin-then-park (50 us), mode `0600`, accepted mode `0644`, no flags.
 ///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+///
 /// # Safety
 /// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_channel_options_init(struct shmring_channel_options *options);
@@ -1144,7 +1170,8 @@ SHMRING_MUST_USE int shmring_event_notify_all(const struct shmring_event *event)
 /// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_event_prepare(const struct shmring_event *event, uint32_t *out_key);
 
-/// Waits for the next notification (one made after this call starts).
+/// Waits for the next notification (one made after this call starts), as long as
+/// it takes (`shmring_event_wait_timeout` bounds it).
 ///
 /// # Returns
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.
@@ -1206,8 +1233,10 @@ int shmring_msg_sender_max_message_len(const struct shmring_msg_sender *sender,
 ///
 /// # Returns
 /// `SHMRING_OK` (committed: delivered to a receiver even if this process dies
-/// now); `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has gone: see
-/// the module docs for the 1 ms a `try_` call may take to notice);
+/// now); `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has gone; on
+/// shared memory a `try_` call asks the system whether the peer is there at most
+/// once per millisecond, so it may return `SHMRING_E_FULL` for up to 1 ms after
+/// the receiver went, where `shmring_msg_sender_send` notices at once);
 /// `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a
 /// grant outstanding on an SPSC sender); `SHMRING_E_IO` (socket transports);
 /// `SHMRING_E_INVALID_ARGUMENT` (NULL `data` with a non-zero `len`, `len` beyond
@@ -1221,7 +1250,9 @@ int shmring_msg_sender_try_send(struct shmring_msg_sender *sender,
                                 size_t len);
 
 /// As `shmring_msg_sender_try_send`, waiting for room instead of returning
-/// `SHMRING_E_FULL`.
+/// `SHMRING_E_FULL`, as long as it takes, by the endpoint's wait strategy (the
+/// `wait_strategy` option of a shared-memory endpoint; in the kernel for a
+/// socket, pipe or queue transport).
 ///
 /// # Returns
 /// As `shmring_msg_sender_try_send` but `SHMRING_E_FULL`;
@@ -1325,8 +1356,10 @@ int shmring_msg_receiver_max_message_len(const struct shmring_msg_receiver *rece
 ///
 /// # Returns
 /// `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (empty, and the
-/// sender has gone after everything it sent was received: see the module docs
-/// for the 1 ms a `try_` call may take to notice); `SHMRING_E_BUFFER_TOO_SMALL`
+/// sender has gone after everything it sent was received; on shared memory a
+/// `try_` call asks the system whether the peer is there at most once per
+/// millisecond, so it may return `SHMRING_E_EMPTY` for up to 1 ms after the
+/// sender went, where `shmring_msg_receiver_recv` notices at once); `SHMRING_E_BUFFER_TOO_SMALL`
 /// (`*out_len` is the length needed; nothing consumed on a shared-memory ring, a
 /// datagram transport may drop it: see the transport's docs);
 /// `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a read outstanding on an SPSC
@@ -1343,7 +1376,8 @@ int shmring_msg_receiver_try_recv(struct shmring_msg_receiver *receiver,
                                   size_t *out_len);
 
 /// As `shmring_msg_receiver_try_recv`, waiting for a message instead of returning
-/// `SHMRING_E_EMPTY`. A receiver whose sender has not attached yet waits for it.
+/// `SHMRING_E_EMPTY`, as long as it takes, by the endpoint's wait strategy (as
+/// `shmring_msg_sender_send`). A receiver whose sender has not attached yet waits for it.
 ///
 /// # Returns
 /// As `shmring_msg_receiver_try_recv` but `SHMRING_E_EMPTY`;

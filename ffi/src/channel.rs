@@ -159,6 +159,9 @@ pub(crate) unsafe fn builder<B: SegmentBuilder>(
 /// Fills `*options` with the defaults (all fields zero): wait strategy
 /// spin-then-park (50 us), mode `0600`, accepted mode `0644`, no flags.
 ///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `options` is NULL.
+///
 /// # Safety
 /// The pointer rules of the header (`shmring.h`, top).
 #[unsafe(no_mangle)]

@@ -374,7 +374,8 @@ pub unsafe extern "C" fn shmring_event_prepare(
     unsafe { with_event(event, body) }
 }
 
-/// Waits for the next notification (one made after this call starts).
+/// Waits for the next notification (one made after this call starts), as long as
+/// it takes (`shmring_event_wait_timeout` bounds it).
 ///
 /// # Returns
 /// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for NULL.

@@ -205,8 +205,10 @@ where
 ///
 /// # Returns
 /// `SHMRING_OK` (committed: delivered to a receiver even if this process dies
-/// now); `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has gone: see
-/// the module docs for the 1 ms a `try_` call may take to notice);
+/// now); `SHMRING_E_FULL`; `SHMRING_E_DISCONNECTED` (the receiver has gone; on
+/// shared memory a `try_` call asks the system whether the peer is there at most
+/// once per millisecond, so it may return `SHMRING_E_FULL` for up to 1 ms after
+/// the receiver went, where `shmring_msg_sender_send` notices at once);
 /// `SHMRING_E_MESSAGE_TOO_LARGE`; `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a
 /// grant outstanding on an SPSC sender); `SHMRING_E_IO` (socket transports);
 /// `SHMRING_E_INVALID_ARGUMENT` (NULL `data` with a non-zero `len`, `len` beyond
@@ -226,7 +228,9 @@ pub unsafe extern "C" fn shmring_msg_sender_try_send(
 }
 
 /// As `shmring_msg_sender_try_send`, waiting for room instead of returning
-/// `SHMRING_E_FULL`.
+/// `SHMRING_E_FULL`, as long as it takes, by the endpoint's wait strategy (the
+/// `wait_strategy` option of a shared-memory endpoint; in the kernel for a
+/// socket, pipe or queue transport).
 ///
 /// # Returns
 /// As `shmring_msg_sender_try_send` but `SHMRING_E_FULL`;
@@ -420,8 +424,10 @@ where
 ///
 /// # Returns
 /// `SHMRING_OK`; `SHMRING_E_EMPTY`; `SHMRING_E_DISCONNECTED` (empty, and the
-/// sender has gone after everything it sent was received: see the module docs
-/// for the 1 ms a `try_` call may take to notice); `SHMRING_E_BUFFER_TOO_SMALL`
+/// sender has gone after everything it sent was received; on shared memory a
+/// `try_` call asks the system whether the peer is there at most once per
+/// millisecond, so it may return `SHMRING_E_EMPTY` for up to 1 ms after the
+/// sender went, where `shmring_msg_receiver_recv` notices at once); `SHMRING_E_BUFFER_TOO_SMALL`
 /// (`*out_len` is the length needed; nothing consumed on a shared-memory ring, a
 /// datagram transport may drop it: see the transport's docs);
 /// `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a read outstanding on an SPSC
@@ -444,7 +450,8 @@ pub unsafe extern "C" fn shmring_msg_receiver_try_recv(
 }
 
 /// As `shmring_msg_receiver_try_recv`, waiting for a message instead of returning
-/// `SHMRING_E_EMPTY`. A receiver whose sender has not attached yet waits for it.
+/// `SHMRING_E_EMPTY`, as long as it takes, by the endpoint's wait strategy (as
+/// `shmring_msg_sender_send`). A receiver whose sender has not attached yet waits for it.
 ///
 /// # Returns
 /// As `shmring_msg_receiver_try_recv` but `SHMRING_E_EMPTY`;
