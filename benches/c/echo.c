@@ -17,7 +17,6 @@
  */
 #include <shmring.h>
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +54,7 @@ int shmring_bench_c_open(int ping_fd, int pong_fd, struct shmring_bench_c_ends *
 }
 
 int shmring_bench_c_echo(const struct shmring_bench_c_ends *ends, size_t size, uint64_t count,
-                         bool try_calls, _Atomic uint64_t *progress,
+                         bool try_calls, shmring_bench_progress *progress,
                          struct shmring_bench_c_failure *failure) {
     memset(failure, 0, sizeof *failure);
     if (size < 8) return SHMRING_BENCH_C_E_LENGTH;

@@ -106,6 +106,12 @@ pub enum Method {
     /// `shmring_msg_sender_try_send` until it has gone): what a C event loop that
     /// polls pays.
     CAbiTrySpin,
+    /// Round trips only: as [`Method::CAbiBusySpin`], the child's echo loop C++
+    /// through the header-only wrapper `shmring.hpp` (`shmring::receiver::recv` /
+    /// `shmring::sender::send`, `SHMRING_WAIT_BUSY_SPIN`; `cross/c_peer.rs`):
+    /// compared with [`Method::ShmringBusySpin`], the cost of the C ABI and the
+    /// wrapper.
+    CppAbiBusySpin,
     /// Two shmring channels, the default [`WaitStrategy::SpinThenPark`].
     ShmringSpinThenPark,
     /// Two shmring channels, [`WaitStrategy::Park`].
@@ -195,10 +201,11 @@ pub enum Support {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::ShmringBusySpin,
         Self::CAbiBusySpin,
         Self::CAbiTrySpin,
+        Self::CppAbiBusySpin,
         Self::ShmringSpinThenPark,
         Self::ShmringPark,
         Self::Readiness,
@@ -230,6 +237,7 @@ impl Method {
             Self::ShmringBusySpin => "busy-spin",
             Self::CAbiBusySpin => "busy-spin-c",
             Self::CAbiTrySpin => "try-spin-c",
+            Self::CppAbiBusySpin => "busy-spin-cpp",
             Self::ShmringSpinThenPark => "spin-then-park",
             Self::ShmringPark => "park",
             Self::Readiness => "readiness",
@@ -262,6 +270,7 @@ impl Method {
             Self::ShmringBusySpin => "shmring busy-spin",
             Self::CAbiBusySpin => "shmring C ABI busy-spin",
             Self::CAbiTrySpin => "shmring C ABI try_ spin",
+            Self::CppAbiBusySpin => "shmring C++ wrapper busy-spin",
             Self::ShmringSpinThenPark => "shmring spin-then-park",
             Self::ShmringPark => "shmring park",
             Self::Readiness => "shmring readiness fd",
@@ -296,6 +305,7 @@ impl Method {
             | Self::ShmringPark
             | Self::ShmringBatch => "shm, shmring",
             Self::CAbiBusySpin | Self::CAbiTrySpin => "shm, shmring C ABI",
+            Self::CppAbiBusySpin => "shm, shmring C++",
             Self::Readiness | Self::ReadinessSymmetric => "shm, shmring poll",
             Self::Kill => "shmring, death",
             Self::Rpc => "shm, shmring rpc",
@@ -334,6 +344,7 @@ impl Method {
             | Self::Fifo => Support::Yes,
             Self::CAbiBusySpin
             | Self::CAbiTrySpin
+            | Self::CppAbiBusySpin
             | Self::ShmringSpinThenPark
             | Self::ShmringPark
             | Self::Readiness
@@ -365,6 +376,7 @@ impl Method {
             Self::ShmringBusySpin
                 | Self::CAbiBusySpin
                 | Self::CAbiTrySpin
+                | Self::CppAbiBusySpin
                 | Self::ShmringSpinThenPark
                 | Self::ShmringPark
                 | Self::Readiness
@@ -1034,6 +1046,7 @@ pub fn round_trips(
         Method::ShmringBusySpin
         | Method::CAbiBusySpin
         | Method::CAbiTrySpin
+        | Method::CppAbiBusySpin
         | Method::ShmringSpinThenPark
         | Method::ShmringPark => {
             let (duplex, channels) = shm::shmring_parent(method, &mut command)?;
@@ -1354,6 +1367,7 @@ pub fn stream(
         Method::ShmringSpinThenPark
         | Method::CAbiBusySpin
         | Method::CAbiTrySpin
+        | Method::CppAbiBusySpin
         | Method::ShmringPark
         | Method::Readiness
         | Method::ReadinessSymmetric
@@ -1516,7 +1530,9 @@ fn child_main(role: &str) -> Result<()> {
         _ => None,
     };
     let c_peer = match method {
-        Method::CAbiBusySpin | Method::CAbiTrySpin if round_trip => Some(c_peer::child()?),
+        Method::CAbiBusySpin if round_trip => Some(c_peer::child(c_peer::Peer::CBlocking)?),
+        Method::CAbiTrySpin if round_trip => Some(c_peer::child(c_peer::Peer::CTry)?),
+        Method::CppAbiBusySpin if round_trip => Some(c_peer::child(c_peer::Peer::Cpp)?),
         _ => None,
     };
     // Connecting waits for the parent's accept (bounded by PATIENCE).
@@ -1531,7 +1547,7 @@ fn child_main(role: &str) -> Result<()> {
         return rpc::serve(&run, server);
     }
     if let Some(ends) = c_peer {
-        return c_peer::serve(&run, &ends, method == Method::CAbiTrySpin);
+        return c_peer::serve(&run, &ends);
     }
     if let Some(duplex) = connection {
         return run.serve(duplex);

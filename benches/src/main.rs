@@ -37,6 +37,9 @@ Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throu
                       recv / send on the message family's views, SHMRING_WAIT_BUSY_SPIN);
                       ÷ busy-spin: the C ABI's cost
   try-spin-c (r)      as busy-spin-c, the C loop spinning on try_recv / try_send instead
+  busy-spin-cpp (r)   as busy-spin-c, the echo loop in C++ through the wrapper shmring.hpp
+                      (benches/c/echo.cpp: receiver::recv / sender::send); ÷ busy-spin: the
+                      cost of the C ABI and the wrapper
   spin-then-park (r)  shmring, the default WaitStrategy::SpinThenPark
   park (r)            shmring, WaitStrategy::Park
   readiness (r)       shmring, both sides in poll on readiness_fd (arm; if Armed, poll; try);

@@ -277,6 +277,14 @@ impl Results {
                 self.headline_ratio(rtt, CAbiTrySpin, ShmringBusySpin),
             ),
             (
+                "shmring C++ wrapper busy-spin p50 / shmring busy-spin p50 (8 B round trip; a C++ echo loop, blocking calls)",
+                self.headline_ratio(rtt, CppAbiBusySpin, ShmringBusySpin),
+            ),
+            (
+                "shmring C++ wrapper busy-spin p50 / shmring busy-spin p50 (1 KiB round trip; a C++ echo loop, blocking calls)",
+                self.headline_ratio(Metric::Rtt1K, CppAbiBusySpin, ShmringBusySpin),
+            ),
+            (
                 "pipe p50 / shmring busy-spin p50 (8 B round trip)",
                 self.headline_ratio(rtt, Pipe, ShmringBusySpin),
             ),
@@ -781,6 +789,13 @@ impl Results {
              the C ABI's cost on one side of each round trip (handle and argument checks, the \
              view's dispatch, the panic guard). try-spin-c spins in C on the try_ calls instead, \
              each of which reads the clock when it finds nothing (the throttled liveness check)."
+                .to_owned(),
+            "busy-spin-cpp: the C++ wrapper. As busy-spin-c, the child's echo loop C++17 \
+             (benches/c/echo.cpp) through the header-only shmring.hpp alone: \
+             shmring::channel::open_fd, then shmring::receiver::recv and shmring::sender::send \
+             (the same blocking C calls, through the wrapper's inline classes; no exception \
+             leaves the loop), every ping checked: its ratio to busy-spin is the cost of the C \
+             ABI and the wrapper on one side of each round trip."
                 .to_owned(),
             "connection-shm, connection-socket: shmring::connection, the parent's Listener (in a \
              fresh private folder) accepting the child's connect. connection-shm: both sides \

@@ -209,11 +209,11 @@ fn the_rpc_row_is_compared_with_busy_spin() {
     std::fs::remove_dir_all(&dir).expect("remove the report folder");
 }
 
-/// The C peer's rows run (the child's echo loop in C through the C ABI, every ping
-/// checked there, every echo in the parent) and are compared with shmring
-/// busy-spin, round by round.
+/// The C and C++ peers' rows run (the child's echo loop in C through the C ABI, or
+/// in C++ through the wrapper, every ping checked there, every echo in the parent)
+/// and are compared with shmring busy-spin, round by round.
 #[test]
-fn the_c_abi_rows_are_compared_with_busy_spin() {
+fn the_c_and_cpp_rows_are_compared_with_busy_spin() {
     let _serial = serial();
     let dir = out_dir("c-abi");
     let out = run(&[
@@ -223,12 +223,16 @@ fn the_c_abi_rows_are_compared_with_busy_spin() {
         "--iterations",
         "500",
         "--only",
-        "busy-spin,busy-spin-c,try-spin-c",
+        "busy-spin,busy-spin-c,try-spin-c,busy-spin-cpp",
         "--out",
         dir.to_str().expect("a UTF-8 temp dir"),
     ]);
     for table in ["round trip, 8 B", "round trip, 1 KiB"] {
-        for name in ["shmring C ABI busy-spin", "shmring C ABI try_ spin"] {
+        for name in [
+            "shmring C ABI busy-spin",
+            "shmring C ABI try_ spin",
+            "shmring C++ wrapper busy-spin",
+        ] {
             let line = row(&out, table, name);
             assert!(line.contains('x'), "{table} / {name}: no ratio in {line:?}");
         }
@@ -237,6 +241,8 @@ fn the_c_abi_rows_are_compared_with_busy_spin() {
         "shmring C ABI busy-spin p50 / shmring busy-spin p50 (8 B round trip; a C echo loop, blocking calls): ",
         "shmring C ABI busy-spin p50 / shmring busy-spin p50 (1 KiB round trip; a C echo loop, blocking calls): ",
         "shmring C ABI try_ spin p50 / shmring busy-spin p50 (8 B round trip; a C try_ loop): ",
+        "shmring C++ wrapper busy-spin p50 / shmring busy-spin p50 (8 B round trip; a C++ echo loop, blocking calls): ",
+        "shmring C++ wrapper busy-spin p50 / shmring busy-spin p50 (1 KiB round trip; a C++ echo loop, blocking calls): ",
     ] {
         let ratio = out
             .lines()
