@@ -97,22 +97,7 @@ fn compile_snippets(relative: &str) -> (usize, Vec<String>) {
         let name = relative.replace('/', "_").replace(".md", "");
         let path = out_dir.join(format!("{name}-{}.c", snippet.line));
         std::fs::write(&path, &source).expect("write the snippet");
-        let output = Command::new("cc")
-            .args([
-                "-std=c11",
-                "-Wall",
-                "-Wextra",
-                "-Wpedantic",
-                "-Werror",
-                "-c",
-            ])
-            .arg("-I")
-            .arg(crate_dir().join("include"))
-            .arg(&path)
-            .arg("-o")
-            .arg(path.with_extension("o"))
-            .output()
-            .expect("run cc");
+        let output = compile_object("cc", "-std=c11", &path);
         if !output.status.success() {
             failures.push(format!(
                 "{relative}:{}: the C snippet does not compile ({}):\n{}",
@@ -123,6 +108,20 @@ fn compile_snippets(relative: &str) -> (usize, Vec<String>) {
         }
     }
     (snippets.len(), failures)
+}
+
+/// Compiles `source` to an object beside it with `compiler` in the language
+/// standard `std`, every warning an error, against `ffi/include`.
+fn compile_object(compiler: &str, std: &str, source: &Path) -> std::process::Output {
+    Command::new(compiler)
+        .args([std, "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-c"])
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(source.with_extension("o"))
+        .output()
+        .unwrap_or_else(|e| panic!("run {compiler}: {e}"))
 }
 
 #[test]
@@ -160,22 +159,7 @@ fn the_readme_cpp_snippets_compile() {
         let path = out_dir.join(format!("ffi_README-{}.cpp", snippet.line));
         let source = format!("#line {} \"{relative}\"\n{}", snippet.line, snippet.text);
         std::fs::write(&path, source).expect("write the snippet");
-        let output = Command::new("g++")
-            .args([
-                "-std=c++17",
-                "-Wall",
-                "-Wextra",
-                "-Wpedantic",
-                "-Werror",
-                "-c",
-            ])
-            .arg("-I")
-            .arg(crate_dir().join("include"))
-            .arg(&path)
-            .arg("-o")
-            .arg(path.with_extension("o"))
-            .output()
-            .expect("run g++");
+        let output = compile_object("g++", "-std=c++17", &path);
         assert!(
             output.status.success(),
             "{relative}:{}: the C++ snippet does not compile ({}):\n{}",
