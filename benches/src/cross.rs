@@ -24,17 +24,23 @@
 //! up on is killed and reaped; FIFOs, their folder and message-queue names are
 //! removed as soon as the child has opened them (and on every error path).
 
+mod broadcast;
 mod c_peer;
 mod connection;
+pub mod fanout;
 mod kernel;
 pub mod kill;
 mod mpmc;
 mod readiness;
 mod rpc;
+mod select;
 mod shm;
+mod tokio_rows;
 
 #[cfg(feature = "iceoryx2")]
 mod iox;
+#[cfg(feature = "iceoryx2")]
+mod iox_fanout;
 
 use std::fs::File;
 use std::hint::spin_loop;
@@ -143,10 +149,36 @@ pub enum Method {
     /// (`SocketOnly`), length-framed over its Unix stream socket: compared with
     /// [`Method::UnixStream`], the framing's cost.
     ConnectionSocket,
+    /// Round trips only: broadcast publish-subscribe ([`shmring::broadcast`]),
+    /// two topics (one each way), one subscriber each, [`Policy::Gated`](shmring::broadcast::Policy::Gated),
+    /// [`WaitStrategy::BusySpin`]: compared with [`Method::ShmringBusySpin`], what
+    /// a topic costs over a channel.
+    Broadcast,
+    /// Round trips and throughput: two shmring channels, each side on a
+    /// current-thread tokio runtime, `shmring_tokio::AsyncSender::send` and
+    /// `AsyncReceiver::recv` awaited (no spin: a receive that finds nothing arms
+    /// and parks in the reactor's `epoll_wait`) ([`tokio_rows`]): compared with
+    /// [`Method::AsyncUnixStream`].
+    AsyncPark,
+    /// Round trips only: as [`Method::AsyncPark`], each receiver spinning for the
+    /// default [`WaitStrategy::SpinThenPark`]'s time before it arms
+    /// (`AsyncReceiver::spin`); reported with the CPU time it costs.
+    AsyncSpin,
+    /// Round trips only: the parent waits in one [`shmring::Select`] over 8
+    /// channels, on one of which (a different one each time, from the message's
+    /// number) the child sends the echo; the child waits for the ping in a
+    /// `Select` over its one channel; both parked in `epoll_wait` ([`select`]).
+    Select8,
+    /// As [`Method::Select8`] with one channel: the reference of its wake-up.
+    Select1,
     /// iceoryx2 publish-subscribe, one service each way, both sides polling.
     Iceoryx2,
     /// A Unix stream socket pair.
     UnixStream,
+    /// A Unix stream socket pair, both ends tokio `UnixStream`s on a
+    /// current-thread runtime (`readable` / `try_read`, `writable` /
+    /// `try_write`), fixed 8-byte messages: [`Method::AsyncPark`]'s reference.
+    AsyncUnixStream,
     /// A Unix `SOCK_SEQPACKET` socket pair.
     SeqPacket,
     /// TCP over 127.0.0.1, `TCP_NODELAY` on both ends.
@@ -182,6 +214,10 @@ pub enum Method {
     /// (4096 `u64` slots; 16 slots of 64 KiB for bandwidth), the classic two-index
     /// design with cached indices.
     BareRing,
+    /// Not a round trip or a rate of its own table: the broadcast fan-out, one
+    /// publisher process to 1, 2 and 4 subscriber processes, gated and lossy,
+    /// spin-then-park ([`fanout`]).
+    FanOut,
     /// Not a round trip or a rate: kill → `Disconnected` latency, a receiver
     /// blocked (futex or epoll) while its peer process is SIGKILLed, with and
     /// without the watcher thread ([`kill`]).
@@ -201,7 +237,7 @@ pub enum Support {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 34] = [
         Self::ShmringBusySpin,
         Self::CAbiBusySpin,
         Self::CAbiTrySpin,
@@ -214,8 +250,14 @@ impl Method {
         Self::Rpc,
         Self::ConnectionShm,
         Self::ConnectionSocket,
+        Self::Broadcast,
+        Self::AsyncPark,
+        Self::AsyncSpin,
+        Self::Select8,
+        Self::Select1,
         Self::Iceoryx2,
         Self::UnixStream,
+        Self::AsyncUnixStream,
         Self::SeqPacket,
         Self::Tcp,
         Self::Pipe,
@@ -228,6 +270,7 @@ impl Method {
         Self::Mpmc,
         Self::CacheLine,
         Self::BareRing,
+        Self::FanOut,
         Self::Kill,
     ];
 
@@ -246,6 +289,12 @@ impl Method {
             Self::Rpc => "rpc",
             Self::ConnectionShm => "connection-shm",
             Self::ConnectionSocket => "connection-socket",
+            Self::Broadcast => "broadcast",
+            Self::AsyncPark => "async",
+            Self::AsyncSpin => "async-spin",
+            Self::Select8 => "select-8",
+            Self::Select1 => "select-1",
+            Self::AsyncUnixStream => "tokio-unix-socket",
             Self::Iceoryx2 => "iceoryx2",
             Self::UnixStream => "unix-socket",
             Self::SeqPacket => "seqpacket",
@@ -260,6 +309,7 @@ impl Method {
             Self::Mpmc => "mpmc",
             Self::CacheLine => "cache-line",
             Self::BareRing => "bare-ring",
+            Self::FanOut => "fan-out",
             Self::Kill => "kill",
         }
     }
@@ -279,6 +329,12 @@ impl Method {
             Self::Rpc => "shmring rpc busy-spin",
             Self::ConnectionShm => "shmring connection shm busy-spin",
             Self::ConnectionSocket => "shmring connection unix socket",
+            Self::Broadcast => "shmring broadcast busy-spin",
+            Self::AsyncPark => "shmring tokio, parked",
+            Self::AsyncSpin => "shmring tokio, spin 50 µs then park",
+            Self::Select8 => "shmring Select over 8 channels",
+            Self::Select1 => "shmring Select over 1 channel",
+            Self::AsyncUnixStream => "tokio UnixStream",
             Self::Iceoryx2 => "iceoryx2 pub-sub",
             Self::UnixStream => "unix stream socket",
             Self::SeqPacket => "unix SOCK_SEQPACKET",
@@ -293,6 +349,7 @@ impl Method {
             Self::Mpmc => "shmring MPMC 2x2",
             Self::CacheLine => "cache-line limit",
             Self::BareRing => "bare SPSC ring",
+            Self::FanOut => "shmring broadcast fan-out",
             Self::Kill => "kill → Disconnected",
         }
     }
@@ -311,6 +368,10 @@ impl Method {
             Self::Rpc => "shm, shmring rpc",
             Self::ConnectionShm => "shm, shmring connection",
             Self::ConnectionSocket => "kernel, shmring connection",
+            Self::Broadcast => "shm, shmring broadcast",
+            Self::AsyncPark | Self::AsyncSpin => "shm, shmring tokio",
+            Self::Select8 | Self::Select1 => "shm, shmring Select",
+            Self::AsyncUnixStream => "kernel, tokio",
             Self::Iceoryx2 => "shm, iceoryx2",
             Self::UnixStream
             | Self::SeqPacket
@@ -321,6 +382,7 @@ impl Method {
             Self::Futex | Self::EventFd => "ref: kernel wake",
             Self::Event | Self::Semaphore => "shm, shmring sync",
             Self::Mpmc => "shm, 4 processes",
+            Self::FanOut => "shm, shmring broadcast, 2-5 processes",
             Self::CacheLine | Self::BareRing => "ref: hardware",
         }
     }
@@ -357,14 +419,17 @@ impl Method {
             | Self::Rpc
             | Self::ConnectionShm
             | Self::ConnectionSocket
+            | Self::Broadcast
             | Self::CacheLine => yes(matches!(metric, Rtt8 | Rtt1K)),
+            Self::AsyncPark | Self::AsyncUnixStream => yes(matches!(metric, Rtt8 | Tput8)),
+            Self::AsyncSpin | Self::Select8 | Self::Select1 => yes(metric == Rtt8),
             Self::ShmringBatch | Self::Mpmc => yes(metric == Tput8),
             Self::BareRing => yes(matches!(metric, Tput8 | Bw64K)),
             Self::MessageQueue => match kernel::mq_limit_reason(metric.size()) {
                 None => Support::Yes,
                 Some(reason) => Support::Skipped(reason),
             },
-            Self::Kill => Support::No,
+            Self::Kill | Self::FanOut => Support::No,
         }
     }
 
@@ -382,6 +447,24 @@ impl Method {
                 | Self::Readiness
                 | Self::ReadinessSymmetric
                 | Self::ShmringBatch
+                | Self::Broadcast
+                | Self::AsyncPark
+                | Self::AsyncSpin
+                | Self::Select8
+                | Self::Select1
+        )
+    }
+
+    /// Whether the report gives the method's CPU time per round trip or
+    /// message, each side (measured for every method: [`CpuTime`]).
+    pub fn reports_cpu_time(self) -> bool {
+        matches!(
+            self,
+            Self::AsyncPark
+                | Self::AsyncSpin
+                | Self::AsyncUnixStream
+                | Self::Select8
+                | Self::Select1
         )
     }
 
@@ -499,6 +582,29 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Lets the child of `command` run on any of `cpus` (bits past `CPU_SETSIZE`
+/// ignored): a child inherits the affinity of the thread that spawns it, which
+/// is pinned to one CPU here, so an unpinned child must be given the others back.
+fn let_child_run_on(command: &mut Command, cpus: &[usize]) {
+    // SAFETY: as in `allowed_cpus`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+        // SAFETY: `cpu` is below CPU_SETSIZE (filtered).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // sched_setaffinity, a system call, on a set copied into it; it allocates
+    // nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Shared memory and inheritance
 
@@ -516,6 +622,9 @@ struct Block {
     /// Set by the child at its end: the system calls shmring counted on its
     /// thread over the run ([`shmring::system_calls_on_this_thread`]).
     child_system_calls: CachePadded<AtomicU64>,
+    /// Set by the child at its end: the CPU time its process used over the run,
+    /// in ns ([`process_cpu_ns`]).
+    child_cpu_ns: CachePadded<AtomicU64>,
     /// Cache-line limit: the parent's line.
     line_a: CachePadded<AtomicU64>,
     /// Cache-line limit: the child's line.
@@ -998,6 +1107,8 @@ pub struct RoundTripRun {
     pub child_pinned: bool,
     /// System calls per round trip, each side.
     pub system_calls: SystemCalls,
+    /// CPU time per round trip, each side.
+    pub cpu: CpuTime,
 }
 
 /// One side's way to exchange whole messages with the other, for round trips.
@@ -1059,6 +1170,22 @@ pub fn round_trips(
             let child = ChildGuard::spawn(&mut command)?;
             run.drive(duplex, child, plan)
         }
+        Method::AsyncPark | Method::AsyncSpin => {
+            let (duplex, channels) = shm::shmring_parent(method, &mut command)?;
+            let (tx, rx) = duplex.into_ends();
+            let duplex = tokio_rows::ShmringAsync::new(method, tx, rx)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            drop(channels);
+            run.drive(duplex, child, plan)
+        }
+        Method::AsyncUnixStream => {
+            let (ours, theirs) = tokio_rows::unix_pair(&mut command)?;
+            let duplex = tokio_rows::UnixAsync::new(ours)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            drop(theirs);
+            run.drive(duplex, child, plan)
+        }
+        Method::Select8 | Method::Select1 => select::round_trips(run, method, &mut command, plan),
         Method::EventFd => {
             let pair = shm::EventFdPair::parent(&mut command)?;
             let child = ChildGuard::spawn(&mut command)?;
@@ -1067,6 +1194,11 @@ pub fn round_trips(
                 child,
                 plan,
             )
+        }
+        Method::Broadcast => {
+            let duplex = broadcast::parent(&mut command)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            run.drive(duplex, child, plan)
         }
         Method::Rpc => {
             let (duplex, channels) = rpc::parent(&mut command)?;
@@ -1116,7 +1248,7 @@ pub fn round_trips(
                 Err("iceoryx2 is not in this build (build with --features iceoryx2)".into())
             }
         }
-        Method::ShmringBatch | Method::BareRing | Method::Mpmc | Method::Kill => {
+        Method::ShmringBatch | Method::BareRing | Method::Mpmc | Method::FanOut | Method::Kill => {
             Err(format!("{} does not do round trips", method.name()).into())
         }
     }
@@ -1153,6 +1285,7 @@ impl Run<'_> {
             Ok(())
         };
         let calls_before = shmring::system_calls_on_this_thread();
+        let cpu_before = process_cpu_ns();
         for _ in 0..plan.warmup {
             next(&mut duplex)?;
         }
@@ -1168,6 +1301,7 @@ impl Run<'_> {
         }
         let batch_total = start.elapsed();
         let calls = shmring::system_calls_on_this_thread() - calls_before;
+        let cpu_ns = process_cpu_ns().saturating_sub(cpu_before);
         drop(duplex);
         child.reap()?;
         Ok(RoundTripRun {
@@ -1176,6 +1310,7 @@ impl Run<'_> {
             batch_total,
             child_pinned,
             system_calls: SystemCalls::of_run(self.block.block(), calls, seq),
+            cpu: CpuTime::of_run(self.block.block(), cpu_ns, seq),
         })
     }
 
@@ -1194,9 +1329,11 @@ impl Run<'_> {
         let mut check = Check {
             size: self.size,
             next: 0,
+            end: messages,
         };
         let mut patience = Patience::new("the next message");
         let calls_before = shmring::system_calls_on_this_thread();
+        let cpu_before = process_cpu_ns();
         let mut start: Option<(Instant, u64)> = (warm == 0).then(|| (Instant::now(), 0));
         // Release: nothing to publish but the start; kept symmetric with the Acquire.
         shared.go.store(1, Ordering::Release);
@@ -1214,6 +1351,7 @@ impl Run<'_> {
         let (start, from) = start.expect("set at the warm-up's end");
         let elapsed = start.elapsed();
         let calls = shmring::system_calls_on_this_thread() - calls_before;
+        let cpu_ns = process_cpu_ns().saturating_sub(cpu_before);
         if check.next != messages {
             return Err(format!("received {} of {messages} messages", check.next).into());
         }
@@ -1224,6 +1362,7 @@ impl Run<'_> {
             messages: messages - from,
             child_pinned,
             system_calls: SystemCalls::of_run(shared, calls, messages),
+            cpu: CpuTime::of_run(shared, cpu_ns, messages),
         })
     }
 }
@@ -1243,6 +1382,8 @@ pub struct StreamRun {
     pub child_pinned: bool,
     /// System calls per message, each side.
     pub system_calls: SystemCalls,
+    /// CPU time per message, each side.
+    pub cpu: CpuTime,
 }
 
 /// The system calls shmring counted per message (throughput) or round trip, on
@@ -1269,6 +1410,45 @@ impl SystemCalls {
     }
 }
 
+/// CPU time (user and system, every thread of the process: getrusage
+/// `RUSAGE_SELF`) per message (throughput) or round trip, in ns, on each side,
+/// over the whole run (warm-up included). A side that waits parked uses little;
+/// one that spins, up to the whole wall time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTime {
+    /// The parent's process (the receiver of a throughput run).
+    pub parent: f64,
+    /// The child's process (the sender of a throughput run).
+    pub child: f64,
+}
+
+impl CpuTime {
+    /// The parent's `cpu_ns` and the child's (from the block, stored before it
+    /// exited: read after the reap) over `messages`.
+    fn of_run(block: &Block, cpu_ns: u64, messages: u64) -> Self {
+        // Acquire: pairs with the child's Release store (the reap orders it too).
+        let child = block.child_cpu_ns.load(Ordering::Acquire);
+        let n = messages.max(1) as f64;
+        Self {
+            parent: cpu_ns as f64 / n,
+            child: child as f64 / n,
+        }
+    }
+}
+
+/// The CPU time this process has used so far (user and system, all its
+/// threads), in ns; 0 if `getrusage` fails.
+fn process_cpu_ns() -> u64 {
+    // SAFETY: rusage is plain integers; all-zero is valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a live rusage the call fills.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == -1 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
+}
+
 impl StreamRun {
     /// Messages per second.
     pub fn rate(&self) -> f64 {
@@ -1281,6 +1461,9 @@ impl StreamRun {
 struct Check {
     size: usize,
     next: u64,
+    /// The number of messages of the run (a sink that waits for several at once
+    /// waits for none past it).
+    end: u64,
 }
 
 impl Check {
@@ -1343,6 +1526,21 @@ pub fn stream(
             }
         }
         Method::Mpmc => mpmc::stream(&block, size, messages),
+        Method::AsyncPark => {
+            let channel = shm::stream_channel(size)?.create()?;
+            channel.pass_to(&mut command, FD_A_VAR);
+            let sink = tokio_rows::ShmringAsyncSink::new(channel.receiver()?, size)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            drop(channel);
+            run.receive(sink, child, messages)
+        }
+        Method::AsyncUnixStream => {
+            let (ours, theirs) = tokio_rows::unix_pair(&mut command)?;
+            let sink = tokio_rows::UnixAsyncSink::new(ours, size)?;
+            let child = ChildGuard::spawn(&mut command)?;
+            drop(theirs);
+            run.receive(sink, child, messages)
+        }
         Method::BareRing => {
             let child = ChildGuard::spawn(&mut command)?;
             if size == SMALL {
@@ -1375,11 +1573,16 @@ pub fn stream(
         | Method::Futex
         | Method::EventFd
         | Method::Kill
+        | Method::FanOut
         | Method::Event
         | Method::Semaphore
         | Method::Rpc
         | Method::ConnectionShm
         | Method::ConnectionSocket
+        | Method::Broadcast
+        | Method::AsyncSpin
+        | Method::Select8
+        | Method::Select1
         | Method::CacheLine => {
             Err(format!("{} is measured in round trips only", method.name()).into())
         }
@@ -1411,6 +1614,23 @@ pub fn run_child_if_requested() {
     std::process::exit(code);
 }
 
+/// The child's counts at the start of its run: shmring's system calls on this
+/// thread and the process's CPU time.
+#[derive(Clone, Copy)]
+struct Costs {
+    calls: u64,
+    cpu_ns: u64,
+}
+
+impl Costs {
+    fn now() -> Self {
+        Self {
+            calls: shmring::system_calls_on_this_thread(),
+            cpu_ns: process_cpu_ns(),
+        }
+    }
+}
+
 /// What the child knows about its run.
 struct ChildRun<'a> {
     block: &'a Block,
@@ -1431,7 +1651,7 @@ impl ChildRun<'_> {
     /// Echoes `count` messages, checking that they arrive in sequence.
     fn serve<D: Duplex>(&self, mut duplex: D) -> Result<()> {
         self.ready();
-        let calls_before = shmring::system_calls_on_this_thread();
+        let before = Costs::now();
         let mut buf = vec![0u8; self.size];
         for seq in 1..=self.count {
             duplex.recv(&mut buf)?;
@@ -1439,18 +1659,21 @@ impl ChildRun<'_> {
             duplex.send(&buf)?;
             progress(seq);
         }
-        self.system_calls_since(calls_before);
+        self.costs_since(before);
         Ok(())
     }
 
-    /// Stores the system calls counted on this thread since `before`, for the
-    /// parent to read after the reap.
-    fn system_calls_since(&self, before: u64) {
-        let calls = shmring::system_calls_on_this_thread() - before;
-        // Release: pairs with the parent's Acquire load in `SystemCalls::of_run`.
+    /// Stores the system calls counted on this thread and the CPU time this
+    /// process used since `before`, for the parent to read after the reap.
+    fn costs_since(&self, before: Costs) {
+        let calls = shmring::system_calls_on_this_thread() - before.calls;
+        let cpu_ns = process_cpu_ns().saturating_sub(before.cpu_ns);
+        // Release: pairs with the parent's Acquire loads in `SystemCalls::of_run`
+        // and `CpuTime::of_run`.
         self.block
             .child_system_calls
             .store(calls, Ordering::Release);
+        self.block.child_cpu_ns.store(cpu_ns, Ordering::Release);
     }
 
     /// Says ready, waits for go, sends `count` messages.
@@ -1462,7 +1685,7 @@ impl ChildRun<'_> {
             spin_loop();
         }
         let mut patience = Patience::new("room to send");
-        let calls_before = shmring::system_calls_on_this_thread();
+        let before = Costs::now();
         let mut stamp = Stamp::new(self.size);
         let mut next = 0;
         while next < self.count {
@@ -1476,7 +1699,7 @@ impl ChildRun<'_> {
                 patience.reset();
             }
         }
-        self.system_calls_since(calls_before);
+        self.costs_since(before);
         Ok(())
     }
 }
@@ -1507,14 +1730,18 @@ fn child_main(role: &str) -> Result<()> {
     // shmring's `from_env` changes the environment: open the channels before the
     // watchdog thread starts.
     let shmring = match method {
-        Method::ShmringBusySpin | Method::ShmringSpinThenPark | Method::ShmringPark
+        Method::ShmringBusySpin
+        | Method::ShmringSpinThenPark
+        | Method::ShmringPark
+        | Method::AsyncPark
+        | Method::AsyncSpin
             if round_trip =>
         {
             Some(shm::ShmringEnds::Duplex(Box::new(shm::shmring_child(
                 method,
             )?)))
         }
-        Method::ShmringBusySpin | Method::ShmringBatch if !round_trip => Some(
+        Method::ShmringBusySpin | Method::ShmringBatch | Method::AsyncPark if !round_trip => Some(
             shm::ShmringEnds::Sender(Box::new(shm::stream_child_sender(size)?)),
         ),
         _ => None,
@@ -1523,6 +1750,14 @@ fn child_main(role: &str) -> Result<()> {
         Method::Readiness | Method::ReadinessSymmetric if round_trip => {
             Some(readiness::child(method)?)
         }
+        _ => None,
+    };
+    let broadcast = match method {
+        Method::Broadcast if round_trip => Some(broadcast::child()?),
+        _ => None,
+    };
+    let select_ends = match method {
+        Method::Select8 | Method::Select1 if round_trip => Some(select::child_ends(method)?),
         _ => None,
     };
     let rpc_server = match method {
@@ -1555,7 +1790,20 @@ fn child_main(role: &str) -> Result<()> {
     if let Some(duplex) = readiness {
         return run.serve(duplex);
     }
+    if let Some(duplex) = broadcast {
+        return run.serve(duplex);
+    }
+    if let Some(ends) = select_ends {
+        return select::serve(&run, ends);
+    }
     match (method, shmring) {
+        (Method::AsyncPark | Method::AsyncSpin, Some(shm::ShmringEnds::Duplex(duplex))) => {
+            let (tx, rx) = duplex.into_ends();
+            run.serve(tokio_rows::ShmringAsync::new(method, tx, rx)?)
+        }
+        (Method::AsyncPark, Some(shm::ShmringEnds::Sender(tx))) => {
+            run.send_all(tokio_rows::ShmringAsyncSource::new(*tx)?)
+        }
         (_, Some(shm::ShmringEnds::Duplex(duplex))) => run.serve(*duplex),
         (Method::ShmringBatch, Some(shm::ShmringEnds::Sender(tx))) => {
             run.send_all(shm::ShmringBatchSource(*tx))
@@ -1572,6 +1820,7 @@ fn child_main(role: &str) -> Result<()> {
             run.serve(shm::SyncDuplex::new(&shared, size, false, pair)?)
         }
         (Method::Mpmc, None) if !round_trip => mpmc::child(&run),
+        (Method::FanOut, None) if !round_trip => fanout::child(&run),
         (Method::BareRing, None) if !round_trip => {
             if size == SMALL {
                 run.send_all(shm::BareSource(crate::shared_bare::Sender::new(
@@ -1595,6 +1844,14 @@ fn child_main(role: &str) -> Result<()> {
                 run.serve(conn)
             } else {
                 run.send_all(kernel::KernelSource(conn))
+            }
+        }
+        (Method::AsyncUnixStream, None) => {
+            let fd = inherited(FD_A_VAR)?;
+            if round_trip {
+                run.serve(tokio_rows::UnixAsync::new(fd)?)
+            } else {
+                run.send_all(tokio_rows::UnixAsyncSource::new(fd)?)
             }
         }
         #[cfg(feature = "iceoryx2")]

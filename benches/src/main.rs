@@ -7,7 +7,9 @@
 //! FIFOs, POSIX message queues) and two references (the cache-line limit and a
 //! raw futex ping-pong): round trips of 8 bytes and 1 KiB (p50, p99, p99.9, max),
 //! one-way throughput of 8-byte messages (shmring message by message and in
-//! batches against a bare ring) and bandwidth with 64 KiB messages. Methods
+//! batches against a bare ring) and bandwidth with 64 KiB messages; shmring on
+//! tokio (`shmring_tokio`, parked and spinning) against tokio's `UnixStream`, and
+//! a `shmring::Select` over 8 channels against one over 1. Methods
 //! alternate in rounds (A B C … A B C …); the report gives each figure's median
 //! over the rounds, its range, and its ratio to shmring busy-spin and to the
 //! physical limit measured in the same round. It prints a table (or `--json`) and
@@ -27,11 +29,11 @@ use clap::Parser;
 use shmring_benches::CONTENDERS;
 use shmring_benches::cross::{self, Method, Metric, Plan, Support};
 
-use report::{Figure, KillSeries, Machine, Results, Series, Settings, median, range};
+use report::{FanOutSeries, Figure, KillSeries, Machine, Results, Series, Settings, median, range};
 
 const METHODS_HELP: &str = "\
 Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throughput of
-8-byte messages, b = bandwidth with 64 KiB messages, k = kill → Disconnected):
+8-byte messages, b = bandwidth with 64 KiB messages, f = fan-out, k = kill → Disconnected):
   busy-spin (r t b)   shmring, WaitStrategy::BusySpin; throughput: try_send / try_recv
   busy-spin-c (r)     as busy-spin, the child's echo loop in C through the C ABI (benches/c/echo.c:
                       recv / send on the message family's views, SHMRING_WAIT_BUSY_SPIN);
@@ -49,6 +51,17 @@ Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throu
   rpc (r)             shmring::rpc, RpcClient::call / RpcServer::serve_one, busy-spin
   connection-shm (r)  shmring::connection upgraded to shared memory, busy-spin
   connection-socket (r) shmring::connection over its Unix socket (shared memory forbidden)
+  broadcast (r)       shmring::broadcast publish-subscribe, two topics (one each way), one
+                      subscriber each, Policy::Gated, busy-spin; ÷ busy-spin: a topic's cost
+  async (r t)         shmring_tokio AsyncSender / AsyncReceiver on a current-thread tokio runtime
+                      each side, parked (no spin: arm, then epoll_wait in the reactor); round
+                      trips 8 B only; ÷ tokio-unix-socket; CPU time per message reported
+  async-spin (r)      as async, each receiver spinning 50 µs (AsyncReceiver::spin) before it arms
+  tokio-unix-socket (r t) tokio UnixStream both sides (readable/try_read, writable/try_write)
+  select-8 (r)        the parent waits in one shmring::Select over 8 channels, the child echoes
+                      on one picked by the message's number; the child waits in a Select over
+                      its one channel; both parked in epoll; 8 B
+  select-1 (r)        as select-8 over 1 channel: select-8's reference
   iceoryx2 (r)        iceoryx2 publish-subscribe (build with --features iceoryx2)
   unix-socket (r t b) Unix stream socket pair
   seqpacket (r t b)   Unix SOCK_SEQPACKET socket pair
@@ -61,6 +74,10 @@ Methods for --only (what each measures: r = round trips 8 B and 1 KiB, t = throu
   cache-line (r)      reference: the physical limit, one cache line each way
   mpmc (t)            shmring MPMC channel: 2 producer, 2 consumer processes
   bare-ring (t b)     reference: a bare SPSC ring in shared memory
+  fan-out (f)         shmring::broadcast, one publisher process to 1, 2 and 4 subscriber
+                      processes, gated and lossy, 8-byte messages in batches, spin-then-park:
+                      publisher's and each subscriber's rate, each one's loss; a tenth of
+                      --messages a run, at most 3 rounds
   kill (k)            a peer SIGKILLed while the receiver is parked (futex) or armed (epoll):
                       SPSC, MPMC, connection; watcher thread off (before) and on (after)
 With --in-process, --only takes parts of contender names and runs each alone.";
@@ -276,6 +293,14 @@ fn cross_process(cli: &Cli) -> Result<bool, Box<dyn Error>> {
             eprintln!();
         }
     }
+    let fan_out_messages = (messages_shm / 10).max(10_000);
+    let fan_out_rounds = rounds.min(3);
+    let fan_out_ran = methods.contains(&Method::FanOut);
+    let (fan_out, fan_out_failed) = if fan_out_ran {
+        fan_out_rows(fan_out_messages, fan_out_rounds, child_cpu, &cpus)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let (kill, kill_failed) = if methods.contains(&Method::Kill) {
         let trials = cli
             .kill_trials
@@ -302,6 +327,9 @@ fn cross_process(cli: &Cli) -> Result<bool, Box<dyn Error>> {
         series,
         kill,
         kill_failed,
+        fan_out,
+        fan_out_failed,
+        fan_out_ran,
         skipped,
         failed,
         machine: machine(
@@ -326,6 +354,8 @@ fn cross_process(cli: &Cli) -> Result<bool, Box<dyn Error>> {
             } else {
                 Vec::new()
             },
+            fan_out_messages,
+            fan_out_rounds,
         },
         started_unix,
         wall_seconds: wall.elapsed().as_secs_f64(),
@@ -365,7 +395,48 @@ fn cross_process(cli: &Cli) -> Result<bool, Box<dyn Error>> {
     if let Err(e) = plotted {
         eprintln!("shmring-benches: the plot failed: {e}");
     }
-    Ok(results.failed.is_empty() && results.kill_failed.is_empty())
+    Ok(results.failed.is_empty()
+        && results.kill_failed.is_empty()
+        && results.fan_out_failed.is_empty())
+}
+
+/// The broadcast fan-out rows: each row once a round, `messages` a run.
+fn fan_out_rows(
+    messages: u64,
+    rounds: usize,
+    child_cpu: Option<usize>,
+    cpus: &[usize],
+) -> (Vec<FanOutSeries>, Vec<(cross::fanout::Row, String)>) {
+    use cross::fanout::{Row, run};
+    let mut series: Vec<FanOutSeries> = Row::all()
+        .into_iter()
+        .map(|row| FanOutSeries {
+            row,
+            runs: Vec::new(),
+        })
+        .collect();
+    let mut failed: Vec<(Row, String)> = Vec::new();
+    for round in 1..=rounds {
+        eprint!("round {round}/{rounds} · broadcast fan-out ({messages} messages a run):");
+        for f in &mut series {
+            if failed.iter().any(|(r, _)| *r == f.row) {
+                continue;
+            }
+            match run(f.row, messages, child_cpu, cpus) {
+                Ok(run) => {
+                    eprint!(" {} {:.1}M/s", f.row.key(), run.publisher_rate() / 1e6);
+                    f.runs.push(run);
+                }
+                Err(e) => {
+                    eprint!(" {} FAILED", f.row.key());
+                    failed.push((f.row, e.to_string()));
+                }
+            }
+        }
+        eprintln!();
+    }
+    series.retain(|f| !f.runs.is_empty() && !failed.iter().any(|(r, _)| *r == f.row));
+    (series, failed)
 }
 
 /// The kill → `Disconnected` rows: `trials` per row, spread over `rounds`
@@ -433,6 +504,8 @@ fn measure(
         series.push(Figure::Mean, run.batch_mean_ns);
         series.push(Figure::CallsParent, run.system_calls.parent);
         series.push(Figure::CallsChild, run.system_calls.child);
+        series.push(Figure::CpuParent, run.cpu.parent);
+        series.push(Figure::CpuChild, run.cpu.child);
         if let Some(pooled) = &mut series.pooled {
             pooled.add(h)?;
         }
@@ -440,12 +513,14 @@ fn measure(
     } else {
         let messages = match (metric, method.scope()) {
             (Metric::Bw64K, _) => bw_messages,
-            (_, "kernel") => messages_kernel,
+            (_, scope) if scope.starts_with("kernel") => messages_kernel,
             _ => messages_shm,
         };
         let run = cross::stream(method, metric.size(), messages, child_cpu)?;
         series.push(Figure::CallsParent, run.system_calls.parent);
         series.push(Figure::CallsChild, run.system_calls.child);
+        series.push(Figure::CpuParent, run.cpu.parent);
+        series.push(Figure::CpuChild, run.cpu.child);
         let rate = run.rate();
         Ok(if metric == Metric::Tput8 {
             series.push(Figure::Rate, rate);

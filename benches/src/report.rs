@@ -6,6 +6,7 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use shmring_benches::cross::fanout::{self, FanOutRun};
 use shmring_benches::cross::kill::{Kind, Row, Wait};
 use shmring_benches::cross::{Method, Metric};
 
@@ -29,6 +30,11 @@ pub enum Figure {
     CallsParent,
     /// The same on the child's thread (the sender of a throughput run).
     CallsChild,
+    /// CPU time of the parent's process per round trip or message, ns (the
+    /// receiver of a throughput run).
+    CpuParent,
+    /// The same of the child's process (the sender of a throughput run).
+    CpuChild,
 }
 
 impl Figure {
@@ -45,6 +51,8 @@ impl Figure {
             Self::Rate => "rate",
             Self::CallsParent => "syscalls_parent",
             Self::CallsChild => "syscalls_child",
+            Self::CpuParent => "cpu_parent",
+            Self::CpuChild => "cpu_child",
         }
     }
 }
@@ -73,12 +81,18 @@ impl Series {
         } else {
             &[]
         };
+        let cpu: &[Figure] = if method.reports_cpu_time() {
+            &[Figure::CpuParent, Figure::CpuChild]
+        } else {
+            &[]
+        };
         Self {
             method,
             metric,
             rounds: figures
                 .iter()
                 .chain(calls)
+                .chain(cpu)
                 .map(|&f| (f, Vec::new()))
                 .collect(),
             pooled: metric
@@ -162,6 +176,10 @@ pub struct Settings {
     pub only: Vec<String>,
     /// Cargo features of this build.
     pub features: Vec<String>,
+    /// Messages per broadcast fan-out run.
+    pub fan_out_messages: u64,
+    /// Rounds of the fan-out (at most 3: it runs short).
+    pub fan_out_rounds: usize,
 }
 
 /// The kill → `Disconnected` trials of one row, every round's together.
@@ -189,6 +207,76 @@ impl KillSeries {
     }
 }
 
+/// The broadcast fan-out runs of one row, round by round.
+#[derive(Debug)]
+pub struct FanOutSeries {
+    pub row: fanout::Row,
+    /// Each round's run.
+    pub runs: Vec<FanOutRun>,
+}
+
+impl FanOutSeries {
+    /// The publisher's rates, msg/s, round by round.
+    pub fn publisher_rates(&self) -> Vec<f64> {
+        self.runs.iter().map(FanOutRun::publisher_rate).collect()
+    }
+
+    /// Subscriber `i`'s rates, msg/s, round by round.
+    pub fn subscriber_rates(&self, i: usize) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|r| Some(r.subscribers.get(i)?.rate()))
+            .collect()
+    }
+
+    /// Subscriber `i`'s losses (messages missed), round by round.
+    pub fn subscriber_missed(&self, i: usize) -> Vec<u64> {
+        self.runs
+            .iter()
+            .filter_map(|r| Some(r.subscribers.get(i)?.missed))
+            .collect()
+    }
+
+    /// Where the processes of the last round ran.
+    pub fn placement(&self, machine: &Machine) -> String {
+        let Some(run) = self.runs.last() else {
+            return String::new();
+        };
+        let cpu = |c: Option<usize>| c.map_or("?".to_owned(), |c| c.to_string());
+        let publisher = match machine.parent_cpu {
+            Some(c) => format!("publisher CPU {c} (pinned)"),
+            None => format!(
+                "publisher unpinned (last on CPU {})",
+                cpu(run.publisher_cpu)
+            ),
+        };
+        let last = run
+            .subscribers
+            .iter()
+            .map(|s| cpu(s.last_cpu))
+            .collect::<Vec<_>>()
+            .join("/");
+        let subscribers = if run.subscribers.iter().all(|s| s.pinned) {
+            format!("subscriber CPU {last} (pinned)")
+        } else {
+            let mut allowed: Vec<usize> = run
+                .subscribers
+                .iter()
+                .flat_map(|s| s.allowed.iter().copied())
+                .collect();
+            allowed.sort_unstable();
+            allowed.dedup();
+            let allowed = allowed
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            format!("subscribers unpinned (allowed CPUs {allowed}; last on {last})")
+        };
+        format!("{publisher}; {subscribers}")
+    }
+}
+
 /// Everything a run produced.
 #[derive(Debug)]
 pub struct Results {
@@ -197,6 +285,13 @@ pub struct Results {
     pub kill: Vec<KillSeries>,
     /// (row, error): kill rows that failed (dropped from later rounds).
     pub kill_failed: Vec<(Row, String)>,
+    /// The broadcast fan-out, one per row measured.
+    pub fan_out: Vec<FanOutSeries>,
+    /// (row, error): fan-out rows that failed (dropped from later rounds).
+    pub fan_out_failed: Vec<(fanout::Row, String)>,
+    /// Whether the fan-out was asked for (its iceoryx2 rows are then reported as
+    /// not measured).
+    pub fan_out_ran: bool,
     /// (method, metric, reason): not measured here.
     pub skipped: Vec<(Method, Metric, String)>,
     /// (method, metric, error): a run failed; the method was dropped from the
@@ -301,6 +396,14 @@ impl Results {
                 self.headline_ratio(rtt, ShmringBusySpin, Iceoryx2),
             ),
             (
+                "shmring broadcast busy-spin p50 / shmring busy-spin p50 (8 B round trip; one subscriber, gated)",
+                self.headline_ratio(rtt, Broadcast, ShmringBusySpin),
+            ),
+            (
+                "shmring broadcast busy-spin p50 / iceoryx2 p50 (8 B round trip; both publish-subscribe)",
+                self.headline_ratio(rtt, Broadcast, Iceoryx2),
+            ),
+            (
                 "shmring event p50 / futex ping-pong p50 (8 B round trip)",
                 self.headline_ratio(rtt, Event, Futex),
             ),
@@ -348,6 +451,34 @@ impl Results {
                 "eventfd ping-pong p50 / futex ping-pong p50 (8 B round trip)",
                 self.headline_ratio(rtt, EventFd, Futex),
             ),
+            (
+                "shmring tokio, parked p50 / tokio UnixStream p50 (8 B round trip, both async)",
+                self.headline_ratio(rtt, AsyncPark, AsyncUnixStream),
+            ),
+            (
+                "shmring tokio, spin 50 µs then park p50 / tokio UnixStream p50 (8 B round trip)",
+                self.headline_ratio(rtt, AsyncSpin, AsyncUnixStream),
+            ),
+            (
+                "shmring tokio, parked p50 / shmring park p50 (8 B round trip; async over blocking)",
+                self.headline_ratio(rtt, AsyncPark, ShmringPark),
+            ),
+            (
+                "tokio UnixStream p50 / unix stream socket p50 (8 B round trip; async over blocking)",
+                self.headline_ratio(rtt, AsyncUnixStream, UnixStream),
+            ),
+            (
+                "shmring tokio, parked throughput / tokio UnixStream throughput (8 B, both async)",
+                self.headline_ratio(Metric::Tput8, AsyncPark, AsyncUnixStream),
+            ),
+            (
+                "shmring Select over 8 channels p50 / over 1 channel p50 (8 B round trip)",
+                self.headline_ratio(rtt, Select8, Select1),
+            ),
+            (
+                "shmring Select over 1 channel p50 / shmring tokio, parked p50 (8 B round trip)",
+                self.headline_ratio(rtt, Select1, AsyncPark),
+            ),
         ]
     }
 
@@ -361,6 +492,10 @@ impl Results {
             (Metric::Rtt1K, Readiness, EventFd, true, 1.1),
             (Metric::Rtt8, Pipe, ShmringBusySpin, false, 25.0),
             (Metric::Tput8, ShmringBusySpin, BareRing, false, 1.0),
+            (Metric::Rtt8, Broadcast, ShmringBusySpin, true, 1.1),
+            (Metric::Rtt8, Broadcast, Iceoryx2, true, 0.35),
+            (Metric::Rtt8, AsyncPark, AsyncUnixStream, true, 1.0),
+            (Metric::Tput8, AsyncPark, AsyncUnixStream, false, 5.0),
         ];
         list.into_iter()
             .filter_map(|(metric, a, b, at_most, target)| {
@@ -531,10 +666,84 @@ impl Results {
                 rows,
             });
         }
+        if let Some(table) = self.fan_out_table() {
+            tables.push(table);
+        }
         if let Some(table) = self.kill_table() {
             tables.push(table);
         }
         tables
+    }
+
+    /// The broadcast fan-out table, if it ran.
+    fn fan_out_table(&self) -> Option<Table> {
+        if !self.fan_out_ran {
+            return None;
+        }
+        let mut rows = Vec::new();
+        let joined = |v: Vec<String>| v.join(" / ");
+        for f in &self.fan_out {
+            let n = f.row.subscribers;
+            let publisher = f.publisher_rates();
+            let (lo, hi) = range(&publisher);
+            let mut row = vec![
+                f.row.peer_name().to_owned(),
+                f.row.policy_name().to_owned(),
+                n.to_string(),
+                "M msg/s".to_owned(),
+            ];
+            row.push(fmt_rate(Metric::Tput8, median(&publisher)));
+            row.push(format!(
+                "{}..{}",
+                fmt_rate(Metric::Tput8, lo),
+                fmt_rate(Metric::Tput8, hi)
+            ));
+            row.push(joined(
+                (0..n)
+                    .map(|i| fmt_rate(Metric::Tput8, median(&f.subscriber_rates(i))))
+                    .collect(),
+            ));
+            row.push(joined(
+                (0..n)
+                    .map(|i| median_u64(&f.subscriber_missed(i)).to_string())
+                    .collect(),
+            ));
+            row.push(f.placement(&self.machine));
+            rows.push(row);
+        }
+        for (row, _) in &self.fan_out_failed {
+            rows.push(vec![
+                row.peer_name().to_owned(),
+                row.policy_name().to_owned(),
+                row.subscribers.to_string(),
+                String::new(),
+                "(FAILED: see below)".to_owned(),
+            ]);
+        }
+        if !cfg!(feature = "iceoryx2") {
+            rows.push(vec![
+                Method::Iceoryx2.name().to_owned(),
+                String::new(),
+                "1, 2, 4".to_owned(),
+                String::new(),
+                "(not measured: see below)".to_owned(),
+            ]);
+        }
+        Some(Table {
+            title: "broadcast fan-out, 8 B messages (spin-then-park)".to_owned(),
+            header: vec![
+                "method",
+                "policy",
+                "subscribers",
+                "unit",
+                "publisher",
+                "publisher range",
+                "each subscriber",
+                "each one's loss",
+                "where",
+            ],
+            rows,
+        })
     }
 
     /// The kill → `Disconnected` table, if any row ran.
@@ -781,7 +990,16 @@ impl Results {
              client's locks, a new Vec per request and per response). Neither side sets a \
              deadline, as for busy-spin."
                 .to_owned(),
-            "busy-spin-c, try-spin-c: the C ABI. The parent's side is shmring busy-spin's, the \
+"broadcast: shmring::broadcast publish-subscribe as a round trip, two named topics \
+             (one each way, 4 KiB data regions) created by the parent, one subscriber each, \
+             Policy::Gated (with one message in flight the gate never closes), \
+             WaitStrategy::BusySpin on both sides, Publisher::send and Subscriber::recv, every \
+             echo checked: its ratio to busy-spin is what a topic costs over a channel (the \
+             subscriber table, the gate, reading through atomic word loads, the lap checks); \
+             its ratio to iceoryx2 (publish-subscribe too, both sides polling) needs the \
+             iceoryx2 feature."
+                .to_owned(),
+                        "busy-spin-c, try-spin-c: the C ABI. The parent's side is shmring busy-spin's, the \
              child's echo loop is C (benches/c/echo.c) through shmring.h alone: it opens the two \
              channels with shmring_channel_open_fd (SHMRING_WAIT_BUSY_SPIN) and checks every ping. \
              busy-spin-c makes the calls the Rust child makes (shmring_msg_receiver_recv, \
@@ -817,6 +1035,60 @@ impl Results {
              and waits in poll on the other's, then reads it (the same poll-then-read shape as an \
              event loop; both poll with a 100 ms timeout to notice a peer that hangs)."
                 .to_owned(),
+            "async, async-spin, tokio-unix-socket: each side on a current-thread tokio runtime \
+             (I/O driver only: no worker thread, everything on the pinned main thread), each \
+             round trip's send and receive (or each throughput call's up to 256 messages) awaited \
+             in one block_on. async: two memfd channels passed with their doorbells, \
+             shmring_tokio's AsyncSender::send and AsyncReceiver::recv, no spin (a receive that \
+             finds nothing arms, with the builder's default fences, and waits in the reactor's \
+             epoll_wait); throughput: one channel of 64 KiB, every message awaited one by one on \
+             both sides. async-spin: as async, each receiver spinning 50 µs (the default \
+             spin-then-park's) before it arms (AsyncReceiver::spin). tokio-unix-socket, their \
+             reference: a Unix stream socket pair, tokio UnixStream on both sides (writable and \
+             try_write until the 8 bytes went, readable and try_read until they came; \
+             throughput: one write per message, reads of up to 64 KiB split as for the kernel \
+             streams). Their CPU time is each process's user + system time over the run \
+             (getrusage), divided by its round trips or messages."
+                .to_owned(),
+            "select-8, select-1: the parent waits in one shmring::Select over 8 (or 1) memfd \
+             channels from the child, takes the echo from the one the Select says is ready and \
+             checks it is the one the message's number picks (a multiplicative hash: a \
+             different lane each time, in no fixed order); the child waits for the ping in a \
+             Select over its one channel, then echoes on that lane. Both parked in epoll_wait \
+             each time; a wait arms only the channels whose arming was spent (reported ready), \
+             with the builder's default fences. select-8 / select-1 is what watching 7 more \
+             channels costs a wake-up."
+                .to_owned(),
+            format!(
+                "broadcast fan-out: one publisher process (the parent) to 1, 2 and 4 subscriber \
+                 processes through one memfd topic ({} KiB of data region), gated and lossy, \
+                 {} messages of 8 bytes a run published {} at a time (Publisher::try_send_batch; \
+                 a gated publisher that finds no room waits with send_batch_deadline), {} \
+                 round(s). Every process waits with the default WaitStrategy::SpinThenPark: on \
+                 this machine three or more processes cannot all spin. Placement (\"where\", the \
+                 last round): the publisher stays on the comparison's CPU; a single subscriber \
+                 is pinned to the other CPU; two or four are not pinned, and each reports the \
+                 CPU it ended on. The publisher's rate runs from the go to its last batch; each \
+                 subscriber's from the go, as it saw it, to its last message (messages received \
+                 over that time). Each subscriber checks every message (the number due, in \
+                 order, none twice; a lossy one's gaps exactly the missed counts of its Lagged \
+                 errors) and sums what it received and missed; the parent checks that received \
+                 + missed is every message published, the sums add up, and a gated topic lost \
+                 nothing (its cut-off bound is {:?}, so a subscriber the scheduler holds off is \
+                 waited for). \"each one's loss\": messages a lossy subscriber missed, median \
+                 of rounds. Report only: no target on this machine. iceoryx2 publish-subscribe \
+                 beside it (cargo feature iceoryx2): one service of u64 samples, a buffer of \
+                 4096 samples per subscriber, no history; gated = no safe overflow and the \
+                 publisher's backpressure RetryUntilDelivered, lossy = safe overflow; sample \
+                 by sample (send_copy: iceoryx2 has no batch); its subscribers poll receive, \
+                 yielding the CPU (sched_yield) when nothing is there; a loss is a gap in the \
+                 numbers (iceoryx2 does not count them), an error when gated.",
+                fanout::CAPACITY / 1024,
+                s.fan_out_messages,
+                fanout::BATCH,
+                s.fan_out_rounds,
+                shmring_benches::cross::PATIENCE
+            ),
             "kill → Disconnected: for each row and round, a measuring child (with \
              SHMRING_NO_WATCHER=1 in its environment for \"watcher off (before)\": a parked call \
              then learns of a death from its own 25 ms liveness probe) runs its trials one after \
@@ -891,6 +1163,34 @@ impl Results {
             }
             out.push('\n');
         }
+        let timed: Vec<&Series> = self
+            .series
+            .iter()
+            .filter(|s| !s.values(Figure::CpuParent).is_empty())
+            .collect();
+        if !timed.is_empty() {
+            heading(
+                &mut out,
+                "CPU time of each side's process (getrusage RUSAGE_SELF, user + system) per round \
+                 trip or message, median of rounds (warm-up included):",
+            );
+            for s in timed {
+                let (parent, child) = if s.metric.is_round_trip() {
+                    ("parent", "child")
+                } else {
+                    ("receiver", "sender")
+                };
+                let _ = writeln!(
+                    out,
+                    "{bullet}{} / {}: {parent} {} µs, {child} {} µs",
+                    s.method.name(),
+                    s.metric.title(),
+                    fmt_us(median(s.values(Figure::CpuParent))),
+                    fmt_us(median(s.values(Figure::CpuChild))),
+                );
+            }
+            out.push('\n');
+        }
         let kill_targets = self.kill_targets();
         if !kill_targets.is_empty() {
             heading(
@@ -921,7 +1221,11 @@ impl Results {
             }
             out.push('\n');
         }
-        if !self.skipped.is_empty() || !self.failed.is_empty() || !self.kill_failed.is_empty() {
+        if !self.skipped.is_empty()
+            || !self.failed.is_empty()
+            || !self.kill_failed.is_empty()
+            || (self.fan_out_ran && !cfg!(feature = "iceoryx2"))
+        {
             heading(&mut out, "Not measured:");
             for (method, metric, reason) in &self.skipped {
                 let _ = writeln!(
@@ -945,6 +1249,21 @@ impl Results {
                     "{bullet}kill → Disconnected / {}, watcher {}: FAILED: {error}",
                     row.name(),
                     watcher_label(row.watcher)
+                );
+            }
+            for (row, error) in &self.fan_out_failed {
+                let _ = writeln!(
+                    out,
+                    "{bullet}{} / {}: FAILED: {error}",
+                    Method::FanOut.name(),
+                    row.key()
+                );
+            }
+            if self.fan_out_ran && !cfg!(feature = "iceoryx2") {
+                let _ = writeln!(
+                    out,
+                    "{bullet}iceoryx2 pub-sub / broadcast fan-out (1, 2, 4 subscribers): not \
+                     in this build (cargo feature `iceoryx2`)"
                 );
             }
             out.push('\n');
@@ -1059,6 +1378,7 @@ struct JsonReport<'a> {
     records: Vec<JsonRecord>,
     key_ratios: Vec<JsonRatio>,
     kill: Vec<JsonKill>,
+    fan_out: Vec<JsonFanOut>,
     skipped: Vec<JsonSkip>,
     failed: Vec<JsonSkip>,
 }
@@ -1095,6 +1415,24 @@ struct JsonKill {
     round_p50_ns: Vec<f64>,
     peer_rss_kib: u64,
     p99_vs_connection: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonFanOut {
+    row: String,
+    peer: &'static str,
+    policy: &'static str,
+    subscribers: usize,
+    messages_per_run: u64,
+    /// The publisher's rate, msg/s: median, then round by round.
+    publisher_msg_per_s: f64,
+    publisher_rounds: Vec<f64>,
+    /// Each subscriber's rate, msg/s: medians, then round by round.
+    subscriber_msg_per_s: Vec<f64>,
+    subscriber_rounds: Vec<Vec<f64>>,
+    /// Each subscriber's messages missed, round by round.
+    subscriber_missed: Vec<Vec<u64>>,
+    placement: String,
 }
 
 #[derive(Serialize)]
@@ -1197,8 +1535,39 @@ impl Results {
                         .map(|r| k.quantile(0.99) / r.quantile(0.99)),
                 })
                 .collect(),
+            fan_out: self
+                .fan_out
+                .iter()
+                .map(|f| {
+                    let n = f.row.subscribers;
+                    let publisher_rounds = f.publisher_rates();
+                    let subscriber_rounds: Vec<Vec<f64>> =
+                        (0..n).map(|i| f.subscriber_rates(i)).collect();
+                    JsonFanOut {
+                        row: f.row.key(),
+                        peer: f.row.peer_name(),
+                        policy: f.row.policy_name(),
+                        subscribers: n,
+                        messages_per_run: self.settings.fan_out_messages,
+                        publisher_msg_per_s: median(&publisher_rounds),
+                        publisher_rounds,
+                        subscriber_msg_per_s: subscriber_rounds.iter().map(|r| median(r)).collect(),
+                        subscriber_rounds,
+                        subscriber_missed: (0..n).map(|i| f.subscriber_missed(i)).collect(),
+                        placement: f.placement(&self.machine),
+                    }
+                })
+                .collect(),
             skipped: skip(&self.skipped),
-            failed: skip(&self.failed),
+            failed: {
+                let mut failed: Vec<JsonSkip> = skip(&self.failed);
+                failed.extend(self.fan_out_failed.iter().map(|(row, e)| JsonSkip {
+                    method: Method::FanOut.key(),
+                    metric: "fan_out",
+                    reason: format!("{}: {e}", row.key()),
+                }));
+                failed
+            },
         };
         serde_json::to_string_pretty(&report).expect("the report serialises")
     }
@@ -1207,99 +1576,304 @@ impl Results {
 // ---------------------------------------------------------------------------
 // The plot
 
-/// `latency.svg`: for each round-trip metric, every method's latency by
-/// percentile (x: 1/(1-q), log; y: µs, log), every round's samples together.
-pub fn plot(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
+/// A row of the plot: the methods whose latencies share a scale, read from
+/// [`Method::scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// Shared memory, whether it waits by spinning or through a futex: shmring's
+    /// methods, iceoryx2, and the hardware's limit as their reference.
+    SharedMemory,
+    /// Everything whose every message crosses the kernel: sockets, pipes,
+    /// queues, and the futex and eventfd wake-ups as their references (about a
+    /// hundred times slower than shared memory that spins).
+    Kernel,
+}
 
-    let metrics: Vec<Metric> = Metric::ALL
-        .into_iter()
-        .filter(|&m| {
-            results
-                .series
-                .iter()
-                .any(|s| s.metric == m && s.pooled.is_some())
-        })
-        .collect();
-    if metrics.is_empty() {
-        return Ok(());
+impl Family {
+    /// The plot's rows, top to bottom.
+    const ALL: [Self; 2] = [Self::SharedMemory, Self::Kernel];
+
+    /// The family of `method`: the kernel's if its scope names the kernel.
+    fn of(method: Method) -> Self {
+        if method.scope().contains("kernel") {
+            Self::Kernel
+        } else {
+            Self::SharedMemory
+        }
     }
-    const PANEL: u32 = 700;
-    const LEGEND: u32 = 230;
-    let width = PANEL * metrics.len() as u32 + LEGEND;
-    let root = SVGBackend::new(path, (width, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (plots, legend) = root.split_horizontally(PANEL * metrics.len() as u32);
-    // One colour per method, the same in every panel.
-    let color = |method: Method| {
-        let i = Method::ALL.iter().position(|&m| m == method).unwrap_or(0);
-        Palette99::pick(i).to_rgba()
-    };
-    let mut shown: Vec<Method> = Vec::new();
-    let panels = plots.split_evenly((1, metrics.len()));
-    for (panel, metric) in panels.iter().zip(metrics) {
-        let curves: Vec<(Method, Vec<(f64, f64)>)> = results
-            .series
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::SharedMemory => "shared memory",
+            Self::Kernel => "kernel paths",
+        }
+    }
+}
+
+/// Whether `method` is a reference (its scope says `ref:`): drawn black and dotted.
+fn is_reference(method: Method) -> bool {
+    method.scope().starts_with("ref:")
+}
+
+/// Colours of a family's methods, in turn (Tableau 10 less its grey, which would
+/// pass for a reference's); after the ninth, again dashed, then dotted.
+const COLOURS: [(u8, u8, u8); 9] = [
+    (0x4e, 0x79, 0xa7),
+    (0xf2, 0x8e, 0x2b),
+    (0xe1, 0x57, 0x59),
+    (0x76, 0xb7, 0xb2),
+    (0x59, 0xa1, 0x4f),
+    (0xed, 0xc9, 0x48),
+    (0xb0, 0x7a, 0xa1),
+    (0xff, 0x9d, 0xa7),
+    (0x9c, 0x75, 0x5f),
+];
+
+/// Strokes of a family's references, in turn: black or grey, dotted or dashed.
+const REFERENCES: [Stroke; 4] = [
+    Stroke {
+        colour: (0, 0, 0),
+        dashes: Some((3, 3)),
+    },
+    Stroke {
+        colour: (0x80, 0x80, 0x80),
+        dashes: Some((3, 3)),
+    },
+    Stroke {
+        colour: (0, 0, 0),
+        dashes: Some((12, 4)),
+    },
+    Stroke {
+        colour: (0x80, 0x80, 0x80),
+        dashes: Some((12, 4)),
+    },
+];
+
+/// How one curve is drawn: its colour and its dashes (dash, gap; none: solid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stroke {
+    colour: (u8, u8, u8),
+    dashes: Option<(u32, u32)>,
+}
+
+impl Stroke {
+    /// The stroke of `method` among `family`'s methods: by its place among the
+    /// family's references or among the others, so that a method keeps its
+    /// stroke in every panel of its row.
+    fn of(family: &[Method], method: Method) -> Self {
+        let reference = is_reference(method);
+        let i = family
             .iter()
-            .filter(|s| s.metric == metric)
-            .filter_map(|s| Some((s.method, curve(s.pooled.as_ref()?))))
-            .filter(|(_, c)| !c.is_empty())
-            .collect();
-        let x_max = curves
-            .iter()
-            .flat_map(|(_, c)| c.iter().map(|p| p.0))
-            .fold(10.0, f64::max);
-        let (y_min, y_max) = curves
-            .iter()
-            .flat_map(|(_, c)| c.iter().map(|p| p.1))
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), y| {
-                (lo.min(y), hi.max(y))
-            });
-        let (y_min, y_max) = (y_min.max(0.01) / 1.3, y_max.max(0.02) * 1.3);
-        let mut chart = ChartBuilder::on(panel)
-            .caption(
-                format!("{}, two processes", metric.title()),
-                ("sans-serif", 22),
-            )
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d((1.0..x_max).log_scale(), (y_min..y_max).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc("round trip (µs)")
-            .x_label_formatter(&|x| percentile_label(*x))
-            .y_label_formatter(&|y| format!("{y}"))
-            .draw()?;
-        for (method, points) in curves {
-            chart.draw_series(LineSeries::new(points, color(method).stroke_width(2)))?;
-            if !shown.contains(&method) {
-                shown.push(method);
+            .filter(|&&m| is_reference(m) == reference)
+            .position(|&m| m == method)
+            .unwrap_or(0);
+        if reference {
+            REFERENCES[i % REFERENCES.len()]
+        } else {
+            Self {
+                colour: COLOURS[i % COLOURS.len()],
+                dashes: [None, Some((9, 4)), Some((2, 3))][i / COLOURS.len() % 3],
             }
         }
     }
-    // The legend, beside the panels.
-    shown.sort_by_key(|&m| Method::ALL.iter().position(|&x| x == m));
-    legend.draw(&Text::new(
-        "all rounds' samples",
-        (10, 60),
-        ("sans-serif", 15).into_font(),
+}
+
+/// The curves' line width, px.
+const LINE: u32 = 2;
+/// The legend's font size, line height and first line (from its row's top), px.
+const LEGEND_FONT: u32 = 17;
+const LEGEND_LINE: i32 = 25;
+const LEGEND_TOP: i32 = 84;
+
+/// A generous width of `text` in the legend's font, px: SVG leaves the font to
+/// the viewer; plotters writes a font size of `LEGEND_FONT / 1.24`, whose
+/// sans-serif glyphs average about half an em, and this allows two thirds.
+fn legend_text_width(text: &str) -> u32 {
+    (text.chars().count() as u32 * LEGEND_FONT * 11).div_ceil(20)
+}
+
+/// A method's line in the legend.
+fn legend_label(method: Method) -> String {
+    if is_reference(method) {
+        format!("{} (reference)", method.name())
+    } else {
+        method.name().to_owned()
+    }
+}
+
+/// `latency.svg`: round-trip latency by percentile (x: 1/(1-q), log; y: µs,
+/// log), every round's samples together; one row of panels per [`Family`], one
+/// column per round-trip metric, each panel scaled to its own curves, each row
+/// with its legend beside it.
+pub fn plot(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    plot_series(&results.series, path)
+}
+
+/// One method's percentile curve for one metric.
+struct Curve {
+    method: Method,
+    metric: Metric,
+    /// (1/(1-q), µs), by [`curve`].
+    points: Vec<(f64, f64)>,
+}
+
+/// [`plot`] of `series`; writes nothing if none has samples.
+fn plot_series(series: &[Series], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+
+    let curves: Vec<Curve> = series
+        .iter()
+        .filter_map(|s| {
+            Some(Curve {
+                method: s.method,
+                metric: s.metric,
+                points: curve(s.pooled.as_ref()?),
+            })
+        })
+        .filter(|c| !c.points.is_empty())
+        .collect();
+    let metrics: Vec<Metric> = Metric::ALL
+        .into_iter()
+        .filter(|&m| curves.iter().any(|c| c.metric == m))
+        .collect();
+    // Each family's methods in report order; a family with none has no row.
+    let families: Vec<(Family, Vec<Method>)> = Family::ALL
+        .into_iter()
+        .map(|family| {
+            let methods = Method::ALL
+                .into_iter()
+                .filter(|&m| Family::of(m) == family && curves.iter().any(|c| c.method == m))
+                .collect::<Vec<_>>();
+            (family, methods)
+        })
+        .filter(|(_, methods)| !methods.is_empty())
+        .collect();
+    if families.is_empty() {
+        return Ok(());
+    }
+    const PANEL_WIDTH: u32 = 620;
+    const PANEL_HEIGHT: u32 = 430;
+    const TITLE: u32 = 44;
+    // The legend column fits the longest label of any row, after its 34 px
+    // sample line and the margins.
+    let legend_width = families
+        .iter()
+        .flat_map(|(_, methods)| methods.iter().map(|&m| legend_text_width(&legend_label(m))))
+        .max()
+        .unwrap_or(0)
+        + 70;
+    // A row is as tall as its legend needs, at least a panel.
+    let row_height = |methods: &[Method]| {
+        PANEL_HEIGHT.max(LEGEND_TOP as u32 + LEGEND_LINE as u32 * methods.len() as u32)
+    };
+    let plots_width = PANEL_WIDTH * metrics.len() as u32;
+    let width = plots_width + legend_width;
+    let height = TITLE + families.iter().map(|(_, m)| row_height(m)).sum::<u32>();
+
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title, mut rest) = root.split_vertically(TITLE);
+    title.draw(&Text::new(
+        "Round-trip latency by percentile, two processes, all rounds' samples (log scales)",
+        (14, 14),
+        ("sans-serif", 23).into_font(),
     ))?;
-    for (i, method) in shown.into_iter().enumerate() {
-        let y = 90 + 24 * i as i32;
-        legend.draw(&PathElement::new(
-            vec![(10, y), (40, y)],
-            color(method).stroke_width(3),
-        ))?;
+    for (family, methods) in &families {
+        let (row, below) = rest.split_vertically(row_height(methods));
+        rest = below;
+        let (plots, legend) = row.split_horizontally(plots_width);
+        let panels = plots.split_evenly((1, metrics.len()));
+        for (panel, &metric) in panels.iter().zip(&metrics) {
+            let drawn: Vec<&Curve> = curves
+                .iter()
+                .filter(|c| c.metric == metric && Family::of(c.method) == *family)
+                .collect();
+            let x_max = drawn
+                .iter()
+                .flat_map(|c| c.points.iter().map(|p| p.0))
+                .fold(10.0, f64::max);
+            let (y_min, y_max) = drawn
+                .iter()
+                .flat_map(|c| c.points.iter().map(|p| p.1))
+                .fold((f64::INFINITY, 0.0f64), |(lo, hi), y| {
+                    (lo.min(y), hi.max(y))
+                });
+            let (y_min, y_max) = (y_min.min(y_max).max(0.01) / 1.3, y_max.max(0.02) * 1.3);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    format!("{} · {}", family.title(), metric.title()),
+                    ("sans-serif", 22),
+                )
+                .margin(12)
+                .x_label_area_size(50)
+                .y_label_area_size(74)
+                .build_cartesian_2d((1.0..x_max).log_scale(), (y_min..y_max).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc("percentile of the round trips")
+                .y_desc("round-trip latency (µs)")
+                .axis_desc_style(("sans-serif", 16))
+                .label_style(("sans-serif", 14))
+                .x_label_formatter(&|x| percentile_label(*x))
+                .y_label_formatter(&|y| axis_number(*y))
+                .draw()?;
+            // References first, so that a method drawn over one stays visible.
+            let (references, others): (Vec<_>, Vec<_>) =
+                drawn.into_iter().partition(|c| is_reference(c.method));
+            for Curve { method, points, .. } in references.into_iter().chain(others) {
+                let Stroke { colour, dashes } = Stroke::of(methods, *method);
+                let style = RGBColor(colour.0, colour.1, colour.2).stroke_width(LINE);
+                match dashes {
+                    None => {
+                        chart.draw_series(LineSeries::new(points.iter().copied(), style))?;
+                    }
+                    Some((dash, gap)) => {
+                        chart.draw_series(DashedLineSeries::new(
+                            points.iter().copied(),
+                            dash,
+                            gap,
+                            style,
+                        ))?;
+                    }
+                }
+            }
+        }
+        // The row's legend, beside its panels, in report order.
         legend.draw(&Text::new(
-            method.name(),
-            (48, y - 8),
-            ("sans-serif", 15).into_font(),
+            family.title(),
+            (10, 44),
+            ("sans-serif", 19).into_font().style(FontStyle::Bold),
         ))?;
+        for (i, &method) in methods.iter().enumerate() {
+            let y = LEGEND_TOP + LEGEND_LINE * i as i32;
+            let Stroke { colour, dashes } = Stroke::of(methods, method);
+            let style = RGBColor(colour.0, colour.1, colour.2).stroke_width(LINE + 1);
+            let sample = vec![(10, y), (44, y)];
+            match dashes {
+                None => legend.draw(&PathElement::new(sample, style))?,
+                Some((dash, gap)) => legend.draw(&plotters::element::DashedPathElement::new(
+                    sample, dash, gap, style,
+                ))?,
+            }
+            legend.draw(&Text::new(
+                legend_label(method),
+                (52, y - 8),
+                ("sans-serif", LEGEND_FONT).into_font(),
+            ))?;
+        }
     }
     root.present()?;
     Ok(())
+}
+
+/// A log axis's tick value without float noise: "0.3", "5", "2000".
+fn axis_number(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
 }
 
 /// Points (1/(1-q), µs) of a histogram's percentile curve, 20 a decade, up to the
@@ -1377,6 +1951,151 @@ mod tests {
         assert_eq!(utc_string(0), "1970-01-01 00:00:00");
         assert_eq!(utc_string(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(stamp_string(1_700_000_000), "20231114-221320");
+    }
+
+    /// A round-trip series of `method` whose pooled histogram holds 1000 samples
+    /// from `base_ns` up to twice it.
+    fn round_trips(method: Method, metric: Metric, base_ns: u64) -> Series {
+        let mut series = Series::new(method, metric);
+        let pooled = series
+            .pooled
+            .as_mut()
+            .expect("a round trip pools its samples");
+        for i in 0..1000 {
+            pooled
+                .record(base_ns + base_ns * i / 1000)
+                .expect("in the bounds");
+        }
+        series
+    }
+
+    /// The text of every `<text>` element of `svg` with its `x`.
+    fn svg_texts(svg: &str) -> Vec<(f64, String)> {
+        svg.split("<text x=\"")
+            .skip(1)
+            .map(|element| {
+                let x = element.split('"').next().unwrap_or_default();
+                let body = element.split_once('>').map_or("", |(_, b)| b);
+                let text = body.split("</text>").next().unwrap_or_default();
+                (x.parse().expect("a number"), text.trim().to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn families_follow_the_scope() {
+        use Method::*;
+        for m in [
+            ShmringBusySpin,
+            ShmringPark,
+            Readiness,
+            Broadcast,
+            Iceoryx2,
+            Event,
+            CacheLine,
+        ] {
+            assert_eq!(Family::of(m), Family::SharedMemory, "{}", m.name());
+        }
+        for m in [
+            ConnectionSocket,
+            UnixStream,
+            Tcp,
+            Pipe,
+            MessageQueue,
+            Futex,
+            EventFd,
+        ] {
+            assert_eq!(Family::of(m), Family::Kernel, "{}", m.name());
+        }
+        for m in [CacheLine, Futex, EventFd] {
+            assert!(is_reference(m), "{}", m.name());
+        }
+        for m in [ShmringBusySpin, Iceoryx2, Pipe] {
+            assert!(!is_reference(m), "{}", m.name());
+        }
+    }
+
+    #[test]
+    fn every_curve_of_a_row_has_its_own_stroke() {
+        use shmring_benches::cross::Support;
+        for family in Family::ALL {
+            let methods: Vec<Method> = Method::ALL
+                .into_iter()
+                .filter(|&m| Family::of(m) == family)
+                .filter(|&m| m.supports(Metric::Rtt8) != Support::No)
+                .collect();
+            let strokes: Vec<Stroke> = methods.iter().map(|&m| Stroke::of(&methods, m)).collect();
+            for (i, a) in strokes.iter().enumerate() {
+                for (j, b) in strokes.iter().enumerate().skip(i + 1) {
+                    assert_ne!(a, b, "{} and {}", methods[i].name(), methods[j].name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plot_has_a_row_per_family_and_legends_that_fit() {
+        use Method::*;
+        use Metric::*;
+        let series = vec![
+            round_trips(ShmringBusySpin, Rtt8, 500),
+            round_trips(ShmringBusySpin, Rtt1K, 900),
+            round_trips(ReadinessSymmetric, Rtt8, 30_000),
+            round_trips(CacheLine, Rtt8, 300),
+            round_trips(Pipe, Rtt8, 40_000),
+            round_trips(Futex, Rtt1K, 50_000),
+            Series::new(ShmringBusySpin, Tput8),
+        ];
+        let path = std::env::temp_dir().join(format!(
+            "shmring-benches-plot-test-{}.svg",
+            std::process::id()
+        ));
+        plot_series(&series, &path).expect("the plot is written");
+        let svg = std::fs::read_to_string(&path).expect("the plot is there");
+        let _ = std::fs::remove_file(&path);
+        let width: f64 = svg
+            .split("width=\"")
+            .nth(1)
+            .and_then(|w| w.split('"').next())
+            .and_then(|w| w.parse().ok())
+            .expect("the SVG's width");
+        let texts = svg_texts(&svg);
+        for panel in [
+            "shared memory · round trip, 8 B",
+            "shared memory · round trip, 1 KiB",
+            "kernel paths · round trip, 8 B",
+            "kernel paths · round trip, 1 KiB",
+        ] {
+            assert!(texts.iter().any(|(_, t)| t == panel), "no panel {panel:?}");
+        }
+        assert!(texts.iter().any(|(_, t)| t == "round-trip latency (µs)"));
+        // Each plotted method once in its row's legend, inside the picture.
+        for method in [ShmringBusySpin, ReadinessSymmetric, CacheLine, Pipe, Futex] {
+            let label = legend_label(method);
+            let found: Vec<&(f64, String)> = texts.iter().filter(|(_, t)| *t == label).collect();
+            assert_eq!(found.len(), 1, "{label:?} in the legends");
+            let right = found[0].0 + f64::from(legend_text_width(&label));
+            assert!(
+                right <= width,
+                "{label:?} ends at {right}, the plot at {width}"
+            );
+        }
+        assert!(
+            texts
+                .iter()
+                .any(|(_, t)| t == "futex ping-pong (reference)")
+        );
+    }
+
+    #[test]
+    fn no_round_trips_no_plot() {
+        let path = std::env::temp_dir().join(format!(
+            "shmring-benches-no-plot-test-{}.svg",
+            std::process::id()
+        ));
+        let series = vec![Series::new(Method::ShmringBusySpin, Metric::Tput8)];
+        plot_series(&series, &path).expect("nothing to do");
+        assert!(!path.exists());
     }
 
     #[test]

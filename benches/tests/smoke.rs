@@ -122,6 +122,18 @@ fn quick_json_of_two_methods_has_every_record() {
             .len();
         assert!(len > 0, "{file} is empty");
     }
+    // Only kernel paths ran: the plot has their row of panels and no other.
+    let svg = std::fs::read_to_string(dir.join("latency.svg")).expect("latency.svg");
+    for panel in [
+        "kernel paths · round trip, 8 B",
+        "kernel paths · round trip, 1 KiB",
+    ] {
+        assert!(svg.contains(panel), "no panel {panel:?} in latency.svg");
+    }
+    assert!(
+        !svg.contains("shared memory"),
+        "a shared-memory row without its methods"
+    );
     let written: Value =
         serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json"))
             .expect("report.json parses");
@@ -206,6 +218,125 @@ fn the_rpc_row_is_compared_with_busy_spin() {
         .unwrap_or_else(|| panic!("no rpc ratio:\n{out}"));
     let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("ratio {ratio:?}"));
     assert!(ratio > 0.0 && ratio.is_finite(), "{ratio}");
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
+}
+
+/// The broadcast round-trip row runs (two topics, the child echoing, every echo
+/// checked), is compared with shmring busy-spin round by round, and is drawn in
+/// the plot's shared-memory row.
+#[test]
+fn the_broadcast_row_is_compared_with_busy_spin_and_plotted() {
+    let _serial = serial();
+    let dir = out_dir("broadcast");
+    let out = run(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--iterations",
+        "500",
+        "--messages",
+        "100000",
+        "--only",
+        "broadcast,busy-spin",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    for table in ["round trip, 8 B", "round trip, 1 KiB"] {
+        let line = row(&out, table, "shmring broadcast busy-spin");
+        assert!(line.contains('x'), "{table}: no ratio in {line:?}");
+    }
+    let label = "shmring broadcast busy-spin p50 / shmring busy-spin p50 (8 B round trip; one \
+                 subscriber, gated): ";
+    let ratio = out
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} ratio:\n{out}"));
+    let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("ratio {ratio:?}"));
+    assert!(ratio > 0.0 && ratio.is_finite(), "{ratio}");
+    if !cfg!(feature = "iceoryx2") {
+        assert!(
+            out.contains(
+                "shmring broadcast busy-spin p50 / iceoryx2 p50 (8 B round trip; both \
+                 publish-subscribe): not measured"
+            ),
+            "no unmeasured iceoryx2 ratio:\n{out}"
+        );
+    }
+    let svg = std::fs::read_to_string(dir.join("latency.svg")).expect("latency.svg");
+    assert!(
+        svg.contains("shared memory · round trip, 8 B"),
+        "no shared-memory row"
+    );
+    assert!(
+        svg.contains("shmring broadcast busy-spin"),
+        "no broadcast curve in the legend"
+    );
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
+}
+
+/// The broadcast fan-out runs every row (one publisher process to 1, 2 and 4
+/// subscriber processes, gated and lossy, every message checked by every
+/// subscriber) and reports the publisher's rate, each subscriber's, and each
+/// one's loss: none on a gated topic, and where each process ran.
+#[test]
+fn the_fan_out_reports_every_subscriber() {
+    let _serial = serial();
+    let dir = out_dir("fan-out");
+    let out = run(&[
+        "--rounds",
+        "1",
+        "--messages",
+        "100000",
+        "--only",
+        "fan-out",
+        "--json",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    let report: Value = serde_json::from_str(&out).expect("stdout is the JSON report");
+    assert!(report["failed"].as_array().expect("failed").is_empty());
+    let rows = report["fan_out"].as_array().expect("fan_out");
+    let positive = |v: &Value| v.as_f64().is_some_and(|x| x > 0.0 && x.is_finite());
+    let peers: &[&str] = if cfg!(feature = "iceoryx2") {
+        &["shmring broadcast", "iceoryx2 pub-sub"]
+    } else {
+        &["shmring broadcast"]
+    };
+    for (peer, policy, n) in peers.iter().flat_map(|peer| {
+        ["gated", "lossy"]
+            .into_iter()
+            .flat_map(move |policy| [1usize, 2, 4].map(|n| (*peer, policy, n)))
+    }) {
+        {
+            let row = rows
+                .iter()
+                .find(|r| r["peer"] == peer && r["policy"] == policy && r["subscribers"] == n)
+                .unwrap_or_else(|| panic!("no {peer} {policy} {n} row in\n{out}"));
+            assert!(positive(&row["publisher_msg_per_s"]), "{row}");
+            let rates = row["subscriber_msg_per_s"].as_array().expect("rates");
+            assert_eq!(rates.len(), n, "{row}");
+            assert!(rates.iter().all(positive), "{row}");
+            let missed = row["subscriber_missed"].as_array().expect("missed");
+            assert_eq!(missed.len(), n, "{row}");
+            if policy == "gated" {
+                let lost: Vec<u64> = missed
+                    .iter()
+                    .flat_map(|m| m.as_array().expect("rounds").iter())
+                    .map(|m| m.as_u64().expect("a count"))
+                    .collect();
+                assert!(lost.iter().all(|&m| m == 0), "{row}");
+            }
+            let placement = row["placement"].as_str().expect("placement");
+            assert!(placement.contains("publisher"), "{row}");
+        }
+    }
+    let markdown = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+    assert!(markdown.contains("### broadcast fan-out, 8 B messages (spin-then-park)"));
+    if !cfg!(feature = "iceoryx2") {
+        assert!(markdown.contains(
+            "iceoryx2 pub-sub / broadcast fan-out (1, 2, 4 subscribers): not in this build"
+        ));
+    }
     std::fs::remove_dir_all(&dir).expect("remove the report folder");
 }
 
@@ -421,6 +552,77 @@ fn the_readiness_and_kill_rows_run() {
             assert!(v > 0.0 && v.is_finite(), "{row}");
         }
         assert!(row["peer_rss_kib"].as_u64().is_some_and(|k| k > 0), "{row}");
+    }
+    assert!(report["failed"].as_array().expect("failed").is_empty());
+    std::fs::remove_dir_all(&dir).expect("remove the report folder");
+}
+
+/// The tokio and Select rows run (two processes each, every echo and message
+/// checked, the Select's echo on the lane its number picks), report positive
+/// latencies, rates and CPU times, and are compared with their references.
+#[test]
+fn the_async_and_select_rows_run() {
+    let _serial = serial();
+    let dir = out_dir("async");
+    let out = run(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--iterations",
+        "300",
+        "--messages",
+        "100000",
+        "--only",
+        "async,async-spin,tokio-unix-socket,select-8,select-1",
+        "--json",
+        "--out",
+        dir.to_str().expect("a UTF-8 temp dir"),
+    ]);
+    let report: Value = serde_json::from_str(&out).expect("stdout is the JSON report");
+    let records = report["records"].as_array().expect("records");
+    let value = |method: &str, metric: &str| {
+        records
+            .iter()
+            .find(|r| r["method"] == method && r["metric"] == metric)
+            .and_then(|r| r["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {method} {metric} record in\n{out}"))
+    };
+    for method in [
+        "async",
+        "async-spin",
+        "tokio-unix-socket",
+        "select-8",
+        "select-1",
+    ] {
+        for metric in [
+            "rtt_8B_p50_ns",
+            "rtt_8B_cpu_parent_ns",
+            "rtt_8B_cpu_child_ns",
+        ] {
+            let v = value(method, metric);
+            assert!(v > 0.0 && v.is_finite(), "{method} {metric}: {v}");
+        }
+    }
+    for method in ["async", "tokio-unix-socket"] {
+        let v = value(method, "tput_8B_msg_per_s");
+        assert!(v > 0.0 && v.is_finite(), "{method} throughput: {v}");
+    }
+    let ratio = |name: &str| {
+        report["key_ratios"]
+            .as_array()
+            .expect("key_ratios")
+            .iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {name:?} ratio:\n{out}"))
+    };
+    for name in [
+        "shmring tokio, parked p50 / tokio UnixStream p50 (8 B round trip, both async)",
+        "shmring tokio, parked throughput / tokio UnixStream throughput (8 B, both async)",
+        "shmring Select over 8 channels p50 / over 1 channel p50 (8 B round trip)",
+    ] {
+        let r = ratio(name);
+        assert!(r > 0.0 && r.is_finite(), "{name}: {r}");
     }
     assert!(report["failed"].as_array().expect("failed").is_empty());
     std::fs::remove_dir_all(&dir).expect("remove the report folder");

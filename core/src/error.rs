@@ -59,6 +59,18 @@ pub enum LayoutError {
         /// The value expected.
         expected: u64,
     },
+    /// A value asked for, or found in a header, lies outside its range (a
+    /// broadcast topic's subscriber slots, its policy).
+    OutOfRange {
+        /// Which value.
+        field: &'static str,
+        /// The value.
+        found: u64,
+        /// The smallest allowed.
+        min: u64,
+        /// The largest allowed.
+        max: u64,
+    },
 }
 
 impl fmt::Display for LayoutError {
@@ -94,6 +106,12 @@ impl fmt::Display for LayoutError {
                 f,
                 "corrupted header: {field} is {found}, expected {expected}"
             ),
+            Self::OutOfRange {
+                field,
+                found,
+                min,
+                max,
+            } => write!(f, "{field} {found} out of range {min}..={max}"),
         }
     }
 }

@@ -29,7 +29,9 @@
 //! crash-consistent through an endpoint table and a caller-supplied [`Liveness`];
 //! and [`object`]: the layout and protocols of named events and counting
 //! semaphores (a sequence and a count, each on one futex word), on the same
-//! [`Futex`] and the same fence pair as the rings' waits.
+//! [`Futex`] and the same fence pair as the rings' waits; and [`state`]: shared
+//! state, a value published by one writer under a seqlock
+//! ([`state::value`]) over a header common to it and the robust mutex.
 //!
 //! The algorithm is written once against [`Region`]; the model checks in
 //! `shmring-loom-tests` run it under loom through the [`sync`] facade
@@ -58,11 +60,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod broadcast;
 pub mod error;
 pub mod layout;
 pub mod mpmc;
 pub mod object;
 pub mod spsc;
+pub mod state;
 pub mod sync;
 pub mod wait;
 

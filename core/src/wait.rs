@@ -196,6 +196,17 @@ pub(crate) fn notify<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) {
     }
 }
 
+/// [`notify`] without its fence, for a notifier that fenced once before checking
+/// several words (the broadcast publisher, after `has_waiters`).
+#[inline]
+pub(crate) fn notify_seen<F: Futex + ?Sized>(word: &AtomicU32, futex: &F) {
+    // Relaxed: the caller's fence orders it; the word carries no data.
+    let seen = word.load(Ordering::Relaxed);
+    if seen & (WAITING | ARMED) != 0 {
+        notify_registered(word, seen, futex);
+    }
+}
+
 /// [`notify`] past its common case: somebody registered.
 #[cold]
 fn notify_registered<F: Futex + ?Sized>(word: &AtomicU32, seen: u32, futex: &F) {

@@ -21,10 +21,10 @@
  * - Messages: every endpoint that sends is a shmring_msg_sender, every one that
  *   receives a shmring_msg_receiver; the copying calls and the readiness calls
  *   are theirs (shmring_msg_sender_send, shmring_msg_receiver_recv, ...).
- * - Threads: a sender, receiver, connection, listener or RPC server is used by
- *   one thread at a time (it may move between threads); different handles may be
- *   used by different threads at once; a channel, event, semaphore or RPC client
- *   by several at once (but close). shmring_strerror, shmring_version and
+ * - Threads: a sender, receiver, connection, listener, RPC server or shared
+ *   value writer is used by one thread at a time (it may move between threads);
+ *   different handles may be used by different threads at once; a channel, event,
+ *   semaphore, shared value or RPC client by several at once (but close). shmring_strerror, shmring_version and
  *   shmring_layout_version are thread-safe.
  * - Types: each enum's constants are its values; in C before C23 its type name is
  *   a typedef of uint32_t, in C23 and C++ the enum itself, of underlying type
@@ -187,6 +187,12 @@
 /// The largest maximum count of a semaphore (`INT32_MAX`).
 #define SHMRING_SEMAPHORE_MAX_LIMIT 2147483647
 
+/// The largest value size of a shared mutex (1 MiB, as a shared value's).
+#define SHMRING_SHARED_MUTEX_MAX_SIZE 1048576
+
+/// The largest value size (1 MiB).
+#define SHMRING_SHARED_VALUE_MAX_SIZE 1048576
+
 /// What a connection's messages travel on: `shmring_connection_transport`.
 enum shmring_transport
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -274,7 +280,8 @@ enum shmring_status
     /// capacity less 8 bytes).
     SHMRING_E_MESSAGE_TOO_LARGE = -8,
     /// The receive buffer is shorter than the next message. Nothing was consumed;
-    /// the message's length is reported through `out_len`.
+    /// the message's length is reported through `out_len`. Or a shared value's
+    /// read buffer is shorter than the value (`shmring_shared_value_size`).
     SHMRING_E_BUFFER_TOO_SMALL = -9,
     /// No room for the message now (non-blocking calls); or a semaphore post at
     /// the semaphore's maximum count (nothing changed).
@@ -294,10 +301,13 @@ enum shmring_status
     SHMRING_E_NO_SPACE = -15,
     /// The handle is borrowed: a grant or a read is outstanding (commit/abort or
     /// release/unread it first), or the call came from inside the handle's own
-    /// batch callback.
+    /// batch callback; or a shared mutex's `_try_lock` found the lock held by
+    /// a live holder.
     SHMRING_E_BUSY = -16,
     /// The system lacks what the call needs, e.g. `membarrier` for a channel
-    /// created with asymmetric fences, in a process where it is refused.
+    /// created with asymmetric fences, in a process where it is refused; or the
+    /// handle's topic does not allow the call: writing or reading in place on a
+    /// broadcast topic that is not strict.
     SHMRING_E_UNSUPPORTED = -17,
     /// Any other system call failure (the message names the call and errno).
     SHMRING_E_IO = -18,
@@ -309,6 +319,8 @@ enum shmring_status
     /// For an MPMC channel: a slot count that is not a power of two from 2 to
     /// 2^24, a slot size of 0 or over 16 MiB, an endpoint count of 0 or over 1024,
     /// or a shape whose segment would exceed 2^40 bytes.
+    /// For a shared value: a value size of 0 or over
+    /// `SHMRING_SHARED_VALUE_MAX_SIZE` (1 MiB).
     SHMRING_E_INVALID_CAPACITY = -20,
     /// The opened segment belongs to another user, or others may write it, and
     /// the options did not say to trust that.
@@ -316,13 +328,15 @@ enum shmring_status
     /// The object is too small (or too large) to hold a ring.
     SHMRING_E_BAD_SIZE = -22,
     /// Nothing to finish: a commit or abort without an outstanding grant, or a
-    /// release or unread without an outstanding read.
+    /// release or unread without an outstanding read, a shared mutex's unlock,
+    /// read, write or mark without the handle holding the lock.
     SHMRING_E_NOT_BORROWED = -23,
     /// An error of the Rust library that this version of the C ABI has no code
     /// for; the message says what it is.
     SHMRING_E_UNKNOWN = -24,
     /// Every entry of an MPMC channel's endpoint table is held by a live sender
-    /// or receiver: no more can attach until one closes (or dies).
+    /// or receiver (or every slot of a shared mutex by a live handle): no more
+    /// can attach until one closes (or dies).
     SHMRING_E_TABLE_FULL = -25,
     /// Request/response: the server's handler failed and answered with an error
     /// message; `shmring_last_error_message` gives it exactly as the handler
@@ -334,6 +348,32 @@ enum shmring_status
     /// that fail the checks, or the two sides' transport policies leave no
     /// transport. The message names the peer and what was wrong.
     SHMRING_E_HANDSHAKE = -27,
+    /// A broadcast subscriber was lapped: the publisher overwrote messages it had
+    /// not read (a lossy topic, or a gated one that cut it off). A receive reports
+    /// how many in `*out_len`; the next receive returns the oldest message still
+    /// held.
+    SHMRING_E_LAGGED = -28,
+    /// A shared value that was never written: there is no version to read yet
+    /// (`shmring_shared_value_wait_for_version` with `after` 0 waits for the
+    /// first).
+    SHMRING_E_NO_VALUE = -29,
+    /// A shared value's writer died in the middle of a write: the value is torn,
+    /// and every read returns this until a new writer
+    /// (`shmring_shared_value_writer_new`) publishes a whole version.
+    SHMRING_E_WRITER_DIED = -30,
+    /// Every copy of a shared value overlapped a write (a bounded number of
+    /// tries): its writer rewrites it faster than a copy takes, or a peer keeps
+    /// it marked as being written. Nothing is wrong with the value: try again.
+    SHMRING_E_VALUE_BUSY = -31,
+    /// A shared mutex's holder died holding the lock (or one did earlier and
+    /// nobody has marked the value consistent since). **The lock is held by
+    /// the caller** (`shmring_shared_mutex_lock`, `_try_lock`): the value may
+    /// be half-updated; repair it, call `shmring_shared_mutex_mark_consistent`,
+    /// and unlock as after `SHMRING_OK`.
+    SHMRING_E_OWNER_DIED = -32,
+    /// A shared mutex handle that holds the lock asked for it again (a second
+    /// lock would wait for itself).
+    SHMRING_E_ALREADY_LOCKED = -33,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -390,6 +430,49 @@ enum shmring_readiness
 typedef enum shmring_readiness shmring_readiness;
 #else
 typedef int32_t shmring_readiness;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/// What a topic does when a subscriber falls a whole data region behind.
+enum shmring_policy
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /// The publisher never waits; a lapped subscriber gets `SHMRING_E_LAGGED`.
+    SHMRING_POLICY_LOSSY = 0,
+    /// The publisher waits for the slowest live subscriber, frees a dead one's
+    /// slot, and cuts off a live one that has not moved within
+    /// `cut_off_after_ms` (it then reads as a lossy subscriber does).
+    SHMRING_POLICY_GATED = 1,
+    /// As gated, without the cut-off: the publisher waits for every live
+    /// subscriber as long as it lives.
+    SHMRING_POLICY_STRICT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum shmring_policy shmring_policy;
+#else
+typedef uint32_t shmring_policy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/// Where a new subscriber starts.
+enum shmring_start
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /// With the next message published.
+    SHMRING_START_NEWEST = 0,
+    /// With the oldest message the topic still holds (its history).
+    SHMRING_START_OLDEST = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum shmring_start shmring_start;
+#else
+typedef uint32_t shmring_start;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -473,6 +556,12 @@ typedef struct shmring_msg_receiver shmring_msg_receiver;
 /// Opaque: only pointers to it exist in C.
 typedef struct shmring_msg_sender shmring_msg_sender;
 
+/// The one publisher of a topic. Sends through its `shmring_msg_sender` view.
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
+typedef struct shmring_publisher shmring_publisher;
+
 /// The receiving side of a channel (one per channel at a time, across all
 /// processes). Make it with `shmring_receiver_new`, free it with
 /// `shmring_receiver_close`.
@@ -514,6 +603,60 @@ typedef struct shmring_semaphore shmring_semaphore;
 ///
 /// Opaque: only pointers to it exist in C.
 typedef struct shmring_sender shmring_sender;
+
+/// A created or opened shared mutex. Lock it with `shmring_shared_mutex_lock`;
+/// free it (unlocking, if it holds the lock) with `shmring_shared_mutex_close`.
+///
+/// Opaque: only pointers to it exist in C.
+typedef struct shmring_shared_mutex shmring_shared_mutex;
+
+/// A created or opened shared value. Read it with `shmring_shared_value_read`;
+/// publish with a writer (`shmring_shared_value_writer_new`); free it with
+/// `shmring_shared_value_close` (a writer keeps the segment mapped on its own).
+///
+/// Opaque: only pointers to it exist in C.
+typedef struct shmring_shared_value shmring_shared_value;
+
+/// The writer of a shared value: the one handle, in any process, that publishes
+/// versions. Make it with `shmring_shared_value_writer_new`, free it (giving the
+/// role back) with `shmring_shared_value_writer_close`.
+///
+/// Opaque: only pointers to it exist in C.
+typedef struct shmring_shared_value_writer shmring_shared_value_writer;
+
+/// A subscriber of a topic. Receives through its `shmring_msg_receiver` view.
+/// Used by one thread at a time; it may move between threads.
+///
+/// Opaque: only pointers to it exist in C.
+typedef struct shmring_subscriber shmring_subscriber;
+
+/// A broadcast topic: its two segments, the data and the subscriber table. Gives
+/// the publisher and subscribers; they keep the topic's memory mapped, so it may
+/// be closed once they are made.
+///
+/// Thread-safe: several threads may make publishers and subscribers from it at
+/// once.
+///
+/// Opaque: only pointers to it exist in C.
+typedef struct shmring_topic shmring_topic;
+
+/// The shape of a new topic. Fill it with `shmring_topic_config_init`, then set
+/// what differs.
+typedef struct shmring_topic_config {
+    /// Bytes of the data region: a power of two from 64 bytes to 512 MiB; the
+    /// largest message is half of it less 16 bytes. Default 64 KiB.
+    size_t capacity;
+    /// A `shmring_policy`. Default `SHMRING_POLICY_LOSSY` (as the Rust builder's).
+    uint32_t policy;
+    /// Subscriber slots: how many subscribers may be joined at once, 1 to 256.
+    /// Default 16.
+    uint32_t subscriber_slots;
+    /// Gated topics: milliseconds a live subscriber may hold the publisher back
+    /// without moving before it is cut off. Default 1000.
+    uint32_t cut_off_after_ms;
+    /// Must be 0.
+    uint32_t reserved;
+} shmring_topic_config;
 
 /// Options of the channel create and open calls. Fill it with
 /// `shmring_channel_options_init` (all zero is the same: every field's default),
@@ -613,12 +756,14 @@ typedef struct shmring_connect_options {
     uint64_t reserved[4];
 } shmring_connect_options;
 
-/// Options of the event and semaphore create and open calls. Fill it with
+/// Options of the event, semaphore and shared value create and open calls. Fill it with
 /// `shmring_sync_options_init` (all zero is the same: every field's default),
 /// then change what you need. Passing NULL instead of options means defaults.
 typedef struct shmring_sync_options {
     /// `SHMRING_OPTION_RECLAIM`, `SHMRING_OPTION_KEEP`, `SHMRING_OPTION_UNLINK`,
-    /// `SHMRING_OPTION_TRUST_OWNER` (as for channels); others are refused
+    /// `SHMRING_OPTION_TRUST_OWNER` (as for channels); for a shared value also
+    /// `SHMRING_OPTION_SYMMETRIC_FENCES` and `SHMRING_OPTION_PREFAULT`, for a
+    /// shared mutex `SHMRING_OPTION_PREFAULT`; others are refused
     /// (`SHMRING_E_INVALID_ARGUMENT`).
     uint32_t flags;
     /// Create: permission bits of a named object, e.g. `0600`; 0 means `0600`.
@@ -704,6 +849,366 @@ const char *shmring_version(void);
 /// The segment layout version this library reads and writes (the same as
 /// `SHMRING_LAYOUT_VERSION` in a matching header). Thread-safe; cannot fail.
 uint32_t shmring_layout_version(void);
+
+/// Fills `*config` with the defaults: 64 KiB, lossy, 16 subscriber slots, cut-off
+/// after 1000 ms (for gated topics).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` if `config` is NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_topic_config_init(struct shmring_topic_config *config);
+
+/// Creates a topic in named POSIX shared memory: the data segment
+/// `/dev/shm/shmring.<name>` and the subscriber table `/dev/shm/shmring.<name>.subs`,
+/// made and removed together. The data segment is created with `options.mode`
+/// (default `0600`): subscribers map it read-only, and only the publisher writes
+/// it; subscribers write the table. A subscriber of the same user can truncate
+/// the files (the publisher's next access then raises `SIGBUS`): for subscribers
+/// you do not trust, use `shmring_topic_create_memfd`.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (capacity or subscriber slots out of
+/// range), `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT` (an unknown policy, a non-zero reserved field).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_topic_create(const char *name,
+                         const struct shmring_topic_config *config,
+                         const struct shmring_channel_options *options,
+                         struct shmring_topic **out);
+
+/// Creates a topic in two anonymous memfds (no name anywhere). The data memfd is
+/// sealed against writes once this process mapped it (`F_SEAL_FUTURE_WRITE`), and
+/// both against resizing: a process it is handed to can subscribe but never write
+/// the data, nor publish. Hand it over with `shmring_topic_fds`; open it with
+/// `shmring_topic_open_fds`.
+///
+/// # Returns
+/// As `shmring_topic_create`, without the name errors.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_topic_create_memfd(const struct shmring_topic_config *config,
+                               const struct shmring_channel_options *options,
+                               struct shmring_topic **out);
+
+/// Opens the topic `name` made by `shmring_topic_create` (its shape is read from
+/// it). The two segments must belong together (the same topic id).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_FOUND`, `SHMRING_E_INVALID_NAME`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED` (a mismatched pair),
+/// `SHMRING_E_BAD_SIZE`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_topic_open(const char *name,
+                       const struct shmring_channel_options *options,
+                       struct shmring_topic **out);
+
+/// Opens the topic behind the descriptors `data_fd` and `table_fd` (from
+/// `shmring_topic_fds` in another process). The library duplicates both; the
+/// caller keeps its own.
+///
+/// # Returns
+/// As `shmring_topic_open`, without the name errors.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_topic_open_fds(int data_fd,
+                           int table_fd,
+                           const struct shmring_channel_options *options,
+                           struct shmring_topic **out);
+
+/// Stores the topic's two descriptors (the data segment's and the table's) in
+/// `*out_data_fd` and `*out_table_fd`: the topic's own, close-on-exec; do not close
+/// them; valid until `shmring_topic_close`.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_topic_fds(const struct shmring_topic *topic,
+                      int *out_data_fd,
+                      int *out_table_fd);
+
+/// Stores the topic's shape in `*out` (capacity, policy, subscriber slots; the
+/// cut-off bound as made).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_topic_config_get(const struct shmring_topic *topic,
+                             struct shmring_topic_config *out);
+
+/// Frees a topic handle (NULL: nothing). Publishers and subscribers made from it
+/// stay usable. The creator's last handle on a named topic removes its names
+/// unless `SHMRING_OPTION_KEEP`.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+int shmring_topic_close(struct shmring_topic *topic);
+
+/// Claims the topic's publisher. A topic has one: a second claim fails while the
+/// first lives; after its holder died, a new publisher continues where it
+/// stopped (no gap, no duplicate). On a memfd topic, only the creating process
+/// can publish (the data is sealed against every later mapping for writing).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN`, `SHMRING_E_PERMISSION_DENIED`,
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_publisher_new(const struct shmring_topic *topic,
+                          struct shmring_publisher **out);
+
+/// Stores in `*out` how many subscribers are joined now (a dead one counts until
+/// the publisher frees its slot): what the last message reached.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_publisher_subscribers(const struct shmring_publisher *publisher,
+                                  uint32_t *out);
+
+/// Lends `len` bytes of a strict topic's data region, if there is room now, to
+/// write a message in place: `*out_data` receives their address (8-byte
+/// aligned; they hold whatever was there before). Never blocks, but frees the
+/// slot of a dead subscriber that holds the publisher back.
+///
+/// The bytes are the caller's until `shmring_publisher_commit` (publishes a
+/// message) or `shmring_publisher_abort` (publishes nothing); until then every
+/// other call on this publisher returns `SHMRING_E_BUSY`, but
+/// `shmring_publisher_close` and `shmring_publisher_subscribers`. After it, the
+/// pointer is invalid.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_FULL` (a live subscriber has not read what the
+/// message would overwrite), `SHMRING_E_MESSAGE_TOO_LARGE`,
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_UNSUPPORTED` (the topic is not strict),
+/// `SHMRING_E_BUSY` (a grant is already outstanding),
+/// `SHMRING_E_INVALID_ARGUMENT`. On failure `*out_data` is NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_publisher_try_grant(struct shmring_publisher *publisher,
+                                size_t len,
+                                uint8_t **out_data);
+
+/// As `shmring_publisher_try_grant`, waiting for room (freeing the slots of dead
+/// subscribers; a live one is waited for as long as it lives).
+///
+/// # Returns
+/// As `shmring_publisher_try_grant` but `SHMRING_E_FULL`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_publisher_grant(struct shmring_publisher *publisher,
+                            size_t len,
+                            uint8_t **out_data);
+
+/// As `shmring_publisher_grant`, giving up after `timeout_ms` milliseconds with
+/// `SHMRING_E_TIMED_OUT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_publisher_grant_timeout(struct shmring_publisher *publisher,
+                                    size_t len,
+                                    uint64_t timeout_ms,
+                                    uint8_t **out_data);
+
+/// Publishes the first `len` bytes of the outstanding grant as one message (`len`
+/// may be less than granted) and wakes the parked subscribers;
+/// `shmring_publisher_subscribers` then says how many it reached. The grant's
+/// pointer is invalid afterwards.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no grant outstanding);
+/// `SHMRING_E_INVALID_ARGUMENT` if `len` exceeds the grant (the grant stays
+/// outstanding); `SHMRING_E_CORRUPTED` if the frame moved (nothing committed).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_publisher_commit(struct shmring_publisher *publisher, size_t len);
+
+/// Gives the outstanding grant back without publishing anything. The grant's
+/// pointer is invalid afterwards.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no grant outstanding).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_publisher_abort(struct shmring_publisher *publisher);
+
+/// The publisher as a `shmring_msg_sender`, for the message family's copying
+/// sends (`SHMRING_E_FULL` on a gated topic means a live subscriber has not read;
+/// the blocking forms wait for it, free a dead one's slot and cut off one that does
+/// not move within the topic's bound) and readiness calls: its descriptor (a named
+/// topic's: the table's space FIFO; a memfd topic's is polled) becomes readable
+/// after `shmring_msg_sender_arm_for_space` returned `SHMRING_ARMED` when a
+/// subscriber moves or leaves, when the one holding it back dies, or (gated) when
+/// that one's cut-off comes due; arming again then frees its slot or cuts it off.
+/// A lossy publisher's arming always says `SHMRING_READY`. The same handle: close
+/// `publisher`, never the view. NULL for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+struct shmring_msg_sender *shmring_publisher_as_msg_sender(struct shmring_publisher *publisher);
+
+/// Gives the publisher's claim back and frees the handle (NULL: nothing).
+/// Subscribers receive everything it published, then `SHMRING_E_DISCONNECTED`
+/// until a new publisher claims the topic.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+int shmring_publisher_close(struct shmring_publisher *publisher);
+
+/// Joins the topic as a subscriber in a free slot, starting at `start` (a
+/// `shmring_start`).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TABLE_FULL` (every slot is held by a live
+/// subscriber), `SHMRING_E_CORRUPTED`, `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT` (an unknown `start`).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_subscriber_new(const struct shmring_topic *topic,
+                           uint32_t start,
+                           struct shmring_subscriber **out);
+
+/// Stores the sequence number of the next message the subscriber will read in
+/// `*out` (messages are numbered from 1 on each topic).
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_subscriber_next_seq(const struct shmring_subscriber *subscriber,
+                                uint64_t *out);
+
+/// Borrows the next message of a strict topic in place, if there is one now;
+/// never blocks. `*out_data` and `*out_len` receive its address (in the
+/// subscriber's read-only mapping) and length.
+///
+/// The bytes stay valid, and the publisher does not overwrite them, until
+/// `shmring_subscriber_release` (moves past the message) or
+/// `shmring_subscriber_unread` (leaves it to be read again); until then every
+/// other call on this subscriber returns `SHMRING_E_BUSY`, but
+/// `shmring_subscriber_close` and `shmring_subscriber_next_seq`. A read held
+/// forever holds the publisher back forever (unless this process dies: then the
+/// publisher frees its slot). A hostile publisher could change the bytes while
+/// you read them: copy before validating, if that matters.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_EMPTY`, `SHMRING_E_DISCONNECTED`,
+/// `SHMRING_E_CORRUPTED`, `SHMRING_E_UNSUPPORTED` (the topic is not strict),
+/// `SHMRING_E_BUSY` (a read is already outstanding),
+/// `SHMRING_E_INVALID_ARGUMENT`. On failure `*out_data` is NULL and `*out_len` 0.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_subscriber_try_read(struct shmring_subscriber *subscriber,
+                                const uint8_t **out_data,
+                                size_t *out_len);
+
+/// As `shmring_subscriber_try_read`, waiting for a message.
+///
+/// # Returns
+/// As `shmring_subscriber_try_read` but `SHMRING_E_EMPTY`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_subscriber_read(struct shmring_subscriber *subscriber,
+                            const uint8_t **out_data,
+                            size_t *out_len);
+
+/// As `shmring_subscriber_read`, giving up after `timeout_ms` milliseconds with
+/// `SHMRING_E_TIMED_OUT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_subscriber_read_timeout(struct shmring_subscriber *subscriber,
+                                    uint64_t timeout_ms,
+                                    const uint8_t **out_data,
+                                    size_t *out_len);
+
+/// Moves past the outstanding read message (the publisher may reuse its bytes)
+/// and wakes a publisher waiting for room. Its pointer is invalid afterwards.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no read outstanding);
+/// `SHMRING_E_CORRUPTED` if the message changed (nothing released).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_subscriber_release(struct shmring_subscriber *subscriber);
+
+/// Ends the outstanding read without moving past the message: the next read or
+/// receive returns it again. Its pointer is invalid afterwards.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (no read outstanding).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_subscriber_unread(struct shmring_subscriber *subscriber);
+
+/// The subscriber as a `shmring_msg_receiver`, for the message family's copying
+/// receives and readiness calls. A receive that finds the subscriber lapped returns
+/// `SHMRING_E_LAGGED` with the number of messages missed in `*out_len`; the next
+/// receive returns the oldest message still held. Its readiness descriptor is
+/// its own (a named topic's: a FIFO per subscriber slot; a memfd topic's is
+/// polled). The same handle: close
+/// `subscriber`, never the view. NULL for NULL.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+struct shmring_msg_receiver *shmring_subscriber_as_msg_receiver(struct shmring_subscriber *subscriber);
+
+/// Leaves the topic (frees the slot) and frees the handle (NULL: nothing).
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+int shmring_subscriber_close(struct shmring_subscriber *subscriber);
 
 /// Fills `*options` with the defaults (all fields zero): wait strategy
 /// spin-then-park (50 us), mode `0600`, accepted mode `0644`, no flags.
@@ -1361,7 +1866,9 @@ int shmring_msg_receiver_max_message_len(const struct shmring_msg_receiver *rece
 /// millisecond, so it may return `SHMRING_E_EMPTY` for up to 1 ms after the
 /// sender went, where `shmring_msg_receiver_recv` notices at once); `SHMRING_E_BUFFER_TOO_SMALL`
 /// (`*out_len` is the length needed; nothing consumed on a shared-memory ring, a
-/// datagram transport may drop it: see the transport's docs);
+/// datagram transport may drop it: see the transport's docs); `SHMRING_E_LAGGED`
+/// (a broadcast subscriber the publisher lapped: `*out_len` is how many messages
+/// it missed; the next receive returns the oldest one still held);
 /// `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a read outstanding on an SPSC
 /// receiver); `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT` (NULL `buf` with a
 /// non-zero `buf_len`, `buf_len` beyond `PTRDIFF_MAX`, NULL `out_len`, a handle
@@ -2227,6 +2734,554 @@ SHMRING_MUST_USE int shmring_sender_commit(struct shmring_sender *sender, size_t
 /// # Safety
 /// The pointer rules of the header (`shmring.h`, top).
 SHMRING_MUST_USE int shmring_sender_abort(struct shmring_sender *sender);
+
+/// Creates a shared mutex over `value_size` bytes in named POSIX shared memory,
+/// `/dev/shm/shmring.<name>` (the channels' name rules), its value zero bytes,
+/// unlocked, and opens this handle on it (the first slot of 16). Removed when
+/// the creator closes it, unless `SHMRING_OPTION_KEEP`. Options: the events'
+/// flags and `SHMRING_OPTION_PREFAULT` (the lock uses no fence pair:
+/// `SHMRING_OPTION_SYMMETRIC_FENCES` is refused).
+///
+/// # Arguments
+/// - `name`: the segment's name.
+/// - `value_size`: 1 to `SHMRING_SHARED_MUTEX_MAX_SIZE` bytes.
+/// - `options`: NULL for defaults.
+/// - `out`: the new handle.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a size out of range),
+/// `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
+/// `SHMRING_OPTION_RECLAIM`), `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
+/// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_create(const char *name,
+                                size_t value_size,
+                                const struct shmring_sync_options *options,
+                                struct shmring_shared_mutex **out);
+
+/// Opens the shared mutex `/dev/shm/shmring.<name>`, whatever its size, and
+/// validates it: owner and mode (see `options`), size, every header field
+/// (another kind of object is refused).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_TABLE_FULL` (every slot held by a live handle),
+/// `SHMRING_E_UNSUPPORTED` (a segment whose header asks for the asymmetric
+/// fences, which this process cannot take part in), `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_open(const char *name,
+                              const struct shmring_sync_options *options,
+                              struct shmring_shared_mutex **out);
+
+/// Opens the shared mutex `/dev/shm/shmring.<name>`, or creates it with
+/// `value_size` bytes if there is none, without a race: of processes racing,
+/// one creates and the others open that mutex.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INCOMPATIBLE_LAYOUT` if the object there is not a
+/// shared mutex of this layout version, or has another size (the message names
+/// the field and both values); else as `shmring_shared_mutex_open` and
+/// `shmring_shared_mutex_create`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_open_or_create(const char *name,
+                                        size_t value_size,
+                                        const struct shmring_sync_options *options,
+                                        struct shmring_shared_mutex **out);
+
+/// Creates a shared mutex over `value_size` bytes in a regular file at `path`
+/// (created exclusively, `0600`), kept when the creator closes it unless
+/// `SHMRING_OPTION_UNLINK`: the value survives the processes.
+///
+/// # Returns
+/// As `shmring_shared_mutex_create`; `SHMRING_E_NOT_FOUND` if the directory is
+/// missing.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_create_file(const char *path,
+                                     size_t value_size,
+                                     const struct shmring_sync_options *options,
+                                     struct shmring_shared_mutex **out);
+
+/// Opens a shared mutex file made by `shmring_shared_mutex_create_file`.
+///
+/// # Returns
+/// As `shmring_shared_mutex_open`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_open_file(const char *path,
+                                   const struct shmring_sync_options *options,
+                                   struct shmring_shared_mutex **out);
+
+/// Opens the shared mutex file at `path`, or creates it with `value_size`
+/// bytes, without a race.
+///
+/// # Returns
+/// As `shmring_shared_mutex_open_or_create`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_open_or_create_file(const char *path,
+                                             size_t value_size,
+                                             const struct shmring_sync_options *options,
+                                             struct shmring_shared_mutex **out);
+
+/// Creates a shared mutex over `value_size` bytes in an anonymous memfd, sealed
+/// against resizing; hand it over with `shmring_shared_mutex_fd`, open it with
+/// `shmring_shared_mutex_open_fd`.
+///
+/// # Returns
+/// As `shmring_shared_mutex_create`, without the name errors.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_create_memfd(size_t value_size,
+                                      const struct shmring_sync_options *options,
+                                      struct shmring_shared_mutex **out);
+
+/// Opens the shared mutex behind the descriptor `fd` (duplicated: the caller
+/// keeps its own). Size, seals and header are checked; owner and mode are not.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
+/// `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_UNSUPPORTED`, `SHMRING_E_IO`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_open_fd(int fd,
+                                 const struct shmring_sync_options *options,
+                                 struct shmring_shared_mutex **out);
+
+/// Stores the mutex's descriptor in `*out_fd` (the mutex's own, close-on-exec:
+/// do not close it; valid until `shmring_shared_mutex_close`), to hand a memfd
+/// mutex to another process.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_shared_mutex_fd(const struct shmring_shared_mutex *mutex, int *out_fd);
+
+/// Stores the value's size in bytes in `*out_size`: what `shmring_shared_mutex_write`
+/// takes and the least `shmring_shared_mutex_read`'s buffer holds.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_size(const struct shmring_shared_mutex *mutex,
+                              size_t *out_size);
+
+/// Takes the lock, sleeping (futex) while a live holder in any process has it,
+/// for at most `timeout_ms` milliseconds (0: one try without sleeping;
+/// `UINT64_MAX`: no limit). A holder that died is found within a bounded time
+/// of its death and its lock taken over.
+///
+/// # Returns
+/// `SHMRING_OK`: this handle holds the lock. **`SHMRING_E_OWNER_DIED`: this
+/// handle holds the lock too**, but a holder died holding it (now, or earlier
+/// and nobody has marked the value consistent since): the value may be
+/// half-updated; repair it, `shmring_shared_mutex_mark_consistent`, and unlock
+/// as after `SHMRING_OK`. `SHMRING_E_TIMED_OUT` (a live holder kept it);
+/// `SHMRING_E_ALREADY_LOCKED` (this handle holds the lock already: a second
+/// lock would wait for itself); `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_lock(struct shmring_shared_mutex *mutex,
+                              uint64_t timeout_ms);
+
+/// Takes the lock if it is free, or held by a holder found dead (one probe of
+/// its liveness); never sleeps.
+///
+/// # Returns
+/// `SHMRING_OK`; **`SHMRING_E_OWNER_DIED` with the lock held**, as for
+/// `shmring_shared_mutex_lock`; `SHMRING_E_BUSY` (a live holder has it);
+/// `SHMRING_E_ALREADY_LOCKED`; `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_shared_mutex_try_lock(struct shmring_shared_mutex *mutex);
+
+/// Lets go of the lock this handle holds (waking a sleeping locker). After
+/// `SHMRING_E_OWNER_DIED` without `shmring_shared_mutex_mark_consistent`, the
+/// value stays marked inconsistent: the next locker gets
+/// `SHMRING_E_OWNER_DIED` too.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (this handle does not hold the
+/// lock); `SHMRING_E_CORRUPTED` (the lock word no longer held this handle's
+/// id: a peer wrote it; the lock is let go anyway); `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_shared_mutex_unlock(struct shmring_shared_mutex *mutex);
+
+/// Marks the value consistent again, after `SHMRING_E_OWNER_DIED`, while this
+/// handle holds the lock: later lockers get `SHMRING_OK`. Call it once the
+/// value is repaired; it does not unlock.
+///
+/// # Returns
+/// `SHMRING_OK` (also when the value was consistent); `SHMRING_E_NOT_BORROWED`
+/// (this handle does not hold the lock); `SHMRING_E_CORRUPTED` (a peer wrote
+/// the lock word: nothing changed); `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_shared_mutex_mark_consistent(struct shmring_shared_mutex *mutex);
+
+/// Copies the value into `buf` (its first `value_size` bytes; the rest is left
+/// alone), while this handle holds the lock. A peer that ignores the lock can
+/// write the value meanwhile: the bytes are then garbage, never out of bounds.
+///
+/// # Arguments
+/// - `buf`, `buf_len`: at least the value's size (`shmring_shared_mutex_size`).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (this handle does not hold the lock:
+/// nothing read); `SHMRING_E_BUFFER_TOO_SMALL` (nothing read);
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_read(struct shmring_shared_mutex *mutex,
+                              void *buf,
+                              size_t buf_len);
+
+/// Copies the `len` bytes at `data` into the value, while this handle holds
+/// the lock.
+///
+/// # Arguments
+/// - `data`, `len`: exactly the value's size (`shmring_shared_mutex_size`).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NOT_BORROWED` (this handle does not hold the lock:
+/// nothing written); `SHMRING_E_INVALID_ARGUMENT` (`len` is not the value's
+/// size: nothing written; or a NULL pointer).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_mutex_write(struct shmring_shared_mutex *mutex,
+                               const void *data,
+                               size_t len);
+
+/// Frees a shared mutex handle, unlocking the lock if it holds it (the value
+/// stays marked inconsistent if it was) and giving its slot back; a named
+/// mutex created with the default options is removed. Closing NULL does
+/// nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+int shmring_shared_mutex_close(struct shmring_shared_mutex *mutex);
+
+/// Creates a shared value of `value_size` bytes in named POSIX shared memory,
+/// `/dev/shm/shmring.<name>` (the channels' name rules), never written: reads
+/// return `SHMRING_E_NO_VALUE` until a writer publishes. Removed when the
+/// creator closes it, unless `SHMRING_OPTION_KEEP`. A created value uses the
+/// asymmetric fence pair unless `SHMRING_OPTION_SYMMETRIC_FENCES` (needed when a
+/// process that cannot call `membarrier` will open it: valgrind, a seccomp
+/// filter).
+///
+/// # Arguments
+/// - `name`: the segment's name.
+/// - `value_size`: 1 to `SHMRING_SHARED_VALUE_MAX_SIZE` bytes.
+/// - `options`: NULL for defaults.
+/// - `out`: the new handle.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a size out of range),
+/// `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
+/// `SHMRING_OPTION_RECLAIM`), `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
+/// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_create(const char *name,
+                                size_t value_size,
+                                const struct shmring_sync_options *options,
+                                struct shmring_shared_value **out);
+
+/// Opens the shared value `/dev/shm/shmring.<name>`, whatever its size, and
+/// validates it: owner and mode (see `options`), size, every header field
+/// (another kind of object is refused).
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_NAME`, `SHMRING_E_NOT_FOUND`,
+/// `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_UNTRUSTED`, `SHMRING_E_BAD_SIZE`,
+/// `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_UNSUPPORTED` (its creator chose the asymmetric fences and this
+/// process cannot call `membarrier`), `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_open(const char *name,
+                              const struct shmring_sync_options *options,
+                              struct shmring_shared_value **out);
+
+/// Opens the shared value `/dev/shm/shmring.<name>`, or creates it with
+/// `value_size` bytes if there is none, without a race: of processes racing,
+/// one creates and the others open that value.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INCOMPATIBLE_LAYOUT` if the object there is not a
+/// shared value of this layout version, or has another size (the message names
+/// the field and both values); else as `shmring_shared_value_open` and
+/// `shmring_shared_value_create`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_open_or_create(const char *name,
+                                        size_t value_size,
+                                        const struct shmring_sync_options *options,
+                                        struct shmring_shared_value **out);
+
+/// Creates a shared value of `value_size` bytes in a regular file at `path`
+/// (created exclusively, `0600`), kept when the creator closes it unless
+/// `SHMRING_OPTION_UNLINK`: the last version survives the processes.
+///
+/// # Returns
+/// As `shmring_shared_value_create`; `SHMRING_E_NOT_FOUND` if the directory is
+/// missing.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_create_file(const char *path,
+                                     size_t value_size,
+                                     const struct shmring_sync_options *options,
+                                     struct shmring_shared_value **out);
+
+/// Opens a shared value file made by `shmring_shared_value_create_file`.
+///
+/// # Returns
+/// As `shmring_shared_value_open`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_open_file(const char *path,
+                                   const struct shmring_sync_options *options,
+                                   struct shmring_shared_value **out);
+
+/// Opens the shared value file at `path`, or creates it with `value_size`
+/// bytes, without a race.
+///
+/// # Returns
+/// As `shmring_shared_value_open_or_create`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_open_or_create_file(const char *path,
+                                             size_t value_size,
+                                             const struct shmring_sync_options *options,
+                                             struct shmring_shared_value **out);
+
+/// Creates a shared value of `value_size` bytes in an anonymous memfd, sealed
+/// against resizing; hand it over with `shmring_shared_value_fd`, open it with
+/// `shmring_shared_value_open_fd`.
+///
+/// # Returns
+/// As `shmring_shared_value_create`, without the name errors.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_create_memfd(size_t value_size,
+                                      const struct shmring_sync_options *options,
+                                      struct shmring_shared_value **out);
+
+/// Opens the shared value behind the descriptor `fd` (duplicated: the caller
+/// keeps its own). Size, seals and header are checked; owner and mode are not.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (negative or closed `fd`),
+/// `SHMRING_E_BAD_SIZE`, `SHMRING_E_INCOMPATIBLE_LAYOUT`, `SHMRING_E_CORRUPTED`,
+/// `SHMRING_E_UNSUPPORTED`, `SHMRING_E_IO`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_open_fd(int fd,
+                                 const struct shmring_sync_options *options,
+                                 struct shmring_shared_value **out);
+
+/// Stores the value's descriptor in `*out_fd` (the value's own, close-on-exec:
+/// do not close it; valid until `shmring_shared_value_close`), to hand a memfd
+/// value to another process.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE int shmring_shared_value_fd(const struct shmring_shared_value *value, int *out_fd);
+
+/// Stores the value's size in bytes in `*out_size`: what a write takes and the
+/// least a read's buffer holds.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_size(const struct shmring_shared_value *value,
+                              size_t *out_size);
+
+/// Copies the value published now into `buf` (its first `value_size` bytes;
+/// the rest is left alone) and stores its version in `*out_version`. Never a
+/// torn value: the copy is checked after it is made, and retried a bounded
+/// number of times if a write overlapped it. Never blocks.
+///
+/// # Arguments
+/// - `buf`, `buf_len`: at least the value's size (`shmring_shared_value_size`).
+/// - `out_version`: the version read (from 1); 0 on any failure.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_NO_VALUE` (never written);
+/// `SHMRING_E_WRITER_DIED` (the writer died in the middle of a write, and no
+/// writer has published since); `SHMRING_E_VALUE_BUSY` (every copy overlapped a
+/// write: try again); `SHMRING_E_BUFFER_TOO_SMALL` (`buf_len` below the value's
+/// size; nothing read); `SHMRING_E_INVALID_ARGUMENT`. On a failure the buffer's
+/// bytes are unspecified.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_read(const struct shmring_shared_value *value,
+                              void *buf,
+                              size_t buf_len,
+                              uint64_t *out_version);
+
+/// Waits until a version above `after` is published, then copies it into `buf`
+/// as `shmring_shared_value_read` does and stores its version in
+/// `*out_version`: at once if one is published already. `after` 0 waits for
+/// the first version. The wait sleeps (futex) and is woken by the writer.
+///
+/// # Arguments
+/// - `after`: a version seen before (0: none).
+/// - `buf`, `buf_len`, `out_version`: as `shmring_shared_value_read`.
+/// - `timeout_ms`: give up after this many milliseconds; 0: only check;
+///   `UINT64_MAX`: no limit.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_TIMED_OUT`; else as `shmring_shared_value_read`
+/// (`SHMRING_E_BUFFER_TOO_SMALL` before any wait).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_wait_for_version(const struct shmring_shared_value *value,
+                                          uint64_t after,
+                                          void *buf,
+                                          size_t buf_len,
+                                          uint64_t *out_version,
+                                          uint64_t timeout_ms);
+
+/// Frees a shared value handle; a named value created with the default options
+/// is removed (its writer, if any, keeps the segment mapped). Closing NULL does
+/// nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+int shmring_shared_value_close(struct shmring_shared_value *value);
+
+/// Claims the writer role of `value` and returns the writer in `*out` (the
+/// liveness lock first, then the claim word; the role of a writer whose process
+/// died is taken over). The writer keeps the segment mapped: `value` may be
+/// closed before it. After a take-over from a writer that died in the middle of
+/// a write, readers get `SHMRING_E_WRITER_DIED` until this writer's first write.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_ROLE_TAKEN` while another live writer (in any
+/// process, this one included) holds the role; `SHMRING_E_IO`,
+/// `SHMRING_E_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_writer_new(const struct shmring_shared_value *value,
+                                    struct shmring_shared_value_writer **out);
+
+/// Publishes the `len` bytes at `data` as the next version, and stores its
+/// number in `*out_version`. Never blocks; no system call unless a reader
+/// waits.
+///
+/// # Arguments
+/// - `data`, `len`: exactly the value's size (`shmring_shared_value_size`).
+/// - `out_version`: the version published; 0 on any failure.
+///
+/// # Returns
+/// `SHMRING_OK`; `SHMRING_E_INVALID_ARGUMENT` (`len` is not the value's size:
+/// nothing is written; or a NULL pointer).
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_writer_write(struct shmring_shared_value_writer *writer,
+                                      const void *data,
+                                      size_t len,
+                                      uint64_t *out_version);
+
+/// Stores in `*out_version` the version the writer's next write publishes: one
+/// more than the last whole one (after a take-over from a writer that died in
+/// the middle of a write, the version that writer was writing). For a writer
+/// that stamps the version into the value.
+///
+/// # Returns
+/// `SHMRING_OK`, or `SHMRING_E_INVALID_ARGUMENT` for a NULL pointer.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+SHMRING_MUST_USE
+int shmring_shared_value_writer_next_version(const struct shmring_shared_value_writer *writer,
+                                             uint64_t *out_version);
+
+/// Frees a writer and gives the role back (another writer, in any process, may
+/// then claim it). What it published stays. Closing NULL does nothing.
+///
+/// # Returns
+/// `SHMRING_OK`.
+///
+/// # Safety
+/// The pointer rules of the header (`shmring.h`, top).
+int shmring_shared_value_writer_close(struct shmring_shared_value_writer *writer);
 
 /// A static, NUL-terminated description of a status code: `"success"` for
 /// `SHMRING_OK`, `"unknown status code"` for a value that is not a status.

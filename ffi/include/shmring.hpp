@@ -28,13 +28,19 @@
 ///   call with a timeout that runs out returns `false` (`std::nullopt`).
 ///   `errc::disconnected` (the peer has gone) is an exception.
 /// - **Zero copy**: `sender::grant` lends ring bytes as a `write_grant`,
-///   `receiver::read` borrows a message as a `read_message`; both end explicitly
+///   `receiver::read` borrows a message as a `read_message`; on a strict
+///   broadcast topic, `publisher::grant` and `subscriber::read` do the same
+///   (`publish_grant`, `in_place_message`). All end explicitly
 ///   (`commit`/`abort`, `release`/`unread`), and on destruction a grant is
 ///   aborted (nothing published) and a read is unread (the message stays for the
 ///   next read), as the Rust API's drops do. A grant or read must end before its
 ///   endpoint is destroyed or moved into another object that is then destroyed.
-/// - **Threads**: as in C: an endpoint is used by one thread at a time; a channel,
-///   event, semaphore or RPC client by several.
+/// - **Waiting on many**: a `shmring::wait_set` waits on receivers and senders of
+///   every kind, plain descriptors and timers at once (`epoll` over their
+///   readiness descriptors) and returns the indices of those that are ready.
+/// - **Threads**: as in C: an endpoint or a shared value's writer is used by one
+///   thread at a time; a channel, event, semaphore, shared value or RPC client by
+///   several.
 ///
 /// @code
 /// #include <shmring.hpp>
@@ -50,6 +56,7 @@
 #define SHMRING_HPP
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -62,6 +69,10 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include "shmring.h"
 
@@ -86,18 +97,24 @@ enum class errc : int {
     timed_out = SHMRING_E_TIMED_OUT,                   ///< The timeout ran out.
     role_taken = SHMRING_E_ROLE_TAKEN,                 ///< Another live endpoint holds the role.
     no_space = SHMRING_E_NO_SPACE,                     ///< Out of memory or a system limit.
-    busy = SHMRING_E_BUSY,                             ///< A grant or read is outstanding.
+    busy = SHMRING_E_BUSY,                             ///< A grant or read is outstanding; a lock held.
     unsupported = SHMRING_E_UNSUPPORTED,               ///< Not possible here.
     io = SHMRING_E_IO,                                 ///< Another system error.
     panic = SHMRING_E_PANIC,                           ///< A bug in the library (the handle is poisoned).
     invalid_capacity = SHMRING_E_INVALID_CAPACITY,     ///< A bad capacity or shape.
     untrusted = SHMRING_E_UNTRUSTED,                   ///< An object of an untrusted owner or mode.
     bad_size = SHMRING_E_BAD_SIZE,                     ///< An object of the wrong size.
-    not_borrowed = SHMRING_E_NOT_BORROWED,             ///< No grant or read outstanding.
+    not_borrowed = SHMRING_E_NOT_BORROWED,             ///< No grant, read or lock outstanding.
     unknown = SHMRING_E_UNKNOWN,                       ///< An unknown failure.
     table_full = SHMRING_E_TABLE_FULL,                 ///< The MPMC endpoint table is full.
     remote = SHMRING_E_REMOTE,                         ///< The RPC server's handler failed.
     handshake = SHMRING_E_HANDSHAKE,                   ///< A connection handshake failed.
+    lagged = SHMRING_E_LAGGED,                         ///< A subscriber was lapped (`lagged_error`).
+    no_value = SHMRING_E_NO_VALUE,                     ///< A shared value never written.
+    writer_died = SHMRING_E_WRITER_DIED,               ///< A shared value's writer died mid-write.
+    value_busy = SHMRING_E_VALUE_BUSY,                 ///< Every read of a shared value overlapped a write.
+    owner_died = SHMRING_E_OWNER_DIED,                 ///< A shared mutex's holder died (the lock is held).
+    already_locked = SHMRING_E_ALREADY_LOCKED,         ///< The shared mutex handle holds the lock already.
 };
 
 /// @brief A failed call of the C ABI: its status code, the code's name
@@ -141,6 +158,43 @@ private:
     std::string details_;
 };
 
+/// @brief A broadcast subscriber was lapped: the publisher overwrote `missed()`
+/// messages it had not read. The next receive returns the oldest message still
+/// held.
+class lagged_error : public error {
+public:
+    /// @brief The error of a receive that returned `SHMRING_E_LAGGED` with
+    /// `missed` in its `out_len`.
+    explicit lagged_error(std::uint64_t missed)
+        : error(SHMRING_E_LAGGED), missed_(missed) {}
+    /// @brief How many messages were overwritten unread.
+    std::uint64_t missed() const noexcept { return missed_; }
+
+private:
+    std::uint64_t missed_;
+};
+
+/// @brief A typed receive (`recv_value<T>`) got a message whose length is not
+/// `sizeof(T)`: the peer sent something other than a `T`. The message was
+/// consumed; the next receive gets the next one. Its code is `errc::bad_size`.
+class value_error : public error {
+public:
+    /// @brief A message of `len` bytes received as a value of `expected` bytes.
+    value_error(std::size_t len, std::size_t expected)
+        : error(errc::bad_size, "a message of " + std::to_string(len) +
+                                    " bytes is not the value type (" +
+                                    std::to_string(expected) + " bytes)"),
+          len_(len), expected_(expected) {}
+    /// @brief The length of the message received.
+    std::size_t len() const noexcept { return len_; }
+    /// @brief The length of the value type, `sizeof(T)`.
+    std::size_t expected() const noexcept { return expected_; }
+
+private:
+    std::size_t len_;
+    std::size_t expected_;
+};
+
 /// What an arm call found (`shmring_readiness`).
 enum class readiness : int {
     ready = SHMRING_READY, ///< Possible now (or the peer has gone: the next call says which).
@@ -173,8 +227,8 @@ using channel_options = ::shmring_channel_options;
 using conn_listener_options = ::shmring_conn_listener_options;
 /// Options of `connection::connect`; value-initialised it holds every default.
 using connect_options = ::shmring_connect_options;
-/// Options of the event and semaphore create and open calls; value-initialised
-/// it holds every default.
+/// Options of the event, semaphore and shared value create and open calls;
+/// value-initialised it holds every default.
 using sync_options = ::shmring_sync_options;
 /// The recovery statistics of an MPMC channel.
 using mpmc_counters = ::shmring_mpmc_counters;
@@ -188,6 +242,9 @@ inline const char *version() noexcept { return ::shmring_version(); }
 namespace detail {
 
 static_assert(static_cast<int>(errc::handshake) == -27, "errc mirrors shmring_status");
+static_assert(static_cast<int>(errc::lagged) == -28, "errc mirrors shmring_status");
+static_assert(static_cast<int>(errc::value_busy) == -31, "errc mirrors shmring_status");
+static_assert(static_cast<int>(errc::already_locked) == -33, "errc mirrors shmring_status");
 
 /// Uses a must-use result that has nothing to report (GCC does not take a
 /// `(void)` cast as a use).
@@ -199,6 +256,15 @@ inline int check(int rc) {
         throw error(rc);
     }
     return rc;
+}
+
+/// As `check`, for a receive: `SHMRING_E_LAGGED` throws `lagged_error` with the
+/// count the call left in `n`.
+inline int check_received(int rc, std::size_t n) {
+    if (rc == SHMRING_E_LAGGED) {
+        throw lagged_error(n);
+    }
+    return check(rc);
 }
 
 /// The C ABI's "without limit".
@@ -315,6 +381,40 @@ T *make(Make &&fn) {
     return out;
 }
 
+/// An owned file descriptor: closed on destruction or `reset`; -1 holds none.
+class owned_fd {
+public:
+    owned_fd() noexcept = default;
+    explicit owned_fd(int fd) noexcept : fd_(fd) {}
+    owned_fd(owned_fd &&o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    owned_fd &operator=(owned_fd &&o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    owned_fd(const owned_fd &) = delete;
+    owned_fd &operator=(const owned_fd &) = delete;
+    ~owned_fd() { reset(); }
+
+    void reset() noexcept {
+        if (fd_ >= 0) {
+            ::close(std::exchange(fd_, -1));
+        }
+    }
+    int get() const noexcept { return fd_; }
+
+private:
+    int fd_ = -1;
+};
+
+/// The wrapper's error for a failed system call `call`: `errc::io`, with the
+/// call and `errno`'s text.
+inline error os_error(const char *call) {
+    return error(errc::io, std::string(call) + ": " + std::strerror(errno));
+}
+
 } // namespace detail
 /// @endcond
 
@@ -385,6 +485,39 @@ public:
         return send(bytes.data(), detail::byte_size(bytes), timeout);
     }
 
+    /// @brief Sends the bytes of `value` (`sizeof(T)`) as one message if there is
+    /// room now; never blocks. `T` must be trivially copyable; name its padding
+    /// as fields and zero them, or the padding's indeterminate bytes are sent.
+    /// @return `true` if sent, `false` if the endpoint is full.
+    /// @throws error as `try_send`.
+    template <class T>
+    [[nodiscard]] bool try_send_value(const T &value) {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "send_value needs a trivially copyable type");
+        return try_send(&value, sizeof(T));
+    }
+
+    /// @brief Sends the bytes of `value` as one message, waiting for room as long
+    /// as it takes (as `try_send_value`).
+    /// @throws error as `send`.
+    template <class T>
+    void send_value(const T &value) {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "send_value needs a trivially copyable type");
+        send(&value, sizeof(T));
+    }
+
+    /// @brief As `send_value`, giving up after `timeout`.
+    /// @return `true` if sent, `false` if the timeout ran out.
+    /// @throws error as `send`.
+    template <class T, class Rep, class Period>
+    [[nodiscard]] bool send_value(const T &value,
+                                  const std::chrono::duration<Rep, Period> &timeout) {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "send_value needs a trivially copyable type");
+        return send(&value, sizeof(T), timeout);
+    }
+
     /// @brief The largest message the endpoint carries.
     std::size_t max_message_len() const {
         std::size_t out = 0;
@@ -445,7 +578,7 @@ public:
         if (rc == SHMRING_E_EMPTY) {
             return std::nullopt;
         }
-        detail::check(rc);
+        detail::check_received(rc, n);
         return n;
     }
 
@@ -462,7 +595,8 @@ public:
     /// everything it sent was received; as `try_recv`.
     std::size_t recv(void *buf, std::size_t len) {
         std::size_t n = 0;
-        detail::check(::shmring_msg_receiver_recv(raw(), buf, len, &n));
+        const int rc = ::shmring_msg_receiver_recv(raw(), buf, len, &n);
+        detail::check_received(rc, n);
         return n;
     }
 
@@ -483,7 +617,7 @@ public:
         if (rc == SHMRING_E_TIMED_OUT) {
             return std::nullopt;
         }
-        detail::check(rc);
+        detail::check_received(rc, n);
         return n;
     }
 
@@ -553,6 +687,56 @@ public:
         }, SHMRING_E_TIMED_OUT);
     }
 
+    /// @brief Receives the next message as a `T` (trivially copyable and default
+    /// constructible), copied into the value's bytes, if there is one now.
+    /// @return The value, or `std::nullopt` if the endpoint is empty.
+    /// @throws value_error when the message's length is not `sizeof(T)` (it is
+    /// consumed); error as `try_recv`.
+    template <class T>
+    [[nodiscard]] std::optional<T> try_recv_value() {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "recv_value needs a trivially copyable type");
+        T value{};
+        std::size_t n = 0;
+        const int rc = ::shmring_msg_receiver_try_recv(raw(), &value, sizeof(T), &n);
+        if (rc == SHMRING_E_EMPTY) {
+            return std::nullopt;
+        }
+        exact(rc, n, &value, sizeof(T));
+        return value;
+    }
+
+    /// @brief Receives the next message as a `T`, waiting as long as it takes.
+    /// @throws value_error as `try_recv_value`; error as `recv`.
+    template <class T>
+    T recv_value() {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "recv_value needs a trivially copyable type");
+        T value{};
+        std::size_t n = 0;
+        const int rc = ::shmring_msg_receiver_recv(raw(), &value, sizeof(T), &n);
+        exact(rc, n, &value, sizeof(T));
+        return value;
+    }
+
+    /// @brief As `recv_value`, giving up after `timeout`.
+    /// @return The value, or `std::nullopt` if the timeout ran out.
+    /// @throws value_error as `try_recv_value`; error as `recv`.
+    template <class T, class Rep, class Period>
+    [[nodiscard]] std::optional<T> recv_value(const std::chrono::duration<Rep, Period> &timeout) {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "recv_value needs a trivially copyable type");
+        T value{};
+        std::size_t n = 0;
+        const int rc = ::shmring_msg_receiver_recv_timeout(raw(), &value, sizeof(T),
+                                                           detail::timeout_ms(timeout), &n);
+        if (rc == SHMRING_E_TIMED_OUT) {
+            return std::nullopt;
+        }
+        exact(rc, n, &value, sizeof(T));
+        return value;
+    }
+
     /// @brief The largest message the endpoint carries.
     std::size_t max_message_len() const {
         std::size_t out = 0;
@@ -588,6 +772,33 @@ private:
         return static_cast<const Endpoint *>(this)->native_msg_receiver();
     }
 
+    /// Checks that a typed receive (`rc`, `n`) got one message of exactly `size`
+    /// bytes into `value`; else throws `value_error` (or the receive's error). A
+    /// longer message, left where it was (`SHMRING_E_BUFFER_TOO_SMALL`), is taken
+    /// out first by one non-blocking receive, so that a peer's wrong message
+    /// costs one error; should that receive find a message of the right length
+    /// (another MPMC receiver took the long one), it is the value.
+    void exact(int rc, std::size_t n, void *value, std::size_t size) {
+        if (rc == SHMRING_OK && n == size) {
+            return;
+        }
+        if (rc == SHMRING_E_BUFFER_TOO_SMALL && n > size) {
+            std::vector<std::uint8_t> whole(std::min(n, max_message_len()));
+            std::size_t got = 0;
+            if (::shmring_msg_receiver_try_recv(raw(), whole.data(), whole.size(), &got) ==
+                SHMRING_OK) {
+                if (got == size) {
+                    std::memcpy(value, whole.data(), size);
+                    return;
+                }
+                n = got;
+            }
+        } else if (rc != SHMRING_OK) {
+            detail::check_received(rc, n);
+        }
+        throw value_error(n, size);
+    }
+
     /// Receives with `call` into `out` sized to the largest message, then sizes
     /// it to the message; `expected` (empty, timed out) returns `false`.
     template <class Call>
@@ -603,9 +814,9 @@ private:
             out.clear();
             return false;
         }
-        const error failure(rc); // before any other shmring call on this thread
         out.clear();
-        throw failure;
+        detail::check_received(rc, n); // throws: rc is a failure
+        return false;
     }
 };
 
@@ -635,30 +846,99 @@ private:
     ::shmring_msg_receiver *raw_;
 };
 
-/// @brief Ring bytes lent by `sender::grant` to write a message in place.
+class sender;
+class receiver;
+class publisher;
+class subscriber;
+
+/// @cond SHMRING_DETAIL
+namespace detail {
+
+/// The C calls that end a grant of an endpoint handle `T`, and the endpoint class
+/// that makes the grants (`owner`).
+template <class T>
+struct grant_calls;
+
+template <>
+struct grant_calls<::shmring_sender> {
+    using owner = shmring::sender;
+    static int commit(::shmring_sender *h, std::size_t len) noexcept {
+        return ::shmring_sender_commit(h, len);
+    }
+    static int abort(::shmring_sender *h) noexcept { return ::shmring_sender_abort(h); }
+    /// What a commit returns: nothing.
+    static void committed(::shmring_sender *) noexcept {}
+};
+
+template <>
+struct grant_calls<::shmring_publisher> {
+    using owner = shmring::publisher;
+    static int commit(::shmring_publisher *h, std::size_t len) noexcept {
+        return ::shmring_publisher_commit(h, len);
+    }
+    static int abort(::shmring_publisher *h) noexcept { return ::shmring_publisher_abort(h); }
+    /// What a commit returns: the subscribers joined (the C commit leaves it to
+    /// `shmring_publisher_subscribers`).
+    static std::uint32_t committed(::shmring_publisher *h) {
+        std::uint32_t out = 0;
+        check(::shmring_publisher_subscribers(h, &out));
+        return out;
+    }
+};
+
+/// The C calls that end a read of an endpoint handle `T`, and the endpoint class
+/// that makes the reads (`owner`).
+template <class T>
+struct read_calls;
+
+template <>
+struct read_calls<::shmring_receiver> {
+    using owner = shmring::receiver;
+    static int release(::shmring_receiver *h) noexcept { return ::shmring_receiver_release(h); }
+    static int unread(::shmring_receiver *h) noexcept { return ::shmring_receiver_unread(h); }
+};
+
+template <>
+struct read_calls<::shmring_subscriber> {
+    using owner = shmring::subscriber;
+    static int release(::shmring_subscriber *h) noexcept {
+        return ::shmring_subscriber_release(h);
+    }
+    static int unread(::shmring_subscriber *h) noexcept { return ::shmring_subscriber_unread(h); }
+};
+
+} // namespace detail
+/// @endcond
+
+/// @brief Ring bytes lent to write a message in place: by `sender::grant` (a
+/// `write_grant`) or `publisher::grant` (a `publish_grant`).
 ///
 /// `commit(len)` publishes the first `len` bytes as one message; `abort()`, or
 /// destroying the grant, publishes nothing. Until it ends, other calls on its
-/// sender throw `errc::busy`. It must end before its sender is destroyed.
-class write_grant {
+/// endpoint throw `errc::busy`. It must end before its endpoint is destroyed.
+/// @tparam Handle the endpoint's C handle (`shmring_sender`, `shmring_publisher`).
+template <class Handle>
+class basic_write_grant {
+    using calls = detail::grant_calls<Handle>;
+
 public:
     /// @brief Takes `o`'s grant (`o` then holds none).
-    write_grant(write_grant &&o) noexcept
-        : tx_(std::exchange(o.tx_, nullptr)), data_(o.data_), size_(o.size_) {}
+    basic_write_grant(basic_write_grant &&o) noexcept
+        : h_(std::exchange(o.h_, nullptr)), data_(o.data_), size_(o.size_) {}
     /// @brief Aborts this grant if outstanding, then takes `o`'s.
-    write_grant &operator=(write_grant &&o) noexcept {
+    basic_write_grant &operator=(basic_write_grant &&o) noexcept {
         if (this != &o) {
             abort();
-            tx_ = std::exchange(o.tx_, nullptr);
+            h_ = std::exchange(o.h_, nullptr);
             data_ = o.data_;
             size_ = o.size_;
         }
         return *this;
     }
-    write_grant(const write_grant &) = delete;
-    write_grant &operator=(const write_grant &) = delete;
+    basic_write_grant(const basic_write_grant &) = delete;
+    basic_write_grant &operator=(const basic_write_grant &) = delete;
     /// @brief Aborts the grant if it is still outstanding.
-    ~write_grant() { abort(); }
+    ~basic_write_grant() { abort(); }
 
     /// @brief The lent bytes (8-byte aligned; they hold whatever was there).
     std::uint8_t *data() const noexcept { return data_; }
@@ -669,64 +949,79 @@ public:
     /// @brief Past the last lent byte.
     std::uint8_t *end() const noexcept { return data_ + size_; }
     /// @brief Whether the grant is still outstanding.
-    bool active() const noexcept { return tx_ != nullptr; }
+    bool active() const noexcept { return h_ != nullptr; }
 
     /// @brief Publishes the first `len` bytes as one message; the grant ends.
+    /// @return Nothing for a `write_grant`; for a `publish_grant`, the number of
+    /// subscribers joined just after the commit (`std::uint32_t`, from
+    /// `shmring_publisher_subscribers`: the message reached each live one).
     /// @throws error `errc::invalid_argument` if `len` exceeds `size()` (the grant
     /// stays outstanding), `errc::not_borrowed` if it has ended.
-    void commit(std::size_t len) {
-        if (tx_ == nullptr) {
+    auto commit(std::size_t len) {
+        if (h_ == nullptr) {
             throw error(errc::not_borrowed, "the grant has ended");
         }
-        detail::check(::shmring_sender_commit(tx_, len));
-        tx_ = nullptr;
+        detail::check(calls::commit(h_, len));
+        return calls::committed(std::exchange(h_, nullptr));
     }
 
-    /// @brief Publishes every lent byte as one message.
-    void commit() { commit(size_); }
+    /// @brief Publishes every lent byte as one message (as `commit(size())`).
+    auto commit() { return commit(size_); }
 
     /// @brief Ends the grant without publishing anything (nothing if it has ended).
     void abort() noexcept {
-        if (tx_ != nullptr) {
-            detail::ignore(::shmring_sender_abort(std::exchange(tx_, nullptr)));
+        if (h_ != nullptr) {
+            detail::ignore(calls::abort(std::exchange(h_, nullptr)));
         }
     }
 
 private:
-    friend class sender;
-    write_grant(::shmring_sender *tx, std::uint8_t *data, std::size_t size) noexcept
-        : tx_(tx), data_(data), size_(size) {}
+    friend typename calls::owner;
+    basic_write_grant(Handle *h, std::uint8_t *data, std::size_t size) noexcept
+        : h_(h), data_(data), size_(size) {}
 
-    ::shmring_sender *tx_;
+    Handle *h_;
     std::uint8_t *data_;
     std::size_t size_;
 };
 
-/// @brief A message borrowed in place by `receiver::read`.
+/// @brief Ring bytes lent by `sender::grant`; `commit` returns nothing.
+using write_grant = basic_write_grant<::shmring_sender>;
+/// @brief Topic bytes lent by `publisher::grant` (strict topics); `commit`
+/// returns the number of subscribers joined.
+using publish_grant = basic_write_grant<::shmring_publisher>;
+
+/// @brief A message borrowed in place: by `receiver::read` (a `read_message`) or
+/// `subscriber::read` (an `in_place_message`).
 ///
 /// `release()` consumes it; `unread()`, or destroying it, leaves it to be read
-/// again. Until it ends, other calls on its receiver throw `errc::busy`. It must
-/// end before its receiver is destroyed. A hostile sender could change the bytes
+/// again. Until it ends, other calls on its endpoint throw `errc::busy`. It must
+/// end before its endpoint is destroyed. A hostile sender could change the bytes
 /// while you read them: copy before validating, if that matters.
-class read_message {
+/// @tparam Handle the endpoint's C handle (`shmring_receiver`,
+/// `shmring_subscriber`).
+template <class Handle>
+class basic_read_message {
+    using calls = detail::read_calls<Handle>;
+
 public:
     /// @brief Takes `o`'s read (`o` then holds none).
-    read_message(read_message &&o) noexcept
-        : rx_(std::exchange(o.rx_, nullptr)), data_(o.data_), size_(o.size_) {}
+    basic_read_message(basic_read_message &&o) noexcept
+        : h_(std::exchange(o.h_, nullptr)), data_(o.data_), size_(o.size_) {}
     /// @brief Unreads this message if outstanding, then takes `o`'s.
-    read_message &operator=(read_message &&o) noexcept {
+    basic_read_message &operator=(basic_read_message &&o) noexcept {
         if (this != &o) {
             unread();
-            rx_ = std::exchange(o.rx_, nullptr);
+            h_ = std::exchange(o.h_, nullptr);
             data_ = o.data_;
             size_ = o.size_;
         }
         return *this;
     }
-    read_message(const read_message &) = delete;
-    read_message &operator=(const read_message &) = delete;
+    basic_read_message(const basic_read_message &) = delete;
+    basic_read_message &operator=(const basic_read_message &) = delete;
     /// @brief Unreads the message if it is still outstanding.
-    ~read_message() { unread(); }
+    ~basic_read_message() { unread(); }
 
     /// @brief The message's bytes.
     const std::uint8_t *data() const noexcept { return data_; }
@@ -737,35 +1032,42 @@ public:
     /// @brief Past the last byte.
     const std::uint8_t *end() const noexcept { return data_ + size_; }
     /// @brief Whether the read is still outstanding.
-    bool active() const noexcept { return rx_ != nullptr; }
+    bool active() const noexcept { return h_ != nullptr; }
 
-    /// @brief Consumes the message (no later receiver sees it); the read ends.
+    /// @brief Consumes the message (a receiver's: no later receiver sees it; a
+    /// subscriber's: it moves past it, and the publisher may reuse its bytes);
+    /// the read ends.
     /// @throws error `errc::not_borrowed` if it has ended.
     void release() {
-        if (rx_ == nullptr) {
+        if (h_ == nullptr) {
             throw error(errc::not_borrowed, "the read has ended");
         }
-        detail::check(::shmring_receiver_release(rx_));
-        rx_ = nullptr;
+        detail::check(calls::release(h_));
+        h_ = nullptr;
     }
 
     /// @brief Ends the read without consuming the message (nothing if it has
     /// ended).
     void unread() noexcept {
-        if (rx_ != nullptr) {
-            detail::ignore(::shmring_receiver_unread(std::exchange(rx_, nullptr)));
+        if (h_ != nullptr) {
+            detail::ignore(calls::unread(std::exchange(h_, nullptr)));
         }
     }
 
 private:
-    friend class receiver;
-    read_message(::shmring_receiver *rx, const std::uint8_t *data, std::size_t size) noexcept
-        : rx_(rx), data_(data), size_(size) {}
+    friend typename calls::owner;
+    basic_read_message(Handle *h, const std::uint8_t *data, std::size_t size) noexcept
+        : h_(h), data_(data), size_(size) {}
 
-    ::shmring_receiver *rx_;
+    Handle *h_;
     const std::uint8_t *data_;
     std::size_t size_;
 };
+
+/// @brief A message borrowed by `receiver::read`.
+using read_message = basic_read_message<::shmring_receiver>;
+/// @brief A message of a strict topic borrowed by `subscriber::read`.
+using in_place_message = basic_read_message<::shmring_subscriber>;
 
 /// @brief The sending side of an SPSC channel (`shmring_sender`): the copying
 /// sends of `sending`, zero-copy grants, batches and records.
@@ -1194,6 +1496,240 @@ private:
     detail::handle<::shmring_mpmc, ::shmring_mpmc_close> h_;
 };
 
+/// The shape of a new broadcast topic; value-initialised it is all zeros: use
+/// `topic_config_defaults()`.
+using topic_config = ::shmring_topic_config;
+
+/// @brief The defaults of a new topic: 64 KiB, lossy, 16 subscriber slots, cut-off
+/// after 1000 ms (for gated topics).
+inline topic_config topic_config_defaults() {
+    topic_config config{};
+    detail::check(::shmring_topic_config_init(&config));
+    return config;
+}
+
+/// @brief The one publisher of a broadcast topic (`shmring_publisher`); sends
+/// reach every subscriber. On a gated or strict topic, `readiness_fd()` and
+/// `arm_for_space()` (from `sending`) wait for room a subscriber holds back.
+class publisher : public sending<publisher> {
+public:
+    /// @brief Claims the topic's publisher.
+    /// @throws error `errc::role_taken`, ...
+    explicit publisher(const ::shmring_topic *topic)
+        : h_(detail::make<::shmring_publisher>([&](::shmring_publisher **out) {
+              return ::shmring_publisher_new(topic, out);
+          })) {}
+
+    /// @brief Lends `len` bytes of a strict topic's data region to write a
+    /// message in place, if there is room now; never blocks (but frees the slot of
+    /// a dead subscriber that holds the publisher back).
+    /// @return The grant, or `std::nullopt` if a live subscriber has not read what
+    /// the message would overwrite.
+    /// @throws error `errc::unsupported` (the topic is lossy or gated: their
+    /// publisher may overwrite a message while it is read), `errc::busy` (a grant
+    /// outstanding), `errc::message_too_large`, ...
+    [[nodiscard]] std::optional<publish_grant> try_grant(std::size_t len) {
+        std::uint8_t *data = nullptr;
+        const int rc = ::shmring_publisher_try_grant(h_.get(), len, &data);
+        if (rc == SHMRING_E_FULL) {
+            return std::nullopt;
+        }
+        detail::check(rc);
+        return publish_grant(h_.get(), data, len);
+    }
+
+    /// @brief Lends `len` bytes of a strict topic's data region, waiting for room
+    /// as long as a live subscriber holds it (freeing dead subscribers' slots).
+    /// @throws error as `try_grant`.
+    [[nodiscard]] publish_grant grant(std::size_t len) {
+        std::uint8_t *data = nullptr;
+        detail::check(::shmring_publisher_grant(h_.get(), len, &data));
+        return publish_grant(h_.get(), data, len);
+    }
+
+    /// @brief Lends `len` bytes of a strict topic's data region, waiting up to
+    /// `timeout` for room.
+    /// @return The grant, or `std::nullopt` if the timeout ran out.
+    /// @throws error as `try_grant`.
+    template <class Rep, class Period>
+    [[nodiscard]] std::optional<publish_grant>
+    grant(std::size_t len, const std::chrono::duration<Rep, Period> &timeout) {
+        std::uint8_t *data = nullptr;
+        const int rc = ::shmring_publisher_grant_timeout(h_.get(), len,
+                                                         detail::timeout_ms(timeout), &data);
+        if (rc == SHMRING_E_TIMED_OUT) {
+            return std::nullopt;
+        }
+        detail::check(rc);
+        return publish_grant(h_.get(), data, len);
+    }
+
+    /// @brief How many subscribers are joined now.
+    std::uint32_t subscribers() const {
+        std::uint32_t out = 0;
+        detail::check(::shmring_publisher_subscribers(h_.get(), &out));
+        return out;
+    }
+    /// @brief A view of this publisher for code that takes any sender.
+    msg_sender as_msg_sender() const noexcept { return msg_sender(native_msg_sender()); }
+    /// @brief As `as_msg_sender()`.
+    operator msg_sender() const noexcept { return as_msg_sender(); }
+    /// @brief The C handle (still owned by this object).
+    ::shmring_publisher *native_handle() const noexcept { return h_.get(); }
+    /// @brief The C handle's `shmring_msg_sender*` view.
+    ::shmring_msg_sender *native_msg_sender() const noexcept { return h_.view(); }
+
+private:
+    detail::endpoint<::shmring_publisher, ::shmring_publisher_close, ::shmring_msg_sender,
+                     ::shmring_publisher_as_msg_sender>
+        h_;
+};
+
+/// Where a new subscriber starts (`shmring_start`).
+enum class start : std::uint32_t {
+    newest = SHMRING_START_NEWEST, ///< With the next message published.
+    oldest = SHMRING_START_OLDEST, ///< With the oldest message the topic holds.
+};
+
+/// @brief A subscriber of a broadcast topic (`shmring_subscriber`). A receive that
+/// finds it lapped throws `lagged_error` (with the count); the next returns the
+/// oldest message still held.
+class subscriber : public receiving<subscriber> {
+public:
+    /// @brief Joins the topic in a free slot.
+    /// @throws error `errc::table_full`, ...
+    subscriber(const ::shmring_topic *topic, start from)
+        : h_(detail::make<::shmring_subscriber>([&](::shmring_subscriber **out) {
+              return ::shmring_subscriber_new(topic, static_cast<std::uint32_t>(from), out);
+          })) {}
+
+    /// @brief Borrows the next message of a strict topic in place, if there is
+    /// one now; never blocks. The publisher does not overwrite it until it ends.
+    /// @return The message, or `std::nullopt` if there is none.
+    /// @throws error `errc::unsupported` (the topic is lossy or gated: their
+    /// publisher may overwrite a message while it is read), `errc::busy` (a read
+    /// outstanding), `errc::disconnected`, ...; `lagged_error` as a receive
+    /// does (a strict topic never laps a subscriber).
+    [[nodiscard]] std::optional<in_place_message> try_read() {
+        const std::uint8_t *data = nullptr;
+        std::size_t len = 0;
+        const int rc = ::shmring_subscriber_try_read(h_.get(), &data, &len);
+        if (rc == SHMRING_E_EMPTY) {
+            return std::nullopt;
+        }
+        detail::check_received(rc, len);
+        return in_place_message(h_.get(), data, len);
+    }
+
+    /// @brief Borrows the next message of a strict topic in place, waiting as
+    /// long as it takes.
+    /// @throws error as `try_read`.
+    [[nodiscard]] in_place_message read() {
+        const std::uint8_t *data = nullptr;
+        std::size_t len = 0;
+        detail::check_received(::shmring_subscriber_read(h_.get(), &data, &len), len);
+        return in_place_message(h_.get(), data, len);
+    }
+
+    /// @brief Borrows the next message of a strict topic in place, waiting up to
+    /// `timeout`.
+    /// @return The message, or `std::nullopt` if the timeout ran out.
+    /// @throws error as `try_read`.
+    template <class Rep, class Period>
+    [[nodiscard]] std::optional<in_place_message>
+    read(const std::chrono::duration<Rep, Period> &timeout) {
+        const std::uint8_t *data = nullptr;
+        std::size_t len = 0;
+        const int rc = ::shmring_subscriber_read_timeout(h_.get(), detail::timeout_ms(timeout),
+                                                         &data, &len);
+        if (rc == SHMRING_E_TIMED_OUT) {
+            return std::nullopt;
+        }
+        detail::check_received(rc, len);
+        return in_place_message(h_.get(), data, len);
+    }
+
+    /// @brief The sequence number of the next message it will read (from 1).
+    std::uint64_t next_seq() const {
+        std::uint64_t out = 0;
+        detail::check(::shmring_subscriber_next_seq(h_.get(), &out));
+        return out;
+    }
+    /// @brief A view of this subscriber for code that takes any receiver.
+    msg_receiver as_msg_receiver() const noexcept { return msg_receiver(native_msg_receiver()); }
+    /// @brief As `as_msg_receiver()`.
+    operator msg_receiver() const noexcept { return as_msg_receiver(); }
+    /// @brief The C handle (still owned by this object).
+    ::shmring_subscriber *native_handle() const noexcept { return h_.get(); }
+    /// @brief The C handle's `shmring_msg_receiver*` view.
+    ::shmring_msg_receiver *native_msg_receiver() const noexcept { return h_.view(); }
+
+private:
+    detail::endpoint<::shmring_subscriber, ::shmring_subscriber_close, ::shmring_msg_receiver,
+                     ::shmring_subscriber_as_msg_receiver>
+        h_;
+};
+
+/// @brief A broadcast topic (`shmring_topic`): one publisher, many subscribers,
+/// each of which sees every message.
+class topic {
+public:
+    /// @brief Creates a topic in named shared memory (`/dev/shm/shmring.<name>` and
+    /// `<name>.subs`).
+    static topic create(const std::string &name, const topic_config &config = topic_config_defaults(),
+                        const channel_options &options = channel_options{}) {
+        return topic(detail::make<::shmring_topic>([&](::shmring_topic **out) {
+            return ::shmring_topic_create(name.c_str(), &config, &options, out);
+        }));
+    }
+    /// @brief Creates a topic in two anonymous memfds (the data sealed against
+    /// writes by any other mapping).
+    static topic create_memfd(const topic_config &config = topic_config_defaults(),
+                              const channel_options &options = channel_options{}) {
+        return topic(detail::make<::shmring_topic>([&](::shmring_topic **out) {
+            return ::shmring_topic_create_memfd(&config, &options, out);
+        }));
+    }
+    /// @brief Opens the topic `name`.
+    static topic open(const std::string &name, const channel_options &options = channel_options{}) {
+        return topic(detail::make<::shmring_topic>([&](::shmring_topic **out) {
+            return ::shmring_topic_open(name.c_str(), &options, out);
+        }));
+    }
+    /// @brief Opens the topic behind its two descriptors (duplicated).
+    static topic open_fds(int data_fd, int table_fd,
+                          const channel_options &options = channel_options{}) {
+        return topic(detail::make<::shmring_topic>([&](::shmring_topic **out) {
+            return ::shmring_topic_open_fds(data_fd, table_fd, &options, out);
+        }));
+    }
+
+    /// @brief Claims the publisher.
+    shmring::publisher publisher() const { return shmring::publisher(h_.get()); }
+    /// @brief Joins as a subscriber starting at `from`.
+    shmring::subscriber subscriber(start from = start::newest) const {
+        return shmring::subscriber(h_.get(), from);
+    }
+    /// @brief The topic's shape.
+    topic_config config() const {
+        topic_config out{};
+        detail::check(::shmring_topic_config_get(h_.get(), &out));
+        return out;
+    }
+    /// @brief The two descriptors (data, table); never close them.
+    std::pair<int, int> fds() const {
+        int data = -1, table = -1;
+        detail::check(::shmring_topic_fds(h_.get(), &data, &table));
+        return {data, table};
+    }
+    /// @brief The C handle (still owned by this object).
+    ::shmring_topic *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit topic(::shmring_topic *p) noexcept : h_(p) {}
+    detail::handle<::shmring_topic, ::shmring_topic_close> h_;
+};
+
 /// @brief A duplex connection to one peer (`shmring_connection`), over shared
 /// memory or a socket; its halves are `sender()` and `receiver()`.
 class connection {
@@ -1584,6 +2120,495 @@ private:
     detail::handle<::shmring_semaphore, ::shmring_semaphore_close> h_;
 };
 
+/// @brief A value read from a `shared_value`, with its version.
+template <class T>
+struct versioned {
+    std::uint64_t version; ///< The version read (from 1).
+    T value;               ///< The value.
+};
+
+class shared_value_writer;
+
+/// @brief A value of fixed size published by one writer and read by any number
+/// of processes (`shmring_shared_value`): a read copies it, never torn, with its
+/// version. Thread-safe: several threads may read at once.
+///
+/// The outcome a reader expects, no value published yet, is `std::nullopt`; a
+/// timeout that runs out too. A writer that died in the middle of a write
+/// (`errc::writer_died`) and a value rewritten faster than it can be copied
+/// (`errc::value_busy`: try again) throw.
+class shared_value {
+public:
+    /// @brief Creates a value of `value_size` bytes (1 to
+    /// `SHMRING_SHARED_VALUE_MAX_SIZE`) in named shared memory, never written.
+    /// @throws error `errc::already_exists`, `errc::invalid_capacity`, ...
+    static shared_value create(const std::string &name, std::size_t value_size,
+                               const sync_options &options = sync_options{}) {
+        return shared_value(detail::make<::shmring_shared_value>([&](::shmring_shared_value **out) {
+            return ::shmring_shared_value_create(name.c_str(), value_size, &options, out);
+        }));
+    }
+    /// @brief Opens a named value, whatever its size, and validates it.
+    /// @throws error `errc::not_found`, `errc::incompatible_layout`, ...
+    static shared_value open(const std::string &name, const sync_options &options = sync_options{}) {
+        return shared_value(detail::make<::shmring_shared_value>([&](::shmring_shared_value **out) {
+            return ::shmring_shared_value_open(name.c_str(), &options, out);
+        }));
+    }
+    /// @brief Opens the named value, or creates it with `value_size` bytes, without
+    /// a race.
+    /// @throws error `errc::incompatible_layout` (another kind or size), ...
+    static shared_value open_or_create(const std::string &name, std::size_t value_size,
+                                       const sync_options &options = sync_options{}) {
+        return shared_value(detail::make<::shmring_shared_value>([&](::shmring_shared_value **out) {
+            return ::shmring_shared_value_open_or_create(name.c_str(), value_size, &options, out);
+        }));
+    }
+    /// @brief Creates a value in a regular file (the last version persists).
+    static shared_value create_file(const std::string &path, std::size_t value_size,
+                                    const sync_options &options = sync_options{}) {
+        return shared_value(detail::make<::shmring_shared_value>([&](::shmring_shared_value **out) {
+            return ::shmring_shared_value_create_file(path.c_str(), value_size, &options, out);
+        }));
+    }
+    /// @brief Opens a value file.
+    static shared_value open_file(const std::string &path,
+                                  const sync_options &options = sync_options{}) {
+        return shared_value(detail::make<::shmring_shared_value>([&](::shmring_shared_value **out) {
+            return ::shmring_shared_value_open_file(path.c_str(), &options, out);
+        }));
+    }
+    /// @brief Opens the value file, or creates it with `value_size` bytes.
+    static shared_value open_or_create_file(const std::string &path, std::size_t value_size,
+                                            const sync_options &options = sync_options{}) {
+        return shared_value(detail::make<::shmring_shared_value>([&](::shmring_shared_value **out) {
+            return ::shmring_shared_value_open_or_create_file(path.c_str(), value_size, &options,
+                                                             out);
+        }));
+    }
+    /// @brief Creates a value in an anonymous sealed memfd (pass `fd()` on).
+    static shared_value create_memfd(std::size_t value_size,
+                                     const sync_options &options = sync_options{}) {
+        return shared_value(detail::make<::shmring_shared_value>([&](::shmring_shared_value **out) {
+            return ::shmring_shared_value_create_memfd(value_size, &options, out);
+        }));
+    }
+    /// @brief Opens the value behind the descriptor `fd` (duplicated).
+    static shared_value open_fd(int fd, const sync_options &options = sync_options{}) {
+        return shared_value(detail::make<::shmring_shared_value>([&](::shmring_shared_value **out) {
+            return ::shmring_shared_value_open_fd(fd, &options, out);
+        }));
+    }
+
+    /// @brief The value's size in bytes.
+    std::size_t size() const {
+        std::size_t out = 0;
+        detail::check(::shmring_shared_value_size(h_.get(), &out));
+        return out;
+    }
+    /// @brief The value's descriptor (never close it).
+    int fd() const {
+        int out = -1;
+        detail::check(::shmring_shared_value_fd(h_.get(), &out));
+        return out;
+    }
+
+    /// @brief Copies the value published now into `buf` (at least `size()`
+    /// bytes; the first `size()` are written). Never blocks.
+    /// @return Its version, or `std::nullopt` if none has been published yet.
+    /// @throws error `errc::writer_died`, `errc::value_busy`,
+    /// `errc::buffer_too_small`, ...
+    [[nodiscard]] std::optional<std::uint64_t> read(void *buf, std::size_t len) const {
+        std::uint64_t version = 0;
+        const int rc = ::shmring_shared_value_read(h_.get(), buf, len, &version);
+        if (rc == SHMRING_E_NO_VALUE) {
+            return std::nullopt;
+        }
+        detail::check(rc);
+        return version;
+    }
+    /// @brief As `read`, into any range of trivially copyable elements.
+    template <class Buffer, detail::if_mutable_bytes<Buffer> = 0>
+    [[nodiscard]] std::optional<std::uint64_t> read(Buffer &&buf) const {
+        return read(buf.data(), detail::byte_size(buf));
+    }
+
+    /// @brief Waits as long as it takes for a version above `after` (0: the
+    /// first), then copies it into `buf` as `read` does.
+    /// @return Its version.
+    /// @throws error as `read`.
+    std::uint64_t wait_for_version(std::uint64_t after, void *buf, std::size_t len) const {
+        std::uint64_t version = 0;
+        detail::check(::shmring_shared_value_wait_for_version(h_.get(), after, buf, len, &version,
+                                                              detail::forever));
+        return version;
+    }
+    /// @brief As `wait_for_version`, giving up after `timeout`.
+    /// @return The version, or `std::nullopt` if the timeout ran out.
+    template <class Rep, class Period>
+    [[nodiscard]] std::optional<std::uint64_t>
+    wait_for_version(std::uint64_t after, void *buf, std::size_t len,
+                     const std::chrono::duration<Rep, Period> &timeout) const {
+        std::uint64_t version = 0;
+        const int rc = ::shmring_shared_value_wait_for_version(h_.get(), after, buf, len, &version,
+                                                               detail::timeout_ms(timeout));
+        if (rc == SHMRING_E_TIMED_OUT) {
+            return std::nullopt;
+        }
+        detail::check(rc);
+        return version;
+    }
+
+    /// @brief Reads the value as a `T` (trivially copyable, default
+    /// constructible, `sizeof(T)` the value's size).
+    /// @return The value and its version, or `std::nullopt` if none has been
+    /// published yet.
+    /// @throws error `errc::bad_size` (another size); as `read`.
+    template <class T>
+    [[nodiscard]] std::optional<versioned<T>> read_value() const {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "read_value needs a trivially copyable type");
+        expect_size(sizeof(T));
+        versioned<T> out{0, T{}};
+        const std::optional<std::uint64_t> version = read(&out.value, sizeof(T));
+        if (!version) {
+            return std::nullopt;
+        }
+        out.version = *version;
+        return out;
+    }
+    /// @brief Waits as long as it takes for a version above `after`, read as a
+    /// `T` (as `read_value`).
+    /// @throws error as `read_value`.
+    template <class T>
+    versioned<T> wait_for_value(std::uint64_t after) const {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "wait_for_value needs a trivially copyable type");
+        expect_size(sizeof(T));
+        versioned<T> out{0, T{}};
+        out.version = wait_for_version(after, &out.value, sizeof(T));
+        return out;
+    }
+    /// @brief As `wait_for_value`, giving up after `timeout`.
+    /// @return The value and its version, or `std::nullopt` if the timeout ran out.
+    template <class T, class Rep, class Period>
+    [[nodiscard]] std::optional<versioned<T>>
+    wait_for_value(std::uint64_t after, const std::chrono::duration<Rep, Period> &timeout) const {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "wait_for_value needs a trivially copyable type");
+        expect_size(sizeof(T));
+        versioned<T> out{0, T{}};
+        const std::optional<std::uint64_t> version =
+            wait_for_version(after, &out.value, sizeof(T), timeout);
+        if (!version) {
+            return std::nullopt;
+        }
+        out.version = *version;
+        return out;
+    }
+
+    /// @brief Claims the writer role (`shared_value_writer`).
+    /// @throws error `errc::role_taken` while a live writer holds it, ...
+    shared_value_writer writer() const;
+
+    /// @brief The C handle (still owned by this object).
+    ::shmring_shared_value *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit shared_value(::shmring_shared_value *p) noexcept : h_(p) {}
+
+    /// Throws `errc::bad_size` unless the value holds `len` bytes.
+    void expect_size(std::size_t len) const {
+        const std::size_t have = size();
+        if (have != len) {
+            throw error(errc::bad_size, "a shared value of " + std::to_string(have) +
+                                            " bytes read as a type of " + std::to_string(len) +
+                                            " bytes");
+        }
+    }
+
+    detail::handle<::shmring_shared_value, ::shmring_shared_value_close> h_;
+};
+
+/// @brief The writer of a `shared_value` (`shmring_shared_value_writer`): the one
+/// handle, in any process, that publishes versions. Destroying it gives the role
+/// back. Used by one thread at a time.
+class shared_value_writer {
+public:
+    /// @brief Claims the writer role of `value` (which may be destroyed first).
+    /// @throws error `errc::role_taken` while a live writer holds it, ...
+    explicit shared_value_writer(const shared_value &value)
+        : h_(detail::make<::shmring_shared_value_writer>([&](::shmring_shared_value_writer **out) {
+              return ::shmring_shared_value_writer_new(value.native_handle(), out);
+          })) {}
+
+    /// @brief Publishes `len` bytes (exactly the value's size) as the next
+    /// version. Never blocks.
+    /// @return The version published.
+    /// @throws error `errc::invalid_argument` (another length: nothing written).
+    std::uint64_t write(const void *data, std::size_t len) {
+        std::uint64_t version = 0;
+        detail::check(::shmring_shared_value_writer_write(h_.get(), data, len, &version));
+        return version;
+    }
+    /// @brief As `write`, from any range of trivially copyable elements.
+    template <class Bytes, detail::if_bytes<Bytes> = 0>
+    std::uint64_t write(const Bytes &bytes) {
+        return write(bytes.data(), detail::byte_size(bytes));
+    }
+    /// @brief Publishes the bytes of `value` (trivially copyable, `sizeof(T)` the
+    /// value's size; name its padding as fields and zero them).
+    /// @return The version published.
+    /// @throws error as `write`.
+    template <class T>
+    std::uint64_t write_value(const T &value) {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "write_value needs a trivially copyable type");
+        return write(&value, sizeof(T));
+    }
+    /// @brief The version the next write publishes.
+    std::uint64_t next_version() const {
+        std::uint64_t out = 0;
+        detail::check(::shmring_shared_value_writer_next_version(h_.get(), &out));
+        return out;
+    }
+    /// @brief The C handle (still owned by this object).
+    ::shmring_shared_value_writer *native_handle() const noexcept { return h_.get(); }
+
+private:
+    detail::handle<::shmring_shared_value_writer, ::shmring_shared_value_writer_close> h_;
+};
+
+inline shared_value_writer shared_value::writer() const { return shared_value_writer(*this); }
+
+class shared_mutex;
+
+/// @brief The lock of a `shared_mutex`, held (`shared_mutex::lock`,
+/// `try_lock`): reads and writes the value, and unlocks when destroyed (or with
+/// `unlock`). Move-only. It refers to its mutex's C handle without owning it:
+/// destroy (or unlock) it before the `shared_mutex` (moving the mutex is fine).
+///
+/// `owner_died()` is the one thing to look at after locking: a holder died
+/// holding the lock (SHMRING_E_OWNER_DIED), and the value may be half-updated.
+/// Repair it and call `mark_consistent()`; without the mark every later locker
+/// is told again.
+class shared_mutex_guard {
+public:
+    /// @brief Takes over `other`'s lock (`other` then holds none).
+    shared_mutex_guard(shared_mutex_guard &&other) noexcept
+        : m_(std::exchange(other.m_, nullptr)), owner_died_(other.owner_died_) {}
+    /// @brief Unlocks this guard's lock, if any, and takes over `other`'s.
+    shared_mutex_guard &operator=(shared_mutex_guard &&other) noexcept {
+        if (this != &other) {
+            release();
+            m_ = std::exchange(other.m_, nullptr);
+            owner_died_ = other.owner_died_;
+        }
+        return *this;
+    }
+    shared_mutex_guard(const shared_mutex_guard &) = delete;
+    shared_mutex_guard &operator=(const shared_mutex_guard &) = delete;
+    ~shared_mutex_guard() { release(); }
+
+    /// @brief Whether the lock came with SHMRING_E_OWNER_DIED: a holder died
+    /// holding it (this lock took it over, or an earlier one did and nobody has
+    /// marked the value consistent since). Cleared by `mark_consistent`.
+    bool owner_died() const noexcept { return owner_died_; }
+    /// @brief Marks the value consistent again (call once it is repaired):
+    /// later lockers get a clean lock. Does not unlock.
+    /// @throws error `errc::corrupted` (a peer wrote the lock word), ...
+    void mark_consistent() {
+        detail::check(::shmring_shared_mutex_mark_consistent(m_));
+        owner_died_ = false;
+    }
+    /// @brief Copies the value into `buf` (at least the value's size).
+    /// @throws error `errc::buffer_too_small`, ...
+    void read(void *buf, std::size_t len) const {
+        detail::check(::shmring_shared_mutex_read(m_, buf, len));
+    }
+    /// @brief Copies `len` bytes (exactly the value's size) into the value.
+    /// @throws error `errc::invalid_argument` (another length: nothing written).
+    void write(const void *data, std::size_t len) {
+        detail::check(::shmring_shared_mutex_write(m_, data, len));
+    }
+    /// @brief The value as a `T` (trivially copyable, `sizeof(T)` the value's
+    /// size).
+    /// @throws error `errc::buffer_too_small` (a larger value), ...
+    template <class T>
+    T read_value() const {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "read_value needs a trivially copyable type");
+        T out{};
+        std::size_t size = 0;
+        detail::check(::shmring_shared_mutex_size(m_, &size));
+        if (size != sizeof(T)) {
+            throw error(errc::bad_size, "a shared mutex's value of " + std::to_string(size) +
+                                            " bytes read as a type of " +
+                                            std::to_string(sizeof(T)) + " bytes");
+        }
+        read(&out, sizeof(T));
+        return out;
+    }
+    /// @brief Writes the bytes of `value` (trivially copyable, `sizeof(T)` the
+    /// value's size).
+    /// @throws error as `write`.
+    template <class T>
+    void write_value(const T &value) {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "write_value needs a trivially copyable type");
+        write(&value, sizeof(T));
+    }
+    /// @brief Unlocks now (the destructor then does nothing).
+    /// @throws error `errc::corrupted` (a peer wrote the lock word; unlocked
+    /// anyway), `errc::not_borrowed` (already unlocked).
+    void unlock() {
+        ::shmring_shared_mutex *m = std::exchange(m_, nullptr);
+        if (m == nullptr) {
+            throw error(errc::not_borrowed, "the guard was unlocked or moved from");
+        }
+        detail::check(::shmring_shared_mutex_unlock(m));
+    }
+
+private:
+    friend class shared_mutex;
+    shared_mutex_guard(::shmring_shared_mutex *m, bool owner_died) noexcept
+        : m_(m), owner_died_(owner_died) {}
+    void release() noexcept {
+        if (m_ != nullptr) {
+            detail::ignore(::shmring_shared_mutex_unlock(std::exchange(m_, nullptr)));
+        }
+    }
+    ::shmring_shared_mutex *m_;
+    bool owner_died_;
+};
+
+/// @brief A value of fixed size guarded by a robust lock shared between
+/// processes (`shmring_shared_mutex`): a holder that dies does not keep it, the
+/// next locker's guard says `owner_died()`. Used by one thread at a time
+/// (threads open their own: the lock belongs to the handle). Each handle holds
+/// one of the mutex's 16 slots (`errc::table_full` past that).
+class shared_mutex {
+public:
+    /// @brief Creates a mutex over `value_size` zero bytes (1 to
+    /// `SHMRING_SHARED_MUTEX_MAX_SIZE`) in named shared memory.
+    /// @throws error `errc::already_exists`, `errc::invalid_capacity`, ...
+    static shared_mutex create(const std::string &name, std::size_t value_size,
+                               const sync_options &options = sync_options{}) {
+        return shared_mutex(detail::make<::shmring_shared_mutex>([&](::shmring_shared_mutex **out) {
+            return ::shmring_shared_mutex_create(name.c_str(), value_size, &options, out);
+        }));
+    }
+    /// @brief Opens a named mutex, whatever its size, and validates it.
+    /// @throws error `errc::not_found`, `errc::table_full`, ...
+    static shared_mutex open(const std::string &name, const sync_options &options = sync_options{}) {
+        return shared_mutex(detail::make<::shmring_shared_mutex>([&](::shmring_shared_mutex **out) {
+            return ::shmring_shared_mutex_open(name.c_str(), &options, out);
+        }));
+    }
+    /// @brief Opens the named mutex, or creates it over `value_size` bytes,
+    /// without a race.
+    /// @throws error `errc::incompatible_layout` (another kind or size), ...
+    static shared_mutex open_or_create(const std::string &name, std::size_t value_size,
+                                       const sync_options &options = sync_options{}) {
+        return shared_mutex(detail::make<::shmring_shared_mutex>([&](::shmring_shared_mutex **out) {
+            return ::shmring_shared_mutex_open_or_create(name.c_str(), value_size, &options, out);
+        }));
+    }
+    /// @brief Creates a mutex in a regular file (the value persists).
+    static shared_mutex create_file(const std::string &path, std::size_t value_size,
+                                    const sync_options &options = sync_options{}) {
+        return shared_mutex(detail::make<::shmring_shared_mutex>([&](::shmring_shared_mutex **out) {
+            return ::shmring_shared_mutex_create_file(path.c_str(), value_size, &options, out);
+        }));
+    }
+    /// @brief Opens a mutex file.
+    static shared_mutex open_file(const std::string &path,
+                                  const sync_options &options = sync_options{}) {
+        return shared_mutex(detail::make<::shmring_shared_mutex>([&](::shmring_shared_mutex **out) {
+            return ::shmring_shared_mutex_open_file(path.c_str(), &options, out);
+        }));
+    }
+    /// @brief Opens the mutex file, or creates it over `value_size` bytes.
+    static shared_mutex open_or_create_file(const std::string &path, std::size_t value_size,
+                                            const sync_options &options = sync_options{}) {
+        return shared_mutex(detail::make<::shmring_shared_mutex>([&](::shmring_shared_mutex **out) {
+            return ::shmring_shared_mutex_open_or_create_file(path.c_str(), value_size, &options,
+                                                             out);
+        }));
+    }
+    /// @brief Creates a mutex in an anonymous sealed memfd (pass `fd()` on).
+    static shared_mutex create_memfd(std::size_t value_size,
+                                     const sync_options &options = sync_options{}) {
+        return shared_mutex(detail::make<::shmring_shared_mutex>([&](::shmring_shared_mutex **out) {
+            return ::shmring_shared_mutex_create_memfd(value_size, &options, out);
+        }));
+    }
+    /// @brief Opens the mutex behind the descriptor `fd` (duplicated).
+    static shared_mutex open_fd(int fd, const sync_options &options = sync_options{}) {
+        return shared_mutex(detail::make<::shmring_shared_mutex>([&](::shmring_shared_mutex **out) {
+            return ::shmring_shared_mutex_open_fd(fd, &options, out);
+        }));
+    }
+
+    /// @brief The value's size in bytes.
+    std::size_t size() const {
+        std::size_t out = 0;
+        detail::check(::shmring_shared_mutex_size(h_.get(), &out));
+        return out;
+    }
+    /// @brief The mutex's descriptor (never close it).
+    int fd() const {
+        int out = -1;
+        detail::check(::shmring_shared_mutex_fd(h_.get(), &out));
+        return out;
+    }
+
+    /// @brief Takes the lock, waiting as long as a live holder has it.
+    /// @return The guard; look at its `owner_died()`.
+    /// @throws error `errc::already_locked` (this handle holds it), ...
+    [[nodiscard]] shared_mutex_guard lock() { return guard_of(lock_ms(detail::forever)); }
+    /// @brief As `lock`, giving up after `timeout`.
+    /// @return The guard, or `std::nullopt` if the timeout ran out.
+    template <class Rep, class Period>
+    [[nodiscard]] std::optional<shared_mutex_guard>
+    lock(const std::chrono::duration<Rep, Period> &timeout) {
+        const int rc = lock_ms(detail::timeout_ms(timeout));
+        if (rc == SHMRING_E_TIMED_OUT) {
+            return std::nullopt;
+        }
+        return guard_of(rc);
+    }
+    /// @brief Takes the lock if it is free or its holder is dead; never waits.
+    /// @return The guard, or `std::nullopt` while a live holder has it.
+    /// @throws error `errc::already_locked`, ...
+    [[nodiscard]] std::optional<shared_mutex_guard> try_lock() {
+        const int rc = ::shmring_shared_mutex_try_lock(h_.get());
+        if (rc == SHMRING_E_BUSY) {
+            return std::nullopt;
+        }
+        return guard_of(rc);
+    }
+
+    /// @brief The C handle (still owned by this object).
+    ::shmring_shared_mutex *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit shared_mutex(::shmring_shared_mutex *p) noexcept : h_(p) {}
+
+    int lock_ms(std::uint64_t ms) { return ::shmring_shared_mutex_lock(h_.get(), ms); }
+    /// The guard of a lock call's `rc`: SHMRING_OK, or SHMRING_E_OWNER_DIED
+    /// (held too); any other code throws.
+    shared_mutex_guard guard_of(int rc) {
+        if (rc == SHMRING_E_OWNER_DIED) {
+            return shared_mutex_guard(h_.get(), true);
+        }
+        detail::check(rc);
+        return shared_mutex_guard(h_.get(), false);
+    }
+
+    detail::handle<::shmring_shared_mutex, ::shmring_shared_mutex_close> h_;
+};
+
 /// @brief The calling side of request/response (`shmring_rpc_client`).
 /// Thread-safe: several threads may call at once.
 class rpc_client {
@@ -1724,6 +2749,339 @@ private:
         return true;
     }
     detail::handle<::shmring_rpc_server, ::shmring_rpc_server_close> h_;
+};
+
+/// @brief One wait over many sources (`epoll` over their readiness
+/// descriptors): receivers of every kind (a message, or the sender's
+/// departure), senders (room for a message of a given length, or the
+/// receiver's departure), plain descriptors and timers.
+///
+/// Each `add` returns the source's index (in the order added, never reused);
+/// `wait`, `wait_for` and `wait_until` return the indices of the sources that
+/// are ready, in increasing order. A wait arms every endpoint first (one that
+/// is ready already answers at once, without sleeping), then sleeps in
+/// `epoll_wait` (level-triggered) until a descriptor is ready, a timer is due
+/// or the deadline passes.
+///
+/// "Ready" means "try now", as for the readiness calls: receive with `try_recv`
+/// until it returns `std::nullopt` (send with `try_send` until `false`), then
+/// wait again. A wake-up may be spurious (another reader took the message):
+/// the try finds nothing, and the next wait arms again. A source whose peer has
+/// gone (closed, or died) stays ready, and its next call throws
+/// `errc::disconnected`: `remove` it. A due timer stays ready until it is
+/// `reset_timer`ed or removed.
+///
+/// The set holds views, not endpoints: an endpoint must stay alive (and not be
+/// moved into an object that is then destroyed) until it is removed, or the
+/// set destroyed. Used by one thread at a time, as an endpoint.
+///
+/// @code
+/// shmring::wait_set set;
+/// const std::size_t from_a = set.add(rx_a);          // shmring::receiver
+/// const std::size_t news = set.add(subscriber);      // shmring::subscriber
+/// const std::size_t tick = set.add_timer(std::chrono::steady_clock::now() + 1s);
+/// for (;;) {
+///     for (std::size_t i : set.wait()) {
+///         if (i == tick) { ...; set.reset_timer(tick, std::chrono::steady_clock::now() + 1s); }
+///         else if (i == from_a) {
+///             try {
+///                 while (auto n = rx_a.try_recv(buffer)) { ... }
+///             } catch (const shmring::error &e) {
+///                 if (e.code() != shmring::errc::disconnected) throw;
+///                 set.remove(from_a);
+///             }
+///         }
+///     }
+/// }
+/// @endcode
+class wait_set {
+public:
+    /// @brief The clock of timers and deadlines.
+    using clock = std::chrono::steady_clock;
+
+    /// @brief An empty set (one `epoll` instance).
+    /// @throws error `errc::io` if `epoll_create1` fails (out of descriptors).
+    wait_set() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+        if (epoll_.get() < 0) {
+            throw detail::os_error("epoll_create1");
+        }
+    }
+
+    /// @brief Adds a receiver of any kind (`receiver`, `mpmc_receiver`,
+    /// `subscriber`, a connection's `receiver()`, or any `msg_receiver` view):
+    /// ready when a message is there or its sender has gone.
+    /// @return The source's index.
+    /// @throws error `errc::unsupported` (an address-based transport's receiver:
+    /// no readiness descriptor), `errc::io` if `epoll_ctl` fails.
+    std::size_t add(msg_receiver rx) {
+        source s;
+        s.what = kind::receiver;
+        s.rx = rx.native_msg_receiver();
+        return push(std::move(s), rx.readiness_fd(), EPOLLIN);
+    }
+
+    /// @brief Adds a connection's receiving half (`add(c.receiver())`).
+    /// @return The source's index.
+    /// @throws error as `add(msg_receiver)`.
+    std::size_t add(const connection &c) { return add(c.receiver()); }
+
+    /// @brief Adds a sender of any kind (`sender`, `mpmc_sender`, `publisher`, a
+    /// connection's `sender()`, or any `msg_sender` view): ready when a message
+    /// of `len` bytes fits or its receiver has gone.
+    /// @return The source's index.
+    /// @throws error `errc::unsupported` (no readiness descriptor), `errc::io` if
+    /// `epoll_ctl` fails; a wait throws `errc::message_too_large` if `len`
+    /// exceeds the endpoint's largest message.
+    std::size_t add(msg_sender tx, std::size_t len) {
+        source s;
+        s.what = kind::sender;
+        s.tx = tx.native_msg_sender();
+        s.len = len;
+        return push(std::move(s), tx.readiness_fd(), EPOLLIN);
+    }
+
+    /// @brief Adds a plain descriptor (a pipe, a socket, a `timerfd`, ...),
+    /// ready when it shows any of `events` (`EPOLLIN`, `EPOLLOUT`, ...), or hangs
+    /// up or fails. The set does not own it: remove it before closing it.
+    /// @return The source's index.
+    /// @throws error `errc::io` if `epoll_ctl` fails (a descriptor `epoll` cannot
+    /// watch, such as a regular file).
+    std::size_t add_fd(int fd, std::uint32_t events = EPOLLIN) {
+        source s;
+        s.what = kind::fd;
+        return push(std::move(s), fd, events);
+    }
+
+    /// @brief Adds a timer, ready from `at` on (until reset or removed).
+    /// @return The source's index.
+    std::size_t add_timer(clock::time_point at) {
+        source s;
+        s.what = kind::timer;
+        s.at = at;
+        sources_.push_back(std::move(s));
+        return sources_.size() - 1;
+    }
+
+    /// @brief Adds a timer ready `after` from now.
+    /// @return The source's index.
+    template <class Rep, class Period>
+    std::size_t add_timer(const std::chrono::duration<Rep, Period> &after) {
+        return add_timer(deadline_after(after));
+    }
+
+    /// @brief Moves timer `index` to `at` (a periodic tick re-arms itself so).
+    /// @throws error `errc::invalid_argument` if `index` is not a timer of this
+    /// set.
+    void reset_timer(std::size_t index, clock::time_point at) {
+        if (index >= sources_.size() || sources_[index].what != kind::timer) {
+            throw error(errc::invalid_argument,
+                        "wait_set: source " + std::to_string(index) + " is not a timer");
+        }
+        sources_[index].at = at;
+    }
+
+    /// @brief Removes source `index` (its index is not reused); nothing if it
+    /// was removed already or never added. Safe while iterating over what a wait
+    /// returned (a copy).
+    void remove(std::size_t index) noexcept {
+        if (index >= sources_.size() || sources_[index].what == kind::removed) {
+            return;
+        }
+        source &s = sources_[index];
+        if (s.fd >= 0) {
+            // Fails only if the descriptor was closed already (then epoll forgot
+            // it itself): nothing to undo.
+            (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s.fd, nullptr);
+        }
+        s = source{};
+    }
+
+    /// @brief How many sources the set holds (removed ones not counted).
+    std::size_t size() const noexcept {
+        return static_cast<std::size_t>(
+            std::count_if(sources_.begin(), sources_.end(),
+                          [](const source &s) { return s.what != kind::removed; }));
+    }
+
+    /// @brief Waits as long as it takes for a source to be ready.
+    /// @return The ready sources' indices (never empty).
+    /// @throws error `errc::invalid_argument` if the set is empty (it would wait
+    /// for ever); a source's arming error (`errc::corrupted`,
+    /// `errc::message_too_large`, ...); `errc::io` if `epoll_wait` fails.
+    std::vector<std::size_t> wait() {
+        if (size() == 0) {
+            throw error(errc::invalid_argument, "wait_set: nothing to wait for");
+        }
+        for (;;) {
+            std::vector<std::size_t> ready = collect(std::nullopt);
+            if (!ready.empty()) {
+                return ready;
+            }
+        }
+    }
+
+    /// @brief Waits `timeout` at most (rounded up to whole milliseconds).
+    /// @return The ready sources' indices; empty if the timeout ran out.
+    /// @throws error as `wait`, but an empty set just sleeps.
+    template <class Rep, class Period>
+    std::vector<std::size_t> wait_for(const std::chrono::duration<Rep, Period> &timeout) {
+        return wait_until(deadline_after(timeout));
+    }
+
+    /// @brief Waits until a source is ready or `deadline` (of any clock,
+    /// measured on `clock`) passes.
+    /// @return The ready sources' indices; empty if the deadline passed.
+    /// @throws error as `wait`, but an empty set just sleeps.
+    template <class Clock, class Duration>
+    std::vector<std::size_t>
+    wait_until(const std::chrono::time_point<Clock, Duration> &deadline) {
+        const clock::time_point until = deadline_after(deadline - Clock::now());
+        for (;;) {
+            std::vector<std::size_t> ready = collect(until);
+            if (!ready.empty() || clock::now() >= until) {
+                return ready;
+            }
+        }
+    }
+
+    /// @brief The `epoll` descriptor (owned by the set; never close it).
+    int native_handle() const noexcept { return epoll_.get(); }
+
+private:
+    enum class kind { removed, receiver, sender, fd, timer };
+
+    /// One source; `removed` once removed (its index stays taken).
+    struct source {
+        kind what = kind::removed;
+        ::shmring_msg_receiver *rx = nullptr;
+        ::shmring_msg_sender *tx = nullptr;
+        std::size_t len = 0;
+        /// The descriptor registered in `epoll` (`duplicate`'s, if any); -1 for
+        /// a timer.
+        int fd = -1;
+        /// Our own copy of a descriptor registered already under another index
+        /// (the same endpoint twice, or a descriptor shared by two sources).
+        detail::owned_fd duplicate;
+        clock::time_point at{};
+    };
+
+    /// `now + d`, saturating (a timeout too long to represent waits for ever,
+    /// in practice).
+    template <class Rep, class Period>
+    static clock::time_point deadline_after(const std::chrono::duration<Rep, Period> &d) {
+        const clock::time_point now = clock::now();
+        const double left = std::chrono::duration<double>(clock::time_point::max() - now).count();
+        const double want = std::chrono::duration<double>(d).count();
+        if (!(want > 0.0)) {
+            return now;
+        }
+        if (want >= left) {
+            return clock::time_point::max();
+        }
+        return now + std::chrono::duration_cast<clock::duration>(
+                         std::chrono::duration<double>(want));
+    }
+
+    /// Registers `fd` for `events` under the next index, through a duplicate if
+    /// it is registered already, and appends `s`.
+    std::size_t push(source s, int fd, std::uint32_t events) {
+        const std::size_t index = sources_.size();
+        ::epoll_event ev{};
+        ev.events = events;
+        ev.data.u64 = index;
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) {
+            s.fd = fd;
+        } else if (errno == EEXIST) {
+            detail::owned_fd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+            if (dup.get() < 0) {
+                throw detail::os_error("fcntl(F_DUPFD_CLOEXEC)");
+            }
+            if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, dup.get(), &ev) != 0) {
+                throw detail::os_error("epoll_ctl");
+            }
+            s.fd = dup.get();
+            s.duplicate = std::move(dup);
+        } else {
+            throw detail::os_error("epoll_ctl");
+        }
+        sources_.push_back(std::move(s));
+        return index;
+    }
+
+    /// Arms source `s`: whether it is ready now (endpoints; a due timer).
+    static bool arm(source &s, clock::time_point now) {
+        switch (s.what) {
+        case kind::receiver:
+            return msg_receiver(s.rx).arm_for_message() == readiness::ready;
+        case kind::sender:
+            return msg_sender(s.tx).arm_for_space(s.len) == readiness::ready;
+        case kind::timer:
+            return s.at <= now;
+        case kind::fd:
+        case kind::removed:
+            break;
+        }
+        return false;
+    }
+
+    /// One pass: arms every endpoint, then waits in `epoll` (only looks, if one
+    /// is ready already or a timer is due) until `deadline` or the earliest
+    /// timer; returns the ready indices, sorted.
+    std::vector<std::size_t> collect(std::optional<clock::time_point> deadline) {
+        std::vector<std::size_t> ready;
+        clock::time_point now = clock::now();
+        std::optional<clock::time_point> wake = deadline;
+        std::size_t watched = 0;
+        for (std::size_t i = 0; i < sources_.size(); i++) {
+            source &s = sources_[i];
+            if (s.what == kind::timer) {
+                wake = wake ? std::min(*wake, s.at) : s.at;
+            } else if (s.what != kind::removed) {
+                watched++;
+            }
+            if (arm(s, now)) {
+                ready.push_back(i);
+            }
+        }
+        int timeout_ms = -1;
+        if (!ready.empty()) {
+            timeout_ms = 0;
+        } else if (wake) {
+            // Rounded up, so that a timer never fires early; at most about 24
+            // days a sleep (the caller's loop sleeps again).
+            timeout_ms = static_cast<int>(std::min<std::uint64_t>(
+                detail::timeout_ms(*wake - now), static_cast<std::uint64_t>(INT32_MAX)));
+        }
+        events_.resize(std::max<std::size_t>(watched, 1));
+        int n = ::epoll_wait(epoll_.get(), events_.data(),
+                             static_cast<int>(std::min<std::size_t>(events_.size(), INT32_MAX)),
+                             timeout_ms);
+        if (n < 0) {
+            if (errno != EINTR) {
+                throw detail::os_error("epoll_wait");
+            }
+            n = 0; // a signal: the caller's loop waits again
+        }
+        for (int k = 0; k < n; k++) {
+            const std::uint64_t i = events_[static_cast<std::size_t>(k)].data.u64;
+            if (i < sources_.size() && sources_[i].what != kind::removed) {
+                ready.push_back(static_cast<std::size_t>(i));
+            }
+        }
+        now = clock::now();
+        for (std::size_t i = 0; i < sources_.size(); i++) {
+            if (sources_[i].what == kind::timer && sources_[i].at <= now) {
+                ready.push_back(i);
+            }
+        }
+        std::sort(ready.begin(), ready.end());
+        ready.erase(std::unique(ready.begin(), ready.end()), ready.end());
+        return ready;
+    }
+
+    detail::owned_fd epoll_;
+    std::vector<source> sources_;
+    std::vector<::epoll_event> events_;
 };
 
 } // namespace shmring

@@ -25,14 +25,16 @@ use crate::status::{Failure, guard};
 /// `sizeof(shmring_sync_options)`, for a C11 `_Static_assert`.
 pub const SHMRING_SYNC_OPTIONS_SIZE: usize = 56;
 
-/// Options of the event and semaphore create and open calls. Fill it with
+/// Options of the event, semaphore and shared value create and open calls. Fill it with
 /// `shmring_sync_options_init` (all zero is the same: every field's default),
 /// then change what you need. Passing NULL instead of options means defaults.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct shmring_sync_options {
     /// `SHMRING_OPTION_RECLAIM`, `SHMRING_OPTION_KEEP`, `SHMRING_OPTION_UNLINK`,
-    /// `SHMRING_OPTION_TRUST_OWNER` (as for channels); others are refused
+    /// `SHMRING_OPTION_TRUST_OWNER` (as for channels); for a shared value also
+    /// `SHMRING_OPTION_SYMMETRIC_FENCES` and `SHMRING_OPTION_PREFAULT`, for a
+    /// shared mutex `SHMRING_OPTION_PREFAULT`; others are refused
     /// (`SHMRING_E_INVALID_ARGUMENT`).
     pub flags: u32,
     /// Create: permission bits of a named object, e.g. `0600`; 0 means `0600`.
@@ -57,7 +59,7 @@ const _: () = {
     send_sync::<shmring::Semaphore>();
 };
 
-const KNOWN_SYNC_OPTIONS: u32 = SHMRING_OPTION_RECLAIM
+pub(crate) const KNOWN_SYNC_OPTIONS: u32 = SHMRING_OPTION_RECLAIM
     | SHMRING_OPTION_KEEP
     | SHMRING_OPTION_UNLINK
     | SHMRING_OPTION_TRUST_OWNER;
@@ -76,6 +78,20 @@ pub(crate) struct SyncSettings {
 pub(crate) unsafe fn sync_settings(
     options: *const shmring_sync_options,
 ) -> Result<SyncSettings, Failure> {
+    // SAFETY: the caller's contract.
+    unsafe { sync_settings_with(options, KNOWN_SYNC_OPTIONS, " for an event or semaphore") }
+}
+
+/// As [`sync_settings`], for a kind whose options accept the flags `known`
+/// (`for_what` ends the message refusing another).
+///
+/// # Safety
+/// `options` is NULL or points to a readable `shmring_sync_options`.
+pub(crate) unsafe fn sync_settings_with(
+    options: *const shmring_sync_options,
+    known: u32,
+    for_what: &str,
+) -> Result<SyncSettings, Failure> {
     // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
     // every bit pattern of its integer fields is valid.
     let o = unsafe { options.as_ref() }.copied().unwrap_or_default();
@@ -87,8 +103,8 @@ pub(crate) unsafe fn sync_settings(
     Ok(SyncSettings {
         segment: SegmentSettings::check(
             o.flags,
-            KNOWN_SYNC_OPTIONS,
-            " for an event or semaphore",
+            known,
+            for_what,
             o.mode,
             o.allowed_mode,
             o.trusted_uid,

@@ -22,6 +22,7 @@
 use std::any::TypeId;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void};
+use std::marker::PhantomData;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
@@ -279,7 +280,7 @@ pub(crate) unsafe fn call_ref<T: Kind>(
 
 /// The body of the message family's calls, which take a handle of any kind that
 /// sends or receives: checks for NULL and the state (`want`), runs `body` on the
-/// value as an endpoint, and poisons the handle if it panics.
+/// value, and poisons the handle if it panics.
 ///
 /// # Safety
 /// As [`call_in`], for a handle of any kind.
@@ -287,7 +288,7 @@ pub(crate) unsafe fn call_endpoint<C>(
     ptr: *const C,
     what: &str,
     want: Access,
-    body: impl FnOnce(&mut dyn Endpoint) -> Result<(), Failure>,
+    body: impl FnOnce(EndpointValue<'_>) -> Result<(), Failure>,
 ) -> c_int {
     guard(|| {
         let header =
@@ -301,12 +302,48 @@ pub(crate) unsafe fn call_endpoint<C>(
             ))
         })?;
         h.admit(want, "", "finish the outstanding grant or read")?;
-        // SAFETY: `endpoint_of` was made for this handle's own type, and the
-        // handle is live.
-        let endpoint = unsafe { endpoint_of(header) };
-        // SAFETY: admitted, as in `call_in`: the only reference while `body` runs.
-        run(h, || body(unsafe { &mut *endpoint }))
+        // Admitted, as in `call_in`: `body` holds the only reference to the value.
+        run(h, || {
+            body(EndpointValue {
+                header,
+                endpoint_of,
+                _value: PhantomData,
+            })
+        })
     })
+}
+
+/// The value of an admitted endpoint handle, for the body of [`call_endpoint`]:
+/// as its own type ([`downcast`](Self::downcast): the family's calls name the
+/// shared-memory kinds, whose calls take a few nanoseconds, and reach them without
+/// a virtual call) or as any endpoint ([`any`](Self::any)).
+pub(crate) struct EndpointValue<'a> {
+    header: NonNull<Header>,
+    endpoint_of: unsafe fn(NonNull<Header>) -> *mut dyn Endpoint,
+    _value: PhantomData<&'a mut ()>,
+}
+
+impl<'a> EndpointValue<'a> {
+    /// The value, if the handle is a `Handle<T>`; else `Err(self)`, to try
+    /// another kind.
+    #[inline]
+    pub(crate) fn downcast<T: Kind>(self) -> Result<&'a mut T, Self> {
+        // SAFETY: the header of a live handle (`call_endpoint`'s caller).
+        if unsafe { self.header.as_ref() }.kind != TypeId::of::<T>() {
+            return Err(self);
+        }
+        // SAFETY: a `Handle<T>` (the kind matched), live, with the header at offset
+        // 0 (`repr(C)`); admitted by `call_endpoint`: this is the only reference
+        // to the value while the body runs.
+        Ok(unsafe { &mut *self.header.cast::<Handle<T>>().as_ref().value.get() })
+    }
+
+    /// The value as an endpoint, whatever its kind.
+    pub(crate) fn any(self) -> &'a mut dyn Endpoint {
+        // SAFETY: `endpoint_of` was made for this handle's own type, the handle is
+        // live, and admitted as in `downcast`.
+        unsafe { &mut *(self.endpoint_of)(self.header) }
+    }
 }
 
 /// The value of a handle of a shared kind (a channel), for a call on another
@@ -409,6 +446,7 @@ pub(crate) fn check_len(len: usize, what: &str) -> Result<(), Failure> {
 /// # Safety
 /// Unless NULL or `len` is 0, `data` points to `len` readable bytes that nothing
 /// writes until the returned slice is dropped.
+#[inline]
 pub(crate) unsafe fn message_bytes<'a>(
     data: *const c_void,
     len: usize,
@@ -455,8 +493,8 @@ pub(crate) unsafe fn bytes_mut<'a>(
 }
 
 /// Receives one message into the caller's buffer: `*out_len` is the message's
-/// length on success, the length needed on `BufferTooSmall`, and 0 after any other
-/// failure.
+/// length on success, the length needed on `BufferTooSmall`, the messages missed
+/// on `Lagged` (a broadcast subscriber), and 0 after any other failure.
 ///
 /// # Safety
 /// `buf` and `buf_len` as for [`bytes_mut`]; `out_len` is NULL or writable.
@@ -478,9 +516,16 @@ pub(crate) unsafe fn receive_into(
             Ok(())
         }
         Err(e) => {
-            if let shmring::Error::BufferTooSmall { len, .. } = e {
-                // SAFETY: as above.
-                unsafe { out_len.write(len) };
+            match e {
+                shmring::Error::BufferTooSmall { len, .. } => {
+                    // SAFETY: as above.
+                    unsafe { out_len.write(len) };
+                }
+                shmring::Error::Lagged { missed } => {
+                    // SAFETY: as above.
+                    unsafe { out_len.write(usize::try_from(missed).unwrap_or(usize::MAX)) };
+                }
+                _ => {}
             }
             Err(e.into())
         }

@@ -43,6 +43,17 @@
 //!   (`shmring_rpc_client_new`, `shmring_rpc_call`) and a `shmring_rpc_server`
 //!   (`shmring_rpc_server_new`, `shmring_rpc_serve_one` with a C handler), each
 //!   made from the two channel handles, which they do not consume.
+//! - **Shared values** (`shmring_shared_value`, `shmring_shared_value_create`/
+//!   `_open`/`_open_or_create`, `_create_memfd`/`_open_fd`): a value of fixed
+//!   size published by one writer (`shmring_shared_value_writer_new`,
+//!   `_writer_write`) and read, never torn, with its version by any number of
+//!   processes (`shmring_shared_value_read`, `_wait_for_version`).
+//! - **Shared mutexes** (`shmring_shared_mutex`, `shmring_shared_mutex_create`/
+//!   `_open`/`_open_or_create`, `_create_memfd`/`_open_fd`): a value of fixed
+//!   size under a robust lock (`shmring_shared_mutex_lock`, `_try_lock`,
+//!   `_unlock`; `_read`/`_write` while holding it); a holder's death is
+//!   `SHMRING_E_OWNER_DIED`, returned with the lock held
+//!   (`shmring_shared_mutex_mark_consistent`).
 //!
 //! # Conventions
 //!
@@ -82,7 +93,8 @@
 //! after another, with the caller's own synchronisation in between). Different
 //! handles may be used from different threads at the same time. A channel handle
 //! may be used from several threads at once (its functions do not change it),
-//! except `shmring_channel_close`. An RPC client may be used from several threads
+//! except `shmring_channel_close`; so may an event, a semaphore and a shared
+//! value (but not a shared value's writer). An RPC client may be used from several threads
 //! at once (each call gets its own response), except `shmring_rpc_client_close`.
 //! `shmring_strerror`, `shmring_version` and `shmring_layout_version` are
 //! thread-safe; `shmring_last_error_message` is per thread.
@@ -93,10 +105,12 @@
 
 use std::ffi::{CStr, c_char};
 
+pub mod broadcast;
 pub mod channel;
 pub mod connection;
 pub mod event;
 mod handle;
+mod loan;
 pub mod message;
 pub mod mpmc;
 mod options;
@@ -105,6 +119,8 @@ pub mod receiver;
 pub mod rpc;
 pub mod semaphore;
 pub mod sender;
+pub mod shared_mutex;
+pub mod shared_value;
 pub mod status;
 pub mod transport;
 
@@ -118,11 +134,13 @@ pub use receiver::*;
 pub use rpc::*;
 pub use semaphore::*;
 pub use sender::*;
+pub use shared_mutex::*;
+pub use shared_value::*;
 pub use status::*;
 pub use transport::*;
 
-use shmring::core::layout;
-use shmring::core::spsc::layout as spsc_layout;
+use shmring::ring_core::layout;
+use shmring::ring_core::spsc::layout as spsc_layout;
 
 // ---------------------------------------------------------------------------
 // Constants. cbindgen copies literals only, so each value is written out and

@@ -33,7 +33,10 @@ use shmring::{MessageReceiver, MessageSender, Readiness};
 use crate::handle::{
     Access, call_endpoint, clear, deadline, message_bytes, receive_into, write_out,
 };
+use crate::mpmc::{MpmcRx, MpmcTx};
 use crate::readiness::{WakeupsInfo, readiness_code, shmring_wakeups, value_or_code};
+use crate::receiver::SpscReceiver;
+use crate::sender::SpscSender;
 use crate::status::{Failure, shmring_status};
 
 /// A sending endpoint of any kind, for the `shmring_msg_sender_*` calls: a
@@ -120,17 +123,28 @@ pub(crate) trait Receiving {
 ///
 /// # Safety
 /// `sender` is NULL or a live handle (or view) used by no other thread.
+#[inline(always)]
 unsafe fn on_sender(
     sender: *const shmring_msg_sender,
     want: Access,
     body: impl FnOnce(&mut dyn Sending) -> Result<(), Failure>,
 ) -> c_int {
+    fn sending(s: Option<&mut dyn Sending>) -> Result<&mut dyn Sending, Failure> {
+        s.ok_or_else(|| Failure::invalid("the handle passed as a shmring_msg_sender does not send"))
+    }
     // SAFETY: delegated to the caller.
     unsafe {
         call_endpoint(sender, "sender", want, |e| {
-            body(e.sending().ok_or_else(|| {
-                Failure::invalid("the handle passed as a shmring_msg_sender does not send")
-            })?)
+            // The shared-memory kinds without a virtual call (`EndpointValue`).
+            let e = match e.downcast::<SpscSender>() {
+                Ok(v) => return body(sending(v.sending())?),
+                Err(e) => e,
+            };
+            let e = match e.downcast::<MpmcTx>() {
+                Ok(v) => return body(sending(v.sending())?),
+                Err(e) => e,
+            };
+            body(sending(e.any().sending())?)
         })
     }
 }
@@ -139,17 +153,30 @@ unsafe fn on_sender(
 ///
 /// # Safety
 /// `receiver` is NULL or a live handle (or view) used by no other thread.
+#[inline(always)]
 unsafe fn on_receiver(
     receiver: *const shmring_msg_receiver,
     want: Access,
     body: impl FnOnce(&mut dyn Receiving) -> Result<(), Failure>,
 ) -> c_int {
+    fn receiving(r: Option<&mut dyn Receiving>) -> Result<&mut dyn Receiving, Failure> {
+        r.ok_or_else(|| {
+            Failure::invalid("the handle passed as a shmring_msg_receiver does not receive")
+        })
+    }
     // SAFETY: delegated to the caller.
     unsafe {
         call_endpoint(receiver, "receiver", want, |e| {
-            body(e.receiving().ok_or_else(|| {
-                Failure::invalid("the handle passed as a shmring_msg_receiver does not receive")
-            })?)
+            // The shared-memory kinds without a virtual call (`EndpointValue`).
+            let e = match e.downcast::<SpscReceiver>() {
+                Ok(v) => return body(receiving(v.receiving())?),
+                Err(e) => e,
+            };
+            let e = match e.downcast::<MpmcRx>() {
+                Ok(v) => return body(receiving(v.receiving())?),
+                Err(e) => e,
+            };
+            body(receiving(e.any().receiving())?)
         })
     }
 }
@@ -429,7 +456,9 @@ where
 /// millisecond, so it may return `SHMRING_E_EMPTY` for up to 1 ms after the
 /// sender went, where `shmring_msg_receiver_recv` notices at once); `SHMRING_E_BUFFER_TOO_SMALL`
 /// (`*out_len` is the length needed; nothing consumed on a shared-memory ring, a
-/// datagram transport may drop it: see the transport's docs);
+/// datagram transport may drop it: see the transport's docs); `SHMRING_E_LAGGED`
+/// (a broadcast subscriber the publisher lapped: `*out_len` is how many messages
+/// it missed; the next receive returns the oldest one still held);
 /// `SHMRING_E_CORRUPTED`; `SHMRING_E_BUSY` (a read outstanding on an SPSC
 /// receiver); `SHMRING_E_IO`; `SHMRING_E_INVALID_ARGUMENT` (NULL `buf` with a
 /// non-zero `buf_len`, `buf_len` beyond `PTRDIFF_MAX`, NULL `out_len`, a handle

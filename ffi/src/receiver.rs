@@ -4,13 +4,13 @@
 
 use std::ffi::{c_int, c_void};
 
-use shmring::{Readiness, Received, Receiver};
+use shmring::{Readiness, Receiver};
 
 use crate::channel::{Spsc, shmring_channel};
 use crate::handle::{
-    Access, Header, Kind, State, call, call_in, clear, clear_to, close, construct, out_ptr, shared,
-    timeout,
+    Access, Header, Kind, State, call, call_in, close, construct, out_ptr, shared, timeout,
 };
+use crate::loan::{Lends, end_loan, lent, read_with, take_loan};
 use crate::message::{Endpoint, ReadinessInfo, Receiving, shmring_msg_receiver};
 use crate::status::{Failure, shmring_status};
 
@@ -35,6 +35,12 @@ pub(crate) struct SpscReceiver {
     /// Nothing borrows `receiver` meanwhile: the release reads the same message
     /// again (it stays first in the ring until released) and releases that.
     read: Option<(usize, usize)>,
+}
+
+impl Lends for SpscReceiver {
+    fn loan(&mut self) -> &mut Option<(usize, usize)> {
+        &mut self.read
+    }
 }
 
 impl Kind for SpscReceiver {
@@ -152,46 +158,6 @@ pub unsafe extern "C" fn shmring_receiver_is_sender_connected(
     unsafe { call(receiver, body) }
 }
 
-/// The common body of the read calls: reads the message with `make`, notes its
-/// address and length, and lets it go (a read dropped leaves the message first
-/// in the ring, and nothing but this receiver consumes it).
-///
-/// # Safety
-/// As the exported functions.
-unsafe fn read_with<E>(
-    receiver: *mut shmring_receiver,
-    out_data: *mut *const u8,
-    out_len: *mut usize,
-    make: impl FnOnce(&mut Receiver) -> Result<Received<'_>, E>,
-) -> c_int
-where
-    shmring::Error: From<E>,
-{
-    let body = |h: &mut SpscReceiver, header: &Header| {
-        let out_data = out_ptr(out_data, "out_data")?;
-        let out_len = out_ptr(out_len, "out_len")?;
-        // The read goes at the end of this block, consuming nothing.
-        let (data, len) = {
-            let message = make(&mut h.receiver).map_err(shmring::Error::from)?;
-            (message.as_ptr(), message.len())
-        };
-        h.read = Some((data as usize, len));
-        header.set_state(State::Borrowed);
-        // SAFETY: as above.
-        unsafe {
-            out_data.write(data);
-            out_len.write(len);
-        }
-        Ok(())
-    };
-    // SAFETY: delegated to the caller.
-    unsafe {
-        clear_to(out_data, std::ptr::null());
-        clear(out_len);
-        call_in(receiver, Access::Idle, body)
-    }
-}
-
 /// Borrows the next message in place, if there is one now; never blocks.
 /// `*out_data` and `*out_len` receive its address and length.
 ///
@@ -219,7 +185,11 @@ pub unsafe extern "C" fn shmring_receiver_try_read(
     out_len: *mut usize,
 ) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { read_with(receiver, out_data, out_len, |r| r.try_read()) }
+    unsafe {
+        read_with(receiver, out_data, out_len, |h: &mut SpscReceiver| {
+            h.receiver.try_read().map(lent)
+        })
+    }
 }
 
 /// As `shmring_receiver_try_read`, waiting for a message.
@@ -238,7 +208,11 @@ pub unsafe extern "C" fn shmring_receiver_read(
     out_len: *mut usize,
 ) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { read_with(receiver, out_data, out_len, |r| r.read()) }
+    unsafe {
+        read_with(receiver, out_data, out_len, |h: &mut SpscReceiver| {
+            h.receiver.read().map(lent)
+        })
+    }
 }
 
 /// As `shmring_receiver_read`, giving up after `timeout_ms` milliseconds with
@@ -256,7 +230,11 @@ pub unsafe extern "C" fn shmring_receiver_read_timeout(
 ) -> c_int {
     let timeout = timeout(timeout_ms);
     // SAFETY: the caller's contract.
-    unsafe { read_with(receiver, out_data, out_len, |r| r.read_timeout(timeout)) }
+    unsafe {
+        read_with(receiver, out_data, out_len, |h: &mut SpscReceiver| {
+            h.receiver.read_timeout(timeout).map(lent)
+        })
+    }
 }
 
 /// Consumes the outstanding read message (its bytes may be reused by the sender;
@@ -272,8 +250,7 @@ pub unsafe extern "C" fn shmring_receiver_read_timeout(
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_release(receiver: *mut shmring_receiver) -> c_int {
     let body = |h: &mut SpscReceiver, header: &Header| {
-        let (data, len) = h.read.take().unwrap_or_default();
-        header.set_state(State::Idle);
+        let (data, len) = take_loan(h, header);
         // The same message again: still first in the ring, as nothing consumed it.
         let message = h.receiver.try_read()?;
         if (message.as_ptr() as usize, message.len()) != (data, len) {
@@ -300,13 +277,8 @@ pub unsafe extern "C" fn shmring_receiver_release(receiver: *mut shmring_receive
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_receiver_unread(receiver: *mut shmring_receiver) -> c_int {
-    let body = |h: &mut SpscReceiver, header: &Header| {
-        h.read = None;
-        header.set_state(State::Idle);
-        Ok(())
-    };
     // SAFETY: the caller's contract.
-    unsafe { call_in(receiver, Access::Borrowed, body) }
+    unsafe { end_loan::<SpscReceiver>(receiver) }
 }
 
 /// Reads up to `max` messages in place, calling `callback(context, data, len)` on

@@ -8,9 +8,10 @@ use shmring::{Readiness, Sender};
 
 use crate::channel::{Spsc, shmring_channel};
 use crate::handle::{
-    Access, Header, Kind, State, call, call_in, check_len, clear_to, close, construct,
-    message_bytes, out_ptr, shared, timeout,
+    Access, Header, Kind, call, call_in, check_len, close, construct, message_bytes, out_ptr,
+    shared, timeout,
 };
+use crate::loan::{Lends, check_commit, end_loan, grant_with, granted, take_loan};
 use crate::message::{Endpoint, ReadinessInfo, Sending, shmring_msg_sender};
 use crate::status::{Failure, shmring_status};
 
@@ -44,6 +45,12 @@ impl Kind for SpscSender {
     const LENDS: &'static str = "grant";
     const FINISH: &'static str = "commit or abort the outstanding grant";
     const ENDPOINT: bool = true;
+}
+
+impl Lends for SpscSender {
+    fn loan(&mut self) -> &mut Option<(usize, usize)> {
+        &mut self.grant
+    }
 }
 
 impl Endpoint for SpscSender {
@@ -333,41 +340,6 @@ fn end_batch<'a>(
     }
 }
 
-/// The common body of the grant calls: makes the grant with `make`, notes its
-/// address and length, and lets it go (a grant dropped commits nothing; its
-/// bytes stay this sender's, as nothing else writes the ring).
-///
-/// # Safety
-/// As the exported functions.
-unsafe fn grant_with<E>(
-    sender: *mut shmring_sender,
-    len: usize,
-    out_data: *mut *mut u8,
-    make: impl FnOnce(&mut Sender, usize) -> Result<shmring::SendGrant<'_>, E>,
-) -> c_int
-where
-    shmring::Error: From<E>,
-{
-    let body = |h: &mut SpscSender, header: &Header| {
-        let out_data = out_ptr(out_data, "out_data")?;
-        check_len(len, "len")?;
-        // The grant goes at the end of this block, committing nothing.
-        let data = make(&mut h.sender, len)
-            .map_err(shmring::Error::from)?
-            .as_mut_ptr();
-        h.grant = Some((data as usize, len));
-        header.set_state(State::Borrowed);
-        // SAFETY: as above.
-        unsafe { out_data.write(data) };
-        Ok(())
-    };
-    // SAFETY: delegated to the caller.
-    unsafe {
-        clear_to(out_data, std::ptr::null_mut());
-        call_in(sender, Access::Idle, body)
-    }
-}
-
 /// Lends `len` bytes of the ring, if there is room now, to write a message in
 /// place: `*out_data` receives their address (8-byte aligned; they hold whatever
 /// was there before). Never blocks.
@@ -394,7 +366,11 @@ pub unsafe extern "C" fn shmring_sender_try_grant(
     out_data: *mut *mut u8,
 ) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { grant_with(sender, len, out_data, |s, len| s.try_grant(len)) }
+    unsafe {
+        grant_with(sender, len, out_data, |h: &mut SpscSender, len| {
+            h.sender.try_grant(len).map(granted)
+        })
+    }
 }
 
 /// As `shmring_sender_try_grant`, waiting for room.
@@ -413,7 +389,11 @@ pub unsafe extern "C" fn shmring_sender_grant(
     out_data: *mut *mut u8,
 ) -> c_int {
     // SAFETY: the caller's contract.
-    unsafe { grant_with(sender, len, out_data, |s, len| s.grant(len)) }
+    unsafe {
+        grant_with(sender, len, out_data, |h: &mut SpscSender, len| {
+            h.sender.grant(len).map(granted)
+        })
+    }
 }
 
 /// As `shmring_sender_grant`, giving up after `timeout_ms` milliseconds with
@@ -432,8 +412,8 @@ pub unsafe extern "C" fn shmring_sender_grant_timeout(
     let timeout = timeout(timeout_ms);
     // SAFETY: the caller's contract.
     unsafe {
-        grant_with(sender, len, out_data, |s, len| {
-            s.grant_timeout(len, timeout)
+        grant_with(sender, len, out_data, |h: &mut SpscSender, len| {
+            h.sender.grant_timeout(len, timeout).map(granted)
         })
     }
 }
@@ -453,14 +433,8 @@ pub unsafe extern "C" fn shmring_sender_grant_timeout(
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_commit(sender: *mut shmring_sender, len: usize) -> c_int {
     let body = |h: &mut SpscSender, header: &Header| {
-        let (data, granted) = h.grant.unwrap_or_default();
-        if len > granted {
-            return Err(Failure::invalid(format!(
-                "commit of {len} bytes exceeds the grant of {granted} (the grant is still outstanding)"
-            )));
-        }
-        h.grant = None;
-        header.set_state(State::Idle);
+        check_commit(len, h.grant.unwrap_or_default().1)?;
+        let (data, granted) = take_loan(h, header);
         // The same grant again: the frame the first one reserved (the padding
         // before it, if any, is written), with at least the room found then.
         let mut grant = h.sender.try_grant(granted)?;
@@ -488,11 +462,6 @@ pub unsafe extern "C" fn shmring_sender_commit(sender: *mut shmring_sender, len:
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn shmring_sender_abort(sender: *mut shmring_sender) -> c_int {
-    let body = |h: &mut SpscSender, header: &Header| {
-        h.grant = None;
-        header.set_state(State::Idle);
-        Ok(())
-    };
     // SAFETY: the caller's contract.
-    unsafe { call_in(sender, Access::Borrowed, body) }
+    unsafe { end_loan::<SpscSender>(sender) }
 }

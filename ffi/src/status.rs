@@ -48,7 +48,8 @@ pub enum shmring_status {
     /// capacity less 8 bytes).
     E_MESSAGE_TOO_LARGE = -8,
     /// The receive buffer is shorter than the next message. Nothing was consumed;
-    /// the message's length is reported through `out_len`.
+    /// the message's length is reported through `out_len`. Or a shared value's
+    /// read buffer is shorter than the value (`shmring_shared_value_size`).
     E_BUFFER_TOO_SMALL = -9,
     /// No room for the message now (non-blocking calls); or a semaphore post at
     /// the semaphore's maximum count (nothing changed).
@@ -68,10 +69,13 @@ pub enum shmring_status {
     E_NO_SPACE = -15,
     /// The handle is borrowed: a grant or a read is outstanding (commit/abort or
     /// release/unread it first), or the call came from inside the handle's own
-    /// batch callback.
+    /// batch callback; or a shared mutex's `_try_lock` found the lock held by
+    /// a live holder.
     E_BUSY = -16,
     /// The system lacks what the call needs, e.g. `membarrier` for a channel
-    /// created with asymmetric fences, in a process where it is refused.
+    /// created with asymmetric fences, in a process where it is refused; or the
+    /// handle's topic does not allow the call: writing or reading in place on a
+    /// broadcast topic that is not strict.
     E_UNSUPPORTED = -17,
     /// Any other system call failure (the message names the call and errno).
     E_IO = -18,
@@ -83,6 +87,8 @@ pub enum shmring_status {
     /// For an MPMC channel: a slot count that is not a power of two from 2 to
     /// 2^24, a slot size of 0 or over 16 MiB, an endpoint count of 0 or over 1024,
     /// or a shape whose segment would exceed 2^40 bytes.
+    /// For a shared value: a value size of 0 or over
+    /// `SHMRING_SHARED_VALUE_MAX_SIZE` (1 MiB).
     E_INVALID_CAPACITY = -20,
     /// The opened segment belongs to another user, or others may write it, and
     /// the options did not say to trust that.
@@ -90,13 +96,15 @@ pub enum shmring_status {
     /// The object is too small (or too large) to hold a ring.
     E_BAD_SIZE = -22,
     /// Nothing to finish: a commit or abort without an outstanding grant, or a
-    /// release or unread without an outstanding read.
+    /// release or unread without an outstanding read, a shared mutex's unlock,
+    /// read, write or mark without the handle holding the lock.
     E_NOT_BORROWED = -23,
     /// An error of the Rust library that this version of the C ABI has no code
     /// for; the message says what it is.
     E_UNKNOWN = -24,
     /// Every entry of an MPMC channel's endpoint table is held by a live sender
-    /// or receiver: no more can attach until one closes (or dies).
+    /// or receiver (or every slot of a shared mutex by a live handle): no more
+    /// can attach until one closes (or dies).
     E_TABLE_FULL = -25,
     /// Request/response: the server's handler failed and answered with an error
     /// message; `shmring_last_error_message` gives it exactly as the handler
@@ -108,13 +116,39 @@ pub enum shmring_status {
     /// that fail the checks, or the two sides' transport policies leave no
     /// transport. The message names the peer and what was wrong.
     E_HANDSHAKE = -27,
+    /// A broadcast subscriber was lapped: the publisher overwrote messages it had
+    /// not read (a lossy topic, or a gated one that cut it off). A receive reports
+    /// how many in `*out_len`; the next receive returns the oldest message still
+    /// held.
+    E_LAGGED = -28,
+    /// A shared value that was never written: there is no version to read yet
+    /// (`shmring_shared_value_wait_for_version` with `after` 0 waits for the
+    /// first).
+    E_NO_VALUE = -29,
+    /// A shared value's writer died in the middle of a write: the value is torn,
+    /// and every read returns this until a new writer
+    /// (`shmring_shared_value_writer_new`) publishes a whole version.
+    E_WRITER_DIED = -30,
+    /// Every copy of a shared value overlapped a write (a bounded number of
+    /// tries): its writer rewrites it faster than a copy takes, or a peer keeps
+    /// it marked as being written. Nothing is wrong with the value: try again.
+    E_VALUE_BUSY = -31,
+    /// A shared mutex's holder died holding the lock (or one did earlier and
+    /// nobody has marked the value consistent since). **The lock is held by
+    /// the caller** (`shmring_shared_mutex_lock`, `_try_lock`): the value may
+    /// be half-updated; repair it, call `shmring_shared_mutex_mark_consistent`,
+    /// and unlock as after `SHMRING_OK`.
+    E_OWNER_DIED = -32,
+    /// A shared mutex handle that holds the lock asked for it again (a second
+    /// lock would wait for itself).
+    E_ALREADY_LOCKED = -33,
 }
 
 use shmring_status as S;
 
 impl shmring_status {
     /// Every status, for tests and tables.
-    pub const ALL: [shmring_status; 28] = [
+    pub const ALL: [shmring_status; 34] = [
         S::OK,
         S::E_INVALID_ARGUMENT,
         S::E_INVALID_NAME,
@@ -143,6 +177,12 @@ impl shmring_status {
         S::E_TABLE_FULL,
         S::E_REMOTE,
         S::E_HANDSHAKE,
+        S::E_LAGGED,
+        S::E_NO_VALUE,
+        S::E_WRITER_DIED,
+        S::E_VALUE_BUSY,
+        S::E_OWNER_DIED,
+        S::E_ALREADY_LOCKED,
     ];
 
     /// The status with this code, if there is one.
@@ -167,25 +207,35 @@ impl shmring_status {
             S::E_INCOMPATIBLE_LAYOUT => c"incompatible segment layout",
             S::E_CORRUPTED => c"corrupted segment",
             S::E_MESSAGE_TOO_LARGE => c"message too large for the channel",
-            S::E_BUFFER_TOO_SMALL => c"buffer too small for the next message (nothing consumed)",
+            S::E_BUFFER_TOO_SMALL => {
+                c"buffer too small for the next message or the value (nothing consumed)"
+            }
             S::E_FULL => c"channel full",
             S::E_EMPTY => c"channel empty",
             S::E_DISCONNECTED => c"the peer has gone",
             S::E_TIMED_OUT => c"timed out",
             S::E_ROLE_TAKEN => c"role taken by another live endpoint",
             S::E_NO_SPACE => c"no space for the segment",
-            S::E_BUSY => c"handle busy: a grant or read is outstanding, or a callback is running",
+            S::E_BUSY => c"handle busy: a grant or read is outstanding, a callback is running, or another holds the lock",
             S::E_UNSUPPORTED => c"unsupported on this system",
             S::E_IO => c"system call failed",
             S::E_PANIC => c"internal error (a caught panic)",
             S::E_INVALID_CAPACITY => c"invalid capacity",
             S::E_UNTRUSTED => c"untrusted segment owner or mode",
             S::E_BAD_SIZE => c"segment has the wrong size",
-            S::E_NOT_BORROWED => c"no grant or read outstanding",
+            S::E_NOT_BORROWED => c"no grant, read or lock outstanding",
             S::E_UNKNOWN => c"unknown error",
             S::E_TABLE_FULL => c"endpoint table full",
             S::E_REMOTE => c"the server's handler failed",
             S::E_HANDSHAKE => c"connection handshake failed",
+            S::E_LAGGED => c"messages were overwritten before this subscriber read them",
+            S::E_NO_VALUE => c"no value has been published yet",
+            S::E_WRITER_DIED => c"the value's writer died in the middle of a write",
+            S::E_VALUE_BUSY => c"every read of the value overlapped a write (try again)",
+            S::E_OWNER_DIED => {
+                c"the lock's holder died holding it (the lock is now held by the caller)"
+            }
+            S::E_ALREADY_LOCKED => c"this handle holds the lock already",
         }
     }
 }
@@ -269,7 +319,11 @@ impl From<Error> for Failure {
             Error::NotFound { .. } => S::E_NOT_FOUND,
             Error::PermissionDenied { .. } => S::E_PERMISSION_DENIED,
             Error::Untrusted { .. } => S::E_UNTRUSTED,
-            Error::IncompatibleLayout { .. } => S::E_INCOMPATIBLE_LAYOUT,
+            // `open_or_create` on an existing object of another kind, layout
+            // version or shape.
+            Error::IncompatibleLayout { .. } | Error::Incompatible { .. } => {
+                S::E_INCOMPATIBLE_LAYOUT
+            }
             Error::Corrupted { .. } => S::E_CORRUPTED,
             Error::BadSize { .. } => S::E_BAD_SIZE,
             Error::NoSpace { .. } => S::E_NO_SPACE,
@@ -304,6 +358,22 @@ impl From<Error> for Failure {
             | Error::InvalidEndpointCount { .. }
             | Error::SegmentTooLarge { .. } => S::E_INVALID_CAPACITY,
             Error::EndpointTableFull { .. } => S::E_TABLE_FULL,
+            Error::Lagged { .. } => S::E_LAGGED,
+            Error::InPlaceNeedsStrict { .. } => S::E_UNSUPPORTED,
+            // Shared values (`shared_value.rs`): a read's outcomes, and a size out
+            // of range at create (read and write lengths are checked before the
+            // call).
+            Error::NoValue { .. } => S::E_NO_VALUE,
+            Error::WriterDied { .. } => S::E_WRITER_DIED,
+            Error::ValueBusy { .. } => S::E_VALUE_BUSY,
+            Error::ValueSize { .. } => S::E_INVALID_CAPACITY,
+            // Shared mutexes (`shared_mutex.rs`, which maps a lock call's
+            // outcomes itself): a full slot table; a lock word a peer wrote is
+            // `Corrupted`, above.
+            Error::SlotsFull { .. } => S::E_TABLE_FULL,
+            Error::OwnerDied => S::E_OWNER_DIED,
+            Error::LockHeld { .. } => S::E_BUSY,
+            Error::AlreadyLocked => S::E_ALREADY_LOCKED,
             _ => S::E_UNKNOWN,
         };
         Self::new(status, e.to_string())

@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, c_char, c_int, c_void};
 
-use shmring::transport::{self, Listener, MessageReceiver, MessageSender};
+use shmring::transport::{self, MessageReceiver, MessageSender};
 
 use crate::handle::{
     Kind, bytes_mut, c_string, c_utf8, call, close, construct, deadline, out_ptr, timeout,
@@ -32,7 +32,7 @@ pub struct shmring_listener {
 pub(crate) struct TransportListener {
     /// The resolved address, in the form `shmring_connect_sender` takes.
     address: CString,
-    listener: Listener,
+    listener: transport::TransportListener,
 }
 
 /// The value of a `shmring_msg_sender` handle made by `shmring_connect_sender`.

@@ -280,6 +280,61 @@ fn valgrind_c_events_and_semaphores() {
     }
 }
 
+/// Shared values from C (`tests/c/shared_value.c`): bad input (NULLs, sizes out
+/// of range, unknown flags, a missing value, an event opened as a value, a value
+/// passed as a writer); in one process, each outcome of a read with its own code,
+/// text and message (no value yet, a buffer too small, busy while a live writer
+/// keeps `seq` odd, a dead writer's torn value until a new writer publishes), the
+/// writer role taken, wrong write lengths, `open_or_create` of another size; then
+/// across `fork`, for a named value and for a memfd value opened from its
+/// descriptor, a writer process publishes 20,000 versions whose bytes all equal
+/// the version's low byte while a polling and a waiting reader process check
+/// every byte of every copy and that versions never go backwards.
+#[test]
+fn c_shared_values_across_fork() {
+    let stdout = run_checked("shared_value.c", Link::Shared, &[&unique("sv")]);
+    eprint!("shared_value: {stdout}");
+}
+
+/// `tests/c/shared_value.c` under valgrind (memcheck, forked children included),
+/// with fewer versions and the values' fences symmetric (valgrind refuses
+/// `membarrier`): no errors, no definite leaks.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_c_shared_values() {
+    if have_valgrind() {
+        run_checked_under_valgrind("shared_value.c", &[&unique("vgsv"), "500", "symmetric"]);
+    }
+}
+
+/// Shared mutexes from C (`tests/c/shared_mutex.c`): bad input (NULLs, sizes
+/// out of range, unknown flags, a missing mutex, an event and a shared value
+/// opened as a mutex, a value handle passed as one); in one process, each
+/// outcome with its code (unlock, mark, read, write without the lock; a second
+/// lock on the handle; another handle's try_lock and timed lock while it is
+/// held; a short buffer, a wrong write length; close unlocking); then across
+/// `fork`, for a named mutex and a memfd one, five processes each add 1 to a
+/// shared u64 2,000 times under the lock and the sum is exact; and a child
+/// SIGKILLed holding the lock gives the parent `SHMRING_E_OWNER_DIED` with the
+/// lock held (by `lock` and by `try_lock`), again after an unlock without the
+/// mark, and `SHMRING_OK` after `mark_consistent`.
+#[test]
+fn c_shared_mutexes_across_fork() {
+    let stdout = run_checked("shared_mutex.c", Link::Shared, &[&unique("sm")]);
+    eprint!("shared_mutex: {stdout}");
+}
+
+/// `tests/c/shared_mutex.c` under valgrind (memcheck, forked children
+/// included), with fewer rounds (the mutex uses no fence pair: nothing to make
+/// symmetric): no errors, no definite leaks.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_c_shared_mutexes() {
+    if have_valgrind() {
+        run_checked_under_valgrind("shared_mutex.c", &[&unique("vgsm"), "50"]);
+    }
+}
+
 /// MPMC channels from C (`tests/c/mpmc.c`): bad input (shapes, a full endpoint
 /// table, full and empty rings, timeouts, `Disconnected`), then 2 producer × 2
 /// consumer processes across `fork`: per-producer order in each consumer, counts
@@ -300,6 +355,33 @@ fn valgrind_c_mpmc() {
     }
 }
 
+/// Broadcast topics from C (`tests/c/broadcast.c`): bad input (NULLs, an unknown
+/// policy and start, a bad shape, a second publisher, a full table, a publisher
+/// passed as a receiver), a gated topic filling up behind a subscriber that does
+/// not read; across fork over a memfd topic opened from its descriptors: 3 gated
+/// subscriber processes each get every numbered, checksummed message in order
+/// exactly once, then `Disconnected`; a lossy subscriber that sleeps is lapped,
+/// gets `SHMRING_E_LAGGED` with the count, and its gaps equal the counts. In
+/// place, on a strict topic: the borrow rules of grants and reads in one process
+/// (`SHMRING_E_BUSY`, `_NOT_BORROWED`, unread, a held read holding the publisher
+/// back), `SHMRING_E_UNSUPPORTED` on a gated topic, and 2 subscriber processes
+/// reading in place every message the publisher wrote in place.
+#[test]
+fn c_broadcast_across_fork() {
+    let stdout = run_checked("broadcast.c", Link::Shared, &[&unique("bc")]);
+    eprint!("broadcast: {stdout}");
+}
+
+/// `tests/c/broadcast.c` under valgrind (memcheck, forked children included),
+/// with fewer messages: no errors, no definite leaks.
+#[test]
+#[ignore = "slow: .ci/run runs it (cargo test -p shmring-ffi --test c_programs -- --ignored valgrind)"]
+fn valgrind_c_broadcast() {
+    if have_valgrind() {
+        run_checked_under_valgrind("broadcast.c", &[&unique("vgbc"), "2000"]);
+    }
+}
+
 /// Readiness descriptors from C (`tests/c/readiness.c`), for SPSC and MPMC
 /// senders and receivers in one process: arming an empty (full) ring returns
 /// `SHMRING_ARMED` and the descriptor stays quiet; a message (a freed slot) makes
@@ -316,23 +398,29 @@ fn c_readiness_descriptors() {
     eprint!("readiness: {stdout}");
 }
 
-/// The example `examples/epoll_two_channels.c`: one `epoll_wait` loop serves two
-/// named channels, fed by a forked sender process, and a timerfd; it checks every
-/// message's channel, number (in order, none lost or duplicated), length and
-/// bytes, and fails if the run passes its deadline (a wake-up that never came).
+/// The example `examples/epoll_mixed_kinds.c`: one `epoll_wait` loop serves an
+/// SPSC receiver, an MPMC receiver and a broadcast subscriber, fed by four forked
+/// processes (one SPSC sender, two MPMC senders, the publisher), and a timerfd; it
+/// checks every message's feeder, number (in order per feeder, none lost or
+/// duplicated), length and bytes, that each source says disconnected only after
+/// all its feeders sent (the publisher is SIGKILLed without closing), and fails if
+/// the run passes its deadline (a wake-up that never came).
 #[test]
-fn c_example_epoll_two_channels() {
+fn c_example_epoll_mixed_kinds() {
     const COUNT: u64 = 20_000;
     let stdout = run_checked(
-        "examples/epoll_two_channels.c",
+        "examples/epoll_mixed_kinds.c",
         Link::Shared,
         &[&unique("ep"), &COUNT.to_string()],
     );
     assert!(
-        stdout.starts_with(&format!("ok: {COUNT}+{COUNT} messages in order")),
+        stdout.starts_with(&format!(
+            "ok: spsc {COUNT}, mpmc {}, topic {COUNT} messages in order",
+            2 * COUNT
+        )),
         "{stdout}"
     );
-    eprint!("epoll_two_channels: {stdout}");
+    eprint!("epoll_mixed_kinds: {stdout}");
 }
 
 /// Request/response from C (`tests/c/rpc.c`): bad input, roles and timeouts in
@@ -396,9 +484,19 @@ fn valgrind_c_connections() {
 /// details (message too large, busy, a moved-from handle, a role taken, the peer
 /// gone), byte ranges of several element types, grants aborted and reads unread by
 /// their destructors, records and batches (a callback's exception rethrown),
-/// readiness descriptors armed and rung, semaphores and events, a TCP transport;
-/// then across `fork`, over an SPSC channel pair, an MPMC channel pair and a
-/// connection, the parent streams 10,000 checked messages through
+/// readiness descriptors armed and rung, semaphores and events, a TCP transport,
+/// broadcast topics (in place on a strict one; `errc::unsupported` on the others);
+/// a `wait_set` over an SPSC receiver, a subscriber, a pipe, a full sender and a
+/// timer fed by a forked child: every message once, the timer never early, the
+/// sender ready once the child drains, and the child's SIGKILL seen by each source
+/// as `errc::disconnected` (end of file for the pipe); shared values (each read
+/// outcome, the writer role, typed reads and writes, a forked writer's 1,000
+/// versions waited for, each whole and newer); shared mutexes (a second lock on
+/// the handle, another handle's `try_lock` and timed lock while held, typed reads
+/// and writes, a forked child adding under the lock with this process, the sum
+/// exact, and a child SIGKILLed holding it: the next guard's `owner_died()`, until
+/// `mark_consistent`); then across `fork`, over an SPSC
+/// channel pair, an MPMC channel pair and a connection, the parent streams 10,000 checked messages through
 /// `msg_sender`/`msg_receiver` views and a C++ child echoes each (zero-copy guards,
 /// vectors, caller buffers); both sides see the other's departure as
 /// `errc::disconnected`; 1,000 RPC calls to a forked C++ server, whose handler's

@@ -12,7 +12,13 @@
 //!   [`MpmcRegion`](shmring_core::MpmcRegion) and a stand-in for the kernel's
 //!   liveness marks;
 //! - [`LoomObject`], an event's or semaphore's object layout of loom atomics
-//!   (the protocols in `shmring_core::object` take its futex line).
+//!   (the protocols in `shmring_core::object` take its futex line);
+//! - [`LoomValue`], a published value's lines and words of loom atomics, with
+//!   a flag standing in for its writer's liveness lock;
+//! - [`LoomBroadcastRegion`], a broadcast topic's lines, subscriber table and
+//!   data words, all loom atomics (the broadcast ring reads and writes its data
+//!   region only with atomic word accesses, by design: a lossy subscriber's copy
+//!   races with the publisher's overwrite and is validated afterwards).
 //!
 //! The models themselves are in `tests/`. Without the cfg this crate is empty.
 //!
@@ -70,7 +76,29 @@
 //! | `a_waiter_with_a_passed_deadline_times_out_or_takes_the_unit` | the timeout path undoes the registration | 3 | 0.0 (0.0) |
 //! | `an_opener_sees_the_whole_header` | the object header is published before its magic | 3 | 0.0 (0.0) |
 //!
-//! The whole suite: `tests/spsc.rs` 53.7 s wall (10.2 s user, 13.3 s system), `tests/mpmc.rs` 30.6 s wall (4.8 s user, 6.3 s system), each binary with its default two test threads, after a build of about a minute; `tests/event.rs` and `tests/semaphore.rs` together under 10 s.
+//! | model (`tests/broadcast.rs`: 64-byte region, 8-byte numbered messages) | what it checks | bound | wall (user) s |
+//! |---|---|---|---|
+//! | `lossy_reader_never_gets_a_torn_message` | a lossy publisher laps the region (four messages) while a subscriber reads: every message intact, numbers increasing, each gap the `Lagged` counts reported before it | 3 | 2.0 (1.0) |
+//! | `gated_subscriber_reads_every_message` | a gated publisher retrying on `Full`: the subscriber gets all four, in order, intact, never `Lagged` | 3 | 1.2 (0.7) |
+//! | `strict_subscriber_reads_every_message` | the same under `Policy::Strict` | 3 | 1.2 (0.6) |
+//! | `joiner_is_never_lagged` | a subscriber joins (oldest) a gated topic that has lapped once while the publisher goes on: never `Lagged`, reads from where its join said, in order, intact | 3 | 0.2 (0.1) |
+//! | `newest_joiner_starts_at_a_marked_boundary` | a subscriber joins a lossy topic at the newest message while three are published: a clean start, in order, intact | 2 | 0.9 (0.4) |
+//! | `joiner_during_a_batch_starts_at_oldest` | a subscriber joins while a batch of four laps the region (`oldest` past `write_position`): no false `Corrupted`, in order, intact | 2 | 1.4 (0.6) |
+//! | `no_lost_wakeup_of_a_subscriber` | a subscriber blocked in `wait_for_message` is woken by `notify` for each of two messages | 3 | 0.1 (0.0) |
+//! | `no_lost_wakeup_of_a_gated_publisher` | a gated publisher sleeping on `space_signal` (four messages through room for two) is woken by `wake_publisher` | 3 | 1.8 (1.0) |
+//! | `an_armed_gated_publisher_is_rung_when_room_appears` | the same publisher arming its doorbell (`arm_for_space`) instead of sleeping: a subscriber's `wake_publisher` rings it | 2 | 0.4 (0.2) |
+//! | `a_subscriber_that_leaves_holds_nothing_back` | gated, two subscribers: one reads three messages while the other reads one and leaves; the publisher, held back by the leaver, joins its thread (the liveness answer) and goes on; the two wait for each other by the futex | 1 | 0.4 (0.2) |
+//! | `a_dead_subscribers_slot_is_freed` | the same, the second dying (its handle kept from its drop): the publisher frees its slot (`free_slot`) | 1 | 0.1 (0.1) |
+//!
+//! | model (`tests/shared_value.rs`: a two-word value, version `v` = `[v, v]`) | what it checks | bound | wall (user) s |
+//! |---|---|---|---|
+//! | `a_validated_read_is_never_torn_and_versions_never_go_backwards` | a writer publishes version 2 over version 1 while a reader reads twice: every `Ok` copy whole, versions not decreasing | 3 | 0.0 (0.0) |
+//! | `a_writer_dead_mid_write_gives_writer_died_and_a_new_writer_repairs` | a writer dies after its odd store and one word: `WriterDied`, never `[2, 1]`; a take-over's first write repairs (version 2 whole) | 3 | 0.0 (0.0) |
+//! | `a_reader_waiting_for_the_next_version_is_woken` | no lost wake-up in `wait_for_version`; what the writer did before the version is visible | 3 | 0.0 (0.0) |
+//! | `a_reader_with_a_passed_deadline_times_out_or_sees_the_version` | the timeout path undoes the registration | 3 | 0.0 (0.0) |
+//! | `an_opener_sees_the_whole_state_header` | the state header is published before its magic | 3 | 0.3 (0.1) |
+//!
+//! The whole suite: `tests/spsc.rs` 53.7 s wall (10.2 s user, 13.3 s system), `tests/mpmc.rs` 30.6 s wall (4.8 s user, 6.3 s system), each binary with its default two test threads, after a build of about a minute; `tests/event.rs` and `tests/semaphore.rs` together under 10 s; `tests/broadcast.rs` 12.5 s wall (6.7 s user, 14.3 s system; broadcast times measured 2026-12-07).
 #![cfg(shmring_loom)]
 
 use std::cell::UnsafeCell;
@@ -301,9 +329,18 @@ pub fn model<F>(f: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
+    model_bounded(3, f);
+}
+
+/// Runs `f` under loom with preemption bound `bound` (unless
+/// `LOOM_MAX_PREEMPTIONS` says otherwise).
+pub fn model_bounded<F>(bound: usize, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
+        builder.preemption_bound = Some(bound);
     }
     builder.check(f);
 }
@@ -445,6 +482,215 @@ mod mpmc {
         fn is_alive(&self, entry: usize) -> bool {
             // Acquire pairs with the Release in `kill`.
             !self.0[entry].load(Ordering::Acquire)
+        }
+    }
+}
+
+pub use broadcast::LoomBroadcastRegion;
+
+mod broadcast {
+    use loom::sync::Arc;
+    use shmring_core::broadcast::layout::{
+        FRAME_SEQ_OFFSET, MAX_SUBSCRIBERS, MIN_BROADCAST_CAPACITY, OldestLine, PositionLine,
+        SEQ_UNPUBLISHED, SubscriberEntry, TableLine,
+    };
+    use shmring_core::broadcast::{BroadcastRegion, Policy};
+    use shmring_core::sync::AtomicU64;
+
+    struct BroadcastMemory {
+        positions: PositionLine,
+        oldest: OldestLine,
+        table: TableLine,
+        entries: Vec<SubscriberEntry>,
+        /// The data region, one loom atomic per 8-byte word.
+        words: Vec<AtomicU64>,
+        capacity: usize,
+        policy: Policy,
+    }
+
+    /// A broadcast topic's two segments for the models: loom atomics throughout.
+    #[derive(Clone)]
+    pub struct LoomBroadcastRegion(Arc<BroadcastMemory>);
+
+    impl std::fmt::Debug for LoomBroadcastRegion {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("LoomBroadcastRegion")
+                .field("capacity", &self.0.capacity)
+                .field("slots", &self.0.entries.len())
+                .field("policy", &self.0.policy)
+                .finish()
+        }
+    }
+
+    impl LoomBroadcastRegion {
+        /// A fresh topic of `capacity` data bytes and `slots` subscriber slots,
+        /// as `RawBroadcastRegion::init` writes it (call inside `loom::model`).
+        pub fn new(capacity: usize, slots: usize, policy: Policy) -> Self {
+            assert!(capacity.is_power_of_two() && capacity >= MIN_BROADCAST_CAPACITY);
+            assert!((1..=MAX_SUBSCRIBERS).contains(&slots));
+            let words: Vec<AtomicU64> = (0..capacity / 8).map(|_| AtomicU64::new(0)).collect();
+            // The first frame's sequence word: unpublished, to carry 1 (as `init`).
+            words[FRAME_SEQ_OFFSET / 8]
+                .store(SEQ_UNPUBLISHED | 1, loom::sync::atomic::Ordering::Relaxed);
+            Self(Arc::new(BroadcastMemory {
+                positions: PositionLine::new(),
+                oldest: OldestLine::new(),
+                table: TableLine::new(),
+                entries: (0..slots).map(|_| SubscriberEntry::new()).collect(),
+                words,
+                capacity,
+                policy,
+            }))
+        }
+    }
+
+    // SAFETY: capacity (a checked power of two within the bounds), slots (checked)
+    // and policy are fixed at creation; the lines, entries and words are fixed
+    // fields and vectors of the Arc'd memory, so each accessor returns the same
+    // atomic for the same argument (indexing panics, rather than misbehaving,
+    // out of range or off the 8-byte grid).
+    unsafe impl BroadcastRegion for LoomBroadcastRegion {
+        fn positions(&self) -> &PositionLine {
+            &self.0.positions
+        }
+
+        fn oldest(&self) -> &OldestLine {
+            &self.0.oldest
+        }
+
+        fn table(&self) -> &TableLine {
+            &self.0.table
+        }
+
+        fn entry(&self, slot: usize) -> &SubscriberEntry {
+            &self.0.entries[slot]
+        }
+
+        fn slots(&self) -> usize {
+            self.0.entries.len()
+        }
+
+        fn capacity(&self) -> usize {
+            self.0.capacity
+        }
+
+        fn policy(&self) -> Policy {
+            self.0.policy
+        }
+
+        fn word(&self, offset: usize) -> &AtomicU64 {
+            assert!(offset % 8 == 0, "data word off the 8-byte grid: {offset}");
+            &self.0.words[offset / 8]
+        }
+    }
+}
+
+pub use value::LoomValue;
+
+mod value {
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use shmring_core::LayoutError;
+    use shmring_core::layout::STATE_KIND_VALUE;
+    use shmring_core::state::header::{StateGeometry, StateInfo};
+    use shmring_core::state::value::{ValueControl, ValueLayout, ValueRegion, init};
+
+    struct ValueMemory {
+        layout: ValueLayout,
+        words: Vec<AtomicU64>,
+        geometry: StateGeometry,
+        /// The writer's liveness lock: held (true) while a writer's process lives.
+        writer_alive: AtomicBool,
+    }
+
+    /// A published value's memory for the models: core's
+    /// [`ValueLayout`] and value words of loom atomics, initialised and attached
+    /// as a creator and an opener do it, and a stand-in for the writer's
+    /// liveness lock ([`LoomValue::writer_alive`]).
+    #[derive(Clone)]
+    pub struct LoomValue(Arc<ValueMemory>);
+
+    impl std::fmt::Debug for LoomValue {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("LoomValue")
+                .field("geometry", &self.0.geometry)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl LoomValue {
+        /// A fresh, never written value of `value_size` bytes, initialised and
+        /// attached as a creator and an opener do it (call inside `loom::model`).
+        pub fn new(value_size: u32) -> Self {
+            let value = Self::zeroed(value_size);
+            value.init();
+            let info = value.attach().expect("a fresh value attaches");
+            assert_eq!(info.geometry.value_size(), value_size as usize);
+            value
+        }
+
+        /// A value whose bytes are all zero, for a model to [`init`](Self::init)
+        /// and [`attach`](Self::attach) from different threads.
+        pub fn zeroed(value_size: u32) -> Self {
+            let geometry =
+                StateGeometry::new(STATE_KIND_VALUE, value_size, 0).expect("a valid value size");
+            Self(Arc::new(ValueMemory {
+                layout: ValueLayout::new(),
+                words: (0..geometry.value_words())
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+                geometry,
+                writer_alive: AtomicBool::new(false),
+            }))
+        }
+
+        /// Initialises the value as its creator does (core's `value::init`: the
+        /// header, the words, the magic last), untyped and without flags.
+        pub fn init(&self) {
+            let info = StateInfo {
+                geometry: self.0.geometry,
+                flags: 0,
+                type_tag: 0,
+            };
+            init(&self.0.layout, &self.0.words, &info).expect("init");
+        }
+
+        /// Validates the header as an opener does (`StateHeader::attach`).
+        ///
+        /// # Errors
+        /// As `StateHeader::attach`: `Uninitialized` before the magic.
+        pub fn attach(&self) -> Result<StateInfo, LayoutError> {
+            self.0
+                .layout
+                .header
+                .attach(STATE_KIND_VALUE, self.0.geometry.segment_size() as u64)
+        }
+
+        /// Whether the writer's process lives (its liveness lock is held).
+        pub fn writer_alive(&self) -> bool {
+            // SeqCst: a lock system call orders everything around it.
+            self.0.writer_alive.load(Ordering::SeqCst)
+        }
+
+        /// The writer's process starts (takes the lock: before its claim) or dies
+        /// (the kernel drops the lock: after its last store).
+        pub fn set_writer_alive(&self, alive: bool) {
+            // SeqCst: as a lock system call.
+            self.0.writer_alive.store(alive, Ordering::SeqCst);
+        }
+    }
+
+    impl ValueRegion for LoomValue {
+        fn control(&self) -> &ValueControl {
+            &self.0.layout.control
+        }
+
+        fn words(&self) -> &[AtomicU64] {
+            &self.0.words
+        }
+
+        fn value_size(&self) -> usize {
+            self.0.geometry.value_size()
         }
     }
 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use shmring_core::FLAG_ASYMMETRIC_FENCES;
 use shmring_core::sync::AtomicU32;
 use shmring_core::{
     Batch, Consumer, Grant, Message, PopError, Producer, PushError, RawRegion, ReadError, RunGrant,
@@ -27,10 +26,40 @@ use crate::error::{
 };
 use crate::futex::{Notifier, SharedFutex};
 use crate::message::{message_receiver, message_sender};
-use crate::options::SegmentBuilder;
+use crate::options::{Compared, SegmentBuilder};
 use crate::readiness::watcher::Probe;
 use crate::readiness::{BellSource, Bells, Readiness, Wakeups};
 use crate::segment::{Backing, Segment, SegmentOptions, lock_offset, owner_word};
+
+/// A channel of `capacity` bytes (a power of two; see
+/// [`ChannelBuilder::capacity`]) in an anonymous memfd, with its two endpoints:
+/// the shortcut rtrb users know (`RingBuffer::new(capacity).split()`), for
+/// threads of one process. The endpoints are `Send`; the ring lives while either
+/// does.
+///
+/// The same as `ChannelBuilder::memfd().capacity(capacity).create()?` and its
+/// [`sender`](Channel::sender) and [`receiver`](Channel::receiver): to set a wait
+/// strategy or fences, or to hand an endpoint to a child process
+/// ([`Channel::pass_to`]), use the builder.
+///
+/// ```
+/// # fn main() -> shmring::Result<()> {
+/// let (mut tx, mut rx) = shmring::channel::pair(4096)?;
+/// let producer = std::thread::spawn(move || tx.send(b"hello"));
+/// assert_eq!(rx.recv_vec()?, b"hello");
+/// producer.join().unwrap()?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidCapacity`] (before any system call), [`Error::NoSpace`],
+/// [`Error::Unsupported`] (the asymmetric fences, where `membarrier` is
+/// refused: use the builder with
+/// [`asymmetric_fences(false)`](SegmentBuilder::asymmetric_fences)), [`Error::Io`].
+pub fn pair(capacity: usize) -> Result<(Sender, Receiver)> {
+    let channel = ChannelBuilder::memfd().capacity(capacity).create()?;
+    Ok((channel.sender()?, channel.receiver()?))
+}
 
 /// Creates or opens a channel: the ring's backing and size here, permissions,
 /// cleanup and the endpoints' wait strategy through [`SegmentBuilder`].
@@ -118,6 +147,33 @@ impl ChannelBuilder {
         Ok(self.channel(Segment::open(&self.options)?))
     }
 
+    /// Opens the channel, or creates it if there is none: for two processes
+    /// started in any order. Race-free: of processes racing, exactly one creates
+    /// (exclusively) and the others open what it made, waiting for it if they
+    /// catch it half-way. A memfd channel is created.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] if the existing segment is not an SPSC ring of
+    /// this layout version (`field` `"kind"` or `"layout version"`) or its
+    /// capacity is not this builder's (`"capacity"`); else as
+    /// [`open`](Self::open) and [`create`](Self::create).
+    pub fn open_or_create(&self) -> Result<Channel> {
+        crate::options::open_or_create(
+            &self.options,
+            shmring_core::layout::RING_KIND_SPSC,
+            || self.open(),
+            || self.create(),
+            |channel| channel.segment.describe().to_owned(),
+            |channel| {
+                vec![Compared::new(
+                    "capacity",
+                    self.capacity as u64,
+                    channel.segment.capacity() as u64,
+                )]
+            },
+        )
+    }
+
     /// Opens the segment behind `fd`, handed over by a parent or a peer (a memfd
     /// from [`ChannelBuilder::memfd`]). Sizes, seals and the ring are checked.
     ///
@@ -179,7 +235,7 @@ impl Channel {
         let futex = self.futex()?;
         let bells = self.bells(Role::Sender)?;
         let (producer, lock) = self.segment.claim_producer()?;
-        set_pid(self.segment.region(), Role::Sender, std::process::id());
+        set_pid(self.segment.region(), Role::Sender, true);
         Ok(Sender {
             producer,
             _lock: lock,
@@ -197,7 +253,7 @@ impl Channel {
         let futex = self.futex()?;
         let bells = self.bells(Role::Receiver)?;
         let (consumer, lock) = self.segment.claim_consumer()?;
-        set_pid(self.segment.region(), Role::Receiver, std::process::id());
+        set_pid(self.segment.region(), Role::Receiver, true);
         Ok(Receiver {
             consumer,
             _lock: lock,
@@ -209,13 +265,11 @@ impl Channel {
     /// header says so, which needs this process registered for `membarrier`
     /// (before it claims a role, so that every notification it makes is covered).
     fn futex(&self) -> Result<SharedFutex> {
-        if self.segment.region().flags() & FLAG_ASYMMETRIC_FENCES == 0 {
-            return Ok(SharedFutex::default());
-        }
-        SharedFutex::asymmetric().ok_or(Error::Unsupported {
-            what: "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
-                   creator chose (a seccomp filter or a kernel before 4.16 here?)",
-        })
+        SharedFutex::for_flags(
+            self.segment.region().flags(),
+            "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
+             creator chose (a seccomp filter or a kernel before 4.16 here?)",
+        )
     }
 
     /// The doorbells of an endpoint of `role` (`crate::readiness`).
@@ -241,17 +295,16 @@ impl Channel {
     }
 }
 
-/// Writes the holder's pid into the role's line (0 at release): a hint for
-/// observers, never trusted (layout version 4).
-fn set_pid(region: &RawRegion, role: Role, pid: u32) {
+/// Writes this process's pid into the role's line after its claim (`held`), 0
+/// at release (`crate::segment::write_pid`).
+fn set_pid(region: &RawRegion, role: Role, held: bool) {
     use shmring_core::Region as _;
     let control = region.control();
     let word = match role {
         Role::Sender => &control.producer.0.pid,
         Role::Receiver => &control.consumer.0.pid,
     };
-    // Relaxed: informational; written only by the role's holder, under its lock.
-    word.store(pid, std::sync::atomic::Ordering::Relaxed);
+    crate::segment::write_pid(word, held);
 }
 
 fn claims_word(region: &RawRegion, role: Role) -> &AtomicU32 {
@@ -691,7 +744,12 @@ impl Sender {
         self.grant_deadline(len, deadline_after(timeout))
     }
 
-    fn grant_deadline(
+    /// As [`grant`](Self::grant), giving up at `deadline` (`None`: waiting as
+    /// long as it takes).
+    ///
+    /// # Errors
+    /// As [`send_deadline`](Self::send_deadline).
+    pub fn grant_deadline(
         &mut self,
         len: usize,
         deadline: Option<Instant>,
@@ -781,7 +839,7 @@ impl Drop for Sender {
         // releases the claim word, the lock frees the role (a probe now finds it
         // unheld), and `link` wakes a parked receiver, which sees the departure
         // now, not at its next probe.
-        set_pid(self.link.segment.region(), Role::Sender, 0);
+        set_pid(self.link.segment.region(), Role::Sender, false);
     }
 }
 
@@ -797,7 +855,7 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         // As in `Drop for Sender`: then the consumer, the lock, and `link`, which
         // wakes a sender parked on a full ring.
-        set_pid(self.link.segment.region(), Role::Receiver, 0);
+        set_pid(self.link.segment.region(), Role::Receiver, false);
     }
 }
 
@@ -1111,7 +1169,12 @@ impl Receiver {
         self.read_deadline(deadline_after(timeout))
     }
 
-    fn read_deadline(
+    /// As [`read`](Self::read), giving up at `deadline` (`None`: waiting as long
+    /// as it takes).
+    ///
+    /// # Errors
+    /// As [`recv_deadline`](Self::recv_deadline), without `BufferTooSmall`.
+    pub fn read_deadline(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Received<'_>, RecvTimeoutError> {
@@ -1206,7 +1269,8 @@ mod tests {
                     .expect("memfd channel")
             };
             let (ping, pong) = (channel(4096), channel(4096));
-            let flagged = ping.segment().region().flags() & FLAG_ASYMMETRIC_FENCES != 0;
+            let flagged =
+                ping.segment().region().flags() & shmring_core::FLAG_ASYMMETRIC_FENCES != 0;
             assert_eq!(flagged, asymmetric && crate::futex::register_membarrier());
             let (mut ping_tx, mut ping_rx) = (ping.sender().unwrap(), ping.receiver().unwrap());
             let (mut pong_tx, mut pong_rx) = (pong.sender().unwrap(), pong.receiver().unwrap());

@@ -62,6 +62,8 @@ use crate::blocking::deadline_after;
 use crate::error::{Error, Result};
 use crate::futex::SharedFutex;
 use crate::options::SegmentBuilder;
+use crate::readiness::Readiness;
+use crate::readiness::objects::{Condition, ObjectBell};
 use crate::segment::{Backing, SegmentOptions};
 use crate::sync_object::{
     ObjectSegment, ObjectWords, create_object, debug_object, open_object, open_object_fd,
@@ -133,6 +135,26 @@ impl EventBuilder {
         Ok(Event {
             segment: open_object(&self.options, OBJECT_KIND_EVENT)?,
         })
+    }
+
+    /// Opens the event, or creates it if there is none: for two processes started
+    /// in any order. Race-free: of processes racing, exactly one creates
+    /// (exclusively) and the others open what it made, waiting for it if they
+    /// catch it half-way. A memfd event is created.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] if the existing object is not an event of this
+    /// layout version (`field` `"kind"` or `"layout version"`); else as
+    /// [`open`](Self::open) and [`create`](Self::create).
+    pub fn open_or_create(&self) -> Result<Event> {
+        crate::options::open_or_create(
+            &self.options,
+            OBJECT_KIND_EVENT,
+            || self.open(),
+            || self.create(),
+            |event| event.segment.describe().to_owned(),
+            |_| Vec::new(),
+        )
     }
 
     /// Opens the event behind `fd`, handed over by a parent or a peer (a memfd
@@ -210,7 +232,7 @@ impl Event {
     /// # Errors
     /// None today; the `Result` leaves room for a corrupted object.
     pub fn wait(&self) -> Result<()> {
-        self.wait_from_deadline_opt(self.prepare(), None)
+        self.wait_from_deadline(self.prepare(), None)
     }
 
     /// As [`wait`](Self::wait), for at most `timeout`.
@@ -218,15 +240,16 @@ impl Event {
     /// # Errors
     /// [`Error::TimedOut`] once `timeout` has passed without a notification.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        self.wait_from_deadline_opt(self.prepare(), deadline_after(timeout))
+        self.wait_from_deadline(self.prepare(), deadline_after(timeout))
     }
 
-    /// As [`wait`](Self::wait), until `deadline`.
+    /// As [`wait`](Self::wait), until `deadline` at most (`None`: as long as it
+    /// takes).
     ///
     /// # Errors
     /// [`Error::TimedOut`] once `deadline` has passed without a notification.
-    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
-        self.wait_from_deadline_opt(self.prepare(), Some(deadline))
+    pub fn wait_deadline(&self, deadline: Option<Instant>) -> Result<()> {
+        self.wait_from_deadline(self.prepare(), deadline)
     }
 
     /// Waits until a notification made after `key` was taken: returns at once if
@@ -235,7 +258,7 @@ impl Event {
     /// # Errors
     /// None today; the `Result` leaves room for a corrupted object.
     pub fn wait_from(&self, key: EventKey) -> Result<()> {
-        self.wait_from_deadline_opt(key, None)
+        self.wait_from_deadline(key, None)
     }
 
     /// As [`wait_from`](Self::wait_from), for at most `timeout`.
@@ -243,25 +266,22 @@ impl Event {
     /// # Errors
     /// [`Error::TimedOut`] once `timeout` has passed without a notification.
     pub fn wait_from_timeout(&self, key: EventKey, timeout: Duration) -> Result<()> {
-        self.wait_from_deadline_opt(key, deadline_after(timeout))
+        self.wait_from_deadline(key, deadline_after(timeout))
     }
 
-    /// As [`wait_from`](Self::wait_from), until `deadline`.
+    /// As [`wait_from`](Self::wait_from), until `deadline` at most (`None`: as
+    /// long as it takes).
     ///
     /// # Errors
     /// [`Error::TimedOut`] once `deadline` has passed without a notification.
-    pub fn wait_from_deadline(&self, key: EventKey, deadline: Instant) -> Result<()> {
-        self.wait_from_deadline_opt(key, Some(deadline))
+    pub fn wait_from_deadline(&self, key: EventKey, deadline: Option<Instant>) -> Result<()> {
+        protocol::wait_from(self.words(), key.0, &SharedFutex::default(), deadline)
+            .map_err(|_| Error::TimedOut)
     }
 
     /// Whether a notification was made after `key` was taken (never blocks).
     pub fn is_notified_since(&self, key: EventKey) -> bool {
         protocol::is_notified_since(self.words(), key.0)
-    }
-
-    fn wait_from_deadline_opt(&self, key: EventKey, deadline: Option<Instant>) -> Result<()> {
-        protocol::wait_from(self.words(), key.0, &SharedFutex::default(), deadline)
-            .map_err(|_| Error::TimedOut)
     }
 
     /// How many callers are registered to wait, in every process (a snapshot; a
@@ -281,5 +301,101 @@ impl Event {
     /// `memfd`.
     pub fn describe(&self) -> &str {
         self.segment.describe()
+    }
+
+    /// A waiter an event loop can wait on ([`Select`](crate::Select), an async
+    /// runtime) for the notifications made from now on: see [`EventWaiter`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if its pipe cannot be made (out of descriptors).
+    pub fn waiter(&self) -> Result<EventWaiter> {
+        Ok(EventWaiter {
+            key: self.prepare(),
+            event: self.clone(),
+            bell: ObjectBell::new().map_err(|e| Error::io("pipe", self.describe(), e))?,
+        })
+    }
+}
+
+/// A waiter on an [`Event`] with a readiness descriptor of its own, for an
+/// event loop: it waits for a notification made after its key (taken when it
+/// was made, and moved on by [`take_notification`](Self::take_notification)).
+///
+/// The loop: [`arm`](Self::arm); on [`Readiness::Armed`] wait until
+/// [`readiness_fd`](Self::readiness_fd) is readable;
+/// [`take_notification`](Self::take_notification) (true: act on it; false: a
+/// spurious wake-up); arm again. Notifications made between two takes are seen
+/// as one, as by a waiter that was busy. One thread per process
+/// (`shmring-objects`, started at the first arming) waits for every armed
+/// event and semaphore of the process in `futex_waitv` and rings the
+/// descriptor (decision 0007).
+pub struct EventWaiter {
+    event: Event,
+    key: EventKey,
+    bell: ObjectBell,
+}
+
+impl fmt::Debug for EventWaiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventWaiter")
+            .field("event", &self.event)
+            .field("key", &self.key)
+            .field("bell", &self.bell)
+            .finish()
+    }
+}
+
+impl EventWaiter {
+    /// The descriptor to wait on (readable after a notification past the key,
+    /// once armed). Do not read it: arming drains it.
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        self.bell.fd()
+    }
+
+    /// [`Readiness::Ready`] if a notification was made after the key, else
+    /// [`Readiness::Armed`]: the descriptor becomes readable on the next one.
+    /// Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the doorbell cannot be read or the process's
+    /// `shmring-objects` thread cannot start.
+    pub fn arm(&mut self) -> Result<Readiness> {
+        let (event, key) = (&self.event, self.key);
+        let holds = self
+            .bell
+            .arm(&event.segment, Condition::NotifiedSince(key.0), || {
+                event.is_notified_since(key)
+            })
+            .map_err(|e| Error::io("arm", event.describe(), e))?;
+        Ok(if holds {
+            Readiness::Ready
+        } else {
+            Readiness::Armed
+        })
+    }
+
+    /// Whether a notification was made after the key; if so, the key moves to
+    /// now (the next take waits for a later one).
+    pub fn take_notification(&mut self) -> bool {
+        let now = self.event.prepare();
+        let notified = now != self.key;
+        self.key = now;
+        notified
+    }
+
+    /// The key the waiter waits past.
+    pub fn key(&self) -> EventKey {
+        self.key
+    }
+
+    /// Waits past `key` instead (one taken by [`Event::prepare`] before the
+    /// caller checked its condition). Takes effect at the next arming.
+    pub fn set_key(&mut self, key: EventKey) {
+        self.key = key;
+    }
+
+    /// The event.
+    pub fn event(&self) -> &Event {
+        &self.event
     }
 }

@@ -48,6 +48,20 @@ impl SharedFutex {
         register_membarrier().then_some(Self { asymmetric: true })
     }
 
+    /// The futex for a segment whose header carries `flags`: the asymmetric
+    /// pair if they include [`FLAG_ASYMMETRIC_FENCES`](shmring_core::FLAG_ASYMMETRIC_FENCES)
+    /// (which needs this process registered for `membarrier`), else the default.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::error::Error::Unsupported) naming `chose`
+    /// (the object's creator chose the pair) if this process cannot register.
+    pub(crate) fn for_flags(flags: u32, chose: &'static str) -> crate::error::Result<Self> {
+        if flags & shmring_core::FLAG_ASYMMETRIC_FENCES == 0 {
+            return Ok(Self::default());
+        }
+        Self::asymmetric().ok_or(crate::error::Error::Unsupported { what: chose })
+    }
+
     /// Whether this futex uses the asymmetric fence pair.
     #[cfg(test)]
     pub(crate) fn is_asymmetric(&self) -> bool {
@@ -135,10 +149,35 @@ impl Futex for SharedFutex {
 /// (an MPMC endpoint's rare wake-up of its own side), or that has no doorbell at
 /// all (the peer's could not be opened), leaves the arming in place for the
 /// waiter's fallback: the watcher's periodic check (`crate::readiness`).
-#[derive(Debug, Clone, Copy)]
+///
+/// A broadcast publisher notifies a word per subscriber, each with a doorbell of
+/// its own: [`Notifier::with_lookup`] finds the doorbell of the word notified.
+#[derive(Clone, Copy)]
 pub(crate) struct Notifier<'a> {
     futex: SharedFutex,
-    bell: Option<(&'a AtomicU32, BorrowedFd<'a>)>,
+    bells: Doorbells<'a>,
+}
+
+/// The doorbell(s) a [`Notifier`] rings.
+#[derive(Clone, Copy)]
+enum Doorbells<'a> {
+    /// One, for armed waiters on one word.
+    One(Option<(&'a AtomicU32, BorrowedFd<'a>)>),
+    /// The doorbell of whichever word is notified, if it has one.
+    Lookup(&'a (dyn Fn(&AtomicU32) -> Option<BorrowedFd<'a>> + 'a)),
+}
+
+impl std::fmt::Debug for Notifier<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bells = match self.bells {
+            Doorbells::One(bell) => format!("{:?}", bell.map(|(_, fd)| fd)),
+            Doorbells::Lookup(_) => "per word".to_owned(),
+        };
+        f.debug_struct("Notifier")
+            .field("futex", &self.futex)
+            .field("bells", &bells)
+            .finish()
+    }
 }
 
 impl<'a> Notifier<'a> {
@@ -150,7 +189,32 @@ impl<'a> Notifier<'a> {
     ) -> Self {
         Self {
             futex,
-            bell: bell.map(|fd| (word, fd)),
+            bells: Doorbells::One(bell.map(|fd| (word, fd))),
+        }
+    }
+
+    /// `futex`, ringing `lookup(word)` for armed waiters on `word`: a
+    /// broadcast publisher's, which has a doorbell per subscriber slot. Only
+    /// called for a word found armed, never on the path of a publication that
+    /// finds nobody waiting.
+    pub(crate) fn with_lookup(
+        futex: SharedFutex,
+        lookup: &'a (dyn Fn(&AtomicU32) -> Option<BorrowedFd<'a>> + 'a),
+    ) -> Self {
+        Self {
+            futex,
+            bells: Doorbells::Lookup(lookup),
+        }
+    }
+
+    /// The doorbell for armed waiters on `word`, if there is one.
+    #[inline]
+    fn bell_of(&self, word: &AtomicU32) -> Option<BorrowedFd<'a>> {
+        match self.bells {
+            Doorbells::One(bell) => bell
+                .filter(|(ours, _)| std::ptr::eq(*ours, word))
+                .map(|(_, fd)| fd),
+            Doorbells::Lookup(lookup) => lookup(word),
         }
     }
 }
@@ -179,16 +243,14 @@ impl Futex for Notifier<'_> {
 
     #[inline]
     fn has_doorbell(&self, word: &AtomicU32) -> bool {
-        self.bell.is_some_and(|(ours, _)| std::ptr::eq(ours, word))
+        self.bell_of(word).is_some()
     }
 
     /// One byte, non-blocking, into the doorbell (a full pipe is already rung).
     #[inline]
     fn ring_doorbell(&self, word: &AtomicU32) {
-        if let Some((ours, fd)) = self.bell {
-            if std::ptr::eq(ours, word) {
-                crate::sys::bell::ring(fd);
-            }
+        if let Some(fd) = self.bell_of(word) {
+            crate::sys::bell::ring(fd);
         }
     }
 

@@ -54,8 +54,8 @@ use std::time::{Duration, Instant};
 use shmring_core::mpmc::layout::{MAX_MPMC_SEGMENT, ROLE_CONSUMER, ROLE_PRODUCER};
 use shmring_core::wait::ARMED;
 use shmring_core::{
-    FLAG_ASYMMETRIC_FENCES, Liveness, MpmcConsumer, MpmcCorruption, MpmcGeometry, MpmcLayoutError,
-    MpmcPopError, MpmcProducer, MpmcPushError, MpmcRegion, MpmcWaitError, RawMpmcRegion, Recovery,
+    MpmcConsumer, MpmcCorruption, MpmcGeometry, MpmcLayoutError, MpmcPopError, MpmcProducer,
+    MpmcPushError, MpmcRegion, MpmcWaitError, RawMpmcRegion, Recovery,
 };
 
 pub use shmring_core::MpmcStats;
@@ -64,10 +64,10 @@ use crate::blocking::{self, Endpoint, ParkFutex, Step, WaitStrategy, Waiter};
 use crate::error::{self, Corrupted, Error, Result, Role};
 use crate::futex::{Notifier, SharedFutex, wake_parked_on};
 use crate::message::{message_receiver, message_sender};
-use crate::options::SegmentBuilder;
+use crate::options::{Compared, SegmentBuilder};
 use crate::readiness::watcher::Probe;
 use crate::readiness::{Bells, Readiness, Wakeups};
-use crate::segment::{Backing, Segment, SegmentOptions};
+use crate::segment::{Backing, EntryLocks, Segment, SegmentOptions};
 
 /// The default stall timeout: how long a claimed but unfinished slot is waited
 /// for before its claimant's liveness is checked.
@@ -214,6 +214,42 @@ impl MpmcChannelBuilder {
         Ok(self.channel(Segment::open_with(&self.options)?))
     }
 
+    /// Opens the channel, or creates it if there is none: for two processes
+    /// started in any order. Race-free: of processes racing, exactly one creates
+    /// (exclusively) and the others open what it made, waiting for it if they
+    /// catch it half-way. A memfd channel is created. The stall timeout is each
+    /// process's own and is not compared.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] if the existing segment is not an MPMC ring of
+    /// this layout version (`field` `"kind"` or `"layout version"`) or its shape
+    /// is not this builder's (`"slots"`, `"slot_size"`, `"endpoints"`); else as
+    /// [`open`](Self::open) and [`create`](Self::create).
+    pub fn open_or_create(&self) -> Result<MpmcChannel> {
+        crate::options::open_or_create(
+            &self.options,
+            shmring_core::layout::RING_KIND_MPMC,
+            || self.open(),
+            || self.create(),
+            |channel| channel.segment.describe().to_owned(),
+            |channel| {
+                vec![
+                    Compared::new("slots", self.slots as u64, channel.slots() as u64),
+                    Compared::new(
+                        "slot_size",
+                        self.slot_size as u64,
+                        channel.max_message_len() as u64,
+                    ),
+                    Compared::new(
+                        "endpoints",
+                        self.endpoints as u64,
+                        channel.endpoints() as u64,
+                    ),
+                ]
+            },
+        )
+    }
+
     /// Opens the channel behind `fd`, handed over by a parent or a peer.
     ///
     /// # Errors
@@ -312,13 +348,11 @@ impl MpmcChannel {
 
     /// The futex for the segment's protocol (see `Channel::futex`).
     fn futex(&self) -> Result<SharedFutex> {
-        if self.segment.contents().flags() & FLAG_ASYMMETRIC_FENCES == 0 {
-            return Ok(SharedFutex::default());
-        }
-        SharedFutex::asymmetric().ok_or(Error::Unsupported {
-            what: "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
-                   creator chose (a seccomp filter or a kernel before 4.16 here?)",
-        })
+        SharedFutex::for_flags(
+            self.segment.contents().flags(),
+            "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED), which this channel's \
+             creator chose (a seccomp filter or a kernel before 4.16 here?)",
+        )
     }
 
     /// The segment under the channel.
@@ -417,28 +451,6 @@ fn scan(segment: &MpmcSegment, role: u32) -> Result<Scan> {
         }
     }
     Ok(found)
-}
-
-/// The endpoint table's liveness marks, as core's recovery asks for them.
-struct EntryLocks<'a>(&'a MpmcSegment);
-
-// SAFETY: `is_alive` returns false only when no open file description holds the
-// entry's lock. Every shmring endpoint takes that lock (through a description of
-// its own) before it registers in the entry and keeps it until after it has
-// cleared the entry's owner word and intent; a description is closed by the
-// kernel only when no descriptor refers to it (the process exited, or the
-// endpoint dropped). So an unlocked entry's past holders never touch the ring
-// again. A failed probe answers "alive", which is always safe.
-unsafe impl Liveness for EntryLocks<'_> {
-    fn is_alive(&self, entry: usize) -> bool {
-        let geometry = self.0.contents().geometry();
-        if entry >= geometry.endpoints() {
-            return true;
-        }
-        self.0
-            .is_role_alive(geometry.entry_offset(entry) as u64)
-            .unwrap_or(true)
-    }
 }
 
 /// A stall being waited out: the position, and when to check its claimant next.
@@ -744,7 +756,7 @@ impl MpmcSender {
                 }
                 let outcome = self
                     .producer
-                    .reclaim_from_dead_consumer(position, &EntryLocks(&self.link.segment));
+                    .reclaim_from_dead_consumer(position, &EntryLocks::mpmc(&self.link.segment));
                 let step = self.link.recovered(outcome)?;
                 self.producer.wake(&self.link.notifier());
                 Ok(step)
@@ -908,7 +920,7 @@ impl MpmcReceiver {
                     // so that `lost` counts every message they took with them
                     // (no sender will come round to those slots).
                     self.consumer
-                        .reclaim_dead_consumers(&EntryLocks(&self.link.segment))
+                        .reclaim_dead_consumers(&EntryLocks::mpmc(&self.link.segment))
                         .map_err(|c| self.link.corrupted(c))?;
                     self.consumer.wake(&self.link.notifier());
                     Err(self.link.disconnected())
@@ -922,7 +934,7 @@ impl MpmcReceiver {
                 }
                 let outcome = self
                     .consumer
-                    .skip_dead_producer(position, &EntryLocks(&self.link.segment));
+                    .skip_dead_producer(position, &EntryLocks::mpmc(&self.link.segment));
                 let step = self.link.recovered(outcome)?;
                 self.consumer.wake(&self.link.notifier());
                 Ok(step)

@@ -51,7 +51,9 @@ use shmring_core::object::semaphore::{self as protocol, SemaphoreError};
 use crate::blocking::deadline_after;
 use crate::error::{Corrupted, Error, Result};
 use crate::futex::SharedFutex;
-use crate::options::SegmentBuilder;
+use crate::options::{Compared, SegmentBuilder};
+use crate::readiness::Readiness;
+use crate::readiness::objects::{Condition, ObjectBell};
 use crate::segment::{Backing, SegmentOptions};
 use crate::sync_object::{
     ObjectSegment, ObjectWords, create_object, debug_object, open_object, open_object_fd,
@@ -165,6 +167,35 @@ impl SemaphoreBuilder {
         )?))
     }
 
+    /// Opens the semaphore, or creates it with the initial count if there is
+    /// none: for two processes started in any order. Race-free: of processes
+    /// racing, exactly one creates (exclusively) and the others open what it
+    /// made, waiting for it if they catch it half-way. A memfd semaphore is
+    /// created. An opened semaphore keeps its count (the initial count is not
+    /// compared).
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] if the existing object is not a semaphore of this
+    /// layout version (`field` `"kind"` or `"layout version"`) or its maximum is
+    /// not this builder's (`"max_count"`); else as [`open`](Self::open) and
+    /// [`create`](Self::create).
+    pub fn open_or_create(&self) -> Result<Semaphore> {
+        crate::options::open_or_create(
+            &self.options,
+            OBJECT_KIND_SEMAPHORE,
+            || self.open(),
+            || self.create(),
+            |semaphore| semaphore.segment.describe().to_owned(),
+            |semaphore| {
+                vec![Compared::new(
+                    "max_count",
+                    self.max.into(),
+                    semaphore.max().into(),
+                )]
+            },
+        )
+    }
+
     /// Opens the semaphore behind `fd`, handed over by a parent or a peer (a memfd
     /// from [`SemaphoreBuilder::memfd`]): sizes, seals and header are checked,
     /// owner and mode are not.
@@ -254,7 +285,7 @@ impl Semaphore {
     /// # Errors
     /// [`Error::Corrupted`] if the count word is out of range or keeps changing.
     pub fn wait(&self) -> Result<()> {
-        self.wait_until(None)
+        self.wait_deadline(None)
     }
 
     /// As [`wait`](Self::wait), for at most `timeout`.
@@ -263,19 +294,16 @@ impl Semaphore {
     /// [`Error::TimedOut`] once `timeout` has passed with the count at zero; as
     /// [`wait`](Self::wait).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        self.wait_until(deadline_after(timeout))
+        self.wait_deadline(deadline_after(timeout))
     }
 
-    /// As [`wait`](Self::wait), until `deadline`.
+    /// As [`wait`](Self::wait), until `deadline` at most (`None`: as long as it
+    /// takes).
     ///
     /// # Errors
     /// [`Error::TimedOut`] once `deadline` has passed with the count at zero; as
     /// [`wait`](Self::wait).
-    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
-        self.wait_until(Some(deadline))
-    }
-
-    fn wait_until(&self, deadline: Option<Instant>) -> Result<()> {
+    pub fn wait_deadline(&self, deadline: Option<Instant>) -> Result<()> {
         protocol::wait(self.words(), self.max, &SharedFutex::default(), deadline)
             .map_err(|e| self.error(e))
     }
@@ -310,5 +338,88 @@ impl Semaphore {
     /// `memfd`.
     pub fn describe(&self) -> &str {
         self.segment.describe()
+    }
+
+    /// A waiter an event loop can wait on ([`Select`](crate::Select), an async
+    /// runtime) for a unit: see [`SemaphoreWaiter`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if its pipe cannot be made (out of descriptors).
+    pub fn waiter(&self) -> Result<SemaphoreWaiter> {
+        Ok(SemaphoreWaiter {
+            semaphore: self.clone(),
+            bell: ObjectBell::new().map_err(|e| Error::io("pipe", self.describe(), e))?,
+        })
+    }
+}
+
+/// A waiter on a [`Semaphore`] with a readiness descriptor of its own, for an
+/// event loop.
+///
+/// The loop: [`try_wait`](Self::try_wait) until
+/// [`Error::Empty`]; [`arm`](Self::arm); on [`Readiness::Armed`] wait until
+/// [`readiness_fd`](Self::readiness_fd) is readable; try again (another waiter
+/// may have taken the unit: arm again). The process's `shmring-objects` thread
+/// rings the descriptor (as for [`EventWaiter`](crate::EventWaiter)), and passes
+/// on a `post`'s wake-up that it took, so that a blocked `wait` elsewhere is not
+/// left asleep behind an armed waiter that did not take the unit.
+pub struct SemaphoreWaiter {
+    semaphore: Semaphore,
+    bell: ObjectBell,
+}
+
+impl fmt::Debug for SemaphoreWaiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreWaiter")
+            .field("semaphore", &self.semaphore)
+            .field("bell", &self.bell)
+            .finish()
+    }
+}
+
+impl SemaphoreWaiter {
+    /// The descriptor to wait on (readable once the count is non-zero, when
+    /// armed). Do not read it: arming drains it.
+    pub fn readiness_fd(&self) -> BorrowedFd<'_> {
+        self.bell.fd()
+    }
+
+    /// [`Readiness::Ready`] if the count is non-zero now, else
+    /// [`Readiness::Armed`]: the descriptor becomes readable when a unit is
+    /// posted. Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if the count word is out of range; [`Error::Io`] if
+    /// the doorbell cannot be read or the process's `shmring-objects` thread
+    /// cannot start.
+    pub fn arm(&mut self) -> Result<Readiness> {
+        let semaphore = &self.semaphore;
+        if semaphore.value()? != 0 {
+            return Ok(Readiness::Ready);
+        }
+        let holds = self
+            .bell
+            .arm(&semaphore.segment, Condition::UnitAvailable, || {
+                semaphore.value().map_or(true, |count| count != 0)
+            })
+            .map_err(|e| Error::io("arm", semaphore.describe(), e))?;
+        Ok(if holds {
+            Readiness::Ready
+        } else {
+            Readiness::Armed
+        })
+    }
+
+    /// Takes one unit if the count is non-zero ([`Semaphore::try_wait`]).
+    ///
+    /// # Errors
+    /// As [`Semaphore::try_wait`].
+    pub fn try_wait(&mut self) -> Result<()> {
+        self.semaphore.try_wait()
+    }
+
+    /// The semaphore.
+    pub fn semaphore(&self) -> &Semaphore {
+        &self.semaphore
     }
 }

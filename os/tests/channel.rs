@@ -12,7 +12,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::core::{LayoutError, MAX_CAPACITY, MIN_CAPACITY};
+use shmring::ring_core::{LayoutError, MAX_CAPACITY, MIN_CAPACITY};
 use shmring::{ChannelBuilder, Corrupted, Error, Role, SegmentBuilder, WaitStrategy};
 use shmring::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
@@ -23,6 +23,29 @@ fn memfd(capacity: usize) -> shmring::Channel {
         .capacity(capacity)
         .create()
         .expect("memfd channel")
+}
+
+/// `channel::pair`: a working in-process channel, each message once and in
+/// order across two threads; a bad capacity is refused.
+#[test]
+fn pair_makes_an_in_process_channel() {
+    let (mut tx, mut rx) = shmring::channel::pair(4096).unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for seq in 0..10_000 {
+            seq_message(seq, &mut buf);
+            tx.send(&buf).unwrap();
+        }
+    });
+    for seq in 0..10_000 {
+        assert_eq!(parse_seq(&rx.recv_vec().unwrap()), Ok(seq));
+    }
+    sender.join().unwrap();
+    assert!(matches!(rx.recv_vec(), Err(RecvError::Disconnected)));
+    assert!(matches!(
+        shmring::channel::pair(3000),
+        Err(Error::InvalidCapacity { capacity: 3000 })
+    ));
 }
 
 #[test]
@@ -378,7 +401,7 @@ fn a_file_channel_with_a_bad_header_or_size_is_refused() {
         }) => {}
         other => panic!("layout version 99: {other:?}"),
     }
-    patch(&path, 8, &shmring::core::LAYOUT_VERSION.to_ne_bytes());
+    patch(&path, 8, &shmring::ring_core::LAYOUT_VERSION.to_ne_bytes());
     open().expect("version restored");
 
     // ring_kind (offset 12) of another kind.
@@ -764,15 +787,12 @@ fn a_clean_departure_ends_a_parked_call_at_once() {
     assert!(sender < LIVENESS_INTERVAL / 5, "sender: {sender:?}");
 }
 
-/// Whether `list_segments` shows a live handle on the shm segment `name`.
+/// Whether `list_objects` shows a live handle on the shm segment `name`.
 fn handles_alive(name: &str) -> bool {
-    let list = shmring::list_segments().expect("list /dev/shm");
+    let list = shmring::list_objects().expect("list /dev/shm");
     let entry = list.iter().find(|s| s.name == name).expect("listed");
-    entry
-        .state
-        .clone()
-        .expect("a readable channel")
-        .handles_alive
+    assert!(entry.state.is_ok(), "a readable channel: {:?}", entry.state);
+    entry.files[0].handles_alive.expect("probed")
 }
 
 /// A kept shm channel `name` (no handle left on it) and a read-write descriptor of
@@ -812,7 +832,19 @@ fn a_closed_from_fd_channel_leaves_no_lock_on_the_callers_descriptor() {
         Err(e) => panic!("a closed channel left a lock: {e}"),
     }
     drop(caller);
-    std::fs::remove_file(shm_path(&name)).unwrap();
+    clean_with_bells(&name);
+}
+
+/// Cleans the channel `name` with its doorbells (removing the file alone would
+/// leave them) and checks that both are gone.
+fn clean_with_bells(name: &str) {
+    assert!(matches!(
+        shmring::clean(name).unwrap(),
+        shmring::segment::CleanOutcome::Removed(_)
+    ));
+    assert_no_shm(name);
+    let bell = std::path::PathBuf::from(format!("/dev/shm/shmring-bell.{name}.data"));
+    assert!(!bell.exists(), "{} left behind", bell.display());
 }
 
 /// A `from_fd` that fails after it has looked into the segment leaves no lock on
@@ -833,7 +865,7 @@ fn a_failed_from_fd_open_leaves_no_lock_on_the_callers_descriptor() {
         Err(e) => panic!("a failed open left a lock: {e}"),
     }
     drop(caller);
-    std::fs::remove_file(shm_path(&name)).unwrap();
+    clean_with_bells(&name);
 }
 
 /// The hot path makes no system call while nobody waits: 10,000 messages sent

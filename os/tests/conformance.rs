@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use shmring::transport::pipe::ChildPipes;
 use shmring::transport::{
-    self, Listener, MessageReceiver, MessageSender, connect_sender, connect_sender_timeout, listen,
+    self, MessageReceiver, MessageSender, TransportListener, connect_sender,
+    connect_sender_timeout, listen,
 };
 use shmring::{Error, Role};
 use shmring::{RecvTimeoutError, TryRecvError, TrySendError};
@@ -155,7 +156,7 @@ impl T {
 /// paths, its listener, and queues or segments a killed child created.
 struct Leftovers {
     _dir: TempDir,
-    _listener: Option<Listener>,
+    _listener: Option<TransportListener>,
     address: Option<String>,
 }
 
@@ -1066,7 +1067,7 @@ fn created_paths_are_0600_and_refused_to_another_uid() {
         format!("mq:{}", unique("perm")),
         format!("shm:{}", unique("perm")),
     ];
-    let listeners: Vec<Listener> = addresses
+    let listeners: Vec<TransportListener> = addresses
         .iter()
         .map(|a| listen(a).expect("listen"))
         .collect();

@@ -729,7 +729,7 @@ fn send_with_fds(sock: &impl AsRawFd, bytes: &[u8], fds: &[i32]) {
 
 /// The size of a ring segment of `capacity` bytes (header 512 bytes + data).
 fn ring_size(capacity: u64) -> u64 {
-    shmring::core::spsc::layout::segment_layout(capacity as usize)
+    shmring::ring_core::spsc::layout::segment_layout(capacity as usize)
         .unwrap()
         .size() as u64
 }

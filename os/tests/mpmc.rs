@@ -313,7 +313,7 @@ fn child_mpmc_echo() {
 struct RawView {
     base: *mut u8,
     len: usize,
-    geometry: shmring::core::MpmcGeometry,
+    geometry: shmring::ring_core::MpmcGeometry,
 }
 
 impl RawView {
@@ -338,7 +338,7 @@ impl RawView {
             )
         };
         assert_ne!(base, libc::MAP_FAILED);
-        let geometry = shmring::core::MpmcGeometry::new(
+        let geometry = shmring::ring_core::MpmcGeometry::new(
             channel.slots(),
             channel.max_message_len(),
             channel.endpoints(),
@@ -1208,7 +1208,7 @@ fn a_corrupt_segment_gives_errors_never_hangs() {
         .endpoints(2)
         .create()
         .unwrap();
-    let geometry = shmring::core::MpmcGeometry::new(4, MESSAGE_LEN, 2).unwrap();
+    let geometry = shmring::ring_core::MpmcGeometry::new(4, MESSAGE_LEN, 2).unwrap();
     let write_at = |offset: u64, bytes: &[u8]| {
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all_at(bytes, offset).unwrap();

@@ -737,9 +737,9 @@ fn stream_park() {
 #[test]
 fn stream_through_the_smallest_ring_in_every_strategy() {
     let count = count_from_env("SHMRING_TINY_STREAM_MESSAGES", TINY_STREAM_MESSAGES);
-    let max = shmring::core::max_message_len(shmring::core::MIN_CAPACITY);
+    let max = shmring::ring_core::max_message_len(shmring::ring_core::MIN_CAPACITY);
     for (wait_name, _) in STRATEGIES {
-        stream(wait_name, count, shmring::core::MIN_CAPACITY, max);
+        stream(wait_name, count, shmring::ring_core::MIN_CAPACITY, max);
     }
 }
 
@@ -748,10 +748,10 @@ fn stream_through_the_smallest_ring_in_every_strategy() {
 fn stream_long_all_strategies() {
     let count = count_from_env("SHMRING_STREAM_MESSAGES", STREAM_MESSAGES_LONG);
     let tiny = count_from_env("SHMRING_TINY_STREAM_MESSAGES", TINY_STREAM_MESSAGES_LONG);
-    let max = shmring::core::max_message_len(shmring::core::MIN_CAPACITY);
+    let max = shmring::ring_core::max_message_len(shmring::ring_core::MIN_CAPACITY);
     for (wait_name, _) in STRATEGIES {
         stream(wait_name, count, STREAM_CAPACITY, STREAM_MAX);
-        stream(wait_name, tiny, shmring::core::MIN_CAPACITY, max);
+        stream(wait_name, tiny, shmring::ring_core::MIN_CAPACITY, max);
     }
 }
 
@@ -1735,14 +1735,17 @@ fn a_killed_creator_leaves_a_usable_channel_that_reclaim_replaces() {
         Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("the dead creator's sender: {other:?}"),
     }
-    let listed = shmring::list_segments()
+    let listed = shmring::list_objects()
         .unwrap()
         .into_iter()
         .find(|s| s.name == name)
         .expect("the leftover is listed");
-    assert_eq!(listed.kind, Some(shmring::segment::SegmentKind::Channel));
-    let state = listed.state.expect("a valid header");
-    assert!(!state.sender_alive && state.receiver_alive && state.handles_alive);
+    assert_eq!(listed.kind, Some(shmring::segment::ObjectKind::Channel));
+    assert_eq!(listed.files[0].handles_alive, Some(true));
+    let Ok(shmring::segment::ObjectState::Channel(state)) = listed.state else {
+        panic!("a valid channel header: {:?}", listed.state)
+    };
+    assert!(!state.sender.live && state.receiver.live);
     // A live handle (ours) keeps it from being reclaimed.
     assert!(matches!(
         ChannelBuilder::shm(&name).reclaim(true).create(),

@@ -24,6 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use shmring::broadcast::{BroadcastBuilder, Policy, Publisher, Start};
 use shmring::{
     ChannelBuilder, MessageReceiver, MessageSender, MpmcChannelBuilder, Readiness,
     RecvTimeoutError, SegmentBuilder, TryRecvError, TrySendError, WaitStrategy, Wakeups,
@@ -1388,4 +1389,426 @@ fn an_armed_receiver_whose_doorbell_cannot_hang_up_is_rung_by_the_watchers_probe
     );
     eprintln!("held doorbell: readable {latency:?} after the kill (the watcher's 25 ms probe)");
     drop(held);
+}
+
+// ---------------------------------------------------------------------------
+// Broadcast topics: a doorbell per subscriber slot
+// ---------------------------------------------------------------------------
+
+/// The data doorbell FIFO of subscriber slot `slot` of named topic `name`.
+fn slot_bell_path(name: &str, slot: usize) -> std::path::PathBuf {
+    std::path::Path::new("/dev/shm").join(format!("shmring-bell.{name}.subs.data.{slot}"))
+}
+
+/// Child: opens topic `NAME`, claims its publisher, reports CLAIMED, waits for
+/// the parent's go (its standard input closed), publishes one message, reports
+/// SENT, and waits to be killed.
+#[test]
+fn child_topic_publisher() {
+    if !child_start() {
+        return;
+    }
+    let topic = BroadcastBuilder::shm(param("NAME")).open().unwrap();
+    let mut publisher = claim("publisher", || topic.publisher());
+    report("CLAIMED", std::process::id());
+    wait_for_parent();
+    let reached = publisher.send(b"tick").unwrap();
+    report("SENT", reached);
+    loop {
+        thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Two subscribers armed with a publisher in another process: each descriptor
+/// stays quiet while nothing is published and becomes readable on the one
+/// publication (each has its own doorbell: neither takes the other's ring);
+/// arming with a message waiting says `Ready`; SIGKILL of the publisher makes an
+/// armed descriptor readable, and each subscriber drains what was published,
+/// then gets `Disconnected`.
+#[test]
+fn armed_subscribers_are_rung_by_a_publication_and_by_the_publishers_death() {
+    let name = unique("ready-topic");
+    let topic = BroadcastBuilder::shm(&name)
+        .subscriber_slots(4)
+        .create()
+        .unwrap();
+    let mut a = topic.subscriber(Start::Newest).unwrap();
+    let mut b = topic.subscriber(Start::Newest).unwrap();
+    assert_eq!(*a.wakeups(), Wakeups::Doorbell);
+    assert_eq!(*b.wakeups(), Wakeups::Doorbell);
+    let mut publisher = Peer::spawn("child_topic_publisher", &[("NAME", &name)]);
+    publisher.expect("CLAIMED");
+    for rx in [&mut a, &mut b] {
+        assert_eq!(rx.arm_for_message().unwrap(), Readiness::Armed);
+    }
+    for rx in [&a, &b] {
+        assert!(
+            !readable_within(rx.readiness_fd(), QUIET),
+            "slot {} readable with nothing published",
+            rx.slot()
+        );
+    }
+    publisher.release();
+    assert!(
+        readable_within(a.readiness_fd(), PROMPT_WAKE),
+        "no ring after a publication"
+    );
+    // Arming with the message unread says so, and drains `a`'s doorbell only.
+    assert_eq!(a.arm_for_message().unwrap(), Readiness::Ready);
+    assert!(
+        readable_within(b.readiness_fd(), PROMPT_WAKE),
+        "the other subscriber's ring was taken"
+    );
+    assert_eq!(publisher.expect("SENT"), "2");
+    let mut buf = [0u8; 64];
+    assert_eq!(a.try_recv(&mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"tick");
+    assert!(matches!(a.try_recv(&mut buf), Err(TryRecvError::Empty)));
+    assert_eq!(a.arm_for_message().unwrap(), Readiness::Armed);
+    assert!(
+        !readable_within(a.readiness_fd(), QUIET),
+        "readable after draining and arming"
+    );
+    // `b` has not read the message: arming says so.
+    assert_eq!(b.arm_for_message().unwrap(), Readiness::Ready);
+
+    publisher.kill_now();
+    // The kernel closes a dying process's descriptors one by one: the doorbell
+    // can hang up while the publisher's lock is still held, and arming then says
+    // `Armed` with the descriptor still readable (a hang-up stays). Within
+    // `PROMPT_WAKE` it must say `Ready`.
+    let start = Instant::now();
+    loop {
+        assert!(
+            readable_within(a.readiness_fd(), PROMPT_WAKE),
+            "no wake-up on the publisher's death"
+        );
+        match a.arm_for_message().unwrap() {
+            Readiness::Ready => break,
+            Readiness::Armed if start.elapsed() < PROMPT_WAKE => {}
+            Readiness::Armed => panic!("still armed {PROMPT_WAKE:?} after the publisher's death"),
+        }
+    }
+    assert!(matches!(
+        a.try_recv(&mut buf),
+        Err(TryRecvError::Disconnected)
+    ));
+    assert_eq!(b.try_recv(&mut buf).unwrap(), 4);
+    let start = Instant::now();
+    loop {
+        match b.try_recv(&mut buf) {
+            Err(TryRecvError::Disconnected) => break,
+            // The lock is probed at most every millisecond.
+            Err(TryRecvError::Empty) if start.elapsed() < PROMPT_WAKE => {
+                thread::sleep(Duration::from_millis(1))
+            }
+            other => panic!("after draining: {other:?}"),
+        }
+    }
+    let _ = publisher.wait();
+}
+
+/// A subscriber slot's doorbell FIFO is made with the topic and removed with it;
+/// a file topic's lie beside its table file.
+#[test]
+fn a_topics_slot_doorbells_live_and_go_with_it() {
+    let name = unique("topic-bells");
+    let topic = BroadcastBuilder::shm(&name)
+        .subscriber_slots(3)
+        .create()
+        .unwrap();
+    for slot in 0..3 {
+        assert!(slot_bell_path(&name, slot).exists(), "slot {slot}");
+    }
+    assert!(!slot_bell_path(&name, 3).exists());
+    drop(topic);
+    for slot in 0..3 {
+        let path = slot_bell_path(&name, slot);
+        assert!(!path.exists(), "{} was left behind", path.display());
+    }
+    // A file topic's, beside its table file.
+    let dir = TempDir::new("topic-bells");
+    let file = dir.path().join("topic");
+    let topic = BroadcastBuilder::file(&file)
+        .subscriber_slots(2)
+        .create()
+        .unwrap();
+    let bell = |slot: usize| dir.path().join(format!("topic.subs.data.bell.{slot}"));
+    assert!(bell(0).exists() && bell(1).exists());
+    let mut rx = topic.subscriber(Start::Newest).unwrap();
+    assert_eq!(*rx.wakeups(), Wakeups::Doorbell);
+    assert_eq!(rx.arm_for_message().unwrap(), Readiness::Armed);
+    drop(rx);
+    drop(topic);
+    // A file topic stays after its handles (no unlink on drop), and so do they.
+    assert!(file.exists() && bell(0).exists());
+}
+
+/// A memfd topic's subscriber is polled, says so, and its armed descriptor
+/// becomes readable by the watcher's tick with nothing published.
+#[test]
+fn a_memfd_topics_subscriber_is_polled() {
+    let topic = BroadcastBuilder::memfd().create().unwrap();
+    let _publisher = topic.publisher().unwrap();
+    let mut rx = topic.subscriber(Start::Newest).unwrap();
+    assert!(
+        matches!(rx.wakeups(), Wakeups::Polled { .. }),
+        "{:?}",
+        rx.wakeups()
+    );
+    assert_eq!(rx.arm_for_message().unwrap(), Readiness::Armed);
+    assert!(readable_within(rx.readiness_fd(), PROMPT_WAKE), "no tick");
+}
+
+// ---------------------------------------------------------------------------
+// Broadcast topics: the gated publisher's doorbell
+// ---------------------------------------------------------------------------
+
+/// Child: opens topic `NAME`, joins a subscriber at the oldest message, reports
+/// JOINED (its slot), waits for the parent's go (its standard input closed),
+/// reads every message there is, reports READ (how many), and waits to be
+/// killed.
+#[test]
+fn child_topic_subscriber() {
+    if !child_start() {
+        return;
+    }
+    let topic = BroadcastBuilder::shm(param("NAME")).open().unwrap();
+    let mut rx = topic.subscriber(Start::Oldest).unwrap();
+    report("JOINED", rx.slot());
+    wait_for_parent();
+    let mut buf = vec![0u8; rx.max_message_len()];
+    let mut read = 0;
+    while rx.try_recv(&mut buf).is_ok() {
+        read += 1;
+    }
+    report("READ", read);
+    loop {
+        thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A small topic of `policy` at `name`, holding its subscribers back for
+/// `cut_off` at most (gated).
+fn small_topic(name: &str, policy: Policy, cut_off: Duration) -> shmring::broadcast::Topic {
+    BroadcastBuilder::shm(name)
+        .capacity(1024)
+        .policy(policy)
+        .subscriber_slots(4)
+        .cut_off_after(cut_off)
+        .create()
+        .unwrap()
+}
+
+/// Sends 64-byte messages until the topic is full; returns how many went.
+fn fill(publisher: &mut Publisher) -> usize {
+    let mut sent = 0;
+    while publisher.try_send(&[9u8; 64]).is_ok() {
+        sent += 1;
+        assert!(sent < 1000, "never full");
+    }
+    sent
+}
+
+/// Arms `publisher` after a wake-up that should let it go on: `Ready` within
+/// `PROMPT_WAKE`. A dying process's descriptors close one by one: the ring (or
+/// the hang-up) can come while its lock is still held, and arming then says
+/// `Armed` again.
+fn ready_after_wake(publisher: &mut Publisher, why: &str) {
+    let start = Instant::now();
+    loop {
+        assert!(
+            readable_within(publisher.readiness_fd(), PROMPT_WAKE),
+            "no wake-up {why}"
+        );
+        match publisher.arm_for_space(64).unwrap() {
+            Readiness::Ready => return,
+            Readiness::Armed if start.elapsed() < PROMPT_WAKE => {}
+            Readiness::Armed => panic!("still armed {PROMPT_WAKE:?} {why}"),
+        }
+    }
+}
+
+/// A gated publisher held back by a subscriber in another process: armed, its
+/// descriptor stays quiet while that subscriber does not read, and becomes
+/// readable when it reads (arming then says `Ready`). Held back again, the
+/// subscriber's SIGKILL makes it readable, with no hang-up to help (another
+/// subscriber, in this process, keeps the doorbell's ringer end open): the
+/// watcher's probe finds the holder dead; arming frees its slot and says
+/// `Ready`, and a send goes.
+#[test]
+fn an_armed_gated_publisher_is_rung_when_its_subscriber_reads_and_when_it_dies() {
+    let name = unique("ready-pub");
+    let topic = small_topic(&name, Policy::Gated, Duration::from_secs(60));
+    let mut publisher = topic.publisher().unwrap();
+    assert_eq!(*publisher.wakeups(), Wakeups::Doorbell);
+    let mut here = topic.subscriber(Start::Oldest).unwrap();
+    let mut child = Peer::spawn("child_topic_subscriber", &[("NAME", &name)]);
+    let slot: usize = child.expect("JOINED").parse().unwrap();
+    let sent = fill(&mut publisher);
+    let mut buf = [0u8; 64];
+    let drain = |rx: &mut shmring::broadcast::Subscriber, buf: &mut [u8]| {
+        while rx.try_recv(buf).is_ok() {}
+    };
+    drain(&mut here, &mut buf);
+    assert!(matches!(
+        publisher.try_send(&[9u8; 64]),
+        Err(TrySendError::Full { .. })
+    ));
+    assert_eq!(publisher.arm_for_space(64).unwrap(), Readiness::Armed);
+    assert!(
+        !readable_within(publisher.readiness_fd(), QUIET),
+        "readable while the subscriber does not read"
+    );
+    child.release();
+    assert!(
+        readable_within(publisher.readiness_fd(), PROMPT_WAKE),
+        "no ring when the subscriber read"
+    );
+    assert_eq!(child.expect("READ"), sent.to_string());
+    assert_eq!(publisher.arm_for_space(64).unwrap(), Readiness::Ready);
+
+    // Held back again by the child, which reads no more.
+    fill(&mut publisher);
+    drain(&mut here, &mut buf);
+    assert_eq!(publisher.arm_for_space(64).unwrap(), Readiness::Armed);
+    assert!(
+        !readable_within(publisher.readiness_fd(), QUIET),
+        "readable while the subscriber lives and does not read"
+    );
+    let killed = child.kill_now();
+    ready_after_wake(&mut publisher, "after the holding subscriber's SIGKILL");
+    eprintln!(
+        "armed gated publisher: Ready {:?} after its subscriber's SIGKILL (slot {slot})",
+        killed.elapsed()
+    );
+    assert_eq!(
+        publisher.try_send(&[9u8; 64]).unwrap(),
+        1,
+        "only `here` is left"
+    );
+    let _ = child.wait();
+}
+
+/// A gated publisher armed while a live subscriber (in this process) holds it
+/// back without moving: readable once the cut-off bound has passed, not before;
+/// arming then cuts the subscriber off and says `Ready`. A strict publisher
+/// held back as long is never cut off: quiet until the subscriber reads.
+#[test]
+fn an_armed_gated_publisher_is_rung_when_the_cut_off_comes_due_and_a_strict_one_is_not() {
+    const BOUND: Duration = Duration::from_millis(300);
+    for policy in [Policy::Gated, Policy::Strict] {
+        let name = unique("ready-cut");
+        let topic = small_topic(&name, policy, BOUND);
+        let mut publisher = topic.publisher().unwrap();
+        let mut rx = topic.subscriber(Start::Oldest).unwrap();
+        fill(&mut publisher);
+        let held_since = Instant::now();
+        assert_eq!(publisher.arm_for_space(64).unwrap(), Readiness::Armed);
+        assert!(
+            !readable_within(publisher.readiness_fd(), QUIET),
+            "{policy:?}: readable long before the bound"
+        );
+        match policy {
+            Policy::Gated => {
+                ready_after_wake(&mut publisher, "when the cut-off came due");
+                assert!(
+                    held_since.elapsed() >= BOUND,
+                    "Ready {:?} into a hold of {BOUND:?}",
+                    held_since.elapsed()
+                );
+                publisher.try_send(&[9u8; 64]).unwrap();
+                let mut buf = [0u8; 64];
+                assert!(
+                    matches!(
+                        rx.try_recv(&mut buf),
+                        Err(shmring::TryRecvError::Lagged { .. })
+                    ),
+                    "the cut-off subscriber was lapped"
+                );
+            }
+            _ => {
+                assert!(
+                    !readable_within(publisher.readiness_fd(), 3 * BOUND),
+                    "a strict publisher was rung with its subscriber still holding it back"
+                );
+                assert_eq!(publisher.arm_for_space(64).unwrap(), Readiness::Armed);
+                let mut buf = [0u8; 64];
+                while rx.try_recv(&mut buf).is_ok() {}
+                ready_after_wake(&mut publisher, "when the strict subscriber read");
+            }
+        }
+    }
+}
+
+/// A memfd topic's publisher is polled and says so; a lossy one is always ready.
+#[test]
+fn a_memfd_topics_publisher_is_polled_and_a_lossy_one_always_ready() {
+    let topic = BroadcastBuilder::memfd()
+        .capacity(1024)
+        .policy(Policy::Gated)
+        .create()
+        .unwrap();
+    let mut publisher = topic.publisher().unwrap();
+    assert!(
+        matches!(publisher.wakeups(), Wakeups::Polled { .. }),
+        "{:?}",
+        publisher.wakeups()
+    );
+    let _rx = topic.subscriber(Start::Oldest).unwrap();
+    fill(&mut publisher);
+    assert_eq!(publisher.arm_for_space(64).unwrap(), Readiness::Armed);
+    assert!(
+        readable_within(publisher.readiness_fd(), PROMPT_WAKE),
+        "no tick"
+    );
+
+    let name = unique("ready-lossy");
+    let topic = small_topic(&name, Policy::Lossy, Duration::from_secs(1));
+    let mut publisher = topic.publisher().unwrap();
+    let _rx = topic.subscriber(Start::Oldest).unwrap();
+    for _ in 0..100 {
+        publisher.try_send(&[9u8; 64]).unwrap();
+    }
+    assert_eq!(publisher.arm_for_space(64).unwrap(), Readiness::Ready);
+}
+
+/// Child: makes a channel of each kind with both endpoints, arms the receivers
+/// (the process's watcher starts), forks; the forked child drops everything it
+/// inherited and exits normally; reports `STATUS <its exit code>`.
+#[test]
+fn child_forks_then_drops_its_endpoints() {
+    if !child_start() {
+        return;
+    }
+    let mut held = Vec::new();
+    for kind in KINDS {
+        let chan = Chan::create(kind, &unique(&format!("fork-drop-{}", kind.name())));
+        let mut rx = chan.receiver();
+        rx.arm().expect("arm");
+        let tx = chan.sender();
+        held.push((chan, rx, tx));
+    }
+    let connection_name = unique("fork-drop-conn");
+    let listener = shmring::Listener::bind(&connection_name).unwrap();
+    let connecting = thread::spawn(move || shmring::connect(&connection_name).unwrap());
+    let server = listener.accept().unwrap();
+    let client = connecting.join().unwrap();
+    let pid = fork();
+    if pid == 0 {
+        drop(held);
+        drop((client, server, listener));
+        std::process::exit(0);
+    }
+    report("STATUS", wait_forked(pid));
+}
+
+/// A forked child may drop what it inherited (endpoints whose watcher threads,
+/// the process's and a connection's, did not survive the fork): no panic, no
+/// hang, exit code 0.
+#[test]
+fn a_forked_child_drops_inherited_endpoints_cleanly() {
+    let mut child = Peer::spawn("child_forks_then_drops_its_endpoints", &[]);
+    assert_eq!(child.expect("STATUS"), "0");
+    child.wait_ok();
 }

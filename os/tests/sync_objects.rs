@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::core::LayoutError;
+use shmring::ring_core::LayoutError;
 use shmring::{
     ChannelBuilder, Corrupted, Error, EventBuilder, SEMAPHORE_MAX_LIMIT, SegmentBuilder,
     SemaphoreBuilder,
@@ -270,15 +270,26 @@ fn event_wait_times_out_without_a_notification() {
     ));
     assert!(start.elapsed() >= Duration::from_millis(30));
     assert!(matches!(
-        event.wait_deadline(Instant::now() + Duration::from_millis(10)),
+        event.wait_deadline(Some(Instant::now() + Duration::from_millis(10))),
         Err(Error::TimedOut)
     ));
     let key = event.prepare();
     assert!(matches!(
-        event.wait_from_deadline(key, Instant::now()),
+        event.wait_from_deadline(key, Some(Instant::now())),
         Err(Error::TimedOut)
     ));
     assert_eq!(event.waiters(), 0);
+    // No deadline: waits for the notification, however long.
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            eventually("a waiter", || event.waiters() == 1);
+            event.notify_all();
+        });
+        event.wait_deadline(None).unwrap();
+    });
+    let key = event.prepare();
+    event.notify_all();
+    event.wait_from_deadline(key, None).unwrap();
 }
 
 #[test]
@@ -406,13 +417,21 @@ fn semaphore_try_wait_timeouts_and_value() {
         "{waited:?}"
     );
     assert!(matches!(
-        sem.wait_deadline(Instant::now()),
+        sem.wait_deadline(Some(Instant::now())),
         Err(Error::TimedOut)
     ));
     assert_eq!(sem.waiters(), 0);
     sem.post().unwrap();
     assert_eq!(sem.value().unwrap(), 1);
-    sem.wait_deadline(Instant::now()).unwrap();
+    sem.wait_deadline(Some(Instant::now())).unwrap();
+    // No deadline: waits for the post, however long.
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            eventually("a waiter", || sem.waiters() == 1);
+            sem.post().unwrap();
+        });
+        sem.wait_deadline(None).unwrap();
+    });
 }
 
 #[test]
@@ -900,8 +919,8 @@ fn another_user_is_refused_by_the_mode() {
 }
 
 #[test]
-fn listed_segments_name_their_kind() {
-    use shmring::segment::SegmentKind;
+fn listed_objects_name_their_kind() {
+    use shmring::segment::ObjectKind;
     let (event_name, sem_name, mpmc_name, channel_name) = (
         unique("list-ev"),
         unique("list-sem"),
@@ -914,7 +933,7 @@ fn listed_segments_name_their_kind() {
         .create()
         .unwrap();
     let _channel = ChannelBuilder::shm(&channel_name).create().unwrap();
-    let listed = shmring::list_segments().unwrap();
+    let listed = shmring::list_objects().unwrap();
     let kind_of = |name: &str| {
         let status = listed
             .iter()
@@ -922,8 +941,8 @@ fn listed_segments_name_their_kind() {
             .unwrap_or_else(|| panic!("{name} is listed"));
         (status.kind, status.state.is_ok())
     };
-    assert_eq!(kind_of(&event_name), (Some(SegmentKind::Event), false));
-    assert_eq!(kind_of(&sem_name), (Some(SegmentKind::Semaphore), false));
-    assert_eq!(kind_of(&mpmc_name), (Some(SegmentKind::MpmcChannel), false));
-    assert_eq!(kind_of(&channel_name), (Some(SegmentKind::Channel), true));
+    assert_eq!(kind_of(&event_name), (Some(ObjectKind::Event), true));
+    assert_eq!(kind_of(&sem_name), (Some(ObjectKind::Semaphore), true));
+    assert_eq!(kind_of(&mpmc_name), (Some(ObjectKind::MpmcChannel), true));
+    assert_eq!(kind_of(&channel_name), (Some(ObjectKind::Channel), true));
 }

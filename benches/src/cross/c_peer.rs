@@ -25,7 +25,7 @@ use std::sync::atomic::AtomicU64;
 // object's references to them resolve.
 use shmring_c as ffi;
 
-use super::{ChildRun, FD_A_VAR, FD_B_VAR, PROGRESS, Result, inherited};
+use super::{ChildRun, Costs, FD_A_VAR, FD_B_VAR, PROGRESS, Result, inherited};
 
 /// `struct shmring_bench_c_ends` (`c/echo.h`): the C peer's receiver and sender,
 /// opaque here.
@@ -168,7 +168,7 @@ pub(super) fn child(peer: Peer) -> Result<PeerEnds> {
 /// calls shmring counted on this thread for the parent.
 pub(super) fn serve(run: &ChildRun<'_>, ends: &PeerEnds) -> Result<()> {
     run.ready();
-    let calls_before = shmring::system_calls_on_this_thread();
+    let before = Costs::now();
     let mut failure = Failure::default();
     let (rc, peer) = match &ends.0 {
         Opened::C(raw, try_calls) => {
@@ -223,6 +223,6 @@ pub(super) fn serve(run: &ChildRun<'_>, ends: &PeerEnds) -> Result<()> {
             ));
         }
     }
-    run.system_calls_since(calls_before);
+    run.costs_since(before);
     Ok(())
 }

@@ -245,7 +245,7 @@ impl Source for KernelSource {
 /// message buffer.
 const BULK_READ_BELOW: usize = 4096;
 /// The bulk read's buffer.
-const BULK_READ: usize = 64 * 1024;
+pub(super) const BULK_READ: usize = 64 * 1024;
 
 /// The parent's side of a throughput run.
 pub(super) struct KernelSink {
@@ -273,15 +273,7 @@ impl Sink for KernelSink {
         match self.conn.rx {
             Wire::Stream(_) if size < BULK_READ_BELOW => {
                 let n = self.conn.rx.recv_some(&mut self.buf[self.filled..])?;
-                self.filled += n;
-                let mut at = 0;
-                while self.filled - at >= size {
-                    check.check(&self.buf[at..at + size])?;
-                    at += size;
-                }
-                self.buf.copy_within(at..self.filled, 0);
-                self.filled -= at;
-                Ok((at / size) as u64)
+                check_read(&mut self.buf, &mut self.filled, n, check)
             }
             Wire::Stream(_) => {
                 self.conn.rx.recv_exact(&mut self.buf[..size])?;
@@ -295,6 +287,28 @@ impl Sink for KernelSink {
             }
         }
     }
+}
+
+/// After a bulk read of `n` more bytes into `buf` past the `filled` not yet
+/// checked: checks every whole message there, keeps the partial one's bytes at
+/// the start of `buf` (`filled` then counts them) and returns how many whole
+/// messages came.
+pub(super) fn check_read(
+    buf: &mut [u8],
+    filled: &mut usize,
+    n: usize,
+    check: &mut Check,
+) -> Result<u64> {
+    let size = check.size;
+    *filled += n;
+    let mut at = 0;
+    while *filled - at >= size {
+        check.check(&buf[at..at + size])?;
+        at += size;
+    }
+    buf.copy_within(at..*filled, 0);
+    *filled -= at;
+    Ok((at / size) as u64)
 }
 
 // ---------------------------------------------------------------------------

@@ -173,12 +173,18 @@ pub(super) fn stream(block: &SharedBlock, size: usize, messages: u64) -> Result<
         child_pinned: false,
         // Not counted: spin-then-park endpoints in four processes.
         system_calls: Default::default(),
+        cpu: Default::default(),
     })
 }
 
 /// Reads exactly `buf.len()` bytes from the children's pipe, failing if a child
-/// exits with an error first or nothing comes for [`PATIENCE`].
-fn read_with_patience(pipe: &mut File, buf: &mut [u8], children: &mut [ChildGuard]) -> Result<()> {
+/// exits with an error first or nothing comes for [`PATIENCE`] (also used by the
+/// broadcast fan-out, whose children report on one pipe too).
+pub(super) fn read_with_patience(
+    pipe: &mut File,
+    buf: &mut [u8],
+    children: &mut [ChildGuard],
+) -> Result<()> {
     let since = Instant::now();
     let mut done = 0;
     while done < buf.len() {
@@ -199,18 +205,19 @@ fn read_with_patience(pipe: &mut File, buf: &mut [u8], children: &mut [ChildGuar
         for child in children.iter_mut() {
             if let Some(status) = child.try_wait()? {
                 if !status.success() {
-                    return Err(format!("an MPMC child failed: {status}").into());
+                    return Err(format!("a child failed: {status}").into());
                 }
             }
         }
         if since.elapsed() > PATIENCE + Duration::from_secs(1) {
-            return Err(format!("no word from the MPMC children in {PATIENCE:?}").into());
+            return Err(format!("no word from the children in {PATIENCE:?}").into());
         }
     }
     Ok(())
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+/// A pipe (read end, write end), both close-on-exec.
+pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
@@ -228,21 +235,10 @@ pub(super) fn child(run: &ChildRun<'_>) -> Result<()> {
     // the child owns it.
     let channel = unsafe { channel_builder().from_env(FD_A_VAR) }?;
     let mut ready = File::from(inherited(FD_B_VAR)?);
-    let wait_for_go = |ready: &mut File| -> Result<()> {
-        ready.write_all(b"r")?;
-        let since = Instant::now();
-        while run.block.go.load(Ordering::Acquire) == 0 {
-            if since.elapsed() > PATIENCE {
-                return Err("no go from the parent".into());
-            }
-            std::thread::sleep(Duration::from_micros(20));
-        }
-        Ok(())
-    };
     if part == "consumer" {
         let mut rx = channel.receiver()?;
         drop(channel);
-        wait_for_go(&mut ready)?;
+        wait_for_go(run, &mut ready)?;
         let tally = consume(&mut rx)?;
         ready.write_all(&tally.to_bytes())?;
         return Ok(());
@@ -255,11 +251,26 @@ pub(super) fn child(run: &ChildRun<'_>) -> Result<()> {
     let count = run.count;
     let mut tx = channel.sender()?;
     drop(channel);
-    wait_for_go(&mut ready)?;
+    wait_for_go(run, &mut ready)?;
     let base = if producer == 1 { PRODUCER_BIT } else { 0 };
     for seq in 0..count {
         tx.send_timeout(&(base | seq).to_le_bytes(), PATIENCE)?;
         progress(seq + 1);
+    }
+    Ok(())
+}
+
+/// A child's side of the start: says ready on the parent's pipe, then waits
+/// (sleeping 20 µs at a time) for the parent's go.
+pub(super) fn wait_for_go(run: &ChildRun<'_>, ready: &mut File) -> Result<()> {
+    ready.write_all(b"r")?;
+    let since = Instant::now();
+    // Acquire: pairs with the parent's Release store of the go.
+    while run.block.go.load(Ordering::Acquire) == 0 {
+        if since.elapsed() > PATIENCE {
+            return Err("no go from the parent".into());
+        }
+        std::thread::sleep(Duration::from_micros(20));
     }
     Ok(())
 }

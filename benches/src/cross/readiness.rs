@@ -47,11 +47,7 @@ fn builder(method: Method, name: &str) -> Result<ChannelBuilder> {
 
 impl ReadinessDuplex {
     fn new(tx: shmring::Sender, rx: shmring::Receiver) -> Result<Self> {
-        for (what, wakeups) in [("sender", tx.wakeups()), ("receiver", rx.wakeups())] {
-            if *wakeups != Wakeups::Doorbell {
-                return Err(format!("the {what}'s descriptor is {wakeups}, not a doorbell").into());
-            }
-        }
+        require_doorbells([("sender", tx.wakeups()), ("receiver", rx.wakeups())])?;
         Ok(Self {
             tx,
             rx,
@@ -94,6 +90,20 @@ impl Duplex for ReadinessDuplex {
             }
         }
     }
+}
+
+/// Fails unless every endpoint named has a doorbell ([`Wakeups::Doorbell`]): a
+/// row that waits on readiness descriptors never measures the polled fallback
+/// by accident.
+pub(super) fn require_doorbells<'a>(
+    ends: impl IntoIterator<Item = (&'a str, &'a Wakeups)>,
+) -> Result<()> {
+    for (what, wakeups) in ends {
+        if *wakeups != Wakeups::Doorbell {
+            return Err(format!("the {what}'s descriptor is {wakeups}, not a doorbell").into());
+        }
+    }
+    Ok(())
 }
 
 /// Creates the two channels (ping: `<name>-a`, parent to child; pong: `<name>-b`),

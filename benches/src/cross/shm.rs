@@ -27,6 +27,13 @@ pub(super) struct ShmringDuplex {
     rx: shmring::Receiver,
 }
 
+impl ShmringDuplex {
+    /// The two ends: (sender, receiver).
+    pub(super) fn into_ends(self) -> (shmring::Sender, shmring::Receiver) {
+        (self.tx, self.rx)
+    }
+}
+
 impl Duplex for ShmringDuplex {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<()> {
@@ -43,6 +50,15 @@ impl Duplex for ShmringDuplex {
     }
 }
 
+/// The builder of a round-trip method's channels (memfds, one message in
+/// flight), waiting as `method` says.
+pub(super) fn round_trip_builder(method: Method) -> ChannelBuilder {
+    ChannelBuilder::memfd()
+        .capacity(ROUND_TRIP_CAPACITY)
+        .prefault(true)
+        .wait_strategy(method.wait_strategy())
+}
+
 /// The parent's ends of a round-trip method's two channels (ping: parent to
 /// child, passed as [`FD_A_VAR`]; pong: child to parent, [`FD_B_VAR`]), and the
 /// channels themselves, to drop once the child is spawned.
@@ -50,10 +66,7 @@ pub(super) fn shmring_parent(
     method: Method,
     command: &mut Command,
 ) -> Result<(ShmringDuplex, (Channel, Channel))> {
-    let builder = ChannelBuilder::memfd()
-        .capacity(ROUND_TRIP_CAPACITY)
-        .prefault(true)
-        .wait_strategy(method.wait_strategy());
+    let builder = round_trip_builder(method);
     let (ping, pong) = (builder.create()?, builder.create()?);
     ping.pass_to(command, FD_A_VAR);
     pong.pass_to(command, FD_B_VAR);

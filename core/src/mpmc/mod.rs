@@ -64,7 +64,7 @@ pub use producer::MpmcProducer;
 pub use recovery::{Liveness, MpmcStats, Recovery};
 pub use region::MpmcRegion;
 #[cfg(not(shmring_loom))]
-pub use region::RawMpmcRegion;
+pub use region::{MpmcEntryInfo, MpmcInfo, RawMpmcRegion};
 
 /// Attempts a `push` or `pop` makes before it gives up with `Contended`: each failed
 /// attempt means another endpoint claimed a position (or a hostile peer moved one).

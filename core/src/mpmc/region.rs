@@ -54,7 +54,7 @@ pub unsafe trait MpmcRegion {
 }
 
 #[cfg(not(shmring_loom))]
-pub use raw::RawMpmcRegion;
+pub use raw::{MpmcEntryInfo, MpmcInfo, RawMpmcRegion};
 
 #[cfg(not(shmring_loom))]
 mod raw {
@@ -62,7 +62,10 @@ mod raw {
 
     use super::MpmcRegion;
     use crate::error::LayoutError;
-    use crate::layout::{KNOWN_FLAGS, LAYOUT_VERSION, MAGIC, RING_KIND_MPMC, SEGMENT_ALIGN};
+    use crate::layout::{
+        LAYOUT_VERSION, MAGIC, RING_KIND_MPMC, check_flags, check_identity, check_memory, u32_at,
+        u64_at,
+    };
     use crate::mpmc::MpmcStats;
     use crate::mpmc::layout::{
         ENDPOINT_ENTRY_SIZE, EndpointEntry, INTENT_NONE, MPMC_TABLE_OFFSET, MpmcControl,
@@ -93,30 +96,6 @@ mod raw {
     // SAFETY: as for Send: `&RawMpmcRegion` only hands out atomics and pointers.
     unsafe impl Sync for RawMpmcRegion {}
 
-    fn check_memory(ptr: *mut u8, len: usize, required: u64) -> Result<(), LayoutError> {
-        if ptr.is_null() || (ptr as usize) % SEGMENT_ALIGN != 0 {
-            return Err(LayoutError::Misaligned {
-                addr: ptr as usize,
-                align: SEGMENT_ALIGN,
-            });
-        }
-        if (len as u64) < required {
-            return Err(LayoutError::TooSmall { len, required });
-        }
-        Ok(())
-    }
-
-    fn check_flags(flags: u32) -> Result<(), LayoutError> {
-        if flags & !KNOWN_FLAGS != 0 {
-            return Err(LayoutError::HeaderMismatch {
-                field: "flags",
-                found: flags.into(),
-                expected: u64::from(flags & KNOWN_FLAGS),
-            });
-        }
-        Ok(())
-    }
-
     /// The header's fields, each read once from the segment.
     struct HeaderFields {
         magic: u64,
@@ -138,26 +117,7 @@ mod raw {
         /// size, endpoint count, every derived field, flags, then that `len` bytes
         /// hold the whole layout.
         fn validate(&self, len: u64) -> Result<MpmcGeometry, MpmcLayoutError> {
-            match self.magic {
-                MAGIC => {}
-                0 => return Err(LayoutError::Uninitialized.into()),
-                m if m == MAGIC.swap_bytes() => return Err(LayoutError::ForeignByteOrder.into()),
-                found => return Err(LayoutError::BadMagic { found }.into()),
-            }
-            if self.version != LAYOUT_VERSION {
-                return Err(LayoutError::UnsupportedVersion {
-                    found: self.version,
-                    supported: LAYOUT_VERSION,
-                }
-                .into());
-            }
-            if self.kind != RING_KIND_MPMC {
-                return Err(LayoutError::WrongKind {
-                    found: self.kind,
-                    expected: RING_KIND_MPMC,
-                }
-                .into());
-            }
+            check_identity(self.magic, self.version, self.kind, RING_KIND_MPMC)?;
             let slots = usize::try_from(self.slot_count).map_err(|_| {
                 MpmcLayoutError::InvalidSlotCount {
                     slots: self.slot_count,
@@ -203,6 +163,109 @@ mod raw {
                 .into());
             }
             Ok(geometry)
+        }
+    }
+
+    /// What a copy of an MPMC segment's first [`MPMC_TABLE_OFFSET`] (or more)
+    /// bytes says about it, without mapping it: the validated shape and a
+    /// snapshot of the shared counters (each a hint: they move while it is read).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct MpmcInfo {
+        /// The validated shape.
+        pub geometry: MpmcGeometry,
+        /// The header's protocol flags.
+        pub flags: u32,
+        /// Next position producers claim.
+        pub tail: u64,
+        /// Next position consumers claim.
+        pub head: u64,
+        /// The consumers' eventcount word.
+        pub data_signal: u32,
+        /// The producers' eventcount word.
+        pub space_signal: u32,
+        /// Dead producers' claims skipped by consumers.
+        pub skipped: u64,
+        /// Messages lost with dead consumers.
+        pub lost: u64,
+        /// Producer registrations, ever (wrapping).
+        pub producers_registered: u64,
+        /// Consumer registrations, ever (wrapping).
+        pub consumers_registered: u64,
+    }
+
+    impl MpmcInfo {
+        /// Validates the header in `bytes` (read with `pread`) of a segment
+        /// `segment_len` bytes long, as [`RawMpmcRegion::attach`] does, and reads
+        /// the counters. For tools that list segments.
+        ///
+        /// # Errors
+        /// As [`RawMpmcRegion::attach`]; `Segment(TooSmall)` if `bytes` is shorter
+        /// than [`MPMC_TABLE_OFFSET`].
+        pub fn parse(bytes: &[u8], segment_len: u64) -> Result<Self, MpmcLayoutError> {
+            if bytes.len() < MPMC_TABLE_OFFSET {
+                return Err(LayoutError::TooSmall {
+                    len: bytes.len(),
+                    required: MPMC_TABLE_OFFSET as u64,
+                }
+                .into());
+            }
+            let fields = HeaderFields {
+                magic: u64_at(bytes, 0),
+                version: u32_at(bytes, 8),
+                kind: u32_at(bytes, 12),
+                slot_count: u64_at(bytes, 16),
+                slot_size: u32_at(bytes, 24),
+                slot_stride: u32_at(bytes, 28),
+                endpoint_count: u32_at(bytes, 32),
+                entry_size: u32_at(bytes, 36),
+                table_offset: u64_at(bytes, 40),
+                slots_offset: u64_at(bytes, 48),
+                segment_size: u64_at(bytes, 56),
+                flags: u32_at(bytes, 64),
+            };
+            let geometry = fields.validate(segment_len)?;
+            Ok(Self {
+                geometry,
+                flags: fields.flags,
+                tail: u64_at(bytes, 128),
+                head: u64_at(bytes, 256),
+                data_signal: u32_at(bytes, 384),
+                space_signal: u32_at(bytes, 388),
+                skipped: u64_at(bytes, 392),
+                lost: u64_at(bytes, 400),
+                producers_registered: u64_at(bytes, 408),
+                consumers_registered: u64_at(bytes, 416),
+            })
+        }
+    }
+
+    /// What a copy of one endpoint entry (128 bytes at
+    /// [`MpmcGeometry::entry_offset`]) says; every word a hint (the entry's lock
+    /// decides whether its holder lives).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct MpmcEntryInfo {
+        /// The position looked at, claimed or last claimed; [`INTENT_NONE`] if none.
+        pub intent: u64,
+        /// The holder's token, 0 if free.
+        pub owner: u32,
+        /// 0 none, 1 producer, 2 consumer.
+        pub role: u32,
+        /// Registrations in this entry (wrapping).
+        pub generation: u32,
+        /// The holder's pid as it wrote it, 0 if none.
+        pub pid: u32,
+    }
+
+    impl MpmcEntryInfo {
+        /// Reads an entry from `bytes` (its 128 bytes; missing bytes read as 0).
+        pub fn parse(bytes: &[u8]) -> Self {
+            Self {
+                intent: u64_at(bytes, 0),
+                owner: u32_at(bytes, 8),
+                role: u32_at(bytes, 12),
+                generation: u32_at(bytes, 16),
+                pid: u32_at(bytes, 20),
+            }
         }
     }
 

@@ -20,7 +20,7 @@
 //! [`LayoutError::WrongKind`].
 
 use crate::error::LayoutError;
-use crate::layout::{LineAligned, MAGIC, OBJECT_KIND_EVENT, OBJECT_KIND_SEMAPHORE};
+use crate::layout::{LineAligned, MAGIC, OBJECT_KIND_EVENT, OBJECT_KIND_SEMAPHORE, u32_at, u64_at};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Version of the event and semaphore layout (independent of the rings'
@@ -161,8 +161,41 @@ impl ObjectLayout {
     /// `max_count` or `flags`).
     pub fn attach(&self) -> Result<ObjectInfo, LayoutError> {
         let header = &self.header.0;
-        // SYNC: Acquire pairs with the Release store of `magic` in `init`.
-        let magic = header.magic.load(Ordering::Acquire);
+        ObjectFields {
+            // SYNC: Acquire pairs with the Release store of `magic` in `init`.
+            magic: header.magic.load(Ordering::Acquire),
+            // Relaxed (every field below): ordered after the magic by its Acquire.
+            version: header.layout_version.load(Ordering::Relaxed),
+            kind: header.kind.load(Ordering::Relaxed),
+            size: header.object_size.load(Ordering::Relaxed),
+            max_count: header.max_count.load(Ordering::Relaxed),
+            flags: header.flags.load(Ordering::Relaxed),
+        }
+        .validate()
+    }
+}
+
+/// An object header's fields, each read once.
+struct ObjectFields {
+    magic: u64,
+    version: u32,
+    kind: u32,
+    size: u32,
+    max_count: u32,
+    flags: u32,
+}
+
+impl ObjectFields {
+    /// Checks, in order: magic, kind, version, size, maximum count, flags.
+    fn validate(&self) -> Result<ObjectInfo, LayoutError> {
+        let Self {
+            magic,
+            version,
+            kind,
+            size,
+            max_count,
+            flags,
+        } = *self;
         if magic == 0 {
             return Err(LayoutError::Uninitialized);
         }
@@ -172,9 +205,6 @@ impl ObjectLayout {
         if magic != MAGIC {
             return Err(LayoutError::BadMagic { found: magic });
         }
-        // Relaxed (every field below): ordered after the magic by its Acquire.
-        let kind = header.kind.load(Ordering::Relaxed);
-        let version = header.layout_version.load(Ordering::Relaxed);
         if kind != OBJECT_KIND_EVENT && kind != OBJECT_KIND_SEMAPHORE {
             return Err(LayoutError::WrongKind {
                 found: kind,
@@ -187,7 +217,6 @@ impl ObjectLayout {
                 supported: OBJECT_LAYOUT_VERSION,
             });
         }
-        let size = header.object_size.load(Ordering::Relaxed);
         if size != OBJECT_SIZE as u32 {
             return Err(LayoutError::HeaderMismatch {
                 field: "object_size",
@@ -195,7 +224,6 @@ impl ObjectLayout {
                 expected: OBJECT_SIZE as u64,
             });
         }
-        let max_count = header.max_count.load(Ordering::Relaxed);
         let max_ok = match kind {
             OBJECT_KIND_SEMAPHORE => (1..=SEMAPHORE_MAX_LIMIT).contains(&max_count),
             _ => max_count == 0,
@@ -211,7 +239,6 @@ impl ObjectLayout {
                 },
             });
         }
-        let flags = header.flags.load(Ordering::Relaxed);
         if flags != 0 {
             return Err(LayoutError::HeaderMismatch {
                 field: "flags",
@@ -220,6 +247,54 @@ impl ObjectLayout {
             });
         }
         Ok(ObjectInfo { kind, max_count })
+    }
+}
+
+/// What a copy of an event's or semaphore's [`OBJECT_SIZE`] bytes says, without
+/// mapping it: the validated header and a snapshot of its two words (hints: they
+/// move while they are read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectSnapshot {
+    /// The validated kind and maximum count.
+    pub info: ObjectInfo,
+    /// The futex word: the event's sequence, the semaphore's count.
+    pub word: u32,
+    /// Callers registered to sleep on `word` (wrapping).
+    pub waiters: u32,
+}
+
+impl ObjectSnapshot {
+    /// Validates the header in `bytes` (read with `pread`) of a segment
+    /// `segment_len` bytes long, as [`ObjectLayout::attach`] does (and that the
+    /// segment holds the whole object), and reads the words. For tools that list
+    /// segments.
+    ///
+    /// # Errors
+    /// As [`ObjectLayout::attach`]; [`LayoutError::TooSmall`] if `bytes` or the
+    /// segment is shorter than [`OBJECT_SIZE`].
+    pub fn parse(bytes: &[u8], segment_len: u64) -> Result<Self, LayoutError> {
+        if bytes.len() < OBJECT_SIZE || segment_len < OBJECT_SIZE as u64 {
+            return Err(LayoutError::TooSmall {
+                len: bytes
+                    .len()
+                    .min(usize::try_from(segment_len).unwrap_or(usize::MAX)),
+                required: OBJECT_SIZE as u64,
+            });
+        }
+        let info = ObjectFields {
+            magic: u64_at(bytes, 0),
+            version: u32_at(bytes, 8),
+            kind: u32_at(bytes, 12),
+            size: u32_at(bytes, 16),
+            max_count: u32_at(bytes, 20),
+            flags: u32_at(bytes, 24),
+        }
+        .validate()?;
+        Ok(Self {
+            info,
+            word: u32_at(bytes, OBJECT_WORD_OFFSET),
+            waiters: u32_at(bytes, OBJECT_WAITERS_OFFSET),
+        })
     }
 }
 

@@ -30,6 +30,24 @@ pub fn waiters(words: &ObjectWords) -> u32 {
     words.waiters.load(Ordering::Relaxed)
 }
 
+/// Counts a waiter that sleeps on the object's word by other means than
+/// [`event::wait_from`] or [`semaphore::wait`] (a `futex_waitv` over many words,
+/// on behalf of armed waiters) and issues the waiter's fence: notifiers then
+/// wake the word. The caller re-checks the word after this and before it
+/// sleeps, and calls [`uncount_waiter`] once when it stops watching.
+pub fn count_waiter<F: crate::Futex + ?Sized>(words: &ObjectWords, futex: &F) {
+    // SYNC: the waiter's fence, paired with the notifier's in `event::notify`
+    // and `semaphore::post` (`crate::wait`, counted form); the registration is
+    // undone by `uncount_waiter`, not by a guard.
+    core::mem::forget(crate::wait::register_waiter(&words.waiters, futex));
+}
+
+/// Undoes one [`count_waiter`].
+pub fn uncount_waiter(words: &ObjectWords) {
+    // Relaxed, wrapping: as a waiter's registration ending (`crate::wait`).
+    words.waiters.fetch_sub(1, Ordering::Relaxed);
+}
+
 #[cfg(all(test, not(shmring_loom)))]
 mod tests {
     //! The protocols against hostile words, single-threaded: a [`Futex`] that

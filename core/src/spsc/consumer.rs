@@ -141,7 +141,7 @@ impl<R: Region> Consumer<R> {
     fn claim_from(region: R, token: NonZeroU32, previous: u32) -> Result<Self, ClaimError> {
         let control = region.control();
         let owner = &control.consumer.owner;
-        claim_owner(owner, previous, token)?;
+        claim_owner(owner, previous, token).map_err(|owner| ClaimError::Taken { owner })?;
         let geo = Geometry::of(&region);
         // Relaxed: ordered by the claim's Acquire.
         let read = control.consumer.read_position.load(Ordering::Relaxed);

@@ -39,7 +39,7 @@
 //! nothing is delivered twice.
 
 mod batch;
-mod claim;
+pub(crate) mod claim;
 mod consumer;
 mod error;
 mod frame;

@@ -119,7 +119,7 @@ impl<R: Region> Producer<R> {
 
     fn claim_from(region: R, token: NonZeroU32, previous: u32) -> Result<Self, ClaimError> {
         let owner = &region.control().producer.owner;
-        claim_owner(owner, previous, token)?;
+        claim_owner(owner, previous, token).map_err(|owner| ClaimError::Taken { owner })?;
         match Self::recover(&region) {
             Ok((write, read)) => {
                 let mut producer = Self {

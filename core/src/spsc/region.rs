@@ -66,7 +66,10 @@ mod raw {
 
     use super::Region;
     use crate::error::LayoutError;
-    use crate::layout::{KNOWN_FLAGS, LAYOUT_VERSION, MAGIC, RING_KIND_SPSC, SEGMENT_ALIGN};
+    use crate::layout::{
+        LAYOUT_VERSION, MAGIC, RING_KIND_SPSC, check_flags, check_identity, check_memory, u32_at,
+        u64_at,
+    };
     use crate::spsc::layout::{
         CONSUMER_LINE_OFFSET, Control, DATA_OFFSET, FRAME_ALIGN, FRAME_HEADER_SIZE,
         PRODUCER_LINE_OFFSET, SegmentHeader, check_capacity, max_message_len,
@@ -96,19 +99,6 @@ mod raw {
     // SAFETY: as for Send: `&RawRegion` only hands out atomics and the data pointer.
     unsafe impl Sync for RawRegion {}
 
-    fn check_memory(ptr: *mut u8, len: usize, required: u64) -> Result<(), LayoutError> {
-        if ptr.is_null() || (ptr as usize) % SEGMENT_ALIGN != 0 {
-            return Err(LayoutError::Misaligned {
-                addr: ptr as usize,
-                align: SEGMENT_ALIGN,
-            });
-        }
-        if (len as u64) < required {
-            return Err(LayoutError::TooSmall { len, required });
-        }
-        Ok(())
-    }
-
     /// The header's fields, each read once from the segment.
     struct HeaderFields {
         magic: u64,
@@ -128,24 +118,7 @@ mod raw {
         /// ring kind, capacity, every derived field, then that `len` bytes hold the
         /// whole layout. Returns the capacity.
         fn validate(&self, len: u64) -> Result<usize, LayoutError> {
-            match self.magic {
-                MAGIC => {}
-                0 => return Err(LayoutError::Uninitialized),
-                m if m == MAGIC.swap_bytes() => return Err(LayoutError::ForeignByteOrder),
-                found => return Err(LayoutError::BadMagic { found }),
-            }
-            if self.version != LAYOUT_VERSION {
-                return Err(LayoutError::UnsupportedVersion {
-                    found: self.version,
-                    supported: LAYOUT_VERSION,
-                });
-            }
-            if self.kind != RING_KIND_SPSC {
-                return Err(LayoutError::WrongKind {
-                    found: self.kind,
-                    expected: RING_KIND_SPSC,
-                });
-            }
+            check_identity(self.magic, self.version, self.kind, RING_KIND_SPSC)?;
             let capacity = self.capacity;
             let capacity_usize =
                 usize::try_from(capacity).map_err(|_| LayoutError::InvalidCapacity { capacity })?;
@@ -176,13 +149,7 @@ mod raw {
                 self.max_message_len,
                 max_message_len(capacity_usize) as u64,
             )?;
-            if self.flags & !KNOWN_FLAGS != 0 {
-                return Err(LayoutError::HeaderMismatch {
-                    field: "flags",
-                    found: self.flags.into(),
-                    expected: u64::from(self.flags & KNOWN_FLAGS),
-                });
-            }
+            check_flags(self.flags)?;
             if len < size {
                 return Err(LayoutError::TooSmall {
                     len: usize::try_from(len).unwrap_or(usize::MAX),
@@ -206,6 +173,11 @@ mod raw {
         pub producer_owner: u32,
         /// The consumer's claim word: 0 when free.
         pub consumer_owner: u32,
+        /// The producer's pid word (a hint, written by `shmring` after its claim,
+        /// 0 after its release).
+        pub producer_pid: u32,
+        /// The consumer's pid word, as the producer's.
+        pub consumer_pid: u32,
         /// The header's protocol flags.
         pub flags: u32,
     }
@@ -226,16 +198,8 @@ mod raw {
                     required: DATA_OFFSET as u64,
                 });
             }
-            let u64_at = |at: usize| {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(&bytes[at..at + 8]);
-                u64::from_ne_bytes(word)
-            };
-            let u32_at = |at: usize| {
-                let mut word = [0u8; 4];
-                word.copy_from_slice(&bytes[at..at + 4]);
-                u32::from_ne_bytes(word)
-            };
+            let u64_at = |at| u64_at(bytes, at);
+            let u32_at = |at| u32_at(bytes, at);
             let fields = HeaderFields {
                 magic: u64_at(0),
                 version: u32_at(8),
@@ -255,6 +219,8 @@ mod raw {
                 read_position: u64_at(CONSUMER_LINE_OFFSET),
                 producer_owner: u32_at(PRODUCER_LINE_OFFSET + 8),
                 consumer_owner: u32_at(CONSUMER_LINE_OFFSET + 8),
+                producer_pid: u32_at(PRODUCER_LINE_OFFSET + 16),
+                consumer_pid: u32_at(CONSUMER_LINE_OFFSET + 16),
                 flags: fields.flags,
             })
         }
@@ -297,13 +263,7 @@ mod raw {
             flags: u32,
         ) -> Result<Self, LayoutError> {
             check_capacity(capacity)?;
-            if flags & !KNOWN_FLAGS != 0 {
-                return Err(LayoutError::HeaderMismatch {
-                    field: "flags",
-                    found: flags.into(),
-                    expected: u64::from(flags & KNOWN_FLAGS),
-                });
-            }
+            check_flags(flags)?;
             let size = DATA_OFFSET + capacity;
             check_memory(ptr, len, size as u64)?;
             // SAFETY: `ptr..ptr + size` is within the caller's `len` bytes (checked

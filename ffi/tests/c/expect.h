@@ -5,6 +5,7 @@
 #ifndef SHMRING_TEST_EXPECT_H
 #define SHMRING_TEST_EXPECT_H
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -33,5 +34,14 @@ static int checks;
             exit(1);                                                                        \
         }                                                                                   \
     } while (0)
+
+/* Whether `fd` becomes readable (POLLIN or POLLHUP) within `ms` milliseconds. */
+static inline int readable_within(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    int n = poll(&p, 1, ms);
+    ASSERT(n >= 0);
+    ASSERT((p.revents & (POLLNVAL | POLLERR)) == 0);
+    return n > 0 && (p.revents & (POLLIN | POLLHUP)) != 0;
+}
 
 #endif

@@ -36,15 +36,6 @@
 
 #include "expect.h"
 
-/* Whether `fd` becomes readable (POLLIN or POLLHUP) within `ms` milliseconds. */
-static int readable_within(int fd, int ms) {
-    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
-    int n = poll(&p, 1, ms);
-    ASSERT(n >= 0);
-    ASSERT((p.revents & (POLLNVAL | POLLERR)) == 0);
-    return n > 0 && (p.revents & (POLLIN | POLLHUP)) != 0;
-}
-
 static void name_of(char *out, size_t size, const char *prefix, const char *what) {
     int n = snprintf(out, size, "%s-%s", prefix, what);
     if (n < 0 || (size_t)n >= size) {

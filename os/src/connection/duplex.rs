@@ -527,7 +527,7 @@ message_receiver!(ConnectionReceiver {
 
 message_sender!(Connection);
 
-message_receiver!(Connection {
+message_receiver!(duplex Connection {
     fn recv_vec_deadline(
         &mut self,
         deadline: Option<Instant>,

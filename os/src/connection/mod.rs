@@ -46,8 +46,13 @@
 //! - **Many clients.** Each accepted client gets its own pair of rings. Accepting
 //!   blocks, times out, or does not wait ([`Listener::try_accept`]).
 //!
-//! Not to be confused with [`transport::Listener`](crate::transport::address::Listener),
-//! which accepts one-way receivers of the address-based fallback transports.
+//! Not to be confused with [`TransportListener`](crate::transport::TransportListener)
+//! ([`transport::listen`](crate::transport::listen)): the same rendezvous in its
+//! other shape, one-way, on the exact kernel mechanism its address names
+//! (`unix:`, `tcp://`, `mq:`, `shm:`...), with no handshake and no upgrade. Use a
+//! [`Listener`] for anything duplex or request/response on one machine, the
+//! transports to pick the mechanism yourself or for one-way streams; the
+//! [`transport`](crate::transport) module's table sets them side by side.
 //!
 //! TCP has no authentication and no encryption: anyone who reaches the port can
 //! connect (`tcp://:port` listens on 127.0.0.1 only). See
@@ -59,6 +64,7 @@ mod connect;
 mod dir;
 mod duplex;
 mod handshake;
+mod list;
 mod listener;
 mod watcher;
 
@@ -73,6 +79,7 @@ use crate::transport::address::Address;
 
 pub use connect::{ConnectOptions, connect, connect_timeout};
 pub use duplex::{Connection, ConnectionReceiver, ConnectionSender, PeerCredentials};
+pub use list::{ListenerStatus, list_listeners};
 pub use listener::{Listener, ListenerBuilder};
 
 /// The environment variable that forbids shared memory: set to anything but

@@ -35,6 +35,9 @@ pub(crate) struct Watcher {
     /// An eventfd: written to stop the thread.
     stop: Arc<OwnedFd>,
     thread: JoinHandle<()>,
+    /// The process the thread runs in: a forked child inherits the handle but
+    /// not the thread.
+    pid: u32,
 }
 
 impl Watcher {
@@ -68,6 +71,7 @@ impl Watcher {
             peer_receiver_gone,
             stop,
             thread,
+            pid: std::process::id(),
         })
     }
 
@@ -81,8 +85,15 @@ impl Watcher {
         Arc::clone(&self.peer_receiver_gone)
     }
 
-    /// Stops the thread and waits for it.
+    /// Stops the thread and waits for it. In a forked child, which inherited
+    /// the handle but not the thread, nothing: the stop eventfd is the parent's
+    /// too (a write would stop the parent's thread), and joining a thread of
+    /// another process fails (`EINVAL`; std panics).
     pub(crate) fn stop(self) {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.thread);
+            return;
+        }
         let _ = rustix::io::write(&*self.stop, &1u64.to_ne_bytes());
         let _ = self.thread.join();
     }

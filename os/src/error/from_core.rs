@@ -22,6 +22,12 @@ impl From<MpmcCorruption> for Corrupted {
     }
 }
 
+impl From<shmring_core::broadcast::BroadcastCorruption> for Corrupted {
+    fn from(c: shmring_core::broadcast::BroadcastCorruption) -> Self {
+        Corrupted::Broadcast(c)
+    }
+}
+
 impl SegmentCorrupted {
     /// `what` showed `detail`.
     pub(crate) fn boxed(what: &str, detail: impl Into<Corrupted>) -> Box<Self> {
@@ -109,6 +115,35 @@ impl Error {
                 what: what.into(),
                 detail: Corrupted::Ring(c),
             },
+        }
+    }
+}
+
+impl Error {
+    /// A published value's read error, on the segment `what`.
+    pub(crate) fn value_read(what: &str, e: shmring_core::state::value::ReadError) -> Self {
+        use shmring_core::state::value::ReadError as R;
+        match e {
+            R::NoValue => Self::NoValue {
+                what: what.to_owned(),
+            },
+            R::WriterDied { seq } => Self::WriterDied {
+                what: what.to_owned(),
+                seq,
+            },
+            R::Busy { retries } => Self::ValueBusy {
+                what: what.to_owned(),
+                retries,
+            },
+            R::Length { len, value_size } => Self::ValueSize { len, value_size },
+        }
+    }
+
+    /// A published value's write error.
+    pub(crate) fn value_write(e: shmring_core::state::value::WriteError) -> Self {
+        use shmring_core::state::value::WriteError as W;
+        match e {
+            W::Length { len, value_size } => Self::ValueSize { len, value_size },
         }
     }
 }

@@ -8,8 +8,9 @@ mod from_core;
 mod operation;
 
 pub use operation::{
-    FrameTooLong, IoFailure, RecvError, RecvTimeoutError, SegmentCorrupted, SendError,
-    SendTimeoutError, TryRecvError, TrySendError,
+    DecodeError, DecodeFailure, EncodeFailure, FrameTooLong, InvalidValue, IoFailure, RecvError,
+    RecvTimeoutError, SegmentCorrupted, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    ValueProblem,
 };
 
 use shmring_core::{Corruption, LayoutError};
@@ -99,6 +100,26 @@ pub enum Error {
         /// What the header says.
         source: LayoutError,
     },
+    /// An `open_or_create` found an existing object that differs from what the
+    /// builder asks for: another kind of object (`field` `"kind"`, the codes of
+    /// [`shmring_core::layout`]: 1 SPSC ring, 2 MPMC ring, 3 event, 4 semaphore,
+    /// 5 broadcast topic, 6 a topic's table, 7 shared mutex, 8 published value), another layout
+    /// version (`"layout version"`), or another shape (`"capacity"`, `"slots"`,
+    /// `"slot_size"`, `"endpoints"`, `"max_count"`, `"subscriber_slots"`,
+    /// `"policy"` as [`Policy::word`](shmring_core::broadcast::Policy::word),
+    /// `"cut_off_after_ms"`, a value's `"value_size"` and `"type_tag"`). Nothing
+    /// was created or changed.
+    #[error("{what} exists with {field} {found}, but {requested} was asked for")]
+    Incompatible {
+        /// The segment name or path.
+        what: String,
+        /// What differs.
+        field: &'static str,
+        /// The builder's value.
+        requested: u64,
+        /// The existing object's value.
+        found: u64,
+    },
     /// The segment's header or shared state is invalid: a bug or a hostile peer.
     #[error("corrupted segment {what}: {detail}")]
     Corrupted {
@@ -172,6 +193,26 @@ pub enum Error {
     /// The timeout passed.
     #[error("timed out")]
     TimedOut,
+    /// A [`Select`](crate::Select) asked to wait with no source and no
+    /// deadline: it would wait for ever.
+    #[error("a Select with no source and no deadline would wait for ever")]
+    NothingToWaitFor,
+    /// A broadcast subscriber fell behind: the publisher overwrote `missed`
+    /// messages it had not read (a lossy topic, or a gated one that cut the
+    /// subscriber off); the next receive returns the oldest message still held.
+    #[error("lagged: {missed} messages overwritten unread")]
+    Lagged {
+        /// Messages skipped.
+        missed: u64,
+    },
+    /// A broadcast publisher's grant or a subscriber's in-place read on a topic
+    /// whose policy is not [`Policy::Strict`](shmring_core::broadcast::Policy):
+    /// only a strict publisher never overwrites a message a subscriber holds.
+    #[error("writing or reading in place needs a strict topic; this one is {policy:?}")]
+    InPlaceNeedsStrict {
+        /// The topic's policy.
+        policy: shmring_core::broadcast::Policy,
+    },
     /// A semaphore count past its maximum: a post on a semaphore at its maximum
     /// (nothing changed), an initial count over the maximum, or a maximum of 0 or
     /// over `SEMAPHORE_MAX_LIMIT` (then `max` is that limit).
@@ -228,6 +269,39 @@ pub enum Error {
         what: String,
         /// Entries in the table.
         endpoints: usize,
+    },
+    /// A shared mutex's slot count of zero or above `max`.
+    #[error("invalid slot count {slots} for a shared mutex: must be from 1 to {max}")]
+    InvalidMutexSlots {
+        /// The slot count asked for.
+        slots: u64,
+        /// The most slots a mutex has.
+        max: u64,
+    },
+    /// A shared mutex's holder died holding the lock (or one did earlier and
+    /// nobody marked the value consistent since): what a
+    /// [`LockError::OwnerDied`](crate::state::LockError::OwnerDied) becomes
+    /// when converted, its guard dropped (the lock released, the value still
+    /// marked).
+    #[error("a holder of the lock died holding it: the value may be inconsistent")]
+    OwnerDied,
+    /// A shared mutex's lock is held by a live holder (a `try_lock`).
+    #[error("the lock is held (state {state:#x})")]
+    LockHeld {
+        /// The lock word found.
+        state: u32,
+    },
+    /// A shared mutex's handle asked to lock while its own guard lives.
+    #[error("this handle holds the lock already")]
+    AlreadyLocked,
+    /// Every slot of a shared mutex's table is held by a live handle: no more
+    /// can open it until one is dropped (or its process dies).
+    #[error("{what}: all {slots} slots of the mutex are held by live handles")]
+    SlotsFull {
+        /// The segment.
+        what: String,
+        /// Slots in the table.
+        slots: usize,
     },
     /// This platform lacks what the call needs (futex, memfd, OFD locks: Linux).
     #[error("unsupported on this platform: {what}")]
@@ -303,6 +377,24 @@ pub enum Error {
         /// What is wrong with it, with the offending value.
         reason: String,
     },
+    /// A value that could not be encoded (the `serde` feature's
+    /// `send_serialized` family).
+    #[error("cannot encode the value: {failure}")]
+    Encode {
+        /// Why.
+        failure: EncodeFailure,
+    },
+    /// A received message that is not a valid encoding of the type asked for
+    /// (the `serde` feature's `recv_deserialized` family); it was consumed.
+    #[error("undecodable message of {len} bytes: {failure}, at byte {position}")]
+    Decode {
+        /// Length of the message.
+        len: usize,
+        /// Bytes read when decoding stopped (see [`DecodeError::position`]).
+        position: usize,
+        /// What was wrong.
+        failure: DecodeFailure,
+    },
     /// The server's request handler failed ([`rpc`](crate::rpc)); its message.
     #[error("the server failed the request: {message}")]
     Remote {
@@ -324,6 +416,51 @@ pub enum Error {
         found: u64,
         /// The value expected.
         expected: u64,
+    },
+    /// A typed receive got a message that is not a valid value of its type
+    /// ([`InvalidValue`]).
+    #[error("a message of {len} bytes is not a {type_name} ({expected} bytes): {problem}")]
+    InvalidValue {
+        /// The type asked for.
+        type_name: &'static str,
+        /// Length of the message received.
+        len: usize,
+        /// Length of the type.
+        expected: usize,
+        /// What is wrong with it.
+        problem: ValueProblem,
+    },
+    /// A published value has never been written.
+    #[error("{what} holds no value yet")]
+    NoValue {
+        /// The segment name or path.
+        what: String,
+    },
+    /// A published value's writer died in the middle of a write: no whole
+    /// value can be read until a new writer writes one.
+    #[error("the writer of {what} died in the middle of a write (seq {seq})")]
+    WriterDied {
+        /// The segment name or path.
+        what: String,
+        /// The odd `seq` word it left.
+        seq: u64,
+    },
+    /// Every copy of a published value overlapped a write (a writer that
+    /// rewrites it faster than it can be copied, or keeps it odd): try again.
+    #[error("every one of {retries} reads of {what} overlapped a write")]
+    ValueBusy {
+        /// The segment name or path.
+        what: String,
+        /// Copies tried.
+        retries: u32,
+    },
+    /// Bytes of another length than a published value's.
+    #[error("{len} bytes for a value of {value_size} bytes")]
+    ValueSize {
+        /// Bytes given.
+        len: usize,
+        /// The value's size.
+        value_size: usize,
     },
     /// Any other system call failure.
     #[error("{op} on {what}: {source}")]
@@ -350,6 +487,10 @@ pub enum Corrupted {
     /// cannot produce.
     #[error("{0}")]
     Mpmc(shmring_core::MpmcCorruption),
+    /// Broadcast topic state (a frame, a sequence number, a position) that the
+    /// protocol cannot produce.
+    #[error("{0}")]
+    Broadcast(shmring_core::broadcast::BroadcastCorruption),
     /// A semaphore count word above the semaphore's maximum.
     #[error("count {found} is over the maximum {max}")]
     CountOutOfRange {
@@ -357,6 +498,15 @@ pub enum Corrupted {
         found: u32,
         /// The maximum from the header.
         max: u32,
+    },
+    /// A shared mutex's lock word did not hold this handle's id while it held
+    /// the lock (a peer wrote it): the lock may have been held twice.
+    #[error("the lock word {state:#x} is not this handle's id {id:#x}")]
+    LockNotHeld {
+        /// The word found.
+        state: u32,
+        /// This handle's id.
+        id: u32,
     },
     /// A shared word that changed between every load and compare-and-swap of
     /// `attempts` attempts in a row: a peer writing it continuously.

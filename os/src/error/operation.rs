@@ -12,6 +12,8 @@
 
 use std::io;
 
+use shmring_core::broadcast::Policy;
+
 use super::{Corrupted, Error, Role};
 
 /// A segment whose shared state broke the protocol: a bug or a hostile peer.
@@ -35,6 +37,41 @@ pub struct FrameTooLong {
     pub len: u64,
     /// Largest message this end accepts.
     pub max: usize,
+}
+
+/// A message that is not a valid value of the type asked for
+/// ([`recv_value`](crate::TypedReceiver::recv_value) and the other typed
+/// receives): the peer sent other bytes than a `T`. The message is consumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a message of {len} bytes is not a {type_name} ({expected} bytes): {problem}")]
+pub struct InvalidValue {
+    /// The type asked for (`std::any::type_name`).
+    pub type_name: &'static str,
+    /// Length of the message received.
+    pub len: usize,
+    /// Length of the type (`size_of`).
+    pub expected: usize,
+    /// What is wrong with it.
+    pub problem: ValueProblem,
+}
+
+/// What makes a message not a valid value ([`InvalidValue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValueProblem {
+    /// Its length is not the type's.
+    #[error("wrong length")]
+    WrongLength,
+    /// Its bytes are not a valid value: a bit pattern the type refuses (an enum
+    /// discriminant it does not have, a `bool` that is not 0 or 1, a failed
+    /// `#[zerocopy(validate)]`-style check of the type's own).
+    #[error("invalid bit pattern")]
+    InvalidBitPattern,
+    /// Read in place, its bytes are not on the type's alignment.
+    #[error("not aligned to {align} bytes")]
+    Misaligned {
+        /// The type's alignment.
+        align: usize,
+    },
 }
 
 /// A system call that failed during an operation (a liveness probe, a socket or
@@ -79,6 +116,94 @@ impl PartialEq for IoFailure {
 }
 
 impl Eq for IoFailure {}
+
+/// Why a value could not be encoded (the `serde` feature's `send_serialized`
+/// family): the type's `Serialize` asked for what postcard cannot write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeFailure {
+    /// A sequence or map that does not know its length before its first item
+    /// (postcard writes the length first): a `Serialize` calling
+    /// `serialize_seq(None)`, such as one over an iterator.
+    #[error("a sequence or map of unknown length (postcard writes the length first)")]
+    SeqLengthUnknown,
+    /// The type's own `Serialize` returned an error (serde's `Error::custom`).
+    #[error("the type's Serialize failed")]
+    Custom,
+    /// Something postcard does not encode (`collect_str` of a `Display` type
+    /// without `alloc`, or a feature it never implements).
+    #[error("postcard cannot encode the type")]
+    Unsupported,
+    /// Any other postcard error (its error type may grow).
+    #[error("postcard failed to encode it")]
+    Other,
+}
+
+/// What was wrong with a message that is not the postcard encoding of the type
+/// asked for (the `serde` feature's `recv_deserialized` family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeFailure {
+    /// The message ended inside a value (a length or field past its end).
+    #[error("the message ended inside a value")]
+    UnexpectedEnd,
+    /// A variable-length integer longer than its type allows.
+    #[error("a variable-length integer longer than its type allows")]
+    BadVarint,
+    /// A `bool` byte other than 0 or 1.
+    #[error("a bool byte other than 0 or 1")]
+    BadBool,
+    /// A `char` that is not a Unicode scalar value.
+    #[error("a char that is not a Unicode scalar value")]
+    BadChar,
+    /// A string that is not UTF-8.
+    #[error("a string that is not UTF-8")]
+    BadUtf8,
+    /// An `Option` tag other than 0 or 1.
+    #[error("an Option tag other than 0 or 1")]
+    BadOption,
+    /// An enum tag postcard refuses (postcard 1.1 does not return it: an
+    /// unknown variant index is [`Custom`](Self::Custom)).
+    #[error("an enum tag postcard refuses")]
+    BadEnum,
+    /// Bytes postcard's encoding does not allow (postcard 1.1 does not return
+    /// it; kept for its later versions).
+    #[error("bytes the type's encoding does not allow")]
+    BadEncoding,
+    /// The type's `Deserialize` refused what it read (serde's `Error::custom`
+    /// and kin): an enum variant index the type does not have, a validating
+    /// impl, a `#[serde(try_from)]` that failed.
+    #[error("the type's Deserialize refused the value (an unknown enum variant, a failed check)")]
+    Custom,
+    /// The type needs a self-describing format (`deserialize_any`: internally
+    /// tagged or untagged enums, `#[serde(flatten)]`), which postcard is not.
+    #[error("the type needs a self-describing format, which postcard is not")]
+    Unsupported,
+    /// A whole value, then bytes left over: the peer sent another type, or more
+    /// than one value.
+    #[error("bytes left over after a whole value")]
+    TrailingBytes,
+    /// Any other postcard error (its error type may grow).
+    #[error("postcard failed to decode it")]
+    Other,
+}
+
+/// A received message that is not a valid encoding of the type asked for: a peer
+/// sending another type, another version of it, or garbage. The message was
+/// consumed; the next receive returns the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable message of {len} bytes: {failure}, at byte {position}")]
+pub struct DecodeError {
+    /// Length of the message.
+    pub len: usize,
+    /// Bytes read when decoding stopped: the fault is in the bytes just before
+    /// (for [`UnexpectedEnd`](DecodeFailure::UnexpectedEnd), `len` or where a
+    /// length that runs past the end was read; for
+    /// [`TrailingBytes`](DecodeFailure::TrailingBytes), where the value ended).
+    pub position: usize,
+    /// What was wrong.
+    pub failure: DecodeFailure,
+}
 
 /// The rare faults, split from a crate [`Error`] once for every operation type.
 enum Fault {
@@ -140,6 +265,23 @@ impl From<Box<FrameTooLong>> for Error {
     }
 }
 
+impl From<Box<InvalidValue>> for Error {
+    fn from(v: Box<InvalidValue>) -> Self {
+        let InvalidValue {
+            type_name,
+            len,
+            expected,
+            problem,
+        } = *v;
+        Error::InvalidValue {
+            type_name,
+            len,
+            expected,
+            problem,
+        }
+    }
+}
+
 impl From<Box<IoFailure>> for Error {
     fn from(io: Box<IoFailure>) -> Self {
         let IoFailure { op, what, source } = *io;
@@ -166,6 +308,20 @@ macro_rules! send_error {
                 /// Largest message the channel takes.
                 max: usize,
             },
+            /// A broadcast grant or in-place read on a topic whose policy is
+            /// not strict. Channels never return it.
+            #[error("writing or reading in place needs a strict topic; this one is {policy:?}")]
+            InPlaceNeedsStrict {
+                /// The topic's policy.
+                policy: Policy,
+            },
+            /// The value could not be encoded (only the `serde` feature's
+            /// `send_serialized` family returns it).
+            #[error("cannot encode the value: {failure}")]
+            Encode {
+                /// Why.
+                failure: EncodeFailure,
+            },
             /// The segment's shared state is invalid.
             #[error(transparent)]
             Corrupted(Box<SegmentCorrupted>),
@@ -188,6 +344,15 @@ macro_rules! recv_error {
             /// received.
             #[error("disconnected: the sender has gone")]
             Disconnected,
+            /// A broadcast subscriber fell behind: the publisher overwrote
+            /// `missed` messages it had not read (a lossy topic, or a gated one
+            /// that cut it off); the next call returns the oldest message still
+            /// held. Channels never return it.
+            #[error("lagged: {missed} messages overwritten unread")]
+            Lagged {
+                /// Messages skipped.
+                missed: u64,
+            },
             /// The buffer is shorter than the next message; nothing was consumed
             /// (where the transport can keep it: see its docs).
             #[error("buffer too small: message is {len} bytes, buffer {buffer}")]
@@ -200,6 +365,22 @@ macro_rules! recv_error {
             /// A stream peer sent a frame longer than this end's largest message.
             #[error(transparent)]
             FrameTooLong(Box<FrameTooLong>),
+            /// A typed receive got a message that is not a valid value of its
+            /// type (consumed). Byte receives never return it.
+            #[error(transparent)]
+            InvalidValue(Box<InvalidValue>),
+            /// A broadcast grant or in-place read on a topic whose policy is
+            /// not strict. Channels never return it.
+            #[error("writing or reading in place needs a strict topic; this one is {policy:?}")]
+            InPlaceNeedsStrict {
+                /// The topic's policy.
+                policy: Policy,
+            },
+            /// The message is not a valid encoding of the type asked for; it
+            /// was consumed (only the `serde` feature's `recv_deserialized`
+            /// family returns it).
+            #[error(transparent)]
+            Decode(Box<DecodeError>),
             /// The segment's shared state is invalid.
             #[error(transparent)]
             Corrupted(Box<SegmentCorrupted>),
@@ -279,6 +460,8 @@ macro_rules! map_send {
         match $e {
             $from::Disconnected => $to::Disconnected,
             $from::MessageTooLarge { len, max } => $to::MessageTooLarge { len, max },
+            $from::InPlaceNeedsStrict { policy } => $to::InPlaceNeedsStrict { policy },
+            $from::Encode { failure } => $to::Encode { failure },
             $from::Corrupted(c) => $to::Corrupted(c),
             $from::Io(io) => $to::Io(io),
             $($pat => $out,)*
@@ -291,8 +474,12 @@ macro_rules! map_recv {
     ($e:expr, $from:ident => $to:ident $(, $pat:pat => $out:expr)* $(,)?) => {
         match $e {
             $from::Disconnected => $to::Disconnected,
+            $from::Lagged { missed } => $to::Lagged { missed },
             $from::BufferTooSmall { len, buffer } => $to::BufferTooSmall { len, buffer },
+            $from::InPlaceNeedsStrict { policy } => $to::InPlaceNeedsStrict { policy },
             $from::FrameTooLong(f) => $to::FrameTooLong(f),
+            $from::Decode(d) => $to::Decode(d),
+            $from::InvalidValue(v) => $to::InvalidValue(v),
             $from::Corrupted(c) => $to::Corrupted(c),
             $from::Io(io) => $to::Io(io),
             $($pat => $out,)*
@@ -319,6 +506,8 @@ impl SendError {
         match e {
             Error::Disconnected { .. } => Self::Disconnected,
             Error::MessageTooLarge { len, max } => Self::MessageTooLarge { len, max },
+            Error::InPlaceNeedsStrict { policy } => Self::InPlaceNeedsStrict { policy },
+            Error::Encode { failure } => Self::Encode { failure },
             e => match Fault::from_error(e) {
                 Fault::Corrupted(c) => Self::Corrupted(c),
                 f => Self::Io(f.io_only()),
@@ -359,7 +548,29 @@ impl RecvError {
     fn from_error(e: Error) -> Self {
         match e {
             Error::Disconnected { .. } => Self::Disconnected,
+            Error::Lagged { missed } => Self::Lagged { missed },
             Error::BufferTooSmall { len, buffer } => Self::BufferTooSmall { len, buffer },
+            Error::InPlaceNeedsStrict { policy } => Self::InPlaceNeedsStrict { policy },
+            Error::Decode {
+                len,
+                position,
+                failure,
+            } => Self::Decode(Box::new(DecodeError {
+                len,
+                position,
+                failure,
+            })),
+            Error::InvalidValue {
+                type_name,
+                len,
+                expected,
+                problem,
+            } => Self::InvalidValue(Box::new(InvalidValue {
+                type_name,
+                len,
+                expected,
+                problem,
+            })),
             e => match Fault::from_error(e) {
                 Fault::Corrupted(c) => Self::Corrupted(c),
                 Fault::FrameTooLong(f) => Self::FrameTooLong(f),
@@ -383,6 +594,12 @@ impl TryRecvError {
             e => RecvError::from_error(e).into(),
         }
     }
+
+    /// The error as a blocking receive's, `None` for `Empty` (which a blocking
+    /// receive waits out).
+    pub(crate) fn into_recv(self) -> Option<RecvError> {
+        Some(map_recv!(self, TryRecvError => RecvError, TryRecvError::Empty => return None))
+    }
 }
 
 impl RecvTimeoutError {
@@ -400,6 +617,12 @@ impl From<SendError> for SendTimeoutError {
     }
 }
 
+impl From<SendError> for TrySendError {
+    fn from(e: SendError) -> Self {
+        map_send!(e, SendError => Self)
+    }
+}
+
 impl From<RecvError> for RecvTimeoutError {
     fn from(e: RecvError) -> Self {
         map_recv!(e, RecvError => Self)
@@ -412,6 +635,22 @@ impl From<RecvError> for TryRecvError {
     }
 }
 
+/// Each error to its namesake, for code that waits by itself (an async sender)
+/// and meets the crate's [`Error`] on the way (an arming); one a send cannot
+/// return (`Full`, `TimedOut`) becomes an I/O failure that keeps its message.
+impl From<Error> for SendError {
+    fn from(e: Error) -> Self {
+        SendError::from_error(e)
+    }
+}
+
+/// As `From<Error> for SendError`, for receives (`Empty` is not one).
+impl From<Error> for RecvError {
+    fn from(e: Error) -> Self {
+        RecvError::from_error(e)
+    }
+}
+
 impl From<SendError> for Error {
     fn from(e: SendError) -> Self {
         match e {
@@ -419,6 +658,8 @@ impl From<SendError> for Error {
                 peer: Role::Receiver,
             },
             SendError::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
+            SendError::InPlaceNeedsStrict { policy } => Error::InPlaceNeedsStrict { policy },
+            SendError::Encode { failure } => Error::Encode { failure },
             SendError::Corrupted(c) => c.into(),
             SendError::Io(io) => io.into(),
         }
@@ -445,8 +686,23 @@ impl From<RecvError> for Error {
     fn from(e: RecvError) -> Self {
         match e {
             RecvError::Disconnected => Error::Disconnected { peer: Role::Sender },
+            RecvError::Lagged { missed } => Error::Lagged { missed },
             RecvError::BufferTooSmall { len, buffer } => Error::BufferTooSmall { len, buffer },
+            RecvError::InPlaceNeedsStrict { policy } => Error::InPlaceNeedsStrict { policy },
             RecvError::FrameTooLong(f) => f.into(),
+            RecvError::Decode(d) => {
+                let DecodeError {
+                    len,
+                    position,
+                    failure,
+                } = *d;
+                Error::Decode {
+                    len,
+                    position,
+                    failure,
+                }
+            }
+            RecvError::InvalidValue(v) => v.into(),
             RecvError::Corrupted(c) => c.into(),
             RecvError::Io(io) => io.into(),
         }
@@ -552,6 +808,30 @@ mod tests {
         ));
         let e: Error = RecvTimeoutError::Disconnected.into();
         assert!(matches!(e, Error::Disconnected { peer: Role::Sender }));
+        // A typed receive's invalid value keeps its type, lengths and problem.
+        let invalid = InvalidValue {
+            type_name: "u64",
+            len: 3,
+            expected: 8,
+            problem: ValueProblem::WrongLength,
+        };
+        let e: Error = TryRecvError::InvalidValue(Box::new(invalid.clone())).into();
+        assert!(matches!(
+            e,
+            Error::InvalidValue {
+                len: 3,
+                expected: 8,
+                ..
+            }
+        ));
+        assert_eq!(
+            RecvTimeoutError::from_error(e),
+            RecvTimeoutError::InvalidValue(Box::new(invalid.clone()))
+        );
+        assert_eq!(
+            invalid.to_string(),
+            "a message of 3 bytes is not a u64 (8 bytes): wrong length"
+        );
     }
 
     /// Into the crate's error and back: the same variant, the role filled in.

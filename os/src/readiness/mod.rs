@@ -26,7 +26,11 @@
 //! ([`watcher`]): it sees a doorbell hang up and wakes the parked calls, which
 //! probe the liveness lock (the lock decides `Disconnected`, never the hang-up).
 
+pub(crate) mod objects;
+mod traits;
 pub(crate) mod watcher;
+
+pub use traits::{ConditionReadiness, Interest, ReceiveReadiness, SendReadiness};
 
 use std::fmt;
 use std::io;
@@ -305,6 +309,104 @@ impl BellSource {
     }
 }
 
+/// The most per-subscriber doorbells a broadcast table can have (its most slots).
+pub(crate) const MAX_SLOT_BELLS: usize = shmring_core::broadcast::layout::MAX_SUBSCRIBERS;
+
+/// The data FIFO of broadcast subscriber slot `slot`, beside the table's data
+/// FIFO at `data`: `<data>.<slot>` (`/dev/shm/shmring-bell.<name>.subs.data.3`).
+pub(crate) fn slot_bell_path(data: &Path, slot: usize) -> PathBuf {
+    let mut path = data.as_os_str().to_owned();
+    path.push(format!(".{slot}"));
+    PathBuf::from(path)
+}
+
+impl BellSource {
+    /// A broadcast topic's per-subscriber doorbells, beside its table (whose
+    /// bells these are): makes the data FIFO of each of `slots` slots, mode
+    /// `mode`, as [`BellSource::Fifos`] are made. The reason, if they cannot be
+    /// (the topic's endpoints are then polled).
+    pub(crate) fn make_slot_bells(&self, slots: usize, mode: u32) -> Result<(), String> {
+        let data = match self {
+            BellSource::Fifos { data, .. } => data,
+            BellSource::Pipes { .. } => {
+                return Err("a memfd topic has no per-subscriber doorbells".to_owned());
+            }
+            BellSource::Unavailable { reason } => return Err(reason.clone()),
+        };
+        for slot in 0..slots {
+            let path = slot_bell_path(data, slot);
+            crate::segment::names::make_fifo(&path, mode)
+                .map_err(|e| format!("mkfifo {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The bells of broadcast subscriber slot `slot`, for a topic whose table has
+    /// these bells: its own data FIFO (one waiter each: a ring is never taken by
+    /// another subscriber), and the table's space FIFO, shared (one waiter: the
+    /// publisher). Anything but FIFOs is [`BellSource::Unavailable`]: a memfd
+    /// topic's endpoints are polled.
+    pub(crate) fn for_slot(&self, slot: usize) -> BellSource {
+        match self {
+            BellSource::Fifos {
+                data,
+                space,
+                owner,
+                allowed_mode,
+            } => BellSource::Fifos {
+                data: slot_bell_path(data, slot),
+                space: space.clone(),
+                owner: *owner,
+                allowed_mode: *allowed_mode,
+            },
+            BellSource::Pipes { .. } => BellSource::Unavailable {
+                reason: "a memfd topic has no per-subscriber doorbells".to_owned(),
+            },
+            BellSource::Unavailable { reason } => BellSource::Unavailable {
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// A broadcast publisher's doorbells, for a topic whose table has these
+    /// bells: the table's space FIFO, waited on (its one waiter: the
+    /// publisher; every subscriber rings it, [`for_slot`](Self::for_slot)),
+    /// and no ringer (it rings each subscriber's own FIFO). Anything but FIFOs
+    /// is polled, as a memfd topic's subscribers are.
+    ///
+    /// # Errors
+    /// Only if the process cannot make even the private pipe.
+    pub(crate) fn publisher_bells(&self) -> io::Result<Bells> {
+        let doorbell = match self {
+            BellSource::Fifos {
+                space,
+                owner,
+                allowed_mode,
+                ..
+            } => open_checked(space, FifoEnd::Waiter, *owner, *allowed_mode),
+            BellSource::Pipes { .. } => Err("a memfd topic has no publisher doorbell".to_owned()),
+            BellSource::Unavailable { reason } => Err(reason.clone()),
+        };
+        Bells::from_parts(doorbell, None)
+    }
+
+    /// A ringer's end of FIFO bell `which`, opened and checked; `None` where it
+    /// cannot be (its waiters then fall back to the watcher's tick).
+    pub(crate) fn open_ringer(&self, which: Bell) -> Option<OwnedFd> {
+        let BellSource::Fifos {
+            data,
+            space,
+            owner,
+            allowed_mode,
+        } = self
+        else {
+            return None;
+        };
+        let path = if which == Bell::Data { data } else { space };
+        open_checked(path, FifoEnd::Ringer, *owner, *allowed_mode).ok()
+    }
+}
+
 /// Opens the FIFO at `path` as `end` and checks it like a segment: owner
 /// `owner`, no permission bit outside `allowed_mode`. The reason, if not.
 fn open_checked(
@@ -415,6 +517,14 @@ impl Bells {
     /// store and wake (`crate::blocking::ParkFutex`).
     pub(crate) fn gone_hint(&self) -> bool {
         self.hung_up.load(Ordering::SeqCst) || self.found_gone.load(Ordering::SeqCst)
+    }
+
+    /// Takes the watcher's "found gone" hint (clears it): for a waiter whose
+    /// peer changes (a broadcast publisher's holder), so that the watcher's
+    /// next finding rings the doorbell again once the last one was acted on.
+    pub(crate) fn take_found_gone(&self) -> bool {
+        // SeqCst: as `gone_hint`.
+        self.found_gone.swap(false, Ordering::SeqCst)
     }
 
     /// Registers the endpoint with the process's watcher, once: from then on a

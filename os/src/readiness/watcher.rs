@@ -257,13 +257,8 @@ fn run(shared: &Shared) {
             // Relaxed: hints; a tick looks again.
             e.armed.load(Ordering::Relaxed) || e.target.hung_up.load(Ordering::Relaxed)
         });
-        let timeout = if ticking {
-            let next = (last_tick + LIVENESS_INTERVAL).saturating_duration_since(Instant::now());
-            i32::try_from(next.as_millis()).unwrap_or(i32::MAX)
-        } else {
-            -1
-        };
-        if bell::epoll_wait(shared.epoll.as_fd(), timeout, &mut events).is_err() {
+        let until = ticking.then(|| last_tick + LIVENESS_INTERVAL);
+        if bell::epoll_wait(shared.epoll.as_fd(), until, &mut events).is_err() {
             // Cannot watch: endpoints keep their own periodic probes.
             std::thread::sleep(LIVENESS_INTERVAL);
             continue;
@@ -329,10 +324,10 @@ fn tick(shared: &Shared) {
             bell::ring(writer.as_fd());
             continue;
         }
-        if target.hung_up.load(Ordering::Relaxed) {
-            // The hang-up made it readable already.
-            continue;
-        }
+        // A hung-up doorbell is readable already, but an edge-triggered loop
+        // (an async reactor) saw that once: if its arming then found the peer's
+        // lock still held (a dying process closes its descriptors one by one),
+        // only a new ring wakes it. So the probe below runs for it too.
         if target.probe.arming_consumed.as_ref().is_some_and(|f| f()) {
             let _ = bell::ring_own(target.doorbell.as_fd());
         }

@@ -16,7 +16,7 @@ use crate::sys::lock::{self, PRESENCE_LOCK};
 
 use crate::readiness::BellSource;
 
-use super::names::{Named, is_ours, remove_bells, remove_if_ours};
+use super::names::{Named, is_ours, remove_with_bells_if_ours};
 use super::open::euid;
 use super::{Contents, Init, MAX_RACES, Segment, SegmentOptions, map};
 
@@ -62,7 +62,7 @@ pub(super) fn create_named<C: Contents>(
             size,
             options.mode,
             options.prefault,
-            false,
+            Seal::No,
             init,
         ) {
             Ok((map, region)) => Ok(Segment {
@@ -74,9 +74,7 @@ pub(super) fn create_named<C: Contents>(
                 bells: bells.into(),
             }),
             Err(e) => {
-                if remove_if_ours(&named, &file).is_ok() {
-                    remove_bells(&named);
-                }
+                let _ = remove_with_bells_if_ours(&named, &file);
                 Err(e)
             }
         };
@@ -102,8 +100,7 @@ fn remove_if_dead(named: &Named) -> Result<()> {
     }
     // Holding the exclusive lock, nobody can start using the file (they re-check
     // the name after taking their shared lock, and would fail to take it now).
-    remove_if_ours(named, &file).map_err(|e| Error::io(named.unlink_op(), what, e))?;
-    remove_bells(named);
+    remove_with_bells_if_ours(named, &file).map_err(|e| Error::io(named.unlink_op(), what, e))?;
     drop(file);
     Ok(())
 }
@@ -128,8 +125,13 @@ pub(super) fn create_memfd<C: Contents>(
     // Only holders of the descriptor reach a memfd: its mode only matters to the
     // reopen through /proc/self/fd that every endpoint makes for its own lock, and
     // must not refuse a holder of another uid.
+    let seal = if options.read_only {
+        Seal::ResizeThenWrites
+    } else {
+        Seal::Resize
+    };
     let (map, region) =
-        finish_create_with(&file, &what, size, 0o666, options.prefault, true, init)?;
+        finish_create_with(&file, &what, size, 0o666, options.prefault, seal, init)?;
     let bells = if C::DOORBELLS {
         BellSource::new_pipes()
     } else {
@@ -158,6 +160,7 @@ pub(super) fn finish_create(
     seal: bool,
 ) -> Result<(MmapRaw, RawRegion)> {
     let init = |map: &MmapRaw, what: &str| init_ring(map, what, capacity, options);
+    let seal = if seal { Seal::Resize } else { Seal::No };
     finish_create_with(
         file,
         what,
@@ -169,6 +172,19 @@ pub(super) fn finish_create(
     )
 }
 
+/// How a created memfd is sealed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seal {
+    /// Not at all (a named segment or a file).
+    No,
+    /// Against resizing, before it is mapped ([`crate::sys::memfd::SEALED`]).
+    Resize,
+    /// Against resizing before it is mapped, and against every later writable
+    /// mapping or write (`F_SEAL_FUTURE_WRITE`) once its creator has mapped and
+    /// initialised it: a write-once segment (`SegmentOptions::read_only`).
+    ResizeThenWrites,
+}
+
 /// Sets the permission bits to `mode`, reserves `size` bytes, seals a memfd, maps
 /// (with `MAP_POPULATE` if `prefault`) and initialises with `init`.
 fn finish_create_with<C>(
@@ -177,23 +193,31 @@ fn finish_create_with<C>(
     size: usize,
     mode: u32,
     prefault: bool,
-    seal: bool,
+    seal: Seal,
     init: Init<'_, C>,
 ) -> Result<(MmapRaw, C)> {
     file.set_permissions(Permissions::from_mode(mode & 0o777))
         .map_err(|e| Error::io("fchmod", what, e))?;
     allocate(file, size, what)?;
-    if seal {
-        crate::sys::memfd::seal(file.as_fd()).map_err(|e| Error::io("F_ADD_SEALS", what, e))?;
-    }
-    let map = map(file, size, prefault, what)?;
+    let sealed = match seal {
+        Seal::No => Ok(()),
+        Seal::Resize => crate::sys::memfd::seal(file.as_fd()),
+        Seal::ResizeThenWrites => crate::sys::memfd::seal_resize(file.as_fd()),
+    };
+    sealed.map_err(|e| Error::io("F_ADD_SEALS", what, e))?;
+    let map = map(file, size, prefault, false, what)?;
     let contents = init(&map, what)?;
+    if seal == Seal::ResizeThenWrites {
+        // Our mapping stays writable; every later one (and `write`) is refused.
+        crate::sys::memfd::seal_future_writes(file.as_fd())
+            .map_err(|e| Error::io("F_ADD_SEALS", what, e))?;
+    }
     Ok((map, contents))
 }
 
 /// The header flags a ring created with `options` carries: the asymmetric fence
 /// pair if asked for and this process could register for `membarrier`.
-fn fence_flags(options: &SegmentOptions) -> u32 {
+pub(crate) fn fence_flags(options: &SegmentOptions) -> u32 {
     if options.asymmetric_fences && crate::futex::register_membarrier() {
         shmring_core::FLAG_ASYMMETRIC_FENCES
     } else {

@@ -11,7 +11,7 @@
 //! opened, so nobody keeps using a file a reclaimer has just unlinked.
 //!
 //! The rooms: `names` (name rules, `/dev/shm` paths, `shm_open`), `create`, `open`
-//! (with the trust checks), `list` ([`list_segments`]); here, the [`Segment`] type,
+//! (with the trust checks), `list` ([`list_objects`], [`inspect`], [`clean`]); here, the [`Segment`] type,
 //! its mapping and the [`SegmentOptions`] it is created and opened with.
 
 mod claim;
@@ -33,17 +33,27 @@ use shmring_core::{
     RawMpmcRegion, RawRegion, segment_layout,
 };
 
+use shmring_core::state::header::{MAX_STATE_SLOTS, MAX_STATE_VALUE_SIZE, STATE_SLOT_SIZE};
+use shmring_core::state::mutex::{MUTEX_TABLE_OFFSET, RawMutexRegion};
+use shmring_core::state::value::{RawValueRegion, VALUE_OFFSET};
+
 use crate::blocking::WaitStrategy;
 use crate::error::{Error, Result};
 use crate::readiness::{BellSource, Bells};
 use crate::sys::lock;
 
-pub(crate) use claim::{lock_offset, owner_word};
+pub(crate) use claim::{EntryLocks, lock_offset, owner_word, write_pid};
+pub(crate) use create::fence_flags;
 use create::{create_memfd, create_named, init_mpmc, init_ring};
-pub use list::{SegmentKind, SegmentState, SegmentStatus, list_segments};
-use names::{Named, remove_if_ours};
-pub(crate) use open::is_trusted;
+pub use list::{
+    ChannelState, CleanOutcome, CleanReport, EventState, Fill, FillUnit, Holder, KeptReason,
+    MpmcEndpoint, MpmcRole, MpmcState, MutexSlotStatus, MutexState, ObjectError, ObjectFile,
+    ObjectKind, ObjectState, ObjectStatus, Progress, SemaphoreState, SubscriberStatus, TopicState,
+    ValueState, clean, clean_stale, inspect, list_objects,
+};
+use names::Named;
 use open::{check_seals, check_size, describe_fd, open_named, own_description};
+pub(crate) use open::{is_trusted, peek_kind};
 
 /// How often a create or open starts again after losing a race with a reclaimer (the
 /// name was unlinked or replaced between two system calls).
@@ -92,6 +102,12 @@ pub struct SegmentOptions {
     pub(crate) asymmetric_fences: bool,
     /// How a ring's endpoints wait.
     pub(crate) wait: WaitStrategy,
+    /// Write-once segments (a broadcast topic's data segment): an opener maps it
+    /// read-only (`open_named` opens the file read-only), and a created memfd is
+    /// sealed with `F_SEAL_FUTURE_WRITE` once its creator has mapped it writable,
+    /// so no other holder of the descriptor can write it. Set by the kind, not a
+    /// builder setter.
+    pub(crate) read_only: bool,
 }
 
 impl Default for SegmentOptions {
@@ -113,6 +129,7 @@ impl SegmentOptions {
             prefault: false,
             asymmetric_fences: true,
             wait: WaitStrategy::default(),
+            read_only: false,
         }
     }
 
@@ -253,6 +270,37 @@ pub(super) fn mpmc_header_error(e: MpmcLayoutError) -> LayoutError {
             expected: MAX_MPMC_SEGMENT,
         },
         MpmcLayoutError::Segment(e) => e,
+    }
+}
+
+impl Contents for RawValueRegion {
+    const MIN_SIZE: u64 = VALUE_OFFSET as u64 + 8;
+    const MAX_SIZE: u64 = VALUE_OFFSET as u64 + MAX_STATE_VALUE_SIZE as u64;
+
+    unsafe fn attach(map: &MmapRaw) -> std::result::Result<Self, LayoutError> {
+        // SAFETY: the caller's contract: a shared mapping of `map.len()` bytes that
+        // outlives the region, touched by this process only through shmring handles.
+        unsafe { RawValueRegion::attach(map.as_mut_ptr(), map.len()) }
+    }
+
+    fn summary(&self) -> (&'static str, u64) {
+        ("value_size", self.info().geometry.value_size() as u64)
+    }
+}
+
+impl Contents for RawMutexRegion {
+    const MIN_SIZE: u64 = (MUTEX_TABLE_OFFSET + STATE_SLOT_SIZE + 8) as u64;
+    const MAX_SIZE: u64 = (MUTEX_TABLE_OFFSET + STATE_SLOT_SIZE * MAX_STATE_SLOTS as usize) as u64
+        + MAX_STATE_VALUE_SIZE as u64;
+
+    unsafe fn attach(map: &MmapRaw) -> std::result::Result<Self, LayoutError> {
+        // SAFETY: the caller's contract: a shared mapping of `map.len()` bytes that
+        // outlives the region, touched by this process only through shmring handles.
+        unsafe { RawMutexRegion::attach(map.as_mut_ptr(), map.len()) }
+    }
+
+    fn summary(&self) -> (&'static str, u64) {
+        ("value_size", self.info().geometry.value_size() as u64)
     }
 }
 
@@ -434,7 +482,8 @@ impl<C: Contents> Segment<C> {
         let len = check_size::<C>(&meta, &what)?;
         check_seals(&given, &what, is_memfd)?;
         let file = own_description(given, &what)?;
-        let (map, region) = map_and_attach::<C>(&file, len, options.prefault, &what)?;
+        let (map, region) =
+            map_and_attach::<C>(&file, len, options.prefault, options.read_only, &what)?;
         let region = region.map_err(|e| Error::layout(&what, e))?;
         Ok(Segment {
             region,
@@ -545,12 +594,11 @@ impl<C: Contents> Segment<C> {
 impl<C> Drop for Segment<C> {
     /// Removes the name if this handle created the segment with `unlink_on_drop`,
     /// and only if the name still refers to this segment's file (never a newer
-    /// segment of the same name made by a reclaimer). Errors are ignored.
+    /// segment of the same name made by a reclaimer), with its doorbells (before
+    /// the name, while no creator can reuse it). Errors are ignored.
     fn drop(&mut self) {
         if let Some(named) = self.unlink.take() {
-            if remove_if_ours(&named, &self.file).is_ok() {
-                names::remove_bells(&named);
-            }
+            let _ = names::remove_with_bells_if_ours(&named, &self.file);
         }
     }
 }
@@ -562,9 +610,10 @@ fn map_and_attach<C: Contents>(
     file: &File,
     len: usize,
     prefault: bool,
+    read_only: bool,
     what: &str,
 ) -> Result<(MmapRaw, std::result::Result<C, LayoutError>)> {
-    let map = map(file, len, prefault, what)?;
+    let map = map(file, len, prefault, read_only, what)?;
     // SAFETY: `map` is a fresh shared read-write mapping of `map.len()` bytes,
     // returned with the contents to the caller, which keeps them together in the
     // Segment it makes: the mapping outlives the contents (the crate keeps clones
@@ -574,15 +623,20 @@ fn map_and_attach<C: Contents>(
     Ok((map, contents))
 }
 
-fn map(file: &File, len: usize, prefault: bool, what: &str) -> Result<MmapRaw> {
+/// Maps `len` bytes of `file` shared, read-write, or with `read_only` only
+/// readable (`PROT_READ`: a write through it faults).
+fn map(file: &File, len: usize, prefault: bool, read_only: bool, what: &str) -> Result<MmapRaw> {
     let mut options = MmapOptions::new();
     options.len(len);
     if prefault {
         options.populate();
     }
-    options
-        .map_raw(file)
-        .map_err(|e| Error::io("mmap", what, e))
+    if read_only {
+        options.map_raw_read_only(file)
+    } else {
+        options.map_raw(file)
+    }
+    .map_err(|e| Error::io("mmap", what, e))
 }
 
 #[cfg(test)]
@@ -1103,16 +1157,20 @@ mod tests {
         let bad = unique("list-bad");
         leftover_shm(&bad, 100);
 
-        let list = list_segments().unwrap();
+        let list = list_objects().unwrap();
         let entry = list.iter().find(|s| s.name == name).expect("listed");
         assert_eq!(entry.size, (DATA_OFFSET + 8192) as u64);
         assert_eq!(entry.owner_uid, euid());
         assert_eq!(entry.mode, 0o600);
-        let state = entry.state.clone().unwrap();
-        assert_eq!(state.capacity, 8192);
+        assert_eq!(entry.kind, Some(ObjectKind::Channel));
+        assert_eq!(entry.files[0].handles_alive, Some(true));
+        assert!(!entry.stale);
+        let Ok(ObjectState::Channel(state)) = entry.state.clone() else {
+            panic!("a channel: {:?}", entry.state)
+        };
+        assert_eq!(state.header.capacity, 8192);
         assert!(state.used >= 100);
-        assert!(state.handles_alive);
-        assert!(!state.sender_alive && !state.receiver_alive);
+        assert!(!state.sender.live && !state.receiver.live);
 
         let entry = list.iter().find(|s| s.name == bad).expect("listed");
         assert!(entry.state.is_err());

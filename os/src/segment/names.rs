@@ -112,6 +112,26 @@ impl Named {
         }
     }
 
+    /// Opens it read-only, close-on-exec (a write-once segment's opener).
+    pub(super) fn open_ro(&self) -> io::Result<File> {
+        match self {
+            Named::Shm { path, .. } => shm_open(path, OFlags::RDONLY, 0),
+            Named::File { path, .. } => OpenOptions::new().read(true).open(path),
+        }
+    }
+
+    /// Opens it read-only, non-blocking (a FIFO put under the name does not block
+    /// the call) and close-on-exec: to read its first words for an error.
+    pub(super) fn open_peek(&self) -> io::Result<File> {
+        match self {
+            Named::Shm { path, .. } => shm_open(path, OFlags::RDONLY | OFlags::NONBLOCK, 0),
+            Named::File { path, .. } => OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path),
+        }
+    }
+
     /// The device and inode the name refers to now; `None` if it is gone. A shm
     /// object's name is not followed if it is a symbolic link (`shm_open` uses
     /// `O_NOFOLLOW`); a file's path is (as `open` follows it).
@@ -164,20 +184,7 @@ impl Named {
     pub(super) fn make_bells(&self, mode: u32, owner: u32) -> BellSource {
         for bell in [Bell::Data, Bell::Space] {
             let path = self.bell_path(bell);
-            let made = crate::sys::bell::mkfifo(&path, 0o600).or_else(|e| {
-                if e.kind() != io::ErrorKind::AlreadyExists {
-                    return Err(e);
-                }
-                std::fs::remove_file(&path)?;
-                crate::sys::bell::mkfifo(&path, 0o600)
-            });
-            // The mode through a descriptor of the FIFO just made (never a path
-            // that could be swapped in between).
-            let chmod = made.and_then(|()| {
-                let (fd, _, _) = crate::sys::bell::open_fifo(&path, FifoEnd::Waiter)?;
-                crate::sys::bell::chmod(std::os::fd::AsFd::as_fd(&fd), mode & 0o777)
-            });
-            if let Err(e) = chmod {
+            if let Err(e) = make_fifo(&path, mode) {
                 remove_bells(self);
                 return BellSource::Unavailable {
                     reason: format!("mkfifo {}: {e}", path.display()),
@@ -262,10 +269,52 @@ pub(super) fn remove_if_ours(named: &Named, file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes `named` and its doorbells if the name still refers to `file`, the
+/// doorbells first: while the name is ours (and our presence lock keeps
+/// reclaimers off it), no creator can make a segment of that name, so the
+/// doorbells removed are this segment's, never those of a newer segment of the
+/// same name made once the name is gone.
+pub(super) fn remove_with_bells_if_ours(named: &Named, file: &File) -> io::Result<()> {
+    if is_ours(named, file)? {
+        remove_bells(named);
+        match named.unlink() {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Makes a doorbell FIFO at `path` with permission bits `mode`, replacing a
+/// leftover of a segment of the same name that is gone (its creator holds the
+/// name now, so nobody else uses it).
+pub(crate) fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
+    crate::sys::bell::mkfifo(path, 0o600).or_else(|e| {
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+        std::fs::remove_file(path)?;
+        crate::sys::bell::mkfifo(path, 0o600)
+    })?;
+    // The mode through a descriptor of the FIFO just made (never a path that
+    // could be swapped in between).
+    let (fd, _, _) = crate::sys::bell::open_fifo(path, FifoEnd::Waiter)?;
+    crate::sys::bell::chmod(std::os::fd::AsFd::as_fd(&fd), mode & 0o777)
+}
+
 /// Removes the doorbell FIFOs beside `named` (errors ignored: they may never
-/// have been made).
+/// have been made), and a broadcast table's per-subscriber data FIFOs
+/// (`crate::readiness::slot_bell_path`), slot 0 upwards until one is missing.
 pub(super) fn remove_bells(named: &Named) {
     for bell in [Bell::Data, Bell::Space] {
         let _ = std::fs::remove_file(named.bell_path(bell));
+    }
+    let data = named.bell_path(Bell::Data);
+    for slot in 0..crate::readiness::MAX_SLOT_BELLS {
+        if std::fs::remove_file(crate::readiness::slot_bell_path(&data, slot))
+            .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        {
+            break;
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,24 @@ const INIT_WAIT: Duration = Duration::from_secs(2);
 const INIT_GRACE: Duration = Duration::from_millis(20);
 /// Pause between two attempts.
 const RETRY_PAUSE: Duration = Duration::from_millis(1);
+
+/// The kind word of the segment at `options`' name, if its file is a regular
+/// file that starts with shmring's magic: to say what a segment of the wrong
+/// size for its opener is (an event where a channel was asked for). The 16
+/// bytes are read once and used for an error only. `None` for a memfd, a name
+/// that cannot be opened or read, or a file without the magic.
+pub(crate) fn peek_kind(options: &SegmentOptions) -> Option<u32> {
+    let named = Named::new(&options.backing).ok()??;
+    let file = named.open_peek().ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut head = [0u8; 16];
+    file.read_exact_at(&mut head, 0).ok()?;
+    let magic = u64::from_ne_bytes(head[..8].try_into().ok()?);
+    let kind = u32::from_ne_bytes(head[12..].try_into().ok()?);
+    (magic == shmring_core::layout::MAGIC).then_some(kind)
+}
 
 /// Takes ownership of the descriptor whose number a parent put in the
 /// environment variable `var` (`pass_to` on a channel), and of the doorbells'
@@ -151,9 +169,12 @@ pub(super) fn open_named<C: Contents>(
 
 fn open_attempt<C: Contents>(named: &Named, options: &SegmentOptions) -> Result<Attempt<C>> {
     let what = named.what();
-    let file = named
-        .open_rw()
-        .map_err(|e| Error::io(named.open_op(), what, e))?;
+    let file = if options.read_only {
+        named.open_ro()
+    } else {
+        named.open_rw()
+    }
+    .map_err(|e| Error::io(named.open_op(), what, e))?;
     let gone = || Error::NotFound {
         what: what.to_owned(),
     };
@@ -180,7 +201,7 @@ fn open_attempt<C: Contents>(named: &Named, options: &SegmentOptions) -> Result<
     }
     let len = check_size::<C>(&meta, what)?;
     // `len` is the size validated above.
-    let (map, region) = map_and_attach::<C>(&file, len, options.prefault, what)?;
+    let (map, region) = map_and_attach::<C>(&file, len, options.prefault, options.read_only, what)?;
     let region = match region {
         Ok(region) => region,
         Err(LayoutError::Uninitialized) => {

@@ -65,6 +65,22 @@ pub(crate) fn open_fifo(path: &Path, end: FifoEnd) -> io::Result<(OwnedFd, u32, 
     Ok((fd, meta.uid(), meta.mode() & 0o7777))
 }
 
+/// Whether some process has the FIFO at `path` open for reading: every waiter
+/// (read-only) and every ringer (read-write) of a doorbell does. Tried by
+/// opening it write-only and non-blocking (`O_NOFOLLOW`, `O_NOCTTY`), which fails
+/// with `ENXIO`, changing nothing, exactly when no reader has it open; otherwise
+/// the descriptor is closed at once, which a waiter with no ringer sees as one
+/// hang-up (to a doorbell's waiter, a "look again"). `ENXIO` also comes from a
+/// socket, and a regular file opens: the caller checks the file's type.
+pub(crate) fn fifo_has_reader(path: &Path) -> io::Result<bool> {
+    let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::NOCTTY;
+    match rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(_) => Ok(true),
+        Err(Errno::NXIO) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `FileType::is_fifo` under a name that says what it checks.
 trait FifoKind {
     fn is_fifo_kind(&self) -> bool;
@@ -156,14 +172,16 @@ pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
     Ok(epoll::create(epoll::CreateFlags::CLOEXEC)?)
 }
 
-/// What the watcher's `epoll` instance watches a descriptor for.
+/// What an `epoll` instance watches a descriptor for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Watch {
     /// A hang-up (or an error), reported once; [`epoll_watch`] with `again`
     /// watches it once more.
     HangUpOnce,
-    /// Readability, level-triggered (the watcher's own wake-up).
+    /// Readability, level-triggered (the watcher's own wake-up, a `Select`).
     Readable,
+    /// Writability, level-triggered (a `Select` waiting for a transport's room).
+    Writable,
 }
 
 /// Watches `fd` under `token` for `what`; `again`: `fd` is watched already
@@ -178,6 +196,7 @@ pub(crate) fn epoll_watch(
     let flags = match what {
         Watch::HangUpOnce => epoll::EventFlags::ONESHOT,
         Watch::Readable => epoll::EventFlags::IN,
+        Watch::Writable => epoll::EventFlags::OUT,
     };
     let data = epoll::EventData::new_u64(token);
     if again {
@@ -193,19 +212,16 @@ pub(crate) fn epoll_forget(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) {
     let _ = epoll::delete(epoll, fd);
 }
 
-/// Waits up to `timeout_ms` (`-1`: as long as it takes) for events; returns the
-/// tokens reported, with whether each was a hang-up or an error.
+/// Waits until `deadline` at most (`None`: as long as it takes) for events;
+/// returns the tokens reported, with whether each was a hang-up or an error.
 pub(crate) fn epoll_wait(
     epoll: BorrowedFd<'_>,
-    timeout_ms: i32,
+    deadline: Option<std::time::Instant>,
     out: &mut Vec<(u64, bool)>,
 ) -> io::Result<()> {
     out.clear();
     let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
-    let timeout = (timeout_ms >= 0).then(|| rustix::time::Timespec {
-        tv_sec: i64::from(timeout_ms / 1000),
-        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
-    });
+    let timeout = super::poll::poll_timeout(deadline);
     super::count::one();
     match epoll::wait(
         epoll,

@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 /// Every handle on a named segment holds a shared lock here while it lives; a
 /// reclaimer takes it exclusively, which succeeds only when no handle is alive.
@@ -96,4 +96,30 @@ pub(crate) fn is_locked(fd: BorrowedFd<'_>, offset: u64) -> io::Result<bool> {
 /// that took an entry's lock and then could not register there).
 pub(crate) fn unlock(fd: BorrowedFd<'_>, offset: u64) -> io::Result<()> {
     ofd_fcntl(fd, false, &mut flock(libc::F_UNLCK, offset))
+}
+
+/// A lock this process took on the byte at `offset` through a description of its
+/// own, released explicitly when dropped, before the description closes. Closing
+/// alone releases an OFD lock only when the last descriptor of the description
+/// goes: a child forked meanwhile holds a copy, and would keep the lock (and the
+/// holder "alive") for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct HeldLock {
+    file: File,
+    offset: u64,
+}
+
+impl HeldLock {
+    /// The lock on `offset` that `file`'s description holds.
+    pub(crate) fn new(file: File, offset: u64) -> Self {
+        Self { file, offset }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        // Nothing to do on failure: the description's close still releases it
+        // once no forked copy is left.
+        let _ = unlock(self.file.as_fd(), self.offset);
+    }
 }

@@ -24,6 +24,25 @@ pub(crate) fn seal(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::fs::fcntl_add_seals(fd, SEALED)?)
 }
 
+/// Seals a memfd against shrinking and growing only, leaving it open to
+/// [`seal_future_writes`].
+pub(crate) fn seal_resize(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::fcntl_add_seals(
+        fd,
+        SealFlags::SHRINK.union(SealFlags::GROW),
+    )?)
+}
+
+/// Seals a memfd against every later write and writable shared mapping
+/// (`F_SEAL_FUTURE_WRITE`, Linux 5.1; mappings made before stay writable) and
+/// against further seals.
+pub(crate) fn seal_future_writes(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::fcntl_add_seals(
+        fd,
+        SealFlags::FUTURE_WRITE.union(SealFlags::SEAL),
+    )?)
+}
+
 /// The seals of `fd` (`EINVAL` for a file that cannot be sealed).
 pub(crate) fn seals(fd: BorrowedFd<'_>) -> io::Result<SealFlags> {
     Ok(rustix::fs::fcntl_get_seals(fd)?)

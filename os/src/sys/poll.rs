@@ -10,7 +10,7 @@ use rustix::io::Errno;
 use rustix::time::Timespec;
 
 /// The time left until `deadline` (`None`: no deadline, wait as long as it takes).
-fn poll_timeout(deadline: Option<Instant>) -> Option<Timespec> {
+pub(crate) fn poll_timeout(deadline: Option<Instant>) -> Option<Timespec> {
     deadline.map(|d| {
         let left = d.saturating_duration_since(Instant::now());
         Timespec::try_from(left).unwrap_or(Timespec {

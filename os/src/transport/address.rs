@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::blocking::deadline_after;
 use crate::channel::ChannelBuilder;
 use crate::error::{Error, Result, Role};
-use crate::message::{MessageReceiver, MessageSender};
 use crate::options::SegmentBuilder as _;
+use crate::readiness::{ReceiveReadiness, SendReadiness};
 use crate::sys;
 use crate::transport::fifo::{FifoReceiver, FifoSender};
 use crate::transport::mq::MqBuilder;
@@ -188,7 +188,7 @@ impl fmt::Display for Address {
 /// [`Error::ConnectionRefused`] while nobody receives there (see
 /// [`connect_sender_timeout`] to wait), [`Error::PermissionDenied`],
 /// [`Error::RoleTaken`], [`Error::Io`].
-pub fn connect_sender(address: &str) -> Result<Box<dyn MessageSender + Send>> {
+pub fn connect_sender(address: &str) -> Result<Box<dyn SendReadiness + Send>> {
     connect(&Address::parse(address)?)
 }
 
@@ -200,9 +200,21 @@ pub fn connect_sender(address: &str) -> Result<Box<dyn MessageSender + Send>> {
 pub fn connect_sender_timeout(
     address: &str,
     timeout: Duration,
-) -> Result<Box<dyn MessageSender + Send>> {
+) -> Result<Box<dyn SendReadiness + Send>> {
+    connect_sender_deadline(address, deadline_after(timeout))
+}
+
+/// As [`connect_sender`], trying again while nobody receives there yet
+/// (`NotFound`, `ConnectionRefused`) until `deadline` (`None`: as long as it
+/// takes).
+///
+/// # Errors
+/// As [`connect_sender`], and [`Error::TimedOut`].
+pub fn connect_sender_deadline(
+    address: &str,
+    deadline: Option<Instant>,
+) -> Result<Box<dyn SendReadiness + Send>> {
     let address = Address::parse(address)?;
-    let deadline = deadline_after(timeout);
     loop {
         match connect(&address) {
             Err(Error::NotFound { .. } | Error::ConnectionRefused { .. }) => {
@@ -218,7 +230,7 @@ pub fn connect_sender_timeout(
     }
 }
 
-fn connect(address: &Address) -> Result<Box<dyn MessageSender + Send>> {
+fn connect(address: &Address) -> Result<Box<dyn SendReadiness + Send>> {
     Ok(match address {
         Address::Unix(path) => Box::new(super::unix::connect(path)?.0),
         Address::Seqpacket(path) => Box::new(super::seqpacket::connect(path)?.0),
@@ -232,12 +244,12 @@ fn connect(address: &Address) -> Result<Box<dyn MessageSender + Send>> {
 
 /// Starts receiving at `address`: binds the socket, or creates the FIFO, queue or
 /// channel (removed again when the listener and the receiver it gave are
-/// dropped). [`Listener::accept`] then gives the receiver.
+/// dropped). [`TransportListener::accept`] then gives the receiver.
 ///
 /// # Errors
 /// As [`Address::parse`]; then the transport's own: [`Error::AlreadyExists`],
 /// [`Error::LimitExceeded`], [`Error::PermissionDenied`], [`Error::Io`].
-pub fn listen(address: &str) -> Result<Listener> {
+pub fn listen(address: &str) -> Result<TransportListener> {
     let address = Address::parse(address)?;
     let kind = match &address {
         Address::Unix(path) => Kind::Unix(UnixListener::bind(path)?),
@@ -262,7 +274,7 @@ pub fn listen(address: &str) -> Result<Listener> {
         },
         (_, address) => address,
     };
-    Ok(Listener { kind, address })
+    Ok(TransportListener { kind, address })
 }
 
 enum Kind {
@@ -270,25 +282,25 @@ enum Kind {
     Seqpacket(SeqpacketListener),
     Tcp(TcpListener),
     /// A FIFO, queue or channel: one receiver, made at once.
-    Once(Option<Box<dyn MessageReceiver + Send>>),
+    Once(Option<Box<dyn ReceiveReadiness + Send>>),
 }
 
 /// Where [`listen`] receives: accepts the sender's connection (sockets) or hands
 /// out the receiver it made (FIFO, queue, channel).
-pub struct Listener {
+pub struct TransportListener {
     kind: Kind,
     address: Address,
 }
 
-impl fmt::Debug for Listener {
+impl fmt::Debug for TransportListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Listener")
+        f.debug_struct("TransportListener")
             .field("address", &self.address)
             .finish_non_exhaustive()
     }
 }
 
-impl Listener {
+impl TransportListener {
     /// The address senders connect to, in the form [`connect_sender`] takes (for
     /// `tcp://host:0`, with the port picked).
     pub fn address(&self) -> &Address {
@@ -300,7 +312,7 @@ impl Listener {
     /// # Errors
     /// [`Error::RoleTaken`] on a second call for a FIFO, queue or channel (it has
     /// one receiver); [`Error::Io`].
-    pub fn accept(&mut self) -> Result<Box<dyn MessageReceiver + Send>> {
+    pub fn accept(&mut self) -> Result<Box<dyn ReceiveReadiness + Send>> {
         self.accept_deadline(None)
     }
 
@@ -308,7 +320,10 @@ impl Listener {
     ///
     /// # Errors
     /// As [`accept`](Self::accept), and [`Error::TimedOut`].
-    pub fn accept_timeout(&mut self, timeout: Duration) -> Result<Box<dyn MessageReceiver + Send>> {
+    pub fn accept_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Box<dyn ReceiveReadiness + Send>> {
         self.accept_deadline(deadline_after(timeout))
     }
 
@@ -320,7 +335,7 @@ impl Listener {
     pub fn accept_deadline(
         &mut self,
         deadline: Option<Instant>,
-    ) -> Result<Box<dyn MessageReceiver + Send>> {
+    ) -> Result<Box<dyn ReceiveReadiness + Send>> {
         Ok(match &mut self.kind {
             Kind::Unix(listener) => Box::new(listener.accept_deadline(deadline)?.1),
             Kind::Seqpacket(listener) => Box::new(listener.accept_deadline(deadline)?.1),

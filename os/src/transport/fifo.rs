@@ -247,32 +247,29 @@ impl FifoSender {
     /// As [`open`](Self::open); [`Error::TimedOut`] instead of `NotFound` and
     /// `ConnectionRefused`.
     pub fn open_timeout(path: impl AsRef<Path>, timeout: Duration) -> Result<Self> {
-        match deadline_after(timeout) {
-            Some(deadline) => Self::open_deadline(path, deadline),
-            None => loop {
-                match Self::open_once(path.as_ref()) {
-                    Err(Error::NotFound { .. } | Error::ConnectionRefused { .. }) => {
-                        std::thread::sleep(RETRY_PAUSE)
-                    }
-                    other => return other,
-                }
-            },
-        }
+        Self::open_deadline(path, deadline_after(timeout))
     }
 
-    /// As [`open_timeout`](Self::open_timeout), giving up at `deadline`.
+    /// As [`open_timeout`](Self::open_timeout), giving up at `deadline` (`None`:
+    /// waiting as long as it takes).
     ///
     /// # Errors
     /// As [`open_timeout`](Self::open_timeout).
-    pub fn open_deadline(path: impl AsRef<Path>, deadline: Instant) -> Result<Self> {
+    pub fn open_deadline(path: impl AsRef<Path>, deadline: Option<Instant>) -> Result<Self> {
         loop {
             match Self::open_once(path.as_ref()) {
                 Err(Error::NotFound { .. } | Error::ConnectionRefused { .. }) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(Error::TimedOut);
-                    }
-                    std::thread::sleep(RETRY_PAUSE.min(deadline - now));
+                    let pause = match deadline {
+                        Some(deadline) => {
+                            let now = Instant::now();
+                            if now >= deadline {
+                                return Err(Error::TimedOut);
+                            }
+                            RETRY_PAUSE.min(deadline - now)
+                        }
+                        None => RETRY_PAUSE,
+                    };
+                    std::thread::sleep(pause);
                 }
                 other => return other,
             }

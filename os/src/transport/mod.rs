@@ -29,6 +29,26 @@
 //! a committed message is in the *local* kernel, delivered unless the connection
 //! is reset or the network fails. Each module says more.
 //!
+//! # Which rendezvous: this one or [`connection`](crate::connection)
+//!
+//! shmring has one rendezvous in two shapes; their address strings overlap
+//! (`tcp://host:port` is valid for both), so pick by what you need:
+//!
+//! | | [`transport::listen`](listen) → [`TransportListener`] | [`Listener::bind`](crate::connection::Listener::bind) → [`connection::Listener`](crate::connection::Listener) |
+//! |---|---|---|
+//! | direction | one-way: the listener gets receivers, [`connect_sender`] senders | duplex: both sides get a [`Connection`](crate::connection::Connection) |
+//! | address | picks the transport: `unix:`, `seqpacket:`, `tcp://`, `fifo:`, `mq:`, `shm:`, `file:` | a name (`"orders"`, a socket in a private directory) or `tcp://host:port` |
+//! | transport | exactly the one the address names | shared-memory rings passed over the socket, else the socket itself (or TCP) |
+//! | peer checks | the transport's own (a segment's or FIFO's owner and mode) | the peer's uid (`SO_PEERCRED`) against an allow-list, a versioned handshake |
+//!
+//! Use a connection for a request/response service or anything duplex between
+//! processes of one machine (it is the fast path, and the [`rpc`](crate::rpc)
+//! module runs over it). Use this module to choose the kernel mechanism yourself
+//! (a message queue, a FIFO a shell script can write to), to talk to a peer that
+//! only speaks that mechanism, or for one-way streams. The two do not talk to
+//! each other: a [`connect_sender`] to a connection's `tcp://` port fails the
+//! listener's handshake.
+//!
 //! ```no_run
 //! use shmring::transport::{connect_sender, listen};
 //! # fn main() -> shmring::Result<()> {
@@ -52,7 +72,10 @@ pub(crate) mod stream;
 pub mod tcp;
 pub mod unix;
 
-pub use address::{Address, Listener, connect_sender, connect_sender_timeout, listen};
+pub use address::{
+    Address, TransportListener, connect_sender, connect_sender_deadline, connect_sender_timeout,
+    listen,
+};
 
 /// The default largest message of the length-framed transports (Unix stream
 /// sockets, TCP, pipes, FIFOs): 1 MiB. Each end can set its own

@@ -808,6 +808,11 @@ pub struct MqReceiver {
 }
 
 impl MqReceiver {
+    /// Whether a message taken from the queue waits here for a larger buffer.
+    pub(crate) fn has_stashed(&self) -> bool {
+        self.stashed.is_some()
+    }
+
     fn new(queue: Queue) -> Self {
         Self {
             stash: vec![0; queue.msgsize],

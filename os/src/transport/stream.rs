@@ -558,7 +558,20 @@ macro_rules! framed_sender_methods {
                 self.writer.flush_deadline(None)
             }
 
-            /// As [`flush`](Self::flush), giving up at `deadline`.
+            /// As [`flush`](Self::flush), giving up after `timeout`.
+            ///
+            /// # Errors
+            /// As [`flush`](Self::flush), and [`Error::TimedOut`](crate::error::Error::TimedOut).
+            pub fn flush_timeout(
+                &mut self,
+                timeout: std::time::Duration,
+            ) -> crate::error::Result<()> {
+                self.writer
+                    .flush_deadline($crate::blocking::deadline_after(timeout))
+            }
+
+            /// As [`flush`](Self::flush), giving up at `deadline` (`None`: waiting
+            /// as long as it takes).
             ///
             /// # Errors
             /// As [`flush`](Self::flush), and [`Error::TimedOut`](crate::error::Error::TimedOut).
@@ -643,6 +656,12 @@ macro_rules! framed_receiver_methods {
             /// partial messages).
             pub fn buffered_len(&self) -> usize {
                 self.reader.buffered_len()
+            }
+
+            /// Whether a receive would do something without reading the
+            /// descriptor (a whole frame buffered, or the end known).
+            pub(crate) fn has_frame(&self) -> bool {
+                self.reader.has_frame()
             }
         }
 

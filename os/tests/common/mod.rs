@@ -658,13 +658,13 @@ pub fn assert_version_3_refused<T: std::fmt::Debug>(
         .open(path)
         .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     file.write_all_at(&3u32.to_ne_bytes(), 8).unwrap();
-    let current = shmring::core::LAYOUT_VERSION;
+    let current = shmring::ring_core::LAYOUT_VERSION;
     assert_eq!(current, 4, "this test is about layout version 4 meeting 3");
     match open() {
         Err(
             e @ shmring::Error::IncompatibleLayout {
                 source:
-                    shmring::core::LayoutError::UnsupportedVersion {
+                    shmring::ring_core::LayoutError::UnsupportedVersion {
                         found: 3,
                         supported,
                     },
@@ -755,4 +755,283 @@ pub fn ready_within<R>(
         }
         thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// In a child entry point: whether to run (this process is a child), with a
+/// watchdog of `limit` so that an orphaned child cannot linger.
+pub fn child_start_within(limit: Duration) -> bool {
+    if !is_child() {
+        return false;
+    }
+    child_watchdog(limit);
+    true
+}
+
+/// The kinds a feeder process sends on in the `Select` and async tests: an SPSC
+/// channel, an MPMC channel, a strict broadcast topic, a Unix stream socket.
+pub const FEED_KINDS: [&str; 4] = ["spsc", "mpmc", "topic", "unix"];
+
+/// Where the `unix` feeder kind's socket for `name` lives.
+pub fn socket_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{name}.sock"))
+}
+
+/// In a feeder process: a sender to the `kind` endpoint `name` that
+/// [`receiver_of_kind`] made (its wait strategy parks).
+pub fn feeder_sender(kind: &str, name: &str) -> Box<dyn shmring::MessageSender> {
+    use shmring::SegmentBuilder;
+    match kind {
+        "spsc" => Box::new(claim("sender", || {
+            shmring::ChannelBuilder::shm(name)
+                .wait_strategy(WaitStrategy::Park)
+                .open()?
+                .sender()
+        })),
+        "mpmc" => Box::new(claim("sender", || {
+            shmring::MpmcChannelBuilder::shm(name).open()?.sender()
+        })),
+        "topic" => Box::new(claim("publisher", || {
+            shmring::BroadcastBuilder::shm(name).open()?.publisher()
+        })),
+        "unix" => Box::new(
+            shmring::transport::unix::connect(socket_path(name))
+                .unwrap()
+                .0,
+        ),
+        other => panic!("feeder kind {other}"),
+    }
+}
+
+/// In a feeder process: opens the `KIND` endpoint `NAME` ([`feeder_sender`]),
+/// reports READY, sends [`seq_message`]s 0 to `COUNT` − 1, reports SENT, and, if
+/// `HOLD` is 1, keeps its sender until the parent releases it; then it leaves
+/// (the receiver sees `Disconnected` after the last message).
+pub fn feed() {
+    let count = param_u64("COUNT");
+    let mut tx = feeder_sender(&param("KIND"), &param("NAME"));
+    report("READY", std::process::id());
+    let mut buf = Vec::new();
+    for seq in 0..count {
+        seq_message(seq, &mut buf);
+        tx.send(&buf).unwrap_or_else(|e| panic!("send {seq}: {e}"));
+    }
+    report("SENT", count);
+    if param_u64("HOLD") == 1 {
+        wait_for_parent();
+    }
+}
+
+/// Makes the receiving end of `kind` named `name` (a topic strict, subscribed
+/// from the oldest message), and starts its feeder with `spawn` (for `unix`
+/// between bind and accept); waits for the feeder's READY. Returns the
+/// receiver, what keeps its segment alive, and the feeder.
+pub fn receiver_of_kind(
+    kind: &str,
+    name: &str,
+    spawn: impl FnOnce() -> Peer,
+) -> (
+    Box<dyn shmring::ReceiveReadiness + Send>,
+    Box<dyn std::any::Any>,
+    Peer,
+) {
+    use shmring::broadcast::{Policy, Start};
+    let (rx, guard, mut peer): (
+        Box<dyn shmring::ReceiveReadiness + Send>,
+        Box<dyn std::any::Any>,
+        Peer,
+    ) = match kind {
+        "spsc" => {
+            let chan = shmring::ChannelBuilder::shm(name).create().unwrap();
+            (Box::new(chan.receiver().unwrap()), Box::new(chan), spawn())
+        }
+        "mpmc" => {
+            let chan = shmring::MpmcChannelBuilder::shm(name).create().unwrap();
+            (Box::new(chan.receiver().unwrap()), Box::new(chan), spawn())
+        }
+        "topic" => {
+            let topic = shmring::BroadcastBuilder::shm(name)
+                .policy(Policy::Strict)
+                .create()
+                .unwrap();
+            let subscriber = topic.subscriber(Start::Oldest).unwrap();
+            (Box::new(subscriber), Box::new(topic), spawn())
+        }
+        "unix" => {
+            let listener = shmring::transport::unix::UnixListener::bind(socket_path(name)).unwrap();
+            let peer = spawn();
+            let (_, rx) = listener
+                .accept_deadline(Some(Instant::now() + Duration::from_secs(60)))
+                .unwrap();
+            (Box::new(rx), Box::new(listener), peer)
+        }
+        other => panic!("feeder kind {other}"),
+    };
+    peer.expect("READY");
+    (rx, guard, peer)
+}
+
+// ---------------------------------------------------------------------------
+// Objects held by children, for the listing and cleaning tests (os and cli)
+// ---------------------------------------------------------------------------
+
+/// The object kinds by their listing names.
+pub const KINDS: [&str; 7] = [
+    "spsc",
+    "mpmc",
+    "topic",
+    "event",
+    "semaphore",
+    "value",
+    "mutex",
+];
+
+/// Creates an object of `kind` (one of [`KINDS`]) named `name` and holds every
+/// role of it: SPSC sender and receiver; an MPMC sender and receiver; a gated
+/// topic's publisher and one subscriber, one message sent; an event; a
+/// semaphore (2 of 5); a published value's writer, one version written; a
+/// shared mutex's handle (its slot) holding the lock. Dropping the box releases
+/// it all (the mutex's slot; its lock word keeps the released slot's id).
+pub fn hold_object(kind: &str, name: &str) -> Box<dyn std::any::Any> {
+    use shmring::broadcast::{BroadcastBuilder, Policy, Start};
+    use shmring::channel::ChannelBuilder;
+    use shmring::event::EventBuilder;
+    use shmring::mpmc::MpmcChannelBuilder;
+    use shmring::semaphore::SemaphoreBuilder;
+    match kind {
+        "spsc" => {
+            let channel = ChannelBuilder::shm(name).create().unwrap();
+            let tx = channel.sender().unwrap();
+            let rx = channel.receiver().unwrap();
+            Box::new((channel, tx, rx))
+        }
+        "mpmc" => {
+            let channel = MpmcChannelBuilder::shm(name).create().unwrap();
+            let tx = channel.sender().unwrap();
+            let rx = channel.receiver().unwrap();
+            Box::new((channel, tx, rx))
+        }
+        "topic" => {
+            let topic = BroadcastBuilder::shm(name)
+                .policy(Policy::Gated)
+                .create()
+                .unwrap();
+            let mut tx = topic.publisher().unwrap();
+            let rx = topic.subscriber(Start::Oldest).unwrap();
+            tx.send(b"unread").unwrap();
+            Box::new((topic, tx, rx))
+        }
+        "event" => Box::new(EventBuilder::shm(name).create().unwrap()),
+        "semaphore" => Box::new(
+            SemaphoreBuilder::shm(name)
+                .initial(2)
+                .max(5)
+                .create()
+                .unwrap(),
+        ),
+        "value" => {
+            let value = shmring::state::SharedValueBuilder::shm(name)
+                .create_bytes(64)
+                .unwrap();
+            let mut writer = value.writer().unwrap();
+            writer.write_bytes(&[7; 64]).unwrap();
+            Box::new((value, writer))
+        }
+        "mutex" => {
+            let mutex = shmring::state::SharedMutexBuilder::shm(name)
+                .create_bytes(16)
+                .unwrap();
+            // The guard borrows the handle: it is forgotten (the lock stays
+            // held until the handle drops, then reads as its holder gone).
+            std::mem::forget(mutex.lock().unwrap());
+            Box::new(mutex)
+        }
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+/// In a child (a test named `child_holder` that calls only this): holds
+/// [`hold_object`] of kind `KIND` named `NAME`, reports READY with its pid, and
+/// waits for the parent (or to be killed).
+pub fn hold_object_child() {
+    if !child_start_within(Duration::from_secs(120)) {
+        return;
+    }
+    let held = hold_object(&param("KIND"), &param("NAME"));
+    report("READY", std::process::id());
+    wait_for_parent();
+    drop(held);
+}
+
+/// Spawns this binary's `child_holder` test ([`hold_object_child`]) on an object
+/// of `kind` named `name`; the child and its pid, once it holds the object.
+pub fn spawn_holder(kind: &str, name: &str) -> (Peer, u32) {
+    let mut child = Peer::spawn("child_holder", &[("KIND", &kind), ("NAME", &name)]);
+    let pid = child.expect("READY").parse().unwrap();
+    (child, pid)
+}
+
+/// In a child: attaches to the SPSC channel `name` over and over until it is
+/// gone (or 30 s), each time checking, while it holds the handle, that the name
+/// still refers to a file, and pausing `gap` after each release (a cleaner that
+/// lists before it locks needs a free moment at both). Reports READY, ATTACHED at
+/// the first attachment, and
+/// DONE with "<attachments> <removals seen while holding one>", then waits for
+/// the parent.
+pub fn attach_until_gone(name: &str, gap: Duration) {
+    let path = shm_path(name);
+    report("READY", std::process::id());
+    let (mut attached, mut violations) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match shmring::channel::ChannelBuilder::shm(name).open() {
+            Ok(channel) => {
+                if attached == 0 {
+                    report("ATTACHED", 1);
+                }
+                attached += 1;
+                for _ in 0..2 {
+                    if !path.exists() {
+                        violations += 1;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                drop(channel);
+                std::thread::sleep(gap);
+            }
+            Err(Error::NotFound { .. }) => break,
+            Err(e) => panic!("attach: {e}"),
+        }
+    }
+    report("DONE", format!("{attached} {violations}"));
+    wait_for_parent();
+}
+
+/// In a child: scribbles random words (`word_len` bytes: 4 or 8, aligned) over
+/// the segment file `PATH` past its header line (`pwrite`, as any process that
+/// can open it could), each word `pick`ed from the seeded generator (`SEED`),
+/// until the parent closes its input; reports READY first and WRITES at the end.
+pub fn scribble_until_released(word_len: u64, mut pick: impl FnMut(&mut XorShift) -> u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(param("PATH"))
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    let mut rng = XorShift::new(param_u64("SEED"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    thread::spawn(move || {
+        wait_for_parent();
+        s.store(true, Ordering::Relaxed);
+    });
+    report("READY", std::process::id());
+    let mut writes = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let at = 128 + word_len * rng.below((len - 128) / word_len);
+        let word = pick(&mut rng).to_ne_bytes();
+        file.write_all_at(&word[..word_len as usize], at).unwrap();
+        writes += 1;
+    }
+    report("WRITES", writes);
 }
