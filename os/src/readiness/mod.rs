@@ -309,11 +309,14 @@ impl BellSource {
     }
 }
 
-/// The most per-subscriber doorbells a broadcast table can have (its most slots).
+/// The most per-slot doorbells a segment can have: a broadcast table's most
+/// slots (a shared mutex has fewer).
 pub(crate) const MAX_SLOT_BELLS: usize = shmring_core::broadcast::layout::MAX_SUBSCRIBERS;
+const _: () = assert!(shmring_core::state::header::MAX_STATE_SLOTS as usize <= MAX_SLOT_BELLS);
 
-/// The data FIFO of broadcast subscriber slot `slot`, beside the table's data
-/// FIFO at `data`: `<data>.<slot>` (`/dev/shm/shmring-bell.<name>.subs.data.3`).
+/// The data FIFO of broadcast subscriber slot `slot` (or shared mutex slot
+/// `slot`), beside the segment's data FIFO at `data`: `<data>.<slot>`
+/// (`/dev/shm/shmring-bell.<name>.subs.data.3`).
 pub(crate) fn slot_bell_path(data: &Path, slot: usize) -> PathBuf {
     let mut path = data.as_os_str().to_owned();
     path.push(format!(".{slot}"));
@@ -322,9 +325,10 @@ pub(crate) fn slot_bell_path(data: &Path, slot: usize) -> PathBuf {
 
 impl BellSource {
     /// A broadcast topic's per-subscriber doorbells, beside its table (whose
-    /// bells these are): makes the data FIFO of each of `slots` slots, mode
-    /// `mode`, as [`BellSource::Fifos`] are made. The reason, if they cannot be
-    /// (the topic's endpoints are then polled).
+    /// bells these are), or a shared mutex's per-slot death bells: makes the
+    /// data FIFO of each of `slots` slots, mode `mode`, as [`BellSource::Fifos`]
+    /// are made. The reason, if they cannot be (the topic's endpoints are then
+    /// polled; the mutex's lockers probe).
     pub(crate) fn make_slot_bells(&self, slots: usize, mode: u32) -> Result<(), String> {
         let data = match self {
             BellSource::Fifos { data, .. } => data,
@@ -393,6 +397,20 @@ impl BellSource {
     /// A ringer's end of FIFO bell `which`, opened and checked; `None` where it
     /// cannot be (its waiters then fall back to the watcher's tick).
     pub(crate) fn open_ringer(&self, which: Bell) -> Option<OwnedFd> {
+        self.open_fifo_end(which, FifoEnd::Ringer)
+    }
+
+    /// FIFO bell `which` as a death watch: its waiter's end, with no ringer and
+    /// no private pipe, for a process that only wants to hear the hang-up of
+    /// whoever holds the ringer's end (a shared mutex's holder, whose handle
+    /// holds its slot's bell). `None` where it cannot be had: the caller keeps
+    /// its own periodic probe.
+    pub(crate) fn death_watch(&self, which: Bell) -> Option<Bells> {
+        let fd = self.open_fifo_end(which, FifoEnd::Waiter)?;
+        Bells::from_parts(Ok(fd), None).ok()
+    }
+
+    fn open_fifo_end(&self, which: Bell, end: FifoEnd) -> Option<OwnedFd> {
         let BellSource::Fifos {
             data,
             space,
@@ -403,7 +421,7 @@ impl BellSource {
             return None;
         };
         let path = if which == Bell::Data { data } else { space };
-        open_checked(path, FifoEnd::Ringer, *owner, *allowed_mode).ok()
+        open_checked(path, end, *owner, *allowed_mode).ok()
     }
 }
 

@@ -289,6 +289,10 @@ impl Contents for RawValueRegion {
 }
 
 impl Contents for RawMutexRegion {
+    /// The data FIFO is the base of each slot's death bell (`<data>.<slot>`,
+    /// `BellSource::make_slot_bells`): a handle holds its slot's, and a parked
+    /// locker hears the holder's hang-up through it.
+    const DOORBELLS: bool = true;
     const MIN_SIZE: u64 = (MUTEX_TABLE_OFFSET + STATE_SLOT_SIZE + 8) as u64;
     const MAX_SIZE: u64 = (MUTEX_TABLE_OFFSET + STATE_SLOT_SIZE * MAX_STATE_SLOTS as usize) as u64
         + MAX_STATE_VALUE_SIZE as u64;

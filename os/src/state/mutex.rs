@@ -4,15 +4,18 @@
 //!
 //! The handle's docs are on [`SharedMutex`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memmap2::MmapRaw;
+use shmring_core::Futex;
 use shmring_core::layout::STATE_KIND_MUTEX;
+use shmring_core::mpmc::Liveness;
 use shmring_core::state::header::{MAX_STATE_SLOTS, MAX_STATE_VALUE_SIZE, StateGeometry};
 use shmring_core::state::mutex::{
     self as protocol, Acquired, OwnerId, ProbeClock, RawMutexRegion, RobustLock,
@@ -20,10 +23,12 @@ use shmring_core::state::mutex::{
 #[cfg(feature = "zerocopy")]
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::blocking::{LIVENESS_INTERVAL, WaitStrategy, deadline_after};
+use crate::blocking::{LIVENESS_INTERVAL, TRY_LIVENESS_INTERVAL, WaitStrategy, deadline_after};
 use crate::error::{Corrupted, Error, Result};
 use crate::futex::SharedFutex;
 use crate::options::{Compared, SegmentBuilder};
+use crate::readiness::watcher::Probe;
+use crate::readiness::{Bell, BellSource, Bells};
 use crate::segment::{Backing, EntryLocks, Segment, SegmentOptions};
 use crate::sys::lock::HeldLock;
 
@@ -125,7 +130,14 @@ impl SharedMutexBuilder {
             unsafe { RawMutexRegion::init(map.as_mut_ptr(), map.len(), size, slots, flags, tag) }
                 .map_err(|e| Error::layout(what, e))
         };
-        let segment = Segment::create_with(&self.options, geometry.segment_size(), &init)?;
+        let mut segment = Segment::create_with(&self.options, geometry.segment_size(), &init)?;
+        // Each slot's death bell, beside the segment (removed with it). Without
+        // them, parked lockers find a dead holder by their periodic probe only.
+        if let Err(reason) =
+            segment.with_bells(|b| b.make_slot_bells(slots as usize, self.options.mode))
+        {
+            segment.set_bells(BellSource::Unavailable { reason });
+        }
         SharedMutex::attach(segment, self.options.wait)
     }
 
@@ -300,13 +312,126 @@ impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> MutexValue for T {
 /// handle), giving the slot back before its lock goes.
 struct Attached {
     // Drop order: `Drop` gives the slot back; then its lock is released, then
-    // the segment is unmapped.
+    // the death watches end and the death bell closes (a locker watching it
+    // hears a hang-up, probes, and finds the slot's lock free), then the
+    // segment is unmapped (once the watcher's closures, which hold it weakly,
+    // are done with it).
     id: OwnerId,
     _slot_lock: HeldLock,
-    segment: Segment<RawMutexRegion>,
+    /// The death watches this handle's parked lock calls keep on holders.
+    watches: RefCell<DeathWatches>,
+    /// The ringer's end of this slot's death bell, held while the handle
+    /// lives: its process's death hangs the bell up for every locker watching
+    /// it. `None` where there is none (a memfd mutex, a FIFO that could not
+    /// be opened): lockers then find this handle's death by their
+    /// periodic probe.
+    _death_bell: Option<OwnedFd>,
+    segment: Arc<Segment<RawMutexRegion>>,
     futex: SharedFutex,
     /// How long a lock call retries a held lock before it parks.
     spin: Duration,
+}
+
+/// A handle's death watches on other slots' holders, made when a lock call
+/// first parks on a holder in that slot: the waiter's end of the slot's death
+/// bell, registered with the process's watcher thread, which wakes the
+/// lockers parked on the lock word when the bell hangs up (every process
+/// holding the ringer's end, the slot's holder, has gone). A wake-up only: the
+/// woken locker probes the holder's liveness lock, which decides.
+struct DeathWatches {
+    /// Per slot: not tried yet (`None`), or the watch (`Some(None)`: none can
+    /// be had for the slot, do not try again).
+    slots: Vec<Option<Option<Bells>>>,
+}
+
+impl DeathWatches {
+    fn new(slots: usize) -> Self {
+        Self {
+            slots: (0..slots).map(|_| None).collect(),
+        }
+    }
+
+    /// Watches `slot`'s holder, if not yet: a hang-up of its death bell wakes
+    /// the calls parked on `segment`'s lock word.
+    fn watch(&mut self, segment: &Arc<Segment<RawMutexRegion>>, slot: usize) {
+        let Some(entry @ None) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let mut bells = segment.with_bells(|b| b.for_slot(slot).death_watch(Bell::Data));
+        if let Some(bells) = &mut bells {
+            // Weak: the segment is unmapped by its handle, never by the
+            // watcher thread.
+            let weak = Arc::downgrade(segment);
+            bells.watch(false, move || {
+                let probed = weak.clone();
+                Probe {
+                    // Asked only of armed registrations, which this is not;
+                    // answered truly anyway.
+                    peer_gone: Box::new(move || {
+                        probed
+                            .upgrade()
+                            .is_some_and(|s| !EntryLocks::mutex(&s).is_alive(slot))
+                    }),
+                    wake_parked: Box::new(move || {
+                        if let Some(segment) = weak.upgrade() {
+                            // Every locker parked on the word wakes and probes
+                            // the holder: one takes over, the others sleep on.
+                            SharedFutex::default().wake(&segment.contents().lock().line().state);
+                        }
+                    }),
+                    arming_consumed: None,
+                }
+            });
+        }
+        *entry = Some(bells);
+    }
+
+    /// Whether `slot`'s watch has seen its bell hang up (and no new holder of
+    /// the slot open it since); false if none is kept.
+    fn hung_up(&self, slot: usize) -> bool {
+        self.slots.get(slot).is_some_and(|e| {
+            e.as_ref()
+                .is_some_and(|b| b.as_ref().is_some_and(Bells::gone_hint))
+        })
+    }
+
+    /// Ends the watches whose bell hung up (the holder left or died): a new
+    /// holder in that slot is watched afresh when a lock call parks on it, and
+    /// the watcher stops looking at the old bell meanwhile.
+    fn forget_hung_up(&mut self) {
+        for entry in &mut self.slots {
+            if entry
+                .as_ref()
+                .is_some_and(|bells| bells.as_ref().is_some_and(Bells::gone_hint))
+            {
+                *entry = None;
+            }
+        }
+    }
+}
+
+/// The liveness probe of a lock call that may park: the slots' liveness locks
+/// decide, and a holder found alive is watched ([`DeathWatches`]) so that its
+/// death wakes the call at once rather than at its next periodic probe.
+struct WatchedLiveness<'a> {
+    locks: EntryLocks<'a, RawMutexRegion>,
+    segment: &'a Arc<Segment<RawMutexRegion>>,
+    watches: &'a RefCell<DeathWatches>,
+    own_slot: usize,
+}
+
+// SAFETY: `is_alive` answers exactly what `EntryLocks::is_alive` answers (whose
+// impl says why that is sound); watching a slot changes nothing it reads.
+unsafe impl Liveness for WatchedLiveness<'_> {
+    fn is_alive(&self, entry: usize) -> bool {
+        let alive = self.locks.is_alive(entry);
+        if alive && entry != self.own_slot {
+            if let Ok(mut watches) = self.watches.try_borrow_mut() {
+                watches.watch(self.segment, entry);
+            }
+        }
+        alive
+    }
 }
 
 impl Drop for Attached {
@@ -335,8 +460,10 @@ impl Drop for Attached {
 ///   `Sync`: threads each open their own.
 /// - A holder whose process dies (SIGKILL included) while it holds the lock
 ///   does not keep it: the next locker takes it over, within
-///   [`PEER_DEATH_BOUND`](crate::channel::PEER_DEATH_BOUND) of the death, and
-///   gets [`LockError::OwnerDied`] carrying the guard (the value may be
+///   [`PEER_DEATH_BOUND`](crate::channel::PEER_DEATH_BOUND) of the death
+///   (a parked locker of a named or file mutex is woken at once, by the hang-up of
+///   the holder's death bell: [`lock_deadline`](SharedMutex::lock_deadline)),
+///   and gets [`LockError::OwnerDied`] carrying the guard (the value may be
 ///   half-updated, as with std's `PoisonError`). The value stays marked
 ///   inconsistent, and every later locker is told so, until a holder calls
 ///   [`SharedMutexGuard::mark_consistent`].
@@ -412,12 +539,35 @@ impl<T: ?Sized> fmt::Debug for SharedMutex<T> {
 }
 
 /// The clock a parked locker keeps: it sleeps at most one
-/// [`LIVENESS_INTERVAL`] before it probes the holder again.
-struct Clock;
+/// [`LIVENESS_INTERVAL`] before it probes the holder again, or one
+/// [`TRY_LIVENESS_INTERVAL`] while the holder's death bell has hung up (a
+/// dying process closes its descriptors one by one: the bell may hang up
+/// before its liveness lock is released, and the probe that the hang-up woke
+/// finds it still held).
+struct Clock<'a> {
+    /// The handle's death watches and the lock, to look up the holder's.
+    watched: Option<(&'a RefCell<DeathWatches>, RobustLock<'a>)>,
+}
 
-impl ProbeClock<Instant> for Clock {
+impl Clock<'_> {
+    /// Whether the current holder's death bell has hung up (a hint).
+    fn holder_hung_up(&self) -> bool {
+        let Some((watches, lock)) = self.watched else {
+            return false;
+        };
+        lock.owner()
+            .is_some_and(|owner| watches.try_borrow().is_ok_and(|w| w.hung_up(owner.slot())))
+    }
+}
+
+impl ProbeClock<Instant> for Clock<'_> {
     fn sleep_deadline(&self, deadline: Option<Instant>) -> Option<Instant> {
-        let probe = Instant::now() + LIVENESS_INTERVAL;
+        let interval = if self.holder_hung_up() {
+            TRY_LIVENESS_INTERVAL
+        } else {
+            LIVENESS_INTERVAL
+        };
+        let probe = Instant::now() + interval;
         Some(deadline.map_or(probe, |d| d.min(probe)))
     }
 
@@ -435,11 +585,15 @@ impl<T: ?Sized> SharedMutex<T> {
              creator chose (a seccomp filter or a kernel before 4.16 here?)",
         )?;
         let (id, slot_lock) = segment.claim_mutex_slot()?;
+        let death_bell = segment.with_bells(|b| b.for_slot(id.slot()).open_ringer(Bell::Data));
+        let slots = segment.contents().info().geometry.slots();
         Ok(Self {
             inner: Attached {
                 id,
                 _slot_lock: slot_lock,
-                segment,
+                watches: RefCell::new(DeathWatches::new(slots)),
+                _death_bell: death_bell,
+                segment: Arc::new(segment),
                 futex,
                 spin: match wait {
                     WaitStrategy::Park => Duration::ZERO,
@@ -528,10 +682,13 @@ impl<T: ?Sized> SharedMutex<T> {
     }
 
     /// Takes the lock, sleeping while a live holder has it, until `deadline`
-    /// (`None`: as long as it takes). A holder that dies is found within
-    /// [`PEER_DEATH_BOUND`](crate::channel::PEER_DEATH_BOUND) of its death
-    /// (the sleeper probes its slot's liveness lock every
-    /// [`LIVENESS_INTERVAL`]).
+    /// (`None`: as long as it takes). A holder that dies wakes the sleeper at
+    /// once on a named or file mutex (its slot's death bell hangs up: the process's
+    /// watcher thread wakes the lock word, and the sleeper probes the holder's
+    /// liveness lock), and is found within
+    /// [`PEER_DEATH_BOUND`](crate::channel::PEER_DEATH_BOUND) of its death in
+    /// every case (the sleeper probes every [`LIVENESS_INTERVAL`]: a memfd mutex, a holder whose forked child keeps its bell open, a death
+    /// between the probe and the sleep).
     ///
     /// # Errors
     /// [`LockError::OwnerDied`] (the lock is held, the guard inside);
@@ -541,21 +698,43 @@ impl<T: ?Sized> SharedMutex<T> {
         self.lock_with(deadline, true)
     }
 
-    /// A lock call: the spin first if `spin`, then core's `lock` (which parks).
-    fn lock_with(&self, deadline: Option<Instant>, spin: bool) -> LockResult<'_, T> {
+    /// A lock call if `parks`: the spin, then core's `lock`, which parks,
+    /// watching the holder's death bell. Otherwise `try_lock`'s one probe of the
+    /// holder (a deadline already passed): no spin, no park, no watch.
+    fn lock_with(&self, deadline: Option<Instant>, parks: bool) -> LockResult<'_, T> {
         if self.held.get() {
             return Err(LockError::AlreadyHeld);
         }
-        if let Some(acquired) = spin.then(|| self.spin(deadline)).flatten() {
+        if let Some(acquired) = parks.then(|| self.spin(deadline)).flatten() {
             return self.guard(acquired);
         }
-        let acquired = {
+        let acquired = if parks {
+            let liveness = WatchedLiveness {
+                locks: EntryLocks::mutex(&self.inner.segment),
+                segment: &self.inner.segment,
+                watches: &self.inner.watches,
+                own_slot: self.inner.id.slot(),
+            };
+            let clock = Clock {
+                watched: Some((&self.inner.watches, self.robust())),
+            };
+            let acquired = self.robust().lock(
+                self.inner.id,
+                &self.inner.futex,
+                &liveness,
+                &clock,
+                deadline,
+            );
+            self.inner.watches.borrow_mut().forget_hung_up();
+            acquired
+        } else {
+            // `try_lock`'s one probe: no park, so no watch.
             let liveness = EntryLocks::mutex(&self.inner.segment);
             self.robust().lock(
                 self.inner.id,
                 &self.inner.futex,
                 &liveness,
-                &Clock,
+                &Clock { watched: None },
                 deadline,
             )
         };
