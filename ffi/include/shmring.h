@@ -187,6 +187,9 @@
 /// The largest maximum count of a semaphore (`INT32_MAX`).
 #define SHMRING_SEMAPHORE_MAX_LIMIT 2147483647
 
+/// The most slots a shared mutex's table can have (`shmring_sync_options.slots`).
+#define SHMRING_SHARED_MUTEX_MAX_SLOTS 64
+
 /// The largest value size of a shared mutex (1 MiB, as a shared value's).
 #define SHMRING_SHARED_MUTEX_MAX_SIZE 1048576
 
@@ -777,8 +780,14 @@ typedef struct shmring_sync_options {
     /// Semaphore create: the largest count, 1 to `SHMRING_SEMAPHORE_MAX_LIMIT`; 0
     /// means that limit.
     uint32_t max_count;
+    /// Shared mutex create: slots in its table (how many handles can be open at
+    /// once), 1 to `SHMRING_SHARED_MUTEX_MAX_SLOTS`; 0 means 16. Open or create
+    /// compares it with an existing mutex's. Must be 0 for other kinds.
+    uint32_t slots;
     /// Reserved for later options: must be zero.
-    uint64_t reserved[4];
+    uint32_t reserved32;
+    /// Reserved for later options: must be zero.
+    uint64_t reserved[3];
 } shmring_sync_options;
 
 /// The recovery statistics of an MPMC channel (`shmring_mpmc_stats`).
@@ -2737,10 +2746,11 @@ SHMRING_MUST_USE int shmring_sender_abort(struct shmring_sender *sender);
 
 /// Creates a shared mutex over `value_size` bytes in named POSIX shared memory,
 /// `/dev/shm/shmring.<name>` (the channels' name rules), its value zero bytes,
-/// unlocked, and opens this handle on it (the first slot of 16). Removed when
-/// the creator closes it, unless `SHMRING_OPTION_KEEP`. Options: the events'
-/// flags and `SHMRING_OPTION_PREFAULT` (the lock uses no fence pair:
-/// `SHMRING_OPTION_SYMMETRIC_FENCES` is refused).
+/// unlocked, and opens this handle on it (the first of its slots: 16, or
+/// `options->slots`). Removed when the creator closes it, unless
+/// `SHMRING_OPTION_KEEP`. Options: the events' flags, `SHMRING_OPTION_PREFAULT`
+/// and `slots` (the lock uses no fence pair: `SHMRING_OPTION_SYMMETRIC_FENCES`
+/// is refused).
 ///
 /// # Arguments
 /// - `name`: the segment's name.
@@ -2749,8 +2759,8 @@ SHMRING_MUST_USE int shmring_sender_abort(struct shmring_sender *sender);
 /// - `out`: the new handle.
 ///
 /// # Returns
-/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a size out of range),
-/// `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a size or a slot count out of
+/// range), `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
 /// `SHMRING_OPTION_RECLAIM`), `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///

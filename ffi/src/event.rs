@@ -48,8 +48,14 @@ pub struct shmring_sync_options {
     /// Semaphore create: the largest count, 1 to `SHMRING_SEMAPHORE_MAX_LIMIT`; 0
     /// means that limit.
     pub max_count: u32,
+    /// Shared mutex create: slots in its table (how many handles can be open at
+    /// once), 1 to `SHMRING_SHARED_MUTEX_MAX_SLOTS`; 0 means 16. Open or create
+    /// compares it with an existing mutex's. Must be 0 for other kinds.
+    pub slots: u32,
     /// Reserved for later options: must be zero.
-    pub reserved: [u64; 4],
+    pub reserved32: u32,
+    /// Reserved for later options: must be zero.
+    pub reserved: [u64; 3],
 }
 
 const _: () = assert!(size_of::<shmring_sync_options>() == SHMRING_SYNC_OPTIONS_SIZE);
@@ -64,11 +70,14 @@ pub(crate) const KNOWN_SYNC_OPTIONS: u32 = SHMRING_OPTION_RECLAIM
     | SHMRING_OPTION_UNLINK
     | SHMRING_OPTION_TRUST_OWNER;
 
-/// Event and semaphore options, checked: the segment's, and a semaphore's counts.
+/// Event and semaphore options, checked: the segment's, a semaphore's counts,
+/// and a shared mutex's slots.
 pub(crate) struct SyncSettings {
     pub(crate) segment: SegmentSettings,
     pub(crate) initial_count: u32,
     pub(crate) max_count: Option<u32>,
+    /// `None` for 0 (the default), always `None` for a kind without slots.
+    pub(crate) slots: Option<u32>,
 }
 
 /// Reads and checks the caller's options (NULL: defaults).
@@ -79,26 +88,41 @@ pub(crate) unsafe fn sync_settings(
     options: *const shmring_sync_options,
 ) -> Result<SyncSettings, Failure> {
     // SAFETY: the caller's contract.
-    unsafe { sync_settings_with(options, KNOWN_SYNC_OPTIONS, " for an event or semaphore") }
+    unsafe {
+        sync_settings_with(
+            options,
+            KNOWN_SYNC_OPTIONS,
+            false,
+            " for an event or semaphore",
+        )
+    }
 }
 
-/// As [`sync_settings`], for a kind whose options accept the flags `known`
-/// (`for_what` ends the message refusing another).
+/// As [`sync_settings`], for a kind whose options accept the flags `known`,
+/// and the `slots` field if `takes_slots` (`for_what` ends the message
+/// refusing another).
 ///
 /// # Safety
 /// `options` is NULL or points to a readable `shmring_sync_options`.
 pub(crate) unsafe fn sync_settings_with(
     options: *const shmring_sync_options,
     known: u32,
+    takes_slots: bool,
     for_what: &str,
 ) -> Result<SyncSettings, Failure> {
     // SAFETY: NULL or a readable, aligned options struct (the caller's contract);
     // every bit pattern of its integer fields is valid.
     let o = unsafe { options.as_ref() }.copied().unwrap_or_default();
-    if o.reserved.iter().any(|&r| r != 0) {
+    if o.reserved32 != 0 || o.reserved.iter().any(|&r| r != 0) {
         return Err(Failure::invalid(
             "reserved option fields must be zero (use shmring_sync_options_init)",
         ));
+    }
+    if o.slots != 0 && !takes_slots {
+        return Err(Failure::invalid(format!(
+            "slots {} given{for_what}: only a shared mutex has slots (leave it 0)",
+            o.slots
+        )));
     }
     Ok(SyncSettings {
         segment: SegmentSettings::check(
@@ -111,6 +135,7 @@ pub(crate) unsafe fn sync_settings_with(
         )?,
         initial_count: o.initial_count,
         max_count: (o.max_count != 0).then_some(o.max_count),
+        slots: (o.slots != 0).then_some(o.slots),
     })
 }
 

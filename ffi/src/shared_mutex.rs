@@ -6,7 +6,8 @@
 //! `_create_memfd` makes a mutex over `value_size` zero bytes; `_open`,
 //! `_open_file`, `_open_fd` attach to one, `_open_or_create` and
 //! `_open_or_create_file` do either without a race. Each handle holds a slot of
-//! the mutex's table while it lives (16 handles at once: `SHMRING_E_TABLE_FULL`
+//! the mutex's table while it lives (16 handles at once unless the creator's
+//! `shmring_sync_options.slots` says otherwise, up to 64: `SHMRING_E_TABLE_FULL`
 //! past that; the slot of a handle whose process died is taken over).
 //!
 //! `shmring_shared_mutex_lock` (with a timeout) and `_try_lock` take the lock;
@@ -39,6 +40,11 @@ use crate::handle::{
 };
 use crate::message::Endpoint;
 use crate::status::{Failure, shmring_status};
+
+/// The most slots a shared mutex's table can have (`shmring_sync_options.slots`).
+pub const SHMRING_SHARED_MUTEX_MAX_SLOTS: u32 = 64;
+const _: () =
+    assert!(SHMRING_SHARED_MUTEX_MAX_SLOTS == shmring::ring_core::state::header::MAX_STATE_SLOTS);
 
 /// The largest value size of a shared mutex (1 MiB, as a shared value's).
 pub const SHMRING_SHARED_MUTEX_MAX_SIZE: usize = 1048576;
@@ -103,8 +109,14 @@ unsafe fn with_options(
 ) -> Result<SharedMutexBuilder, Failure> {
     // SAFETY: the caller's contract.
     let settings =
-        unsafe { sync_settings_with(options, KNOWN_MUTEX_OPTIONS, " for a shared mutex") }?;
-    Ok(settings.segment.apply(builder))
+        unsafe { sync_settings_with(options, KNOWN_MUTEX_OPTIONS, true, " for a shared mutex") }?;
+    let builder = settings.segment.apply(builder);
+    // Out of range is refused by the create, before any system call
+    // (`InvalidMutexSlots`: `SHMRING_E_INVALID_CAPACITY`).
+    Ok(match settings.slots {
+        Some(slots) => builder.slots(slots as usize),
+        None => builder,
+    })
 }
 
 /// Runs `body` on the live mutex handle `mutex`.
@@ -182,10 +194,11 @@ fn locked(mutex: &SharedMutex<[u8]>, result: LockResult<'_, [u8]>) -> Result<(),
 
 /// Creates a shared mutex over `value_size` bytes in named POSIX shared memory,
 /// `/dev/shm/shmring.<name>` (the channels' name rules), its value zero bytes,
-/// unlocked, and opens this handle on it (the first slot of 16). Removed when
-/// the creator closes it, unless `SHMRING_OPTION_KEEP`. Options: the events'
-/// flags and `SHMRING_OPTION_PREFAULT` (the lock uses no fence pair:
-/// `SHMRING_OPTION_SYMMETRIC_FENCES` is refused).
+/// unlocked, and opens this handle on it (the first of its slots: 16, or
+/// `options->slots`). Removed when the creator closes it, unless
+/// `SHMRING_OPTION_KEEP`. Options: the events' flags, `SHMRING_OPTION_PREFAULT`
+/// and `slots` (the lock uses no fence pair: `SHMRING_OPTION_SYMMETRIC_FENCES`
+/// is refused).
 ///
 /// # Arguments
 /// - `name`: the segment's name.
@@ -194,8 +207,8 @@ fn locked(mutex: &SharedMutex<[u8]>, result: LockResult<'_, [u8]>) -> Result<(),
 /// - `out`: the new handle.
 ///
 /// # Returns
-/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a size out of range),
-/// `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
+/// `SHMRING_OK`; `SHMRING_E_INVALID_CAPACITY` (a size or a slot count out of
+/// range), `SHMRING_E_INVALID_NAME`, `SHMRING_E_ALREADY_EXISTS` (see
 /// `SHMRING_OPTION_RECLAIM`), `SHMRING_E_PERMISSION_DENIED`, `SHMRING_E_NO_SPACE`,
 /// `SHMRING_E_IO`, `SHMRING_E_INVALID_ARGUMENT`.
 ///

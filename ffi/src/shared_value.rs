@@ -102,7 +102,7 @@ const KNOWN_VALUE_OPTIONS: u32 =
 /// `options` is NULL or points to a readable `shmring_sync_options`.
 unsafe fn value_settings(options: *const shmring_sync_options) -> Result<SyncSettings, Failure> {
     // SAFETY: the caller's contract.
-    unsafe { sync_settings_with(options, KNOWN_VALUE_OPTIONS, " for a shared value") }
+    unsafe { sync_settings_with(options, KNOWN_VALUE_OPTIONS, false, " for a shared value") }
 }
 
 /// The caller's options applied to `builder`.

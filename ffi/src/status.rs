@@ -371,6 +371,8 @@ impl From<Error> for Failure {
             // outcomes itself): a full slot table; a lock word a peer wrote is
             // `Corrupted`, above.
             Error::SlotsFull { .. } => S::E_TABLE_FULL,
+            // A slot count out of range, as MPMC's endpoint count.
+            Error::InvalidMutexSlots { .. } => S::E_INVALID_CAPACITY,
             Error::OwnerDied => S::E_OWNER_DIED,
             Error::LockHeld { .. } => S::E_BUSY,
             Error::AlreadyLocked => S::E_ALREADY_LOCKED,

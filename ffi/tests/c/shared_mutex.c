@@ -141,6 +141,40 @@ static void bad_input(const char *prefix) {
     EXPECT(shmring_shared_mutex_close(mutex), SHMRING_OK);
 }
 
+/* The slot count: set at create, full past it, out of range refused, compared
+ * by open-or-create, and a field of the mutex only. */
+static void slots(const char *prefix) {
+    shmring_sync_options options;
+    shmring_shared_mutex *a = NULL, *b = NULL, *c = NULL;
+    shmring_event *ev = NULL;
+    char name[256];
+
+    name_of(name, sizeof name, prefix, "slots");
+    EXPECT(shmring_sync_options_init(&options), SHMRING_OK);
+    options.slots = SHMRING_SHARED_MUTEX_MAX_SLOTS + 1;
+    EXPECT(shmring_shared_mutex_create(name, VSIZE, &options, &a), SHMRING_E_INVALID_CAPACITY);
+    ASSERT(message_has("65"));
+    options.slots = 2;
+    EXPECT(shmring_shared_mutex_create(name, VSIZE, &options, &a), SHMRING_OK);
+    EXPECT(shmring_shared_mutex_open(name, NULL, &b), SHMRING_OK);
+    EXPECT(shmring_shared_mutex_open(name, NULL, &c), SHMRING_E_TABLE_FULL);
+    ASSERT(c == NULL);
+    /* Open or create compares the count: 16 (the default) is not 2. */
+    EXPECT(shmring_shared_mutex_close(b), SHMRING_OK);
+    EXPECT(shmring_shared_mutex_open_or_create(name, VSIZE, NULL, &c),
+           SHMRING_E_INCOMPATIBLE_LAYOUT);
+    ASSERT(message_has("slots"));
+    EXPECT(shmring_shared_mutex_open_or_create(name, VSIZE, &options, &c), SHMRING_OK);
+    EXPECT(shmring_shared_mutex_close(c), SHMRING_OK);
+    EXPECT(shmring_shared_mutex_close(a), SHMRING_OK);
+    /* Another kind's options with slots set are refused. */
+    EXPECT(shmring_event_create(name, &options, &ev), SHMRING_E_INVALID_ARGUMENT);
+    ASSERT(message_has("only a shared mutex has slots"));
+    options.slots = 0;
+    options.reserved32 = 1;
+    EXPECT(shmring_shared_mutex_create_memfd(VSIZE, &options, &a), SHMRING_E_INVALID_ARGUMENT);
+}
+
 /* The outcomes in one process, on a named mutex and a second handle of it. */
 static void outcomes(const char *prefix) {
     char name[256];
@@ -352,6 +386,7 @@ int main(int argc, char **argv) {
     EXPECT(shmring_sync_options_init(&mutex_options), SHMRING_OK);
     ASSERT(rounds >= 1);
     bad_input(argv[1]);
+    slots(argv[1]);
     outcomes(argv[1]);
     counter(argv[1], 0, rounds);
     counter(argv[1], 1, rounds);
