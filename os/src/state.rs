@@ -71,9 +71,7 @@ use std::time::Instant;
 
 use memmap2::MmapRaw;
 use shmring_core::layout::STATE_KIND_VALUE;
-use shmring_core::state::header::StateGeometry;
-#[cfg(feature = "zerocopy")]
-use shmring_core::state::header::StateInfo;
+use shmring_core::state::header::{StateGeometry, StateInfo};
 use shmring_core::state::value::{
     self as protocol, RawValueRegion, VALUE_WRITER_LOCK, ValueRegion, ValueWriter as CoreWriter,
 };
@@ -164,6 +162,35 @@ fn check_type<T>(info: &StateInfo, what: &str) -> Result<()> {
     }
 }
 
+/// The geometry of a state of `kind` (a value or a mutex) over `value_size`
+/// bytes with `slots` slots. Both builders' creates.
+///
+/// # Errors
+/// [`Error::ValueSize`] if `value_size` is out of range (checked before any
+/// system call; the caller checks `slots`).
+fn state_geometry(kind: u32, value_size: usize, slots: u32) -> Result<StateGeometry> {
+    let size = u32::try_from(value_size).unwrap_or(u32::MAX);
+    StateGeometry::new(kind, size, slots).map_err(|_| Error::ValueSize {
+        len: value_size,
+        value_size: shmring_core::state::header::MAX_STATE_VALUE_SIZE as usize,
+    })
+}
+
+/// What `open_or_create` compares of an existing state whose header says
+/// `info`: its value size with `value_size`, and its type tag with `tag` when
+/// both are known (a state created as bytes has tag 0). Both builders'.
+fn compared_value(info: &StateInfo, value_size: usize, tag: Option<u64>) -> Vec<Compared> {
+    let mut compared = vec![Compared::new(
+        "value_size",
+        value_size as u64,
+        info.geometry.value_size() as u64,
+    )];
+    if let Some(tag) = tag.filter(|_| info.type_tag != 0) {
+        compared.push(Compared::new("type_tag", tag, info.type_tag));
+    }
+    compared
+}
+
 impl SharedValueBuilder {
     fn new(backing: Backing) -> Self {
         Self {
@@ -202,12 +229,8 @@ impl SharedValueBuilder {
     }
 
     fn create_tagged<T: ?Sized>(&self, value_size: usize, tag: u64) -> Result<SharedValue<T>> {
-        let size = u32::try_from(value_size).unwrap_or(u32::MAX);
-        let geometry =
-            StateGeometry::new(STATE_KIND_VALUE, size, 0).map_err(|_| Error::ValueSize {
-                len: value_size,
-                value_size: shmring_core::state::header::MAX_STATE_VALUE_SIZE as usize,
-            })?;
+        let geometry = state_geometry(STATE_KIND_VALUE, value_size, 0)?;
+        let size = geometry.value_size() as u32;
         let flags = fence_flags(&self.options);
         let init = |map: &MmapRaw, what: &str| {
             // SAFETY: `map` is a fresh shared read-write mapping of the geometry's
@@ -262,18 +285,7 @@ impl SharedValueBuilder {
             || self.open_bytes().map(SharedValue::retype),
             create,
             |value| value.describe().to_owned(),
-            |value| {
-                let info = value.segment.contents().info();
-                let mut compared = vec![Compared::new(
-                    "value_size",
-                    value_size as u64,
-                    info.geometry.value_size() as u64,
-                )];
-                if let Some(tag) = tag.filter(|_| info.type_tag != 0) {
-                    compared.push(Compared::new("type_tag", tag, info.type_tag));
-                }
-                compared
-            },
+            |value| compared_value(value.segment.contents().info(), value_size, tag),
         )
     }
 

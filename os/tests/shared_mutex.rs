@@ -49,6 +49,19 @@ const DEATH_SLACK: Duration = Duration::from_millis(400);
 /// What a call may take beyond its deadline (scheduling on a loaded machine).
 const DEADLINE_SLACK: Duration = Duration::from_millis(300);
 
+/// Taken by the tests that keep processes spinning (the bankers, the
+/// scribbler) and by the kill test, so that the kill test's latencies are the
+/// death bell's, not the CPU time the other tests' processes take from it on a
+/// two-core machine.
+static SPINNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`SPINNING`] (a test that panicked holding it poisons nothing).
+fn spinning() -> std::sync::MutexGuard<'static, ()> {
+    SPINNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn child_start() -> bool {
     child_start_within(Duration::from_secs(1200))
 }
@@ -104,6 +117,7 @@ fn child_banker() {
 }
 
 fn bank_balance(adds: u64) {
+    let _spinning = spinning();
     let name = unique("mutex-bank");
     let balance = SharedMutexBuilder::shm(&name).create::<u64>().unwrap();
     // Late enough for every banker to be spinning (each says so).
@@ -186,7 +200,16 @@ fn child_holder() {
     }
 }
 
+/// Whether the lock word of mutex `name` has its sleepers' bit set.
+fn sleeper_marked(name: &str) -> bool {
+    match inspect(name).map(|s| s.state) {
+        Ok(Ok(ObjectState::SharedMutex(m))) => m.waiters,
+        other => panic!("{name} is a mutex: {other:?}"),
+    }
+}
+
 fn holders_killed_in_their_critical_section(kills: u64) {
+    let _spinning = spinning();
     let name = unique("mutex-kill");
     let mut pair = SharedMutexBuilder::shm(&name).create::<Pair>().unwrap();
     let mut rng = XorShift::new(seed("mutex-kill"));
@@ -221,7 +244,18 @@ fn holders_killed_in_their_critical_section(kills: u64) {
                 };
                 (outcome, returned)
             });
-            std::thread::sleep(Duration::from_micros(2000 + rng.below(8000)));
+            // Parked for sure: the lock word shows a sleeper (a locker marks it
+            // after probing the holder and watching its death bell, just before
+            // it sleeps), then a random moment later.
+            let parked_by = Instant::now() + Duration::from_secs(10);
+            while !sleeper_marked(&name) {
+                assert!(
+                    Instant::now() < parked_by,
+                    "round {k}: the locker never parked"
+                );
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            std::thread::sleep(Duration::from_micros(rng.below(5000)));
             let killed = holder.kill_now();
             let (outcome, returned) = parked.join().unwrap();
             (outcome, returned.saturating_duration_since(killed))
@@ -338,6 +372,7 @@ fn by_deadline(started: Instant, deadline: Instant, what: &str) {
 /// value, and nothing panics.
 #[test]
 fn a_hostile_scribbler_costs_errors_or_garbage_and_every_lock_ends_by_its_deadline() {
+    let _spinning = spinning();
     let name = unique("mutex-hostile");
     let _creator = SharedMutexBuilder::shm(&name)
         .slots(4)

@@ -16,7 +16,7 @@ use memmap2::MmapRaw;
 use shmring_core::Futex;
 use shmring_core::layout::STATE_KIND_MUTEX;
 use shmring_core::mpmc::Liveness;
-use shmring_core::state::header::{MAX_STATE_SLOTS, MAX_STATE_VALUE_SIZE, StateGeometry};
+use shmring_core::state::header::MAX_STATE_SLOTS;
 use shmring_core::state::mutex::{
     self as protocol, Acquired, OwnerId, ProbeClock, RawMutexRegion, RobustLock,
 };
@@ -105,7 +105,6 @@ impl SharedMutexBuilder {
     }
 
     fn create_tagged<T: ?Sized>(&self, value_size: usize, tag: u64) -> Result<SharedMutex<T>> {
-        let size = u32::try_from(value_size).unwrap_or(u32::MAX);
         let slots = u32::try_from(self.slots).unwrap_or(u32::MAX);
         if !(1..=MAX_STATE_SLOTS).contains(&slots) {
             return Err(Error::InvalidMutexSlots {
@@ -113,11 +112,8 @@ impl SharedMutexBuilder {
                 max: u64::from(MAX_STATE_SLOTS),
             });
         }
-        let geometry =
-            StateGeometry::new(STATE_KIND_MUTEX, size, slots).map_err(|_| Error::ValueSize {
-                len: value_size,
-                value_size: MAX_STATE_VALUE_SIZE as usize,
-            })?;
+        let geometry = super::state_geometry(STATE_KIND_MUTEX, value_size, slots)?;
+        let size = geometry.value_size() as u32;
         // No FLAG_ASYMMETRIC_FENCES: the lock uses no fence pair (see the type's
         // docs).
         let flags = 0;
@@ -184,17 +180,12 @@ impl SharedMutexBuilder {
             |mutex| mutex.describe().to_owned(),
             |mutex| {
                 let info = mutex.region().info();
-                let mut compared = vec![
-                    Compared::new(
-                        "value_size",
-                        value_size as u64,
-                        info.geometry.value_size() as u64,
-                    ),
-                    Compared::new("slots", self.slots as u64, info.geometry.slots() as u64),
-                ];
-                if let Some(tag) = tag.filter(|_| info.type_tag != 0) {
-                    compared.push(Compared::new("type_tag", tag, info.type_tag));
-                }
+                let mut compared = super::compared_value(info, value_size, tag);
+                compared.push(Compared::new(
+                    "slots",
+                    self.slots as u64,
+                    info.geometry.slots() as u64,
+                ));
                 compared
             },
         )
