@@ -167,7 +167,7 @@ impl Drop for Leftovers {
             if let Some(name) = address.strip_prefix("mq:") {
                 let _ = transport::mq::remove(name);
             } else if let Some(name) = address.strip_prefix("shm:") {
-                let _ = std::fs::remove_file(shm_path(name));
+                remove_shm_with_bells(name);
             }
         }
     }

@@ -42,6 +42,40 @@ pub fn assert_no_shm(name: &str) {
     assert!(!path.exists(), "{} was left behind", path.display());
 }
 
+/// The doorbell FIFOs in `/dev/shm` of the segment `name` (data, space, and per
+/// slot: `shmring-bell.<name>.<suffix>`).
+pub fn bells_of(name: &str) -> Vec<PathBuf> {
+    let prefix = format!("shmring-bell.{name}.");
+    let mut bells: Vec<PathBuf> = std::fs::read_dir("/dev/shm")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name().to_str().is_some_and(|f| {
+                        f.strip_prefix(&prefix).is_some_and(|rest| {
+                            matches!(rest, "data" | "space")
+                                || rest.strip_prefix("data.").is_some_and(|slot| {
+                                    !slot.is_empty() && slot.bytes().all(|b| b.is_ascii_digit())
+                                })
+                        })
+                    })
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    bells.sort();
+    bells
+}
+
+/// Removes the segment `name` and its doorbells by hand: for what a killed
+/// process created and could not remove.
+pub fn remove_shm_with_bells(name: &str) {
+    for bell in bells_of(name) {
+        let _ = std::fs::remove_file(bell);
+    }
+    let _ = std::fs::remove_file(shm_path(name));
+}
+
 /// A directory under `std::env::temp_dir()`, removed with its contents on drop.
 pub struct TempDir(PathBuf);
 
