@@ -1513,6 +1513,8 @@ impl Drop for Subscriber {
     /// Gives the slot back, then wakes a gated publisher parked (or armed) for
     /// room: the slowest cursor may have been ours. The lock goes after.
     fn drop(&mut self) {
+        // Before the slot is given back: the next holder writes its own.
+        write_pid(&self.shared.region.entry(self.subscriber.slot()).pid, false);
         // SAFETY: dropped once, here; `self.subscriber` is not used after.
         unsafe { ManuallyDrop::drop(&mut self.subscriber) };
         wake_parked_on(&[&self.shared.region.table().space_signal]);

@@ -855,3 +855,33 @@ fn only_doorbells_without_a_segment_are_orphans() {
     holder.release();
     assert!(holder.wait().success());
 }
+
+/// A subscriber writes its pid into its table entry's pid word when it joins,
+/// and 0 when it leaves (before it gives the slot back).
+#[test]
+fn a_subscriber_writes_its_pid_and_clears_it() {
+    let name = unique("subpid");
+    let topic = BroadcastBuilder::shm(&name)
+        .subscriber_slots(2)
+        .create()
+        .unwrap();
+    let subscriber = topic.subscriber(shmring::broadcast::Start::Oldest).unwrap();
+    let listed = match inspect(&name).unwrap().state {
+        Ok(ObjectState::BroadcastTopic(t)) => t.subscribers,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].entry.pid, std::process::id(), "written at join");
+    // The word itself: slot 0's entry is at 256 of the table, its pid at 16.
+    let table = std::fs::File::open(shm_path(&format!("{name}.subs"))).unwrap();
+    let word = || {
+        let mut word = [0u8; 4];
+        table.read_exact_at(&mut word, 256 + 16).unwrap();
+        u32::from_ne_bytes(word)
+    };
+    assert_eq!(word(), std::process::id());
+    drop(subscriber);
+    assert_eq!(word(), 0, "cleared at leave");
+    drop(topic);
+    assert_no_shm(&name);
+}

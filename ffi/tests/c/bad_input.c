@@ -179,10 +179,12 @@ int main(int argc, char **argv) {
         uint32_t version = 99;
         ASSERT(pwrite(caller, &version, 4, 8) == 4);
         EXPECT(shmring_channel_open_fd(caller, NULL, &ch), SHMRING_E_INCOMPATIBLE_LAYOUT);
+        /* Reclaimed without KEEP: the close removes the segment and its doorbells. */
+        reclaim.flags &= ~SHMRING_OPTION_KEEP;
         EXPECT(shmring_channel_create(by_fd, 1024, &reclaim, &ch), SHMRING_OK);
         EXPECT(shmring_channel_close(ch), SHMRING_OK);
         close(caller);
-        unlink(shm);
+        ASSERT(access(shm, F_OK) != 0);
     }
 
     /* ---- a segment others may write is not trusted ---- */
