@@ -43,6 +43,7 @@ pub struct InboundBuilder<S> {
     handoff_capacity: usize,
     grace: Duration,
     end: EndPolicy,
+    ack_every: u64,
 }
 
 impl Bridge {
@@ -61,6 +62,7 @@ impl Bridge {
             handoff_capacity: 4096,
             grace: Duration::from_millis(50),
             end: EndPolicy::AfterAllSources,
+            ack_every: 128,
         }
     }
 }
@@ -94,6 +96,15 @@ impl<S: MessageSender + Send + 'static> InboundBuilder<S> {
     /// default).
     pub fn end_policy(mut self, end: EndPolicy) -> Self {
         self.end = end;
+        self
+    }
+
+    /// How often it acknowledges a source's messages (the credit of
+    /// [`OutboundBuilder::window`](crate::OutboundBuilder::window)): every
+    /// `messages` delivered (128 by default, at least 1), and whenever it has
+    /// nothing to do. Keep it well below the sources' window.
+    pub fn ack_every(mut self, messages: u64) -> Self {
+        self.ack_every = messages.max(1);
         self
     }
 
@@ -147,6 +158,9 @@ impl<S: MessageSender + Send + 'static> InboundBuilder<S> {
             errors: errors_tx,
             sources: HashMap::new(),
             lost: Vec::new(),
+            session: session.clone(),
+            ack_every: self.ack_every,
+            ackers: HashMap::new(),
             _subscribers: (subscriber, liveliness),
         };
         let thread = std::thread::Builder::new()
@@ -388,7 +402,14 @@ impl Drop for Inbound {
 struct Source {
     next: u64,
     ended: bool,
+    acked: u64,
 }
+
+const NEW_SOURCE: Source = Source {
+    next: 0,
+    ended: false,
+    acked: 0,
+};
 
 struct Worker<S> {
     sink: S,
@@ -402,6 +423,11 @@ struct Worker<S> {
     sources: HashMap<(u64, u64), Source>,
     /// Sources whose token went, and when their grace ends.
     lost: Vec<((u64, u64), Instant)>,
+    session: zenoh::Session,
+    ack_every: u64,
+    /// Per source: the publisher of its acknowledgements (declared at its first
+    /// message, on the key it arrived on).
+    ackers: HashMap<(u64, u64), zenoh::pubsub::Publisher<'static>>,
     _subscribers: (zenoh::pubsub::Subscriber<()>, zenoh::pubsub::Subscriber<()>),
 }
 
@@ -427,10 +453,7 @@ impl<S: MessageSender> Worker<S> {
                     if let Some(id) = crate::parse_token_key(&key)
                         && id.0 != self.origin
                     {
-                        self.sources.entry(id).or_insert(Source {
-                            next: 0,
-                            ended: false,
-                        });
+                        self.sources.entry(id).or_insert(NEW_SOURCE);
                     }
                     Flow::Continue
                 }
@@ -442,7 +465,10 @@ impl<S: MessageSender> Worker<S> {
                     }
                     Flow::Continue
                 }
-                None => Flow::Continue,
+                None => {
+                    self.ack_idle();
+                    Flow::Continue
+                }
             };
             if let Flow::End(end) = flow {
                 return Ok(end);
@@ -468,6 +494,53 @@ impl<S: MessageSender> Worker<S> {
             {
                 return Ok(InboundEnd::AllSourcesEnded);
             }
+        }
+    }
+
+    fn declare_acker(&mut self, id: (u64, u64), key: &str) {
+        let ack_key = crate::ack_key(key, id.0, id.1);
+        match self.session.declare_publisher(ack_key).wait() {
+            Ok(publisher) => {
+                self.ackers.insert(id, publisher);
+            }
+            Err(e) => self.report(zenoh_err("declaring an acknowledgement publisher")(e)),
+        }
+    }
+
+    /// Acknowledges what was delivered of source `id`.
+    fn ack(&mut self, id: (u64, u64)) {
+        let Some(source) = self.sources.get_mut(&id) else {
+            return;
+        };
+        let Some(publisher) = self.ackers.get(&id) else {
+            return;
+        };
+        let header = wire::Header {
+            kind: Kind::Ack,
+            origin: self.origin,
+            stream: id.1,
+            seq: source.next,
+        };
+        let mut payload = [0u8; wire::HEADER_LEN];
+        wire::encode_header(&header, &mut payload);
+        source.acked = source.next;
+        if let Err(e) = publisher.put(payload.to_vec()).wait() {
+            let error = zenoh_err("publishing an acknowledgement")(e);
+            self.report(error);
+        }
+    }
+
+    /// With nothing to do: acknowledges every live source with unacknowledged
+    /// deliveries.
+    fn ack_idle(&mut self) {
+        let due: Vec<(u64, u64)> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| !s.ended && s.next > s.acked)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.ack(id);
         }
     }
 
@@ -512,10 +585,7 @@ impl<S: MessageSender> Worker<S> {
             return Ok(Flow::Continue);
         }
         let id = (header.origin, header.stream);
-        let mut source = *self.sources.entry(id).or_insert(Source {
-            next: 0,
-            ended: false,
-        });
+        let mut source = *self.sources.entry(id).or_insert(NEW_SOURCE);
         if source.ended {
             // After its end (in band, or its token gone and the grace passed).
             counters.stale.fetch_add(1, Ordering::Relaxed);
@@ -563,7 +633,23 @@ impl<S: MessageSender> Worker<S> {
             Kind::Data => {
                 source.next = header.seq + 1;
                 self.sources.insert(id, source);
-                self.deliver(body)
+                if !self.ackers.contains_key(&id) {
+                    self.declare_acker(id, sample.key_expr().as_str());
+                }
+                let flow = self.deliver(body)?;
+                if source.next - source.acked >= self.ack_every {
+                    self.ack(id);
+                }
+                Ok(flow)
+            }
+            Kind::Ack => {
+                counters.malformed.fetch_add(1, Ordering::Relaxed);
+                self.report(BridgeError::Malformed {
+                    key: sample.key_expr().as_str().to_owned(),
+                    len: bytes.len(),
+                    problem: wire::WireError::MisplacedAck,
+                });
+                Ok(Flow::Continue)
             }
         }
     }

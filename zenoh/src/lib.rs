@@ -117,6 +117,8 @@ pub use zenoh;
 
 /// The chunk between a bridged key and a source's liveliness token.
 pub const LIVELINESS_CHUNK: &str = "_shmring_live";
+/// The chunk between a bridged key and a source's acknowledgement key.
+pub const ACK_CHUNK: &str = "_shmring_ack";
 
 /// How a direction behaves when the next hop has no room.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -269,6 +271,11 @@ pub fn open(config: zenoh::Config) -> Result<zenoh::Session, BridgeError> {
 /// The liveliness token key of a source.
 pub(crate) fn token_key(key: &str, origin: u64, stream: u64) -> String {
     format!("{key}/{LIVELINESS_CHUNK}/{origin:016x}/{stream:016x}")
+}
+
+/// The key a source's acknowledgements travel on.
+pub(crate) fn ack_key(key: &str, origin: u64, stream: u64) -> String {
+    format!("{key}/{ACK_CHUNK}/{origin:016x}/{stream:016x}")
 }
 
 /// The (origin, stream) of a liveliness token key made by [`token_key`].

@@ -1,7 +1,7 @@
 //! Local endpoint → Zenoh.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,11 @@ pub struct OutboundBuilder<R> {
     stream: Option<u64>,
     express: bool,
     wait_for_subscriber: Option<Duration>,
+    window: Option<Option<u64>>,
 }
+
+/// The default credit window of a [`Delivery::Reliable`] outbound, in messages.
+pub const DEFAULT_WINDOW: u64 = 1024;
 
 impl Bridge {
     /// Forwards every message of `source` (a channel or MPMC receiver, a topic
@@ -44,6 +48,7 @@ impl Bridge {
             stream: None,
             express: false,
             wait_for_subscriber: None,
+            window: None,
         }
     }
 }
@@ -65,6 +70,22 @@ impl<R: MessageReceiver + Send + 'static> OutboundBuilder<R> {
     /// latency, lower throughput). Off by default.
     pub fn express(mut self, express: bool) -> Self {
         self.express = express;
+        self
+    }
+
+    /// End-to-end flow control: at most `window` messages published and not yet
+    /// acknowledged by a bridge's inbound side; the outbound waits for credit (the
+    /// messages wait in the local endpoint, whose sender then blocks or finds it
+    /// full). `None` turns it off. Default: [`DEFAULT_WINDOW`] for
+    /// [`Delivery::Reliable`], `None` for [`Delivery::DropWhenCongested`].
+    ///
+    /// The credit is the most advanced acknowledgement of any inbound bridge (the
+    /// fastest one paces the stream; a slower one may see gaps). While no Zenoh
+    /// subscriber matches the key at all, the outbound does not wait (Zenoh drops
+    /// what nobody subscribes to). A matching subscriber that is not a bridge never
+    /// acknowledges: give such a stream `window(None)`.
+    pub fn window(mut self, window: Option<u64>) -> Self {
+        self.window = Some(window.map(|w| w.max(1)));
         self
     }
 
@@ -102,9 +123,44 @@ impl<R: MessageReceiver + Send + 'static> OutboundBuilder<R> {
             .declare_token(crate::token_key(key.as_str(), origin, stream))
             .wait()
             .map_err(zenoh_err("declaring the liveliness token"))?;
+        let window = self.window.unwrap_or(match self.delivery {
+            Delivery::Reliable => Some(DEFAULT_WINDOW),
+            Delivery::DropWhenCongested => None,
+        });
+        let credit = Arc::new(Credit {
+            acked: AtomicU64::new(0),
+            thread: OnceLock::new(),
+        });
+        let acks = match window {
+            None => None,
+            Some(_) => {
+                let credit = credit.clone();
+                let ack_key = crate::ack_key(key.as_str(), origin, stream);
+                let subscriber = session
+                    .declare_subscriber(ack_key)
+                    .callback(move |sample: zenoh::sample::Sample| {
+                        let bytes = sample.payload().to_bytes();
+                        if let Ok((header, _)) = wire::decode(&bytes)
+                            && header.kind == Kind::Ack
+                            && header.stream == stream
+                        {
+                            credit.acked.fetch_max(header.seq, Ordering::AcqRel);
+                            if let Some(thread) = credit.thread.get() {
+                                thread.unpark();
+                            }
+                        }
+                    })
+                    .wait()
+                    .map_err(zenoh_err("declaring the acknowledgement subscriber"))?;
+                Some(subscriber)
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let worker = Worker {
+            window,
+            credit: credit.clone(),
+            _acks: acks,
             source: self.source,
             publisher,
             _token: token,
@@ -118,6 +174,7 @@ impl<R: MessageReceiver + Send + 'static> OutboundBuilder<R> {
             .name(format!("shmring-zenoh out {stream:x}"))
             .spawn(move || worker.run())
             .map_err(BridgeError::Thread)?;
+        let _ = credit.thread.set(thread.thread().clone());
         Ok(Outbound {
             key,
             stream,
@@ -133,6 +190,13 @@ struct Counters {
     sent: AtomicU64,
     bytes: AtomicU64,
     lagged: AtomicU64,
+    credit_waits: AtomicU64,
+}
+
+/// The credit the acknowledgement callback hands the forwarding thread.
+struct Credit {
+    acked: AtomicU64,
+    thread: OnceLock<std::thread::Thread>,
 }
 
 /// What an outbound direction has done so far.
@@ -145,6 +209,8 @@ pub struct OutboundStats {
     /// Messages a lagging local broadcast subscriber missed (their sequence
     /// numbers are skipped, so the far side reports them as a gap).
     pub lagged: u64,
+    /// Times the thread waited for credit ([`OutboundBuilder::window`]).
+    pub credit_waits: u64,
 }
 
 /// Why an outbound direction ended (without an error).
@@ -191,6 +257,7 @@ impl Outbound {
             sent: self.counters.sent.load(Ordering::Relaxed),
             bytes: self.counters.bytes.load(Ordering::Relaxed),
             lagged: self.counters.lagged.load(Ordering::Relaxed),
+            credit_waits: self.counters.credit_waits.load(Ordering::Relaxed),
         }
     }
 
@@ -239,6 +306,9 @@ impl Drop for Outbound {
 }
 
 struct Worker<R> {
+    window: Option<u64>,
+    credit: Arc<Credit>,
+    _acks: Option<zenoh::pubsub::Subscriber<()>>,
     source: R,
     publisher: zenoh::pubsub::Publisher<'static>,
     _token: zenoh::liveliness::LivelinessToken,
@@ -250,6 +320,38 @@ struct Worker<R> {
 }
 
 impl<R: MessageReceiver> Worker<R> {
+    /// Waits until message `seq` is within the window, the stop flag, or no
+    /// subscriber matches (then it raises the credit itself: nobody to wait for).
+    fn wait_for_credit(&self, seq: u64, window: u64) -> Result<(), BridgeError> {
+        self.counters.credit_waits.fetch_add(1, Ordering::Relaxed);
+        let mut next_check = Instant::now() + TICK;
+        while seq
+            >= self
+                .credit
+                .acked
+                .load(Ordering::Acquire)
+                .saturating_add(window)
+        {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if Instant::now() >= next_check {
+                let matching = self
+                    .publisher
+                    .matching_status()
+                    .wait()
+                    .map_err(zenoh_err("reading the matching status"))?;
+                if !matching.matching() {
+                    self.credit.acked.fetch_max(seq + 1, Ordering::AcqRel);
+                    return Ok(());
+                }
+                next_check = Instant::now() + TICK;
+            }
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
     fn run(mut self) -> Result<OutboundEnd, BridgeError> {
         if let Some(timeout) = self.wait_for_subscriber {
             let until = Instant::now() + timeout;
@@ -270,6 +372,17 @@ impl<R: MessageReceiver> Worker<R> {
         let end = loop {
             if self.stop.load(Ordering::Relaxed) {
                 break OutboundEnd::Stopped { sent: seq };
+            }
+            if let Some(window) = self.window
+                && seq
+                    >= self
+                        .credit
+                        .acked
+                        .load(Ordering::Acquire)
+                        .saturating_add(window)
+            {
+                self.wait_for_credit(seq, window)?;
+                continue;
             }
             match self
                 .source

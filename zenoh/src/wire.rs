@@ -7,12 +7,17 @@
 //! |---|---|---|
 //! | 0 | 4 | magic `b"SHZB"` |
 //! | 4 | 1 | version, [`VERSION`] (1) |
-//! | 5 | 1 | kind: 1 data, 2 end of stream |
+//! | 5 | 1 | kind: 1 data, 2 end of stream, 3 acknowledgement |
 //! | 6 | 2 | reserved, 0 |
 //! | 8 | 8 | origin: the id of the bridge that published it |
 //! | 16 | 8 | stream: the id of the source within that bridge |
-//! | 24 | 8 | sequence number: a data message's number in its stream (from 0); an end of stream's is the number of data messages the stream sent |
-//! | 32 | rest | the local message (data); nothing (end of stream) |
+//! | 24 | 8 | sequence number: a data message's number in its stream (from 0); an end of stream's is the number of data messages the stream sent; an acknowledgement's is the number of the source's messages its sender has delivered |
+//! | 32 | rest | the local message (data); nothing (end of stream, acknowledgement) |
+//!
+//! Data and ends of stream go on the bridged key. Acknowledgements (the credit of
+//! [`OutboundBuilder::window`](crate::OutboundBuilder::window)) go the other way,
+//! on `<key>/_shmring_ack/<source origin>/<source stream>` (hex), with the
+//! acknowledging bridge's origin in the origin field.
 //!
 //! The header rides in the payload, not in Zenoh's attachment, so that a message
 //! is one contiguous buffer on both sides (one allocation, one copy out of the
@@ -34,6 +39,8 @@ pub enum Kind {
     Data,
     /// The orderly end of a stream: its source disconnected after `seq` messages.
     EndOfStream,
+    /// An inbound side's credit: it has delivered `seq` messages of the stream.
+    Ack,
 }
 
 impl Kind {
@@ -41,6 +48,7 @@ impl Kind {
         match self {
             Kind::Data => 1,
             Kind::EndOfStream => 2,
+            Kind::Ack => 3,
         }
     }
 }
@@ -91,12 +99,15 @@ pub enum WireError {
         /// The value found.
         found: u16,
     },
-    /// An end of stream with bytes after its header.
-    #[error("end of stream carries {len} bytes of payload, must carry none")]
+    /// An end of stream or an acknowledgement with bytes after its header.
+    #[error("end of stream or acknowledgement carries {len} bytes of payload, must carry none")]
     EndWithPayload {
         /// Bytes after the header.
         len: usize,
     },
+    /// An acknowledgement on a data key.
+    #[error("an acknowledgement on a data key")]
+    MisplacedAck,
 }
 
 /// Writes `header` into the first [`HEADER_LEN`] bytes of `out`.
@@ -142,13 +153,14 @@ pub fn decode(payload: &[u8]) -> Result<(Header, &[u8]), WireError> {
     let kind = match head[5] {
         1 => Kind::Data,
         2 => Kind::EndOfStream,
+        3 => Kind::Ack,
         other => return Err(WireError::UnknownKind { found: other }),
     };
     let reserved = u16::from_le_bytes([head[6], head[7]]);
     if reserved != 0 {
         return Err(WireError::Reserved { found: reserved });
     }
-    if kind == Kind::EndOfStream && !body.is_empty() {
+    if kind != Kind::Data && !body.is_empty() {
         return Err(WireError::EndWithPayload { len: body.len() });
     }
     let header = Header {

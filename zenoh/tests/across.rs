@@ -11,7 +11,10 @@ use shmring_zenoh::{Bridge, InboundEnd, OutboundEnd};
 
 /// Messages of the long run (`SHMRING_ZENOH_TEST_COUNT` overrides).
 fn count() -> u64 {
-    std::env::var("SHMRING_ZENOH_TEST_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
+    std::env::var("SHMRING_ZENOH_TEST_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
 }
 /// Largest message of the long run.
 const MAX_LEN: usize = 8192;
@@ -59,7 +62,12 @@ fn hundred_thousand_numbered_checksummed_messages_across_two_processes() {
     let inbound = bridge.inbound(&key, tx).start().expect("inbound");
     let mut child = Peer::spawn(
         "child_sender",
-        &[("PORT", &port), ("KEY", &key), ("COUNT", &count), ("MAX", &MAX_LEN)],
+        &[
+            ("PORT", &port),
+            ("KEY", &key),
+            ("COUNT", &count),
+            ("MAX", &MAX_LEN),
+        ],
     );
     let started = Instant::now();
     let deadline = started + Duration::from_secs(240);
@@ -67,7 +75,11 @@ fn hundred_thousand_numbered_checksummed_messages_across_two_processes() {
     for seq in 0..count {
         let got = match rx.recv_vec_deadline(Some(deadline)) {
             Ok(got) => got,
-            Err(e) => panic!("message {seq} of {count}: {e}; inbound {:?}; first error {:?}", inbound.stats(), inbound.try_error()),
+            Err(e) => panic!(
+                "message {seq} of {count}: {e}; inbound {:?}; first error {:?}",
+                inbound.stats(),
+                inbound.try_error()
+            ),
         };
         if let Err(problem) = check_stream(seq, MAX_LEN, &got) {
             panic!("{problem}; inbound {:?}", inbound.stats());
@@ -83,10 +95,22 @@ fn hundred_thousand_numbered_checksummed_messages_across_two_processes() {
     let stats = inbound.stats();
     assert_eq!(stats.delivered, count);
     assert_eq!(stats.bytes, bytes);
-    assert_eq!((stats.gaps, stats.malformed, stats.handoff_dropped, stats.stale), (0, 0, 0, 0), "{stats:?}");
+    assert_eq!(
+        (
+            stats.gaps,
+            stats.malformed,
+            stats.handoff_dropped,
+            stats.stale
+        ),
+        (0, 0, 0, 0),
+        "{stats:?}"
+    );
     assert_eq!((stats.ended_in_band, stats.lost), (1, 0));
     assert!(inbound.try_error().is_none());
-    assert_eq!(inbound.join().expect("inbound"), InboundEnd::AllSourcesEnded);
+    assert_eq!(
+        inbound.join().expect("inbound"),
+        InboundEnd::AllSourcesEnded
+    );
     child.release();
     child.wait_ok();
     eprintln!(
@@ -132,7 +156,9 @@ fn sigkill_of_the_sending_process_gives_every_delivered_message_then_disconnecte
     let mut next = 0u64;
     let deadline = Instant::now() + Duration::from_secs(60);
     while next < 2000 {
-        let got = rx.recv_vec_deadline(Some(deadline)).expect("traffic before the kill");
+        let got = rx
+            .recv_vec_deadline(Some(deadline))
+            .expect("traffic before the kill");
         assert_eq!(parse_seq(&got), Ok(next));
         next += 1;
     }
@@ -145,16 +171,29 @@ fn sigkill_of_the_sending_process_gives_every_delivered_message_then_disconnecte
                 next += 1;
             }
             Err(RecvTimeoutError::Disconnected) => break Instant::now(),
-            Err(e) => panic!("after {next} messages: {e}, not Disconnected; {:?}", inbound.stats()),
+            Err(e) => panic!(
+                "after {next} messages: {e}, not Disconnected; {:?}",
+                inbound.stats()
+            ),
         }
     };
     let took = ended_at - killed_at;
     eprintln!("kill -> Disconnected in {took:?}, after {next} messages");
-    assert!(took < KILL_BOUND, "Disconnected {took:?} after the kill, bound {KILL_BOUND:?}");
+    assert!(
+        took < KILL_BOUND,
+        "Disconnected {took:?} after the kill, bound {KILL_BOUND:?}"
+    );
     let stats = inbound.stats();
     assert_eq!(stats.delivered, next);
-    assert_eq!((stats.gaps, stats.malformed, stats.ended_in_band, stats.lost), (0, 0, 0, 1), "{stats:?}");
-    assert_eq!(inbound.join().expect("inbound"), InboundEnd::AllSourcesEnded);
+    assert_eq!(
+        (stats.gaps, stats.malformed, stats.ended_in_band, stats.lost),
+        (0, 0, 0, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        inbound.join().expect("inbound"),
+        InboundEnd::AllSourcesEnded
+    );
 }
 
 /// Child: bridges KEY in, into a local channel; reads COUNT messages, checks
@@ -188,7 +227,11 @@ fn child_remote_subscriber() {
         other => panic!("after {count}: {other:?}"),
     }
     let stats = inbound.stats();
-    assert_eq!((stats.delivered, stats.gaps, stats.ended_in_band), (count, 0, 1), "{stats:?}");
+    assert_eq!(
+        (stats.delivered, stats.gaps, stats.ended_in_band),
+        (count, 0, 1),
+        "{stats:?}"
+    );
     report("received", count);
     wait_for_parent();
 }
@@ -209,8 +252,17 @@ fn a_topic_reaches_two_remote_subscribers() {
             )
         })
         .collect();
-    wait_for_tokens(&session, &format!("{key}/ready/*"), 2, Duration::from_secs(60));
-    let topic = BroadcastBuilder::memfd().capacity(1 << 20).policy(Policy::Strict).create().expect("topic");
+    wait_for_tokens(
+        &session,
+        &format!("{key}/ready/*"),
+        2,
+        Duration::from_secs(60),
+    );
+    let topic = BroadcastBuilder::memfd()
+        .capacity(1 << 20)
+        .policy(Policy::Strict)
+        .create()
+        .expect("topic");
     let mut publisher = topic.publisher().expect("publisher");
     let subscriber = topic.subscriber(Start::Oldest).expect("subscriber");
     let out = bridge.outbound(subscriber, &key).start().expect("outbound");
@@ -218,7 +270,10 @@ fn a_topic_reaches_two_remote_subscribers() {
         publisher.send(&seq_message(seq)).expect("publish");
     }
     drop(publisher);
-    assert_eq!(out.join().expect("outbound"), OutboundEnd::SourceDisconnected { sent: count });
+    assert_eq!(
+        out.join().expect("outbound"),
+        OutboundEnd::SourceDisconnected { sent: count }
+    );
     for child in &mut children {
         assert_eq!(child.expect("received"), count.to_string());
         child.release();
@@ -252,13 +307,22 @@ fn child_rpc_server() {
         })
     });
     let client = shmring::RpcClient::new(req_tx, resp_rx);
-    let export = bridge.export_rpc(&key, client, Duration::from_secs(5), 2).expect("export");
+    let export = bridge
+        .export_rpc(&key, client, Duration::from_secs(5), 2)
+        .expect("export");
     use zenoh::Wait;
-    let _ready = session.liveliness().declare_token(format!("{key}/ready")).wait().expect("token");
+    let _ready = session
+        .liveliness()
+        .declare_token(format!("{key}/ready"))
+        .wait()
+        .expect("token");
     wait_for_parent();
     report("answered", export.answered());
     drop(export);
-    server_thread.join().expect("server thread").expect("server");
+    server_thread
+        .join()
+        .expect("server thread")
+        .expect("server");
 }
 
 #[test]
@@ -268,16 +332,27 @@ fn an_rpc_call_across() {
     let session = listening_session(port);
     let bridge = Bridge::new(session.clone());
     let mut child = Peer::spawn("child_rpc_server", &[("PORT", &port), ("KEY", &key)]);
-    wait_for_tokens(&session, &format!("{key}/ready"), 1, Duration::from_secs(60));
+    wait_for_tokens(
+        &session,
+        &format!("{key}/ready"),
+        1,
+        Duration::from_secs(60),
+    );
     let (req_tx, req_rx) = shmring::channel::pair(1 << 16).expect("pair");
     let (resp_tx, resp_rx) = shmring::channel::pair(1 << 16).expect("pair");
     let import = bridge
-        .import_rpc(&key, shmring::RpcServer::new(req_rx, resp_tx), Duration::from_secs(5))
+        .import_rpc(
+            &key,
+            shmring::RpcServer::new(req_rx, resp_tx),
+            Duration::from_secs(5),
+        )
         .expect("import");
     let client = shmring::RpcClient::new(req_tx, resp_rx);
     for n in 0..100u32 {
         let request = format!("request {n}");
-        let reply = client.call_timeout(request.as_bytes(), Duration::from_secs(10)).expect("call");
+        let reply = client
+            .call_timeout(request.as_bytes(), Duration::from_secs(10))
+            .expect("call");
         let want: Vec<u8> = request.bytes().rev().collect();
         assert_eq!(reply, want);
     }

@@ -31,13 +31,30 @@ fn rig(tag: &str) -> Rig {
     let inbound = bridge.inbound(&key, tx).start().expect("inbound");
     let raw = connecting_session(port);
     // The raw session's publications reach the inbound once its subscriber is known.
-    let publisher = raw.declare_publisher(key.clone()).wait().expect("publisher");
+    let publisher = raw
+        .declare_publisher(key.clone())
+        .wait()
+        .expect("publisher");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !publisher.matching_status().wait().expect("matching").matching() {
-        assert!(Instant::now() < deadline, "the raw session never saw the inbound's subscriber");
+    while !publisher
+        .matching_status()
+        .wait()
+        .expect("matching")
+        .matching()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the raw session never saw the inbound's subscriber"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    Rig { key, inbound, rx, raw, _bridge: bridge }
+    Rig {
+        key,
+        inbound,
+        rx,
+        raw,
+        _bridge: bridge,
+    }
 }
 
 fn put(rig: &Rig, payload: Vec<u8>) {
@@ -45,11 +62,27 @@ fn put(rig: &Rig, payload: Vec<u8>) {
 }
 
 fn data(origin: u64, seq: u64, body: &[u8]) -> Vec<u8> {
-    wire::encode(&Header { kind: Kind::Data, origin, stream: 1, seq }, body)
+    wire::encode(
+        &Header {
+            kind: Kind::Data,
+            origin,
+            stream: 1,
+            seq,
+        },
+        body,
+    )
 }
 
 fn end(origin: u64, seq: u64) -> Vec<u8> {
-    wire::encode(&Header { kind: Kind::EndOfStream, origin, stream: 1, seq }, b"")
+    wire::encode(
+        &Header {
+            kind: Kind::EndOfStream,
+            origin,
+            stream: 1,
+            seq,
+        },
+        b"",
+    )
 }
 
 fn expect_disconnected(rx: &mut shmring::Receiver) {
@@ -73,17 +106,34 @@ fn malformed_payloads_are_counted_drops_with_typed_errors_not_panics() {
     reserved[6] = 1;
     let mut end_with_body = end(42, 1);
     end_with_body.push(0);
-    let malformed = [Vec::new(), b"short".to_vec(), bad_magic, bad_version, bad_kind, reserved, end_with_body];
+    let misplaced_ack = wire::encode(&Header { kind: Kind::Ack, origin: 42, stream: 1, seq: 0 }, b"");
+    let malformed = [
+        Vec::new(),
+        b"short".to_vec(),
+        bad_magic,
+        bad_version,
+        bad_kind,
+        reserved,
+        end_with_body,
+        misplaced_ack,
+    ];
     for payload in &malformed {
         put(&rig, payload.clone());
     }
     put(&rig, good);
     put(&rig, end(42, 1));
-    let got = rig.rx.recv_vec_timeout(Duration::from_secs(10)).expect("the good message");
+    let got = rig
+        .rx
+        .recv_vec_timeout(Duration::from_secs(10))
+        .expect("the good message");
     assert_eq!(got, b"the one good message");
     expect_disconnected(&mut rig.rx);
     let stats = rig.inbound.stats();
-    assert_eq!((stats.malformed, stats.delivered, stats.gaps), (malformed.len() as u64, 1, 0), "{stats:?}");
+    assert_eq!(
+        (stats.malformed, stats.delivered, stats.gaps),
+        (malformed.len() as u64, 1, 0),
+        "{stats:?}"
+    );
     let mut problems = Vec::new();
     while let Some(error) = rig.inbound.try_error() {
         match error {
@@ -101,9 +151,13 @@ fn malformed_payloads_are_counted_drops_with_typed_errors_not_panics() {
             WireError::UnknownKind { found: 77 },
             WireError::Reserved { found: 1 },
             WireError::EndWithPayload { len: 1 },
+            WireError::MisplacedAck,
         ]
     );
-    assert_eq!(rig.inbound.join().expect("inbound"), InboundEnd::AllSourcesEnded);
+    assert_eq!(
+        rig.inbound.join().expect("inbound"),
+        InboundEnd::AllSourcesEnded
+    );
 }
 
 #[test]
@@ -115,19 +169,46 @@ fn a_gap_is_a_typed_error_and_the_rest_is_delivered() {
     put(&rig, data(7, 3, b"stale")); // before the one due: dropped
     put(&rig, end(7, 8)); // 6 and 7 never came: a gap at the tail
     for seq in [0u64, 1, 4, 5] {
-        let got = rig.rx.recv_vec_timeout(Duration::from_secs(10)).expect("message");
+        let got = rig
+            .rx
+            .recv_vec_timeout(Duration::from_secs(10))
+            .expect("message");
         assert_eq!(got, seq.to_le_bytes());
     }
     expect_disconnected(&mut rig.rx);
-    let errors: Vec<String> = std::iter::from_fn(|| rig.inbound.try_error()).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = std::iter::from_fn(|| rig.inbound.try_error())
+        .map(|e| e.to_string())
+        .collect();
     let want = [
-        BridgeError::Gap { origin: 7, stream: 1, expected: 2, got: 4 }.to_string(),
-        BridgeError::Stale { origin: 7, stream: 1, expected: 6, got: 3 }.to_string(),
-        BridgeError::Gap { origin: 7, stream: 1, expected: 6, got: 8 }.to_string(),
+        BridgeError::Gap {
+            origin: 7,
+            stream: 1,
+            expected: 2,
+            got: 4,
+        }
+        .to_string(),
+        BridgeError::Stale {
+            origin: 7,
+            stream: 1,
+            expected: 6,
+            got: 3,
+        }
+        .to_string(),
+        BridgeError::Gap {
+            origin: 7,
+            stream: 1,
+            expected: 6,
+            got: 8,
+        }
+        .to_string(),
     ];
     assert_eq!(errors, want);
     let stats = rig.inbound.stats();
-    assert_eq!((stats.gaps, stats.missing, stats.stale, stats.delivered), (2, 4, 1, 4), "{stats:?}");
+    assert_eq!(
+        (stats.gaps, stats.missing, stats.stale, stats.delivered),
+        (2, 4, 1, 4),
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -148,7 +229,12 @@ fn a_bridge_drops_its_own_messages_and_another_bridge_takes_them() {
         .start()
         .expect("a outbound");
     // wait_for_subscriber is satisfied by A's own subscriber too: wait for B's.
-    wait_for_tokens(b.session(), &format!("{key}/**"), 1, Duration::from_secs(30));
+    wait_for_tokens(
+        b.session(),
+        &format!("{key}/**"),
+        1,
+        Duration::from_secs(30),
+    );
     std::thread::sleep(Duration::from_millis(200));
     for n in 0..10u8 {
         shmring::MessageSender::send(&mut a_out_tx, &[n]).expect("send");
@@ -156,7 +242,12 @@ fn a_bridge_drops_its_own_messages_and_another_bridge_takes_them() {
     drop(a_out_tx);
     a_out.join().expect("a outbound");
     for n in 0..10u8 {
-        assert_eq!(b_in_rx.recv_vec_timeout(Duration::from_secs(10)).expect("b gets A's"), [n]);
+        assert_eq!(
+            b_in_rx
+                .recv_vec_timeout(Duration::from_secs(10))
+                .expect("b gets A's"),
+            [n]
+        );
     }
     expect_disconnected(&mut b_in_rx);
     // A received its own eleven publications (ten and the end) and dropped them.
@@ -167,14 +258,19 @@ fn a_bridge_drops_its_own_messages_and_another_bridge_takes_them() {
     }
     assert_eq!(a_in.stats().delivered, 0);
     let mut buf = [0u8; 64];
-    assert_eq!(a_in_rx.try_recv(&mut buf), Err(shmring::TryRecvError::Empty));
+    assert_eq!(
+        a_in_rx.try_recv(&mut buf),
+        Err(shmring::TryRecvError::Empty)
+    );
     assert_eq!(b_in.join().expect("b"), InboundEnd::AllSourcesEnded);
 }
 
 #[test]
 fn keys_outside_the_allow_list_are_refused() {
     let port = free_port();
-    let bridge = Bridge::new(listening_session(port)).allow(["site/a/**", "site/b"]).expect("allow");
+    let bridge = Bridge::new(listening_session(port))
+        .allow(["site/a/**", "site/b"])
+        .expect("allow");
     let (tx, rx) = shmring::channel::pair(1 << 12).expect("pair");
     match bridge.outbound(rx, "site/c").start() {
         Err(BridgeError::KeyNotAllowed { key }) => assert_eq!(key, "site/c"),
@@ -185,7 +281,12 @@ fn keys_outside_the_allow_list_are_refused() {
         other => panic!("site/**: {other:?}"),
     }
     let (tx, _rx) = shmring::channel::pair(1 << 12).expect("pair");
-    bridge.inbound("site/a/x/*", tx).start().expect("inside the list").stop().expect("stop");
+    bridge
+        .inbound("site/a/x/*", tx)
+        .start()
+        .expect("inside the list")
+        .stop()
+        .expect("stop");
     assert!(matches!(
         Bridge::new(listening_session(free_port())).allow(["bad//key"]),
         Err(BridgeError::InvalidKey { .. })

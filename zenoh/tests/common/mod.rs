@@ -40,7 +40,11 @@ pub fn connecting_session(port: u16) -> zenoh::Session {
 /// A key no other test (or test run) uses.
 pub fn unique_key(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("shmring-test/{}/{tag}/{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "shmring-test/{}/{tag}/{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Waits (up to `limit`) until `count` liveliness tokens match `key_expr` as seen
@@ -63,7 +67,10 @@ pub fn wait_for_tokens(session: &zenoh::Session, key_expr: &str, count: usize, l
         if seen >= count {
             return;
         }
-        assert!(Instant::now() < deadline, "{count} tokens on {key_expr} not seen within {limit:?} (saw {seen})");
+        assert!(
+            Instant::now() < deadline,
+            "{count} tokens on {key_expr} not seen within {limit:?} (saw {seen})"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -93,7 +100,9 @@ pub fn stream_len(seq: u64, max: usize) -> usize {
 
 /// FNV-1a over the bytes.
 pub fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Stream message `seq` of a stream of messages up to `max` bytes.
@@ -117,8 +126,16 @@ pub fn stream_message(seq: u64, max: usize) -> Vec<u8> {
 pub fn check_stream(seq: u64, max: usize, got: &[u8]) -> Result<(), String> {
     let want = stream_message(seq, max);
     if got.len() != want.len() {
-        let head = if got.len() >= 8 { format!("its seq field {:?}", &got[..8]) } else { String::new() };
-        return Err(format!("message {seq}: length {} instead of {} {head}", got.len(), want.len()));
+        let head = if got.len() >= 8 {
+            format!("its seq field {:?}", &got[..8])
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "message {seq}: length {} instead of {} {head}",
+            got.len(),
+            want.len()
+        ));
     }
     if got.len() >= STREAM_HEADER {
         let sum = u64::from_le_bytes(got[8..16].try_into().expect("8 bytes"));
@@ -169,12 +186,15 @@ pub fn is_child() -> bool {
 
 /// A parameter given to this child.
 pub fn param(key: &str) -> String {
-    std::env::var(format!("{PARAM_PREFIX}{key}")).unwrap_or_else(|_| panic!("child parameter {key} missing"))
+    std::env::var(format!("{PARAM_PREFIX}{key}"))
+        .unwrap_or_else(|_| panic!("child parameter {key} missing"))
 }
 
 /// A parameter parsed as a number.
 pub fn param_u64(key: &str) -> u64 {
-    param(key).parse().unwrap_or_else(|_| panic!("child parameter {key} is not a number"))
+    param(key)
+        .parse()
+        .unwrap_or_else(|_| panic!("child parameter {key} is not a number"))
 }
 
 /// In a child: tells the parent `key value`.
@@ -195,7 +215,10 @@ pub fn wait_for_parent() {
 pub fn child_watchdog(limit: Duration) {
     thread::spawn(move || {
         thread::sleep(limit);
-        eprintln!("child {}: watchdog fired after {limit:?}", std::process::id());
+        eprintln!(
+            "child {}: watchdog fired after {limit:?}",
+            std::process::id()
+        );
         std::process::exit(3);
     });
 }
@@ -224,7 +247,9 @@ impl Peer {
         for (key, value) in params {
             command.env(format!("{PARAM_PREFIX}{key}"), value.to_string());
         }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("spawn child {test}: {e}"));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn child {test}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let stdin = child.stdin.take();
         let (tx, reports) = mpsc::channel();
@@ -240,7 +265,13 @@ impl Peer {
                 }
             }
         });
-        Self { test: test.to_owned(), child, stdin, reports, status: None }
+        Self {
+            test: test.to_owned(),
+            child,
+            stdin,
+            reports,
+            status: None,
+        }
     }
 
     /// Waits up to 60 s for the child's next report, which must be `key`.
@@ -250,7 +281,10 @@ impl Peer {
             Ok((k, v)) => panic!("child {}: expected report {key}, got {k} {v}", self.test),
             Err(e) => {
                 let status = self.try_status();
-                panic!("child {}: no report {key} ({e:?}); exit status {status:?}", self.test)
+                panic!(
+                    "child {}: no report {key} ({e:?}); exit status {status:?}",
+                    self.test
+                )
             }
         }
     }
@@ -266,7 +300,12 @@ impl Peer {
         let at = Instant::now();
         self.child.kill().expect("kill child");
         let status = self.wait();
-        assert_eq!(status.signal(), Some(9), "child {} ended by itself before the kill: {status:?}", self.test);
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "child {} ended by itself before the kill: {status:?}",
+            self.test
+        );
         at
     }
 
@@ -295,7 +334,11 @@ impl Peer {
     /// Waits for the child to exit and asserts it succeeded.
     pub fn wait_ok(&mut self) {
         let status = self.wait();
-        assert!(status.success(), "child {} failed: {status:?} (its stderr is above)", self.test);
+        assert!(
+            status.success(),
+            "child {} failed: {status:?} (its stderr is above)",
+            self.test
+        );
     }
 }
 
