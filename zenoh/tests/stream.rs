@@ -106,7 +106,15 @@ fn malformed_payloads_are_counted_drops_with_typed_errors_not_panics() {
     reserved[6] = 1;
     let mut end_with_body = end(42, 1);
     end_with_body.push(0);
-    let misplaced_ack = wire::encode(&Header { kind: Kind::Ack, origin: 42, stream: 1, seq: 0 }, b"");
+    let misplaced_ack = wire::encode(
+        &Header {
+            kind: Kind::Ack,
+            origin: 42,
+            stream: 1,
+            seq: 0,
+        },
+        b"",
+    );
     let malformed = [
         Vec::new(),
         b"short".to_vec(),
