@@ -46,6 +46,13 @@
 //!   as [`BridgeError::Gap`] (through [`Inbound::try_error`] and counted in
 //!   [`InboundStats::gaps`]), never silently. A local broadcast subscriber that
 //!   lagged skips its missed count of numbers, so its loss shows up as a gap too.
+//! - **Credit** ([`OutboundBuilder::window`], `Reliable` only, 1024 messages
+//!   by default): the inbound bridge acknowledges what it has delivered
+//!   ([`InboundBuilder::ack_every`]); the outbound waits while `window` messages
+//!   are unacknowledged, leaving the rest in the local ring, so a slow far
+//!   receiver slows the sender. The credit is the most advanced acknowledgement of
+//!   any inbound bridge; while no subscriber matches the key at all the outbound
+//!   does not wait.
 //! - **The hand-off**: the inbound side never blocks inside a Zenoh callback
 //!   (that would stall the session's receive task, keep-alives included). The
 //!   callback appends to a bounded queue ([`InboundBuilder::handoff_capacity`]
@@ -53,7 +60,8 @@
 //!   callback drops the message and counts it
 //!   ([`InboundStats::handoff_dropped`]), and the sequence numbers make that a
 //!   reported gap. It is the bridge's forwarding thread, never the callback, that
-//!   blocks on a full local endpoint.
+//!   blocks on a full local endpoint. With credit, a source has at most its
+//!   window in the queue: keep the capacity at least the windows added up.
 //!
 //! # Liveness
 //!
@@ -111,7 +119,7 @@ use zenoh::key_expr::{KeyExpr, OwnedKeyExpr};
 
 pub use error::BridgeError;
 pub use inbound::{EndPolicy, Inbound, InboundBuilder, InboundEnd, InboundStats};
-pub use outbound::{Outbound, OutboundBuilder, OutboundEnd, OutboundStats};
+pub use outbound::{DEFAULT_WINDOW, Outbound, OutboundBuilder, OutboundEnd, OutboundStats};
 pub use rpc::{RpcExport, RpcImport};
 pub use zenoh;
 
