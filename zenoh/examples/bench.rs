@@ -23,7 +23,10 @@ use shmring_zenoh::zenoh::qos::CongestionControl;
 use shmring_zenoh::{Bridge, open, peer_config};
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn free_port() -> u16 {
@@ -87,7 +90,12 @@ fn wait_for_parent() {
 
 fn wait_matching(publisher: &zenoh::pubsub::Publisher<'_>) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !publisher.matching_status().wait().expect("matching").matching() {
+    while !publisher
+        .matching_status()
+        .wait()
+        .expect("matching")
+        .matching()
+    {
         assert!(Instant::now() < deadline, "no subscriber");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -130,7 +138,8 @@ fn child(role: &str) {
             wait_for_parent();
         }
         "tcp-send" => {
-            let mut tx = shmring::transport::connect_sender(&format!("tcp://127.0.0.1:{port}")).expect("connect");
+            let mut tx = shmring::transport::connect_sender(&format!("tcp://127.0.0.1:{port}"))
+                .expect("connect");
             for _ in 0..n {
                 tx.send(&payload).expect("send");
             }
@@ -139,7 +148,11 @@ fn child(role: &str) {
         }
         "raw-echo" => {
             let session = connecting(port);
-            let pong = session.declare_publisher("bench/pong").express(true).wait().expect("pong");
+            let pong = session
+                .declare_publisher("bench/pong")
+                .express(true)
+                .wait()
+                .expect("pong");
             let _sub = session
                 .declare_subscriber("bench/ping")
                 .callback(move |sample| {
@@ -154,8 +167,15 @@ fn child(role: &str) {
             let bridge = Bridge::new(connecting(port));
             let (ping_tx, mut ping_rx) = shmring::channel::pair(1 << 16).expect("pair");
             let (mut pong_tx, pong_rx) = shmring::channel::pair(1 << 16).expect("pair");
-            let _in = bridge.inbound("bench/ping", ping_tx).start().expect("inbound");
-            let _out = bridge.outbound(pong_rx, "bench/pong").express(true).start().expect("outbound");
+            let _in = bridge
+                .inbound("bench/ping", ping_tx)
+                .start()
+                .expect("inbound");
+            let _out = bridge
+                .outbound(pong_rx, "bench/pong")
+                .express(true)
+                .start()
+                .expect("outbound");
             std::thread::spawn(move || {
                 while let Ok(m) = ping_rx.recv_vec() {
                     if pong_tx.send(&m).is_err() {
@@ -167,9 +187,11 @@ fn child(role: &str) {
             wait_for_parent();
         }
         "tcp-echo" => {
-            let mut listener = shmring::transport::listen(&format!("tcp://127.0.0.1:{port2}")).expect("listen");
+            let mut listener =
+                shmring::transport::listen(&format!("tcp://127.0.0.1:{port2}")).expect("listen");
             say("ready");
-            let mut pong = shmring::transport::connect_sender(&format!("tcp://127.0.0.1:{port}")).expect("connect");
+            let mut pong = shmring::transport::connect_sender(&format!("tcp://127.0.0.1:{port}"))
+                .expect("connect");
             let mut ping = listener.accept().expect("accept");
             while let Ok(m) = ping.recv_vec() {
                 if pong.send(&m).is_err() {
@@ -205,8 +227,12 @@ fn throughput(kind: &str, n: u64) -> f64 {
                 .wait()
                 .expect("sub");
             let mut child = Child::spawn("raw-send", port, 0);
-            let first = first_rx.recv_timeout(Duration::from_secs(60)).expect("first");
-            let last = last_rx.recv_timeout(Duration::from_secs(120)).expect("last");
+            let first = first_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("first");
+            let last = last_rx
+                .recv_timeout(Duration::from_secs(120))
+                .expect("last");
             child.expect("done");
             child.finish();
             (n - 1) as f64 / (last - first).as_secs_f64()
@@ -219,7 +245,8 @@ fn throughput(kind: &str, n: u64) -> f64 {
             rx.recv_vec_timeout(Duration::from_secs(60)).expect("first");
             let first = Instant::now();
             for _ in 1..n {
-                rx.recv_vec_timeout(Duration::from_secs(60)).expect("message");
+                rx.recv_vec_timeout(Duration::from_secs(60))
+                    .expect("message");
             }
             let last = Instant::now();
             assert_eq!(inbound.stats().gaps, 0);
@@ -228,7 +255,8 @@ fn throughput(kind: &str, n: u64) -> f64 {
             (n - 1) as f64 / (last - first).as_secs_f64()
         }
         "tcp" => {
-            let mut listener = shmring::transport::listen(&format!("tcp://127.0.0.1:{port}")).expect("listen");
+            let mut listener =
+                shmring::transport::listen(&format!("tcp://127.0.0.1:{port}")).expect("listen");
             let mut child = Child::spawn("tcp-send", port, 0);
             let mut rx = listener.accept().expect("accept");
             rx.recv_vec().expect("first");
@@ -253,15 +281,24 @@ fn round_trip(kind: &str, m: usize, s: usize) -> Duration {
     match kind {
         "raw" => {
             let session = listening(port);
-            let pong = session.declare_subscriber("bench/pong").wait().expect("pong");
-            let ping = session.declare_publisher("bench/ping").express(true).wait().expect("ping");
+            let pong = session
+                .declare_subscriber("bench/pong")
+                .wait()
+                .expect("pong");
+            let ping = session
+                .declare_publisher("bench/ping")
+                .express(true)
+                .wait()
+                .expect("ping");
             let mut child = Child::spawn("raw-echo", port, 0);
             child.expect("ready");
             wait_matching(&ping);
             for i in 0..m + 100 {
                 let t = Instant::now();
                 ping.put(payload.clone()).wait().expect("put");
-                pong.recv_timeout(Duration::from_secs(5)).expect("recv").expect("pong");
+                pong.recv_timeout(Duration::from_secs(5))
+                    .expect("recv")
+                    .expect("pong");
                 if i >= 100 {
                     samples.push(t.elapsed());
                 }
@@ -272,7 +309,10 @@ fn round_trip(kind: &str, m: usize, s: usize) -> Duration {
             let bridge = Bridge::new(listening(port));
             let (pong_tx, mut pong_rx) = shmring::channel::pair(1 << 16).expect("pair");
             let (mut ping_tx, ping_rx) = shmring::channel::pair(1 << 16).expect("pair");
-            let _in = bridge.inbound("bench/pong", pong_tx).start().expect("inbound");
+            let _in = bridge
+                .inbound("bench/pong", pong_tx)
+                .start()
+                .expect("inbound");
             let mut child = Child::spawn("bridge-echo", port, 0);
             child.expect("ready");
             let _out = bridge
@@ -284,7 +324,9 @@ fn round_trip(kind: &str, m: usize, s: usize) -> Duration {
             for i in 0..m + 100 {
                 let t = Instant::now();
                 ping_tx.send(&payload).expect("send");
-                pong_rx.recv_vec_timeout(Duration::from_secs(5)).expect("pong");
+                pong_rx
+                    .recv_vec_timeout(Duration::from_secs(5))
+                    .expect("pong");
                 if i >= 100 {
                     samples.push(t.elapsed());
                 }
@@ -293,10 +335,12 @@ fn round_trip(kind: &str, m: usize, s: usize) -> Duration {
         }
         "tcp" => {
             let port2 = free_port();
-            let mut listener = shmring::transport::listen(&format!("tcp://127.0.0.1:{port}")).expect("listen");
+            let mut listener =
+                shmring::transport::listen(&format!("tcp://127.0.0.1:{port}")).expect("listen");
             let mut child = Child::spawn("tcp-echo", port, port2);
             child.expect("ready");
-            let mut ping = shmring::transport::connect_sender(&format!("tcp://127.0.0.1:{port2}")).expect("connect");
+            let mut ping = shmring::transport::connect_sender(&format!("tcp://127.0.0.1:{port2}"))
+                .expect("connect");
             let mut pong = listener.accept().expect("accept");
             for i in 0..m + 100 {
                 let t = Instant::now();
@@ -320,18 +364,30 @@ fn main() {
         child(&role);
         return;
     }
-    let (n, s, m) = (env("BENCH_N", 100_000), env("BENCH_S", 256), env("BENCH_M", 2000) as usize);
-    println!("two processes over tcp/127.0.0.1, {n} messages of {s} bytes one way; {m} round trips");
+    let (n, s, m) = (
+        env("BENCH_N", 100_000),
+        env("BENCH_S", 256),
+        env("BENCH_M", 2000) as usize,
+    );
+    println!(
+        "two processes over tcp/127.0.0.1, {n} messages of {s} bytes one way; {m} round trips"
+    );
     let mut rates = Vec::new();
     for kind in ["raw", "bridge", "tcp"] {
         let rate = throughput(kind, n);
-        println!("throughput {kind:>6}: {rate:>10.0} msg/s  {:>8.1} MB/s", rate * s as f64 / 1e6);
+        println!(
+            "throughput {kind:>6}: {rate:>10.0} msg/s  {:>8.1} MB/s",
+            rate * s as f64 / 1e6
+        );
         rates.push(rate);
     }
     let mut rtts = Vec::new();
     for kind in ["raw", "bridge", "tcp"] {
         let rtt = round_trip(kind, m, s as usize);
-        println!("round trip {kind:>6}: median {:>8.1} µs", rtt.as_secs_f64() * 1e6);
+        println!(
+            "round trip {kind:>6}: median {:>8.1} µs",
+            rtt.as_secs_f64() * 1e6
+        );
         rtts.push(rtt.as_secs_f64());
     }
     println!(

@@ -380,7 +380,11 @@ fn child_bridge_process() {
     child_watchdog(Duration::from_secs(120));
     let session = connecting_session(param_u64("PORT") as u16);
     let bridge = Bridge::new(session);
-    let rx = shmring::ChannelBuilder::shm(param("NAME")).open().expect("open").receiver().expect("receiver");
+    let rx = shmring::ChannelBuilder::shm(param("NAME"))
+        .open()
+        .expect("open")
+        .receiver()
+        .expect("receiver");
     let _out = bridge
         .outbound(rx, &param("KEY"))
         .wait_for_subscriber(Duration::from_secs(30))
@@ -396,12 +400,18 @@ fn sigkill_of_a_bridge_process_gives_every_delivered_message_then_disconnected()
     let key = unique_key("bridge-kill");
     let name = format!("zb-{}-{}", std::process::id(), port);
     // The sender: a thread of this process, on a shm channel the bridge process opens.
-    let channel = shmring::ChannelBuilder::shm(name.clone()).capacity(1 << 16).create().expect("create");
+    let channel = shmring::ChannelBuilder::shm(name.clone())
+        .capacity(1 << 16)
+        .create()
+        .expect("create");
     let mut tx = channel.sender().expect("sender");
     let bridge = Bridge::new(listening_session(port));
     let (local_tx, mut rx) = shmring::channel::pair(1 << 20).expect("pair");
     let inbound = bridge.inbound(&key, local_tx).start().expect("inbound");
-    let mut child = Peer::spawn("child_bridge_process", &[("PORT", &port), ("KEY", &key), ("NAME", &name)]);
+    let mut child = Peer::spawn(
+        "child_bridge_process",
+        &[("PORT", &port), ("KEY", &key), ("NAME", &name)],
+    );
     child.expect("bridging");
     let sender = std::thread::spawn(move || {
         // Until the bridge process's receiver is gone (then the ring fills: Disconnected).
@@ -418,7 +428,9 @@ fn sigkill_of_a_bridge_process_gives_every_delivered_message_then_disconnected()
     let mut next = 0u64;
     let deadline = Instant::now() + Duration::from_secs(60);
     while next < 2000 {
-        let got = rx.recv_vec_deadline(Some(deadline)).expect("traffic before the kill");
+        let got = rx
+            .recv_vec_deadline(Some(deadline))
+            .expect("traffic before the kill");
         assert_eq!(parse_seq(&got), Ok(next));
         next += 1;
     }
@@ -430,15 +442,31 @@ fn sigkill_of_a_bridge_process_gives_every_delivered_message_then_disconnected()
                 next += 1;
             }
             Err(RecvTimeoutError::Disconnected) => break Instant::now(),
-            Err(e) => panic!("after {next} messages: {e}, not Disconnected; {:?}", inbound.stats()),
+            Err(e) => panic!(
+                "after {next} messages: {e}, not Disconnected; {:?}",
+                inbound.stats()
+            ),
         }
     };
     let took = ended_at - killed_at;
     eprintln!("bridge kill -> Disconnected in {took:?}, after {next} messages");
-    assert!(took < KILL_BOUND, "Disconnected {took:?} after the kill, bound {KILL_BOUND:?}");
+    assert!(
+        took < KILL_BOUND,
+        "Disconnected {took:?} after the kill, bound {KILL_BOUND:?}"
+    );
     let sent = sender.join().expect("sender thread");
-    assert!(sent >= next, "the sender sent {sent}, the receiver got {next}");
+    assert!(
+        sent >= next,
+        "the sender sent {sent}, the receiver got {next}"
+    );
     let stats = inbound.stats();
-    assert_eq!((stats.delivered, stats.gaps, stats.lost), (next, 0, 1), "{stats:?}");
-    assert_eq!(inbound.join().expect("inbound"), InboundEnd::AllSourcesEnded);
+    assert_eq!(
+        (stats.delivered, stats.gaps, stats.lost),
+        (next, 0, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        inbound.join().expect("inbound"),
+        InboundEnd::AllSourcesEnded
+    );
 }
