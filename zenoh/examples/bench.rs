@@ -9,7 +9,7 @@
 //!
 //! One run per case: on a shared machine, repeat and read the spread
 //! (`BENCHMARKING.md`). The four-process topology (sender, bridge, bridge,
-//! receiver) is not measured here yet.
+//! receiver) is measured after the rounds, its throughput only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -56,6 +56,19 @@ impl Child {
             .env("BENCH_CHILD", role)
             .env("BENCH_PORT", port.to_string())
             .env("BENCH_PORT2", port2.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Child { child, lines }
+    }
+
+    fn spawn_named(role: &str, port: u16, name: &str) -> Child {
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .env("BENCH_CHILD", role)
+            .env("BENCH_PORT", port.to_string())
+            .env("BENCH_NAME", name)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -199,8 +212,89 @@ fn child(role: &str) {
                 }
             }
         }
+        // The four-process topology: sender, bridge, bridge, receiver.
+        "shm-send" => {
+            let name = std::env::var("BENCH_NAME").expect("BENCH_NAME");
+            let mut tx = shmring::ChannelBuilder::shm(name)
+                .open()
+                .expect("open")
+                .sender()
+                .expect("sender");
+            say("ready");
+            for _ in 0..n {
+                tx.send(&payload).expect("send");
+            }
+            say("done");
+            wait_for_parent();
+        }
+        "bridge-out" => {
+            let name = std::env::var("BENCH_NAME").expect("BENCH_NAME");
+            let bridge = Bridge::new(listening(port));
+            let rx = shmring::ChannelBuilder::shm(name)
+                .open()
+                .expect("open")
+                .receiver()
+                .expect("receiver");
+            let out = bridge
+                .outbound(rx, "bench/four")
+                .wait_for_subscriber(Duration::from_secs(30))
+                .start()
+                .expect("outbound");
+            say("ready");
+            out.join().expect("outbound");
+            wait_for_parent();
+        }
+        "bridge-in" => {
+            let name = std::env::var("BENCH_NAME").expect("BENCH_NAME");
+            let bridge = Bridge::new(connecting(port));
+            let tx = shmring::ChannelBuilder::shm(name)
+                .open()
+                .expect("open")
+                .sender()
+                .expect("sender");
+            let inbound = bridge.inbound("bench/four", tx).start().expect("inbound");
+            say("ready");
+            inbound.join().expect("inbound");
+            wait_for_parent();
+        }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Throughput through sender → bridge → bridge → receiver, four processes.
+fn four_processes(n: u64) -> f64 {
+    let port = free_port();
+    let tag = format!("zbench-{}-{port}", std::process::id());
+    let (a, b) = (format!("{tag}-a"), format!("{tag}-b"));
+    let chan_a = shmring::ChannelBuilder::shm(a.clone())
+        .capacity(1 << 20)
+        .create()
+        .expect("create a");
+    let chan_b = shmring::ChannelBuilder::shm(b.clone())
+        .capacity(1 << 20)
+        .create()
+        .expect("create b");
+    let mut rx = chan_b.receiver().expect("receiver");
+    // The bridge that listens first, then the one that connects to it.
+    let mut bridge_out = Child::spawn_named("bridge-out", port, &a);
+    bridge_out.expect("ready");
+    let mut bridge_in = Child::spawn_named("bridge-in", port, &b);
+    bridge_in.expect("ready");
+    let mut sender = Child::spawn_named("shm-send", port, &a);
+    sender.expect("ready");
+    rx.recv_vec_timeout(Duration::from_secs(60)).expect("first");
+    let first = Instant::now();
+    for _ in 1..n {
+        rx.recv_vec_timeout(Duration::from_secs(60))
+            .expect("message");
+    }
+    let last = Instant::now();
+    sender.expect("done");
+    sender.finish();
+    bridge_out.finish();
+    bridge_in.finish();
+    drop((chan_a, chan_b));
+    (n - 1) as f64 / (last - first).as_secs_f64()
 }
 
 /// Messages per second from the first message received to the last.
@@ -372,29 +466,50 @@ fn main() {
     println!(
         "two processes over tcp/127.0.0.1, {n} messages of {s} bytes one way; {m} round trips"
     );
-    let mut rates = Vec::new();
-    for kind in ["raw", "bridge", "tcp"] {
-        let rate = throughput(kind, n);
+    let rounds = env("BENCH_ROUNDS", 3);
+    println!("{rounds} rounds, the cases alternating within each; medians over the rounds");
+    let kinds = ["raw", "bridge", "tcp"];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    let mut rtts: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    for round in 0..rounds {
+        for (k, kind) in kinds.iter().enumerate() {
+            rates[k].push(throughput(kind, n));
+        }
+        for (k, kind) in kinds.iter().enumerate() {
+            rtts[k].push(round_trip(kind, m, s as usize).as_secs_f64());
+        }
         println!(
-            "throughput {kind:>6}: {rate:>10.0} msg/s  {:>8.1} MB/s",
-            rate * s as f64 / 1e6
+            "round {round}: bridge ÷ raw throughput {:.2}, round trip {:.2}",
+            rates[1][round as usize] / rates[0][round as usize],
+            rtts[1][round as usize] / rtts[0][round as usize]
         );
-        rates.push(rate);
     }
-    let mut rtts = Vec::new();
-    for kind in ["raw", "bridge", "tcp"] {
-        let rtt = round_trip(kind, m, s as usize);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut four: Vec<f64> = (0..rounds).map(|_| four_processes(n)).collect();
+    let four = median(&mut four);
+    let rate: Vec<f64> = rates.iter_mut().map(median).collect();
+    let rtt: Vec<f64> = rtts.iter_mut().map(median).collect();
+    for (k, kind) in kinds.iter().enumerate() {
         println!(
-            "round trip {kind:>6}: median {:>8.1} µs",
-            rtt.as_secs_f64() * 1e6
+            "{kind:>6}: throughput {:>10.0} msg/s {:>8.1} MB/s; round trip median {:>8.1} µs",
+            rate[k],
+            rate[k] * s as f64 / 1e6,
+            rtt[k] * 1e6
         );
-        rtts.push(rtt.as_secs_f64());
     }
     println!(
+        "four processes (sender, bridge, bridge, receiver): {four:>10.0} msg/s {:>8.1} MB/s, {:.2}× the embedded bridge",
+        four * s as f64 / 1e6,
+        four / rate[1]
+    );
+    println!(
         "bridge ÷ raw zenoh: throughput {:.2}× (target ≥ 0.8), round trip {:.2}× (target ≤ 1.2); bridge ÷ shmring tcp: throughput {:.2}×, round trip {:.2}×",
-        rates[1] / rates[0],
-        rtts[1] / rtts[0],
-        rates[1] / rates[2],
-        rtts[1] / rtts[2]
+        rate[1] / rate[0],
+        rtt[1] / rtt[0],
+        rate[1] / rate[2],
+        rtt[1] / rtt[2]
     );
 }

@@ -89,7 +89,10 @@
 //! Every [`Bridge`] has a random 64-bit origin id, carried in every message's
 //! header. A bridge drops messages carrying its own origin (counted in
 //! [`InboundStats::echoes`]), so two bridges on one key, each both ways, do not
-//! echo each other's publications back. A bridge can be limited to an allow-list
+//! echo each other's publications back. An outbound publisher also delivers to
+//! other Zenoh sessions only (`Locality::Remote`), so a bridge's own inbound side
+//! in the same session never sees its publications, and its credit and matching
+//! status count remote subscribers only. A bridge can be limited to an allow-list
 //! of key expressions ([`Bridge::allow`]): a key outside it is refused with
 //! [`BridgeError::KeyNotAllowed`]. Not covered: one local broadcast topic bridged
 //! out and in by two bridges on the same key (the local hop does not carry the

@@ -9,6 +9,7 @@ use shmring::{MessageReceiver, RecvTimeoutError};
 use zenoh::Wait;
 use zenoh::key_expr::KeyExpr;
 use zenoh::qos::CongestionControl;
+use zenoh::sample::Locality;
 
 use crate::error::zenoh_err;
 use crate::wire::{self, HEADER_LEN, Header, Kind};
@@ -114,6 +115,10 @@ impl<R: MessageReceiver + Send + 'static> OutboundBuilder<R> {
         };
         let publisher = session
             .declare_publisher(key.clone())
+            // Only other sessions: the bridge's own inbound side on this key gets
+            // nothing of it, and the credit and the matching status count remote
+            // subscribers only.
+            .allowed_destination(Locality::Remote)
             .congestion_control(congestion)
             .express(self.express)
             .wait()

@@ -221,29 +221,44 @@ fn a_gap_is_a_typed_error_and_the_rest_is_delivered() {
 
 #[test]
 fn a_bridge_drops_its_own_messages_and_another_bridge_takes_them() {
+    // Bridge A spans two sessions (one origin): what A publishes from one comes
+    // back to A's inbound side in the other, and must be dropped there. Bridge B
+    // (another origin) takes it.
     let port = free_port();
     let key = unique_key("echo");
-    let a = Bridge::new(listening_session(port));
+    let a_out_side = Bridge::new(listening_session(port));
+    let a_in_side = Bridge::new(connecting_session(port)).with_origin(a_out_side.origin());
     let b = Bridge::new(connecting_session(port));
-    assert_ne!(a.origin(), b.origin());
+    assert_ne!(a_out_side.origin(), b.origin());
     let (a_in_tx, mut a_in_rx) = shmring::channel::pair(1 << 16).expect("pair");
     let (b_in_tx, mut b_in_rx) = shmring::channel::pair(1 << 16).expect("pair");
-    let a_in = a.inbound(&key, a_in_tx).start().expect("a inbound");
+    let a_in = a_in_side.inbound(&key, a_in_tx).start().expect("a inbound");
     let b_in = b.inbound(&key, b_in_tx).start().expect("b inbound");
-    let (mut a_out_tx, a_out_rx) = shmring::channel::pair(1 << 16).expect("pair");
-    let a_out = a
-        .outbound(a_out_rx, &key)
-        .wait_for_subscriber(Duration::from_secs(30))
-        .start()
-        .expect("a outbound");
-    // wait_for_subscriber is satisfied by A's own subscriber too: wait for B's.
+    // Both subscribers known to A's publishing session before anything is sent:
+    // each session declares a token after its subscriber, on the same link.
+    let _a_ready = a_in_side
+        .session()
+        .liveliness()
+        .declare_token(format!("{key}/ready/a"))
+        .wait()
+        .expect("token");
+    let _b_ready = b
+        .session()
+        .liveliness()
+        .declare_token(format!("{key}/ready/b"))
+        .wait()
+        .expect("token");
     wait_for_tokens(
-        b.session(),
-        &format!("{key}/**"),
-        1,
+        a_out_side.session(),
+        &format!("{key}/ready/*"),
+        2,
         Duration::from_secs(30),
     );
-    std::thread::sleep(Duration::from_millis(200));
+    let (mut a_out_tx, a_out_rx) = shmring::channel::pair(1 << 16).expect("pair");
+    let a_out = a_out_side
+        .outbound(a_out_rx, &key)
+        .start()
+        .expect("a outbound");
     for n in 0..10u8 {
         shmring::MessageSender::send(&mut a_out_tx, &[n]).expect("send");
     }
@@ -258,7 +273,8 @@ fn a_bridge_drops_its_own_messages_and_another_bridge_takes_them() {
         );
     }
     expect_disconnected(&mut b_in_rx);
-    // A received its own eleven publications (ten and the end) and dropped them.
+    // A's inbound side received A's eleven publications (ten and the end) and
+    // dropped them.
     let deadline = Instant::now() + Duration::from_secs(10);
     while a_in.stats().echoes < 11 {
         assert!(Instant::now() < deadline, "A's echoes: {:?}", a_in.stats());
