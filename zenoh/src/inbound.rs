@@ -17,6 +17,8 @@ use crate::{Bridge, BridgeError, Delivery};
 
 /// How often a waiting inbound thread looks at its stop flag.
 const TICK: Duration = Duration::from_millis(50);
+/// How long the forwarding thread spins for the next message before sleeping.
+const SPIN: Duration = Duration::from_micros(50);
 /// Errors kept for [`Inbound::try_error`] before more are only counted.
 const ERROR_QUEUE: usize = 1024;
 
@@ -158,6 +160,7 @@ impl<S: MessageSender + Send + 'static> InboundBuilder<S> {
             errors: errors_tx,
             sources: HashMap::new(),
             lost: Vec::new(),
+            batch: VecDeque::new(),
             session: session.clone(),
             ack_every: self.ack_every,
             ackers: HashMap::new(),
@@ -186,6 +189,8 @@ enum Item {
 struct Queue {
     items: VecDeque<Item>,
     data: usize,
+    /// The forwarding thread sleeps on `ready`: a push must notify.
+    waiting: bool,
 }
 
 #[derive(Debug, Default)]
@@ -235,27 +240,42 @@ impl Shared {
             queue.data += 1;
         }
         queue.items.push_back(item);
+        let wake = queue.waiting;
         drop(queue);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
-    fn pop(&self, until: Instant) -> Option<Item> {
+    /// Moves everything queued into `batch` (empty), waiting until `until` at
+    /// most for something. The batch in hand is not counted against the
+    /// capacity: up to twice the capacity of data messages can be held.
+    fn take_all(&self, batch: &mut VecDeque<Item>, until: Instant) {
+        // A short spin first: a message usually follows the last one closely, and
+        // sleeping on the condition variable costs a wake-up on each side.
+        let spin_until = Instant::now() + SPIN;
         let mut queue = self.lock();
+        while queue.items.is_empty() && Instant::now() < spin_until.min(until) {
+            drop(queue);
+            std::thread::yield_now();
+            queue = self.lock();
+        }
         loop {
-            if let Some(item) = queue.items.pop_front() {
-                if matches!(item, Item::Data(_)) {
-                    queue.data -= 1;
-                }
-                return Some(item);
+            if !queue.items.is_empty() {
+                std::mem::swap(&mut queue.items, batch);
+                queue.data = 0;
+                return;
             }
             let now = Instant::now();
             if now >= until {
-                return None;
+                return;
             }
+            queue.waiting = true;
             queue = match self.ready.wait_timeout(queue, until - now) {
                 Ok((queue, _)) => queue,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            queue.waiting = false;
         }
     }
 }
@@ -423,6 +443,8 @@ struct Worker<S> {
     sources: HashMap<(u64, u64), Source>,
     /// Sources whose token went, and when their grace ends.
     lost: Vec<((u64, u64), Instant)>,
+    /// Items taken from the hand-off queue, not yet handled.
+    batch: VecDeque<Item>,
     session: zenoh::Session,
     ack_every: u64,
     /// Per source: the publisher of its acknowledgements (declared at its first
@@ -447,7 +469,10 @@ impl<S: MessageSender> Worker<S> {
             if let Some(first) = self.lost.iter().map(|(_, at)| *at).min() {
                 until = until.min(first);
             }
-            let flow = match self.shared.pop(until) {
+            if self.batch.is_empty() {
+                self.shared.take_all(&mut self.batch, until);
+            }
+            let flow = match self.batch.pop_front() {
                 Some(Item::Data(sample)) => self.on_data(&sample)?,
                 Some(Item::TokenUp(key)) => {
                     if let Some(id) = crate::parse_token_key(&key)
