@@ -508,6 +508,7 @@ impl<S: MessageSender> Worker<S> {
                     {
                         source.ended = true;
                         self.shared.counters.lost.fetch_add(1, Ordering::Relaxed);
+                        self.ackers.remove(&id);
                     }
                 } else {
                     i += 1;
@@ -653,6 +654,7 @@ impl<S: MessageSender> Worker<S> {
                 counters.ended_in_band.fetch_add(1, Ordering::Relaxed);
                 self.sources.insert(id, source);
                 self.lost.retain(|(lost, _)| *lost != id);
+                self.ackers.remove(&id);
                 Ok(Flow::Continue)
             }
             Kind::Data => {

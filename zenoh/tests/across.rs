@@ -128,7 +128,11 @@ fn child_endless_sender() {
         return;
     }
     child_watchdog(Duration::from_secs(120));
-    let session = connecting_session(param_u64("PORT") as u16);
+    let port = param_u64("PORT") as u16;
+    let session = match std::env::var("SHMRING_ZENOH_TEST_P_LEASE_MS") {
+        Ok(lease) => connecting_session_with_lease(port, lease.parse().expect("LEASE_MS")),
+        Err(_) => connecting_session(port),
+    };
     let bridge = Bridge::new(session);
     let (mut tx, rx) = shmring::channel::pair(1 << 16).expect("pair");
     let _out = bridge
@@ -469,4 +473,67 @@ fn sigkill_of_a_bridge_process_gives_every_delivered_message_then_disconnected()
         inbound.join().expect("inbound"),
         InboundEnd::AllSourcesEnded
     );
+}
+
+/// A host lost: the sending process stopped (SIGSTOP) keeps its TCP link open but
+/// sends nothing, keep-alives included, as a host cut off would. The far side
+/// notices at the lease the sender's session declared (1 s here, 10 s by
+/// default), and the receiver gets every message that arrived, then
+/// `Disconnected`, within the lease plus 2 s.
+#[test]
+fn a_silent_sender_is_ended_at_its_lease() {
+    const LEASE: Duration = Duration::from_millis(1000);
+    let port = free_port();
+    let key = unique_key("lease");
+    let session = listening_session(port);
+    let bridge = Bridge::new(session);
+    let (tx, mut rx) = shmring::channel::pair(1 << 20).expect("pair");
+    let inbound = bridge.inbound(&key, tx).start().expect("inbound");
+    let lease_ms = LEASE.as_millis() as u64;
+    let mut child = Peer::spawn(
+        "child_endless_sender",
+        &[("PORT", &port), ("KEY", &key), ("LEASE_MS", &lease_ms)],
+    );
+    child.expect("started");
+    let mut next = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next < 2000 {
+        let got = rx
+            .recv_vec_deadline(Some(deadline))
+            .expect("traffic before the stop");
+        assert_eq!(parse_seq(&got), Ok(next));
+        next += 1;
+    }
+    let stopped_at = Instant::now();
+    signal(child.pid(), "STOP");
+    let ended_at = loop {
+        match rx.recv_vec_deadline(Some(stopped_at + Duration::from_secs(30))) {
+            Ok(got) => {
+                assert_eq!(parse_seq(&got), Ok(next));
+                next += 1;
+            }
+            Err(RecvTimeoutError::Disconnected) => break Instant::now(),
+            Err(e) => panic!(
+                "after {next} messages: {e}, not Disconnected; {:?}",
+                inbound.stats()
+            ),
+        }
+    };
+    let took = ended_at - stopped_at;
+    eprintln!("stop -> Disconnected in {took:?} (lease {LEASE:?}), after {next} messages");
+    assert!(
+        took >= LEASE / 2,
+        "ended {took:?} after the stop: before the lease could pass?"
+    );
+    assert!(
+        took < LEASE + Duration::from_secs(2),
+        "Disconnected {took:?} after the stop, lease {LEASE:?}"
+    );
+    let stats = inbound.stats();
+    assert_eq!(
+        (stats.delivered, stats.gaps, stats.lost),
+        (next, 0, 1),
+        "{stats:?}"
+    );
+    child.kill();
 }

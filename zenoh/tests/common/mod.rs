@@ -37,6 +37,26 @@ pub fn connecting_session(port: u16) -> zenoh::Session {
     shmring_zenoh::open(config).expect("open connecting session")
 }
 
+/// As [`connecting_session`], with a lease of `lease_ms` (how long the other side
+/// waits, hearing nothing, before it closes the link).
+pub fn connecting_session_with_lease(port: u16, lease_ms: u64) -> zenoh::Session {
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let mut config = shmring_zenoh::peer_config(&[], &[&endpoint]).expect("config");
+    config
+        .insert_json5("transport/link/tx/lease", &lease_ms.to_string())
+        .expect("lease");
+    shmring_zenoh::open(config).expect("open connecting session")
+}
+
+/// Sends `signal` (`STOP`, `CONT`, ...) to `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid}: {status:?}");
+}
+
 /// A key no other test (or test run) uses.
 pub fn unique_key(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -287,6 +307,11 @@ impl Peer {
                 )
             }
         }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Closes the child's standard input: its [`wait_for_parent`] returns.
