@@ -658,7 +658,7 @@ impl<S: MessageSender> Worker<S> {
                 Ok(Flow::Continue)
             }
             Kind::Data => {
-                source.next = header.seq + 1;
+                source.next = header.seq.saturating_add(1);
                 self.sources.insert(id, source);
                 if !self.ackers.contains_key(&id) {
                     self.declare_acker(id, sample.key_expr().as_str());

@@ -316,3 +316,28 @@ fn keys_outside_the_allow_list_are_refused() {
         Err(BridgeError::InvalidKey { .. })
     ));
 }
+
+#[test]
+fn the_largest_sequence_number_is_a_gap_not_an_overflow() {
+    let mut rig = rig("overflow");
+    put(&rig, data(9, 0, b"first"));
+    put(&rig, data(9, u64::MAX, b"last"));
+    put(&rig, end(9, u64::MAX));
+    for want in [&b"first"[..], b"last"] {
+        let got = rig
+            .rx
+            .recv_vec_timeout(Duration::from_secs(10))
+            .expect("message");
+        assert_eq!(got, want);
+    }
+    expect_disconnected(&mut rig.rx);
+    match rig.inbound.try_error() {
+        Some(BridgeError::Gap {
+            expected: 1,
+            got: u64::MAX,
+            ..
+        }) => {}
+        other => panic!("expected the gap, got {other:?}"),
+    }
+    assert_eq!(rig.inbound.stats().delivered, 2);
+}
