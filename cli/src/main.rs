@@ -7,6 +7,8 @@
 //! library takes. The JSON schema and the exit codes are documented in
 //! `cli/README.md`; `--help` shows an example per command.
 
+#[cfg(feature = "bridge")]
+mod bridge;
 mod clean;
 mod exit;
 mod inspect;
@@ -81,6 +83,15 @@ Examples:
   shmring clean --stale --name 'prices-*'
   shmring clean prices ticks")]
     Clean(CleanArgs),
+    /// Carry local objects to and from Zenoh until every direction has ended
+    /// (feature `bridge`; see zenoh/README.md).
+    #[cfg(feature = "bridge")]
+    #[command(after_help = "\
+Examples:
+  shmring bridge --listen tcp/0.0.0.0:7447 --out spsc:telemetry=site/telemetry
+  shmring bridge --connect tcp/10.0.0.1:7447 --in site/telemetry=spsc:telemetry
+  shmring bridge --config zenoh.json5 --allow 'site/**' --out topic:quotes=site/quotes")]
+    Bridge(bridge::BridgeArgs),
     /// Print a man page (roff), generated from these command definitions.
     #[command(after_help = "\
 Examples:
@@ -190,6 +201,8 @@ fn main() -> ExitCode {
         Command::Inspect { name } => inspect::run(&name, cli.json),
         Command::Watch(args) => watch::run(&args, cli.json),
         Command::Clean(args) => clean::run(&args, cli.json),
+        #[cfg(feature = "bridge")]
+        Command::Bridge(args) => bridge::run(&args),
         Command::Man { command } => man(command.as_deref()),
     };
     match result {

@@ -1,0 +1,260 @@
+//! `shmring bridge` (feature `bridge`): local objects to and from Zenoh through
+//! the `shmring-zenoh` crate, until every direction has ended.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shmring::broadcast::{BroadcastBuilder, Start};
+use shmring::{ChannelBuilder, MessageReceiver, MessageSender, MpmcChannelBuilder};
+use shmring_zenoh::{Bridge, Delivery};
+
+use crate::exit::Failure;
+
+/// `shmring bridge`'s settings.
+#[derive(Debug, clap::Args)]
+pub struct BridgeArgs {
+    /// A Zenoh configuration file (JSON5); `--listen`/`--connect` are added to it.
+    /// Without one: peer mode, multicast and gossip scouting off.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A Zenoh endpoint to listen on (`tcp/0.0.0.0:7447`); repeatable.
+    #[arg(long, value_name = "ENDPOINT")]
+    listen: Vec<String>,
+    /// A Zenoh endpoint to connect to (`tcp/10.0.0.2:7447`); repeatable.
+    #[arg(long, value_name = "ENDPOINT")]
+    connect: Vec<String>,
+    /// Refuse any key not included in one of these key expressions; repeatable.
+    #[arg(long, value_name = "KEYEXPR")]
+    allow: Vec<String>,
+    /// Local object to Zenoh: `KIND:NAME=KEY`, KIND `spsc` (the channel's
+    /// receiver), `mpmc` (a receiver) or `topic` (a subscriber from the newest
+    /// message); repeatable.
+    #[arg(long = "out", value_name = "KIND:NAME=KEY")]
+    outs: Vec<String>,
+    /// Zenoh to a local object: `KEY=KIND:NAME`, KIND `spsc` (the channel's
+    /// sender), `mpmc` (a sender) or `topic` (the publisher); repeatable.
+    #[arg(long = "in", value_name = "KEY=KIND:NAME")]
+    ins: Vec<String>,
+    /// Drop when congested instead of waiting (both directions).
+    #[arg(long)]
+    drop_when_congested: bool,
+}
+
+/// An object named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Spsc,
+    Mpmc,
+    Topic,
+}
+
+fn parse_object(spec: &str) -> Result<(Kind, &str), Failure> {
+    let (kind, name) = spec
+        .split_once(':')
+        .ok_or_else(|| Failure::usage(format!("{spec:?}: expected KIND:NAME")))?;
+    let kind = match kind {
+        "spsc" => Kind::Spsc,
+        "mpmc" => Kind::Mpmc,
+        "topic" => Kind::Topic,
+        other => {
+            return Err(Failure::usage(format!(
+                "{spec:?}: kind {other:?} is not spsc, mpmc or topic"
+            )));
+        }
+    };
+    if name.is_empty() {
+        return Err(Failure::usage(format!("{spec:?}: empty name")));
+    }
+    Ok((kind, name))
+}
+
+fn open_receiver(kind: Kind, name: &str) -> Result<Box<dyn MessageReceiver + Send>, Failure> {
+    let lib = |e: shmring::Error| Failure::from_library(name, &e);
+    Ok(match kind {
+        Kind::Spsc => Box::new(
+            ChannelBuilder::shm(name)
+                .open()
+                .map_err(lib)?
+                .receiver()
+                .map_err(lib)?,
+        ),
+        Kind::Mpmc => Box::new(
+            MpmcChannelBuilder::shm(name)
+                .open()
+                .map_err(lib)?
+                .receiver()
+                .map_err(lib)?,
+        ),
+        Kind::Topic => Box::new(
+            BroadcastBuilder::shm(name)
+                .open()
+                .map_err(lib)?
+                .subscriber(Start::Newest)
+                .map_err(lib)?,
+        ),
+    })
+}
+
+fn open_sender(kind: Kind, name: &str) -> Result<Box<dyn MessageSender + Send>, Failure> {
+    let lib = |e: shmring::Error| Failure::from_library(name, &e);
+    Ok(match kind {
+        Kind::Spsc => Box::new(
+            ChannelBuilder::shm(name)
+                .open()
+                .map_err(lib)?
+                .sender()
+                .map_err(lib)?,
+        ),
+        Kind::Mpmc => Box::new(
+            MpmcChannelBuilder::shm(name)
+                .open()
+                .map_err(lib)?
+                .sender()
+                .map_err(lib)?,
+        ),
+        Kind::Topic => Box::new(
+            BroadcastBuilder::shm(name)
+                .open()
+                .map_err(lib)?
+                .publisher()
+                .map_err(lib)?,
+        ),
+    })
+}
+
+fn bridge_failure(e: shmring_zenoh::BridgeError) -> Failure {
+    match e {
+        shmring_zenoh::BridgeError::InvalidKey { .. }
+        | shmring_zenoh::BridgeError::KeyNotAllowed { .. } => Failure::usage(e.to_string()),
+        other => Failure::error(other.to_string()),
+    }
+}
+
+fn config(args: &BridgeArgs) -> Result<shmring_zenoh::zenoh::Config, Failure> {
+    let listen: Vec<&str> = args.listen.iter().map(String::as_str).collect();
+    let connect: Vec<&str> = args.connect.iter().map(String::as_str).collect();
+    let Some(path) = &args.config else {
+        return shmring_zenoh::peer_config(&listen, &connect).map_err(bridge_failure);
+    };
+    let mut config = shmring_zenoh::zenoh::Config::from_file(path)
+        .map_err(|e| Failure::error(format!("{}: {e}", path.display())))?;
+    let list = |v: &[&str]| {
+        format!(
+            "[{}]",
+            v.iter()
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    if !listen.is_empty() {
+        config
+            .insert_json5("listen/endpoints", &list(&listen))
+            .map_err(|e| Failure::usage(format!("--listen: {e}")))?;
+    }
+    if !connect.is_empty() {
+        config
+            .insert_json5("connect/endpoints", &list(&connect))
+            .map_err(|e| Failure::usage(format!("--connect: {e}")))?;
+    }
+    Ok(config)
+}
+
+/// Runs the bridge until every direction has ended.
+pub fn run(args: &BridgeArgs) -> Result<(), Failure> {
+    if args.outs.is_empty() && args.ins.is_empty() {
+        return Err(Failure::usage("nothing to bridge: give --out or --in"));
+    }
+    let delivery = if args.drop_when_congested {
+        Delivery::DropWhenCongested
+    } else {
+        Delivery::Reliable
+    };
+    // Every object and key is checked before the session opens.
+    let mut outs = Vec::new();
+    for spec in &args.outs {
+        let (object, key) = spec
+            .rsplit_once('=')
+            .ok_or_else(|| Failure::usage(format!("--out {spec:?}: expected KIND:NAME=KEY")))?;
+        outs.push((parse_object(object)?, key.to_owned()));
+    }
+    let mut ins = Vec::new();
+    for spec in &args.ins {
+        let (key, object) = spec
+            .split_once('=')
+            .ok_or_else(|| Failure::usage(format!("--in {spec:?}: expected KEY=KIND:NAME")))?;
+        ins.push((key.to_owned(), parse_object(object)?));
+    }
+    let session = shmring_zenoh::open(config(args)?).map_err(bridge_failure)?;
+    let mut bridge = Bridge::new(session);
+    if !args.allow.is_empty() {
+        bridge = bridge.allow(&args.allow).map_err(bridge_failure)?;
+    }
+    let mut outbound = Vec::new();
+    for ((kind, name), key) in outs {
+        let source = open_receiver(kind, name)?;
+        let out = bridge
+            .outbound(source, &key)
+            .delivery(delivery)
+            .start()
+            .map_err(bridge_failure)?;
+        eprintln!(
+            "shmring bridge: out {name} -> {key} (stream {:#x})",
+            out.stream_id()
+        );
+        outbound.push((name.to_owned(), out));
+    }
+    let mut inbound = Vec::new();
+    for (key, (kind, name)) in ins {
+        let sink = open_sender(kind, name)?;
+        let dir = bridge
+            .inbound(&key, sink)
+            .delivery(delivery)
+            .start()
+            .map_err(bridge_failure)?;
+        eprintln!("shmring bridge: in {key} -> {name}");
+        inbound.push((key, dir));
+    }
+    eprintln!("shmring bridge: origin {:#x}", bridge.origin());
+    let mut failed = None;
+    while !outbound.is_empty() || !inbound.is_empty() {
+        std::thread::sleep(Duration::from_millis(200));
+        for (key, dir) in &inbound {
+            while let Some(problem) = dir.try_error() {
+                eprintln!("shmring bridge: in {key}: {problem}");
+            }
+        }
+        for (name, out) in std::mem::take(&mut outbound) {
+            if !out.is_finished() {
+                outbound.push((name, out));
+                continue;
+            }
+            let stats = out.stats();
+            match out.join() {
+                Ok(end) => eprintln!("shmring bridge: out {name} ended: {end:?}, {stats:?}"),
+                Err(e) => {
+                    eprintln!("shmring bridge: out {name} failed: {e}");
+                    failed = Some(e);
+                }
+            }
+        }
+        for (key, dir) in std::mem::take(&mut inbound) {
+            if !dir.is_finished() {
+                inbound.push((key, dir));
+                continue;
+            }
+            let stats = dir.stats();
+            match dir.join() {
+                Ok(end) => eprintln!("shmring bridge: in {key} ended: {end:?}, {stats:?}"),
+                Err(e) => {
+                    eprintln!("shmring bridge: in {key} failed: {e}");
+                    failed = Some(e);
+                }
+            }
+        }
+    }
+    match failed {
+        None => Ok(()),
+        Some(e) => Err(Failure::error(e.to_string())),
+    }
+}
