@@ -146,17 +146,16 @@ fn child_endless_sender() {
     }
 }
 
-#[test]
-fn sigkill_of_the_sending_process_gives_every_delivered_message_then_disconnected() {
-    let port = free_port();
-    let key = unique_key("kill");
-    let session = listening_session(port);
-    let bridge = Bridge::new(session);
-    let (tx, mut rx) = shmring::channel::pair(1 << 20).expect("pair");
-    let inbound = bridge.inbound(&key, tx).start().expect("inbound");
-    let mut child = Peer::spawn("child_endless_sender", &[("PORT", &port), ("KEY", &key)]);
-    child.expect("started");
-    // Some traffic first, then the kill in the middle of it.
+/// Receives 2,000 stream messages on `rx` (traffic first), kills `child` in the
+/// middle of the stream, then receives every message that arrived, in order and
+/// none missing, until `Disconnected`, which must come within [`KILL_BOUND`] of
+/// the kill. Returns how many messages were received in all.
+fn traffic_then_kill(
+    what: &str,
+    rx: &mut shmring::Receiver,
+    child: &mut Peer,
+    inbound: &shmring_zenoh::Inbound,
+) -> u64 {
     let mut next = 0u64;
     let deadline = Instant::now() + Duration::from_secs(60);
     while next < 2000 {
@@ -170,23 +169,36 @@ fn sigkill_of_the_sending_process_gives_every_delivered_message_then_disconnecte
     let ended_at = loop {
         match rx.recv_vec_deadline(Some(killed_at + Duration::from_secs(30))) {
             Ok(got) => {
-                // Every message that arrived, in order, none missing.
                 assert_eq!(parse_seq(&got), Ok(next));
                 next += 1;
             }
             Err(RecvTimeoutError::Disconnected) => break Instant::now(),
             Err(e) => panic!(
-                "after {next} messages: {e}, not Disconnected; {:?}",
+                "{what}: after {next} messages: {e}, not Disconnected; {:?}",
                 inbound.stats()
             ),
         }
     };
     let took = ended_at - killed_at;
-    eprintln!("kill -> Disconnected in {took:?}, after {next} messages");
+    eprintln!("{what} -> Disconnected in {took:?}, after {next} messages");
     assert!(
         took < KILL_BOUND,
-        "Disconnected {took:?} after the kill, bound {KILL_BOUND:?}"
+        "{what}: Disconnected {took:?} after the kill, bound {KILL_BOUND:?}"
     );
+    next
+}
+
+#[test]
+fn sigkill_of_the_sending_process_gives_every_delivered_message_then_disconnected() {
+    let port = free_port();
+    let key = unique_key("kill");
+    let session = listening_session(port);
+    let bridge = Bridge::new(session);
+    let (tx, mut rx) = shmring::channel::pair(1 << 20).expect("pair");
+    let inbound = bridge.inbound(&key, tx).start().expect("inbound");
+    let mut child = Peer::spawn("child_endless_sender", &[("PORT", &port), ("KEY", &key)]);
+    child.expect("started");
+    let next = traffic_then_kill("kill", &mut rx, &mut child, &inbound);
     let stats = inbound.stats();
     assert_eq!(stats.delivered, next);
     assert_eq!(
@@ -429,35 +441,7 @@ fn sigkill_of_a_bridge_process_gives_every_delivered_message_then_disconnected()
         }
         seq
     });
-    let mut next = 0u64;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while next < 2000 {
-        let got = rx
-            .recv_vec_deadline(Some(deadline))
-            .expect("traffic before the kill");
-        assert_eq!(parse_seq(&got), Ok(next));
-        next += 1;
-    }
-    let killed_at = child.kill();
-    let ended_at = loop {
-        match rx.recv_vec_deadline(Some(killed_at + Duration::from_secs(30))) {
-            Ok(got) => {
-                assert_eq!(parse_seq(&got), Ok(next));
-                next += 1;
-            }
-            Err(RecvTimeoutError::Disconnected) => break Instant::now(),
-            Err(e) => panic!(
-                "after {next} messages: {e}, not Disconnected; {:?}",
-                inbound.stats()
-            ),
-        }
-    };
-    let took = ended_at - killed_at;
-    eprintln!("bridge kill -> Disconnected in {took:?}, after {next} messages");
-    assert!(
-        took < KILL_BOUND,
-        "Disconnected {took:?} after the kill, bound {KILL_BOUND:?}"
-    );
+    let next = traffic_then_kill("bridge kill", &mut rx, &mut child, &inbound);
     let sent = sender.join().expect("sender thread");
     assert!(
         sent >= next,
