@@ -330,22 +330,40 @@ struct Attached {
 /// holding the ringer's end, the slot's holder, has gone). A wake-up only: the
 /// woken locker probes the holder's liveness lock, which decides.
 struct DeathWatches {
-    /// Per slot: not tried yet (`None`), or the watch (`Some(None)`: none can
-    /// be had for the slot, do not try again).
-    slots: Vec<Option<Option<Bells>>>,
+    slots: Vec<DeathWatch>,
+}
+
+/// One slot's entry in [`DeathWatches`].
+enum DeathWatch {
+    /// No lock call has parked on this slot's holder yet (or its last watch
+    /// ended with a hang-up).
+    Untried,
+    /// None can be had (no FIFO: a memfd mutex, or it could not be opened):
+    /// not tried again.
+    Unavailable,
+    /// The waiter's end of the bell, registered with the watcher.
+    Watching(Bells),
+}
+
+impl DeathWatch {
+    /// Whether the watch has seen its bell hang up (and no new holder of the
+    /// slot open it since).
+    fn hung_up(&self) -> bool {
+        matches!(self, DeathWatch::Watching(bells) if bells.gone_hint())
+    }
 }
 
 impl DeathWatches {
     fn new(slots: usize) -> Self {
         Self {
-            slots: (0..slots).map(|_| None).collect(),
+            slots: (0..slots).map(|_| DeathWatch::Untried).collect(),
         }
     }
 
     /// Watches `slot`'s holder, if not yet: a hang-up of its death bell wakes
     /// the calls parked on `segment`'s lock word.
     fn watch(&mut self, segment: &Arc<Segment<RawMutexRegion>>, slot: usize) {
-        let Some(entry @ None) = self.slots.get_mut(slot) else {
+        let Some(entry @ DeathWatch::Untried) = self.slots.get_mut(slot) else {
             return;
         };
         let mut bells = segment.with_bells(|b| b.for_slot(slot).death_watch(Bell::Data));
@@ -374,16 +392,12 @@ impl DeathWatches {
                 }
             });
         }
-        *entry = Some(bells);
+        *entry = bells.map_or(DeathWatch::Unavailable, DeathWatch::Watching);
     }
 
-    /// Whether `slot`'s watch has seen its bell hang up (and no new holder of
-    /// the slot open it since); false if none is kept.
+    /// Whether `slot`'s watch has seen its bell hang up; false if none is kept.
     fn hung_up(&self, slot: usize) -> bool {
-        self.slots.get(slot).is_some_and(|e| {
-            e.as_ref()
-                .is_some_and(|b| b.as_ref().is_some_and(Bells::gone_hint))
-        })
+        self.slots.get(slot).is_some_and(DeathWatch::hung_up)
     }
 
     /// Ends the watches whose bell hung up (the holder left or died): a new
@@ -391,11 +405,8 @@ impl DeathWatches {
     /// the watcher stops looking at the old bell meanwhile.
     fn forget_hung_up(&mut self) {
         for entry in &mut self.slots {
-            if entry
-                .as_ref()
-                .is_some_and(|bells| bells.as_ref().is_some_and(Bells::gone_hint))
-            {
-                *entry = None;
+            if entry.hung_up() {
+                *entry = DeathWatch::Untried;
             }
         }
     }
