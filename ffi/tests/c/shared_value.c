@@ -311,7 +311,9 @@ static shmring_shared_value *open_source(const struct source *src) {
 
 /* The writer process: waits for the readers to be ready, then publishes
  * versions 1..count, each all bytes `version & 0xff`, pausing after every 64
- * so that readers copy between writes rather than only during them. */
+ * so that readers copy between writes rather than only during them. After
+ * version 1 it waits until both readers have read it, so that each sees the
+ * value change at least once, however slowly it runs (valgrind). */
 static void writer_process(const struct source *src, int gate_fd, uint64_t count) {
     shmring_shared_value *value = open_source(src);
     shmring_shared_value_writer *writer = NULL;
@@ -330,6 +332,11 @@ static void writer_process(const struct source *src, int gate_fd, uint64_t count
         memset(data, (int)(v & 0xff), sizeof data);
         EXPECT(shmring_shared_value_writer_write(writer, data, VSIZE, &version), SHMRING_OK);
         ASSERT(version == v);
+        if (v == 1) {
+            for (int i = 0; i < 2; i++) {
+                EXPECT(shmring_semaphore_wait_timeout(gate, TIMEOUT_MS), SHMRING_OK);
+            }
+        }
         if (v % 64 == 0) {
             sleep_us(20);
         }
@@ -372,9 +379,13 @@ static void reader_process(const struct source *src, int gate_fd, uint64_t count
         if (version > last) {
             seen++;
         }
+        if (last == 0) {
+            /* The first version read (1: the writer waits here): say so. */
+            EXPECT(shmring_semaphore_post(gate), SHMRING_OK);
+        }
         last = version;
     }
-    /* The readers started before the first write: each saw it change. */
+    /* Each read version 1 before the writer went on: each saw it change. */
     ASSERT(seen >= 2);
     fprintf(stderr, "%s reader (%s): %llu versions seen of %llu, %llu busy, %llu before the first\n",
             waits ? "waiting" : "polling", src->name ? "named" : "memfd",
