@@ -44,6 +44,23 @@ fn connecting(port: u16) -> zenoh::Session {
 
 use shmring_zenoh::zenoh;
 
+/// A local channel for the bridge's cases. `BENCH_WAIT=park` makes its
+/// endpoints sleep at once when they must wait (the default spins 50 µs first,
+/// which on two cores takes the CPU Zenoh's threads need).
+fn local_pair(capacity: usize) -> shmring::Result<(shmring::Sender, shmring::Receiver)> {
+    use shmring::SegmentBuilder;
+    let wait = match std::env::var("BENCH_WAIT").as_deref() {
+        Ok("park") => shmring::WaitStrategy::Park,
+        _ => shmring::WaitStrategy::default(),
+    };
+    let channel = shmring::ChannelBuilder::memfd()
+        .capacity(capacity)
+        .wait_strategy(wait)
+        .asymmetric_fences(std::env::var("BENCH_FENCES").as_deref() != Ok("full"))
+        .create()?;
+    Ok((channel.sender()?, channel.receiver()?))
+}
+
 /// A child running `role`; its stdout lines are its reports.
 struct Child {
     child: std::process::Child,
@@ -136,9 +153,14 @@ fn child(role: &str) {
         }
         "bridge-send" => {
             let bridge = Bridge::new(connecting(port));
-            let (mut tx, rx) = shmring::channel::pair(1 << 20).expect("pair");
+            let (mut tx, rx) = local_pair(1 << 20).expect("pair");
+            let window = match env("BENCH_WINDOW", shmring_zenoh::DEFAULT_WINDOW) {
+                0 => None,
+                w => Some(w),
+            };
             let out = bridge
                 .outbound(rx, "bench/data")
+                .window(window)
                 .wait_for_subscriber(Duration::from_secs(30))
                 .start()
                 .expect("outbound");
@@ -146,7 +168,9 @@ fn child(role: &str) {
                 tx.send(&payload).expect("send");
             }
             drop(tx);
+            let stats = out.stats();
             out.join().expect("outbound");
+            eprintln!("outbound: {stats:?}");
             say("done");
             wait_for_parent();
         }
@@ -178,8 +202,8 @@ fn child(role: &str) {
         }
         "bridge-echo" => {
             let bridge = Bridge::new(connecting(port));
-            let (ping_tx, mut ping_rx) = shmring::channel::pair(1 << 16).expect("pair");
-            let (mut pong_tx, pong_rx) = shmring::channel::pair(1 << 16).expect("pair");
+            let (ping_tx, mut ping_rx) = local_pair(1 << 16).expect("pair");
+            let (mut pong_tx, pong_rx) = local_pair(1 << 16).expect("pair");
             let _in = bridge
                 .inbound("bench/ping", ping_tx)
                 .start()
@@ -333,7 +357,7 @@ fn throughput(kind: &str, n: u64) -> f64 {
         }
         "bridge" => {
             let bridge = Bridge::new(listening(port));
-            let (tx, mut rx) = shmring::channel::pair(1 << 20).expect("pair");
+            let (tx, mut rx) = local_pair(1 << 20).expect("pair");
             let inbound = bridge.inbound("bench/data", tx).start().expect("inbound");
             let mut child = Child::spawn("bridge-send", port, 0);
             rx.recv_vec_timeout(Duration::from_secs(60)).expect("first");
@@ -401,8 +425,8 @@ fn round_trip(kind: &str, m: usize, s: usize) -> Duration {
         }
         "bridge" => {
             let bridge = Bridge::new(listening(port));
-            let (pong_tx, mut pong_rx) = shmring::channel::pair(1 << 16).expect("pair");
-            let (mut ping_tx, ping_rx) = shmring::channel::pair(1 << 16).expect("pair");
+            let (pong_tx, mut pong_rx) = local_pair(1 << 16).expect("pair");
+            let (mut ping_tx, ping_rx) = local_pair(1 << 16).expect("pair");
             let _in = bridge
                 .inbound("bench/pong", pong_tx)
                 .start()
@@ -471,6 +495,13 @@ fn main() {
     let kinds = ["raw", "bridge", "tcp"];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 3];
     let mut rtts: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    // BENCH_ONLY=bridge (or raw, tcp): that case's throughput alone, for a profiler.
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        for _ in 0..rounds {
+            println!("{only}: {:.0} msg/s", throughput(&only, n));
+        }
+        return;
+    }
     for round in 0..rounds {
         for (k, kind) in kinds.iter().enumerate() {
             rates[k].push(throughput(kind, n));

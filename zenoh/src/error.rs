@@ -68,6 +68,20 @@ pub enum BridgeError {
         /// The sequence number that came.
         got: u64,
     },
+    /// A message from a new source when the inbound side already follows its
+    /// limit of live sources ([`InboundBuilder::max_sources`](crate::InboundBuilder::max_sources)):
+    /// dropped and counted. Ended sources are forgotten first to make room.
+    #[error(
+        "stream {stream:#x} of origin {origin:#x} refused: already following {max} live sources"
+    )]
+    TooManySources {
+        /// The refused source's bridge.
+        origin: u64,
+        /// The refused source's stream.
+        stream: u64,
+        /// The limit.
+        max: usize,
+    },
     /// A message longer than the local endpoint takes: dropped and counted.
     #[error("a {len}-byte message does not fit the local endpoint (at most {max})")]
     TooLargeForLocal {

@@ -46,7 +46,11 @@ pub struct InboundBuilder<S> {
     grace: Duration,
     end: EndPolicy,
     ack_every: u64,
+    max_sources: usize,
 }
+
+/// The default of [`InboundBuilder::max_sources`].
+pub const DEFAULT_MAX_SOURCES: usize = 1024;
 
 impl Bridge {
     /// Forwards every bridged message published on `key` (a key expression) into
@@ -65,6 +69,7 @@ impl Bridge {
             grace: Duration::from_millis(50),
             end: EndPolicy::AfterAllSources,
             ack_every: 128,
+            max_sources: DEFAULT_MAX_SOURCES,
         }
     }
 }
@@ -110,6 +115,18 @@ impl<S: MessageSender + Send + 'static> InboundBuilder<S> {
         self
     }
 
+    /// How many sources (an outbound side's stream: origin and stream ids) it
+    /// follows at once, [`DEFAULT_MAX_SOURCES`] by default, at least 1. Each
+    /// costs a little memory and an acknowledgement publisher; a peer on the key
+    /// can make up as many as it likes. When a new source comes at the limit,
+    /// the ended sources are forgotten; if none has ended, the new source's
+    /// message is dropped and counted ([`InboundStats::sources_refused`],
+    /// [`BridgeError::TooManySources`]).
+    pub fn max_sources(mut self, sources: usize) -> Self {
+        self.max_sources = sources.max(1);
+        self
+    }
+
     /// Declares the subscriber and the liveliness subscriber, and starts the
     /// forwarding thread.
     ///
@@ -118,20 +135,33 @@ impl<S: MessageSender + Send + 'static> InboundBuilder<S> {
     /// [`BridgeError::Zenoh`] if a declaration fails, [`BridgeError::Thread`].
     pub fn start(self) -> Result<Inbound, BridgeError> {
         let key = self.bridge.check_key(&self.key)?;
-        let shared = Arc::new(Shared {
+        let common = Arc::new(Common {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             capacity: self.handoff_capacity,
             counters: Counters::default(),
+            stop: AtomicBool::new(false),
         });
+        let (errors_tx, errors) = std::sync::mpsc::sync_channel(ERROR_QUEUE);
+        let state = Arc::new(Mutex::new(Delivering {
+            sink: Some(self.sink),
+            origin: self.bridge.origin,
+            delivery: self.delivery,
+            ack_every: self.ack_every,
+            max_sources: self.max_sources,
+            common: common.clone(),
+            errors: errors_tx,
+            sources: HashMap::new(),
+            ackers: HashMap::new(),
+        }));
         let session = self.bridge.session.clone();
-        let data_shared = shared.clone();
+        let (data_common, data_state) = (common.clone(), state.clone());
         let subscriber = session
             .declare_subscriber(key.clone())
-            .callback(move |sample: Sample| data_shared.push(Item::Data(sample), true))
+            .callback(move |sample: Sample| on_sample(&data_common, &data_state, sample))
             .wait()
             .map_err(zenoh_err("declaring the subscriber"))?;
-        let live_shared = shared.clone();
+        let live_common = common.clone();
         let live_key = format!("{}/{}/*/*", key.as_str(), crate::LIVELINESS_CHUNK);
         let liveliness = session
             .liveliness()
@@ -143,27 +173,18 @@ impl<S: MessageSender + Send + 'static> InboundBuilder<S> {
                     SampleKind::Put => Item::TokenUp(token),
                     SampleKind::Delete => Item::TokenGone(token),
                 };
-                live_shared.push(item, false);
+                live_common.push(live_common.lock(), item);
             })
             .wait()
             .map_err(zenoh_err("declaring the liveliness subscriber"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (errors_tx, errors) = std::sync::mpsc::sync_channel(ERROR_QUEUE);
         let worker = Worker {
-            sink: self.sink,
-            origin: self.bridge.origin,
-            delivery: self.delivery,
+            common: common.clone(),
+            state,
             grace: self.grace,
             end: self.end,
-            shared: shared.clone(),
-            stop: stop.clone(),
-            errors: errors_tx,
-            sources: HashMap::new(),
             lost: Vec::new(),
             batch: VecDeque::new(),
             session: session.clone(),
-            ack_every: self.ack_every,
-            ackers: HashMap::new(),
             _subscribers: (subscriber, liveliness),
         };
         let thread = std::thread::Builder::new()
@@ -171,12 +192,31 @@ impl<S: MessageSender + Send + 'static> InboundBuilder<S> {
             .spawn(move || worker.run())
             .map_err(BridgeError::Thread)?;
         Ok(Inbound {
-            stop,
-            shared,
+            common,
             errors,
             thread: Some(thread),
         })
     }
+}
+
+/// The subscriber's callback. When nothing waits in the hand-off queue and
+/// nobody else is delivering, it delivers the message itself with a
+/// non-blocking send (the common case: no thread hand-off on the way). Anything
+/// else, or a local endpoint without room, goes to the queue, in order, for the
+/// forwarding thread. It never blocks beyond two short critical sections.
+fn on_sample<S: MessageSender>(common: &Common, state: &Mutex<Delivering<S>>, sample: Sample) {
+    let queue = common.lock();
+    // Order: the queue is empty, and holding its lock keeps it so; the state's
+    // lock is free, so the forwarding thread holds no batch taken from the queue
+    // (it takes batches only while holding the state, and hands the state back
+    // only with the queue seen empty). So this message is the next one.
+    if queue.items.is_empty()
+        && let Ok(mut state) = state.try_lock()
+        && state.deliver_now(&sample)
+    {
+        return;
+    }
+    common.push(queue, Item::Data(sample));
 }
 
 enum Item {
@@ -207,29 +247,32 @@ struct Counters {
     stale: AtomicU64,
     ended_in_band: AtomicU64,
     lost: AtomicU64,
+    sources_refused: AtomicU64,
     errors_dropped: AtomicU64,
 }
 
-struct Shared {
+/// What the callbacks, the forwarding thread and the [`Inbound`] handle share.
+struct Common {
     queue: Mutex<Queue>,
     ready: Condvar,
     capacity: usize,
     counters: Counters,
+    stop: AtomicBool,
 }
 
-impl Shared {
+impl Common {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A poisoned lock means a panic elsewhere while holding it; the queue
-        // itself is still consistent (every change is one push or pop).
+        // itself is still consistent (every change is one push or one swap).
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Zenoh's callbacks: never blocks beyond the queue's short critical section.
-    fn push(&self, item: Item, is_data: bool) {
-        let mut queue = self.lock();
-        if is_data {
+    /// Appends `item` (the callbacks): a data message is dropped and counted
+    /// when the queue holds its capacity of them.
+    fn push(&self, mut queue: MutexGuard<'_, Queue>, item: Item) {
+        if matches!(item, Item::Data(_)) {
             if queue.data >= self.capacity {
                 drop(queue);
                 self.counters
@@ -247,10 +290,9 @@ impl Shared {
         }
     }
 
-    /// Moves everything queued into `batch` (empty), waiting until `until` at
-    /// most for something. The batch in hand is not counted against the
-    /// capacity: up to twice the capacity of data messages can be held.
-    fn take_all(&self, batch: &mut VecDeque<Item>, until: Instant) {
+    /// Waits until something is queued or `until`, whichever is first; takes
+    /// nothing.
+    fn wait_for_items(&self, until: Instant) {
         // A short spin first: a message usually follows the last one closely, and
         // sleeping on the condition variable costs a wake-up on each side.
         let spin_until = Instant::now() + SPIN;
@@ -261,13 +303,8 @@ impl Shared {
             queue = self.lock();
         }
         loop {
-            if !queue.items.is_empty() {
-                std::mem::swap(&mut queue.items, batch);
-                queue.data = 0;
-                return;
-            }
             let now = Instant::now();
-            if now >= until {
+            if !queue.items.is_empty() || now >= until {
                 return;
             }
             queue.waiting = true;
@@ -277,6 +314,19 @@ impl Shared {
             };
             queue.waiting = false;
         }
+    }
+
+    /// Moves everything queued into `batch` (empty); false if there was
+    /// nothing. The batch in hand is not counted against the capacity: up to
+    /// twice the capacity of data messages can be held.
+    fn take_all(&self, batch: &mut VecDeque<Item>) -> bool {
+        let mut queue = self.lock();
+        if queue.items.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut queue.items, batch);
+        queue.data = 0;
+        true
     }
 }
 
@@ -308,6 +358,9 @@ pub struct InboundStats {
     pub ended_in_band: u64,
     /// Sources whose liveliness token went without an end of stream.
     pub lost: u64,
+    /// Messages and liveliness tokens of new sources refused at
+    /// [`InboundBuilder::max_sources`].
+    pub sources_refused: u64,
     /// Errors not kept because [`Inbound::try_error`] was not called often enough.
     pub errors_dropped: u64,
 }
@@ -328,15 +381,14 @@ pub enum InboundEnd {
 /// [`stop`](Self::stop) does.
 #[derive(Debug)]
 pub struct Inbound {
-    stop: Arc<AtomicBool>,
-    shared: Arc<Shared>,
+    common: Arc<Common>,
     errors: Receiver<BridgeError>,
     thread: Option<JoinHandle<Result<InboundEnd, BridgeError>>>,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for Common {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("Common")
             .field("capacity", &self.capacity)
             .finish_non_exhaustive()
     }
@@ -345,7 +397,7 @@ impl std::fmt::Debug for Shared {
 impl Inbound {
     /// Counters so far.
     pub fn stats(&self) -> InboundStats {
-        let c = &self.shared.counters;
+        let c = &self.common.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         InboundStats {
             delivered: get(&c.delivered),
@@ -360,6 +412,7 @@ impl Inbound {
             stale: get(&c.stale),
             ended_in_band: get(&c.ended_in_band),
             lost: get(&c.lost),
+            sources_refused: get(&c.sources_refused),
             errors_dropped: get(&c.errors_dropped),
         }
     }
@@ -395,7 +448,7 @@ impl Inbound {
     /// # Errors
     /// As [`join`](Self::join).
     pub fn stop(mut self) -> Result<InboundEnd, BridgeError> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.common.stop.store(true, Ordering::Relaxed);
         self.join_thread()
     }
 
@@ -412,7 +465,7 @@ impl Inbound {
 impl Drop for Inbound {
     fn drop(&mut self) {
         if self.thread.is_some() {
-            self.stop.store(true, Ordering::Relaxed);
+            self.common.stop.store(true, Ordering::Relaxed);
             let _ = self.join_thread();
         }
     }
@@ -431,25 +484,35 @@ const NEW_SOURCE: Source = Source {
     acked: 0,
 };
 
-struct Worker<S> {
-    sink: S,
+/// Whoever holds this delivers: a Zenoh callback (only the next message, only
+/// without waiting) or the forwarding thread (everything else).
+struct Delivering<S> {
+    /// `None` once the direction has ended: the local receiver then sees
+    /// `Disconnected`, whatever callback is still running.
+    sink: Option<S>,
     origin: u64,
     delivery: Delivery,
-    grace: Duration,
-    end: EndPolicy,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
+    ack_every: u64,
+    max_sources: usize,
+    common: Arc<Common>,
     errors: SyncSender<BridgeError>,
     sources: HashMap<(u64, u64), Source>,
+    /// Per source: the publisher of its acknowledgements (declared by the
+    /// forwarding thread at its first message, on the key it arrived on).
+    ackers: HashMap<(u64, u64), zenoh::pubsub::Publisher<'static>>,
+}
+
+/// The forwarding thread.
+struct Worker<S> {
+    common: Arc<Common>,
+    state: Arc<Mutex<Delivering<S>>>,
+    grace: Duration,
+    end: EndPolicy,
     /// Sources whose token went, and when their grace ends.
     lost: Vec<((u64, u64), Instant)>,
     /// Items taken from the hand-off queue, not yet handled.
     batch: VecDeque<Item>,
     session: zenoh::Session,
-    ack_every: u64,
-    /// Per source: the publisher of its acknowledgements (declared at its first
-    /// message, on the key it arrived on).
-    ackers: HashMap<(u64, u64), zenoh::pubsub::Publisher<'static>>,
     _subscribers: (zenoh::pubsub::Subscriber<()>, zenoh::pubsub::Subscriber<()>),
 }
 
@@ -459,77 +522,190 @@ enum Flow {
     End(InboundEnd),
 }
 
+/// Locks the delivering state. A poisoned lock means a panic while delivering;
+/// the counters and the sources are updated after each message, so they stay
+/// consistent.
+fn lock_state<S>(state: &Mutex<Delivering<S>>) -> MutexGuard<'_, Delivering<S>> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl<S: MessageSender> Worker<S> {
     fn run(mut self) -> Result<InboundEnd, BridgeError> {
+        let end = self.forward();
+        // Undeclare first (no more callbacks), then drop the local sender so the
+        // local receiver sees `Disconnected` now, not when Zenoh drops the
+        // callbacks.
+        let Worker {
+            state,
+            _subscribers,
+            ..
+        } = self;
+        drop(_subscribers);
+        let mut state = lock_state(&state);
+        state.sink = None;
+        state.ackers.clear();
+        end
+    }
+
+    fn forward(&mut self) -> Result<InboundEnd, BridgeError> {
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.common.stop.load(Ordering::Relaxed) {
                 return Ok(InboundEnd::Stopped);
             }
             let mut until = Instant::now() + TICK;
             if let Some(first) = self.lost.iter().map(|(_, at)| *at).min() {
                 until = until.min(first);
             }
-            if self.batch.is_empty() {
-                self.shared.take_all(&mut self.batch, until);
+            self.common.wait_for_items(until);
+            let state = self.state.clone();
+            let mut state = lock_state(&state);
+            // Take batches while holding the state, until the queue is seen
+            // empty: only then may a callback deliver directly again.
+            let mut idle = true;
+            while self.common.take_all(&mut self.batch) {
+                idle = false;
+                while let Some(item) = self.batch.pop_front() {
+                    if let Flow::End(end) = self.handle(&mut state, item)? {
+                        return Ok(end);
+                    }
+                }
             }
-            let flow = match self.batch.pop_front() {
-                Some(Item::Data(sample)) => self.on_data(&sample)?,
-                Some(Item::TokenUp(key)) => {
-                    if let Some(id) = crate::parse_token_key(&key)
-                        && id.0 != self.origin
-                    {
-                        self.sources.entry(id).or_insert(NEW_SOURCE);
-                    }
-                    Flow::Continue
-                }
-                Some(Item::TokenGone(key)) => {
-                    if let Some(id) = crate::parse_token_key(&key)
-                        && self.sources.get(&id).is_some_and(|s| !s.ended)
-                    {
-                        self.lost.push((id, Instant::now() + self.grace));
-                    }
-                    Flow::Continue
-                }
-                None => {
-                    self.ack_idle();
-                    Flow::Continue
-                }
-            };
-            if let Flow::End(end) = flow {
-                return Ok(end);
+            if idle {
+                state.ack_idle();
             }
             let now = Instant::now();
             let mut i = 0;
             while i < self.lost.len() {
                 if self.lost[i].1 <= now {
                     let (id, _) = self.lost.swap_remove(i);
-                    if let Some(source) = self.sources.get_mut(&id)
+                    if let Some(source) = state.sources.get_mut(&id)
                         && !source.ended
                     {
                         source.ended = true;
-                        self.shared.counters.lost.fetch_add(1, Ordering::Relaxed);
-                        self.ackers.remove(&id);
+                        self.common.counters.lost.fetch_add(1, Ordering::Relaxed);
+                        state.ackers.remove(&id);
                     }
                 } else {
                     i += 1;
                 }
             }
             if self.end == EndPolicy::AfterAllSources
-                && !self.sources.is_empty()
-                && self.sources.values().all(|s| s.ended)
+                && !state.sources.is_empty()
+                && state.sources.values().all(|s| s.ended)
             {
                 return Ok(InboundEnd::AllSourcesEnded);
             }
         }
     }
 
-    fn declare_acker(&mut self, id: (u64, u64), key: &str) {
+    fn handle(&mut self, state: &mut Delivering<S>, item: Item) -> Result<Flow, BridgeError> {
+        match item {
+            Item::Data(sample) => {
+                let (flow, new_source) = state.on_data(&sample)?;
+                if let Some((id, key)) = new_source {
+                    self.declare_acker(state, id, &key);
+                }
+                Ok(flow)
+            }
+            Item::TokenUp(key) => {
+                if let Some(id) = crate::parse_token_key(&key)
+                    && id.0 != state.origin
+                {
+                    state.admit(id);
+                }
+                Ok(Flow::Continue)
+            }
+            Item::TokenGone(key) => {
+                if let Some(id) = crate::parse_token_key(&key)
+                    && state.sources.get(&id).is_some_and(|s| !s.ended)
+                {
+                    self.lost.push((id, Instant::now() + self.grace));
+                }
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    fn declare_acker(&self, state: &mut Delivering<S>, id: (u64, u64), key: &str) {
         let ack_key = crate::ack_key(key, id.0, id.1);
         match self.session.declare_publisher(ack_key).wait() {
             Ok(publisher) => {
-                self.ackers.insert(id, publisher);
+                state.ackers.insert(id, publisher);
             }
-            Err(e) => self.report(zenoh_err("declaring an acknowledgement publisher")(e)),
+            Err(e) => state.report(zenoh_err("declaring an acknowledgement publisher")(e)),
+        }
+    }
+}
+
+impl<S: MessageSender> Delivering<S> {
+    /// The callback's fast path: delivers `sample` if it is the next data
+    /// message (or batch) of a known source and the local endpoint takes it now
+    /// (or drops it, [`Delivery::DropWhenCongested`]). False for anything else,
+    /// with nothing changed but the messages of a batch already delivered
+    /// (recorded in their source): the forwarding thread then handles the
+    /// sample in full, and skips those.
+    fn deliver_now(&mut self, sample: &Sample) -> bool {
+        if sample.kind() != SampleKind::Put {
+            return false;
+        }
+        let bytes = sample.payload().to_bytes();
+        let Ok((header, body)) = wire::decode(&bytes) else {
+            return false;
+        };
+        let id = (header.origin, header.stream);
+        if !matches!(header.kind, Kind::Data | Kind::Batch)
+            || header.origin == self.origin
+            || !self.ackers.contains_key(&id)
+        {
+            return false;
+        }
+        let Some(source) = self.sources.get(&id) else {
+            return false;
+        };
+        if source.ended || header.seq != source.next {
+            return false;
+        }
+        if header.kind == Kind::Data {
+            return self.try_deliver(id, body);
+        }
+        wire::records(body).all(|message| self.try_deliver(id, message))
+    }
+
+    /// Sends one message of source `id` without waiting: true if it was
+    /// delivered (or dropped and counted, [`Delivery::DropWhenCongested`]).
+    fn try_deliver(&mut self, id: (u64, u64), message: &[u8]) -> bool {
+        let Some(sink) = self.sink.as_mut() else {
+            return false;
+        };
+        let counters = &self.common.counters;
+        match sink.try_send(message) {
+            Ok(()) => {
+                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes
+                    .fetch_add(message.len() as u64, Ordering::Relaxed);
+            }
+            Err(shmring::TrySendError::Full { .. })
+                if self.delivery == Delivery::DropWhenCongested =>
+            {
+                counters.local_full_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => return false,
+        }
+        self.delivered(id);
+        true
+    }
+
+    /// Message `id.next` is done with (delivered or dropped): the next is due,
+    /// and an acknowledgement if `ack_every` are unacknowledged.
+    fn delivered(&mut self, id: (u64, u64)) {
+        if let Some(source) = self.sources.get_mut(&id) {
+            source.next = source.next.saturating_add(1);
+            if source.next - source.acked >= self.ack_every {
+                self.ack(id);
+            }
         }
     }
 
@@ -570,19 +746,52 @@ impl<S: MessageSender> Worker<S> {
         }
     }
 
+    /// Source `id`, followed from now on if it is new and there is room (see
+    /// [`InboundBuilder::max_sources`]); `None` if it is refused.
+    fn admit(&mut self, id: (u64, u64)) -> Option<Source> {
+        if let Some(source) = self.sources.get(&id) {
+            return Some(*source);
+        }
+        if self.sources.len() >= self.max_sources {
+            self.sources.retain(|_, source| !source.ended);
+        }
+        if self.sources.len() >= self.max_sources {
+            self.common
+                .counters
+                .sources_refused
+                .fetch_add(1, Ordering::Relaxed);
+            self.report(BridgeError::TooManySources {
+                origin: id.0,
+                stream: id.1,
+                max: self.max_sources,
+            });
+            return None;
+        }
+        self.sources.insert(id, NEW_SOURCE);
+        Some(NEW_SOURCE)
+    }
+
     fn report(&self, error: BridgeError) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             self.errors.try_send(error)
         {
-            self.shared
+            self.common
                 .counters
                 .errors_dropped
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn on_data(&mut self, sample: &Sample) -> Result<Flow, BridgeError> {
-        let counters = &self.shared.counters;
+    /// The forwarding thread's full path for one data sample. Returns what
+    /// follows, and a source that needs an acknowledgement publisher (its id and
+    /// the key it arrived on).
+    #[allow(clippy::type_complexity)]
+    fn on_data(
+        &mut self,
+        sample: &Sample,
+    ) -> Result<(Flow, Option<((u64, u64), String)>), BridgeError> {
+        let common = self.common.clone();
+        let counters = &common.counters;
         if sample.kind() != SampleKind::Put {
             // A delete on a bridged key carries no message: not ours.
             counters.malformed.fetch_add(1, Ordering::Relaxed);
@@ -591,7 +800,7 @@ impl<S: MessageSender> Worker<S> {
                 len: 0,
                 problem: wire::WireError::TooShort { len: 0 },
             });
-            return Ok(Flow::Continue);
+            return Ok((Flow::Continue, None));
         }
         let bytes = sample.payload().to_bytes();
         let (header, body) = match wire::decode(&bytes) {
@@ -603,29 +812,29 @@ impl<S: MessageSender> Worker<S> {
                     len: bytes.len(),
                     problem,
                 });
-                return Ok(Flow::Continue);
+                return Ok((Flow::Continue, None));
             }
         };
         if header.origin == self.origin {
             counters.echoes.fetch_add(1, Ordering::Relaxed);
-            return Ok(Flow::Continue);
+            return Ok((Flow::Continue, None));
         }
         let id = (header.origin, header.stream);
-        let mut source = *self.sources.entry(id).or_insert(NEW_SOURCE);
-        if source.ended {
-            // After its end (in band, or its token gone and the grace passed).
-            counters.stale.fetch_add(1, Ordering::Relaxed);
-            let expected = source.next;
-            self.report(BridgeError::Stale {
-                origin: header.origin,
-                stream: header.stream,
-                expected,
-                got: header.seq,
-            });
-            return Ok(Flow::Continue);
-        }
+        let Some(source) = self.admit(id) else {
+            return Ok((Flow::Continue, None));
+        };
         let expected = source.next;
-        if header.seq < expected {
+        let count = wire::message_count(header.kind, body);
+        // A batch that starts before the message due and ends after it: the
+        // callback delivered its first part before the local endpoint filled.
+        let done = if header.seq < expected && header.seq.saturating_add(count) > expected {
+            expected - header.seq
+        } else {
+            0
+        };
+        if source.ended || (header.seq < expected && done == 0) {
+            // Before the one due, or after the source's end (in band, or its
+            // token gone and the grace passed).
             counters.stale.fetch_add(1, Ordering::Relaxed);
             self.report(BridgeError::Stale {
                 origin: header.origin,
@@ -633,7 +842,7 @@ impl<S: MessageSender> Worker<S> {
                 expected,
                 got: header.seq,
             });
-            return Ok(Flow::Continue);
+            return Ok((Flow::Continue, None));
         }
         if header.seq > expected {
             counters.gaps.fetch_add(1, Ordering::Relaxed);
@@ -649,25 +858,46 @@ impl<S: MessageSender> Worker<S> {
         }
         match header.kind {
             Kind::EndOfStream => {
-                source.next = header.seq;
-                source.ended = true;
-                counters.ended_in_band.fetch_add(1, Ordering::Relaxed);
-                self.sources.insert(id, source);
-                self.lost.retain(|(lost, _)| *lost != id);
+                self.sources.insert(
+                    id,
+                    Source {
+                        next: header.seq,
+                        ended: true,
+                        ..source
+                    },
+                );
+                self.common
+                    .counters
+                    .ended_in_band
+                    .fetch_add(1, Ordering::Relaxed);
                 self.ackers.remove(&id);
-                Ok(Flow::Continue)
+                Ok((Flow::Continue, None))
             }
-            Kind::Data => {
-                source.next = header.seq.saturating_add(1);
-                self.sources.insert(id, source);
-                if !self.ackers.contains_key(&id) {
-                    self.declare_acker(id, sample.key_expr().as_str());
-                }
-                let flow = self.deliver(body)?;
-                if source.next - source.acked >= self.ack_every {
-                    self.ack(id);
-                }
-                Ok(flow)
+            Kind::Data | Kind::Batch => {
+                self.sources.insert(
+                    id,
+                    Source {
+                        next: header.seq + done,
+                        ..source
+                    },
+                );
+                let new_source = (!self.ackers.contains_key(&id))
+                    .then(|| (id, sample.key_expr().as_str().to_owned()));
+                let flow = if header.kind == Kind::Data {
+                    self.deliver_counted(id, body)?
+                } else {
+                    let mut flow = Flow::Continue;
+                    for message in
+                        wire::records(body).skip(usize::try_from(done).unwrap_or(usize::MAX))
+                    {
+                        flow = self.deliver_counted(id, message)?;
+                        if let Flow::End(_) = flow {
+                            break;
+                        }
+                    }
+                    flow
+                };
+                Ok((flow, new_source))
             }
             Kind::Ack => {
                 counters.malformed.fetch_add(1, Ordering::Relaxed);
@@ -676,61 +906,68 @@ impl<S: MessageSender> Worker<S> {
                     len: bytes.len(),
                     problem: wire::WireError::MisplacedAck,
                 });
-                Ok(Flow::Continue)
+                Ok((Flow::Continue, None))
             }
         }
     }
 
+    /// [`deliver`](Self::deliver), then the source's next message is due.
+    fn deliver_counted(&mut self, id: (u64, u64), message: &[u8]) -> Result<Flow, BridgeError> {
+        let flow = self.deliver(message)?;
+        if let Flow::Continue = flow {
+            self.delivered(id);
+        }
+        Ok(flow)
+    }
+
+    /// Sends `body` into the local endpoint as the delivery policy says: waits
+    /// for room ([`Delivery::Reliable`], looking at the stop flag every tick) or
+    /// drops and counts.
     fn deliver(&mut self, body: &[u8]) -> Result<Flow, BridgeError> {
-        let counters = &self.shared.counters;
-        if self.delivery == Delivery::DropWhenCongested {
-            return match self.sink.try_send(body) {
-                Ok(()) => {
-                    counters.delivered.fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .bytes
-                        .fetch_add(body.len() as u64, Ordering::Relaxed);
-                    Ok(Flow::Continue)
-                }
+        let Some(sink) = self.sink.as_mut() else {
+            return Ok(Flow::End(InboundEnd::Stopped));
+        };
+        let counters = &self.common.counters;
+        let sent = if self.delivery == Delivery::DropWhenCongested {
+            match sink.try_send(body) {
+                Ok(()) => Ok(()),
                 Err(shmring::TrySendError::Full { .. }) => {
                     counters.local_full_dropped.fetch_add(1, Ordering::Relaxed);
-                    Ok(Flow::Continue)
+                    return Ok(Flow::Continue);
                 }
-                Err(shmring::TrySendError::Disconnected) => {
-                    Ok(Flow::End(InboundEnd::LocalReceiverGone))
-                }
+                Err(shmring::TrySendError::Disconnected) => Err(SendTimeoutError::Disconnected),
                 Err(shmring::TrySendError::MessageTooLarge { len, max }) => {
-                    counters.too_large.fetch_add(1, Ordering::Relaxed);
-                    self.report(BridgeError::TooLargeForLocal { len, max });
-                    Ok(Flow::Continue)
+                    Err(SendTimeoutError::MessageTooLarge { len, max })
                 }
-                Err(other) => Err(BridgeError::Local(other.into())),
-            };
-        }
-        loop {
-            match self.sink.send_deadline(body, Some(Instant::now() + TICK)) {
-                Ok(()) => {
-                    counters.delivered.fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .bytes
-                        .fetch_add(body.len() as u64, Ordering::Relaxed);
-                    return Ok(Flow::Continue);
-                }
-                Err(SendTimeoutError::TimedOut) => {
-                    if self.stop.load(Ordering::Relaxed) {
-                        return Ok(Flow::End(InboundEnd::Stopped));
-                    }
-                }
-                Err(SendTimeoutError::Disconnected) => {
-                    return Ok(Flow::End(InboundEnd::LocalReceiverGone));
-                }
-                Err(SendTimeoutError::MessageTooLarge { len, max }) => {
-                    counters.too_large.fetch_add(1, Ordering::Relaxed);
-                    self.report(BridgeError::TooLargeForLocal { len, max });
-                    return Ok(Flow::Continue);
-                }
-                Err(other) => return Err(BridgeError::Local(shmring::Error::from(other))),
+                Err(other) => return Err(BridgeError::Local(other.into())),
             }
+        } else {
+            loop {
+                match sink.send_deadline(body, Some(Instant::now() + TICK)) {
+                    Err(SendTimeoutError::TimedOut) => {
+                        if self.common.stop.load(Ordering::Relaxed) {
+                            return Ok(Flow::End(InboundEnd::Stopped));
+                        }
+                    }
+                    other => break other,
+                }
+            }
+        };
+        match sent {
+            Ok(()) => {
+                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes
+                    .fetch_add(body.len() as u64, Ordering::Relaxed);
+                Ok(Flow::Continue)
+            }
+            Err(SendTimeoutError::Disconnected) => Ok(Flow::End(InboundEnd::LocalReceiverGone)),
+            Err(SendTimeoutError::MessageTooLarge { len, max }) => {
+                counters.too_large.fetch_add(1, Ordering::Relaxed);
+                self.report(BridgeError::TooLargeForLocal { len, max });
+                Ok(Flow::Continue)
+            }
+            Err(other) => Err(BridgeError::Local(shmring::Error::from(other))),
         }
     }
 }

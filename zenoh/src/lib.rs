@@ -124,7 +124,9 @@ use zenoh::Wait;
 use zenoh::key_expr::{KeyExpr, OwnedKeyExpr};
 
 pub use error::BridgeError;
-pub use inbound::{EndPolicy, Inbound, InboundBuilder, InboundEnd, InboundStats};
+pub use inbound::{
+    DEFAULT_MAX_SOURCES, EndPolicy, Inbound, InboundBuilder, InboundEnd, InboundStats,
+};
 pub use outbound::{DEFAULT_WINDOW, Outbound, OutboundBuilder, OutboundEnd, OutboundStats};
 pub use rpc::{RpcExport, RpcImport};
 pub use zenoh;

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shmring::{MessageReceiver, RecvTimeoutError};
+use shmring::{MessageReceiver, RecvTimeoutError, TryRecvError};
 use zenoh::Wait;
 use zenoh::key_expr::KeyExpr;
 use zenoh::qos::CongestionControl;
@@ -32,7 +32,7 @@ pub struct OutboundBuilder<R> {
 }
 
 /// The default credit window of a [`Delivery::Reliable`] outbound, in messages.
-pub const DEFAULT_WINDOW: u64 = 1024;
+pub const DEFAULT_WINDOW: u64 = 4096;
 
 impl Bridge {
     /// Forwards every message of `source` (a channel or MPMC receiver, a topic
@@ -196,6 +196,7 @@ struct Counters {
     bytes: AtomicU64,
     lagged: AtomicU64,
     credit_waits: AtomicU64,
+    publications: AtomicU64,
 }
 
 /// The credit the acknowledgement callback hands the forwarding thread.
@@ -216,6 +217,10 @@ pub struct OutboundStats {
     pub lagged: u64,
     /// Times the thread waited for credit ([`OutboundBuilder::window`]).
     pub credit_waits: u64,
+    /// Zenoh publications of data: one per message while the stream is idle,
+    /// one per [batch](crate::wire) of the messages found waiting while it is
+    /// busy.
+    pub publications: u64,
 }
 
 /// Why an outbound direction ended (without an error).
@@ -263,6 +268,7 @@ impl Outbound {
             bytes: self.counters.bytes.load(Ordering::Relaxed),
             lagged: self.counters.lagged.load(Ordering::Relaxed),
             credit_waits: self.counters.credit_waits.load(Ordering::Relaxed),
+            publications: self.counters.publications.load(Ordering::Relaxed),
         }
     }
 
@@ -324,7 +330,77 @@ struct Worker<R> {
     wait_for_subscriber: Option<Duration>,
 }
 
+/// What the local endpoint said after the messages of a batch.
+enum AfterBatch {
+    Disconnected,
+    Lagged(u64),
+}
+
 impl<R: MessageReceiver> Worker<R> {
+    /// Publishes the message in `scratch[..len]` (number `seq`), with every
+    /// message waiting behind it in the local endpoint, as one Zenoh message: a
+    /// batch when there is more than one. It stops at [`wire::MAX_BATCH_BYTES`],
+    /// at the credit's `limit`, or when the local endpoint has nothing more now.
+    /// Returns how many it published, and what ended the batch if the local
+    /// endpoint said something besides "empty" (to be handled after it).
+    fn publish_from(
+        &mut self,
+        scratch: &mut [u8],
+        len: usize,
+        seq: u64,
+        limit: Option<u64>,
+    ) -> Result<(u64, Option<AfterBatch>), BridgeError> {
+        let first = scratch.get(..len).unwrap_or(scratch);
+        let mut payload = Vec::with_capacity(HEADER_LEN + len);
+        payload.extend_from_slice(&[0u8; HEADER_LEN]);
+        payload.extend_from_slice(first);
+        let mut bytes = len as u64;
+        let mut count = 1u64;
+        let mut after = None;
+        while payload.len() < wire::MAX_BATCH_BYTES && limit.is_none_or(|limit| seq + count < limit)
+        {
+            match self.source.try_recv(scratch) {
+                Ok(next_len) => {
+                    if count == 1 {
+                        // The first message becomes the batch's first record.
+                        let prefix = u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes();
+                        payload.splice(HEADER_LEN..HEADER_LEN, prefix);
+                    }
+                    wire::push_record(&mut payload, scratch.get(..next_len).unwrap_or(scratch));
+                    bytes += next_len as u64;
+                    count += 1;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    after = Some(AfterBatch::Disconnected);
+                    break;
+                }
+                Err(TryRecvError::Lagged { missed }) => {
+                    after = Some(AfterBatch::Lagged(missed));
+                    break;
+                }
+                Err(other) => return Err(BridgeError::Local(other.into())),
+            }
+        }
+        let header = Header {
+            kind: if count == 1 { Kind::Data } else { Kind::Batch },
+            origin: self.origin,
+            stream: self.stream,
+            seq,
+        };
+        let mut head = [0u8; HEADER_LEN];
+        wire::encode_header(&header, &mut head);
+        payload[..HEADER_LEN].copy_from_slice(&head);
+        self.publisher
+            .put(payload)
+            .wait()
+            .map_err(zenoh_err("publishing"))?;
+        self.counters.sent.fetch_add(count, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.counters.publications.fetch_add(1, Ordering::Relaxed);
+        Ok((count, after))
+    }
+
     /// Waits until message `seq` is within the window, the stop flag, or no
     /// subscriber matches (then it raises the credit itself: nobody to wait for).
     fn wait_for_credit(&self, seq: u64, window: u64) -> Result<(), BridgeError> {
@@ -378,47 +454,41 @@ impl<R: MessageReceiver> Worker<R> {
             if self.stop.load(Ordering::Relaxed) {
                 break OutboundEnd::Stopped { sent: seq };
             }
-            if let Some(window) = self.window
-                && seq
-                    >= self
-                        .credit
-                        .acked
-                        .load(Ordering::Acquire)
-                        .saturating_add(window)
+            let limit = self.window.map(|window| {
+                self.credit
+                    .acked
+                    .load(Ordering::Acquire)
+                    .saturating_add(window)
+            });
+            if let (Some(window), Some(limit)) = (self.window, limit)
+                && seq >= limit
             {
                 self.wait_for_credit(seq, window)?;
                 continue;
             }
-            match self
+            let next = match self
                 .source
                 .recv_deadline(&mut scratch, Some(Instant::now() + TICK))
             {
                 Ok(len) => {
-                    let header = Header {
-                        kind: Kind::Data,
-                        origin: self.origin,
-                        stream: self.stream,
-                        seq,
-                    };
-                    let body = scratch.get(..len).unwrap_or(&scratch);
-                    let payload = wire::encode(&header, body);
-                    self.publisher
-                        .put(payload)
-                        .wait()
-                        .map_err(zenoh_err("publishing"))?;
-                    seq += 1;
-                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                    self.counters.bytes.fetch_add(len as u64, Ordering::Relaxed);
+                    let (count, after) = self.publish_from(&mut scratch, len, seq, limit)?;
+                    seq += count;
+                    after
                 }
-                Err(RecvTimeoutError::TimedOut) => {}
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(RecvTimeoutError::TimedOut) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(AfterBatch::Disconnected),
+                Err(RecvTimeoutError::Lagged { missed }) => Some(AfterBatch::Lagged(missed)),
+                Err(other) => return Err(BridgeError::Local(other.into())),
+            };
+            match next {
+                None => {}
+                Some(AfterBatch::Disconnected) => {
                     break OutboundEnd::SourceDisconnected { sent: seq };
                 }
-                Err(RecvTimeoutError::Lagged { missed }) => {
+                Some(AfterBatch::Lagged(missed)) => {
                     seq += missed;
                     self.counters.lagged.fetch_add(missed, Ordering::Relaxed);
                 }
-                Err(other) => return Err(BridgeError::Local(other.into())),
             }
         };
         let header = Header {

@@ -1,18 +1,25 @@
 //! The bridge's wire format: a fixed 32-byte header at the front of every Zenoh
-//! payload, the local message after it.
+//! payload, the local message (or a batch of them) after it.
 //!
 //! All fields little-endian:
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `b"SHZB"` |
-//! | 4 | 1 | version, [`VERSION`] (1) |
-//! | 5 | 1 | kind: 1 data, 2 end of stream, 3 acknowledgement |
+//! | 4 | 1 | version, [`VERSION`] (2) |
+//! | 5 | 1 | kind: 1 data, 2 end of stream, 3 acknowledgement, 4 batch |
 //! | 6 | 2 | reserved, 0 |
 //! | 8 | 8 | origin: the id of the bridge that published it |
 //! | 16 | 8 | stream: the id of the source within that bridge |
-//! | 24 | 8 | sequence number: a data message's number in its stream (from 0); an end of stream's is the number of data messages the stream sent; an acknowledgement's is the number of the source's messages its sender has delivered |
-//! | 32 | rest | the local message (data); nothing (end of stream, acknowledgement) |
+//! | 24 | 8 | sequence number: a data message's number in its stream (from 0), a batch's first message's; an end of stream's is the number of data messages the stream sent; an acknowledgement's is the number of the source's messages its sender has delivered |
+//! | 32 | rest | the local message (data); records (batch); nothing (end of stream, acknowledgement) |
+//!
+//! A batch carries two or more consecutive messages of its stream, numbered
+//! from its header's: each a record of a 4-byte little-endian length, then that
+//! many bytes, with nothing after the last. An outbound side sends one when it
+//! finds more than one message waiting in its local endpoint (so a busy stream
+//! pays Zenoh's per-publication cost once per batch, an idle one still sends
+//! each message at once); see [`MAX_BATCH_BYTES`].
 //!
 //! Data and ends of stream go on the bridged key. Acknowledgements (the credit of
 //! [`OutboundBuilder::window`](crate::OutboundBuilder::window)) go the other way,
@@ -27,8 +34,14 @@
 
 /// The first four bytes of every bridged payload.
 pub const MAGIC: [u8; 4] = *b"SHZB";
-/// The wire format's version; a payload of another version is refused.
-pub const VERSION: u8 = 1;
+/// The wire format's version; a payload of another version is refused
+/// (2: batches).
+pub const VERSION: u8 = 2;
+/// An outbound side stops adding messages to a batch once it holds this many
+/// bytes (Zenoh's own batch size): a batch goes out as one Zenoh message.
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Length of a batch record's length prefix.
+pub const RECORD_LEN: usize = 4;
 /// Length of the header in front of every payload.
 pub const HEADER_LEN: usize = 32;
 
@@ -41,6 +54,8 @@ pub enum Kind {
     EndOfStream,
     /// An inbound side's credit: it has delivered `seq` messages of the stream.
     Ack,
+    /// Two or more consecutive local messages, from `seq` on, as records.
+    Batch,
 }
 
 impl Kind {
@@ -49,6 +64,7 @@ impl Kind {
             Kind::Data => 1,
             Kind::EndOfStream => 2,
             Kind::Ack => 3,
+            Kind::Batch => 4,
         }
     }
 }
@@ -108,6 +124,17 @@ pub enum WireError {
     /// An acknowledgement on a data key.
     #[error("an acknowledgement on a data key")]
     MisplacedAck,
+    /// A batch whose records do not fill its body exactly, or that holds fewer
+    /// than two.
+    #[error(
+        "batch of {len} bytes is malformed at byte {at}: a record runs past the end, or fewer than two records"
+    )]
+    BadBatch {
+        /// Bytes after the header.
+        len: usize,
+        /// Where (from the body's start) the problem was found.
+        at: usize,
+    },
 }
 
 /// Writes `header` into the first [`HEADER_LEN`] bytes of `out`.
@@ -119,6 +146,69 @@ pub fn encode_header(header: &Header, out: &mut [u8; HEADER_LEN]) {
     out[8..16].copy_from_slice(&header.origin.to_le_bytes());
     out[16..24].copy_from_slice(&header.stream.to_le_bytes());
     out[24..32].copy_from_slice(&header.seq.to_le_bytes());
+}
+
+/// Appends one batch record (`message`'s length, then `message`) to `out`.
+/// Messages longer than `u32::MAX` bytes cannot be batched (no local endpoint
+/// carries one).
+pub fn push_record(out: &mut Vec<u8>, message: &[u8]) {
+    let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(message);
+}
+
+/// The records of a batch's body, in order. A body [`decode`] accepted yields
+/// them all; a malformed one stops at the first bad record.
+pub fn records(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = body;
+    std::iter::from_fn(move || {
+        let (len, after) = rest.split_first_chunk::<RECORD_LEN>()?;
+        let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+        let record = after.get(..len)?;
+        rest = &after[len..];
+        Some(record)
+    })
+}
+
+/// How many records a batch's body holds, or where it is malformed.
+fn count_records(body: &[u8]) -> Result<u64, WireError> {
+    let mut at = 0usize;
+    let mut count = 0u64;
+    while at < body.len() {
+        let bad = WireError::BadBatch {
+            len: body.len(),
+            at,
+        };
+        let Some(prefix) = body.get(at..at + RECORD_LEN) else {
+            return Err(bad);
+        };
+        let mut word = [0u8; RECORD_LEN];
+        word.copy_from_slice(prefix);
+        let len = usize::try_from(u32::from_le_bytes(word)).map_err(|_| bad)?;
+        let end = (at + RECORD_LEN).checked_add(len).ok_or(bad)?;
+        if end > body.len() {
+            return Err(bad);
+        }
+        at = end;
+        count += 1;
+    }
+    if count < 2 {
+        return Err(WireError::BadBatch {
+            len: body.len(),
+            at,
+        });
+    }
+    Ok(count)
+}
+
+/// How many local messages a payload [`decode`] accepted carries: 1 for data,
+/// its records for a batch, 0 otherwise.
+pub fn message_count(kind: Kind, body: &[u8]) -> u64 {
+    match kind {
+        Kind::Data => 1,
+        Kind::Batch => records(body).count() as u64,
+        Kind::EndOfStream | Kind::Ack => 0,
+    }
 }
 
 /// A whole payload: the header, then `body`.
@@ -154,14 +244,23 @@ pub fn decode(payload: &[u8]) -> Result<(Header, &[u8]), WireError> {
         1 => Kind::Data,
         2 => Kind::EndOfStream,
         3 => Kind::Ack,
+        4 => Kind::Batch,
         other => return Err(WireError::UnknownKind { found: other }),
     };
     let reserved = u16::from_le_bytes([head[6], head[7]]);
     if reserved != 0 {
         return Err(WireError::Reserved { found: reserved });
     }
-    if kind != Kind::Data && !body.is_empty() {
-        return Err(WireError::EndWithPayload { len: body.len() });
+    match kind {
+        Kind::Data => {}
+        Kind::Batch => {
+            count_records(body)?;
+        }
+        Kind::EndOfStream | Kind::Ack => {
+            if !body.is_empty() {
+                return Err(WireError::EndWithPayload { len: body.len() });
+            }
+        }
     }
     let header = Header {
         kind,
@@ -223,6 +322,54 @@ mod tests {
         let mut p = good;
         p[5] = 2;
         assert_eq!(decode(&p), Err(WireError::EndWithPayload { len: 1 }));
+    }
+
+    fn batch(messages: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for m in messages {
+            push_record(&mut body, m);
+        }
+        encode(
+            &Header {
+                kind: Kind::Batch,
+                origin: 1,
+                stream: 2,
+                seq: 10,
+            },
+            &body,
+        )
+    }
+
+    #[test]
+    fn a_batch_round_trips_its_records_in_order() {
+        let p = batch(&[b"one", b"", b"three"]);
+        let (header, body) = decode(&p).expect("valid batch");
+        assert_eq!((header.kind, header.seq), (Kind::Batch, 10));
+        assert_eq!(message_count(header.kind, body), 3);
+        let got: Vec<&[u8]> = records(body).collect();
+        assert_eq!(got, [&b"one"[..], b"", b"three"]);
+    }
+
+    #[test]
+    fn a_malformed_batch_is_a_typed_error() {
+        // One record only.
+        let p = batch(&[b"only"]);
+        assert_eq!(decode(&p), Err(WireError::BadBatch { len: 8, at: 8 }));
+        // A record running past the end, at every cut.
+        let p = batch(&[b"one", b"two"]);
+        for cut in HEADER_LEN + 1..p.len() {
+            assert!(
+                matches!(decode(&p[..cut]), Err(WireError::BadBatch { .. })),
+                "cut at {cut}"
+            );
+        }
+        // A length near u32::MAX.
+        let mut p = batch(&[b"one", b"two"]);
+        p[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&p), Err(WireError::BadBatch { len: 14, at: 0 }));
+        // An empty batch.
+        let p = batch(&[]);
+        assert_eq!(decode(&p), Err(WireError::BadBatch { len: 0, at: 0 }));
     }
 
     #[test]

@@ -24,11 +24,23 @@ struct Rig {
 }
 
 fn rig(tag: &str) -> Rig {
+    rig_with(tag, 1 << 16, |inbound| inbound)
+}
+
+/// As [`rig`], with a local channel of `capacity` bytes and the inbound built
+/// as `build` says.
+fn rig_with(
+    tag: &str,
+    capacity: usize,
+    build: impl FnOnce(
+        shmring_zenoh::InboundBuilder<shmring::Sender>,
+    ) -> shmring_zenoh::InboundBuilder<shmring::Sender>,
+) -> Rig {
     let port = free_port();
     let key = unique_key(tag);
     let bridge = Bridge::new(listening_session(port));
-    let (tx, rx) = shmring::channel::pair(1 << 16).expect("pair");
-    let inbound = bridge.inbound(&key, tx).start().expect("inbound");
+    let (tx, rx) = shmring::channel::pair(capacity).expect("pair");
+    let inbound = build(bridge.inbound(&key, tx)).start().expect("inbound");
     let raw = connecting_session(port);
     // The raw session's publications reach the inbound once its subscriber is known.
     let publisher = raw
@@ -59,6 +71,23 @@ fn rig(tag: &str) -> Rig {
 
 fn put(rig: &Rig, payload: Vec<u8>) {
     rig.raw.put(rig.key.clone(), payload).wait().expect("put");
+}
+
+/// A batch of `messages` numbered from `seq`.
+fn batch(origin: u64, seq: u64, messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for message in messages {
+        wire::push_record(&mut body, message);
+    }
+    wire::encode(
+        &Header {
+            kind: Kind::Batch,
+            origin,
+            stream: 1,
+            seq,
+        },
+        &body,
+    )
 }
 
 fn data(origin: u64, seq: u64, body: &[u8]) -> Vec<u8> {
@@ -115,6 +144,8 @@ fn malformed_payloads_are_counted_drops_with_typed_errors_not_panics() {
         },
         b"",
     );
+    let mut bad_batch = batch(42, 0, &[b"one".to_vec(), b"two".to_vec()]);
+    bad_batch.pop();
     let malformed = [
         Vec::new(),
         b"short".to_vec(),
@@ -124,6 +155,7 @@ fn malformed_payloads_are_counted_drops_with_typed_errors_not_panics() {
         reserved,
         end_with_body,
         misplaced_ack,
+        bad_batch,
     ];
     for payload in &malformed {
         put(&rig, payload.clone());
@@ -160,6 +192,7 @@ fn malformed_payloads_are_counted_drops_with_typed_errors_not_panics() {
             WireError::Reserved { found: 1 },
             WireError::EndWithPayload { len: 1 },
             WireError::MisplacedAck,
+            WireError::BadBatch { len: 13, at: 7 },
         ]
     );
     assert_eq!(
@@ -263,6 +296,14 @@ fn a_bridge_drops_its_own_messages_and_another_bridge_takes_them() {
         shmring::MessageSender::send(&mut a_out_tx, &[n]).expect("send");
     }
     drop(a_out_tx);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a_out.is_finished() {
+        assert!(Instant::now() < deadline, "A's outbound never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The messages went out one by one or in batches: one publication each,
+    // and the end of stream.
+    let publications = a_out.stats().publications + 1;
     a_out.join().expect("a outbound");
     for n in 0..10u8 {
         assert_eq!(
@@ -273,13 +314,13 @@ fn a_bridge_drops_its_own_messages_and_another_bridge_takes_them() {
         );
     }
     expect_disconnected(&mut b_in_rx);
-    // A's inbound side received A's eleven publications (ten and the end) and
-    // dropped them.
+    // A's inbound side received A's publications and dropped them.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while a_in.stats().echoes < 11 {
+    while a_in.stats().echoes < publications {
         assert!(Instant::now() < deadline, "A's echoes: {:?}", a_in.stats());
         std::thread::sleep(Duration::from_millis(10));
     }
+    assert_eq!(a_in.stats().echoes, publications);
     assert_eq!(a_in.stats().delivered, 0);
     let mut buf = [0u8; 64];
     assert_eq!(
@@ -340,4 +381,70 @@ fn the_largest_sequence_number_is_a_gap_not_an_overflow() {
         other => panic!("expected the gap, got {other:?}"),
     }
     assert_eq!(rig.inbound.stats().delivered, 2);
+}
+
+#[test]
+fn a_batch_is_delivered_in_order_also_when_the_local_endpoint_fills_partway() {
+    // A local ring of 4 KiB takes a few dozen of these messages: the Zenoh
+    // callback delivers the first ones at once, the forwarding thread the rest
+    // as the receiver makes room. None twice, none lost, none reported stale.
+    let mut rig = rig_with("batch", 4096, |inbound| inbound);
+    let messages: Vec<Vec<u8>> = (0..400u32)
+        .map(|n| {
+            let mut m = n.to_le_bytes().to_vec();
+            m.resize(4 + (n as usize % 97), n as u8);
+            m
+        })
+        .collect();
+    put(&rig, data(5, 0, &messages[0]));
+    put(&rig, batch(5, 1, &messages[1..250]));
+    put(&rig, batch(5, 250, &messages[250..]));
+    put(&rig, end(5, 400));
+    std::thread::sleep(Duration::from_millis(200));
+    for (n, want) in messages.iter().enumerate() {
+        let got = rig
+            .rx
+            .recv_vec_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("message {n}: {e}"));
+        assert_eq!(&got, want, "message {n}");
+    }
+    expect_disconnected(&mut rig.rx);
+    let stats = rig.inbound.stats();
+    assert_eq!(
+        (stats.delivered, stats.gaps, stats.stale, stats.malformed),
+        (400, 0, 0, 0),
+        "{stats:?}"
+    );
+    assert!(rig.inbound.try_error().is_none());
+}
+
+#[test]
+fn new_sources_past_the_limit_are_refused_until_one_ends() {
+    let mut rig = rig_with("sources", 1 << 16, |inbound| inbound.max_sources(2));
+    put(&rig, data(1, 0, b"one"));
+    put(&rig, data(2, 0, b"two"));
+    put(&rig, data(3, 0, b"refused"));
+    put(&rig, end(1, 1));
+    put(&rig, data(3, 0, b"three")); // source 1 has ended: forgotten, room made
+    for want in [&b"one"[..], b"two", b"three"] {
+        let got = rig
+            .rx
+            .recv_vec_timeout(Duration::from_secs(10))
+            .expect("message");
+        assert_eq!(got, want);
+    }
+    match rig.inbound.error_timeout(Duration::from_secs(10)) {
+        Some(BridgeError::TooManySources {
+            origin: 3,
+            stream: 1,
+            max: 2,
+        }) => {}
+        other => panic!("expected TooManySources, got {other:?}"),
+    }
+    let stats = rig.inbound.stats();
+    assert_eq!(
+        (stats.sources_refused, stats.delivered),
+        (1, 3),
+        "{stats:?}"
+    );
 }
