@@ -14,7 +14,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shmring::{MessageReceiver, MessageSender};
@@ -44,14 +44,22 @@ fn connecting(port: u16) -> zenoh::Session {
 
 use shmring_zenoh::zenoh;
 
-/// A local channel for the bridge's cases. `BENCH_WAIT=park` makes its
-/// endpoints sleep at once when they must wait (the default spins 50 µs first,
-/// which on two cores takes the CPU Zenoh's threads need).
+/// Whether the bridge cases' local channels park at once ("bridge-park"), set
+/// by the parent for each case and passed to its children as `BENCH_WAIT`.
+static PARK: AtomicBool = AtomicBool::new(false);
+
+/// A local channel for the bridge's cases: its endpoints wait as
+/// [`WaitStrategy::default`](shmring::WaitStrategy) says (spin 50 µs, then
+/// sleep), or sleep at once in the "bridge-park" cases (on two cores a
+/// spinning endpoint takes the CPU Zenoh's threads need).
+/// `BENCH_FENCES=full` turns the asymmetric fences off.
 fn local_pair(capacity: usize) -> shmring::Result<(shmring::Sender, shmring::Receiver)> {
     use shmring::SegmentBuilder;
-    let wait = match std::env::var("BENCH_WAIT").as_deref() {
-        Ok("park") => shmring::WaitStrategy::Park,
-        _ => shmring::WaitStrategy::default(),
+    let park = PARK.load(Ordering::Relaxed) || std::env::var("BENCH_WAIT").as_deref() == Ok("park");
+    let wait = if park {
+        shmring::WaitStrategy::Park
+    } else {
+        shmring::WaitStrategy::default()
     };
     let channel = shmring::ChannelBuilder::memfd()
         .capacity(capacity)
@@ -73,6 +81,14 @@ impl Child {
             .env("BENCH_CHILD", role)
             .env("BENCH_PORT", port.to_string())
             .env("BENCH_PORT2", port2.to_string())
+            .env(
+                "BENCH_WAIT",
+                if PARK.load(Ordering::Relaxed) {
+                    "park"
+                } else {
+                    "spin"
+                },
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -200,6 +216,29 @@ fn child(role: &str) {
             say("ready");
             wait_for_parent();
         }
+        "raw-thread-echo" => {
+            // As a Zenoh application that answers from a thread of its own, as
+            // the bridge's local peer does: a subscriber with a queue.
+            let session = connecting(port);
+            let pong = session
+                .declare_publisher("bench/pong")
+                .express(true)
+                .wait()
+                .expect("pong");
+            let ping = session
+                .declare_subscriber("bench/ping")
+                .wait()
+                .expect("ping");
+            std::thread::spawn(move || {
+                while let Ok(sample) = ping.recv() {
+                    if pong.put(sample.payload().clone()).wait().is_err() {
+                        break;
+                    }
+                }
+            });
+            say("ready");
+            wait_for_parent();
+        }
         "bridge-echo" => {
             let bridge = Bridge::new(connecting(port));
             let (ping_tx, mut ping_rx) = local_pair(1 << 16).expect("pair");
@@ -324,6 +363,8 @@ fn four_processes(n: u64) -> f64 {
 /// Messages per second from the first message received to the last.
 fn throughput(kind: &str, n: u64) -> f64 {
     let port = free_port();
+    PARK.store(kind == "bridge-park", Ordering::Relaxed);
+    let kind = kind.strip_suffix("-park").unwrap_or(kind);
     match kind {
         "raw" => {
             let session = listening(port);
@@ -396,8 +437,10 @@ fn round_trip(kind: &str, m: usize, s: usize) -> Duration {
     let port = free_port();
     let payload = vec![0xa5u8; s];
     let mut samples = Vec::with_capacity(m);
+    PARK.store(kind == "bridge-park", Ordering::Relaxed);
+    let kind = kind.strip_suffix("-park").unwrap_or(kind);
     match kind {
-        "raw" => {
+        "raw" | "raw-thread" => {
             let session = listening(port);
             let pong = session
                 .declare_subscriber("bench/pong")
@@ -408,7 +451,7 @@ fn round_trip(kind: &str, m: usize, s: usize) -> Duration {
                 .express(true)
                 .wait()
                 .expect("ping");
-            let mut child = Child::spawn("raw-echo", port, 0);
+            let mut child = Child::spawn(&format!("{kind}-echo"), port, 0);
             child.expect("ready");
             wait_matching(&ping);
             for i in 0..m + 100 {
@@ -492,27 +535,39 @@ fn main() {
     );
     let rounds = env("BENCH_ROUNDS", 3);
     println!("{rounds} rounds, the cases alternating within each; medians over the rounds");
-    let kinds = ["raw", "bridge", "tcp"];
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 3];
-    let mut rtts: Vec<Vec<f64>> = vec![Vec::new(); 3];
-    // BENCH_ONLY=bridge (or raw, tcp): that case's throughput alone, for a profiler.
+    // Round trips also against a Zenoh application that answers from a thread
+    // of its own (the raw case answers inside Zenoh's callback).
+    let kinds = ["raw", "bridge", "bridge-park", "tcp", "raw-thread"];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    let mut rtts: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    // BENCH_ONLY=bridge (or raw, tcp): that case's throughput alone, for a
+    // profiler; BENCH_ONLY=rtt-bridge (...): its round trip alone.
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         for _ in 0..rounds {
-            println!("{only}: {:.0} msg/s", throughput(&only, n));
+            match only.strip_prefix("rtt-") {
+                Some(kind) => println!(
+                    "{kind}: round trip {:.1} µs",
+                    round_trip(kind, m, s as usize).as_secs_f64() * 1e6
+                ),
+                None => println!("{only}: {:.0} msg/s", throughput(&only, n)),
+            }
         }
         return;
     }
     for round in 0..rounds {
-        for (k, kind) in kinds.iter().enumerate() {
+        for (k, kind) in kinds.iter().enumerate().take(4) {
             rates[k].push(throughput(kind, n));
         }
         for (k, kind) in kinds.iter().enumerate() {
             rtts[k].push(round_trip(kind, m, s as usize).as_secs_f64());
         }
+        let r = round as usize;
         println!(
-            "round {round}: bridge ÷ raw throughput {:.2}, round trip {:.2}",
-            rates[1][round as usize] / rates[0][round as usize],
-            rtts[1][round as usize] / rtts[0][round as usize]
+            "round {round}: bridge ÷ raw throughput {:.2}, round trip {:.2}; bridge-park ÷ raw throughput {:.2}, round trip {:.2}",
+            rates[1][r] / rates[0][r],
+            rtts[1][r] / rtts[0][r],
+            rates[2][r] / rates[0][r],
+            rtts[2][r] / rtts[0][r]
         );
     }
     let median = |v: &mut Vec<f64>| {
@@ -521,26 +576,37 @@ fn main() {
     };
     let mut four: Vec<f64> = (0..rounds).map(|_| four_processes(n)).collect();
     let four = median(&mut four);
-    let rate: Vec<f64> = rates.iter_mut().map(median).collect();
+    let rate: Vec<f64> = rates
+        .iter_mut()
+        .filter(|v| !v.is_empty())
+        .map(median)
+        .collect();
     let rtt: Vec<f64> = rtts.iter_mut().map(median).collect();
     for (k, kind) in kinds.iter().enumerate() {
-        println!(
-            "{kind:>6}: throughput {:>10.0} msg/s {:>8.1} MB/s; round trip median {:>8.1} µs",
-            rate[k],
-            rate[k] * s as f64 / 1e6,
-            rtt[k] * 1e6
-        );
+        if rate.get(k).is_some_and(|r| r.is_finite()) {
+            println!(
+                "{kind:>11}: throughput {:>10.0} msg/s {:>8.1} MB/s; round trip median {:>8.1} µs",
+                rate[k],
+                rate[k] * s as f64 / 1e6,
+                rtt[k] * 1e6
+            );
+        } else {
+            println!("{kind:>11}: round trip median {:>8.1} µs", rtt[k] * 1e6);
+        }
     }
     println!(
         "four processes (sender, bridge, bridge, receiver): {four:>10.0} msg/s {:>8.1} MB/s, {:.2}× the embedded bridge",
         four * s as f64 / 1e6,
         four / rate[1]
     );
-    println!(
-        "bridge ÷ raw zenoh: throughput {:.2}× (target ≥ 0.8), round trip {:.2}× (target ≤ 1.2); bridge ÷ shmring tcp: throughput {:.2}×, round trip {:.2}×",
-        rate[1] / rate[0],
-        rtt[1] / rtt[0],
-        rate[1] / rate[2],
-        rtt[1] / rtt[2]
-    );
+    for (k, kind) in [(1, "bridge"), (2, "bridge-park")] {
+        println!(
+            "{kind} ÷ raw zenoh: throughput {:.2}× (target ≥ 0.8), round trip {:.2}× (target ≤ 1.2), {:.2}× the raw answer from a thread; ÷ shmring tcp: throughput {:.2}×, round trip {:.2}×",
+            rate[k] / rate[0],
+            rtt[k] / rtt[0],
+            rtt[k] / rtt[4],
+            rate[k] / rate[3],
+            rtt[k] / rtt[3]
+        );
+    }
 }
