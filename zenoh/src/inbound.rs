@@ -82,9 +82,10 @@ impl<S: MessageSender + Send + 'static> InboundBuilder<S> {
         self
     }
 
-    /// Data messages the hand-off queue between Zenoh's callback and the
-    /// forwarding thread holds (4096 by default, at least 1). When it is full the
-    /// callback drops the message and counts it
+    /// Publications (a message or a batch each) the hand-off queue between
+    /// Zenoh's callback and the forwarding thread holds (4096 by default, at
+    /// least 1). The callback queues what it cannot deliver at once; when the
+    /// queue is full it drops the publication and counts it
     /// ([`InboundStats::handoff_dropped`]): it never blocks.
     pub fn handoff_capacity(mut self, messages: usize) -> Self {
         self.handoff_capacity = messages.max(1);
@@ -339,9 +340,11 @@ pub struct InboundStats {
     pub bytes: u64,
     /// Payloads that were not valid bridged messages: dropped.
     pub malformed: u64,
-    /// Messages carrying this bridge's own origin: dropped.
+    /// Publications (a message or a batch each) carrying this bridge's own
+    /// origin: dropped.
     pub echoes: u64,
-    /// Messages the Zenoh callback dropped because the hand-off queue was full.
+    /// Publications (a message or a batch each) the Zenoh callback dropped
+    /// because the hand-off queue was full.
     pub handoff_dropped: u64,
     /// Messages dropped because the local endpoint was full
     /// ([`Delivery::DropWhenCongested`] only).
@@ -352,7 +355,8 @@ pub struct InboundStats {
     pub gaps: u64,
     /// Messages missing in those gaps, in total.
     pub missing: u64,
-    /// Messages numbered before the one due: dropped.
+    /// Publications whose messages are all numbered before the one due (or
+    /// come after their source's end): dropped.
     pub stale: u64,
     /// Sources that ended in band (an end of stream).
     pub ended_in_band: u64,

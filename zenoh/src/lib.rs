@@ -28,8 +28,17 @@
 //! endpoints block in shmring's own waits, and Zenoh's synchronous API
 //! ([`zenoh::Wait`]) runs on Zenoh's internal runtime, so no async runtime of the
 //! user's is needed. An [`Outbound`] thread receives from the local endpoint and
-//! publishes; an [`Inbound`] thread takes what Zenoh's callback handed it and sends
-//! into the local endpoint.
+//! publishes: the message it waited for and every one waiting behind it, as one
+//! [batch](wire) when there is more than one (so a busy stream pays Zenoh's cost
+//! per publication once per batch, and an idle one still sends each message at
+//! once). On the [`Inbound`] side, Zenoh's callback itself sends the message
+//! into the local endpoint when it can do so at once (the next message of a
+//! known source, room in the endpoint, nothing queued before it); anything else
+//! goes, in order, to the inbound thread.
+//!
+//! On a machine with few cores, give the bridged local endpoints
+//! [`WaitStrategy::Park`](shmring::WaitStrategy::Park): the default's spin before
+//! sleeping takes the CPU Zenoh's own threads need (see `benches/README.md`).
 //!
 //! # Delivery
 //!
@@ -46,7 +55,7 @@
 //!   as [`BridgeError::Gap`] (through [`Inbound::try_error`] and counted in
 //!   [`InboundStats::gaps`]), never silently. A local broadcast subscriber that
 //!   lagged skips its missed count of numbers, so its loss shows up as a gap too.
-//! - **Credit** ([`OutboundBuilder::window`], `Reliable` only, 1024 messages
+//! - **Credit** ([`OutboundBuilder::window`], `Reliable` only, 4096 messages
 //!   by default): the inbound bridge acknowledges what it has delivered
 //!   ([`InboundBuilder::ack_every`]); the outbound waits while `window` messages
 //!   are unacknowledged, leaving the rest in the local ring, so a slow far
@@ -55,15 +64,23 @@
 //!   does not wait.
 //! - **The hand-off**: the inbound side never blocks inside a Zenoh callback
 //!   (that would stall the session's receive task, keep-alives included). The
-//!   callback appends to a bounded queue ([`InboundBuilder::handoff_capacity`]
-//!   data messages, 4096 by default) and returns; when the queue is full the
-//!   callback drops the message and counts it
+//!   callback delivers with a non-blocking send when the message is the next of
+//!   a known source and nothing waits before it; otherwise (a new source, a gap,
+//!   an end of stream, a full local endpoint under `Reliable`) it appends to a
+//!   bounded queue ([`InboundBuilder::handoff_capacity`] publications, a message
+//!   or a batch each, 4096 by default) and returns. When the queue is full the
+//!   callback drops the publication and counts it
 //!   ([`InboundStats::handoff_dropped`]), and the sequence numbers make that a
 //!   reported gap. It is the bridge's forwarding thread, never the callback, that
-//!   blocks on a full local endpoint. With credit, a source has at most its
-//!   window in the queue: keep the capacity at least the windows added up. (The
-//!   capacity bounds what waits in the queue; the thread takes it all at once, so
-//!   up to twice the capacity can be held in memory.)
+//!   blocks on a full local endpoint; while it holds queued messages, the
+//!   callback queues behind them, so order holds. With credit, a source has at
+//!   most its window in flight: keep the capacity at least the windows added up.
+//!   (The capacity bounds what waits in the queue; the thread takes it all at
+//!   once, so up to twice the capacity can be held in memory.)
+//! - **Sources**: an inbound side follows at most
+//!   [`InboundBuilder::max_sources`] at once (a peer on the key can make up any
+//!   number); at the limit it forgets ended sources, then refuses new ones
+//!   ([`BridgeError::TooManySources`], counted).
 //!
 //! # Liveness
 //!
