@@ -2,7 +2,12 @@
 //! the `shmring-zenoh` crate, until every direction has ended.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use serde_json::json;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use shmring::broadcast::{BroadcastBuilder, Start};
 use shmring::{ChannelBuilder, MessageReceiver, MessageSender, MpmcChannelBuilder};
@@ -160,8 +165,61 @@ fn config(args: &BridgeArgs) -> Result<shmring_zenoh::zenoh::Config, Failure> {
     Ok(config)
 }
 
-/// Runs the bridge until every direction has ended.
-pub fn run(args: &BridgeArgs) -> Result<(), Failure> {
+/// How `shmring bridge` tells what happens: lines on stderr, or with `--json`
+/// one JSON document per line on stdout (schema in `cli/README.md`).
+struct Events {
+    json: bool,
+}
+
+impl Events {
+    fn emit(&self, text: impl FnOnce() -> String, json: impl FnOnce() -> serde_json::Value) {
+        if self.json {
+            let mut doc = json();
+            if let Some(map) = doc.as_object_mut() {
+                map.insert("schema".into(), crate::json::SCHEMA.into());
+            }
+            println!("{doc}");
+        } else {
+            eprintln!("shmring bridge: {}", text());
+        }
+    }
+}
+
+fn outbound_json(stats: &shmring_zenoh::OutboundStats) -> serde_json::Value {
+    json!({
+        "sent": stats.sent,
+        "bytes": stats.bytes,
+        "publications": stats.publications,
+        "lagged": stats.lagged,
+        "credit_waits": stats.credit_waits,
+    })
+}
+
+fn inbound_json(stats: &shmring_zenoh::InboundStats) -> serde_json::Value {
+    json!({
+        "delivered": stats.delivered,
+        "bytes": stats.bytes,
+        "gaps": stats.gaps,
+        "missing": stats.missing,
+        "stale": stats.stale,
+        "malformed": stats.malformed,
+        "echoes": stats.echoes,
+        "handoff_dropped": stats.handoff_dropped,
+        "local_full_dropped": stats.local_full_dropped,
+        "too_large": stats.too_large,
+        "ended_in_band": stats.ended_in_band,
+        "lost": stats.lost,
+        "sources_refused": stats.sources_refused,
+        "errors_dropped": stats.errors_dropped,
+    })
+}
+
+/// Runs the bridge until every direction has ended, or until SIGINT or SIGTERM:
+/// then each outbound direction sends its end of stream (the far side sees an
+/// orderly end, not a lost source) and each inbound direction stops. A second
+/// signal ends the process at once.
+pub fn run(args: &BridgeArgs, json_output: bool) -> Result<(), Failure> {
+    let events = Events { json: json_output };
     if args.outs.is_empty() && args.ins.is_empty() {
         return Err(Failure::usage("nothing to bridge: give --out or --in"));
     }
@@ -185,6 +243,13 @@ pub fn run(args: &BridgeArgs) -> Result<(), Failure> {
             .ok_or_else(|| Failure::usage(format!("--in {spec:?}: expected KEY=KIND:NAME")))?;
         ins.push((key.to_owned(), parse_object(object)?));
     }
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // The first signal sets the flag; a second, with the flag set, exits.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, signalled.clone())
+            .and_then(|_| signal_hook::flag::register(signal, signalled.clone()))
+            .map_err(|e| Failure::error(format!("installing the signal handlers: {e}")))?;
+    }
     let session = shmring_zenoh::open(config(args)?).map_err(bridge_failure)?;
     let mut bridge = Bridge::new(session);
     if !args.allow.is_empty() {
@@ -198,9 +263,10 @@ pub fn run(args: &BridgeArgs) -> Result<(), Failure> {
             .delivery(delivery)
             .start()
             .map_err(bridge_failure)?;
-        eprintln!(
-            "shmring bridge: out {name} -> {key} (stream {:#x})",
-            out.stream_id()
+        let stream = out.stream_id();
+        events.emit(
+            || format!("out {name} -> {key} (stream {stream:#x})"),
+            || json!({"event": "started", "direction": "out", "object": name, "key": key, "stream": stream}),
         );
         outbound.push((name.to_owned(), out));
     }
@@ -212,42 +278,74 @@ pub fn run(args: &BridgeArgs) -> Result<(), Failure> {
             .delivery(delivery)
             .start()
             .map_err(bridge_failure)?;
-        eprintln!("shmring bridge: in {key} -> {name}");
+        events.emit(
+            || format!("in {key} -> {name}"),
+            || json!({"event": "started", "direction": "in", "object": name, "key": key}),
+        );
         inbound.push((key, dir));
     }
-    eprintln!("shmring bridge: origin {:#x}", bridge.origin());
+    let origin = bridge.origin();
+    events.emit(
+        || format!("origin {origin:#x}"),
+        || json!({"event": "origin", "origin": origin}),
+    );
     let mut failed = None;
+    let mut stopping = false;
     while !outbound.is_empty() || !inbound.is_empty() {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
+        if !stopping && signalled.load(Ordering::Relaxed) {
+            stopping = true;
+            events.emit(
+                || "signalled: ending every direction".to_owned(),
+                || json!({"event": "signalled"}),
+            );
+        }
         for (key, dir) in &inbound {
             while let Some(problem) = dir.try_error() {
-                eprintln!("shmring bridge: in {key}: {problem}");
+                events.emit(
+                    || format!("in {key}: {problem}"),
+                    || json!({"event": "problem", "direction": "in", "key": key, "problem": problem.to_string()}),
+                );
             }
         }
         for (name, out) in std::mem::take(&mut outbound) {
-            if !out.is_finished() {
+            if !stopping && !out.is_finished() {
                 outbound.push((name, out));
                 continue;
             }
             let stats = out.stats();
-            match out.join() {
-                Ok(end) => eprintln!("shmring bridge: out {name} ended: {end:?}, {stats:?}"),
+            let result = if stopping { out.stop() } else { out.join() };
+            match result {
+                Ok(end) => events.emit(
+                    || format!("out {name} ended: {end:?}, {stats:?}"),
+                    || json!({"event": "ended", "direction": "out", "object": name, "end": format!("{end:?}"), "stats": outbound_json(&stats)}),
+                ),
                 Err(e) => {
-                    eprintln!("shmring bridge: out {name} failed: {e}");
+                    events.emit(
+                        || format!("out {name} failed: {e}"),
+                        || json!({"event": "failed", "direction": "out", "object": name, "error": e.to_string()}),
+                    );
                     failed = Some(e);
                 }
             }
         }
         for (key, dir) in std::mem::take(&mut inbound) {
-            if !dir.is_finished() {
+            if !stopping && !dir.is_finished() {
                 inbound.push((key, dir));
                 continue;
             }
             let stats = dir.stats();
-            match dir.join() {
-                Ok(end) => eprintln!("shmring bridge: in {key} ended: {end:?}, {stats:?}"),
+            let result = if stopping { dir.stop() } else { dir.join() };
+            match result {
+                Ok(end) => events.emit(
+                    || format!("in {key} ended: {end:?}, {stats:?}"),
+                    || json!({"event": "ended", "direction": "in", "key": key, "end": format!("{end:?}"), "stats": inbound_json(&stats)}),
+                ),
                 Err(e) => {
-                    eprintln!("shmring bridge: in {key} failed: {e}");
+                    events.emit(
+                        || format!("in {key} failed: {e}"),
+                        || json!({"event": "failed", "direction": "in", "key": key, "error": e.to_string()}),
+                    );
                     failed = Some(e);
                 }
             }

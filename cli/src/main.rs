@@ -202,7 +202,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => watch::run(&args, cli.json),
         Command::Clean(args) => clean::run(&args, cli.json),
         #[cfg(feature = "bridge")]
-        Command::Bridge(args) => bridge::run(&args),
+        Command::Bridge(args) => bridge::run(&args, cli.json),
         Command::Man { command } => man(command.as_deref()),
     };
     match result {

@@ -612,3 +612,164 @@ fn orphan_doorbells_are_listed_and_cleaned() {
     assert_eq!(doc["results"][0]["outcome"], "removed", "{doc}");
     assert!(!fifo.exists(), "the FIFO is removed");
 }
+
+/// `shmring bridge` (feature `bridge`) as two processes over loopback: one
+/// carries a local channel out to a Zenoh key, the other carries that key into
+/// another local channel. Every message arrives in order; SIGINT makes the
+/// outbound process send its end of stream, print its final counts as JSON and
+/// exit 0; the inbound process then ends by itself (every source ended) and the
+/// local receiver gets `Disconnected`.
+#[cfg(feature = "bridge")]
+#[test]
+fn bridge_carries_a_channel_across_and_ends_in_order_on_sigint() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Stdio};
+
+    use shmring::{ChannelBuilder, RecvTimeoutError};
+
+    /// The tool's JSON lines on stdout, read on a thread of their own.
+    fn events(child: &mut Child) -> std::sync::mpsc::Receiver<Value> {
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let doc: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                if tx.send(doc).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
+    /// The next event of `kind`, skipping others, within 60 s.
+    fn next_event(events: &std::sync::mpsc::Receiver<Value>, kind: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let doc = events
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no {kind:?} event within 60 s: {e}"));
+            assert_eq!(doc["schema"], 1, "{doc}");
+            if doc["event"] == kind {
+                return doc;
+            }
+        }
+    }
+
+    fn exit_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("shmring bridge did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (from, to) = (unique("bridge-from"), unique("bridge-to"));
+    let key = format!("shmring-cli-test/{from}");
+    let from_channel = ChannelBuilder::shm(&from).create().expect("create from");
+    let to_channel = ChannelBuilder::shm(&to).create().expect("create to");
+    let mut tx = from_channel.sender().expect("sender");
+    let mut rx = to_channel.receiver().expect("receiver");
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shmring"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run shmring bridge")
+    };
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let mut out = spawn(&[
+        "bridge",
+        "--json",
+        "--listen",
+        &endpoint,
+        "--out",
+        &format!("spsc:{from}={key}"),
+    ]);
+    let out_events = events(&mut out);
+    let started = next_event(&out_events, "started");
+    assert_eq!(
+        (&started["direction"], &started["object"], &started["key"]),
+        (
+            &Value::from("out"),
+            &Value::from(from.as_str()),
+            &Value::from(key.as_str())
+        ),
+        "{started}"
+    );
+    let mut inn = spawn(&[
+        "bridge",
+        "--json",
+        "--connect",
+        &endpoint,
+        "--in",
+        &format!("{key}=spsc:{to}"),
+    ]);
+    let in_events = events(&mut inn);
+    next_event(&in_events, "started");
+    // Zenoh drops what nobody subscribes to: send until the first one arrives,
+    // then count from the message it carries.
+    let mut buf = [0u8; 64];
+    let mut next = 0u32;
+    let first = loop {
+        tx.send(&next.to_le_bytes()).expect("send");
+        next += 1;
+        match rx.recv_timeout(&mut buf, Duration::from_millis(50)) {
+            Ok(n) => break u32::from_le_bytes(buf[..n].try_into().expect("4 bytes")),
+            Err(RecvTimeoutError::TimedOut) => {}
+            Err(e) => panic!("receive: {e}"),
+        }
+        assert!(next < 2000, "nothing crossed the bridge in 100 s");
+    };
+    for n in next..next + 1000 {
+        tx.send(&n.to_le_bytes()).expect("send");
+    }
+    let last = next + 1000;
+    for want in first + 1..last {
+        let n = rx
+            .recv_timeout(&mut buf, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("message {want}: {e}"));
+        assert_eq!(
+            u32::from_le_bytes(buf[..n].try_into().expect("4 bytes")),
+            want
+        );
+    }
+    // SAFETY: kill(2) with a live child's pid and a valid signal number.
+    assert_eq!(unsafe { libc::kill(out.id() as i32, libc::SIGINT) }, 0);
+    next_event(&out_events, "signalled");
+    let ended = next_event(&out_events, "ended");
+    assert_eq!(
+        ended["end"],
+        format!("Stopped {{ sent: {last} }}"),
+        "{ended}"
+    );
+    assert_eq!(ended["stats"]["sent"], last, "{ended}");
+    assert!(exit_within(&mut out, Duration::from_secs(30)).success());
+    // The far side saw an orderly end: its direction ends by itself.
+    let ended = next_event(&in_events, "ended");
+    assert_eq!(ended["end"], "AllSourcesEnded", "{ended}");
+    assert_eq!(ended["stats"]["ended_in_band"], 1, "{ended}");
+    // Messages sent before the inbound's subscriber was known: one gap.
+    let gaps = u64::from(first != 0);
+    assert_eq!(ended["stats"]["gaps"], gaps, "first {first}: {ended}");
+    assert_eq!(ended["stats"]["delivered"], last - first, "{ended}");
+    assert!(exit_within(&mut inn, Duration::from_secs(30)).success());
+    match rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
+        Err(RecvTimeoutError::Disconnected) => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+}
