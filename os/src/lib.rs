@@ -278,7 +278,7 @@ pub use readiness::watcher::NO_WATCHER_VAR;
 pub use readiness::{
     ConditionReadiness, Interest, Readiness, ReceiveReadiness, SendReadiness, Wakeups,
 };
-pub use rpc::{RpcClient, RpcServer};
+pub use rpc::{RpcClient, RpcRequest, RpcRequests, RpcResponder, RpcServer};
 pub use segment::{Segment, SegmentOptions, clean, clean_stale, inspect, list_objects};
 pub use select::Select;
 pub use semaphore::{SEMAPHORE_MAX_LIMIT, Semaphore, SemaphoreBuilder, SemaphoreWaiter};

@@ -587,24 +587,18 @@ fn dispatch(
 
 /// The answering side of request/response: reads requests, calls a handler,
 /// sends each response back with its request's id. One thread serves; run
-/// several servers (on several transport pairs) for parallel handlers.
+/// several servers (on several transport pairs) for parallel handlers, or
+/// [`split`](Self::split) it to answer requests later and out of order.
 pub struct RpcServer {
-    receiver: Box<dyn MessageReceiver + Send>,
-    sender: Box<dyn MessageSender + Send>,
-    /// The receive buffer.
-    request: Vec<u8>,
-    /// The response being sent; not empty while a response is left to send (its
-    /// send timed out), which the next call sends first.
-    response: Vec<u8>,
-    max_response_len: usize,
-    malformed: u64,
+    requests: RpcRequests,
+    responder: RpcResponder,
 }
 
 impl std::fmt::Debug for RpcServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RpcServer")
-            .field("response_pending", &!self.response.is_empty())
-            .field("malformed", &self.malformed)
+            .field("response_pending", &!self.responder.frame.is_empty())
+            .field("malformed", &self.requests.malformed)
             .finish_non_exhaustive()
     }
 }
@@ -624,27 +618,40 @@ impl RpcServer {
         receiver: Box<dyn MessageReceiver + Send>,
         sender: Box<dyn MessageSender + Send>,
     ) -> Self {
-        let request = vec![0u8; receiver.max_message_len()];
+        let buffer = vec![0u8; receiver.max_message_len()];
         let max_response_len = sender.max_message_len().saturating_sub(HEADER_LEN);
         Self {
-            receiver,
-            sender,
-            request,
-            response: Vec::new(),
-            max_response_len,
-            malformed: 0,
+            requests: RpcRequests {
+                receiver,
+                buffer,
+                malformed: 0,
+            },
+            responder: RpcResponder {
+                sender,
+                frame: Vec::new(),
+                max_response_len,
+            },
         }
+    }
+
+    /// Its two halves: [`RpcRequests`] takes requests, [`RpcResponder`]
+    /// answers them by id, in any order and from any thread, so that calls can
+    /// be answered concurrently (a handler that hands each request to a pool, a
+    /// bridge that forwards each one). A response this server could not send
+    /// yet goes with the responder and is sent before its first answer.
+    pub fn split(self) -> (RpcRequests, RpcResponder) {
+        (self.requests, self.responder)
     }
 
     /// The longest response: the sender's largest message less the header. A
     /// longer one is replaced by an error response saying so.
     pub fn max_response_len(&self) -> usize {
-        self.max_response_len
+        self.responder.max_response_len
     }
 
     /// How many malformed requests [`serve`](Self::serve) skipped.
     pub fn malformed(&self) -> u64 {
-        self.malformed
+        self.requests.malformed
     }
 
     /// Answers one request, waiting as long as it takes for it.
@@ -680,10 +687,10 @@ impl RpcServer {
         &mut self,
         handler: impl FnOnce(&[u8]) -> std::result::Result<Vec<u8>, E>,
     ) -> Result<()> {
-        self.flush(None, true)?;
-        let n = self.receiver.try_recv(&mut self.request)?;
+        self.responder.flush(None, true)?;
+        let n = self.requests.receiver.try_recv(&mut self.requests.buffer)?;
         self.answer(n, handler)?;
-        self.flush(None, true)
+        self.responder.flush(None, true)
     }
 
     /// Waits until `deadline` at most (`None`: no limit) for one request, calls
@@ -706,10 +713,13 @@ impl RpcServer {
         handler: impl FnOnce(&[u8]) -> std::result::Result<Vec<u8>, E>,
         deadline: Option<Instant>,
     ) -> Result<()> {
-        self.flush(deadline, false)?;
-        let n = self.receiver.recv_deadline(&mut self.request, deadline)?;
+        self.responder.flush(deadline, false)?;
+        let n = self
+            .requests
+            .receiver
+            .recv_deadline(&mut self.requests.buffer, deadline)?;
         self.answer(n, handler)?;
-        self.flush(deadline, false)
+        self.responder.flush(deadline, false)
     }
 
     /// Answers requests until the client goes: returns `Ok` on
@@ -725,21 +735,101 @@ impl RpcServer {
         loop {
             match self.serve_one(&mut handler) {
                 Ok(()) => {}
-                Err(Error::MalformedFrame { .. }) => self.malformed += 1,
+                Err(Error::MalformedFrame { .. }) => self.requests.malformed += 1,
                 Err(Error::Disconnected { .. }) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// Decodes the request in `self.request[..n]`, runs `handler`, and encodes
-    /// the response into `self.response`.
+    /// Decodes the request in the receive buffer's first `n` bytes, runs
+    /// `handler`, and encodes the response into the responder's frame.
     fn answer<E: Display>(
         &mut self,
         n: usize,
         handler: impl FnOnce(&[u8]) -> std::result::Result<Vec<u8>, E>,
     ) -> Result<()> {
-        let frame = &self.request[..n.min(self.request.len())];
+        let (id, payload) = self.requests.decode(n)?;
+        match handler(payload) {
+            Ok(response) => self.responder.encode::<E>(id, Ok(&response)),
+            Err(e) => self.responder.encode(id, Err(&e)),
+        }
+        Ok(())
+    }
+}
+
+/// A request taken by [`RpcRequests`], to be answered through
+/// [`RpcResponder::respond_deadline`] with its `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcRequest {
+    /// The id its response must carry.
+    pub id: u64,
+    /// The request as the client sent it.
+    pub payload: Vec<u8>,
+}
+
+/// The requests half of a [`split`](RpcServer::split) server.
+pub struct RpcRequests {
+    receiver: Box<dyn MessageReceiver + Send>,
+    /// The receive buffer.
+    buffer: Vec<u8>,
+    malformed: u64,
+}
+
+impl std::fmt::Debug for RpcRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcRequests")
+            .field("malformed", &self.malformed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcRequests {
+    /// Waits until `deadline` at most (`None`: no limit) for the next request.
+    ///
+    /// # Errors
+    /// - [`Error::TimedOut`]: none before the deadline.
+    /// - [`Error::Disconnected`]: the client has gone.
+    /// - [`Error::MalformedFrame`]: the message received breaks the wire format
+    ///   (counted in [`malformed`](Self::malformed)); it is consumed, and the
+    ///   next call goes on.
+    /// - the transport's errors.
+    pub fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<RpcRequest> {
+        let n = self.receiver.recv_deadline(&mut self.buffer, deadline)?;
+        self.take(n)
+    }
+
+    /// The next request if one is there now.
+    ///
+    /// # Errors
+    /// As [`recv_deadline`](Self::recv_deadline), [`Error::Empty`] instead of
+    /// `TimedOut`.
+    pub fn try_recv(&mut self) -> Result<RpcRequest> {
+        let n = self.receiver.try_recv(&mut self.buffer)?;
+        self.take(n)
+    }
+
+    /// How many malformed requests were skipped.
+    pub fn malformed(&self) -> u64 {
+        self.malformed
+    }
+
+    fn take(&mut self, n: usize) -> Result<RpcRequest> {
+        match self.decode(n) {
+            Ok((id, payload)) => Ok(RpcRequest {
+                id,
+                payload: payload.to_vec(),
+            }),
+            Err(e) => {
+                self.malformed += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks the request in the buffer's first `n` bytes: its id and payload.
+    fn decode(&self, n: usize) -> Result<(u64, &[u8])> {
+        let frame = &self.buffer[..n.min(self.buffer.len())];
         let (id, kind, payload) = decode(frame, "request")?;
         if kind != KIND_REQUEST {
             return Err(Error::MalformedFrame {
@@ -748,9 +838,74 @@ impl RpcServer {
                 reason: format!("kind {kind} where a request was expected"),
             });
         }
-        match handler(payload) {
+        Ok((id, payload))
+    }
+}
+
+/// The responses half of a [`split`](RpcServer::split) server: answers
+/// requests by id, in any order.
+pub struct RpcResponder {
+    sender: Box<dyn MessageSender + Send>,
+    /// The response being sent; not empty while a response is left to send (its
+    /// send timed out), which the next call sends first.
+    frame: Vec<u8>,
+    max_response_len: usize,
+}
+
+impl std::fmt::Debug for RpcResponder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcResponder")
+            .field("response_pending", &!self.frame.is_empty())
+            .field("max_response_len", &self.max_response_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcResponder {
+    /// The longest response (see [`RpcServer::max_response_len`]).
+    pub fn max_response_len(&self) -> usize {
+        self.max_response_len
+    }
+
+    /// Answers request `id`: `Ok(response)` as a response, `Err(e)` as an
+    /// error response carrying `e.to_string()` (the client's call returns it as
+    /// [`Error::Remote`]); a response longer than
+    /// [`max_response_len`](Self::max_response_len) becomes an error response
+    /// saying so. Waits until `deadline` at most (`None`: no limit) for room.
+    ///
+    /// # Errors
+    /// - [`Error::TimedOut`]: no room before the deadline. When a response left
+    ///   from an earlier call could not be sent, this one was not taken: call
+    ///   again with it. When this one could not be sent, it is kept and sent
+    ///   first by the next call: call again with the next answer, or with
+    ///   [`flush_deadline`](Self::flush_deadline).
+    /// - [`Error::Disconnected`]: the client has gone.
+    /// - the transport's errors.
+    pub fn respond_deadline<E: Display>(
+        &mut self,
+        id: u64,
+        result: std::result::Result<&[u8], E>,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        self.flush(deadline, false)?;
+        self.encode(id, result.as_ref().map(|r| *r));
+        self.flush(deadline, false)
+    }
+
+    /// Sends the response left from an earlier call, if any, waiting until
+    /// `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`respond_deadline`](Self::respond_deadline).
+    pub fn flush_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
+        self.flush(deadline, false)
+    }
+
+    /// Encodes the answer to request `id` into the frame (empty before).
+    fn encode<E: Display>(&mut self, id: u64, result: std::result::Result<&[u8], &E>) {
+        match result {
             Ok(response) if response.len() <= self.max_response_len => {
-                encode(&mut self.response, id, KIND_RESPONSE, &response);
+                encode(&mut self.frame, id, KIND_RESPONSE, response);
             }
             Ok(response) => {
                 let message = format!(
@@ -758,7 +913,7 @@ impl RpcServer {
                     response.len(),
                     self.max_response_len
                 );
-                encode(&mut self.response, id, KIND_ERROR, message.as_bytes());
+                encode(&mut self.frame, id, KIND_ERROR, message.as_bytes());
             }
             Err(e) => {
                 let mut message = e.to_string();
@@ -769,23 +924,22 @@ impl RpcServer {
                     }
                     message.truncate(end);
                 }
-                encode(&mut self.response, id, KIND_ERROR, message.as_bytes());
+                encode(&mut self.frame, id, KIND_ERROR, message.as_bytes());
             }
         }
-        Ok(())
     }
 
     /// Sends the pending response, if any.
     fn flush(&mut self, deadline: Option<Instant>, try_only: bool) -> Result<()> {
-        if self.response.is_empty() {
+        if self.frame.is_empty() {
             return Ok(());
         }
         if try_only {
-            self.sender.try_send(&self.response)?;
+            self.sender.try_send(&self.frame)?;
         } else {
-            self.sender.send_deadline(&self.response, deadline)?;
+            self.sender.send_deadline(&self.frame, deadline)?;
         }
-        self.response.clear();
+        self.frame.clear();
         Ok(())
     }
 }
@@ -1039,6 +1193,80 @@ mod tests {
                 b"response too large: 241 bytes, at most 240"
             )
         );
+    }
+
+    #[test]
+    fn a_split_server_answers_out_of_order_and_each_call_gets_its_own() {
+        let (req_tx, req_rx) = mem_pair();
+        let (resp_tx, resp_rx) = mem_pair();
+        let client = Arc::new(RpcClient::new(req_tx, resp_rx));
+        let (mut requests, mut responder) = RpcServer::new(req_rx, resp_tx).split();
+        let calls: Vec<_> = [b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]
+            .into_iter()
+            .map(|request| {
+                let client = client.clone();
+                std::thread::spawn(move || {
+                    (
+                        request.clone(),
+                        client.call_timeout(&request, Duration::from_secs(10)),
+                    )
+                })
+            })
+            .collect();
+        let mut taken: Vec<RpcRequest> = (0..3)
+            .map(|_| requests.recv_deadline(None).expect("a request"))
+            .collect();
+        // Answered last first, the middle one with an error.
+        taken.reverse();
+        for request in &taken {
+            let result = if request.payload == b"second" {
+                Err("refused")
+            } else {
+                Ok(&request.payload[..])
+            };
+            responder
+                .respond_deadline(request.id, result, None)
+                .expect("respond");
+        }
+        for call in calls {
+            let (request, result) = call.join().expect("caller");
+            if request == b"second" {
+                match result {
+                    Err(Error::Remote { message }) => assert_eq!(message, "refused"),
+                    other => panic!("second: {other:?}"),
+                }
+            } else {
+                assert_eq!(result.expect("response"), request);
+            }
+        }
+        drop(client);
+        assert!(matches!(
+            requests.recv_deadline(None),
+            Err(Error::Disconnected { .. })
+        ));
+        assert_eq!(requests.malformed(), 0);
+    }
+
+    #[test]
+    fn a_split_server_counts_and_skips_malformed_requests() {
+        let (mut req_tx, req_rx) = mem_pair();
+        let (resp_tx, _resp_rx) = mem_pair();
+        let (mut requests, _responder) = RpcServer::new(req_rx, resp_tx).split();
+        req_tx.send(&[0u8; 4]).unwrap();
+        req_tx.send(&frame(9, KIND_REQUEST, 0, b"ok")).unwrap();
+        assert!(matches!(
+            requests.try_recv(),
+            Err(Error::MalformedFrame { .. })
+        ));
+        assert_eq!(
+            requests.try_recv().expect("the good one"),
+            RpcRequest {
+                id: 9,
+                payload: b"ok".to_vec()
+            }
+        );
+        assert_eq!(requests.malformed(), 1);
+        assert!(matches!(requests.try_recv(), Err(Error::Empty)));
     }
 
     #[test]
