@@ -873,12 +873,11 @@ impl RpcResponder {
     /// [`max_response_len`](Self::max_response_len) becomes an error response
     /// saying so. Waits until `deadline` at most (`None`: no limit) for room.
     ///
+    /// A response the server had left to send when it was split goes first.
+    ///
     /// # Errors
-    /// - [`Error::TimedOut`]: no room before the deadline. When a response left
-    ///   from an earlier call could not be sent, this one was not taken: call
-    ///   again with it. When this one could not be sent, it is kept and sent
-    ///   first by the next call: call again with the next answer, or with
-    ///   [`flush_deadline`](Self::flush_deadline).
+    /// - [`Error::TimedOut`]: no room before the deadline; this response was
+    ///   not sent: call again with it.
     /// - [`Error::Disconnected`]: the client has gone.
     /// - the transport's errors.
     pub fn respond_deadline<E: Display>(
@@ -889,16 +888,11 @@ impl RpcResponder {
     ) -> Result<()> {
         self.flush(deadline, false)?;
         self.encode(id, result.as_ref().map(|r| *r));
-        self.flush(deadline, false)
-    }
-
-    /// Sends the response left from an earlier call, if any, waiting until
-    /// `deadline` at most.
-    ///
-    /// # Errors
-    /// As [`respond_deadline`](Self::respond_deadline).
-    pub fn flush_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
-        self.flush(deadline, false)
+        let sent = self.flush(deadline, false);
+        if sent.is_err() {
+            self.frame.clear();
+        }
+        sent
     }
 
     /// Encodes the answer to request `id` into the frame (empty before).

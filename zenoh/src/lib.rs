@@ -145,7 +145,7 @@ pub use inbound::{
     DEFAULT_MAX_SOURCES, EndPolicy, Inbound, InboundBuilder, InboundEnd, InboundStats,
 };
 pub use outbound::{DEFAULT_WINDOW, Outbound, OutboundBuilder, OutboundEnd, OutboundStats};
-pub use rpc::{RpcExport, RpcImport};
+pub use rpc::{IMPORT_MAX_IN_FLIGHT, RpcExport, RpcImport};
 pub use zenoh;
 
 /// The chunk between a bridged key and a source's liveliness token.

@@ -6,14 +6,17 @@
 //!   server), each with a timeout; the response is the query's reply, a remote
 //!   error (the handler's `Err`) an error reply.
 //! - [`Bridge::import_rpc`] (the client's host): serves a local [`RpcServer`]
-//!   (the endpoints local clients call) by a Zenoh `get` on the key, with a
-//!   timeout; the first reply is the response, an error reply or no reply an
-//!   error response, which the local client's call returns as
+//!   (the endpoints local clients call) by a Zenoh `get` on the key per request,
+//!   with a timeout; the first reply is the response, an error reply or no reply
+//!   an error response, which the local client's call returns as
 //!   [`shmring::Error::Remote`].
 //!
 //! Requests and responses travel as they are (no bridge header): a query is
-//! answered once, so neither numbering nor end-of-stream applies. An import
-//! serves one call at a time; an export runs `workers` calls at once. The
+//! answered once, so neither numbering nor end-of-stream applies. An import has
+//! up to [`IMPORT_MAX_IN_FLIGHT`] queries out at once (the server is
+//! [split](RpcServer::split): one thread takes requests and sends the queries,
+//! Zenoh's callbacks hand the replies to a second that answers, in the order
+//! they come); an export runs `workers` calls at once. The
 //! queryable's callback never blocks: it hands the query to the export's
 //! workers through a bounded queue and, when that is full, drops it (counted in
 //! [`RpcExport::refused`]; the caller's `get` ends with no reply, which its import
@@ -25,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shmring::{RpcClient, RpcServer};
+use shmring::{RpcClient, RpcRequests, RpcResponder, RpcServer};
 use zenoh::Wait;
 use zenoh::key_expr::KeyExpr;
 use zenoh::query::Query;
@@ -35,6 +38,10 @@ use crate::{Bridge, BridgeError};
 
 /// How often a waiting thread looks at its stop flag.
 const TICK: Duration = Duration::from_millis(50);
+
+/// The most queries an [`RpcImport`] has out at once; a further request waits
+/// in the local endpoint until one is answered.
+pub const IMPORT_MAX_IN_FLIGHT: usize = 1024;
 
 impl Bridge {
     /// Answers Zenoh queries on `key` by calling `client` (connected to a local
@@ -88,7 +95,8 @@ impl Bridge {
     }
 
     /// Serves `server` (the local endpoints local [`RpcClient`]s call) by querying
-    /// `key` on Zenoh, each query within `timeout`, one at a time.
+    /// `key` on Zenoh, each query within `timeout`, up to
+    /// [`IMPORT_MAX_IN_FLIGHT`] at once.
     ///
     /// # Errors
     /// [`BridgeError::InvalidKey`], [`BridgeError::KeyNotAllowed`],
@@ -100,28 +108,41 @@ impl Bridge {
         timeout: Duration,
     ) -> Result<RpcImport, BridgeError> {
         let key = self.check_key(key)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let calls = Arc::new(AtomicU64::new(0));
-        let session = self.session.clone();
-        let (thread_stop, thread_calls, thread_key) = (stop.clone(), calls.clone(), key.clone());
-        let thread = std::thread::Builder::new()
-            .name("shmring-zenoh rpc import".to_owned())
-            .spawn(move || {
-                import_worker(
-                    server,
-                    &session,
-                    &thread_key,
-                    timeout,
-                    &thread_stop,
-                    &thread_calls,
-                )
-            })
-            .map_err(BridgeError::Thread)?;
+        let shared = Arc::new(ImportShared {
+            stop: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+            in_flight: Mutex::new(0),
+            room: Condvar::new(),
+        });
+        let (requests, responder) = server.split();
+        let (answers_tx, answers) = std::sync::mpsc::channel();
+        let answering = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("shmring-zenoh rpc import answers".to_owned())
+                .spawn(move || answer_imported(responder, &answers, &shared))
+                .map_err(BridgeError::Thread)?
+        };
+        let querying = {
+            let (session, shared, key) = (self.session.clone(), shared.clone(), key.clone());
+            std::thread::Builder::new()
+                .name("shmring-zenoh rpc import".to_owned())
+                .spawn(move || {
+                    let querier = Querier {
+                        session: &session,
+                        key: &key,
+                        timeout,
+                        shared: &shared,
+                        answers: answers_tx,
+                    };
+                    querier.run(requests)
+                })
+                .map_err(BridgeError::Thread)?
+        };
         Ok(RpcImport {
             key,
-            stop,
-            calls,
-            thread: Some(thread),
+            shared,
+            threads: Some((querying, answering)),
         })
     }
 }
@@ -185,42 +206,165 @@ fn export_worker(shared: &ExportShared, client: &RpcClient, timeout: Duration) {
     }
 }
 
-fn import_worker(
-    mut server: RpcServer,
-    session: &zenoh::Session,
-    key: &KeyExpr<'static>,
-    timeout: Duration,
-    stop: &AtomicBool,
-    calls: &AtomicU64,
-) -> Result<(), BridgeError> {
-    let handler = |request: &[u8]| -> Result<Vec<u8>, String> {
-        calls.fetch_add(1, Ordering::Relaxed);
-        let replies = session
-            .get(key.clone())
-            .payload(request.to_vec())
-            .timeout(timeout)
-            .wait()
-            .map_err(|e| format!("zenoh get on {key}: {e}"))?;
-        let deadline = Instant::now() + timeout + TICK;
-        match replies.recv_deadline(deadline) {
-            Ok(Some(reply)) => match reply.result() {
-                Ok(sample) => Ok(sample.payload().to_bytes().into_owned()),
-                Err(error) => {
-                    Err(String::from_utf8_lossy(&error.payload().to_bytes()).into_owned())
-                }
-            },
-            Ok(None) | Err(_) => Err(format!("no reply on {key} within {timeout:?}")),
-        }
-    };
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        match server.serve_one_deadline(handler, Instant::now().checked_add(TICK)) {
-            Ok(()) | Err(shmring::Error::TimedOut) | Err(shmring::Error::MalformedFrame { .. }) => {
+/// What the import's two threads share.
+struct ImportShared {
+    stop: AtomicBool,
+    calls: AtomicU64,
+    /// Queries out, not yet answered.
+    in_flight: Mutex<usize>,
+    room: Condvar,
+}
+
+impl ImportShared {
+    /// One query fewer out.
+    fn answered(&self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        *in_flight = in_flight.saturating_sub(1);
+        drop(in_flight);
+        self.room.notify_one();
+    }
+
+    /// Waits until fewer than [`IMPORT_MAX_IN_FLIGHT`] queries are out; false
+    /// if stopped meanwhile. Only the querying thread adds queries, so there is
+    /// still room when it sends the next.
+    fn wait_for_room(&self) -> bool {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        while *in_flight >= IMPORT_MAX_IN_FLIGHT {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
             }
-            Err(shmring::Error::Disconnected { .. }) => return Ok(()),
-            Err(other) => return Err(BridgeError::Local(other)),
+            in_flight = match self.room.wait_timeout(in_flight, TICK) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+
+    /// One query more out.
+    fn sent(&self) {
+        *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    }
+}
+
+/// A request's answer: its id, and the response or the error's text.
+type Answer = (u64, Result<Vec<u8>, String>);
+
+/// The query of one request, held by its reply callback: the first reply is
+/// the answer; if the query ends with none (timeout, no queryable, a failed
+/// `get`), dropping the callback answers with an error.
+struct PendingQuery {
+    id: u64,
+    answered: AtomicBool,
+    answers: std::sync::mpsc::Sender<Answer>,
+    shared: Arc<ImportShared>,
+    /// The error answer if no reply comes.
+    no_reply: String,
+}
+
+impl PendingQuery {
+    fn answer(&self, result: Result<Vec<u8>, String>) {
+        if self.answered.swap(true, Ordering::AcqRel) {
+            return; // a second reply: the first one was the answer
+        }
+        // The answering thread gone means the import is ending: nobody to tell.
+        let _ = self.answers.send((self.id, result));
+        self.shared.answered();
+    }
+
+    fn on_reply(&self, reply: zenoh::query::Reply) {
+        let result = match reply.result() {
+            Ok(sample) => Ok(sample.payload().to_bytes().into_owned()),
+            Err(error) => Err(String::from_utf8_lossy(&error.payload().to_bytes()).into_owned()),
+        };
+        self.answer(result);
+    }
+}
+
+impl Drop for PendingQuery {
+    fn drop(&mut self) {
+        let no_reply = std::mem::take(&mut self.no_reply);
+        self.answer(Err(no_reply));
+    }
+}
+
+/// The import's querying thread.
+struct Querier<'a> {
+    session: &'a zenoh::Session,
+    key: &'a KeyExpr<'static>,
+    timeout: Duration,
+    shared: &'a Arc<ImportShared>,
+    answers: std::sync::mpsc::Sender<Answer>,
+}
+
+impl Querier<'_> {
+    /// Takes local requests and sends a query for each, until the local
+    /// clients have gone or the import is stopped.
+    fn run(self, mut requests: RpcRequests) -> Result<(), BridgeError> {
+        loop {
+            if self.shared.stop.load(Ordering::Relaxed) || !self.shared.wait_for_room() {
+                return Ok(());
+            }
+            let request = match requests.recv_deadline(Instant::now().checked_add(TICK)) {
+                Ok(request) => request,
+                Err(shmring::Error::TimedOut | shmring::Error::MalformedFrame { .. }) => continue,
+                Err(shmring::Error::Disconnected { .. }) => return Ok(()),
+                Err(other) => return Err(BridgeError::Local(other)),
+            };
+            self.shared.calls.fetch_add(1, Ordering::Relaxed);
+            self.shared.sent();
+            let pending = PendingQuery {
+                id: request.id,
+                answered: AtomicBool::new(false),
+                answers: self.answers.clone(),
+                shared: self.shared.clone(),
+                no_reply: format!("no reply on {} within {:?}", self.key, self.timeout),
+            };
+            // A failed `get` drops the callback, whose query answers with an
+            // error: the local call never waits past its own deadline.
+            let _ = self
+                .session
+                .get(self.key.clone())
+                .payload(request.payload)
+                .timeout(self.timeout)
+                .callback(move |reply| pending.on_reply(reply))
+                .wait();
+        }
+    }
+}
+
+/// The import's answering thread: sends each answer as it comes, until every
+/// query has been answered and the querying thread has ended, or the import is
+/// stopped.
+fn answer_imported(
+    mut responder: RpcResponder,
+    answers: &std::sync::mpsc::Receiver<Answer>,
+    shared: &ImportShared,
+) -> Result<(), BridgeError> {
+    loop {
+        let (id, result) = match answers.recv_timeout(TICK) {
+            Ok(answer) => answer,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        let result = result.as_deref().map_err(String::as_str);
+        loop {
+            match responder.respond_deadline(id, result, Instant::now().checked_add(TICK)) {
+                Ok(()) => break,
+                Err(shmring::Error::TimedOut) => {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                }
+                // The local clients have gone: the rest is answered to nobody.
+                Err(shmring::Error::Disconnected { .. }) => return Ok(()),
+                Err(other) => return Err(BridgeError::Local(other)),
+            }
         }
     }
 }
@@ -280,9 +424,21 @@ impl Drop for RpcExport {
 #[derive(Debug)]
 pub struct RpcImport {
     key: KeyExpr<'static>,
-    stop: Arc<AtomicBool>,
-    calls: Arc<AtomicU64>,
-    thread: Option<JoinHandle<Result<(), BridgeError>>>,
+    shared: Arc<ImportShared>,
+    /// The querying thread and the answering thread.
+    #[allow(clippy::type_complexity)]
+    threads: Option<(
+        JoinHandle<Result<(), BridgeError>>,
+        JoinHandle<Result<(), BridgeError>>,
+    )>,
+}
+
+impl std::fmt::Debug for ImportShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportShared")
+            .field("calls", &self.calls.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl RpcImport {
@@ -293,39 +449,54 @@ impl RpcImport {
 
     /// Calls forwarded so far.
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.shared.calls.load(Ordering::Relaxed)
     }
 
-    /// Waits until the local clients have gone.
+    /// Queries out now, not yet answered.
+    pub fn in_flight(&self) -> usize {
+        *self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the local clients have gone and every query sent has been
+    /// answered (or has timed out).
     ///
     /// # Errors
     /// [`BridgeError::Local`] when the local endpoints failed.
     pub fn join(mut self) -> Result<(), BridgeError> {
-        self.join_thread()
+        self.join_threads()
     }
 
-    /// Stops serving (within 50 ms plus the call in hand).
+    /// Stops serving (within 50 ms plus the call in hand); queries still out
+    /// are not answered.
     ///
     /// # Errors
     /// As [`join`](Self::join).
     pub fn stop(mut self) -> Result<(), BridgeError> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.join_thread()
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.join_threads()
     }
 
-    fn join_thread(&mut self) -> Result<(), BridgeError> {
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| BridgeError::Panicked("rpc import"))?,
-            None => Ok(()),
-        }
+    fn join_threads(&mut self) -> Result<(), BridgeError> {
+        let Some((querying, answering)) = self.threads.take() else {
+            return Ok(());
+        };
+        let queried = querying
+            .join()
+            .map_err(|_| BridgeError::Panicked("rpc import"))?;
+        let answered = answering
+            .join()
+            .map_err(|_| BridgeError::Panicked("rpc import answers"))?;
+        queried.and(answered)
     }
 }
 
 impl Drop for RpcImport {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.join_thread();
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let _ = self.join_threads();
     }
 }
