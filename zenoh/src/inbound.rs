@@ -19,6 +19,8 @@ use crate::{Bridge, BridgeError, Delivery};
 const TICK: Duration = Duration::from_millis(50);
 /// How long the forwarding thread spins for the next message before sleeping.
 const SPIN: Duration = Duration::from_micros(50);
+/// How long after its last acknowledgement an idle inbound side repeats it.
+const ACK_REPEAT: Duration = Duration::from_secs(1);
 /// Errors kept for [`Inbound::try_error`] before more are only counted.
 const ERROR_QUEUE: usize = 1024;
 
@@ -480,12 +482,15 @@ struct Source {
     next: u64,
     ended: bool,
     acked: u64,
+    /// When it was last acknowledged.
+    acked_at: Option<Instant>,
 }
 
 const NEW_SOURCE: Source = Source {
     next: 0,
     ended: false,
     acked: 0,
+    acked_at: None,
 };
 
 /// Whoever holds this delivers: a Zenoh callback (only the next message, only
@@ -634,7 +639,14 @@ impl<S: MessageSender> Worker<S> {
 
     fn declare_acker(&self, state: &mut Delivering<S>, id: (u64, u64), key: &str) {
         let ack_key = crate::ack_key(key, id.0, id.1);
-        match self.session.declare_publisher(ack_key).wait() {
+        // Acknowledgements are published from Zenoh's callback too: never block
+        // there. One dropped is made good by the next (each carries the count).
+        let publisher = self
+            .session
+            .declare_publisher(ack_key)
+            .congestion_control(zenoh::qos::CongestionControl::Drop)
+            .wait();
+        match publisher {
             Ok(publisher) => {
                 state.ackers.insert(id, publisher);
             }
@@ -730,6 +742,7 @@ impl<S: MessageSender> Delivering<S> {
         let mut payload = [0u8; wire::HEADER_LEN];
         wire::encode_header(&header, &mut payload);
         source.acked = source.next;
+        source.acked_at = Some(Instant::now());
         if let Err(e) = publisher.put(payload.to_vec()).wait() {
             let error = zenoh_err("publishing an acknowledgement")(e);
             self.report(error);
@@ -737,12 +750,18 @@ impl<S: MessageSender> Delivering<S> {
     }
 
     /// With nothing to do: acknowledges every live source with unacknowledged
-    /// deliveries.
+    /// deliveries, and repeats the last acknowledgement of one not acknowledged
+    /// for [`ACK_REPEAT`] (acknowledgements are dropped rather than block a
+    /// callback: a sender waiting for credit must not wait for one that was
+    /// lost).
     fn ack_idle(&mut self) {
         let due: Vec<(u64, u64)> = self
             .sources
             .iter()
-            .filter(|(_, s)| !s.ended && s.next > s.acked)
+            .filter(|(_, s)| {
+                !s.ended
+                    && (s.next > s.acked || s.acked_at.is_some_and(|at| at.elapsed() >= ACK_REPEAT))
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in due {
