@@ -199,45 +199,39 @@ fn child(role: &str) {
             say("done");
             wait_for_parent();
         }
-        "raw-echo" => {
+        "raw-echo" | "raw-thread-echo" => {
             let session = connecting(port);
             let pong = session
                 .declare_publisher("bench/pong")
                 .express(true)
                 .wait()
                 .expect("pong");
-            let _sub = session
-                .declare_subscriber("bench/ping")
-                .callback(move |sample| {
-                    let _ = pong.put(sample.payload().clone()).wait();
-                })
-                .wait()
-                .expect("ping");
-            say("ready");
-            wait_for_parent();
-        }
-        "raw-thread-echo" => {
-            // As a Zenoh application that answers from a thread of its own, as
-            // the bridge's local peer does: a subscriber with a queue.
-            let session = connecting(port);
-            let pong = session
-                .declare_publisher("bench/pong")
-                .express(true)
-                .wait()
-                .expect("pong");
-            let ping = session
-                .declare_subscriber("bench/ping")
-                .wait()
-                .expect("ping");
-            std::thread::spawn(move || {
-                while let Ok(sample) = ping.recv() {
-                    if pong.put(sample.payload().clone()).wait().is_err() {
-                        break;
+            let ping = session.declare_subscriber("bench/ping");
+            if role == "raw-echo" {
+                // Answers inside Zenoh's callback: the fastest a Zenoh
+                // application can.
+                let _sub = ping
+                    .callback(move |sample| {
+                        let _ = pong.put(sample.payload().clone()).wait();
+                    })
+                    .wait()
+                    .expect("ping");
+                say("ready");
+                wait_for_parent();
+            } else {
+                // Answers from a thread of its own, as the bridge's local peer
+                // does: a subscriber with a queue.
+                let ping = ping.wait().expect("ping");
+                std::thread::spawn(move || {
+                    while let Ok(sample) = ping.recv() {
+                        if pong.put(sample.payload().clone()).wait().is_err() {
+                            break;
+                        }
                     }
-                }
-            });
-            say("ready");
-            wait_for_parent();
+                });
+                say("ready");
+                wait_for_parent();
+            }
         }
         "bridge-echo" => {
             let bridge = Bridge::new(connecting(port));
