@@ -6,8 +6,7 @@
 //! Each test file uses a part of this module only.
 #![allow(dead_code)]
 
-pub use shmring_test_support::child::*;
-pub use shmring_test_support::messages::*;
+pub use shmring_test_support::{child::*, messages::*};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
