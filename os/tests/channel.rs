@@ -456,7 +456,7 @@ fn a_file_channel_with_a_bad_header_or_size_is_refused() {
 fn a_file_channel_keeps_its_messages_across_reopening() {
     let dir = TempDir::new("persist");
     let path = dir.path().join("ring");
-    let message = |i: u64| stream_message(i * 7 + 3);
+    let message = |i: u64| stream_message(i * 7 + 3, STREAM_MAX);
     {
         let channel = ChannelBuilder::file(&path)
             .capacity(1 << 16)

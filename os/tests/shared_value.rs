@@ -165,7 +165,7 @@ fn readers_while_one_writer_writes(versions: u64) {
         ],
     );
     assert_eq!(writer.expect("READY"), "1");
-    // `expect` waits 30 s; the long run writes for minutes.
+    // `expect` waits 60 s; the long run writes for minutes.
     let done = writer.next_report(Duration::from_secs(1800));
     assert_eq!(done, Some(("DONE".to_owned(), versions.to_string())));
     eprintln!("{versions} versions written in {:?}", started.elapsed());

@@ -378,7 +378,7 @@ fn pipe_spawn_hands_a_child_both_directions() {
     let (mut child, mut tx, mut rx) = pipe::spawn(&mut command, PIPES_VAR).unwrap();
     let mut scratch = Vec::new();
     for seq in 0..200u64 {
-        tx.send(&stream_message(seq)).unwrap();
+        tx.send(&stream_message(seq, STREAM_MAX)).unwrap();
         let echo = rx.recv_vec_deadline(Some(Instant::now() + LONG)).unwrap();
         check_stream(seq, STREAM_MAX, &echo, &mut scratch).unwrap();
     }

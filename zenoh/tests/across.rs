@@ -72,6 +72,7 @@ fn hundred_thousand_numbered_checksummed_messages_across_two_processes() {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(240);
     let mut bytes = 0u64;
+    let mut scratch = Vec::new();
     for seq in 0..count {
         let got = match rx.recv_vec_deadline(Some(deadline)) {
             Ok(got) => got,
@@ -81,7 +82,7 @@ fn hundred_thousand_numbered_checksummed_messages_across_two_processes() {
                 inbound.try_error()
             ),
         };
-        if let Err(problem) = check_stream(seq, MAX_LEN, &got) {
+        if let Err(problem) = check_stream(seq, MAX_LEN, &got, &mut scratch) {
             panic!("{problem}; inbound {:?}", inbound.stats());
         }
         bytes += got.len() as u64;
@@ -129,9 +130,9 @@ fn child_endless_sender() {
     }
     child_watchdog(Duration::from_secs(120));
     let port = param_u64("PORT") as u16;
-    let session = match std::env::var("SHMRING_ZENOH_TEST_P_LEASE_MS") {
-        Ok(lease) => connecting_session_with_lease(port, lease.parse().expect("LEASE_MS")),
-        Err(_) => connecting_session(port),
+    let session = match param_opt("LEASE_MS") {
+        Some(lease) => connecting_session_with_lease(port, lease.parse().expect("LEASE_MS")),
+        None => connecting_session(port),
     };
     let bridge = Bridge::new(session);
     let (mut tx, rx) = shmring::channel::pair(1 << 16).expect("pair");
@@ -141,8 +142,10 @@ fn child_endless_sender() {
         .start()
         .expect("outbound");
     report("started", 0);
+    let mut message = Vec::new();
     for seq in 0.. {
-        tx.send(&seq_message(seq)).expect("local send");
+        seq_message(seq, &mut message);
+        tx.send(&message).expect("local send");
     }
 }
 
@@ -282,8 +285,10 @@ fn a_topic_reaches_two_remote_subscribers() {
     let mut publisher = topic.publisher().expect("publisher");
     let subscriber = topic.subscriber(Start::Oldest).expect("subscriber");
     let out = bridge.outbound(subscriber, &key).start().expect("outbound");
+    let mut message = Vec::new();
     for seq in 0..count {
-        publisher.send(&seq_message(seq)).expect("publish");
+        seq_message(seq, &mut message);
+        publisher.send(&message).expect("publish");
     }
     drop(publisher);
     assert_eq!(
@@ -433,8 +438,10 @@ fn sigkill_of_a_bridge_process_gives_every_delivered_message_then_disconnected()
         // Until the bridge process's receiver is gone (then the ring fills: Disconnected).
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seq = 0u64;
+        let mut message = Vec::new();
         while Instant::now() < deadline {
-            match tx.send_timeout(&seq_message(seq), Duration::from_secs(5)) {
+            seq_message(seq, &mut message);
+            match tx.send_timeout(&message, Duration::from_secs(5)) {
                 Ok(()) => seq += 1,
                 Err(_) => break,
             }
