@@ -172,8 +172,10 @@ fn readers_while_one_writer_writes(versions: u64) {
     for r in &mut readers {
         let reads: u64 = r.expect("READS").parse().unwrap();
         let distinct: u64 = r.expect("DISTINCT").parse().unwrap();
-        // Readers read while the writer writes, not only its last version.
-        assert!(distinct >= 100, "a reader saw only {distinct} versions");
+        // Readers read while the writer writes, not only its last version. (At
+        // least 20: a reader of a loaded machine gets the CPU in slices of
+        // milliseconds, and once saw only 99 of the 2,000 bursts.)
+        assert!(distinct >= 20, "a reader saw only {distinct} versions");
         eprintln!("reader: {reads} whole reads, {distinct} versions seen of {versions}");
         r.release();
         r.wait_ok();
