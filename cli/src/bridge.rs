@@ -11,7 +11,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use shmring::broadcast::{BroadcastBuilder, Start};
 use shmring::{ChannelBuilder, MessageReceiver, MessageSender, MpmcChannelBuilder};
-use shmring_zenoh::{Bridge, Delivery};
+use shmring_zenoh::{Bridge, Delivery, Inbound, Outbound};
 
 use crate::exit::Failure;
 
@@ -185,6 +185,68 @@ impl Events {
     }
 }
 
+/// A running direction of the command, with what names it in its events.
+enum Running {
+    Out { name: String, dir: Outbound },
+    In { key: String, dir: Inbound },
+}
+
+impl Running {
+    fn is_finished(&self) -> bool {
+        match self {
+            Running::Out { dir, .. } => dir.is_finished(),
+            Running::In { dir, .. } => dir.is_finished(),
+        }
+    }
+
+    /// Its name in text (`out NAME`, `in KEY`) and in JSON (`direction` and
+    /// `object` or `key`).
+    fn describe(&self) -> (String, serde_json::Map<String, serde_json::Value>) {
+        let mut fields = serde_json::Map::new();
+        let label = match self {
+            Running::Out { name, .. } => {
+                fields.insert("direction".into(), "out".into());
+                fields.insert("object".into(), name.as_str().into());
+                format!("out {name}")
+            }
+            Running::In { key, .. } => {
+                fields.insert("direction".into(), "in".into());
+                fields.insert("key".into(), key.as_str().into());
+                format!("in {key}")
+            }
+        };
+        (label, fields)
+    }
+
+    /// Ends it ([`Outbound::stop`] and [`Inbound::stop`] when `stopping`, else
+    /// waits for its end): how it ended, its counts as text and as JSON.
+    fn end(
+        self,
+        stopping: bool,
+    ) -> Result<(String, String, serde_json::Value), shmring_zenoh::BridgeError> {
+        match self {
+            Running::Out { dir, .. } => {
+                let stats = dir.stats();
+                let end = if stopping { dir.stop() } else { dir.join() }?;
+                Ok((
+                    format!("{end:?}"),
+                    format!("{stats:?}"),
+                    outbound_json(&stats),
+                ))
+            }
+            Running::In { dir, .. } => {
+                let stats = dir.stats();
+                let end = if stopping { dir.stop() } else { dir.join() }?;
+                Ok((
+                    format!("{end:?}"),
+                    format!("{stats:?}"),
+                    inbound_json(&stats),
+                ))
+            }
+        }
+    }
+}
+
 fn outbound_json(stats: &shmring_zenoh::OutboundStats) -> serde_json::Value {
     json!({
         "sent": stats.sent,
@@ -255,7 +317,7 @@ pub fn run(args: &BridgeArgs, json_output: bool) -> Result<(), Failure> {
     if !args.allow.is_empty() {
         bridge = bridge.allow(&args.allow).map_err(bridge_failure)?;
     }
-    let mut outbound = Vec::new();
+    let mut running = Vec::new();
     for ((kind, name), key) in outs {
         let source = open_receiver(kind, name)?;
         let out = bridge
@@ -268,9 +330,11 @@ pub fn run(args: &BridgeArgs, json_output: bool) -> Result<(), Failure> {
             || format!("out {name} -> {key} (stream {stream:#x})"),
             || json!({"event": "started", "direction": "out", "object": name, "key": key, "stream": stream}),
         );
-        outbound.push((name.to_owned(), out));
+        running.push(Running::Out {
+            name: name.to_owned(),
+            dir: out,
+        });
     }
-    let mut inbound = Vec::new();
     for (key, (kind, name)) in ins {
         let sink = open_sender(kind, name)?;
         let dir = bridge
@@ -282,7 +346,7 @@ pub fn run(args: &BridgeArgs, json_output: bool) -> Result<(), Failure> {
             || format!("in {key} -> {name}"),
             || json!({"event": "started", "direction": "in", "object": name, "key": key}),
         );
-        inbound.push((key, dir));
+        running.push(Running::In { key, dir });
     }
     let origin = bridge.origin();
     events.emit(
@@ -291,7 +355,7 @@ pub fn run(args: &BridgeArgs, json_output: bool) -> Result<(), Failure> {
     );
     let mut failed = None;
     let mut stopping = false;
-    while !outbound.is_empty() || !inbound.is_empty() {
+    while !running.is_empty() {
         std::thread::sleep(Duration::from_millis(50));
         if !stopping && signalled.load(Ordering::Relaxed) {
             stopping = true;
@@ -300,52 +364,39 @@ pub fn run(args: &BridgeArgs, json_output: bool) -> Result<(), Failure> {
                 || json!({"event": "signalled"}),
             );
         }
-        for (key, dir) in &inbound {
-            while let Some(problem) = dir.try_error() {
-                events.emit(
-                    || format!("in {key}: {problem}"),
-                    || json!({"event": "problem", "direction": "in", "key": key, "problem": problem.to_string()}),
-                );
-            }
-        }
-        for (name, out) in std::mem::take(&mut outbound) {
-            if !stopping && !out.is_finished() {
-                outbound.push((name, out));
-                continue;
-            }
-            let stats = out.stats();
-            let result = if stopping { out.stop() } else { out.join() };
-            match result {
-                Ok(end) => events.emit(
-                    || format!("out {name} ended: {end:?}, {stats:?}"),
-                    || json!({"event": "ended", "direction": "out", "object": name, "end": format!("{end:?}"), "stats": outbound_json(&stats)}),
-                ),
-                Err(e) => {
+        for direction in &running {
+            if let Running::In { key, dir } = direction {
+                while let Some(problem) = dir.try_error() {
                     events.emit(
-                        || format!("out {name} failed: {e}"),
-                        || json!({"event": "failed", "direction": "out", "object": name, "error": e.to_string()}),
+                        || format!("in {key}: {problem}"),
+                        || json!({"event": "problem", "direction": "in", "key": key, "problem": problem.to_string()}),
                     );
-                    failed = Some(e);
                 }
             }
         }
-        for (key, dir) in std::mem::take(&mut inbound) {
-            if !stopping && !dir.is_finished() {
-                inbound.push((key, dir));
+        for direction in std::mem::take(&mut running) {
+            if !stopping && !direction.is_finished() {
+                running.push(direction);
                 continue;
             }
-            let stats = dir.stats();
-            let result = if stopping { dir.stop() } else { dir.join() };
-            match result {
-                Ok(end) => events.emit(
-                    || format!("in {key} ended: {end:?}, {stats:?}"),
-                    || json!({"event": "ended", "direction": "in", "key": key, "end": format!("{end:?}"), "stats": inbound_json(&stats)}),
-                ),
-                Err(e) => {
+            let (label, names) = direction.describe();
+            // `event` first, as every other event has it.
+            let mut event = serde_json::Map::new();
+            event.insert("event".into(), "ended".into());
+            event.extend(names);
+            match direction.end(stopping) {
+                Ok((end, text_stats, stats)) => {
+                    event.insert("end".into(), end.clone().into());
+                    event.insert("stats".into(), stats);
                     events.emit(
-                        || format!("in {key} failed: {e}"),
-                        || json!({"event": "failed", "direction": "in", "key": key, "error": e.to_string()}),
+                        || format!("{label} ended: {end}, {text_stats}"),
+                        || event.into(),
                     );
+                }
+                Err(e) => {
+                    event.insert("event".into(), "failed".into());
+                    event.insert("error".into(), e.to_string().into());
+                    events.emit(|| format!("{label} failed: {e}"), || event.into());
                     failed = Some(e);
                 }
             }

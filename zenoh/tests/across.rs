@@ -149,6 +149,30 @@ fn child_endless_sender() {
     }
 }
 
+/// Receives the numbered messages still arriving (from `*next` on, in order)
+/// until `Disconnected`, within 30 s of `since`; returns when it came.
+fn rest_then_disconnected(
+    rx: &mut shmring::Receiver,
+    next: &mut u64,
+    since: Instant,
+    inbound: &shmring_zenoh::Inbound,
+    what: &str,
+) -> Instant {
+    loop {
+        match rx.recv_vec_deadline(Some(since + Duration::from_secs(30))) {
+            Ok(got) => {
+                assert_eq!(parse_seq(&got), Ok(*next));
+                *next += 1;
+            }
+            Err(RecvTimeoutError::Disconnected) => return Instant::now(),
+            Err(e) => panic!(
+                "{what}: after {next} messages: {e}, not Disconnected; {:?}",
+                inbound.stats()
+            ),
+        }
+    }
+}
+
 /// Receives 2,000 stream messages on `rx` (traffic first), kills `child` in the
 /// middle of the stream, then receives every message that arrived, in order and
 /// none missing, until `Disconnected`, which must come within [`KILL_BOUND`] of
@@ -169,19 +193,7 @@ fn traffic_then_kill(
         next += 1;
     }
     let killed_at = child.kill();
-    let ended_at = loop {
-        match rx.recv_vec_deadline(Some(killed_at + Duration::from_secs(30))) {
-            Ok(got) => {
-                assert_eq!(parse_seq(&got), Ok(next));
-                next += 1;
-            }
-            Err(RecvTimeoutError::Disconnected) => break Instant::now(),
-            Err(e) => panic!(
-                "{what}: after {next} messages: {e}, not Disconnected; {:?}",
-                inbound.stats()
-            ),
-        }
-    };
+    let ended_at = rest_then_disconnected(rx, &mut next, killed_at, inbound, what);
     let took = ended_at - killed_at;
     eprintln!("{what} -> Disconnected in {took:?}, after {next} messages");
     assert!(
@@ -497,19 +509,7 @@ fn a_silent_sender_is_ended_at_its_lease() {
     }
     let stopped_at = Instant::now();
     signal(child.pid(), "STOP");
-    let ended_at = loop {
-        match rx.recv_vec_deadline(Some(stopped_at + Duration::from_secs(30))) {
-            Ok(got) => {
-                assert_eq!(parse_seq(&got), Ok(next));
-                next += 1;
-            }
-            Err(RecvTimeoutError::Disconnected) => break Instant::now(),
-            Err(e) => panic!(
-                "after {next} messages: {e}, not Disconnected; {:?}",
-                inbound.stats()
-            ),
-        }
-    };
+    let ended_at = rest_then_disconnected(&mut rx, &mut next, stopped_at, &inbound, "stop");
     let took = ended_at - stopped_at;
     eprintln!("stop -> Disconnected in {took:?} (lease {LEASE:?}), after {next} messages");
     assert!(
