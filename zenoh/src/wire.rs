@@ -157,45 +157,44 @@ pub fn push_record(out: &mut Vec<u8>, message: &[u8]) {
     out.extend_from_slice(message);
 }
 
+/// The first record of `rest` and what follows it; `None` if it runs past the
+/// end.
+fn split_record(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, after) = rest.split_first_chunk::<RECORD_LEN>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    let record = after.get(..len)?;
+    Some((record, &after[len..]))
+}
+
 /// The records of a batch's body, in order. A body [`decode`] accepted yields
 /// them all; a malformed one stops at the first bad record.
 pub fn records(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = body;
     std::iter::from_fn(move || {
-        let (len, after) = rest.split_first_chunk::<RECORD_LEN>()?;
-        let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
-        let record = after.get(..len)?;
-        rest = &after[len..];
+        let (record, after) = split_record(rest)?;
+        rest = after;
         Some(record)
     })
 }
 
 /// How many records a batch's body holds, or where it is malformed.
 fn count_records(body: &[u8]) -> Result<u64, WireError> {
-    let mut at = 0usize;
+    let mut rest = body;
     let mut count = 0u64;
-    while at < body.len() {
-        let bad = WireError::BadBatch {
-            len: body.len(),
-            at,
+    while !rest.is_empty() {
+        let Some((_, after)) = split_record(rest) else {
+            return Err(WireError::BadBatch {
+                len: body.len(),
+                at: body.len() - rest.len(),
+            });
         };
-        let Some(prefix) = body.get(at..at + RECORD_LEN) else {
-            return Err(bad);
-        };
-        let mut word = [0u8; RECORD_LEN];
-        word.copy_from_slice(prefix);
-        let len = usize::try_from(u32::from_le_bytes(word)).map_err(|_| bad)?;
-        let end = (at + RECORD_LEN).checked_add(len).ok_or(bad)?;
-        if end > body.len() {
-            return Err(bad);
-        }
-        at = end;
+        rest = after;
         count += 1;
     }
     if count < 2 {
         return Err(WireError::BadBatch {
             len: body.len(),
-            at,
+            at: body.len(),
         });
     }
     Ok(count)
